@@ -1,0 +1,31 @@
+#include "address.h"
+
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "mailroom/error.h"
+#include "proto/frame.h"
+
+int
+mri_address_parse(const char *addr, struct mri_address *out)
+{
+	const char *slash = strchr(addr, '/');
+
+	out->topic     = addr;
+	out->topic_len = slash ? (size_t)(slash - addr) : strlen(addr);
+	out->key       = slash ? slash + 1 : NULL;
+	out->key_len   = slash ? strlen(slash + 1) : 0;
+	if (!mri_topic_valid(out->topic, out->topic_len))
+		return MR_EINVAL;
+	return MR_OK;
+}
+
+int32_t
+mri_partition_for_key(const void *key, size_t key_len, int32_t partitions)
+{
+	// librdkafka's murmur2 partitioner ignores the topic and the
+	// availability check; NULL is what its documentation allows.
+	return rd_kafka_msg_partitioner_murmur2(NULL, key, key_len, partitions,
+						NULL, NULL);
+}

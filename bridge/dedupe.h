@@ -1,0 +1,94 @@
+/*
+ * The publish-side dedupe window: a message id republished to the same topic
+ * within the window gets the first publish's ack and writes nothing (as
+ * NATS JetStream's Nats-Msg-Id and duplicate_window).
+ *
+ * An id is PENDING from its first publish until Kafka confirms it (then it
+ * is DONE and stays for the window) or refuses it (then it is forgotten, so
+ * that a retry writes it). A duplicate that arrives while the first is
+ * pending waits for it. The window is bounded by age and by a number of
+ * entries: when full, the oldest confirmed entries go first, even inside
+ * the window (counted in evicted_early). Pending entries are never evicted;
+ * they are bounded by what mailroomd has in flight.
+ *
+ * Thread safety: not thread-safe; the caller serialises every call.
+ */
+#ifndef MRI_DEDUPE_H
+#define MRI_DEDUPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mri_dedupe;
+
+/* A duplicate waiting for a pending entry; embedded in the caller's state. */
+struct mri_dedupe_waiter {
+	struct mri_dedupe_waiter *next;
+};
+
+enum mri_dedupe_state {
+	MRI_DEDUPE_NEW,     /* first sight: the entry is now pending */
+	MRI_DEDUPE_PENDING, /* a first publish is in flight: wait for it */
+	MRI_DEDUPE_DONE,    /* confirmed: partition and offset are known */
+};
+
+struct mri_dedupe_entry {
+	struct mri_dedupe_entry  *hnext;
+	struct mri_dedupe_entry  *fnext; /* FIFO of DONE entries, oldest first */
+	struct mri_dedupe_entry  *fprev;
+	struct mri_dedupe_waiter *waiters;
+	uint64_t                  hash;
+	uint64_t                  done_ms;
+	int64_t                   offset;
+	int32_t                   partition;
+	uint8_t                   state;
+	uint16_t                  topic_len;
+	uint8_t                   id_len;
+	char                      key[]; /* topic, then id */
+};
+
+struct mri_dedupe_stats {
+	size_t   entries;
+	size_t   pending;
+	uint64_t hits;
+	uint64_t evicted_early;
+};
+
+/** @returns MR_OK or MR_ENOMEM. */
+int  mri_dedupe_new(struct mri_dedupe **out, uint64_t window_ms,
+		    size_t max_entries);
+void mri_dedupe_free(struct mri_dedupe *d);
+
+/**
+ * @brief Look up (topic, id); insert it as pending if new.
+ * @returns an mri_dedupe_state, with *e the entry (borrowed: valid until it
+ *          is completed or failed, or evicted once DONE), or -1 when out of
+ *          memory (then nothing was inserted).
+ */
+int mri_dedupe_check(struct mri_dedupe *d, const char *topic,
+		     size_t topic_len, const char *id, size_t id_len,
+		     uint64_t now_ms, struct mri_dedupe_entry **e);
+
+/** @brief Wait on a pending entry. */
+void mri_dedupe_wait(struct mri_dedupe_entry *e, struct mri_dedupe_waiter *w);
+
+/**
+ * @brief A pending entry was confirmed.
+ * @returns the waiters (the caller completes them with e's ack, read now:
+ *          e may be evicted by the next call).
+ */
+struct mri_dedupe_waiter *mri_dedupe_complete(struct mri_dedupe       *d,
+					      struct mri_dedupe_entry *e,
+					      int32_t partition, int64_t offset,
+					      uint64_t now_ms);
+
+/** @brief A pending entry failed: forget it. @returns its waiters. */
+struct mri_dedupe_waiter *mri_dedupe_fail(struct mri_dedupe       *d,
+					  struct mri_dedupe_entry *e);
+
+/** @brief Drop DONE entries older than the window or beyond the bound. */
+void mri_dedupe_expire(struct mri_dedupe *d, uint64_t now_ms);
+
+void mri_dedupe_stats(const struct mri_dedupe *d, struct mri_dedupe_stats *s);
+
+#endif

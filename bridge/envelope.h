@@ -1,0 +1,54 @@
+/*
+ * The record envelope (docs/PROTOCOL.md, "The record envelope"): key,
+ * payload, and headers in CloudEvents' Kafka binary mode, then mailroom's
+ * own, then the publisher's.
+ *
+ * Thread safety: pure functions, thread-safe.
+ */
+#ifndef MRI_ENVELOPE_H
+#define MRI_ENVELOPE_H
+
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "mailroom/client.h"
+#include "proto/frame.h"
+
+#define MRI_H_SPECVERSION MR_HEADER_SPECVERSION
+#define MRI_H_ID MR_HEADER_ID
+#define MRI_H_SOURCE MR_HEADER_SOURCE
+#define MRI_H_TYPE MR_HEADER_TYPE
+#define MRI_H_TIME MR_HEADER_TIME
+#define MRI_H_CONTENT_TYPE MR_HEADER_CONTENT_TYPE
+
+#define MRI_CE_SPECVERSION "1.0"
+#define MRI_TIME_STRLEN 24 /* 2026-11-25T17:30:54.123Z */
+
+struct mri_envelope_defaults {
+	const char *source;       /* ce_source when the publisher gives none */
+	const char *type;         /* ce_type when the publisher gives none */
+	const char *content_type; /* content-type, likewise */
+	const char *time;         /* ce_time: now, formatted by mri_time_fmt */
+};
+
+/** @brief Format \p ms since the epoch as RFC 3339 UTC with milliseconds. */
+void mri_time_fmt(long long ms, char out[MRI_TIME_STRLEN + 1]);
+
+/** @returns MR_OK or MR_EINVAL: an id is 1-255 bytes, none below 0x20. */
+int mri_envelope_id_valid(const char *id, size_t len);
+
+/**
+ * @brief Build the headers of the record for \p m, whose message id is
+ *        \p id (the publisher's, or one assigned to it).
+ * @returns MR_OK and *out (new: rd_kafka_headers_destroy it, or hand it to
+ *          the producer), or MR_EINVAL with a static sentence in \p why when
+ *          the publisher set a header that only mailroomd sets
+ *          (ce_specversion, ce_id).
+ */
+int mri_envelope_headers(const struct mri_pub_view          *m,
+			 const char *id, size_t id_len,
+			 const struct mri_envelope_defaults *d,
+			 rd_kafka_headers_t **out, const char **why);
+
+#endif

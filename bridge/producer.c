@@ -1,0 +1,481 @@
+#include "producer.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "mailroom/error.h"
+
+#define PRODUCER__BATCH 1024
+#define PRODUCER__DRAIN_MS 10000
+
+struct mri_producer {
+	pthread_rwlock_t       lock; /* read: send; write: recreate */
+	rd_kafka_t            *rk;
+	rd_kafka_queue_t      *q;
+	rd_kafka_conf_t       *tmpl; /* what each new handle is made from */
+	mri_producer_report_cb cb;
+	void                  *arg;
+	pthread_t              thread;
+	atomic_int             stop;
+	atomic_long            unreported;
+	atomic_ullong          confirmed;
+	atomic_ullong          failed;
+	atomic_ullong          recreations;
+	atomic_ullong          resent;
+	/* Only the producer's thread touches these. */
+	struct mri_pmsg       *resend_head;
+	struct mri_pmsg       *resend_tail;
+	char                   fatal_why[512];
+};
+
+static int64_t
+producer__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+mri_kafka_err(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR_NO_ERROR:
+		return MR_OK;
+	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+	case RD_KAFKA_RESP_ERR__TIMED_OUT:
+	case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+		return MR_ETIMEDOUT;
+	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+	case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+		return MR_ENOTOPIC;
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+		return MR_ETOOBIG;
+	case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+		return MR_EBUSY;
+	case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
+	case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+	case RD_KAFKA_RESP_ERR__DESTROY:
+		return MR_ESHUTDOWN;
+	case RD_KAFKA_RESP_ERR__FATAL:
+	case RD_KAFKA_RESP_ERR__TRANSPORT:
+	case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+	case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+	case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+	case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+	case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+		return MR_EUNAVAIL;
+	case RD_KAFKA_RESP_ERR__INVALID_ARG:
+	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+		return MR_EINVAL;
+	default:
+		return MR_EKAFKA;
+	}
+}
+
+static const char *
+producer__why(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+		return "Kafka did not confirm the record within "
+		       "message.timeout.ms; it may or may not have been "
+		       "written: publish it again with the same id";
+	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+		return "topic does not exist and the cluster does not create "
+		       "topics automatically (auto.create.topics.enable): "
+		       "create it with `mailroom topics create`";
+	case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
+	case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+		return "not confirmed by Kafka before mailroomd stopped; it may "
+		       "or may not have been written: publish it again with "
+		       "the same id";
+	default:
+		return rd_kafka_err2str(err);
+	}
+}
+
+static void
+producer__log_cb(const rd_kafka_t *rk, int level, const char *fac,
+		 const char *buf)
+{
+	MRI_LOG(level, "component=kafka facility=%s msg=\"%s\"", fac, buf);
+}
+
+static int
+producer__make(struct mri_producer *p, char *errstr, size_t errstr_size)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->tmpl);
+
+	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+	if (p->rk == NULL) {
+		rd_kafka_conf_destroy(conf);
+		return MR_ECONFIG;
+	}
+	p->q = rd_kafka_queue_get_main(p->rk);
+	return MR_OK;
+}
+
+static void
+producer__resend_push(struct mri_producer *p, struct mri_pmsg *m)
+{
+	m->next = NULL;
+	if (p->resend_tail)
+		p->resend_tail->next = m;
+	else
+		p->resend_head = m;
+	p->resend_tail = m;
+}
+
+static void
+producer__report(struct mri_producer *p, struct mri_presult *r, size_t n)
+{
+	size_t ok = 0;
+
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		ok += r[i].err == MR_OK;
+	atomic_fetch_add(&p->confirmed, ok);
+	atomic_fetch_add(&p->failed, n - ok);
+	p->cb(p->arg, r, n);
+	atomic_fetch_sub(&p->unreported, (long)n);
+}
+
+/* Report a delivery batch. Records that failed because the handle failed
+ * fatally, or everything unconfirmed when \p all_unconfirmed, are kept for
+ * resending instead. */
+static void
+producer__on_dr(struct mri_producer *p, rd_kafka_event_t *ev,
+		bool all_unconfirmed)
+{
+	const rd_kafka_message_t *rkms[PRODUCER__BATCH];
+	struct mri_presult        res[PRODUCER__BATCH];
+	size_t                    n, k = 0;
+	bool fatal = rd_kafka_fatal_error(p->rk, NULL, 0) != 0;
+
+	n = rd_kafka_event_message_array(ev, rkms, PRODUCER__BATCH);
+	for (size_t i = 0; i < n; i++) {
+		const rd_kafka_message_t *rkm = rkms[i];
+		struct mri_pmsg          *m   = rkm->_private;
+
+		if (rkm->err != 0 &&
+		    (all_unconfirmed || fatal ||
+		     rkm->err == RD_KAFKA_RESP_ERR__FATAL)) {
+			rd_kafka_message_detach_headers(
+			    (rd_kafka_message_t *)rkm, &m->hdrs);
+			producer__resend_push(p, m);
+			continue;
+		}
+		res[k].msg       = m;
+		res[k].err       = mri_kafka_err(rkm->err);
+		res[k].partition = rkm->partition;
+		res[k].offset    = rkm->offset;
+		res[k].why = rkm->err ? producer__why(rkm->err) : NULL;
+		k++;
+	}
+	producer__report(p, res, k);
+}
+
+static void
+producer__on_error(struct mri_producer *p, rd_kafka_event_t *ev)
+{
+	rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+
+	if (rd_kafka_event_error_is_fatal(ev)) {
+		rd_kafka_fatal_error(p->rk, p->fatal_why, sizeof(p->fatal_why));
+		mri_err("component=producer msg=\"fatal producer error: %s\"",
+			p->fatal_why);
+		return;
+	}
+	mri_warn("component=producer err=%s msg=\"%s\"",
+		 rd_kafka_err2name(err), rd_kafka_event_error_string(ev));
+}
+
+static void
+producer__serve(struct mri_producer *p, int timeout_ms, bool all_unconfirmed)
+{
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(p->q, timeout_ms);
+
+	if (ev == NULL)
+		return;
+	switch (rd_kafka_event_type(ev)) {
+	case RD_KAFKA_EVENT_DR:
+		producer__on_dr(p, ev, all_unconfirmed);
+		break;
+	case RD_KAFKA_EVENT_ERROR:
+		producer__on_error(p, ev);
+		break;
+	default:
+		break;
+	}
+	rd_kafka_event_destroy(ev);
+}
+
+static int
+producer__produce(struct mri_producer *p, struct mri_pmsg *m)
+{
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_producev(
+	    p->rk, RD_KAFKA_V_TOPIC(m->topic),
+	    RD_KAFKA_V_KEY(m->has_key ? (m->key ? m->key : "") : NULL,
+			   m->has_key ? m->key_len : 0),
+	    RD_KAFKA_V_VALUE((void *)(m->payload ? m->payload : ""),
+			     m->payload_len),
+	    RD_KAFKA_V_HEADERS(m->hdrs), RD_KAFKA_V_OPAQUE(m),
+	    RD_KAFKA_V_END);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		m->hdrs = NULL;
+	return err;
+}
+
+/* The handle failed fatally: collect what it did not confirm, replace it,
+ * and send that again. Runs on the producer's thread. */
+static void
+producer__recreate(struct mri_producer *p)
+{
+	char             errstr[512];
+	int64_t          deadline;
+	struct mri_pmsg *m, *next;
+	size_t           nresend = 0;
+
+	pthread_rwlock_wrlock(&p->lock);
+	rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	deadline = producer__now_ms() + PRODUCER__DRAIN_MS;
+	while (rd_kafka_outq_len(p->rk) > 0 && producer__now_ms() < deadline)
+		producer__serve(p, 100, true);
+	while (producer__now_ms() < deadline) {
+		rd_kafka_event_t *ev = rd_kafka_queue_poll(p->q, 0);
+		if (ev == NULL)
+			break;
+		if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_DR)
+			producer__on_dr(p, ev, true);
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_queue_destroy(p->q);
+	rd_kafka_destroy(p->rk);
+	atomic_fetch_add(&p->recreations, 1);
+
+	if (producer__make(p, errstr, sizeof(errstr)) != MR_OK) {
+		// Cannot happen with a configuration that worked once.
+		mri_err("component=producer msg=\"cannot recreate the "
+			"producer: %s\"",
+			errstr);
+		abort();
+	}
+	for (m = p->resend_head; m != NULL; m = m->next)
+		nresend++;
+	mri_warn("component=producer msg=\"producer recreated after a fatal "
+		 "error; resending %zu unconfirmed records\" reason=\"%s\"",
+		 nresend, p->fatal_why);
+
+	m              = p->resend_head;
+	p->resend_head = p->resend_tail = NULL;
+	for (; m != NULL; m = next) {
+		struct mri_presult r = {m, MR_EKAFKA, -1, -1, NULL};
+		int                err;
+
+		next = m->next;
+		if (++m->resends > MRI_PRODUCER_RESENDS) {
+			r.why = "the Kafka producer failed fatally on every "
+				"attempt; the record may or may not have been "
+				"written";
+		} else if ((err = producer__produce(p, m)) == 0) {
+			atomic_fetch_add(&p->resent, 1);
+			continue;
+		} else {
+			r.err = mri_kafka_err(err);
+			r.why = rd_kafka_err2str(err);
+		}
+		if (m->hdrs) {
+			rd_kafka_headers_destroy(m->hdrs);
+			m->hdrs = NULL;
+		}
+		producer__report(p, &r, 1);
+	}
+	pthread_rwlock_unlock(&p->lock);
+}
+
+static void *
+producer__thread(void *arg)
+{
+	struct mri_producer *p = arg;
+
+	while (!atomic_load(&p->stop)) {
+		producer__serve(p, 100, false);
+		if (rd_kafka_fatal_error(p->rk, NULL, 0) != 0 ||
+		    p->resend_head != NULL)
+			producer__recreate(p);
+	}
+	return NULL;
+}
+
+static int
+producer__set(rd_kafka_conf_t *conf, const char *k, const char *v,
+	      char *errstr, size_t errstr_size)
+{
+	if (rd_kafka_conf_set(conf, k, v, errstr, errstr_size) !=
+	    RD_KAFKA_CONF_OK)
+		return MR_ECONFIG;
+	return MR_OK;
+}
+
+int
+mri_producer_new(struct mri_producer **out, rd_kafka_conf_t *conf,
+		 mri_producer_report_cb cb, void *arg, char *errstr,
+		 size_t errstr_size)
+{
+	struct mri_producer *p;
+	int                  rc;
+
+	if (producer__set(conf, "enable.idempotence", "true", errstr,
+			  errstr_size) ||
+	    producer__set(conf, "acks", "all", errstr, errstr_size) ||
+	    producer__set(conf, "partitioner", "murmur2_random", errstr,
+			  errstr_size))
+		return MR_ECONFIG;
+	rd_kafka_conf_set_events(conf,
+				 RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
+	rd_kafka_conf_set_log_cb(conf, producer__log_cb);
+
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return MR_ENOMEM;
+	}
+	p->cb   = cb;
+	p->arg  = arg;
+	p->tmpl = conf;
+	pthread_rwlock_init(&p->lock, NULL);
+	if ((rc = producer__make(p, errstr, errstr_size)) != MR_OK) {
+		pthread_rwlock_destroy(&p->lock);
+		free(p);
+		return rc;
+	}
+	if (pthread_create(&p->thread, NULL, producer__thread, p) != 0) {
+		rd_kafka_queue_destroy(p->q);
+		rd_kafka_destroy(p->rk);
+		pthread_rwlock_destroy(&p->lock);
+		free(p);
+		snprintf(errstr, errstr_size, "cannot start a thread");
+		return MR_ENOMEM;
+	}
+	*out = p;
+	return MR_OK;
+}
+
+size_t
+mri_producer_send(struct mri_producer *p, struct mri_pmsg **msgs, size_t n,
+		  int *rcs, const char **whys)
+{
+	size_t accepted = 0;
+
+	pthread_rwlock_rdlock(&p->lock);
+	atomic_fetch_add(&p->unreported, (long)n);
+	for (size_t i = 0; i < n; i++) {
+		int err = producer__produce(p, msgs[i]);
+
+		msgs[i]->resends = 0;
+		if (err == 0) {
+			rcs[i] = MR_OK;
+			accepted++;
+			continue;
+		}
+		rcs[i] = mri_kafka_err(err);
+		whys[i] = rd_kafka_err2str(err);
+		if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+			whys[i] = "record larger than the producer's "
+				  "message.max.bytes";
+		else if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			whys[i] = "the producer's queue is full; retry later";
+		atomic_fetch_sub(&p->unreported, 1);
+	}
+	pthread_rwlock_unlock(&p->lock);
+	return accepted;
+}
+
+bool
+mri_producer_flush(struct mri_producer *p, int timeout_ms)
+{
+	int64_t deadline = producer__now_ms() + timeout_ms;
+
+	while (atomic_load(&p->unreported) > 0) {
+		if (producer__now_ms() >= deadline)
+			return false;
+		usleep(2000);
+	}
+	return true;
+}
+
+void
+mri_producer_purge(struct mri_producer *p)
+{
+	pthread_rwlock_rdlock(&p->lock);
+	rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	pthread_rwlock_unlock(&p->lock);
+}
+
+void
+mri_producer_free(struct mri_producer *p)
+{
+	if (p == NULL)
+		return;
+	if (!mri_producer_flush(p, 0)) {
+		mri_producer_purge(p);
+		mri_producer_flush(p, PRODUCER__DRAIN_MS);
+	}
+	atomic_store(&p->stop, 1);
+	pthread_join(p->thread, NULL);
+	rd_kafka_queue_destroy(p->q);
+	rd_kafka_destroy(p->rk);
+	rd_kafka_conf_destroy(p->tmpl);
+	pthread_rwlock_destroy(&p->lock);
+	free(p);
+}
+
+rd_kafka_t *
+mri_producer_lock_handle(struct mri_producer *p)
+{
+	pthread_rwlock_rdlock(&p->lock);
+	return p->rk;
+}
+
+void
+mri_producer_unlock_handle(struct mri_producer *p)
+{
+	pthread_rwlock_unlock(&p->lock);
+}
+
+int
+mri_producer_inject_fatal(struct mri_producer *p)
+{
+	rd_kafka_resp_err_t err;
+
+	pthread_rwlock_rdlock(&p->lock);
+	err = rd_kafka_test_fatal_error(
+	    p->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+	    "injected by mailroom's fault injection");
+	pthread_rwlock_unlock(&p->lock);
+	return err ? MR_EKAFKA : MR_OK;
+}
+
+void
+mri_producer_stats(struct mri_producer *p, struct mri_producer_stats *s)
+{
+	s->confirmed   = atomic_load(&p->confirmed);
+	s->failed      = atomic_load(&p->failed);
+	s->recreations = atomic_load(&p->recreations);
+	s->resent      = atomic_load(&p->resent);
+	pthread_rwlock_rdlock(&p->lock);
+	s->outq = rd_kafka_outq_len(p->rk);
+	pthread_rwlock_unlock(&p->lock);
+}

@@ -1,0 +1,301 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "mailroom/error.h"
+
+
+enum config__type { CFG_STR, CFG_INT, CFG_BOOL };
+
+struct config__entry {
+	const char       *name;
+	enum config__type type;
+	size_t            off;
+	const char       *def;
+	long long         min;
+	long long         max;
+	bool              reloadable;
+	const char       *help;
+};
+
+#define CFG_OFF(f) offsetof(struct mri_config, f)
+
+static const struct config__entry config__table[] = {
+    {"kafka.brokers", CFG_STR, CFG_OFF(brokers), "", 0, 0, false,
+     "Kafka bootstrap servers; empty runs the embedded in-memory cluster "
+     "(development only)"},
+    {"listen", CFG_STR, CFG_OFF(listen), "tcp://127.0.0.1:7450", 0, 0, false,
+     "comma-separated nng listen URLs (tcp://, ipc://)"},
+    {"max_frame_bytes", CFG_INT, CFG_OFF(max_frame_bytes), "16777216", 4096,
+     1LL << 30, false,
+     "largest request frame; larger ones are refused with MR_ETOOBIG"},
+    {"max_inflight", CFG_INT, CFG_OFF(max_inflight), "256", 1, 4096, false,
+     "requests mailroomd works on at once, over all connections"},
+    {"dedupe.window_ms", CFG_INT, CFG_OFF(dedupe_window_ms), "120000", 0,
+     86400000, false, "publish dedupe window on (topic, id); 0 disables"},
+    {"dedupe.max_entries", CFG_INT, CFG_OFF(dedupe_max_entries), "1000000",
+     1, 100000000, false, "bound on the ids the dedupe window remembers"},
+    {"producer.linger_ms", CFG_INT, CFG_OFF(linger_ms), "2", 0, 60000, false,
+     "librdkafka linger.ms for the publish path"},
+    {"producer.message_timeout_ms", CFG_INT, CFG_OFF(message_timeout_ms),
+     "30000", 1000, 3600000, false,
+     "how long Kafka may take to confirm a record before the publish fails"},
+    {"producer.message_max_bytes", CFG_INT, CFG_OFF(message_max_bytes),
+     "16777216", 1000, 1000000000, false,
+     "largest record the producer sends (the topic's max.message.bytes "
+     "applies too)"},
+    {"shutdown.timeout_ms", CFG_INT, CFG_OFF(shutdown_timeout_ms), "10000", 0,
+     600000, false,
+     "on SIGTERM, how long to wait for Kafka to confirm what is in flight"},
+    {"log.level", CFG_STR, CFG_OFF(log_level), "info", 0, 0, true,
+     "err, warning, notice, info or debug"},
+    {"cloudevents.source", CFG_STR, CFG_OFF(ce_source), "mailroomd", 0, 0,
+     true, "ce_source of messages whose publisher gives none"},
+    {"cloudevents.type", CFG_STR, CFG_OFF(ce_type), "mailroom.message", 0, 0,
+     true, "ce_type of messages whose publisher gives none"},
+    {"fault_injection", CFG_BOOL, CFG_OFF(fault_injection), "false", 0, 0,
+     false, "allow the admin API's fault.* operations (tests only)"},
+};
+
+#define CONFIG__N (sizeof(config__table) / sizeof(config__table[0]))
+#define CONFIG__RDK_PREFIX "librdkafka."
+
+static const struct config__entry *
+config__find(const char *name)
+{
+	for (size_t i = 0; i < CONFIG__N; i++)
+		if (strcmp(config__table[i].name, name) == 0)
+			return &config__table[i];
+	return NULL;
+}
+
+static int
+config__set_rdk(struct mri_config *c, const char *name, const char *value)
+{
+	char **n, **v;
+
+	for (size_t i = 0; i < c->rdk_count; i++) {
+		if (strcmp(c->rdk_names[i], name) == 0) {
+			char *nv = strdup(value);
+			if (nv == NULL)
+				return MR_ENOMEM;
+			free(c->rdk_values[i]);
+			c->rdk_values[i] = nv;
+			return MR_OK;
+		}
+	}
+	n = realloc(c->rdk_names, (c->rdk_count + 1) * sizeof(*n));
+	if (n == NULL)
+		return MR_ENOMEM;
+	c->rdk_names = n;
+	v = realloc(c->rdk_values, (c->rdk_count + 1) * sizeof(*v));
+	if (v == NULL)
+		return MR_ENOMEM;
+	c->rdk_values = v;
+	n[c->rdk_count] = strdup(name);
+	v[c->rdk_count] = strdup(value);
+	if (n[c->rdk_count] == NULL || v[c->rdk_count] == NULL) {
+		free(n[c->rdk_count]);
+		free(v[c->rdk_count]);
+		return MR_ENOMEM;
+	}
+	c->rdk_count++;
+	return MR_OK;
+}
+
+int
+mri_config_set(struct mri_config *c, const char *name, const char *value,
+	       bool reload, char *errstr, size_t errstr_size)
+{
+	const struct config__entry *e;
+	char                       *end;
+	long long                   v;
+	void                       *field;
+
+	if (strncmp(name, CONFIG__RDK_PREFIX, strlen(CONFIG__RDK_PREFIX)) == 0) {
+		if (reload)
+			return MR_OK;
+		if (name[strlen(CONFIG__RDK_PREFIX)] == '\0') {
+			snprintf(errstr, errstr_size,
+				 "'librdkafka.' needs a property name");
+			return MR_ECONFIG;
+		}
+		return config__set_rdk(c, name + strlen(CONFIG__RDK_PREFIX),
+				       value);
+	}
+	if ((e = config__find(name)) == NULL) {
+		snprintf(errstr, errstr_size,
+			 "unknown setting '%s' (mailroomd --help-config lists "
+			 "them)",
+			 name);
+		return MR_ECONFIG;
+	}
+	if (reload && !e->reloadable)
+		return MR_OK;
+	field = (char *)c + e->off;
+	switch (e->type) {
+	case CFG_STR: {
+		char *s = strdup(value);
+		if (s == NULL)
+			return MR_ENOMEM;
+		free(*(char **)field);
+		*(char **)field = s;
+		return MR_OK;
+	}
+	case CFG_INT:
+		errno = 0;
+		v     = strtoll(value, &end, 10);
+		if (errno || end == value || *end != '\0') {
+			snprintf(errstr, errstr_size,
+				 "%s: '%s' is not an integer", name, value);
+			return MR_ECONFIG;
+		}
+		if (v < e->min || v > e->max) {
+			snprintf(errstr, errstr_size,
+				 "%s: %lld is outside %lld..%lld", name, v,
+				 e->min, e->max);
+			return MR_ECONFIG;
+		}
+		*(long long *)field = v;
+		return MR_OK;
+	case CFG_BOOL:
+		if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+			*(bool *)field = true;
+		else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+			*(bool *)field = false;
+		else {
+			snprintf(errstr, errstr_size,
+				 "%s: '%s' is not true or false", name, value);
+			return MR_ECONFIG;
+		}
+		return MR_OK;
+	}
+	return MR_EINTERNAL;
+}
+
+int
+mri_config_init(struct mri_config *c)
+{
+	char errstr[256];
+
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < CONFIG__N; i++) {
+		int rc = mri_config_set(c, config__table[i].name,
+					config__table[i].def, false, errstr,
+					sizeof(errstr));
+		if (rc != MR_OK)
+			return rc;
+	}
+	return MR_OK;
+}
+
+void
+mri_config_fini(struct mri_config *c)
+{
+	for (size_t i = 0; i < CONFIG__N; i++)
+		if (config__table[i].type == CFG_STR)
+			free(*(char **)((char *)c + config__table[i].off));
+	for (size_t i = 0; i < c->rdk_count; i++) {
+		free(c->rdk_names[i]);
+		free(c->rdk_values[i]);
+	}
+	free(c->rdk_names);
+	free(c->rdk_values);
+	free(c->file);
+	memset(c, 0, sizeof(*c));
+}
+
+int
+mri_config_load_file(struct mri_config *c, const char *path, bool reload,
+		     char *errstr, size_t errstr_size)
+{
+	json_error_t jerr;
+	json_t      *root = json_load_file(path, 0, &jerr);
+	const char  *name;
+	json_t      *val;
+	int          rc = MR_OK;
+
+	if (root == NULL) {
+		snprintf(errstr, errstr_size, "%s:%d:%d: %s", path, jerr.line,
+			 jerr.column, jerr.text);
+		return MR_ECONFIG;
+	}
+	if (!json_is_object(root)) {
+		snprintf(errstr, errstr_size, "%s: must be a JSON object", path);
+		json_decref(root);
+		return MR_ECONFIG;
+	}
+	json_object_foreach(root, name, val)
+	{
+		char        buf[64];
+		const char *s = buf;
+
+		if (json_is_string(val))
+			s = json_string_value(val);
+		else if (json_is_integer(val))
+			snprintf(buf, sizeof(buf), "%lld",
+				 (long long)json_integer_value(val));
+		else if (json_is_boolean(val))
+			s = json_is_true(val) ? "true" : "false";
+		else {
+			snprintf(errstr, errstr_size,
+				 "%s: '%s' must be a string, an integer or a "
+				 "boolean",
+				 path, name);
+			rc = MR_ECONFIG;
+			break;
+		}
+		if ((rc = mri_config_set(c, name, s, reload, errstr,
+					 errstr_size)) != MR_OK)
+			break;
+	}
+	json_decref(root);
+	return rc;
+}
+
+int
+mri_config_load_env(struct mri_config *c, bool reload, char *errstr,
+		    size_t errstr_size)
+{
+	for (size_t i = 0; i < CONFIG__N; i++) {
+		char        env[128] = "MAILROOM_";
+		size_t      j        = strlen(env);
+		const char *v;
+
+		for (const char *p = config__table[i].name;
+		     *p && j < sizeof(env) - 1; p++)
+			env[j++] = *p == '.' ? '_' : (char)toupper(*p);
+		env[j] = '\0';
+		if ((v = getenv(env)) == NULL)
+			continue;
+		int rc = mri_config_set(c, config__table[i].name, v, reload,
+					errstr, errstr_size);
+		if (rc != MR_OK)
+			return rc;
+	}
+	return MR_OK;
+}
+
+void
+mri_config_print_help(void)
+{
+	for (size_t i = 0; i < CONFIG__N; i++) {
+		const struct config__entry *e = &config__table[i];
+		printf("  %-30s %-4s default %-24s%s\n      %s\n", e->name,
+		       e->type == CFG_STR   ? "str"
+		       : e->type == CFG_INT ? "int"
+					    : "bool",
+		       e->def[0] ? e->def : "(empty)",
+		       e->reloadable ? " (reloads on SIGHUP)" : "", e->help);
+	}
+	printf("  %-30s any librdkafka property, passed through\n",
+	       "librdkafka.<property>");
+}

@@ -1,0 +1,59 @@
+/*
+ * mailroomd's configuration: one table of {name, type, default, bounds,
+ * reloadable} (docs/OPERATIONS.md lists it), applied as defaults, then a
+ * JSON file, then MAILROOM_* environment variables, then flags. Names that
+ * start with "librdkafka." pass straight to librdkafka.
+ *
+ * Thread safety: not thread-safe; the daemon's main thread owns it.
+ */
+#ifndef MRI_CONFIG_H
+#define MRI_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct mri_config {
+	char     *file;
+	char     *brokers;
+	char     *listen;
+	long long max_frame_bytes;
+	long long max_inflight;
+	long long dedupe_window_ms;
+	long long dedupe_max_entries;
+	long long linger_ms;
+	long long message_timeout_ms;
+	long long message_max_bytes;
+	long long shutdown_timeout_ms;
+	char     *log_level;
+	char     *ce_source;
+	char     *ce_type;
+	bool      fault_injection;
+	/* librdkafka pass-through, in the order given */
+	char    **rdk_names;
+	char    **rdk_values;
+	size_t    rdk_count;
+};
+
+/** @brief Fill \p c with the defaults. @returns MR_OK or MR_ENOMEM. */
+int  mri_config_init(struct mri_config *c);
+void mri_config_fini(struct mri_config *c);
+
+/**
+ * @brief Set \p name to \p value (a string, parsed by the entry's type).
+ * @returns MR_OK, or MR_ECONFIG with a sentence in errstr.
+ */
+int mri_config_set(struct mri_config *c, const char *name, const char *value,
+		   bool reload, char *errstr, size_t errstr_size);
+
+/** @brief Apply a JSON object file; errors keep jansson's line/column. */
+int mri_config_load_file(struct mri_config *c, const char *path, bool reload,
+			 char *errstr, size_t errstr_size);
+
+/** @brief Apply MAILROOM_<NAME> variables ('.' becomes '_', upper case). */
+int mri_config_load_env(struct mri_config *c, bool reload, char *errstr,
+			size_t errstr_size);
+
+/** @brief Print the table (name, type, default, reloadable, help). */
+void mri_config_print_help(void);
+
+#endif

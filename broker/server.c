@@ -1,0 +1,899 @@
+#include "server.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "admin.h"
+#include "bridge/dedupe.h"
+#include "bridge/envelope.h"
+#include "bridge/producer.h"
+#include "config.h"
+#include "core/log.h"
+#include "core/uuid7.h"
+#include "embedded.h"
+#include "mailroom/error.h"
+#include "mailroom/version.h"
+#include "proto/frame.h"
+
+enum srv_state { SRV_RECV, SRV_WORK, SRV_SEND };
+
+struct srv_topic {
+	struct srv_topic *next;
+	char              name[];
+};
+
+struct srv_ctx;
+
+/* One message of a PUBLISH request. */
+struct srv_slot {
+	struct mri_dedupe_waiter waiter; /* first: a waiter is its slot */
+	struct srv_ctx          *c;
+	struct mri_pmsg          pm;
+	struct mri_dedupe_entry *dentry; /* the entry this slot writes */
+	const char              *id;
+	uint8_t                  id_len;
+	uint8_t                  flags;
+	uint16_t                 status;
+	int32_t                  partition;
+	int64_t                  offset;
+	const char              *why;
+	char                     idbuf[MRI_UUID_STRLEN + 1];
+};
+
+struct srv_ctx {
+	struct mri_server   *s;
+	nng_ctx              ctx;
+	nng_aio             *aio;
+	enum srv_state       state;
+	nng_msg             *req;
+	struct mri_pub_view *views;
+	struct srv_slot     *slots;
+	uint32_t             count;
+	atomic_uint          pending;
+	struct srv_topic    *topics;
+	struct mri_wbuf      out;
+};
+
+struct mri_server {
+	nng_socket           sock;
+	nng_listener        *listeners;
+	char               **urls;
+	size_t               nurls;
+	struct srv_ctx      *ctxs;
+	size_t               nctx;
+	struct mri_producer *prod;
+	struct mri_embedded *emb;
+	char                *bootstrap;
+	pthread_mutex_t      dlock;
+	struct mri_dedupe   *dedupe; /* NULL: disabled */
+	uint64_t             dedupe_window_ms;
+	pthread_mutex_t      cfg_lock;
+	char                 ce_source[256];
+	char                 ce_type[256];
+	size_t               max_frame;
+	bool                 fault_injection;
+	int                  admin_timeout_ms;
+	atomic_int           draining;
+	atomic_int           busy;
+	atomic_int           admins;
+	int64_t              started_ms;
+	atomic_ullong        n_requests;
+	atomic_ullong        n_confirmed;
+	atomic_ullong        n_failed;
+	atomic_ullong        n_duplicates;
+	atomic_ullong        n_refused;
+};
+
+static void srv__recv(struct srv_ctx *c);
+static int  srv__split_urls(struct mri_server *s, const char *list);
+
+static uint64_t
+srv__mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static long long
+srv__wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+srv__request_free(struct srv_ctx *c)
+{
+	struct srv_topic *t, *n;
+
+	for (uint32_t i = 0; c->slots && i < c->count; i++)
+		if (c->slots[i].pm.hdrs)
+			rd_kafka_headers_destroy(c->slots[i].pm.hdrs);
+	free(c->slots);
+	free(c->views);
+	for (t = c->topics; t != NULL; t = n) {
+		n = t->next;
+		free(t);
+	}
+	if (c->req)
+		nng_msg_free(c->req);
+	c->slots  = NULL;
+	c->views  = NULL;
+	c->topics = NULL;
+	c->req    = NULL;
+	c->count  = 0;
+}
+
+/* Send c->out as the reply; the request is finished. */
+static void
+srv__send(struct srv_ctx *c)
+{
+	nng_msg *m;
+
+	srv__request_free(c);
+	if (c->out.err || nng_msg_alloc(&m, c->out.len) != 0) {
+		// Out of memory: answer with the smallest frame we can.
+		mri_error_encode(&c->out, MR_ENOMEM,
+				 "mailroomd is out of memory");
+		if (nng_msg_alloc(&m, c->out.len) != 0) {
+			atomic_fetch_sub(&c->s->busy, 1);
+			srv__recv(c);
+			return;
+		}
+	}
+	memcpy(nng_msg_body(m), c->out.data, c->out.len);
+	c->state = SRV_SEND;
+	nng_aio_set_msg(c->aio, m);
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+static void
+srv__reply_error(struct srv_ctx *c, int code, const char *why)
+{
+	char msg[MRI_ERRMSG_MAX];
+
+	snprintf(msg, sizeof(msg), "%s: %s", mr_err_name(code), why);
+	atomic_fetch_add(&c->s->n_refused, 1);
+	mri_error_encode(&c->out, (uint16_t)code, msg);
+	srv__send(c);
+}
+
+static void
+srv__reply_json(struct srv_ctx *c, uint8_t op, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+
+	if (text == NULL) {
+		srv__reply_error(c, MR_ENOMEM, "cannot encode the reply");
+		return;
+	}
+	mri_frame_begin(&c->out, op);
+	mri_wbuf_put(&c->out, text, strlen(text));
+	mri_frame_end(&c->out);
+	free(text);
+	srv__send(c);
+}
+
+/* ---- PUBLISH ---------------------------------------------------------- */
+
+static void
+srv__publish_reply(struct srv_ctx *c)
+{
+	struct mri_server *s  = c->s;
+	uint64_t           ok = 0;
+
+	mri_frame_begin(&c->out, MRI_OP_PUBLISH_ACK);
+	mri_wbuf_u32(&c->out, c->count);
+	for (uint32_t i = 0; i < c->count; i++) {
+		struct srv_slot    *sl = &c->slots[i];
+		struct mri_ack_view a  = {0};
+
+		a.status    = sl->status;
+		a.flags     = sl->flags;
+		a.partition = sl->partition;
+		a.offset    = sl->offset;
+		a.topic     = c->views[i].topic;
+		a.topic_len = c->views[i].topic_len;
+		a.id        = sl->id;
+		a.id_len    = sl->id_len;
+		if (sl->status != MR_OK && sl->why) {
+			a.errmsg     = sl->why;
+			a.errmsg_len = (uint16_t)strnlen(sl->why, MRI_ERRMSG_MAX);
+		}
+		ok += sl->status == MR_OK;
+		mri_ack_encode(&c->out, &a);
+	}
+	mri_frame_end(&c->out);
+	atomic_fetch_add(&s->n_confirmed, ok);
+	atomic_fetch_add(&s->n_failed, c->count - ok);
+	srv__send(c);
+}
+
+static void
+srv__slot_done(struct srv_slot *sl)
+{
+	struct srv_ctx *c = sl->c;
+
+	if (atomic_fetch_sub(&c->pending, 1) == 1)
+		srv__publish_reply(c);
+}
+
+static void
+srv__slot_set(struct srv_slot *sl, int err, int32_t part, int64_t off,
+	      const char *why)
+{
+	sl->status    = (uint16_t)err;
+	sl->partition = part;
+	sl->offset    = off;
+	sl->why       = err ? (why ? why : mr_strerror(err)) : NULL;
+}
+
+/* Complete the duplicates that waited on an entry. Caller holds dlock. */
+static void
+srv__finish_waiters(struct mri_server *s, struct mri_dedupe_waiter *w,
+		    int err, int32_t part, int64_t off, const char *why)
+{
+	struct mri_dedupe_waiter *next;
+
+	for (; w != NULL; w = next) {
+		struct srv_slot *sl = (struct srv_slot *)w;
+
+		next = w->next;
+		srv__slot_set(sl, err, part, off, why);
+		if (err == MR_OK) {
+			sl->flags |= MRI_ACK_F_DUPLICATE;
+			atomic_fetch_add(&s->n_duplicates, 1);
+		}
+		srv__slot_done(sl);
+	}
+}
+
+/* The producer's reports: on the producer's thread. */
+static void
+srv__on_report(void *arg, struct mri_presult *r, size_t n)
+{
+	struct mri_server *s     = arg;
+	bool               dedup = false;
+
+	for (size_t i = 0; i < n && !dedup; i++)
+		dedup = ((struct srv_slot *)r[i].msg->opaque)->dentry != NULL;
+	if (dedup) {
+		uint64_t now = srv__mono_ms();
+
+		pthread_mutex_lock(&s->dlock);
+		for (size_t i = 0; i < n; i++) {
+			struct srv_slot          *sl = r[i].msg->opaque;
+			struct mri_dedupe_waiter *w;
+
+			if (sl->dentry == NULL)
+				continue;
+			if (r[i].err == MR_OK)
+				w = mri_dedupe_complete(s->dedupe, sl->dentry,
+							r[i].partition,
+							r[i].offset, now);
+			else
+				w = mri_dedupe_fail(s->dedupe, sl->dentry);
+			sl->dentry = NULL;
+			srv__finish_waiters(s, w, r[i].err, r[i].partition,
+					    r[i].offset, r[i].why);
+		}
+		pthread_mutex_unlock(&s->dlock);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct srv_slot *sl = r[i].msg->opaque;
+
+		srv__slot_set(sl, r[i].err, r[i].partition, r[i].offset,
+			      r[i].why);
+		srv__slot_done(sl);
+	}
+}
+
+static const char *
+srv__topic(struct srv_ctx *c, const struct mri_pub_view *v)
+{
+	struct srv_topic *t = c->topics;
+
+	if (t != NULL && strlen(t->name) == v->topic_len &&
+	    memcmp(t->name, v->topic, v->topic_len) == 0)
+		return t->name;
+	for (t = c->topics; t != NULL; t = t->next)
+		if (strlen(t->name) == v->topic_len &&
+		    memcmp(t->name, v->topic, v->topic_len) == 0)
+			return t->name;
+	if ((t = malloc(sizeof(*t) + v->topic_len + 1)) == NULL)
+		return NULL;
+	memcpy(t->name, v->topic, v->topic_len);
+	t->name[v->topic_len] = '\0';
+	t->next               = c->topics;
+	c->topics             = t;
+	return t->name;
+}
+
+static void
+srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len)
+{
+	struct mri_server           *s = c->s;
+	struct mri_envelope_defaults d;
+	char                         src[256], type[256];
+	char                         now[MRI_TIME_STRLEN + 1];
+	const char                  *why;
+	int64_t                      bad;
+	int                          rc;
+	struct mri_pmsg            **send;
+	int                         *rcs;
+	const char                 **whys;
+	size_t                       nsend = 0;
+
+	rc = mri_publish_decode(body, len, &c->views, &c->count, &why, &bad);
+	if (rc != MR_OK) {
+		char msg[256];
+		if (bad >= 0)
+			snprintf(msg, sizeof(msg), "message %lld: %s",
+				 (long long)bad, why);
+		else
+			snprintf(msg, sizeof(msg), "%s", why);
+		srv__reply_error(c, rc, msg);
+		return;
+	}
+	c->slots = calloc(c->count, sizeof(*c->slots));
+	send     = malloc(c->count * (sizeof(*send) + sizeof(*rcs) +
+				      sizeof(*whys)));
+	if (c->slots == NULL || send == NULL) {
+		free(send);
+		srv__reply_error(c, MR_ENOMEM, "cannot hold the request");
+		return;
+	}
+	rcs  = (int *)(send + c->count);
+	whys = (const char **)(rcs + c->count);
+
+	pthread_mutex_lock(&s->cfg_lock);
+	memcpy(src, s->ce_source, sizeof(src));
+	memcpy(type, s->ce_type, sizeof(type));
+	pthread_mutex_unlock(&s->cfg_lock);
+	mri_time_fmt(srv__wall_ms(), now);
+	d = (struct mri_envelope_defaults){src, type, NULL, now};
+
+	// The guard: the reply goes only when every slot and this function
+	// are done.
+	atomic_store(&c->pending, c->count + 1);
+	for (uint32_t i = 0; i < c->count; i++) {
+		struct srv_slot     *sl = &c->slots[i];
+		struct mri_pub_view *v  = &c->views[i];
+
+		sl->c         = c;
+		sl->partition = -1;
+		sl->offset    = -1;
+		if (v->id_len > 0) {
+			sl->id     = v->id;
+			sl->id_len = v->id_len;
+			if (mri_envelope_id_valid(v->id, v->id_len) != MR_OK) {
+				srv__slot_set(sl, MR_EINVAL, -1, -1,
+					      "message id has control bytes");
+				continue;
+			}
+		} else {
+			mri_uuid7_string(sl->idbuf);
+			sl->id     = sl->idbuf;
+			sl->id_len = MRI_UUID_STRLEN;
+		}
+		rc = mri_envelope_headers(v, sl->id, sl->id_len, &d,
+					  &sl->pm.hdrs, &why);
+		if (rc != MR_OK) {
+			srv__slot_set(sl, rc, -1, -1, why);
+			continue;
+		}
+		if ((sl->pm.topic = srv__topic(c, v)) == NULL) {
+			srv__slot_set(sl, MR_ENOMEM, -1, -1, NULL);
+			continue;
+		}
+		sl->pm.key         = v->key;
+		sl->pm.key_len     = v->key_len;
+		sl->pm.has_key     = v->has_key;
+		sl->pm.payload     = v->payload;
+		sl->pm.payload_len = v->payload_len;
+		sl->pm.opaque      = sl;
+		send[nsend++]      = &sl->pm;
+	}
+
+	// Publisher-given ids go through the dedupe window; assigned ones are
+	// new by construction.
+	if (s->dedupe != NULL) {
+		uint64_t now_ms = srv__mono_ms();
+		size_t   k      = 0;
+
+		pthread_mutex_lock(&s->dlock);
+		mri_dedupe_expire(s->dedupe, now_ms);
+		for (size_t i = 0; i < nsend; i++) {
+			struct srv_slot         *sl = send[i]->opaque;
+			struct mri_dedupe_entry *e;
+			struct mri_pub_view     *v = &c->views[sl - c->slots];
+			int                      st;
+
+			if (v->id_len == 0) {
+				send[k++] = send[i];
+				continue;
+			}
+			st = mri_dedupe_check(s->dedupe, v->topic, v->topic_len,
+					      v->id, v->id_len, now_ms, &e);
+			switch (st) {
+			case MRI_DEDUPE_NEW:
+				sl->dentry = e;
+				send[k++]  = send[i];
+				break;
+			case MRI_DEDUPE_PENDING:
+				mri_dedupe_wait(e, &sl->waiter);
+				break;
+			case MRI_DEDUPE_DONE:
+				srv__slot_set(sl, MR_OK, e->partition,
+					      e->offset, NULL);
+				sl->flags |= MRI_ACK_F_DUPLICATE;
+				atomic_fetch_add(&s->n_duplicates, 1);
+				break;
+			default:
+				srv__slot_set(sl, MR_ENOMEM, -1, -1, NULL);
+				break;
+			}
+			if (st != MRI_DEDUPE_NEW && sl->pm.hdrs) {
+				rd_kafka_headers_destroy(sl->pm.hdrs);
+				sl->pm.hdrs = NULL;
+			}
+		}
+		pthread_mutex_unlock(&s->dlock);
+		nsend = k;
+	}
+
+	// Everything not sent (and not waiting on a duplicate) is done now.
+	for (uint32_t i = 0, j = 0; i < c->count; i++) {
+		struct srv_slot *sl = &c->slots[i];
+
+		if (j < nsend && send[j] == &sl->pm) {
+			j++;
+			continue;
+		}
+		if (sl->status != MR_OK || (sl->flags & MRI_ACK_F_DUPLICATE))
+			srv__slot_done(sl);
+	}
+
+	if (nsend > 0) {
+		mri_producer_send(s->prod, send, nsend, rcs, whys);
+		for (size_t i = 0; i < nsend; i++) {
+			struct srv_slot *sl = send[i]->opaque;
+
+			if (rcs[i] == MR_OK)
+				continue;
+			if (sl->dentry != NULL) {
+				struct mri_dedupe_waiter *w;
+
+				pthread_mutex_lock(&s->dlock);
+				w = mri_dedupe_fail(s->dedupe, sl->dentry);
+				sl->dentry = NULL;
+				srv__finish_waiters(s, w, rcs[i], -1, -1,
+						    whys[i]);
+				pthread_mutex_unlock(&s->dlock);
+			}
+			srv__slot_set(sl, rcs[i], -1, -1, whys[i]);
+			srv__slot_done(sl);
+		}
+	}
+	free(send);
+	srv__slot_done(&(struct srv_slot){.c = c});
+}
+
+/* ---- STATUS and ADMIN ------------------------------------------------- */
+
+static json_t *
+srv__status(struct mri_server *s)
+{
+	struct mri_producer_stats ps;
+	struct mri_dedupe_stats   ds = {0};
+	json_t                   *listeners = json_array();
+	json_t                   *kafka;
+
+	mri_producer_stats(s->prod, &ps);
+	if (s->dedupe) {
+		pthread_mutex_lock(&s->dlock);
+		mri_dedupe_stats(s->dedupe, &ds);
+		pthread_mutex_unlock(&s->dlock);
+	}
+	for (size_t i = 0; i < s->nurls; i++)
+		json_array_append_new(listeners, json_string(s->urls[i]));
+	kafka = json_pack("{s:s, s:b}", "bootstrap", s->bootstrap, "embedded",
+			  s->emb != NULL);
+	if (s->emb != NULL)
+		json_object_set_new(
+		    kafka, "warning",
+		    json_string("embedded in-memory Kafka (librdkafka's mock "
+				"cluster), for development only: nothing "
+				"survives a restart, and each partition keeps "
+				"only about its last 5 MB, silently dropping "
+				"older records"));
+	return json_pack(
+	    "{s:s, s:i, s:o, s:o, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I}, "
+	    "s:{s:I, s:I, s:I, s:i}, s:{s:b, s:I, s:I, s:I}}",
+	    "version", MR_VERSION_STRING, "protocol", MRI_PROTO_VERSION,
+	    "kafka", kafka, "listeners", listeners, "uptime_s",
+	    (json_int_t)((srv__mono_ms() - (uint64_t)s->started_ms) / 1000),
+	    "inflight_requests", atomic_load(&s->busy), "publish", "requests",
+	    (json_int_t)atomic_load(&s->n_requests), "confirmed",
+	    (json_int_t)atomic_load(&s->n_confirmed), "failed",
+	    (json_int_t)atomic_load(&s->n_failed), "duplicates",
+	    (json_int_t)atomic_load(&s->n_duplicates), "refused_requests",
+	    (json_int_t)atomic_load(&s->n_refused), "producer", "confirmed",
+	    (json_int_t)ps.confirmed, "recreations",
+	    (json_int_t)ps.recreations, "resent", (json_int_t)ps.resent,
+	    "outq", ps.outq, "dedupe", "enabled", s->dedupe != NULL,
+	    "window_ms", (json_int_t)s->dedupe_window_ms, "entries",
+	    (json_int_t)ds.entries, "evicted_early",
+	    (json_int_t)ds.evicted_early);
+}
+
+struct srv_admin_job {
+	struct srv_ctx *c;
+	json_t         *req;
+};
+
+static void *
+srv__admin_thread(void *arg)
+{
+	struct srv_admin_job *job = arg;
+	struct srv_ctx       *c   = job->c;
+	struct mri_server    *s   = c->s;
+	struct mri_admin_env  env = {s->prod, s->emb, s->fault_injection,
+				     s->admin_timeout_ms};
+	json_t               *rep = mri_admin_run(&env, job->req);
+
+	json_decref(job->req);
+	free(job);
+	srv__reply_json(c, MRI_OP_ADMIN_REPLY, rep);
+	json_decref(rep);
+	atomic_fetch_sub(&s->admins, 1);
+	return NULL;
+}
+
+static void
+srv__admin(struct srv_ctx *c, const uint8_t *body, size_t len)
+{
+	struct srv_admin_job *job;
+	json_error_t          jerr;
+	json_t               *req;
+	pthread_t             t;
+	pthread_attr_t        attr;
+	char                  msg[256];
+
+	req = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (req == NULL || !json_is_object(req)) {
+		snprintf(msg, sizeof(msg),
+			 "ADMIN body is not a JSON object (line %d column "
+			 "%d: %s)",
+			 jerr.line, jerr.column,
+			 req ? "not an object" : jerr.text);
+		json_decref(req);
+		srv__reply_error(c, MR_EPROTO, msg);
+		return;
+	}
+	if ((job = malloc(sizeof(*job))) == NULL) {
+		json_decref(req);
+		srv__reply_error(c, MR_ENOMEM, "cannot hold the request");
+		return;
+	}
+	job->c   = c;
+	job->req = req;
+	atomic_fetch_add(&c->s->admins, 1);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, srv__admin_thread, job) != 0) {
+		atomic_fetch_sub(&c->s->admins, 1);
+		json_decref(req);
+		free(job);
+		srv__reply_error(c, MR_ENOMEM, "cannot start an admin thread");
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* ---- the request loop ------------------------------------------------- */
+
+static void
+srv__dispatch(struct srv_ctx *c)
+{
+	struct mri_server   *s    = c->s;
+	const uint8_t       *data = nng_msg_body(c->req);
+	size_t               len  = nng_msg_len(c->req);
+	struct mri_frame_hdr h;
+	const char          *why;
+	int                  rc;
+	json_t              *st;
+
+	atomic_fetch_add(&s->n_requests, 1);
+	if (len > s->max_frame) {
+		srv__reply_error(c, MR_ETOOBIG,
+				 "frame larger than max_frame_bytes");
+		return;
+	}
+	if ((rc = mri_frame_parse_hdr(data, len, &h, &why)) != MR_OK) {
+		srv__reply_error(c, rc, why);
+		return;
+	}
+	if (atomic_load(&s->draining)) {
+		srv__reply_error(c, MR_ESHUTDOWN,
+				 "mailroomd is draining; send this to another "
+				 "instance or retry after it restarts");
+		return;
+	}
+	switch (h.op) {
+	case MRI_OP_PUBLISH:
+		srv__publish(c, data + MRI_FRAME_HDR_LEN, h.body_len);
+		break;
+	case MRI_OP_STATUS:
+		st = srv__status(s);
+		srv__reply_json(c, MRI_OP_STATUS_REPLY, st);
+		json_decref(st);
+		break;
+	case MRI_OP_ADMIN:
+		srv__admin(c, data + MRI_FRAME_HDR_LEN, h.body_len);
+		break;
+	default:
+		srv__reply_error(c, MR_EUNKNOWNOP, "unknown operation code");
+		break;
+	}
+}
+
+static void
+srv__recv(struct srv_ctx *c)
+{
+	c->state = SRV_RECV;
+	nng_ctx_recv(c->ctx, c->aio);
+}
+
+static void
+srv__aio_cb(void *arg)
+{
+	struct srv_ctx *c = arg;
+	int             rv = nng_aio_result(c->aio);
+
+	switch (c->state) {
+	case SRV_RECV:
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		if (rv != 0) {
+			srv__recv(c);
+			return;
+		}
+		c->req   = nng_aio_get_msg(c->aio);
+		c->state = SRV_WORK;
+		atomic_fetch_add(&c->s->busy, 1);
+		srv__dispatch(c);
+		return;
+	case SRV_SEND:
+		if (rv != 0)
+			nng_msg_free(nng_aio_get_msg(c->aio));
+		atomic_fetch_sub(&c->s->busy, 1);
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		srv__recv(c);
+		return;
+	case SRV_WORK:
+		return;
+	}
+}
+
+int
+mri_server_new(struct mri_server **out, const struct mri_config *cfg,
+	       const char *bootstrap, struct mri_embedded *emb, char *errstr,
+	       size_t errstr_size)
+{
+	struct mri_server *s;
+	rd_kafka_conf_t   *conf;
+	char               buf[64];
+	int                rc;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return MR_ENOMEM;
+	pthread_mutex_init(&s->dlock, NULL);
+	pthread_mutex_init(&s->cfg_lock, NULL);
+	s->emb              = emb;
+	s->bootstrap        = strdup(bootstrap);
+	s->max_frame        = (size_t)cfg->max_frame_bytes;
+	s->fault_injection  = cfg->fault_injection;
+	s->admin_timeout_ms = 15000;
+	s->started_ms       = (int64_t)srv__mono_ms();
+	s->dedupe_window_ms = (uint64_t)cfg->dedupe_window_ms;
+	s->nctx             = (size_t)cfg->max_inflight;
+	mri_server_reload(s, cfg);
+	if (srv__split_urls(s, cfg->listen) != MR_OK) {
+		mri_server_free(s);
+		return MR_ENOMEM;
+	}
+	if (cfg->dedupe_window_ms > 0 &&
+	    mri_dedupe_new(&s->dedupe, (uint64_t)cfg->dedupe_window_ms,
+			   (size_t)cfg->dedupe_max_entries) != MR_OK) {
+		mri_server_free(s);
+		return MR_ENOMEM;
+	}
+
+	conf = rd_kafka_conf_new();
+#define SRV_SET(k, v)                                                         \
+	if (rd_kafka_conf_set(conf, k, v, errstr, errstr_size) !=             \
+	    RD_KAFKA_CONF_OK)                                                 \
+		goto conf_fail;
+	SRV_SET("bootstrap.servers", bootstrap);
+	SRV_SET("client.id", "mailroomd");
+	snprintf(buf, sizeof(buf), "%lld", cfg->linger_ms);
+	SRV_SET("linger.ms", buf);
+	snprintf(buf, sizeof(buf), "%lld", cfg->message_timeout_ms);
+	SRV_SET("message.timeout.ms", buf);
+	snprintf(buf, sizeof(buf), "%lld", cfg->message_max_bytes);
+	SRV_SET("message.max.bytes", buf);
+	SRV_SET("queue.buffering.max.messages", "0");
+	SRV_SET("queue.buffering.max.kbytes", "2097151");
+	SRV_SET("topic.metadata.propagation.max.ms", "5000");
+	for (size_t i = 0; i < cfg->rdk_count; i++)
+		SRV_SET(cfg->rdk_names[i], cfg->rdk_values[i]);
+#undef SRV_SET
+	rc = mri_producer_new(&s->prod, conf, srv__on_report, s, errstr,
+			      errstr_size);
+	if (rc != MR_OK) {
+		rd_kafka_conf_destroy(conf);
+		mri_server_free(s);
+		return rc;
+	}
+	if ((rc = nng_rep0_open(&s->sock)) != 0) {
+		snprintf(errstr, errstr_size, "nng: %s", nng_strerror(rc));
+		mri_server_free(s);
+		return MR_ETRANSPORT;
+	}
+	// Frames up to twice the limit are read and refused with a reply;
+	// beyond that nng drops the connection before reading it all.
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->max_frame * 2);
+	*out = s;
+	return MR_OK;
+
+conf_fail:
+	rd_kafka_conf_destroy(conf);
+	mri_server_free(s);
+	return MR_ECONFIG;
+}
+
+static int
+srv__split_urls(struct mri_server *s, const char *list)
+{
+	char *copy = strdup(list), *save = NULL, *tok;
+
+	if (copy == NULL)
+		return MR_ENOMEM;
+	for (tok = strtok_r(copy, ", ", &save); tok != NULL;
+	     tok = strtok_r(NULL, ", ", &save)) {
+		char **u = realloc(s->urls, (s->nurls + 1) * sizeof(*u));
+		if (u == NULL || (u[s->nurls] = strdup(tok)) == NULL) {
+			free(copy);
+			return MR_ENOMEM;
+		}
+		s->urls = u;
+		s->nurls++;
+	}
+	free(copy);
+	return MR_OK;
+}
+
+int
+mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size)
+{
+	int rv;
+
+	if (s->nurls == 0) {
+		snprintf(errstr, errstr_size, "listen: no URL to listen on");
+		return MR_ECONFIG;
+	}
+	s->listeners = calloc(s->nurls, sizeof(*s->listeners));
+	s->ctxs      = calloc(s->nctx, sizeof(*s->ctxs));
+	if (s->listeners == NULL || s->ctxs == NULL)
+		return MR_ENOMEM;
+	for (size_t i = 0; i < s->nctx; i++) {
+		struct srv_ctx *c = &s->ctxs[i];
+
+		c->s = s;
+		mri_wbuf_init(&c->out);
+		if ((rv = nng_aio_alloc(&c->aio, srv__aio_cb, c)) != 0 ||
+		    (rv = nng_ctx_open(&c->ctx, s->sock)) != 0) {
+			snprintf(errstr, errstr_size, "nng: %s",
+				 nng_strerror(rv));
+			return MR_ETRANSPORT;
+		}
+	}
+	for (size_t i = 0; i < s->nurls; i++) {
+		rv = nng_listen(s->sock, s->urls[i], &s->listeners[i], 0);
+		if (rv != 0) {
+			snprintf(errstr, errstr_size, "cannot listen on %s: %s",
+				 s->urls[i], nng_strerror(rv));
+			return MR_ETRANSPORT;
+		}
+		mri_notice("component=server msg=\"listening\" url=%s",
+			   s->urls[i]);
+	}
+	for (size_t i = 0; i < s->nctx; i++)
+		srv__recv(&s->ctxs[i]);
+	return MR_OK;
+}
+
+void
+mri_server_reload(struct mri_server *s, const struct mri_config *cfg)
+{
+	pthread_mutex_lock(&s->cfg_lock);
+	snprintf(s->ce_source, sizeof(s->ce_source), "%s", cfg->ce_source);
+	snprintf(s->ce_type, sizeof(s->ce_type), "%s", cfg->ce_type);
+	pthread_mutex_unlock(&s->cfg_lock);
+}
+
+static void
+srv__wait_idle(struct mri_server *s, int timeout_ms)
+{
+	uint64_t deadline = srv__mono_ms() + (uint64_t)timeout_ms;
+
+	while ((atomic_load(&s->busy) > 0 || atomic_load(&s->admins) > 0) &&
+	       srv__mono_ms() < deadline)
+		usleep(2000);
+}
+
+void
+mri_server_drain(struct mri_server *s, int timeout_ms)
+{
+	atomic_store(&s->draining, 1);
+	for (size_t i = 0; s->listeners && i < s->nurls; i++)
+		if (nng_listener_id(s->listeners[i]) > 0)
+			nng_listener_close(s->listeners[i]);
+	mri_notice("component=server msg=\"draining: %d requests in "
+		   "flight\"",
+		   atomic_load(&s->busy));
+	srv__wait_idle(s, timeout_ms);
+	if (atomic_load(&s->busy) > 0) {
+		mri_warn("component=server msg=\"Kafka did not confirm "
+			 "everything within %d ms; failing the rest back to "
+			 "their publishers\"",
+			 timeout_ms);
+		mri_producer_purge(s->prod);
+		srv__wait_idle(s, 5000);
+	}
+}
+
+void
+mri_server_free(struct mri_server *s)
+{
+	if (s == NULL)
+		return;
+	// The producer first: its last reports still reach the contexts.
+	mri_producer_free(s->prod);
+	if (nng_socket_id(s->sock) > 0)
+		nng_close(s->sock);
+	for (size_t i = 0; s->ctxs && i < s->nctx; i++) {
+		struct srv_ctx *c = &s->ctxs[i];
+
+		if (c->aio) {
+			nng_aio_stop(c->aio);
+			nng_aio_free(c->aio);
+		}
+		srv__request_free(c);
+		mri_wbuf_fini(&c->out);
+	}
+	mri_dedupe_free(s->dedupe);
+	for (size_t i = 0; i < s->nurls; i++)
+		free(s->urls[i]);
+	free(s->urls);
+	free(s->listeners);
+	free(s->ctxs);
+	free(s->bootstrap);
+	pthread_mutex_destroy(&s->dlock);
+	pthread_mutex_destroy(&s->cfg_lock);
+	free(s);
+}

@@ -1,0 +1,360 @@
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+
+#define PUBLISH__HDRS_MAX 64
+
+struct publish__out {
+	pthread_mutex_t lock;
+	bool            json;
+	long            index;
+	long            ok;
+	long            refused;
+	int             request_err;
+};
+
+static void
+publish__usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mailroom publish [options] ADDRESS [PAYLOAD]\n"
+		"ADDRESS is topic or topic/key. The payload is PAYLOAD, or "
+		"the file of -f, or standard input.\n"
+		"  -k, --key KEY           key (instead of the address's)\n"
+		"  -H, --header NAME=VALUE a header (repeatable)\n"
+		"      --id ID             message id (ce_id; default a "
+		"UUIDv7)\n"
+		"      --type T            ce_type\n"
+		"      --source S          ce_source\n"
+		"      --content-type CT   content-type\n"
+		"      --reply-to ADDR     mr_reply_to\n"
+		"      --correlation-id C  mr_correlation_id\n"
+		"  -f, --file FILE         read the payload (or lines) from "
+		"FILE\n"
+		"  -l, --lines             each input line is one message\n"
+		"  -K, --key-delim C       with --lines: KEY<C>PAYLOAD\n"
+		"  -b, --batch N           with --lines: messages per request "
+		"(1000)\n"
+		"      --json              one JSON object per ack\n");
+}
+
+static void
+publish__print(struct publish__out *o, const mr_ack *a)
+{
+	long i = o->index++;
+
+	if (a->status == MR_OK)
+		o->ok++;
+	else
+		o->refused++;
+	if (o->json) {
+		json_t *j = json_pack(
+		    "{s:s, s:s, s:i, s:I, s:s, s:b}", "status",
+		    a->status == MR_OK ? "ok" : mr_err_name(a->status),
+		    "topic", a->topic, "partition", a->partition, "offset",
+		    (json_int_t)a->offset, "id", a->id, "duplicate",
+		    a->duplicate);
+		if (a->status != MR_OK)
+			json_object_set_new(j, "error", json_string(a->error));
+		json_dumpf(j, stdout, JSON_COMPACT);
+		fputc('\n', stdout);
+		json_decref(j);
+		return;
+	}
+	if (a->status == MR_OK)
+		printf("%s/%d@%lld id=%s%s\n", a->topic, a->partition,
+		       (long long)a->offset, a->id,
+		       a->duplicate ? " (duplicate)" : "");
+	else
+		fprintf(stderr, "mailroom: message %ld refused: %s: %s\n", i,
+			mr_err_name(a->status), a->error);
+}
+
+static void
+publish__on_acks(void *arg, int status, const mr_ack *acks, size_t n)
+{
+	struct publish__out *o = arg;
+
+	pthread_mutex_lock(&o->lock);
+	if (status != MR_OK && o->request_err == MR_OK)
+		o->request_err = status;
+	for (size_t i = 0; i < n; i++)
+		publish__print(o, &acks[i]);
+	fflush(stdout);
+	pthread_mutex_unlock(&o->lock);
+}
+
+static int
+publish__read_all(FILE *f, char **out, size_t *len)
+{
+	size_t cap = 65536, n = 0, r;
+	char  *buf = malloc(cap), *nb;
+
+	if (buf == NULL)
+		return -1;
+	while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+		n += r;
+		if (n == cap) {
+			if ((nb = realloc(buf, cap * 2)) == NULL) {
+				free(buf);
+				return -1;
+			}
+			buf  = nb;
+			cap *= 2;
+		}
+	}
+	if (ferror(f)) {
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* Lines mode: batches of messages, many requests in flight. */
+static int
+publish__lines(mr_client *c, FILE *in, const mr_message *tmpl,
+	       int key_delim, int batch, struct publish__out *o)
+{
+	mr_message *msgs  = calloc((size_t)batch, sizeof(*msgs));
+	char      **lines = calloc((size_t)batch, sizeof(*lines));
+	char       *line  = NULL;
+	size_t      cap   = 0;
+	ssize_t     len;
+	int         n = 0, rc = MR_OK;
+
+	if (msgs == NULL || lines == NULL) {
+		free(msgs);
+		free(lines);
+		return MR_ENOMEM;
+	}
+	for (;;) {
+		len = getline(&line, &cap, in);
+		if (len >= 0) {
+			char *sep;
+
+			if (len > 0 && line[len - 1] == '\n')
+				line[--len] = '\0';
+			msgs[n]       = *tmpl;
+			lines[n]      = line; // the message borrows the line
+			line          = NULL;
+			cap           = 0;
+			msgs[n].payload     = lines[n];
+			msgs[n].payload_len = (size_t)len;
+			if (key_delim >= 0 &&
+			    (sep = memchr(lines[n], key_delim, (size_t)len))) {
+				msgs[n].key         = lines[n];
+				msgs[n].key_len     = (size_t)(sep - lines[n]);
+				msgs[n].payload     = sep + 1;
+				msgs[n].payload_len =
+				    (size_t)len - msgs[n].key_len - 1;
+			}
+			n++;
+		}
+		if (n > 0 && (n == batch || len < 0)) {
+			// The client copies the messages into its frame.
+			rc = mr_publish_async(c, msgs, (size_t)n,
+					      publish__on_acks, o);
+			for (int i = 0; i < n; i++)
+				free(lines[i]);
+			if (rc != MR_OK)
+				break;
+			n = 0;
+		}
+		if (len < 0)
+			break;
+	}
+	for (int i = 0; i < n; i++)
+		free(lines[i]);
+	free(line);
+	free(msgs);
+	free(lines);
+	if (rc == MR_OK && ferror(in))
+		rc = MR_EIO;
+	return rc;
+}
+
+int
+cli_publish(const struct cli_common *co, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"key", required_argument, NULL, 'k'},
+	    {"header", required_argument, NULL, 'H'},
+	    {"id", required_argument, NULL, 'i'},
+	    {"type", required_argument, NULL, 'T'},
+	    {"source", required_argument, NULL, 'S'},
+	    {"content-type", required_argument, NULL, 'C'},
+	    {"reply-to", required_argument, NULL, 'R'},
+	    {"correlation-id", required_argument, NULL, 'c'},
+	    {"file", required_argument, NULL, 'f'},
+	    {"lines", no_argument, NULL, 'l'},
+	    {"key-delim", required_argument, NULL, 'K'},
+	    {"batch", required_argument, NULL, 'b'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	struct publish__out o     = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	mr_header           hdrs[PUBLISH__HDRS_MAX];
+	mr_message          m     = {0};
+	const char         *file  = NULL, *key = NULL;
+	bool                lines = false;
+	int                 key_delim = -1, batch = 1000, ch, rc, code;
+	char               *topic = NULL, *payload = NULL, *eq;
+	size_t              payload_len = 0;
+	FILE               *in = stdin;
+	mr_client          *c;
+	mr_ack              ack;
+
+	while ((ch = getopt_long(argc, argv, "k:H:f:lK:b:h", opts, NULL)) !=
+	       -1) {
+		switch (ch) {
+		case 'k':
+			key = optarg;
+			break;
+		case 'H':
+			if ((eq = strchr(optarg, '=')) == NULL ||
+			    eq == optarg ||
+			    m.header_count == PUBLISH__HDRS_MAX) {
+				fprintf(stderr, "mailroom: --header takes "
+						"NAME=VALUE (at most 64)\n");
+				return CLI_USAGE;
+			}
+			*eq                         = '\0';
+			hdrs[m.header_count].name     = optarg;
+			hdrs[m.header_count].value     = eq + 1;
+			hdrs[m.header_count++].value_len = strlen(eq + 1);
+			break;
+		case 'i':
+			m.id = optarg;
+			break;
+		case 'T':
+			m.type = optarg;
+			break;
+		case 'S':
+			m.source = optarg;
+			break;
+		case 'C':
+			m.content_type = optarg;
+			break;
+		case 'R':
+			m.reply_to = optarg;
+			break;
+		case 'c':
+			m.correlation_id = optarg;
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		case 'l':
+			lines = true;
+			break;
+		case 'K':
+			if (strlen(optarg) != 1) {
+				fprintf(stderr, "mailroom: --key-delim takes "
+						"one character\n");
+				return CLI_USAGE;
+			}
+			key_delim = (unsigned char)optarg[0];
+			break;
+		case 'b':
+			batch = atoi(optarg);
+			if (batch < 1 || batch > 100000) {
+				fprintf(stderr, "mailroom: --batch takes "
+						"1..100000\n");
+				return CLI_USAGE;
+			}
+			break;
+		case 'j':
+			o.json = true;
+			break;
+		case 'h':
+			publish__usage(stdout);
+			return CLI_OK;
+		default:
+			publish__usage(stderr);
+			return CLI_USAGE;
+		}
+	}
+	if (optind >= argc || argc - optind > 2 ||
+	    (argc - optind == 2 && (file || lines)) ||
+	    (lines && m.id != NULL)) {
+		publish__usage(stderr);
+		return CLI_USAGE;
+	}
+	if ((topic = strdup(argv[optind])) == NULL)
+		return CLI_REFUSED;
+	if ((eq = strchr(topic, '/')) != NULL) {
+		*eq       = '\0';
+		m.key     = eq + 1;
+		m.key_len = strlen(eq + 1);
+	}
+	if (key != NULL) {
+		m.key     = key;
+		m.key_len = strlen(key);
+	}
+	m.topic   = topic;
+	m.headers = hdrs;
+	if (file != NULL && (in = fopen(file, "rb")) == NULL) {
+		fprintf(stderr, "mailroom: %s: %s\n", file, strerror(errno));
+		free(topic);
+		return CLI_INPUT;
+	}
+	if (cli_connect(co, &c) != MR_OK) {
+		if (in != stdin)
+			fclose(in);
+		free(topic);
+		return CLI_UNREACHABLE;
+	}
+	if (lines) {
+		rc = publish__lines(c, in, &m, key_delim, batch, &o);
+		mr_client_drain(c, co->timeout_ms + 1000);
+	} else {
+		if (argc - optind == 2) {
+			m.payload     = argv[optind + 1];
+			m.payload_len = strlen(argv[optind + 1]);
+			rc            = MR_OK;
+		} else if (publish__read_all(in, &payload, &payload_len) != 0) {
+			rc = MR_EIO;
+		} else {
+			m.payload     = payload;
+			m.payload_len = payload_len;
+			rc            = MR_OK;
+		}
+		if (rc == MR_OK) {
+			// mr_publish fills the ack whatever happens.
+			mr_publish(c, &m, &ack);
+			publish__print(&o, &ack);
+			if (cli_exit_for(ack.status) == CLI_UNREACHABLE)
+				o.request_err = ack.status;
+		}
+	}
+	mr_client_free(c);
+	if (in != stdin)
+		fclose(in);
+	free(topic);
+	free(payload);
+
+	if (rc == MR_EIO) {
+		fprintf(stderr, "mailroom: cannot read the input\n");
+		return CLI_INPUT;
+	}
+	if (rc != MR_OK) {
+		fprintf(stderr, "mailroom: publish failed: %s: %s\n",
+			mr_err_name(rc), mr_strerror(rc));
+		return cli_exit_for(rc) == CLI_OK ? CLI_REFUSED
+						   : cli_exit_for(rc);
+	}
+	code = o.refused ? CLI_REFUSED : CLI_OK;
+	if (o.request_err != MR_OK &&
+	    cli_exit_for(o.request_err) == CLI_UNREACHABLE)
+		code = CLI_UNREACHABLE;
+	return code;
+}

@@ -1,0 +1,109 @@
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+
+int
+cli_status(const struct cli_common *co, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	bool        json = false;
+	mr_client  *c;
+	char       *text = NULL;
+	json_t     *st, *k, *l;
+	json_error_t jerr;
+	size_t      i;
+	int         ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (ch == 'j') {
+			json = true;
+		} else {
+			fprintf(ch == 'h' ? stdout : stderr,
+				"usage: mailroom status [--json]\n");
+			return ch == 'h' ? CLI_OK : CLI_USAGE;
+		}
+	}
+	if (cli_connect(co, &c) != MR_OK)
+		return CLI_UNREACHABLE;
+	rc = mr_status(c, &text);
+	mr_client_free(c);
+	if (rc != MR_OK) {
+		fprintf(stderr, "mailroom: status: %s: %s\n", mr_err_name(rc),
+			mr_client_last_error());
+		return cli_exit_for(rc);
+	}
+	if (json) {
+		printf("%s\n", text);
+		free(text);
+		return CLI_OK;
+	}
+	if ((st = json_loads(text, 0, &jerr)) == NULL) {
+		fprintf(stderr, "mailroom: status: unreadable reply: %s\n",
+			jerr.text);
+		free(text);
+		return CLI_REFUSED;
+	}
+	free(text);
+	k = json_object_get(st, "kafka");
+	printf("mailroomd %s (protocol %lld), up %llds\n",
+	       json_string_value(json_object_get(st, "version")),
+	       (long long)json_integer_value(json_object_get(st, "protocol")),
+	       (long long)json_integer_value(json_object_get(st, "uptime_s")));
+	printf("kafka:     %s (%s)\n",
+	       json_string_value(json_object_get(k, "bootstrap")),
+	       json_is_true(json_object_get(k, "embedded"))
+		   ? "embedded, in memory"
+		   : "external");
+	if (json_object_get(k, "warning"))
+		printf("WARNING:   %s\n",
+		       json_string_value(json_object_get(k, "warning")));
+	json_array_foreach(json_object_get(st, "listeners"), i, l)
+		printf("listening: %s\n", json_string_value(l));
+	k = json_object_get(st, "publish");
+	printf("published: %lld confirmed, %lld failed, %lld duplicates\n",
+	       (long long)json_integer_value(json_object_get(k, "confirmed")),
+	       (long long)json_integer_value(json_object_get(k, "failed")),
+	       (long long)json_integer_value(json_object_get(k, "duplicates")));
+	json_decref(st);
+	return CLI_OK;
+}
+
+int
+cli_admin(const struct cli_common *co, int argc, char **argv)
+{
+	mr_client *c;
+	char      *text = NULL;
+	json_t    *rep;
+	int        rc;
+
+	if (argc != 2 || strcmp(argv[1], "--help") == 0) {
+		fprintf(argc == 2 ? stdout : stderr,
+			"usage: mailroom admin JSON\n"
+			"  e.g. mailroom admin '{\"op\":\"topics.list\"}'\n");
+		return argc == 2 ? CLI_OK : CLI_USAGE;
+	}
+	if (cli_connect(co, &c) != MR_OK)
+		return CLI_UNREACHABLE;
+	rc = mr_admin(c, argv[1], &text);
+	mr_client_free(c);
+	if (rc != MR_OK) {
+		fprintf(stderr, "mailroom: admin: %s: %s\n", mr_err_name(rc),
+			mr_client_last_error());
+		return cli_exit_for(rc) == CLI_USAGE ? CLI_REFUSED
+						      : cli_exit_for(rc);
+	}
+	printf("%s\n", text);
+	rep = json_loads(text, 0, NULL);
+	rc  = json_is_true(json_object_get(rep, "ok")) ? CLI_OK : CLI_REFUSED;
+	json_decref(rep);
+	free(text);
+	return rc;
+}

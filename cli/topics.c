@@ -1,0 +1,186 @@
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+
+static void
+topics__usage(FILE *f)
+{
+	fprintf(f, "usage: mailroom topics create NAME [--partitions N] "
+		   "[--replication R] [--config K=V]...\n"
+		   "       mailroom topics list [--json]\n"
+		   "       mailroom topics describe NAME [--json]\n");
+}
+
+/* Send \p req; print the reply (JSON, or through \p show). */
+static int
+topics__call(const struct cli_common *co, json_t *req, bool json,
+	     void (*show)(json_t *rep))
+{
+	mr_client *c;
+	char      *body = json_dumps(req, JSON_COMPACT), *text = NULL;
+	json_t    *rep;
+	int        rc;
+
+	json_decref(req);
+	if (body == NULL)
+		return CLI_REFUSED;
+	if (cli_connect(co, &c) != MR_OK) {
+		free(body);
+		return CLI_UNREACHABLE;
+	}
+	rc = mr_admin(c, body, &text);
+	mr_client_free(c);
+	free(body);
+	if (rc != MR_OK) {
+		fprintf(stderr, "mailroom: topics: %s: %s\n", mr_err_name(rc),
+			mr_client_last_error());
+		return cli_exit_for(rc) == CLI_USAGE ? CLI_REFUSED
+						      : cli_exit_for(rc);
+	}
+	rep = json_loads(text, 0, NULL);
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		if (json)
+			printf("%s\n", text);
+		fprintf(stderr, "mailroom: topics: %s: %s\n",
+			json_string_value(json_object_get(rep, "error")),
+			json_string_value(json_object_get(rep, "message")));
+		rc = CLI_REFUSED;
+	} else if (json || show == NULL) {
+		printf("%s\n", text);
+		rc = CLI_OK;
+	} else {
+		show(rep);
+		rc = CLI_OK;
+	}
+	json_decref(rep);
+	free(text);
+	return rc;
+}
+
+static void
+topics__show_list(json_t *rep)
+{
+	json_t *t;
+	size_t  i;
+
+	json_array_foreach(json_object_get(rep, "topics"), i, t)
+		printf("%s\t%lld partitions\n",
+		       json_string_value(json_object_get(t, "name")),
+		       (long long)json_integer_value(
+			   json_object_get(t, "partitions")));
+}
+
+static void
+topics__show_describe(json_t *rep)
+{
+	json_t     *p, *v;
+	size_t      i, j;
+	const char *k;
+
+	printf("topic %s: %lld partitions, replication %lld\n",
+	       json_string_value(json_object_get(rep, "topic")),
+	       (long long)json_integer_value(
+		   json_object_get(rep, "partition_count")),
+	       (long long)json_integer_value(
+		   json_object_get(rep, "replication")));
+	json_array_foreach(json_object_get(rep, "partitions"), i, p)
+	{
+		printf("  partition %lld leader %lld replicas",
+		       (long long)json_integer_value(
+			   json_object_get(p, "partition")),
+		       (long long)json_integer_value(
+			   json_object_get(p, "leader")));
+		json_array_foreach(json_object_get(p, "replicas"), j, v)
+			printf(" %lld", (long long)json_integer_value(v));
+		printf(" isr");
+		json_array_foreach(json_object_get(p, "isr"), j, v)
+			printf(" %lld", (long long)json_integer_value(v));
+		printf("\n");
+	}
+	json_object_foreach(json_object_get(rep, "config"), k, v)
+		printf("  %s=%s\n", k, json_string_value(v));
+}
+
+int
+cli_topics(const struct cli_common *co, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"partitions", required_argument, NULL, 'p'},
+	    {"replication", required_argument, NULL, 'r'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	const char *sub;
+	json_t     *req, *cfg = json_object();
+	bool        json = false;
+	int         partitions = -1, replication = -1, ch;
+	char       *eq;
+
+	if (argc < 2) {
+		topics__usage(stderr);
+		json_decref(cfg);
+		return CLI_USAGE;
+	}
+	sub = argv[1];
+	argc--;
+	argv++;
+	optind = 0; // GNU getopt: re-initialise for the command's own options
+	while ((ch = getopt_long(argc, argv, "p:r:c:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'p':
+			partitions = atoi(optarg);
+			break;
+		case 'r':
+			replication = atoi(optarg);
+			break;
+		case 'c':
+			if ((eq = strchr(optarg, '=')) == NULL) {
+				fprintf(stderr, "mailroom: --config takes "
+						"KEY=VALUE\n");
+				json_decref(cfg);
+				return CLI_USAGE;
+			}
+			*eq = '\0';
+			json_object_set_new(cfg, optarg, json_string(eq + 1));
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			topics__usage(stdout);
+			json_decref(cfg);
+			return CLI_OK;
+		default:
+			topics__usage(stderr);
+			json_decref(cfg);
+			return CLI_USAGE;
+		}
+	}
+	if (strcmp(sub, "list") == 0 && optind == argc) {
+		json_decref(cfg);
+		req = json_pack("{s:s}", "op", "topics.list");
+		return topics__call(co, req, json, topics__show_list);
+	}
+	if (strcmp(sub, "describe") == 0 && optind + 1 == argc) {
+		json_decref(cfg);
+		req = json_pack("{s:s, s:s}", "op", "topics.describe", "topic",
+				argv[optind]);
+		return topics__call(co, req, json, topics__show_describe);
+	}
+	if (strcmp(sub, "create") == 0 && optind + 1 == argc) {
+		req = json_pack("{s:s, s:s, s:i, s:i, s:o}", "op",
+				"topics.create", "topic", argv[optind],
+				"partitions", partitions, "replication",
+				replication, "config", cfg);
+		return topics__call(co, req, json, NULL);
+	}
+	json_decref(cfg);
+	topics__usage(stderr);
+	return CLI_USAGE;
+}

@@ -1,0 +1,666 @@
+#include "mailroom/client.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "core/uuid7.h"
+#include "proto/frame.h"
+
+#define CLIENT__TIMEOUT_MS 60000
+#define CLIENT__INFLIGHT 64
+#define CLIENT__MAX_FRAME (16 << 20)
+#define CLIENT__STD_HDRS 5
+
+struct cli_req;
+typedef void (*cli_done)(struct cli_req *r, int status, const char *why,
+			 nng_msg *reply);
+
+struct cli_req {
+	mr_client      *c;
+	nng_ctx         ctx;
+	nng_aio        *aio;
+	int             sending;
+	uint32_t        n;
+	uint8_t         op;
+	cli_done        done;
+	mr_publish_cb   cb;
+	void           *arg;
+	struct cli_req *next;
+};
+
+struct mr_client {
+	nng_socket      sock;
+	int             timeout_ms;
+	int             max_inflight;
+	size_t          max_frame;
+	pthread_mutex_t lock;
+	pthread_cond_t  cv;
+	int             inflight;
+	int             nreqs;
+	struct cli_req *idle;
+	struct cli_req *all; /* every req, for free */
+};
+
+static _Thread_local char client__last_error[256];
+
+const char *
+mr_client_last_error(void)
+{
+	return client__last_error;
+}
+
+static int
+client__nng_err(int rv)
+{
+	switch (rv) {
+	case 0:
+		return MR_OK;
+	case NNG_ETIMEDOUT:
+		return MR_ETIMEDOUT;
+	case NNG_ECONNREFUSED:
+	case NNG_EADDRINVAL:
+	case NNG_ENOENT:
+		return MR_ECONNREFUSED;
+	case NNG_ECLOSED:
+	case NNG_ECONNRESET:
+	case NNG_ECONNSHUT:
+		return MR_ECLOSED;
+	case NNG_ENOMEM:
+		return MR_ENOMEM;
+	case NNG_EINVAL:
+		return MR_EINVAL;
+	case NNG_EMSGSIZE:
+		return MR_ETOOBIG;
+	default:
+		return MR_ETRANSPORT;
+	}
+}
+
+static void client__aio_cb(void *arg);
+
+static void
+client__release(struct cli_req *r)
+{
+	mr_client *c = r->c;
+
+	pthread_mutex_lock(&c->lock);
+	r->next = c->idle;
+	c->idle = r;
+	c->inflight--;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Take an idle request, making one if fewer than max_inflight exist;
+ * blocks while all are in flight. */
+static int
+client__acquire(mr_client *c, struct cli_req **out)
+{
+	struct cli_req *r;
+	int             rv;
+
+	pthread_mutex_lock(&c->lock);
+	while (c->idle == NULL && c->nreqs >= c->max_inflight)
+		pthread_cond_wait(&c->cv, &c->lock);
+	if ((r = c->idle) != NULL) {
+		c->idle = r->next;
+		c->inflight++;
+		pthread_mutex_unlock(&c->lock);
+		*out = r;
+		return MR_OK;
+	}
+	c->nreqs++;
+	c->inflight++;
+	pthread_mutex_unlock(&c->lock);
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		goto fail;
+	r->c = c;
+	if ((rv = nng_aio_alloc(&r->aio, client__aio_cb, r)) != 0 ||
+	    (rv = nng_ctx_open(&r->ctx, c->sock)) != 0) {
+		if (r->aio)
+			nng_aio_free(r->aio);
+		free(r);
+		goto fail;
+	}
+	nng_aio_set_timeout(r->aio, c->timeout_ms);
+	pthread_mutex_lock(&c->lock);
+	r->next = c->all;
+	c->all  = r;
+	pthread_mutex_unlock(&c->lock);
+	*out = r;
+	return MR_OK;
+fail:
+	pthread_mutex_lock(&c->lock);
+	c->nreqs--;
+	c->inflight--;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->lock);
+	return MR_ENOMEM;
+}
+
+static void
+client__finish(struct cli_req *r, int status, const char *why, nng_msg *m)
+{
+	cli_done done = r->done;
+
+	// The request goes back to the pool first, so that the callback may
+	// publish again without waiting for itself.
+	client__release(r);
+	done(r, status, why, m);
+	if (m)
+		nng_msg_free(m);
+}
+
+static void
+client__aio_cb(void *arg)
+{
+	struct cli_req      *r  = arg;
+	int                  rv = nng_aio_result(r->aio);
+	nng_msg             *m;
+	struct mri_frame_hdr h;
+	const char          *why;
+	uint16_t             code, mlen;
+	const char          *msg;
+	char                 buf[MRI_ERRMSG_MAX + 1];
+	int                  rc;
+
+	if (r->sending) {
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(r->aio));
+			client__finish(r, client__nng_err(rv),
+				       nng_strerror(rv), NULL);
+			return;
+		}
+		r->sending = 0;
+		nng_ctx_recv(r->ctx, r->aio);
+		return;
+	}
+	if (rv != 0) {
+		client__finish(r, client__nng_err(rv),
+			       rv == NNG_ETIMEDOUT
+				   ? "no reply from mailroomd in time"
+				   : nng_strerror(rv),
+			       NULL);
+		return;
+	}
+	m  = nng_aio_get_msg(r->aio);
+	rc = mri_frame_parse_hdr(nng_msg_body(m), nng_msg_len(m), &h, &why);
+	if (rc != MR_OK) {
+		client__finish(r, MR_EPROTO, why, m);
+		return;
+	}
+	if (h.op == MRI_OP_ERROR) {
+		rc = mri_error_decode((uint8_t *)nng_msg_body(m) +
+					  MRI_FRAME_HDR_LEN,
+				      h.body_len, &code, &msg, &mlen);
+		if (rc != MR_OK) {
+			client__finish(r, MR_EPROTO, "malformed ERROR reply",
+				       m);
+			return;
+		}
+		snprintf(buf, sizeof(buf), "%.*s", (int)mlen, msg);
+		client__finish(r, code ? code : MR_EINTERNAL, buf, m);
+		return;
+	}
+	if (h.op != (r->op | MRI_OP_REPLY)) {
+		client__finish(r, MR_EPROTO, "reply to another operation", m);
+		return;
+	}
+	client__finish(r, MR_OK, NULL, m);
+}
+
+static int
+client__send(struct cli_req *r, struct mri_wbuf *b)
+{
+	nng_msg *m;
+	int      rv;
+
+	if (b->err) {
+		client__release(r);
+		return b->err;
+	}
+	if (b->len > r->c->max_frame) {
+		client__release(r);
+		return MR_ETOOBIG;
+	}
+	if ((rv = nng_msg_alloc(&m, b->len)) != 0) {
+		client__release(r);
+		return MR_ENOMEM;
+	}
+	memcpy(nng_msg_body(m), b->data, b->len);
+	r->sending = 1;
+	nng_aio_set_msg(r->aio, m);
+	nng_ctx_send(r->ctx, r->aio);
+	return MR_OK;
+}
+
+int
+mr_client_new(mr_client **out, const char *url, const mr_client_opts *opts,
+	      char *errstr, size_t errstr_size)
+{
+	mr_client *c;
+	int        rv;
+
+	if (url == NULL)
+		url = getenv("MAILROOM_URL");
+	if (url == NULL || url[0] == '\0')
+		url = MR_DEFAULT_URL;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return MR_ENOMEM;
+	}
+	c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms
+						     : CLIENT__TIMEOUT_MS;
+	c->max_inflight =
+	    opts && opts->max_inflight > 0 ? opts->max_inflight
+					   : CLIENT__INFLIGHT;
+	c->max_frame = opts && opts->max_frame > 0 ? (size_t)opts->max_frame
+						   : CLIENT__MAX_FRAME;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		snprintf(errstr, errstr_size, "nng: %s", nng_strerror(rv));
+		goto fail;
+	}
+	// mailroomd deduplicates by id, so a resend after a reconnect is
+	// safe; a timed resend while mailroomd works on it is not useful.
+	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, 0);
+	if ((rv = nng_dial(c->sock, url, NULL, 0)) != 0) {
+		snprintf(errstr, errstr_size, "cannot reach mailroomd at %s: %s",
+			 url, nng_strerror(rv));
+		nng_close(c->sock);
+		pthread_mutex_destroy(&c->lock);
+		pthread_cond_destroy(&c->cv);
+		free(c);
+		return rv == NNG_EINVAL || rv == NNG_EADDRINVAL ||
+			       rv == NNG_ENOTSUP
+			   ? MR_EINVAL
+			   : MR_ECONNREFUSED;
+	}
+	*out = c;
+	return MR_OK;
+fail:
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+	return MR_ETRANSPORT;
+}
+
+int
+mr_client_drain(mr_client *c, int timeout_ms)
+{
+	struct timespec ts;
+	int             rc = MR_OK;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&c->lock);
+	while (c->inflight > 0 && rc == MR_OK)
+		if (pthread_cond_timedwait(&c->cv, &c->lock, &ts) != 0)
+			rc = MR_ETIMEDOUT;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void
+mr_client_free(mr_client *c)
+{
+	struct cli_req *r, *n;
+
+	if (c == NULL)
+		return;
+	mr_client_drain(c, c->timeout_ms + 1000);
+	nng_close(c->sock);
+	for (r = c->all; r != NULL; r = n) {
+		n = r->next;
+		nng_aio_stop(r->aio);
+		nng_aio_free(r->aio);
+		free(r);
+	}
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
+/* ---- publish ---------------------------------------------------------- */
+
+static void
+client__hdr(struct mri_hdr_view *h, const char *name, const void *v,
+	    size_t len)
+{
+	h->name      = name;
+	h->name_len  = (uint16_t)strlen(name);
+	h->value     = v;
+	h->value_len = (uint32_t)len;
+}
+
+static int
+client__encode_msg(struct mri_wbuf *b, const mr_message *m)
+{
+	struct mri_hdr_view hs[MRI_HDR_COUNT_MAX];
+	size_t              nh = 0, tl, il;
+	char                idbuf[MRI_UUID_STRLEN + 1];
+	const char         *id = m->id;
+
+	if (m->topic == NULL || !mri_topic_valid(m->topic, strlen(m->topic)))
+		return MR_EINVAL;
+	if (m->header_count + CLIENT__STD_HDRS > MRI_HDR_COUNT_MAX ||
+	    m->payload_len > UINT32_MAX || m->key_len > UINT32_MAX)
+		return MR_ETOOBIG;
+	if (id == NULL) {
+		mri_uuid7_string(idbuf);
+		id = idbuf;
+	}
+	il = strlen(id);
+	if (il == 0 || il > MR_ID_MAX)
+		return MR_EINVAL;
+	if (m->type)
+		client__hdr(&hs[nh++], MR_HEADER_TYPE, m->type, strlen(m->type));
+	if (m->source)
+		client__hdr(&hs[nh++], MR_HEADER_SOURCE, m->source,
+			    strlen(m->source));
+	if (m->content_type)
+		client__hdr(&hs[nh++], MR_HEADER_CONTENT_TYPE, m->content_type,
+			    strlen(m->content_type));
+	if (m->reply_to)
+		client__hdr(&hs[nh++], MR_HEADER_REPLY_TO, m->reply_to,
+			    strlen(m->reply_to));
+	if (m->correlation_id)
+		client__hdr(&hs[nh++], MR_HEADER_CORRELATION_ID, m->correlation_id,
+			    strlen(m->correlation_id));
+	for (size_t i = 0; i < m->header_count; i++) {
+		const mr_header *h = &m->headers[i];
+		size_t           nl;
+
+		if (h->name == NULL || (nl = strlen(h->name)) == 0 ||
+		    nl > MRI_HDR_NAME_MAX || h->value_len > UINT32_MAX)
+			return MR_EINVAL;
+		client__hdr(&hs[nh++], h->name, h->value ? h->value : "",
+			    h->value_len);
+	}
+	tl = strlen(m->topic);
+	mri_publish_encode_msg(b, m->topic, tl, m->key ? m->key : "",
+			       m->key_len, m->key != NULL, id, il,
+			       (uint16_t)nh, hs,
+			       m->payload ? m->payload : "", m->payload_len);
+	return b->err;
+}
+
+static void
+client__acks_fail(mr_ack *acks, size_t n, int status, const char *why)
+{
+	for (size_t i = 0; i < n; i++) {
+		memset(&acks[i], 0, sizeof(acks[i]));
+		acks[i].status    = status;
+		acks[i].partition = -1;
+		acks[i].offset    = -1;
+		snprintf(acks[i].error, sizeof(acks[i].error), "%s",
+			 why ? why : mr_strerror(status));
+	}
+}
+
+static int
+client__acks_decode(nng_msg *m, uint32_t want, mr_ack *acks, const char **why)
+{
+	struct mri_ack_view *v;
+	uint32_t             n;
+	int                  rc;
+
+	rc = mri_ack_decode((uint8_t *)nng_msg_body(m) + MRI_FRAME_HDR_LEN,
+			    nng_msg_len(m) - MRI_FRAME_HDR_LEN, &v, &n, why);
+	if (rc != MR_OK)
+		return rc;
+	if (n != want) {
+		free(v);
+		*why = "PUBLISH_ACK has a different number of acks";
+		return MR_EPROTO;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		mr_ack *a = &acks[i];
+
+		a->status    = v[i].status;
+		a->duplicate = (v[i].flags & MRI_ACK_F_DUPLICATE) != 0;
+		a->partition = v[i].partition;
+		a->offset    = v[i].offset;
+		snprintf(a->topic, sizeof(a->topic), "%.*s",
+			 (int)v[i].topic_len, v[i].topic);
+		snprintf(a->id, sizeof(a->id), "%.*s", (int)v[i].id_len,
+			 v[i].id);
+		snprintf(a->error, sizeof(a->error), "%.*s",
+			 (int)v[i].errmsg_len, v[i].errmsg);
+	}
+	free(v);
+	return MR_OK;
+}
+
+static void
+client__publish_done(struct cli_req *r, int status, const char *why,
+		     nng_msg *m)
+{
+	mr_ack  stack[16];
+	mr_ack *acks = r->n <= 16 ? stack : malloc(r->n * sizeof(*acks));
+
+	if (acks == NULL) {
+		// Nothing to report the acks in: report the request failed.
+		mr_ack one;
+		client__acks_fail(&one, 1, MR_ENOMEM, NULL);
+		r->cb(r->arg, MR_ENOMEM, &one, 0);
+		return;
+	}
+	if (status == MR_OK)
+		status = client__acks_decode(m, r->n, acks, &why);
+	if (status != MR_OK)
+		client__acks_fail(acks, r->n, status, why);
+	r->cb(r->arg, status, acks, r->n);
+	if (acks != stack)
+		free(acks);
+}
+
+int
+mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
+		 mr_publish_cb cb, void *arg)
+{
+	struct cli_req *r;
+	struct mri_wbuf b;
+	int             rc;
+
+	if (c == NULL || msgs == NULL || n == 0 || n > MRI_BATCH_MAX ||
+	    cb == NULL)
+		return MR_EINVAL;
+	mri_wbuf_init(&b);
+	mri_frame_begin(&b, MRI_OP_PUBLISH);
+	mri_wbuf_u32(&b, (uint32_t)n);
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = client__encode_msg(&b, &msgs[i])) != MR_OK) {
+			mri_wbuf_fini(&b);
+			return rc;
+		}
+	}
+	if ((rc = mri_frame_end(&b)) != MR_OK) {
+		mri_wbuf_fini(&b);
+		return rc;
+	}
+	if ((rc = client__acquire(c, &r)) != MR_OK) {
+		mri_wbuf_fini(&b);
+		return rc;
+	}
+	r->op   = MRI_OP_PUBLISH;
+	r->n    = (uint32_t)n;
+	r->done = client__publish_done;
+	r->cb   = cb;
+	r->arg  = arg;
+	rc      = client__send(r, &b);
+	mri_wbuf_fini(&b);
+	return rc;
+}
+
+/* ---- synchronous calls ------------------------------------------------- */
+
+struct client__wait {
+	pthread_mutex_t lock;
+	pthread_cond_t  cv;
+	int             done;
+	int             status;
+	mr_ack         *acks;
+	char           *json;
+	char            why[256];
+};
+
+static void
+client__wait_init(struct client__wait *w)
+{
+	memset(w, 0, sizeof(*w));
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cv, NULL);
+}
+
+static int
+client__wait_end(struct client__wait *w)
+{
+	pthread_mutex_lock(&w->lock);
+	while (!w->done)
+		pthread_cond_wait(&w->cv, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cv);
+	snprintf(client__last_error, sizeof(client__last_error), "%s", w->why);
+	return w->status;
+}
+
+static void
+client__wait_signal(struct client__wait *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->done = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void
+client__sync_publish_cb(void *arg, int status, const mr_ack *acks, size_t n)
+{
+	struct client__wait *w = arg;
+
+	memcpy(w->acks, acks, n * sizeof(*acks));
+	w->status = status;
+	for (size_t i = 0; i < n && w->status == MR_OK; i++)
+		if (acks[i].status != MR_OK)
+			w->status = acks[i].status;
+	if (n > 0 && status != MR_OK)
+		snprintf(w->why, sizeof(w->why), "%s", acks[0].error);
+	client__wait_signal(w);
+}
+
+int
+mr_publish_batch(mr_client *c, const mr_message *msgs, size_t n, mr_ack *acks)
+{
+	struct client__wait w;
+	int                 rc;
+
+	client__last_error[0] = '\0';
+	client__wait_init(&w);
+	w.acks = acks;
+	if ((rc = mr_publish_async(c, msgs, n, client__sync_publish_cb, &w)) !=
+	    MR_OK) {
+		pthread_mutex_destroy(&w.lock);
+		pthread_cond_destroy(&w.cv);
+		if (acks != NULL)
+			client__acks_fail(acks, n, rc, NULL);
+		return rc;
+	}
+	return client__wait_end(&w);
+}
+
+int
+mr_publish(mr_client *c, const mr_message *msg, mr_ack *ack)
+{
+	return mr_publish_batch(c, msg, 1, ack);
+}
+
+static void
+client__json_done(struct cli_req *r, int status, const char *why, nng_msg *m)
+{
+	struct client__wait *w = r->arg;
+
+	w->status = status;
+	if (status == MR_OK) {
+		size_t len = nng_msg_len(m) - MRI_FRAME_HDR_LEN;
+
+		if ((w->json = malloc(len + 1)) == NULL) {
+			w->status = MR_ENOMEM;
+		} else {
+			memcpy(w->json,
+			       (char *)nng_msg_body(m) + MRI_FRAME_HDR_LEN,
+			       len);
+			w->json[len] = '\0';
+		}
+	} else {
+		snprintf(w->why, sizeof(w->why), "%s", why ? why : "");
+	}
+	client__wait_signal(w);
+}
+
+static int
+client__json_call(mr_client *c, uint8_t op, const char *body, char **json)
+{
+	struct client__wait w;
+	struct cli_req     *r;
+	struct mri_wbuf     b;
+	int                 rc;
+
+	client__last_error[0] = '\0';
+	if (c == NULL || json == NULL)
+		return MR_EINVAL;
+	mri_wbuf_init(&b);
+	mri_frame_begin(&b, op);
+	if (body)
+		mri_wbuf_put(&b, body, strlen(body));
+	if ((rc = mri_frame_end(&b)) != MR_OK ||
+	    (rc = client__acquire(c, &r)) != MR_OK) {
+		mri_wbuf_fini(&b);
+		return rc;
+	}
+	client__wait_init(&w);
+	r->op   = op;
+	r->done = client__json_done;
+	r->arg  = &w;
+	rc      = client__send(r, &b);
+	mri_wbuf_fini(&b);
+	if (rc != MR_OK) {
+		pthread_mutex_destroy(&w.lock);
+		pthread_cond_destroy(&w.cv);
+		return rc;
+	}
+	rc    = client__wait_end(&w);
+	*json = w.json;
+	return rc;
+}
+
+int
+mr_status(mr_client *c, char **json)
+{
+	return client__json_call(c, MRI_OP_STATUS, NULL, json);
+}
+
+int
+mr_admin(mr_client *c, const char *request, char **json)
+{
+	if (request == NULL)
+		return MR_EINVAL;
+	return client__json_call(c, MRI_OP_ADMIN, request, json);
+}

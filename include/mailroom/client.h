@@ -1,0 +1,164 @@
+/*
+ * The C client of mailroomd: connect, publish one, publish a batch, publish
+ * asynchronously with a completion callback, status, admin, close.
+ *
+ * A client holds one nng req0 socket (tcp:// or ipc://) and up to
+ * max_inflight requests in flight on it; each request may carry up to
+ * 100,000 messages. A publish is acknowledged only after Kafka accepted the
+ * record (acks=all). Messages without an id get a UUIDv7 from the client,
+ * so that a retry of the same mr_message is deduplicated by mailroomd.
+ *
+ * Thread safety: a client may be used from many threads at once. Callbacks
+ * run on one of nng's threads; they must not block, and may publish again.
+ */
+#ifndef MAILROOM_CLIENT_H
+#define MAILROOM_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MR_DEFAULT_URL "tcp://127.0.0.1:7450"
+#define MR_ID_MAX 255
+
+/* The record headers of the envelope (docs/PROTOCOL.md). mailroomd sets
+ * specversion and id; a publisher may set the others. */
+#define MR_HEADER_SPECVERSION "ce_specversion"
+#define MR_HEADER_ID "ce_id"
+#define MR_HEADER_SOURCE "ce_source"
+#define MR_HEADER_TYPE "ce_type"
+#define MR_HEADER_TIME "ce_time"
+#define MR_HEADER_CONTENT_TYPE "content-type"
+#define MR_HEADER_REPLY_TO "mr_reply_to"
+#define MR_HEADER_CORRELATION_ID "mr_correlation_id"
+#define MR_HEADER_ATTEMPT "mr_attempt"
+
+typedef struct mr_client mr_client;
+
+/** @brief One header: a name and binary-safe bytes. */
+typedef struct mr_header {
+	const char *name;
+	const void *value;
+	size_t      value_len;
+} mr_header;
+
+/**
+ * @brief A message to publish. Every pointer is borrowed for the call only
+ *        (the client copies what it sends).
+ */
+typedef struct mr_message {
+	const char      *topic;   /**< required */
+	const void      *key;     /**< NULL: keyless */
+	size_t           key_len; /**< may be 0 with a non-NULL key */
+	const void      *payload; /**< binary-safe; NULL with 0 is empty */
+	size_t           payload_len;
+	const char      *id;      /**< ce_id; NULL: the client assigns one */
+	const char      *type;    /**< ce_type, or NULL */
+	const char      *source;  /**< ce_source, or NULL */
+	const char      *content_type;   /**< content-type, or NULL */
+	const char      *reply_to;       /**< mr_reply_to, or NULL */
+	const char      *correlation_id; /**< mr_correlation_id, or NULL */
+	const mr_header *headers;        /**< more headers, in order */
+	size_t           header_count;
+} mr_message;
+
+/** @brief The outcome of one message. */
+typedef struct mr_ack {
+	int      status;    /**< MR_OK, or why this message failed */
+	bool     duplicate; /**< an earlier publish of this id was acked */
+	int32_t  partition;
+	int64_t  offset;
+	char     topic[250];
+	char     id[MR_ID_MAX + 1];
+	char     error[256]; /**< mailroomd's sentence when status != MR_OK */
+} mr_ack;
+
+typedef struct mr_client_opts {
+	int timeout_ms;   /**< per request; 0: 60000 */
+	int max_inflight; /**< requests in flight; 0: 64 */
+	int max_frame;    /**< largest frame sent; 0: 16 MiB */
+} mr_client_opts;
+
+/**
+ * @brief Connect to mailroomd at \p url (NULL: $MAILROOM_URL, else
+ *        MR_DEFAULT_URL). Fails with MR_ECONNREFUSED when nothing listens
+ *        there; a connection lost later is re-established by itself, and
+ *        requests in flight on it are sent again (mailroomd deduplicates
+ *        them by id).
+ * @param opts NULL for defaults.
+ * @returns MR_OK and a new client in *out, or an mr_err with a sentence in
+ *          errstr.
+ */
+MR_API int mr_client_new(mr_client **out, const char *url,
+			 const mr_client_opts *opts, char *errstr,
+			 size_t errstr_size);
+
+/** @brief Wait for every asynchronous publish, then close; NULL is a no-op. */
+MR_API void mr_client_free(mr_client *c);
+
+/**
+ * @brief Publish one message and wait for its ack.
+ * @returns MR_OK when Kafka has it (ack filled), the message's own error
+ *          (ack filled, ack->error says why), or a request error (the
+ *          ack's status is the same).
+ */
+MR_API int mr_publish(mr_client *c, const mr_message *msg, mr_ack *ack);
+
+/**
+ * @brief Publish \p n messages in one request and wait. acks[i] is the
+ *        outcome of msgs[i].
+ * @returns MR_OK if every message was acked, MR_EKAFKA-like codes of the
+ *          first failed message otherwise, or the request's error (then
+ *          every ack has it).
+ */
+MR_API int mr_publish_batch(mr_client *c, const mr_message *msgs, size_t n,
+			    mr_ack *acks);
+
+/**
+ * @brief Called once per mr_publish_async that returned MR_OK, on an nng
+ *        thread. \p acks (borrowed, valid during the call) has \p n
+ *        entries in the order of the messages; \p status is MR_OK or the
+ *        request's error (then every ack carries it).
+ */
+typedef void (*mr_publish_cb)(void *arg, int status, const mr_ack *acks,
+			      size_t n);
+
+/**
+ * @brief Send \p n messages as one request and return; \p cb gets the acks.
+ *        Blocks while max_inflight requests are in flight.
+ * @returns MR_OK (cb will be called once), or an error (cb will not be).
+ */
+MR_API int mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
+			    mr_publish_cb cb, void *arg);
+
+/** @brief Wait until no asynchronous publish is in flight. */
+MR_API int mr_client_drain(mr_client *c, int timeout_ms);
+
+/**
+ * @brief mailroomd's status as JSON.
+ * @returns MR_OK and *json (new: free() it), or an mr_err.
+ */
+MR_API int mr_status(mr_client *c, char **json);
+
+/**
+ * @brief Run an admin operation: \p request is a JSON object such as
+ *        {"op":"topics.create","topic":"orders","partitions":8}.
+ * @returns MR_OK and *json (new: free() it; {"ok":false,...} is still
+ *          MR_OK), or an mr_err for the request itself.
+ */
+MR_API int mr_admin(mr_client *c, const char *request, char **json);
+
+/** @brief The last request error's sentence from mailroomd (borrowed,
+ *         thread-local; "" when none). */
+MR_API const char *mr_client_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,14 @@
+/*
+ * mailroom: actors' mailboxes on Apache Kafka.
+ *
+ * The umbrella header. What is not declared under include/mailroom/ is not
+ * API. Every symbol starts with mr_ or MR_.
+ */
+#ifndef MAILROOM_H
+#define MAILROOM_H
+
+#include "mailroom/version.h"
+#include "mailroom/error.h"
+#include "mailroom/client.h"
+
+#endif
