@@ -160,30 +160,35 @@ producer__on_dr(struct mri_producer *p, rd_kafka_event_t *ev,
 {
 	const rd_kafka_message_t *rkms[PRODUCER__BATCH];
 	struct mri_presult        res[PRODUCER__BATCH];
-	size_t                    n, k = 0;
+	size_t                    n, k;
 	bool fatal = rd_kafka_fatal_error(p->rk, NULL, 0) != 0;
 
-	n = rd_kafka_event_message_array(ev, rkms, PRODUCER__BATCH);
-	for (size_t i = 0; i < n; i++) {
-		const rd_kafka_message_t *rkm = rkms[i];
-		struct mri_pmsg          *m   = rkm->_private;
+	// An event may hold more than one array's worth: each call goes on
+	// where the last one stopped.
+	while ((n = rd_kafka_event_message_array(ev, rkms, PRODUCER__BATCH)) >
+	       0) {
+		k = 0;
+		for (size_t i = 0; i < n; i++) {
+			const rd_kafka_message_t *rkm = rkms[i];
+			struct mri_pmsg          *m   = rkm->_private;
 
-		if (rkm->err != 0 &&
-		    (all_unconfirmed || fatal ||
-		     rkm->err == RD_KAFKA_RESP_ERR__FATAL)) {
-			rd_kafka_message_detach_headers(
-			    (rd_kafka_message_t *)rkm, &m->hdrs);
-			producer__resend_push(p, m);
-			continue;
+			if (rkm->err != 0 &&
+			    (all_unconfirmed || fatal ||
+			     rkm->err == RD_KAFKA_RESP_ERR__FATAL)) {
+				rd_kafka_message_detach_headers(
+				    (rd_kafka_message_t *)rkm, &m->hdrs);
+				producer__resend_push(p, m);
+				continue;
+			}
+			res[k].msg       = m;
+			res[k].err       = mri_kafka_err(rkm->err);
+			res[k].partition = rkm->partition;
+			res[k].offset    = rkm->offset;
+			res[k].why = rkm->err ? producer__why(rkm->err) : NULL;
+			k++;
 		}
-		res[k].msg       = m;
-		res[k].err       = mri_kafka_err(rkm->err);
-		res[k].partition = rkm->partition;
-		res[k].offset    = rkm->offset;
-		res[k].why = rkm->err ? producer__why(rkm->err) : NULL;
-		k++;
+		producer__report(p, res, k);
 	}
-	producer__report(p, res, k);
 }
 
 static void
