@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Every test, as CI runs it: install what is missing, fetch the test Kafka's
+# jars with Maven, build with warnings as errors and run the whole suite
+# (unit, embedded, real Kafka, fault, bounded fuzzing); then build again with
+# AddressSanitizer and UndefinedBehaviorSanitizer and run the suite again.
+# Tests that need real Kafka report skipped, with the reason, when it cannot
+# start here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/deps.sh test
+# The jars go to a cache outside the repository; a failure here is not
+# fatal: the real-Kafka tests then report skipped with the reason.
+bash tests/kafka/kafka.sh fetch || echo "test: cannot fetch Kafka's jars;" \
+	"the real-Kafka tests will be skipped" >&2
+
+jobs=$(nproc)
+export MR_FUZZ_SECONDS=${MR_FUZZ_SECONDS:-60}
+
+echo "== build (warnings are errors) ==" >&2
+cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMR_WERROR=ON \
+	>/dev/null
+cmake --build build-ci -j"$jobs" >/dev/null
+(cd build-ci && ctest --output-on-failure --no-tests=error)
+
+echo "== build with address and undefined sanitizers ==" >&2
+cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DMR_WERROR=ON \
+	-DMR_SANITIZER=address,undefined -DMR_BENCH=OFF >/dev/null
+cmake --build build-san -j"$jobs" >/dev/null
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# The fuzzer already ran under both sanitizers in the first pass.
+(cd build-san && ctest --output-on-failure --no-tests=error -LE '^fuzz$')
