@@ -42,6 +42,7 @@ struct srv_slot {
 	const char              *id;
 	uint8_t                  id_len;
 	uint8_t                  flags;
+	uint8_t                  waiting; /* a duplicate waiting on another */
 	uint16_t                 status;
 	int32_t                  partition;
 	int64_t                  offset;
@@ -434,6 +435,9 @@ srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len)
 				send[k++]  = send[i];
 				break;
 			case MRI_DEDUPE_PENDING:
+				// Completed by whoever completes the first:
+				// from now on another thread may finish it.
+				sl->waiting = 1;
 				mri_dedupe_wait(e, &sl->waiter);
 				break;
 			case MRI_DEDUPE_DONE:
@@ -455,7 +459,8 @@ srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len)
 		nsend = k;
 	}
 
-	// Everything not sent (and not waiting on a duplicate) is done now.
+	// Everything neither sent nor waiting on its first publish has its
+	// outcome already (refused, or a confirmed duplicate).
 	for (uint32_t i = 0, j = 0; i < c->count; i++) {
 		struct srv_slot *sl = &c->slots[i];
 
@@ -463,7 +468,7 @@ srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len)
 			j++;
 			continue;
 		}
-		if (sl->status != MR_OK || (sl->flags & MRI_ACK_F_DUPLICATE))
+		if (!sl->waiting)
 			srv__slot_done(sl);
 	}
 
