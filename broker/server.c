@@ -237,8 +237,8 @@ srv__slot_set(struct srv_slot *sl, int err, int32_t part, int64_t off,
 	      const char *why)
 {
 	sl->status    = (uint16_t)err;
-	sl->partition = part;
-	sl->offset    = off;
+	sl->partition = err ? -1 : part;
+	sl->offset    = err ? -1 : off;
 	sl->why       = err ? (why ? why : mr_strerror(err)) : NULL;
 }
 
