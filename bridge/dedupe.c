@@ -65,6 +65,14 @@ mri_dedupe_free(struct mri_dedupe *d)
 	free(d);
 }
 
+/* Age of a DONE entry; a time before its completion (another thread read
+ * the clock just before) is age 0, never a wrap-around. */
+static uint64_t
+dedupe__age(const struct mri_dedupe_entry *e, uint64_t now_ms)
+{
+	return now_ms > e->done_ms ? now_ms - e->done_ms : 0;
+}
+
 static void
 dedupe__grow(struct mri_dedupe *d)
 {
@@ -124,7 +132,7 @@ mri_dedupe_check(struct mri_dedupe *d, const char *topic, size_t topic_len,
 		    memcmp(e->key + topic_len, id, id_len))
 			continue;
 		if (e->state == MRI_DEDUPE_DONE &&
-		    now_ms - e->done_ms > d->window_ms)
+		    dedupe__age(e, now_ms) > d->window_ms)
 			break; // expired: treat as new below
 		d->hits++;
 		*out = e;
@@ -200,7 +208,7 @@ mri_dedupe_expire(struct mri_dedupe *d, uint64_t now_ms)
 	struct mri_dedupe_entry *e;
 
 	while ((e = d->fhead) != NULL) {
-		int old  = now_ms - e->done_ms > d->window_ms;
+		int old  = dedupe__age(e, now_ms) > d->window_ms;
 		int full = d->count - d->pending > d->max_entries;
 
 		if (!old && !full)

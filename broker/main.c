@@ -82,6 +82,34 @@ fail:
 	return MR_ECONFIG;
 }
 
+/* Read the settings anew into a copy; apply its reloadable ones only if all
+ * of it was valid, so that a bad file changes nothing. */
+static void
+main__reload_config(struct mri_config *cfg, struct main__flag *flags,
+		    size_t nflags, struct mri_server *srv)
+{
+	struct mri_config fresh;
+
+	if (mri_config_init(&fresh) != MR_OK)
+		return;
+	if (cfg->file != NULL && (fresh.file = strdup(cfg->file)) == NULL) {
+		mri_config_fini(&fresh);
+		return;
+	}
+	if (main__load(&fresh, flags, nflags, false) != MR_OK) {
+		mri_warn("component=config msg=\"reload refused; the running "
+			 "settings stay\"");
+		mri_log_set_level(mri_log_level_parse(cfg->log_level));
+		mri_config_fini(&fresh);
+		return;
+	}
+	mri_server_reload(srv, &fresh);
+	mri_config_fini(cfg);
+	*cfg = fresh;
+	mri_notice("component=config msg=\"reloaded\" log.level=%s",
+		   cfg->log_level);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -201,8 +229,7 @@ main(int argc, char **argv)
 			main__reload = 0;
 			mri_notice("component=mailroomd msg=\"SIGHUP: "
 				   "reloading\"");
-			if (main__load(&cfg, flags, nflags, true) == MR_OK)
-				mri_server_reload(srv, &cfg);
+			main__reload_config(&cfg, flags, nflags, srv);
 		}
 		usleep(50000);
 	}

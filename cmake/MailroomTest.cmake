@@ -2,7 +2,7 @@
 #         [FIXTURES fixture...])
 # One Check binary per suite, each its own CTest, as nng's nng_test().
 function(mr_test name)
-  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS;FIXTURES" ${ARGN})
+  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS;FIXTURES;ENV" ${ARGN})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 120)
   endif()
@@ -14,7 +14,7 @@ function(mr_test name)
       TIMEOUT ${T_TIMEOUT}
       LABELS "${T_LABELS}"
       SKIP_RETURN_CODE 77
-      ENVIRONMENT "CK_DEFAULT_TIMEOUT=${T_TIMEOUT};MR_SOURCE_DIR=${CMAKE_SOURCE_DIR};MR_BINARY_DIR=${CMAKE_BINARY_DIR}")
+      ENVIRONMENT "CK_DEFAULT_TIMEOUT=${T_TIMEOUT};MR_SOURCE_DIR=${CMAKE_SOURCE_DIR};MR_BINARY_DIR=${CMAKE_BINARY_DIR};MR_KAFKA_DIR=${CMAKE_BINARY_DIR}/kafka-fixture;${T_ENV}")
   if(T_FIXTURES)
     set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED "${T_FIXTURES}")
   endif()

@@ -8,7 +8,9 @@
 /* Smallest encoded message: topic len, 1-byte topic, flags, id len, header
  * count, payload len. Bounds the count before anything is allocated. */
 #define FRAME__PUB_MIN 11
-#define FRAME__ACK_MIN 22
+/* Smallest encoded ack: status, flags, partition, offset, and the topic, id
+ * and error lengths, all three of which may be zero. */
+#define FRAME__ACK_MIN 20
 
 void
 mri_wbuf_init(struct mri_wbuf *b)

@@ -1,0 +1,200 @@
+/*
+ * libFuzzer target for the frame decoders (tests/fuzz/run_frame_fuzz.sh
+ * builds it; tests/fuzz/replay_main.c replays a corpus without libFuzzer).
+ *
+ * An input is a whole frame. Its header is checked, then its body goes to
+ * the decoder of its op. Every byte range a decoder returns is read, so that
+ * AddressSanitizer sees a view that points outside the input. Beyond not
+ * crashing, a decoded body must encode back to the same bytes, and a
+ * refusal must leave no output: either failure aborts.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailroom/error.h"
+#include "proto/frame.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static volatile uint8_t frame_fuzz__sink;
+
+/* Read every byte of [p, p + n), which must lie within [lo, hi). */
+static void
+frame_fuzz__touch(const void *p, size_t n, const uint8_t *lo,
+		  const uint8_t *hi)
+{
+	const uint8_t *b = p;
+	uint8_t        x = 0;
+
+	if (n == 0)
+		return;
+	if (b == NULL || b < lo || b > hi || n > (size_t)(hi - b))
+		abort();
+	for (size_t i = 0; i < n; i++)
+		x ^= b[i];
+	frame_fuzz__sink ^= x;
+}
+
+static void
+frame_fuzz__same(const struct mri_wbuf *b, const uint8_t *body, size_t len)
+{
+	if (b->err != MR_OK)
+		return; // out of memory: nothing to compare
+	if (b->len != len || (len > 0 && memcmp(b->data, body, len) != 0))
+		abort();
+}
+
+static void
+frame_fuzz__publish(const uint8_t *body, size_t len)
+{
+	const uint8_t       *end = body + len;
+	struct mri_pub_view *v   = NULL;
+	uint32_t             n   = 0;
+	const char          *why = NULL;
+	int64_t              bad = 0;
+	struct mri_wbuf      b;
+	struct mri_hdr_view *hs;
+	int                  rc;
+
+	rc = mri_publish_decode(body, len, &v, &n, &why, &bad);
+	if (rc != MR_OK) {
+		if (v != NULL || n != 0 || why == NULL || bad < -1 ||
+		    (rc != MR_EPROTO && rc != MR_EINVAL && rc != MR_ENOMEM))
+			abort();
+		return;
+	}
+	if (v == NULL || n == 0 || bad != -1)
+		abort();
+	if ((hs = calloc(MRI_HDR_COUNT_MAX, sizeof(*hs))) == NULL) {
+		free(v);
+		return;
+	}
+	mri_wbuf_init(&b);
+	mri_wbuf_u32(&b, n);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct mri_pub_view *m   = &v[i];
+		const uint8_t             *pos = m->hdrs;
+
+		if (!mri_topic_valid(m->topic, m->topic_len) ||
+		    m->hdr_count > MRI_HDR_COUNT_MAX ||
+		    (!m->has_key && m->key_len != 0))
+			abort();
+		frame_fuzz__touch(m->topic, m->topic_len, body, end);
+		frame_fuzz__touch(m->key, m->key_len, body, end);
+		frame_fuzz__touch(m->id, m->id_len, body, end);
+		for (uint16_t h = 0; h < m->hdr_count; h++) {
+			if (pos < body || pos > end)
+				abort();
+			mri_pub_next_hdr(&pos, &hs[h]);
+			if (hs[h].name_len == 0 ||
+			    hs[h].name_len > MRI_HDR_NAME_MAX)
+				abort();
+			frame_fuzz__touch(hs[h].name, hs[h].name_len, body,
+					  end);
+			frame_fuzz__touch(hs[h].value, hs[h].value_len, body,
+					  end);
+		}
+		frame_fuzz__touch(m->payload, m->payload_len, body, end);
+		mri_publish_encode_msg(&b, m->topic, m->topic_len, m->key,
+				       m->key_len, m->has_key, m->id,
+				       m->id_len, m->hdr_count, hs, m->payload,
+				       m->payload_len);
+	}
+	frame_fuzz__same(&b, body, len);
+	mri_wbuf_fini(&b);
+	free(hs);
+	free(v);
+}
+
+static void
+frame_fuzz__ack(const uint8_t *body, size_t len)
+{
+	const uint8_t       *end = body + len;
+	struct mri_ack_view *v   = NULL;
+	uint32_t             n   = 0;
+	const char          *why = NULL;
+	struct mri_wbuf      b;
+	int                  rc;
+
+	rc = mri_ack_decode(body, len, &v, &n, &why);
+	if (rc != MR_OK) {
+		if (v != NULL || n != 0 || why == NULL ||
+		    (rc != MR_EPROTO && rc != MR_ENOMEM))
+			abort();
+		return;
+	}
+	if (v == NULL || n == 0)
+		abort();
+	mri_wbuf_init(&b);
+	mri_wbuf_u32(&b, n);
+	for (uint32_t i = 0; i < n; i++) {
+		frame_fuzz__touch(v[i].topic, v[i].topic_len, body, end);
+		frame_fuzz__touch(v[i].id, v[i].id_len, body, end);
+		frame_fuzz__touch(v[i].errmsg, v[i].errmsg_len, body, end);
+		mri_ack_encode(&b, &v[i]);
+	}
+	frame_fuzz__same(&b, body, len);
+	mri_wbuf_fini(&b);
+	free(v);
+}
+
+static void
+frame_fuzz__error(const uint8_t *body, size_t len)
+{
+	const char     *msg = NULL;
+	uint16_t        code, msg_len;
+	struct mri_wbuf b;
+	char           *s;
+
+	if (mri_error_decode(body, len, &code, &msg, &msg_len) != MR_OK)
+		return;
+	frame_fuzz__touch(msg, msg_len, body, body + len);
+	// The encoder takes a C string of at most MRI_ERRMSG_MAX bytes.
+	if (msg_len > MRI_ERRMSG_MAX || memchr(msg, '\0', msg_len) != NULL)
+		return;
+	if ((s = malloc((size_t)msg_len + 1)) == NULL)
+		return;
+	memcpy(s, msg, msg_len);
+	s[msg_len] = '\0';
+	mri_wbuf_init(&b);
+	mri_error_encode(&b, code, s);
+	if (b.err == MR_OK && (b.len != MRI_FRAME_HDR_LEN + len ||
+			       memcmp(b.data + MRI_FRAME_HDR_LEN, body, len)))
+		abort();
+	mri_wbuf_fini(&b);
+	free(s);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct mri_frame_hdr hdr;
+	const char          *why  = NULL;
+	const uint8_t       *body = data + MRI_FRAME_HDR_LEN;
+	int                  rc;
+
+	rc = mri_frame_parse_hdr(data, size, &hdr, &why);
+	if (rc != MR_OK) {
+		if (why == NULL || (rc != MR_EPROTO && rc != MR_EVERSION))
+			abort();
+		return 0;
+	}
+	if ((size_t)hdr.body_len != size - MRI_FRAME_HDR_LEN)
+		abort();
+	switch (hdr.op) {
+	case MRI_OP_PUBLISH:
+		frame_fuzz__publish(body, hdr.body_len);
+		break;
+	case MRI_OP_PUBLISH_ACK:
+		frame_fuzz__ack(body, hdr.body_len);
+		break;
+	case MRI_OP_ERROR:
+		frame_fuzz__error(body, hdr.body_len);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
