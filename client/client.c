@@ -17,20 +17,26 @@
 #define CLIENT__MAX_FRAME (16 << 20)
 #define CLIENT__STD_HDRS 5
 
-struct cli_req;
-typedef void (*cli_done)(struct cli_req *r, int status, const char *why,
-			 nng_msg *reply);
+struct cli_call;
+typedef void (*cli_done)(const struct cli_call *call, int status,
+			 const char *why, nng_msg *reply);
+
+/* What a completion needs: copied out of the request before the request
+ * goes back to the pool. */
+struct cli_call {
+	cli_done      done;
+	mr_publish_cb cb;
+	void         *arg;
+	uint32_t      n;
+};
 
 struct cli_req {
 	mr_client      *c;
 	nng_ctx         ctx;
 	nng_aio        *aio;
 	int             sending;
-	uint32_t        n;
 	uint8_t         op;
-	cli_done        done;
-	mr_publish_cb   cb;
-	void           *arg;
+	struct cli_call call;
 	struct cli_req *next;
 };
 
@@ -41,7 +47,8 @@ struct mr_client {
 	size_t          max_frame;
 	pthread_mutex_t lock;
 	pthread_cond_t  cv;
-	int             inflight;
+	int             inflight; /* requests out of the pool */
+	int             pending;  /* calls whose completion has not returned */
 	int             nreqs;
 	struct cli_req *idle;
 	struct cli_req *all; /* every req, for free */
@@ -85,7 +92,7 @@ client__nng_err(int rv)
 static void client__aio_cb(void *arg);
 
 static void
-client__release(struct cli_req *r)
+client__release(struct cli_req *r, bool call_done)
 {
 	mr_client *c = r->c;
 
@@ -93,6 +100,16 @@ client__release(struct cli_req *r)
 	r->next = c->idle;
 	c->idle = r;
 	c->inflight--;
+	c->pending -= call_done;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void
+client__call_done(mr_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->pending--;
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->lock);
 }
@@ -111,12 +128,14 @@ client__acquire(mr_client *c, struct cli_req **out)
 	if ((r = c->idle) != NULL) {
 		c->idle = r->next;
 		c->inflight++;
+		c->pending++;
 		pthread_mutex_unlock(&c->lock);
 		*out = r;
 		return MR_OK;
 	}
 	c->nreqs++;
 	c->inflight++;
+	c->pending++;
 	pthread_mutex_unlock(&c->lock);
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
@@ -140,6 +159,7 @@ fail:
 	pthread_mutex_lock(&c->lock);
 	c->nreqs--;
 	c->inflight--;
+	c->pending--;
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->lock);
 	return MR_ENOMEM;
@@ -148,14 +168,17 @@ fail:
 static void
 client__finish(struct cli_req *r, int status, const char *why, nng_msg *m)
 {
-	cli_done done = r->done;
+	mr_client      *c    = r->c;
+	struct cli_call call = r->call;
 
 	// The request goes back to the pool first, so that the callback may
-	// publish again without waiting for itself.
-	client__release(r);
-	done(r, status, why, m);
+	// publish again without waiting for itself; drain waits for the
+	// callback to return.
+	client__release(r, false);
+	call.done(&call, status, why, m);
 	if (m)
 		nng_msg_free(m);
+	client__call_done(c);
 }
 
 static void
@@ -223,15 +246,15 @@ client__send(struct cli_req *r, struct mri_wbuf *b)
 	int      rv;
 
 	if (b->err) {
-		client__release(r);
+		client__release(r, true);
 		return b->err;
 	}
 	if (b->len > r->c->max_frame) {
-		client__release(r);
+		client__release(r, true);
 		return MR_ETOOBIG;
 	}
 	if ((rv = nng_msg_alloc(&m, b->len)) != 0) {
-		client__release(r);
+		client__release(r, true);
 		return MR_ENOMEM;
 	}
 	memcpy(nng_msg_body(m), b->data, b->len);
@@ -310,7 +333,7 @@ mr_client_drain(mr_client *c, int timeout_ms)
 		ts.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&c->lock);
-	while (c->inflight > 0 && rc == MR_OK)
+	while (c->pending > 0 && rc == MR_OK)
 		if (pthread_cond_timedwait(&c->cv, &c->lock, &ts) != 0)
 			rc = MR_ETIMEDOUT;
 	pthread_mutex_unlock(&c->lock);
@@ -449,7 +472,7 @@ client__acks_decode(nng_msg *m, uint32_t want, mr_ack *acks, const char **why)
 }
 
 static void
-client__publish_done(struct cli_req *r, int status, const char *why,
+client__publish_done(const struct cli_call *r, int status, const char *why,
 		     nng_msg *m)
 {
 	mr_ack  stack[16];
@@ -500,10 +523,7 @@ mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
 		return rc;
 	}
 	r->op   = MRI_OP_PUBLISH;
-	r->n    = (uint32_t)n;
-	r->done = client__publish_done;
-	r->cb   = cb;
-	r->arg  = arg;
+	r->call = (struct cli_call){client__publish_done, cb, arg, (uint32_t)n};
 	rc      = client__send(r, &b);
 	mri_wbuf_fini(&b);
 	return rc;
@@ -593,7 +613,8 @@ mr_publish(mr_client *c, const mr_message *msg, mr_ack *ack)
 }
 
 static void
-client__json_done(struct cli_req *r, int status, const char *why, nng_msg *m)
+client__json_done(const struct cli_call *r, int status, const char *why,
+		  nng_msg *m)
 {
 	struct client__wait *w = r->arg;
 
@@ -637,8 +658,7 @@ client__json_call(mr_client *c, uint8_t op, const char *body, char **json)
 	}
 	client__wait_init(&w);
 	r->op   = op;
-	r->done = client__json_done;
-	r->arg  = &w;
+	r->call = (struct cli_call){client__json_done, NULL, &w, 0};
 	rc      = client__send(r, &b);
 	mri_wbuf_fini(&b);
 	if (rc != MR_OK) {

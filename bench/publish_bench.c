@@ -1,0 +1,1057 @@
+/*
+ * publish_bench: mailroom's publish path against a raw librdkafka producer
+ * that has mailroomd's own settings, to the same Kafka, in one run
+ * (docs/BENCHMARKS.md).
+ *
+ * Cases, each on a topic of its own (the --topic prefix, the start time, a
+ * sequence number and the case's name):
+ *
+ *   raw        librdkafka, N messages produced as fast as it takes them, a
+ *              poll thread serving delivery reports; timed from the first
+ *              produce to the last report.
+ *   batched    the C client, N messages in requests of K, F requests in
+ *              flight (mr_publish_async); first send to the last ack.
+ *   pipelined  the C client, one message per request, F in flight.
+ *   sync       mr_publish, one message at a time.
+ *   latency    one message at a time: publish to ack through mailroom,
+ *              produce to delivery report through raw librdkafka, with the
+ *              same linger.ms.
+ *
+ * Payloads are S random bytes; keys are "key-<i % 1000>". The client gives
+ * every message a UUIDv7 and mailroomd writes the CloudEvents headers; the
+ * raw producer writes no headers unless --raw-headers gives it the same.
+ * Each case is warmed up with one message (topic creation, producer id)
+ * before its clock starts.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "mailroom/client.h"
+
+#define BENCH_KEYS 1000
+#define BENCH_SPREAD 4096    /* payloads start at different pool offsets */
+#define BENCH_SYNC_MAX 20000 /* messages in the sync case */
+#define BENCH_PIPE_MAX 100000
+#define BENCH_WARMUP 200 /* latency samples dropped before measuring */
+#define BENCH_WAIT_MS 300000
+#define BENCH_RUNS_MAX 16
+#define BENCH_ERR_MAX 512
+
+enum bench_mode { BENCH_MAILROOM = 1, BENCH_RAW = 2, BENCH_BOTH = 3 };
+
+struct bench_opts {
+	const char *brokers;
+	const char *url;
+	const char *topic;
+	long        count;
+	size_t      size;
+	int         batch;
+	int         inflight;
+	int         mode;
+	int         linger_ms;
+	int         samples;
+	int         repeat;
+	int         timeout_ms;
+	bool        raw_headers;
+	bool        throughput;
+};
+
+struct bench_result {
+	long   msgs; /* confirmed */
+	long   failed;
+	double secs;
+	double cpu_secs; /* this process's, user + system */
+	bool   done;
+};
+
+struct bench_latency {
+	int    n;
+	int    failed;
+	double p50, p90, p99, max, mean;
+};
+
+static uint8_t  *bench__pool;
+static char      bench__keys[BENCH_KEYS][16];
+static size_t    bench__key_len[BENCH_KEYS];
+static long long bench__stamp;
+static char      bench__ce_time[32];
+
+static int64_t
+bench__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double
+bench__cpu_secs(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static const void *
+bench__payload(long i)
+{
+	return bench__pool + (size_t)(i * 61) % BENCH_SPREAD;
+}
+
+static void
+bench__init_data(size_t size)
+{
+	uint64_t  x = (uint64_t)bench__now_ns() | 1;
+	size_t    n = size + BENCH_SPREAD;
+	time_t    now;
+	struct tm tm;
+
+	if ((bench__pool = malloc(n)) == NULL) {
+		fprintf(stderr, "publish_bench: out of memory\n");
+		exit(1);
+	}
+	for (size_t i = 0; i < n; i++) {
+		// xorshift64: random enough that nothing compresses it.
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		bench__pool[i] = (uint8_t)(x >> 24);
+	}
+	for (int i = 0; i < BENCH_KEYS; i++)
+		bench__key_len[i] = (size_t)snprintf(
+		    bench__keys[i], sizeof(bench__keys[i]), "key-%d", i);
+	now = time(NULL);
+	gmtime_r(&now, &tm);
+	strftime(bench__ce_time, sizeof(bench__ce_time),
+		 "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+}
+
+static void
+bench__topic(const struct bench_opts *o, const char *name, char *out,
+	     size_t n)
+{
+	static int seq;
+
+	snprintf(out, n, "%s-%lld-%d-%s", o->topic, bench__stamp, seq++, name);
+}
+
+static int
+bench__cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Nearest rank of a sorted array. */
+static double
+bench__pct(const double *v, int n, double p)
+{
+	int k = (int)(p * n + 0.999999) - 1;
+
+	if (k < 0)
+		k = 0;
+	if (k >= n)
+		k = n - 1;
+	return v[k];
+}
+
+static void
+bench__summarise(double *lat, int n, struct bench_latency *l)
+{
+	double sum = 0;
+
+	l->n = n;
+	if (n == 0)
+		return;
+	qsort(lat, (size_t)n, sizeof(*lat), bench__cmp_double);
+	for (int i = 0; i < n; i++)
+		sum += lat[i];
+	l->p50  = bench__pct(lat, n, 0.50);
+	l->p90  = bench__pct(lat, n, 0.90);
+	l->p99  = bench__pct(lat, n, 0.99);
+	l->max  = lat[n - 1];
+	l->mean = sum / n;
+}
+
+/* ---- raw librdkafka --------------------------------------------------- */
+
+struct raw {
+	rd_kafka_t  *rk;
+	pthread_t    poller;
+	bool         polling;
+	atomic_int   stop;
+	atomic_long  ok;
+	atomic_long  failed;
+	atomic_llong last_ns;
+	atomic_int   have_err;
+	char         err[BENCH_ERR_MAX];
+};
+
+static void
+raw__dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct raw *r = opaque;
+
+	if (m->err != 0) {
+		if (atomic_exchange(&r->have_err, 1) == 0)
+			snprintf(r->err, sizeof(r->err), "%s: %s",
+				 rd_kafka_err2name(m->err),
+				 rd_kafka_err2str(m->err));
+		atomic_fetch_add(&r->failed, 1);
+	} else {
+		atomic_fetch_add(&r->ok, 1);
+	}
+	atomic_store(&r->last_ns, bench__now_ns());
+}
+
+static void *
+raw__poll(void *arg)
+{
+	struct raw *r = arg;
+
+	while (!atomic_load(&r->stop))
+		rd_kafka_poll(r->rk, 100);
+	return NULL;
+}
+
+/* A producer with mailroomd's settings (broker/server.c, bridge/producer.c).
+ * With \p poller a thread serves its delivery reports. */
+static int
+raw__open(struct raw *r, const struct bench_opts *o, bool poller)
+{
+	static const char *fixed[][2] = {
+	    {"client.id", "publish_bench"},
+	    {"enable.idempotence", "true"},
+	    {"acks", "all"},
+	    {"partitioner", "murmur2_random"},
+	    {"message.timeout.ms", "30000"},
+	    {"message.max.bytes", "16777216"},
+	    {"queue.buffering.max.messages", "0"},
+	    {"queue.buffering.max.kbytes", "2097151"},
+	    {"topic.metadata.propagation.max.ms", "5000"},
+	};
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char             errstr[512], linger[32];
+
+	memset(r, 0, sizeof(*r));
+	snprintf(linger, sizeof(linger), "%d", o->linger_ms);
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, errstr,
+			      sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "linger.ms", linger, errstr,
+			      sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		goto fail;
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], errstr,
+				      sizeof(errstr)) != RD_KAFKA_CONF_OK)
+			goto fail;
+	rd_kafka_conf_set_dr_msg_cb(conf, raw__dr);
+	rd_kafka_conf_set_opaque(conf, r);
+	r->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (r->rk == NULL)
+		goto fail;
+	if (poller) {
+		if (pthread_create(&r->poller, NULL, raw__poll, r) != 0) {
+			rd_kafka_destroy(r->rk);
+			fprintf(stderr,
+				"publish_bench: cannot start a thread\n");
+			return -1;
+		}
+		r->polling = true;
+	}
+	return 0;
+fail:
+	rd_kafka_conf_destroy(conf);
+	fprintf(stderr, "publish_bench: raw producer: %s\n", errstr);
+	return -1;
+}
+
+static void
+raw__close(struct raw *r)
+{
+	if (r->polling) {
+		atomic_store(&r->stop, 1);
+		pthread_join(r->poller, NULL);
+	}
+	rd_kafka_flush(r->rk, 10000);
+	rd_kafka_destroy(r->rk);
+}
+
+/* The headers mailroomd writes (bridge/envelope.c), for --raw-headers. */
+static rd_kafka_headers_t *
+raw__headers(long i)
+{
+	rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+	char                id[48];
+
+	snprintf(id, sizeof(id), "%08llx-0bec-7000-8000-%012lx",
+		 bench__stamp & 0xffffffffLL, i & 0xffffffffffffL);
+	rd_kafka_header_add(h, "ce_specversion", -1, "1.0", 3);
+	rd_kafka_header_add(h, "ce_id", -1, id, -1);
+	rd_kafka_header_add(h, "ce_source", -1, "mailroomd", -1);
+	rd_kafka_header_add(h, "ce_type", -1, "mailroom.message", -1);
+	rd_kafka_header_add(h, "ce_time", -1, bench__ce_time, -1);
+	return h;
+}
+
+static rd_kafka_resp_err_t
+raw__produce(struct raw *r, const char *topic, long i, size_t size,
+	     bool with_headers)
+{
+	rd_kafka_headers_t *h = with_headers ? raw__headers(i) : NULL;
+	rd_kafka_resp_err_t err;
+	int                 k = (int)(i % BENCH_KEYS);
+
+	for (;;) {
+		err = rd_kafka_producev(
+		    r->rk, RD_KAFKA_V_TOPIC(topic),
+		    RD_KAFKA_V_KEY(bench__keys[k], bench__key_len[k]),
+		    RD_KAFKA_V_VALUE((void *)bench__payload(i), size),
+		    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		if (r->polling)
+			usleep(200);
+		else
+			rd_kafka_poll(r->rk, 10);
+	}
+	if (err != 0 && h != NULL)
+		rd_kafka_headers_destroy(h);
+	return err;
+}
+
+/* Wait until \p target reports came. */
+static bool
+raw__wait(struct raw *r, long target, int timeout_ms)
+{
+	int64_t deadline = bench__now_ns() + (int64_t)timeout_ms * 1000000;
+
+	while (atomic_load(&r->ok) + atomic_load(&r->failed) < target) {
+		if (bench__now_ns() > deadline)
+			return false;
+		if (r->polling)
+			usleep(1000);
+		else
+			rd_kafka_poll(r->rk, 100);
+	}
+	return true;
+}
+
+static void
+bench__raw_throughput(const struct bench_opts *o, struct bench_result *res)
+{
+	struct raw r;
+	char       topic[300];
+	long       refused = 0, ok0, failed0;
+	int64_t    t0;
+	double     c0;
+
+	memset(res, 0, sizeof(*res));
+	bench__topic(o, "raw", topic, sizeof(topic));
+	if (raw__open(&r, o, true) != 0)
+		return;
+	if (raw__produce(&r, topic, 0, o->size, o->raw_headers) != 0 ||
+	    !raw__wait(&r, 1, 60000) || atomic_load(&r.ok) != 1) {
+		fprintf(stderr,
+			"publish_bench: raw warm-up to %s failed: %s\n", topic,
+			r.have_err ? r.err : "no report in 60 s");
+		raw__close(&r);
+		return;
+	}
+	ok0     = atomic_load(&r.ok);
+	failed0 = atomic_load(&r.failed);
+	c0      = bench__cpu_secs();
+	t0      = bench__now_ns();
+	for (long i = 0; i < o->count; i++) {
+		rd_kafka_resp_err_t err;
+
+		err = raw__produce(&r, topic, i, o->size, o->raw_headers);
+		if (err != 0) {
+			if (refused++ == 0)
+				fprintf(stderr,
+					"publish_bench: raw produce: %s\n",
+					rd_kafka_err2str(err));
+		}
+	}
+	if (!raw__wait(&r, ok0 + failed0 + o->count - refused, BENCH_WAIT_MS))
+		fprintf(stderr,
+			"publish_bench: raw: only %ld of %ld reports after "
+			"%d s\n",
+			atomic_load(&r.ok) + atomic_load(&r.failed) - ok0 -
+			    failed0,
+			o->count - refused, BENCH_WAIT_MS / 1000);
+	res->secs     = (double)(atomic_load(&r.last_ns) - t0) / 1e9;
+	res->cpu_secs = bench__cpu_secs() - c0;
+	res->msgs     = atomic_load(&r.ok) - ok0;
+	res->failed   = o->count - res->msgs;
+	res->done     = true;
+	if (r.have_err)
+		fprintf(stderr, "publish_bench: raw: first failure: %s\n",
+			r.err);
+	raw__close(&r);
+}
+
+static void
+bench__raw_latency(const struct bench_opts *o, double *lat,
+		   struct bench_latency *l)
+{
+	struct raw r;
+	char       topic[300];
+	int        n = 0;
+
+	memset(l, 0, sizeof(*l));
+	bench__topic(o, "raw-latency", topic, sizeof(topic));
+	if (raw__open(&r, o, false) != 0)
+		return;
+	for (int i = -BENCH_WARMUP; i < o->samples; i++) {
+		long    failed = atomic_load(&r.failed);
+		long    target = atomic_load(&r.ok) + failed + 1;
+		int64_t t0     = bench__now_ns();
+
+		if (raw__produce(&r, topic, i + BENCH_WARMUP, o->size,
+				 o->raw_headers) != 0 ||
+		    !raw__wait(&r, target, 60000)) {
+			fprintf(stderr, "publish_bench: raw latency: no "
+					"report in 60 s\n");
+			break;
+		}
+		if (atomic_load(&r.failed) != failed) {
+			l->failed++;
+			continue;
+		}
+		if (i >= 0)
+			lat[n++] = (double)(bench__now_ns() - t0) / 1e6;
+	}
+	if (r.have_err)
+		fprintf(stderr, "publish_bench: raw latency: first failure: "
+				"%s\n",
+			r.err);
+	raw__close(&r);
+	bench__summarise(lat, n, l);
+}
+
+/* ---- mailroom --------------------------------------------------------- */
+
+struct mrb {
+	atomic_long  ok;
+	atomic_long  failed;
+	atomic_llong last_ns;
+	atomic_int   have_err;
+	char         err[BENCH_ERR_MAX];
+};
+
+static void
+mrb__error(struct mrb *m, int status, const char *why)
+{
+	if (atomic_exchange(&m->have_err, 1) == 0)
+		snprintf(m->err, sizeof(m->err), "%s: %s", mr_err_name(status),
+			 why && why[0] ? why : mr_strerror(status));
+}
+
+/* On an nng thread, once per request. */
+static void
+mrb__cb(void *arg, int status, const mr_ack *acks, size_t n)
+{
+	struct mrb *m  = arg;
+	long        ok = 0;
+	long long   now, last;
+
+	for (size_t i = 0; i < n; i++) {
+		if (acks[i].status == MR_OK)
+			ok++;
+		else
+			mrb__error(m, acks[i].status, acks[i].error);
+	}
+	if (status != MR_OK && n == 0)
+		mrb__error(m, status, mr_client_last_error());
+	now  = bench__now_ns();
+	last = atomic_load(&m->last_ns);
+	while (now > last &&
+	       !atomic_compare_exchange_weak(&m->last_ns, &last, now))
+		;
+	atomic_fetch_add(&m->failed, (long)n - ok);
+	atomic_fetch_add(&m->ok, ok);
+}
+
+static void
+mrb__fill(mr_message *msgs, size_t k, long first, const char *topic,
+	  size_t size)
+{
+	for (size_t j = 0; j < k; j++) {
+		long i = first + (long)j;
+		int  key = (int)(i % BENCH_KEYS);
+
+		memset(&msgs[j], 0, sizeof(msgs[j]));
+		msgs[j].topic       = topic;
+		msgs[j].key         = bench__keys[key];
+		msgs[j].key_len     = bench__key_len[key];
+		msgs[j].payload     = bench__payload(i);
+		msgs[j].payload_len = size;
+	}
+}
+
+static mr_client *
+mrb__connect(const struct bench_opts *o, int inflight)
+{
+	mr_client_opts co = {.timeout_ms   = o->timeout_ms,
+			     .max_inflight = inflight};
+	mr_client     *c;
+	char           errstr[512];
+	int            rc;
+
+	rc = mr_client_new(&c, o->url, &co, errstr, sizeof(errstr));
+	if (rc != MR_OK) {
+		fprintf(stderr, "publish_bench: mr_client_new(%s): %s: %s\n",
+			o->url, mr_err_name(rc), errstr);
+		return NULL;
+	}
+	return c;
+}
+
+/* One synchronous publish: the topic exists before the clock starts. */
+static int
+mrb__warmup(mr_client *c, const char *topic, size_t size)
+{
+	mr_message m;
+	mr_ack     a;
+	int        rc;
+
+	mrb__fill(&m, 1, 0, topic, size);
+	memset(&a, 0, sizeof(a));
+	if ((rc = mr_publish(c, &m, &a)) != MR_OK)
+		fprintf(stderr,
+			"publish_bench: warm-up publish to %s failed: %s: "
+			"%s\n",
+			topic, mr_err_name(rc),
+			a.error[0] ? a.error : mr_client_last_error());
+	return rc;
+}
+
+/* \p n messages in requests of \p k, \p inflight requests in flight. */
+static void
+bench__mr_async(const struct bench_opts *o, const char *name, long n, int k,
+		int inflight, struct bench_result *res)
+{
+	struct mrb  m;
+	mr_client  *c;
+	mr_message *msgs;
+	char        topic[300];
+	long        sent = 0, refused = 0;
+	int64_t     t0;
+	double      c0;
+	int         rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(&m, 0, sizeof(m));
+	bench__topic(o, name, topic, sizeof(topic));
+	if ((msgs = calloc((size_t)k, sizeof(*msgs))) == NULL)
+		return;
+	if ((c = mrb__connect(o, inflight)) == NULL) {
+		free(msgs);
+		return;
+	}
+	if (mrb__warmup(c, topic, o->size) != MR_OK)
+		goto out;
+	c0 = bench__cpu_secs();
+	t0 = bench__now_ns();
+	while (sent < n) {
+		size_t kk = (size_t)(n - sent < k ? n - sent : k);
+
+		mrb__fill(msgs, kk, sent, topic, o->size);
+		rc = mr_publish_async(c, msgs, kk, mrb__cb, &m);
+		sent += (long)kk;
+		if (rc != MR_OK) {
+			// The client refused the request: stop the case.
+			fprintf(stderr,
+				"publish_bench: %s: mr_publish_async: %s "
+				"(%s); stopping after %ld messages\n",
+				name, mr_err_name(rc), mr_client_last_error(),
+				sent);
+			refused = n - sent + (long)kk;
+			break;
+		}
+	}
+	if ((rc = mr_client_drain(c, BENCH_WAIT_MS)) != MR_OK)
+		fprintf(stderr,
+			"publish_bench: %s: mr_client_drain: %s; %ld of %ld "
+			"messages answered\n",
+			name, mr_err_name(rc),
+			atomic_load(&m.ok) + atomic_load(&m.failed),
+			n - refused);
+	// The drain can return before the last callback has run: the client
+	// frees a request before calling back. Wait for the callbacks.
+	for (int i = 0; rc == MR_OK && i < 5000; i++) {
+		if (atomic_load(&m.ok) + atomic_load(&m.failed) >= n - refused)
+			break;
+		usleep(1000);
+	}
+	res->secs     = (double)(atomic_load(&m.last_ns) - t0) / 1e9;
+	res->cpu_secs = bench__cpu_secs() - c0;
+	res->msgs     = atomic_load(&m.ok);
+	res->failed   = n - res->msgs;
+	res->done     = true;
+	if (m.have_err)
+		fprintf(stderr, "publish_bench: %s: first failure: %s\n", name,
+			m.err);
+out:
+	mr_client_free(c);
+	free(msgs);
+}
+
+/* mr_publish, one message at a time; with \p lat, each one's latency. */
+static void
+bench__mr_sync(const struct bench_opts *o, const char *name, long n,
+	       int warmup, double *lat, struct bench_result *res)
+{
+	mr_client *c;
+	mr_message msg;
+	mr_ack     ack;
+	char       topic[300];
+	long       failed = 0, k = 0;
+	int64_t    t0;
+	double     c0;
+
+	memset(res, 0, sizeof(*res));
+	bench__topic(o, name, topic, sizeof(topic));
+	if ((c = mrb__connect(o, 1)) == NULL)
+		return;
+	if (mrb__warmup(c, topic, o->size) != MR_OK)
+		goto out;
+	for (long i = -warmup; i < 0; i++) {
+		mrb__fill(&msg, 1, i + warmup, topic, o->size);
+		mr_publish(c, &msg, &ack);
+	}
+	c0 = bench__cpu_secs();
+	t0 = bench__now_ns();
+	for (long i = 0; i < n; i++) {
+		int64_t s = bench__now_ns();
+		int     rc;
+
+		mrb__fill(&msg, 1, i, topic, o->size);
+		rc = mr_publish(c, &msg, &ack);
+		if (rc != MR_OK) {
+			if (failed++ == 0)
+				fprintf(stderr,
+					"publish_bench: %s: mr_publish: %s: "
+					"%s\n",
+					name, mr_err_name(rc),
+					ack.error[0] ? ack.error
+						     : mr_client_last_error());
+			if (failed >= 100)
+				break;
+			continue;
+		}
+		if (lat != NULL)
+			lat[k] = (double)(bench__now_ns() - s) / 1e6;
+		k++;
+	}
+	res->secs     = (double)(bench__now_ns() - t0) / 1e9;
+	res->cpu_secs = bench__cpu_secs() - c0;
+	res->msgs     = k;
+	res->failed   = n - k;
+	res->done     = true;
+out:
+	mr_client_free(c);
+}
+
+/* ---- report ----------------------------------------------------------- */
+
+static double
+bench__rate(const struct bench_result *r)
+{
+	return r->done && r->secs > 0 ? (double)r->msgs / r->secs : 0;
+}
+
+static void
+bench__row(const char *name, const struct bench_result *r, size_t size,
+	   double ref, const char *refname)
+{
+	double rate = bench__rate(r);
+
+	if (!r->done) {
+		printf("%-34s  %s\n", name, "not measured (see errors above)");
+		return;
+	}
+	printf("%-34s %8ld %6ld %8.3f %11.0f %8.2f %6.2f", name, r->msgs,
+	       r->failed, r->secs, rate, rate * (double)size / 1e6,
+	       r->cpu_secs);
+	if (ref > 0)
+		printf(" %6.3f  %s", rate / ref, refname);
+	printf("\n");
+}
+
+static void
+bench__json_result(const char *name, const struct bench_result *r,
+		   size_t size, double ref, const char *refname,
+		   const struct bench_result *runs, int nruns)
+{
+	double rate = bench__rate(r);
+
+	printf(",\"%s\":{\"done\":%s,\"msgs\":%ld,\"failed\":%ld,"
+	       "\"secs\":%.4f,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,"
+	       "\"cpu_s\":%.3f",
+	       name, r->done ? "true" : "false", r->msgs, r->failed, r->secs,
+	       rate, rate * (double)size / 1e6, r->cpu_secs);
+	if (ref > 0)
+		printf(",\"%s\":%.4f", refname, rate / ref);
+	if (runs != NULL) {
+		printf(",\"runs_msgs_per_s\":[");
+		for (int i = 0; i < nruns; i++)
+			printf("%s%.1f", i ? "," : "", bench__rate(&runs[i]));
+		printf("]");
+	}
+	printf("}");
+}
+
+static void
+bench__json_latency(const char *name, const struct bench_latency *l)
+{
+	printf(",\"%s\":{\"samples\":%d,\"failed\":%d,\"p50_ms\":%.4f,"
+	       "\"p90_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f,"
+	       "\"mean_ms\":%.4f}",
+	       name, l->n, l->failed, l->p50, l->p90, l->p99, l->max,
+	       l->mean);
+}
+
+/* The run whose rate is the median (the lower one of an even count). */
+static const struct bench_result *
+bench__median(const struct bench_result *runs, int n)
+{
+	int idx[BENCH_RUNS_MAX];
+
+	for (int i = 0; i < n; i++)
+		idx[i] = i;
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && bench__rate(&runs[idx[j]]) <
+					     bench__rate(&runs[idx[j - 1]]);
+		     j--) {
+			int t      = idx[j];
+			idx[j]     = idx[j - 1];
+			idx[j - 1] = t;
+		}
+	return &runs[idx[(n - 1) / 2]];
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static void
+bench__usage(FILE *f)
+{
+	fprintf(f,
+		"usage: publish_bench --brokers HOST:PORT --url URL "
+		"[options]\n"
+		"  --count N        messages per throughput case (1000000)\n"
+		"  --size S         payload bytes (100)\n"
+		"  --batch K        messages per request, batched case "
+		"(1000)\n"
+		"  --inflight F     requests in flight (8)\n"
+		"  --mode M         mailroom, raw or both (both)\n"
+		"  --topic T        topic prefix (mrbench)\n"
+		"  --linger-ms L    the raw producer's linger.ms; give "
+		"mailroomd\n"
+		"                   the same producer.linger_ms (2)\n"
+		"  --samples N      latency samples per side, 0: none (5000)\n"
+		"  --repeat R       throughput runs, median reported (1)\n"
+		"  --timeout-ms T   the client's request timeout (60000)\n"
+		"  --raw-headers    give raw records mailroomd's CloudEvents "
+		"headers\n"
+		"  --no-throughput  latency only\n");
+}
+
+static int
+bench__parse(int argc, char **argv, struct bench_opts *o)
+{
+	static const struct option lopts[] = {
+	    {"brokers", required_argument, NULL, 'b'},
+	    {"url", required_argument, NULL, 'u'},
+	    {"count", required_argument, NULL, 'n'},
+	    {"size", required_argument, NULL, 's'},
+	    {"batch", required_argument, NULL, 'k'},
+	    {"inflight", required_argument, NULL, 'f'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"topic", required_argument, NULL, 't'},
+	    {"linger-ms", required_argument, NULL, 'L'},
+	    {"samples", required_argument, NULL, 'S'},
+	    {"repeat", required_argument, NULL, 'r'},
+	    {"timeout-ms", required_argument, NULL, 'W'},
+	    {"raw-headers", no_argument, NULL, 'H'},
+	    {"no-throughput", no_argument, NULL, 'T'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	int c;
+
+	*o = (struct bench_opts){
+	    .url        = NULL,
+	    .topic      = "mrbench",
+	    .count      = 1000000,
+	    .size       = 100,
+	    .batch      = 1000,
+	    .inflight   = 8,
+	    .mode       = BENCH_BOTH,
+	    .linger_ms  = 2,
+	    .samples    = 5000,
+	    .repeat     = 1,
+	    .timeout_ms = 60000,
+	    .throughput = true,
+	};
+	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			o->brokers = optarg;
+			break;
+		case 'u':
+			o->url = optarg;
+			break;
+		case 'n':
+			o->count = atol(optarg);
+			break;
+		case 's':
+			o->size = (size_t)atol(optarg);
+			break;
+		case 'k':
+			o->batch = atoi(optarg);
+			break;
+		case 'f':
+			o->inflight = atoi(optarg);
+			break;
+		case 't':
+			o->topic = optarg;
+			break;
+		case 'L':
+			o->linger_ms = atoi(optarg);
+			break;
+		case 'S':
+			o->samples = atoi(optarg);
+			break;
+		case 'r':
+			o->repeat = atoi(optarg);
+			break;
+		case 'W':
+			o->timeout_ms = atoi(optarg);
+			break;
+		case 'H':
+			o->raw_headers = true;
+			break;
+		case 'T':
+			o->throughput = false;
+			break;
+		case 'm':
+			if (strcmp(optarg, "mailroom") == 0)
+				o->mode = BENCH_MAILROOM;
+			else if (strcmp(optarg, "raw") == 0)
+				o->mode = BENCH_RAW;
+			else if (strcmp(optarg, "both") == 0)
+				o->mode = BENCH_BOTH;
+			else
+				return -1;
+			break;
+		case 'h':
+			bench__usage(stdout);
+			exit(0);
+		default:
+			return -1;
+		}
+	}
+	if (optind < argc || o->count < 1 || o->batch < 1 ||
+	    o->batch > 100000 || o->inflight < 1 || o->linger_ms < 0 ||
+	    o->samples < 0 || o->repeat < 1 || o->repeat > BENCH_RUNS_MAX ||
+	    o->timeout_ms < 1 ||
+	    o->size > 16 * 1024 * 1024)
+		return -1;
+	if ((o->mode & BENCH_RAW) && o->brokers == NULL) {
+		fprintf(stderr, "publish_bench: raw mode needs --brokers\n");
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct bench_opts    o;
+	struct bench_result  raw_runs[BENCH_RUNS_MAX];
+	struct bench_result  mr_runs[BENCH_RUNS_MAX];
+	struct bench_result  none = {0}, pipe = {0}, sync = {0};
+	const struct bench_result *raw = &none, *mr = &none;
+	struct bench_latency lraw = {0}, lmr = {0};
+	struct bench_result  lres;
+	double              *lat;
+	double               raw_ref, sync_ref = 0;
+	long                 npipe, nsync;
+	bool                 ok = true;
+	char                 name[64];
+
+	if (bench__parse(argc, argv, &o) != 0) {
+		bench__usage(stderr);
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	bench__stamp = (long long)time(NULL);
+	bench__init_data(o.size);
+	if ((lat = calloc((size_t)o.samples + 1, sizeof(*lat))) == NULL)
+		return 1;
+	npipe = o.count < BENCH_PIPE_MAX ? o.count : BENCH_PIPE_MAX;
+	nsync = o.count < BENCH_SYNC_MAX ? o.count : BENCH_SYNC_MAX;
+
+	printf("publish_bench: %zu-byte payloads, %d keys, linger.ms %d, "
+	       "mode %s%s\n",
+	       o.size, BENCH_KEYS, o.linger_ms,
+	       o.mode == BENCH_BOTH ? "both"
+	       : o.mode == BENCH_RAW ? "raw"
+				     : "mailroom",
+	       o.raw_headers ? ", raw records carry CloudEvents headers" : "");
+	printf("publish_bench: kafka %s, mailroomd %s, topics %s-%lld-*\n",
+	       o.brokers ? o.brokers : "-", o.url ? o.url : "(default)",
+	       o.topic, bench__stamp);
+
+	// Throughput: raw and batched runs alternate, so that both see the
+	// same Kafka, page cache and neighbours.
+	for (int r = 0; o.throughput && r < o.repeat; r++) {
+		if (o.mode & BENCH_RAW) {
+			bench__raw_throughput(&o, &raw_runs[r]);
+			fprintf(stderr, "  run %d raw: %.0f msgs/s\n", r + 1,
+				bench__rate(&raw_runs[r]));
+		}
+		if (o.mode & BENCH_MAILROOM) {
+			bench__mr_async(&o, "batched", o.count, o.batch,
+					o.inflight, &mr_runs[r]);
+			fprintf(stderr, "  run %d mailroom batched: %.0f "
+					"msgs/s\n",
+				r + 1, bench__rate(&mr_runs[r]));
+		}
+	}
+	if (o.throughput && (o.mode & BENCH_RAW))
+		raw = bench__median(raw_runs, o.repeat);
+	if (o.throughput && (o.mode & BENCH_MAILROOM)) {
+		mr = bench__median(mr_runs, o.repeat);
+		bench__mr_async(&o, "pipelined", npipe, 1, o.inflight, &pipe);
+		bench__mr_sync(&o, "sync", nsync, 0, NULL, &sync);
+	}
+	if (o.samples > 0 && (o.mode & BENCH_RAW))
+		bench__raw_latency(&o, lat, &lraw);
+	if (o.samples > 0 && (o.mode & BENCH_MAILROOM)) {
+		bench__mr_sync(&o, "latency", o.samples, BENCH_WARMUP, lat,
+			       &lres);
+		bench__summarise(lat, (int)lres.msgs, &lmr);
+		lmr.failed = (int)lres.failed;
+	}
+	raw_ref = bench__rate(raw);
+	if (lraw.n > 0)
+		sync_ref = 1e3 / lraw.mean;
+
+	if (o.throughput) {
+		printf("\n%-34s %8s %6s %8s %11s %8s %6s %6s\n", "case",
+		       "msgs", "failed", "secs", "msgs/s", "MB/s", "cpu s",
+		       "ratio");
+		if (o.mode & BENCH_RAW) {
+			snprintf(name, sizeof(name), "raw librdkafka async%s",
+				 o.repeat > 1 ? " (median)" : "");
+			bench__row(name, raw, o.size, 0, NULL);
+		}
+		if (o.mode & BENCH_MAILROOM) {
+			snprintf(name, sizeof(name),
+				 "mailroom batched K=%d F=%d%s", o.batch,
+				 o.inflight, o.repeat > 1 ? " (median)" : "");
+			bench__row(name, mr, o.size, raw_ref, "of raw async");
+			snprintf(name, sizeof(name),
+				 "mailroom unbatched pipelined F=%d",
+				 o.inflight);
+			bench__row(name, &pipe, o.size, raw_ref,
+				   "of raw async");
+			bench__row("mailroom unbatched sync", &sync, o.size,
+				   sync_ref, "of raw sync");
+		}
+		printf("(MB/s counts payload bytes only; cpu s is this "
+		       "process's; raw sync: 1 / mean raw latency = %.0f "
+		       "msgs/s)\n",
+		       sync_ref);
+	}
+	if (lraw.n > 0 || lmr.n > 0) {
+		printf("\nlatency, one message at a time, %d samples, "
+		       "linger.ms %d (ms)\n",
+		       o.samples, o.linger_ms);
+		printf("%-34s %8s %8s %8s %8s %8s\n", "", "p50", "p90", "p99",
+		       "max", "mean");
+		if (lraw.n > 0)
+			printf("%-34s %8.3f %8.3f %8.3f %8.3f %8.3f\n",
+			       "raw produce -> delivery report", lraw.p50,
+			       lraw.p90, lraw.p99, lraw.max, lraw.mean);
+		if (lmr.n > 0)
+			printf("%-34s %8.3f %8.3f %8.3f %8.3f %8.3f\n",
+			       "mailroom publish -> ack", lmr.p50, lmr.p90,
+			       lmr.p99, lmr.max, lmr.mean);
+		if (lraw.n > 0 && lmr.n > 0)
+			printf("%-34s %+8.3f %8s %+8.3f   (targets: p50 <= "
+			       "0.3, p99 <= 1)\n",
+			       "added by mailroom", lmr.p50 - lraw.p50, "",
+			       lmr.p99 - lraw.p99);
+	}
+	if (raw_ref > 0 && mr->done) {
+		double ratio = bench__rate(mr) / raw_ref;
+
+		printf("\ntarget: batched >= 0.80x raw: %.3fx %s%s\n", ratio,
+		       ratio >= 0.8 ? "MET" : "NOT MET",
+		       o.size == 100 ? ""
+				     : " (the target is stated for 100-byte "
+				       "messages)");
+	}
+
+	printf("\n{\"bench\":\"publish\",\"size\":%zu,\"count\":%ld,"
+	       "\"batch\":%d,\"inflight\":%d,\"linger_ms\":%d,\"keys\":%d,"
+	       "\"repeat\":%d,\"raw_headers\":%s,\"cpu_total_s\":%.2f",
+	       o.size, o.count, o.batch, o.inflight, o.linger_ms, BENCH_KEYS,
+	       o.repeat, o.raw_headers ? "true" : "false", bench__cpu_secs());
+	if (o.throughput && (o.mode & BENCH_RAW))
+		bench__json_result("raw", raw, o.size, 0, NULL, raw_runs,
+				   o.repeat);
+	if (o.throughput && (o.mode & BENCH_MAILROOM)) {
+		bench__json_result("mailroom_batched", mr, o.size, raw_ref,
+				   "ratio", mr_runs, o.repeat);
+		bench__json_result("mailroom_pipelined", &pipe, o.size,
+				   raw_ref, "ratio", NULL, 0);
+		bench__json_result("mailroom_sync", &sync, o.size, sync_ref,
+				   "ratio_vs_raw_sync", NULL, 0);
+	}
+	if (lraw.n > 0)
+		bench__json_latency("latency_raw", &lraw);
+	if (lmr.n > 0)
+		bench__json_latency("latency_mailroom", &lmr);
+	if (lraw.n > 0 && lmr.n > 0)
+		printf(",\"added_p50_ms\":%.4f,\"added_p99_ms\":%.4f",
+		       lmr.p50 - lraw.p50, lmr.p99 - lraw.p99);
+	printf("}\n");
+
+	// Exit 1 when anything failed or could not be measured.
+	for (int r = 0; o.throughput && r < o.repeat; r++) {
+		if ((o.mode & BENCH_RAW) &&
+		    (!raw_runs[r].done || raw_runs[r].failed))
+			ok = false;
+		if ((o.mode & BENCH_MAILROOM) &&
+		    (!mr_runs[r].done || mr_runs[r].failed))
+			ok = false;
+	}
+	if (o.throughput && (o.mode & BENCH_MAILROOM) &&
+	    (!pipe.done || pipe.failed || !sync.done || sync.failed))
+		ok = false;
+	if (o.samples > 0 && (o.mode & BENCH_RAW) && lraw.n < o.samples)
+		ok = false;
+	if (o.samples > 0 && (o.mode & BENCH_MAILROOM) && lmr.n < o.samples)
+		ok = false;
+	free(lat);
+	free(bench__pool);
+	return ok ? 0 : 1;
+}
