@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,11 @@ struct srv_ctx {
 	enum srv_state       state;
 	nng_msg             *req;
 	struct mri_pub_view *views;
-	struct srv_slot     *slots;
+	struct srv_slot     *slots; /* kept from request to request */
+	uint32_t             slots_cap;
+	struct mri_pmsg    **send;  /* likewise, with rcs and whys */
+	int                 *rcs;
+	const char         **whys;
 	uint32_t             count;
 	atomic_uint          pending;
 	struct srv_topic    *topics;
@@ -123,7 +128,6 @@ srv__request_free(struct srv_ctx *c)
 	for (uint32_t i = 0; c->slots && i < c->count; i++)
 		if (c->slots[i].pm.hdrs)
 			rd_kafka_headers_destroy(c->slots[i].pm.hdrs);
-	free(c->slots);
 	free(c->views);
 	for (t = c->topics; t != NULL; t = n) {
 		n = t->next;
@@ -131,7 +135,6 @@ srv__request_free(struct srv_ctx *c)
 	}
 	if (c->req)
 		nng_msg_free(c->req);
-	c->slots  = NULL;
 	c->views  = NULL;
 	c->topics = NULL;
 	c->req    = NULL;
@@ -302,6 +305,34 @@ srv__on_report(void *arg, struct mri_presult *r, size_t n)
 	}
 }
 
+/* Room for \p n messages in the context's arrays, kept across requests so
+ * that a steady stream allocates nothing here. */
+static int
+srv__reserve(struct srv_ctx *c, uint32_t n)
+{
+	struct srv_slot  *slots;
+	struct mri_pmsg **send;
+	int              *rcs;
+	const char      **whys;
+
+	if (n <= c->slots_cap)
+		return MR_OK;
+	if ((slots = realloc(c->slots, n * sizeof(*slots))) == NULL)
+		return MR_ENOMEM;
+	c->slots = slots;
+	if ((send = realloc(c->send, n * sizeof(*send))) == NULL)
+		return MR_ENOMEM;
+	c->send = send;
+	if ((rcs = realloc(c->rcs, n * sizeof(*rcs))) == NULL)
+		return MR_ENOMEM;
+	c->rcs = rcs;
+	if ((whys = realloc(c->whys, n * sizeof(*whys))) == NULL)
+		return MR_ENOMEM;
+	c->whys      = whys;
+	c->slots_cap = n;
+	return MR_OK;
+}
+
 static const char *
 srv__topic(struct srv_ctx *c, const struct mri_pub_view *v)
 {
@@ -349,16 +380,14 @@ srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len)
 		srv__reply_error(c, rc, msg);
 		return;
 	}
-	c->slots = calloc(c->count, sizeof(*c->slots));
-	send     = malloc(c->count * (sizeof(*send) + sizeof(*rcs) +
-				      sizeof(*whys)));
-	if (c->slots == NULL || send == NULL) {
-		free(send);
+	if (srv__reserve(c, c->count) != MR_OK) {
+		c->count = 0;
 		srv__reply_error(c, MR_ENOMEM, "cannot hold the request");
 		return;
 	}
-	rcs  = (int *)(send + c->count);
-	whys = (const char **)(rcs + c->count);
+	send = c->send;
+	rcs  = c->rcs;
+	whys = c->whys;
 
 	pthread_mutex_lock(&s->cfg_lock);
 	memcpy(src, s->ce_source, sizeof(src));
@@ -374,6 +403,7 @@ srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len)
 		struct srv_slot     *sl = &c->slots[i];
 		struct mri_pub_view *v  = &c->views[i];
 
+		memset(sl, 0, offsetof(struct srv_slot, idbuf));
 		sl->c         = c;
 		sl->partition = -1;
 		sl->offset    = -1;
@@ -493,7 +523,6 @@ srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len)
 			srv__slot_done(sl);
 		}
 	}
-	free(send);
 	srv__slot_done(&(struct srv_slot){.c = c});
 }
 
@@ -890,6 +919,10 @@ mri_server_free(struct mri_server *s)
 		}
 		srv__request_free(c);
 		mri_wbuf_fini(&c->out);
+		free(c->slots);
+		free(c->send);
+		free(c->rcs);
+		free(c->whys);
 	}
 	mri_dedupe_free(s->dedupe);
 	for (size_t i = 0; i < s->nurls; i++)

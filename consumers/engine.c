@@ -1,0 +1,668 @@
+#include "engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailroom/error.h"
+
+enum rec_state { REC_WAITING, REC_INFLIGHT, REC_ACKED };
+
+struct keyq;
+struct part;
+
+struct rec {
+	struct rec  *pnext;        /* partition list, offset order */
+	struct rec  *knext;        /* key queue, offset order */
+	struct rec  *lprev, *lnext; /* the ready list or a session's */
+	struct keyq *kq;           /* NULL: not ordered */
+	struct part *part;
+	void        *opaque;
+	int64_t      offset;
+	uint64_t     deadline;
+	uint32_t     idx; /* slot: handle = gen << 32 | idx */
+	uint32_t     attempt;
+	uint32_t     sid;
+	uint8_t      state;
+	uint8_t      listed; /* on the ready list or a session's */
+};
+
+struct keyq {
+	struct keyq *hnext;
+	struct rec  *head, *tail;
+	int32_t      partition;
+	uint64_t     key;
+	size_t       count;
+};
+
+struct part {
+	int32_t     id;
+	struct rec *head, *tail;
+	size_t      count;
+	int64_t     next_commit; /* one past the acked prefix */
+	int64_t     last;        /* the last offset that arrived */
+	int64_t    *acked;       /* acked beyond the start, from assign */
+	size_t      n_acked;
+	size_t      acked_pos;
+};
+
+struct list {
+	struct rec *head, *tail;
+	size_t      count;
+};
+
+struct session {
+	struct list inflight;
+	bool        open;
+};
+
+struct mri_engine {
+	struct mri_engine_conf conf;
+	struct part          **parts; /* by partition number */
+	size_t                 nparts;
+	struct keyq          **kbuckets;
+	size_t                 nkbuckets;
+	size_t                 nkq;
+	struct rec           **slots;
+	uint32_t              *gens;
+	uint32_t              *free_slots;
+	size_t                 nslots, nfree;
+	struct list            ready;
+	struct session        *sessions;
+	size_t                 nsessions;
+	size_t                 buffered;
+	size_t                 inflight;
+};
+
+/* ---- lists ------------------------------------------------------------- */
+
+static void
+list_push(struct list *l, struct rec *r)
+{
+	r->lnext = NULL;
+	r->lprev = l->tail;
+	if (l->tail)
+		l->tail->lnext = r;
+	else
+		l->head = r;
+	l->tail  = r;
+	r->listed = 1;
+	l->count++;
+}
+
+static void
+list_remove(struct list *l, struct rec *r)
+{
+	if (r->lprev)
+		r->lprev->lnext = r->lnext;
+	else
+		l->head = r->lnext;
+	if (r->lnext)
+		r->lnext->lprev = r->lprev;
+	else
+		l->tail = r->lprev;
+	r->lprev = r->lnext = NULL;
+	r->listed           = 0;
+	l->count--;
+}
+
+/* ---- slots and handles ------------------------------------------------- */
+
+static int
+engine__slot_alloc(struct mri_engine *e, struct rec *r)
+{
+	if (e->nfree == 0) {
+		size_t    n = e->nslots ? e->nslots * 2 : 1024;
+		struct rec **s = realloc(e->slots, n * sizeof(*s));
+		uint32_t *g, *f;
+
+		if (s == NULL)
+			return MR_ENOMEM;
+		e->slots = s;
+		if ((g = realloc(e->gens, n * sizeof(*g))) == NULL)
+			return MR_ENOMEM;
+		e->gens = g;
+		if ((f = realloc(e->free_slots, n * sizeof(*f))) == NULL)
+			return MR_ENOMEM;
+		e->free_slots = f;
+		for (size_t i = e->nslots; i < n; i++) {
+			e->slots[i] = NULL;
+			e->gens[i]  = 0;
+			e->free_slots[e->nfree++] = (uint32_t)(n - 1 - (i - e->nslots));
+		}
+		e->nslots = n;
+	}
+	r->idx           = e->free_slots[--e->nfree];
+	e->slots[r->idx] = r;
+	return MR_OK;
+}
+
+static uint64_t
+engine__handle(const struct mri_engine *e, const struct rec *r)
+{
+	return ((uint64_t)e->gens[r->idx] << 32) | r->idx;
+}
+
+/* Every change of a record's state makes its old handles stale. */
+static void
+engine__stale(struct mri_engine *e, struct rec *r)
+{
+	e->gens[r->idx]++;
+}
+
+static struct rec *
+engine__lookup(const struct mri_engine *e, uint64_t handle)
+{
+	uint32_t    idx = (uint32_t)handle;
+	struct rec *r;
+
+	if (idx >= e->nslots || (r = e->slots[idx]) == NULL)
+		return NULL;
+	if (e->gens[idx] != (uint32_t)(handle >> 32) ||
+	    r->state != REC_INFLIGHT)
+		return NULL;
+	return r;
+}
+
+static void
+engine__rec_free(struct mri_engine *e, struct rec *r)
+{
+	engine__stale(e, r);
+	e->slots[r->idx]            = NULL;
+	e->free_slots[e->nfree++]   = r->idx;
+	e->buffered--;
+	free(r);
+}
+
+/* ---- key queues -------------------------------------------------------- */
+
+static size_t
+engine__kbucket(const struct mri_engine *e, int32_t p, uint64_t key)
+{
+	uint64_t h = (key ^ ((uint64_t)(uint32_t)p * 0x9e3779b97f4a7c15ULL)) *
+		     0xff51afd7ed558ccdULL;
+
+	return (size_t)(h >> 17) & (e->nkbuckets - 1);
+}
+
+static void
+engine__kgrow(struct mri_engine *e)
+{
+	size_t        old = e->nkbuckets, n = old * 2;
+	struct keyq **b   = calloc(n, sizeof(*b));
+	struct keyq **ob  = e->kbuckets;
+
+	if (b == NULL)
+		return; // longer chains, still correct
+	e->kbuckets  = b;
+	e->nkbuckets = n;
+	for (size_t i = 0; i < old; i++) {
+		struct keyq *q = ob[i], *next;
+		for (; q != NULL; q = next) {
+			size_t k = engine__kbucket(e, q->partition, q->key);
+			next     = q->hnext;
+			q->hnext = b[k];
+			b[k]     = q;
+		}
+	}
+	free(ob);
+}
+
+static struct keyq *
+engine__keyq(struct mri_engine *e, int32_t p, uint64_t key)
+{
+	size_t       k = engine__kbucket(e, p, key);
+	struct keyq *q;
+
+	for (q = e->kbuckets[k]; q != NULL; q = q->hnext)
+		if (q->partition == p && q->key == key)
+			return q;
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return NULL;
+	q->partition   = p;
+	q->key         = key;
+	q->hnext       = e->kbuckets[k];
+	e->kbuckets[k] = q;
+	if (++e->nkq > e->nkbuckets)
+		engine__kgrow(e);
+	return q;
+}
+
+static void
+engine__keyq_free(struct mri_engine *e, struct keyq *q)
+{
+	struct keyq **pp = &e->kbuckets[engine__kbucket(e, q->partition,
+							  q->key)];
+
+	while (*pp != q)
+		pp = &(*pp)->hnext;
+	*pp = q->hnext;
+	e->nkq--;
+	free(q);
+}
+
+/* ---- the engine -------------------------------------------------------- */
+
+int
+mri_engine_new(struct mri_engine **out, const struct mri_engine_conf *c)
+{
+	struct mri_engine *e;
+
+	if (c->order > MRI_ORDER_UNORDERED || c->max_buffered == 0 ||
+	    c->session_credit == 0)
+		return MR_EINVAL;
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return MR_ENOMEM;
+	e->conf      = *c;
+	e->nkbuckets = 256;
+	if ((e->kbuckets = calloc(e->nkbuckets, sizeof(*e->kbuckets))) ==
+	    NULL) {
+		free(e);
+		return MR_ENOMEM;
+	}
+	*out = e;
+	return MR_OK;
+}
+
+void
+mri_engine_free(struct mri_engine *e)
+{
+	int64_t commit;
+
+	if (e == NULL)
+		return;
+	for (size_t p = 0; p < e->nparts; p++)
+		if (e->parts[p] != NULL)
+			mri_engine_revoke(e, (int32_t)p, &commit);
+	free(e->parts);
+	free(e->kbuckets);
+	free(e->slots);
+	free(e->gens);
+	free(e->free_slots);
+	free(e->sessions);
+	free(e);
+}
+
+static struct part *
+engine__part(const struct mri_engine *e, int32_t p)
+{
+	if (p < 0 || (size_t)p >= e->nparts)
+		return NULL;
+	return e->parts[p];
+}
+
+static int
+engine__cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+int
+mri_engine_assign(struct mri_engine *e, int32_t p, int64_t start,
+		  const int64_t *acked, size_t n_acked)
+{
+	struct part *pt;
+
+	if (p < 0 || start < 0)
+		return MR_EINVAL;
+	if ((size_t)p >= e->nparts) {
+		size_t        n = (size_t)p + 1;
+		struct part **a = realloc(e->parts, n * sizeof(*a));
+
+		if (a == NULL)
+			return MR_ENOMEM;
+		memset(a + e->nparts, 0, (n - e->nparts) * sizeof(*a));
+		e->parts  = a;
+		e->nparts = n;
+	}
+	if (e->parts[p] != NULL)
+		return MR_EEXIST;
+	if ((pt = calloc(1, sizeof(*pt))) == NULL)
+		return MR_ENOMEM;
+	if (n_acked > 0) {
+		if ((pt->acked = malloc(n_acked * sizeof(int64_t))) == NULL) {
+			free(pt);
+			return MR_ENOMEM;
+		}
+		memcpy(pt->acked, acked, n_acked * sizeof(int64_t));
+		qsort(pt->acked, n_acked, sizeof(int64_t), engine__cmp_i64);
+		pt->n_acked = n_acked;
+	}
+	pt->id          = p;
+	pt->next_commit = start;
+	pt->last        = start - 1;
+	e->parts[p]     = pt;
+	return MR_OK;
+}
+
+/* Pop the acked prefix of a partition. */
+static void
+engine__advance(struct mri_engine *e, struct part *pt)
+{
+	struct rec *r;
+
+	while ((r = pt->head) != NULL && r->state == REC_ACKED) {
+		pt->head = r->pnext;
+		if (pt->head == NULL)
+			pt->tail = NULL;
+		pt->count--;
+		pt->next_commit = r->offset + 1;
+		engine__rec_free(e, r);
+	}
+}
+
+/* A record at the head of its key (or unordered) can be handed out. */
+static void
+engine__ready(struct mri_engine *e, struct rec *r)
+{
+	if (r->state == REC_WAITING && !r->listed)
+		list_push(&e->ready, r);
+}
+
+int
+mri_engine_revoke(struct mri_engine *e, int32_t p, int64_t *commit)
+{
+	struct part *pt = engine__part(e, p);
+	struct rec  *r, *next;
+
+	if (pt == NULL)
+		return MR_ENOENT;
+	for (r = pt->head; r != NULL; r = next) {
+		next = r->pnext;
+		if (r->listed) {
+			if (r->state == REC_INFLIGHT) {
+				list_remove(&e->sessions[r->sid].inflight, r);
+				e->inflight--;
+			} else {
+				list_remove(&e->ready, r);
+			}
+		}
+		if (r->kq != NULL && --r->kq->count == 0)
+			engine__keyq_free(e, r->kq);
+		engine__rec_free(e, r);
+	}
+	*commit = pt->next_commit;
+	free(pt->acked);
+	free(pt);
+	e->parts[p] = NULL;
+	return MR_OK;
+}
+
+static bool
+engine__was_acked(struct part *pt, int64_t offset)
+{
+	while (pt->acked_pos < pt->n_acked &&
+	       pt->acked[pt->acked_pos] < offset)
+		pt->acked_pos++;
+	return pt->acked_pos < pt->n_acked &&
+	       pt->acked[pt->acked_pos] == offset;
+}
+
+int
+mri_engine_arrive(struct mri_engine *e, int32_t p, int64_t offset,
+		  uint64_t key_hash, bool keyless, uint32_t attempts,
+		  bool acked, void *opaque)
+{
+	struct part *pt = engine__part(e, p);
+	struct keyq *q  = NULL;
+	struct rec  *r;
+
+	if (pt == NULL)
+		return MR_ENOENT;
+	if (offset <= pt->last)
+		return MR_EINVAL;
+	acked = acked || engine__was_acked(pt, offset);
+	if (!acked && (e->conf.order == MRI_ORDER_PARTITION ||
+		       (e->conf.order == MRI_ORDER_KEY && !keyless))) {
+		q = engine__keyq(e, p,
+				 e->conf.order == MRI_ORDER_PARTITION ? 0
+								      : key_hash);
+		if (q == NULL)
+			return MR_ENOMEM;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL ||
+	    engine__slot_alloc(e, r) != MR_OK) {
+		free(r);
+		if (q != NULL && q->count == 0)
+			engine__keyq_free(e, q);
+		return MR_ENOMEM;
+	}
+	r->part    = pt;
+	r->offset  = offset;
+	r->attempt = attempts;
+	r->opaque  = opaque;
+	r->state   = acked ? REC_ACKED : REC_WAITING;
+	pt->last   = offset;
+	if (pt->tail)
+		pt->tail->pnext = r;
+	else
+		pt->head = r;
+	pt->tail = r;
+	pt->count++;
+	e->buffered++;
+
+	if (acked) {
+		engine__advance(e, pt);
+		return MR_OK;
+	}
+	if (q != NULL) {
+		r->kq = q;
+		if (q->tail)
+			q->tail->knext = r;
+		else
+			q->head = r;
+		q->tail = r;
+		q->count++;
+		if (q->head == r)
+			engine__ready(e, r);
+		return MR_OK;
+	}
+	engine__ready(e, r);
+	return MR_OK;
+}
+
+int
+mri_engine_session_open(struct mri_engine *e, uint32_t *sid)
+{
+	struct session *s;
+
+	for (size_t i = 0; i < e->nsessions; i++) {
+		if (!e->sessions[i].open) {
+			memset(&e->sessions[i], 0, sizeof(e->sessions[i]));
+			e->sessions[i].open = true;
+			*sid                = (uint32_t)i;
+			return MR_OK;
+		}
+	}
+	s = realloc(e->sessions, (e->nsessions + 1) * sizeof(*s));
+	if (s == NULL)
+		return MR_ENOMEM;
+	e->sessions = s;
+	memset(&s[e->nsessions], 0, sizeof(*s));
+	s[e->nsessions].open = true;
+	*sid                 = (uint32_t)e->nsessions++;
+	return MR_OK;
+}
+
+/* An in-flight record comes back: it is handed out again (it is still the
+ * head of its key, so nothing after it went out meanwhile). */
+static void
+engine__requeue(struct mri_engine *e, struct rec *r)
+{
+	list_remove(&e->sessions[r->sid].inflight, r);
+	e->inflight--;
+	engine__stale(e, r);
+	r->state = REC_WAITING;
+	engine__ready(e, r);
+}
+
+void
+mri_engine_session_close(struct mri_engine *e, uint32_t sid)
+{
+	struct session *s;
+
+	if (sid >= e->nsessions || !e->sessions[sid].open)
+		return;
+	s = &e->sessions[sid];
+	while (s->inflight.head != NULL)
+		engine__requeue(e, s->inflight.head);
+	s->open = false;
+}
+
+size_t
+mri_engine_fetch(struct mri_engine *e, uint32_t sid, uint64_t now_ms,
+		 struct mri_delivery *out, size_t max)
+{
+	struct session *s;
+	size_t          n = 0;
+
+	if (sid >= e->nsessions || !e->sessions[sid].open)
+		return 0;
+	s = &e->sessions[sid];
+	while (n < max && e->ready.head != NULL &&
+	       s->inflight.count < e->conf.session_credit) {
+		struct rec *r = e->ready.head;
+
+		list_remove(&e->ready, r);
+		engine__stale(e, r);
+		r->state    = REC_INFLIGHT;
+		r->sid      = sid;
+		r->deadline = now_ms + e->conf.ack_deadline_ms;
+		r->attempt++;
+		list_push(&s->inflight, r);
+		e->inflight++;
+		out[n].handle    = engine__handle(e, r);
+		out[n].partition = r->part->id;
+		out[n].offset    = r->offset;
+		out[n].attempt   = r->attempt;
+		out[n].opaque    = r->opaque;
+		n++;
+	}
+	return n;
+}
+
+int
+mri_engine_ack(struct mri_engine *e, uint64_t handle, void **opaque)
+{
+	struct rec  *r = engine__lookup(e, handle);
+	struct keyq *q;
+
+	if (r == NULL)
+		return MR_ENOENT;
+	if (opaque != NULL)
+		*opaque = r->opaque;
+	list_remove(&e->sessions[r->sid].inflight, r);
+	e->inflight--;
+	engine__stale(e, r);
+	r->state = REC_ACKED;
+	if ((q = r->kq) != NULL) {
+		// Only the head of a key is ever handed out.
+		q->head = r->knext;
+		if (q->head == NULL)
+			q->tail = NULL;
+		r->kq    = NULL;
+		r->knext = NULL;
+		if (--q->count == 0)
+			engine__keyq_free(e, q);
+		else
+			engine__ready(e, q->head);
+	}
+	engine__advance(e, r->part);
+	return MR_OK;
+}
+
+int
+mri_engine_nack(struct mri_engine *e, uint64_t handle)
+{
+	struct rec *r = engine__lookup(e, handle);
+
+	if (r == NULL)
+		return MR_ENOENT;
+	engine__requeue(e, r);
+	return MR_OK;
+}
+
+int
+mri_engine_extend(struct mri_engine *e, uint64_t handle, uint64_t now_ms,
+		  uint64_t ms)
+{
+	struct rec *r = engine__lookup(e, handle);
+
+	if (r == NULL)
+		return MR_ENOENT;
+	r->deadline = now_ms + ms;
+	return MR_OK;
+}
+
+size_t
+mri_engine_tick(struct mri_engine *e, uint64_t now_ms)
+{
+	size_t expired = 0;
+
+	for (size_t i = 0; i < e->nsessions; i++) {
+		struct rec *r = e->sessions[i].inflight.head, *next;
+
+		for (; r != NULL; r = next) {
+			next = r->lnext;
+			if (r->deadline <= now_ms) {
+				engine__requeue(e, r);
+				expired++;
+			}
+		}
+	}
+	return expired;
+}
+
+int64_t
+mri_engine_committable(const struct mri_engine *e, int32_t p)
+{
+	const struct part *pt = engine__part(e, p);
+
+	return pt ? pt->next_commit : -1;
+}
+
+size_t
+mri_engine_acked_beyond(const struct mri_engine *e, int32_t p, int64_t *out,
+			size_t max)
+{
+	const struct part *pt = engine__part(e, p);
+	size_t             n  = 0;
+
+	if (pt == NULL)
+		return 0;
+	for (const struct rec *r = pt->head; r != NULL; r = r->pnext) {
+		if (r->state != REC_ACKED)
+			continue;
+		if (n < max)
+			out[n] = r->offset;
+		n++;
+	}
+	// Acks given to assign for records that have not arrived yet: the
+	// caller keeps this list in place of that one.
+	for (size_t i = pt->acked_pos; i < pt->n_acked; i++) {
+		if (pt->acked[i] <= pt->last ||
+		    (i > 0 && pt->acked[i] == pt->acked[i - 1]))
+			continue;
+		if (n < max)
+			out[n] = pt->acked[i];
+		n++;
+	}
+	return n;
+}
+
+bool
+mri_engine_full(const struct mri_engine *e, int32_t p)
+{
+	const struct part *pt = engine__part(e, p);
+
+	return pt != NULL && pt->count >= e->conf.max_buffered;
+}
+
+void
+mri_engine_stats(const struct mri_engine *e, struct mri_engine_stats *s)
+{
+	s->buffered = e->buffered;
+	s->inflight = e->inflight;
+	s->ready    = e->ready.count;
+}

@@ -1,0 +1,146 @@
+/*
+ * The delivery engine: which buffered record goes to which consumer when,
+ * and which offset may be committed. A pure state machine: no I/O, no clock
+ * (time comes in with the events), no threads; driven one event at a time
+ * (assign, revoke, arrive, fetch, ack, nack, extend, tick, session close)
+ * so that it can be tested step by step and simulated under random
+ * schedules (consumers/engine_sim_test.c).
+ *
+ * Ordering modes:
+ *  - key (the default, actor semantics): a record is never handed out
+ *    before every earlier record of its key in its partition was acked;
+ *    other keys go on. Keyless records are not ordered.
+ *  - partition: at most one record of a partition in flight, in offset
+ *    order.
+ *  - unordered: anything buffered may be in flight.
+ *
+ * A nacked or expired record goes back to the head of its key (or
+ * partition) and is handed out again with its attempt count raised; the
+ * count is raised when a record is handed out, so the caller persists it
+ * before the consumer sees the record.
+ *
+ * The committable offset of a partition is one past the contiguous prefix
+ * of acked records: never past an unacked one. Acks beyond the prefix are
+ * listed by mri_engine_acked_beyond so that the caller can keep them with
+ * the commit; given back to mri_engine_assign they make those records
+ * arrive as acked (not delivered again).
+ *
+ * Thread safety: not thread-safe; one owner drives it.
+ */
+#ifndef MRI_ENGINE_H
+#define MRI_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum mri_order {
+	MRI_ORDER_KEY = 0,
+	MRI_ORDER_PARTITION,
+	MRI_ORDER_UNORDERED,
+};
+
+struct mri_engine_conf {
+	enum mri_order order;
+	uint32_t       max_buffered;    /* per partition: pause above it */
+	uint32_t       session_credit;  /* records in flight per session */
+	uint64_t       ack_deadline_ms; /* default deadline of a delivery */
+};
+
+struct mri_delivery {
+	uint64_t handle; /* for ack, nack, extend */
+	int32_t  partition;
+	int64_t  offset;
+	uint32_t attempt; /* 1 on the first delivery */
+	void    *opaque;  /* what was given to arrive */
+};
+
+struct mri_engine;
+
+/** @returns MR_OK, MR_EINVAL or MR_ENOMEM. */
+int  mri_engine_new(struct mri_engine **out, const struct mri_engine_conf *c);
+void mri_engine_free(struct mri_engine *e);
+
+/**
+ * @brief The partition is ours from \p start (its committed offset).
+ *        \p acked (borrowed) lists offsets beyond start already acked:
+ *        when they arrive they count as acked and are not delivered.
+ * @returns MR_OK, MR_EEXIST if already assigned, MR_ENOMEM.
+ */
+int mri_engine_assign(struct mri_engine *e, int32_t partition, int64_t start,
+		      const int64_t *acked, size_t n_acked);
+
+/**
+ * @brief The partition is no longer ours: every record of it is dropped,
+ *        its handles go stale (acks answer MR_ENOENT), and *commit gets the
+ *        offset to commit. @returns MR_OK or MR_ENOENT.
+ */
+int mri_engine_revoke(struct mri_engine *e, int32_t partition,
+		      int64_t *commit);
+
+/**
+ * @brief A record arrived from Kafka, in offset order within its
+ *        partition. \p key_hash groups records of one key; \p keyless says
+ *        it has none. \p attempts: deliveries already counted durably.
+ *        \p acked: the caller's dedupe store knows it was acked.
+ * @returns MR_OK, MR_ENOENT (partition not assigned), MR_EINVAL (offset not
+ *          above the last one), MR_ENOMEM.
+ */
+int mri_engine_arrive(struct mri_engine *e, int32_t partition, int64_t offset,
+		      uint64_t key_hash, bool keyless, uint32_t attempts,
+		      bool acked, void *opaque);
+
+/** @brief Open a consumer session. @returns MR_OK or MR_ENOMEM. */
+int mri_engine_session_open(struct mri_engine *e, uint32_t *sid);
+
+/** @brief A session ended (or its process died): what it held is handed
+ *         out again. */
+void mri_engine_session_close(struct mri_engine *e, uint32_t sid);
+
+/**
+ * @brief Hand out up to \p max records to session \p sid, within its
+ *        credit, each with a deadline of now + ack_deadline_ms.
+ * @returns the number written to \p out.
+ */
+size_t mri_engine_fetch(struct mri_engine *e, uint32_t sid, uint64_t now_ms,
+			struct mri_delivery *out, size_t max);
+
+/**
+ * @brief Acknowledge a delivery. *opaque (if not NULL) gets the record's.
+ * @returns MR_OK, or MR_ENOENT for an unknown or stale handle (its
+ *          partition was revoked, its deadline expired, or it was acked).
+ */
+int mri_engine_ack(struct mri_engine *e, uint64_t handle, void **opaque);
+
+/** @brief Give a delivery back: it is handed out again. */
+int mri_engine_nack(struct mri_engine *e, uint64_t handle);
+
+/** @brief Move a delivery's deadline to now + \p ms. */
+int mri_engine_extend(struct mri_engine *e, uint64_t handle, uint64_t now_ms,
+		      uint64_t ms);
+
+/** @brief Expire deliveries past their deadline. @returns how many. */
+size_t mri_engine_tick(struct mri_engine *e, uint64_t now_ms);
+
+/** @returns the offset to commit for \p partition, or -1 if not ours. */
+int64_t mri_engine_committable(const struct mri_engine *e, int32_t partition);
+
+/**
+ * @brief The acked offsets beyond the committable one, ascending, into
+ *        \p out (at most \p max). @returns how many there are in all.
+ */
+size_t mri_engine_acked_beyond(const struct mri_engine *e, int32_t partition,
+			       int64_t *out, size_t max);
+
+/** @returns true while the partition holds max_buffered records or more:
+ *           the caller pauses fetching it from Kafka. */
+bool mri_engine_full(const struct mri_engine *e, int32_t partition);
+
+struct mri_engine_stats {
+	size_t buffered;  /* records held, all partitions */
+	size_t inflight;  /* handed out, not acked */
+	size_t ready;     /* could be handed out now */
+};
+void mri_engine_stats(const struct mri_engine *e, struct mri_engine_stats *s);
+
+#endif
