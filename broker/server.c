@@ -25,6 +25,9 @@
 #include "mailroom/version.h"
 #include "proto/frame.h"
 
+// How long replies already handed to nng get to reach the wire at shutdown.
+#define SRV__LINGER_MS 200
+
 enum srv_state { SRV_RECV, SRV_WORK, SRV_SEND };
 
 struct srv_topic {
@@ -821,10 +824,22 @@ srv__split_urls(struct mri_server *s, const char *list)
 	return MR_OK;
 }
 
+/* On an nng thread, before a new connection joins the socket. */
+static void
+srv__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct mri_server *s = arg;
+
+	if (ev == NNG_PIPE_EV_ADD_PRE && atomic_load(&s->draining))
+		nng_pipe_close(p);
+}
+
 int
 mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size)
 {
 	int rv;
+
+	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, srv__pipe_cb, s);
 
 	if (s->nurls == 0) {
 		snprintf(errstr, errstr_size, "listen: no URL to listen on");
@@ -883,10 +898,11 @@ srv__wait_idle(struct mri_server *s, int timeout_ms)
 void
 mri_server_drain(struct mri_server *s, int timeout_ms)
 {
+	// Closing a listener would close the connections it accepted, and
+	// with them the replies still owed: while draining, new connections
+	// are refused as they arrive (srv__pipe_cb) and new requests are
+	// answered MR_ESHUTDOWN; the listeners close once all is answered.
 	atomic_store(&s->draining, 1);
-	for (size_t i = 0; s->listeners && i < s->nurls; i++)
-		if (nng_listener_id(s->listeners[i]) > 0)
-			nng_listener_close(s->listeners[i]);
 	mri_notice("component=server msg=\"draining: %d requests in "
 		   "flight\"",
 		   atomic_load(&s->busy));
@@ -899,6 +915,12 @@ mri_server_drain(struct mri_server *s, int timeout_ms)
 		mri_producer_purge(s->prod);
 		srv__wait_idle(s, 5000);
 	}
+	// A reply handed to nng is queued, not yet written: give the
+	// transports a moment before their connections close.
+	usleep(SRV__LINGER_MS * 1000);
+	for (size_t i = 0; s->listeners && i < s->nurls; i++)
+		if (nng_listener_id(s->listeners[i]) > 0)
+			nng_listener_close(s->listeners[i]);
 }
 
 void

@@ -8,16 +8,29 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "proto/frame.h"
 
 #define PUBLISH__HDRS_MAX 64
 
+/* A request of lines mode; its acks are printed in the order of the lines. */
+struct publish__batch {
+	struct publish__out   *out;
+	struct publish__batch *next;
+	bool                   done;
+	int                    status;
+	size_t                 n;
+	mr_ack                *acks; // new: copied from the callback
+};
+
 struct publish__out {
-	pthread_mutex_t lock;
+	pthread_mutex_t        lock;
+	struct publish__batch *head, *tail; // in the order of the lines
 	bool            json;
 	long            index;
 	long            ok;
 	long            refused;
 	int             request_err;
+	int             stop_err; // mailroomd went away or is stopping
 };
 
 static void
@@ -80,15 +93,75 @@ publish__print(struct publish__out *o, const mr_ack *a)
 static void
 publish__on_acks(void *arg, int status, const mr_ack *acks, size_t n)
 {
-	struct publish__out *o = arg;
+	struct publish__batch *b = arg;
+	struct publish__out   *o = b->out;
 
 	pthread_mutex_lock(&o->lock);
-	if (status != MR_OK && o->request_err == MR_OK)
-		o->request_err = status;
-	for (size_t i = 0; i < n; i++)
-		publish__print(o, &acks[i]);
+	b->done   = true;
+	b->status = status;
+	if (o->stop_err == MR_OK && status != MR_OK &&
+	    (status == MR_ESHUTDOWN ||
+	     cli_exit_for(status) == CLI_UNREACHABLE))
+		o->stop_err = status;
+	if ((b->acks = malloc(n * sizeof(*acks))) != NULL) {
+		memcpy(b->acks, acks, n * sizeof(*acks));
+		b->n = n;
+	} else {
+		// Out of memory: the outcome still counts, unprinted.
+		for (size_t i = 0; i < n; i++)
+			if (acks[i].status == MR_OK)
+				o->ok++;
+			else
+				o->refused++;
+		o->index += (long)n;
+	}
+	while ((b = o->head) != NULL && b->done) {
+		if (b->status != MR_OK && o->request_err == MR_OK)
+			o->request_err = b->status;
+		for (size_t i = 0; i < b->n; i++)
+			publish__print(o, &b->acks[i]);
+		if ((o->head = b->next) == NULL)
+			o->tail = NULL;
+		free(b->acks);
+		free(b);
+	}
 	fflush(stdout);
 	pthread_mutex_unlock(&o->lock);
+}
+
+/* @returns a new batch queued after the others, or NULL. */
+static struct publish__batch *
+publish__batch_new(struct publish__out *o)
+{
+	struct publish__batch *b = calloc(1, sizeof(*b));
+
+	if (b == NULL)
+		return NULL;
+	b->out = o;
+	pthread_mutex_lock(&o->lock);
+	if (o->tail != NULL)
+		o->tail->next = b;
+	else
+		o->head = b;
+	o->tail = b;
+	pthread_mutex_unlock(&o->lock);
+	return b;
+}
+
+/* Takes back the newest batch, whose request was never sent. */
+static void
+publish__batch_drop(struct publish__out *o, struct publish__batch *b)
+{
+	struct publish__batch **pp;
+
+	pthread_mutex_lock(&o->lock);
+	for (pp = &o->head; *pp != b; pp = &(*pp)->next)
+		o->tail = *pp;
+	*pp = NULL;
+	if (o->head == NULL)
+		o->tail = NULL;
+	pthread_mutex_unlock(&o->lock);
+	free(b);
 }
 
 static int
@@ -129,6 +202,7 @@ publish__lines(mr_client *c, FILE *in, const mr_message *tmpl,
 	char       *line  = NULL;
 	size_t      cap   = 0;
 	ssize_t     len;
+	long        sent = 0;
 	int         n = 0, rc = MR_OK;
 
 	if (msgs == NULL || lines == NULL) {
@@ -160,14 +234,35 @@ publish__lines(mr_client *c, FILE *in, const mr_message *tmpl,
 			n++;
 		}
 		if (n > 0 && (n == batch || len < 0)) {
+			struct publish__batch *b;
+
+			// Sending the rest to a mailroomd that is gone or
+			// stopping would only fail each line in turn.
+			pthread_mutex_lock(&o->lock);
+			rc = o->stop_err;
+			pthread_mutex_unlock(&o->lock);
+			if (rc != MR_OK) {
+				fprintf(stderr,
+					"mailroom: stopped sending after %ld "
+					"lines: %s\n",
+					sent, mr_strerror(rc));
+				break;
+			}
+			b = publish__batch_new(o);
+
 			// The client copies the messages into its frame.
-			rc = mr_publish_async(c, msgs, (size_t)n,
-					      publish__on_acks, o);
+			rc = b == NULL ? MR_ENOMEM
+				       : mr_publish_async(c, msgs, (size_t)n,
+							  publish__on_acks, b);
+			if (rc != MR_OK && b != NULL)
+				publish__batch_drop(o, b);
 			for (int i = 0; i < n; i++)
 				free(lines[i]);
+			if (rc == MR_OK)
+				sent += n;
+			n = 0;
 			if (rc != MR_OK)
 				break;
-			n = 0;
 		}
 		if (len < 0)
 			break;
@@ -180,6 +275,35 @@ publish__lines(mr_client *c, FILE *in, const mr_message *tmpl,
 	if (rc == MR_OK && ferror(in))
 		rc = MR_EIO;
 	return rc;
+}
+
+/* Refuse locally, with a sentence, what mailroomd would refuse anyway. */
+static bool
+publish__check(const mr_message *m)
+{
+	size_t n;
+
+	if (!mri_topic_valid(m->topic, strlen(m->topic))) {
+		fprintf(stderr,
+			"mailroom: invalid topic '%s': 1 to 249 characters "
+			"of a-z A-Z 0-9 . _ -, not '.' or '..'\n",
+			m->topic);
+		return false;
+	}
+	if (m->id != NULL && ((n = strlen(m->id)) == 0 || n > MR_ID_MAX)) {
+		fprintf(stderr, "mailroom: --id takes 1 to %d bytes, not %zu\n",
+			MR_ID_MAX, n);
+		return false;
+	}
+	for (size_t i = 0; i < m->header_count; i++)
+		if ((n = strlen(m->headers[i].name)) > MRI_HDR_NAME_MAX) {
+			fprintf(stderr,
+				"mailroom: a header name takes at most %d "
+				"bytes, not %zu\n",
+				MRI_HDR_NAME_MAX, n);
+			return false;
+		}
+	return true;
 }
 
 int
@@ -302,6 +426,10 @@ cli_publish(const struct cli_common *co, int argc, char **argv)
 	}
 	m.topic   = topic;
 	m.headers = hdrs;
+	if (!publish__check(&m)) {
+		free(topic);
+		return CLI_USAGE;
+	}
 	if (file != NULL && (in = fopen(file, "rb")) == NULL) {
 		fprintf(stderr, "mailroom: %s: %s\n", file, strerror(errno));
 		free(topic);

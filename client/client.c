@@ -28,6 +28,9 @@ struct cli_call {
 	mr_publish_cb cb;
 	void         *arg;
 	uint32_t      n;
+	uint8_t      *frame; /* a PUBLISH request's own copy, to name its
+				messages when it fails; freed after done */
+	size_t        frame_len;
 };
 
 struct cli_req {
@@ -178,6 +181,7 @@ client__finish(struct cli_req *r, int status, const char *why, nng_msg *m)
 	call.done(&call, status, why, m);
 	if (m)
 		nng_msg_free(m);
+	free(call.frame);
 	client__call_done(c);
 }
 
@@ -437,6 +441,30 @@ client__acks_fail(mr_ack *acks, size_t n, int status, const char *why)
 	}
 }
 
+/* Fill the topic and id of failed acks from the request that failed, so
+ * that a publisher can send those messages again under the same ids. */
+static void
+client__acks_name(mr_ack *acks, uint32_t n, const struct cli_call *r)
+{
+	struct mri_pub_view *v;
+	uint32_t             count;
+	const char          *why;
+	int64_t              bad;
+
+	if (r->frame == NULL || r->frame_len < MRI_FRAME_HDR_LEN ||
+	    mri_publish_decode(r->frame + MRI_FRAME_HDR_LEN,
+			       r->frame_len - MRI_FRAME_HDR_LEN, &v, &count,
+			       &why, &bad) != MR_OK)
+		return;
+	for (uint32_t i = 0; i < n && i < count; i++) {
+		snprintf(acks[i].topic, sizeof(acks[i].topic), "%.*s",
+			 (int)v[i].topic_len, v[i].topic);
+		snprintf(acks[i].id, sizeof(acks[i].id), "%.*s",
+			 (int)v[i].id_len, v[i].id);
+	}
+	free(v);
+}
+
 static int
 client__acks_decode(nng_msg *m, uint32_t want, mr_ack *acks, const char **why)
 {
@@ -487,8 +515,10 @@ client__publish_done(const struct cli_call *r, int status, const char *why,
 	}
 	if (status == MR_OK)
 		status = client__acks_decode(m, r->n, acks, &why);
-	if (status != MR_OK)
+	if (status != MR_OK) {
 		client__acks_fail(acks, r->n, status, why);
+		client__acks_name(acks, r->n, r);
+	}
 	r->cb(r->arg, status, acks, r->n);
 	if (acks != stack)
 		free(acks);
@@ -523,9 +553,11 @@ mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
 		return rc;
 	}
 	r->op   = MRI_OP_PUBLISH;
-	r->call = (struct cli_call){client__publish_done, cb, arg, (uint32_t)n};
-	rc      = client__send(r, &b);
-	mri_wbuf_fini(&b);
+	r->call = (struct cli_call){client__publish_done, cb, arg, (uint32_t)n,
+				    b.data, b.len};
+	// On success the request owns b's bytes (client__finish frees them).
+	if ((rc = client__send(r, &b)) != MR_OK)
+		mri_wbuf_fini(&b);
 	return rc;
 }
 
@@ -658,7 +690,7 @@ client__json_call(mr_client *c, uint8_t op, const char *body, char **json)
 	}
 	client__wait_init(&w);
 	r->op   = op;
-	r->call = (struct cli_call){client__json_done, NULL, &w, 0};
+	r->call = (struct cli_call){client__json_done, NULL, &w, 0, NULL, 0};
 	rc      = client__send(r, &b);
 	mri_wbuf_fini(&b);
 	if (rc != MR_OK) {

@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# The `mailroom` command line against a mailroomd of its own: publish (from
+# an argument, a binary file, stdin, --lines with --key-delim, headers, ids,
+# --json), its exit codes (cli/cli.h), status, topics. Records are read back
+# with kcat, an independent Kafka client, and compared byte for byte.
+#
+# Usage: publish_cli_test.sh embedded|kafka
+#   embedded: mailroomd runs its in-memory cluster
+#   kafka:    the real broker of the CTest fixture ($MR_KAFKA_DIR/bootstrap;
+#             exit 77 with the reason when $MR_KAFKA_DIR/unavailable exists)
+# Environment: MR_BINARY_DIR (mailroomd, mailroom), MR_KAFKA_DIR.
+set -uo pipefail
+
+mode=${1:-embedded}
+case "$mode" in
+    embedded | kafka) ;;
+    *)
+        echo "usage: publish_cli_test.sh embedded|kafka" >&2
+        exit 2
+        ;;
+esac
+: "${MR_BINARY_DIR:?MR_BINARY_DIR must name the build directory}"
+MR="$MR_BINARY_DIR/mailroom"
+MRD="$MR_BINARY_DIR/mailroomd"
+brokers=""
+if [[ $mode == kafka ]]; then
+    : "${MR_KAFKA_DIR:?MR_KAFKA_DIR must name the fixture directory}"
+    if [[ -f "$MR_KAFKA_DIR/unavailable" ]]; then
+        echo "SKIP: $(cat "$MR_KAFKA_DIR/unavailable")"
+        exit 77
+    fi
+    brokers=$(cat "$MR_KAFKA_DIR/bootstrap") || {
+        echo "FAIL: no $MR_KAFKA_DIR/bootstrap: did the kafka_start fixture run?"
+        exit 1
+    }
+fi
+for t in kcat python3 timeout cmp; do
+    command -v "$t" >/dev/null || {
+        echo "FAIL: $t not found"
+        exit 1
+    }
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-cli-XXXXXX")
+dpid=""
+cleanup() {
+    if [[ -n $dpid ]] && kill -0 "$dpid" 2>/dev/null; then
+        kill -KILL "$dpid" 2>/dev/null
+        wait "$dpid" 2>/dev/null
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+url="ipc://$work/mailroomd.sock"
+failures=0
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+pass() { echo "ok: $*"; }
+
+# mr ARGS...: the CLI against our mailroomd, bounded.
+mr() { timeout 60 "$MR" --url "$url" "$@"; }
+
+# expect_rc WANT DESCRIPTION CMD...: run CMD (stdout in $work/out, stderr in
+# $work/err) and check its exit code.
+expect_rc() {
+    local want=$1 what=$2 rc
+    shift 2
+    "$@" >"$work/out" 2>"$work/err"
+    rc=$?
+    if [[ $rc -eq $want ]]; then
+        pass "$what (exit $rc)"
+        return 0
+    fi
+    fail "$what: exit $rc, expected $want; stdout: $(head -c 500 "$work/out"); stderr: $(head -c 500 "$work/err")"
+    return 1
+}
+
+# json_field FILE EXPR: a python expression over the JSON object j of FILE.
+json_field() {
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# partition_of KEY N: Kafka's Java default partitioner, computed here
+# independently of mailroom (murmur2, then toPositive, then modulo).
+partition_of() {
+    python3 - "$1" "$2" <<'EOF'
+import sys
+def murmur2(data):
+    m = 0x5bd1e995
+    h = (0x9747b28c ^ len(data)) & 0xffffffff
+    for i in range(len(data) // 4):
+        k = int.from_bytes(data[i * 4:i * 4 + 4], "little")
+        k = (k * m) & 0xffffffff
+        k ^= k >> 24
+        k = (k * m) & 0xffffffff
+        h = (h * m) & 0xffffffff
+        h ^= k
+    t, rem = len(data) & ~3, len(data) % 4
+    if rem == 3:
+        h ^= data[t + 2] << 16
+    if rem >= 2:
+        h ^= data[t + 1] << 8
+    if rem >= 1:
+        h ^= data[t]
+        h = (h * m) & 0xffffffff
+    h ^= h >> 13
+    h = (h * m) & 0xffffffff
+    h ^= h >> 15
+    return h
+print((murmur2(sys.argv[1].encode()) & 0x7fffffff) % int(sys.argv[2]))
+EOF
+}
+
+# kcat_at TOPIC PARTITION OFFSET FORMAT: one record, formatted, raw bytes.
+kcat_at() {
+    timeout 60 kcat -b "$bootstrap" -C -t "$1" -p "$2" -o "$3" -c 1 -e -q -D '' -f "$4" 2>/dev/null
+}
+
+# --- mailroomd ----------------------------------------------------------
+"$MRD" --listen "$url" ${brokers:+--brokers "$brokers"} >"$work/mailroomd.log" 2>&1 &
+dpid=$!
+ready=0
+for _ in $(seq 300); do
+    if "$MR" --url "$url" --timeout 2000 status >/dev/null 2>&1; then
+        ready=1
+        break
+    fi
+    kill -0 "$dpid" 2>/dev/null || break
+    sleep 0.1
+done
+if [[ $ready -ne 1 ]]; then
+    echo "FAIL: mailroomd did not become ready; its log:"
+    cat "$work/mailroomd.log"
+    exit 1
+fi
+
+# --- status ---------------------------------------------------------------
+expect_rc 0 "status --json" mr status --json
+cp "$work/out" "$work/status.json"
+bootstrap=$(json_field "$work/status.json" 'j["kafka"]["bootstrap"]')
+[[ -n $bootstrap ]] || fail "status --json has no kafka.bootstrap"
+want_embedded=$([[ $mode == embedded ]] && echo True || echo False)
+got=$(json_field "$work/status.json" 'j["kafka"]["embedded"] is True')
+[[ $got == "$want_embedded" ]] || fail "status .kafka.embedded: $got, expected $want_embedded"
+if [[ $mode == kafka && $bootstrap != "$brokers" ]]; then
+    fail "status .kafka.bootstrap is $bootstrap, expected the fixture's $brokers"
+fi
+got=$(json_field "$work/status.json" 'j["listeners"]')
+[[ $got == "['$url']" ]] || fail "status .listeners: $got, expected ['$url']"
+got=$(json_field "$work/status.json" 'j["version"]')
+want=$("$MRD" --version | awk '{print $2}')
+[[ $got == "$want" && -n $got ]] || fail "status .version: '$got', mailroomd --version says '$want'"
+got=$(json_field "$work/status.json" 'j["protocol"]')
+[[ $got == 1 ]] || fail "status .protocol: $got"
+expect_rc 0 "status" mr status
+grep -qF "listening: $url" "$work/out" || fail "status does not list $url"
+if [[ $mode == embedded ]]; then
+    grep -q "embedded, in memory" "$work/out" || fail "status does not say the cluster is embedded"
+    grep -q "^WARNING:" "$work/out" || fail "status does not warn about the embedded cluster"
+else
+    grep -q "(external)" "$work/out" || fail "status does not say Kafka is external"
+fi
+
+# --- topics -----------------------------------------------------------------
+T="cli-$mode-$$-$RANDOM"
+expect_rc 0 "topics create $T --partitions 3" mr topics create "$T" --partitions 3
+expect_rc 1 "topics create $T again" mr topics create "$T" --partitions 3
+grep -q "already exists" "$work/err" || fail "creating $T again does not say 'already exists': $(cat "$work/err")"
+expect_rc 0 "topics list" mr topics list
+grep -qP "^\Q$T\E\t3 partitions$" "$work/out" || fail "topics list does not show '$T<TAB>3 partitions': $(cat "$work/out")"
+expect_rc 0 "topics describe $T" mr topics describe "$T"
+grep -q "^topic $T: 3 partitions" "$work/out" || fail "topics describe: $(head -1 "$work/out")"
+[[ $(grep -c "^  partition [0-2] leader" "$work/out") -eq 3 ]] || fail "topics describe does not list 3 partitions: $(cat "$work/out")"
+expect_rc 0 "topics describe $T --json" mr topics describe "$T" --json
+[[ $(json_field "$work/out" 'j["partition_count"]') == 3 ]] || fail "topics describe --json: $(cat "$work/out")"
+expect_rc 1 "topics describe of a missing topic" mr topics describe "$T-missing"
+grep -q "does not exist" "$work/err" || fail "describe of a missing topic does not say so: $(cat "$work/err")"
+
+# --- publish ------------------------------------------------------------------
+# check_ack FILE TOPIC KEY: one --json ack line with every field; prints
+# "PARTITION OFFSET ID".
+check_ack() {
+    python3 - "$1" "$2" "$3" <<'EOF'
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.strip()]
+assert len(lines) == 1, "expected one ack line, got %d" % len(lines)
+a = json.loads(lines[0])
+for f, t in (("status", str), ("topic", str), ("partition", int),
+             ("offset", int), ("id", str), ("duplicate", bool)):
+    assert isinstance(a.get(f), t), "field %s missing or not %s: %r" % (f, t.__name__, a)
+assert a["status"] == "ok", a
+assert a["topic"] == sys.argv[2], a
+assert a["offset"] >= 0 and a["partition"] >= 0, a
+print(a["partition"], a["offset"], a["id"], a["duplicate"])
+EOF
+}
+
+# From an argument.
+if expect_rc 0 "publish from an argument" mr publish "$T/key-1" "hello, mailroom" --json; then
+    if read -r p o id dup < <(check_ack "$work/out" "$T" key-1); then
+        [[ $p == "$(partition_of key-1 3)" ]] || fail "key-1 went to partition $p, Kafka's partitioner says $(partition_of key-1 3)"
+        [[ ${#id} -eq 36 ]] || fail "assigned id '$id' is not a UUID"
+        [[ $dup == False ]] || fail "a first publish is a duplicate"
+        got=$(kcat_at "$T" "$p" "$o" '%k|%s')
+        [[ $got == "key-1|hello, mailroom" ]] || fail "kcat reads '$got'"
+    else
+        fail "publish --json output: $(cat "$work/out")"
+    fi
+fi
+
+# From a binary file with zero bytes, compared byte for byte.
+{
+    printf 'head\0\0\0middle\0'
+    head -c 70000 /dev/urandom
+    printf '\0tail\0'
+} >"$work/payload.bin"
+if expect_rc 0 "publish a binary file" mr publish "$T/bin" -f "$work/payload.bin" --json; then
+    if read -r p o id dup < <(check_ack "$work/out" "$T" bin); then
+        kcat_at "$T" "$p" "$o" '%s' >"$work/payload.back"
+        cmp -s "$work/payload.bin" "$work/payload.back" || fail "the binary file read back differs ($(stat -c %s "$work/payload.back") bytes, sent $(stat -c %s "$work/payload.bin"))"
+        [[ $(kcat_at "$T" "$p" "$o" '%K') == 3 ]] || fail "the binary file's key is not 'bin'"
+    else
+        fail "publish -f --json output: $(cat "$work/out")"
+    fi
+fi
+
+# From stdin.
+printf 'from\0stdin\n' >"$work/stdin.bin"
+if expect_rc 0 "publish from stdin" sh -c '"$1" --url "$2" publish "$3/in" --json <"$4"' _ "$MR" "$url" "$T" "$work/stdin.bin"; then
+    if read -r p o id dup < <(check_ack "$work/out" "$T" in); then
+        kcat_at "$T" "$p" "$o" '%s' >"$work/stdin.back"
+        cmp -s "$work/stdin.bin" "$work/stdin.back" || fail "stdin read back differs"
+    else
+        fail "publish from stdin output: $(cat "$work/out")"
+    fi
+fi
+
+# --lines with --key-delim, in batches of 2 (several requests in flight):
+# every line is one record, and the acks come one per line, in the order of
+# the lines (the CLI numbers refused messages by that order).
+printf 'alpha:one\nbeta:two\ngamma:three\ndelta:\n:empty-key\nno-delimiter\n' >"$work/lines.txt"
+if expect_rc 0 "publish --lines --key-delim : --batch 2" mr publish "$T" --lines --key-delim : --batch 2 -f "$work/lines.txt" --json; then
+    python3 - "$work/out" "$T" >"$work/lines.acks" <<'EOF' || fail "--lines acks: $(cat "$work/out")"
+import json, sys
+acks = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert len(acks) == 6, "6 lines, %d acks" % len(acks)
+for a in acks:
+    assert a["status"] == "ok" and a["topic"] == sys.argv[2], a
+    print(a["partition"], a["offset"])
+EOF
+    : >"$work/lines.want"
+    while IFS= read -r line; do
+        case "$line" in
+            *:*)
+                key=${line%%:*}
+                echo "$(partition_of "$key" 3)|${#key}|$key|${line#*:}" >>"$work/lines.want"
+                ;;
+            *) echo "?|-1||$line" >>"$work/lines.want" ;; # keyless
+        esac
+    done <"$work/lines.txt"
+    : >"$work/lines.got"
+    while read -r p o; do
+        echo "$p|$(kcat_at "$T" "$p" "$o" '%K|%k|%s')" >>"$work/lines.got"
+    done <"$work/lines.acks"
+    # The keyless line may go to any partition.
+    sed -i 's/^[0-9]*|-1|/?|-1|/' "$work/lines.got"
+    if ! diff <(sort "$work/lines.want") <(sort "$work/lines.got") >"$work/diff"; then
+        fail "--lines records (partition|keylen|key|payload) differ from the lines: $(cat "$work/diff")"
+    elif ! cmp -s "$work/lines.want" "$work/lines.got"; then
+        fail "--lines --json: the acks are not in the order of the lines: lines $(tr '\n' ' ' <"$work/lines.want"), acks $(tr '\n' ' ' <"$work/lines.got")"
+    fi
+fi
+
+# Headers, envelope options and --id; the same id again is a duplicate.
+if expect_rc 0 "publish with -H, --id and the envelope options" \
+    mr publish "$T/h" "with headers" -H x-a=1 -H 'x-b=two=2' --id "cli-id-$$" \
+    --type t.cli --source src-cli --content-type text/plain \
+    --reply-to "$T/replies" --correlation-id corr-cli --json; then
+    if read -r p o id dup < <(check_ack "$work/out" "$T" h); then
+        [[ $id == "cli-id-$$" ]] || fail "--id: the ack's id is '$id'"
+        got=$(kcat_at "$T" "$p" "$o" '%h')
+        for h in "ce_specversion=1.0" "ce_id=cli-id-$$" "ce_source=src-cli" \
+            "ce_type=t.cli" "content-type=text/plain" "mr_reply_to=$T/replies" \
+            "mr_correlation_id=corr-cli" "x-a=1" "x-b=two=2"; do
+            [[ ",$got," == *",$h,"* ]] || fail "header $h missing from '$got'"
+        done
+        if expect_rc 0 "publish the same --id again" mr publish "$T/h" "again" --id "cli-id-$$" --json; then
+            read -r p2 o2 id2 dup2 < <(check_ack "$work/out" "$T" h)
+            [[ $dup2 == True && $p2 == "$p" && $o2 == "$o" ]] || fail "a republished id: '$p2 $o2 $dup2', expected '$p $o True'"
+        fi
+    else
+        fail "publish with headers output: $(cat "$work/out")"
+    fi
+fi
+
+# --- exit codes (cli/cli.h: 0 ok, 1 refused, 2 usage, 3 unreachable,
+# 4 input unreadable) -------------------------------------------------------
+expect_rc 2 "publish without an address" mr publish
+expect_rc 2 "publish with an unknown option" mr publish --no-such-option "$T" x
+expect_rc 2 "an unknown global option" "$MR" --no-such-option status
+expect_rc 2 "an unknown command" mr frobnicate
+expect_rc 2 "no command" "$MR" --url "$url"
+expect_rc 2 "--timeout 0" "$MR" --url "$url" --timeout 0 status
+expect_rc 2 "a payload argument and -f" mr publish "$T" x -f "$work/payload.bin"
+expect_rc 2 "--lines with --id" mr publish "$T" --lines --id x -f "$work/lines.txt"
+expect_rc 2 "--key-delim of two characters" mr publish "$T" --lines --key-delim ab -f "$work/lines.txt"
+expect_rc 2 "a header without =" mr publish "$T" x -H novalue
+expect_rc 2 "topics without a subcommand" mr topics
+expect_rc 4 "publish -f of a missing file" mr publish "$T" -f "$work/no-such-file"
+
+nobody="ipc://$work/nobody-listens.sock"
+expect_rc 3 "publish with nothing listening" timeout 60 "$MR" --url "$nobody" publish "$T" x
+grep -q "$nobody" "$work/err" || fail "the unreachable error does not name the URL: $(cat "$work/err")"
+expect_rc 3 "status with nothing listening" timeout 60 "$MR" --url "$nobody" status
+expect_rc 3 "topics list with nothing listening" timeout 60 "$MR" --url "$nobody" topics list
+expect_rc 3 "admin with nothing listening" timeout 60 "$MR" --url "$nobody" admin '{"op":"topics.list"}'
+expect_rc 3 "publish --lines with nothing listening" timeout 60 "$MR" --url "$nobody" publish "$T" --lines -f "$work/lines.txt"
+
+# A message mailroomd refuses: exit 1, and the reason on stderr.
+expect_rc 1 "a message that sets ce_id as a header" mr publish "$T" x -H ce_id=mine
+grep -q "ce_id" "$work/err" || fail "the refusal does not say why: $(cat "$work/err")"
+
+# An address whose topic is not a valid Kafka topic name is a bad argument:
+# usage (2), whatever the input mode, and stderr says what is wrong.
+expect_rc 2 "publish to 'bad topic'" mr publish "bad topic" x
+grep -qi "topic" "$work/err" || fail "publish to 'bad topic' does not say the topic is invalid: $(cat "$work/err")"
+expect_rc 2 "publish --lines to 'bad topic'" mr publish "bad topic" --lines -f "$work/lines.txt"
+grep -qi "topic" "$work/err" || fail "publish --lines to 'bad topic' does not say the topic is invalid: $(cat "$work/err")"
+
+# --- mailroomd is still well -----------------------------------------------
+expect_rc 0 "status at the end" mr status
+kill -TERM "$dpid"
+rc=0
+for _ in $(seq 300); do
+    kill -0 "$dpid" 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 "$dpid" 2>/dev/null; then
+    fail "mailroomd did not exit within 30 s of SIGTERM"
+else
+    wait "$dpid"
+    rc=$?
+    [[ $rc -eq 0 ]] || fail "mailroomd exited with $rc on SIGTERM"
+fi
+dpid=""
+
+if [[ $failures -ne 0 ]]; then
+    echo "$failures check(s) failed; mailroomd's log:"
+    tail -n 50 "$work/mailroomd.log"
+    exit 1
+fi
+echo "all checks passed"
