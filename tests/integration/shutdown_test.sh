@@ -255,7 +255,9 @@ cat >"$work/settings.json" <<'EOF'
 {"log.level": "info", "cloudevents.source": "before-reload"}
 EOF
 start_daemon hup -c "$work/settings.json"
-bootstrap=$("$MR" --url "$url" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["kafka"]["bootstrap"])')
+bootstrap=$brokers
+[[ -n $bootstrap ]] || bootstrap=$(status_field 'j["kafka"]["bootstrap"]')
+[[ -n $bootstrap ]] || fail "mailroomd's status names no Kafka bootstrap"
 H="hup-$mode-$$"
 "$MR" --url "$url" topics create "$H" --partitions 1 >/dev/null || fail "topics create $H"
 
