@@ -28,6 +28,13 @@ struct mri_config {
 	char     *ce_source;
 	char     *ce_type;
 	bool      fault_injection;
+	long long ack_deadline_ms;
+	long long consumer_credit;
+	long long consumer_max_buffered;
+	long long consumer_revoke_wait_ms;
+	bool      consumer_journal;
+	long long consumer_dedupe_window_ms;
+	long long consumer_dedupe_max_entries;
 	/* librdkafka pass-through, in the order given */
 	char    **rdk_names;
 	char    **rdk_values;

@@ -18,11 +18,13 @@
 #include "bridge/envelope.h"
 #include "bridge/producer.h"
 #include "config.h"
+#include "consume.h"
 #include "core/log.h"
 #include "core/uuid7.h"
 #include "embedded.h"
 #include "mailroom/error.h"
 #include "mailroom/version.h"
+#include "proto/consume.h"
 #include "proto/frame.h"
 
 // How long replies already handed to nng get to reach the wire at shutdown.
@@ -80,6 +82,7 @@ struct mri_server {
 	struct srv_ctx      *ctxs;
 	size_t               nctx;
 	struct mri_producer *prod;
+	struct mri_consume  *consume;
 	struct mri_embedded *emb;
 	char                *bootstrap;
 	pthread_mutex_t      dlock;
@@ -642,6 +645,17 @@ srv__admin(struct srv_ctx *c, const uint8_t *body, size_t len)
 
 /* ---- the request loop ------------------------------------------------- */
 
+/* A FETCH's or SETTLE's reply, on the thread that finished it. */
+static void
+srv__fetch_reply(void *arg, struct mri_wbuf *frame)
+{
+	struct srv_ctx *c = arg;
+
+	c->out.len = 0;
+	mri_wbuf_put(&c->out, frame->data, frame->len);
+	srv__send(c);
+}
+
 static void
 srv__dispatch(struct srv_ctx *c)
 {
@@ -680,6 +694,31 @@ srv__dispatch(struct srv_ctx *c)
 		break;
 	case MRI_OP_ADMIN:
 		srv__admin(c, data + MRI_FRAME_HDR_LEN, h.body_len);
+		break;
+	case MRI_OP_SUBSCRIBE:
+		mri_consume_subscribe(s->consume,
+				      (uint32_t)nng_pipe_id(
+					  nng_msg_get_pipe(c->req)),
+				      data + MRI_FRAME_HDR_LEN, h.body_len,
+				      &c->out);
+		srv__send(c);
+		break;
+	case MRI_OP_FETCH:
+		if (mri_consume_fetch(s->consume, data + MRI_FRAME_HDR_LEN,
+				      h.body_len, srv__fetch_reply, c,
+				      &c->out) != MR_OK)
+			srv__send(c);
+		break;
+	case MRI_OP_SETTLE:
+		if (mri_consume_settle(s->consume, data + MRI_FRAME_HDR_LEN,
+				       h.body_len, srv__fetch_reply, c,
+				       &c->out) != MR_OK)
+			srv__send(c);
+		break;
+	case MRI_OP_UNSUBSCRIBE:
+		mri_consume_unsubscribe(s->consume, data + MRI_FRAME_HDR_LEN,
+					h.body_len, &c->out);
+		srv__send(c);
 		break;
 	default:
 		srv__reply_error(c, MR_EUNKNOWNOP, "unknown operation code");
@@ -726,6 +765,46 @@ srv__aio_cb(void *arg)
 	}
 }
 
+/* The consume side: a template of the consumers' librdkafka settings. */
+static int
+srv__consume_new(struct mri_server *s, const struct mri_config *cfg,
+		 const char *bootstrap, char *errstr, size_t errstr_size)
+{
+	struct mri_consume_conf cc = {
+	    .ack_deadline_ms = (uint64_t)cfg->ack_deadline_ms,
+	    .credit          = (uint32_t)cfg->consumer_credit,
+	    .max_buffered    = (uint32_t)cfg->consumer_max_buffered,
+	    .revoke_wait_ms  = (uint32_t)cfg->consumer_revoke_wait_ms,
+	    .max_frame       = s->max_frame,
+	    .journal         = cfg->consumer_journal,
+	    .dedupe_window_ms = (uint64_t)cfg->consumer_dedupe_window_ms,
+	    .dedupe_max_entries = (size_t)cfg->consumer_dedupe_max_entries,
+	    .embedded        = s->emb != NULL,
+	};
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	int              rc;
+
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr,
+			      errstr_size) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "client.id", "mailroomd", errstr,
+			      errstr_size) != RD_KAFKA_CONF_OK) {
+		rd_kafka_conf_destroy(conf);
+		return MR_ECONFIG;
+	}
+	for (size_t i = 0; i < cfg->rdk_count; i++)
+		if (rd_kafka_conf_set(conf, cfg->rdk_names[i],
+				      cfg->rdk_values[i], errstr,
+				      errstr_size) != RD_KAFKA_CONF_OK) {
+			rd_kafka_conf_destroy(conf);
+			return MR_ECONFIG;
+		}
+	rc = mri_consume_new(&s->consume, conf, &cc);
+	rd_kafka_conf_destroy(conf);
+	if (rc != MR_OK)
+		snprintf(errstr, errstr_size, "out of memory");
+	return rc;
+}
+
 int
 mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 	       const char *bootstrap, struct mri_embedded *emb, char *errstr,
@@ -758,6 +837,12 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 			   (size_t)cfg->dedupe_max_entries) != MR_OK) {
 		mri_server_free(s);
 		return MR_ENOMEM;
+	}
+
+	if ((rc = srv__consume_new(s, cfg, bootstrap, errstr, errstr_size)) !=
+	    MR_OK) {
+		mri_server_free(s);
+		return rc;
 	}
 
 	conf = rd_kafka_conf_new();
@@ -832,6 +917,8 @@ srv__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 	if (ev == NNG_PIPE_EV_ADD_PRE && atomic_load(&s->draining))
 		nng_pipe_close(p);
+	else if (ev == NNG_PIPE_EV_REM_POST && s->consume != NULL)
+		mri_consume_pipe_closed(s->consume, (uint32_t)nng_pipe_id(p));
 }
 
 int
@@ -840,6 +927,7 @@ mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size)
 	int rv;
 
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, srv__pipe_cb, s);
+	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, srv__pipe_cb, s);
 
 	if (s->nurls == 0) {
 		snprintf(errstr, errstr_size, "listen: no URL to listen on");
@@ -903,6 +991,9 @@ mri_server_drain(struct mri_server *s, int timeout_ms)
 	// are refused as they arrive (srv__pipe_cb) and new requests are
 	// answered MR_ESHUTDOWN; the listeners close once all is answered.
 	atomic_store(&s->draining, 1);
+	// Fetches waiting for messages are answered now, empty.
+	if (s->consume != NULL)
+		mri_consume_drain(s->consume);
 	mri_notice("component=server msg=\"draining: %d requests in "
 		   "flight\"",
 		   atomic_load(&s->busy));
@@ -928,7 +1019,9 @@ mri_server_free(struct mri_server *s)
 {
 	if (s == NULL)
 		return;
-	// The producer first: its last reports still reach the contexts.
+	// Consumers and the producer first: their last replies still reach
+	// the contexts. Closing the consumers commits what was acked.
+	mri_consume_free(s->consume);
 	mri_producer_free(s->prod);
 	if (nng_socket_id(s->sock) > 0)
 		nng_close(s->sock);

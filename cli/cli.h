@@ -1,5 +1,5 @@
 /*
- * mailroom, the command line: publish, status, topics, admin.
+ * mailroom, the command line: publish, consume, status, topics, admin.
  *
  * Exit codes, for scripts: 0 success; 1 some message or operation was
  * refused (each is reported); 2 usage error; 3 mailroomd could not be
@@ -30,6 +30,7 @@ int cli_publish(const struct cli_common *co, int argc, char **argv);
 int cli_status(const struct cli_common *co, int argc, char **argv);
 int cli_topics(const struct cli_common *co, int argc, char **argv);
 int cli_admin(const struct cli_common *co, int argc, char **argv);
+int cli_consume(const struct cli_common *co, int argc, char **argv);
 
 /** @brief Connect, or print why not. @returns MR_OK or an mr_err. */
 int cli_connect(const struct cli_common *co, mr_client **c);

@@ -12,6 +12,8 @@ main__usage(FILE *f)
 		"usage: mailroom [--url URL] [--timeout MS] COMMAND ...\n"
 		"commands:\n"
 		"  publish ADDRESS [PAYLOAD]   publish to topic or topic/key\n"
+		"  consume -g GROUP TOPIC...   consume as a consumer group, "
+		"ack or nack\n"
 		"  status [--json]             mailroomd's version, Kafka, "
 		"listeners\n"
 		"  topics create|list|describe manage topics\n"
@@ -102,6 +104,8 @@ main(int argc, char **argv)
 	optind = 0; // GNU getopt: re-initialise for the command's own options
 	if (strcmp(cmd, "publish") == 0)
 		return cli_publish(&co, argc, argv);
+	if (strcmp(cmd, "consume") == 0)
+		return cli_consume(&co, argc, argv);
 	if (strcmp(cmd, "status") == 0)
 		return cli_status(&co, argc, argv);
 	if (strcmp(cmd, "topics") == 0)

@@ -9,6 +9,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "client/client_internal.h"
 #include "core/uuid7.h"
 #include "proto/frame.h"
 
@@ -31,6 +32,7 @@ struct cli_call {
 	uint8_t      *frame; /* a PUBLISH request's own copy, to name its
 				messages when it fails; freed after done */
 	size_t        frame_len;
+	bool          keep_reply; /* done owns the reply (any status) */
 };
 
 struct cli_req {
@@ -38,6 +40,7 @@ struct cli_req {
 	nng_ctx         ctx;
 	nng_aio        *aio;
 	int             sending;
+	int             extra_ms; /* added to the client's timeout */
 	uint8_t         op;
 	struct cli_call call;
 	struct cli_req *next;
@@ -63,6 +66,13 @@ const char *
 mr_client_last_error(void)
 {
 	return client__last_error;
+}
+
+void
+client__set_last_error(const char *why)
+{
+	snprintf(client__last_error, sizeof(client__last_error), "%s",
+		 why ? why : "");
 }
 
 static int
@@ -133,7 +143,8 @@ client__acquire(mr_client *c, struct cli_req **out)
 		c->inflight++;
 		c->pending++;
 		pthread_mutex_unlock(&c->lock);
-		*out = r;
+		r->extra_ms = 0;
+		*out        = r;
 		return MR_OK;
 	}
 	c->nreqs++;
@@ -179,7 +190,7 @@ client__finish(struct cli_req *r, int status, const char *why, nng_msg *m)
 	// callback to return.
 	client__release(r, false);
 	call.done(&call, status, why, m);
-	if (m)
+	if (m && !call.keep_reply)
 		nng_msg_free(m);
 	free(call.frame);
 	client__call_done(c);
@@ -263,6 +274,7 @@ client__send(struct cli_req *r, struct mri_wbuf *b)
 	}
 	memcpy(nng_msg_body(m), b->data, b->len);
 	r->sending = 1;
+	nng_aio_set_timeout(r->aio, r->c->timeout_ms + r->extra_ms);
 	nng_aio_set_msg(r->aio, m);
 	nng_ctx_send(r->ctx, r->aio);
 	return MR_OK;
@@ -554,7 +566,7 @@ mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
 	}
 	r->op   = MRI_OP_PUBLISH;
 	r->call = (struct cli_call){client__publish_done, cb, arg, (uint32_t)n,
-				    b.data, b.len};
+				    b.data, b.len, false};
 	// On success the request owns b's bytes (client__finish frees them).
 	if ((rc = client__send(r, &b)) != MR_OK)
 		mri_wbuf_fini(&b);
@@ -570,6 +582,7 @@ struct client__wait {
 	int             status;
 	mr_ack         *acks;
 	char           *json;
+	nng_msg        *reply;
 	char            why[256];
 };
 
@@ -668,7 +681,7 @@ client__json_done(const struct cli_call *r, int status, const char *why,
 	client__wait_signal(w);
 }
 
-static int
+int
 client__json_call(mr_client *c, uint8_t op, const char *body, char **json)
 {
 	struct client__wait w;
@@ -690,7 +703,8 @@ client__json_call(mr_client *c, uint8_t op, const char *body, char **json)
 	}
 	client__wait_init(&w);
 	r->op   = op;
-	r->call = (struct cli_call){client__json_done, NULL, &w, 0, NULL, 0};
+	r->call = (struct cli_call){client__json_done, NULL, &w, 0, NULL, 0,
+				    false};
 	rc      = client__send(r, &b);
 	mri_wbuf_fini(&b);
 	if (rc != MR_OK) {
@@ -715,4 +729,54 @@ mr_admin(mr_client *c, const char *request, char **json)
 	if (request == NULL)
 		return MR_EINVAL;
 	return client__json_call(c, MRI_OP_ADMIN, request, json);
+}
+
+static void
+client__frame_done(const struct cli_call *r, int status, const char *why,
+		   nng_msg *m)
+{
+	struct client__wait *w = r->arg;
+
+	w->status = status;
+	if (status == MR_OK) {
+		w->reply = m;
+	} else {
+		snprintf(w->why, sizeof(w->why), "%s", why ? why : "");
+		if (m)
+			nng_msg_free(m);
+	}
+	client__wait_signal(w);
+}
+
+int
+client__frame_call(mr_client *c, struct mri_wbuf *b, int extra_ms,
+		   nng_msg **reply)
+{
+	struct client__wait w;
+	struct cli_req     *r;
+	int                 rc;
+
+	client__last_error[0] = '\0';
+	if (c == NULL || b == NULL || reply == NULL || extra_ms < 0 ||
+	    extra_ms > INT32_MAX - c->timeout_ms)
+		return MR_EINVAL;
+	if (b->err)
+		return b->err;
+	if (b->len < MRI_FRAME_HDR_LEN)
+		return MR_EINVAL;
+	if ((rc = client__acquire(c, &r)) != MR_OK)
+		return rc;
+	client__wait_init(&w);
+	r->op       = b->data[3];
+	r->extra_ms = extra_ms;
+	r->call     = (struct cli_call){
+	    .done = client__frame_done, .arg = &w, .keep_reply = true};
+	if ((rc = client__send(r, b)) != MR_OK) {
+		pthread_mutex_destroy(&w.lock);
+		pthread_cond_destroy(&w.cv);
+		return rc;
+	}
+	rc     = client__wait_end(&w);
+	*reply = w.reply;
+	return rc;
 }

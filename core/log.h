@@ -43,6 +43,7 @@ void mri_log_vemit(int level, const char *fmt, va_list ap);
 			mri_log_emit((level), __VA_ARGS__);                   \
 	} while (0)
 
+#define mri_crit(...) MRI_LOG(MRI_LOG_CRIT, __VA_ARGS__)
 #define mri_err(...) MRI_LOG(MRI_LOG_ERR, __VA_ARGS__)
 #define mri_warn(...) MRI_LOG(MRI_LOG_WARNING, __VA_ARGS__)
 #define mri_notice(...) MRI_LOG(MRI_LOG_NOTICE, __VA_ARGS__)

@@ -3,7 +3,9 @@
  * builds it; tests/fuzz/replay_main.c replays a corpus without libFuzzer).
  *
  * An input is a whole frame. Its header is checked, then its body goes to
- * the decoder of its op. Every byte range a decoder returns is read, so that
+ * the decoder of its op (PUBLISH, PUBLISH_ACK and ERROR from frame.h;
+ * FETCH, FETCH_REPLY, SETTLE, SETTLE_REPLY and UNSUBSCRIBE from
+ * consume.h). Every byte range a decoder returns is read, so that
  * AddressSanitizer sees a view that points outside the input. Beyond not
  * crashing, a decoded body must encode back to the same bytes, and a
  * refusal must leave no output: either failure aborts.
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "mailroom/error.h"
+#include "proto/consume.h"
 #include "proto/frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -167,6 +170,212 @@ frame_fuzz__error(const uint8_t *body, size_t len)
 	free(s);
 }
 
+/* A whole frame that an encoder wrote must carry exactly \p body. */
+static void
+frame_fuzz__same_frame(const struct mri_wbuf *b, uint8_t op,
+		       const uint8_t *body, size_t len)
+{
+	if (b->err != MR_OK)
+		return; // out of memory: nothing to compare
+	if (b->len < MRI_FRAME_HDR_LEN || b->data[3] != op ||
+	    mri_le32(b->data + 8) != len)
+		abort();
+	if (b->len - MRI_FRAME_HDR_LEN != len ||
+	    (len > 0 && memcmp(b->data + MRI_FRAME_HDR_LEN, body, len) != 0))
+		abort();
+}
+
+static void
+frame_fuzz__fetch(const uint8_t *body, size_t len)
+{
+	struct mri_fetch f;
+	const char      *why = NULL;
+	struct mri_wbuf  b;
+	int              rc;
+
+	memset(&f, 0xa5, sizeof(f));
+	rc = mri_fetch_decode(body, len, &f, &why);
+	if (rc != MR_OK) {
+		if (why == NULL || f.session != 0 || f.max_msgs != 0 ||
+		    f.max_bytes != 0 || f.max_wait_ms != 0 ||
+		    (rc != MR_EPROTO && rc != MR_EINVAL))
+			abort();
+		return;
+	}
+	if (f.max_msgs == 0 || f.max_msgs > MRI_FETCH_MAX_MSGS ||
+	    f.max_wait_ms > MRI_FETCH_MAX_WAIT_MS)
+		abort();
+	mri_wbuf_init(&b);
+	mri_fetch_encode(&b, &f);
+	frame_fuzz__same_frame(&b, MRI_OP_FETCH, body, len);
+	mri_wbuf_fini(&b);
+}
+
+static void
+frame_fuzz__fetch_reply(const uint8_t *body, size_t len)
+{
+	const uint8_t       *end = body + len;
+	struct mri_msg_view *v   = NULL;
+	uint32_t             n   = 0;
+	const char          *why = NULL;
+	struct mri_wbuf      b;
+	struct mri_hdr_view *hs;
+	size_t               at, size = 4;
+	int                  rc;
+
+	rc = mri_fetch_reply_decode(body, len, &v, &n, &why);
+	if (rc != MR_OK) {
+		if (v != NULL || n != 0 || why == NULL ||
+		    (rc != MR_EPROTO && rc != MR_ENOMEM))
+			abort();
+		return;
+	}
+	if (n > MRI_FETCH_MAX_MSGS || (n == 0) != (v == NULL))
+		abort();
+	if ((hs = calloc(MRI_HDR_COUNT_MAX, sizeof(*hs))) == NULL) {
+		free(v);
+		return;
+	}
+	mri_wbuf_init(&b);
+	at = b.len;
+	mri_wbuf_u32(&b, 0);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct mri_msg_view *m   = &v[i];
+		const uint8_t             *pos = m->hdrs;
+
+		if (!mri_topic_valid(m->topic, m->topic_len) ||
+		    m->id_len == 0 || m->attempt == 0 ||
+		    m->hdr_count > MRI_HDR_COUNT_MAX ||
+		    (!(m->flags & MRI_MSG_F_KEY) && m->key_len != 0))
+			abort();
+		frame_fuzz__touch(m->topic, m->topic_len, body, end);
+		frame_fuzz__touch(m->id, m->id_len, body, end);
+		frame_fuzz__touch(m->key, m->key_len, body, end);
+		for (uint16_t h = 0; h < m->hdr_count; h++) {
+			if (pos < body || pos > end)
+				abort();
+			mri_pub_next_hdr(&pos, &hs[h]);
+			if (hs[h].name_len == 0 ||
+			    hs[h].name_len > MRI_HDR_NAME_MAX)
+				abort();
+			frame_fuzz__touch(hs[h].name, hs[h].name_len, body,
+					  end);
+			frame_fuzz__touch(hs[h].value, hs[h].value_len, body,
+					  end);
+		}
+		if (pos + 4 != (const uint8_t *)m->payload)
+			abort();
+		frame_fuzz__touch(m->payload, m->payload_len, body, end);
+		mri_msg_encode(&b, m, hs);
+		size += mri_msg_size(m, hs);
+	}
+	mri_wbuf_patch_u32(&b, at, n);
+	if (b.err == MR_OK && b.len != size)
+		abort();
+	frame_fuzz__same(&b, body, len);
+	mri_wbuf_fini(&b);
+	free(hs);
+	free(v);
+}
+
+static void
+frame_fuzz__settle(const uint8_t *body, size_t len)
+{
+	const uint8_t    *end = body + len;
+	struct mri_settle s;
+	const char       *why = NULL;
+	struct mri_range *rs;
+	struct mri_wbuf   b;
+	uint64_t          sum = 0;
+	int               rc;
+
+	memset(&s, 0xa5, sizeof(s));
+	rc = mri_settle_decode(body, len, &s, &why);
+	if (rc != MR_OK) {
+		if (why == NULL || s.session != 0 || s.kind != 0 ||
+		    s.extend_ms != 0 || s.reason != NULL ||
+		    s.reason_len != 0 || s.range_count != 0 ||
+		    s.handles != 0 || s.ranges != NULL ||
+		    (rc != MR_EPROTO && rc != MR_EINVAL))
+			abort();
+		return;
+	}
+	if (s.kind > MRI_SETTLE_EXTEND ||
+	    (s.kind == MRI_SETTLE_EXTEND) != (s.extend_ms > 0) ||
+	    (s.reason_len > 0 && s.kind != MRI_SETTLE_NACK) ||
+	    s.reason_len > MRI_REASON_MAX || s.range_count == 0 ||
+	    s.range_count > MRI_SETTLE_RANGES_MAX ||
+	    s.handles > MRI_SETTLE_MAX)
+		abort();
+	frame_fuzz__touch(s.reason, s.reason_len, body, end);
+	frame_fuzz__touch(s.ranges, (size_t)s.range_count * 12, body, end);
+	if ((rs = calloc(s.range_count, sizeof(*rs))) == NULL)
+		return;
+	for (uint32_t i = 0; i < s.range_count; i++) {
+		mri_settle_range(&s, i, &rs[i]);
+		if (rs[i].count == 0 ||
+		    rs[i].first > UINT64_MAX - (rs[i].count - 1))
+			abort();
+		sum += rs[i].count;
+	}
+	if (sum != s.handles)
+		abort();
+	mri_wbuf_init(&b);
+	mri_settle_encode(&b, &s, rs, s.range_count);
+	frame_fuzz__same_frame(&b, MRI_OP_SETTLE, body, len);
+	mri_wbuf_fini(&b);
+	free(rs);
+}
+
+static void
+frame_fuzz__settle_reply(const uint8_t *body, size_t len)
+{
+	struct mri_settle_fail *f       = NULL;
+	uint32_t                settled = 0, nf = 0;
+	const char             *why     = NULL;
+	struct mri_wbuf         b;
+	int                     rc;
+
+	rc = mri_settle_reply_decode(body, len, &settled, &f, &nf, &why);
+	if (rc != MR_OK) {
+		if (f != NULL || settled != 0 || nf != 0 || why == NULL ||
+		    (rc != MR_EPROTO && rc != MR_ENOMEM))
+			abort();
+		return;
+	}
+	if ((uint64_t)settled + nf > MRI_SETTLE_MAX ||
+	    (nf == 0) != (f == NULL))
+		abort();
+	for (uint32_t i = 0; i < nf; i++)
+		if (f[i].status == MR_OK)
+			abort();
+	mri_wbuf_init(&b);
+	mri_settle_reply_encode(&b, settled, f, nf);
+	frame_fuzz__same_frame(&b, MRI_OP_SETTLE_REPLY, body, len);
+	mri_wbuf_fini(&b);
+	free(f);
+}
+
+static void
+frame_fuzz__unsubscribe(const uint8_t *body, size_t len)
+{
+	uint64_t        session = 7;
+	const char     *why     = NULL;
+	struct mri_wbuf b;
+	int             rc;
+
+	rc = mri_unsubscribe_decode(body, len, &session, &why);
+	if (rc != MR_OK) {
+		if (why == NULL || session != 0 || rc != MR_EPROTO)
+			abort();
+		return;
+	}
+	mri_wbuf_init(&b);
+	mri_unsubscribe_encode(&b, session);
+	frame_fuzz__same_frame(&b, MRI_OP_UNSUBSCRIBE, body, len);
+	mri_wbuf_fini(&b);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -192,6 +401,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case MRI_OP_ERROR:
 		frame_fuzz__error(body, hdr.body_len);
+		break;
+	case MRI_OP_FETCH:
+		frame_fuzz__fetch(body, hdr.body_len);
+		break;
+	case MRI_OP_FETCH_REPLY:
+		frame_fuzz__fetch_reply(body, hdr.body_len);
+		break;
+	case MRI_OP_SETTLE:
+		frame_fuzz__settle(body, hdr.body_len);
+		break;
+	case MRI_OP_SETTLE_REPLY:
+		frame_fuzz__settle_reply(body, hdr.body_len);
+		break;
+	case MRI_OP_UNSUBSCRIBE:
+		frame_fuzz__unsubscribe(body, hdr.body_len);
 		break;
 	default:
 		break;

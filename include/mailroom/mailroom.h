@@ -10,5 +10,6 @@
 #include "mailroom/version.h"
 #include "mailroom/error.h"
 #include "mailroom/client.h"
+#include "mailroom/consumer.h"
 
 #endif

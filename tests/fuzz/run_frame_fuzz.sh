@@ -59,7 +59,8 @@ fi
 
 log "building frame_fuzz with $cc"
 "$cc" "${flags[@]}" -I"$src" -I"$src/include" -I"$gen" \
-    "$src/proto/frame_fuzz.c" "$src/proto/frame.c" "$src/core/error.c" \
+    "$src/proto/frame_fuzz.c" "$src/proto/frame.c" "$src/proto/consume.c" \
+    "$src/core/error.c" \
     -o "$tmp/frame_fuzz"
 
 mkdir -p "$tmp/corpus" "$tmp/artifacts"

@@ -1,0 +1,495 @@
+#include "consume.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "core/log.h"
+#include "mailroom/error.h"
+#include "proto/consume.h"
+
+#define CONSUME__TOPICS_MAX 100
+#define CONSUME__GROUP_MAX 249
+#define CONSUME__DEADLINE_MIN 100
+#define CONSUME__DEADLINE_MAX 86400000
+#define CONSUME__CREDIT_MAX 100000
+
+/* One (group, topics, mode, deadline, credit) of this mailroomd. */
+struct consume_sub {
+	struct consume_sub *next;
+	char               *key; /* group NUL topics... mode deadline credit */
+	size_t              key_len;
+	json_t             *desc; /* for SUBSCRIBE's reply */
+	struct mri_group   *g;
+};
+
+struct consume_session {
+	struct consume_session *next;
+	uint64_t                id;
+	struct consume_sub     *sub;
+	uint32_t                sid;
+	uint32_t                pipe;
+};
+
+struct mri_consume {
+	rd_kafka_conf_t        *tmpl;
+	struct mri_consume_conf c;
+	pthread_mutex_t         lock;
+	struct consume_sub     *subs;
+	struct consume_session *sessions;
+	uint64_t                next_id;
+	bool                    draining;
+};
+
+static const char *const consume__modes[] = {"key", "partition",
+					     "unordered"};
+
+static void
+consume__error(struct mri_wbuf *out, int code, const char *why)
+{
+	char msg[MRI_ERRMSG_MAX];
+
+	snprintf(msg, sizeof(msg), "%s: %s", mr_err_name(code), why);
+	mri_error_encode(out, (uint16_t)code, msg);
+}
+
+int
+mri_consume_new(struct mri_consume **out, const rd_kafka_conf_t *conf,
+		const struct mri_consume_conf *c)
+{
+	struct mri_consume *r = calloc(1, sizeof(*r));
+	struct timespec     ts;
+
+	if (r == NULL || (r->tmpl = rd_kafka_conf_dup(conf)) == NULL) {
+		free(r);
+		return MR_ENOMEM;
+	}
+	r->c = *c;
+	pthread_mutex_init(&r->lock, NULL);
+	// Session ids of an earlier run of mailroomd are not taken for ours.
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r->next_id = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec;
+	*out       = r;
+	return MR_OK;
+}
+
+void
+mri_consume_drain(struct mri_consume *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->draining = true;
+	for (struct consume_sub *s = r->subs; s != NULL; s = s->next)
+		mri_group_drain(s->g);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+mri_consume_free(struct mri_consume *r)
+{
+	struct consume_sub     *s;
+	struct consume_session *x;
+
+	if (r == NULL)
+		return;
+	while ((x = r->sessions) != NULL) {
+		r->sessions = x->next;
+		free(x);
+	}
+	while ((s = r->subs) != NULL) {
+		r->subs = s->next;
+		mri_group_free(s->g);
+		json_decref(s->desc);
+		free(s->key);
+		free(s);
+	}
+	rd_kafka_conf_destroy(r->tmpl);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+static int
+consume__cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Parse and check a SUBSCRIBE body. @returns MR_OK or MR_EINVAL. */
+static int
+consume__parse(struct mri_consume *r, const uint8_t *body, size_t len,
+	       json_t **root, struct mri_group_conf *gc, const char **topics,
+	       char *why, size_t why_size)
+{
+	json_error_t jerr;
+	json_t      *t, *v;
+	const char  *mode = "key";
+	size_t       i;
+
+	*root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES,
+			   &jerr);
+	if (*root == NULL) {
+		snprintf(why, why_size, "SUBSCRIBE is not JSON: %s (line %d, "
+			 "column %d)", jerr.text, jerr.line, jerr.column);
+		return MR_EINVAL;
+	}
+	memset(gc, 0, sizeof(*gc));
+	gc->ack_deadline_ms = r->c.ack_deadline_ms;
+	gc->credit          = r->c.credit;
+	if (!json_is_object(*root) ||
+	    !json_is_string(v = json_object_get(*root, "group")) ||
+	    json_string_length(v) == 0 ||
+	    json_string_length(v) > CONSUME__GROUP_MAX ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		snprintf(why, why_size, "SUBSCRIBE needs \"group\", a string "
+			 "of 1 to %d bytes", CONSUME__GROUP_MAX);
+		return MR_EINVAL;
+	}
+	gc->group = json_string_value(v);
+	t         = json_object_get(*root, "topics");
+	if (!json_is_array(t) || json_array_size(t) == 0 ||
+	    json_array_size(t) > CONSUME__TOPICS_MAX) {
+		snprintf(why, why_size, "SUBSCRIBE needs \"topics\", an array "
+			 "of 1 to %d topic names", CONSUME__TOPICS_MAX);
+		return MR_EINVAL;
+	}
+	json_array_foreach(t, i, v)
+	{
+		if (!json_is_string(v) ||
+		    !mri_topic_valid(json_string_value(v),
+				     json_string_length(v))) {
+			snprintf(why, why_size, "topics[%zu] is not a valid "
+				 "topic name", i);
+			return MR_EINVAL;
+		}
+		topics[i] = json_string_value(v);
+	}
+	gc->ntopics = json_array_size(t);
+	qsort(topics, gc->ntopics, sizeof(*topics), consume__cmp_str);
+	for (i = 1; i < gc->ntopics; i++)
+		if (strcmp(topics[i - 1], topics[i]) == 0) {
+			snprintf(why, why_size, "topic %s is listed twice",
+				 topics[i]);
+			return MR_EINVAL;
+		}
+	gc->topics = topics;
+	if ((v = json_object_get(*root, "mode")) != NULL &&
+	    (!json_is_string(v) || (mode = json_string_value(v)) == NULL))
+		mode = "";
+	for (i = 0; i < 3 && strcmp(mode, consume__modes[i]) != 0; i++)
+		;
+	if (i == 3) {
+		snprintf(why, why_size, "\"mode\" is key, partition or "
+			 "unordered");
+		return MR_EINVAL;
+	}
+	gc->order = (enum mri_order)i;
+	if ((v = json_object_get(*root, "ack_deadline_ms")) != NULL) {
+		if (!json_is_integer(v) ||
+		    json_integer_value(v) < CONSUME__DEADLINE_MIN ||
+		    json_integer_value(v) > CONSUME__DEADLINE_MAX) {
+			snprintf(why, why_size, "\"ack_deadline_ms\" is an "
+				 "integer from %d to %d",
+				 CONSUME__DEADLINE_MIN, CONSUME__DEADLINE_MAX);
+			return MR_EINVAL;
+		}
+		gc->ack_deadline_ms = (uint64_t)json_integer_value(v);
+	}
+	if ((v = json_object_get(*root, "credit")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > CONSUME__CREDIT_MAX) {
+			snprintf(why, why_size, "\"credit\" is an integer "
+				 "from 1 to %d", CONSUME__CREDIT_MAX);
+			return MR_EINVAL;
+		}
+		gc->credit = (uint32_t)json_integer_value(v);
+	}
+	gc->max_buffered       = r->c.max_buffered;
+	gc->revoke_wait_ms     = r->c.revoke_wait_ms;
+	gc->journal            = r->c.journal;
+	gc->dedupe_window_ms   = r->c.dedupe_window_ms;
+	gc->dedupe_max_entries = r->c.dedupe_max_entries;
+	gc->create_journal     = !r->c.embedded;
+	return MR_OK;
+}
+
+/* The key that tells subscriptions apart. @returns new, or NULL. */
+static char *
+consume__key(const struct mri_group_conf *gc, size_t *len)
+{
+	size_t n = strlen(gc->group) + 64;
+	char  *k, *p;
+
+	for (size_t i = 0; i < gc->ntopics; i++)
+		n += strlen(gc->topics[i]) + 1;
+	if ((k = malloc(n)) == NULL)
+		return NULL;
+	p = k + sprintf(k, "%s", gc->group) + 1;
+	for (size_t i = 0; i < gc->ntopics; i++)
+		p += sprintf(p, "%s", gc->topics[i]) + 1;
+	p += sprintf(p, "%d/%" PRIu64 "/%" PRIu32, (int)gc->order,
+		     gc->ack_deadline_ms, gc->credit) + 1;
+	*len = (size_t)(p - k);
+	return k;
+}
+
+/* @returns the subscription, made if new; NULL with a sentence. Called
+ * with the lock held. */
+static struct consume_sub *
+consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
+	     int *code, char *why, size_t why_size)
+{
+	struct consume_sub *s;
+	rd_kafka_conf_t    *conf;
+	size_t              klen;
+	char               *key = consume__key(gc, &klen);
+	json_t             *topics;
+
+	*code = MR_ENOMEM;
+	snprintf(why, why_size, "mailroomd is out of memory");
+	if (key == NULL)
+		return NULL;
+	for (s = r->subs; s != NULL; s = s->next)
+		if (s->key_len == klen && memcmp(s->key, key, klen) == 0) {
+			free(key);
+			return s;
+		}
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (conf = rd_kafka_conf_dup(r->tmpl)) == NULL) {
+		free(s);
+		free(key);
+		return NULL;
+	}
+	s->key     = key;
+	s->key_len = klen;
+	if ((*code = mri_group_new(&s->g, conf, gc, why, why_size)) != MR_OK) {
+		rd_kafka_conf_destroy(conf);
+		free(key);
+		free(s);
+		return NULL;
+	}
+	topics = json_array();
+	for (size_t i = 0; i < gc->ntopics; i++)
+		json_array_append_new(topics, json_string(gc->topics[i]));
+	s->desc = json_pack("{s:s, s:o, s:s, s:I, s:I}", "group", gc->group,
+			    "topics", topics, "mode", consume__modes[gc->order],
+			    "ack_deadline_ms", (json_int_t)gc->ack_deadline_ms,
+			    "credit", (json_int_t)gc->credit);
+	s->next = r->subs;
+	r->subs = s;
+	mri_notice("component=consumer group=%s mode=%s topics=%zu "
+		   "msg=\"subscribed\"",
+		   gc->group, consume__modes[gc->order], gc->ntopics);
+	return s;
+}
+
+void
+mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
+		      const uint8_t *body, size_t len, struct mri_wbuf *out)
+{
+	const char             *topics[CONSUME__TOPICS_MAX];
+	struct mri_group_conf   gc;
+	struct consume_sub     *s;
+	struct consume_session *x;
+	json_t                 *root, *reply;
+	char                    why[512], *text;
+	int                     code;
+
+	if ((code = consume__parse(r, body, len, &root, &gc, topics, why,
+				   sizeof(why))) != MR_OK) {
+		json_decref(root);
+		consume__error(out, code, why);
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	if (r->draining) {
+		pthread_mutex_unlock(&r->lock);
+		json_decref(root);
+		consume__error(out, MR_ESHUTDOWN, "mailroomd is draining");
+		return;
+	}
+	if ((s = consume__sub(r, &gc, &code, why, sizeof(why))) == NULL ||
+	    (x = calloc(1, sizeof(*x))) == NULL) {
+		pthread_mutex_unlock(&r->lock);
+		json_decref(root);
+		consume__error(out, s == NULL ? code : MR_ENOMEM,
+			       s == NULL ? why : "out of memory");
+		return;
+	}
+	if (mri_group_session_open(s->g, &x->sid) != MR_OK) {
+		pthread_mutex_unlock(&r->lock);
+		free(x);
+		json_decref(root);
+		consume__error(out, MR_ENOMEM, "out of memory");
+		return;
+	}
+	x->id       = ++r->next_id;
+	x->sub      = s;
+	x->pipe     = pipe;
+	x->next     = r->sessions;
+	r->sessions = x;
+	reply       = json_deep_copy(s->desc);
+	json_object_set_new(reply, "session", json_integer((json_int_t)(
+						    x->id & INT64_MAX)));
+	pthread_mutex_unlock(&r->lock);
+	json_decref(root);
+	text = json_dumps(reply, JSON_COMPACT);
+	json_decref(reply);
+	mri_frame_begin(out, MRI_OP_SUBSCRIBE_REPLY);
+	if (text != NULL)
+		mri_wbuf_put(out, text, strlen(text));
+	free(text);
+	if (text == NULL || mri_frame_end(out) != MR_OK) {
+		mri_frame_begin(out, MRI_OP_ERROR);
+		consume__error(out, MR_ENOMEM, "out of memory");
+	}
+}
+
+/* @returns the session's group and sid, or NULL. */
+static struct mri_group *
+consume__find(struct mri_consume *r, uint64_t id, uint32_t *sid)
+{
+	struct mri_group *g = NULL;
+
+	pthread_mutex_lock(&r->lock);
+	for (struct consume_session *x = r->sessions; x != NULL; x = x->next)
+		if (x->id == id) {
+			g    = x->sub->g;
+			*sid = x->sid;
+			break;
+		}
+	pthread_mutex_unlock(&r->lock);
+	return g;
+}
+
+int
+mri_consume_fetch(struct mri_consume *r, const uint8_t *body, size_t len,
+		  mri_group_reply_cb cb, void *arg, struct mri_wbuf *out)
+{
+	struct mri_fetch  f;
+	struct mri_group *g;
+	const char       *why;
+	uint32_t          sid;
+	int               rc;
+
+	if ((rc = mri_fetch_decode(body, len, &f, &why)) != MR_OK) {
+		consume__error(out, rc, why);
+		return rc;
+	}
+	if ((g = consume__find(r, f.session, &sid)) == NULL) {
+		consume__error(out, MR_ENOENT,
+			       "no such session (closed, or opened on another "
+			       "connection or before a restart): subscribe "
+			       "again");
+		return MR_ENOENT;
+	}
+	if ((rc = mri_group_fetch(g, sid, &f, r->c.max_frame, cb, arg)) !=
+	    MR_OK)
+		consume__error(out, rc, "cannot fetch");
+	return rc;
+}
+
+int
+mri_consume_settle(struct mri_consume *r, const uint8_t *body, size_t len,
+		   mri_group_reply_cb cb, void *arg, struct mri_wbuf *out)
+{
+	struct mri_settle s;
+	struct mri_group *g;
+	const char       *why;
+	uint32_t          sid;
+	int               rc;
+
+	if ((rc = mri_settle_decode(body, len, &s, &why)) != MR_OK) {
+		consume__error(out, rc, why);
+		return rc;
+	}
+	if ((g = consume__find(r, s.session, &sid)) == NULL) {
+		consume__error(out, MR_ENOENT,
+			       "no such session: its deliveries were handed "
+			       "out again");
+		return MR_ENOENT;
+	}
+	if ((rc = mri_group_settle(g, &s, cb, arg)) != MR_OK)
+		consume__error(out, rc, "out of memory");
+	return rc;
+}
+
+static void
+consume__close(struct mri_consume *r, bool (*match)(struct consume_session *,
+						     uint64_t),
+	       uint64_t what)
+{
+	struct consume_session **pp, *x, *gone = NULL;
+
+	pthread_mutex_lock(&r->lock);
+	for (pp = &r->sessions; (x = *pp) != NULL;) {
+		if (match(x, what)) {
+			*pp     = x->next;
+			x->next = gone;
+			gone    = x;
+		} else {
+			pp = &x->next;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	while ((x = gone) != NULL) {
+		gone = x->next;
+		mri_group_session_close(x->sub->g, x->sid);
+		free(x);
+	}
+}
+
+static bool
+consume__is_id(struct consume_session *x, uint64_t id)
+{
+	return x->id == id;
+}
+
+static bool
+consume__is_pipe(struct consume_session *x, uint64_t pipe)
+{
+	return x->pipe == (uint32_t)pipe;
+}
+
+void
+mri_consume_unsubscribe(struct mri_consume *r, const uint8_t *body,
+			size_t len, struct mri_wbuf *out)
+{
+	uint64_t    id;
+	uint32_t    sid;
+	const char *why;
+	int         rc;
+
+	if ((rc = mri_unsubscribe_decode(body, len, &id, &why)) != MR_OK) {
+		consume__error(out, rc, why);
+		return;
+	}
+	if (consume__find(r, id, &sid) == NULL) {
+		consume__error(out, MR_ENOENT, "no such session");
+		return;
+	}
+	consume__close(r, consume__is_id, id);
+	mri_frame_begin(out, MRI_OP_UNSUBSCRIBE_REPLY);
+	mri_frame_end(out);
+}
+
+void
+mri_consume_pipe_closed(struct mri_consume *r, uint32_t pipe)
+{
+	consume__close(r, consume__is_pipe, pipe);
+}
+
+void
+mri_consume_counts(struct mri_consume *r, size_t *subs, size_t *sessions)
+{
+	*subs = *sessions = 0;
+	pthread_mutex_lock(&r->lock);
+	for (struct consume_sub *s = r->subs; s != NULL; s = s->next)
+		(*subs)++;
+	for (struct consume_session *x = r->sessions; x != NULL; x = x->next)
+		(*sessions)++;
+	pthread_mutex_unlock(&r->lock);
+}

@@ -1,0 +1,82 @@
+/*
+ * mailroomd's consume requests (docs/PROTOCOL.md, "Consuming"): SUBSCRIBE
+ * opens a session on a subscription (consumers/group.h), made the first
+ * time a (group, topics, mode) is asked for and kept until mailroomd
+ * stops; FETCH, SETTLE and UNSUBSCRIBE name the session. A session lives
+ * on the connection that opened it: when the connection closes, so does
+ * the session, and what it held is handed out again.
+ *
+ * Thread safety: every function may be called from any thread, except
+ * new and free.
+ */
+#ifndef MRI_CONSUME_SRV_H
+#define MRI_CONSUME_SRV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "consumers/group.h"
+#include "proto/frame.h"
+
+struct mri_consume;
+
+struct mri_consume_conf {
+	uint64_t ack_deadline_ms; /* default of a subscription */
+	uint32_t credit;          /* default of a subscription */
+	uint32_t max_buffered;    /* per partition */
+	uint32_t revoke_wait_ms;
+	size_t   max_frame;       /* of a FETCH_REPLY, soft */
+	bool     journal;         /* consumers/journal.h */
+	uint64_t dedupe_window_ms;
+	size_t   dedupe_max_entries;
+	bool     embedded; /* the mock cluster: no CreateTopics */
+};
+
+/**
+ * @brief \p conf is a template (borrowed; duplicated for each
+ *        subscription) with bootstrap.servers and the pass-through
+ *        settings.
+ */
+int mri_consume_new(struct mri_consume **out, const rd_kafka_conf_t *conf,
+		    const struct mri_consume_conf *c);
+
+/** @brief Answer every waiting fetch; later ones are answered at once. */
+void mri_consume_drain(struct mri_consume *r);
+
+/** @brief Commit, leave every group, free. NULL is a no-op. */
+void mri_consume_free(struct mri_consume *r);
+
+/** @brief SUBSCRIBE: a whole reply frame (JSON or ERROR) into \p out. */
+void mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
+			   const uint8_t *body, size_t len,
+			   struct mri_wbuf *out);
+
+/**
+ * @brief FETCH. @returns MR_OK when \p cb will get the reply, or an error
+ *        with an ERROR frame in \p out (cb will not be called).
+ */
+int mri_consume_fetch(struct mri_consume *r, const uint8_t *body, size_t len,
+		      mri_group_reply_cb cb, void *arg, struct mri_wbuf *out);
+
+/**
+ * @brief SETTLE. @returns MR_OK when \p cb will get the reply, or an error
+ *        with an ERROR frame in \p out (cb will not be called).
+ */
+int mri_consume_settle(struct mri_consume *r, const uint8_t *body,
+		       size_t len, mri_group_reply_cb cb, void *arg,
+		       struct mri_wbuf *out);
+
+/** @brief UNSUBSCRIBE: a whole reply frame into \p out. */
+void mri_consume_unsubscribe(struct mri_consume *r, const uint8_t *body,
+			     size_t len, struct mri_wbuf *out);
+
+/** @brief The connection \p pipe closed: its sessions close. */
+void mri_consume_pipe_closed(struct mri_consume *r, uint32_t pipe);
+
+/** @returns the number of subscriptions and open sessions. */
+void mri_consume_counts(struct mri_consume *r, size_t *subs, size_t *sessions);
+
+#endif

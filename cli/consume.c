@@ -1,0 +1,468 @@
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "proto/frame.h"
+
+#define CONSUME__WAIT_MS 1000
+#define CONSUME__BATCH 100
+#define CONSUME__TOPICS_MAX 64
+
+enum consume__settle {
+	CONSUME__ACK,
+	CONSUME__NACK,
+	CONSUME__NONE,
+};
+
+struct consume__opts {
+	const char          *group;
+	mr_subscribe_opts    sub;
+	long                 count; /* 0: no limit */
+	enum consume__settle settle;
+	const char          *reason;
+	int                  wait_ms;
+	long                 idle_ms; /* 0: wait forever */
+	int                  batch;
+	bool                 json;
+};
+
+static volatile sig_atomic_t consume__stop;
+
+static void
+consume__on_signal(int sig)
+{
+	// A second signal exits at once: the deliveries held expire.
+	if (consume__stop)
+		_exit(128 + sig);
+	consume__stop = 1;
+}
+
+static void
+consume__usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mailroom consume [options] -g GROUP TOPIC...\n"
+		"Prints each delivery as topic/partition@offset key=K "
+		"attempt=N: payload,\nthen acks it.\n"
+		"  -g, --group G        consumer group (required)\n"
+		"      --mode M         key (default), partition or unordered\n"
+		"  -n, --count N        stop after N deliveries\n"
+		"      --nack           nack instead of ack (delivered again)\n"
+		"      --nack-reason T  the reason sent with --nack\n"
+		"      --no-ack         neither: let the ack deadline expire\n"
+		"      --deadline MS    the subscription's ack deadline\n"
+		"      --wait MS        longest wait of one fetch (%d)\n"
+		"      --idle MS        exit 0 once nothing came for MS "
+		"(default: wait\n"
+		"                       forever, or until -n deliveries)\n"
+		"      --batch N        deliveries per fetch, 1..100000 (%d)\n"
+		"      --json           one JSON object per delivery: topic, "
+		"partition,\n"
+		"                       offset, key (null: keyless), payload, "
+		"headers\n"
+		"                       ([name, value] pairs), id, attempt, "
+		"redelivery,\n"
+		"                       timestamp_ms, handle; bytes that are "
+		"not printable\n"
+		"                       UTF-8 come as key_b64, payload_b64, "
+		"{\"b64\": ...}\n",
+		CONSUME__WAIT_MS, CONSUME__BATCH);
+}
+
+static long
+consume__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool
+consume__number(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long  v = strtol(s, &end, 10);
+
+	if (*s == '\0' || *end != '\0' || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static char *
+consume__b64(const void *p, size_t len)
+{
+	static const char    tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				     "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *s     = p;
+	char                *out   = malloc((len + 2) / 3 * 4 + 1), *o = out;
+
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)s[i] << 16;
+
+		if (i + 1 < len)
+			v |= (unsigned)s[i + 1] << 8;
+		if (i + 2 < len)
+			v |= s[i + 2];
+		*o++ = tab[(v >> 18) & 63];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+		*o++ = i + 2 < len ? tab[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* @returns a new JSON string if \p p is valid UTF-8 without control
+ *          characters (but tab, CR, LF), else NULL. */
+static json_t *
+consume__text(const void *p, size_t len)
+{
+	const unsigned char *s = p;
+
+	for (size_t i = 0; i < len; i++)
+		if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' &&
+		     s[i] != '\r') ||
+		    s[i] == 0x7f)
+			return NULL;
+	return json_stringn(len ? p : "", len); // NULL if not UTF-8
+}
+
+/* Set name to the text, or name_b64 to its base64. */
+static void
+consume__json_bytes(json_t *o, const char *name, const void *p, size_t len)
+{
+	json_t *t = consume__text(p, len);
+	char    key[32];
+	char   *b;
+
+	if (t != NULL) {
+		json_object_set_new(o, name, t);
+		return;
+	}
+	snprintf(key, sizeof(key), "%s_b64", name);
+	if ((b = consume__b64(p, len)) != NULL)
+		json_object_set_new(o, key, json_string(b));
+	free(b);
+}
+
+static void
+consume__print_json(const mr_delivery *d)
+{
+	json_t *o = json_object(), *hs = json_array();
+
+	json_object_set_new(o, "topic", json_string(d->topic));
+	json_object_set_new(o, "partition", json_integer(d->partition));
+	json_object_set_new(o, "offset", json_integer(d->offset));
+	if (d->has_key)
+		consume__json_bytes(o, "key", d->key, d->key_len);
+	else
+		json_object_set_new(o, "key", json_null());
+	consume__json_bytes(o, "payload", d->payload, d->payload_len);
+	for (size_t i = 0; i < d->header_count; i++) {
+		const mr_header *h = &d->headers[i];
+		json_t          *v = consume__text(h->value, h->value_len);
+		char            *b;
+
+		if (v == NULL && (b = consume__b64(h->value, h->value_len))) {
+			v = json_pack("{s:s}", "b64", b);
+			free(b);
+		}
+		json_array_append_new(hs, json_pack("[s,o]", h->name,
+						    v ? v : json_null()));
+	}
+	json_object_set_new(o, "headers", hs);
+	json_object_set_new(o, "id", json_string(d->id));
+	json_object_set_new(o, "attempt", json_integer(d->attempt));
+	json_object_set_new(o, "redelivery", json_boolean(d->redelivery));
+	json_object_set_new(o, "timestamp_ms", json_integer(d->timestamp_ms));
+	json_object_set_new(o, "handle", json_integer((json_int_t)d->handle));
+	json_dumpf(o, stdout, JSON_COMPACT);
+	fputc('\n', stdout);
+	json_decref(o);
+}
+
+/* Bytes on one line: control characters and '\' escaped, the rest as is;
+ * but every byte above 0x7f too when they are not UTF-8. */
+static void
+consume__print_bytes(const void *p, size_t len)
+{
+	const unsigned char *s    = p;
+	json_t              *utf8 = json_stringn(len ? p : "", len);
+	unsigned char        high = utf8 != NULL ? 0xff : 0x7f;
+
+	json_decref(utf8);
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\\')
+			fputs("\\\\", stdout);
+		else if (s[i] == '\n')
+			fputs("\\n", stdout);
+		else if (s[i] == '\t')
+			fputs("\\t", stdout);
+		else if (s[i] < 0x20 || s[i] == 0x7f || s[i] > high)
+			printf("\\x%02x", s[i]);
+		else
+			fputc(s[i], stdout);
+	}
+}
+
+static void
+consume__print(const struct consume__opts *o, const mr_delivery *d)
+{
+	if (o->json) {
+		consume__print_json(d);
+		return;
+	}
+	printf("%s/%d@%lld key=", d->topic, d->partition,
+	       (long long)d->offset);
+	if (d->has_key)
+		consume__print_bytes(d->key, d->key_len);
+	else
+		fputs("(none)", stdout);
+	printf(" attempt=%u: ", d->attempt);
+	consume__print_bytes(d->payload, d->payload_len);
+	fputc('\n', stdout);
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+/* Print and settle one batch. @returns MR_OK, MR_EIO when stdout failed
+ * (nothing of the batch is settled then), or a request error. */
+static int
+consume__batch(mr_consumer *s, const struct consume__opts *o, mr_batch *b)
+{
+	size_t    n = mr_batch_count(b), failed = 0;
+	uint64_t *h = malloc(n * sizeof(*h));
+	int       rc;
+
+	if (h == NULL)
+		return MR_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const mr_delivery *d = mr_batch_at(b, i);
+
+		consume__print(o, d);
+		h[i] = d->handle;
+	}
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		free(h);
+		return MR_EIO;
+	}
+	switch (o->settle) {
+	case CONSUME__ACK:
+		rc = mr_consumer_ack(s, h, n, &failed);
+		break;
+	case CONSUME__NACK:
+		rc = mr_consumer_nack(s, h, n, o->reason, &failed);
+		break;
+	default:
+		rc = MR_OK;
+		break;
+	}
+	free(h);
+	if (rc == MR_OK && failed > 0)
+		fprintf(stderr,
+			"mailroom: %zu of %zu deliveries were not settled "
+			"(expired, or their partition moved)\n",
+			failed, n);
+	return rc;
+}
+
+static int
+consume__loop(mr_consumer *s, const struct consume__opts *o)
+{
+	long last = consume__now_ms(), got = 0;
+	int  rc   = MR_OK;
+
+	while (!consume__stop && (o->count == 0 || got < o->count)) {
+		long      want = o->batch, wait = o->wait_ms;
+		mr_batch *b;
+
+		if (o->count > 0 && want > o->count - got)
+			want = o->count - got;
+		if (o->idle_ms > 0) {
+			long left = o->idle_ms - (consume__now_ms() - last);
+
+			if (left <= 0)
+				break;
+			if (wait > left)
+				wait = left;
+		}
+		if ((rc = mr_fetch(s, (size_t)want, 0, (int)wait, &b)) != MR_OK)
+			break;
+		if (mr_batch_count(b) > 0) {
+			last = consume__now_ms();
+			got += (long)mr_batch_count(b);
+			rc   = consume__batch(s, o, b);
+		}
+		mr_batch_free(b);
+		if (rc != MR_OK)
+			break;
+	}
+	return rc;
+}
+
+static bool
+consume__parse(struct consume__opts *o, int argc, char **argv, int *code)
+{
+	static const struct option opts[] = {
+	    {"group", required_argument, NULL, 'g'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"count", required_argument, NULL, 'n'},
+	    {"nack", no_argument, NULL, 'N'},
+	    {"nack-reason", required_argument, NULL, 'r'},
+	    {"no-ack", no_argument, NULL, 'A'},
+	    {"deadline", required_argument, NULL, 'd'},
+	    {"wait", required_argument, NULL, 'w'},
+	    {"idle", required_argument, NULL, 'i'},
+	    {"batch", required_argument, NULL, 'b'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	const char *bad = NULL;
+	long        v   = 0;
+	int         ch;
+
+	*code = CLI_USAGE;
+	while (bad == NULL &&
+	       (ch = getopt_long(argc, argv, "g:n:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'g':
+			o->group = optarg;
+			break;
+		case 'm':
+			if (strcmp(optarg, "key") == 0)
+				o->sub.order = MR_ORDER_KEY;
+			else if (strcmp(optarg, "partition") == 0)
+				o->sub.order = MR_ORDER_PARTITION;
+			else if (strcmp(optarg, "unordered") == 0)
+				o->sub.order = MR_ORDER_UNORDERED;
+			else
+				bad = "--mode takes key, partition or "
+				      "unordered";
+			break;
+		case 'n':
+			if (!consume__number(optarg, 1, 1000000000L, &o->count))
+				bad = "--count takes a number > 0";
+			break;
+		case 'N':
+			o->settle = CONSUME__NACK;
+			break;
+		case 'r':
+			o->reason = optarg;
+			break;
+		case 'A':
+			o->settle = CONSUME__NONE;
+			break;
+		case 'd':
+			if (!consume__number(optarg, 1, 86400000L, &v))
+				bad = "--deadline takes milliseconds > 0";
+			o->sub.ack_deadline_ms = (int)v;
+			break;
+		case 'w':
+			if (!consume__number(optarg, 0, 300000L, &v))
+				bad = "--wait takes 0..300000 milliseconds";
+			o->wait_ms = (int)v;
+			break;
+		case 'i':
+			if (!consume__number(optarg, 1, 1000000000L,
+					     &o->idle_ms))
+				bad = "--idle takes milliseconds > 0";
+			break;
+		case 'b':
+			if (!consume__number(optarg, 1, 100000L, &v))
+				bad = "--batch takes 1..100000";
+			o->batch = (int)v;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'h':
+			consume__usage(stdout);
+			*code = CLI_OK;
+			return false;
+		default:
+			consume__usage(stderr);
+			return false;
+		}
+	}
+	if (bad == NULL && o->group == NULL)
+		bad = "-g GROUP is required";
+	if (bad == NULL && optind >= argc)
+		bad = "name at least one topic";
+	if (bad == NULL && argc - optind > CONSUME__TOPICS_MAX)
+		bad = "at most 64 topics";
+	if (bad == NULL && o->reason != NULL && o->settle != CONSUME__NACK)
+		bad = "--nack-reason goes with --nack";
+	for (int i = optind; bad == NULL && i < argc; i++)
+		if (!mri_topic_valid(argv[i], strlen(argv[i])))
+			bad = "a topic is 1 to 249 characters of a-z A-Z 0-9 "
+			      ". _ -, not '.' or '..'";
+	if (bad != NULL) {
+		fprintf(stderr, "mailroom: consume: %s\n", bad);
+		return false;
+	}
+	return true;
+}
+
+int
+cli_consume(const struct cli_common *co, int argc, char **argv)
+{
+	struct consume__opts o = {.wait_ms = CONSUME__WAIT_MS,
+				  .batch   = CONSUME__BATCH,
+				  .reason  = NULL};
+	struct sigaction     sa;
+	mr_client           *c;
+	mr_consumer         *s;
+	int                  rc, code;
+
+	if (!consume__parse(&o, argc, argv, &code))
+		return code;
+	if (o.settle == CONSUME__NACK && o.reason == NULL)
+		o.reason = "nacked by mailroom consume";
+	if (cli_connect(co, &c) != MR_OK)
+		return CLI_UNREACHABLE;
+	rc = mr_subscribe(c, o.group, (const char *const *)&argv[optind],
+			  (size_t)(argc - optind), &o.sub, &s);
+	if (rc != MR_OK) {
+		fprintf(stderr, "mailroom: subscribe: %s: %s\n", mr_err_name(rc),
+			mr_client_last_error()[0] ? mr_client_last_error()
+						  : mr_strerror(rc));
+		mr_client_free(c);
+		return cli_exit_for(rc);
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = consume__on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	// A closed stdout is seen by ferror(), before the batch is acked.
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = consume__loop(s, &o);
+	if (rc == MR_EIO)
+		code = CLI_REFUSED; // stdout went away: nothing to report to
+	else if (rc != MR_OK) {
+		fprintf(stderr, "mailroom: consume: %s: %s\n", mr_err_name(rc),
+			mr_client_last_error()[0] ? mr_client_last_error()
+						  : mr_strerror(rc));
+		code = cli_exit_for(rc) == CLI_USAGE ? CLI_REFUSED
+						     : cli_exit_for(rc);
+	} else {
+		code = CLI_OK;
+	}
+	mr_consumer_free(s);
+	mr_client_free(c);
+	return code;
+}

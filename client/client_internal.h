@@ -1,0 +1,41 @@
+/*
+ * What the rest of the client (consumer.c) uses of client.c: one request
+ * on the client's pool of nng contexts, waited for.
+ *
+ * Thread safety: as mr_client; each call blocks its caller only.
+ */
+#ifndef MRI_CLIENT_INTERNAL_H
+#define MRI_CLIENT_INTERNAL_H
+
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#include "mailroom/client.h"
+#include "proto/frame.h"
+
+/**
+ * @brief Send the whole frame in \p b (from mri_frame_begin to
+ *        mri_frame_end; copied, the caller still owns it) and wait for its
+ *        reply. The request times out after the client's timeout plus
+ *        \p extra_ms (a long poll's wait).
+ * @returns MR_OK and the reply in *reply (new: nng_msg_free() it; its
+ *          header was checked and its op is the request's reply), or an
+ *          mr_err: mailroomd's ERROR code, MR_EPROTO, a transport error;
+ *          mr_client_last_error() has the sentence.
+ */
+int client__frame_call(mr_client *c, struct mri_wbuf *b, int extra_ms,
+		       nng_msg **reply);
+
+/**
+ * @brief Send \p op with \p body (a JSON text, or NULL) and wait.
+ * @returns MR_OK and the reply's body as a new NUL-terminated string in
+ *          *json (free() it), or an mr_err as client__frame_call.
+ */
+int client__json_call(mr_client *c, uint8_t op, const char *body,
+		      char **json);
+
+/** @brief Set this thread's mr_client_last_error() to \p why (copied). */
+void client__set_last_error(const char *why);
+
+#endif

@@ -1,0 +1,861 @@
+#include "mailroom/consumer.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+
+#include "client/client_internal.h"
+#include "proto/consume.h"
+#include "proto/frame.h"
+
+#define CONSUMER__RUN_WAIT_MS 200 /* a run's long poll: how often it looks
+				     at *stop while idle */
+#define CONSUMER__RUN_INFLIGHT 1024
+#define CONSUMER__WORKERS_MAX 1024
+
+struct mr_consumer {
+	mr_client *c;
+	uint64_t   session;
+	int        credit; /* from the SUBSCRIBE reply, else opts; 0: unknown */
+};
+
+struct mr_batch {
+	nng_msg     *msg; /* keys, header values and payloads point into it */
+	size_t       n;
+	mr_delivery *d;
+};
+
+/* ---- SUBSCRIBE's JSON ----------------------------------------------------
+ * The client library does not depend on a JSON library: it writes one
+ * small object and reads three integers from the reply. */
+
+static void
+consumer__json_str(struct mri_wbuf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	mri_wbuf_u8(b, '"');
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			mri_wbuf_u8(b, '\\');
+			mri_wbuf_u8(b, ch);
+		} else if (ch < 0x20) {
+			char u[6] = {'\\', 'u', '0', '0', hex[ch >> 4],
+				     hex[ch & 15]};
+			mri_wbuf_put(b, u, sizeof(u));
+		} else {
+			mri_wbuf_u8(b, ch);
+		}
+	}
+	mri_wbuf_u8(b, '"');
+}
+
+static void
+consumer__json_int(struct mri_wbuf *b, const char *name, int v)
+{
+	char num[32];
+	int  n;
+
+	if (v == 0)
+		return;
+	n = snprintf(num, sizeof(num), ",\"%s\":%d", name, v);
+	mri_wbuf_put(b, num, (size_t)n);
+}
+
+struct consumer__rd {
+	const char *p, *end;
+};
+
+static void
+consumer__ws(struct consumer__rd *r)
+{
+	while (r->p < r->end &&
+	       (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+		r->p++;
+}
+
+/* Skip a string at r->p; *s and *len name its raw bytes (escapes kept). */
+static int
+consumer__skip_str(struct consumer__rd *r, const char **s, size_t *len)
+{
+	const char *start;
+
+	if (r->p >= r->end || *r->p != '"')
+		return -1;
+	start = ++r->p;
+	while (r->p < r->end && *r->p != '"')
+		r->p += *r->p == '\\' && r->end - r->p > 1 ? 2 : 1;
+	if (r->p >= r->end)
+		return -1;
+	*s   = start;
+	*len = (size_t)(r->p - start);
+	r->p++;
+	return 0;
+}
+
+/* Skip any value; nested objects and arrays by depth. */
+static int
+consumer__skip_value(struct consumer__rd *r)
+{
+	int         depth = 0;
+	const char *s;
+	size_t      len;
+
+	do {
+		consumer__ws(r);
+		if (r->p >= r->end)
+			return -1;
+		switch (*r->p) {
+		case '"':
+			if (consumer__skip_str(r, &s, &len) != 0)
+				return -1;
+			break;
+		case '{':
+		case '[':
+			depth++;
+			r->p++;
+			break;
+		case '}':
+		case ']':
+			if (--depth < 0)
+				return -1;
+			r->p++;
+			break;
+		default: // numbers, literals, ',' and ':' inside containers
+			r->p++;
+			while (depth == 0 && r->p < r->end &&
+			       strchr(",}] \t\r\n", *r->p) == NULL)
+				r->p++;
+			break;
+		}
+	} while (depth > 0);
+	return 0;
+}
+
+/* Read {"session": N, "credit": N, "ack_deadline_ms": N, ...}. */
+static int
+consumer__parse_reply(const char *json, uint64_t *session, int *credit)
+{
+	struct consumer__rd r = {json, json + strlen(json)};
+	bool                have = false;
+
+	consumer__ws(&r);
+	if (r.p >= r.end || *r.p++ != '{')
+		return MR_EPROTO;
+	for (;;) {
+		const char *k, *num;
+		size_t      kl;
+		char       *e;
+
+		consumer__ws(&r);
+		if (r.p < r.end && *r.p == '}')
+			break;
+		if (consumer__skip_str(&r, &k, &kl) != 0)
+			return MR_EPROTO;
+		consumer__ws(&r);
+		if (r.p >= r.end || *r.p++ != ':')
+			return MR_EPROTO;
+		consumer__ws(&r);
+		num = r.p;
+		if (consumer__skip_value(&r) != 0)
+			return MR_EPROTO;
+		if (kl == 7 && memcmp(k, "session", 7) == 0) {
+			if (*num < '0' || *num > '9')
+				return MR_EPROTO;
+			*session = strtoull(num, &e, 10);
+			if (e != r.p)
+				return MR_EPROTO;
+			have = true;
+		} else if (kl == 6 && memcmp(k, "credit", 6) == 0 &&
+			   *num >= '0' && *num <= '9') {
+			long v = strtol(num, &e, 10);
+
+			if (e == r.p && v > 0 && v <= MRI_FETCH_MAX_MSGS)
+				*credit = (int)v;
+		}
+		consumer__ws(&r);
+		if (r.p < r.end && *r.p == ',')
+			r.p++;
+		else if (r.p >= r.end || *r.p != '}')
+			return MR_EPROTO;
+	}
+	return have ? MR_OK : MR_EPROTO;
+}
+
+static const char *
+consumer__mode(mr_order o)
+{
+	switch (o) {
+	case MR_ORDER_PARTITION:
+		return "partition";
+	case MR_ORDER_UNORDERED:
+		return "unordered";
+	default:
+		return "key";
+	}
+}
+
+int
+mr_subscribe(mr_client *c, const char *group, const char *const *topics,
+	     size_t ntopics, const mr_subscribe_opts *opts, mr_consumer **out)
+{
+	mr_subscribe_opts o = {0};
+	struct mri_wbuf   b;
+	mr_consumer      *s;
+	char             *json = NULL;
+	int               rc;
+
+	if (opts != NULL)
+		o = *opts;
+	if (c == NULL || out == NULL || group == NULL || group[0] == '\0' ||
+	    topics == NULL || ntopics == 0 || o.ack_deadline_ms < 0 ||
+	    o.credit < 0 || o.order < MR_ORDER_KEY ||
+	    o.order > MR_ORDER_UNORDERED)
+		return MR_EINVAL;
+	for (size_t i = 0; i < ntopics; i++)
+		if (topics[i] == NULL ||
+		    !mri_topic_valid(topics[i], strlen(topics[i])))
+			return MR_EINVAL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return MR_ENOMEM;
+	mri_wbuf_init(&b);
+	mri_wbuf_put(&b, "{\"group\":", 9);
+	consumer__json_str(&b, group);
+	mri_wbuf_put(&b, ",\"topics\":[", 11);
+	for (size_t i = 0; i < ntopics; i++) {
+		if (i > 0)
+			mri_wbuf_u8(&b, ',');
+		consumer__json_str(&b, topics[i]);
+	}
+	mri_wbuf_put(&b, "],\"mode\":", 9);
+	consumer__json_str(&b, consumer__mode(o.order));
+	consumer__json_int(&b, "ack_deadline_ms", o.ack_deadline_ms);
+	consumer__json_int(&b, "credit", o.credit);
+	mri_wbuf_put(&b, "}", 2); // with the NUL
+	rc = b.err ? b.err : client__json_call(c, MRI_OP_SUBSCRIBE,
+					       (const char *)b.data, &json);
+	mri_wbuf_fini(&b);
+	if (rc == MR_OK) {
+		s->credit = o.credit;
+		rc = consumer__parse_reply(json, &s->session, &s->credit);
+		if (rc != MR_OK)
+			client__set_last_error("SUBSCRIBE's reply has no "
+					       "session");
+	}
+	free(json);
+	if (rc != MR_OK) {
+		free(s);
+		return rc;
+	}
+	s->c = c;
+	*out = s;
+	return MR_OK;
+}
+
+uint64_t
+mr_consumer_session(const mr_consumer *s)
+{
+	return s ? s->session : 0;
+}
+
+void
+mr_consumer_free(mr_consumer *s)
+{
+	struct mri_wbuf b;
+	nng_msg        *reply = NULL;
+
+	if (s == NULL)
+		return;
+	mri_wbuf_init(&b);
+	mri_unsubscribe_encode(&b, s->session);
+	// Best effort: a session mailroomd lost, or cannot hear about, ends
+	// by itself when its connection does.
+	if (client__frame_call(s->c, &b, 0, &reply) == MR_OK)
+		nng_msg_free(reply);
+	mri_wbuf_fini(&b);
+	free(s);
+}
+
+/* ---- FETCH ---------------------------------------------------------------- */
+
+/* One allocation: the batch, its deliveries, their headers, and the
+ * NUL-terminated copies of topics, ids and header names. */
+static int
+consumer__batch_new(nng_msg *m, const struct mri_msg_view *v, uint32_t n,
+		    mr_batch **out)
+{
+	size_t      nh = 0, strs = 0, size;
+	mr_batch   *b;
+	mr_header  *h;
+	char       *p;
+	const char *topic = NULL;
+	size_t      topic_len = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t      *pos = v[i].hdrs;
+		struct mri_hdr_view hv;
+
+		nh += v[i].hdr_count;
+		strs += (size_t)v[i].topic_len + v[i].id_len + 2;
+		for (uint16_t j = 0; j < v[i].hdr_count; j++) {
+			mri_pub_next_hdr(&pos, &hv);
+			strs += (size_t)hv.name_len + 1;
+		}
+	}
+	size = sizeof(*b) + n * sizeof(mr_delivery) + nh * sizeof(mr_header) +
+	       strs;
+	if ((b = malloc(size)) == NULL)
+		return MR_ENOMEM;
+	b->msg = m;
+	b->n   = n;
+	b->d   = (mr_delivery *)(b + 1);
+	h      = (mr_header *)(b->d + n);
+	p      = (char *)(h + nh);
+	for (uint32_t i = 0; i < n; i++) {
+		mr_delivery        *d   = &b->d[i];
+		const uint8_t      *pos = v[i].hdrs;
+		struct mri_hdr_view hv;
+
+		// Batches mostly hold one topic: keep one copy of each run.
+		if (topic == NULL || topic_len != v[i].topic_len ||
+		    memcmp(topic, v[i].topic, topic_len) != 0) {
+			memcpy(p, v[i].topic, v[i].topic_len);
+			p[v[i].topic_len] = '\0';
+			topic             = p;
+			topic_len         = v[i].topic_len;
+			p += topic_len + 1;
+		}
+		d->handle       = v[i].handle;
+		d->topic        = topic;
+		d->partition    = v[i].partition;
+		d->offset       = v[i].offset;
+		d->timestamp_ms = v[i].timestamp_ms;
+		d->attempt      = v[i].attempt;
+		d->redelivery   = (v[i].flags & MRI_MSG_F_REDELIVERY) != 0;
+		memcpy(p, v[i].id, v[i].id_len);
+		p[v[i].id_len] = '\0';
+		d->id          = p;
+		p += v[i].id_len + 1;
+		d->has_key      = (v[i].flags & MRI_MSG_F_KEY) != 0;
+		d->key          = d->has_key ? v[i].key : NULL;
+		d->key_len      = d->has_key ? v[i].key_len : 0;
+		d->headers      = h;
+		d->header_count = v[i].hdr_count;
+		for (uint16_t j = 0; j < v[i].hdr_count; j++, h++) {
+			mri_pub_next_hdr(&pos, &hv);
+			memcpy(p, hv.name, hv.name_len);
+			p[hv.name_len] = '\0';
+			h->name        = p;
+			h->value       = hv.value;
+			h->value_len   = hv.value_len;
+			p += hv.name_len + 1;
+		}
+		d->payload     = v[i].payload;
+		d->payload_len = v[i].payload_len;
+	}
+	*out = b;
+	return MR_OK;
+}
+
+int
+mr_fetch(mr_consumer *s, size_t max_msgs, size_t max_bytes, int max_wait_ms,
+	 mr_batch **out)
+{
+	struct mri_fetch     f;
+	struct mri_wbuf      b;
+	struct mri_msg_view *v = NULL;
+	uint32_t             n = 0;
+	nng_msg             *m;
+	const char          *why;
+	int                  rc;
+
+	if (s == NULL || out == NULL || max_msgs == 0 ||
+	    max_msgs > MRI_FETCH_MAX_MSGS || max_wait_ms < 0 ||
+	    max_wait_ms > MRI_FETCH_MAX_WAIT_MS)
+		return MR_EINVAL;
+	f = (struct mri_fetch){
+	    .session     = s->session,
+	    .max_msgs    = (uint32_t)max_msgs,
+	    .max_bytes   = max_bytes > UINT32_MAX ? UINT32_MAX
+						  : (uint32_t)max_bytes,
+	    .max_wait_ms = (uint32_t)max_wait_ms,
+	};
+	mri_wbuf_init(&b);
+	mri_fetch_encode(&b, &f);
+	rc = client__frame_call(s->c, &b, max_wait_ms, &m);
+	mri_wbuf_fini(&b);
+	if (rc != MR_OK)
+		return rc;
+	rc = mri_fetch_reply_decode((uint8_t *)nng_msg_body(m) +
+					MRI_FRAME_HDR_LEN,
+				    nng_msg_len(m) - MRI_FRAME_HDR_LEN, &v, &n,
+				    &why);
+	if (rc == MR_OK && n > max_msgs) {
+		rc  = MR_EPROTO;
+		why = "FETCH_REPLY has more messages than asked for";
+	}
+	if (rc == MR_OK)
+		rc = consumer__batch_new(m, v, n, out);
+	else
+		client__set_last_error(why);
+	free(v);
+	if (rc != MR_OK)
+		nng_msg_free(m);
+	return rc;
+}
+
+size_t
+mr_batch_count(const mr_batch *b)
+{
+	return b ? b->n : 0;
+}
+
+const mr_delivery *
+mr_batch_at(const mr_batch *b, size_t i)
+{
+	return b && i < b->n ? &b->d[i] : NULL;
+}
+
+void
+mr_batch_free(mr_batch *b)
+{
+	if (b == NULL)
+		return;
+	nng_msg_free(b->msg);
+	free(b);
+}
+
+/* ---- SETTLE --------------------------------------------------------------- */
+
+static int
+consumer__cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Sort and merge into ranges of consecutive handles; *nr gets how many.
+ * Repeated handles count once. @returns a new array or NULL. */
+static struct mri_range *
+consumer__ranges(const uint64_t *handles, size_t n, size_t *nr)
+{
+	uint64_t         *h = malloc(n * sizeof(*h));
+	struct mri_range *r = malloc(n * sizeof(*r));
+	size_t            k = 0;
+
+	if (h == NULL || r == NULL) {
+		free(h);
+		free(r);
+		return NULL;
+	}
+	memcpy(h, handles, n * sizeof(*h));
+	qsort(h, n, sizeof(*h), consumer__cmp_u64);
+	for (size_t i = 0; i < n; i++) {
+		if (k > 0 && h[i] == r[k - 1].first + r[k - 1].count - 1)
+			continue; // a repeat
+		if (k > 0 && h[i] == r[k - 1].first + r[k - 1].count &&
+		    r[k - 1].count < MRI_SETTLE_MAX) {
+			r[k - 1].count++;
+			continue;
+		}
+		r[k++] = (struct mri_range){h[i], 1};
+	}
+	free(h);
+	*nr = k;
+	return r;
+}
+
+static int
+consumer__settle_one(mr_consumer *s, struct mri_settle *st,
+		     const struct mri_range *r, uint32_t nr, size_t *failed)
+{
+	struct mri_wbuf         b;
+	struct mri_settle_fail *f = NULL;
+	uint32_t                settled, nf;
+	nng_msg                *m;
+	const char             *why;
+	int                     rc;
+
+	mri_wbuf_init(&b);
+	mri_settle_encode(&b, st, r, nr);
+	rc = client__frame_call(s->c, &b, 0, &m);
+	mri_wbuf_fini(&b);
+	if (rc != MR_OK)
+		return rc;
+	rc = mri_settle_reply_decode((uint8_t *)nng_msg_body(m) +
+					 MRI_FRAME_HDR_LEN,
+				     nng_msg_len(m) - MRI_FRAME_HDR_LEN,
+				     &settled, &f, &nf, &why);
+	nng_msg_free(m);
+	if (rc != MR_OK) {
+		client__set_last_error(why);
+		return rc;
+	}
+	*failed += nf;
+	free(f);
+	return MR_OK;
+}
+
+static int
+consumer__settle(mr_consumer *s, uint8_t kind, const uint64_t *handles,
+		 size_t n, uint32_t extend_ms, const char *reason,
+		 size_t *failed)
+{
+	struct mri_settle st = {0};
+	struct mri_range *r;
+	size_t            nr, at = 0, nf = 0;
+	int               rc = MR_OK;
+
+	if (failed != NULL)
+		*failed = 0;
+	if (s == NULL || (handles == NULL && n > 0))
+		return MR_EINVAL;
+	if (n == 0)
+		return MR_OK;
+	if ((r = consumer__ranges(handles, n, &nr)) == NULL)
+		return MR_ENOMEM;
+	st.session   = s->session;
+	st.kind      = kind;
+	st.extend_ms = extend_ms;
+	if (reason != NULL) {
+		size_t len = strlen(reason);
+
+		if (len > MRI_REASON_MAX) {
+			len = MRI_REASON_MAX;
+			while (len > 0 && ((unsigned char)reason[len] & 0xc0) ==
+					      0x80)
+				len--;
+		}
+		st.reason     = reason;
+		st.reason_len = (uint16_t)len;
+	}
+	// As many ranges per request as the protocol allows.
+	while (at < nr && rc == MR_OK) {
+		uint64_t sum = 0;
+		size_t   k   = 0;
+
+		while (at + k < nr && k < MRI_SETTLE_RANGES_MAX &&
+		       sum + r[at + k].count <= MRI_SETTLE_MAX)
+			sum += r[at + k++].count;
+		rc = consumer__settle_one(s, &st, r + at, (uint32_t)k, &nf);
+		at += k;
+	}
+	free(r);
+	if (failed != NULL)
+		*failed = nf;
+	return rc;
+}
+
+int
+mr_consumer_ack(mr_consumer *s, const uint64_t *handles, size_t n, size_t *failed)
+{
+	return consumer__settle(s, MRI_SETTLE_ACK, handles, n, 0, NULL,
+				failed);
+}
+
+int
+mr_consumer_nack(mr_consumer *s, const uint64_t *handles, size_t n,
+	const char *reason, size_t *failed)
+{
+	return consumer__settle(s, MRI_SETTLE_NACK, handles, n, 0, reason,
+				failed);
+}
+
+int
+mr_consumer_extend(mr_consumer *s, const uint64_t *handles, size_t n, int ms,
+	  size_t *failed)
+{
+	if (ms <= 0) {
+		if (failed != NULL)
+			*failed = 0;
+		return MR_EINVAL;
+	}
+	return consumer__settle(s, MRI_SETTLE_EXTEND, handles, n,
+				(uint32_t)ms, NULL, failed);
+}
+
+/* ---- the handler helper ----------------------------------------------------
+ * The caller's thread fetches, workers run the handler, one settler acks
+ * and nacks whatever results are there whenever its previous request is
+ * done, so that acks go out as ranges without waiting for a batch to fill.
+ * At most `cap` deliveries are fetched and not yet settled. */
+
+struct run__batch {
+	mr_batch *b;
+	size_t    left; /* deliveries not handled yet */
+};
+
+struct run__item {
+	const mr_delivery *d;
+	struct run__batch *rb;
+};
+
+struct run__result {
+	uint64_t handle;
+	int      rc;
+};
+
+struct run {
+	mr_consumer        *s;
+	mr_handler          h;
+	void               *arg;
+	size_t              cap;
+	pthread_mutex_t     lock;
+	pthread_cond_t      work_cv;   /* workers: items, or closing */
+	pthread_cond_t      settle_cv; /* settler: results, or done */
+	pthread_cond_t      room_cv;   /* fetcher: outstanding < cap */
+	struct run__item   *q;         /* a ring of cap items */
+	size_t              qhead, qlen;
+	uint64_t           *acks; /* cap each: results waiting */
+	struct run__result *nacks;
+	size_t              nack_n, ack_n;
+	size_t              outstanding; /* fetched, not settled */
+	bool                closing;     /* no more items will come */
+	bool                workers_done;
+	int                 err;
+};
+
+static void *
+run__worker(void *arg)
+{
+	struct run *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		struct run__item it;
+		int              rc  = MR_OK;
+		mr_batch        *done = NULL;
+
+		while (r->qlen == 0 && !r->closing)
+			pthread_cond_wait(&r->work_cv, &r->lock);
+		if (r->qlen == 0)
+			break;
+		it       = r->q[r->qhead];
+		r->qhead = (r->qhead + 1) % r->cap;
+		r->qlen--;
+		if (r->err == MR_OK) {
+			pthread_mutex_unlock(&r->lock);
+			rc = r->h(r->arg, it.d);
+			pthread_mutex_lock(&r->lock);
+			if (rc == MR_OK)
+				r->acks[r->ack_n++] = it.d->handle;
+			else
+				r->nacks[r->nack_n++] =
+				    (struct run__result){it.d->handle, rc};
+			pthread_cond_signal(&r->settle_cv);
+		} else {
+			r->outstanding--; // dropped: the session is gone
+			pthread_cond_signal(&r->room_cv);
+		}
+		if (--it.rb->left == 0) {
+			done = it.rb->b;
+			free(it.rb);
+		}
+		if (done != NULL) {
+			pthread_mutex_unlock(&r->lock);
+			mr_batch_free(done);
+			pthread_mutex_lock(&r->lock);
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static int
+run__cmp_result(const void *a, const void *b)
+{
+	const struct run__result *x = a, *y = b;
+
+	if (x->rc != y->rc)
+		return x->rc < y->rc ? -1 : 1;
+	return (x->handle > y->handle) - (x->handle < y->handle);
+}
+
+/* Nack \p n results, one request per return code. */
+static int
+run__nack(struct run *r, struct run__result *res, size_t n, uint64_t *tmp)
+{
+	int rc = MR_OK;
+
+	qsort(res, n, sizeof(*res), run__cmp_result);
+	for (size_t i = 0, j; i < n && rc == MR_OK; i = j) {
+		char why[96];
+
+		for (j = i; j < n && res[j].rc == res[i].rc; j++)
+			tmp[j - i] = res[j].handle;
+		snprintf(why, sizeof(why), "handler returned %d (%s)",
+			 res[i].rc, mr_err_name(res[i].rc));
+		rc = mr_consumer_nack(r->s, tmp, j - i, why, NULL);
+	}
+	return rc;
+}
+
+static void *
+run__settler(void *arg)
+{
+	struct run         *r     = arg;
+	uint64_t           *acks  = malloc(r->cap * sizeof(*acks));
+	struct run__result *nacks = malloc(r->cap * sizeof(*nacks));
+	uint64_t           *tmp   = malloc(r->cap * sizeof(*tmp));
+	size_t              na, nn;
+	int                 rc;
+
+	pthread_mutex_lock(&r->lock);
+	if (acks == NULL || nacks == NULL || tmp == NULL) {
+		r->err = MR_ENOMEM;
+		pthread_cond_broadcast(&r->room_cv);
+	}
+	for (;;) {
+		while (r->ack_n == 0 && r->nack_n == 0 && !r->workers_done)
+			pthread_cond_wait(&r->settle_cv, &r->lock);
+		if (r->ack_n == 0 && r->nack_n == 0)
+			break;
+		na = r->ack_n;
+		nn = r->nack_n;
+		if (acks != NULL && nacks != NULL && tmp != NULL) {
+			memcpy(acks, r->acks, na * sizeof(*acks));
+			memcpy(nacks, r->nacks, nn * sizeof(*nacks));
+		} else {
+			na = nn = 0; // out of memory: the deadline settles
+		}
+		r->outstanding -= r->ack_n + r->nack_n;
+		r->ack_n = r->nack_n = 0;
+		pthread_mutex_unlock(&r->lock);
+
+		rc = na > 0 ? mr_consumer_ack(r->s, acks, na, NULL) : MR_OK;
+		if (nn > 0 && rc == MR_OK)
+			rc = run__nack(r, nacks, nn, tmp);
+
+		pthread_mutex_lock(&r->lock);
+		if (rc != MR_OK && r->err == MR_OK)
+			r->err = rc;
+		pthread_cond_broadcast(&r->room_cv);
+	}
+	pthread_mutex_unlock(&r->lock);
+	free(acks);
+	free(nacks);
+	free(tmp);
+	return NULL;
+}
+
+/* Fetch until stopped, the limit reached, or an error. */
+static void
+run__fetch(struct run *r, const volatile int *stop, size_t max_messages)
+{
+	size_t fetched = 0;
+
+	for (;;) {
+		struct run__batch *rb = NULL;
+		mr_batch          *b  = NULL;
+		size_t             room, n = 0;
+		int                rc;
+
+		pthread_mutex_lock(&r->lock);
+		while (r->outstanding >= r->cap && r->err == MR_OK)
+			pthread_cond_wait(&r->room_cv, &r->lock);
+		room = r->cap - r->outstanding;
+		rc   = r->err;
+		pthread_mutex_unlock(&r->lock);
+		if (rc != MR_OK || (stop != NULL && *stop) ||
+		    (max_messages > 0 && fetched >= max_messages))
+			return;
+		if (max_messages > 0 && room > max_messages - fetched)
+			room = max_messages - fetched;
+		rc = mr_fetch(r->s, room, 0, CONSUMER__RUN_WAIT_MS, &b);
+		if (rc == MR_OK && (n = mr_batch_count(b)) == 0) {
+			mr_batch_free(b);
+			continue;
+		}
+		if (rc == MR_OK && (rb = malloc(sizeof(*rb))) == NULL) {
+			// The deliveries expire and come again.
+			mr_batch_free(b);
+			rc = MR_ENOMEM;
+		}
+		pthread_mutex_lock(&r->lock);
+		if (rc != MR_OK) {
+			if (r->err == MR_OK)
+				r->err = rc;
+			pthread_mutex_unlock(&r->lock);
+			return;
+		}
+		rb->b    = b;
+		rb->left = n;
+		for (size_t i = 0; i < n; i++)
+			r->q[(r->qhead + r->qlen++) % r->cap] =
+			    (struct run__item){mr_batch_at(b, i), rb};
+		r->outstanding += n;
+		fetched += n;
+		pthread_cond_broadcast(&r->work_cv);
+		pthread_mutex_unlock(&r->lock);
+	}
+}
+
+int
+mr_consume_run(mr_consumer *s, int workers, mr_handler h, void *arg,
+	       const volatile int *stop, size_t max_messages)
+{
+	struct run r = {.s = s, .h = h, .arg = arg};
+	pthread_t *threads, settler;
+	int        started = 0, rc;
+
+	if (s == NULL || h == NULL || workers < 1 ||
+	    workers > CONSUMER__WORKERS_MAX)
+		return MR_EINVAL;
+	r.cap = s->credit > 0 ? (size_t)s->credit : CONSUMER__RUN_INFLIGHT;
+	if (r.cap < (size_t)workers)
+		r.cap = (size_t)workers;
+	threads = calloc((size_t)workers, sizeof(*threads));
+	r.q     = malloc(r.cap * sizeof(*r.q));
+	r.acks  = malloc(r.cap * sizeof(*r.acks));
+	r.nacks = malloc(r.cap * sizeof(*r.nacks));
+	if (threads == NULL || r.q == NULL || r.acks == NULL ||
+	    r.nacks == NULL) {
+		rc = MR_ENOMEM;
+		goto out;
+	}
+	pthread_mutex_init(&r.lock, NULL);
+	pthread_cond_init(&r.work_cv, NULL);
+	pthread_cond_init(&r.settle_cv, NULL);
+	pthread_cond_init(&r.room_cv, NULL);
+	if (pthread_create(&settler, NULL, run__settler, &r) != 0) {
+		rc = MR_ENOMEM;
+		goto destroy;
+	}
+	while (started < workers &&
+	       pthread_create(&threads[started], NULL, run__worker, &r) == 0)
+		started++;
+	if (started == workers)
+		run__fetch(&r, stop, max_messages);
+	else
+		r.err = MR_ENOMEM;
+
+	pthread_mutex_lock(&r.lock);
+	r.closing = true;
+	pthread_cond_broadcast(&r.work_cv);
+	pthread_mutex_unlock(&r.lock);
+	for (int i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	pthread_mutex_lock(&r.lock);
+	r.workers_done = true;
+	pthread_cond_signal(&r.settle_cv);
+	pthread_mutex_unlock(&r.lock);
+	pthread_join(settler, NULL);
+	rc = r.err;
+destroy:
+	pthread_mutex_destroy(&r.lock);
+	pthread_cond_destroy(&r.work_cv);
+	pthread_cond_destroy(&r.settle_cv);
+	pthread_cond_destroy(&r.room_cv);
+out:
+	free(threads);
+	free(r.q);
+	free(r.acks);
+	free(r.nacks);
+	return rc;
+}

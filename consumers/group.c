@@ -1,0 +1,1055 @@
+#include "group.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "consumers/journal.h"
+#include "core/log.h"
+#include "mailroom/error.h"
+
+#define GROUP__POLL_MS 20
+#define GROUP__COMMIT_MS 500
+#define GROUP__COMMIT_TIMEOUT_MS 10000
+// Kafka's offset.metadata.max.bytes is 4096 by default.
+#define GROUP__META_MAX 4000
+#define GROUP__META_PREFIX "mr1:"
+#define GROUP__JOURNAL_WAIT_MS 10000
+
+/* A partition of ours: the engine knows it by its index in g->parts. */
+struct group_part {
+	bool                 used;
+	bool                 paused;
+	char                *topic;
+	int32_t              partition;
+	int64_t              committed; /* last offset committed */
+	rd_kafka_message_t **msgs;      /* buffered, in offset order */
+	size_t               head, count, cap; /* a ring */
+};
+
+/* A fetch waiting for messages. */
+struct group_waiter {
+	struct group_waiter *next;
+	uint32_t             sid;
+	struct mri_fetch     f;
+	size_t               max_frame;
+	uint64_t             deadline;
+	mri_group_reply_cb   cb;
+	void                *arg;
+	struct mri_wbuf      out;
+	// What the reply hands out, for the journal.
+	struct mri_journal_entry *ents;
+	size_t                    nents, ents_cap;
+};
+
+struct mri_group {
+	rd_kafka_t          *rk;
+	struct mri_journal  *j; /* NULL: off */
+	struct mri_engine   *e;
+	struct mri_group_conf c;
+	char                *name;
+	pthread_mutex_t      lock;
+	pthread_t            thread;
+	bool                 started;
+	atomic_int           stop;
+	bool                 draining;
+	struct group_part   *parts;
+	size_t               nparts;
+	struct group_waiter *waiters;
+	size_t               sessions;
+	uint64_t             next_commit_ms;
+};
+
+static uint64_t
+group__now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+group__key_hash(const void *key, size_t len)
+{
+	const uint8_t *p = key;
+	uint64_t       h = 14695981039346656037ULL; // FNV-1a
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+/* The message id: ce_id, or topic/partition/offset for a record that has
+ * none. */
+static uint64_t
+group__id_hash(const rd_kafka_message_t *m)
+{
+	rd_kafka_headers_t *hs;
+	const void         *v;
+	size_t              n;
+
+	if (rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    rd_kafka_header_get_last(hs, "ce_id", &v, &n) ==
+		RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    v != NULL && n > 0 && n <= MRI_ID_MAX)
+		return mri_journal_hash(MRI_JOURNAL_HASH_INIT, v, n);
+	return mri_journal_pos_hash(rd_kafka_topic_name(m->rkt), m->partition,
+				    m->offset);
+}
+
+static struct group_part *
+group__part(struct mri_group *g, const char *topic, int32_t partition,
+	    int32_t *idx)
+{
+	for (size_t i = 0; i < g->nparts; i++) {
+		struct group_part *p = &g->parts[i];
+
+		if (p->used && p->partition == partition &&
+		    strcmp(p->topic, topic) == 0) {
+			*idx = (int32_t)i;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static struct group_part *
+group__part_new(struct mri_group *g, const char *topic, int32_t partition,
+		int32_t *idx)
+{
+	size_t             i;
+	struct group_part *p;
+
+	for (i = 0; i < g->nparts && g->parts[i].used; i++)
+		;
+	if (i == g->nparts) {
+		size_t             n = g->nparts ? g->nparts * 2 : 8;
+		struct group_part *a = realloc(g->parts, n * sizeof(*a));
+
+		if (a == NULL)
+			return NULL;
+		memset(a + g->nparts, 0, (n - g->nparts) * sizeof(*a));
+		g->parts  = a;
+		g->nparts = n;
+	}
+	p = &g->parts[i];
+	memset(p, 0, sizeof(*p));
+	if ((p->topic = strdup(topic)) == NULL)
+		return NULL;
+	p->used      = true;
+	p->partition = partition;
+	p->committed = -1;
+	*idx         = (int32_t)i;
+	return p;
+}
+
+static int
+group__push(struct group_part *p, rd_kafka_message_t *m)
+{
+	if (p->count == p->cap) {
+		size_t               n = p->cap ? p->cap * 2 : 256;
+		rd_kafka_message_t **a = malloc(n * sizeof(*a));
+
+		if (a == NULL)
+			return MR_ENOMEM;
+		for (size_t i = 0; i < p->count; i++)
+			a[i] = p->msgs[(p->head + i) % p->cap];
+		free(p->msgs);
+		p->msgs = a;
+		p->cap  = n;
+		p->head = 0;
+	}
+	p->msgs[(p->head + p->count) % p->cap] = m;
+	p->count++;
+	return MR_OK;
+}
+
+/* Destroy the buffered messages below \p below (every one if -1). */
+static void
+group__trim(struct group_part *p, int64_t below)
+{
+	while (p->count > 0) {
+		rd_kafka_message_t *m = p->msgs[p->head];
+
+		if (below >= 0 && m->offset >= below)
+			break;
+		rd_kafka_message_destroy(m);
+		p->head = (p->head + 1) % p->cap;
+		p->count--;
+	}
+}
+
+static void
+group__part_free(struct group_part *p)
+{
+	group__trim(p, -1);
+	free(p->msgs);
+	free(p->topic);
+	memset(p, 0, sizeof(*p));
+}
+
+/* ---- commits --------------------------------------------------------- */
+
+/* Acks beyond the prefix, as deltas from the committed offset. Those that
+ * do not fit are left out: they will be delivered again. */
+static void
+group__meta(struct mri_group *g, int32_t idx, int64_t commit, char *buf,
+	    size_t cap, size_t *len)
+{
+	int64_t  stack[512];
+	size_t   n, k, w;
+
+	n = mri_engine_acked_beyond(g->e, idx, stack, 512);
+	*len = 0;
+	if (n == 0)
+		return;
+	w = (size_t)snprintf(buf, cap, "%s", GROUP__META_PREFIX);
+	for (k = 0; k < n && k < 512; k++) {
+		int r = snprintf(buf + w, cap - w, k ? ",%" PRId64 : "%" PRId64,
+				 stack[k] - commit);
+
+		if (r < 0 || (size_t)r >= cap - w)
+			break;
+		w += (size_t)r;
+	}
+	*len = w;
+}
+
+static void
+group__meta_parse(const char *meta, size_t len, int64_t start,
+		  int64_t **out, size_t *n)
+{
+	size_t      plen = strlen(GROUP__META_PREFIX), cap = 0;
+	const char *p, *end = meta + len;
+
+	*out = NULL;
+	*n   = 0;
+	if (meta == NULL || len <= plen ||
+	    memcmp(meta, GROUP__META_PREFIX, plen) != 0)
+		return;
+	for (p = meta + plen; p < end; p++)
+		cap += *p == ',';
+	if ((*out = malloc((cap + 1) * sizeof(**out))) == NULL)
+		return;
+	for (p = meta + plen; p < end;) {
+		int64_t d = 0;
+		bool    digits = false;
+
+		while (p < end && *p >= '0' && *p <= '9' && d < INT64_MAX / 10) {
+			d      = d * 10 + (*p++ - '0');
+			digits = true;
+		}
+		if (!digits || (p < end && *p != ',') || d <= 0)
+			break; // malformed: keep what was read
+		(*out)[(*n)++] = start + d;
+		if (p < end)
+			p++;
+	}
+}
+
+/* The committable offsets that moved, with their metadata; NULL if none. */
+static rd_kafka_topic_partition_list_t *
+group__commit_list(struct mri_group *g, bool all)
+{
+	rd_kafka_topic_partition_list_t *l = NULL;
+	char                             meta[GROUP__META_MAX];
+
+	for (size_t i = 0; i < g->nparts; i++) {
+		struct group_part             *p = &g->parts[i];
+		rd_kafka_topic_partition_t    *tp;
+		int64_t                        off;
+		size_t                         mlen;
+
+		if (!p->used)
+			continue;
+		off = mri_engine_committable(g->e, (int32_t)i);
+		group__meta(g, (int32_t)i, off, meta, sizeof(meta), &mlen);
+		if (off < 0 || (!all && off == p->committed && mlen == 0))
+			continue;
+		if (l == NULL && (l = rd_kafka_topic_partition_list_new(8)) ==
+				     NULL)
+			return NULL;
+		tp = rd_kafka_topic_partition_list_add(l, p->topic,
+						       p->partition);
+		tp->offset = off;
+		if (mlen > 0 && (tp->metadata = malloc(mlen)) != NULL) {
+			memcpy(tp->metadata, meta, mlen);
+			tp->metadata_size = mlen;
+		}
+		p->committed = off;
+	}
+	return l;
+}
+
+static void
+group__commit(struct mri_group *g, rd_kafka_topic_partition_list_t *l,
+	      bool sync)
+{
+	rd_kafka_resp_err_t err;
+
+	if (l == NULL)
+		return;
+	err = rd_kafka_commit(g->rk, l, sync ? 0 : 1);
+	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		mri_warn("component=consumer group=%s msg=\"commit failed: "
+			 "%s\"",
+			 g->name, rd_kafka_err2str(err));
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* ---- fetches --------------------------------------------------------- */
+
+static void
+group__encode(struct mri_group *g, const struct mri_delivery *d,
+	      struct mri_wbuf *b, size_t *size)
+{
+	rd_kafka_message_t  *m = d->opaque;
+	rd_kafka_headers_t  *hs = NULL;
+	struct mri_hdr_view  hv[MRI_HDR_COUNT_MAX];
+	struct mri_msg_view  v = {0};
+	char                 idbuf[MRI_ID_MAX + 1];
+	const void          *val;
+	const char          *name;
+	size_t               vlen;
+	size_t               nh = 0;
+	const char          *topic = rd_kafka_topic_name(m->rkt);
+
+	v.handle       = d->handle;
+	v.topic        = topic;
+	v.topic_len    = (uint16_t)strlen(topic);
+	v.partition    = m->partition;
+	v.offset       = m->offset;
+	v.timestamp_ms = rd_kafka_message_timestamp(m, NULL);
+	v.attempt      = d->attempt;
+	v.flags = (m->key != NULL ? MRI_MSG_F_KEY : 0) |
+		  (d->attempt > 1 ? MRI_MSG_F_REDELIVERY : 0);
+	v.key         = m->key ? m->key : "";
+	v.key_len     = (uint32_t)m->key_len;
+	v.payload     = m->payload ? m->payload : "";
+	v.payload_len = (uint32_t)m->len;
+	if (rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		for (size_t i = 0; nh < MRI_HDR_COUNT_MAX &&
+				   rd_kafka_header_get_all(hs, i, &name, &val,
+							   &vlen) == 0;
+		     i++) {
+			size_t nl = strlen(name);
+
+			if (nl == 0 || nl > MRI_HDR_NAME_MAX)
+				continue;
+			hv[nh].name      = name;
+			hv[nh].name_len  = (uint16_t)nl;
+			hv[nh].value     = val ? val : "";
+			hv[nh].value_len = (uint32_t)vlen;
+			if (strcmp(name, "ce_id") == 0 && vlen > 0 &&
+			    vlen <= MRI_ID_MAX) {
+				v.id     = val;
+				v.id_len = (uint8_t)vlen;
+			}
+			nh++;
+		}
+	}
+	if (v.id == NULL) {
+		int n = snprintf(idbuf, sizeof(idbuf), "%s/%" PRId32 "/%" PRId64,
+				 topic, m->partition, m->offset);
+
+		v.id     = idbuf;
+		v.id_len = (uint8_t)(n > MRI_ID_MAX ? MRI_ID_MAX : n);
+	}
+	v.hdr_count = (uint16_t)nh;
+	*size += mri_msg_size(&v, hv);
+	mri_msg_encode(b, &v, hv);
+}
+
+/* Hand out what waiter \p w may have into its frame.
+ * @returns the number of messages. */
+static size_t
+group__fill(struct mri_group *g, struct group_waiter *w, uint64_t now)
+{
+	struct mri_delivery d;
+	size_t              n = 0, size = MRI_FRAME_HDR_LEN + 4;
+	size_t              max_bytes = w->f.max_bytes ? w->f.max_bytes
+						       : w->max_frame;
+
+	if (max_bytes > w->max_frame)
+		max_bytes = w->max_frame;
+	mri_frame_begin(&w->out, MRI_OP_FETCH_REPLY);
+	mri_wbuf_u32(&w->out, 0);
+	while (n < w->f.max_msgs && size < max_bytes &&
+	       mri_engine_fetch(g->e, w->sid, now, &d, 1) == 1) {
+		rd_kafka_message_t *m = d.opaque;
+
+		group__encode(g, &d, &w->out, &size);
+		n++;
+		if (g->j == NULL)
+			continue;
+		if (w->nents == w->ents_cap) {
+			size_t                    nc = w->ents_cap ? w->ents_cap * 2
+								   : 64;
+			struct mri_journal_entry *a =
+			    realloc(w->ents, nc * sizeof(*a));
+
+			if (a == NULL)
+				continue; // counted low if mailroomd dies
+			w->ents     = a;
+			w->ents_cap = nc;
+		}
+		w->ents[w->nents].hash = mri_journal_pos_hash(
+		    rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+		w->ents[w->nents++].attempt = d.attempt;
+	}
+	mri_wbuf_patch_u32(&w->out, MRI_FRAME_HDR_LEN, (uint32_t)n);
+	if (mri_frame_end(&w->out) != MR_OK) {
+		mri_frame_begin(&w->out, MRI_OP_ERROR);
+		mri_error_encode(&w->out, MR_ENOMEM,
+				 "MR_ENOMEM: mailroomd is out of memory");
+	}
+	return n;
+}
+
+/* Serve the waiters that can be served; those done are moved to *done.
+ * Called with the lock held. */
+static void
+group__serve(struct mri_group *g, uint64_t now, struct group_waiter **done)
+{
+	struct group_waiter **pp = &g->waiters, *w;
+
+	while ((w = *pp) != NULL) {
+		if (group__fill(g, w, now) > 0 || now >= w->deadline ||
+		    g->draining || atomic_load(&g->stop)) {
+			*pp     = w->next;
+			w->next = *done;
+			*done   = w;
+		} else {
+			pp = &w->next;
+		}
+	}
+}
+
+static void
+group__waiter_end(struct group_waiter *w)
+{
+	w->cb(w->arg, &w->out);
+	mri_wbuf_fini(&w->out);
+	free(w->ents);
+	free(w);
+}
+
+/* The journal has the attempts of a reply's records (or could not take
+ * them): the reply goes out, or an error does and the records come back
+ * after their deadline. */
+static void
+group__dispatched(void *arg, int err)
+{
+	struct group_waiter *w = arg;
+
+	if (err != MR_OK) {
+		mri_frame_begin(&w->out, MRI_OP_ERROR);
+		mri_error_encode(&w->out, MR_EUNAVAIL,
+				 "MR_EUNAVAIL: the delivery attempts could not "
+				 "be recorded in Kafka; the messages will be "
+				 "delivered again after their ack deadline");
+	}
+	group__waiter_end(w);
+}
+
+static void
+group__complete(struct mri_group *g, struct group_waiter *done)
+{
+	struct group_waiter *w;
+
+	while ((w = done) != NULL) {
+		done = w->next;
+		if (w->nents > 0 &&
+		    mri_journal_write(g->j, MRI_JOURNAL_DISPATCH, w->ents,
+				      w->nents, group__dispatched,
+				      w) == MR_OK)
+			continue;
+		if (w->nents > 0)
+			group__dispatched(w, MR_EUNAVAIL);
+		else
+			group__waiter_end(w);
+	}
+}
+
+int
+mri_group_fetch(struct mri_group *g, uint32_t sid, const struct mri_fetch *f,
+		size_t max_frame, mri_group_reply_cb cb, void *arg)
+{
+	struct group_waiter *w = calloc(1, sizeof(*w)), *done = NULL;
+	uint64_t             now = group__now();
+
+	if (w == NULL)
+		return MR_ENOMEM;
+	w->sid       = sid;
+	w->f         = *f;
+	w->max_frame = max_frame;
+	w->deadline  = now + f->max_wait_ms;
+	w->cb        = cb;
+	w->arg       = arg;
+	mri_wbuf_init(&w->out);
+	pthread_mutex_lock(&g->lock);
+	w->next    = g->waiters;
+	g->waiters = w;
+	group__serve(g, now, &done);
+	pthread_mutex_unlock(&g->lock);
+	group__complete(g, done);
+	return MR_OK;
+}
+
+/* A SETTLE whose acks are being written to the journal. */
+struct group_settle {
+	mri_group_reply_cb cb;
+	void              *arg;
+	struct mri_wbuf    out;
+};
+
+static void
+group__settled(void *arg, int err)
+{
+	struct group_settle *st = arg;
+
+	if (err != MR_OK) {
+		mri_frame_begin(&st->out, MRI_OP_ERROR);
+		mri_error_encode(&st->out, MR_EUNAVAIL,
+				 "MR_EUNAVAIL: the acks were taken but could "
+				 "not be recorded in Kafka; some of these "
+				 "messages may be delivered again");
+	}
+	st->cb(st->arg, &st->out);
+	mri_wbuf_fini(&st->out);
+	free(st);
+}
+
+int
+mri_group_settle(struct mri_group *g, const struct mri_settle *s,
+		 mri_group_reply_cb cb, void *arg)
+{
+	struct mri_settle_fail   *fails = NULL;
+	struct mri_journal_entry *acked = NULL;
+	uint32_t                  nf = 0, cap = 0, settled = 0;
+	size_t                    na = 0;
+	struct group_waiter      *done = NULL;
+	struct group_settle      *st   = calloc(1, sizeof(*st));
+	uint64_t                  now  = group__now();
+
+	if (st == NULL)
+		return MR_ENOMEM;
+	st->cb  = cb;
+	st->arg = arg;
+	mri_wbuf_init(&st->out);
+	if (g->j != NULL && s->kind == MRI_SETTLE_ACK &&
+	    (acked = malloc(s->handles * sizeof(*acked))) == NULL) {
+		free(st);
+		return MR_ENOMEM;
+	}
+	pthread_mutex_lock(&g->lock);
+	for (uint32_t i = 0; i < s->range_count; i++) {
+		struct mri_range r;
+
+		mri_settle_range(s, i, &r);
+		for (uint64_t h = r.first; h < r.first + r.count; h++) {
+			int rc;
+
+			void *m;
+
+			switch (s->kind) {
+			case MRI_SETTLE_ACK:
+				rc = mri_engine_ack(g->e, h, &m);
+				if (rc == MR_OK && acked != NULL) {
+					acked[na].hash    = group__id_hash(m);
+					acked[na++].attempt = 0;
+				}
+				break;
+			case MRI_SETTLE_NACK:
+				rc = mri_engine_nack(g->e, h);
+				break;
+			default:
+				rc = mri_engine_extend(g->e, h, now,
+						       s->extend_ms);
+				break;
+			}
+			if (rc == MR_OK) {
+				settled++;
+				continue;
+			}
+			if (nf == cap) {
+				uint32_t                nc = cap ? cap * 2 : 16;
+				struct mri_settle_fail *a =
+				    realloc(fails, nc * sizeof(*a));
+
+				if (a == NULL)
+					continue; // counted, not listed
+				fails = a;
+				cap   = nc;
+			}
+			fails[nf].handle   = h;
+			fails[nf++].status = (uint16_t)rc;
+		}
+	}
+	if (s->kind != MRI_SETTLE_EXTEND)
+		group__serve(g, now, &done);
+	pthread_mutex_unlock(&g->lock);
+	group__complete(g, done);
+	mri_settle_reply_encode(&st->out, settled, fails, nf);
+	free(fails);
+	if (na == 0 || mri_journal_write(g->j, MRI_JOURNAL_ACK, acked, na,
+					 group__settled, st) != MR_OK)
+		group__settled(st, na == 0 ? MR_OK : MR_EUNAVAIL);
+	free(acked);
+	return MR_OK;
+}
+
+/* ---- sessions -------------------------------------------------------- */
+
+int
+mri_group_session_open(struct mri_group *g, uint32_t *sid)
+{
+	int rc;
+
+	pthread_mutex_lock(&g->lock);
+	if ((rc = mri_engine_session_open(g->e, sid)) == MR_OK)
+		g->sessions++;
+	pthread_mutex_unlock(&g->lock);
+	return rc;
+}
+
+void
+mri_group_session_close(struct mri_group *g, uint32_t sid)
+{
+	struct group_waiter **pp, *w, *done = NULL;
+	uint64_t              now = group__now();
+
+	pthread_mutex_lock(&g->lock);
+	for (pp = &g->waiters; (w = *pp) != NULL;) {
+		if (w->sid == sid) {
+			*pp        = w->next;
+			w->deadline = 0;
+			mri_frame_begin(&w->out, MRI_OP_FETCH_REPLY);
+			mri_wbuf_u32(&w->out, 0);
+			mri_frame_end(&w->out);
+			w->next = done;
+			done    = w;
+		} else {
+			pp = &w->next;
+		}
+	}
+	mri_engine_session_close(g->e, sid);
+	g->sessions--;
+	group__serve(g, now, &done);
+	pthread_mutex_unlock(&g->lock);
+	group__complete(g, done);
+}
+
+size_t
+mri_group_sessions(struct mri_group *g)
+{
+	size_t n;
+
+	pthread_mutex_lock(&g->lock);
+	n = g->sessions;
+	pthread_mutex_unlock(&g->lock);
+	return n;
+}
+
+/* ---- the group's thread ---------------------------------------------- */
+
+static void
+group__assign(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_resp_err_t err;
+
+	// What other members of the group acked and dispatched up to now
+	// must be known before these partitions' records arrive.
+	if (g->j != NULL &&
+	    mri_journal_catch_up(g->j, GROUP__JOURNAL_WAIT_MS) != MR_OK)
+		mri_warn("component=consumer group=%s msg=\"the group's "
+			 "journal could not be read to its end: some records "
+			 "may be delivered again\"",
+			 g->name);
+	err = rd_kafka_committed(g->rk, parts, GROUP__COMMIT_TIMEOUT_MS);
+	if (err)
+		mri_warn("component=consumer group=%s msg=\"reading the "
+			 "committed offsets failed: %s; starting from the "
+			 "reset position\"",
+			 g->name, rd_kafka_err2str(err));
+	pthread_mutex_lock(&g->lock);
+	for (int i = 0; i < parts->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &parts->elems[i];
+		struct group_part          *p;
+		int64_t                     start, *acked = NULL;
+		size_t                      nacked = 0;
+		int32_t                     idx;
+
+		if (err)
+			tp->offset = RD_KAFKA_OFFSET_INVALID;
+		start = tp->offset >= 0 ? tp->offset : 0;
+		if ((p = group__part_new(g, tp->topic, tp->partition, &idx)) ==
+		    NULL) {
+			mri_err("component=consumer group=%s msg=\"out of "
+				"memory assigning %s/%" PRId32 "\"",
+				g->name, tp->topic, tp->partition);
+			continue;
+		}
+		if (tp->offset >= 0)
+			group__meta_parse(tp->metadata, tp->metadata_size,
+					  start, &acked, &nacked);
+		p->committed = tp->offset;
+		if (mri_engine_assign(g->e, idx, start, acked, nacked) !=
+		    MR_OK)
+			mri_err("component=consumer group=%s msg=\"cannot "
+				"assign %s/%" PRId32 "\"",
+				g->name, tp->topic, tp->partition);
+		mri_info("component=consumer group=%s topic=%s "
+			 "partition=%" PRId32 " offset=%" PRId64
+			 " acked_beyond=%zu msg=\"assigned\"",
+			 g->name, tp->topic, tp->partition, tp->offset,
+			 nacked);
+		free(acked);
+	}
+	pthread_mutex_unlock(&g->lock);
+	rd_kafka_assign(g->rk, parts);
+}
+
+static void
+group__revoke(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *l;
+	struct mri_engine_stats          st;
+	uint64_t deadline = group__now() + g->c.revoke_wait_ms;
+
+	// Acks in flight get a bounded time to arrive.
+	for (;;) {
+		pthread_mutex_lock(&g->lock);
+		mri_engine_stats(g->e, &st);
+		pthread_mutex_unlock(&g->lock);
+		if (st.inflight == 0 || group__now() >= deadline)
+			break;
+		usleep(5000);
+	}
+	pthread_mutex_lock(&g->lock);
+	l = group__commit_list(g, true);
+	for (int i = 0; i < parts->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &parts->elems[i];
+		struct group_part          *p;
+		int64_t                     commit;
+		int32_t                     idx;
+
+		if ((p = group__part(g, tp->topic, tp->partition, &idx)) ==
+		    NULL)
+			continue;
+		mri_engine_revoke(g->e, idx, &commit);
+		group__part_free(p);
+		mri_info("component=consumer group=%s topic=%s "
+			 "partition=%" PRId32 " commit=%" PRId64
+			 " msg=\"revoked\"",
+			 g->name, tp->topic, tp->partition, commit);
+	}
+	pthread_mutex_unlock(&g->lock);
+	group__commit(g, l, true);
+	rd_kafka_assign(g->rk, NULL);
+}
+
+static void
+group__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+		    rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct mri_group *g = opaque;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+		group__assign(g, parts);
+	else
+		group__revoke(g, parts);
+}
+
+static void
+group__arrive(struct mri_group *g, rd_kafka_message_t *m)
+{
+	struct group_part *p;
+	int32_t            idx;
+	int                rc;
+	const char        *topic = rd_kafka_topic_name(m->rkt);
+
+	if ((p = group__part(g, topic, m->partition, &idx)) == NULL) {
+		rd_kafka_message_destroy(m);
+		return;
+	}
+	rc = mri_engine_arrive(
+	    g->e, idx, m->offset, group__key_hash(m->key, m->key_len),
+	    m->key == NULL,
+	    g->j ? mri_journal_attempts(g->j, mri_journal_pos_hash(
+						  topic, m->partition,
+						  m->offset))
+		 : 0,
+	    g->j ? mri_journal_acked(g->j, group__id_hash(m)) : false, m);
+	if (rc != MR_OK || group__push(p, m) != MR_OK) {
+		// Not buffered: it is read again after the next assign.
+		mri_warn("component=consumer group=%s topic=%s "
+			 "partition=%" PRId32 " offset=%" PRId64
+			 " msg=\"record not buffered: %s\"",
+			 g->name, topic, m->partition, m->offset,
+			 mr_err_name(rc));
+		rd_kafka_message_destroy(m);
+		return;
+	}
+	if (!p->paused && mri_engine_full(g->e, idx)) {
+		rd_kafka_topic_partition_list_t *l =
+		    rd_kafka_topic_partition_list_new(1);
+
+		rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+		rd_kafka_pause_partitions(g->rk, l);
+		rd_kafka_topic_partition_list_destroy(l);
+		p->paused = true;
+	}
+}
+
+static void
+group__error(struct mri_group *g, rd_kafka_message_t *m)
+{
+	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		return;
+	if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+	    m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE)
+		mri_crit("component=consumer group=%s topic=%s "
+			 "partition=%" PRId32 " msg=\"POSITION ALREADY "
+			 "DROPPED by Kafka (retention, or the embedded "
+			 "cluster's 5 MB per partition): records between the "
+			 "committed offset and the oldest kept one are lost "
+			 "to this group: %s\"",
+			 g->name, m->rkt ? rd_kafka_topic_name(m->rkt) : "-",
+			 m->partition, rd_kafka_message_errstr(m));
+	else
+		mri_warn("component=consumer group=%s msg=\"%s\"", g->name,
+			 rd_kafka_message_errstr(m));
+}
+
+/* Resume the paused partitions that drained; trim what was committed.
+ * Called with the lock held. */
+static void
+group__housekeep(struct mri_group *g)
+{
+	for (size_t i = 0; i < g->nparts; i++) {
+		struct group_part *p = &g->parts[i];
+
+		if (!p->used)
+			continue;
+		group__trim(p, mri_engine_committable(g->e, (int32_t)i));
+		if (p->paused && !mri_engine_full(g->e, (int32_t)i)) {
+			rd_kafka_topic_partition_list_t *l =
+			    rd_kafka_topic_partition_list_new(1);
+
+			rd_kafka_topic_partition_list_add(l, p->topic,
+							  p->partition);
+			rd_kafka_resume_partitions(g->rk, l);
+			rd_kafka_topic_partition_list_destroy(l);
+			p->paused = false;
+		}
+	}
+}
+
+static void *
+group__thread(void *arg)
+{
+	struct mri_group *g = arg;
+
+	while (!atomic_load(&g->stop)) {
+		rd_kafka_message_t              *m;
+		rd_kafka_topic_partition_list_t *l = NULL;
+		struct group_waiter             *done = NULL;
+		uint64_t                         now;
+		int                              got = 0;
+
+		m = rd_kafka_consumer_poll(g->rk, GROUP__POLL_MS);
+		pthread_mutex_lock(&g->lock);
+		// Take what is already there, up to a bound, in one lock.
+		while (m != NULL && got++ < 1000) {
+			if (m->err) {
+				group__error(g, m);
+				rd_kafka_message_destroy(m);
+			} else {
+				group__arrive(g, m);
+			}
+			m = got < 1000 ? rd_kafka_consumer_poll(g->rk, 0)
+				       : NULL;
+		}
+		now = group__now();
+		mri_engine_tick(g->e, now);
+		group__serve(g, now, &done);
+		group__housekeep(g);
+		if (now >= g->next_commit_ms) {
+			l                 = group__commit_list(g, false);
+			g->next_commit_ms = now + GROUP__COMMIT_MS;
+		}
+		pthread_mutex_unlock(&g->lock);
+		group__complete(g, done);
+		group__commit(g, l, false);
+	}
+	return NULL;
+}
+
+/* ---- life ------------------------------------------------------------ */
+
+static int
+group__set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr,
+	   size_t errstr_size)
+{
+	return rd_kafka_conf_set(conf, k, v, errstr, errstr_size) ==
+			   RD_KAFKA_CONF_OK
+		   ? MR_OK
+		   : MR_ECONFIG;
+}
+
+static void
+group__log_cb(const rd_kafka_t *rk, int level, const char *fac,
+	      const char *buf)
+{
+	MRI_LOG(level, "component=kafka facility=%s msg=\"%s\"", fac, buf);
+}
+
+int
+mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
+	      const struct mri_group_conf *c, char *errstr,
+	      size_t errstr_size)
+{
+	struct mri_group                *g;
+	struct mri_engine_conf           ec = {c->order, c->max_buffered,
+						c->credit, c->ack_deadline_ms};
+	rd_kafka_topic_partition_list_t *topics;
+	rd_kafka_resp_err_t              err;
+	struct mri_journal              *j = NULL;
+
+	if (c->journal) {
+		struct mri_journal_conf jc = {c->group, c->dedupe_window_ms,
+					      c->dedupe_max_entries,
+					      c->create_journal};
+		int                     rc;
+
+		// From the template as it came: none of the group's settings.
+		if ((rc = mri_journal_new(&j, conf, &jc,
+					  GROUP__JOURNAL_WAIT_MS, errstr,
+					  errstr_size)) != MR_OK)
+			return rc;
+	}
+	if (group__set(conf, "group.id", c->group, errstr, errstr_size) ||
+	    group__set(conf, "enable.auto.commit", "false", errstr,
+		       errstr_size) ||
+	    group__set(conf, "enable.auto.offset.store", "false", errstr,
+		       errstr_size) ||
+	    group__set(conf, "auto.offset.reset", "earliest", errstr,
+		       errstr_size) ||
+	    group__set(conf, "partition.assignment.strategy", "range", errstr,
+		       errstr_size) ||
+	    group__set(conf, "queued.max.messages.kbytes", "16384", errstr,
+		       errstr_size)) {
+		mri_journal_free(j);
+		return MR_ECONFIG;
+	}
+	if ((g = calloc(1, sizeof(*g))) == NULL ||
+	    (g->name = strdup(c->group)) == NULL) {
+		free(g);
+		mri_journal_free(j);
+		snprintf(errstr, errstr_size, "out of memory");
+		return MR_ENOMEM;
+	}
+	g->j        = j;
+	g->c        = *c;
+	g->c.group  = g->name;
+	g->c.topics = NULL;
+	pthread_mutex_init(&g->lock, NULL);
+	if (mri_engine_new(&g->e, &ec) != MR_OK) {
+		snprintf(errstr, errstr_size, "invalid consumer settings");
+		goto fail;
+	}
+	rd_kafka_conf_set_opaque(conf, g);
+	rd_kafka_conf_set_rebalance_cb(conf, group__rebalance_cb);
+	rd_kafka_conf_set_log_cb(conf, group__log_cb);
+	if ((g->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr,
+				  errstr_size)) == NULL)
+		goto fail;
+	rd_kafka_poll_set_consumer(g->rk);
+	topics = rd_kafka_topic_partition_list_new((int)c->ntopics);
+	for (size_t i = 0; i < c->ntopics; i++)
+		rd_kafka_topic_partition_list_add(topics, c->topics[i],
+						  RD_KAFKA_PARTITION_UA);
+	err = rd_kafka_subscribe(g->rk, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (err) {
+		snprintf(errstr, errstr_size, "subscribe: %s",
+			 rd_kafka_err2str(err));
+		goto fail_rk;
+	}
+	if (pthread_create(&g->thread, NULL, group__thread, g) != 0) {
+		snprintf(errstr, errstr_size, "cannot start a thread");
+		goto fail_rk;
+	}
+	g->started = true;
+	*out       = g;
+	return MR_OK;
+fail_rk:
+	rd_kafka_consumer_close(g->rk);
+	rd_kafka_destroy(g->rk);
+	mri_journal_free(g->j);
+	mri_engine_free(g->e);
+	pthread_mutex_destroy(&g->lock);
+	free(g->name);
+	free(g);
+	return MR_EKAFKA;
+fail:
+	mri_journal_free(g->j);
+	mri_engine_free(g->e);
+	pthread_mutex_destroy(&g->lock);
+	free(g->name);
+	free(g);
+	return MR_ECONFIG;
+}
+
+void
+mri_group_drain(struct mri_group *g)
+{
+	struct group_waiter *done = NULL;
+
+	pthread_mutex_lock(&g->lock);
+	g->draining = true;
+	group__serve(g, group__now(), &done);
+	pthread_mutex_unlock(&g->lock);
+	group__complete(g, done);
+}
+
+void
+mri_group_free(struct mri_group *g)
+{
+	rd_kafka_topic_partition_list_t *l;
+	struct group_waiter             *done = NULL;
+
+	if (g == NULL)
+		return;
+	atomic_store(&g->stop, 1);
+	if (g->started)
+		pthread_join(g->thread, NULL);
+	pthread_mutex_lock(&g->lock);
+	group__serve(g, group__now(), &done);
+	l = group__commit_list(g, true);
+	pthread_mutex_unlock(&g->lock);
+	group__complete(g, done);
+	group__commit(g, l, true);
+	// Close leaves the group: the revoke callback runs here.
+	rd_kafka_consumer_close(g->rk);
+	for (size_t i = 0; i < g->nparts; i++)
+		if (g->parts[i].used)
+			group__part_free(&g->parts[i]);
+	rd_kafka_destroy(g->rk);
+	// Replies still waiting for the journal are sent (or failed) here.
+	mri_journal_free(g->j);
+	mri_engine_free(g->e);
+	pthread_mutex_destroy(&g->lock);
+	free(g->parts);
+	free(g->name);
+	free(g);
+}

@@ -1,0 +1,98 @@
+/*
+ * A consumer group's journal: what mailroomd must remember across a crash,
+ * a restart or a rebalance to another mailroomd, kept in Kafka itself (a
+ * topic per group, `__mailroom.journal.<group>`, one partition, retention
+ * of the dedupe window), read back into memory.
+ *
+ *  - dispatch records: before a fetch is answered, the attempt number of
+ *    every record it hands out, so that a record whose consumer (or
+ *    mailroomd) died holding it counts that attempt;
+ *  - ack records: the message ids acked, so that an id acked once is not
+ *    delivered to the group again (the group's dedupe store), even when
+ *    its offset was never committed.
+ *
+ * Entries are 64-bit hashes (of the id; of topic, partition and offset),
+ * bounded in number and age in memory (oldest first out); the topic's
+ * retention bounds them on disk. Every mailroomd of the group follows the
+ * journal, and catches up to its end before it hands out a partition it
+ * was just assigned.
+ *
+ * Thread safety: every function may be called from any thread. Write
+ * callbacks run on the journal's own thread.
+ */
+#ifndef MRI_JOURNAL_H
+#define MRI_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+struct mri_journal;
+
+struct mri_journal_conf {
+	const char *group;
+	uint64_t    window_ms;   /* how long entries are kept */
+	size_t      max_entries; /* of each kind, in memory */
+	bool        create;      /* create the topic (CreateTopics) */
+};
+
+/** @brief An entry of a record: a hash and, for dispatches, the attempt. */
+struct mri_journal_entry {
+	uint64_t hash;
+	uint32_t attempt;
+};
+
+enum mri_journal_kind {
+	MRI_JOURNAL_DISPATCH = 'D',
+	MRI_JOURNAL_ACK      = 'A',
+};
+
+/** @brief Called once per write, on the journal's thread: \p err is MR_OK
+ *         when Kafka has the record. */
+typedef void (*mri_journal_cb)(void *arg, int err);
+
+/**
+ * @brief Create the journal's producer and reader (from the template
+ *        \p conf, borrowed), create its topic if it is missing, and read it
+ *        to its end (bounded by \p timeout_ms).
+ * @returns MR_OK, or an mr_err with a sentence in errstr.
+ */
+int mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
+		    const struct mri_journal_conf *c, int timeout_ms,
+		    char *errstr, size_t errstr_size);
+
+/** @brief Flush (bounded), stop and free; NULL is a no-op. */
+void mri_journal_free(struct mri_journal *j);
+
+/** @brief Read up to the journal's current end (bounded by timeout_ms).
+ *  @returns MR_OK or MR_ETIMEDOUT. */
+int mri_journal_catch_up(struct mri_journal *j, int timeout_ms);
+
+/**
+ * @brief Write a record of \p n entries of \p kind; they count in memory at
+ *        once. \p cb is called when Kafka confirmed or refused it.
+ * @returns MR_OK (cb will be called), or an error (it will not).
+ */
+int mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
+		      const struct mri_journal_entry *e, size_t n,
+		      mri_journal_cb cb, void *arg);
+
+/** @returns the attempts recorded for \p hash (0: none). */
+uint32_t mri_journal_attempts(struct mri_journal *j, uint64_t hash);
+
+/** @returns true if the id of \p hash was acked. */
+bool mri_journal_acked(struct mri_journal *j, uint64_t hash);
+
+/** @returns a 64-bit hash of \p len bytes (FNV-1a), chained from \p h
+ *           (start with MRI_JOURNAL_HASH_INIT). */
+uint64_t mri_journal_hash(uint64_t h, const void *p, size_t len);
+
+#define MRI_JOURNAL_HASH_INIT 14695981039346656037ULL
+
+/** @returns the hash that names a record by its position. */
+uint64_t mri_journal_pos_hash(const char *topic, int32_t partition,
+			      int64_t offset);
+
+#endif

@@ -1,0 +1,251 @@
+/*
+ * The consume side of the C client: subscribe a consumer group to topics
+ * through mailroomd, fetch batches of deliveries, settle them (ack, nack,
+ * extend the ack deadline) in ranges of handles, and a handler helper that
+ * runs a callback on worker threads and acks or nacks by its return value.
+ * Plus an idempotency guard: a durable, check-and-record set of message ids
+ * that a handler owns.
+ *
+ * Delivery is at least once. A message not acked before its ack deadline
+ * (or nacked, or held by a consumer that went away) is delivered again with
+ * its attempt raised. In `key` mode (the default) mailroomd never hands out
+ * the next message of a key before the previous one of that key is acked;
+ * in `partition` mode, of a partition; `unordered` has no such rule.
+ *
+ * Thread safety: an mr_consumer may be used from many threads at once:
+ * mr_fetch, mr_consumer_ack, mr_consumer_nack and mr_consumer_extend may
+ * run concurrently on one consumer (each is one request on the client's
+ * pool). mr_consumer_free must not race with any other call on the same
+ * consumer, and every consumer must be freed before its client. A batch
+ * belongs to one thread at a time; its deliveries may be read from many
+ * threads while nobody frees it. An mr_guard is thread-safe.
+ */
+#ifndef MAILROOM_CONSUMER_H
+#define MAILROOM_CONSUMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client.h"
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mr_consumer mr_consumer;
+typedef struct mr_batch    mr_batch;
+typedef struct mr_guard    mr_guard;
+
+/** @brief The order in which a subscription hands out messages. */
+typedef enum mr_order {
+	MR_ORDER_KEY = 0,   /**< one message in flight per key (default) */
+	MR_ORDER_PARTITION, /**< one message in flight per partition */
+	MR_ORDER_UNORDERED, /**< no ordering: any number in flight */
+} mr_order;
+
+/** @brief Options of a subscription; 0 leaves mailroomd's default. */
+typedef struct mr_subscribe_opts {
+	mr_order order;
+	int      ack_deadline_ms; /**< time to ack a delivery; 0: default */
+	int      credit; /**< deliveries unsettled at once; 0: default */
+} mr_subscribe_opts;
+
+/**
+ * @brief One delivered message. Every pointer is borrowed from its batch
+ *        and valid until mr_batch_free. topic, id and header names are
+ *        NUL-terminated; key, header values and payload are binary-safe
+ *        (use their lengths).
+ */
+typedef struct mr_delivery {
+	uint64_t handle; /**< settles this delivery (ack, nack, extend) */
+	const char      *topic;
+	int32_t          partition;
+	int64_t          offset;
+	int64_t          timestamp_ms; /**< Kafka's timestamp, -1 if none */
+	uint32_t         attempt;      /**< 1 on the first delivery */
+	bool             redelivery;   /**< handed out before */
+	const char      *id; /**< ce_id, or "topic/partition/offset" */
+	bool             has_key; /**< false: keyless (key is NULL) */
+	const void      *key;
+	size_t           key_len;
+	const mr_header *headers; /**< every record header, in order */
+	size_t           header_count;
+	const void      *payload;
+	size_t           payload_len;
+} mr_delivery;
+
+/**
+ * @brief Subscribe consumer group \p group to \p ntopics topics (SUBSCRIBE).
+ *        mailroomd joins the group in Kafka and shares the topics'
+ *        partitions with the group's other members.
+ * @param c     the client (borrowed; it must outlive the consumer).
+ * @param group the consumer group's name (borrowed for the call).
+ * @param topics \p ntopics topic names (borrowed for the call), at least 1.
+ * @param opts  NULL for defaults.
+ * @returns MR_OK and a new consumer in *out (free it with
+ *          mr_consumer_free), or an mr_err (mr_client_last_error() has
+ *          mailroomd's sentence).
+ */
+MR_API int mr_subscribe(mr_client *c, const char *group,
+			const char *const *topics, size_t ntopics,
+			const mr_subscribe_opts *opts, mr_consumer **out);
+
+/** @brief The session number mailroomd gave the subscription. */
+MR_API uint64_t mr_consumer_session(const mr_consumer *s);
+
+/**
+ * @brief Fetch up to \p max_msgs deliveries (FETCH), waiting on mailroomd up
+ *        to \p max_wait_ms for the first one (a long poll; 0 returns at
+ *        once). The request times out after max_wait_ms plus the client's
+ *        timeout.
+ * @param max_msgs  1..100000.
+ * @param max_bytes 0: no limit but the frame's.
+ * @param max_wait_ms 0..300000.
+ * @returns MR_OK and a new batch in *out (possibly empty; free it with
+ *          mr_batch_free), or an mr_err: MR_ENOENT when mailroomd no
+ *          longer knows the session.
+ */
+MR_API int mr_fetch(mr_consumer *s, size_t max_msgs, size_t max_bytes,
+		    int max_wait_ms, mr_batch **out);
+
+/** @returns the number of deliveries in \p b (0 for NULL). */
+MR_API size_t mr_batch_count(const mr_batch *b);
+
+/**
+ * @returns the \p i-th delivery of \p b (borrowed: valid until
+ *          mr_batch_free), or NULL when \p i is out of range.
+ */
+MR_API const mr_delivery *mr_batch_at(const mr_batch *b, size_t i);
+
+/** @brief Free a batch and every delivery in it; NULL is a no-op. A
+ *         delivery stays unsettled until acked, nacked or expired. */
+MR_API void mr_batch_free(mr_batch *b);
+
+/**
+ * @brief Acknowledge \p n deliveries (SETTLE ack): they are done and will
+ *        not be delivered again to the group. The handles are sorted and
+ *        sent as ranges of consecutive values; repeated handles count once;
+ *        more than one request is sent if they do not fit in one.
+ * @param handles borrowed for the call.
+ * @param failed  NULL, or gets the number of handles that mailroomd did
+ *                not settle (unknown, expired and redelivered, or their
+ *                partition no longer owned: MR_ENOENT for each).
+ * @returns MR_OK if every request succeeded (even if some handles failed),
+ *          or the first request's error.
+ */
+MR_API int mr_consumer_ack(mr_consumer *s, const uint64_t *handles,
+			   size_t n, size_t *failed);
+
+/**
+ * @brief Refuse \p n deliveries (SETTLE nack): each is delivered again with
+ *        its attempt raised, after mailroomd's back-off.
+ * @param reason NULL, or UTF-8 text kept with the failure (at most 1024
+ *               bytes; longer is cut at a character boundary).
+ * @returns as mr_consumer_ack.
+ */
+MR_API int mr_consumer_nack(mr_consumer *s, const uint64_t *handles,
+			    size_t n, const char *reason, size_t *failed);
+
+/**
+ * @brief Move the ack deadline of \p n deliveries to now + \p ms (SETTLE
+ *        extend), for work that takes longer than the deadline.
+ * @param ms > 0.
+ * @returns as mr_consumer_ack.
+ */
+MR_API int mr_consumer_extend(mr_consumer *s, const uint64_t *handles,
+			      size_t n, int ms, size_t *failed);
+
+/**
+ * @brief End the subscription (UNSUBSCRIBE; its unsettled deliveries go to
+ *        the group again) and free the consumer; NULL is a no-op. Batches
+ *        fetched from it remain valid.
+ */
+MR_API void mr_consumer_free(mr_consumer *s);
+
+/**
+ * @brief A message handler for mr_consume_run, called on one of its worker
+ *        threads, concurrently with other deliveries (never two with the
+ *        same handle). \p d is borrowed for the call. A handler doing long
+ *        work may call mr_consumer_extend on d->handle.
+ * @returns MR_OK to ack the delivery; anything else nacks it.
+ */
+typedef int (*mr_handler)(void *arg, const mr_delivery *d);
+
+/**
+ * @brief Consume with \p workers threads: fetch on the calling thread, run
+ *        \p h on the workers, and ack (or nack) the results in ranges from
+ *        one more thread, as they come back.
+ *
+ *        Returns when *stop becomes non-zero (checked at least twice a
+ *        second), once \p max_messages deliveries were handled (0: no
+ *        limit), or on a request error. Before it returns, every delivery
+ *        already fetched is handled and settled; the threads it started are
+ *        joined.
+ * @param workers 1..1024 threads.
+ * @param stop    NULL, or a flag that another thread or a signal handler
+ *                sets (borrowed, read during the call).
+ * @returns MR_OK, or the request error that ended it (MR_ENOENT: mailroomd
+ *          lost the session; MR_ECLOSED, MR_ETIMEDOUT, ...).
+ */
+MR_API int mr_consume_run(mr_consumer *s, int workers, mr_handler h,
+			  void *arg, const volatile int *stop,
+			  size_t max_messages);
+
+/*
+ * The idempotency guard: a set of message ids kept in a file that the
+ * service owns, one id per line, appended and flushed to disk (fdatasync)
+ * before a claim returns. Delivery is at least once, so a message that was
+ * in flight when something crashed comes again; a handler uses the guard so
+ * that its effect happens at most once per id:
+ *
+ *  - claim first, then apply: if mr_guard_claim returns MR_EEXIST, skip
+ *    the effect and ack. With at-least-once delivery this is exactly once
+ *    for effects that cannot fail after the claim (a crash between the
+ *    claim and the effect loses that effect);
+ *  - or, when the effect lives in a store of the service's own, record the
+ *    id there in the same transaction as the effect, instead of this guard.
+ *
+ * One process at a time may open a file (an exclusive lock; another gets
+ * MR_EBUSY).
+ */
+
+/**
+ * @brief Open (or create) the guard file at \p path and load its ids. A
+ *        torn last line (a crash during an append) is dropped and cut off.
+ * @returns MR_OK and a new guard in *out (free it with mr_guard_free), or
+ *          MR_EIO, MR_EBUSY, MR_ENOMEM, MR_EINVAL, with a sentence in
+ *          \p errstr.
+ */
+MR_API int mr_guard_open(mr_guard **out, const char *path, char *errstr,
+			 size_t errstr_size);
+
+/**
+ * @brief As mr_guard_open, keeping at most the \p max_ids most recent ids
+ *        from the file (0: all); the file is rewritten (compacted) when it
+ *        holds more. Claims after the open are all kept until the next open.
+ */
+MR_API int mr_guard_open_bounded(mr_guard **out, const char *path,
+				 size_t max_ids, char *errstr,
+				 size_t errstr_size);
+
+/**
+ * @brief Claim \p id (1..255 bytes, any but NUL).
+ * @returns MR_OK the first time (the id is on disk when it returns),
+ *          MR_EEXIST if it was claimed before (also by an earlier process),
+ *          MR_EINVAL, MR_ENOMEM, or MR_EIO (then the id is not claimed and
+ *          later claims fail too: the file's state is unknown).
+ */
+MR_API int mr_guard_claim(mr_guard *g, const char *id);
+
+/** @returns the number of ids the guard holds. */
+MR_API size_t mr_guard_count(mr_guard *g);
+
+/** @brief Close the file and free the guard; NULL is a no-op. */
+MR_API void mr_guard_free(mr_guard *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
