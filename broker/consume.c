@@ -237,7 +237,8 @@ consume__key(const struct mri_group_conf *gc, size_t *len)
 }
 
 /* @returns the subscription, made if new; NULL with a sentence. Called
- * with the lock held. */
+ * with the lock held; it is released while a new one joins Kafka (the
+ * journal's catch-up may take seconds), so that other sessions go on. */
 static struct consume_sub *
 consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 	     int *code, char *why, size_t why_size)
@@ -265,12 +266,27 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 	}
 	s->key     = key;
 	s->key_len = klen;
-	if ((*code = mri_group_new(&s->g, conf, gc, why, why_size)) != MR_OK) {
+	pthread_mutex_unlock(&r->lock);
+	*code = mri_group_new(&s->g, conf, gc, why, why_size);
+	pthread_mutex_lock(&r->lock);
+	if (*code != MR_OK) {
 		rd_kafka_conf_destroy(conf);
 		free(key);
 		free(s);
 		return NULL;
 	}
+	for (struct consume_sub *o = r->subs; o != NULL; o = o->next)
+		if (o->key_len == klen && memcmp(o->key, key, klen) == 0) {
+			// Another SUBSCRIBE made the same one meanwhile.
+			pthread_mutex_unlock(&r->lock);
+			mri_group_free(s->g);
+			pthread_mutex_lock(&r->lock);
+			free(key);
+			free(s);
+			return o;
+		}
+	if (r->draining)
+		mri_group_drain(s->g);
 	topics = json_array();
 	for (size_t i = 0; i < gc->ntopics; i++)
 		json_array_append_new(topics, json_string(gc->topics[i]));

@@ -539,6 +539,7 @@ srv__status(struct mri_server *s)
 {
 	struct mri_producer_stats ps;
 	struct mri_dedupe_stats   ds = {0};
+	json_t                   *st;
 	json_t                   *listeners = json_array();
 	json_t                   *kafka;
 
@@ -560,7 +561,7 @@ srv__status(struct mri_server *s)
 				"survives a restart, and each partition keeps "
 				"only about its last 5 MB, silently dropping "
 				"older records"));
-	return json_pack(
+	st = json_pack(
 	    "{s:s, s:i, s:o, s:o, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I}, "
 	    "s:{s:I, s:I, s:I, s:i}, s:{s:b, s:I, s:I, s:I}}",
 	    "version", MR_VERSION_STRING, "protocol", MRI_PROTO_VERSION,
@@ -578,6 +579,16 @@ srv__status(struct mri_server *s)
 	    "window_ms", (json_int_t)s->dedupe_window_ms, "entries",
 	    (json_int_t)ds.entries, "evicted_early",
 	    (json_int_t)ds.evicted_early);
+	if (st != NULL && s->consume != NULL) {
+		size_t subs, sessions;
+
+		mri_consume_counts(s->consume, &subs, &sessions);
+		json_object_set_new(st, "consume",
+				    json_pack("{s:I, s:I}", "subscriptions",
+					      (json_int_t)subs, "sessions",
+					      (json_int_t)sessions));
+	}
+	return st;
 }
 
 struct srv_admin_job {
@@ -677,7 +688,8 @@ srv__dispatch(struct srv_ctx *c)
 		srv__reply_error(c, rc, why);
 		return;
 	}
-	if (atomic_load(&s->draining)) {
+	// Acks are still taken while draining: the work behind them is done.
+	if (atomic_load(&s->draining) && h.op != MRI_OP_SETTLE) {
 		srv__reply_error(c, MR_ESHUTDOWN,
 				 "mailroomd is draining; send this to another "
 				 "instance or retry after it restarts");
@@ -1021,7 +1033,10 @@ mri_server_free(struct mri_server *s)
 		return;
 	// Consumers and the producer first: their last replies still reach
 	// the contexts. Closing the consumers commits what was acked.
+	if (nng_socket_id(s->sock) > 0)
+		nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, NULL, NULL);
 	mri_consume_free(s->consume);
+	s->consume = NULL;
 	mri_producer_free(s->prod);
 	if (nng_socket_id(s->sock) > 0)
 		nng_close(s->sock);

@@ -422,8 +422,16 @@ group__serve(struct mri_group *g, uint64_t now, struct group_waiter **done)
 	struct group_waiter **pp = &g->waiters, *w;
 
 	while ((w = *pp) != NULL) {
-		if (group__fill(g, w, now) > 0 || now >= w->deadline ||
-		    g->draining || atomic_load(&g->stop)) {
+		bool closing = g->draining || atomic_load(&g->stop);
+
+		// Draining: answered empty, nothing more handed out.
+		if (closing) {
+			mri_frame_begin(&w->out, MRI_OP_FETCH_REPLY);
+			mri_wbuf_u32(&w->out, 0);
+			mri_frame_end(&w->out);
+		}
+		if (closing || group__fill(g, w, now) > 0 ||
+		    now >= w->deadline) {
 			*pp     = w->next;
 			w->next = *done;
 			*done   = w;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "mailroom/error.h"
@@ -343,10 +344,15 @@ mri_journal_catch_up(struct mri_journal *j, int timeout_ms)
 	int64_t         lo = 0, hi = 0;
 	struct timespec ts;
 	int             rc = MR_OK;
+	int64_t         until = journal__wall_ms() + timeout_ms;
 
-	if (rd_kafka_query_watermark_offsets(j->reader, j->topic, 0, &lo, &hi,
-					     timeout_ms) != 0)
-		return MR_ETIMEDOUT;
+	// A topic just made has no leader for a moment: ask again.
+	while (rd_kafka_query_watermark_offsets(j->reader, j->topic, 0, &lo,
+						&hi, 1000) != 0) {
+		if (journal__wall_ms() >= until)
+			return MR_ETIMEDOUT;
+		usleep(100000);
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += timeout_ms / 1000;
 	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;

@@ -1,0 +1,1236 @@
+/*
+ * consume_bench: mailroom's consume path against a raw librdkafka consumer
+ * doing the same at-least-once work, on the same Kafka, in one run
+ * (docs/BENCHMARKS.md).
+ *
+ * Before any clock starts, a raw producer (murmur2_random, idempotent,
+ * acks=all) preloads two fresh topics and is flushed: the data topic, N
+ * S-byte messages keyed "key-<i % K>" over P partitions, and the slow
+ * topic, M messages keyed "key-<i % KS>" in one partition. Topics are made
+ * with mailroomd's admin topics.create. Every case reads in a consumer
+ * group of its own, from the earliest offset.
+ *
+ *   raw        librdkafka: subscribe, enable.auto.commit=false,
+ *              enable.auto.offset.store=false, store offset + 1 of each
+ *              message and commit asynchronously every 500 ms (mailroomd's
+ *              own work); zero-cost handler. First message to the N-th.
+ *   unordered  through mailroomd: F threads share one subscription (credit
+ *   key        F * B), each fetches up to B messages, acks them as ranges,
+ *   partition  fetches again; zero-cost handler. From the first delivery to
+ *              the return of the ack that completes the count. partition
+ *              reads only the first --partition-count messages: it has at
+ *              most P in flight.
+ *   slow       the slow topic, in partition mode and then in key mode:
+ *              mr_consume_run with W workers and credit W, a handler that
+ *              sleeps (or spins) 1-5 ms, the same for a given offset in
+ *              both modes. From the first handler call to the return of
+ *              mr_consume_run (everything acked).
+ *
+ * Throughput cases repeat --repeat times, alternating, and report the
+ * median. The records carry no headers, so mailroomd gives each the id
+ * "topic/partition/offset".
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "mailroom/client.h"
+#include "mailroom/consumer.h"
+
+#define BENCH_SPREAD 4096      /* payloads start at different pool offsets */
+#define BENCH_FIRST_MS 60000   /* group join and first delivery, at most */
+#define BENCH_IDLE_MS 30000    /* no progress for this long: give up */
+#define BENCH_FETCH_WAIT_MS 200
+#define BENCH_COMMIT_MS 500
+#define BENCH_FETCHERS_MAX 64
+#define BENCH_RUNS_MAX 16
+#define BENCH_ERR_MAX 512
+#define BENCH_SLOW_SEED 0x5eedc0ffeeULL
+
+enum {
+	CASE_RAW       = 1,
+	CASE_UNORDERED = 2,
+	CASE_KEY       = 4,
+	CASE_PARTITION = 8,
+	CASE_SLOW      = 16,
+	CASE_ALL       = 31,
+};
+
+struct bench_opts {
+	const char *brokers;
+	const char *url;
+	const char *topic;
+	long        count;
+	long        partition_count;
+	size_t      size;
+	int         partitions;
+	int         keys;
+	int         cases;
+	int         repeat;
+	int         batch;
+	int         fetchers;
+	int         timeout_ms;
+	long        slow_count;
+	int         slow_keys;
+	int         slow_inflight;
+	int         slow_min_us;
+	int         slow_max_us;
+	bool        slow_spin;
+};
+
+struct bench_result {
+	long   msgs; /* consumed (raw) or acked (mailroom) */
+	long   failed; /* of the count, not consumed */
+	long   redelivered; /* deliveries with attempt > 1 */
+	double secs;
+	double cpu_secs; /* this process's, user + system */
+	int    peak; /* slow: handlers running at once, at most */
+	long   fetches; /* mailroom: FETCHes that returned messages */
+	long   empty; /* mailroom: FETCHes that returned none */
+	bool   done;
+};
+
+static uint8_t  *bench__pool;
+static long long bench__stamp;
+static char      bench__data_topic[300];
+static char      bench__slow_topic[300];
+
+static int64_t
+bench__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double
+bench__cpu_secs(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static const void *
+bench__payload(long i)
+{
+	return bench__pool + (size_t)(i * 61) % BENCH_SPREAD;
+}
+
+static void
+bench__init_data(size_t size)
+{
+	uint64_t x = (uint64_t)bench__now_ns() | 1;
+	size_t   n = size + BENCH_SPREAD;
+
+	if ((bench__pool = malloc(n)) == NULL) {
+		fprintf(stderr, "consume_bench: out of memory\n");
+		exit(1);
+	}
+	for (size_t i = 0; i < n; i++) {
+		// xorshift64: random enough that nothing compresses it.
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		bench__pool[i] = (uint8_t)(x >> 24);
+	}
+}
+
+static void
+bench__group(const struct bench_opts *o, const char *name, char *out,
+	     size_t n)
+{
+	static int seq;
+
+	snprintf(out, n, "%s-%lld-g%d-%s", o->topic, bench__stamp, seq++,
+		 name);
+}
+
+/* Wait until *v is at least \p target, or no progress for BENCH_IDLE_MS
+ * (BENCH_FIRST_MS before the first), or *stop. @returns *v. */
+static long
+bench__wait_count(atomic_long *v, long target, atomic_int *stop)
+{
+	long    last     = atomic_load(v), now_v;
+	int64_t deadline = bench__now_ns() + (int64_t)BENCH_FIRST_MS * 1000000;
+
+	while ((now_v = atomic_load(v)) < target && !atomic_load(stop)) {
+		if (now_v != last) {
+			last     = now_v;
+			deadline = bench__now_ns() +
+				   (int64_t)BENCH_IDLE_MS * 1000000;
+		} else if (bench__now_ns() > deadline) {
+			break;
+		}
+		usleep(2000);
+	}
+	return atomic_load(v);
+}
+
+/* ---- preload ---------------------------------------------------------- */
+
+struct preload {
+	atomic_long ok;
+	atomic_long failed;
+	atomic_int  have_err;
+	char        err[BENCH_ERR_MAX];
+};
+
+static void
+preload__dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct preload *p = opaque;
+
+	(void)rk;
+	if (m->err == 0) {
+		atomic_fetch_add(&p->ok, 1);
+		return;
+	}
+	if (atomic_exchange(&p->have_err, 1) == 0)
+		snprintf(p->err, sizeof(p->err), "%s",
+			 rd_kafka_err2str(m->err));
+	atomic_fetch_add(&p->failed, 1);
+}
+
+static int
+bench__create_topic(mr_client *c, const char *topic, int partitions)
+{
+	char  req[512], *rep = NULL;
+	int   rc;
+	bool  ok;
+
+	snprintf(req, sizeof(req),
+		 "{\"op\":\"topics.create\",\"topic\":\"%s\","
+		 "\"partitions\":%d,\"replication\":1}",
+		 topic, partitions);
+	if ((rc = mr_admin(c, req, &rep)) != MR_OK) {
+		fprintf(stderr, "consume_bench: topics.create %s: %s: %s\n",
+			topic, mr_err_name(rc), mr_client_last_error());
+		return -1;
+	}
+	ok = strstr(rep, "\"ok\":true") != NULL;
+	if (!ok)
+		fprintf(stderr, "consume_bench: topics.create %s: %s\n", topic,
+			rep);
+	free(rep);
+	return ok ? 0 : -1;
+}
+
+/* Produce \p n messages keyed key-<i % keys> and flush. */
+static int
+bench__produce(rd_kafka_t *rk, struct preload *p, const char *topic, long n,
+	       int keys, size_t size)
+{
+	long base = atomic_load(&p->ok) + atomic_load(&p->failed);
+
+	for (long i = 0; i < n; i++) {
+		char                key[32];
+		int                 kl;
+		rd_kafka_resp_err_t err;
+
+		kl = snprintf(key, sizeof(key), "key-%ld", i % keys);
+		while ((err = rd_kafka_producev(
+			    rk, RD_KAFKA_V_TOPIC(topic),
+			    RD_KAFKA_V_KEY(key, (size_t)kl),
+			    RD_KAFKA_V_VALUE((void *)bench__payload(i), size),
+			    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			rd_kafka_poll(rk, 10);
+		if (err != 0) {
+			fprintf(stderr, "consume_bench: preload %s: %s\n",
+				topic, rd_kafka_err2str(err));
+			return -1;
+		}
+		rd_kafka_poll(rk, 0);
+	}
+	if (rd_kafka_flush(rk, 120000) != 0 ||
+	    atomic_load(&p->ok) + atomic_load(&p->failed) - base != n ||
+	    atomic_load(&p->failed) != 0) {
+		fprintf(stderr,
+			"consume_bench: preload %s: %ld of %ld delivered%s%s\n",
+			topic, atomic_load(&p->ok), n,
+			p->have_err ? ": " : "", p->have_err ? p->err : "");
+		return -1;
+	}
+	return 0;
+}
+
+/* Make the topics and fill them; nothing is timed. */
+static int
+bench__preload(const struct bench_opts *o, mr_client *c)
+{
+	static const char *fixed[][2] = {
+	    {"client.id", "consume_bench-preload"},
+	    {"enable.idempotence", "true"},
+	    {"acks", "all"},
+	    {"partitioner", "murmur2_random"},
+	    {"linger.ms", "5"},
+	    {"queue.buffering.max.messages", "0"},
+	    {"queue.buffering.max.kbytes", "2097151"},
+	    {"topic.metadata.propagation.max.ms", "5000"},
+	};
+	struct preload   p;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t      *rk;
+	char             errstr[512];
+	int              rc = 0;
+
+	memset(&p, 0, sizeof(p));
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, errstr,
+			      sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		goto fail;
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], errstr,
+				      sizeof(errstr)) != RD_KAFKA_CONF_OK)
+			goto fail;
+	rd_kafka_conf_set_dr_msg_cb(conf, preload__dr);
+	rd_kafka_conf_set_opaque(conf, &p);
+	if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr,
+			       sizeof(errstr))) == NULL)
+		goto fail;
+	if (o->cases & ~CASE_SLOW)
+		rc = bench__create_topic(c, bench__data_topic, o->partitions) ||
+		     bench__produce(rk, &p, bench__data_topic, o->count,
+				    o->keys, o->size);
+	if (rc == 0 && (o->cases & CASE_SLOW))
+		rc = bench__create_topic(c, bench__slow_topic, 1) ||
+		     bench__produce(rk, &p, bench__slow_topic, o->slow_count,
+				    o->slow_keys, o->size);
+	rd_kafka_destroy(rk);
+	return rc ? -1 : 0;
+fail:
+	rd_kafka_conf_destroy(conf);
+	fprintf(stderr, "consume_bench: preload producer: %s\n", errstr);
+	return -1;
+}
+
+/* ---- raw librdkafka --------------------------------------------------- */
+
+/* A consumer with mailroomd's group settings (consumers/group.c). */
+static rd_kafka_t *
+raw__open(const struct bench_opts *o, const char *group)
+{
+	static const char *fixed[][2] = {
+	    {"client.id", "consume_bench"},
+	    {"enable.auto.commit", "false"},
+	    {"enable.auto.offset.store", "false"},
+	    {"auto.offset.reset", "earliest"},
+	    {"partition.assignment.strategy", "range"},
+	    {"queued.max.messages.kbytes", "16384"},
+	};
+	rd_kafka_conf_t                 *conf = rd_kafka_conf_new();
+	rd_kafka_topic_partition_list_t *l;
+	rd_kafka_t                      *rk;
+	rd_kafka_resp_err_t              err;
+	char                             errstr[512];
+
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, errstr,
+			      sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "group.id", group, errstr,
+			      sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		goto fail;
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], errstr,
+				      sizeof(errstr)) != RD_KAFKA_CONF_OK)
+			goto fail;
+	if ((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr,
+			       sizeof(errstr))) == NULL)
+		goto fail;
+	rd_kafka_poll_set_consumer(rk);
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, bench__data_topic,
+					  RD_KAFKA_PARTITION_UA);
+	err = rd_kafka_subscribe(rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (err != 0) {
+		fprintf(stderr, "consume_bench: raw subscribe: %s\n",
+			rd_kafka_err2str(err));
+		rd_kafka_destroy(rk);
+		return NULL;
+	}
+	return rk;
+fail:
+	rd_kafka_conf_destroy(conf);
+	fprintf(stderr, "consume_bench: raw consumer: %s\n", errstr);
+	return NULL;
+}
+
+static void
+bench__raw(const struct bench_opts *o, struct bench_result *res)
+{
+	rd_kafka_t *rk;
+	char        group[300];
+	long        got = 0, errs = 0;
+	size_t      sum = 0; /* the zero-cost handler: payload bytes */
+	int64_t     t0 = 0, t1 = 0, now, next_commit = 0;
+	int64_t     deadline;
+	double      c0 = 0;
+
+	memset(res, 0, sizeof(*res));
+	bench__group(o, "raw", group, sizeof(group));
+	if ((rk = raw__open(o, group)) == NULL)
+		return;
+	deadline = bench__now_ns() + (int64_t)BENCH_FIRST_MS * 1000000;
+	while (got < o->count) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+
+		if (m == NULL) {
+			if (bench__now_ns() > deadline)
+				break;
+			continue;
+		}
+		if (m->err != 0) {
+			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF &&
+			    errs++ == 0)
+				fprintf(stderr, "consume_bench: raw: %s\n",
+					rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		if (got++ == 0) {
+			c0 = bench__cpu_secs();
+			t0 = bench__now_ns();
+		}
+		sum += m->len;
+		rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+		rd_kafka_message_destroy(m);
+		// The clock, every 256 messages: a commit every 500 ms and
+		// the idle limit.
+		if ((got & 255) == 0 || got == o->count) {
+			now = bench__now_ns();
+			t1  = now;
+			if (now >= next_commit) {
+				rd_kafka_commit(rk, NULL, 1);
+				next_commit = now + BENCH_COMMIT_MS * 1000000LL;
+			}
+			deadline = now + (int64_t)BENCH_IDLE_MS * 1000000;
+		}
+	}
+	if (got > 0 && t1 == 0)
+		t1 = bench__now_ns();
+	res->secs     = got > 0 ? (double)(t1 - t0) / 1e9 : 0;
+	res->cpu_secs = got > 0 ? bench__cpu_secs() - c0 : 0;
+	res->msgs     = got;
+	res->failed   = o->count - got;
+	res->done     = got > 0;
+	if (got < o->count)
+		fprintf(stderr,
+			"consume_bench: raw: %ld of %ld messages, then "
+			"nothing for %d s\n",
+			got, o->count, (got ? BENCH_IDLE_MS : BENCH_FIRST_MS) /
+					   1000);
+	if (sum == 0 && got > 0)
+		fprintf(stderr, "consume_bench: raw: empty payloads?\n");
+	rd_kafka_commit(rk, NULL, 0);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+}
+
+/* ---- mailroom, zero-cost handler ------------------------------------- */
+
+struct mrc {
+	mr_consumer *s;
+	long         target;
+	int          batch;
+	atomic_long  acked;
+	atomic_long  redelivered;
+	atomic_long  ack_failed;
+	atomic_long  fetches;
+	atomic_long  empty;
+	atomic_llong first_ns;
+	atomic_llong last_ns;
+	atomic_int   stop;
+	atomic_int   have_err;
+	char         err[BENCH_ERR_MAX];
+};
+
+static void
+mrc__error(struct mrc *m, const char *what, int rc)
+{
+	if (atomic_exchange(&m->have_err, 1) == 0)
+		snprintf(m->err, sizeof(m->err), "%s: %s: %s", what,
+			 mr_err_name(rc), mr_client_last_error());
+	atomic_store(&m->stop, 1);
+}
+
+static void
+bench__max_ns(atomic_llong *v, long long now)
+{
+	long long last = atomic_load(v);
+
+	while (now > last && !atomic_compare_exchange_weak(v, &last, now))
+		;
+}
+
+static void *
+mrc__fetcher(void *arg)
+{
+	struct mrc *m = arg;
+	uint64_t   *h = malloc((size_t)m->batch * sizeof(*h));
+	size_t      sum = 0;
+
+	if (h == NULL) {
+		mrc__error(m, "out of memory", MR_ENOMEM);
+		return NULL;
+	}
+	while (!atomic_load(&m->stop)) {
+		mr_batch *b;
+		size_t    n, failed = 0;
+		long long zero = 0;
+		int       rc;
+
+		rc = mr_fetch(m->s, (size_t)m->batch, 0, BENCH_FETCH_WAIT_MS,
+			      &b);
+		if (rc != MR_OK) {
+			mrc__error(m, "mr_fetch", rc);
+			break;
+		}
+		if ((n = mr_batch_count(b)) == 0) {
+			mr_batch_free(b);
+			atomic_fetch_add(&m->empty, 1);
+			continue;
+		}
+		atomic_fetch_add(&m->fetches, 1);
+		atomic_compare_exchange_strong(&m->first_ns, &zero,
+					       bench__now_ns());
+		for (size_t i = 0; i < n; i++) {
+			const mr_delivery *d = mr_batch_at(b, i);
+
+			h[i] = d->handle;
+			sum += d->payload_len;
+			if (d->attempt > 1)
+				atomic_fetch_add(&m->redelivered, 1);
+		}
+		rc = mr_consumer_ack(m->s, h, n, &failed);
+		mr_batch_free(b);
+		if (rc != MR_OK) {
+			mrc__error(m, "mr_consumer_ack", rc);
+			break;
+		}
+		bench__max_ns(&m->last_ns, bench__now_ns());
+		atomic_fetch_add(&m->ack_failed, (long)failed);
+		if (atomic_fetch_add(&m->acked, (long)(n - failed)) +
+			(long)(n - failed) >=
+		    m->target)
+			atomic_store(&m->stop, 1);
+	}
+	free(h);
+	(void)sum;
+	return NULL;
+}
+
+static mr_client *
+bench__connect(const struct bench_opts *o)
+{
+	mr_client_opts co = {.timeout_ms = o->timeout_ms};
+	mr_client     *c;
+	char           errstr[512];
+	int            rc;
+
+	rc = mr_client_new(&c, o->url, &co, errstr, sizeof(errstr));
+	if (rc != MR_OK) {
+		fprintf(stderr, "consume_bench: mr_client_new(%s): %s: %s\n",
+			o->url, mr_err_name(rc), errstr);
+		return NULL;
+	}
+	return c;
+}
+
+static mr_consumer *
+bench__subscribe(mr_client *c, const char *group, const char *topic,
+		 mr_order order, int credit)
+{
+	mr_subscribe_opts so = {.order = order, .credit = credit};
+	mr_consumer      *s;
+	int               rc;
+
+	rc = mr_subscribe(c, group, &topic, 1, &so, &s);
+	if (rc != MR_OK) {
+		fprintf(stderr, "consume_bench: mr_subscribe(%s): %s: %s\n",
+			group, mr_err_name(rc), mr_client_last_error());
+		return NULL;
+	}
+	return s;
+}
+
+/* The first \p n messages of the data topic in \p order, F fetchers. */
+static void
+bench__mr(const struct bench_opts *o, mr_client *c, const char *name,
+	  mr_order order, long n, char *group, size_t group_size,
+	  struct bench_result *res)
+{
+	pthread_t  t[BENCH_FETCHERS_MAX];
+	struct mrc m;
+	int        started = 0;
+	int        credit  = o->fetchers * o->batch;
+	double     c0;
+
+	memset(res, 0, sizeof(*res));
+	memset(&m, 0, sizeof(m));
+	bench__group(o, name, group, group_size);
+	if (credit > 100000)
+		credit = 100000;
+	if ((m.s = bench__subscribe(c, group, bench__data_topic, order,
+				    credit)) == NULL)
+		return;
+	m.target = n;
+	m.batch  = o->batch;
+	c0       = bench__cpu_secs();
+	while (started < o->fetchers &&
+	       pthread_create(&t[started], NULL, mrc__fetcher, &m) == 0)
+		started++;
+	bench__wait_count(&m.acked, n, &m.stop);
+	atomic_store(&m.stop, 1);
+	for (int i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	res->msgs        = atomic_load(&m.acked);
+	res->failed      = n > res->msgs ? n - res->msgs : 0;
+	res->redelivered = atomic_load(&m.redelivered);
+	res->fetches     = atomic_load(&m.fetches);
+	res->empty       = atomic_load(&m.empty);
+	res->secs = (double)(atomic_load(&m.last_ns) - atomic_load(&m.first_ns)) /
+		    1e9;
+	res->cpu_secs = bench__cpu_secs() - c0;
+	res->done     = res->msgs > 0;
+	if (m.have_err)
+		fprintf(stderr, "consume_bench: %s: %s\n", name, m.err);
+	if (res->failed)
+		fprintf(stderr, "consume_bench: %s: %ld of %ld acked\n", name,
+			res->msgs, n);
+	if (atomic_load(&m.ack_failed))
+		fprintf(stderr, "consume_bench: %s: %ld acks refused\n", name,
+			atomic_load(&m.ack_failed));
+	mr_consumer_free(m.s);
+}
+
+/* @returns 1 if mailroomd keeps a journal for \p group, 0 if not, -1 if it
+ * cannot tell. */
+static int
+bench__journal_on(mr_client *c, const char *group)
+{
+	char req[512], *rep = NULL;
+	int  on;
+
+	snprintf(req, sizeof(req),
+		 "{\"op\":\"topics.describe\",\"topic\":"
+		 "\"__mailroom.journal.%s\"}",
+		 group);
+	if (mr_admin(c, req, &rep) != MR_OK)
+		return -1;
+	on = strstr(rep, "\"ok\":true") != NULL     ? 1
+	     : strstr(rep, "MR_ENOENT") != NULL ? 0
+						: -1;
+	free(rep);
+	return on;
+}
+
+/* ---- slow handler ----------------------------------------------------- */
+
+struct slow {
+	const struct bench_opts *o;
+	atomic_llong             first_ns;
+	atomic_long              handled;
+	atomic_long              redelivered;
+	atomic_int               running;
+	atomic_int               peak;
+	atomic_int               finished;
+	volatile int             stop;
+};
+
+/* The work of the message at \p offset: the same in every mode. */
+static int
+slow__cost_us(const struct bench_opts *o, int64_t offset)
+{
+	uint64_t x = (uint64_t)offset ^ BENCH_SLOW_SEED;
+
+	// splitmix64
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return o->slow_min_us +
+	       (int)(x % (uint64_t)(o->slow_max_us - o->slow_min_us + 1));
+}
+
+/* On one of mr_consume_run's workers. */
+static int
+slow__handler(void *arg, const mr_delivery *d)
+{
+	struct slow *sl = arg;
+	int64_t      us = slow__cost_us(sl->o, d->offset);
+	long long    zero = 0;
+	int          now_running, peak;
+
+	atomic_compare_exchange_strong(&sl->first_ns, &zero, bench__now_ns());
+	now_running = atomic_fetch_add(&sl->running, 1) + 1;
+	peak        = atomic_load(&sl->peak);
+	while (now_running > peak &&
+	       !atomic_compare_exchange_weak(&sl->peak, &peak, now_running))
+		;
+	if (d->attempt > 1)
+		atomic_fetch_add(&sl->redelivered, 1);
+	if (sl->o->slow_spin) {
+		int64_t end = bench__now_ns() + us * 1000;
+
+		while (bench__now_ns() < end)
+			;
+	} else {
+		struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
+
+		while (nanosleep(&ts, &ts) != 0)
+			;
+	}
+	atomic_fetch_sub(&sl->running, 1);
+	atomic_fetch_add(&sl->handled, 1);
+	return MR_OK;
+}
+
+/* Sets sl->stop when the case makes no progress for BENCH_IDLE_MS. */
+static void *
+slow__watchdog(void *arg)
+{
+	struct slow *sl = arg;
+
+	if (bench__wait_count(&sl->handled, sl->o->slow_count,
+			      &sl->finished) < sl->o->slow_count &&
+	    !atomic_load(&sl->finished)) {
+		fprintf(stderr, "consume_bench: slow: no progress, stopping\n");
+		sl->stop = 1;
+	}
+	return NULL;
+}
+
+static void
+bench__slow(const struct bench_opts *o, mr_client *c, const char *name,
+	    mr_order order, struct bench_result *res)
+{
+	struct slow  sl;
+	mr_consumer *s;
+	pthread_t    wd;
+	char         group[300];
+	int64_t      t1;
+	double       c0;
+	int          rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(&sl, 0, sizeof(sl));
+	sl.o = o;
+	bench__group(o, name, group, sizeof(group));
+	if ((s = bench__subscribe(c, group, bench__slow_topic, order,
+				  o->slow_inflight)) == NULL)
+		return;
+	if (pthread_create(&wd, NULL, slow__watchdog, &sl) != 0) {
+		mr_consumer_free(s);
+		return;
+	}
+	c0 = bench__cpu_secs();
+	rc = mr_consume_run(s, o->slow_inflight, slow__handler, &sl, &sl.stop,
+			    (size_t)o->slow_count);
+	t1 = bench__now_ns();
+	atomic_store(&sl.finished, 1);
+	pthread_join(wd, NULL);
+	if (rc != MR_OK)
+		fprintf(stderr, "consume_bench: %s: mr_consume_run: %s: %s\n",
+			name, mr_err_name(rc), mr_client_last_error());
+	res->msgs        = atomic_load(&sl.handled);
+	res->failed      = o->slow_count - res->msgs;
+	res->redelivered = atomic_load(&sl.redelivered);
+	res->secs        = (double)(t1 - atomic_load(&sl.first_ns)) / 1e9;
+	res->cpu_secs    = bench__cpu_secs() - c0;
+	res->peak        = atomic_load(&sl.peak);
+	res->done        = rc == MR_OK && res->msgs > 0;
+	mr_consumer_free(s);
+}
+
+/* ---- report ----------------------------------------------------------- */
+
+static double
+bench__rate(const struct bench_result *r)
+{
+	return r->done && r->secs > 0 ? (double)r->msgs / r->secs : 0;
+}
+
+static void
+bench__row(const char *name, const struct bench_result *r, size_t size,
+	   double ref, const char *refname)
+{
+	double rate = bench__rate(r);
+
+	if (!r->done) {
+		printf("%-40s  %s\n", name, "not measured (see errors above)");
+		return;
+	}
+	printf("%-40s %8ld %6ld %8.3f %11.0f %8.2f %6.2f", name, r->msgs,
+	       r->failed, r->secs, rate, rate * (double)size / 1e6,
+	       r->cpu_secs);
+	if (ref > 0)
+		printf(" %6.3f  %s", rate / ref, refname);
+	printf("\n");
+}
+
+static void
+bench__json_result(const char *name, const struct bench_result *r,
+		   size_t size, double ref, const char *refname,
+		   const struct bench_result *runs, int nruns)
+{
+	double rate = bench__rate(r);
+
+	printf(",\"%s\":{\"done\":%s,\"msgs\":%ld,\"failed\":%ld,"
+	       "\"redelivered\":%ld,\"secs\":%.4f,\"msgs_per_s\":%.1f,"
+	       "\"mb_per_s\":%.3f,\"cpu_s\":%.3f",
+	       name, r->done ? "true" : "false", r->msgs, r->failed,
+	       r->redelivered, r->secs, rate, rate * (double)size / 1e6,
+	       r->cpu_secs);
+	if (r->peak > 0)
+		printf(",\"peak_concurrency\":%d", r->peak);
+	if (r->fetches > 0)
+		printf(",\"fetches\":%ld,\"empty_fetches\":%ld,"
+		       "\"mean_batch\":%.1f",
+		       r->fetches, r->empty,
+		       (double)r->msgs / (double)r->fetches);
+	if (ref > 0)
+		printf(",\"%s\":%.4f", refname, rate / ref);
+	if (runs != NULL) {
+		printf(",\"runs_msgs_per_s\":[");
+		for (int i = 0; i < nruns; i++)
+			printf("%s%.1f", i ? "," : "", bench__rate(&runs[i]));
+		printf("]");
+	}
+	printf("}");
+}
+
+/* The run whose rate is the median (the lower one of an even count). */
+static const struct bench_result *
+bench__median(const struct bench_result *runs, int n)
+{
+	int idx[BENCH_RUNS_MAX];
+
+	for (int i = 0; i < n; i++)
+		idx[i] = i;
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && bench__rate(&runs[idx[j]]) <
+					     bench__rate(&runs[idx[j - 1]]);
+		     j--) {
+			int t      = idx[j];
+			idx[j]     = idx[j - 1];
+			idx[j - 1] = t;
+		}
+	return &runs[idx[(n - 1) / 2]];
+}
+
+static bool
+bench__target(const char *what, double ratio, double want)
+{
+	if (ratio <= 0) {
+		printf("target: %s >= %.2fx: not measured\n", what, want);
+		return false;
+	}
+	printf("target: %s >= %.2fx: %.3fx %s\n", what, want, ratio,
+	       ratio >= want ? "MET" : "NOT MET");
+	return ratio >= want;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static void
+bench__usage(FILE *f)
+{
+	fprintf(f,
+		"usage: consume_bench --brokers HOST:PORT --url URL "
+		"[options]\n"
+		"  --count N        messages preloaded and read per case "
+		"(1000000)\n"
+		"  --size S         payload bytes (100)\n"
+		"  --partitions P   partitions of the data topic (4)\n"
+		"  --keys K         distinct keys, key-<i %% K> (1000)\n"
+		"  --mode M         raw, unordered, key, partition, slow or "
+		"all,\n"
+		"                   or a comma-separated list (all)\n"
+		"  --repeat R       throughput runs, median reported (1)\n"
+		"  --batch B        messages per fetch (1000)\n"
+		"  --fetchers F     fetch threads, one subscription (4)\n"
+		"  --partition-count N  messages read in partition mode "
+		"(20000)\n"
+		"  --slow-count N   messages of the slow case (2000)\n"
+		"  --slow-keys K    keys of the slow topic (50)\n"
+		"  --slow-inflight W  workers and credit (100)\n"
+		"  --slow-us MIN-MAX  work per message in us (1000-5000)\n"
+		"  --slow-work W    sleep or spin (sleep)\n"
+		"  --topic T        topic and group prefix (mrcbench)\n"
+		"  --timeout-ms T   the client's request timeout (60000)\n");
+}
+
+static int
+bench__parse_cases(const char *s)
+{
+	static const struct {
+		const char *name;
+		int         bits;
+	} names[] = {{"raw", CASE_RAW},	    {"unordered", CASE_UNORDERED},
+		     {"key", CASE_KEY},	    {"partition", CASE_PARTITION},
+		     {"slow", CASE_SLOW},   {"all", CASE_ALL}};
+	int cases = 0;
+
+	while (*s != '\0') {
+		size_t len = strcspn(s, ",");
+		size_t i;
+
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strlen(names[i].name) == len &&
+			    strncmp(names[i].name, s, len) == 0)
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			return -1;
+		cases |= names[i].bits;
+		s += len + (s[len] == ',');
+	}
+	return cases ? cases : -1;
+}
+
+static int
+bench__parse(int argc, char **argv, struct bench_opts *o)
+{
+	static const struct option lopts[] = {
+	    {"brokers", required_argument, NULL, 'b'},
+	    {"url", required_argument, NULL, 'u'},
+	    {"count", required_argument, NULL, 'n'},
+	    {"size", required_argument, NULL, 's'},
+	    {"partitions", required_argument, NULL, 'p'},
+	    {"keys", required_argument, NULL, 'K'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"repeat", required_argument, NULL, 'r'},
+	    {"batch", required_argument, NULL, 'B'},
+	    {"fetchers", required_argument, NULL, 'F'},
+	    {"partition-count", required_argument, NULL, 'P'},
+	    {"slow-count", required_argument, NULL, 'N'},
+	    {"slow-keys", required_argument, NULL, 'k'},
+	    {"slow-inflight", required_argument, NULL, 'w'},
+	    {"slow-us", required_argument, NULL, 'U'},
+	    {"slow-work", required_argument, NULL, 'W'},
+	    {"topic", required_argument, NULL, 't'},
+	    {"timeout-ms", required_argument, NULL, 'T'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	int c;
+
+	*o = (struct bench_opts){
+	    .topic           = "mrcbench",
+	    .count           = 1000000,
+	    .partition_count = 20000,
+	    .size            = 100,
+	    .partitions      = 4,
+	    .keys            = 1000,
+	    .cases           = CASE_ALL,
+	    .repeat          = 1,
+	    .batch           = 1000,
+	    .fetchers        = 4,
+	    .timeout_ms      = 60000,
+	    .slow_count      = 2000,
+	    .slow_keys       = 50,
+	    .slow_inflight   = 100,
+	    .slow_min_us     = 1000,
+	    .slow_max_us     = 5000,
+	};
+	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			o->brokers = optarg;
+			break;
+		case 'u':
+			o->url = optarg;
+			break;
+		case 'n':
+			o->count = atol(optarg);
+			break;
+		case 's':
+			o->size = (size_t)atol(optarg);
+			break;
+		case 'p':
+			o->partitions = atoi(optarg);
+			break;
+		case 'K':
+			o->keys = atoi(optarg);
+			break;
+		case 'm':
+			if ((o->cases = bench__parse_cases(optarg)) < 0)
+				return -1;
+			break;
+		case 'r':
+			o->repeat = atoi(optarg);
+			break;
+		case 'B':
+			o->batch = atoi(optarg);
+			break;
+		case 'F':
+			o->fetchers = atoi(optarg);
+			break;
+		case 'P':
+			o->partition_count = atol(optarg);
+			break;
+		case 'N':
+			o->slow_count = atol(optarg);
+			break;
+		case 'k':
+			o->slow_keys = atoi(optarg);
+			break;
+		case 'w':
+			o->slow_inflight = atoi(optarg);
+			break;
+		case 'U':
+			if (sscanf(optarg, "%d-%d", &o->slow_min_us,
+				   &o->slow_max_us) != 2)
+				return -1;
+			break;
+		case 'W':
+			if (strcmp(optarg, "spin") == 0)
+				o->slow_spin = true;
+			else if (strcmp(optarg, "sleep") == 0)
+				o->slow_spin = false;
+			else
+				return -1;
+			break;
+		case 't':
+			o->topic = optarg;
+			break;
+		case 'T':
+			o->timeout_ms = atoi(optarg);
+			break;
+		case 'h':
+			bench__usage(stdout);
+			exit(0);
+		default:
+			return -1;
+		}
+	}
+	if (optind < argc || o->count < 1 || o->partition_count < 1 ||
+	    o->size > 1024 * 1024 || o->partitions < 1 || o->keys < 1 ||
+	    o->repeat < 1 || o->repeat > BENCH_RUNS_MAX || o->batch < 1 ||
+	    o->batch > 100000 || o->fetchers < 1 ||
+	    o->fetchers > BENCH_FETCHERS_MAX || o->slow_count < 1 ||
+	    o->slow_keys < 1 || o->slow_inflight < 1 ||
+	    o->slow_inflight > 1024 || o->slow_min_us < 0 ||
+	    o->slow_max_us < o->slow_min_us || o->timeout_ms < 1)
+		return -1;
+	if (o->partition_count > o->count)
+		o->partition_count = o->count;
+	if (o->brokers == NULL || o->url == NULL) {
+		fprintf(stderr, "consume_bench: --brokers and --url are "
+				"required (mailroomd creates the topics)\n");
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct {
+		int         bit;
+		const char *name;
+		const char *json;
+		mr_order    order;
+	} modes[] = {
+	    {CASE_UNORDERED, "unordered", "mailroom_unordered",
+	     MR_ORDER_UNORDERED},
+	    {CASE_KEY, "key", "mailroom_key", MR_ORDER_KEY},
+	    {CASE_PARTITION, "partition", "mailroom_partition",
+	     MR_ORDER_PARTITION},
+	};
+	struct bench_opts          o;
+	struct bench_result        raw_runs[BENCH_RUNS_MAX];
+	struct bench_result        mr_runs[3][BENCH_RUNS_MAX];
+	struct bench_result        none = {0}, slow_part = {0}, slow_key = {0};
+	const struct bench_result *raw = &none, *mr[3] = {&none, &none, &none};
+	mr_client                 *c;
+	double                     raw_ref, mean_ms = 0, ratio;
+	char                       name[96], group[300] = "";
+	int                        journal = -1;
+	bool                       ok = true;
+
+	if (bench__parse(argc, argv, &o) != 0) {
+		bench__usage(stderr);
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	bench__stamp = (long long)time(NULL);
+	bench__init_data(o.size);
+	snprintf(bench__data_topic, sizeof(bench__data_topic), "%s-%lld-data",
+		 o.topic, bench__stamp);
+	snprintf(bench__slow_topic, sizeof(bench__slow_topic), "%s-%lld-slow",
+		 o.topic, bench__stamp);
+	for (long i = 0; i < o.slow_count; i++)
+		mean_ms += slow__cost_us(&o, i) / 1e3;
+	mean_ms /= (double)o.slow_count;
+	if ((c = bench__connect(&o)) == NULL)
+		return 1;
+
+	printf("consume_bench: %zu-byte payloads, %ld messages, %d "
+	       "partitions, %d keys; fetch %d x %d threads\n",
+	       o.size, o.count, o.partitions, o.keys, o.batch, o.fetchers);
+	printf("consume_bench: slow: %ld messages, 1 partition, %d keys, %d "
+	       "workers and credit, %d-%d us of %s (mean %.3f ms)\n",
+	       o.slow_count, o.slow_keys, o.slow_inflight, o.slow_min_us,
+	       o.slow_max_us, o.slow_spin ? "busy-wait" : "sleep", mean_ms);
+	printf("consume_bench: kafka %s, mailroomd %s, topics %s-%lld-*\n",
+	       o.brokers, o.url, o.topic, bench__stamp);
+	if (bench__preload(&o, c) != 0) {
+		mr_client_free(c);
+		return 1;
+	}
+	fprintf(stderr, "  preloaded and flushed\n");
+
+	// Raw and the three modes alternate, so that all see the same
+	// Kafka, page cache and neighbours.
+	for (int r = 0; r < o.repeat; r++) {
+		if (o.cases & CASE_RAW) {
+			bench__raw(&o, &raw_runs[r]);
+			fprintf(stderr, "  run %d raw: %.0f msgs/s\n", r + 1,
+				bench__rate(&raw_runs[r]));
+		}
+		for (int i = 0; i < 3; i++) {
+			if (!(o.cases & modes[i].bit))
+				continue;
+			bench__mr(&o, c, modes[i].name, modes[i].order,
+				  modes[i].bit == CASE_PARTITION
+				      ? o.partition_count
+				      : o.count,
+				  group, sizeof(group), &mr_runs[i][r]);
+			fprintf(stderr, "  run %d mailroom %s: %.0f msgs/s\n",
+				r + 1, modes[i].name,
+				bench__rate(&mr_runs[i][r]));
+		}
+	}
+	if (o.cases & CASE_SLOW) {
+		bench__slow(&o, c, "slow-partition", MR_ORDER_PARTITION,
+			    &slow_part);
+		fprintf(stderr, "  slow partition: %.0f msgs/s\n",
+			bench__rate(&slow_part));
+		bench__slow(&o, c, "slow-key", MR_ORDER_KEY, &slow_key);
+		fprintf(stderr, "  slow key: %.0f msgs/s\n",
+			bench__rate(&slow_key));
+	}
+	if (group[0] != '\0')
+		journal = bench__journal_on(c, group);
+	if (o.cases & CASE_RAW)
+		raw = bench__median(raw_runs, o.repeat);
+	for (int i = 0; i < 3; i++)
+		if (o.cases & modes[i].bit)
+			mr[i] = bench__median(mr_runs[i], o.repeat);
+	raw_ref = bench__rate(raw);
+
+	printf("mailroomd consumer.journal: %s\n",
+	       journal == 1   ? "on (the group's journal topic exists)"
+	       : journal == 0 ? "off (no journal topic for the group)"
+			      : "unknown");
+	printf("\n%-40s %8s %6s %8s %11s %8s %6s %6s\n", "case", "msgs",
+	       "failed", "secs", "msgs/s", "MB/s", "cpu s", "ratio");
+	if (o.cases & CASE_RAW) {
+		snprintf(name, sizeof(name), "raw librdkafka consumer%s",
+			 o.repeat > 1 ? " (median)" : "");
+		bench__row(name, raw, o.size, 0, NULL);
+	}
+	for (int i = 0; i < 3; i++) {
+		if (!(o.cases & modes[i].bit))
+			continue;
+		snprintf(name, sizeof(name), "mailroom %s%s", modes[i].name,
+			 o.repeat > 1 ? " (median)" : "");
+		bench__row(name, mr[i], o.size, raw_ref, "of raw");
+	}
+	for (int i = 0; i < 3; i++)
+		if ((o.cases & modes[i].bit) && mr[i]->fetches > 0)
+			printf("  %s: %ld fetches, %.1f messages each, %ld "
+			       "empty\n",
+			       modes[i].name, mr[i]->fetches,
+			       (double)mr[i]->msgs / (double)mr[i]->fetches,
+			       mr[i]->empty);
+	if (o.cases & CASE_SLOW) {
+		bench__row("slow handler, partition mode", &slow_part, o.size,
+			   0, NULL);
+		bench__row("slow handler, key mode", &slow_key, o.size,
+			   bench__rate(&slow_part), "of partition");
+		printf("slow handler: at most %d and %d handlers ran at once; "
+		       "bounds: partition 1 / %.3f ms = %.0f msgs/s, key "
+		       "min(%d keys, %d workers) / %.3f ms = %.0f msgs/s\n",
+		       slow_part.peak, slow_key.peak, mean_ms, 1e3 / mean_ms,
+		       o.slow_keys, o.slow_inflight, mean_ms,
+		       (o.slow_keys < o.slow_inflight ? o.slow_keys
+						      : o.slow_inflight) *
+			   1e3 / mean_ms);
+	}
+	printf("(MB/s counts payload bytes only; cpu s is this process's; "
+	       "partition mode reads the first %ld messages)\n\n",
+	       o.partition_count);
+	if ((o.cases & CASE_RAW) && (o.cases & CASE_UNORDERED))
+		bench__target("unordered / raw", bench__rate(mr[0]) / raw_ref,
+			      0.5);
+	if ((o.cases & CASE_RAW) && (o.cases & CASE_KEY))
+		bench__target("key / raw", bench__rate(mr[1]) / raw_ref, 0.4);
+	if (o.cases & CASE_SLOW) {
+		ratio = bench__rate(&slow_part) > 0
+			    ? bench__rate(&slow_key) / bench__rate(&slow_part)
+			    : 0;
+		bench__target("slow handler, key / partition", ratio, 8);
+	}
+
+	printf("\n{\"bench\":\"consume\",\"size\":%zu,\"count\":%ld,"
+	       "\"partitions\":%d,\"keys\":%d,\"batch\":%d,\"fetchers\":%d,"
+	       "\"partition_count\":%ld,\"repeat\":%d,\"journal\":%s,"
+	       "\"cpu_total_s\":%.2f",
+	       o.size, o.count, o.partitions, o.keys, o.batch, o.fetchers,
+	       o.partition_count, o.repeat,
+	       journal == 1   ? "true"
+	       : journal == 0 ? "false"
+			      : "null",
+	       bench__cpu_secs());
+	if (o.cases & CASE_RAW)
+		bench__json_result("raw", raw, o.size, 0, NULL, raw_runs,
+				   o.repeat);
+	for (int i = 0; i < 3; i++)
+		if (o.cases & modes[i].bit)
+			bench__json_result(modes[i].json, mr[i], o.size,
+					   raw_ref, "ratio", mr_runs[i],
+					   o.repeat);
+	if (o.cases & CASE_SLOW) {
+		printf(",\"slow\":{\"count\":%ld,\"keys\":%d,\"inflight\":%d,"
+		       "\"work\":\"%s\",\"min_us\":%d,\"max_us\":%d,"
+		       "\"mean_ms\":%.4f}",
+		       o.slow_count, o.slow_keys, o.slow_inflight,
+		       o.slow_spin ? "spin" : "sleep", o.slow_min_us,
+		       o.slow_max_us, mean_ms);
+		bench__json_result("slow_partition", &slow_part, o.size, 0,
+				   NULL, NULL, 0);
+		bench__json_result("slow_key", &slow_key, o.size,
+				   bench__rate(&slow_part),
+				   "ratio_vs_partition", NULL, 0);
+	}
+	printf("}\n");
+
+	// Exit 1 when anything failed or could not be measured.
+	for (int r = 0; r < o.repeat; r++) {
+		if ((o.cases & CASE_RAW) &&
+		    (!raw_runs[r].done || raw_runs[r].failed))
+			ok = false;
+		for (int i = 0; i < 3; i++)
+			if ((o.cases & modes[i].bit) &&
+			    (!mr_runs[i][r].done || mr_runs[i][r].failed))
+				ok = false;
+	}
+	if ((o.cases & CASE_SLOW) && (!slow_part.done || slow_part.failed ||
+				      !slow_key.done || slow_key.failed))
+		ok = false;
+	mr_client_free(c);
+	free(bench__pool);
+	return ok ? 0 : 1;
+}
