@@ -72,6 +72,10 @@ static const struct config__entry config__table[] = {
     {"consumer.revoke_wait_ms", CFG_INT, CFG_OFF(consumer_revoke_wait_ms),
      "5000", 0, 600000, false,
      "on a rebalance, how long acks in flight may take before the commit"},
+    {"consumer.idle_close_ms", CFG_INT, CFG_OFF(consumer_idle_close_ms),
+     "30000", 0, 86400000, false,
+     "a subscription without a session this long leaves its group; 0: "
+     "never"},
     {"consumer.journal", CFG_BOOL, CFG_OFF(consumer_journal), "true", 0, 0,
      false,
      "keep each group's journal topic (__mailroom.journal.<group>): "

@@ -33,6 +33,7 @@ struct mri_config {
 	long long consumer_max_buffered;
 	long long consumer_revoke_wait_ms;
 	bool      consumer_journal;
+	long long consumer_idle_close_ms;
 	long long consumer_dedupe_window_ms;
 	long long consumer_dedupe_max_entries;
 	/* librdkafka pass-through, in the order given */

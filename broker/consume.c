@@ -26,6 +26,8 @@ struct consume_sub {
 	size_t              key_len;
 	json_t             *desc; /* for SUBSCRIBE's reply */
 	struct mri_group   *g;
+	size_t              nsessions;
+	uint64_t            idle_since; /* ms, monotonic, when it fell to 0 */
 };
 
 struct consume_session {
@@ -44,7 +46,71 @@ struct mri_consume {
 	struct consume_session *sessions;
 	uint64_t                next_id;
 	bool                    draining;
+	pthread_t               reaper;
+	bool                    reaper_started;
+	bool                    stop;
+	pthread_cond_t          cv;
 };
+
+static uint64_t
+consume__mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+consume__sub_free(struct consume_sub *s)
+{
+	mri_group_free(s->g);
+	json_decref(s->desc);
+	free(s->key);
+	free(s);
+}
+
+/* Subscriptions without a session for consumer.idle_close_ms leave their
+ * group: Kafka gives their partitions to the members still there. */
+static void *
+consume__reaper(void *arg)
+{
+	struct mri_consume *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop) {
+		struct consume_sub **pp, *s, *gone = NULL;
+		struct timespec      ts;
+		uint64_t             now = consume__mono_ms();
+
+		for (pp = &r->subs; (s = *pp) != NULL;) {
+			if (s->nsessions == 0 &&
+			    now - s->idle_since >= r->c.idle_close_ms) {
+				*pp     = s->next;
+				s->next = gone;
+				gone    = s;
+			} else {
+				pp = &s->next;
+			}
+		}
+		pthread_mutex_unlock(&r->lock);
+		while ((s = gone) != NULL) {
+			gone = s->next;
+			mri_notice("component=consumer group=%s msg=\"no "
+				   "session for %" PRIu64 " ms: leaving the "
+				   "group\"",
+				   s->key, r->c.idle_close_ms);
+			consume__sub_free(s);
+		}
+		pthread_mutex_lock(&r->lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		if (!r->stop)
+			pthread_cond_timedwait(&r->cv, &r->lock, &ts);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
 
 static const char *const consume__modes[] = {"key", "partition",
 					     "unordered"};
@@ -71,6 +137,10 @@ mri_consume_new(struct mri_consume **out, const rd_kafka_conf_t *conf,
 	}
 	r->c = *c;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	if (c->idle_close_ms > 0 &&
+	    pthread_create(&r->reaper, NULL, consume__reaper, r) == 0)
+		r->reaper_started = true;
 	// Session ids of an earlier run of mailroomd are not taken for ours.
 	clock_gettime(CLOCK_REALTIME, &ts);
 	r->next_id = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec;
@@ -96,19 +166,23 @@ mri_consume_free(struct mri_consume *r)
 
 	if (r == NULL)
 		return;
+	pthread_mutex_lock(&r->lock);
+	r->stop = true;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->lock);
+	if (r->reaper_started)
+		pthread_join(r->reaper, NULL);
 	while ((x = r->sessions) != NULL) {
 		r->sessions = x->next;
 		free(x);
 	}
 	while ((s = r->subs) != NULL) {
 		r->subs = s->next;
-		mri_group_free(s->g);
-		json_decref(s->desc);
-		free(s->key);
-		free(s);
+		consume__sub_free(s);
 	}
 	rd_kafka_conf_destroy(r->tmpl);
 	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cv);
 	free(r);
 }
 
@@ -342,6 +416,7 @@ mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
 		consume__error(out, MR_ENOMEM, "out of memory");
 		return;
 	}
+	s->nsessions++;
 	x->id       = ++r->next_id;
 	x->sub      = s;
 	x->pipe     = pipe;
@@ -443,6 +518,8 @@ consume__close(struct mri_consume *r, bool (*match)(struct consume_session *,
 	pthread_mutex_lock(&r->lock);
 	for (pp = &r->sessions; (x = *pp) != NULL;) {
 		if (match(x, what)) {
+			if (--x->sub->nsessions == 0)
+				x->sub->idle_since = consume__mono_ms();
 			*pp     = x->next;
 			x->next = gone;
 			gone    = x;

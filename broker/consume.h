@@ -33,6 +33,7 @@ struct mri_consume_conf {
 	uint64_t dedupe_window_ms;
 	size_t   dedupe_max_entries;
 	bool     embedded; /* the mock cluster: no CreateTopics */
+	uint64_t idle_close_ms;   /* a subscription without sessions; 0: never */
 };
 
 /**

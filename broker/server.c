@@ -792,6 +792,7 @@ srv__consume_new(struct mri_server *s, const struct mri_config *cfg,
 	    .dedupe_window_ms = (uint64_t)cfg->consumer_dedupe_window_ms,
 	    .dedupe_max_entries = (size_t)cfg->consumer_dedupe_max_entries,
 	    .embedded        = s->emb != NULL,
+	    .idle_close_ms   = (uint64_t)cfg->consumer_idle_close_ms,
 	};
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	int              rc;

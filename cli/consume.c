@@ -52,9 +52,11 @@ consume__usage(FILE *f)
 		"Prints each delivery as topic/partition@offset key=K "
 		"attempt=N: payload,\nthen acks it.\n"
 		"  -g, --group G        consumer group (required)\n"
-		"      --mode M         key (default), partition or unordered\n"
+		"      --mode M         key (default), partition or "
+		"unordered\n"
 		"  -n, --count N        stop after N deliveries\n"
-		"      --nack           nack instead of ack (delivered again)\n"
+		"      --nack           nack instead of ack (delivered "
+		"again)\n"
 		"      --nack-reason T  the reason sent with --nack\n"
 		"      --no-ack         neither: let the ack deadline expire\n"
 		"      --deadline MS    the subscription's ack deadline\n"
@@ -299,7 +301,8 @@ consume__loop(mr_consumer *s, const struct consume__opts *o)
 			if (wait > left)
 				wait = left;
 		}
-		if ((rc = mr_fetch(s, (size_t)want, 0, (int)wait, &b)) != MR_OK)
+		rc = mr_fetch(s, (size_t)want, 0, (int)wait, &b);
+		if (rc != MR_OK)
 			break;
 		if (mr_batch_count(b) > 0) {
 			last = consume__now_ms();
@@ -353,7 +356,8 @@ consume__parse(struct consume__opts *o, int argc, char **argv, int *code)
 				      "unordered";
 			break;
 		case 'n':
-			if (!consume__number(optarg, 1, 1000000000L, &o->count))
+			if (!consume__number(optarg, 1, 1000000000L,
+					     &o->count))
 				bad = "--count takes a number > 0";
 			break;
 		case 'N':
@@ -436,7 +440,8 @@ cli_consume(const struct cli_common *co, int argc, char **argv)
 	rc = mr_subscribe(c, o.group, (const char *const *)&argv[optind],
 			  (size_t)(argc - optind), &o.sub, &s);
 	if (rc != MR_OK) {
-		fprintf(stderr, "mailroom: subscribe: %s: %s\n", mr_err_name(rc),
+		fprintf(stderr, "mailroom: subscribe: %s: %s\n",
+			mr_err_name(rc),
 			mr_client_last_error()[0] ? mr_client_last_error()
 						  : mr_strerror(rc));
 		mr_client_free(c);

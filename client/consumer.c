@@ -19,7 +19,7 @@
 struct mr_consumer {
 	mr_client *c;
 	uint64_t   session;
-	int        credit; /* from the SUBSCRIBE reply, else opts; 0: unknown */
+	int        credit; /* the SUBSCRIBE reply's, else opts'; 0: unknown */
 };
 
 struct mr_batch {
@@ -74,8 +74,8 @@ struct consumer__rd {
 static void
 consumer__ws(struct consumer__rd *r)
 {
-	while (r->p < r->end &&
-	       (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' ||
+				 *r->p == '\n' || *r->p == '\r'))
 		r->p++;
 }
 
@@ -281,7 +281,7 @@ mr_consumer_free(mr_consumer *s)
 	free(s);
 }
 
-/* ---- FETCH ---------------------------------------------------------------- */
+/* ---- FETCH ------------------------------------------------------------ */
 
 /* One allocation: the batch, its deliveries, their headers, and the
  * NUL-terminated copies of topics, ids and header names. */
@@ -430,7 +430,7 @@ mr_batch_free(mr_batch *b)
 	free(b);
 }
 
-/* ---- SETTLE --------------------------------------------------------------- */
+/* ---- SETTLE ----------------------------------------------------------- */
 
 static int
 consumer__cmp_u64(const void *a, const void *b)
@@ -528,8 +528,9 @@ consumer__settle(mr_consumer *s, uint8_t kind, const uint64_t *handles,
 
 		if (len > MRI_REASON_MAX) {
 			len = MRI_REASON_MAX;
-			while (len > 0 && ((unsigned char)reason[len] & 0xc0) ==
-					      0x80)
+			// Not in the middle of a UTF-8 sequence.
+			while (len > 0 &&
+			       ((unsigned char)reason[len] & 0xc0) == 0x80)
 				len--;
 		}
 		st.reason     = reason;
@@ -553,7 +554,8 @@ consumer__settle(mr_consumer *s, uint8_t kind, const uint64_t *handles,
 }
 
 int
-mr_consumer_ack(mr_consumer *s, const uint64_t *handles, size_t n, size_t *failed)
+mr_consumer_ack(mr_consumer *s, const uint64_t *handles, size_t n,
+		size_t *failed)
 {
 	return consumer__settle(s, MRI_SETTLE_ACK, handles, n, 0, NULL,
 				failed);
@@ -561,15 +563,15 @@ mr_consumer_ack(mr_consumer *s, const uint64_t *handles, size_t n, size_t *faile
 
 int
 mr_consumer_nack(mr_consumer *s, const uint64_t *handles, size_t n,
-	const char *reason, size_t *failed)
+		 const char *reason, size_t *failed)
 {
 	return consumer__settle(s, MRI_SETTLE_NACK, handles, n, 0, reason,
 				failed);
 }
 
 int
-mr_consumer_extend(mr_consumer *s, const uint64_t *handles, size_t n, int ms,
-	  size_t *failed)
+mr_consumer_extend(mr_consumer *s, const uint64_t *handles, size_t n,
+		   int ms, size_t *failed)
 {
 	if (ms <= 0) {
 		if (failed != NULL)

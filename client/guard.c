@@ -366,15 +366,17 @@ mr_guard_open_bounded(mr_guard **out, const char *path, size_t max_ids,
 	} else if ((size_t)g->end != len &&
 		   (ftruncate(g->fd, g->end) != 0 || fdatasync(g->fd) != 0)) {
 		rc = MR_EIO;
-		snprintf(errstr, errstr_size, "cannot cut the torn end of %s: %s",
-			 path, strerror(errno));
+		snprintf(errstr, errstr_size,
+			 "cannot cut the torn end of %s: %s", path,
+			 strerror(errno));
 		goto fail;
 	}
 	// A new file must survive a crash too.
 	if (len == 0 && guard__sync_dir(path) != 0) {
 		rc = MR_EIO;
-		snprintf(errstr, errstr_size, "cannot sync the folder of %s: %s",
-			 path, strerror(errno));
+		snprintf(errstr, errstr_size,
+			 "cannot sync the folder of %s: %s", path,
+			 strerror(errno));
 		goto fail;
 	}
 	free(buf);

@@ -13,7 +13,8 @@
 #include "core/log.h"
 #include "mailroom/error.h"
 
-#define GROUP__POLL_MS 20
+#define GROUP__POLL_MS 5
+#define GROUP__BATCH 1000
 #define GROUP__COMMIT_MS 500
 #define GROUP__COMMIT_TIMEOUT_MS 10000
 // Kafka's offset.metadata.max.bytes is 4096 by default.
@@ -24,7 +25,7 @@
 /* A partition of ours: the engine knows it by its index in g->parts. */
 struct group_part {
 	bool                 used;
-	bool                 paused;
+	rd_kafka_queue_t    *q; /* its own queue: read only while not full */
 	char                *topic;
 	int32_t              partition;
 	int64_t              committed; /* last offset committed */
@@ -190,6 +191,8 @@ group__trim(struct group_part *p, int64_t below)
 static void
 group__part_free(struct group_part *p)
 {
+	if (p->q != NULL)
+		rd_kafka_queue_destroy(p->q);
 	group__trim(p, -1);
 	free(p->msgs);
 	free(p->topic);
@@ -724,6 +727,26 @@ group__assign(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 	}
 	pthread_mutex_unlock(&g->lock);
 	rd_kafka_assign(g->rk, parts);
+	// Each partition gets a queue of its own, read only while the
+	// engine has room for it: a full partition's records wait in
+	// librdkafka, which stops fetching it at queued.max.messages.kbytes
+	// (per partition with separate queues). No pause: librdkafka 2.0.2
+	// drops what it had prefetched for a paused partition.
+	pthread_mutex_lock(&g->lock);
+	for (int i = 0; i < parts->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &parts->elems[i];
+		struct group_part          *p;
+		int32_t                     idx;
+
+		if ((p = group__part(g, tp->topic, tp->partition, &idx)) ==
+			NULL ||
+		    p->q != NULL)
+			continue;
+		if ((p->q = rd_kafka_queue_get_partition(g->rk, tp->topic,
+							 tp->partition)) != NULL)
+			rd_kafka_queue_forward(p->q, NULL);
+	}
+	pthread_mutex_unlock(&g->lock);
 }
 
 static void
@@ -807,15 +830,6 @@ group__arrive(struct mri_group *g, rd_kafka_message_t *m)
 		rd_kafka_message_destroy(m);
 		return;
 	}
-	if (!p->paused && mri_engine_full(g->e, idx)) {
-		rd_kafka_topic_partition_list_t *l =
-		    rd_kafka_topic_partition_list_new(1);
-
-		rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
-		rd_kafka_pause_partitions(g->rk, l);
-		rd_kafka_topic_partition_list_destroy(l);
-		p->paused = true;
-	}
 }
 
 static void
@@ -838,28 +852,37 @@ group__error(struct mri_group *g, rd_kafka_message_t *m)
 			 rd_kafka_message_errstr(m));
 }
 
-/* Resume the paused partitions that drained; trim what was committed.
- * Called with the lock held. */
-static void
-group__housekeep(struct mri_group *g)
+/* Take records from the queues of the partitions that have room, trim
+ * what was committed. Called with the lock held.
+ * @returns the number of records and errors taken. */
+static size_t
+group__read(struct mri_group *g)
 {
+	rd_kafka_message_t *ms[GROUP__BATCH];
+	size_t              got = 0;
+
 	for (size_t i = 0; i < g->nparts; i++) {
 		struct group_part *p = &g->parts[i];
+		ssize_t            n;
 
 		if (!p->used)
 			continue;
 		group__trim(p, mri_engine_committable(g->e, (int32_t)i));
-		if (p->paused && !mri_engine_full(g->e, (int32_t)i)) {
-			rd_kafka_topic_partition_list_t *l =
-			    rd_kafka_topic_partition_list_new(1);
-
-			rd_kafka_topic_partition_list_add(l, p->topic,
-							  p->partition);
-			rd_kafka_resume_partitions(g->rk, l);
-			rd_kafka_topic_partition_list_destroy(l);
-			p->paused = false;
+		if (p->q == NULL || mri_engine_full(g->e, (int32_t)i))
+			continue;
+		n = rd_kafka_consume_batch_queue(p->q, 0, ms, GROUP__BATCH);
+		for (ssize_t k = 0; k < n; k++) {
+			if (ms[k]->err) {
+				group__error(g, ms[k]);
+				rd_kafka_message_destroy(ms[k]);
+			} else {
+				group__arrive(g, ms[k]);
+			}
 		}
+		if (n > 0)
+			got += (size_t)n;
 	}
+	return got;
 }
 
 static void *
@@ -867,30 +890,29 @@ group__thread(void *arg)
 {
 	struct mri_group *g = arg;
 
+	size_t got = 0;
+
 	while (!atomic_load(&g->stop)) {
 		rd_kafka_message_t              *m;
 		rd_kafka_topic_partition_list_t *l = NULL;
 		struct group_waiter             *done = NULL;
 		uint64_t                         now;
-		int                              got = 0;
 
-		m = rd_kafka_consumer_poll(g->rk, GROUP__POLL_MS);
+		// The consumer's own queue: rebalances and errors (and the
+		// records of a partition not yet given a queue of its own).
+		// It waits only when the last round found nothing to read.
+		m = rd_kafka_consumer_poll(g->rk, got > 0 ? 0 : GROUP__POLL_MS);
 		pthread_mutex_lock(&g->lock);
-		// Take what is already there, up to a bound, in one lock.
-		while (m != NULL && got++ < 1000) {
-			if (m->err) {
-				group__error(g, m);
-				rd_kafka_message_destroy(m);
-			} else {
-				group__arrive(g, m);
-			}
-			m = got < 1000 ? rd_kafka_consumer_poll(g->rk, 0)
-				       : NULL;
+		if (m != NULL && m->err) {
+			group__error(g, m);
+			rd_kafka_message_destroy(m);
+		} else if (m != NULL) {
+			group__arrive(g, m);
 		}
+		got = group__read(g) + (m != NULL);
 		now = group__now();
 		mri_engine_tick(g->e, now);
 		group__serve(g, now, &done);
-		group__housekeep(g);
 		if (now >= g->next_commit_ms) {
 			l                 = group__commit_list(g, false);
 			g->next_commit_ms = now + GROUP__COMMIT_MS;
@@ -954,7 +976,7 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 		       errstr_size) ||
 	    group__set(conf, "partition.assignment.strategy", "range", errstr,
 		       errstr_size) ||
-	    group__set(conf, "queued.max.messages.kbytes", "16384", errstr,
+	    group__set(conf, "queued.max.messages.kbytes", "8192", errstr,
 		       errstr_size)) {
 		mri_journal_free(j);
 		return MR_ECONFIG;

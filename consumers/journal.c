@@ -16,7 +16,7 @@
 #define JOURNAL__VERSION 1
 #define JOURNAL__HDR 16   /* kind, version, reserved, ts, count */
 #define JOURNAL__ENTRY 12 /* hash, attempt */
-#define JOURNAL__POLL_MS 10
+#define JOURNAL__POLL_MS 100
 
 /* A map of hashes to a value, bounded in size and age, oldest out first:
  * a ring of entries chained into buckets (indices + 1; 0 ends a chain). */
@@ -46,8 +46,8 @@ struct mri_journal {
 	struct jmap     attempts;
 	struct jmap     acked;
 	int64_t         read_next; /* offset of the next record to read */
-	pthread_t       thread;
-	bool            started;
+	pthread_t       thread, dr_thread;
+	bool            started, dr_started;
 	atomic_int      stop;
 };
 
@@ -307,6 +307,18 @@ journal__log_cb(const rd_kafka_t *rk, int level, const char *fac,
 	MRI_LOG(level, "component=kafka facility=%s msg=\"%s\"", fac, buf);
 }
 
+/* Delivery reports answer fetches and acks: on a thread of their own, so
+ * that none waits for the reader's poll. */
+static void *
+journal__dr_thread(void *arg)
+{
+	struct mri_journal *j = arg;
+
+	while (!atomic_load(&j->stop))
+		rd_kafka_poll(j->prod, 100);
+	return NULL;
+}
+
 static void *
 journal__thread(void *arg)
 {
@@ -315,7 +327,6 @@ journal__thread(void *arg)
 	while (!atomic_load(&j->stop)) {
 		rd_kafka_message_t *m;
 
-		rd_kafka_poll(j->prod, 0);
 		m = rd_kafka_consumer_poll(j->reader, JOURNAL__POLL_MS);
 		if (m == NULL)
 			continue;
@@ -492,6 +503,11 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 		goto fail;
 	}
 	j->started = true;
+	if (pthread_create(&j->dr_thread, NULL, journal__dr_thread, j) != 0) {
+		snprintf(errstr, errstr_size, "cannot start a thread");
+		goto fail;
+	}
+	j->dr_started = true;
 	if (mri_journal_catch_up(j, timeout_ms) != MR_OK)
 		mri_warn("component=journal topic=%s msg=\"could not read the "
 			 "group's journal to its end in %d ms: records acked "
@@ -519,6 +535,8 @@ mri_journal_free(struct mri_journal *j)
 	atomic_store(&j->stop, 1);
 	if (j->started)
 		pthread_join(j->thread, NULL);
+	if (j->dr_started)
+		pthread_join(j->dr_thread, NULL);
 	if (j->prod) {
 		// What was not confirmed in time is reported as failed.
 		rd_kafka_purge(j->prod, RD_KAFKA_PURGE_F_QUEUE |
