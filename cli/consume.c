@@ -31,6 +31,8 @@ struct consume__opts {
 	long                 idle_ms; /* 0: wait forever */
 	int                  batch;
 	bool                 json;
+	const char          *guard_path;
+	mr_guard            *guard; /* NULL: every delivery is new */
 };
 
 static volatile sig_atomic_t consume__stop;
@@ -74,7 +76,12 @@ consume__usage(FILE *f)
 		"                       timestamp_ms, handle; bytes that are "
 		"not printable\n"
 		"                       UTF-8 come as key_b64, payload_b64, "
-		"{\"b64\": ...}\n",
+		"{\"b64\": ...}\n"
+		"      --guard FILE     the idempotency guard: each id is "
+		"claimed in FILE\n"
+		"                       (fdatasync) before it is printed; an "
+		"id claimed\n"
+		"                       before is acked and marked duplicate\n",
 		CONSUME__WAIT_MS, CONSUME__BATCH);
 }
 
@@ -161,7 +168,7 @@ consume__json_bytes(json_t *o, const char *name, const void *p, size_t len)
 }
 
 static void
-consume__print_json(const mr_delivery *d)
+consume__print_json(const mr_delivery *d, bool dup)
 {
 	json_t *o = json_object(), *hs = json_array();
 
@@ -191,6 +198,7 @@ consume__print_json(const mr_delivery *d)
 	json_object_set_new(o, "redelivery", json_boolean(d->redelivery));
 	json_object_set_new(o, "timestamp_ms", json_integer(d->timestamp_ms));
 	json_object_set_new(o, "handle", json_integer((json_int_t)d->handle));
+	json_object_set_new(o, "duplicate", json_boolean(dup));
 	json_dumpf(o, stdout, JSON_COMPACT);
 	fputc('\n', stdout);
 	json_decref(o);
@@ -221,10 +229,11 @@ consume__print_bytes(const void *p, size_t len)
 }
 
 static void
-consume__print(const struct consume__opts *o, const mr_delivery *d)
+consume__print(const struct consume__opts *o, const mr_delivery *d,
+	       bool dup)
 {
 	if (o->json) {
-		consume__print_json(d);
+		consume__print_json(d, dup);
 		return;
 	}
 	printf("%s/%d@%lld key=", d->topic, d->partition,
@@ -233,7 +242,7 @@ consume__print(const struct consume__opts *o, const mr_delivery *d)
 		consume__print_bytes(d->key, d->key_len);
 	else
 		fputs("(none)", stdout);
-	printf(" attempt=%u: ", d->attempt);
+	printf(" attempt=%u%s: ", d->attempt, dup ? " (duplicate)" : "");
 	consume__print_bytes(d->payload, d->payload_len);
 	fputc('\n', stdout);
 }
@@ -252,9 +261,17 @@ consume__batch(mr_consumer *s, const struct consume__opts *o, mr_batch *b)
 	if (h == NULL)
 		return MR_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		const mr_delivery *d = mr_batch_at(b, i);
+		const mr_delivery *d   = mr_batch_at(b, i);
+		int                grc = o->guard != NULL
+					     ? mr_guard_claim(o->guard, d->id)
+					     : MR_OK;
 
-		consume__print(o, d);
+		if (grc != MR_OK && grc != MR_EEXIST) {
+			// Not recorded: nothing of the batch is acked.
+			free(h);
+			return grc;
+		}
+		consume__print(o, d, grc == MR_EEXIST);
 		h[i] = d->handle;
 	}
 	if (fflush(stdout) != 0 || ferror(stdout)) {
@@ -331,6 +348,7 @@ consume__parse(struct consume__opts *o, int argc, char **argv, int *code)
 	    {"idle", required_argument, NULL, 'i'},
 	    {"batch", required_argument, NULL, 'b'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"guard", required_argument, NULL, 'G'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	const char *bad = NULL;
@@ -392,6 +410,9 @@ consume__parse(struct consume__opts *o, int argc, char **argv, int *code)
 		case 'j':
 			o->json = true;
 			break;
+		case 'G':
+			o->guard_path = optarg;
+			break;
 		case 'h':
 			consume__usage(stdout);
 			*code = CLI_OK;
@@ -435,8 +456,19 @@ cli_consume(const struct cli_common *co, int argc, char **argv)
 		return code;
 	if (o.settle == CONSUME__NACK && o.reason == NULL)
 		o.reason = "nacked by mailroom consume";
-	if (cli_connect(co, &c) != MR_OK)
+	if (o.guard_path != NULL) {
+		char err[256];
+
+		if (mr_guard_open(&o.guard, o.guard_path, err, sizeof(err)) !=
+		    MR_OK) {
+			fprintf(stderr, "mailroom: --guard: %s\n", err);
+			return CLI_INPUT;
+		}
+	}
+	if (cli_connect(co, &c) != MR_OK) {
+		mr_guard_free(o.guard);
 		return CLI_UNREACHABLE;
+	}
 	rc = mr_subscribe(c, o.group, (const char *const *)&argv[optind],
 			  (size_t)(argc - optind), &o.sub, &s);
 	if (rc != MR_OK) {
@@ -445,6 +477,7 @@ cli_consume(const struct cli_common *co, int argc, char **argv)
 			mr_client_last_error()[0] ? mr_client_last_error()
 						  : mr_strerror(rc));
 		mr_client_free(c);
+		mr_guard_free(o.guard);
 		return cli_exit_for(rc);
 	}
 	memset(&sa, 0, sizeof(sa));
@@ -469,5 +502,6 @@ cli_consume(const struct cli_common *co, int argc, char **argv)
 	}
 	mr_consumer_free(s);
 	mr_client_free(c);
+	mr_guard_free(o.guard);
 	return code;
 }

@@ -139,7 +139,7 @@ daemon_args=(--brokers "$brokers"
     --set librdkafka.compression.type=lz4)
 
 cat >"$work/driver.py" <<'PYEOF'
-import json, os, random, signal, subprocess, sys, threading, time
+import json, os, random, signal, subprocess, sys, threading, time, uuid
 
 (MR, MRD, work, url, topic, group, mode, nmsg, rate) = sys.argv[1:10]
 daemon_args = sys.argv[10:]
@@ -252,7 +252,6 @@ kill_log = []
 
 # --- the publisher -------------------------------------------------------------
 acked = {}          # line -> (id, partition, offset) of its ok ack
-line_ids = {}       # line -> every id it was sent with
 err_acks_by_epoch = {}
 pub_stats = {"runs": 0, "error_acks": 0, "republished": 0,
              "fresh_after_hang": 0, "dup_acks": 0, "exit_codes": []}
@@ -342,8 +341,6 @@ def publisher():
             except ValueError:
                 failed.append((i, None))
                 continue
-            with lock:
-                line_ids.setdefault(i, []).append(a.get("id"))
             if a.get("status") == "ok":
                 with lock:
                     acked[i] = (a["id"], a["partition"], a["offset"])
@@ -362,10 +359,11 @@ def publisher():
         # Error acks came for lines in flight at the kill: again, in line
         # order (so per key), with the same id.
         for i, mid in failed:
-            if mid:
-                republish(i, mid)
-            else:
+            if not mid:
+                # An ack line that names no id: its first id is unknown.
                 pub_stats["fresh_after_hang"] += 1
+                mid = str(uuid.uuid4())
+            republish(i, mid)
         pos = start + k
         if rc == -signal.SIGKILL and state["written"] > pos:
             # Killed by the watchdog: lines sent without an ack line go out
