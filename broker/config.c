@@ -72,6 +72,10 @@ static const struct config__entry config__table[] = {
     {"consumer.revoke_wait_ms", CFG_INT, CFG_OFF(consumer_revoke_wait_ms),
      "5000", 0, 600000, false,
      "on a rebalance, how long acks in flight may take before the commit"},
+    {"consumer.session_timeout_ms", CFG_INT,
+     CFG_OFF(consumer_session_timeout_ms), "10000", 1000, 3600000, false,
+     "Kafka's group session: how soon a dead mailroomd's partitions move "
+     "to the others"},
     {"consumer.idle_close_ms", CFG_INT, CFG_OFF(consumer_idle_close_ms),
      "30000", 0, 86400000, false,
      "a subscription without a session this long leaves its group; 0: "

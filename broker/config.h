@@ -34,6 +34,7 @@ struct mri_config {
 	long long consumer_revoke_wait_ms;
 	bool      consumer_journal;
 	long long consumer_idle_close_ms;
+	long long consumer_session_timeout_ms;
 	long long consumer_dedupe_window_ms;
 	long long consumer_dedupe_max_entries;
 	/* librdkafka pass-through, in the order given */

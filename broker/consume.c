@@ -283,6 +283,7 @@ consume__parse(struct mri_consume *r, const uint8_t *body, size_t len,
 	}
 	gc->max_buffered       = r->c.max_buffered;
 	gc->revoke_wait_ms     = r->c.revoke_wait_ms;
+	gc->session_timeout_ms = r->c.session_timeout_ms;
 	gc->journal            = r->c.journal;
 	gc->dedupe_window_ms   = r->c.dedupe_window_ms;
 	gc->dedupe_max_entries = r->c.dedupe_max_entries;

@@ -28,6 +28,7 @@ struct mri_consume_conf {
 	uint32_t credit;          /* default of a subscription */
 	uint32_t max_buffered;    /* per partition */
 	uint32_t revoke_wait_ms;
+	uint32_t session_timeout_ms;
 	size_t   max_frame;       /* of a FETCH_REPLY, soft */
 	bool     journal;         /* consumers/journal.h */
 	uint64_t dedupe_window_ms;

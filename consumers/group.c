@@ -58,6 +58,7 @@ struct mri_group {
 	pthread_t            thread;
 	bool                 started;
 	atomic_int           stop;
+	atomic_int           dropped; /* positions found dropped */
 	bool                 draining;
 	struct group_part   *parts;
 	size_t               nparts;
@@ -673,6 +674,18 @@ mri_group_sessions(struct mri_group *g)
 /* ---- the group's thread ---------------------------------------------- */
 
 static void
+group__dropped(struct mri_group *g, const char *topic, int32_t partition,
+	       const char *what)
+{
+	atomic_fetch_add(&g->dropped, 1);
+	mri_crit("component=consumer group=%s topic=%s partition=%" PRId32
+		 " msg=\"POSITION ALREADY DROPPED by Kafka (retention, or the "
+		 "embedded cluster's 5 MB per partition): %s; reading on from "
+		 "the oldest record kept\"",
+		 g->name, topic, partition, what);
+}
+
+static void
 group__assign(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 {
 	rd_kafka_resp_err_t err;
@@ -701,6 +714,26 @@ group__assign(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 
 		if (err)
 			tp->offset = RD_KAFKA_OFFSET_INVALID;
+		if (tp->offset >= 0) {
+			int64_t lo, hi;
+			char    what[160];
+
+			// Kafka would reset a position it no longer has
+			// without a word: say it, and where the loss is.
+			if (rd_kafka_query_watermark_offsets(
+				g->rk, tp->topic, tp->partition, &lo, &hi,
+				GROUP__COMMIT_TIMEOUT_MS) == 0 &&
+			    lo > tp->offset) {
+				snprintf(what, sizeof(what),
+					 "committed offset %" PRId64
+					 ", oldest kept %" PRId64 ": %" PRId64
+					 " records lost to this group",
+					 tp->offset, lo, lo - tp->offset);
+				group__dropped(g, tp->topic, tp->partition,
+					       what);
+				tp->offset = lo;
+			}
+		}
 		start = tp->offset >= 0 ? tp->offset : 0;
 		if ((p = group__part_new(g, tp->topic, tp->partition, &idx)) ==
 		    NULL) {
@@ -838,16 +871,10 @@ group__error(struct mri_group *g, rd_kafka_message_t *m)
 	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
 		return;
 	if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
-	    m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE)
-		mri_crit("component=consumer group=%s topic=%s "
-			 "partition=%" PRId32 " msg=\"POSITION ALREADY "
-			 "DROPPED by Kafka (retention, or the embedded "
-			 "cluster's 5 MB per partition): records between the "
-			 "committed offset and the oldest kept one are lost "
-			 "to this group: %s\"",
-			 g->name, m->rkt ? rd_kafka_topic_name(m->rkt) : "-",
-			 m->partition, rd_kafka_message_errstr(m));
-	else
+	    m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+		group__dropped(g, m->rkt ? rd_kafka_topic_name(m->rkt) : "-",
+			       m->partition, rd_kafka_message_errstr(m));
+	} else
 		mri_warn("component=consumer group=%s msg=\"%s\"", g->name,
 			 rd_kafka_message_errstr(m));
 }
@@ -954,6 +981,7 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_resp_err_t              err;
 	struct mri_journal              *j = NULL;
+	char                             buf[32];
 
 	if (c->journal) {
 		struct mri_journal_conf jc = {c->group, c->dedupe_window_ms,
@@ -967,7 +995,10 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 					  errstr_size)) != MR_OK)
 			return rc;
 	}
+	snprintf(buf, sizeof(buf), "%" PRIu32, c->session_timeout_ms);
 	if (group__set(conf, "group.id", c->group, errstr, errstr_size) ||
+	    group__set(conf, "session.timeout.ms", buf, errstr,
+		       errstr_size) ||
 	    group__set(conf, "enable.auto.commit", "false", errstr,
 		       errstr_size) ||
 	    group__set(conf, "enable.auto.offset.store", "false", errstr,
