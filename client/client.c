@@ -43,7 +43,8 @@ struct cli_req {
 	int             extra_ms; /* added to the client's timeout */
 	uint8_t         op;
 	struct cli_call call;
-	struct cli_req *next;
+	struct cli_req *next;     /* in c->idle */
+	struct cli_req *all_next; /* in c->all, for free */
 };
 
 struct mr_client {
@@ -164,8 +165,8 @@ client__acquire(mr_client *c, struct cli_req **out)
 	}
 	nng_aio_set_timeout(r->aio, c->timeout_ms);
 	pthread_mutex_lock(&c->lock);
-	r->next = c->all;
-	c->all  = r;
+	r->all_next = c->all;
+	c->all      = r;
 	pthread_mutex_unlock(&c->lock);
 	*out = r;
 	return MR_OK;
@@ -366,7 +367,7 @@ mr_client_free(mr_client *c)
 	mr_client_drain(c, c->timeout_ms + 1000);
 	nng_close(c->sock);
 	for (r = c->all; r != NULL; r = n) {
-		n = r->next;
+		n = r->all_next;
 		nng_aio_stop(r->aio);
 		nng_aio_free(r->aio);
 		free(r);
