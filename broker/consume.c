@@ -440,15 +440,17 @@ mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
 	}
 }
 
-/* @returns the session's group and sid, or NULL. */
+/* @returns the group and sid of session \p id of connection \p pipe, or
+ * NULL. */
 static struct mri_group *
-consume__find(struct mri_consume *r, uint64_t id, uint32_t *sid)
+consume__find(struct mri_consume *r, uint64_t id, uint32_t pipe,
+	      uint32_t *sid)
 {
 	struct mri_group *g = NULL;
 
 	pthread_mutex_lock(&r->lock);
 	for (struct consume_session *x = r->sessions; x != NULL; x = x->next)
-		if (x->id == id) {
+		if (x->id == id && x->pipe == pipe) {
 			g    = x->sub->g;
 			*sid = x->sid;
 			break;
@@ -458,8 +460,9 @@ consume__find(struct mri_consume *r, uint64_t id, uint32_t *sid)
 }
 
 int
-mri_consume_fetch(struct mri_consume *r, const uint8_t *body, size_t len,
-		  mri_group_reply_cb cb, void *arg, struct mri_wbuf *out)
+mri_consume_fetch(struct mri_consume *r, uint32_t pipe, const uint8_t *body,
+		  size_t len, mri_group_reply_cb cb, void *arg,
+		  struct mri_wbuf *out)
 {
 	struct mri_fetch  f;
 	struct mri_group *g;
@@ -471,7 +474,7 @@ mri_consume_fetch(struct mri_consume *r, const uint8_t *body, size_t len,
 		consume__error(out, rc, why);
 		return rc;
 	}
-	if ((g = consume__find(r, f.session, &sid)) == NULL) {
+	if ((g = consume__find(r, f.session, pipe, &sid)) == NULL) {
 		consume__error(out, MR_ENOENT,
 			       "no such session (closed, or opened on another "
 			       "connection or before a restart): subscribe "
@@ -485,8 +488,9 @@ mri_consume_fetch(struct mri_consume *r, const uint8_t *body, size_t len,
 }
 
 int
-mri_consume_settle(struct mri_consume *r, const uint8_t *body, size_t len,
-		   mri_group_reply_cb cb, void *arg, struct mri_wbuf *out)
+mri_consume_settle(struct mri_consume *r, uint32_t pipe, const uint8_t *body,
+		   size_t len, mri_group_reply_cb cb, void *arg,
+		   struct mri_wbuf *out)
 {
 	struct mri_settle s;
 	struct mri_group *g;
@@ -498,7 +502,7 @@ mri_consume_settle(struct mri_consume *r, const uint8_t *body, size_t len,
 		consume__error(out, rc, why);
 		return rc;
 	}
-	if ((g = consume__find(r, s.session, &sid)) == NULL) {
+	if ((g = consume__find(r, s.session, pipe, &sid)) == NULL) {
 		consume__error(out, MR_ENOENT,
 			       "no such session: its deliveries were handed "
 			       "out again");
@@ -549,8 +553,8 @@ consume__is_pipe(struct consume_session *x, uint64_t pipe)
 }
 
 void
-mri_consume_unsubscribe(struct mri_consume *r, const uint8_t *body,
-			size_t len, struct mri_wbuf *out)
+mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
+			const uint8_t *body, size_t len, struct mri_wbuf *out)
 {
 	uint64_t    id;
 	uint32_t    sid;
@@ -561,7 +565,7 @@ mri_consume_unsubscribe(struct mri_consume *r, const uint8_t *body,
 		consume__error(out, rc, why);
 		return;
 	}
-	if (consume__find(r, id, &sid) == NULL) {
+	if (consume__find(r, id, pipe, &sid) == NULL) {
 		consume__error(out, MR_ENOENT, "no such session");
 		return;
 	}

@@ -4,7 +4,8 @@
  * time a (group, topics, mode) is asked for and kept until mailroomd
  * stops; FETCH, SETTLE and UNSUBSCRIBE name the session. A session lives
  * on the connection that opened it: when the connection closes, so does
- * the session, and what it held is handed out again.
+ * the session, and what it held is handed out again. Another connection
+ * that names it is told there is no such session.
  *
  * Thread safety: every function may be called from any thread, except
  * new and free.
@@ -60,20 +61,22 @@ void mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
  * @brief FETCH. @returns MR_OK when \p cb will get the reply, or an error
  *        with an ERROR frame in \p out (cb will not be called).
  */
-int mri_consume_fetch(struct mri_consume *r, const uint8_t *body, size_t len,
-		      mri_group_reply_cb cb, void *arg, struct mri_wbuf *out);
+int mri_consume_fetch(struct mri_consume *r, uint32_t pipe,
+		      const uint8_t *body, size_t len, mri_group_reply_cb cb,
+		      void *arg, struct mri_wbuf *out);
 
 /**
  * @brief SETTLE. @returns MR_OK when \p cb will get the reply, or an error
  *        with an ERROR frame in \p out (cb will not be called).
  */
-int mri_consume_settle(struct mri_consume *r, const uint8_t *body,
-		       size_t len, mri_group_reply_cb cb, void *arg,
-		       struct mri_wbuf *out);
+int mri_consume_settle(struct mri_consume *r, uint32_t pipe,
+		       const uint8_t *body, size_t len, mri_group_reply_cb cb,
+		       void *arg, struct mri_wbuf *out);
 
 /** @brief UNSUBSCRIBE: a whole reply frame into \p out. */
-void mri_consume_unsubscribe(struct mri_consume *r, const uint8_t *body,
-			     size_t len, struct mri_wbuf *out);
+void mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
+			     const uint8_t *body, size_t len,
+			     struct mri_wbuf *out);
 
 /** @brief The connection \p pipe closed: its sessions close. */
 void mri_consume_pipe_closed(struct mri_consume *r, uint32_t pipe);

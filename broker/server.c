@@ -656,6 +656,13 @@ srv__admin(struct srv_ctx *c, const uint8_t *body, size_t len)
 
 /* ---- the request loop ------------------------------------------------- */
 
+/* The connection a request came on: consumer sessions belong to one. */
+static uint32_t
+srv__pipe(struct srv_ctx *c)
+{
+	return (uint32_t)nng_pipe_id(nng_msg_get_pipe(c->req));
+}
+
 /* A FETCH's or SETTLE's reply, on the thread that finished it. */
 static void
 srv__fetch_reply(void *arg, struct mri_wbuf *frame)
@@ -708,27 +715,28 @@ srv__dispatch(struct srv_ctx *c)
 		srv__admin(c, data + MRI_FRAME_HDR_LEN, h.body_len);
 		break;
 	case MRI_OP_SUBSCRIBE:
-		mri_consume_subscribe(s->consume,
-				      (uint32_t)nng_pipe_id(
-					  nng_msg_get_pipe(c->req)),
+		mri_consume_subscribe(s->consume, srv__pipe(c),
 				      data + MRI_FRAME_HDR_LEN, h.body_len,
 				      &c->out);
 		srv__send(c);
 		break;
 	case MRI_OP_FETCH:
-		if (mri_consume_fetch(s->consume, data + MRI_FRAME_HDR_LEN,
+		if (mri_consume_fetch(s->consume, srv__pipe(c),
+				      data + MRI_FRAME_HDR_LEN,
 				      h.body_len, srv__fetch_reply, c,
 				      &c->out) != MR_OK)
 			srv__send(c);
 		break;
 	case MRI_OP_SETTLE:
-		if (mri_consume_settle(s->consume, data + MRI_FRAME_HDR_LEN,
+		if (mri_consume_settle(s->consume, srv__pipe(c),
+				       data + MRI_FRAME_HDR_LEN,
 				       h.body_len, srv__fetch_reply, c,
 				       &c->out) != MR_OK)
 			srv__send(c);
 		break;
 	case MRI_OP_UNSUBSCRIBE:
-		mri_consume_unsubscribe(s->consume, data + MRI_FRAME_HDR_LEN,
+		mri_consume_unsubscribe(s->consume, srv__pipe(c),
+					data + MRI_FRAME_HDR_LEN,
 					h.body_len, &c->out);
 		srv__send(c);
 		break;

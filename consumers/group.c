@@ -390,6 +390,13 @@ group__fill(struct mri_group *g, struct group_waiter *w, uint64_t now)
 	       mri_engine_fetch(g->e, w->sid, now, &d, 1) == 1) {
 		rd_kafka_message_t *m = d.opaque;
 
+		// Another record of an id acked since it arrived (a
+		// publisher's retry, a second copy buffered with the first):
+		// acked here, never handed out.
+		if (g->j != NULL && mri_journal_acked(g->j, group__id_hash(m))) {
+			mri_engine_ack(g->e, d.handle, NULL);
+			continue;
+		}
 		group__encode(g, &d, &w->out, &size);
 		n++;
 		if (g->j == NULL)

@@ -491,8 +491,10 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 		goto fail;
 	rc = NULL;
 	rd_kafka_poll_set_consumer(j->reader);
+	// Kafka answers CreateTopics at once; a cluster that never does
+	// (librdkafka's mock) gets a few seconds, then auto-creates it.
 	if (c->create)
-		journal__create_topic(j, timeout_ms);
+		journal__create_topic(j, timeout_ms < 5000 ? timeout_ms : 5000);
 	l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, j->topic, 0)->offset =
 	    RD_KAFKA_OFFSET_BEGINNING;
