@@ -60,6 +60,7 @@ struct mri_group {
 	atomic_int           stop;
 	atomic_int           dropped; /* positions found dropped */
 	bool                 draining;
+	bool                 revoking; /* nothing is handed out meanwhile */
 	struct group_part   *parts;
 	size_t               nparts;
 	struct group_waiter *waiters;
@@ -386,7 +387,7 @@ group__fill(struct mri_group *g, struct group_waiter *w, uint64_t now)
 		max_bytes = w->max_frame;
 	mri_frame_begin(&w->out, MRI_OP_FETCH_REPLY);
 	mri_wbuf_u32(&w->out, 0);
-	while (n < w->f.max_msgs && size < max_bytes &&
+	while (!g->revoking && n < w->f.max_msgs && size < max_bytes &&
 	       mri_engine_fetch(g->e, w->sid, now, &d, 1) == 1) {
 		rd_kafka_message_t *m = d.opaque;
 
@@ -796,7 +797,11 @@ group__revoke(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 	struct mri_engine_stats          st;
 	uint64_t deadline = group__now() + g->c.revoke_wait_ms;
 
-	// Acks in flight get a bounded time to arrive.
+	// Nothing more is handed out; acks in flight get a bounded time to
+	// arrive.
+	pthread_mutex_lock(&g->lock);
+	g->revoking = true;
+	pthread_mutex_unlock(&g->lock);
 	for (;;) {
 		pthread_mutex_lock(&g->lock);
 		mri_engine_stats(g->e, &st);
@@ -823,6 +828,7 @@ group__revoke(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 			 " msg=\"revoked\"",
 			 g->name, tp->topic, tp->partition, commit);
 	}
+	g->revoking = false;
 	pthread_mutex_unlock(&g->lock);
 	group__commit(g, l, true);
 	rd_kafka_assign(g->rk, NULL);
