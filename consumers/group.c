@@ -22,6 +22,13 @@
 #define GROUP__META_PREFIX "mr1:"
 #define GROUP__JOURNAL_WAIT_MS 10000
 
+/* A buffered record, the engine's opaque: its hashes are computed once. */
+struct group_rec {
+	rd_kafka_message_t *m;
+	uint64_t            id;  /* of its message id: the dedupe key */
+	uint64_t            pos; /* of topic/partition/offset: attempts */
+};
+
 /* A partition of ours: the engine knows it by its index in g->parts. */
 struct group_part {
 	bool                 used;
@@ -29,7 +36,7 @@ struct group_part {
 	char                *topic;
 	int32_t              partition;
 	int64_t              committed; /* last offset committed */
-	rd_kafka_message_t **msgs;      /* buffered, in offset order */
+	struct group_rec   **msgs;      /* buffered, in offset order */
 	size_t               head, count, cap; /* a ring */
 };
 
@@ -90,10 +97,10 @@ group__key_hash(const void *key, size_t len)
 	return h;
 }
 
-/* The message id: ce_id, or topic/partition/offset for a record that has
- * none. */
+/* The message id: ce_id, or topic/partition/offset (\p pos) for a record
+ * that has none. */
 static uint64_t
-group__id_hash(const rd_kafka_message_t *m)
+group__id_hash(const rd_kafka_message_t *m, uint64_t pos)
 {
 	rd_kafka_headers_t *hs;
 	const void         *v;
@@ -104,8 +111,7 @@ group__id_hash(const rd_kafka_message_t *m)
 		RD_KAFKA_RESP_ERR_NO_ERROR &&
 	    v != NULL && n > 0 && n <= MRI_ID_MAX)
 		return mri_journal_hash(MRI_JOURNAL_HASH_INIT, v, n);
-	return mri_journal_pos_hash(rd_kafka_topic_name(m->rkt), m->partition,
-				    m->offset);
+	return pos;
 }
 
 static struct group_part *
@@ -155,11 +161,11 @@ group__part_new(struct mri_group *g, const char *topic, int32_t partition,
 }
 
 static int
-group__push(struct group_part *p, rd_kafka_message_t *m)
+group__push(struct group_part *p, struct group_rec *m)
 {
 	if (p->count == p->cap) {
-		size_t               n = p->cap ? p->cap * 2 : 256;
-		rd_kafka_message_t **a = malloc(n * sizeof(*a));
+		size_t             n = p->cap ? p->cap * 2 : 256;
+		struct group_rec **a = malloc(n * sizeof(*a));
 
 		if (a == NULL)
 			return MR_ENOMEM;
@@ -180,11 +186,12 @@ static void
 group__trim(struct group_part *p, int64_t below)
 {
 	while (p->count > 0) {
-		rd_kafka_message_t *m = p->msgs[p->head];
+		struct group_rec *r = p->msgs[p->head];
 
-		if (below >= 0 && m->offset >= below)
+		if (below >= 0 && r->m->offset >= below)
 			break;
-		rd_kafka_message_destroy(m);
+		rd_kafka_message_destroy(r->m);
+		free(r);
 		p->head = (p->head + 1) % p->cap;
 		p->count--;
 	}
@@ -316,7 +323,7 @@ static void
 group__encode(struct mri_group *g, const struct mri_delivery *d,
 	      struct mri_wbuf *b, size_t *size)
 {
-	rd_kafka_message_t  *m = d->opaque;
+	rd_kafka_message_t  *m = ((struct group_rec *)d->opaque)->m;
 	rd_kafka_headers_t  *hs = NULL;
 	struct mri_hdr_view  hv[MRI_HDR_COUNT_MAX];
 	struct mri_msg_view  v = {0};
@@ -389,12 +396,12 @@ group__fill(struct mri_group *g, struct group_waiter *w, uint64_t now)
 	mri_wbuf_u32(&w->out, 0);
 	while (!g->revoking && n < w->f.max_msgs && size < max_bytes &&
 	       mri_engine_fetch(g->e, w->sid, now, &d, 1) == 1) {
-		rd_kafka_message_t *m = d.opaque;
+		struct group_rec *r = d.opaque;
 
 		// Another record of an id acked since it arrived (a
 		// publisher's retry, a second copy buffered with the first):
 		// acked here, never handed out.
-		if (g->j != NULL && mri_journal_acked(g->j, group__id_hash(m))) {
+		if (g->j != NULL && mri_journal_acked(g->j, r->id)) {
 			mri_engine_ack(g->e, d.handle, NULL);
 			continue;
 		}
@@ -413,8 +420,7 @@ group__fill(struct mri_group *g, struct group_waiter *w, uint64_t now)
 			w->ents     = a;
 			w->ents_cap = nc;
 		}
-		w->ents[w->nents].hash = mri_journal_pos_hash(
-		    rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+		w->ents[w->nents].hash = r->pos;
 		w->ents[w->nents++].attempt = d.attempt;
 	}
 	mri_wbuf_patch_u32(&w->out, MRI_FRAME_HDR_LEN, (uint32_t)n);
@@ -584,7 +590,8 @@ mri_group_settle(struct mri_group *g, const struct mri_settle *s,
 			case MRI_SETTLE_ACK:
 				rc = mri_engine_ack(g->e, h, &m);
 				if (rc == MR_OK && acked != NULL) {
-					acked[na].hash    = group__id_hash(m);
+					acked[na].hash =
+					    ((struct group_rec *)m)->id;
 					acked[na++].attempt = 0;
 				}
 				break;
@@ -850,32 +857,34 @@ static void
 group__arrive(struct mri_group *g, rd_kafka_message_t *m)
 {
 	struct group_part *p;
+	struct group_rec  *r;
 	int32_t            idx;
-	int                rc;
+	int                rc = MR_ENOMEM;
 	const char        *topic = rd_kafka_topic_name(m->rkt);
 
 	if ((p = group__part(g, topic, m->partition, &idx)) == NULL) {
 		rd_kafka_message_destroy(m);
 		return;
 	}
-	rc = mri_engine_arrive(
-	    g->e, idx, m->offset, group__key_hash(m->key, m->key_len),
-	    m->key == NULL,
-	    g->j ? mri_journal_attempts(g->j, mri_journal_pos_hash(
-						  topic, m->partition,
-						  m->offset))
-		 : 0,
-	    g->j ? mri_journal_acked(g->j, group__id_hash(m)) : false, m);
-	if (rc != MR_OK || group__push(p, m) != MR_OK) {
-		// Not buffered: it is read again after the next assign.
-		mri_warn("component=consumer group=%s topic=%s "
-			 "partition=%" PRId32 " offset=%" PRId64
-			 " msg=\"record not buffered: %s\"",
-			 g->name, topic, m->partition, m->offset,
-			 mr_err_name(rc));
-		rd_kafka_message_destroy(m);
+	if ((r = malloc(sizeof(*r))) == NULL || group__push(p, r) != MR_OK)
+		goto fail;
+	r->m   = m;
+	r->pos = mri_journal_pos_hash(topic, m->partition, m->offset);
+	r->id  = group__id_hash(m, r->pos);
+	rc     = mri_engine_arrive(
+		g->e, idx, m->offset, group__key_hash(m->key, m->key_len),
+		m->key == NULL, g->j ? mri_journal_attempts(g->j, r->pos) : 0,
+		g->j ? mri_journal_acked(g->j, r->id) : false, r);
+	if (rc == MR_OK)
 		return;
-	}
+	p->count--; // the record just pushed
+fail:
+	// Not buffered: it is read again after the next assign.
+	mri_warn("component=consumer group=%s topic=%s partition=%" PRId32
+		 " offset=%" PRId64 " msg=\"record not buffered: %s\"",
+		 g->name, topic, m->partition, m->offset, mr_err_name(rc));
+	free(r);
+	rd_kafka_message_destroy(m);
 }
 
 static void

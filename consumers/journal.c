@@ -51,6 +51,8 @@ struct mri_journal {
 	atomic_int      stop;
 };
 
+static void journal__le(uint8_t *p, uint64_t v, int n);
+
 static int64_t
 journal__wall_ms(void)
 {
@@ -75,12 +77,13 @@ mri_journal_hash(uint64_t h, const void *p, size_t len)
 uint64_t
 mri_journal_pos_hash(const char *topic, int32_t partition, int64_t offset)
 {
-	char buf[300];
-	int  n = snprintf(buf, sizeof(buf), "%s/%" PRId32 "/%" PRId64, topic,
-			  partition, offset);
+	uint8_t  b[12];
+	uint64_t h = mri_journal_hash(MRI_JOURNAL_HASH_INIT, topic,
+				      strlen(topic));
 
-	return mri_journal_hash(MRI_JOURNAL_HASH_INIT, buf,
-				n < 0 ? 0 : (size_t)n);
+	journal__le(b, (uint32_t)partition, 4);
+	journal__le(b + 4, (uint64_t)offset, 8);
+	return mri_journal_hash(h, b, sizeof(b));
 }
 
 /* ---- the bounded map -------------------------------------------------- */
@@ -466,7 +469,7 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 			      errstr_size) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(pc, "acks", "all", errstr, errstr_size) !=
 		RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(pc, "linger.ms", "1", errstr, errstr_size) !=
+	    rd_kafka_conf_set(pc, "linger.ms", "0", errstr, errstr_size) !=
 		RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(rc, "enable.partition.eof", "false", errstr,
 			      errstr_size) != RD_KAFKA_CONF_OK ||
