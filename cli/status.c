@@ -72,6 +72,12 @@ cli_status(const struct cli_common *co, int argc, char **argv)
 	       (long long)json_integer_value(json_object_get(k, "confirmed")),
 	       (long long)json_integer_value(json_object_get(k, "failed")),
 	       (long long)json_integer_value(json_object_get(k, "duplicates")));
+	if ((k = json_object_get(st, "consume")) != NULL)
+		printf("consumers: %lld subscriptions, %lld sessions\n",
+		       (long long)json_integer_value(
+			   json_object_get(k, "subscriptions")),
+		       (long long)json_integer_value(
+			   json_object_get(k, "sessions")));
 	json_decref(st);
 	return CLI_OK;
 }
