@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <nng/nng.h>
 
 #include "core/log.h"
 #include "mailroom/error.h"
@@ -70,8 +71,25 @@ consume__sub_free(struct consume_sub *s)
 	free(s);
 }
 
-/* Subscriptions without a session for consumer.idle_close_ms leave their
- * group: Kafka gives their partitions to the members still there. */
+static void consume__close(struct mri_consume *r,
+			   bool (*match)(struct consume_session *, uint64_t),
+			   uint64_t what);
+
+/* The session's connection is gone (nng no longer knows its pipe). */
+static bool
+consume__pipe_gone(struct consume_session *x, uint64_t unused)
+{
+	nng_pipe     p = {.id = x->pipe};
+	nng_sockaddr sa;
+	int          rv = nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa);
+
+	return rv == NNG_ENOENT || rv == NNG_ECLOSED;
+}
+
+/* Once a second: sessions whose connection closed are closed (what they
+ * held is handed out again), and subscriptions without a session for
+ * consumer.idle_close_ms leave their group, so that Kafka gives their
+ * partitions to the members still there. */
 static void *
 consume__reaper(void *arg)
 {
@@ -79,12 +97,15 @@ consume__reaper(void *arg)
 
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
+		pthread_mutex_unlock(&r->lock);
+		consume__close(r, consume__pipe_gone, 0);
+		pthread_mutex_lock(&r->lock);
 		struct consume_sub **pp, *s, *gone = NULL;
 		struct timespec      ts;
 		uint64_t             now = consume__mono_ms();
 
 		for (pp = &r->subs; (s = *pp) != NULL;) {
-			if (s->nsessions == 0 &&
+			if (s->nsessions == 0 && r->c.idle_close_ms > 0 &&
 			    now - s->idle_since >= r->c.idle_close_ms) {
 				*pp     = s->next;
 				s->next = gone;
@@ -138,8 +159,7 @@ mri_consume_new(struct mri_consume **out, const rd_kafka_conf_t *conf,
 	r->c = *c;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cv, NULL);
-	if (c->idle_close_ms > 0 &&
-	    pthread_create(&r->reaper, NULL, consume__reaper, r) == 0)
+	if (pthread_create(&r->reaper, NULL, consume__reaper, r) == 0)
 		r->reaper_started = true;
 	// Session ids of an earlier run of mailroomd are not taken for ours.
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -546,12 +566,6 @@ consume__is_id(struct consume_session *x, uint64_t id)
 	return x->id == id;
 }
 
-static bool
-consume__is_pipe(struct consume_session *x, uint64_t pipe)
-{
-	return x->pipe == (uint32_t)pipe;
-}
-
 void
 mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
 			const uint8_t *body, size_t len, struct mri_wbuf *out)
@@ -574,11 +588,6 @@ mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
 	mri_frame_end(out);
 }
 
-void
-mri_consume_pipe_closed(struct mri_consume *r, uint32_t pipe)
-{
-	consume__close(r, consume__is_pipe, pipe);
-}
 
 void
 mri_consume_counts(struct mri_consume *r, size_t *subs, size_t *sessions)

@@ -4,7 +4,8 @@
  * time a (group, topics, mode) is asked for and kept until mailroomd
  * stops; FETCH, SETTLE and UNSUBSCRIBE name the session. A session lives
  * on the connection that opened it: when the connection closes, so does
- * the session, and what it held is handed out again. Another connection
+ * the session (within a second: a thread of the registry checks the
+ * sessions' connections), and what it held is handed out again. Another connection
  * that names it is told there is no such session.
  *
  * Thread safety: every function may be called from any thread, except
@@ -78,8 +79,6 @@ void mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
 			     const uint8_t *body, size_t len,
 			     struct mri_wbuf *out);
 
-/** @brief The connection \p pipe closed: its sessions close. */
-void mri_consume_pipe_closed(struct mri_consume *r, uint32_t pipe);
 
 /** @returns the number of subscriptions and open sessions. */
 void mri_consume_counts(struct mri_consume *r, size_t *subs, size_t *sessions);
