@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "mailroom/error.h"
+#include "proto/reader.h"
 
 #define CONSUME__FETCH_LEN 20 /* session, max_msgs, max_bytes, max_wait */
 #define CONSUME__RANGE_LEN 12 /* first, count */
@@ -16,84 +17,6 @@
 /* Smallest encoded message: a 1-byte topic and a 1-byte id. Bounds the
  * count before anything is allocated. */
 #define CONSUME__MSG_MIN (CONSUME__MSG_FIXED + 2)
-
-/* A bounds-checked cursor over a body (as in frame.c). */
-struct rd {
-	const uint8_t *p;
-	const uint8_t *end;
-	int            ok;
-};
-
-static int
-rd_need(struct rd *r, size_t n)
-{
-	if (!r->ok || (size_t)(r->end - r->p) < n) {
-		r->ok = 0;
-		return 0;
-	}
-	return 1;
-}
-
-static size_t
-rd_left(const struct rd *r)
-{
-	return r->ok ? (size_t)(r->end - r->p) : 0;
-}
-
-static uint8_t
-rd_u8(struct rd *r)
-{
-	if (!rd_need(r, 1))
-		return 0;
-	return *r->p++;
-}
-
-static uint16_t
-rd_u16(struct rd *r)
-{
-	uint16_t v;
-
-	if (!rd_need(r, 2))
-		return 0;
-	v = mri_le16(r->p);
-	r->p += 2;
-	return v;
-}
-
-static uint32_t
-rd_u32(struct rd *r)
-{
-	uint32_t v;
-
-	if (!rd_need(r, 4))
-		return 0;
-	v = mri_le32(r->p);
-	r->p += 4;
-	return v;
-}
-
-static uint64_t
-rd_u64(struct rd *r)
-{
-	uint64_t v;
-
-	if (!rd_need(r, 8))
-		return 0;
-	v = mri_le64(r->p);
-	r->p += 8;
-	return v;
-}
-
-static const void *
-rd_bytes(struct rd *r, size_t n)
-{
-	const void *v = r->p;
-
-	if (!rd_need(r, n))
-		return NULL;
-	r->p += n;
-	return v;
-}
 
 /* ---- FETCH -------------------------------------------------------------- */
 
@@ -112,7 +35,7 @@ int
 mri_fetch_decode(const void *body, size_t len, struct mri_fetch *out,
 		 const char **why)
 {
-	struct rd        r = {body, (const uint8_t *)body + len, 1};
+	struct rd        r = rd_init(body, len);
 	struct mri_fetch f;
 
 	memset(out, 0, sizeof(*out));
@@ -266,7 +189,7 @@ mri_fetch_reply_decode(const void *body, size_t len,
 		       struct mri_msg_view **out, uint32_t *count,
 		       const char **why)
 {
-	struct rd            r = {body, (const uint8_t *)body + len, 1};
+	struct rd            r = rd_init(body, len);
 	struct mri_msg_view *v = NULL;
 	uint32_t             n;
 	int                  rc;
@@ -355,7 +278,7 @@ int
 mri_settle_decode(const void *body, size_t len, struct mri_settle *out,
 		  const char **why)
 {
-	struct rd         r = {body, (const uint8_t *)body + len, 1};
+	struct rd         r = rd_init(body, len);
 	struct mri_settle s;
 	int               rc;
 
@@ -432,7 +355,7 @@ mri_settle_reply_decode(const void *body, size_t len, uint32_t *settled,
 			struct mri_settle_fail **out, uint32_t *nf,
 			const char **why)
 {
-	struct rd               r = {body, (const uint8_t *)body + len, 1};
+	struct rd               r = rd_init(body, len);
 	struct mri_settle_fail *v = NULL;
 	uint32_t                ok, n;
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "mailroom/error.h"
+#include "proto/reader.h"
 
 /* Smallest encoded message: topic len, 1-byte topic, flags, id len, header
  * count, payload len. Bounds the count before anything is allocated. */
@@ -171,83 +172,11 @@ mri_topic_valid(const char *t, size_t len)
 	return true;
 }
 
-/* A bounds-checked cursor over a body. */
-struct rd {
-	const uint8_t *p;
-	const uint8_t *end;
-	int            ok;
-};
-
-static int
-rd_need(struct rd *r, size_t n)
-{
-	if (!r->ok || (size_t)(r->end - r->p) < n) {
-		r->ok = 0;
-		return 0;
-	}
-	return 1;
-}
-
-static uint8_t
-rd_u8(struct rd *r)
-{
-	if (!rd_need(r, 1))
-		return 0;
-	return *r->p++;
-}
-
-static uint16_t
-rd_u16(struct rd *r)
-{
-	uint16_t v;
-
-	if (!rd_need(r, 2))
-		return 0;
-	v = mri_le16(r->p);
-	r->p += 2;
-	return v;
-}
-
-static uint32_t
-rd_u32(struct rd *r)
-{
-	uint32_t v;
-
-	if (!rd_need(r, 4))
-		return 0;
-	v = mri_le32(r->p);
-	r->p += 4;
-	return v;
-}
-
-static uint64_t
-rd_u64(struct rd *r)
-{
-	uint64_t v;
-
-	if (!rd_need(r, 8))
-		return 0;
-	v = mri_le64(r->p);
-	r->p += 8;
-	return v;
-}
-
-static const void *
-rd_bytes(struct rd *r, size_t n)
-{
-	const void *v = r->p;
-
-	if (!rd_need(r, n))
-		return NULL;
-	r->p += n;
-	return v;
-}
-
 int
 mri_publish_decode(const void *body, size_t len, struct mri_pub_view **out,
 		   uint32_t *count, const char **why, int64_t *bad_index)
 {
-	struct rd            r = {body, (const uint8_t *)body + len, 1};
+	struct rd            r = rd_init(body, len);
 	struct mri_pub_view *v;
 	uint32_t             n;
 
@@ -400,7 +329,7 @@ int
 mri_ack_decode(const void *body, size_t len, struct mri_ack_view **out,
 	       uint32_t *count, const char **why)
 {
-	struct rd            r = {body, (const uint8_t *)body + len, 1};
+	struct rd            r = rd_init(body, len);
 	struct mri_ack_view *v;
 	uint32_t             n;
 
@@ -462,7 +391,7 @@ int
 mri_error_decode(const void *body, size_t len, uint16_t *code,
 		 const char **msg, uint16_t *msg_len)
 {
-	struct rd r = {body, (const uint8_t *)body + len, 1};
+	struct rd r = rd_init(body, len);
 
 	*code    = rd_u16(&r);
 	*msg_len = rd_u16(&r);
