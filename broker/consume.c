@@ -1,3 +1,5 @@
+#define _GNU_SOURCE /* pthread_setname_np */
+
 #include "consume.h"
 
 #include <inttypes.h>
@@ -95,6 +97,7 @@ consume__reaper(void *arg)
 {
 	struct mri_consume *r = arg;
 
+	pthread_setname_np(pthread_self(), "mr:reaper");
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
 		pthread_mutex_unlock(&r->lock);

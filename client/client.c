@@ -365,10 +365,14 @@ mr_client_free(mr_client *c)
 	if (c == NULL)
 		return;
 	mr_client_drain(c, c->timeout_ms + 1000);
+	// What is still in flight (a long poll) is cancelled first: a
+	// stopped aio is not started again by its callback, whereas closing
+	// the socket under a callback about to receive makes nng 1.5.2 panic.
+	for (r = c->all; r != NULL; r = r->all_next)
+		nng_aio_stop(r->aio);
 	nng_close(c->sock);
 	for (r = c->all; r != NULL; r = n) {
 		n = r->all_next;
-		nng_aio_stop(r->aio);
 		nng_aio_free(r->aio);
 		free(r);
 	}

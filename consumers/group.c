@@ -1,3 +1,5 @@
+#define _GNU_SOURCE /* pthread_setname_np */
+
 #include "group.h"
 
 #include <inttypes.h>
@@ -22,11 +24,15 @@
 #define GROUP__META_PREFIX "mr1:"
 #define GROUP__JOURNAL_WAIT_MS 10000
 
-/* A buffered record, the engine's opaque: its hashes are computed once. */
+/* A buffered record, the engine's opaque: its hashes and encoded size are
+ * computed once, on the group's thread, before the lock is taken. */
 struct group_rec {
 	rd_kafka_message_t *m;
-	uint64_t            id;  /* of its message id: the dedupe key */
-	uint64_t            pos; /* of topic/partition/offset: attempts */
+	uint64_t            id;   /* of its message id: the dedupe key */
+	uint64_t            pos;  /* of topic/partition/offset: attempts */
+	uint64_t            key;  /* hash of the key */
+	uint32_t            size; /* in a FETCH reply */
+	uint32_t            busy; /* replies encoding it outside the lock */
 };
 
 /* A partition of ours: the engine knows it by its index in g->parts. */
@@ -50,9 +56,13 @@ struct group_waiter {
 	mri_group_reply_cb   cb;
 	void                *arg;
 	struct mri_wbuf      out;
+	// Handed out under the lock, encoded after it (group__complete).
+	struct mri_delivery *ds;
+	size_t               nds, ds_cap;
+	bool                 filled; /* ds taken: encode, then release */
 	// What the reply hands out, for the journal.
 	struct mri_journal_entry *ents;
-	size_t                    nents, ents_cap;
+	size_t                    nents;
 };
 
 struct mri_group {
@@ -71,6 +81,7 @@ struct mri_group {
 	struct group_part   *parts;
 	size_t               nparts;
 	struct group_waiter *waiters;
+	size_t               filling; /* replies being encoded */
 	size_t               sessions;
 	uint64_t             next_commit_ms;
 };
@@ -95,23 +106,6 @@ group__key_hash(const void *key, size_t len)
 		h *= 1099511628211ULL;
 	}
 	return h;
-}
-
-/* The message id: ce_id, or topic/partition/offset (\p pos) for a record
- * that has none. */
-static uint64_t
-group__id_hash(const rd_kafka_message_t *m, uint64_t pos)
-{
-	rd_kafka_headers_t *hs;
-	const void         *v;
-	size_t              n;
-
-	if (rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-	    rd_kafka_header_get_last(hs, "ce_id", &v, &n) ==
-		RD_KAFKA_RESP_ERR_NO_ERROR &&
-	    v != NULL && n > 0 && n <= MRI_ID_MAX)
-		return mri_journal_hash(MRI_JOURNAL_HASH_INIT, v, n);
-	return pos;
 }
 
 static struct group_part *
@@ -181,14 +175,15 @@ group__push(struct group_part *p, struct group_rec *m)
 	return MR_OK;
 }
 
-/* Destroy the buffered messages below \p below (every one if -1). */
+/* Destroy the buffered messages below \p below (every one if -1), up to
+ * the first being encoded (an ack for a handle not yet sent). */
 static void
 group__trim(struct group_part *p, int64_t below)
 {
 	while (p->count > 0) {
 		struct group_rec *r = p->msgs[p->head];
 
-		if (below >= 0 && r->m->offset >= below)
+		if (below >= 0 && (r->m->offset >= below || r->busy))
 			break;
 		rd_kafka_message_destroy(r->m);
 		free(r);
@@ -319,34 +314,65 @@ group__commit(struct mri_group *g, rd_kafka_topic_partition_list_t *l,
 
 /* ---- fetches --------------------------------------------------------- */
 
-static void
-group__encode(struct mri_group *g, const struct mri_delivery *d,
-	      struct mri_wbuf *b, size_t *size)
+/* "topic/partition/offset", the id of a record that has none, without
+ * snprintf (a FETCH formats one per such record).
+ * @returns its length, at most MRI_ID_MAX. */
+static size_t
+group__pos_id(char *out, const char *topic, int32_t partition,
+	      int64_t offset)
 {
-	rd_kafka_message_t  *m = ((struct group_rec *)d->opaque)->m;
-	rd_kafka_headers_t  *hs = NULL;
-	struct mri_hdr_view  hv[MRI_HDR_COUNT_MAX];
-	struct mri_msg_view  v = {0};
-	char                 idbuf[MRI_ID_MAX + 1];
-	const void          *val;
-	const char          *name;
-	size_t               vlen;
-	size_t               nh = 0;
-	const char          *topic = rd_kafka_topic_name(m->rkt);
+	char   digits[24];
+	size_t n = strlen(topic), k;
 
-	v.handle       = d->handle;
-	v.topic        = topic;
-	v.topic_len    = (uint16_t)strlen(topic);
-	v.partition    = m->partition;
-	v.offset       = m->offset;
-	v.timestamp_ms = rd_kafka_message_timestamp(m, NULL);
-	v.attempt      = d->attempt;
-	v.flags = (m->key != NULL ? MRI_MSG_F_KEY : 0) |
-		  (d->attempt > 1 ? MRI_MSG_F_REDELIVERY : 0);
-	v.key         = m->key ? m->key : "";
-	v.key_len     = (uint32_t)m->key_len;
-	v.payload     = m->payload ? m->payload : "";
-	v.payload_len = (uint32_t)m->len;
+	if (n > MRI_ID_MAX - 42)
+		n = MRI_ID_MAX - 42;
+	memcpy(out, topic, n);
+	for (int i = 0; i < 2; i++) {
+		uint64_t v = i == 0 ? (uint32_t)partition : (uint64_t)offset;
+
+		if ((i == 0 && partition < 0) || (i == 1 && offset < 0)) {
+			out[n++] = '/';
+			out[n++] = '-';
+			v = i == 0 ? (uint64_t)-(int64_t)partition
+				   : (uint64_t)-offset;
+		} else {
+			out[n++] = '/';
+		}
+		k = 0;
+		do {
+			digits[k++] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v != 0);
+		while (k > 0)
+			out[n++] = digits[--k];
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* The wire view of record \p r: \p hv and \p idbuf hold what it points
+ * to. */
+static void
+group__view(const struct group_rec *r, struct mri_msg_view *v,
+	    struct mri_hdr_view *hv, char *idbuf)
+{
+	rd_kafka_message_t *m  = r->m;
+	rd_kafka_headers_t *hs = NULL;
+	const void         *val;
+	const char         *name;
+	size_t              vlen, nh = 0;
+	const char         *topic = rd_kafka_topic_name(m->rkt);
+
+	memset(v, 0, sizeof(*v));
+	v->topic        = topic;
+	v->topic_len    = (uint16_t)strlen(topic);
+	v->partition    = m->partition;
+	v->offset       = m->offset;
+	v->timestamp_ms = rd_kafka_message_timestamp(m, NULL);
+	v->key          = m->key ? m->key : "";
+	v->key_len      = (uint32_t)m->key_len;
+	v->payload      = m->payload ? m->payload : "";
+	v->payload_len  = (uint32_t)m->len;
 	if (rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		for (size_t i = 0; nh < MRI_HDR_COUNT_MAX &&
 				   rd_kafka_header_get_all(hs, i, &name, &val,
@@ -362,74 +388,71 @@ group__encode(struct mri_group *g, const struct mri_delivery *d,
 			hv[nh].value_len = (uint32_t)vlen;
 			if (strcmp(name, "ce_id") == 0 && vlen > 0 &&
 			    vlen <= MRI_ID_MAX) {
-				v.id     = val;
-				v.id_len = (uint8_t)vlen;
+				v->id     = val;
+				v->id_len = (uint8_t)vlen;
 			}
 			nh++;
 		}
 	}
-	if (v.id == NULL) {
-		int n = snprintf(idbuf, sizeof(idbuf), "%s/%" PRId32 "/%" PRId64,
-				 topic, m->partition, m->offset);
-
-		v.id     = idbuf;
-		v.id_len = (uint8_t)(n > MRI_ID_MAX ? MRI_ID_MAX : n);
+	if (v->id == NULL) {
+		v->id     = idbuf;
+		v->id_len = (uint8_t)group__pos_id(idbuf, topic, m->partition,
+						   m->offset);
 	}
-	v.hdr_count = (uint16_t)nh;
-	*size += mri_msg_size(&v, hv);
+	v->hdr_count = (uint16_t)nh;
+}
+
+static void
+group__encode(const struct mri_delivery *d, struct mri_wbuf *b)
+{
+	const struct group_rec *r = d->opaque;
+	struct mri_hdr_view     hv[MRI_HDR_COUNT_MAX];
+	struct mri_msg_view     v;
+	char                    idbuf[MRI_ID_MAX + 1];
+
+	group__view(r, &v, hv, idbuf);
+	v.handle  = d->handle;
+	v.attempt = d->attempt;
+	v.flags   = (r->m->key != NULL ? MRI_MSG_F_KEY : 0) |
+		  (d->attempt > 1 ? MRI_MSG_F_REDELIVERY : 0);
 	mri_msg_encode(b, &v, hv);
 }
 
-/* Hand out what waiter \p w may have into its frame.
- * @returns the number of messages. */
+/* Take what waiter \p w may have: the deliveries only, marked busy; they
+ * are encoded after the lock (group__complete). Called with the lock held.
+ * @returns the number of deliveries. */
 static size_t
 group__fill(struct mri_group *g, struct group_waiter *w, uint64_t now)
 {
-	struct mri_delivery d;
-	size_t              n = 0, size = MRI_FRAME_HDR_LEN + 4;
-	size_t              max_bytes = w->f.max_bytes ? w->f.max_bytes
-						       : w->max_frame;
+	size_t size      = MRI_FRAME_HDR_LEN + 4;
+	size_t max_bytes = w->f.max_bytes ? w->f.max_bytes : w->max_frame;
 
 	if (max_bytes > w->max_frame)
 		max_bytes = w->max_frame;
-	mri_frame_begin(&w->out, MRI_OP_FETCH_REPLY);
-	mri_wbuf_u32(&w->out, 0);
-	while (!g->revoking && n < w->f.max_msgs && size < max_bytes &&
-	       mri_engine_fetch(g->e, w->sid, now, &d, 1) == 1) {
-		struct group_rec *r = d.opaque;
+	while (!g->revoking && w->nds < w->f.max_msgs && size < max_bytes) {
+		struct mri_delivery *d;
 
-		// Another record of an id acked since it arrived (a
-		// publisher's retry, a second copy buffered with the first):
-		// acked here, never handed out.
-		if (g->j != NULL && mri_journal_acked(g->j, r->id)) {
-			mri_engine_ack(g->e, d.handle, NULL);
-			continue;
-		}
-		group__encode(g, &d, &w->out, &size);
-		n++;
-		if (g->j == NULL)
-			continue;
-		if (w->nents == w->ents_cap) {
-			size_t                    nc = w->ents_cap ? w->ents_cap * 2
-								   : 64;
-			struct mri_journal_entry *a =
-			    realloc(w->ents, nc * sizeof(*a));
+		if (w->nds == w->ds_cap) {
+			size_t               nc = w->ds_cap ? w->ds_cap * 2 : 64;
+			struct mri_delivery *a = realloc(w->ds, nc * sizeof(*a));
 
 			if (a == NULL)
-				continue; // counted low if mailroomd dies
-			w->ents     = a;
-			w->ents_cap = nc;
+				break;
+			w->ds     = a;
+			w->ds_cap = nc;
 		}
-		w->ents[w->nents].hash = r->pos;
-		w->ents[w->nents++].attempt = d.attempt;
+		d = &w->ds[w->nds];
+		if (mri_engine_fetch(g->e, w->sid, now, d, 1) != 1)
+			break;
+		((struct group_rec *)d->opaque)->busy++;
+		size += ((struct group_rec *)d->opaque)->size;
+		w->nds++;
 	}
-	mri_wbuf_patch_u32(&w->out, MRI_FRAME_HDR_LEN, (uint32_t)n);
-	if (mri_frame_end(&w->out) != MR_OK) {
-		mri_frame_begin(&w->out, MRI_OP_ERROR);
-		mri_error_encode(&w->out, MR_ENOMEM,
-				 "MR_ENOMEM: mailroomd is out of memory");
+	if (w->nds > 0) {
+		w->filled = true;
+		g->filling++;
 	}
-	return n;
+	return w->nds;
 }
 
 /* Serve the waiters that can be served; those done are moved to *done.
@@ -440,16 +463,9 @@ group__serve(struct mri_group *g, uint64_t now, struct group_waiter **done)
 	struct group_waiter **pp = &g->waiters, *w;
 
 	while ((w = *pp) != NULL) {
-		bool closing = g->draining || atomic_load(&g->stop);
-
 		// Draining: answered empty, nothing more handed out.
-		if (closing) {
-			mri_frame_begin(&w->out, MRI_OP_FETCH_REPLY);
-			mri_wbuf_u32(&w->out, 0);
-			mri_frame_end(&w->out);
-		}
-		if (closing || group__fill(g, w, now) > 0 ||
-		    now >= w->deadline) {
+		if (g->draining || atomic_load(&g->stop) ||
+		    group__fill(g, w, now) > 0 || now >= w->deadline) {
 			*pp     = w->next;
 			w->next = *done;
 			*done   = w;
@@ -464,6 +480,7 @@ group__waiter_end(struct group_waiter *w)
 {
 	w->cb(w->arg, &w->out);
 	mri_wbuf_fini(&w->out);
+	free(w->ds);
 	free(w->ents);
 	free(w);
 }
@@ -486,6 +503,69 @@ group__dispatched(void *arg, int err)
 	group__waiter_end(w);
 }
 
+/* Encode waiter \p w's reply outside the lock. A record whose id was acked
+ * since it arrived (a publisher's retry, a second copy buffered with the
+ * first) is acked here and left out. Then its records are released. */
+static void
+group__reply(struct mri_group *g, struct group_waiter *w)
+{
+	bool   stack[256], *acked = NULL;
+	size_t n = 0, size = MRI_FRAME_HDR_LEN + 4, dup = 0;
+
+	for (size_t i = 0; i < w->nds; i++)
+		size += ((struct group_rec *)w->ds[i].opaque)->size;
+	if (g->j != NULL && w->nds > 0) {
+		uint64_t *ids = malloc(w->nds * sizeof(*ids));
+
+		acked = w->nds <= 256 ? stack : malloc(w->nds * sizeof(*acked));
+		w->ents = malloc(w->nds * sizeof(*w->ents));
+		if (ids != NULL && acked != NULL) {
+			for (size_t i = 0; i < w->nds; i++)
+				ids[i] = ((struct group_rec *)w->ds[i].opaque)->id;
+			mri_journal_lookup(g->j, w->nds, NULL, NULL, ids,
+					   acked);
+		} else if (acked != NULL) {
+			memset(acked, 0, w->nds * sizeof(*acked));
+		}
+		free(ids);
+	}
+	mri_frame_begin(&w->out, MRI_OP_FETCH_REPLY);
+	mri_wbuf_reserve(&w->out, size);
+	mri_wbuf_u32(&w->out, 0);
+	for (size_t i = 0; i < w->nds; i++) {
+		struct mri_delivery *d = &w->ds[i];
+
+		if (acked != NULL && acked[i]) {
+			w->ds[dup++] = *d; // acked below, under the lock
+			continue;
+		}
+		group__encode(d, &w->out);
+		n++;
+		if (w->ents != NULL) {
+			w->ents[w->nents].hash = ((struct group_rec *)d->opaque)->pos;
+			w->ents[w->nents++].attempt = d->attempt;
+		}
+	}
+	mri_wbuf_patch_u32(&w->out, MRI_FRAME_HDR_LEN, (uint32_t)n);
+	if (mri_frame_end(&w->out) != MR_OK) {
+		mri_frame_begin(&w->out, MRI_OP_ERROR);
+		mri_error_encode(&w->out, MR_ENOMEM,
+				 "MR_ENOMEM: mailroomd is out of memory");
+		w->nents = 0;
+	}
+	if (w->filled) {
+		pthread_mutex_lock(&g->lock);
+		for (size_t i = 0; i < w->nds; i++)
+			((struct group_rec *)w->ds[i].opaque)->busy--;
+		for (size_t i = 0; i < dup; i++)
+			mri_engine_ack(g->e, w->ds[i].handle, NULL);
+		g->filling--;
+		pthread_mutex_unlock(&g->lock);
+	}
+	if (acked != stack)
+		free(acked);
+}
+
 static void
 group__complete(struct mri_group *g, struct group_waiter *done)
 {
@@ -493,6 +573,7 @@ group__complete(struct mri_group *g, struct group_waiter *done)
 
 	while ((w = done) != NULL) {
 		done = w->next;
+		group__reply(g, w);
 		if (w->nents > 0 &&
 		    mri_journal_write(g->j, MRI_JOURNAL_DISPATCH, w->ents,
 				      w->nents, group__dispatched,
@@ -659,9 +740,6 @@ mri_group_session_close(struct mri_group *g, uint32_t sid)
 		if (w->sid == sid) {
 			*pp        = w->next;
 			w->deadline = 0;
-			mri_frame_begin(&w->out, MRI_OP_FETCH_REPLY);
-			mri_wbuf_u32(&w->out, 0);
-			mri_frame_end(&w->out);
 			w->next = done;
 			done    = w;
 		} else {
@@ -797,6 +875,19 @@ group__assign(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* Wait until no reply is being encoded: its records may be freed then.
+ * Called with the lock held. Encoding takes no lock and waits for nothing,
+ * so this is short. */
+static void
+group__wait_filled(struct mri_group *g)
+{
+	while (g->filling > 0) {
+		pthread_mutex_unlock(&g->lock);
+		usleep(1000);
+		pthread_mutex_lock(&g->lock);
+	}
+}
+
 static void
 group__revoke(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 {
@@ -818,6 +909,7 @@ group__revoke(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 		usleep(5000);
 	}
 	pthread_mutex_lock(&g->lock);
+	group__wait_filled(g);
 	l = group__commit_list(g, true);
 	for (int i = 0; i < parts->cnt; i++) {
 		rd_kafka_topic_partition_t *tp = &parts->elems[i];
@@ -853,37 +945,15 @@ group__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		group__revoke(g, parts);
 }
 
+/* A record that could not be buffered: it is read again after the next
+ * assign. */
 static void
-group__arrive(struct mri_group *g, rd_kafka_message_t *m)
+group__lost(struct mri_group *g, rd_kafka_message_t *m, int rc)
 {
-	struct group_part *p;
-	struct group_rec  *r;
-	int32_t            idx;
-	int                rc = MR_ENOMEM;
-	const char        *topic = rd_kafka_topic_name(m->rkt);
-
-	if ((p = group__part(g, topic, m->partition, &idx)) == NULL) {
-		rd_kafka_message_destroy(m);
-		return;
-	}
-	if ((r = malloc(sizeof(*r))) == NULL || group__push(p, r) != MR_OK)
-		goto fail;
-	r->m   = m;
-	r->pos = mri_journal_pos_hash(topic, m->partition, m->offset);
-	r->id  = group__id_hash(m, r->pos);
-	rc     = mri_engine_arrive(
-		g->e, idx, m->offset, group__key_hash(m->key, m->key_len),
-		m->key == NULL, g->j ? mri_journal_attempts(g->j, r->pos) : 0,
-		g->j ? mri_journal_acked(g->j, r->id) : false, r);
-	if (rc == MR_OK)
-		return;
-	p->count--; // the record just pushed
-fail:
-	// Not buffered: it is read again after the next assign.
 	mri_warn("component=consumer group=%s topic=%s partition=%" PRId32
 		 " offset=%" PRId64 " msg=\"record not buffered: %s\"",
-		 g->name, topic, m->partition, m->offset, mr_err_name(rc));
-	free(r);
+		 g->name, rd_kafka_topic_name(m->rkt), m->partition, m->offset,
+		 mr_err_name(rc));
 	rd_kafka_message_destroy(m);
 }
 
@@ -901,8 +971,76 @@ group__error(struct mri_group *g, rd_kafka_message_t *m)
 			 rd_kafka_message_errstr(m));
 }
 
+/* Record \p m's hashes and encoded size. The id is its ce_id, or its
+ * position for a record that has none. */
+static void
+group__rec_init(struct group_rec *r, rd_kafka_message_t *m)
+{
+	struct mri_hdr_view hv[MRI_HDR_COUNT_MAX];
+	struct mri_msg_view v;
+	char                idbuf[MRI_ID_MAX + 1];
+
+	r->m    = m;
+	r->busy = 0;
+	r->pos  = mri_journal_pos_hash(rd_kafka_topic_name(m->rkt),
+				       m->partition, m->offset);
+	r->key  = group__key_hash(m->key, m->key_len);
+	group__view(r, &v, hv, idbuf);
+	r->size = (uint32_t)mri_msg_size(&v, hv);
+	r->id   = v.id == idbuf ? r->pos
+				: mri_journal_hash(MRI_JOURNAL_HASH_INIT, v.id,
+						   v.id_len);
+}
+
+/* Buffer \p n records of partition \p p (index \p idx). Their hashes and
+ * the journal's answers are worked out before the lock is taken: fetches
+ * and acks go on meanwhile. Called on the group's thread, which alone
+ * changes g->parts. */
+static void
+group__arrive(struct mri_group *g, struct group_part *p, int32_t idx,
+	      rd_kafka_message_t **ms, size_t n)
+{
+	struct group_rec *rs[GROUP__BATCH];
+	uint64_t          pos[GROUP__BATCH], ids[GROUP__BATCH];
+	uint32_t          attempts[GROUP__BATCH] = {0};
+	bool              acked[GROUP__BATCH]    = {false};
+	size_t            k                      = 0;
+
+	for (size_t i = 0; i < n && i < GROUP__BATCH; i++) {
+		if (ms[i]->err) {
+			group__error(g, ms[i]);
+			rd_kafka_message_destroy(ms[i]);
+		} else if ((rs[k] = malloc(sizeof(*rs[k]))) == NULL) {
+			group__lost(g, ms[i], MR_ENOMEM);
+		} else {
+			group__rec_init(rs[k], ms[i]);
+			pos[k] = rs[k]->pos;
+			ids[k] = rs[k]->id;
+			k++;
+		}
+	}
+	if (g->j != NULL && k > 0)
+		mri_journal_lookup(g->j, k, pos, attempts, ids, acked);
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < k; i++) {
+		struct group_rec *r  = rs[i];
+		int               rc = group__push(p, r);
+
+		if (rc == MR_OK &&
+		    (rc = mri_engine_arrive(g->e, idx, r->m->offset, r->key,
+					    r->m->key == NULL, attempts[i],
+					    acked[i], r)) != MR_OK)
+			p->count--; // the record just pushed
+		if (rc != MR_OK) {
+			group__lost(g, r->m, rc);
+			free(r);
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
 /* Take records from the queues of the partitions that have room, trim
- * what was committed. Called with the lock held.
+ * what was committed. Called on the group's thread, without the lock.
  * @returns the number of records and errors taken. */
 static size_t
 group__read(struct mri_group *g)
@@ -913,23 +1051,21 @@ group__read(struct mri_group *g)
 	for (size_t i = 0; i < g->nparts; i++) {
 		struct group_part *p = &g->parts[i];
 		ssize_t            n;
+		bool               full;
 
 		if (!p->used)
 			continue;
+		pthread_mutex_lock(&g->lock);
 		group__trim(p, mri_engine_committable(g->e, (int32_t)i));
-		if (p->q == NULL || mri_engine_full(g->e, (int32_t)i))
+		full = mri_engine_full(g->e, (int32_t)i);
+		pthread_mutex_unlock(&g->lock);
+		if (p->q == NULL || full)
 			continue;
 		n = rd_kafka_consume_batch_queue(p->q, 0, ms, GROUP__BATCH);
-		for (ssize_t k = 0; k < n; k++) {
-			if (ms[k]->err) {
-				group__error(g, ms[k]);
-				rd_kafka_message_destroy(ms[k]);
-			} else {
-				group__arrive(g, ms[k]);
-			}
-		}
-		if (n > 0)
-			got += (size_t)n;
+		if (n <= 0)
+			continue;
+		group__arrive(g, p, (int32_t)i, ms, (size_t)n);
+		got += (size_t)n;
 	}
 	return got;
 }
@@ -941,24 +1077,31 @@ group__thread(void *arg)
 
 	size_t got = 0;
 
+	pthread_setname_np(pthread_self(), "mr:group");
 	while (!atomic_load(&g->stop)) {
 		rd_kafka_message_t              *m;
 		rd_kafka_topic_partition_list_t *l = NULL;
 		struct group_waiter             *done = NULL;
+		struct group_part               *p;
+		int32_t                          idx;
 		uint64_t                         now;
 
 		// The consumer's own queue: rebalances and errors (and the
 		// records of a partition not yet given a queue of its own).
 		// It waits only when the last round found nothing to read.
 		m = rd_kafka_consumer_poll(g->rk, got > 0 ? 0 : GROUP__POLL_MS);
-		pthread_mutex_lock(&g->lock);
 		if (m != NULL && m->err) {
 			group__error(g, m);
 			rd_kafka_message_destroy(m);
+		} else if (m != NULL &&
+			   (p = group__part(g, rd_kafka_topic_name(m->rkt),
+					    m->partition, &idx)) != NULL) {
+			group__arrive(g, p, idx, &m, 1);
 		} else if (m != NULL) {
-			group__arrive(g, m);
+			rd_kafka_message_destroy(m);
 		}
 		got = group__read(g) + (m != NULL);
+		pthread_mutex_lock(&g->lock);
 		now = group__now();
 		mri_engine_tick(g->e, now);
 		group__serve(g, now, &done);
@@ -1124,6 +1267,9 @@ mri_group_free(struct mri_group *g)
 	group__commit(g, l, true);
 	// Close leaves the group: the revoke callback runs here.
 	rd_kafka_consumer_close(g->rk);
+	pthread_mutex_lock(&g->lock);
+	group__wait_filled(g);
+	pthread_mutex_unlock(&g->lock);
 	for (size_t i = 0; i < g->nparts; i++)
 		if (g->parts[i].used)
 			group__part_free(&g->parts[i]);

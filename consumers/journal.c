@@ -1,3 +1,5 @@
+#define _GNU_SOURCE /* pthread_setname_np */
+
 #include "journal.h"
 
 #include <inttypes.h>
@@ -6,30 +8,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "consumers/idmap.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 
+/* A record, little-endian (journal.h), at byte:
+ *   0  kind ('D' or 'A')       1  version (1)
+ *   2  reserved (2 bytes, 0)   4  time written, ms since the epoch (8)
+ *   12 number of entries (4)
+ * then the entries, 12 bytes each: hash (8), attempt (4; 0 in acks), then
+ * the writer's id (8). A reader takes the entries its count says and
+ * ignores what follows, so records without the writer (the first
+ * mailroomd's) and with it are read alike by either. */
 #define JOURNAL__PREFIX "__mailroom.journal."
 #define JOURNAL__VERSION 1
-#define JOURNAL__HDR 16   /* kind, version, reserved, ts, count */
-#define JOURNAL__ENTRY 12 /* hash, attempt */
+#define JOURNAL__HDR 16
+#define JOURNAL__WRITER 8 /* the trailer */
+#define JOURNAL__ENTRY 12
 #define JOURNAL__POLL_MS 100
-
-/* A map of hashes to a value, bounded in size and age, oldest out first:
- * a ring of entries chained into buckets (indices + 1; 0 ends a chain). */
-struct jmap {
-	struct jent {
-		uint64_t hash;
-		int64_t  ts;
-		uint32_t val;
-		uint32_t next;
-	}        *ents;
-	uint32_t *buckets;
-	size_t    nb, cap, head, count;
-};
+#define JOURNAL__LOOKUP_BATCH 16 /* lookups prefetched at once */
+#define JOURNAL__AHEAD 8         /* puts prefetched ahead */
 
 struct journal_write {
 	mri_journal_cb cb;
@@ -37,18 +39,19 @@ struct journal_write {
 };
 
 struct mri_journal {
-	rd_kafka_t     *prod;
-	rd_kafka_t     *reader;
-	char            topic[256];
-	uint64_t        window_ms;
-	pthread_mutex_t lock;
-	pthread_cond_t  cv;
-	struct jmap     attempts;
-	struct jmap     acked;
-	int64_t         read_next; /* offset of the next record to read */
-	pthread_t       thread, dr_thread;
-	bool            started, dr_started;
-	atomic_int      stop;
+	rd_kafka_t       *prod;
+	rd_kafka_t       *reader;
+	char              topic[256];
+	uint64_t          window_ms;
+	pthread_mutex_t   lock;
+	pthread_cond_t    cv;
+	struct mri_idmap *attempts;
+	struct mri_idmap *acked;
+	uint64_t          writer;    /* this instance's id in its records */
+	int64_t           read_next; /* offset of the next record to read */
+	pthread_t         thread, dr_thread;
+	bool              started, dr_started;
+	atomic_int        stop;
 };
 
 static void journal__le(uint8_t *p, uint64_t v, int n);
@@ -86,92 +89,6 @@ mri_journal_pos_hash(const char *topic, int32_t partition, int64_t offset)
 	return mri_journal_hash(h, b, sizeof(b));
 }
 
-/* ---- the bounded map -------------------------------------------------- */
-
-static int
-jmap_init(struct jmap *m, size_t cap)
-{
-	size_t nb = 16;
-
-	while (nb < cap * 2)
-		nb *= 2;
-	memset(m, 0, sizeof(*m));
-	// calloc: pages not touched cost nothing until entries arrive.
-	m->ents    = calloc(cap, sizeof(*m->ents));
-	m->buckets = calloc(nb, sizeof(*m->buckets));
-	if (m->ents == NULL || m->buckets == NULL) {
-		free(m->ents);
-		free(m->buckets);
-		return MR_ENOMEM;
-	}
-	m->nb  = nb;
-	m->cap = cap;
-	return MR_OK;
-}
-
-static void
-jmap_fini(struct jmap *m)
-{
-	free(m->ents);
-	free(m->buckets);
-}
-
-static struct jent *
-jmap_find(struct jmap *m, uint64_t h)
-{
-	for (uint32_t i = m->buckets[h & (m->nb - 1)]; i != 0;
-	     i = m->ents[i - 1].next)
-		if (m->ents[i - 1].hash == h)
-			return &m->ents[i - 1];
-	return NULL;
-}
-
-static void
-jmap_evict(struct jmap *m)
-{
-	struct jent *e = &m->ents[m->head];
-	uint32_t    *pp = &m->buckets[e->hash & (m->nb - 1)];
-
-	while (*pp != 0 && *pp != m->head + 1)
-		pp = &m->ents[*pp - 1].next;
-	if (*pp != 0)
-		*pp = e->next;
-	m->head = (m->head + 1) % m->cap;
-	m->count--;
-}
-
-static void
-jmap_put(struct jmap *m, uint64_t h, uint32_t val, int64_t ts)
-{
-	struct jent *e = jmap_find(m, h);
-	size_t       slot;
-	uint32_t    *b;
-
-	if (e != NULL) {
-		if (val > e->val)
-			e->val = val;
-		return;
-	}
-	if (m->count == m->cap)
-		jmap_evict(m);
-	slot       = (m->head + m->count) % m->cap;
-	b          = &m->buckets[h & (m->nb - 1)];
-	e          = &m->ents[slot];
-	e->hash    = h;
-	e->ts      = ts;
-	e->val     = val;
-	e->next    = *b;
-	*b         = (uint32_t)slot + 1;
-	m->count++;
-}
-
-static void
-jmap_expire(struct jmap *m, int64_t before)
-{
-	while (m->count > 0 && m->ents[m->head].ts < before)
-		jmap_evict(m);
-}
-
 /* ---- records ---------------------------------------------------------- */
 
 static void
@@ -191,33 +108,47 @@ journal__rd(const uint8_t *p, int n)
 	return v;
 }
 
-/* Apply a record, ours or another mailroomd's. Called with the lock held.
- * A record that is not one of ours is skipped. */
+/* Apply a record at time \p now, with the lock held. A record that is not
+ * one of ours (by its kind and version) is skipped, and so is one that
+ * \p self wrote when \p skip_self: what this instance writes it applies
+ * as it writes it. */
 static void
-journal__apply(struct mri_journal *j, const uint8_t *p, size_t len)
+journal__apply(struct mri_journal *j, const uint8_t *p, size_t len,
+	       int64_t now, bool skip_self)
 {
-	int64_t  ts, now = journal__wall_ms();
-	uint32_t n;
-	struct jmap *m;
+	const size_t      hdr = JOURNAL__HDR;
+	int64_t           ts;
+	uint32_t          n;
+	struct mri_idmap *m;
 
 	if (len < JOURNAL__HDR || p[1] != JOURNAL__VERSION)
 		return;
-	if (p[0] == MRI_JOURNAL_DISPATCH)
-		m = &j->attempts;
-	else if (p[0] == MRI_JOURNAL_ACK)
-		m = &j->acked;
-	else
-		return;
 	ts = (int64_t)journal__rd(p + 4, 8);
 	n  = (uint32_t)journal__rd(p + 12, 4);
-	if ((len - JOURNAL__HDR) / JOURNAL__ENTRY < n ||
+	if ((len - hdr) / JOURNAL__ENTRY < n ||
 	    ts < now - (int64_t)j->window_ms)
 		return;
+	if (skip_self &&
+	    len - hdr - (size_t)n * JOURNAL__ENTRY >= JOURNAL__WRITER &&
+	    journal__rd(p + hdr + (size_t)n * JOURNAL__ENTRY,
+			JOURNAL__WRITER) == j->writer)
+		return;
+	if (p[0] == MRI_JOURNAL_DISPATCH)
+		m = j->attempts;
+	else if (p[0] == MRI_JOURNAL_ACK)
+		m = j->acked;
+	else
+		return;
 	for (uint32_t i = 0; i < n; i++) {
-		const uint8_t *e = p + JOURNAL__HDR + (size_t)i * JOURNAL__ENTRY;
+		const uint8_t *e = p + hdr + (size_t)i * JOURNAL__ENTRY;
 
-		jmap_put(m, journal__rd(e, 8), (uint32_t)journal__rd(e + 8, 4),
-			 ts);
+		// The table's line of an entry a few on loads meanwhile.
+		if (i + JOURNAL__AHEAD < n)
+			mri_idmap_prefetch(
+			    m, journal__rd(e + JOURNAL__AHEAD * JOURNAL__ENTRY,
+					   8));
+		mri_idmap_put(m, journal__rd(e, 8),
+			      (uint32_t)journal__rd(e + 8, 4), ts);
 	}
 }
 
@@ -226,12 +157,18 @@ mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 		  const struct mri_journal_entry *e, size_t n,
 		  mri_journal_cb cb, void *arg)
 {
-	size_t                len = JOURNAL__HDR + n * JOURNAL__ENTRY;
-	uint8_t              *buf = malloc(len);
-	struct journal_write *w   = malloc(sizeof(*w));
+	size_t                len;
+	uint8_t              *buf;
+	struct journal_write *w;
+	int64_t               now = journal__wall_ms();
 	rd_kafka_resp_err_t   err;
 
-	if (buf == NULL || w == NULL || n > UINT32_MAX) {
+	if (n > UINT32_MAX)
+		return MR_EINVAL;
+	len = JOURNAL__HDR + n * JOURNAL__ENTRY + JOURNAL__WRITER;
+	buf = malloc(len);
+	w   = malloc(sizeof(*w));
+	if (buf == NULL || w == NULL) {
 		free(buf);
 		free(w);
 		return MR_ENOMEM;
@@ -239,7 +176,7 @@ mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 	buf[0] = (uint8_t)kind;
 	buf[1] = JOURNAL__VERSION;
 	buf[2] = buf[3] = 0;
-	journal__le(buf + 4, (uint64_t)journal__wall_ms(), 8);
+	journal__le(buf + 4, (uint64_t)now, 8);
 	journal__le(buf + 12, n, 4);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *p = buf + JOURNAL__HDR + i * JOURNAL__ENTRY;
@@ -247,8 +184,10 @@ mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 		journal__le(p, e[i].hash, 8);
 		journal__le(p + 8, e[i].attempt, 4);
 	}
+	journal__le(buf + JOURNAL__HDR + n * JOURNAL__ENTRY, j->writer,
+		    JOURNAL__WRITER);
 	pthread_mutex_lock(&j->lock);
-	journal__apply(j, buf, len);
+	journal__apply(j, buf, len, now, false);
 	pthread_mutex_unlock(&j->lock);
 	w->cb  = cb;
 	w->arg = arg;
@@ -268,11 +207,10 @@ mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 uint32_t
 mri_journal_attempts(struct mri_journal *j, uint64_t hash)
 {
-	struct jent *e;
-	uint32_t     v;
+	uint32_t v = 0;
 
 	pthread_mutex_lock(&j->lock);
-	v = (e = jmap_find(&j->attempts, hash)) != NULL ? e->val : 0;
+	mri_idmap_find(j->attempts, hash, &v);
 	pthread_mutex_unlock(&j->lock);
 	return v;
 }
@@ -283,9 +221,41 @@ mri_journal_acked(struct mri_journal *j, uint64_t hash)
 	bool v;
 
 	pthread_mutex_lock(&j->lock);
-	v = jmap_find(&j->acked, hash) != NULL;
+	v = mri_idmap_find(j->acked, hash, NULL);
 	pthread_mutex_unlock(&j->lock);
 	return v;
+}
+
+void
+mri_journal_lookup(struct mri_journal *j, size_t n, const uint64_t *pos,
+		   uint32_t *attempts, const uint64_t *id, bool *acked)
+{
+	pthread_mutex_lock(&j->lock);
+	// A batch's table lines are fetched together, not one miss after
+	// another.
+	for (size_t b = 0; b < n; b += JOURNAL__LOOKUP_BATCH) {
+		size_t end = n - b < JOURNAL__LOOKUP_BATCH
+				 ? n
+				 : b + JOURNAL__LOOKUP_BATCH;
+
+		for (size_t i = b; i < end; i++) {
+			if (pos != NULL)
+				mri_idmap_prefetch(j->attempts, pos[i]);
+			if (id != NULL)
+				mri_idmap_prefetch(j->acked, id[i]);
+		}
+		for (size_t i = b; i < end; i++) {
+			if (pos != NULL) {
+				attempts[i] = 0;
+				mri_idmap_find(j->attempts, pos[i],
+					       &attempts[i]);
+			}
+			if (id != NULL)
+				acked[i] = mri_idmap_find(j->acked, id[i],
+							  NULL);
+		}
+	}
+	pthread_mutex_unlock(&j->lock);
 }
 
 /* ---- the journal's thread --------------------------------------------- */
@@ -317,6 +287,7 @@ journal__dr_thread(void *arg)
 {
 	struct mri_journal *j = arg;
 
+	pthread_setname_np(pthread_self(), "mr:journal-dr");
 	while (!atomic_load(&j->stop))
 		rd_kafka_poll(j->prod, 100);
 	return NULL;
@@ -327,24 +298,27 @@ journal__thread(void *arg)
 {
 	struct mri_journal *j = arg;
 
+	pthread_setname_np(pthread_self(), "mr:journal");
 	while (!atomic_load(&j->stop)) {
 		rd_kafka_message_t *m;
+		int64_t             now;
 
 		m = rd_kafka_consumer_poll(j->reader, JOURNAL__POLL_MS);
 		if (m == NULL)
 			continue;
+		now = journal__wall_ms();
 		pthread_mutex_lock(&j->lock);
 		if (m->err == 0) {
-			journal__apply(j, m->payload, m->len);
+			// Our own records were applied when written: only
+			// the offset moves for them.
+			journal__apply(j, m->payload, m->len, now, true);
 			j->read_next = m->offset + 1;
 		} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 			mri_warn("component=journal topic=%s msg=\"%s\"",
 				 j->topic, rd_kafka_message_errstr(m));
 		}
-		jmap_expire(&j->attempts,
-			    journal__wall_ms() - (int64_t)j->window_ms);
-		jmap_expire(&j->acked,
-			    journal__wall_ms() - (int64_t)j->window_ms);
+		mri_idmap_expire(j->attempts, now - (int64_t)j->window_ms);
+		mri_idmap_expire(j->acked, now - (int64_t)j->window_ms);
 		pthread_cond_broadcast(&j->cv);
 		pthread_mutex_unlock(&j->lock);
 		rd_kafka_message_destroy(m);
@@ -385,6 +359,21 @@ mri_journal_catch_up(struct mri_journal *j, int timeout_ms)
 }
 
 /* ---- life ------------------------------------------------------------- */
+
+/* A new id for each instance, so that a restarted mailroomd applies what
+ * it wrote before. */
+static uint64_t
+journal__writer_id(void)
+{
+	uint64_t        v;
+	struct timespec ts;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))
+		return v;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec) ^
+	       ((uint64_t)getpid() << 32);
+}
 
 /* Create the topic where Kafka lets us; the embedded cluster cannot, and
  * makes it on first use. */
@@ -447,18 +436,26 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 	struct mri_journal              *j = calloc(1, sizeof(*j));
 	rd_kafka_conf_t                 *pc = NULL, *rc = NULL;
 	rd_kafka_topic_partition_list_t *l;
+	int                              err;
 
-	if (j == NULL || jmap_init(&j->attempts, c->max_entries) != MR_OK) {
-		free(j);
+	if (j == NULL) {
 		snprintf(errstr, errstr_size, "out of memory");
 		return MR_ENOMEM;
 	}
-	if (jmap_init(&j->acked, c->max_entries) != MR_OK) {
-		jmap_fini(&j->attempts);
+	if ((err = mri_idmap_new(&j->attempts, c->max_entries)) != MR_OK ||
+	    (err = mri_idmap_new(&j->acked, c->max_entries)) != MR_OK) {
+		mri_idmap_free(j->attempts);
 		free(j);
-		snprintf(errstr, errstr_size, "out of memory");
-		return MR_ENOMEM;
+		if (err == MR_ENOMEM)
+			snprintf(errstr, errstr_size, "out of memory");
+		else
+			snprintf(errstr, errstr_size,
+				 "the journal's max entries (%zu) is out of "
+				 "range",
+				 c->max_entries);
+		return err;
 	}
+	j->writer    = journal__writer_id();
 	j->window_ms = c->window_ms;
 	journal__topic_name(j->topic, sizeof(j->topic), c->group);
 	pthread_mutex_init(&j->lock, NULL);
@@ -480,6 +477,12 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 	    rd_kafka_conf_set(rc, "enable.auto.commit", "false", errstr,
 			      errstr_size) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(rc, "auto.offset.reset", "earliest", errstr,
+			      errstr_size) != RD_KAFKA_CONF_OK ||
+	    // Records come a few per millisecond: fetch them 50 ms at a time
+	    // rather than one request each (catch-up waits no longer).
+	    rd_kafka_conf_set(rc, "fetch.min.bytes", "1048576", errstr,
+			      errstr_size) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(rc, "fetch.wait.max.ms", "50", errstr,
 			      errstr_size) != RD_KAFKA_CONF_OK)
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(pc, journal__dr_cb);
@@ -553,8 +556,8 @@ mri_journal_free(struct mri_journal *j)
 		rd_kafka_consumer_close(j->reader);
 		rd_kafka_destroy(j->reader);
 	}
-	jmap_fini(&j->attempts);
-	jmap_fini(&j->acked);
+	mri_idmap_free(j->attempts);
+	mri_idmap_free(j->acked);
 	pthread_mutex_destroy(&j->lock);
 	pthread_cond_destroy(&j->cv);
 	free(j);

@@ -12,10 +12,19 @@
  *    its offset was never committed.
  *
  * Entries are 64-bit hashes (of the id; of topic, partition and offset),
- * bounded in number and age in memory (oldest first out); the topic's
- * retention bounds them on disk. Every mailroomd of the group follows the
- * journal, and catches up to its end before it hands out a partition it
- * was just assigned.
+ * bounded in number and age in memory (oldest first out, consumers/idmap.h);
+ * the topic's retention bounds them on disk. Every mailroomd of the group
+ * follows the journal, and catches up to its end before it hands out a
+ * partition it was just assigned.
+ *
+ * A record (version 1) is a 16-byte header, little-endian: kind, version,
+ * 2 reserved bytes, the time written (ms since the epoch, 8) and the number
+ * of entries (4); then its entries, 12 bytes each: hash (8) and attempt
+ * (4; 0 in acks); then the writer's id (8), which readers that know no
+ * writer ignore. The writer's id is drawn at random for each journal
+ * instance: an instance applies its records as it writes them and skips
+ * them when it reads them back, and applies every other (another
+ * mailroomd's, its own from before a restart, or one without a writer).
  *
  * Thread safety: every function may be called from any thread. Write
  * callbacks run on the journal's own thread.
@@ -84,6 +93,17 @@ uint32_t mri_journal_attempts(struct mri_journal *j, uint64_t hash);
 
 /** @returns true if the id of \p hash was acked. */
 bool mri_journal_acked(struct mri_journal *j, uint64_t hash);
+
+/**
+ * @brief Under one lock: attempts[i] = the attempts recorded for pos[i] (0
+ *        if none) and acked[i] = whether id[i] was acked, for i < n.
+ *
+ * \p pos and \p attempts may be NULL together (only acks wanted), and so
+ * may \p id and \p acked. Every array (borrowed) holds \p n elements.
+ */
+void mri_journal_lookup(struct mri_journal *j, size_t n,
+			const uint64_t *pos, uint32_t *attempts,
+			const uint64_t *id, bool *acked);
 
 /** @returns a 64-bit hash of \p len bytes (FNV-1a), chained from \p h
  *           (start with MRI_JOURNAL_HASH_INIT). */
