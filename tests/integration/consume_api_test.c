@@ -43,6 +43,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "integration/checked.h"
 #include "integration/harness.h"
 #include "mailroom/mailroom.h"
 #include "proto/consume.h"
@@ -54,86 +55,8 @@
 
 extern char **environ;
 
-static bool g_real;           /* real Kafka from the fixture */
-static char g_bootstrap[256]; /* its bootstrap */
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static void
-uniq(char *buf, size_t len, const char *what)
-{
-	static int seq;
-
-	snprintf(buf, len, "ct-%s-%d-%ld-%d", what, (int)getpid(),
-		 (long)time(NULL) % 100000, seq++);
-}
-
-static void
-daemon_start(struct mrt_daemon *d, const char *const *sets)
-{
-	char err[4096];
-
-	ck_assert_msg(mrt_daemon_start(d, g_real ? g_bootstrap : NULL, sets,
-				       err, sizeof(err)) == 0,
-		      "cannot start mailroomd: %s", err);
-	ck_assert_msg(d->embedded == !g_real,
-		      "status .kafka.embedded is %d, expected %d", d->embedded,
-		      !g_real);
-}
-
-/* Stop with SIGTERM: a clean exit is part of every test. */
-static void
-daemon_finish(struct mrt_daemon *d)
-{
-	int rc = mrt_daemon_stop(d, 30000);
-
-	ck_assert_msg(rc == 0, "mailroomd exited with %d on SIGTERM; log:\n%s",
-		      rc, mrt_daemon_log_tail(d));
-	mrt_daemon_cleanup(d);
-}
-
-static mr_client *
-client_new(const struct mrt_daemon *d)
-{
-	mr_client_opts opts = {.timeout_ms = 30000};
-	mr_client     *c    = NULL;
-	char           err[256];
-	int            rc;
-
-	rc = mr_client_new(&c, d->url, &opts, err, sizeof(err));
-	ck_assert_msg(rc == MR_OK, "mr_client_new(%s): %s: %s", d->url,
-		      mr_err_name(rc), err);
-	return c;
-}
-
-static void
-admin_ok(mr_client *c, const char *request)
-{
-	char        *text = NULL;
-	json_t      *rep;
-	json_error_t jerr;
-	int          rc = mr_admin(c, request, &text);
-
-	ck_assert_msg(rc == MR_OK, "admin %s: %s: %s", request,
-		      mr_err_name(rc), mr_client_last_error());
-	rep = json_loads(text, 0, &jerr);
-	ck_assert_msg(rep != NULL, "admin reply is not JSON: %s", text);
-	ck_assert_msg(json_is_true(json_object_get(rep, "ok")),
-		      "admin %s failed: %s", request, text);
-	free(text);
-	json_decref(rep);
-}
-
-static void
-topic_create(mr_client *c, const char *topic, int partitions)
-{
-	char req[512];
-
-	snprintf(req, sizeof(req),
-		 "{\"op\":\"topics.create\",\"topic\":\"%s\",\"partitions\":%d}",
-		 topic, partitions);
-	admin_ok(c, req);
-}
 
 /* Publish \p n messages in requests of at most 1000; every one must be
  * acked. acks (n of them) may be NULL. */
@@ -489,11 +412,11 @@ START_TEST(test_round_trip)
 
 	ck_assert(m && acks && hs && pay && bin && keys && ids && seqs &&
 		  seen);
-	daemon_start(&d, NULL);
-	c = client_new(&d);
-	uniq(topic, sizeof(topic), "rt");
-	uniq(group, sizeof(group), "g-rt");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "rt");
+	mrt_uniq(group, sizeof(group), "g-rt");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	snprintf(prefix, sizeof(prefix), "%s-m", topic);
 
 	for (int i = 0; i < RT_N; i++) {
@@ -630,7 +553,7 @@ START_TEST(test_round_trip)
 				   "acked");
 	mr_consumer_free(s);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 	free(m);
 	free(acks);
 	free(hs);
@@ -759,11 +682,11 @@ START_TEST(test_key_order_8_workers)
 	int               rc;
 
 	ck_assert(m && acks && keys && pay && k);
-	daemon_start(&d, NULL);
-	c = client_new(&d);
-	uniq(topic, sizeof(topic), "ko");
-	uniq(group, sizeof(group), "g-ko");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "ko");
+	mrt_uniq(group, sizeof(group), "g-ko");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	// Sequence-major: each request holds one message of every key.
 	for (int seq = 0; seq < KO_PER; seq++)
 		for (int key = 0; key < KO_KEYS; key++) {
@@ -816,7 +739,7 @@ START_TEST(test_key_order_8_workers)
 	expect_nothing(s, 1, 2000, "after mr_consume_run handled everything");
 	mr_consumer_free(s);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 	pthread_mutex_destroy(&k->lock);
 	free(m);
 	free(acks);
@@ -850,11 +773,11 @@ START_TEST(test_partition_mode)
 	size_t            delivered = 0, rounds = 0;
 	int64_t           t0;
 
-	daemon_start(&d, NULL);
-	c = client_new(&d);
-	uniq(topic, sizeof(topic), "pm");
-	uniq(group, sizeof(group), "g-pm");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "pm");
+	mrt_uniq(group, sizeof(group), "g-pm");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	publish_simple(c, topic, N, N, acks);
 	for (int i = 0; i < N; i++) {
 		int32_t p = acks[i].partition;
@@ -932,7 +855,7 @@ START_TEST(test_partition_mode)
 		rounds);
 	mr_consumer_free(s);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -952,11 +875,11 @@ START_TEST(test_unordered)
 	int64_t           t0;
 
 	ck_assert_ptr_nonnull(all);
-	daemon_start(&d, NULL);
-	c = client_new(&d);
-	uniq(topic, sizeof(topic), "un");
-	uniq(group, sizeof(group), "g-un");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "un");
+	mrt_uniq(group, sizeof(group), "g-un");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	// Three keys: key mode would have at most three in flight.
 	publish_simple(c, topic, N, KEYS, acks);
 	s  = subscribe(c, group, topic, MR_ORDER_UNORDERED, 0, 0);
@@ -995,7 +918,7 @@ START_TEST(test_unordered)
 	expect_nothing(s, 1, 1000, "after everything was acked");
 	mr_consumer_free(s);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 	free(all);
 }
 END_TEST
@@ -1030,11 +953,11 @@ START_TEST(test_nack)
 	size_t            failed = SIZE_MAX;
 	int               rc;
 
-	daemon_start(&d, NULL);
-	c = client_new(&d);
-	uniq(topic, sizeof(topic), "nack");
-	uniq(group, sizeof(group), "g-nack");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "nack");
+	mrt_uniq(group, sizeof(group), "g-nack");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	for (int i = 0; i < 3; i++)
 		m[i] = (mr_message){.topic       = topic,
 				    .key         = "same",
@@ -1091,7 +1014,7 @@ START_TEST(test_nack)
 	expect_nothing(s, 1, 1000, "after all three were acked");
 	mr_consumer_free(s);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -1108,11 +1031,11 @@ START_TEST(test_extend)
 	int64_t           t0;
 	int               rc;
 
-	daemon_start(&d, NULL);
-	c = client_new(&d);
-	uniq(topic, sizeof(topic), "ext");
-	uniq(group, sizeof(group), "g-ext");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "ext");
+	mrt_uniq(group, sizeof(group), "g-ext");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	publish_simple(c, topic, 1, 1, &a);
 	s = subscribe(c, group, topic, MR_ORDER_KEY, 1000, 0);
 	fetch_one(s, &g1, "first delivery");
@@ -1140,7 +1063,7 @@ START_TEST(test_extend)
 	expect_nothing(s, 2, 1500, "after the ack");
 	mr_consumer_free(s);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -1155,11 +1078,11 @@ START_TEST(test_deadline_expiry)
 	struct got        g1, g2;
 	char              topic[128], group[128];
 
-	daemon_start(&d, NULL);
-	c = client_new(&d);
-	uniq(topic, sizeof(topic), "dl");
-	uniq(group, sizeof(group), "g-dl");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "dl");
+	mrt_uniq(group, sizeof(group), "g-dl");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	publish_simple(c, topic, 1, 1, &a);
 	s = subscribe(c, group, topic, MR_ORDER_KEY, 1000, 0);
 	fetch_one(s, &g1, "first delivery");
@@ -1181,7 +1104,7 @@ START_TEST(test_deadline_expiry)
 	expect_nothing(s, 2, 2000, "after the redelivery was acked");
 	mr_consumer_free(s);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -1303,11 +1226,11 @@ START_TEST(test_consumer_exits_holding)
 	int               rc;
 
 	ck_assert_ptr_nonnull(bindir);
-	daemon_start(&d, NULL);
-	c = client_new(&d);
-	uniq(topic, sizeof(topic), "exit");
-	uniq(group, sizeof(group), "g-exit");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "exit");
+	mrt_uniq(group, sizeof(group), "g-exit");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	publish_simple(c, topic, N, N, acks);
 	rc = mrt_sh_output(&out, &len,
 			   "timeout 120 '%s/mailroom' --url '%s' consume -g "
@@ -1324,7 +1247,7 @@ START_TEST(test_consumer_exits_holding)
 		ck_assert_uint_eq(held[i].attempt, 1);
 	expect_redelivered(&d, c, group, topic, acks, N, held, nheld);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -1347,11 +1270,11 @@ START_TEST(test_consumer_killed_holding)
 	int               argc = 0, st = 0;
 
 	ck_assert_ptr_nonnull(bindir);
-	daemon_start(&d, NULL);
-	c = client_new(&d);
-	uniq(topic, sizeof(topic), "kill");
-	uniq(group, sizeof(group), "g-kill");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "kill");
+	mrt_uniq(group, sizeof(group), "g-kill");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	publish_simple(c, topic, N, N, acks);
 
 	snprintf(cli, sizeof(cli), "%s/mailroom", bindir);
@@ -1413,80 +1336,11 @@ START_TEST(test_consumer_killed_holding)
 	ck_assert_uint_eq(nheld, N);
 	expect_redelivered(&d, c, group, topic, acks, N, held, nheld);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
 /* ---- 8. unknown handles and sessions, malformed frames ------------------- */
-
-struct raw {
-	nng_socket sock;
-};
-
-static void
-raw_open(struct raw *r, const char *url)
-{
-	int rv;
-
-	ck_assert_int_eq(nng_req0_open(&r->sock), 0);
-	nng_socket_set_ms(r->sock, NNG_OPT_REQ_RESENDTIME,
-			  NNG_DURATION_INFINITE);
-	nng_socket_set_ms(r->sock, NNG_OPT_RECVTIMEO, 15000);
-	nng_socket_set_ms(r->sock, NNG_OPT_SENDTIMEO, 15000);
-	nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, 0);
-	rv = nng_dial(r->sock, url, NULL, 0);
-	ck_assert_msg(rv == 0, "dial %s: %s", url, nng_strerror(rv));
-}
-
-static uint8_t *
-raw_call(struct raw *r, const void *frame, size_t len, size_t *rlen, int *rv)
-{
-	void *buf = NULL;
-
-	if ((*rv = nng_send(r->sock, (void *)frame, len, 0)) != 0)
-		return NULL;
-	if ((*rv = nng_recv(r->sock, &buf, rlen, NNG_FLAG_ALLOC)) != 0)
-		return NULL;
-	return buf;
-}
-
-static void
-raw_expect_error(struct raw *r, const char *what, const void *frame,
-		 size_t len, int code)
-{
-	struct mri_frame_hdr h;
-	const char          *why, *msg;
-	uint16_t             got, mlen;
-	size_t               rlen;
-	uint8_t             *rep;
-	int                  rv;
-
-	rep = raw_call(r, frame, len, &rlen, &rv);
-	ck_assert_msg(rep != NULL, "%s: no reply: %s", what, nng_strerror(rv));
-	ck_assert_msg(mri_frame_parse_hdr(rep, rlen, &h, &why) == MR_OK,
-		      "%s: the reply is not a frame: %s", what, why);
-	ck_assert_msg(h.op == MRI_OP_ERROR, "%s: reply op 0x%02x, not ERROR",
-		      what, h.op);
-	ck_assert_msg(mri_error_decode(rep + MRI_FRAME_HDR_LEN, h.body_len, &got,
-				       &msg, &mlen) == MR_OK,
-		      "%s: malformed ERROR body", what);
-	ck_assert_msg(got == code, "%s: %s (%d), expected %s: %.*s", what,
-		      mr_err_name(got), got, mr_err_name(code), (int)mlen, msg);
-	ck_assert_msg(mlen > 0, "%s: the ERROR has no sentence", what);
-	fprintf(stderr, "%s: %.*s\n", what, (int)mlen, msg);
-	nng_free(rep, rlen);
-}
-
-static void
-fix_len(struct mri_wbuf *b)
-{
-	uint32_t body = (uint32_t)(b->len - MRI_FRAME_HDR_LEN);
-
-	b->data[8]  = (uint8_t)body;
-	b->data[9]  = (uint8_t)(body >> 8);
-	b->data[10] = (uint8_t)(body >> 16);
-	b->data[11] = (uint8_t)(body >> 24);
-}
 
 /* The consumer that was there all along still gets and acks a message;
  * counted in *done. */
@@ -1513,19 +1367,19 @@ START_TEST(test_bad_handles_and_frames)
 	mr_consumer      *good, *gone;
 	mr_ack            acks[N];
 	struct mri_wbuf   b;
-	struct raw        raw;
+	struct mrt_raw        raw;
 	struct got        g;
 	char              topic[128], group[128], group2[128];
 	uint64_t          hs[3], dead_session;
 	size_t            failed, done = 0;
 	int               rc;
 
-	daemon_start(&d, NULL);
-	c = client_new(&d);
-	uniq(topic, sizeof(topic), "bad");
-	uniq(group, sizeof(group), "g-bad");
-	uniq(group2, sizeof(group2), "g-bad2");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "bad");
+	mrt_uniq(group, sizeof(group), "g-bad");
+	mrt_uniq(group2, sizeof(group2), "g-bad2");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	publish_simple(c, topic, N, N, acks);
 	good = subscribe(c, group, topic, MR_ORDER_KEY, 0, 0);
 	fetch_one(good, &g, "first delivery");
@@ -1553,14 +1407,14 @@ START_TEST(test_bad_handles_and_frames)
 	ck_assert_uint_ne(dead_session, mr_consumer_session(good));
 	mr_consumer_free(gone);
 
-	raw_open(&raw, d.url);
+	mrt_raw_open(&raw, d.url);
 	mri_wbuf_init(&b);
 	mri_fetch_encode(&b, &(struct mri_fetch){.session     = dead_session,
 						 .max_msgs    = 10,
 						 .max_wait_ms = 100});
 	ck_assert_int_eq(b.err, 0);
-	raw_expect_error(&raw, "FETCH on an ended session", b.data, b.len,
-			 MR_ENOENT);
+	mrt_raw_expect_error(&raw, "FETCH on an ended session", b.data, b.len,
+			     MR_ENOENT, NULL);
 	mri_wbuf_fini(&b);
 	good_consume(good, "a FETCH on an ended session", &done);
 
@@ -1568,8 +1422,8 @@ START_TEST(test_bad_handles_and_frames)
 	mri_fetch_encode(&b, &(struct mri_fetch){.session = 0x5eed5eed5eedULL,
 						 .max_msgs    = 10,
 						 .max_wait_ms = 0});
-	raw_expect_error(&raw, "FETCH on a never-opened session", b.data,
-			 b.len, MR_ENOENT);
+	mrt_raw_expect_error(&raw, "FETCH on a never-opened session", b.data,
+			     b.len, MR_ENOENT, NULL);
 	mri_wbuf_fini(&b);
 
 	mri_wbuf_init(&b);
@@ -1577,8 +1431,8 @@ START_TEST(test_bad_handles_and_frames)
 			  &(struct mri_settle){.session = dead_session,
 					       .kind    = MRI_SETTLE_ACK},
 			  &(struct mri_range){.first = 1, .count = 1}, 1);
-	raw_expect_error(&raw, "SETTLE on an ended session", b.data, b.len,
-			 MR_ENOENT);
+	mrt_raw_expect_error(&raw, "SETTLE on an ended session", b.data, b.len,
+			     MR_ENOENT, NULL);
 	mri_wbuf_fini(&b);
 	good_consume(good, "a SETTLE on an ended session", &done);
 
@@ -1591,8 +1445,9 @@ START_TEST(test_bad_handles_and_frames)
 			  &(struct mri_range){.first = g.handle, .count = 1},
 			  1);
 	b.len -= 5; // cut into the range
-	fix_len(&b);
-	raw_expect_error(&raw, "truncated SETTLE", b.data, b.len, MR_EPROTO);
+	mrt_frame_fix_len(&b);
+	mrt_raw_expect_error(&raw, "truncated SETTLE", b.data, b.len, MR_EPROTO,
+			     NULL);
 	mri_wbuf_fini(&b);
 	good_consume(good, "a truncated SETTLE", &done);
 
@@ -1604,9 +1459,9 @@ START_TEST(test_bad_handles_and_frames)
 			  &(struct mri_range){.first = g.handle, .count = 1},
 			  1);
 	b.len = MRI_FRAME_HDR_LEN + 9; // the session and the kind only
-	fix_len(&b);
-	raw_expect_error(&raw, "SETTLE cut after its kind", b.data, b.len,
-			 MR_EPROTO);
+	mrt_frame_fix_len(&b);
+	mrt_raw_expect_error(&raw, "SETTLE cut after its kind", b.data, b.len,
+			     MR_EPROTO, NULL);
 	mri_wbuf_fini(&b);
 
 	mri_wbuf_init(&b);
@@ -1615,24 +1470,25 @@ START_TEST(test_bad_handles_and_frames)
 						 .max_msgs    = 10,
 						 .max_wait_ms = 0});
 	b.len -= 1;
-	fix_len(&b);
-	raw_expect_error(&raw, "truncated FETCH", b.data, b.len, MR_EPROTO);
+	mrt_frame_fix_len(&b);
+	mrt_raw_expect_error(&raw, "truncated FETCH", b.data, b.len, MR_EPROTO,
+			     NULL);
 	mri_wbuf_fini(&b);
 
 	mri_wbuf_init(&b);
 	mri_unsubscribe_encode(&b, mr_consumer_session(good));
 	b.len -= 2;
-	fix_len(&b);
-	raw_expect_error(&raw, "truncated UNSUBSCRIBE", b.data, b.len,
-			 MR_EPROTO);
+	mrt_frame_fix_len(&b);
+	mrt_raw_expect_error(&raw, "truncated UNSUBSCRIBE", b.data, b.len,
+			     MR_EPROTO, NULL);
 	mri_wbuf_fini(&b);
 
 	mri_wbuf_init(&b);
 	mri_frame_begin(&b, MRI_OP_SUBSCRIBE);
 	mri_wbuf_put(&b, "{\"group\":", 9);
 	mri_frame_end(&b);
-	raw_expect_error(&raw, "SUBSCRIBE that is not JSON", b.data, b.len,
-			 MR_EINVAL);
+	mrt_raw_expect_error(&raw, "SUBSCRIBE that is not JSON", b.data, b.len,
+			     MR_EINVAL, NULL);
 	mri_wbuf_fini(&b);
 	nng_close(raw.sock);
 
@@ -1672,7 +1528,7 @@ START_TEST(test_bad_handles_and_frames)
 	expect_nothing(good, 1, 1000, "after everything was acked");
 	mr_consumer_free(good);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -1714,11 +1570,11 @@ START_TEST(test_foreign_records)
 	size_t            total      = 0;
 	int64_t           t0;
 
-	daemon_start(&d, NULL);
-	c = client_new(&d);
-	uniq(topic, sizeof(topic), "foreign");
-	uniq(group, sizeof(group), "g-foreign");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "foreign");
+	mrt_uniq(group, sizeof(group), "g-foreign");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 
 	conf = rd_kafka_conf_new();
 	ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers",
@@ -1813,7 +1669,7 @@ START_TEST(test_foreign_records)
 	expect_nothing(s, 1, 1000, "after every foreign record was acked");
 	mr_consumer_free(s);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -1842,11 +1698,11 @@ acked_beyond_prefix_restart(const char *const *sets, const char *what)
 	char              extra[1024] = "";
 	size_t            eoff        = 0;
 
-	daemon_start(&d, sets);
-	c = client_new(&d);
-	uniq(topic, sizeof(topic), "prefix");
-	uniq(group, sizeof(group), "g-prefix");
-	topic_create(c, topic, 1);
+	mrt_ck_daemon_start(&d, sets);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "prefix");
+	mrt_uniq(group, sizeof(group), "g-prefix");
+	mrt_ck_topic_create(c, topic, 1);
 	publish_simple(c, topic, N, N, acks);
 	s  = subscribe(c, group, topic, MR_ORDER_UNORDERED, 0, 0);
 	t0 = mrt_now_ms();
@@ -1863,8 +1719,8 @@ acked_beyond_prefix_restart(const char *const *sets, const char *what)
 	mr_consumer_free(s);
 	mr_client_free(c);
 	// A clean stop commits the prefix, with the acks beyond it.
-	daemon_finish(&d);
-	if (committed_read(g_bootstrap, group, topic, 1, committed, &meta, err,
+	mrt_ck_daemon_finish(&d);
+	if (committed_read(mrt_bootstrap, group, topic, 1, committed, &meta, err,
 			   sizeof(err)) == 0)
 		fprintf(stderr,
 			"%s: after the stop, group %s committed offset %lld "
@@ -1873,8 +1729,8 @@ acked_beyond_prefix_restart(const char *const *sets, const char *what)
 	else
 		fprintf(stderr, "%s: after the stop: %s\n", what, err);
 
-	daemon_start(&d, sets);
-	c  = client_new(&d);
+	mrt_ck_daemon_start(&d, sets);
+	c  = mrt_ck_client(&d, 30000, 0);
 	s  = subscribe(c, group, topic, MR_ORDER_UNORDERED, 0, 0);
 	t0 = mrt_now_ms();
 	while (!first_back && elapsed_since(t0) < LOOP_MS) {
@@ -1913,7 +1769,7 @@ acked_beyond_prefix_restart(const char *const *sets, const char *what)
 		ck_assert_uint_eq(ack1(s, again[j].handle), 0);
 	mr_consumer_free(s);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 
 START_TEST(test_acked_beyond_prefix_restart)
@@ -1935,7 +1791,7 @@ END_TEST
 static Suite *
 consume_api_suite(void)
 {
-	Suite *s = suite_create(g_real ? "consume_api_kafka"
+	Suite *s = suite_create(mrt_real ? "consume_api_kafka"
 				       : "consume_api_embedded");
 	TCase *tc;
 
@@ -1966,7 +1822,7 @@ consume_api_suite(void)
 	tcase_add_test(tc, test_consumer_exits_holding);
 	tcase_add_test(tc, test_consumer_killed_holding);
 	tcase_add_test(tc, test_bad_handles_and_frames);
-	if (g_real) {
+	if (mrt_real) {
 		tcase_add_test(tc, test_acked_beyond_prefix_restart);
 		tcase_add_test(tc, test_acked_beyond_prefix_restart_no_journal);
 	}
@@ -1977,26 +1833,5 @@ consume_api_suite(void)
 int
 main(void)
 {
-	char     reason[1024];
-	int      rc, failed;
-	SRunner *sr;
-
-	rc = mrt_kafka_bootstrap(g_bootstrap, sizeof(g_bootstrap), reason,
-				 sizeof(reason));
-	if (rc == 77) {
-		printf("SKIP: %s\n", reason);
-		return 77;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "consume_api_test: %s\n", reason);
-		return 1;
-	}
-	g_real = rc == 1;
-	// A test that dies must not take the runner with it through SIGPIPE.
-	signal(SIGPIPE, SIG_IGN);
-	sr = srunner_create(consume_api_suite());
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return mrt_main("consume_api_test", consume_api_suite);
 }

@@ -31,6 +31,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "bridge/address.h"
+#include "integration/checked.h"
 #include "integration/harness.h"
 #include "mailroom/mailroom.h"
 #include "proto/frame.h"
@@ -38,99 +39,8 @@
 #define PARTITIONS 6
 #define READ_MS 60000
 
-static bool g_real;           /* real Kafka from the fixture */
-static char g_bootstrap[256]; /* its bootstrap */
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static void
-uniq(char *buf, size_t len, const char *what)
-{
-	static int seq;
-
-	snprintf(buf, len, "it-%s-%d-%ld-%d", what, (int)getpid(),
-		 (long)time(NULL) % 100000, seq++);
-}
-
-static void
-daemon_start(struct mrt_daemon *d, const char *const *sets)
-{
-	char err[4096];
-
-	ck_assert_msg(mrt_daemon_start(d, g_real ? g_bootstrap : NULL, sets,
-				       err, sizeof(err)) == 0,
-		      "cannot start mailroomd: %s", err);
-	ck_assert_msg(d->embedded == !g_real,
-		      "status .kafka.embedded is %d, expected %d", d->embedded,
-		      !g_real);
-}
-
-/* Stop with SIGTERM: a clean exit is part of every test. */
-static void
-daemon_finish(struct mrt_daemon *d)
-{
-	int rc = mrt_daemon_stop(d, 30000);
-
-	ck_assert_msg(rc == 0, "mailroomd exited with %d on SIGTERM; log:\n%s",
-		      rc, mrt_daemon_log_tail(d));
-	mrt_daemon_cleanup(d);
-}
-
-static mr_client *
-client_new(const struct mrt_daemon *d, int timeout_ms, int max_inflight)
-{
-	mr_client_opts opts = {.timeout_ms = timeout_ms,
-			       .max_inflight = max_inflight};
-	mr_client     *c = NULL;
-	char           err[256];
-	int            rc;
-
-	rc = mr_client_new(&c, d->url, &opts, err, sizeof(err));
-	ck_assert_msg(rc == MR_OK, "mr_client_new(%s): %s: %s", d->url,
-		      mr_err_name(rc), err);
-	return c;
-}
-
-/* {"op": ...} through the client; asserts the request went through and
- * returns the reply (new). */
-static json_t *
-admin(mr_client *c, const char *request)
-{
-	char        *text = NULL;
-	json_t      *rep;
-	json_error_t jerr;
-	int          rc = mr_admin(c, request, &text);
-
-	ck_assert_msg(rc == MR_OK, "admin %s: %s: %s", request,
-		      mr_err_name(rc), mr_client_last_error());
-	rep = json_loads(text, 0, &jerr);
-	ck_assert_msg(rep != NULL, "admin reply is not JSON: %s", text);
-	free(text);
-	return rep;
-}
-
-static void
-admin_ok(mr_client *c, const char *request)
-{
-	json_t *rep = admin(c, request);
-	char   *s   = json_dumps(rep, JSON_COMPACT);
-
-	ck_assert_msg(json_is_true(json_object_get(rep, "ok")),
-		      "admin %s failed: %s", request, s);
-	free(s);
-	json_decref(rep);
-}
-
-static void
-topic_create(mr_client *c, const char *topic, int partitions)
-{
-	char req[512];
-
-	snprintf(req, sizeof(req),
-		 "{\"op\":\"topics.create\",\"topic\":\"%s\",\"partitions\":%d}",
-		 topic, partitions);
-	admin_ok(c, req);
-}
 
 static void
 read_topic(const struct mrt_daemon *d, const char *topic, size_t want,
@@ -284,11 +194,11 @@ START_TEST(test_publish_envelope)
 	const struct mrt_header *t;
 	int                  rc;
 
-	daemon_start(&d, NULL);
-	c = client_new(&d, 30000, 0);
-	uniq(topic, sizeof(topic), "envelope");
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "envelope");
 	snprintf(id, sizeof(id), "%s-id-1", topic);
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 
 	m = (mr_message){
 	    .topic          = topic,
@@ -368,7 +278,7 @@ START_TEST(test_publish_envelope)
 	}
 	mrt_records_free(&rs);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -387,11 +297,11 @@ START_TEST(test_publish_kcat_format)
 	size_t             len;
 	int                rc;
 
-	daemon_start(&d, NULL);
-	c = client_new(&d, 30000, 0);
-	uniq(topic, sizeof(topic), "kcat");
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "kcat");
 	snprintf(id, sizeof(id), "%s-id", topic);
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	m = (mr_message){.topic        = topic,
 			 .key          = "user-7",
 			 .key_len      = 6,
@@ -423,7 +333,7 @@ START_TEST(test_publish_kcat_format)
 	free(out);
 	mrt_records_free(&rs);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -442,10 +352,10 @@ START_TEST(test_publish_defaults)
 	size_t             len;
 	int                rc;
 
-	daemon_start(&d, NULL);
-	c = client_new(&d, 30000, 0);
-	uniq(topic, sizeof(topic), "defaults");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "defaults");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	m  = (mr_message){.topic       = topic,
 			  .key         = "",
 			  .key_len     = 0,
@@ -479,7 +389,7 @@ START_TEST(test_publish_defaults)
 	free(out);
 	mrt_records_free(&rs);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -496,10 +406,10 @@ START_TEST(test_publish_configured_defaults)
 	char               topic[128];
 	int                rc;
 
-	daemon_start(&d, sets);
-	c = client_new(&d, 30000, 0);
-	uniq(topic, sizeof(topic), "cfgdefaults");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, sets);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "cfgdefaults");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	m[0] = (mr_message){.topic = topic, .key = "a", .key_len = 1};
 	m[1] = (mr_message){.topic  = topic,
 			    .key    = "a",
@@ -528,7 +438,7 @@ START_TEST(test_publish_configured_defaults)
 	}
 	mrt_records_free(&rs);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -550,10 +460,10 @@ START_TEST(test_publish_big_and_empty)
 	ck_assert_ptr_nonnull(big);
 	for (size_t i = 0; i < big_len; i++)
 		big[i] = (uint8_t)((i * 131u) ^ (i >> 8)); // zeros included
-	daemon_start(&d, NULL);
-	c = client_new(&d, 60000, 0);
-	uniq(topic, sizeof(topic), "big");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 60000, 0);
+	mrt_uniq(topic, sizeof(topic), "big");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 
 	m  = (mr_message){.topic       = topic,
 			  .key         = "big",
@@ -606,7 +516,7 @@ START_TEST(test_publish_big_and_empty)
 	free(big);
 	mrt_records_free(&rs);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -623,10 +533,10 @@ START_TEST(test_publish_bad_message_in_batch)
 	char               topic[128], ids[3][160];
 	int                rc;
 
-	daemon_start(&d, NULL);
-	c = client_new(&d, 30000, 0);
-	uniq(topic, sizeof(topic), "badmsg");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "badmsg");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	for (int i = 0; i < 3; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "%s-%d", topic, i);
 		m[i] = (mr_message){.topic       = topic,
@@ -654,7 +564,7 @@ START_TEST(test_publish_bad_message_in_batch)
 	assert_acked_in_kafka(&rs, acks, 3, true);
 	mrt_records_free(&rs);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -675,10 +585,10 @@ START_TEST(test_publish_batch_1000)
 	int                rc;
 
 	ck_assert(m && acks && ids && keys);
-	daemon_start(&d, NULL);
-	c = client_new(&d, 60000, 0);
-	uniq(topic, sizeof(topic), "batch");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 60000, 0);
+	mrt_uniq(topic, sizeof(topic), "batch");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	for (int i = 0; i < N; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "%s-%d", topic, i);
 		snprintf(keys[i], sizeof(keys[i]), "k%d", i % 50);
@@ -717,7 +627,7 @@ START_TEST(test_publish_batch_1000)
 	free(ids);
 	free(keys);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -895,10 +805,10 @@ START_TEST(test_publish_async_inflight)
 	size_t             ok;
 	int64_t            last[PARTITIONS];
 
-	daemon_start(&d, NULL);
-	c = client_new(&d, 60000, INFLIGHT);
-	uniq(topic, sizeof(topic), "async");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 60000, INFLIGHT);
+	mrt_uniq(topic, sizeof(topic), "async");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	stream_init(&s, topic, topic, NREQ, PER);
 	for (int r = 0; r < NREQ; r++) {
 		int rc = stream_send(&s, c, r);
@@ -925,7 +835,7 @@ START_TEST(test_publish_async_inflight)
 	mrt_records_free(&rs);
 	stream_fini(&s);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -940,10 +850,10 @@ START_TEST(test_drain_waits_for_callbacks)
 	char              topic[128];
 	int               done = 0;
 
-	daemon_start(&d, NULL);
-	c = client_new(&d, 30000, 2);
-	uniq(topic, sizeof(topic), "drain");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 2);
+	mrt_uniq(topic, sizeof(topic), "drain");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	stream_init(&s, topic, topic, NREQ, PER);
 	for (int r = 0; r < NREQ; r++)
 		s.st[r].delay_ms = 300;
@@ -962,7 +872,7 @@ START_TEST(test_drain_waits_for_callbacks)
 	stream_check_acks(&s, NULL);
 	stream_fini(&s);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -981,14 +891,14 @@ START_TEST(test_dedupe)
 	int                rc;
 	json_t            *st;
 
-	daemon_start(&d, NULL);
-	c = client_new(&d, 30000, 0);
-	uniq(topic, sizeof(topic), "dedupe");
-	uniq(topic2, sizeof(topic2), "dedupe-other");
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "dedupe");
+	mrt_uniq(topic2, sizeof(topic2), "dedupe-other");
 	snprintf(id, sizeof(id), "%s-once", topic);
 	snprintf(id2, sizeof(id2), "%s-pair", topic);
-	topic_create(c, topic, PARTITIONS);
-	topic_create(c, topic2, PARTITIONS);
+	mrt_ck_topic_create(c, topic, PARTITIONS);
+	mrt_ck_topic_create(c, topic2, PARTITIONS);
 
 	m  = (mr_message){.topic       = topic,
 			  .key         = "dk",
@@ -1050,7 +960,7 @@ START_TEST(test_dedupe)
 	mrt_records_free(&rs);
 	mrt_records_free(&rs2);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -1112,14 +1022,14 @@ START_TEST(test_kafka_down_while_publishing)
 	int                start_rc = 0, stop_rc = 0;
 	int                send_rc[NREQ];
 
-	daemon_start(&d, g_real ? sets_real : sets_embedded);
-	c = client_new(&d, 150000, 16);
-	uniq(topic, sizeof(topic), "down");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, mrt_real ? sets_real : sets_embedded);
+	c = mrt_ck_client(&d, 150000, 16);
+	mrt_uniq(topic, sizeof(topic), "down");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	publish_some(c, topic, "warm", WARM);
 	stream_init(&s, topic, topic, NREQ, PER);
 
-	if (g_real) {
+	if (mrt_real) {
 		snprintf(kafka_sh, sizeof(kafka_sh), "%s/tests/kafka/kafka.sh",
 			 getenv("MR_SOURCE_DIR"));
 		snprintf(broker_dir, sizeof(broker_dir), "%s/broker",
@@ -1132,17 +1042,18 @@ START_TEST(test_kafka_down_while_publishing)
 		stop_rc = mrt_sh("bash '%s' stop '%s' >/dev/null 2>&1",
 				 kafka_sh, broker_dir);
 	} else {
-		admin_ok(c, "{\"op\":\"fault.broker_down\",\"broker\":1}");
+		mrt_ck_admin_ok(c,
+				"{\"op\":\"fault.broker_down\",\"broker\":1}");
 	}
 	for (int r = 0; r < NREQ; r++)
 		send_rc[r] = stream_send(&s, c, r);
 	mrt_sleep_ms(2000);
-	if (g_real) {
+	if (mrt_real) {
 		start_rc = mrt_sh("bash '%s' start '%s' >/dev/null 2>&1",
 				  kafka_sh, broker_dir);
 		mrt_sh("touch '%s'", done_file);
 	} else {
-		admin_ok(c, "{\"op\":\"fault.broker_up\",\"broker\":1}");
+		mrt_ck_admin_ok(c, "{\"op\":\"fault.broker_up\",\"broker\":1}");
 	}
 	ck_assert_msg(stop_rc == 0, "kafka.sh stop failed");
 	ck_assert_msg(start_rc == 0, "kafka.sh start failed: the broker is "
@@ -1157,11 +1068,11 @@ START_TEST(test_kafka_down_while_publishing)
 	fprintf(stderr,
 		"kafka down while publishing (%s): %zu of %d acked, %zu "
 		"failed with a sentence\n",
-		g_real ? "real Kafka" : "embedded", ok, NREQ * PER,
+		mrt_real ? "real Kafka" : "embedded", ok, NREQ * PER,
 		(size_t)NREQ * PER - ok);
 	// On real Kafka, message.timeout.ms outlasts the restart: everything
 	// published while it was down is acked late.
-	if (g_real)
+	if (mrt_real)
 		ck_assert_uint_eq(ok, (size_t)NREQ * PER);
 
 	read_topic(&d, topic, WARM + ok, &rs);
@@ -1169,7 +1080,7 @@ START_TEST(test_kafka_down_while_publishing)
 	mrt_records_free(&rs);
 	stream_fini(&s);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
@@ -1185,16 +1096,16 @@ START_TEST(test_producer_fatal)
 	size_t             ok;
 	json_t            *st;
 
-	daemon_start(&d, sets);
-	c = client_new(&d, 120000, 8);
-	uniq(topic, sizeof(topic), "fatal");
-	topic_create(c, topic, PARTITIONS);
+	mrt_ck_daemon_start(&d, sets);
+	c = mrt_ck_client(&d, 120000, 8);
+	mrt_uniq(topic, sizeof(topic), "fatal");
+	mrt_ck_topic_create(c, topic, PARTITIONS);
 	stream_init(&s, topic, topic, NREQ, PER);
 	for (int r = 0; r < NREQ; r++) {
 		int rc;
 
 		if (r == FATAL_AT)
-			admin_ok(c, "{\"op\":\"fault.producer_fatal\"}");
+			mrt_ck_admin_ok(c, "{\"op\":\"fault.producer_fatal\"}");
 		rc = stream_send(&s, c, r);
 		ck_assert_msg(rc == MR_OK, "mr_publish_async %d: %s", r,
 			      mr_err_name(rc));
@@ -1219,75 +1130,11 @@ START_TEST(test_producer_fatal)
 	mrt_records_free(&rs);
 	stream_fini(&s);
 	mr_client_free(c);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
 /* ---- raw frames ------------------------------------------------------- */
-
-struct raw {
-	nng_socket sock;
-};
-
-static void
-raw_open(struct raw *r, const char *url)
-{
-	int rv;
-
-	ck_assert_int_eq(nng_req0_open(&r->sock), 0);
-	nng_socket_set_ms(r->sock, NNG_OPT_REQ_RESENDTIME,
-			  NNG_DURATION_INFINITE);
-	nng_socket_set_ms(r->sock, NNG_OPT_RECVTIMEO, 15000);
-	nng_socket_set_ms(r->sock, NNG_OPT_SENDTIMEO, 15000);
-	nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, 0);
-	rv = nng_dial(r->sock, url, NULL, 0);
-	ck_assert_msg(rv == 0, "dial %s: %s", url, nng_strerror(rv));
-}
-
-/* Send \p len raw bytes; return the reply (new: nng_free it) or NULL with
- * *rv the nng error. */
-static uint8_t *
-raw_call(struct raw *r, const void *frame, size_t len, size_t *rlen,
-	 int *rv)
-{
-	void *buf = NULL;
-
-	if ((*rv = nng_send(r->sock, (void *)frame, len, 0)) != 0)
-		return NULL;
-	if ((*rv = nng_recv(r->sock, &buf, rlen, NNG_FLAG_ALLOC)) != 0)
-		return NULL;
-	return buf;
-}
-
-static void
-raw_expect_error(struct raw *r, const char *what, const void *frame,
-		 size_t len, int code, const char *substr)
-{
-	struct mri_frame_hdr h;
-	const char          *why, *msg;
-	uint16_t             got, mlen;
-	size_t               rlen;
-	uint8_t             *rep;
-	int                  rv;
-
-	rep = raw_call(r, frame, len, &rlen, &rv);
-	ck_assert_msg(rep != NULL, "%s: no reply: %s", what, nng_strerror(rv));
-	ck_assert_msg(mri_frame_parse_hdr(rep, rlen, &h, &why) == MR_OK,
-		      "%s: the reply is not a frame: %s", what, why);
-	ck_assert_msg(h.op == MRI_OP_ERROR, "%s: reply op 0x%02x, not ERROR",
-		      what, h.op);
-	ck_assert_msg(mri_error_decode(rep + MRI_FRAME_HDR_LEN, h.body_len, &got,
-				       &msg, &mlen) == MR_OK,
-		      "%s: malformed ERROR body", what);
-	ck_assert_msg(got == code, "%s: %s (%d), expected %s: %.*s", what,
-		      mr_err_name(got), got, mr_err_name(code), (int)mlen, msg);
-	ck_assert_msg(mlen > 0, "%s: the ERROR has no sentence", what);
-	if (substr != NULL)
-		ck_assert_msg(memmem(msg, mlen, substr, strlen(substr)) != NULL,
-			      "%s: '%.*s' does not mention '%s'", what,
-			      (int)mlen, msg, substr);
-	nng_free(rep, rlen);
-}
 
 /* The client connected all along still publishes. */
 static void
@@ -1336,24 +1183,12 @@ pub_frame(struct mri_wbuf *b, uint32_t count, int n, const char *const *topics,
 	ck_assert_int_eq(mri_frame_end(b), MR_OK);
 }
 
-/* The frame's body length after bytes were cut or added. */
-static void
-fix_len(struct mri_wbuf *b)
-{
-	uint32_t body = (uint32_t)(b->len - MRI_FRAME_HDR_LEN);
-
-	b->data[8]  = (uint8_t)body;
-	b->data[9]  = (uint8_t)(body >> 8);
-	b->data[10] = (uint8_t)(body >> 16);
-	b->data[11] = (uint8_t)(body >> 24);
-}
-
 START_TEST(test_raw_frames)
 {
 	const char *const  sets[] = {"max_frame_bytes=65536", NULL};
 	struct mrt_daemon  d;
 	struct mrt_records rs;
-	struct raw         raw, raw2;
+	struct mrt_raw         raw, raw2;
 	struct mri_wbuf    b;
 	mr_client         *good;
 	uint8_t            f[64], *big;
@@ -1362,105 +1197,105 @@ START_TEST(test_raw_frames)
 	int                rv, step = 0;
 	char               what[64];
 
-	daemon_start(&d, sets);
-	good = client_new(&d, 30000, 0);
-	uniq(topic, sizeof(topic), "raw");
+	mrt_ck_daemon_start(&d, sets);
+	good = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "raw");
 	snprintf(ghost, sizeof(ghost), "%s-must-not-exist", topic);
-	topic_create(good, topic, PARTITIONS);
-	raw_open(&raw, d.url);
+	mrt_ck_topic_create(good, topic, PARTITIONS);
+	mrt_raw_open(&raw, d.url);
 	good_publish(good, topic, "start");
 #define STEP(s) (snprintf(what, sizeof(what), "%s", s), step++)
 
 	STEP("truncated header");
 	memcpy(f, "MR\x01", 3);
-	raw_expect_error(&raw, what, f, 3, MR_EPROTO, "header");
+	mrt_raw_expect_error(&raw, what, f, 3, MR_EPROTO, "header");
 	good_publish(good, topic, what);
 
 	STEP("bad magic");
 	hdr12(f, 1, MRI_OP_STATUS, 0);
 	f[0] = 'X';
-	raw_expect_error(&raw, what, f, 12, MR_EPROTO, "magic");
+	mrt_raw_expect_error(&raw, what, f, 12, MR_EPROTO, "magic");
 	good_publish(good, topic, what);
 
 	STEP("version 2");
 	hdr12(f, 2, MRI_OP_STATUS, 0);
-	raw_expect_error(&raw, what, f, 12, MR_EVERSION, "version");
+	mrt_raw_expect_error(&raw, what, f, 12, MR_EVERSION, "version");
 	good_publish(good, topic, what);
 
 	STEP("unknown op");
 	hdr12(f, 1, 0x42, 0);
-	raw_expect_error(&raw, what, f, 12, MR_EUNKNOWNOP, NULL);
+	mrt_raw_expect_error(&raw, what, f, 12, MR_EUNKNOWNOP, NULL);
 	good_publish(good, topic, what);
 
 	STEP("a reply op sent as a request");
 	hdr12(f, 1, MRI_OP_STATUS_REPLY, 0);
-	raw_expect_error(&raw, what, f, 12, MR_EUNKNOWNOP, NULL);
+	mrt_raw_expect_error(&raw, what, f, 12, MR_EUNKNOWNOP, NULL);
 	good_publish(good, topic, what);
 
 	STEP("reserved bytes set");
 	hdr12(f, 1, MRI_OP_STATUS, 0);
 	f[6] = 1;
-	raw_expect_error(&raw, what, f, 12, MR_EPROTO, "reserved");
+	mrt_raw_expect_error(&raw, what, f, 12, MR_EPROTO, "reserved");
 	good_publish(good, topic, what);
 
 	STEP("body shorter than its length");
 	hdr12(f, 1, MRI_OP_PUBLISH, 10);
 	memset(f + 12, 0, 5);
-	raw_expect_error(&raw, what, f, 17, MR_EPROTO, "length");
+	mrt_raw_expect_error(&raw, what, f, 17, MR_EPROTO, "length");
 	good_publish(good, topic, what);
 
 	STEP("body longer than its length");
 	hdr12(f, 1, MRI_OP_PUBLISH, 5);
 	memset(f + 12, 0, 10);
-	raw_expect_error(&raw, what, f, 22, MR_EPROTO, "length");
+	mrt_raw_expect_error(&raw, what, f, 22, MR_EPROTO, "length");
 	good_publish(good, topic, what);
 
 	STEP("PUBLISH without a count");
 	hdr12(f, 1, MRI_OP_PUBLISH, 2);
 	f[12] = f[13] = 1;
-	raw_expect_error(&raw, what, f, 14, MR_EPROTO, NULL);
+	mrt_raw_expect_error(&raw, what, f, 14, MR_EPROTO, NULL);
 	good_publish(good, topic, what);
 
 	STEP("PUBLISH with count 0");
 	hdr12(f, 1, MRI_OP_PUBLISH, 4);
 	memset(f + 12, 0, 4);
-	raw_expect_error(&raw, what, f, 16, MR_EPROTO, "1 to 100000");
+	mrt_raw_expect_error(&raw, what, f, 16, MR_EPROTO, "1 to 100000");
 	good_publish(good, topic, what);
 
 	tt[0] = topic;
 	tt[1] = topic;
 	STEP("PUBLISH with count 100001");
 	pub_frame(&b, 100001, 1, tt, ghost, 0, NULL);
-	raw_expect_error(&raw, what, b.data, b.len, MR_EPROTO, NULL);
+	mrt_raw_expect_error(&raw, what, b.data, b.len, MR_EPROTO, NULL);
 	mri_wbuf_fini(&b);
 	good_publish(good, topic, what);
 
 	STEP("PUBLISH counting more messages than it holds");
 	pub_frame(&b, 5, 1, tt, ghost, 0, NULL);
-	raw_expect_error(&raw, what, b.data, b.len, MR_EPROTO, NULL);
+	mrt_raw_expect_error(&raw, what, b.data, b.len, MR_EPROTO, NULL);
 	mri_wbuf_fini(&b);
 	good_publish(good, topic, what);
 
 	STEP("truncated message");
 	pub_frame(&b, 2, 2, tt, ghost, 0, NULL);
 	b.len -= 3;
-	fix_len(&b);
-	raw_expect_error(&raw, what, b.data, b.len, MR_EPROTO, "truncated");
+	mrt_frame_fix_len(&b);
+	mrt_raw_expect_error(&raw, what, b.data, b.len, MR_EPROTO, "truncated");
 	mri_wbuf_fini(&b);
 	good_publish(good, topic, what);
 
 	STEP("trailing bytes");
 	pub_frame(&b, 1, 1, tt, ghost, 0, NULL);
 	mri_wbuf_put(&b, "xyz", 3);
-	fix_len(&b);
-	raw_expect_error(&raw, what, b.data, b.len, MR_EPROTO, "trailing");
+	mrt_frame_fix_len(&b);
+	mrt_raw_expect_error(&raw, what, b.data, b.len, MR_EPROTO, "trailing");
 	mri_wbuf_fini(&b);
 	good_publish(good, topic, what);
 
 	STEP("invalid topic in message 0");
 	tt[0] = "bad topic";
 	pub_frame(&b, 1, 1, tt, ghost, 0, NULL);
-	raw_expect_error(&raw, what, b.data, b.len, MR_EINVAL, "message 0");
+	mrt_raw_expect_error(&raw, what, b.data, b.len, MR_EINVAL, "message 0");
 	mri_wbuf_fini(&b);
 	good_publish(good, topic, what);
 
@@ -1468,7 +1303,7 @@ START_TEST(test_raw_frames)
 	tt[0] = topic; // a valid first message: refused with the frame
 	tt[1] = "bad/topic";
 	pub_frame(&b, 2, 2, tt, ghost, 0, NULL);
-	raw_expect_error(&raw, what, b.data, b.len, MR_EINVAL, "message 1");
+	mrt_raw_expect_error(&raw, what, b.data, b.len, MR_EINVAL, "message 1");
 	mri_wbuf_fini(&b);
 	good_publish(good, topic, what);
 	tt[1] = topic;
@@ -1477,7 +1312,7 @@ START_TEST(test_raw_frames)
 	pub_frame(&b, 1, 1, tt, ghost, 0, NULL);
 	// count(4) topic_len(2) topic: then the flags byte.
 	b.data[MRI_FRAME_HDR_LEN + 4 + 2 + strlen(topic)] |= 0x80;
-	raw_expect_error(&raw, what, b.data, b.len, MR_EINVAL, "flags");
+	mrt_raw_expect_error(&raw, what, b.data, b.len, MR_EINVAL, "flags");
 	mri_wbuf_fini(&b);
 	good_publish(good, topic, what);
 
@@ -1486,7 +1321,7 @@ START_TEST(test_raw_frames)
 		struct mri_hdr_view h = {"", 0, "v", 1};
 		pub_frame(&b, 1, 1, tt, ghost, 1, &h);
 	}
-	raw_expect_error(&raw, what, b.data, b.len, MR_EINVAL, "header");
+	mrt_raw_expect_error(&raw, what, b.data, b.len, MR_EINVAL, "header");
 	mri_wbuf_fini(&b);
 	good_publish(good, topic, what);
 
@@ -1497,7 +1332,7 @@ START_TEST(test_raw_frames)
 			hs[i] = (struct mri_hdr_view){"h", 1, "v", 1};
 		pub_frame(&b, 1, 1, tt, ghost, 257, hs);
 	}
-	raw_expect_error(&raw, what, b.data, b.len, MR_EINVAL, "256");
+	mrt_raw_expect_error(&raw, what, b.data, b.len, MR_EINVAL, "256");
 	mri_wbuf_fini(&b);
 	good_publish(good, topic, what);
 
@@ -1506,7 +1341,7 @@ START_TEST(test_raw_frames)
 	mri_frame_begin(&b, MRI_OP_ADMIN);
 	mri_wbuf_put(&b, "{not json", 9);
 	mri_frame_end(&b);
-	raw_expect_error(&raw, what, b.data, b.len, MR_EPROTO, "JSON");
+	mrt_raw_expect_error(&raw, what, b.data, b.len, MR_EPROTO, "JSON");
 	mri_wbuf_fini(&b);
 	good_publish(good, topic, what);
 
@@ -1515,34 +1350,34 @@ START_TEST(test_raw_frames)
 	mri_frame_begin(&b, MRI_OP_ADMIN);
 	mri_wbuf_put(&b, "[1,2]", 5);
 	mri_frame_end(&b);
-	raw_expect_error(&raw, what, b.data, b.len, MR_EPROTO, "object");
+	mrt_raw_expect_error(&raw, what, b.data, b.len, MR_EPROTO, "object");
 	mri_wbuf_fini(&b);
 	good_publish(good, topic, what);
 
 	STEP("ADMIN with an empty body");
 	hdr12(f, 1, MRI_OP_ADMIN, 0);
-	raw_expect_error(&raw, what, f, 12, MR_EPROTO, NULL);
+	mrt_raw_expect_error(&raw, what, f, 12, MR_EPROTO, NULL);
 	good_publish(good, topic, what);
 
 	STEP("a 100 KB frame over max_frame_bytes=65536");
 	big = calloc(1, 100 * 1024);
 	ck_assert_ptr_nonnull(big);
 	hdr12(big, 1, MRI_OP_PUBLISH, 100 * 1024 - MRI_FRAME_HDR_LEN);
-	raw_expect_error(&raw, what, big, 100 * 1024, MR_ETOOBIG, NULL);
+	mrt_raw_expect_error(&raw, what, big, 100 * 1024, MR_ETOOBIG, NULL);
 	free(big);
 	good_publish(good, topic, what);
 
 	// A frame beyond twice the limit is not read at all: the connection
 	// is dropped, and nothing else is affected.
 	STEP("a 300 KB frame");
-	raw_open(&raw2, d.url);
+	mrt_raw_open(&raw2, d.url);
 	nng_socket_set_ms(raw2.sock, NNG_OPT_RECVTIMEO, 3000);
 	big = calloc(1, 300 * 1024);
 	ck_assert_ptr_nonnull(big);
 	hdr12(big, 1, MRI_OP_PUBLISH, 300 * 1024 - MRI_FRAME_HDR_LEN);
 	{
 		size_t   rlen;
-		uint8_t *rep = raw_call(&raw2, big, 300 * 1024, &rlen, &rv);
+		uint8_t *rep = mrt_raw_call(&raw2, big, 300 * 1024, &rlen, &rv);
 		struct mri_frame_hdr h;
 		const char          *why;
 
@@ -1567,7 +1402,7 @@ START_TEST(test_raw_frames)
 		uint8_t             *rep;
 
 		hdr12(f, 1, MRI_OP_STATUS, 0);
-		rep = raw_call(&raw, f, 12, &rlen, &rv);
+		rep = mrt_raw_call(&raw, f, 12, &rlen, &rv);
 		ck_assert_msg(rep != NULL, "status after bad frames: %s",
 			      nng_strerror(rv));
 		ck_assert_int_eq(mri_frame_parse_hdr(rep, rlen, &h, &why),
@@ -1591,14 +1426,14 @@ START_TEST(test_raw_frames)
 		json_decref(st);
 	}
 	mr_client_free(good);
-	daemon_finish(&d);
+	mrt_ck_daemon_finish(&d);
 }
 END_TEST
 
 static Suite *
 publish_api_suite(void)
 {
-	Suite *s = suite_create(g_real ? "publish_api_kafka"
+	Suite *s = suite_create(mrt_real ? "publish_api_kafka"
 				       : "publish_api_embedded");
 	TCase *tc;
 
@@ -1642,26 +1477,5 @@ publish_api_suite(void)
 int
 main(void)
 {
-	char    reason[1024];
-	int     rc, failed;
-	SRunner *sr;
-
-	rc = mrt_kafka_bootstrap(g_bootstrap, sizeof(g_bootstrap), reason,
-				 sizeof(reason));
-	if (rc == 77) {
-		printf("SKIP: %s\n", reason);
-		return 77;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "publish_api_test: %s\n", reason);
-		return 1;
-	}
-	g_real = rc == 1;
-	// A test that dies must not take the runner with it through SIGPIPE.
-	signal(SIGPIPE, SIG_IGN);
-	sr = srunner_create(publish_api_suite());
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return mrt_main("publish_api_test", publish_api_suite);
 }
