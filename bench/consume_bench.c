@@ -44,16 +44,16 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "common.h"
 #include "mailroom/client.h"
 #include "mailroom/consumer.h"
 
-#define BENCH_SPREAD 4096      /* payloads start at different pool offsets */
+#define BENCH_NAME_W 40 /* the table's first column */
 #define BENCH_FIRST_MS 60000   /* group join and first delivery, at most */
 #define BENCH_IDLE_MS 30000    /* no progress for this long: give up */
 #define BENCH_FETCH_WAIT_MS 200
 #define BENCH_COMMIT_MS 500
 #define BENCH_FETCHERS_MAX 64
-#define BENCH_RUNS_MAX 16
 #define BENCH_ERR_MAX 512
 #define BENCH_SLOW_SEED 0x5eedc0ffeeULL
 
@@ -88,66 +88,9 @@ struct bench_opts {
 	bool        slow_spin;
 };
 
-struct bench_result {
-	long   msgs; /* consumed (raw) or acked (mailroom) */
-	long   failed; /* of the count, not consumed */
-	long   redelivered; /* deliveries with attempt > 1 */
-	double secs;
-	double cpu_secs; /* this process's, user + system */
-	int    peak; /* slow: handlers running at once, at most */
-	long   fetches; /* mailroom: FETCHes that returned messages */
-	long   empty; /* mailroom: FETCHes that returned none */
-	bool   done;
-};
-
-static uint8_t  *bench__pool;
 static long long bench__stamp;
 static char      bench__data_topic[300];
 static char      bench__slow_topic[300];
-
-static int64_t
-bench__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static double
-bench__cpu_secs(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static const void *
-bench__payload(long i)
-{
-	return bench__pool + (size_t)(i * 61) % BENCH_SPREAD;
-}
-
-static void
-bench__init_data(size_t size)
-{
-	uint64_t x = (uint64_t)bench__now_ns() | 1;
-	size_t   n = size + BENCH_SPREAD;
-
-	if ((bench__pool = malloc(n)) == NULL) {
-		fprintf(stderr, "consume_bench: out of memory\n");
-		exit(1);
-	}
-	for (size_t i = 0; i < n; i++) {
-		// xorshift64: random enough that nothing compresses it.
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		bench__pool[i] = (uint8_t)(x >> 24);
-	}
-}
 
 static void
 bench__group(const struct bench_opts *o, const char *name, char *out,
@@ -165,14 +108,14 @@ static long
 bench__wait_count(atomic_long *v, long target, atomic_int *stop)
 {
 	long    last     = atomic_load(v), now_v;
-	int64_t deadline = bench__now_ns() + (int64_t)BENCH_FIRST_MS * 1000000;
+	int64_t deadline = bench_now_ns() + (int64_t)BENCH_FIRST_MS * 1000000;
 
 	while ((now_v = atomic_load(v)) < target && !atomic_load(stop)) {
 		if (now_v != last) {
 			last     = now_v;
-			deadline = bench__now_ns() +
+			deadline = bench_now_ns() +
 				   (int64_t)BENCH_IDLE_MS * 1000000;
-		} else if (bench__now_ns() > deadline) {
+		} else if (bench_now_ns() > deadline) {
 			break;
 		}
 		usleep(2000);
@@ -245,7 +188,7 @@ bench__produce(rd_kafka_t *rk, struct preload *p, const char *topic, long n,
 		while ((err = rd_kafka_producev(
 			    rk, RD_KAFKA_V_TOPIC(topic),
 			    RD_KAFKA_V_KEY(key, (size_t)kl),
-			    RD_KAFKA_V_VALUE((void *)bench__payload(i), size),
+			    RD_KAFKA_V_VALUE((void *)bench_payload(i), size),
 			    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			rd_kafka_poll(rk, 10);
 		if (err != 0) {
@@ -382,12 +325,12 @@ bench__raw(const struct bench_opts *o, struct bench_result *res)
 	bench__group(o, "raw", group, sizeof(group));
 	if ((rk = raw__open(o, group)) == NULL)
 		return;
-	deadline = bench__now_ns() + (int64_t)BENCH_FIRST_MS * 1000000;
+	deadline = bench_now_ns() + (int64_t)BENCH_FIRST_MS * 1000000;
 	while (got < o->count) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
 
 		if (m == NULL) {
-			if (bench__now_ns() > deadline)
+			if (bench_now_ns() > deadline)
 				break;
 			continue;
 		}
@@ -400,8 +343,8 @@ bench__raw(const struct bench_opts *o, struct bench_result *res)
 			continue;
 		}
 		if (got++ == 0) {
-			c0 = bench__cpu_secs();
-			t0 = bench__now_ns();
+			c0 = bench_cpu_secs();
+			t0 = bench_now_ns();
 		}
 		sum += m->len;
 		rd_kafka_offset_store(m->rkt, m->partition, m->offset);
@@ -409,7 +352,7 @@ bench__raw(const struct bench_opts *o, struct bench_result *res)
 		// The clock, every 256 messages: a commit every 500 ms and
 		// the idle limit.
 		if ((got & 255) == 0 || got == o->count) {
-			now = bench__now_ns();
+			now = bench_now_ns();
 			t1  = now;
 			if (now >= next_commit) {
 				rd_kafka_commit(rk, NULL, 1);
@@ -419,9 +362,9 @@ bench__raw(const struct bench_opts *o, struct bench_result *res)
 		}
 	}
 	if (got > 0 && t1 == 0)
-		t1 = bench__now_ns();
+		t1 = bench_now_ns();
 	res->secs     = got > 0 ? (double)(t1 - t0) / 1e9 : 0;
-	res->cpu_secs = got > 0 ? bench__cpu_secs() - c0 : 0;
+	res->cpu_secs = got > 0 ? bench_cpu_secs() - c0 : 0;
 	res->msgs     = got;
 	res->failed   = o->count - got;
 	res->done     = got > 0;
@@ -504,7 +447,7 @@ mrc__fetcher(void *arg)
 		}
 		atomic_fetch_add(&m->fetches, 1);
 		atomic_compare_exchange_strong(&m->first_ns, &zero,
-					       bench__now_ns());
+					       bench_now_ns());
 		for (size_t i = 0; i < n; i++) {
 			const mr_delivery *d = mr_batch_at(b, i);
 
@@ -519,7 +462,7 @@ mrc__fetcher(void *arg)
 			mrc__error(m, "mr_consumer_ack", rc);
 			break;
 		}
-		bench__max_ns(&m->last_ns, bench__now_ns());
+		bench__max_ns(&m->last_ns, bench_now_ns());
 		atomic_fetch_add(&m->ack_failed, (long)failed);
 		if (atomic_fetch_add(&m->acked, (long)(n - failed)) +
 			(long)(n - failed) >=
@@ -587,7 +530,7 @@ bench__mr(const struct bench_opts *o, mr_client *c, const char *name,
 		return;
 	m.target = n;
 	m.batch  = o->batch;
-	c0       = bench__cpu_secs();
+	c0       = bench_cpu_secs();
 	while (started < o->fetchers &&
 	       pthread_create(&t[started], NULL, mrc__fetcher, &m) == 0)
 		started++;
@@ -602,7 +545,7 @@ bench__mr(const struct bench_opts *o, mr_client *c, const char *name,
 	res->empty       = atomic_load(&m.empty);
 	res->secs = (double)(atomic_load(&m.last_ns) - atomic_load(&m.first_ns)) /
 		    1e9;
-	res->cpu_secs = bench__cpu_secs() - c0;
+	res->cpu_secs = bench_cpu_secs() - c0;
 	res->done     = res->msgs > 0;
 	if (m.have_err)
 		fprintf(stderr, "consume_bench: %s: %s\n", name, m.err);
@@ -673,7 +616,7 @@ slow__handler(void *arg, const mr_delivery *d)
 	long long    zero = 0;
 	int          now_running, peak;
 
-	atomic_compare_exchange_strong(&sl->first_ns, &zero, bench__now_ns());
+	atomic_compare_exchange_strong(&sl->first_ns, &zero, bench_now_ns());
 	now_running = atomic_fetch_add(&sl->running, 1) + 1;
 	peak        = atomic_load(&sl->peak);
 	while (now_running > peak &&
@@ -682,9 +625,9 @@ slow__handler(void *arg, const mr_delivery *d)
 	if (d->attempt > 1)
 		atomic_fetch_add(&sl->redelivered, 1);
 	if (sl->o->slow_spin) {
-		int64_t end = bench__now_ns() + us * 1000;
+		int64_t end = bench_now_ns() + us * 1000;
 
-		while (bench__now_ns() < end)
+		while (bench_now_ns() < end)
 			;
 	} else {
 		struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
@@ -735,10 +678,10 @@ bench__slow(const struct bench_opts *o, mr_client *c, const char *name,
 		mr_consumer_free(s);
 		return;
 	}
-	c0 = bench__cpu_secs();
+	c0 = bench_cpu_secs();
 	rc = mr_consume_run(s, o->slow_inflight, slow__handler, &sl, &sl.stop,
 			    (size_t)o->slow_count);
-	t1 = bench__now_ns();
+	t1 = bench_now_ns();
 	atomic_store(&sl.finished, 1);
 	pthread_join(wd, NULL);
 	if (rc != MR_OK)
@@ -748,87 +691,13 @@ bench__slow(const struct bench_opts *o, mr_client *c, const char *name,
 	res->failed      = o->slow_count - res->msgs;
 	res->redelivered = atomic_load(&sl.redelivered);
 	res->secs        = (double)(t1 - atomic_load(&sl.first_ns)) / 1e9;
-	res->cpu_secs    = bench__cpu_secs() - c0;
+	res->cpu_secs    = bench_cpu_secs() - c0;
 	res->peak        = atomic_load(&sl.peak);
 	res->done        = rc == MR_OK && res->msgs > 0;
 	mr_consumer_free(s);
 }
 
 /* ---- report ----------------------------------------------------------- */
-
-static double
-bench__rate(const struct bench_result *r)
-{
-	return r->done && r->secs > 0 ? (double)r->msgs / r->secs : 0;
-}
-
-static void
-bench__row(const char *name, const struct bench_result *r, size_t size,
-	   double ref, const char *refname)
-{
-	double rate = bench__rate(r);
-
-	if (!r->done) {
-		printf("%-40s  %s\n", name, "not measured (see errors above)");
-		return;
-	}
-	printf("%-40s %8ld %6ld %8.3f %11.0f %8.2f %6.2f", name, r->msgs,
-	       r->failed, r->secs, rate, rate * (double)size / 1e6,
-	       r->cpu_secs);
-	if (ref > 0)
-		printf(" %6.3f  %s", rate / ref, refname);
-	printf("\n");
-}
-
-static void
-bench__json_result(const char *name, const struct bench_result *r,
-		   size_t size, double ref, const char *refname,
-		   const struct bench_result *runs, int nruns)
-{
-	double rate = bench__rate(r);
-
-	printf(",\"%s\":{\"done\":%s,\"msgs\":%ld,\"failed\":%ld,"
-	       "\"redelivered\":%ld,\"secs\":%.4f,\"msgs_per_s\":%.1f,"
-	       "\"mb_per_s\":%.3f,\"cpu_s\":%.3f",
-	       name, r->done ? "true" : "false", r->msgs, r->failed,
-	       r->redelivered, r->secs, rate, rate * (double)size / 1e6,
-	       r->cpu_secs);
-	if (r->peak > 0)
-		printf(",\"peak_concurrency\":%d", r->peak);
-	if (r->fetches > 0)
-		printf(",\"fetches\":%ld,\"empty_fetches\":%ld,"
-		       "\"mean_batch\":%.1f",
-		       r->fetches, r->empty,
-		       (double)r->msgs / (double)r->fetches);
-	if (ref > 0)
-		printf(",\"%s\":%.4f", refname, rate / ref);
-	if (runs != NULL) {
-		printf(",\"runs_msgs_per_s\":[");
-		for (int i = 0; i < nruns; i++)
-			printf("%s%.1f", i ? "," : "", bench__rate(&runs[i]));
-		printf("]");
-	}
-	printf("}");
-}
-
-/* The run whose rate is the median (the lower one of an even count). */
-static const struct bench_result *
-bench__median(const struct bench_result *runs, int n)
-{
-	int idx[BENCH_RUNS_MAX];
-
-	for (int i = 0; i < n; i++)
-		idx[i] = i;
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && bench__rate(&runs[idx[j]]) <
-					     bench__rate(&runs[idx[j - 1]]);
-		     j--) {
-			int t      = idx[j];
-			idx[j]     = idx[j - 1];
-			idx[j - 1] = t;
-		}
-	return &runs[idx[(n - 1) / 2]];
-}
 
 static bool
 bench__target(const char *what, double ratio, double want)
@@ -1065,7 +934,7 @@ main(int argc, char **argv)
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	bench__stamp = (long long)time(NULL);
-	bench__init_data(o.size);
+	bench_pool_init(o.size, "consume_bench");
 	snprintf(bench__data_topic, sizeof(bench__data_topic), "%s-%lld-data",
 		 o.topic, bench__stamp);
 	snprintf(bench__slow_topic, sizeof(bench__slow_topic), "%s-%lld-slow",
@@ -1097,7 +966,7 @@ main(int argc, char **argv)
 		if (o.cases & CASE_RAW) {
 			bench__raw(&o, &raw_runs[r]);
 			fprintf(stderr, "  run %d raw: %.0f msgs/s\n", r + 1,
-				bench__rate(&raw_runs[r]));
+				bench_rate(&raw_runs[r]));
 		}
 		for (int i = 0; i < 3; i++) {
 			if (!(o.cases & modes[i].bit))
@@ -1109,26 +978,26 @@ main(int argc, char **argv)
 				  group, sizeof(group), &mr_runs[i][r]);
 			fprintf(stderr, "  run %d mailroom %s: %.0f msgs/s\n",
 				r + 1, modes[i].name,
-				bench__rate(&mr_runs[i][r]));
+				bench_rate(&mr_runs[i][r]));
 		}
 	}
 	if (o.cases & CASE_SLOW) {
 		bench__slow(&o, c, "slow-partition", MR_ORDER_PARTITION,
 			    &slow_part);
 		fprintf(stderr, "  slow partition: %.0f msgs/s\n",
-			bench__rate(&slow_part));
+			bench_rate(&slow_part));
 		bench__slow(&o, c, "slow-key", MR_ORDER_KEY, &slow_key);
 		fprintf(stderr, "  slow key: %.0f msgs/s\n",
-			bench__rate(&slow_key));
+			bench_rate(&slow_key));
 	}
 	if (group[0] != '\0')
 		journal = bench__journal_on(c, group);
 	if (o.cases & CASE_RAW)
-		raw = bench__median(raw_runs, o.repeat);
+		raw = bench_median(raw_runs, o.repeat);
 	for (int i = 0; i < 3; i++)
 		if (o.cases & modes[i].bit)
-			mr[i] = bench__median(mr_runs[i], o.repeat);
-	raw_ref = bench__rate(raw);
+			mr[i] = bench_median(mr_runs[i], o.repeat);
+	raw_ref = bench_rate(raw);
 
 	printf("mailroomd consumer.journal: %s\n",
 	       journal == 1   ? "on (the group's journal topic exists)"
@@ -1139,14 +1008,15 @@ main(int argc, char **argv)
 	if (o.cases & CASE_RAW) {
 		snprintf(name, sizeof(name), "raw librdkafka consumer%s",
 			 o.repeat > 1 ? " (median)" : "");
-		bench__row(name, raw, o.size, 0, NULL);
+		bench_row(name, BENCH_NAME_W, raw, o.size, 0, NULL);
 	}
 	for (int i = 0; i < 3; i++) {
 		if (!(o.cases & modes[i].bit))
 			continue;
 		snprintf(name, sizeof(name), "mailroom %s%s", modes[i].name,
 			 o.repeat > 1 ? " (median)" : "");
-		bench__row(name, mr[i], o.size, raw_ref, "of raw");
+		bench_row(name, BENCH_NAME_W, mr[i], o.size, raw_ref,
+			  "of raw");
 	}
 	for (int i = 0; i < 3; i++)
 		if ((o.cases & modes[i].bit) && mr[i]->fetches > 0)
@@ -1156,10 +1026,10 @@ main(int argc, char **argv)
 			       (double)mr[i]->msgs / (double)mr[i]->fetches,
 			       mr[i]->empty);
 	if (o.cases & CASE_SLOW) {
-		bench__row("slow handler, partition mode", &slow_part, o.size,
-			   0, NULL);
-		bench__row("slow handler, key mode", &slow_key, o.size,
-			   bench__rate(&slow_part), "of partition");
+		bench_row("slow handler, partition mode", BENCH_NAME_W,
+			  &slow_part, o.size, 0, NULL);
+		bench_row("slow handler, key mode", BENCH_NAME_W, &slow_key,
+			  o.size, bench_rate(&slow_part), "of partition");
 		printf("slow handler: at most %d and %d handlers ran at once; "
 		       "bounds: partition 1 / %.3f ms = %.0f msgs/s, key "
 		       "min(%d keys, %d workers) / %.3f ms = %.0f msgs/s\n",
@@ -1173,13 +1043,13 @@ main(int argc, char **argv)
 	       "partition mode reads the first %ld messages)\n\n",
 	       o.partition_count);
 	if ((o.cases & CASE_RAW) && (o.cases & CASE_UNORDERED))
-		bench__target("unordered / raw", bench__rate(mr[0]) / raw_ref,
+		bench__target("unordered / raw", bench_rate(mr[0]) / raw_ref,
 			      0.5);
 	if ((o.cases & CASE_RAW) && (o.cases & CASE_KEY))
-		bench__target("key / raw", bench__rate(mr[1]) / raw_ref, 0.4);
+		bench__target("key / raw", bench_rate(mr[1]) / raw_ref, 0.4);
 	if (o.cases & CASE_SLOW) {
-		ratio = bench__rate(&slow_part) > 0
-			    ? bench__rate(&slow_key) / bench__rate(&slow_part)
+		ratio = bench_rate(&slow_part) > 0
+			    ? bench_rate(&slow_key) / bench_rate(&slow_part)
 			    : 0;
 		bench__target("slow handler, key / partition", ratio, 8);
 	}
@@ -1193,13 +1063,13 @@ main(int argc, char **argv)
 	       journal == 1   ? "true"
 	       : journal == 0 ? "false"
 			      : "null",
-	       bench__cpu_secs());
+	       bench_cpu_secs());
 	if (o.cases & CASE_RAW)
-		bench__json_result("raw", raw, o.size, 0, NULL, raw_runs,
+		bench_json_result("raw", raw, o.size, 0, NULL, raw_runs,
 				   o.repeat);
 	for (int i = 0; i < 3; i++)
 		if (o.cases & modes[i].bit)
-			bench__json_result(modes[i].json, mr[i], o.size,
+			bench_json_result(modes[i].json, mr[i], o.size,
 					   raw_ref, "ratio", mr_runs[i],
 					   o.repeat);
 	if (o.cases & CASE_SLOW) {
@@ -1209,10 +1079,10 @@ main(int argc, char **argv)
 		       o.slow_count, o.slow_keys, o.slow_inflight,
 		       o.slow_spin ? "spin" : "sleep", o.slow_min_us,
 		       o.slow_max_us, mean_ms);
-		bench__json_result("slow_partition", &slow_part, o.size, 0,
+		bench_json_result("slow_partition", &slow_part, o.size, 0,
 				   NULL, NULL, 0);
-		bench__json_result("slow_key", &slow_key, o.size,
-				   bench__rate(&slow_part),
+		bench_json_result("slow_key", &slow_key, o.size,
+				   bench_rate(&slow_part),
 				   "ratio_vs_partition", NULL, 0);
 	}
 	printf("}\n");
@@ -1231,6 +1101,6 @@ main(int argc, char **argv)
 				      !slow_key.done || slow_key.failed))
 		ok = false;
 	mr_client_free(c);
-	free(bench__pool);
+	bench_pool_free();
 	return ok ? 0 : 1;
 }

@@ -37,15 +37,15 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "common.h"
 #include "mailroom/client.h"
 
+#define BENCH_NAME_W 34 /* the table's first column */
 #define BENCH_KEYS 1000
-#define BENCH_SPREAD 4096    /* payloads start at different pool offsets */
 #define BENCH_SYNC_MAX 20000 /* messages in the sync case */
 #define BENCH_PIPE_MAX 100000
 #define BENCH_WARMUP 200 /* latency samples dropped before measuring */
 #define BENCH_WAIT_MS 300000
-#define BENCH_RUNS_MAX 16
 #define BENCH_ERR_MAX 512
 
 enum bench_mode { BENCH_MAILROOM = 1, BENCH_RAW = 2, BENCH_BOTH = 3 };
@@ -67,70 +67,24 @@ struct bench_opts {
 	bool        throughput;
 };
 
-struct bench_result {
-	long   msgs; /* confirmed */
-	long   failed;
-	double secs;
-	double cpu_secs; /* this process's, user + system */
-	bool   done;
-};
-
 struct bench_latency {
 	int    n;
 	int    failed;
 	double p50, p90, p99, max, mean;
 };
 
-static uint8_t  *bench__pool;
 static char      bench__keys[BENCH_KEYS][16];
 static size_t    bench__key_len[BENCH_KEYS];
 static long long bench__stamp;
 static char      bench__ce_time[32];
 
-static int64_t
-bench__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static double
-bench__cpu_secs(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static const void *
-bench__payload(long i)
-{
-	return bench__pool + (size_t)(i * 61) % BENCH_SPREAD;
-}
-
 static void
 bench__init_data(size_t size)
 {
-	uint64_t  x = (uint64_t)bench__now_ns() | 1;
-	size_t    n = size + BENCH_SPREAD;
 	time_t    now;
 	struct tm tm;
 
-	if ((bench__pool = malloc(n)) == NULL) {
-		fprintf(stderr, "publish_bench: out of memory\n");
-		exit(1);
-	}
-	for (size_t i = 0; i < n; i++) {
-		// xorshift64: random enough that nothing compresses it.
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		bench__pool[i] = (uint8_t)(x >> 24);
-	}
+	bench_pool_init(size, "publish_bench");
 	for (int i = 0; i < BENCH_KEYS; i++)
 		bench__key_len[i] = (size_t)snprintf(
 		    bench__keys[i], sizeof(bench__keys[i]), "key-%d", i);
@@ -216,7 +170,7 @@ raw__dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	} else {
 		atomic_fetch_add(&r->ok, 1);
 	}
-	atomic_store(&r->last_ns, bench__now_ns());
+	atomic_store(&r->last_ns, bench_now_ns());
 }
 
 static void *
@@ -320,7 +274,7 @@ raw__produce(struct raw *r, const char *topic, long i, size_t size,
 		err = rd_kafka_producev(
 		    r->rk, RD_KAFKA_V_TOPIC(topic),
 		    RD_KAFKA_V_KEY(bench__keys[k], bench__key_len[k]),
-		    RD_KAFKA_V_VALUE((void *)bench__payload(i), size),
+		    RD_KAFKA_V_VALUE((void *)bench_payload(i), size),
 		    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
@@ -338,10 +292,10 @@ raw__produce(struct raw *r, const char *topic, long i, size_t size,
 static bool
 raw__wait(struct raw *r, long target, int timeout_ms)
 {
-	int64_t deadline = bench__now_ns() + (int64_t)timeout_ms * 1000000;
+	int64_t deadline = bench_now_ns() + (int64_t)timeout_ms * 1000000;
 
 	while (atomic_load(&r->ok) + atomic_load(&r->failed) < target) {
-		if (bench__now_ns() > deadline)
+		if (bench_now_ns() > deadline)
 			return false;
 		if (r->polling)
 			usleep(1000);
@@ -374,8 +328,8 @@ bench__raw_throughput(const struct bench_opts *o, struct bench_result *res)
 	}
 	ok0     = atomic_load(&r.ok);
 	failed0 = atomic_load(&r.failed);
-	c0      = bench__cpu_secs();
-	t0      = bench__now_ns();
+	c0      = bench_cpu_secs();
+	t0      = bench_now_ns();
 	for (long i = 0; i < o->count; i++) {
 		rd_kafka_resp_err_t err;
 
@@ -395,7 +349,7 @@ bench__raw_throughput(const struct bench_opts *o, struct bench_result *res)
 			    failed0,
 			o->count - refused, BENCH_WAIT_MS / 1000);
 	res->secs     = (double)(atomic_load(&r.last_ns) - t0) / 1e9;
-	res->cpu_secs = bench__cpu_secs() - c0;
+	res->cpu_secs = bench_cpu_secs() - c0;
 	res->msgs     = atomic_load(&r.ok) - ok0;
 	res->failed   = o->count - res->msgs;
 	res->done     = true;
@@ -420,7 +374,7 @@ bench__raw_latency(const struct bench_opts *o, double *lat,
 	for (int i = -BENCH_WARMUP; i < o->samples; i++) {
 		long    failed = atomic_load(&r.failed);
 		long    target = atomic_load(&r.ok) + failed + 1;
-		int64_t t0     = bench__now_ns();
+		int64_t t0     = bench_now_ns();
 
 		if (raw__produce(&r, topic, i + BENCH_WARMUP, o->size,
 				 o->raw_headers) != 0 ||
@@ -434,7 +388,7 @@ bench__raw_latency(const struct bench_opts *o, double *lat,
 			continue;
 		}
 		if (i >= 0)
-			lat[n++] = (double)(bench__now_ns() - t0) / 1e6;
+			lat[n++] = (double)(bench_now_ns() - t0) / 1e6;
 	}
 	if (r.have_err)
 		fprintf(stderr, "publish_bench: raw latency: first failure: "
@@ -478,7 +432,7 @@ mrb__cb(void *arg, int status, const mr_ack *acks, size_t n)
 	}
 	if (status != MR_OK && n == 0)
 		mrb__error(m, status, mr_client_last_error());
-	now  = bench__now_ns();
+	now  = bench_now_ns();
 	last = atomic_load(&m->last_ns);
 	while (now > last &&
 	       !atomic_compare_exchange_weak(&m->last_ns, &last, now))
@@ -499,7 +453,7 @@ mrb__fill(mr_message *msgs, size_t k, long first, const char *topic,
 		msgs[j].topic       = topic;
 		msgs[j].key         = bench__keys[key];
 		msgs[j].key_len     = bench__key_len[key];
-		msgs[j].payload     = bench__payload(i);
+		msgs[j].payload     = bench_payload(i);
 		msgs[j].payload_len = size;
 	}
 }
@@ -566,8 +520,8 @@ bench__mr_async(const struct bench_opts *o, const char *name, long n, int k,
 	}
 	if (mrb__warmup(c, topic, o->size) != MR_OK)
 		goto out;
-	c0 = bench__cpu_secs();
-	t0 = bench__now_ns();
+	c0 = bench_cpu_secs();
+	t0 = bench_now_ns();
 	while (sent < n) {
 		size_t kk = (size_t)(n - sent < k ? n - sent : k);
 
@@ -600,7 +554,7 @@ bench__mr_async(const struct bench_opts *o, const char *name, long n, int k,
 		usleep(1000);
 	}
 	res->secs     = (double)(atomic_load(&m.last_ns) - t0) / 1e9;
-	res->cpu_secs = bench__cpu_secs() - c0;
+	res->cpu_secs = bench_cpu_secs() - c0;
 	res->msgs     = atomic_load(&m.ok);
 	res->failed   = n - res->msgs;
 	res->done     = true;
@@ -635,10 +589,10 @@ bench__mr_sync(const struct bench_opts *o, const char *name, long n,
 		mrb__fill(&msg, 1, i + warmup, topic, o->size);
 		mr_publish(c, &msg, &ack);
 	}
-	c0 = bench__cpu_secs();
-	t0 = bench__now_ns();
+	c0 = bench_cpu_secs();
+	t0 = bench_now_ns();
 	for (long i = 0; i < n; i++) {
-		int64_t s = bench__now_ns();
+		int64_t s = bench_now_ns();
 		int     rc;
 
 		mrb__fill(&msg, 1, i, topic, o->size);
@@ -656,11 +610,11 @@ bench__mr_sync(const struct bench_opts *o, const char *name, long n,
 			continue;
 		}
 		if (lat != NULL)
-			lat[k] = (double)(bench__now_ns() - s) / 1e6;
+			lat[k] = (double)(bench_now_ns() - s) / 1e6;
 		k++;
 	}
-	res->secs     = (double)(bench__now_ns() - t0) / 1e9;
-	res->cpu_secs = bench__cpu_secs() - c0;
+	res->secs     = (double)(bench_now_ns() - t0) / 1e9;
+	res->cpu_secs = bench_cpu_secs() - c0;
 	res->msgs     = k;
 	res->failed   = n - k;
 	res->done     = true;
@@ -670,53 +624,6 @@ out:
 
 /* ---- report ----------------------------------------------------------- */
 
-static double
-bench__rate(const struct bench_result *r)
-{
-	return r->done && r->secs > 0 ? (double)r->msgs / r->secs : 0;
-}
-
-static void
-bench__row(const char *name, const struct bench_result *r, size_t size,
-	   double ref, const char *refname)
-{
-	double rate = bench__rate(r);
-
-	if (!r->done) {
-		printf("%-34s  %s\n", name, "not measured (see errors above)");
-		return;
-	}
-	printf("%-34s %8ld %6ld %8.3f %11.0f %8.2f %6.2f", name, r->msgs,
-	       r->failed, r->secs, rate, rate * (double)size / 1e6,
-	       r->cpu_secs);
-	if (ref > 0)
-		printf(" %6.3f  %s", rate / ref, refname);
-	printf("\n");
-}
-
-static void
-bench__json_result(const char *name, const struct bench_result *r,
-		   size_t size, double ref, const char *refname,
-		   const struct bench_result *runs, int nruns)
-{
-	double rate = bench__rate(r);
-
-	printf(",\"%s\":{\"done\":%s,\"msgs\":%ld,\"failed\":%ld,"
-	       "\"secs\":%.4f,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,"
-	       "\"cpu_s\":%.3f",
-	       name, r->done ? "true" : "false", r->msgs, r->failed, r->secs,
-	       rate, rate * (double)size / 1e6, r->cpu_secs);
-	if (ref > 0)
-		printf(",\"%s\":%.4f", refname, rate / ref);
-	if (runs != NULL) {
-		printf(",\"runs_msgs_per_s\":[");
-		for (int i = 0; i < nruns; i++)
-			printf("%s%.1f", i ? "," : "", bench__rate(&runs[i]));
-		printf("]");
-	}
-	printf("}");
-}
-
 static void
 bench__json_latency(const char *name, const struct bench_latency *l)
 {
@@ -725,25 +632,6 @@ bench__json_latency(const char *name, const struct bench_latency *l)
 	       "\"mean_ms\":%.4f}",
 	       name, l->n, l->failed, l->p50, l->p90, l->p99, l->max,
 	       l->mean);
-}
-
-/* The run whose rate is the median (the lower one of an even count). */
-static const struct bench_result *
-bench__median(const struct bench_result *runs, int n)
-{
-	int idx[BENCH_RUNS_MAX];
-
-	for (int i = 0; i < n; i++)
-		idx[i] = i;
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && bench__rate(&runs[idx[j]]) <
-					     bench__rate(&runs[idx[j - 1]]);
-		     j--) {
-			int t      = idx[j];
-			idx[j]     = idx[j - 1];
-			idx[j - 1] = t;
-		}
-	return &runs[idx[(n - 1) / 2]];
 }
 
 /* ---- main ------------------------------------------------------------- */
@@ -924,20 +812,20 @@ main(int argc, char **argv)
 		if (o.mode & BENCH_RAW) {
 			bench__raw_throughput(&o, &raw_runs[r]);
 			fprintf(stderr, "  run %d raw: %.0f msgs/s\n", r + 1,
-				bench__rate(&raw_runs[r]));
+				bench_rate(&raw_runs[r]));
 		}
 		if (o.mode & BENCH_MAILROOM) {
 			bench__mr_async(&o, "batched", o.count, o.batch,
 					o.inflight, &mr_runs[r]);
 			fprintf(stderr, "  run %d mailroom batched: %.0f "
 					"msgs/s\n",
-				r + 1, bench__rate(&mr_runs[r]));
+				r + 1, bench_rate(&mr_runs[r]));
 		}
 	}
 	if (o.throughput && (o.mode & BENCH_RAW))
-		raw = bench__median(raw_runs, o.repeat);
+		raw = bench_median(raw_runs, o.repeat);
 	if (o.throughput && (o.mode & BENCH_MAILROOM)) {
-		mr = bench__median(mr_runs, o.repeat);
+		mr = bench_median(mr_runs, o.repeat);
 		bench__mr_async(&o, "pipelined", npipe, 1, o.inflight, &pipe);
 		bench__mr_sync(&o, "sync", nsync, 0, NULL, &sync);
 	}
@@ -949,7 +837,7 @@ main(int argc, char **argv)
 		bench__summarise(lat, (int)lres.msgs, &lmr);
 		lmr.failed = (int)lres.failed;
 	}
-	raw_ref = bench__rate(raw);
+	raw_ref = bench_rate(raw);
 	if (lraw.n > 0)
 		sync_ref = 1e3 / lraw.mean;
 
@@ -960,20 +848,21 @@ main(int argc, char **argv)
 		if (o.mode & BENCH_RAW) {
 			snprintf(name, sizeof(name), "raw librdkafka async%s",
 				 o.repeat > 1 ? " (median)" : "");
-			bench__row(name, raw, o.size, 0, NULL);
+			bench_row(name, BENCH_NAME_W, raw, o.size, 0, NULL);
 		}
 		if (o.mode & BENCH_MAILROOM) {
 			snprintf(name, sizeof(name),
 				 "mailroom batched K=%d F=%d%s", o.batch,
 				 o.inflight, o.repeat > 1 ? " (median)" : "");
-			bench__row(name, mr, o.size, raw_ref, "of raw async");
+			bench_row(name, BENCH_NAME_W, mr, o.size, raw_ref,
+				  "of raw async");
 			snprintf(name, sizeof(name),
 				 "mailroom unbatched pipelined F=%d",
 				 o.inflight);
-			bench__row(name, &pipe, o.size, raw_ref,
-				   "of raw async");
-			bench__row("mailroom unbatched sync", &sync, o.size,
-				   sync_ref, "of raw sync");
+			bench_row(name, BENCH_NAME_W, &pipe, o.size, raw_ref,
+				  "of raw async");
+			bench_row("mailroom unbatched sync", BENCH_NAME_W,
+				  &sync, o.size, sync_ref, "of raw sync");
 		}
 		printf("(MB/s counts payload bytes only; cpu s is this "
 		       "process's; raw sync: 1 / mean raw latency = %.0f "
@@ -1001,7 +890,7 @@ main(int argc, char **argv)
 			       lmr.p99 - lraw.p99);
 	}
 	if (raw_ref > 0 && mr->done) {
-		double ratio = bench__rate(mr) / raw_ref;
+		double ratio = bench_rate(mr) / raw_ref;
 
 		printf("\ntarget: batched >= 0.80x raw: %.3fx %s%s\n", ratio,
 		       ratio >= 0.8 ? "MET" : "NOT MET",
@@ -1014,16 +903,16 @@ main(int argc, char **argv)
 	       "\"batch\":%d,\"inflight\":%d,\"linger_ms\":%d,\"keys\":%d,"
 	       "\"repeat\":%d,\"raw_headers\":%s,\"cpu_total_s\":%.2f",
 	       o.size, o.count, o.batch, o.inflight, o.linger_ms, BENCH_KEYS,
-	       o.repeat, o.raw_headers ? "true" : "false", bench__cpu_secs());
+	       o.repeat, o.raw_headers ? "true" : "false", bench_cpu_secs());
 	if (o.throughput && (o.mode & BENCH_RAW))
-		bench__json_result("raw", raw, o.size, 0, NULL, raw_runs,
+		bench_json_result("raw", raw, o.size, 0, NULL, raw_runs,
 				   o.repeat);
 	if (o.throughput && (o.mode & BENCH_MAILROOM)) {
-		bench__json_result("mailroom_batched", mr, o.size, raw_ref,
+		bench_json_result("mailroom_batched", mr, o.size, raw_ref,
 				   "ratio", mr_runs, o.repeat);
-		bench__json_result("mailroom_pipelined", &pipe, o.size,
+		bench_json_result("mailroom_pipelined", &pipe, o.size,
 				   raw_ref, "ratio", NULL, 0);
-		bench__json_result("mailroom_sync", &sync, o.size, sync_ref,
+		bench_json_result("mailroom_sync", &sync, o.size, sync_ref,
 				   "ratio_vs_raw_sync", NULL, 0);
 	}
 	if (lraw.n > 0)
@@ -1052,6 +941,6 @@ main(int argc, char **argv)
 	if (o.samples > 0 && (o.mode & BENCH_MAILROOM) && lmr.n < o.samples)
 		ok = false;
 	free(lat);
-	free(bench__pool);
+	bench_pool_free();
 	return ok ? 0 : 1;
 }

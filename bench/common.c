@@ -1,0 +1,133 @@
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static uint8_t *bench__pool;
+
+int64_t
+bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+double
+bench_cpu_secs(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+void
+bench_pool_init(size_t size, const char *prog)
+{
+	uint64_t x = (uint64_t)bench_now_ns() | 1;
+	size_t   n = size + BENCH_SPREAD;
+
+	if ((bench__pool = malloc(n)) == NULL) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		exit(1);
+	}
+	for (size_t i = 0; i < n; i++) {
+		// xorshift64: random enough that nothing compresses it.
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		bench__pool[i] = (uint8_t)(x >> 24);
+	}
+}
+
+void
+bench_pool_free(void)
+{
+	free(bench__pool);
+	bench__pool = NULL;
+}
+
+const void *
+bench_payload(long i)
+{
+	return bench__pool + (size_t)(i * 61) % BENCH_SPREAD;
+}
+
+double
+bench_rate(const struct bench_result *r)
+{
+	return r->done && r->secs > 0 ? (double)r->msgs / r->secs : 0;
+}
+
+void
+bench_row(const char *name, int width, const struct bench_result *r,
+	  size_t size, double ref, const char *refname)
+{
+	double rate = bench_rate(r);
+
+	if (!r->done) {
+		printf("%-*s  %s\n", width, name,
+		       "not measured (see errors above)");
+		return;
+	}
+	printf("%-*s %8ld %6ld %8.3f %11.0f %8.2f %6.2f", width, name, r->msgs,
+	       r->failed, r->secs, rate, rate * (double)size / 1e6,
+	       r->cpu_secs);
+	if (ref > 0)
+		printf(" %6.3f  %s", rate / ref, refname);
+	printf("\n");
+}
+
+void
+bench_json_result(const char *name, const struct bench_result *r,
+		  size_t size, double ref, const char *refname,
+		  const struct bench_result *runs, int nruns)
+{
+	double rate = bench_rate(r);
+
+	printf(",\"%s\":{\"done\":%s,\"msgs\":%ld,\"failed\":%ld,"
+	       "\"redelivered\":%ld,\"secs\":%.4f,\"msgs_per_s\":%.1f,"
+	       "\"mb_per_s\":%.3f,\"cpu_s\":%.3f",
+	       name, r->done ? "true" : "false", r->msgs, r->failed,
+	       r->redelivered, r->secs, rate, rate * (double)size / 1e6,
+	       r->cpu_secs);
+	if (r->peak > 0)
+		printf(",\"peak_concurrency\":%d", r->peak);
+	if (r->fetches > 0)
+		printf(",\"fetches\":%ld,\"empty_fetches\":%ld,"
+		       "\"mean_batch\":%.1f",
+		       r->fetches, r->empty,
+		       (double)r->msgs / (double)r->fetches);
+	if (ref > 0)
+		printf(",\"%s\":%.4f", refname, rate / ref);
+	if (runs != NULL) {
+		printf(",\"runs_msgs_per_s\":[");
+		for (int i = 0; i < nruns; i++)
+			printf("%s%.1f", i ? "," : "", bench_rate(&runs[i]));
+		printf("]");
+	}
+	printf("}");
+}
+
+const struct bench_result *
+bench_median(const struct bench_result *runs, int n)
+{
+	int idx[BENCH_RUNS_MAX];
+
+	for (int i = 0; i < n; i++)
+		idx[i] = i;
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && bench_rate(&runs[idx[j]]) <
+					     bench_rate(&runs[idx[j - 1]]);
+		     j--) {
+			int t      = idx[j];
+			idx[j]     = idx[j - 1];
+			idx[j - 1] = t;
+		}
+	return &runs[idx[(n - 1) / 2]];
+}

@@ -1,0 +1,67 @@
+/*
+ * What publish_bench and consume_bench share (private to bench/): the
+ * clocks, the pool of random payload bytes, and one case's result with its
+ * table row, its JSON and the median of several runs.
+ *
+ * Thread safety: bench_payload may be called from any thread once
+ * bench_pool_init has returned; the rest from the main thread.
+ */
+#ifndef MRB_COMMON_H
+#define MRB_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BENCH_SPREAD 4096 /* payloads start at different pool offsets */
+#define BENCH_RUNS_MAX 16
+
+struct bench_result {
+	long   msgs;        /* confirmed, consumed or acked */
+	long   failed;      /* of the count, not confirmed or consumed */
+	long   redelivered; /* consume: deliveries with attempt > 1 */
+	double secs;
+	double cpu_secs; /* this process's, user + system */
+	int    peak;     /* consume, slow: handlers running at once, at most */
+	long   fetches;  /* consume: FETCHes that returned messages */
+	long   empty;    /* consume: FETCHes that returned none */
+	bool   done;
+};
+
+/** @returns CLOCK_MONOTONIC in nanoseconds. */
+int64_t bench_now_ns(void);
+
+/** @returns the CPU seconds (user + system) this process has used. */
+double bench_cpu_secs(void);
+
+/** @brief Fill the pool with \p size + BENCH_SPREAD random bytes (that
+ *         nothing compresses); exits with a message naming \p prog if out
+ *         of memory. */
+void bench_pool_init(size_t size, const char *prog);
+
+/** @brief Free the pool. */
+void bench_pool_free(void);
+
+/** @returns the payload of message \p i: the pool at an offset of its own. */
+const void *bench_payload(long i);
+
+/** @returns messages per second, 0 when not measured. */
+double bench_rate(const struct bench_result *r);
+
+/** @brief A table row: name (\p width columns), messages, failed, seconds,
+ *         msgs/s, MB/s, CPU s, and the ratio to \p ref if > 0. */
+void bench_row(const char *name, int width, const struct bench_result *r,
+	       size_t size, double ref, const char *refname);
+
+/** @brief `,"name":{...}` for the last line's JSON object; \p runs (or
+ *         NULL) adds every run's rate. */
+void bench_json_result(const char *name, const struct bench_result *r,
+		       size_t size, double ref, const char *refname,
+		       const struct bench_result *runs, int nruns);
+
+/** @returns the run whose rate is the median (the lower one of an even
+ *           count); \p n <= BENCH_RUNS_MAX. */
+const struct bench_result *bench_median(const struct bench_result *runs,
+					int n);
+
+#endif
