@@ -1,6 +1,7 @@
 /*
- * What the rest of the client (consumer.c) uses of client.c: one request
- * on the client's pool of nng contexts, waited for.
+ * What the rest of the client (consumer.c, consume_run.c) uses of client.c
+ * and consumer.c: one request on the client's pool of nng contexts, waited
+ * for, and a consumer's credit.
  *
  * Thread safety: as mr_client; each call blocks its caller only.
  */
@@ -12,6 +13,7 @@
 #include <nng/nng.h>
 
 #include "mailroom/client.h"
+#include "mailroom/consumer.h"
 #include "proto/frame.h"
 
 /**
@@ -34,6 +36,10 @@ int client__frame_call(mr_client *c, struct mri_wbuf *b, int extra_ms,
  */
 int client__json_call(mr_client *c, uint8_t op, const char *body,
 		      char **json);
+
+/** @returns the credit of \p s: its SUBSCRIBE reply's, else its options';
+ *           0 when unknown (for mr_consume_run, client/consume_run.c). */
+int consumer__credit(const mr_consumer *s);
 
 /** @brief Set this thread's mr_client_last_error() to \p why (copied). */
 void client__set_last_error(const char *why);
