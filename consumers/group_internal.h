@@ -54,7 +54,7 @@ struct group_waiter {
 	// Handed out under the lock, encoded after it (group__complete).
 	struct mri_delivery *ds;
 	size_t               nds, ds_cap;
-	bool                 filled; /* ds taken: encode, then release */
+	size_t               size; /* of the reply, were all encoded */
 	// What the reply hands out, for the journal.
 	struct mri_journal_entry *ents;
 	size_t                    nents;

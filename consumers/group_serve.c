@@ -130,12 +130,13 @@ group__encode(const struct mri_delivery *d, struct mri_wbuf *b)
 static size_t
 group__fill(struct mri_group *g, struct group_waiter *w, uint64_t now)
 {
-	size_t size      = MRI_FRAME_HDR_LEN + 4;
 	size_t max_bytes = w->f.max_bytes ? w->f.max_bytes : w->max_frame;
 
 	if (max_bytes > w->max_frame)
 		max_bytes = w->max_frame;
-	while (!g->revoking && w->nds < w->f.max_msgs && size < max_bytes) {
+	w->size = MRI_FRAME_HDR_LEN + 4;
+	while (!g->revoking && w->nds < w->f.max_msgs &&
+	       w->size < max_bytes) {
 		struct mri_delivery *d;
 
 		if (w->nds == w->ds_cap) {
@@ -151,13 +152,11 @@ group__fill(struct mri_group *g, struct group_waiter *w, uint64_t now)
 		if (mri_engine_fetch(g->e, w->sid, now, d, 1) != 1)
 			break;
 		((struct group_rec *)d->opaque)->busy++;
-		size += ((struct group_rec *)d->opaque)->size;
+		w->size += ((struct group_rec *)d->opaque)->size;
 		w->nds++;
 	}
-	if (w->nds > 0) {
-		w->filled = true;
+	if (w->nds > 0)
 		g->filling++;
-	}
 	return w->nds;
 }
 
@@ -216,10 +215,8 @@ static void
 group__reply(struct mri_group *g, struct group_waiter *w)
 {
 	bool   stack[256], *acked = NULL;
-	size_t n = 0, size = MRI_FRAME_HDR_LEN + 4, dup = 0;
+	size_t n = 0;
 
-	for (size_t i = 0; i < w->nds; i++)
-		size += ((struct group_rec *)w->ds[i].opaque)->size;
 	if (g->j != NULL && w->nds > 0) {
 		uint64_t *ids = malloc(w->nds * sizeof(*ids));
 
@@ -236,15 +233,13 @@ group__reply(struct mri_group *g, struct group_waiter *w)
 		free(ids);
 	}
 	mri_frame_begin(&w->out, MRI_OP_FETCH_REPLY);
-	mri_wbuf_reserve(&w->out, size);
+	mri_wbuf_reserve(&w->out, w->size);
 	mri_wbuf_u32(&w->out, 0);
 	for (size_t i = 0; i < w->nds; i++) {
 		struct mri_delivery *d = &w->ds[i];
 
-		if (acked != NULL && acked[i]) {
-			w->ds[dup++] = *d; // acked below, under the lock
-			continue;
-		}
+		if (acked != NULL && acked[i])
+			continue; // acked below, under the lock
 		group__encode(d, &w->out);
 		n++;
 		if (w->ents != NULL) {
@@ -259,12 +254,13 @@ group__reply(struct mri_group *g, struct group_waiter *w)
 				 "MR_ENOMEM: mailroomd is out of memory");
 		w->nents = 0;
 	}
-	if (w->filled) {
+	if (w->nds > 0) {
 		pthread_mutex_lock(&g->lock);
-		for (size_t i = 0; i < w->nds; i++)
+		for (size_t i = 0; i < w->nds; i++) {
 			((struct group_rec *)w->ds[i].opaque)->busy--;
-		for (size_t i = 0; i < dup; i++)
-			mri_engine_ack(g->e, w->ds[i].handle, NULL);
+			if (acked != NULL && acked[i])
+				mri_engine_ack(g->e, w->ds[i].handle, NULL);
+		}
 		g->filling--;
 		pthread_mutex_unlock(&g->lock);
 	}
