@@ -100,12 +100,14 @@ consume__reaper(void *arg)
 	pthread_setname_np(pthread_self(), "mr:reaper");
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
+		struct consume_sub **pp, *s, *gone = NULL;
+		struct timespec      ts;
+		uint64_t             now;
+
 		pthread_mutex_unlock(&r->lock);
 		consume__close(r, consume__pipe_gone, 0);
 		pthread_mutex_lock(&r->lock);
-		struct consume_sub **pp, *s, *gone = NULL;
-		struct timespec      ts;
-		uint64_t             now = consume__mono_ms();
+		now = consume__mono_ms();
 
 		for (pp = &r->subs; (s = *pp) != NULL;) {
 			if (s->nsessions == 0 && r->c.idle_close_ms > 0 &&
@@ -590,7 +592,6 @@ mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
 	mri_frame_begin(out, MRI_OP_UNSUBSCRIBE_REPLY);
 	mri_frame_end(out);
 }
-
 
 void
 mri_consume_counts(struct mri_consume *r, size_t *subs, size_t *sessions)

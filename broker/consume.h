@@ -5,8 +5,8 @@
  * stops; FETCH, SETTLE and UNSUBSCRIBE name the session. A session lives
  * on the connection that opened it: when the connection closes, so does
  * the session (within a second: a thread of the registry checks the
- * sessions' connections), and what it held is handed out again. Another connection
- * that names it is told there is no such session.
+ * sessions' connections), and what it held is handed out again. Another
+ * connection that names it is told there is no such session.
  *
  * Thread safety: every function may be called from any thread, except
  * new and free.
@@ -78,7 +78,6 @@ int mri_consume_settle(struct mri_consume *r, uint32_t pipe,
 void mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
 			     const uint8_t *body, size_t len,
 			     struct mri_wbuf *out);
-
 
 /** @returns the number of subscriptions and open sessions. */
 void mri_consume_counts(struct mri_consume *r, size_t *subs, size_t *sessions);

@@ -945,7 +945,6 @@ mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size)
 {
 	int rv;
 
-
 	if (s->nurls == 0) {
 		snprintf(errstr, errstr_size, "listen: no URL to listen on");
 		return MR_ECONFIG;

@@ -34,19 +34,6 @@ group__now(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static uint64_t
-group__key_hash(const void *key, size_t len)
-{
-	const uint8_t *p = key;
-	uint64_t       h = 14695981039346656037ULL; // FNV-1a
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 static struct group_part *
 group__part(struct mri_group *g, const char *topic, int32_t partition,
 	    int32_t *idx)
@@ -471,7 +458,7 @@ group__rec_init(struct group_rec *r, rd_kafka_message_t *m)
 	r->busy = 0;
 	r->pos  = mri_journal_pos_hash(rd_kafka_topic_name(m->rkt),
 				       m->partition, m->offset);
-	r->key  = group__key_hash(m->key, m->key_len);
+	r->key  = mri_journal_hash(MRI_JOURNAL_HASH_INIT, m->key, m->key_len);
 	group__view(r, &v, hv, idbuf);
 	r->size = (uint32_t)mri_msg_size(&v, hv);
 	r->id   = v.id == idbuf ? r->pos

@@ -204,28 +204,6 @@ mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 	return MR_OK;
 }
 
-uint32_t
-mri_journal_attempts(struct mri_journal *j, uint64_t hash)
-{
-	uint32_t v = 0;
-
-	pthread_mutex_lock(&j->lock);
-	mri_idmap_find(j->attempts, hash, &v);
-	pthread_mutex_unlock(&j->lock);
-	return v;
-}
-
-bool
-mri_journal_acked(struct mri_journal *j, uint64_t hash)
-{
-	bool v;
-
-	pthread_mutex_lock(&j->lock);
-	v = mri_idmap_find(j->acked, hash, NULL);
-	pthread_mutex_unlock(&j->lock);
-	return v;
-}
-
 void
 mri_journal_lookup(struct mri_journal *j, size_t n, const uint64_t *pos,
 		   uint32_t *attempts, const uint64_t *id, bool *acked)

@@ -88,12 +88,6 @@ int mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 		      const struct mri_journal_entry *e, size_t n,
 		      mri_journal_cb cb, void *arg);
 
-/** @returns the attempts recorded for \p hash (0: none). */
-uint32_t mri_journal_attempts(struct mri_journal *j, uint64_t hash);
-
-/** @returns true if the id of \p hash was acked. */
-bool mri_journal_acked(struct mri_journal *j, uint64_t hash);
-
 /**
  * @brief Under one lock: attempts[i] = the attempts recorded for pos[i] (0
  *        if none) and acked[i] = whether id[i] was acked, for i < n.
