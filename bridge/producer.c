@@ -27,6 +27,7 @@ struct mri_producer {
 	atomic_ullong          failed;
 	atomic_ullong          recreations;
 	atomic_ullong          resent;
+	atomic_ullong          sent;  /* numbers records in send order */
 	/* Only the producer's thread touches these. */
 	struct mri_pmsg       *resend_head;
 	struct mri_pmsg       *resend_tail;
@@ -244,6 +245,45 @@ producer__produce(struct mri_producer *p, struct mri_pmsg *m)
 	return err;
 }
 
+static int
+producer__cmp_order(const void *a, const void *b)
+{
+	const struct mri_pmsg *x = *(struct mri_pmsg *const *)a;
+	const struct mri_pmsg *y = *(struct mri_pmsg *const *)b;
+
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Put the records to resend back in the order they were first sent:
+ * librdkafka reports purged records queue by queue, not in that order. */
+static void
+producer__resend_sort(struct mri_producer *p)
+{
+	struct mri_pmsg  *m, **v;
+	size_t            n = 0, i;
+
+	for (m = p->resend_head; m != NULL; m = m->next)
+		n++;
+	if (n < 2)
+		return;
+	if ((v = malloc(n * sizeof(*v))) == NULL) {
+		// Resending out of order would break what we promise; the
+		// records fail back instead (their publishers resend them).
+		for (m = p->resend_head; m != NULL; m = m->next)
+			m->resends = MRI_PRODUCER_RESENDS;
+		return;
+	}
+	for (i = 0, m = p->resend_head; m != NULL; m = m->next)
+		v[i++] = m;
+	qsort(v, n, sizeof(*v), producer__cmp_order);
+	for (i = 0; i + 1 < n; i++)
+		v[i]->next = v[i + 1];
+	v[n - 1]->next = NULL;
+	p->resend_head = v[0];
+	p->resend_tail = v[n - 1];
+	free(v);
+}
+
 /* The handle failed fatally: collect what it did not confirm, replace it,
  * and send that again. Runs on the producer's thread. */
 static void
@@ -278,6 +318,7 @@ producer__recreate(struct mri_producer *p)
 			errstr);
 		abort();
 	}
+	producer__resend_sort(p);
 	for (m = p->resend_head; m != NULL; m = m->next)
 		nresend++;
 	mri_warn("component=producer msg=\"producer recreated after a fatal "
@@ -387,9 +428,11 @@ mri_producer_send(struct mri_producer *p, struct mri_pmsg **msgs, size_t n,
 	pthread_rwlock_rdlock(&p->lock);
 	atomic_fetch_add(&p->unreported, (long)n);
 	for (size_t i = 0; i < n; i++) {
-		int err = producer__produce(p, msgs[i]);
+		int err;
 
 		msgs[i]->resends = 0;
+		msgs[i]->order   = atomic_fetch_add(&p->sent, 1);
+		err              = producer__produce(p, msgs[i]);
 		if (err == 0) {
 			rcs[i] = MR_OK;
 			accepted++;

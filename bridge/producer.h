@@ -8,7 +8,9 @@
  * timeout. When any fatal error is raised the producer purges the handle,
  * collects every record that was not confirmed, destroys the handle,
  * creates a new one from the same configuration and sends them again in
- * their order; a record is failed back only after MRI_PRODUCER_RESENDS such
+ * the order they were first given to mri_producer_send (so what one caller
+ * sent in order stays in order); a record is failed back only after
+ * MRI_PRODUCER_RESENDS such
  * recreations. Nothing unconfirmed is reported confirmed. A resent record
  * may have been written by the old handle too (at-least-once).
  *
@@ -40,6 +42,7 @@ struct mri_pmsg {
 	void               *opaque;
 	/* producer-owned */
 	int                 resends;
+	uint64_t            order; /* when it was sent: resends keep it */
 	struct mri_pmsg    *next;
 };
 

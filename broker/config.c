@@ -43,6 +43,10 @@ static const struct config__entry config__table[] = {
      86400000, false, "publish dedupe window on (topic, id); 0 disables"},
     {"dedupe.max_entries", CFG_INT, CFG_OFF(dedupe_max_entries), "1000000",
      1, 100000000, false, "bound on the ids the dedupe window remembers"},
+    {"publish.order_wait_ms", CFG_INT, CFG_OFF(order_wait_ms), "5000", 100,
+     600000, false,
+     "how long a publisher's request waits for an earlier one of its "
+     "stream before it is refused (MR_EORDER) and sent again"},
     {"producer.linger_ms", CFG_INT, CFG_OFF(linger_ms), "2", 0, 60000, false,
      "librdkafka linger.ms for the publish path"},
     {"producer.message_timeout_ms", CFG_INT, CFG_OFF(message_timeout_ms),

@@ -19,6 +19,7 @@ struct mri_config {
 	long long max_frame_bytes;
 	long long max_inflight;
 	long long dedupe_window_ms;
+	long long order_wait_ms;
 	long long dedupe_max_entries;
 	long long linger_ms;
 	long long message_timeout_ms;

@@ -23,6 +23,7 @@
 #include "core/uuid7.h"
 #include "embedded.h"
 #include "mailroom/error.h"
+#include "order.h"
 #include "mailroom/version.h"
 #include "proto/consume.h"
 #include "proto/frame.h"
@@ -31,6 +32,11 @@
 #define SRV__LINGER_MS 200
 // Frames up to this size are always read, and refused with a reply.
 #define SRV__RECV_FLOOR (64u << 20)
+// How often requests waiting for their turn are checked for expiry.
+#define SRV__SWEEP_MS 100
+// Publisher streams known at once, and how long an idle one is kept.
+#define SRV__MAX_STREAMS 65536
+#define SRV__STREAM_IDLE_MS (10 * 60 * 1000)
 
 enum srv_state { SRV_RECV, SRV_WORK, SRV_SEND };
 
@@ -65,6 +71,9 @@ struct srv_ctx {
 	enum srv_state       state;
 	nng_msg             *req;
 	struct mri_pub_view *views;
+	bool                 sequenced; /* oitem is in the order */
+	struct mri_order_item oitem;
+	size_t               nsend;
 	struct srv_slot     *slots; /* kept from request to request */
 	uint32_t             slots_cap;
 	struct mri_pmsg    **send;  /* likewise, with rcs and whys */
@@ -89,6 +98,10 @@ struct mri_server {
 	char                *bootstrap;
 	pthread_mutex_t      dlock;
 	struct mri_dedupe   *dedupe; /* NULL: disabled */
+	struct mri_order_table    *order;
+	uint64_t             order_wait_ms;
+	nng_aio             *sweep;
+	atomic_int           stopping;
 	uint64_t             dedupe_window_ms;
 	pthread_mutex_t      cfg_lock;
 	char                 ce_source[256];
@@ -156,6 +169,8 @@ srv__send(struct srv_ctx *c)
 	nng_msg *m;
 
 	srv__request_free(c);
+	if (c->out.len > 3 && c->out.data[3] == MRI_OP_ERROR)
+		atomic_fetch_add(&c->s->n_refused, 1);
 	if (c->out.err || nng_msg_alloc(&m, c->out.len) != 0) {
 		// Out of memory: answer with the smallest frame we can.
 		mri_error_encode(&c->out, MR_ENOMEM,
@@ -178,7 +193,6 @@ srv__reply_error(struct srv_ctx *c, int code, const char *why)
 	char msg[MRI_ERRMSG_MAX];
 
 	snprintf(msg, sizeof(msg), "%s: %s", mr_err_name(code), why);
-	atomic_fetch_add(&c->s->n_refused, 1);
 	mri_error_encode(&c->out, (uint16_t)code, msg);
 	srv__send(c);
 }
@@ -362,90 +376,18 @@ srv__topic(struct srv_ctx *c, const struct mri_pub_view *v)
 	return t->name;
 }
 
-static void
-srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len)
+/* Hand the prepared messages of \p c to the dedupe window and the
+ * producer; the request's reply goes when every message has its outcome.
+ * @returns the requests of c's stream whose turn this made come. */
+static struct mri_order_item *
+srv__handoff(struct srv_ctx *c)
 {
-	struct mri_server           *s = c->s;
-	struct mri_envelope_defaults d;
-	char                         src[256], type[256];
-	char                         now[MRI_TIME_STRLEN + 1];
-	const char                  *why;
-	int64_t                      bad;
-	int                          rc;
-	struct mri_pmsg            **send;
-	int                         *rcs;
-	const char                 **whys;
-	size_t                       nsend = 0;
-
-	rc = mri_publish_decode(body, len, &c->views, &c->count, &why, &bad);
-	if (rc != MR_OK) {
-		char msg[256];
-		if (bad >= 0)
-			snprintf(msg, sizeof(msg), "message %lld: %s",
-				 (long long)bad, why);
-		else
-			snprintf(msg, sizeof(msg), "%s", why);
-		srv__reply_error(c, rc, msg);
-		return;
-	}
-	if (srv__reserve(c, c->count) != MR_OK) {
-		c->count = 0;
-		srv__reply_error(c, MR_ENOMEM, "cannot hold the request");
-		return;
-	}
-	send = c->send;
-	rcs  = c->rcs;
-	whys = c->whys;
-
-	pthread_mutex_lock(&s->cfg_lock);
-	memcpy(src, s->ce_source, sizeof(src));
-	memcpy(type, s->ce_type, sizeof(type));
-	pthread_mutex_unlock(&s->cfg_lock);
-	mri_time_fmt(srv__wall_ms(), now);
-	d = (struct mri_envelope_defaults){src, type, NULL, now};
-
-	// The guard: the reply goes only when every slot and this function
-	// are done.
-	atomic_store(&c->pending, c->count + 1);
-	for (uint32_t i = 0; i < c->count; i++) {
-		struct srv_slot     *sl = &c->slots[i];
-		struct mri_pub_view *v  = &c->views[i];
-
-		memset(sl, 0, offsetof(struct srv_slot, idbuf));
-		sl->c         = c;
-		sl->partition = -1;
-		sl->offset    = -1;
-		if (v->id_len > 0) {
-			sl->id     = v->id;
-			sl->id_len = v->id_len;
-			if (mri_envelope_id_valid(v->id, v->id_len) != MR_OK) {
-				srv__slot_set(sl, MR_EINVAL, -1, -1,
-					      "message id has control bytes");
-				continue;
-			}
-		} else {
-			mri_uuid7_string(sl->idbuf);
-			sl->id     = sl->idbuf;
-			sl->id_len = MRI_UUID_STRLEN;
-		}
-		rc = mri_envelope_headers(v, sl->id, sl->id_len, &d,
-					  &sl->pm.hdrs, &why);
-		if (rc != MR_OK) {
-			srv__slot_set(sl, rc, -1, -1, why);
-			continue;
-		}
-		if ((sl->pm.topic = srv__topic(c, v)) == NULL) {
-			srv__slot_set(sl, MR_ENOMEM, -1, -1, NULL);
-			continue;
-		}
-		sl->pm.key         = v->key;
-		sl->pm.key_len     = v->key_len;
-		sl->pm.has_key     = v->has_key;
-		sl->pm.payload     = v->payload;
-		sl->pm.payload_len = v->payload_len;
-		sl->pm.opaque      = sl;
-		send[nsend++]      = &sl->pm;
-	}
+	struct mri_server     *s     = c->s;
+	struct mri_pmsg      **send  = c->send;
+	int                   *rcs   = c->rcs;
+	const char           **whys  = c->whys;
+	size_t                 nsend = c->nsend;
+	struct mri_order_item *next  = NULL;
 
 	// Publisher-given ids go through the dedupe window; assigned ones are
 	// new by construction.
@@ -531,7 +473,176 @@ srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len)
 			srv__slot_done(sl);
 		}
 	}
+	// The turn passes before the guard goes: once the reply is on its
+	// way, c serves another request.
+	if (c->sequenced)
+		next = mri_order_done(s->order, &c->oitem, srv__mono_ms());
 	srv__slot_done(&(struct srv_slot){.c = c});
+	return next;
+}
+
+/* Hand off \p list and whatever turns their hand-offs pass on. */
+static void
+srv__handoff_all(struct mri_order_item *list)
+{
+	while (list != NULL) {
+		struct mri_order_item *it = list, *more, *last;
+
+		list = it->next;
+		if ((more = srv__handoff(it->arg)) != NULL) {
+			for (last = more; last->next != NULL; last = last->next)
+				;
+			last->next = list;
+			list       = more;
+		}
+	}
+}
+
+/* Refuse requests that waited for their turn in vain: nothing of them was
+ * handed off. */
+static void
+srv__refuse_parked(struct mri_order_item *list, int code, const char *why)
+{
+	while (list != NULL) {
+		struct srv_ctx *c = list->arg;
+
+		list         = list->next;
+		c->sequenced = false;
+		srv__reply_error(c, code, why);
+	}
+}
+
+static void
+srv__sweep_cb(void *arg)
+{
+	struct mri_server     *s = arg;
+	struct mri_order_item *late;
+	char                   why[200];
+
+	if (nng_aio_result(s->sweep) != 0 || atomic_load(&s->stopping))
+		return;
+	late = mri_order_expire(s->order, srv__mono_ms(), s->order_wait_ms);
+	if (late != NULL) {
+		snprintf(why, sizeof(why),
+			 "an earlier request of this publisher's stream did "
+			 "not arrive within %llu ms; nothing of this request "
+			 "was written: send it again",
+			 (unsigned long long)s->order_wait_ms);
+		srv__refuse_parked(late, MR_EORDER, why);
+	}
+	nng_sleep_aio(SRV__SWEEP_MS, s->sweep);
+}
+
+static void
+srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len,
+	     uint16_t flags)
+{
+	struct mri_server           *s = c->s;
+	struct mri_envelope_defaults d;
+	char                         src[256], type[256];
+	char                         now[MRI_TIME_STRLEN + 1];
+	const char                  *why;
+	int64_t                      bad;
+	int                          rc;
+	struct mri_pub_seq           seq = {0};
+	const uint8_t               *msgs;
+	struct mri_order_item       *go;
+	bool                         full;
+
+	atomic_fetch_add(&s->n_requests, 1);
+	c->sequenced = false;
+	c->nsend     = 0;
+	if (flags & ~MRI_FRAME_F_SEQ) {
+		srv__reply_error(c, MR_EPROTO, "unknown frame flags");
+		return;
+	}
+	if ((flags & MRI_FRAME_F_SEQ) &&
+	    (rc = mri_publish_seq_decode(body, len, &seq, &why)) != MR_OK) {
+		srv__reply_error(c, rc, why);
+		return;
+	}
+	msgs = mri_publish_messages(body, &len, flags);
+	rc   = mri_publish_decode(msgs, len, &c->views, &c->count, &why, &bad);
+	if (rc != MR_OK) {
+		char msg[256];
+		if (bad >= 0)
+			snprintf(msg, sizeof(msg), "message %lld: %s",
+				 (long long)bad, why);
+		else
+			snprintf(msg, sizeof(msg), "%s", why);
+		srv__reply_error(c, rc, msg);
+		return;
+	}
+	if (srv__reserve(c, c->count) != MR_OK) {
+		c->count = 0;
+		srv__reply_error(c, MR_ENOMEM, "cannot hold the request");
+		return;
+	}
+
+	pthread_mutex_lock(&s->cfg_lock);
+	memcpy(src, s->ce_source, sizeof(src));
+	memcpy(type, s->ce_type, sizeof(type));
+	pthread_mutex_unlock(&s->cfg_lock);
+	mri_time_fmt(srv__wall_ms(), now);
+	d = (struct mri_envelope_defaults){src, type, NULL, now};
+
+	// The guard: the reply goes only when every slot and the hand-off
+	// are done.
+	atomic_store(&c->pending, c->count + 1);
+	for (uint32_t i = 0; i < c->count; i++) {
+		struct srv_slot     *sl = &c->slots[i];
+		struct mri_pub_view *v  = &c->views[i];
+
+		memset(sl, 0, offsetof(struct srv_slot, idbuf));
+		sl->c         = c;
+		sl->partition = -1;
+		sl->offset    = -1;
+		if (v->id_len > 0) {
+			sl->id     = v->id;
+			sl->id_len = v->id_len;
+			if (mri_envelope_id_valid(v->id, v->id_len) != MR_OK) {
+				srv__slot_set(sl, MR_EINVAL, -1, -1,
+					      "message id has control bytes");
+				continue;
+			}
+		} else {
+			mri_uuid7_string(sl->idbuf);
+			sl->id     = sl->idbuf;
+			sl->id_len = MRI_UUID_STRLEN;
+		}
+		rc = mri_envelope_headers(v, sl->id, sl->id_len, &d,
+					  &sl->pm.hdrs, &why);
+		if (rc != MR_OK) {
+			srv__slot_set(sl, rc, -1, -1, why);
+			continue;
+		}
+		if ((sl->pm.topic = srv__topic(c, v)) == NULL) {
+			srv__slot_set(sl, MR_ENOMEM, -1, -1, NULL);
+			continue;
+		}
+		sl->pm.key           = v->key;
+		sl->pm.key_len       = v->key_len;
+		sl->pm.has_key       = v->has_key;
+		sl->pm.payload       = v->payload;
+		sl->pm.payload_len   = v->payload_len;
+		sl->pm.opaque        = sl;
+		c->send[c->nsend++] = &sl->pm;
+	}
+	if (!(flags & MRI_FRAME_F_SEQ)) {
+		srv__handoff_all(srv__handoff(c));
+		return;
+	}
+	// A sequenced request waits for its turn: the hand-offs of one
+	// stream go to the producer in the publisher's order.
+	c->oitem.stream = seq.stream;
+	c->oitem.seq    = seq.seq;
+	c->oitem.arg    = c;
+	c->sequenced    = true;
+	go = mri_order_arrive(s->order, &c->oitem, seq.base, srv__mono_ms(),
+			      &full);
+	if (full)
+		c->sequenced = false;
+	srv__handoff_all(go);
 }
 
 /* ---- STATUS and ADMIN ------------------------------------------------- */
@@ -581,6 +692,17 @@ srv__status(struct mri_server *s)
 	    "window_ms", (json_int_t)s->dedupe_window_ms, "entries",
 	    (json_int_t)ds.entries, "evicted_early",
 	    (json_int_t)ds.evicted_early);
+	if (st != NULL) {
+		struct mri_order_stats os;
+
+		mri_order_stats(s->order, &os);
+		json_object_set_new(
+		    st, "order",
+		    json_pack("{s:I, s:I, s:I}", "streams",
+			      (json_int_t)os.streams, "waiting",
+			      (json_int_t)os.parked, "refused",
+			      (json_int_t)os.expired));
+	}
 	if (st != NULL && s->consume != NULL) {
 		size_t subs, sessions;
 
@@ -687,7 +809,6 @@ srv__dispatch(struct srv_ctx *c)
 	int                  rc;
 	json_t              *st;
 
-	atomic_fetch_add(&s->n_requests, 1);
 	if (len > s->max_frame) {
 		srv__reply_error(c, MR_ETOOBIG,
 				 "frame larger than max_frame_bytes");
@@ -695,6 +816,10 @@ srv__dispatch(struct srv_ctx *c)
 	}
 	if ((rc = mri_frame_parse_hdr(data, len, &h, &why)) != MR_OK) {
 		srv__reply_error(c, rc, why);
+		return;
+	}
+	if (h.flags != 0 && h.op != MRI_OP_PUBLISH) {
+		srv__reply_error(c, MR_EPROTO, "unknown frame flags");
 		return;
 	}
 	// Acks are still taken while draining: the work behind them is done.
@@ -706,7 +831,7 @@ srv__dispatch(struct srv_ctx *c)
 	}
 	switch (h.op) {
 	case MRI_OP_PUBLISH:
-		srv__publish(c, data + MRI_FRAME_HDR_LEN, h.body_len);
+		srv__publish(c, data + MRI_FRAME_HDR_LEN, h.body_len, h.flags);
 		break;
 	case MRI_OP_STATUS:
 		st = srv__status(s);
@@ -856,6 +981,13 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 		mri_server_free(s);
 		return MR_ENOMEM;
 	}
+	s->order_wait_ms = (uint64_t)cfg->order_wait_ms;
+	if (mri_order_new(&s->order, SRV__MAX_STREAMS, SRV__STREAM_IDLE_MS) !=
+		MR_OK ||
+	    nng_aio_alloc(&s->sweep, srv__sweep_cb, s) != 0) {
+		mri_server_free(s);
+		return MR_ENOMEM;
+	}
 	if (cfg->dedupe_window_ms > 0 &&
 	    mri_dedupe_new(&s->dedupe, (uint64_t)cfg->dedupe_window_ms,
 			   (size_t)cfg->dedupe_max_entries) != MR_OK) {
@@ -977,6 +1109,7 @@ mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size)
 	}
 	for (size_t i = 0; i < s->nctx; i++)
 		srv__recv(&s->ctxs[i]);
+	nng_sleep_aio(SRV__SWEEP_MS, s->sweep);
 	return MR_OK;
 }
 
@@ -1009,6 +1142,13 @@ mri_server_drain(struct mri_server *s, int timeout_ms)
 	// socket stop serving after a connection dropped for an oversized
 	// frame, under AddressSanitizer's timing.)
 	atomic_store(&s->draining, 1);
+	// Requests waiting for their turn wait for requests that will now be
+	// refused: refuse them too.
+	srv__refuse_parked(mri_order_expire(s->order, srv__mono_ms(), 0),
+			   MR_ESHUTDOWN,
+			   "mailroomd is draining; nothing of this request was "
+			   "written: send it again to another instance or "
+			   "after it restarts");
 	// Fetches waiting for messages are answered now, empty.
 	if (s->consume != NULL)
 		mri_consume_drain(s->consume);
@@ -1041,6 +1181,12 @@ mri_server_free(struct mri_server *s)
 	// the contexts. Closing the consumers commits what was acked.
 	mri_consume_free(s->consume);
 	s->consume = NULL;
+	atomic_store(&s->stopping, 1);
+	if (s->sweep != NULL)
+		nng_aio_stop(s->sweep);
+	if (s->order != NULL)
+		srv__refuse_parked(mri_order_expire(s->order, UINT64_MAX, 0),
+				   MR_ESHUTDOWN, "mailroomd stopped");
 	mri_producer_free(s->prod);
 	if (nng_socket_id(s->sock) > 0)
 		nng_close(s->sock);
@@ -1059,6 +1205,9 @@ mri_server_free(struct mri_server *s)
 		free(c->whys);
 	}
 	mri_dedupe_free(s->dedupe);
+	if (s->sweep != NULL)
+		nng_aio_free(s->sweep);
+	mri_order_free(s->order);
 	for (size_t i = 0; i < s->nurls; i++)
 		free(s->urls[i]);
 	free(s->urls);

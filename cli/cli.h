@@ -3,7 +3,9 @@
  *
  * Exit codes, for scripts: 0 success; 1 some message or operation was
  * refused (each is reported); 2 usage error; 3 mailroomd could not be
- * reached or did not answer; 4 the input could not be read.
+ * reached or did not answer; 4 the input could not be read; 5 the outcome
+ * of some message is unknown (mailroomd went away with it and did not come
+ * back within the timeout): publish those again with the same ids.
  */
 #ifndef MRI_CLI_H
 #define MRI_CLI_H
@@ -18,6 +20,7 @@ enum {
 	CLI_USAGE       = 2,
 	CLI_UNREACHABLE = 3,
 	CLI_INPUT       = 4,
+	CLI_UNKNOWN     = 5,
 };
 
 struct cli_common {

@@ -21,7 +21,7 @@ main__usage(FILE *f)
 		"URL defaults to $MAILROOM_URL, else %s.\n"
 		"`mailroom COMMAND --help` describes each command.\n"
 		"exit codes: 0 ok, 1 refused, 2 usage, 3 mailroomd "
-		"unreachable, 4 input unreadable\n",
+		"unreachable, 4 input unreadable, 5 outcome unknown\n",
 		MR_DEFAULT_URL);
 }
 
@@ -51,6 +51,8 @@ cli_exit_for(int err)
 		return CLI_UNREACHABLE;
 	case MR_EINVAL:
 		return CLI_USAGE;
+	case MR_EINDOUBT:
+		return CLI_UNKNOWN;
 	default:
 		return CLI_REFUSED;
 	}

@@ -29,6 +29,7 @@ struct publish__out {
 	long            index;
 	long            ok;
 	long            refused;
+	long            unknown;
 	int             request_err;
 	int             stop_err; // mailroomd went away or is stopping
 };
@@ -65,6 +66,8 @@ publish__print(struct publish__out *o, const mr_ack *a)
 
 	if (a->status == MR_OK)
 		o->ok++;
+	else if (a->status == MR_EINDOUBT)
+		o->unknown++;
 	else
 		o->refused++;
 	if (o->json) {
@@ -85,6 +88,10 @@ publish__print(struct publish__out *o, const mr_ack *a)
 		printf("%s/%d@%lld id=%s%s\n", a->topic, a->partition,
 		       (long long)a->offset, a->id,
 		       a->duplicate ? " (duplicate)" : "");
+	else if (a->status == MR_EINDOUBT)
+		fprintf(stderr,
+			"mailroom: message %ld id=%s: outcome unknown: %s\n", i,
+			a->id, a->error);
 	else
 		fprintf(stderr, "mailroom: message %ld refused: %s: %s\n", i,
 			mr_err_name(a->status), a->error);
@@ -100,7 +107,7 @@ publish__on_acks(void *arg, int status, const mr_ack *acks, size_t n)
 	b->done   = true;
 	b->status = status;
 	if (o->stop_err == MR_OK && status != MR_OK &&
-	    (status == MR_ESHUTDOWN ||
+	    (status == MR_ESHUTDOWN || status == MR_EINDOUBT ||
 	     cli_exit_for(status) == CLI_UNREACHABLE))
 		o->stop_err = status;
 	if ((b->acks = malloc(n * sizeof(*acks))) != NULL) {
@@ -484,5 +491,7 @@ cli_publish(const struct cli_common *co, int argc, char **argv)
 	if (o.request_err != MR_OK &&
 	    cli_exit_for(o.request_err) == CLI_UNREACHABLE)
 		code = CLI_UNREACHABLE;
+	if (o.unknown)
+		code = CLI_UNKNOWN;
 	return code;
 }

@@ -1,13 +1,17 @@
 #include "mailroom/client.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "client/client_internal.h"
 #include "core/uuid7.h"
@@ -17,6 +21,10 @@
 #define CLIENT__INFLIGHT 64
 #define CLIENT__MAX_FRAME (16 << 20)
 #define CLIENT__STD_HDRS 5
+// The longest pause between two sends of a refused publish.
+#define CLIENT__RETRY_MAX_MS 1000
+// How often a publish held back from a draining mailroomd looks again.
+#define CLIENT__HOLD_MS 50
 
 struct cli_call;
 typedef void (*cli_done)(const struct cli_call *call, int status,
@@ -45,6 +53,15 @@ struct cli_req {
 	struct cli_call call;
 	struct cli_req *next;     /* in c->idle */
 	struct cli_req *all_next; /* in c->all, for free */
+	/* A publish: its place in the client's stream, and its resends. */
+	uint32_t        seq;
+	bool            queued;   /* in c->pub_head's list */
+	bool            sleeping; /* the aio waits to send again */
+	bool            in_doubt; /* a send's outcome was never known */
+	int             sends;
+	int             last_err; /* the last definite refusal */
+	nng_time        deadline;
+	struct cli_req *pub_prev, *pub_next;
 };
 
 struct mr_client {
@@ -59,6 +76,16 @@ struct mr_client {
 	int             nreqs;
 	struct cli_req *idle;
 	struct cli_req *all; /* every req, for free */
+	/* Publishes are numbered in one stream, and mailroomd hands them to
+	 * Kafka in that order; the list holds those not yet completed, oldest
+	 * first (its head's seq is the base sent with each). */
+	uint64_t        stream;
+	uint32_t        seq_next;
+	struct cli_req *pub_head, *pub_tail;
+	/* The connection, and one that said it is draining: what is sent to
+	 * that one would be refused, and could be lost with it. */
+	atomic_uint     pipe;
+	atomic_uint     draining_pipe;
 };
 
 static _Thread_local char client__last_error[256];
@@ -111,6 +138,17 @@ client__release(struct cli_req *r, bool call_done)
 	mr_client *c = r->c;
 
 	pthread_mutex_lock(&c->lock);
+	if (r->queued) {
+		if (r->pub_prev)
+			r->pub_prev->pub_next = r->pub_next;
+		else
+			c->pub_head = r->pub_next;
+		if (r->pub_next)
+			r->pub_next->pub_prev = r->pub_prev;
+		else
+			c->pub_tail = r->pub_prev;
+		r->queued = false;
+	}
 	r->next = c->idle;
 	c->idle = r;
 	c->inflight--;
@@ -126,6 +164,16 @@ client__call_done(mr_client *c)
 	c->pending--;
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->lock);
+}
+
+static void
+client__req_reset(struct cli_req *r)
+{
+	r->extra_ms = 0;
+	r->sleeping = false;
+	r->in_doubt = false;
+	r->sends    = 0;
+	r->last_err = MR_OK;
 }
 
 /* Take an idle request, making one if fewer than max_inflight exist;
@@ -144,8 +192,8 @@ client__acquire(mr_client *c, struct cli_req **out)
 		c->inflight++;
 		c->pending++;
 		pthread_mutex_unlock(&c->lock);
-		r->extra_ms = 0;
-		*out        = r;
+		client__req_reset(r);
+		*out = r;
 		return MR_OK;
 	}
 	c->nreqs++;
@@ -197,11 +245,103 @@ client__finish(struct cli_req *r, int status, const char *why, nng_msg *m)
 	client__call_done(c);
 }
 
+static void client__pub_send(struct cli_req *r);
+
+/* nng's connection events, on one of its threads. */
+static void
+client__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	mr_client *c  = arg;
+	unsigned   id = (unsigned)nng_pipe_id(p);
+
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		atomic_store(&c->pipe, id);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		atomic_compare_exchange_strong(&c->pipe, &id, 0u);
+}
+
+static int
+client__remaining_ms(const struct cli_req *r)
+{
+	nng_time now = nng_clock();
+
+	return r->deadline > now ? (int)(r->deadline - now) : 0;
+}
+
+/* A publish whose request failed as a whole: send it again, with the same
+ * ids and seq, while its deadline allows, when its outcome is unknown (the
+ * connection was lost) or it was refused for now (mailroomd draining, or
+ * an earlier request of the stream missing). @returns true if it will be
+ * sent again. */
+static bool
+client__pub_retry(struct cli_req *r, int nng_rv, bool sent, int status)
+{
+	int delay;
+
+	if (nng_rv != 0) {
+		if (sent)
+			r->in_doubt = true;
+		if (nng_rv == NNG_ETIMEDOUT || nng_rv == NNG_ECLOSED ||
+		    nng_rv == NNG_ECANCELED)
+			return false;
+		delay = 0; // the send waits in nng's queue for a connection
+	} else if (status == MR_ESHUTDOWN) {
+		// Sent again once this connection is gone (client__pub_send).
+		r->last_err = status;
+		delay       = CLIENT__HOLD_MS;
+	} else if (status == MR_EORDER) {
+		r->last_err = status;
+		delay       = r->sends < 6 ? 10 << r->sends : CLIENT__RETRY_MAX_MS;
+	} else {
+		return false;
+	}
+	if (client__remaining_ms(r) <= delay)
+		return false;
+	if (delay == 0) {
+		client__pub_send(r);
+		return true;
+	}
+	r->sleeping = true;
+	nng_sleep_aio(delay, r->aio);
+	return true;
+}
+
+/* The outcome of a publish that gave up: unknown if any send of it may
+ * have been carried out. */
+static void
+client__pub_give_up(struct cli_req *r, int status, const char *why,
+		    nng_msg *m)
+{
+	char buf[MRI_ERRMSG_MAX + 1];
+
+	if (status == MR_OK)
+		status = MR_ECLOSED;
+	if (r->in_doubt) {
+		snprintf(buf, sizeof(buf),
+			 "no answer from mailroomd within %d ms (%d sends): "
+			 "the messages may or may not have been written; "
+			 "publish them again with the same ids",
+			 r->c->timeout_ms, r->sends);
+		client__finish(r, MR_EINDOUBT, buf, m);
+		return;
+	}
+	if (status == MR_ETIMEDOUT || status == MR_ECLOSED) {
+		snprintf(buf, sizeof(buf),
+			 "mailroomd could not be reached within %d ms; nothing "
+			 "was sent",
+			 r->c->timeout_ms);
+		client__finish(r, MR_ECONNREFUSED, buf, m);
+		return;
+	}
+	client__finish(r, status, why, m);
+}
+
 static void
 client__aio_cb(void *arg)
 {
 	struct cli_req      *r  = arg;
 	int                  rv = nng_aio_result(r->aio);
+	bool                 pub = r->op == MRI_OP_PUBLISH;
 	nng_msg             *m;
 	struct mri_frame_hdr h;
 	const char          *why;
@@ -210,18 +350,43 @@ client__aio_cb(void *arg)
 	char                 buf[MRI_ERRMSG_MAX + 1];
 	int                  rc;
 
+	if (r->sleeping) {
+		r->sleeping = false;
+		if (rv != 0)
+			client__pub_give_up(r, r->last_err, nng_strerror(rv),
+					    NULL);
+		else
+			client__pub_send(r);
+		return;
+	}
 	if (r->sending) {
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(r->aio));
+			if (pub && client__pub_retry(r, rv, false, MR_OK))
+				return;
+			if (pub) {
+				client__pub_give_up(r, client__nng_err(rv),
+						    nng_strerror(rv), NULL);
+				return;
+			}
 			client__finish(r, client__nng_err(rv),
 				       nng_strerror(rv), NULL);
 			return;
 		}
 		r->sending = 0;
+		if (pub)
+			nng_aio_set_timeout(r->aio, client__remaining_ms(r));
 		nng_ctx_recv(r->ctx, r->aio);
 		return;
 	}
 	if (rv != 0) {
+		if (pub) {
+			if (client__pub_retry(r, rv, true, MR_OK))
+				return;
+			client__pub_give_up(r, client__nng_err(rv),
+					    nng_strerror(rv), NULL);
+			return;
+		}
 		client__finish(r, client__nng_err(rv),
 			       rv == NNG_ETIMEDOUT
 				   ? "no reply from mailroomd in time"
@@ -245,6 +410,17 @@ client__aio_cb(void *arg)
 			return;
 		}
 		snprintf(buf, sizeof(buf), "%.*s", (int)mlen, msg);
+		if (code == MR_ESHUTDOWN)
+			atomic_store(&r->c->draining_pipe,
+				     (unsigned)nng_pipe_id(nng_msg_get_pipe(m)));
+		if (pub && client__pub_retry(r, 0, true, code)) {
+			nng_msg_free(m);
+			return;
+		}
+		if (pub && r->in_doubt) {
+			client__pub_give_up(r, code, buf, m);
+			return;
+		}
 		client__finish(r, code ? code : MR_EINTERNAL, buf, m);
 		return;
 	}
@@ -253,6 +429,49 @@ client__aio_cb(void *arg)
 		return;
 	}
 	client__finish(r, MR_OK, NULL, m);
+}
+
+/* Send (again) a publish's frame, with the stream's base as it is now. */
+static void
+client__pub_send(struct cli_req *r)
+{
+	mr_client         *c = r->c;
+	struct mri_pub_seq sq;
+	nng_msg           *m;
+	int                left = client__remaining_ms(r);
+	unsigned           pipe = atomic_load(&c->pipe);
+
+	// Nothing goes to a mailroomd that is draining: it would be refused,
+	// and whatever of it is in flight when it stops is lost with it.
+	if (pipe != 0 && pipe == atomic_load(&c->draining_pipe)) {
+		if (left <= CLIENT__HOLD_MS) {
+			client__pub_give_up(r, MR_ESHUTDOWN,
+					    "mailroomd is draining and no "
+					    "other answered in time",
+					    NULL);
+			return;
+		}
+		r->last_err = MR_ESHUTDOWN;
+		r->sleeping = true;
+		nng_sleep_aio(CLIENT__HOLD_MS, r->aio);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	sq.stream = c->stream;
+	sq.seq    = r->seq;
+	sq.base   = c->pub_head != NULL ? c->pub_head->seq : r->seq;
+	pthread_mutex_unlock(&c->lock);
+	mri_publish_seq_put(r->call.frame, &sq);
+	if (nng_msg_alloc(&m, r->call.frame_len) != 0) {
+		client__pub_give_up(r, MR_ENOMEM, "out of memory", NULL);
+		return;
+	}
+	memcpy(nng_msg_body(m), r->call.frame, r->call.frame_len);
+	r->sends++;
+	r->sending = 1;
+	nng_aio_set_timeout(r->aio, left > 0 ? left : 1);
+	nng_aio_set_msg(r->aio, m);
+	nng_ctx_send(r->ctx, r->aio);
 }
 
 static int
@@ -305,16 +524,22 @@ mr_client_new(mr_client **out, const char *url, const mr_client_opts *opts,
 						   : CLIENT__MAX_FRAME;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	if (getrandom(&c->stream, sizeof(c->stream), 0) !=
+	    (ssize_t)sizeof(c->stream))
+		c->stream = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
+	c->stream |= 1; // never 0
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
 		snprintf(errstr, errstr_size, "nng: %s", nng_strerror(rv));
 		goto fail;
 	}
-	// mailroomd deduplicates by id, so a resend after a reconnect is
-	// safe; a timed resend while mailroomd works on it is not useful.
+	// nng's own resends would go out in no particular order: the client
+	// resends a publish itself, in its stream's order (client__pub_retry).
 	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, 0);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, client__pipe_cb, c);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, client__pipe_cb, c);
 	if ((rv = nng_dial(c->sock, url, NULL, 0)) != 0) {
 		snprintf(errstr, errstr_size, "cannot reach mailroomd at %s: %s",
 			 url, nng_strerror(rv));
@@ -464,14 +689,21 @@ static void
 client__acks_name(mr_ack *acks, uint32_t n, const struct cli_call *r)
 {
 	struct mri_pub_view *v;
+	struct mri_frame_hdr h;
+	const uint8_t       *body;
+	size_t               len;
 	uint32_t             count;
 	const char          *why;
 	int64_t              bad;
 
-	if (r->frame == NULL || r->frame_len < MRI_FRAME_HDR_LEN ||
-	    mri_publish_decode(r->frame + MRI_FRAME_HDR_LEN,
-			       r->frame_len - MRI_FRAME_HDR_LEN, &v, &count,
-			       &why, &bad) != MR_OK)
+	if (r->frame == NULL ||
+	    mri_frame_parse_hdr(r->frame, r->frame_len, &h, &why) != MR_OK)
+		return;
+	len  = h.body_len;
+	body = mri_publish_messages(r->frame + MRI_FRAME_HDR_LEN, &len,
+				    h.flags);
+	if (body == NULL ||
+	    mri_publish_decode(body, len, &v, &count, &why, &bad) != MR_OK)
 		return;
 	for (uint32_t i = 0; i < n && i < count; i++) {
 		snprintf(acks[i].topic, sizeof(acks[i].topic), "%.*s",
@@ -554,6 +786,7 @@ mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
 		return MR_EINVAL;
 	mri_wbuf_init(&b);
 	mri_frame_begin(&b, MRI_OP_PUBLISH);
+	mri_publish_seq_reserve(&b);
 	mri_wbuf_u32(&b, (uint32_t)n);
 	for (size_t i = 0; i < n; i++) {
 		if ((rc = client__encode_msg(&b, &msgs[i])) != MR_OK) {
@@ -561,21 +794,32 @@ mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
 			return rc;
 		}
 	}
-	if ((rc = mri_frame_end(&b)) != MR_OK) {
+	if ((rc = mri_frame_end(&b)) != MR_OK || b.len > c->max_frame) {
 		mri_wbuf_fini(&b);
-		return rc;
+		return rc != MR_OK ? rc : MR_ETOOBIG;
 	}
 	if ((rc = client__acquire(c, &r)) != MR_OK) {
 		mri_wbuf_fini(&b);
 		return rc;
 	}
-	r->op   = MRI_OP_PUBLISH;
-	r->call = (struct cli_call){client__publish_done, cb, arg, (uint32_t)n,
-				    b.data, b.len, false};
-	// On success the request owns b's bytes (client__finish frees them).
-	if ((rc = client__send(r, &b)) != MR_OK)
-		mri_wbuf_fini(&b);
-	return rc;
+	// The request owns b's bytes from here (client__finish frees them).
+	r->op       = MRI_OP_PUBLISH;
+	r->call     = (struct cli_call){client__publish_done, cb, arg,
+					(uint32_t)n, b.data, b.len, false};
+	r->deadline = nng_clock() + (nng_time)c->timeout_ms;
+	pthread_mutex_lock(&c->lock);
+	r->seq      = c->seq_next++;
+	r->queued   = true;
+	r->pub_next = NULL;
+	r->pub_prev = c->pub_tail;
+	if (c->pub_tail)
+		c->pub_tail->pub_next = r;
+	else
+		c->pub_head = r;
+	c->pub_tail = r;
+	pthread_mutex_unlock(&c->lock);
+	client__pub_send(r);
+	return MR_OK;
 }
 
 /* ---- synchronous calls ------------------------------------------------- */

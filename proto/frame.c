@@ -122,6 +122,72 @@ mri_frame_end(struct mri_wbuf *b)
 	return MR_OK;
 }
 
+static void
+frame__put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+void
+mri_publish_seq_reserve(struct mri_wbuf *b)
+{
+	static const uint8_t zero[MRI_PUB_SEQ_LEN];
+
+	if (b->err || b->len != MRI_FRAME_HDR_LEN)
+		return;
+	b->data[4] |= MRI_FRAME_F_SEQ;
+	mri_wbuf_put(b, zero, sizeof(zero));
+}
+
+void
+mri_publish_seq_put(uint8_t *frame, const struct mri_pub_seq *s)
+{
+	uint8_t *p = frame + MRI_FRAME_HDR_LEN;
+
+	frame__put_le32(p, (uint32_t)s->stream);
+	frame__put_le32(p + 4, (uint32_t)(s->stream >> 32));
+	frame__put_le32(p + 8, s->seq);
+	frame__put_le32(p + 12, s->base);
+}
+
+int
+mri_publish_seq_decode(const void *body, size_t len, struct mri_pub_seq *out,
+		       const char **why)
+{
+	const uint8_t *p = body;
+
+	if (len < MRI_PUB_SEQ_LEN) {
+		*why = "PUBLISH body shorter than its sequence";
+		return MR_EPROTO;
+	}
+	out->stream = mri_le64(p);
+	out->seq    = mri_le32(p + 8);
+	out->base   = mri_le32(p + 12);
+	if (out->stream == 0) {
+		*why = "PUBLISH sequence has stream 0";
+		return MR_EPROTO;
+	}
+	if (mri_seq_before(out->seq, out->base)) {
+		*why = "PUBLISH sequence has a base after its seq";
+		return MR_EPROTO;
+	}
+	return MR_OK;
+}
+
+const uint8_t *
+mri_publish_messages(const uint8_t *body, size_t *len, uint16_t flags)
+{
+	if (!(flags & MRI_FRAME_F_SEQ))
+		return body;
+	if (*len < MRI_PUB_SEQ_LEN)
+		return NULL;
+	*len -= MRI_PUB_SEQ_LEN;
+	return body + MRI_PUB_SEQ_LEN;
+}
+
 int
 mri_frame_parse_hdr(const void *frame, size_t len, struct mri_frame_hdr *hdr,
 		    const char **why)

@@ -40,6 +40,9 @@ enum mri_op {
 	MRI_OP_ADMIN_REPLY  = MRI_OP_ADMIN | MRI_OP_REPLY,
 };
 
+/* Frame header flags. */
+#define MRI_FRAME_F_SEQ 0x0001 /* PUBLISH: the body starts with a sequence */
+
 #define MRI_PUB_F_KEY 0x01 /* the message has a key (may be empty) */
 #define MRI_ACK_F_DUPLICATE 0x01
 
@@ -79,6 +82,19 @@ struct mri_hdr_view {
 	const void *value;
 	uint32_t    value_len;
 };
+
+/**
+ * @brief The sequence of a PUBLISH frame (flag MRI_FRAME_F_SEQ): 16 bytes
+ *        before the message count. A publisher numbers its requests in one
+ *        stream; mailroomd hands a stream's requests to Kafka in seq order.
+ */
+struct mri_pub_seq {
+	uint64_t stream; /* the publisher's stream, nonzero */
+	uint32_t seq;    /* this request's number in the stream */
+	uint32_t base;   /* the oldest number still awaiting its reply */
+};
+
+#define MRI_PUB_SEQ_LEN 16
 
 /** @brief One message of a PUBLISH frame. */
 struct mri_pub_view {
@@ -129,6 +145,38 @@ int mri_frame_parse_hdr(const void *frame, size_t len,
 int mri_publish_decode(const void *body, size_t len,
 		       struct mri_pub_view **out, uint32_t *count,
 		       const char **why, int64_t *bad_index);
+
+/**
+ * @brief Decode the sequence at the start of a PUBLISH body.
+ * @returns MR_OK, or MR_EPROTO (short, stream 0, or a base after seq) with
+ *          a static sentence in \p why.
+ */
+int mri_publish_seq_decode(const void *body, size_t len,
+			   struct mri_pub_seq *out, const char **why);
+
+/** @brief Write \p s into \p frame, a PUBLISH frame whose header has
+ *         MRI_FRAME_F_SEQ and whose body has room for it (the encoder
+ *         reserves it with mri_publish_seq_reserve). Used again to update
+ *         base before a frame is sent again. */
+void mri_publish_seq_put(uint8_t *frame, const struct mri_pub_seq *s);
+
+/** @brief After mri_frame_begin(b, MRI_OP_PUBLISH): set MRI_FRAME_F_SEQ and
+ *         reserve the sequence's bytes (zero until mri_publish_seq_put). */
+void mri_publish_seq_reserve(struct mri_wbuf *b);
+
+/** @returns the messages of a PUBLISH body: after its sequence when the
+ *           frame's \p flags have MRI_FRAME_F_SEQ (*len shrinks), NULL when
+ *           the body is too short to hold one. */
+const uint8_t *mri_publish_messages(const uint8_t *body, size_t *len,
+				    uint16_t flags);
+
+/** @returns true if \p a comes before \p b in a stream (serial number
+ *           arithmetic: sequences wrap at 2^32). */
+static inline bool
+mri_seq_before(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
 
 /** @brief Iterate a message's headers: *pos starts at v->hdrs. */
 void mri_pub_next_hdr(const uint8_t **pos, struct mri_hdr_view *h);

@@ -49,6 +49,36 @@ frame_fuzz__same(const struct mri_wbuf *b, const uint8_t *body, size_t len)
 		abort();
 }
 
+static void frame_fuzz__publish(const uint8_t *body, size_t len);
+
+/* A sequenced PUBLISH: the prefix decodes or is refused, then the rest is
+ * an ordinary PUBLISH body. */
+static void
+frame_fuzz__publish_seq(const uint8_t *body, size_t len, uint16_t flags)
+{
+	struct mri_pub_seq s;
+	const char        *why = NULL;
+	const uint8_t     *msgs;
+	size_t             left = len;
+
+	if ((msgs = mri_publish_messages(body, &left, flags)) == NULL) {
+		if (!(flags & MRI_FRAME_F_SEQ) || len >= MRI_PUB_SEQ_LEN)
+			abort();
+		return;
+	}
+	if (flags & MRI_FRAME_F_SEQ) {
+		if (mri_publish_seq_decode(body, len, &s, &why) != MR_OK) {
+			if (why == NULL)
+				abort();
+			return;
+		}
+		if (s.stream == 0 || mri_seq_before(s.seq, s.base) ||
+		    left != len - MRI_PUB_SEQ_LEN)
+			abort();
+	}
+	frame_fuzz__publish(msgs, left);
+}
+
 static void
 frame_fuzz__publish(const uint8_t *body, size_t len)
 {
@@ -394,7 +424,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	switch (hdr.op) {
 	case MRI_OP_PUBLISH:
-		frame_fuzz__publish(body, hdr.body_len);
+		frame_fuzz__publish_seq(body, hdr.body_len, hdr.flags);
 		break;
 	case MRI_OP_PUBLISH_ACK:
 		frame_fuzz__ack(body, hdr.body_len);

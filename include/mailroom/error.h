@@ -45,7 +45,9 @@ extern "C" {
 	X(EIO, 18, "input/output error")                                      \
 	X(ENOTSUP, 19, "not supported")                                       \
 	X(ETRANSPORT, 20, "transport error")                                  \
-	X(ENOENT, 21, "not found")
+	X(ENOENT, 21, "not found")                                            \
+	X(EORDER, 22, "an earlier request of this publisher has not arrived") \
+	X(EINDOUBT, 23, "outcome unknown: it may or may not have been done")
 
 /** @brief mailroom's error codes; MR_OK is 0, everything else fails. */
 typedef enum mr_err {
