@@ -183,6 +183,11 @@ producer__on_dr(struct mri_producer *p, rd_kafka_event_t *ev,
 			}
 			res[k].msg       = m;
 			res[k].err       = mri_kafka_err(rkm->err);
+			// Failed, but Kafka may have it: say so, not failed.
+			if (rkm->err != 0 &&
+			    rd_kafka_message_status(rkm) ==
+				RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED)
+				res[k].err = MR_EINDOUBT;
 			res[k].partition = rkm->partition;
 			res[k].offset    = rkm->offset;
 			res[k].why = rkm->err ? producer__why(rkm->err) : NULL;

@@ -5,8 +5,24 @@
  * A client holds one nng req0 socket (tcp:// or ipc://) and up to
  * max_inflight requests in flight on it; each request may carry up to
  * 100,000 messages. A publish is acknowledged only after Kafka accepted the
- * record (acks=all). Messages without an id get a UUIDv7 from the client,
- * so that a retry of the same mr_message is deduplicated by mailroomd.
+ * record (acks=all).
+ *
+ * Order: the publishes of one client are numbered in one stream, and
+ * mailroomd hands them to Kafka in that order, however many are in flight:
+ * messages that one client publishes to one key (one actor) are written in
+ * the order of its mr_publish* calls (calls made one after another; calls
+ * racing on several threads have no order). Nothing is promised between
+ * two clients.
+ *
+ * Resends: every message gets its id (a UUIDv7 when mr_message.id is NULL)
+ * when it is first encoded, and keeps it. When the connection is lost with
+ * a publish in flight, or mailroomd refuses it for now (draining, or an
+ * earlier request of the stream not there yet), the client sends it again,
+ * the same bytes in the same order, until the client's timeout; mailroomd's
+ * dedupe window (and a consumer's, by id) makes a resend of what was
+ * written a duplicate, not a second message. When the timeout passes with
+ * the outcome still unknown, the acks say MR_EINDOUBT and carry the ids:
+ * publish those again with the same ids.
  *
  * Thread safety: a client may be used from many threads at once. Callbacks
  * run on one of nng's threads; they must not block, and may publish again.
@@ -80,7 +96,7 @@ typedef struct mr_ack {
 } mr_ack;
 
 typedef struct mr_client_opts {
-	int timeout_ms;   /**< per request; 0: 60000 */
+	int timeout_ms;   /**< per request, resends included; 0: 60000 */
 	int max_inflight; /**< requests in flight; 0: 64 */
 	int max_frame;    /**< largest frame sent; 0: 16 MiB */
 } mr_client_opts;
@@ -89,8 +105,7 @@ typedef struct mr_client_opts {
  * @brief Connect to mailroomd at \p url (NULL: $MAILROOM_URL, else
  *        MR_DEFAULT_URL). Fails with MR_ECONNREFUSED when nothing listens
  *        there; a connection lost later is re-established by itself, and
- *        requests in flight on it are sent again (mailroomd deduplicates
- *        them by id).
+ *        publishes in flight on it are sent again (see Resends above).
  * @param opts NULL for defaults.
  * @returns MR_OK and a new client in *out, or an mr_err with a sentence in
  *          errstr.
@@ -124,7 +139,11 @@ MR_API int mr_publish_batch(mr_client *c, const mr_message *msgs, size_t n,
  * @brief Called once per mr_publish_async that returned MR_OK, on an nng
  *        thread. \p acks (borrowed, valid during the call) has \p n
  *        entries in the order of the messages; \p status is MR_OK or the
- *        request's error (then every ack carries it).
+ *        request's error (then every ack carries it, with the message's
+ *        topic and id): MR_EINDOUBT when its outcome is unknown after the
+ *        client's timeout; any other error means nothing of it was written.
+ *        A message's own status may be MR_EINDOUBT too (Kafka did not
+ *        confirm it in time, but may have it).
  */
 typedef void (*mr_publish_cb)(void *arg, int status, const mr_ack *acks,
 			      size_t n);
