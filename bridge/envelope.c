@@ -1,5 +1,6 @@
 #include "envelope.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -42,17 +43,30 @@ envelope__is(const struct mri_hdr_view *h, const char *name)
 	return h->name_len == n && memcmp(h->name, name, n) == 0;
 }
 
+/* The headers with a place of their own, in their order; the rest follow
+ * in the publisher's order. The first three have a default. */
+static const char *const envelope__placed[] = {
+    MRI_H_SOURCE,       MRI_H_TYPE,         MRI_H_TIME,
+    MRI_H_CONTENT_TYPE, MR_HEADER_REPLY_TO, MR_HEADER_CORRELATION_ID,
+};
+#define ENVELOPE__NPLACED                                                     \
+	(sizeof(envelope__placed) / sizeof(envelope__placed[0]))
+
 int
 mri_envelope_headers(const struct mri_pub_view *m, const char *id,
 		     size_t id_len, const struct mri_envelope_defaults *d,
 		     rd_kafka_headers_t **out, const char **why)
 {
 	rd_kafka_headers_t *hs;
-	struct mri_hdr_view h;
+	struct mri_hdr_view h, given[ENVELOPE__NPLACED];
+	int                 at[ENVELOPE__NPLACED]; /* index given, or -1 */
+	const char         *defs[ENVELOPE__NPLACED] = {d->source, d->type,
+							d->time,
+							d->content_type};
 	const uint8_t      *pos;
-	int                 has_source = 0, has_type = 0, has_time = 0;
-	int                 has_ct = 0;
 
+	for (size_t k = 0; k < ENVELOPE__NPLACED; k++)
+		at[k] = -1;
 	pos = m->hdrs;
 	for (uint16_t i = 0; i < m->hdr_count; i++) {
 		mri_pub_next_hdr(&pos, &h);
@@ -62,29 +76,36 @@ mri_envelope_headers(const struct mri_pub_view *m, const char *id,
 			       "give the id in the message's id field";
 			return MR_EINVAL;
 		}
-		has_source |= envelope__is(&h, MRI_H_SOURCE);
-		has_type |= envelope__is(&h, MRI_H_TYPE);
-		has_time |= envelope__is(&h, MRI_H_TIME);
-		has_ct |= envelope__is(&h, MRI_H_CONTENT_TYPE);
+		for (size_t k = 0; k < ENVELOPE__NPLACED; k++)
+			if (at[k] < 0 && envelope__is(&h, envelope__placed[k])) {
+				at[k]    = i;
+				given[k] = h;
+				break;
+			}
 	}
 
 	hs = rd_kafka_headers_new((size_t)m->hdr_count + 6);
 	rd_kafka_header_add(hs, MRI_H_SPECVERSION, -1, MRI_CE_SPECVERSION, 3);
 	rd_kafka_header_add(hs, MRI_H_ID, -1, id, (ssize_t)id_len);
-	if (!has_source)
-		rd_kafka_header_add(hs, MRI_H_SOURCE, -1, d->source, -1);
-	if (!has_type)
-		rd_kafka_header_add(hs, MRI_H_TYPE, -1, d->type, -1);
-	if (!has_time)
-		rd_kafka_header_add(hs, MRI_H_TIME, -1, d->time, -1);
-	if (!has_ct && d->content_type != NULL && d->content_type[0] != '\0')
-		rd_kafka_header_add(hs, MRI_H_CONTENT_TYPE, -1,
-				    d->content_type, -1);
+	for (size_t k = 0; k < ENVELOPE__NPLACED; k++) {
+		if (at[k] >= 0)
+			rd_kafka_header_add(hs, given[k].name, given[k].name_len,
+					    given[k].value,
+					    (ssize_t)given[k].value_len);
+		else if (defs[k] != NULL && defs[k][0] != '\0')
+			rd_kafka_header_add(hs, envelope__placed[k], -1,
+					    defs[k], -1);
+	}
 	pos = m->hdrs;
-	for (uint16_t i = 0; i < m->hdr_count; i++) {
+	for (int i = 0; i < (int)m->hdr_count; i++) {
+		bool placed = false;
+
 		mri_pub_next_hdr(&pos, &h);
-		rd_kafka_header_add(hs, h.name, h.name_len, h.value,
-				    (ssize_t)h.value_len);
+		for (size_t k = 0; k < ENVELOPE__NPLACED && !placed; k++)
+			placed = at[k] == i;
+		if (!placed)
+			rd_kafka_header_add(hs, h.name, h.name_len, h.value,
+					    (ssize_t)h.value_len);
 	}
 	*out = hs;
 	return MR_OK;

@@ -1,7 +1,9 @@
 /*
  * The record envelope (docs/PROTOCOL.md, "The record envelope"): key,
  * payload, and headers in CloudEvents' Kafka binary mode, then mailroom's
- * own, then the publisher's.
+ * own, each in its documented place whether the publisher gave it or
+ * mailroomd's default fills it, then the rest of the publisher's in their
+ * order.
  *
  * Thread safety: pure functions, thread-safe.
  */

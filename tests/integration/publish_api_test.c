@@ -320,8 +320,8 @@ START_TEST(test_publish_kcat_format)
 	ck_assert_ptr_nonnull(t);
 	snprintf(time_hdr, sizeof(time_hdr), "%.*s", (int)t->value_len,
 		 (char *)t->value);
-	// The envelope's order: specversion, id, then the defaults mailroomd
-	// adds, then the publisher's headers in order (bridge/envelope.c).
+	// The envelope's order (docs/PROTOCOL.md): specversion, id, source,
+	// type, time, content-type, then the rest in the publisher's order.
 	snprintf(want, sizeof(want),
 		 "user-7|hello kcat|ce_specversion=1.0,ce_id=%s,"
 		 "ce_source=mailroomd,ce_type=mailroom.message,ce_time=%s,"
