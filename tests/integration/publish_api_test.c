@@ -1430,6 +1430,154 @@ START_TEST(test_raw_frames)
 }
 END_TEST
 
+/* ---- the order of a stream, and the status counters --------------------- */
+
+/* A sequenced PUBLISH of one message with id \p id, key "k", to \p topic. */
+static void
+seq_frame(struct mri_wbuf *b, const char *topic, const char *id,
+	  uint64_t stream, uint32_t seq, uint32_t base)
+{
+	struct mri_pub_seq sq = {stream, seq, base};
+
+	mri_wbuf_init(b);
+	mri_frame_begin(b, MRI_OP_PUBLISH);
+	mri_publish_seq_reserve(b);
+	mri_wbuf_u32(b, 1);
+	mri_publish_encode_msg(b, topic, strlen(topic), "k", 1, true, id,
+			       strlen(id), 0, NULL, id, strlen(id));
+	ck_assert_int_eq(mri_frame_end(b), MR_OK);
+	mri_publish_seq_put(b->data, &sq);
+}
+
+/* Send \p b raw and expect one ack: @returns its status and duplicate flag. */
+static int
+seq_call(struct mrt_raw *raw, struct mri_wbuf *b, bool *dup)
+{
+	struct mri_frame_hdr h;
+	struct mri_ack_view *a;
+	const char          *why;
+	uint16_t             code, mlen;
+	const char          *msg;
+	uint32_t             n;
+	size_t               rlen;
+	uint8_t             *rep;
+	int                  rv, rc;
+
+	rep = mrt_raw_call(raw, b->data, b->len, &rlen, &rv);
+	ck_assert_msg(rep != NULL, "no reply: %s", nng_strerror(rv));
+	ck_assert_int_eq(mri_frame_parse_hdr(rep, rlen, &h, &why), MR_OK);
+	if (h.op == MRI_OP_ERROR) {
+		ck_assert_int_eq(mri_error_decode(rep + MRI_FRAME_HDR_LEN,
+						  h.body_len, &code, &msg,
+						  &mlen),
+				 MR_OK);
+		printf("seq: refused %s: %.*s\n", mr_err_name(code), (int)mlen,
+		       msg);
+		nng_free(rep, rlen);
+		return code;
+	}
+	ck_assert_int_eq(h.op, MRI_OP_PUBLISH_ACK);
+	ck_assert_int_eq(mri_ack_decode(rep + MRI_FRAME_HDR_LEN, h.body_len, &a,
+					&n, &why),
+			 MR_OK);
+	ck_assert_uint_eq(n, 1);
+	rc   = a[0].status;
+	*dup = (a[0].flags & MRI_ACK_F_DUPLICATE) != 0;
+	free(a);
+	nng_free(rep, rlen);
+	return rc;
+}
+
+/* What the front door does with sequenced requests, one at a time: a
+ * request whose turn does not come is refused MR_EORDER and writes
+ * nothing; the stream starts at the first request's base; a resend of what
+ * was handed off goes at once (a duplicate); bad sequences are refused. */
+START_TEST(test_seq_frames)
+{
+	const char *const  sets[] = {"publish.order_wait_ms=300", NULL};
+	struct mrt_daemon  d;
+	struct mrt_records rs;
+	struct mrt_raw     raw;
+	struct mri_wbuf    b;
+	mr_client         *c;
+	char               topic[128], id[3][160];
+	bool               dup = false;
+	json_t            *st;
+	uint8_t            f[12];
+
+	mrt_ck_daemon_start(&d, sets);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "seq");
+	mrt_ck_topic_create(c, topic, 1);
+	mrt_raw_open(&raw, d.url);
+	for (int i = 0; i < 3; i++)
+		snprintf(id[i], sizeof(id[i]), "%s-%d", topic, i);
+
+	// Seq 8 of a stream that starts at base 7: 7 never comes.
+	seq_frame(&b, topic, id[1], 42, 8, 7);
+	ck_assert_int_eq(seq_call(&raw, &b, &dup), MR_EORDER);
+	mri_wbuf_fini(&b);
+	// 7 comes, then 8 again: both written, 7 first.
+	seq_frame(&b, topic, id[0], 42, 7, 7);
+	ck_assert_int_eq(seq_call(&raw, &b, &dup), MR_OK);
+	ck_assert(!dup);
+	mri_wbuf_fini(&b);
+	seq_frame(&b, topic, id[1], 42, 8, 7);
+	ck_assert_int_eq(seq_call(&raw, &b, &dup), MR_OK);
+	ck_assert(!dup);
+	// 8 again (a resend whose reply was lost): at once, a duplicate.
+	ck_assert_int_eq(seq_call(&raw, &b, &dup), MR_OK);
+	ck_assert(dup);
+	mri_wbuf_fini(&b);
+	// A base beyond what is due moves the stream on: 20 goes at once.
+	seq_frame(&b, topic, id[2], 42, 20, 20);
+	ck_assert_int_eq(seq_call(&raw, &b, &dup), MR_OK);
+	mri_wbuf_fini(&b);
+
+	seq_frame(&b, topic, "x", 0, 1, 1);
+	mrt_raw_expect_error(&raw, "stream 0", b.data, b.len, MR_EPROTO,
+			     "stream 0");
+	mri_wbuf_fini(&b);
+	seq_frame(&b, topic, "x", 42, 1, 2);
+	mrt_raw_expect_error(&raw, "base after seq", b.data, b.len, MR_EPROTO,
+			     "base after its seq");
+	b.data[4] |= 0x02;
+	mrt_raw_expect_error(&raw, "unknown flag", b.data, b.len, MR_EPROTO,
+			     "flags");
+	mri_wbuf_fini(&b);
+	hdr12(f, 1, MRI_OP_STATUS, 0);
+	f[4] = MRI_FRAME_F_SEQ;
+	mrt_raw_expect_error(&raw, "SEQ on STATUS", f, sizeof(f), MR_EPROTO,
+			     "flags");
+
+	read_topic(&d, topic, 3, &rs);
+	ck_assert_uint_eq(rs.n, 3);
+	for (size_t i = 0; i < rs.n; i++) {
+		const struct mrt_record *r = &rs.v[i];
+
+		ck_assert_msg(r->payload_len == strlen(id[r->offset]) &&
+				  memcmp(r->payload, id[r->offset],
+					 r->payload_len) == 0,
+			      "offset %lld holds %.*s, not %s",
+			      (long long)r->offset, (int)r->payload_len,
+			      (char *)r->payload, id[r->offset]);
+	}
+	mrt_records_free(&rs);
+
+	// The counters: PUBLISH requests only; every ERROR reply is refused.
+	st = status_json(c);
+	ck_assert_int_eq(json_path_int(st, "order", "refused"), 1);
+	ck_assert_int_eq(json_path_int(st, "order", "waiting"), 0);
+	ck_assert_int_eq(json_path_int(st, "publish", "refused_requests"), 5);
+	// Eight PUBLISH frames; ADMIN and STATUS are not publishes.
+	ck_assert_int_eq(json_path_int(st, "publish", "requests"), 8);
+	json_decref(st);
+	nng_close(raw.sock);
+	mr_client_free(c);
+	mrt_ck_daemon_finish(&d);
+}
+END_TEST
+
 static Suite *
 publish_api_suite(void)
 {
@@ -1470,6 +1618,7 @@ publish_api_suite(void)
 	tc = tcase_create("protocol");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_raw_frames);
+	tcase_add_test(tc, test_seq_frames);
 	suite_add_tcase(s, tc);
 	return s;
 }
