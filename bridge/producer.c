@@ -100,6 +100,13 @@ producer__why(rd_kafka_resp_err_t err)
 		return "not confirmed by Kafka before mailroomd stopped; it may "
 		       "or may not have been written: publish it again with "
 		       "the same id";
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+		return "record larger than the topic's max.message.bytes: "
+		       "raise the topic's max.message.bytes (`mailroom topics "
+		       "create` fits it to producer.message_max_bytes)";
+	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+		return "record batch larger than the topic's segment.bytes: "
+		       "raise the topic's segment.bytes";
 	default:
 		return rd_kafka_err2str(err);
 	}
@@ -446,8 +453,10 @@ mri_producer_send(struct mri_producer *p, struct mri_pmsg **msgs, size_t n,
 		rcs[i] = mri_kafka_err(err);
 		whys[i] = rd_kafka_err2str(err);
 		if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
-			whys[i] = "record larger than the producer's "
-				  "message.max.bytes";
+			whys[i] = "record larger than mailroomd's "
+				  "producer.message_max_bytes (librdkafka's "
+				  "message.max.bytes): raise it, and the "
+				  "topic's max.message.bytes with it";
 		else if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			whys[i] = "the producer's queue is full; retry later";
 		atomic_fetch_sub(&p->unreported, 1);

@@ -193,6 +193,36 @@ admin__topics_describe(const struct mri_admin_env *env, json_t *req)
 	return rep;
 }
 
+/* Kafka's max.message.bytes bounds a record batch: a record as large as
+ * the producer's message.max.bytes comes in a batch with a 61-byte header
+ * (record batch v2). */
+#define ADMIN__BATCH_HEADER 61
+
+/* Set \p config's max.message.bytes, unless it has one, to what holds any
+ * record the producer sends: its message.max.bytes (mailroomd's
+ * producer.message_max_bytes, or librdkafka.message.max.bytes) and a
+ * batch's header. Kafka's default (about 1 MiB) refuses a 1 MiB payload
+ * in its envelope. Call with the handle locked. */
+static void
+admin__default_max_message_bytes(rd_kafka_t *rk, json_t *config)
+{
+	char      v[32];
+	size_t    vn = sizeof(v);
+	long long mmb;
+
+	if (json_object_get(config, "max.message.bytes") != NULL)
+		return;
+	if (rd_kafka_conf_get(rd_kafka_conf(rk), "message.max.bytes", v,
+			      &vn) != RD_KAFKA_CONF_OK)
+		return;
+	if ((mmb = strtoll(v, NULL, 10)) <= 0)
+		return;
+	snprintf(v, sizeof(v), "%lld", mmb + ADMIN__BATCH_HEADER);
+	json_object_set_new(config, "max.message.bytes", json_string(v));
+}
+
+/* Create the topic with \p config (borrowed; the defaults are added to it).
+ * @returns NULL on success, else a new failure reply. */
 static json_t *
 admin__topics_create_kafka(const struct mri_admin_env *env, const char *name,
 			   int partitions, int replication, json_t *config)
@@ -208,22 +238,22 @@ admin__topics_create_kafka(const struct mri_admin_env *env, const char *name,
 	json_t                        *v, *rep = NULL;
 	char                           errstr[512];
 
-	nt = rd_kafka_NewTopic_new(name, partitions, replication, errstr,
-				   sizeof(errstr));
-	if (nt == NULL)
-		return admin__fail(MR_EINVAL, "%s", errstr);
 	json_object_foreach(config, k, v)
 	{
-		if (!json_is_string(v)) {
-			rd_kafka_NewTopic_destroy(nt);
+		if (!json_is_string(v))
 			return admin__fail(MR_EINVAL,
 					   "config value of '%s' must be a "
 					   "string",
 					   k);
-		}
-		rd_kafka_NewTopic_set_config(nt, k, json_string_value(v));
 	}
-	rk   = mri_producer_lock_handle(env->prod);
+	nt = rd_kafka_NewTopic_new(name, partitions, replication, errstr,
+				   sizeof(errstr));
+	if (nt == NULL)
+		return admin__fail(MR_EINVAL, "%s", errstr);
+	rk = mri_producer_lock_handle(env->prod);
+	admin__default_max_message_bytes(rk, config);
+	json_object_foreach(config, k, v)
+		rd_kafka_NewTopic_set_config(nt, k, json_string_value(v));
 	q    = rd_kafka_queue_new(rk);
 	opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
 	rd_kafka_AdminOptions_set_operation_timeout(opts, env->timeout_ms, NULL,
@@ -269,7 +299,7 @@ admin__topics_create(const struct mri_admin_env *env, json_t *req)
 	json_t     *cfg  = json_object_get(req, "config");
 	int         partitions = jp ? (int)json_integer_value(jp) : -1;
 	int         replication = jr ? (int)json_integer_value(jr) : -1;
-	json_t     *rep;
+	json_t     *rep, *applied;
 	char        why[256];
 	int         rc, exists;
 
@@ -298,17 +328,27 @@ admin__topics_create(const struct mri_admin_env *env, json_t *req)
 		if (exists)
 			return admin__fail(MR_EEXIST,
 					   "topic '%s' already exists", name);
-		rc = mri_embedded_topic_create(
-		    env->emb, name, partitions > 0 ? partitions : 4,
-		    replication > 0 ? replication : 1);
+		partitions  = partitions > 0 ? partitions : 4;
+		replication = replication > 0 ? replication : 1;
+		rc = mri_embedded_topic_create(env->emb, name, partitions,
+					       replication);
 		if (rc != MR_OK)
 			return admin__fail(rc, "cannot create '%s'", name);
-	} else if ((rep = admin__topics_create_kafka(env, name, partitions,
-						     replication, cfg)) !=
-		   NULL) {
-		return rep;
+		applied = json_object();
+	} else {
+		applied = cfg != NULL ? json_copy(cfg) : json_object();
+		if (applied == NULL)
+			return admin__fail(MR_ENOMEM, "out of memory");
+		rep = admin__topics_create_kafka(env, name, partitions,
+						 replication, applied);
+		if (rep != NULL) {
+			json_decref(applied);
+			return rep;
+		}
 	}
-	return json_pack("{s:b, s:s}", "ok", 1, "topic", name);
+	return json_pack("{s:b, s:s, s:i, s:i, s:o}", "ok", 1, "topic", name,
+			 "partitions", partitions, "replication", replication,
+			 "config", applied);
 }
 
 static json_t *

@@ -11,12 +11,15 @@ static void
 topics__usage(FILE *f)
 {
 	fprintf(f, "usage: mailroom topics create NAME [--partitions N] "
-		   "[--replication R] [--config K=V]...\n"
+		   "[--replication R] [--config K=V]... [--json]\n"
 		   "       mailroom topics list [--json]\n"
-		   "       mailroom topics describe NAME [--json]\n");
+		   "       mailroom topics describe NAME [--json]\n"
+		   "On real Kafka, create sets the topic's max.message.bytes "
+		   "to fit mailroomd's\nproducer.message_max_bytes unless "
+		   "--config max.message.bytes=N is given.\n");
 }
 
-/* Send \p req; print the reply (JSON, or through \p show). */
+/* Send \p req; print the reply: JSON with --json, else through \p show. */
 static int
 topics__call(const struct cli_common *co, json_t *req, bool json,
 	     void (*show)(json_t *rep))
@@ -50,7 +53,7 @@ topics__call(const struct cli_common *co, json_t *req, bool json,
 			json_string_value(json_object_get(rep, "error")),
 			json_string_value(json_object_get(rep, "message")));
 		rc = CLI_REFUSED;
-	} else if (json || show == NULL) {
+	} else if (json) {
 		printf("%s\n", text);
 		rc = CLI_OK;
 	} else {
@@ -104,6 +107,30 @@ topics__show_describe(json_t *rep)
 	}
 	json_object_foreach(json_object_get(rep, "config"), k, v)
 		printf("  %s=%s\n", k, json_string_value(v));
+}
+
+static void
+topics__show_create(json_t *rep)
+{
+	long long   partitions, replication;
+	const char *k;
+	json_t     *v;
+
+	partitions  = json_integer_value(json_object_get(rep, "partitions"));
+	replication = json_integer_value(json_object_get(rep, "replication"));
+	printf("created topic %s: ",
+	       json_string_value(json_object_get(rep, "topic")));
+	if (partitions > 0)
+		printf("%lld partitions", partitions);
+	else
+		printf("the cluster's default partitions");
+	if (replication > 0)
+		printf(", replication %lld", replication);
+	else
+		printf(", the cluster's default replication");
+	json_object_foreach(json_object_get(rep, "config"), k, v)
+		printf(", %s=%s", k, json_string_value(v));
+	printf("\n");
 }
 
 int
@@ -178,7 +205,7 @@ cli_topics(const struct cli_common *co, int argc, char **argv)
 				"topics.create", "topic", argv[optind],
 				"partitions", partitions, "replication",
 				replication, "config", cfg);
-		return topics__call(co, req, json, NULL);
+		return topics__call(co, req, json, topics__show_create);
 	}
 	json_decref(cfg);
 	topics__usage(stderr);

@@ -110,10 +110,10 @@ still_serves "bad admin requests"
 
 # --- messages mailroomd refuses -------------------------------------------------
 head -c 100000 /dev/urandom >"$work/100k.bin"
-expect 1 'MR_ETOOBIG' "a 100 KB frame over max_frame_bytes" mr publish "$T" -f "$work/100k.bin"
+expect 1 'MR_ETOOBIG.*max_frame_bytes' "a 100 KB frame over max_frame_bytes" mr publish "$T" -f "$work/100k.bin"
 still_serves "a frame over max_frame_bytes"
 head -c 2000 /dev/urandom >"$work/2k.bin"
-expect 1 'MR_ETOOBIG.*message.max.bytes' "a record over the producer's message.max.bytes" \
+expect 1 'MR_ETOOBIG.*producer.message_max_bytes' "a record over the producer's message.max.bytes" \
     mr publish "$T" -f "$work/2k.bin"
 still_serves "a record over message.max.bytes"
 expect 1 'MR_EINVAL.*ce_specversion' "a message that sets ce_specversion" \

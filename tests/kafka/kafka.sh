@@ -193,7 +193,8 @@ broker.heartbeat.interval.ms=1000
 broker.session.timeout.ms=5000
 auto.create.topics.enable=true
 delete.topic.enable=true
-message.max.bytes=16777216
+# Kafka's default message.max.bytes (about 1 MiB), as users' clusters have:
+# the topics mailroom creates must make room for its records themselves.
 replica.fetch.max.bytes=16777216
 replica.fetch.response.max.bytes=16777216
 socket.request.max.bytes=104857600
