@@ -34,6 +34,9 @@
 #define SRV__RECV_FLOOR (64u << 20)
 // How often requests waiting for their turn are checked for expiry.
 #define SRV__SWEEP_MS 100
+#define SRV__DRAINING_WHY                                                     \
+	"mailroomd is draining; nothing of this request was written: send it " \
+	"again to another instance or after it restarts"
 // Publisher streams known at once, and how long an idle one is kept.
 #define SRV__MAX_STREAMS 65536
 #define SRV__STREAM_IDLE_MS (10 * 60 * 1000)
@@ -521,6 +524,13 @@ srv__sweep_cb(void *arg)
 
 	if (nng_aio_result(s->sweep) != 0 || atomic_load(&s->stopping))
 		return;
+	if (atomic_load(&s->draining)) {
+		// Parked after the drain began: what they wait for is refused.
+		srv__refuse_parked(mri_order_expire(s->order, srv__mono_ms(), 0),
+				   MR_ESHUTDOWN, SRV__DRAINING_WHY);
+		nng_sleep_aio(SRV__SWEEP_MS, s->sweep);
+		return;
+	}
 	late = mri_order_expire(s->order, srv__mono_ms(), s->order_wait_ms);
 	if (late != NULL) {
 		snprintf(why, sizeof(why),
@@ -810,8 +820,14 @@ srv__dispatch(struct srv_ctx *c)
 	json_t              *st;
 
 	if (len > s->max_frame) {
-		srv__reply_error(c, MR_ETOOBIG,
-				 "frame larger than max_frame_bytes");
+		char msg[200];
+
+		snprintf(msg, sizeof(msg),
+			 "frame of %zu bytes larger than max_frame_bytes "
+			 "(%zu): send fewer messages per request, or raise "
+			 "mailroomd's max_frame_bytes",
+			 len, s->max_frame);
+		srv__reply_error(c, MR_ETOOBIG, msg);
 		return;
 	}
 	if ((rc = mri_frame_parse_hdr(data, len, &h, &why)) != MR_OK) {
@@ -1145,10 +1161,7 @@ mri_server_drain(struct mri_server *s, int timeout_ms)
 	// Requests waiting for their turn wait for requests that will now be
 	// refused: refuse them too.
 	srv__refuse_parked(mri_order_expire(s->order, srv__mono_ms(), 0),
-			   MR_ESHUTDOWN,
-			   "mailroomd is draining; nothing of this request was "
-			   "written: send it again to another instance or "
-			   "after it restarts");
+			   MR_ESHUTDOWN, SRV__DRAINING_WHY);
 	// Fetches waiting for messages are answered now, empty.
 	if (s->consume != NULL)
 		mri_consume_drain(s->consume);
