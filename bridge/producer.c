@@ -28,6 +28,10 @@ struct mri_producer {
 	atomic_ullong          recreations;
 	atomic_ullong          resent;
 	atomic_ullong          sent;  /* numbers records in send order */
+	/* Records the handle refused because it had failed fatally: sent
+	 * again by the next handle, with those it did not confirm. */
+	pthread_mutex_t        flock;
+	struct mri_pmsg       *fatal_head, *fatal_tail;
 	/* Only the producer's thread touches these. */
 	struct mri_pmsg       *resend_head;
 	struct mri_pmsg       *resend_tail;
@@ -308,6 +312,14 @@ producer__recreate(struct mri_producer *p)
 
 	pthread_rwlock_wrlock(&p->lock);
 	rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	// No sender holds the lock: what they left for the next handle waits.
+	pthread_mutex_lock(&p->flock);
+	for (m = p->fatal_head; m != NULL; m = next) {
+		next = m->next;
+		producer__resend_push(p, m);
+	}
+	p->fatal_head = p->fatal_tail = NULL;
+	pthread_mutex_unlock(&p->flock);
 	deadline = producer__now_ms() + PRODUCER__DRAIN_MS;
 	while (rd_kafka_outq_len(p->rk) > 0 && producer__now_ms() < deadline)
 		producer__serve(p, 100, true);
@@ -364,6 +376,17 @@ producer__recreate(struct mri_producer *p)
 	pthread_rwlock_unlock(&p->lock);
 }
 
+static bool
+producer__fatal_left(struct mri_producer *p)
+{
+	bool left;
+
+	pthread_mutex_lock(&p->flock);
+	left = p->fatal_head != NULL;
+	pthread_mutex_unlock(&p->flock);
+	return left;
+}
+
 static void *
 producer__thread(void *arg)
 {
@@ -372,7 +395,7 @@ producer__thread(void *arg)
 	while (!atomic_load(&p->stop)) {
 		producer__serve(p, 100, false);
 		if (rd_kafka_fatal_error(p->rk, NULL, 0) != 0 ||
-		    p->resend_head != NULL)
+		    p->resend_head != NULL || producer__fatal_left(p))
 			producer__recreate(p);
 	}
 	return NULL;
@@ -414,7 +437,9 @@ mri_producer_new(struct mri_producer **out, rd_kafka_conf_t *conf,
 	p->arg  = arg;
 	p->tmpl = conf;
 	pthread_rwlock_init(&p->lock, NULL);
+	pthread_mutex_init(&p->flock, NULL);
 	if ((rc = producer__make(p, errstr, errstr_size)) != MR_OK) {
+		pthread_mutex_destroy(&p->flock);
 		pthread_rwlock_destroy(&p->lock);
 		free(p);
 		return rc;
@@ -422,6 +447,7 @@ mri_producer_new(struct mri_producer **out, rd_kafka_conf_t *conf,
 	if (pthread_create(&p->thread, NULL, producer__thread, p) != 0) {
 		rd_kafka_queue_destroy(p->q);
 		rd_kafka_destroy(p->rk);
+		pthread_mutex_destroy(&p->flock);
 		pthread_rwlock_destroy(&p->lock);
 		free(p);
 		snprintf(errstr, errstr_size, "cannot start a thread");
@@ -446,6 +472,21 @@ mri_producer_send(struct mri_producer *p, struct mri_pmsg **msgs, size_t n,
 		msgs[i]->order   = atomic_fetch_add(&p->sent, 1);
 		err              = producer__produce(p, msgs[i]);
 		if (err == 0) {
+			rcs[i] = MR_OK;
+			accepted++;
+			continue;
+		}
+		if (err == RD_KAFKA_RESP_ERR__FATAL) {
+			// The handle failed and is about to be replaced: the
+			// record goes with those it did not confirm, in order.
+			pthread_mutex_lock(&p->flock);
+			msgs[i]->next = NULL;
+			if (p->fatal_tail)
+				p->fatal_tail->next = msgs[i];
+			else
+				p->fatal_head = msgs[i];
+			p->fatal_tail = msgs[i];
+			pthread_mutex_unlock(&p->flock);
 			rcs[i] = MR_OK;
 			accepted++;
 			continue;
@@ -500,6 +541,7 @@ mri_producer_free(struct mri_producer *p)
 	rd_kafka_queue_destroy(p->q);
 	rd_kafka_destroy(p->rk);
 	rd_kafka_conf_destroy(p->tmpl);
+	pthread_mutex_destroy(&p->flock);
 	pthread_rwlock_destroy(&p->lock);
 	free(p);
 }
