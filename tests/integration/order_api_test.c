@@ -8,8 +8,9 @@
  * client's max_inflight at 64, in 25 groups of 8 keys that take turns
  * (order_key, order_seq): message i has payload "k<key>:<seq>" and id
  * "<topic>-<i>", sent in the order of i, one message per request or 5 (of
- * 5 different keys) per request. It waits for every callback (bounded), reads the topic back with
- * an independent librdkafka consumer, and checks:
+ * 5 different keys) per request. It waits for every callback (bounded),
+ * reads the topic back with an independent librdkafka consumer, and
+ * checks:
  *   - every request's callback ran once with MR_OK and an MR_OK ack per
  *     message, for that message's id;
  *   - per key, the acks' offsets increase in the order sent (one partition);
@@ -282,8 +283,9 @@ order_check_acks(struct order_stream *s, struct order_fig *f)
 			if (f->ack_inversions++ == 0)
 				snprintf(f->first_ack_inversion,
 					 sizeof(f->first_ack_inversion),
-					 "%s acked at %d@%lld after an earlier "
-					 "message of its key at %d@%lld",
+					 "%s acked at %d@%lld after an "
+					 "earlier message of its key at "
+					 "%d@%lld",
 					 s->payloads[i], a->partition,
 					 (long long)a->offset, part[k],
 					 (long long)last[k]);
@@ -347,8 +349,9 @@ order_check_records(struct order_stream *s, const struct mrt_records *rs,
 					 sizeof(f->first_mismatch),
 					 "id %s at %d@%lld: key '%s' payload "
 					 "'%s', sent as %s in partition %d",
-					 id, r->partition, (long long)r->offset,
-					 (char *)r->key, (char *)r->payload,
+					 id, r->partition,
+					 (long long)r->offset, (char *)r->key,
+					 (char *)r->payload,
 					 s->payloads[i], kpart[k]);
 			continue;
 		}
@@ -429,10 +432,12 @@ order_run(const char *name, int per, int faults)
 	for (int r = 0; r < s.nreq; r++) {
 		int rc;
 
-		if (faults && next <= faults && r == s.nreq * next / (faults + 1)) {
+		if (faults && next <= faults &&
+		    r == s.nreq * next / (faults + 1)) {
 			// Up to INFLIGHT requests are on their way: the fatal
 			// error lands among them (counted when some were).
-			mrt_ck_admin_ok(admin, "{\"op\":\"fault.producer_fatal\"}");
+			mrt_ck_admin_ok(admin,
+					"{\"op\":\"fault.producer_fatal\"}");
 			f.faults++;
 			f.faults_mid_stream += order_done(&s) < r;
 			next++;
@@ -443,9 +448,8 @@ order_run(const char *name, int per, int faults)
 			      r, mr_err_name(rc));
 	}
 	done = order_wait(&s, ACKS_MS);
-	ck_assert_msg(done == s.nreq,
-		      "%s: %d of %d callbacks within %d ms", name, done, s.nreq,
-		      ACKS_MS);
+	ck_assert_msg(done == s.nreq, "%s: %d of %d callbacks within %d ms",
+		      name, done, s.nreq, ACKS_MS);
 	ck_assert_int_eq(mr_client_drain(c, 10000), MR_OK);
 	order_check_acks(&s, &f);
 	if (faults)

@@ -46,7 +46,7 @@
 #   MR_ORDER_CASES (default "a,b,c"), MAILROOM_KAFKA_CACHE (the fixture's jar
 #   cache, as tests/kafka/kafka.sh), KEEP=1 keeps the work directory.
 #   Every wait is bounded (the driver by 400 s in all; a case takes a few
-#   seconds on the embedded cluster, about 20 s for (c) on Kafka).
+#   seconds on the embedded cluster, about 10 s for (c) on Kafka).
 # Exit: 0 passed, 1 failed, 77 skipped.
 set -uo pipefail
 
