@@ -545,6 +545,12 @@ def case_b():
     check(prod.get("recreations", 0) >= 1,
           "b: mailroomd recreated its producer (status .producer: %s)" %
           json.dumps(prod))
+    # Records unconfirmed at a fatal error are sent again by the new
+    # producer: none means no fault caught a record on its way, and the
+    # case did not exercise the recovery it is about.
+    check(prod.get("resent", 0) >= 1,
+          "b: the recovery resent records caught in flight (status "
+          ".producer.resent %s)" % prod.get("resent"))
     # A fault that came after its burst was all acked exercised nothing.
     check(midway >= 2, "b: at least 2 of the faults came while lines "
           "written were not yet acked (%d)" % midway)
