@@ -173,7 +173,9 @@ mri_order_arrive(struct mri_order_table *o, struct mri_order_item *it,
 		s->hnext = *order__slot(o, it->stream);
 		*order__slot(o, it->stream) = s;
 		o->count++;
-	} else if (!s->busy && mri_seq_before(s->next, base)) {
+	} else if (mri_seq_before(s->next, base)) {
+		// The publisher awaits nothing before base: what of it is here
+		// (even holding the turn) is a resend of what it had answered.
 		s->next = base;
 	}
 	s->used_ms    = now_ms;
@@ -203,8 +205,9 @@ mri_order_done(struct mri_order_table *o, struct mri_order_item *it,
 	it->turn = false;
 	// A stream holding the turn is never forgotten.
 	if ((s = order__find(o, it->stream)) != NULL) {
-		s->busy    = false;
-		s->next    = it->seq + 1;
+		s->busy = false;
+		if (mri_seq_before(s->next, it->seq + 1))
+			s->next = it->seq + 1;
 		s->used_ms = now_ms;
 		order__release(o, s, &tail);
 	}
