@@ -326,7 +326,7 @@ for n, (a, t, back) in enumerate(kills, 1):
           "-" if p_again is None else "%.1f s" % (p_again - t),
           "-" if c_again is None else "%.1f s" % (c_again - t)))
 acks = pub.acks
-line_id = {a.get("id"): i for i, a in enumerate(acks[:N])}  # the publisher's
+line_id = {a["id"]: i for i, a in enumerate(acks[:N]) if a.get("id")}
 not_ok = [(i, a) for i, a in enumerate(acks) if a.get("status") != "ok"]
 check(pub.rc == 0 and len(acks) == N and not not_ok and len(line_id) == N,
       "the publisher rode through and finished on its own: exit %s, %d ack "

@@ -43,7 +43,7 @@
 #   MR_CRASH_RATE (messages per second offered to the publisher, 1200: ~85 s
 #   of stream); MR_CRASH_IDLE_MS (the consumer's --idle, 30000: longer than
 #   a restart takes it); MR_CRASH_SEED (the kill timings); KEEP=1 keeps the
-#   work directory. About 150 s on 2 cores; every wait is bounded (the
+#   work directory. About 125 s on 2 cores; every wait is bounded (the
 #   driver by 480 s).
 # Exit: 0 passed, 1 failed, 77 skipped.
 set -uo pipefail
