@@ -56,7 +56,7 @@ struct cli_req {
 	/* A publish: its place in the client's stream, and its resends. */
 	uint32_t        seq;
 	bool            queued;   /* in c->pub_head's list */
-	bool            sleeping; /* the aio waits to send again */
+	nng_aio        *timer;    /* waits before a publish is sent again */
 	bool            in_doubt; /* a send's outcome was never known */
 	int             sends;
 	int             last_err; /* the last definite refusal */
@@ -131,6 +131,7 @@ client__nng_err(int rv)
 }
 
 static void client__aio_cb(void *arg);
+static void client__timer_cb(void *arg);
 
 static void
 client__release(struct cli_req *r, bool call_done)
@@ -170,7 +171,6 @@ static void
 client__req_reset(struct cli_req *r)
 {
 	r->extra_ms = 0;
-	r->sleeping = false;
 	r->in_doubt = false;
 	r->sends    = 0;
 	r->last_err = MR_OK;
@@ -204,10 +204,15 @@ client__acquire(mr_client *c, struct cli_req **out)
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		goto fail;
 	r->c = c;
+	// The pause before a resend has an aio of its own: in nng 1.5.2 an
+	// aio that slept takes a later timeout of its own for a success.
 	if ((rv = nng_aio_alloc(&r->aio, client__aio_cb, r)) != 0 ||
+	    (rv = nng_aio_alloc(&r->timer, client__timer_cb, r)) != 0 ||
 	    (rv = nng_ctx_open(&r->ctx, c->sock)) != 0) {
 		if (r->aio)
 			nng_aio_free(r->aio);
+		if (r->timer)
+			nng_aio_free(r->timer);
 		free(r);
 		goto fail;
 	}
@@ -301,9 +306,24 @@ client__pub_retry(struct cli_req *r, int nng_rv, bool sent, int status)
 		client__pub_send(r);
 		return true;
 	}
-	r->sleeping = true;
-	nng_sleep_aio(delay, r->aio);
+	nng_sleep_aio(delay, r->timer);
 	return true;
+}
+
+static void client__pub_give_up(struct cli_req *r, int status,
+				const char *why, nng_msg *m);
+
+/* The pause before a publish is sent again is over. */
+static void
+client__timer_cb(void *arg)
+{
+	struct cli_req *r  = arg;
+	int             rv = nng_aio_result(r->timer);
+
+	if (rv != 0)
+		client__pub_give_up(r, r->last_err, nng_strerror(rv), NULL);
+	else
+		client__pub_send(r);
 }
 
 /* The outcome of a publish that gave up: unknown if any send of it may
@@ -350,15 +370,6 @@ client__aio_cb(void *arg)
 	char                 buf[MRI_ERRMSG_MAX + 1];
 	int                  rc;
 
-	if (r->sleeping) {
-		r->sleeping = false;
-		if (rv != 0)
-			client__pub_give_up(r, r->last_err, nng_strerror(rv),
-					    NULL);
-		else
-			client__pub_send(r);
-		return;
-	}
 	if (r->sending) {
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(r->aio));
@@ -452,8 +463,7 @@ client__pub_send(struct cli_req *r)
 			return;
 		}
 		r->last_err = MR_ESHUTDOWN;
-		r->sleeping = true;
-		nng_sleep_aio(CLIENT__HOLD_MS, r->aio);
+		nng_sleep_aio(CLIENT__HOLD_MS, r->timer);
 		return;
 	}
 	pthread_mutex_lock(&c->lock);
@@ -593,11 +603,14 @@ mr_client_free(mr_client *c)
 	// What is still in flight (a long poll) is cancelled first: a
 	// stopped aio is not started again by its callback, whereas closing
 	// the socket under a callback about to receive makes nng 1.5.2 panic.
-	for (r = c->all; r != NULL; r = r->all_next)
+	for (r = c->all; r != NULL; r = r->all_next) {
+		nng_aio_stop(r->timer);
 		nng_aio_stop(r->aio);
+	}
 	nng_close(c->sock);
 	for (r = c->all; r != NULL; r = n) {
 		n = r->all_next;
+		nng_aio_free(r->timer);
 		nng_aio_free(r->aio);
 		free(r);
 	}
