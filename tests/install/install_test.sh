@@ -18,35 +18,15 @@ cc=${1:?usage: install_test.sh CC [SANITIZERS]}
 sanitizers=${2:-}
 : "${MR_SOURCE_DIR:?MR_SOURCE_DIR must name the source directory}"
 : "${MR_BINARY_DIR:?MR_BINARY_DIR must name the build directory}"
-for t in cmake pkg-config python3 timeout; do
-    command -v "$t" >/dev/null || {
-        echo "FAIL: $t not found"
-        exit 1
-    }
-done
+. "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
+mrt_need cmake pkg-config python3 timeout
 san_flags=()
 if [[ -n $sanitizers ]]; then
     san_flags=(-fsanitize="$sanitizers" -fno-omit-frame-pointer)
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-install-XXXXXX")
-dpid=""
-cleanup() {
-    if [[ -n $dpid ]] && kill -0 "$dpid" 2>/dev/null; then
-        kill -KILL "$dpid" 2>/dev/null
-        wait "$dpid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+mrt_workdir install
 
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-pass() { echo "ok: $*"; }
 # die WHAT: a step the rest depends on failed.
 die() {
     echo "FAIL: $*"
@@ -58,9 +38,9 @@ cmake --install "$MR_BINARY_DIR" --prefix "$work/staged" >"$work/install.log" 2>
     die "cmake --install: $(tail -5 "$work/install.log")"
 mv "$work/staged" "$work/prefix"
 prefix=$work/prefix
-pass "installed, and moved to $prefix"
+mrt_pass "installed, and moved to $prefix"
 for h in mailroom.h version.h error.h client.h consumer.h; do
-    [[ -f $prefix/include/mailroom/$h ]] || fail "include/mailroom/$h is not installed"
+    [[ -f $prefix/include/mailroom/$h ]] || mrt_fail "include/mailroom/$h is not installed"
 done
 pc=$(find "$prefix" -name mailroom.pc -path '*/pkgconfig/*' | head -1)
 [[ -n $pc ]] || die "no mailroom.pc under $prefix"
@@ -75,14 +55,14 @@ awk '/^```c$/ { n++; inside = (n == 1); next }
 export PKG_CONFIG_PATH=${pc%/mailroom.pc}
 pc_prefix=$(cd "$(pkg-config --variable=prefix mailroom)" 2>/dev/null && pwd -P)
 [[ $pc_prefix == "$(cd "$prefix" && pwd -P)" ]] ||
-    fail "mailroom.pc's prefix is '$(pkg-config --variable=prefix mailroom)', not the installed tree $prefix"
+    mrt_fail "mailroom.pc's prefix is '$(pkg-config --variable=prefix mailroom)', not the installed tree $prefix"
 read -r -a pc_flags <<<"$(pkg-config --cflags --libs mailroom)" ||
     die "pkg-config --cflags --libs mailroom failed"
 if "$cc" -Wall -Wextra -Werror "${san_flags[@]}" "$work/example.c" \
     "${pc_flags[@]}" -o "$work/example-pc" >"$work/cc.log" 2>&1; then
-    pass "README's example builds with $cc and pkg-config's ${pc_flags[*]}"
+    mrt_pass "README's example builds with $cc and pkg-config's ${pc_flags[*]}"
 else
-    fail "README's example does not build with pkg-config's ${pc_flags[*]}: $(head -c 1500 "$work/cc.log")"
+    mrt_fail "README's example does not build with pkg-config's ${pc_flags[*]}: $(head -c 1500 "$work/cc.log")"
 fi
 
 # --- CMake: find_package(mailroom) -------------------------------------------
@@ -95,31 +75,17 @@ if cmake -S "$MR_SOURCE_DIR/tests/install/example" -B "$work/cmake" \
     -DMR_EXAMPLE_SOURCE="$work/example.c" "${cm_flags[@]}" \
     >"$work/cmake.log" 2>&1 &&
     cmake --build "$work/cmake" >>"$work/cmake.log" 2>&1; then
-    pass "README's example builds with find_package(mailroom)"
+    mrt_pass "README's example builds with find_package(mailroom)"
     found=$(sed -n 's/^mailroom_DIR:PATH=//p' "$work/cmake/CMakeCache.txt")
-    [[ $found == "$prefix"/* ]] || fail "find_package(mailroom) found '$found', not the installed tree"
+    [[ $found == "$prefix"/* ]] || mrt_fail "find_package(mailroom) found '$found', not the installed tree"
 else
-    fail "README's example does not build with find_package(mailroom): $(tail -c 1500 "$work/cmake.log")"
+    mrt_fail "README's example does not build with find_package(mailroom): $(tail -c 1500 "$work/cmake.log")"
 fi
 
 # --- run each build against the installed mailroomd ---------------------------
-url="ipc://$work/mailroomd.sock"
-"$prefix/bin/mailroomd" --listen "$url" >"$work/mailroomd.log" 2>&1 &
-dpid=$!
-ready=0
-for _ in $(seq 300); do
-    if "$prefix/bin/mailroom" --url "$url" --timeout 2000 status >/dev/null 2>&1; then
-        ready=1
-        break
-    fi
-    kill -0 "$dpid" 2>/dev/null || break
-    sleep 0.1
-done
-if [[ $ready -ne 1 ]]; then
-    echo "FAIL: the installed mailroomd did not become ready; its log:"
-    cat "$work/mailroomd.log"
-    exit 1
-fi
+MR="$prefix/bin/mailroom"
+MRD="$prefix/bin/mailroomd"
+mrt_start_daemon mailroomd
 
 # run NAME PROGRAM [ENV...]: it prints one ack line; its partition and
 # offset go to $work/acks.
@@ -127,15 +93,15 @@ run() {
     local name=$1 prog=$2 out
     shift 2
     if [[ ! -x $prog ]]; then
-        fail "$name: not built"
+        mrt_fail "$name: not built"
         return
     fi
     out=$(env MAILROOM_URL="$url" "$@" timeout 60 "$prog" 2>&1)
     if [[ $? -eq 0 && $out =~ ^orders/([0-9]+)@([0-9]+)\ id=[0-9a-f-]{36}$ ]]; then
-        pass "$name prints '$out'"
+        mrt_pass "$name prints '$out'"
         echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]}" >>"$work/acks"
     else
-        fail "$name: expected 'orders/<partition>@<offset> id=<uuid>', got '$out'"
+        mrt_fail "$name: expected 'orders/<partition>@<offset> id=<uuid>', got '$out'"
     fi
 }
 : >"$work/acks"
@@ -144,30 +110,12 @@ run "the pkg-config build" "$work/example-pc" \
 run "the CMake build (mailroom::mailroom)" "$work/cmake/publish_shared"
 run "the CMake build (mailroom::mailroom_static)" "$work/cmake/publish_static"
 # Key 42 always goes to one partition, and each publish is a new record.
-python3 - "$work/acks" <<'PY' || fail "acks not on one partition at rising offsets: $(tr '\n' ' ' <"$work/acks")"
+python3 - "$work/acks" <<'PY' || mrt_fail "acks not on one partition at rising offsets: $(tr '\n' ' ' <"$work/acks")"
 import sys
 acks = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
 assert len({p for p, _ in acks}) <= 1
 assert all(a[1] < b[1] for a, b in zip(acks, acks[1:]))
 PY
 
-kill -TERM "$dpid"
-for _ in $(seq 300); do
-    kill -0 "$dpid" 2>/dev/null || break
-    sleep 0.1
-done
-if kill -0 "$dpid" 2>/dev/null; then
-    fail "mailroomd did not exit within 30 s of SIGTERM"
-else
-    wait "$dpid"
-    rc=$?
-    [[ $rc -eq 0 ]] || fail "mailroomd exited with $rc on SIGTERM"
-fi
-dpid=""
-
-if [[ $failures -ne 0 ]]; then
-    echo "$failures check(s) failed; mailroomd's log:"
-    tail -n 30 "$work/mailroomd.log"
-    exit 1
-fi
-echo "all checks passed"
+mrt_stop_daemon
+mrt_finish 30 "$work/mailroomd.log"

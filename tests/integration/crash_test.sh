@@ -48,69 +48,21 @@
 # Exit: 0 passed, 1 failed, 77 skipped.
 set -uo pipefail
 
-mode=${1:-embedded}
-case "$mode" in
-    embedded | kafka) ;;
-    *)
-        echo "usage: crash_test.sh [embedded|kafka]" >&2
-        exit 2
-        ;;
-esac
-: "${MR_BINARY_DIR:?MR_BINARY_DIR must name the build directory}"
-MR="$MR_BINARY_DIR/mailroom"
-MRD="$MR_BINARY_DIR/mailroomd"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+mrt_mode "$@"
+mrt_binaries
 MOCKD=""
 for f in "$MR_BINARY_DIR/tests/mailroom_mockd" "$MR_BINARY_DIR/mailroom_mockd"; do
     [[ -x $f ]] && MOCKD=$f && break
 done
-
-brokers=""
-if [[ $mode == kafka ]]; then
-    : "${MR_KAFKA_DIR:?MR_KAFKA_DIR must name the fixture directory}"
-    if [[ -f "$MR_KAFKA_DIR/unavailable" ]]; then
-        echo "SKIP: $(cat "$MR_KAFKA_DIR/unavailable")"
-        exit 77
-    fi
-    brokers=$(cat "$MR_KAFKA_DIR/bootstrap") || {
-        echo "FAIL: no $MR_KAFKA_DIR/bootstrap: did the kafka_start fixture run?"
-        exit 1
-    }
-elif [[ -z $MOCKD ]]; then
+if [[ $mode == embedded && -z $MOCKD ]]; then
     echo "FAIL: no mailroom_mockd in $MR_BINARY_DIR/tests or $MR_BINARY_DIR"
     exit 1
 fi
-for tool in python3 kcat; do
-    command -v $tool >/dev/null || {
-        echo "SKIP: $tool is needed to drive the test"
-        exit 77
-    }
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-crash-XXXXXX")
-mockd_pid=""
-cleanup() {
-    local p
-    # The driver's children (mailroomd, the publisher, consumers), by pid.
-    if [[ -f "$work/pids" ]]; then
-        while read -r p; do
-            if kill -0 "$p" 2>/dev/null; then
-                kill -KILL "$p" 2>/dev/null
-            fi
-        done <"$work/pids"
-    fi
-    if [[ -n $mockd_pid ]] && kill -0 "$mockd_pid" 2>/dev/null; then
-        kill -TERM "$mockd_pid" 2>/dev/null
-        for _ in $(seq 50); do
-            kill -0 "$mockd_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$mockd_pid" 2>/dev/null
-        wait "$mockd_pid" 2>/dev/null
-    fi
-    [[ -n ${KEEP:-} ]] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+mrt_need --skip python3 kcat
+# The driver's children (mailroomd, the publisher, consumers) are in
+# $work/pids, and the mock cluster is tracked: all killed on exit.
+mrt_workdir crash
 
 T="crash-$mode-$$"
 G="crash-$mode-$$-g"
@@ -118,6 +70,7 @@ if [[ $mode == embedded ]]; then
     # The mock implements no CreateTopics: mailroom_mockd creates the topic.
     "$MOCKD" --ttl 900 --topic "$T:4" "$work/bootstrap" >"$work/mockd.out" 2>"$work/mockd.err" &
     mockd_pid=$!
+    mrt_track "$mockd_pid"
     for _ in $(seq 100); do
         [[ -s "$work/bootstrap" ]] && break
         kill -0 "$mockd_pid" 2>/dev/null || break
@@ -144,24 +97,16 @@ daemon_args=(--brokers "$brokers"
 
 if [[ $mode == kafka ]]; then
     # A first mailroomd only to create the topic; the driver starts its own.
-    url="ipc://$work/setup.sock"
-    "$MRD" --listen "$url" --brokers "$brokers" >"$work/setup.log" 2>&1 &
-    setup_pid=$!
-    echo "$setup_pid" >>"$work/pids"
-    for _ in $(seq 300); do
-        "$MR" --url "$url" --timeout 2000 status >/dev/null 2>&1 && break
-        kill -0 "$setup_pid" 2>/dev/null || break
-        sleep 0.1
-    done
+    mrt_start_daemon setup
     if ! "$MR" --url "$url" --timeout 30000 topics create "$T" --partitions 4 >"$work/topics.out" 2>&1; then
         echo "FAIL: mailroom topics create $T --partitions 4: $(cat "$work/topics.out")"
         exit 1
     fi
-    kill -TERM "$setup_pid"
-    wait "$setup_pid" 2>/dev/null
+    kill -TERM "$dpid"
+    mrt_wait_exit "$dpid" 30
 fi
 
-timeout -k 10 480 python3 -u "$(dirname "$0")/crash_driver.py" "$MR" "$MRD" \
+mrt_run_driver 480 "$(dirname "$0")/crash_driver.py" "$MR" "$MRD" \
     "$work" "ipc://$work/mailroomd.sock" "$T" "$G" "$mode" "$brokers" \
     "${daemon_args[@]}"
 rc=$?
@@ -179,16 +124,9 @@ if [[ $mode == embedded ]]; then
     done
 fi
 if [[ $rc -ne 0 ]]; then
-    [[ $rc -eq 124 || $rc -eq 137 ]] && echo "FAIL: the driver did not finish in 480 s"
     echo "mailroomd logs (last lines each):"
-    for f in "$work"/mailroomd-*.log; do
-        echo "--- $f"
-        tail -n 15 "$f"
-    done
-    echo "--- publish.err"
-    tail -n 10 "$work/publish.err" 2>/dev/null
-    echo "--- consume.err"
-    tail -n 10 "$work/consume.err" 2>/dev/null
+    mrt_tail_logs 15 "$work"/mailroomd-*.log
+    mrt_tail_logs 10 "$work/publish.err" "$work/consume.err"
     exit 1
 fi
 exit 0

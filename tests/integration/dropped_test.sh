@@ -10,66 +10,31 @@
 # Environment: MR_BINARY_DIR (mailroomd, mailroom).
 set -uo pipefail
 
-: "${MR_BINARY_DIR:?MR_BINARY_DIR must name the build directory}"
-MR="$MR_BINARY_DIR/mailroom"
-MRD="$MR_BINARY_DIR/mailroomd"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+mrt_binaries
+mrt_workdir dropped
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-dropped-XXXXXX")
-dpid=""
-cleanup() {
-    if [[ -n $dpid ]] && kill -0 "$dpid" 2>/dev/null; then
-        kill -KILL "$dpid" 2>/dev/null
-        wait "$dpid" 2>/dev/null
-    fi
-    [[ -n ${KEEP:-} ]] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-passed=0
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-pass() {
-    echo "ok: $*"
-    passed=$((passed + 1))
-}
-
-url="ipc://$work/mailroomd.sock"
-log="$work/mailroomd.log"
 mr() { timeout 120 "$MR" --url "$url" "$@"; }
 
-"$MRD" --listen "$url" --set consumer.idle_close_ms=500 >"$log" 2>&1 &
-dpid=$!
-for _ in $(seq 300); do
-    mr --timeout 2000 status >/dev/null 2>&1 && break
-    sleep 0.1
-done
-mr status >/dev/null || {
-    echo "FAIL: mailroomd did not become ready"
-    cat "$log"
-    exit 1
-}
+mrt_start_daemon mailroomd --set consumer.idle_close_ms=500
 
 T="dropped-$$"
 G="dropped-group-$$"
-mr topics create "$T" --partitions 1 >/dev/null || fail "topics create $T"
-mr publish "$T/k" first >/dev/null || fail "publish the first record"
+mr topics create "$T" --partitions 1 >/dev/null || mrt_fail "topics create $T"
+mr publish "$T/k" first >/dev/null || mrt_fail "publish the first record"
 # The group reads and acks offset 0: it commits 1 when its session ends.
 if mr consume -g "$G" -n 1 --idle 20000 --json "$T" >"$work/first.json" &&
     grep -q '"offset":0' "$work/first.json"; then
-    pass "the group consumed offset 0"
+    mrt_pass "the group consumed offset 0"
 else
-    fail "the group did not consume offset 0: $(cat "$work/first.json")"
+    mrt_fail "the group did not consume offset 0: $(cat "$work/first.json")"
 fi
 # Wait until the subscription left the group (and committed).
 for _ in $(seq 100); do
     grep -q "leaving the group" "$log" && break
     sleep 0.1
 done
-grep -q "leaving the group" "$log" || fail "the subscription did not leave its group"
+grep -q "leaving the group" "$log" || mrt_fail "the subscription did not leave its group"
 
 # 8 MB more, in 1 KB records: the partition's first records are dropped.
 python3 -c '
@@ -77,23 +42,22 @@ import sys
 sys.stdout.write("".join("k\t%06d-%s\n" % (i, "x" * 1000) for i in range(8000)))
 ' >"$work/lines.txt"
 mr publish "$T" --lines -K $'\t' --batch 500 -f "$work/lines.txt" >/dev/null ||
-    fail "publishing 8 MB"
+    mrt_fail "publishing 8 MB"
 
 if mr consume -g "$G" -n 1 --idle 30000 --json "$T" >"$work/second.json"; then
     off=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["offset"])' "$work/second.json" 2>/dev/null)
     if [[ -n $off && $off -gt 1 ]]; then
-        pass "the group reads on from the oldest record kept (offset $off)"
+        mrt_pass "the group reads on from the oldest record kept (offset $off)"
     else
-        fail "the group got offset '${off}' after its position was dropped: $(head -c 300 "$work/second.json")"
+        mrt_fail "the group got offset '${off}' after its position was dropped: $(head -c 300 "$work/second.json")"
     fi
 else
-    fail "the group got nothing after its position was dropped"
+    mrt_fail "the group got nothing after its position was dropped"
 fi
 if grep -q "level=crit .*group=$G .*POSITION ALREADY DROPPED" "$log"; then
-    pass "mailroomd says loudly that the position was dropped"
+    mrt_pass "mailroomd says loudly that the position was dropped"
 else
-    fail "no crit line about the dropped position; the log has: $(grep -i "$G" "$log" | tail -n 5)"
+    mrt_fail "no crit line about the dropped position; the log has: $(grep -i "$G" "$log" | tail -n 5)"
 fi
 
-echo "$passed passed, $failures failed"
-[[ $failures -eq 0 ]]
+mrt_finish

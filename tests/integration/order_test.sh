@@ -50,60 +50,16 @@
 # Exit: 0 passed, 1 failed, 77 skipped.
 set -uo pipefail
 
-mode=${1:-embedded}
-case "$mode" in
-    embedded | kafka) ;;
-    *)
-        echo "usage: order_test.sh [embedded|kafka]" >&2
-        exit 2
-        ;;
-esac
-: "${MR_BINARY_DIR:?MR_BINARY_DIR must name the build directory}"
-MR="$MR_BINARY_DIR/mailroom"
-MRD="$MR_BINARY_DIR/mailroomd"
-brokers=""
-if [[ $mode == kafka ]]; then
-    : "${MR_KAFKA_DIR:?MR_KAFKA_DIR must name the fixture directory}"
-    if [[ -f "$MR_KAFKA_DIR/unavailable" ]]; then
-        echo "SKIP: $(cat "$MR_KAFKA_DIR/unavailable")"
-        exit 77
-    fi
-    brokers=$(cat "$MR_KAFKA_DIR/bootstrap") || {
-        echo "FAIL: no $MR_KAFKA_DIR/bootstrap: did the kafka_start fixture run?"
-        exit 1
-    }
-fi
-for t in kcat python3 timeout; do
-    command -v "$t" >/dev/null || {
-        echo "FAIL: $t not found"
-        exit 1
-    }
-done
-for f in "$MR" "$MRD"; do
-    [[ -x $f ]] || {
-        echo "FAIL: $f not built"
-        exit 1
-    }
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+mrt_mode "$@"
+mrt_binaries
+mrt_need kcat python3 timeout
 # The jars of the fixture's Kafka, for a client quota in case (c).
 kafka_libs="${MAILROOM_KAFKA_CACHE:-${HOME:-/root}/.cache/mailroom/kafka-4.1.1}/libs"
 cases=${MR_ORDER_CASES:-a,b,c}
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-order-XXXXXX")
-cleanup() {
-    local p
-    # The driver's children (mailroomd, publishers), by pid.
-    if [[ -f "$work/pids" ]]; then
-        while read -r p; do
-            if kill -0 "$p" 2>/dev/null; then
-                kill -KILL "$p" 2>/dev/null
-            fi
-        done <"$work/pids"
-    fi
-    [[ -n ${KEEP:-} ]] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+# The driver's children (mailroomd, publishers) are in $work/pids.
+mrt_workdir order
 
 cat >"$work/driver.py" <<'PYEOF'
 import json, os, shutil, signal, subprocess, sys, threading, time
@@ -644,11 +600,5 @@ print("%d passed, %d failed" % (npass, nfail))
 sys.exit(0 if nfail == 0 else 1)
 PYEOF
 
-timeout -k 10 400 python3 -u "$work/driver.py" "$MR" "$MRD" "$work" "$mode" \
+mrt_run_driver 400 "$work/driver.py" "$MR" "$MRD" "$work" "$mode" \
     "$brokers" "$kafka_libs" "$cases"
-rc=$?
-if [[ $rc -eq 124 || $rc -eq 137 ]]; then
-    echo "FAIL: the driver did not finish in 400 s"
-    rc=1
-fi
-exit $rc

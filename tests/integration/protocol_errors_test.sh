@@ -14,30 +14,10 @@
 # Environment: MR_BINARY_DIR (mailroomd, mailroom).
 set -uo pipefail
 
-: "${MR_BINARY_DIR:?MR_BINARY_DIR must name the build directory}"
-MR="$MR_BINARY_DIR/mailroom"
-MRD="$MR_BINARY_DIR/mailroomd"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+mrt_binaries
+mrt_workdir proto
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-proto-XXXXXX")
-dpid=""
-cleanup() {
-    if [[ -n $dpid ]] && kill -0 "$dpid" 2>/dev/null; then
-        kill -KILL "$dpid" 2>/dev/null
-        wait "$dpid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-pass() { echo "ok: $*"; }
-
-url="ipc://$work/mailroomd.sock"
 mr() { timeout 60 "$MR" --url "$url" --timeout 10000 "$@"; }
 
 # expect CODE PATTERN DESCRIPTION CMD...: exit CODE, and PATTERN (an
@@ -48,40 +28,29 @@ expect() {
     "$@" >"$work/out" 2>&1
     rc=$?
     if [[ $rc -ne $want ]]; then
-        fail "$what: exit $rc, expected $want: $(head -c 400 "$work/out")"
+        mrt_fail "$what: exit $rc, expected $want: $(head -c 400 "$work/out")"
         return 1
     fi
     if [[ -n $pattern ]] && ! grep -qE "$pattern" "$work/out"; then
-        fail "$what: the output does not match /$pattern/: $(head -c 400 "$work/out")"
+        mrt_fail "$what: the output does not match /$pattern/: $(head -c 400 "$work/out")"
         return 1
     fi
-    pass "$what"
+    mrt_pass "$what"
 }
 
 # After each error, mailroomd still serves another client.
 still_serves() {
     if ! mr publish "$T/ok" "after: $1" >/dev/null 2>"$work/still.err"; then
-        fail "after '$1', a good publish fails: $(cat "$work/still.err")"
+        mrt_fail "after '$1', a good publish fails: $(cat "$work/still.err")"
     fi
 }
 
 # max_frame_bytes=65536: frames above it are refused; records above 1000
 # bytes are refused by the producer (message.max.bytes).
-"$MRD" --listen "$url" --set max_frame_bytes=65536 \
-    --set producer.message_max_bytes=1000 >"$work/mailroomd.log" 2>&1 &
-dpid=$!
-for _ in $(seq 300); do
-    "$MR" --url "$url" --timeout 2000 status >/dev/null 2>&1 && break
-    kill -0 "$dpid" 2>/dev/null || break
-    sleep 0.1
-done
-if ! "$MR" --url "$url" --timeout 2000 status >/dev/null 2>&1; then
-    echo "FAIL: mailroomd did not become ready; its log:"
-    cat "$work/mailroomd.log"
-    exit 1
-fi
+mrt_start_daemon mailroomd --set max_frame_bytes=65536 \
+    --set producer.message_max_bytes=1000
 T="proto-$$"
-mr topics create "$T" --partitions 2 >/dev/null || fail "topics create $T"
+mr topics create "$T" --partitions 2 >/dev/null || mrt_fail "topics create $T"
 
 # --- admin ----------------------------------------------------------------
 expect 1 'MR_EPROTO.*JSON' "admin with a body that is not JSON" mr admin 'not json'
@@ -126,8 +95,8 @@ head -c 300000 /dev/urandom >"$work/300k.bin"
 timeout 60 "$MR" --url "$url" --timeout 3000 publish "$T" -f "$work/300k.bin" >"$work/out" 2>&1
 rc=$?
 case $rc in
-    1 | 3) pass "a 300 KB frame ends the publisher with $rc: $(head -c 200 "$work/out")" ;;
-    *) fail "a 300 KB frame: exit $rc: $(head -c 300 "$work/out")" ;;
+    1 | 3) mrt_pass "a 300 KB frame ends the publisher with $rc: $(head -c 200 "$work/out")" ;;
+    *) mrt_fail "a 300 KB frame: exit $rc: $(head -c 300 "$work/out")" ;;
 esac
 still_serves "a 300 KB frame"
 
@@ -147,25 +116,7 @@ still_serves "bad arguments"
 # --- still well ---------------------------------------------------------------------
 expect 0 '' "status at the end" mr status
 if grep -qiE 'segfault|assert|abort|panic' "$work/mailroomd.log"; then
-    fail "mailroomd's log reports a crash: $(grep -iE 'segfault|assert|abort|panic' "$work/mailroomd.log" | head -3)"
+    mrt_fail "mailroomd's log reports a crash: $(grep -iE 'segfault|assert|abort|panic' "$work/mailroomd.log" | head -3)"
 fi
-kill -TERM "$dpid"
-for _ in $(seq 300); do
-    kill -0 "$dpid" 2>/dev/null || break
-    sleep 0.1
-done
-if kill -0 "$dpid" 2>/dev/null; then
-    fail "mailroomd did not stop within 30 s of SIGTERM"
-else
-    wait "$dpid"
-    rc=$?
-    [[ $rc -eq 0 ]] || fail "mailroomd exited with $rc on SIGTERM"
-fi
-dpid=""
-
-if [[ $failures -ne 0 ]]; then
-    echo "$failures check(s) failed; mailroomd's log:"
-    tail -n 30 "$work/mailroomd.log"
-    exit 1
-fi
-echo "all checks passed"
+mrt_stop_daemon
+mrt_finish 30 "$work/mailroomd.log"

@@ -11,55 +11,11 @@
 # Environment: MR_BINARY_DIR (mailroomd, mailroom), MR_KAFKA_DIR.
 set -uo pipefail
 
-mode=${1:-embedded}
-case "$mode" in
-    embedded | kafka) ;;
-    *)
-        echo "usage: publish_cli_test.sh embedded|kafka" >&2
-        exit 2
-        ;;
-esac
-: "${MR_BINARY_DIR:?MR_BINARY_DIR must name the build directory}"
-MR="$MR_BINARY_DIR/mailroom"
-MRD="$MR_BINARY_DIR/mailroomd"
-brokers=""
-if [[ $mode == kafka ]]; then
-    : "${MR_KAFKA_DIR:?MR_KAFKA_DIR must name the fixture directory}"
-    if [[ -f "$MR_KAFKA_DIR/unavailable" ]]; then
-        echo "SKIP: $(cat "$MR_KAFKA_DIR/unavailable")"
-        exit 77
-    fi
-    brokers=$(cat "$MR_KAFKA_DIR/bootstrap") || {
-        echo "FAIL: no $MR_KAFKA_DIR/bootstrap: did the kafka_start fixture run?"
-        exit 1
-    }
-fi
-for t in kcat python3 timeout cmp; do
-    command -v "$t" >/dev/null || {
-        echo "FAIL: $t not found"
-        exit 1
-    }
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-cli-XXXXXX")
-dpid=""
-cleanup() {
-    if [[ -n $dpid ]] && kill -0 "$dpid" 2>/dev/null; then
-        kill -KILL "$dpid" 2>/dev/null
-        wait "$dpid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-url="ipc://$work/mailroomd.sock"
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-pass() { echo "ok: $*"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+mrt_mode "$@"
+mrt_binaries
+mrt_need kcat python3 timeout cmp
+mrt_workdir cli
 
 # mr ARGS...: the CLI against our mailroomd, bounded.
 mr() { timeout 60 "$MR" --url "$url" "$@"; }
@@ -72,10 +28,10 @@ expect_rc() {
     "$@" >"$work/out" 2>"$work/err"
     rc=$?
     if [[ $rc -eq $want ]]; then
-        pass "$what (exit $rc)"
+        mrt_pass "$what (exit $rc)"
         return 0
     fi
-    fail "$what: exit $rc, expected $want; stdout: $(head -c 500 "$work/out"); stderr: $(head -c 500 "$work/err")"
+    mrt_fail "$what: exit $rc, expected $want; stdout: $(head -c 500 "$work/out"); stderr: $(head -c 500 "$work/err")"
     return 1
 }
 
@@ -121,75 +77,60 @@ kcat_at() {
 }
 
 # --- mailroomd ----------------------------------------------------------
-"$MRD" --listen "$url" ${brokers:+--brokers "$brokers"} >"$work/mailroomd.log" 2>&1 &
-dpid=$!
-ready=0
-for _ in $(seq 300); do
-    if "$MR" --url "$url" --timeout 2000 status >/dev/null 2>&1; then
-        ready=1
-        break
-    fi
-    kill -0 "$dpid" 2>/dev/null || break
-    sleep 0.1
-done
-if [[ $ready -ne 1 ]]; then
-    echo "FAIL: mailroomd did not become ready; its log:"
-    cat "$work/mailroomd.log"
-    exit 1
-fi
+mrt_start_daemon mailroomd
 
 # --- status ---------------------------------------------------------------
 expect_rc 0 "status --json" mr status --json
 cp "$work/out" "$work/status.json"
 bootstrap=$(json_field "$work/status.json" 'j["kafka"]["bootstrap"]')
-[[ -n $bootstrap ]] || fail "status --json has no kafka.bootstrap"
+[[ -n $bootstrap ]] || mrt_fail "status --json has no kafka.bootstrap"
 want_embedded=$([[ $mode == embedded ]] && echo True || echo False)
 got=$(json_field "$work/status.json" 'j["kafka"]["embedded"] is True')
-[[ $got == "$want_embedded" ]] || fail "status .kafka.embedded: $got, expected $want_embedded"
+[[ $got == "$want_embedded" ]] || mrt_fail "status .kafka.embedded: $got, expected $want_embedded"
 if [[ $mode == kafka && $bootstrap != "$brokers" ]]; then
-    fail "status .kafka.bootstrap is $bootstrap, expected the fixture's $brokers"
+    mrt_fail "status .kafka.bootstrap is $bootstrap, expected the fixture's $brokers"
 fi
 got=$(json_field "$work/status.json" 'j["listeners"]')
-[[ $got == "['$url']" ]] || fail "status .listeners: $got, expected ['$url']"
+[[ $got == "['$url']" ]] || mrt_fail "status .listeners: $got, expected ['$url']"
 got=$(json_field "$work/status.json" 'j["version"]')
 want=$("$MRD" --version | awk '{print $2}')
-[[ $got == "$want" && -n $got ]] || fail "status .version: '$got', mailroomd --version says '$want'"
+[[ $got == "$want" && -n $got ]] || mrt_fail "status .version: '$got', mailroomd --version says '$want'"
 got=$(json_field "$work/status.json" 'j["protocol"]')
-[[ $got == 1 ]] || fail "status .protocol: $got"
+[[ $got == 1 ]] || mrt_fail "status .protocol: $got"
 expect_rc 0 "status" mr status
-grep -qF "listening: $url" "$work/out" || fail "status does not list $url"
+grep -qF "listening: $url" "$work/out" || mrt_fail "status does not list $url"
 if [[ $mode == embedded ]]; then
-    grep -q "embedded, in memory" "$work/out" || fail "status does not say the cluster is embedded"
-    grep -q "^WARNING:" "$work/out" || fail "status does not warn about the embedded cluster"
+    grep -q "embedded, in memory" "$work/out" || mrt_fail "status does not say the cluster is embedded"
+    grep -q "^WARNING:" "$work/out" || mrt_fail "status does not warn about the embedded cluster"
 else
-    grep -q "(external)" "$work/out" || fail "status does not say Kafka is external"
+    grep -q "(external)" "$work/out" || mrt_fail "status does not say Kafka is external"
 fi
 
 # --- topics -----------------------------------------------------------------
 T="cli-$mode-$$-$RANDOM"
 # A line by default, as the other commands; JSON with --json.
 if expect_rc 0 "topics create $T --partitions 3" mr topics create "$T" --partitions 3; then
-    grep -q "^created topic $T: 3 partitions" "$work/out" || fail "topics create prints '$(cat "$work/out")', not 'created topic $T: 3 partitions...'"
-    [[ $(wc -l <"$work/out") -eq 1 ]] || fail "topics create prints more than a line: $(cat "$work/out")"
+    grep -q "^created topic $T: 3 partitions" "$work/out" || mrt_fail "topics create prints '$(cat "$work/out")', not 'created topic $T: 3 partitions...'"
+    [[ $(wc -l <"$work/out") -eq 1 ]] || mrt_fail "topics create prints more than a line: $(cat "$work/out")"
 fi
 expect_rc 1 "topics create $T again" mr topics create "$T" --partitions 3
-grep -q "already exists" "$work/err" || fail "creating $T again does not say 'already exists': $(cat "$work/err")"
-[[ -s $work/out ]] && fail "a refused topics create prints on stdout: $(cat "$work/out")"
+grep -q "already exists" "$work/err" || mrt_fail "creating $T again does not say 'already exists': $(cat "$work/err")"
+[[ -s $work/out ]] && mrt_fail "a refused topics create prints on stdout: $(cat "$work/out")"
 if expect_rc 0 "topics create $T-json --json" mr topics create "$T-json" --partitions 2 --json; then
-    [[ $(json_field "$work/out" 'j["ok"] is True and j["topic"]') == "$T-json" ]] || fail "topics create --json: $(cat "$work/out")"
-    [[ $(json_field "$work/out" 'j["partitions"]') == 2 ]] || fail "topics create --json has no partitions 2: $(cat "$work/out")"
+    [[ $(json_field "$work/out" 'j["ok"] is True and j["topic"]') == "$T-json" ]] || mrt_fail "topics create --json: $(cat "$work/out")"
+    [[ $(json_field "$work/out" 'j["partitions"]') == 2 ]] || mrt_fail "topics create --json has no partitions 2: $(cat "$work/out")"
 fi
 expect_rc 1 "topics create $T-json again --json" mr topics create "$T-json" --json
-[[ $(json_field "$work/out" 'j["error"]') == MR_EEXIST ]] || fail "a refused topics create --json: $(cat "$work/out")"
+[[ $(json_field "$work/out" 'j["error"]') == MR_EEXIST ]] || mrt_fail "a refused topics create --json: $(cat "$work/out")"
 expect_rc 0 "topics list" mr topics list
-grep -qP "^\Q$T\E\t3 partitions$" "$work/out" || fail "topics list does not show '$T<TAB>3 partitions': $(cat "$work/out")"
+grep -qP "^\Q$T\E\t3 partitions$" "$work/out" || mrt_fail "topics list does not show '$T<TAB>3 partitions': $(cat "$work/out")"
 expect_rc 0 "topics describe $T" mr topics describe "$T"
-grep -q "^topic $T: 3 partitions" "$work/out" || fail "topics describe: $(head -1 "$work/out")"
-[[ $(grep -c "^  partition [0-2] leader" "$work/out") -eq 3 ]] || fail "topics describe does not list 3 partitions: $(cat "$work/out")"
+grep -q "^topic $T: 3 partitions" "$work/out" || mrt_fail "topics describe: $(head -1 "$work/out")"
+[[ $(grep -c "^  partition [0-2] leader" "$work/out") -eq 3 ]] || mrt_fail "topics describe does not list 3 partitions: $(cat "$work/out")"
 expect_rc 0 "topics describe $T --json" mr topics describe "$T" --json
-[[ $(json_field "$work/out" 'j["partition_count"]') == 3 ]] || fail "topics describe --json: $(cat "$work/out")"
+[[ $(json_field "$work/out" 'j["partition_count"]') == 3 ]] || mrt_fail "topics describe --json: $(cat "$work/out")"
 expect_rc 1 "topics describe of a missing topic" mr topics describe "$T-missing"
-grep -q "does not exist" "$work/err" || fail "describe of a missing topic does not say so: $(cat "$work/err")"
+grep -q "does not exist" "$work/err" || mrt_fail "describe of a missing topic does not say so: $(cat "$work/err")"
 
 # --- publish ------------------------------------------------------------------
 # check_ack FILE TOPIC KEY: one --json ack line with every field; prints
@@ -213,13 +154,13 @@ EOF
 # From an argument.
 if expect_rc 0 "publish from an argument" mr publish "$T/key-1" "hello, mailroom" --json; then
     if read -r p o id dup < <(check_ack "$work/out" "$T" key-1); then
-        [[ $p == "$(partition_of key-1 3)" ]] || fail "key-1 went to partition $p, Kafka's partitioner says $(partition_of key-1 3)"
-        [[ ${#id} -eq 36 ]] || fail "assigned id '$id' is not a UUID"
-        [[ $dup == False ]] || fail "a first publish is a duplicate"
+        [[ $p == "$(partition_of key-1 3)" ]] || mrt_fail "key-1 went to partition $p, Kafka's partitioner says $(partition_of key-1 3)"
+        [[ ${#id} -eq 36 ]] || mrt_fail "assigned id '$id' is not a UUID"
+        [[ $dup == False ]] || mrt_fail "a first publish is a duplicate"
         got=$(kcat_at "$T" "$p" "$o" '%k|%s')
-        [[ $got == "key-1|hello, mailroom" ]] || fail "kcat reads '$got'"
+        [[ $got == "key-1|hello, mailroom" ]] || mrt_fail "kcat reads '$got'"
     else
-        fail "publish --json output: $(cat "$work/out")"
+        mrt_fail "publish --json output: $(cat "$work/out")"
     fi
 fi
 
@@ -232,10 +173,10 @@ fi
 if expect_rc 0 "publish a binary file" mr publish "$T/bin" -f "$work/payload.bin" --json; then
     if read -r p o id dup < <(check_ack "$work/out" "$T" bin); then
         kcat_at "$T" "$p" "$o" '%s' >"$work/payload.back"
-        cmp -s "$work/payload.bin" "$work/payload.back" || fail "the binary file read back differs ($(stat -c %s "$work/payload.back") bytes, sent $(stat -c %s "$work/payload.bin"))"
-        [[ $(kcat_at "$T" "$p" "$o" '%K') == 3 ]] || fail "the binary file's key is not 'bin'"
+        cmp -s "$work/payload.bin" "$work/payload.back" || mrt_fail "the binary file read back differs ($(stat -c %s "$work/payload.back") bytes, sent $(stat -c %s "$work/payload.bin"))"
+        [[ $(kcat_at "$T" "$p" "$o" '%K') == 3 ]] || mrt_fail "the binary file's key is not 'bin'"
     else
-        fail "publish -f --json output: $(cat "$work/out")"
+        mrt_fail "publish -f --json output: $(cat "$work/out")"
     fi
 fi
 
@@ -244,9 +185,9 @@ printf 'from\0stdin\n' >"$work/stdin.bin"
 if expect_rc 0 "publish from stdin" sh -c '"$1" --url "$2" publish "$3/in" --json <"$4"' _ "$MR" "$url" "$T" "$work/stdin.bin"; then
     if read -r p o id dup < <(check_ack "$work/out" "$T" in); then
         kcat_at "$T" "$p" "$o" '%s' >"$work/stdin.back"
-        cmp -s "$work/stdin.bin" "$work/stdin.back" || fail "stdin read back differs"
+        cmp -s "$work/stdin.bin" "$work/stdin.back" || mrt_fail "stdin read back differs"
     else
-        fail "publish from stdin output: $(cat "$work/out")"
+        mrt_fail "publish from stdin output: $(cat "$work/out")"
     fi
 fi
 
@@ -255,7 +196,7 @@ fi
 # the lines (the CLI numbers refused messages by that order).
 printf 'alpha:one\nbeta:two\ngamma:three\ndelta:\n:empty-key\nno-delimiter\n' >"$work/lines.txt"
 if expect_rc 0 "publish --lines --key-delim : --batch 2" mr publish "$T" --lines --key-delim : --batch 2 -f "$work/lines.txt" --json; then
-    python3 - "$work/out" "$T" >"$work/lines.acks" <<'EOF' || fail "--lines acks: $(cat "$work/out")"
+    python3 - "$work/out" "$T" >"$work/lines.acks" <<'EOF' || mrt_fail "--lines acks: $(cat "$work/out")"
 import json, sys
 acks = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 assert len(acks) == 6, "6 lines, %d acks" % len(acks)
@@ -280,9 +221,9 @@ EOF
     # The keyless line may go to any partition.
     sed -i 's/^[0-9]*|-1|/?|-1|/' "$work/lines.got"
     if ! diff <(sort "$work/lines.want") <(sort "$work/lines.got") >"$work/diff"; then
-        fail "--lines records (partition|keylen|key|payload) differ from the lines: $(cat "$work/diff")"
+        mrt_fail "--lines records (partition|keylen|key|payload) differ from the lines: $(cat "$work/diff")"
     elif ! cmp -s "$work/lines.want" "$work/lines.got"; then
-        fail "--lines --json: the acks are not in the order of the lines: lines $(tr '\n' ' ' <"$work/lines.want"), acks $(tr '\n' ' ' <"$work/lines.got")"
+        mrt_fail "--lines --json: the acks are not in the order of the lines: lines $(tr '\n' ' ' <"$work/lines.want"), acks $(tr '\n' ' ' <"$work/lines.got")"
     fi
 fi
 
@@ -292,19 +233,19 @@ if expect_rc 0 "publish with -H, --id and the envelope options" \
     --type t.cli --source src-cli --content-type text/plain \
     --reply-to "$T/replies" --correlation-id corr-cli --json; then
     if read -r p o id dup < <(check_ack "$work/out" "$T" h); then
-        [[ $id == "cli-id-$$" ]] || fail "--id: the ack's id is '$id'"
+        [[ $id == "cli-id-$$" ]] || mrt_fail "--id: the ack's id is '$id'"
         got=$(kcat_at "$T" "$p" "$o" '%h')
         for h in "ce_specversion=1.0" "ce_id=cli-id-$$" "ce_source=src-cli" \
             "ce_type=t.cli" "content-type=text/plain" "mr_reply_to=$T/replies" \
             "mr_correlation_id=corr-cli" "x-a=1" "x-b=two=2"; do
-            [[ ",$got," == *",$h,"* ]] || fail "header $h missing from '$got'"
+            [[ ",$got," == *",$h,"* ]] || mrt_fail "header $h missing from '$got'"
         done
         if expect_rc 0 "publish the same --id again" mr publish "$T/h" "again" --id "cli-id-$$" --json; then
             read -r p2 o2 id2 dup2 < <(check_ack "$work/out" "$T" h)
-            [[ $dup2 == True && $p2 == "$p" && $o2 == "$o" ]] || fail "a republished id: '$p2 $o2 $dup2', expected '$p $o True'"
+            [[ $dup2 == True && $p2 == "$p" && $o2 == "$o" ]] || mrt_fail "a republished id: '$p2 $o2 $dup2', expected '$p $o True'"
         fi
     else
-        fail "publish with headers output: $(cat "$work/out")"
+        mrt_fail "publish with headers output: $(cat "$work/out")"
     fi
 fi
 
@@ -317,29 +258,29 @@ fi
 if [[ $mode == kafka ]]; then
     B="$T-invoices"
     expect_rc 0 "topics create $B" mr topics create "$B"
-    grep -q "max.message.bytes=16777277" "$work/out" || fail "topics create $B does not say max.message.bytes=16777277: $(cat "$work/out")"
+    grep -q "max.message.bytes=16777277" "$work/out" || mrt_fail "topics create $B does not say max.message.bytes=16777277: $(cat "$work/out")"
     expect_rc 0 "topics describe $B --json" mr topics describe "$B" --json
     got=$(json_field "$work/out" 'j["config"].get("max.message.bytes")')
-    [[ $got == 16777277 ]] || fail "$B's max.message.bytes is $got, expected 16777277"
+    [[ $got == 16777277 ]] || mrt_fail "$B's max.message.bytes is $got, expected 16777277"
     head -c 1048576 /dev/urandom >"$work/invoice.pdf"
     # As README.md: publish -f invoice.pdf --content-type application/pdf invoices/7
     if expect_rc 0 "publish -f of a 1 MiB file (README)" mr publish -f "$work/invoice.pdf" --content-type application/pdf "$B/7" --json; then
         if read -r p o id dup < <(check_ack "$work/out" "$B" 7); then
             kcat_at "$B" "$p" "$o" '%s' >"$work/invoice.back"
-            cmp -s "$work/invoice.pdf" "$work/invoice.back" || fail "the 1 MiB file read back differs ($(stat -c %s "$work/invoice.back") bytes)"
+            cmp -s "$work/invoice.pdf" "$work/invoice.back" || mrt_fail "the 1 MiB file read back differs ($(stat -c %s "$work/invoice.back") bytes)"
         else
-            fail "publish -f of 1 MiB: $(cat "$work/out")"
+            mrt_fail "publish -f of 1 MiB: $(cat "$work/out")"
         fi
     fi
     S="$T-small"
     expect_rc 0 "topics create $S --config max.message.bytes=2000" mr topics create "$S" --partitions 1 --config max.message.bytes=2000
     expect_rc 0 "topics describe $S --json" mr topics describe "$S" --json
     got=$(json_field "$work/out" 'j["config"].get("max.message.bytes")')
-    [[ $got == 2000 ]] || fail "$S's max.message.bytes is $got: the user's --config was not kept"
+    [[ $got == 2000 ]] || mrt_fail "$S's max.message.bytes is $got: the user's --config was not kept"
     head -c 5000 /dev/urandom >"$work/5k.bin"
     expect_rc 1 "publish 5000 bytes to a topic of max.message.bytes=2000" mr publish -f "$work/5k.bin" "$S/k"
-    grep -q "MR_ETOOBIG" "$work/err" || fail "a record over the topic's limit is not MR_ETOOBIG: $(cat "$work/err")"
-    grep -q "topic's max.message.bytes" "$work/err" || fail "a record over the topic's limit does not name the topic's max.message.bytes: $(cat "$work/err")"
+    grep -q "MR_ETOOBIG" "$work/err" || mrt_fail "a record over the topic's limit is not MR_ETOOBIG: $(cat "$work/err")"
+    grep -q "topic's max.message.bytes" "$work/err" || mrt_fail "a record over the topic's limit does not name the topic's max.message.bytes: $(cat "$work/err")"
 fi
 
 # --- exit codes (cli/cli.h: 0 ok, 1 refused, 2 usage, 3 unreachable,
@@ -359,7 +300,7 @@ expect_rc 4 "publish -f of a missing file" mr publish "$T" -f "$work/no-such-fil
 
 nobody="ipc://$work/nobody-listens.sock"
 expect_rc 3 "publish with nothing listening" timeout 60 "$MR" --url "$nobody" publish "$T" x
-grep -q "$nobody" "$work/err" || fail "the unreachable error does not name the URL: $(cat "$work/err")"
+grep -q "$nobody" "$work/err" || mrt_fail "the unreachable error does not name the URL: $(cat "$work/err")"
 expect_rc 3 "status with nothing listening" timeout 60 "$MR" --url "$nobody" status
 expect_rc 3 "topics list with nothing listening" timeout 60 "$MR" --url "$nobody" topics list
 expect_rc 3 "admin with nothing listening" timeout 60 "$MR" --url "$nobody" admin '{"op":"topics.list"}'
@@ -367,35 +308,16 @@ expect_rc 3 "publish --lines with nothing listening" timeout 60 "$MR" --url "$no
 
 # A message mailroomd refuses: exit 1, and the reason on stderr.
 expect_rc 1 "a message that sets ce_id as a header" mr publish "$T" x -H ce_id=mine
-grep -q "ce_id" "$work/err" || fail "the refusal does not say why: $(cat "$work/err")"
+grep -q "ce_id" "$work/err" || mrt_fail "the refusal does not say why: $(cat "$work/err")"
 
 # An address whose topic is not a valid Kafka topic name is a bad argument:
 # usage (2), whatever the input mode, and stderr says what is wrong.
 expect_rc 2 "publish to 'bad topic'" mr publish "bad topic" x
-grep -qi "topic" "$work/err" || fail "publish to 'bad topic' does not say the topic is invalid: $(cat "$work/err")"
+grep -qi "topic" "$work/err" || mrt_fail "publish to 'bad topic' does not say the topic is invalid: $(cat "$work/err")"
 expect_rc 2 "publish --lines to 'bad topic'" mr publish "bad topic" --lines -f "$work/lines.txt"
-grep -qi "topic" "$work/err" || fail "publish --lines to 'bad topic' does not say the topic is invalid: $(cat "$work/err")"
+grep -qi "topic" "$work/err" || mrt_fail "publish --lines to 'bad topic' does not say the topic is invalid: $(cat "$work/err")"
 
 # --- mailroomd is still well -----------------------------------------------
 expect_rc 0 "status at the end" mr status
-kill -TERM "$dpid"
-rc=0
-for _ in $(seq 300); do
-    kill -0 "$dpid" 2>/dev/null || break
-    sleep 0.1
-done
-if kill -0 "$dpid" 2>/dev/null; then
-    fail "mailroomd did not exit within 30 s of SIGTERM"
-else
-    wait "$dpid"
-    rc=$?
-    [[ $rc -eq 0 ]] || fail "mailroomd exited with $rc on SIGTERM"
-fi
-dpid=""
-
-if [[ $failures -ne 0 ]]; then
-    echo "$failures check(s) failed; mailroomd's log:"
-    tail -n 50 "$work/mailroomd.log"
-    exit 1
-fi
-echo "all checks passed"
+mrt_stop_daemon
+mrt_finish 50 "$work/mailroomd.log"

@@ -36,46 +36,15 @@
 # Exit: 0 passed, 1 failed, 77 skipped.
 set -uo pipefail
 
-: "${MR_BINARY_DIR:?MR_BINARY_DIR must name the build directory}"
-: "${MR_KAFKA_DIR:?MR_KAFKA_DIR must name the fixture directory}"
-MR="$MR_BINARY_DIR/mailroom"
-MRD="$MR_BINARY_DIR/mailroomd"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+mrt_binaries
+mrt_kafka
+mrt_need --skip python3
 messages=${MR_REBALANCE_MESSAGES:-20000}
 rate=${MR_REBALANCE_RATE:-2000}
-
-if [[ -f "$MR_KAFKA_DIR/unavailable" ]]; then
-    echo "SKIP: $(cat "$MR_KAFKA_DIR/unavailable")"
-    exit 77
-fi
-brokers=$(cat "$MR_KAFKA_DIR/bootstrap") || {
-    echo "FAIL: no $MR_KAFKA_DIR/bootstrap: did the kafka_start fixture run?"
-    exit 1
-}
-command -v python3 >/dev/null || {
-    echo "SKIP: python3 is needed to drive the test"
-    exit 77
-}
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-rebalance-XXXXXX")
-driver_pid=""
-cleanup() {
-    local p
-    if [[ -n $driver_pid ]] && kill -0 "$driver_pid" 2>/dev/null; then
-        kill -KILL "$driver_pid" 2>/dev/null
-        wait "$driver_pid" 2>/dev/null
-    fi
-    # The driver's children (mailroomd, the publisher, the consumers).
-    if [[ -f "$work/pids" ]]; then
-        while read -r p; do
-            if kill -0 "$p" 2>/dev/null; then
-                kill -KILL "$p" 2>/dev/null
-            fi
-        done <"$work/pids"
-    fi
-    [[ -n ${KEEP:-} ]] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+# The driver's children (mailroomd, the publisher, the consumers) are in
+# $work/pids.
+mrt_workdir rebalance
 
 T="rebalance-$$"
 G="rebalance-$$-g"
@@ -646,21 +615,10 @@ print("%d passed, %d failed" % (npass, nfail))
 sys.exit(0 if nfail == 0 else 1)
 PYEOF
 
-timeout -k 10 260 python3 -u "$work/driver.py" "$MR" "$MRD" "$work" "$T" "$G" \
-    "$messages" "$rate" "${daemon_args[@]}" &
-driver_pid=$!
-wait "$driver_pid"
-rc=$?
-driver_pid=""
-if [[ $rc -ne 0 ]]; then
-    [[ $rc -eq 124 || $rc -eq 137 ]] && echo "FAIL: the driver did not finish in 260 s"
-    for f in "$work"/mailroomd-*.log; do
-        echo "--- $f (last lines)"
-        tail -n 25 "$f"
-    done
-    for f in "$work"/publish.err "$work"/consume-*.err; do
-        [[ -s $f ]] && echo "--- $f" && tail -n 10 "$f"
-    done
+if ! mrt_run_driver 260 "$work/driver.py" "$MR" "$MRD" "$work" "$T" "$G" \
+    "$messages" "$rate" "${daemon_args[@]}"; then
+    mrt_tail_logs 25 "$work"/mailroomd-*.log
+    mrt_tail_logs 10 "$work"/publish.err "$work"/consume-*.err
     exit 1
 fi
 exit 0

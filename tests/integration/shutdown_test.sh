@@ -14,89 +14,10 @@
 # Environment: MR_BINARY_DIR (mailroomd, mailroom), MR_KAFKA_DIR.
 set -uo pipefail
 
-mode=${1:-embedded}
-case "$mode" in
-    embedded | kafka) ;;
-    *)
-        echo "usage: shutdown_test.sh [embedded|kafka]" >&2
-        exit 2
-        ;;
-esac
-: "${MR_BINARY_DIR:?MR_BINARY_DIR must name the build directory}"
-MR="$MR_BINARY_DIR/mailroom"
-MRD="$MR_BINARY_DIR/mailroomd"
-brokers=""
-if [[ $mode == kafka ]]; then
-    : "${MR_KAFKA_DIR:?MR_KAFKA_DIR must name the fixture directory}"
-    if [[ -f "$MR_KAFKA_DIR/unavailable" ]]; then
-        echo "SKIP: $(cat "$MR_KAFKA_DIR/unavailable")"
-        exit 77
-    fi
-    brokers=$(cat "$MR_KAFKA_DIR/bootstrap") || {
-        echo "FAIL: no $MR_KAFKA_DIR/bootstrap: did the kafka_start fixture run?"
-        exit 1
-    }
-fi
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-shutdown-XXXXXX")
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        if kill -0 "$p" 2>/dev/null; then
-            kill -KILL "$p" 2>/dev/null
-            wait "$p" 2>/dev/null
-        fi
-    done
-    [[ -n ${KEEP:-} ]] && echo "kept $work" || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-pass() { echo "ok: $*"; }
-
-# start_daemon NAME ARGS...: mailroomd on ipc://$work/NAME.sock, log in
-# $work/NAME.log; sets dpid and url. Fails the whole test if not ready.
-start_daemon() {
-    local name=$1
-    shift
-    url="ipc://$work/$name.sock"
-    log="$work/$name.log"
-    "$MRD" --listen "$url" ${brokers:+--brokers "$brokers"} "$@" >"$log" 2>&1 &
-    dpid=$!
-    pids+=("$dpid")
-    for _ in $(seq 300); do
-        if "$MR" --url "$url" --timeout 2000 status >/dev/null 2>&1; then
-            return 0
-        fi
-        kill -0 "$dpid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "FAIL: mailroomd ($name) did not become ready; its log:"
-    cat "$log"
-    exit 1
-}
-
-# wait_exit PID SECONDS: the exit code of PID, or 255 (and a SIGKILL) if it
-# is still running after SECONDS.
-wait_exit() {
-    local pid=$1 secs=$2
-    for _ in $(seq $((secs * 10))); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        return 255
-    fi
-    wait "$pid"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+mrt_mode "$@"
+mrt_binaries
+mrt_workdir shutdown
 
 # alive: mailroomd still answers status.
 answers() { timeout 30 "$MR" --url "$url" --timeout 5000 status >/dev/null 2>&1; }
@@ -109,30 +30,30 @@ status_field() {
 
 # --- SIGTERM drains: a publish in flight gets its ack ------------------------
 if [[ $mode == embedded ]]; then
-    start_daemon drain --set fault_injection=true
+    mrt_start_daemon drain --set fault_injection=true
     D="drain-$$"
-    "$MR" --url "$url" topics create "$D" --partitions 1 >/dev/null || fail "topics create $D"
-    "$MR" --url "$url" publish "$D" warm-up >/dev/null || fail "warm-up publish"
+    "$MR" --url "$url" topics create "$D" --partitions 1 >/dev/null || mrt_fail "topics create $D"
+    "$MR" --url "$url" publish "$D" warm-up >/dev/null || mrt_fail "warm-up publish"
     # Kafka now takes 1.5 s to answer: the publish below is in flight when
     # SIGTERM comes, and the drain waits for it (shutdown.timeout_ms 10 s).
     "$MR" --url "$url" admin '{"op":"fault.broker_rtt","broker":1,"rtt_ms":1500}' >/dev/null ||
-        fail "fault.broker_rtt"
+        mrt_fail "fault.broker_rtt"
     timeout 60 "$MR" --url "$url" --timeout 20000 publish "$D/k" in-flight --json \
         >"$work/drain.out" 2>"$work/drain.err" &
     cpid=$!
-    pids+=("$cpid")
+    mrt_track "$cpid"
     for _ in $(seq 100); do
         [[ $(status_field 'j["producer"]["outq"]') -gt 0 ]] && break
         sleep 0.05
     done
     kill -TERM "$dpid"
-    wait_exit "$dpid" 60 || fail "mailroomd exited with $? on SIGTERM (draining one publish)"
-    wait_exit "$cpid" 60
+    mrt_wait_exit "$dpid" 60 || mrt_fail "mailroomd exited with $? on SIGTERM (draining one publish)"
+    mrt_wait_exit "$cpid" 60
     crc=$?
     if [[ $crc -eq 0 ]] && grep -q '"status":"ok"' "$work/drain.out"; then
-        pass "a publish in flight at SIGTERM is drained and acked"
+        mrt_pass "a publish in flight at SIGTERM is drained and acked"
     else
-        fail "a publish in flight at SIGTERM: exit $crc, ack $(cat "$work/drain.out") $(cat "$work/drain.err") (mailroomd waited for Kafka: $(grep -c 'draining: 1 requests' "$log") drain logged)"
+        mrt_fail "a publish in flight at SIGTERM: exit $crc, ack $(cat "$work/drain.out") $(cat "$work/drain.err") (mailroomd waited for Kafka: $(grep -c 'draining: 1 requests' "$log") drain logged)"
     fi
 fi
 
@@ -147,17 +68,17 @@ sys.stdout.write("".join("k%d:line-%d-%s\n" % (i % 100, i, "x" * 40) for i in ra
 
 if [[ $mode == embedded ]]; then
     # A slow broker, so that SIGTERM lands while the publish is under way.
-    start_daemon term --set fault_injection=true
+    mrt_start_daemon term --set fault_injection=true
     "$MR" --url "$url" admin '{"op":"fault.broker_rtt","broker":1,"rtt_ms":20}' >/dev/null ||
-        fail "fault.broker_rtt"
+        mrt_fail "fault.broker_rtt"
 else
-    start_daemon term
+    mrt_start_daemon term
 fi
-"$MR" --url "$url" topics create "$T" --partitions 4 >/dev/null || fail "topics create $T"
+"$MR" --url "$url" topics create "$T" --partitions 4 >/dev/null || mrt_fail "topics create $T"
 timeout 180 "$MR" --url "$url" --timeout 5000 publish "$T" --lines --key-delim : \
     --batch 500 -f "$work/lines.txt" --json >"$work/acks.jsonl" 2>"$work/publish.err" &
 ppid=$!
-pids+=("$ppid")
+mrt_track "$ppid"
 # Mid-way: once some acks are in, while most lines are not.
 for _ in $(seq 600); do
     [[ -s "$work/acks.jsonl" ]] && break
@@ -166,25 +87,25 @@ for _ in $(seq 600); do
 done
 acked_before=$(wc -l <"$work/acks.jsonl")
 kill -TERM "$dpid"
-if wait_exit "$dpid" 60; then
-    pass "mailroomd exits 0 on SIGTERM with a publish in flight ($acked_before acks before it)"
+if mrt_wait_exit "$dpid" 60; then
+    mrt_pass "mailroomd exits 0 on SIGTERM with a publish in flight ($acked_before acks before it)"
 else
     rc=$?
-    fail "mailroomd exited with $rc on SIGTERM (255: still running after 60 s)"
+    mrt_fail "mailroomd exited with $rc on SIGTERM (255: still running after 60 s)"
 fi
 if [[ $acked_before -ge $lines ]]; then
-    fail "the publish was over before SIGTERM: nothing was in flight"
+    mrt_fail "the publish was over before SIGTERM: nothing was in flight"
 fi
-wait_exit "$ppid" 200
+mrt_wait_exit "$ppid" 200
 prc=$?
 # 0: all acked; 1: some refused (MR_ESHUTDOWN while draining); 3: some
 # requests were never sent because mailroomd had gone; 5: some requests in
 # flight got no answer before mailroomd went away, and it did not come back
 # within the publisher's timeout: their outcome is unknown (cli/cli.h).
 case $prc in
-    0 | 1 | 3 | 5) pass "the publisher ends with $prc" ;;
-    124 | 255) fail "the publisher hung (exit $prc)" ;;
-    *) fail "the publisher exits with $prc: $(tail -n 3 "$work/publish.err")" ;;
+    0 | 1 | 3 | 5) mrt_pass "the publisher ends with $prc" ;;
+    124 | 255) mrt_fail "the publisher hung (exit $prc)" ;;
+    *) mrt_fail "the publisher exits with $prc: $(tail -n 3 "$work/publish.err")" ;;
 esac
 # Every line got exactly one ack line (ok, or an error with a sentence), or
 # the publisher said that it could not send the rest.
@@ -213,14 +134,14 @@ print(len(ok), len(bad), total - len(acks), ",".join("%s:%d" % kv for kv in sort
 EOF
 if [[ $? -eq 0 ]]; then
     read -r n_ok n_bad n_unsent statuses <"$work/acks.summary"
-    pass "every line accounted for: $n_ok acked, $n_bad failed ($statuses), $n_unsent reported unsent"
-    [[ $n_ok -gt 0 ]] || fail "nothing was acked before the shutdown"
+    mrt_pass "every line accounted for: $n_ok acked, $n_bad failed ($statuses), $n_unsent reported unsent"
+    [[ $n_ok -gt 0 ]] || mrt_fail "nothing was acked before the shutdown"
 else
-    fail "the publisher's acks do not account for every line"
+    mrt_fail "the publisher's acks do not account for every line"
 fi
 # A failed message's ack names it (topic and id), so that it can be
 # published again with the same id, as the error sentences advise.
-python3 - "$work/acks.jsonl" <<'EOF' || fail "failed acks do not name their message"
+python3 - "$work/acks.jsonl" <<'EOF' || mrt_fail "failed acks do not name their message"
 import json, sys
 bad = unnamed = 0
 for l in open(sys.argv[1]):
@@ -234,7 +155,7 @@ for l in open(sys.argv[1]):
 if unnamed:
     sys.exit("%d of %d failed acks have no id or topic, e.g. the publisher cannot retry them with the same id" % (unnamed, bad))
 EOF
-grep -q 'msg="stopped"' "$log" || fail "mailroomd did not log that it stopped"
+grep -q 'msg="stopped"' "$log" || mrt_fail "mailroomd did not log that it stopped"
 
 if [[ $mode == kafka && -s "$work/acks.jsonl" ]]; then
     # Every acked line is in Kafka (at least once: the publisher may have
@@ -248,20 +169,20 @@ ok = sorted(a["id"] for a in map(json.loads, open(sys.argv[1])) if a["status"] =
 have = set(l.strip() for l in open(sys.argv[2]))
 missing = [i for i in ok if i not in have]
 assert not missing, "%d acked lines are not in Kafka, e.g. %s" % (len(missing), missing[:3])
-' "$work/acks.jsonl" "$work/kafka.ids" && pass "all $n_ok acked lines are in Kafka" ||
-        fail "acked lines are missing from Kafka"
+' "$work/acks.jsonl" "$work/kafka.ids" && mrt_pass "all $n_ok acked lines are in Kafka" ||
+        mrt_fail "acked lines are missing from Kafka"
 fi
 
 # --- SIGPIPE is ignored; SIGHUP reloads ----------------------------------------
 cat >"$work/settings.json" <<'EOF'
 {"log.level": "info", "cloudevents.source": "before-reload"}
 EOF
-start_daemon hup -c "$work/settings.json"
+mrt_start_daemon hup -c "$work/settings.json"
 bootstrap=$brokers
 [[ -n $bootstrap ]] || bootstrap=$(status_field 'j["kafka"]["bootstrap"]')
-[[ -n $bootstrap ]] || fail "mailroomd's status names no Kafka bootstrap"
+[[ -n $bootstrap ]] || mrt_fail "mailroomd's status names no Kafka bootstrap"
 H="hup-$mode-$$"
-"$MR" --url "$url" topics create "$H" --partitions 1 >/dev/null || fail "topics create $H"
+"$MR" --url "$url" topics create "$H" --partitions 1 >/dev/null || mrt_fail "topics create $H"
 
 # ce_source of a fresh publish, as Kafka has it.
 source_now() {
@@ -275,12 +196,12 @@ source_now() {
 kill -PIPE "$dpid"
 sleep 0.5
 if kill -0 "$dpid" 2>/dev/null && answers; then
-    pass "SIGPIPE does not kill mailroomd"
+    mrt_pass "SIGPIPE does not kill mailroomd"
 else
-    fail "mailroomd did not survive SIGPIPE"
+    mrt_fail "mailroomd did not survive SIGPIPE"
 fi
 got=$(source_now)
-[[ $got == before-reload ]] || fail "ce_source from the -c file: '$got'"
+[[ $got == before-reload ]] || mrt_fail "ce_source from the -c file: '$got'"
 
 cat >"$work/settings.json" <<'EOF'
 {"log.level": "debug", "cloudevents.source": "after-reload"}
@@ -290,7 +211,7 @@ for _ in $(seq 100); do
     grep -q 'SIGHUP: reloading' "$log" && break
     sleep 0.1
 done
-grep -q 'SIGHUP: reloading' "$log" || fail "no reload logged after SIGHUP"
+grep -q 'SIGHUP: reloading' "$log" || mrt_fail "no reload logged after SIGHUP"
 got=""
 for _ in $(seq 20); do
     got=$(source_now)
@@ -298,9 +219,9 @@ for _ in $(seq 20); do
     sleep 0.2
 done
 if [[ $got == after-reload ]] && answers; then
-    pass "SIGHUP reloads cloudevents.source and log.level=debug, and mailroomd still answers"
+    mrt_pass "SIGHUP reloads cloudevents.source and log.level=debug, and mailroomd still answers"
 else
-    fail "after SIGHUP, ce_source is '$got', expected 'after-reload'"
+    mrt_fail "after SIGHUP, ce_source is '$got', expected 'after-reload'"
 fi
 
 # A broken file on reload: an error logged, the running settings kept.
@@ -312,13 +233,13 @@ for _ in $(seq 100); do
 done
 sleep 0.3
 if kill -0 "$dpid" 2>/dev/null && answers; then
-    pass "a broken settings file on SIGHUP does not stop mailroomd"
+    mrt_pass "a broken settings file on SIGHUP does not stop mailroomd"
 else
-    fail "mailroomd died on SIGHUP with a broken settings file"
+    mrt_fail "mailroomd died on SIGHUP with a broken settings file"
 fi
-grep -q 'level=err component=config' "$log" || fail "the broken settings file is not reported in the log"
+grep -q 'level=err component=config' "$log" || mrt_fail "the broken settings file is not reported in the log"
 got=$(source_now)
-[[ $got == after-reload ]] || fail "after a failed reload, ce_source is '$got', expected the running 'after-reload'"
+[[ $got == after-reload ]] || mrt_fail "after a failed reload, ce_source is '$got', expected the running 'after-reload'"
 
 # log.level=err through SIGHUP: the notices of the shutdown are not logged.
 cat >"$work/settings.json" <<'EOF'
@@ -330,62 +251,54 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 sleep 0.3
-answers || fail "mailroomd does not answer after the third SIGHUP"
+answers || mrt_fail "mailroomd does not answer after the third SIGHUP"
 # One SIGINT: drain and stop, exit 0.
 kill -INT "$dpid"
-if wait_exit "$dpid" 60; then
-    pass "one SIGINT stops mailroomd with exit 0"
+if mrt_wait_exit "$dpid" 60; then
+    mrt_pass "one SIGINT stops mailroomd with exit 0"
 else
-    fail "one SIGINT: mailroomd exited with $? (255: still running after 60 s)"
+    mrt_fail "one SIGINT: mailroomd exited with $? (255: still running after 60 s)"
 fi
 if grep -q 'msg="stopping"' "$log"; then
-    fail "log.level=err from SIGHUP was not applied: the 'stopping' notice was logged"
+    mrt_fail "log.level=err from SIGHUP was not applied: the 'stopping' notice was logged"
 else
-    pass "log.level=err from SIGHUP silences the notices"
+    mrt_pass "log.level=err from SIGHUP silences the notices"
 fi
 
 # --- a second SIGINT exits at once, while the first drains ----------------------
 if [[ $mode == embedded ]]; then
-    start_daemon int --set fault_injection=true --set shutdown.timeout_ms=60000 \
+    mrt_start_daemon int --set fault_injection=true --set shutdown.timeout_ms=60000 \
         --set producer.message_timeout_ms=120000
     I="int-$$"
-    "$MR" --url "$url" topics create "$I" --partitions 2 >/dev/null || fail "topics create $I"
+    "$MR" --url "$url" topics create "$I" --partitions 2 >/dev/null || mrt_fail "topics create $I"
     "$MR" --url "$url" admin '{"op":"fault.broker_down","broker":1}' >/dev/null ||
-        fail "fault.broker_down"
+        mrt_fail "fault.broker_down"
     # Messages that Kafka cannot confirm: the drain would wait 60 s for them.
     head -n 1000 "$work/lines.txt" >"$work/few.txt"
     timeout 180 "$MR" --url "$url" --timeout 5000 publish "$I" --lines --key-delim : \
         -f "$work/few.txt" --json >/dev/null 2>&1 &
-    pids+=("$!")
+    mrt_track "$!"
     inflight=0
     for _ in $(seq 100); do
         inflight=$(status_field 'j["producer"]["outq"]')
         [[ ${inflight:-0} -gt 0 ]] && break
         sleep 0.1
     done
-    [[ ${inflight:-0} -gt 0 ]] || fail "no message waiting for Kafka before SIGINT"
+    [[ ${inflight:-0} -gt 0 ]] || mrt_fail "no message waiting for Kafka before SIGINT"
     kill -INT "$dpid"
     sleep 1
     if ! kill -0 "$dpid" 2>/dev/null; then
-        fail "after one SIGINT with unconfirmed messages, mailroomd did not drain (it is gone within 1 s)"
+        mrt_fail "after one SIGINT with unconfirmed messages, mailroomd did not drain (it is gone within 1 s)"
     fi
     kill -INT "$dpid"
     # At once: far less than the 60 s the drain would take.
-    wait_exit "$dpid" 15
+    mrt_wait_exit "$dpid" 15
     rc=$?
     if [[ $rc -eq 130 ]]; then
-        pass "a second SIGINT exits at once (130) while the first drains"
+        mrt_pass "a second SIGINT exits at once (130) while the first drains"
     else
-        fail "a second SIGINT: exit $rc, expected 130 (255: still running after 15 s)"
+        mrt_fail "a second SIGINT: exit $rc, expected 130 (255: still running after 15 s)"
     fi
 fi
 
-if [[ $failures -ne 0 ]]; then
-    echo "$failures check(s) failed; mailroomd logs:"
-    for f in "$work"/*.log; do
-        echo "--- $f"
-        tail -n 20 "$f"
-    done
-    exit 1
-fi
-echo "all checks passed"
+mrt_finish 20 "$work"/*.log
