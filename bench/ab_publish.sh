@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# A/B of the publish path between two builds (each its own mailroomd and
+# mailroom CLI) on one real Kafka, interleaved so that both see the same
+# machine: ROUNDS times, the same N lines (100-byte payloads, 1000 keys)
+# through `mailroom publish --lines -b BATCH` into an 8-partition topic of
+# their own. Prints msgs/s and mailroomd's CPU µs per message per round.
+#
+# Usage: bench/ab_publish.sh BASE_BUILD_DIR NEW_BUILD_DIR
+# Environment: N [300000], BATCH [1000], ROUNDS [4].
+# Build the base with e.g.
+#   git worktree add --detach /tmp/base REV &&
+#   cmake -S /tmp/base -B /tmp/base/b -DCMAKE_BUILD_TYPE=Release \
+#     -DMR_TESTS=OFF && cmake --build /tmp/base/b --target mailroomd mailroom-cli
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+[[ $# -eq 2 ]] || { echo "usage: ab_publish.sh BASE_BUILD NEW_BUILD" >&2; exit 2; }
+N=${N:-300000}
+BATCH=${BATCH:-1000}
+ROUNDS=${ROUNDS:-4}
+KS=$ROOT/tests/kafka/kafka.sh
+W=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-ab.XXXXXX")
+declare -A DIR=([base]=$1 [new]=$2) PID=()
+cleanup() {
+    for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    bash "$KS" stop "$W/kafka" >/dev/null 2>&1 || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+mkdir -p "$W/kafka"
+brokers=$(bash "$KS" start "$W/kafka")
+python3 -c "
+import sys
+n = int(sys.argv[1])
+sys.stdout.write(''.join('k%d\t%06d%s\n' % (i % 1000, i, 'x' * 94) for i in range(n)))
+" "$N" >"$W/lines.txt"
+for v in base new; do
+    "${DIR[$v]}/mailroomd" --brokers "$brokers" --listen "ipc://$W/$v.sock" \
+        >"$W/$v.log" 2>&1 &
+    PID[$v]=$!
+done
+sleep 3
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+for round in $(seq "$ROUNDS"); do
+    for v in base new; do
+        mr=("${DIR[$v]}/mailroom" -u "ipc://$W/$v.sock")
+        t="ab-$v-$round"
+        "${mr[@]}" topics create "$t" --partitions 8 >/dev/null
+        c0=$(cpu_ticks "${PID[$v]}")
+        s0=$(date +%s.%N)
+        "${mr[@]}" publish --lines -K $'\t' -b "$BATCH" "$t" <"$W/lines.txt" >/dev/null
+        s1=$(date +%s.%N)
+        c1=$(cpu_ticks "${PID[$v]}")
+        python3 -c "
+n, w, c = $N, $s1 - $s0, ($c1 - $c0) / $(getconf CLK_TCK)
+print('%-4s round %d: %8.0f msgs/s   mailroomd %5.2f us/msg' % ('$v', $round, n / w, c * 1e6 / n))"
+    done
+done
