@@ -446,8 +446,12 @@ def consumer():
         gf = open(guard_path, "ab")
         # Subscribing waits for the group's join (the mock's first JoinGroup
         # takes 3 s; after a kill the dead member's session must expire).
+        # --reconnect 0: the consumer dies with mailroomd and is started
+        # again here, so that an incarnation is one session (the checks
+        # below count by incarnation); consume_restart_test.sh has the
+        # consumer that rides through.
         cmd = [MR, "--url", url, "--timeout", "30000", "consume", "-g", group,
-               "--mode", "key", "--json", "--batch", "200"]
+               "--mode", "key", "--json", "--batch", "200", "--reconnect", "0"]
         if has_cli_guard:
             cmd += ["--guard", cli_guard]
         p = spawn(cmd + [topic], stdout=subprocess.PIPE, stderr=errf)
