@@ -56,35 +56,17 @@ esac
 : "${MR_BINARY_DIR:?MR_BINARY_DIR must name the build directory}"
 MR="$MR_BINARY_DIR/mailroom"
 MRD="$MR_BINARY_DIR/mailroomd"
-MOCKD=""
-for f in "$MR_BINARY_DIR/tests/mailroom_mockd" "$MR_BINARY_DIR/mailroom_mockd"; do
-    [[ -x $f ]] && MOCKD=$f && break
-done
 messages=${MR_CRASH_MESSAGES:-100000}
 rate=${MR_CRASH_RATE:-1200}
+# shellcheck source=cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
 
-brokers=""
-if [[ $mode == kafka ]]; then
-    : "${MR_KAFKA_DIR:?MR_KAFKA_DIR must name the fixture directory}"
-    if [[ -f "$MR_KAFKA_DIR/unavailable" ]]; then
-        echo "SKIP: $(cat "$MR_KAFKA_DIR/unavailable")"
-        exit 77
-    fi
-    brokers=$(cat "$MR_KAFKA_DIR/bootstrap") || {
-        echo "FAIL: no $MR_KAFKA_DIR/bootstrap: did the kafka_start fixture run?"
-        exit 1
-    }
-elif [[ -z $MOCKD ]]; then
-    echo "FAIL: no mailroom_mockd in $MR_BINARY_DIR/tests or $MR_BINARY_DIR"
-    exit 1
-fi
 command -v python3 >/dev/null || {
     echo "SKIP: python3 is needed to drive the test"
     exit 77
 }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-crash-XXXXXX")
-mockd_pid=""
 cleanup() {
     local p
     # The driver's children (mailroomd, publishers, consumers), by pid.
@@ -95,15 +77,7 @@ cleanup() {
             fi
         done <"$work/pids"
     fi
-    if [[ -n $mockd_pid ]] && kill -0 "$mockd_pid" 2>/dev/null; then
-        kill -TERM "$mockd_pid" 2>/dev/null
-        for _ in $(seq 50); do
-            kill -0 "$mockd_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$mockd_pid" 2>/dev/null
-        wait "$mockd_pid" 2>/dev/null
-    fi
+    cluster_stop
     [[ -n ${KEEP:-} ]] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -111,22 +85,10 @@ trap 'exit 1' INT TERM
 
 T="crash-$mode-$$"
 G="crash-$mode-$$-g"
-if [[ $mode == embedded ]]; then
-    # The mock implements no CreateTopics: mailroom_mockd creates the topic.
-    "$MOCKD" --ttl 900 --topic "$T:4" "$work/bootstrap" >"$work/mockd.out" 2>"$work/mockd.err" &
-    mockd_pid=$!
-    for _ in $(seq 100); do
-        [[ -s "$work/bootstrap" ]] && break
-        kill -0 "$mockd_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [[ ! -s "$work/bootstrap" ]]; then
-        echo "FAIL: mailroom_mockd did not start: $(cat "$work/mockd.err")"
-        exit 1
-    fi
-    brokers=$(cat "$work/bootstrap")
-    echo "info: mock cluster in mailroom_mockd (pid $mockd_pid) at $brokers"
-fi
+# Embedded: the mock in mailroom_mockd, which makes the topic (the mock
+# implements no CreateTopics); kafka: the fixture's broker.
+cluster_start "$mode" "$work" "$T:4" || exit 1
+brokers=$BROKERS
 
 # mailroomd's settings for every incarnation. A mailroomd killed with -9
 # leaves its group member behind until the session times out: 6 s (Kafka's
