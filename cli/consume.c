@@ -24,7 +24,8 @@ enum consume__settle {
 struct consume__opts {
 	const char          *group;
 	mr_subscribe_opts    sub;
-	long                 count; /* 0: no limit */
+	long                 count; /* 0: no limit; with a guard, of deliveries
+				       not claimed before */
 	enum consume__settle settle;
 	const char          *reason;
 	int                  wait_ms;
@@ -52,11 +53,16 @@ consume__usage(FILE *f)
 	fprintf(f,
 		"usage: mailroom consume [options] -g GROUP TOPIC...\n"
 		"Prints each delivery as topic/partition@offset key=K "
-		"attempt=N: payload,\nthen acks it.\n"
+		"attempt=N: payload,\nthen acks it. When mailroomd restarts "
+		"or cannot be reached, subscribes\nagain (saying so on "
+		"stderr) and goes on; deliveries not acked then come\n"
+		"again.\n"
 		"  -g, --group G        consumer group (required)\n"
 		"      --mode M         key (default), partition or "
 		"unordered\n"
-		"  -n, --count N        stop after N deliveries\n"
+		"  -n, --count N        stop after N deliveries (with --guard: "
+		"N not marked\n"
+		"                       duplicate)\n"
 		"      --nack           nack instead of ack (delivered "
 		"again)\n"
 		"      --nack-reason T  the reason sent with --nack\n"
@@ -67,22 +73,33 @@ consume__usage(FILE *f)
 		"(default: wait\n"
 		"                       forever, or until -n deliveries)\n"
 		"      --batch N        deliveries per fetch, 1..100000 (%d)\n"
+		"      --reconnect MS   how long to try to subscribe again "
+		"once the session\n"
+		"                       is lost (%d); 0: exit at once\n"
 		"      --json           one JSON object per delivery: topic, "
 		"partition,\n"
 		"                       offset, key (null: keyless), payload, "
 		"headers\n"
 		"                       ([name, value] pairs), id, attempt, "
 		"redelivery,\n"
-		"                       timestamp_ms, handle; bytes that are "
-		"not printable\n"
-		"                       UTF-8 come as key_b64, payload_b64, "
-		"{\"b64\": ...}\n"
+		"                       timestamp_ms, handle, duplicate (true: "
+		"--guard had\n"
+		"                       the id; always false without it); "
+		"bytes that are not\n"
+		"                       printable UTF-8 come as key_b64, "
+		"payload_b64,\n"
+		"                       {\"b64\": ...}\n"
 		"      --guard FILE     the idempotency guard: each id is "
 		"claimed in FILE\n"
 		"                       (fdatasync) before it is printed; an "
 		"id claimed\n"
-		"                       before is acked and marked duplicate\n",
-		CONSUME__WAIT_MS, CONSUME__BATCH);
+		"                       before is acked and marked duplicate\n"
+		"exit codes: 0 done (-n, --idle, SIGINT or SIGTERM), 1 "
+		"refused or stdout\n"
+		"closed, 2 usage, 3 mailroomd unreachable (also once "
+		"--reconnect ran out),\n"
+		"4 the --guard file cannot be opened\n",
+		CONSUME__WAIT_MS, CONSUME__BATCH, MR_RECONNECT_TIMEOUT_MS);
 }
 
 static long
@@ -249,10 +266,12 @@ consume__print(const struct consume__opts *o, const mr_delivery *d,
 
 /* ---- the loop ---------------------------------------------------------- */
 
-/* Print and settle one batch. @returns MR_OK, MR_EIO when stdout failed
- * (nothing of the batch is settled then), or a request error. */
+/* Print and settle one batch; *got counts the deliveries for -n. @returns
+ * MR_OK, MR_EIO when stdout failed (nothing of the batch is settled then),
+ * or a request error. */
 static int
-consume__batch(mr_consumer *s, const struct consume__opts *o, mr_batch *b)
+consume__batch(mr_consumer *s, const struct consume__opts *o, mr_batch *b,
+	       long *got)
 {
 	size_t    n = mr_batch_count(b), failed = 0;
 	uint64_t *h = malloc(n * sizeof(*h));
@@ -272,6 +291,7 @@ consume__batch(mr_consumer *s, const struct consume__opts *o, mr_batch *b)
 			return grc;
 		}
 		consume__print(o, d, grc == MR_EEXIST);
+		*got += grc != MR_EEXIST;
 		h[i] = d->handle;
 	}
 	if (fflush(stdout) != 0 || ferror(stdout)) {
@@ -298,6 +318,25 @@ consume__batch(mr_consumer *s, const struct consume__opts *o, mr_batch *b)
 	return rc;
 }
 
+/* Subscribe again after \p lost, saying so on stderr. @returns MR_OK (also
+ * when a signal stopped it), or the error that ends the command. */
+static int
+consume__reconnect(mr_consumer *s, const struct consume__opts *o, int lost)
+{
+	int rc;
+
+	fprintf(stderr, "mailroom: consume: lost the session (%s: %s); "
+		"subscribing again to group %s\n", mr_err_name(lost),
+		mr_err_sentence(lost, mr_client_last_error()), o->group);
+	rc = mr_consumer_resubscribe(s, &consume__stop);
+	if (rc == MR_OK)
+		fprintf(stderr, "mailroom: consume: subscribed again to group "
+			"%s (session %llu); deliveries not acked come "
+			"again\n", o->group,
+			(unsigned long long)mr_consumer_session(s));
+	return consume__stop ? MR_OK : rc;
+}
+
 static int
 consume__loop(mr_consumer *s, const struct consume__opts *o)
 {
@@ -319,14 +358,20 @@ consume__loop(mr_consumer *s, const struct consume__opts *o)
 				wait = left;
 		}
 		rc = mr_fetch(s, (size_t)want, 0, (int)wait, &b);
-		if (rc != MR_OK)
-			break;
-		if (mr_batch_count(b) > 0) {
-			last = consume__now_ms();
-			got += (long)mr_batch_count(b);
-			rc   = consume__batch(s, o, b);
+		if (rc == MR_OK) {
+			if (mr_batch_count(b) > 0) {
+				last = consume__now_ms();
+				rc   = consume__batch(s, o, b, &got);
+			}
+			mr_batch_free(b);
 		}
-		mr_batch_free(b);
+		// The handles of the lost session are all gone with its
+		// batch: nothing of it is settled after this.
+		if (rc != MR_OK && o->sub.reconnect_timeout_ms >= 0 &&
+		    mr_consumer_lost(rc)) {
+			rc   = consume__reconnect(s, o, rc);
+			last = consume__now_ms();
+		}
 		if (rc != MR_OK)
 			break;
 	}
@@ -347,6 +392,7 @@ consume__parse(struct consume__opts *o, int argc, char **argv, int *code)
 	    {"wait", required_argument, NULL, 'w'},
 	    {"idle", required_argument, NULL, 'i'},
 	    {"batch", required_argument, NULL, 'b'},
+	    {"reconnect", required_argument, NULL, 'R'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"guard", required_argument, NULL, 'G'},
 	    {"help", no_argument, NULL, 'h'},
@@ -406,6 +452,12 @@ consume__parse(struct consume__opts *o, int argc, char **argv, int *code)
 			if (!consume__number(optarg, 1, 100000L, &v))
 				bad = "--batch takes 1..100000";
 			o->batch = (int)v;
+			break;
+		case 'R':
+			if (!consume__number(optarg, 0, 86400000L, &v))
+				bad = "--reconnect takes 0..86400000 "
+				      "milliseconds";
+			o->sub.reconnect_timeout_ms = v > 0 ? (int)v : -1;
 			break;
 		case 'j':
 			o->json = true;
@@ -474,8 +526,7 @@ cli_consume(const struct cli_common *co, int argc, char **argv)
 	if (rc != MR_OK) {
 		fprintf(stderr, "mailroom: subscribe: %s: %s\n",
 			mr_err_name(rc),
-			mr_client_last_error()[0] ? mr_client_last_error()
-						  : mr_strerror(rc));
+			mr_err_sentence(rc, mr_client_last_error()));
 		mr_client_free(c);
 		mr_guard_free(o.guard);
 		return cli_exit_for(rc);
@@ -493,8 +544,7 @@ cli_consume(const struct cli_common *co, int argc, char **argv)
 		code = CLI_REFUSED; // stdout went away: nothing to report to
 	else if (rc != MR_OK) {
 		fprintf(stderr, "mailroom: consume: %s: %s\n", mr_err_name(rc),
-			mr_client_last_error()[0] ? mr_client_last_error()
-						  : mr_strerror(rc));
+			mr_err_sentence(rc, mr_client_last_error()));
 		code = cli_exit_for(rc) == CLI_USAGE ? CLI_REFUSED
 						     : cli_exit_for(rc);
 	} else {

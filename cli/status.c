@@ -37,7 +37,7 @@ cli_status(const struct cli_common *co, int argc, char **argv)
 	mr_client_free(c);
 	if (rc != MR_OK) {
 		fprintf(stderr, "mailroom: status: %s: %s\n", mr_err_name(rc),
-			mr_client_last_error());
+			mr_err_sentence(rc, mr_client_last_error()));
 		return cli_exit_for(rc);
 	}
 	if (json) {
@@ -102,7 +102,7 @@ cli_admin(const struct cli_common *co, int argc, char **argv)
 	mr_client_free(c);
 	if (rc != MR_OK) {
 		fprintf(stderr, "mailroom: admin: %s: %s\n", mr_err_name(rc),
-			mr_client_last_error());
+			mr_err_sentence(rc, mr_client_last_error()));
 		return cli_exit_for(rc) == CLI_USAGE ? CLI_REFUSED
 						      : cli_exit_for(rc);
 	}

@@ -41,7 +41,7 @@ topics__call(const struct cli_common *co, json_t *req, bool json,
 	free(body);
 	if (rc != MR_OK) {
 		fprintf(stderr, "mailroom: topics: %s: %s\n", mr_err_name(rc),
-			mr_client_last_error());
+			mr_err_sentence(rc, mr_client_last_error()));
 		return cli_exit_for(rc) == CLI_USAGE ? CLI_REFUSED
 						      : cli_exit_for(rc);
 	}

@@ -1,6 +1,6 @@
 /*
  * mr_consume_run: the handler helper of the consumer API, on top of
- * mr_fetch and the settle calls.
+ * mr_fetch, the settle calls and mr_consumer_resubscribe.
  */
 #include "mailroom/consumer.h"
 
@@ -20,11 +20,19 @@
  * The caller's thread fetches, workers run the handler, one settler acks
  * and nacks whatever results are there whenever its previous request is
  * done, so that acks go out as ranges without waiting for a batch to fill.
- * At most `cap` deliveries are fetched and not yet settled. */
+ * At most `cap` deliveries are fetched and not yet settled.
+ *
+ * A lost session: the fetcher subscribes again and makes the new session
+ * run.session; from then on, deliveries of another session are dropped
+ * before the handler and their results after it, and the results waiting
+ * are dropped at the switch, so that the settler only ever holds results of
+ * run.session, and settles them on that session. The fetcher fetches on
+ * the new session once the handlers of the old one have returned. */
 
 struct run__batch {
 	mr_batch *b;
-	size_t    left; /* deliveries not handled yet */
+	uint64_t  session; /* that fetched it */
+	size_t    left;    /* deliveries not handled yet */
 };
 
 struct run__item {
@@ -50,12 +58,36 @@ struct run {
 	size_t              qhead, qlen;
 	uint64_t           *acks; /* cap each: results waiting */
 	struct run__result *nacks;
-	size_t              nack_n, ack_n;
+	size_t              nack_n, ack_n; /* results of `session` only */
 	size_t              outstanding; /* fetched, not settled */
-	bool                closing;     /* no more items will come */
+	size_t              counted;  /* fetched, not dropped: max_messages */
+	size_t              running;  /* handlers running */
+	uint64_t            session;  /* the fetcher's; 0 while it has none */
+	bool                closing;  /* no more items will come */
 	bool                workers_done;
+	bool                reconnect; /* subscribe again if it is lost */
 	int                 err;
+	char                why[256]; /* err's sentence */
 };
+
+/* Keep the first error, with this thread's sentence for it. */
+static void
+run__fail(struct run *r, int rc)
+{
+	if (r->err != MR_OK)
+		return;
+	r->err = rc;
+	snprintf(r->why, sizeof(r->why), "%s", mr_client_last_error());
+}
+
+/* Drop one delivery fetched and not settled. */
+static void
+run__drop(struct run *r, bool counted)
+{
+	r->outstanding--;
+	r->counted -= counted;
+	pthread_cond_broadcast(&r->room_cv);
+}
 
 static void *
 run__worker(void *arg)
@@ -75,19 +107,24 @@ run__worker(void *arg)
 		it       = r->q[r->qhead];
 		r->qhead = (r->qhead + 1) % r->cap;
 		r->qlen--;
-		if (r->err == MR_OK) {
+		if (r->err != MR_OK || it.rb->session != r->session) {
+			// The session is gone: it comes again to the group.
+			run__drop(r, true);
+		} else {
+			r->running++;
 			pthread_mutex_unlock(&r->lock);
 			rc = r->h(r->arg, it.d);
 			pthread_mutex_lock(&r->lock);
-			if (rc == MR_OK)
+			if (--r->running == 0)
+				pthread_cond_broadcast(&r->room_cv);
+			if (it.rb->session != r->session)
+				run__drop(r, false); // lost while handled
+			else if (rc == MR_OK)
 				r->acks[r->ack_n++] = it.d->handle;
 			else
 				r->nacks[r->nack_n++] =
 				    (struct run__result){it.d->handle, rc};
 			pthread_cond_signal(&r->settle_cv);
-		} else {
-			r->outstanding--; // dropped: the session is gone
-			pthread_cond_signal(&r->room_cv);
 		}
 		if (--it.rb->left == 0) {
 			done = it.rb->b;
@@ -113,9 +150,10 @@ run__cmp_result(const void *a, const void *b)
 	return (x->handle > y->handle) - (x->handle < y->handle);
 }
 
-/* Nack \p n results, one request per return code. */
+/* Nack \p n results of \p session, one request per return code. */
 static int
-run__nack(struct run *r, struct run__result *res, size_t n, uint64_t *tmp)
+run__nack(struct run *r, uint64_t session, struct run__result *res,
+	  size_t n, uint64_t *tmp)
 {
 	int rc = MR_OK;
 
@@ -127,7 +165,8 @@ run__nack(struct run *r, struct run__result *res, size_t n, uint64_t *tmp)
 			tmp[j - i] = res[j].handle;
 		snprintf(why, sizeof(why), "handler returned %d (%s)",
 			 res[i].rc, mr_err_name(res[i].rc));
-		rc = mr_consumer_nack(r->s, tmp, j - i, why, NULL);
+		rc = consumer__settle_on(r->s, session, true, tmp, j - i, why,
+					 NULL);
 	}
 	return rc;
 }
@@ -140,11 +179,13 @@ run__settler(void *arg)
 	struct run__result *nacks = malloc(r->cap * sizeof(*nacks));
 	uint64_t           *tmp   = malloc(r->cap * sizeof(*tmp));
 	size_t              na, nn;
+	uint64_t            session;
 	int                 rc;
 
 	pthread_mutex_lock(&r->lock);
 	if (acks == NULL || nacks == NULL || tmp == NULL) {
-		r->err = MR_ENOMEM;
+		client__set_last_error("out of memory");
+		run__fail(r, MR_ENOMEM);
 		pthread_cond_broadcast(&r->room_cv);
 	}
 	for (;;) {
@@ -162,15 +203,20 @@ run__settler(void *arg)
 		}
 		r->outstanding -= r->ack_n + r->nack_n;
 		r->ack_n = r->nack_n = 0;
+		session          = r->session;
 		pthread_mutex_unlock(&r->lock);
 
-		rc = na > 0 ? mr_consumer_ack(r->s, acks, na, NULL) : MR_OK;
+		rc = na > 0 ? consumer__settle_on(r->s, session, false, acks,
+						  na, NULL, NULL)
+			    : MR_OK;
 		if (nn > 0 && rc == MR_OK)
-			rc = run__nack(r, nacks, nn, tmp);
+			rc = run__nack(r, session, nacks, nn, tmp);
 
 		pthread_mutex_lock(&r->lock);
-		if (rc != MR_OK && r->err == MR_OK)
-			r->err = rc;
+		// A lost session is the fetcher's to find and open again; what
+		// it held comes again to the group.
+		if (rc != MR_OK && !(r->reconnect && mr_consumer_lost(rc)))
+			run__fail(r, rc);
 		pthread_cond_broadcast(&r->room_cv);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -180,12 +226,39 @@ run__settler(void *arg)
 	return NULL;
 }
 
+/* Subscribe again after \p lost (an error of mr_consumer_lost), make the
+ * new session the run's and wait for the handlers of the old one.
+ * @returns MR_OK, or the error that ends the run (none if stopped). */
+static int
+run__resubscribe(struct run *r, int lost, const volatile int *stop)
+{
+	int rc;
+
+	if (!r->reconnect)
+		return lost;
+	// No session meanwhile: what the old one handed out is dropped, not
+	// handled, and the results waiting are not settled.
+	pthread_mutex_lock(&r->lock);
+	r->session = 0;
+	r->outstanding -= r->ack_n + r->nack_n;
+	r->ack_n = r->nack_n = 0;
+	pthread_cond_broadcast(&r->room_cv);
+	pthread_mutex_unlock(&r->lock);
+	if ((rc = mr_consumer_resubscribe(r->s, stop)) != MR_OK)
+		return stop != NULL && *stop ? MR_OK : rc;
+	pthread_mutex_lock(&r->lock);
+	r->session = mr_consumer_session(r->s);
+	while ((r->qlen > 0 || r->running > 0) && r->err == MR_OK)
+		pthread_cond_wait(&r->room_cv, &r->lock);
+	rc = r->err;
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
 /* Fetch until stopped, the limit reached, or an error. */
 static void
 run__fetch(struct run *r, const volatile int *stop, size_t max_messages)
 {
-	size_t fetched = 0;
-
 	for (;;) {
 		struct run__batch *rb = NULL;
 		mr_batch          *b  = NULL;
@@ -195,38 +268,47 @@ run__fetch(struct run *r, const volatile int *stop, size_t max_messages)
 		pthread_mutex_lock(&r->lock);
 		while (r->outstanding >= r->cap && r->err == MR_OK)
 			pthread_cond_wait(&r->room_cv, &r->lock);
+		// Enough fetched: done once they are handled, unless a lost
+		// session drops some of them first.
+		while (max_messages > 0 && r->counted >= max_messages &&
+		       r->outstanding > 0 && r->err == MR_OK)
+			pthread_cond_wait(&r->room_cv, &r->lock);
 		room = r->cap - r->outstanding;
 		rc   = r->err;
+		if (max_messages > 0 && r->counted >= max_messages)
+			room = 0;
+		else if (max_messages > 0 && room > max_messages - r->counted)
+			room = max_messages - r->counted;
 		pthread_mutex_unlock(&r->lock);
-		if (rc != MR_OK || (stop != NULL && *stop) ||
-		    (max_messages > 0 && fetched >= max_messages))
+		if (rc != MR_OK || (stop != NULL && *stop) || room == 0)
 			return;
-		if (max_messages > 0 && room > max_messages - fetched)
-			room = max_messages - fetched;
 		rc = mr_fetch(r->s, room, 0, CONSUMER__RUN_WAIT_MS, &b);
-		if (rc == MR_OK && (n = mr_batch_count(b)) == 0) {
+		if (rc != MR_OK && mr_consumer_lost(rc)) {
+			if ((rc = run__resubscribe(r, rc, stop)) == MR_OK)
+				continue;
+		} else if (rc == MR_OK && (n = mr_batch_count(b)) == 0) {
 			mr_batch_free(b);
 			continue;
-		}
-		if (rc == MR_OK && (rb = malloc(sizeof(*rb))) == NULL) {
+		} else if (rc == MR_OK && (rb = malloc(sizeof(*rb))) == NULL) {
 			// The deliveries expire and come again.
 			mr_batch_free(b);
+			client__set_last_error("out of memory");
 			rc = MR_ENOMEM;
 		}
 		pthread_mutex_lock(&r->lock);
 		if (rc != MR_OK) {
-			if (r->err == MR_OK)
-				r->err = rc;
+			run__fail(r, rc);
 			pthread_mutex_unlock(&r->lock);
 			return;
 		}
-		rb->b    = b;
-		rb->left = n;
+		rb->b       = b;
+		rb->session = consumer__batch_session(b);
+		rb->left    = n;
 		for (size_t i = 0; i < n; i++)
 			r->q[(r->qhead + r->qlen++) % r->cap] =
 			    (struct run__item){mr_batch_at(b, i), rb};
 		r->outstanding += n;
-		fetched += n;
+		r->counted += n;
 		pthread_cond_broadcast(&r->work_cv);
 		pthread_mutex_unlock(&r->lock);
 	}
@@ -243,7 +325,10 @@ mr_consume_run(mr_consumer *s, int workers, mr_handler h, void *arg,
 	if (s == NULL || h == NULL || workers < 1 ||
 	    workers > CONSUMER__WORKERS_MAX)
 		return MR_EINVAL;
-	r.cap = consumer__credit(s) > 0 ? (size_t)consumer__credit(s) : CONSUMER__RUN_INFLIGHT;
+	r.session   = mr_consumer_session(s);
+	r.reconnect = consumer__reconnects(s);
+	r.cap       = consumer__credit(s) > 0 ? (size_t)consumer__credit(s)
+					      : CONSUMER__RUN_INFLIGHT;
 	if (r.cap < (size_t)workers)
 		r.cap = (size_t)workers;
 	threads = calloc((size_t)workers, sizeof(*threads));
@@ -252,6 +337,7 @@ mr_consume_run(mr_consumer *s, int workers, mr_handler h, void *arg,
 	r.nacks = malloc(r.cap * sizeof(*r.nacks));
 	if (threads == NULL || r.q == NULL || r.acks == NULL ||
 	    r.nacks == NULL) {
+		client__set_last_error("out of memory");
 		rc = MR_ENOMEM;
 		goto out;
 	}
@@ -260,16 +346,21 @@ mr_consume_run(mr_consumer *s, int workers, mr_handler h, void *arg,
 	pthread_cond_init(&r.settle_cv, NULL);
 	pthread_cond_init(&r.room_cv, NULL);
 	if (pthread_create(&settler, NULL, run__settler, &r) != 0) {
+		client__set_last_error("cannot start a thread");
 		rc = MR_ENOMEM;
 		goto destroy;
 	}
 	while (started < workers &&
 	       pthread_create(&threads[started], NULL, run__worker, &r) == 0)
 		started++;
-	if (started == workers)
+	if (started == workers) {
 		run__fetch(&r, stop, max_messages);
-	else
-		r.err = MR_ENOMEM;
+	} else {
+		pthread_mutex_lock(&r.lock);
+		client__set_last_error("cannot start a thread");
+		run__fail(&r, MR_ENOMEM);
+		pthread_mutex_unlock(&r.lock);
+	}
 
 	pthread_mutex_lock(&r.lock);
 	r.closing = true;
@@ -283,6 +374,9 @@ mr_consume_run(mr_consumer *s, int workers, mr_handler h, void *arg,
 	pthread_mutex_unlock(&r.lock);
 	pthread_join(settler, NULL);
 	rc = r.err;
+	// The sentence of the error that ended the run, on the caller's
+	// thread, wherever it happened.
+	client__set_last_error(rc != MR_OK ? r.why : "");
 destroy:
 	pthread_mutex_destroy(&r.lock);
 	pthread_cond_destroy(&r.work_cv);

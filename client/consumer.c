@@ -1,9 +1,11 @@
 #include "mailroom/consumer.h"
 
-#include <pthread.h>
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 
@@ -11,15 +13,27 @@
 #include "proto/consume.h"
 #include "proto/frame.h"
 
+#define CONSUMER__BACKOFF_MIN_MS 50
+#define CONSUMER__BACKOFF_MAX_MS 1000
+#define CONSUMER__STOP_POLL_MS 200 /* a back-off looks at *stop this often */
 
+/* What mr_subscribe was given, kept to subscribe again; the session and
+ * credit change when mr_consumer_resubscribe does, while other threads
+ * fetch and settle: they are atomics, read once per request. */
 struct mr_consumer {
-	mr_client *c;
-	uint64_t   session;
-	int        credit; /* the SUBSCRIBE reply's, else opts'; 0: unknown */
+	mr_client        *c;
+	char             *group;
+	char            **topics; /* ntopics names, in the same allocation */
+	size_t            ntopics;
+	mr_subscribe_opts opts;
+	_Atomic uint64_t  session;
+	_Atomic int       credit; /* the SUBSCRIBE reply's, else opts'; 0:
+				     unknown */
 };
 
 struct mr_batch {
 	nng_msg     *msg; /* keys, header values and payloads point into it */
+	uint64_t     session; /* the session that fetched it */
 	size_t       n;
 	mr_delivery *d;
 };
@@ -196,15 +210,99 @@ consumer__mode(mr_order o)
 	}
 }
 
+/* SUBSCRIBE with what \p s keeps. @returns MR_OK with the session and the
+ * credit, or an mr_err (mr_client_last_error() has the sentence). */
+static int
+consumer__subscribe(const mr_consumer *s, uint64_t *session, int *credit)
+{
+	struct mri_wbuf b;
+	char           *json = NULL;
+	int             rc;
+
+	mri_wbuf_init(&b);
+	mri_wbuf_put(&b, "{\"group\":", 9);
+	consumer__json_str(&b, s->group);
+	mri_wbuf_put(&b, ",\"topics\":[", 11);
+	for (size_t i = 0; i < s->ntopics; i++) {
+		if (i > 0)
+			mri_wbuf_u8(&b, ',');
+		consumer__json_str(&b, s->topics[i]);
+	}
+	mri_wbuf_put(&b, "],\"mode\":", 9);
+	consumer__json_str(&b, consumer__mode(s->opts.order));
+	consumer__json_int(&b, "ack_deadline_ms", s->opts.ack_deadline_ms);
+	consumer__json_int(&b, "credit", s->opts.credit);
+	mri_wbuf_put(&b, "}", 2); // with the NUL
+	rc = b.err ? b.err : client__json_call(s->c, MRI_OP_SUBSCRIBE,
+					       (const char *)b.data, &json);
+	mri_wbuf_fini(&b);
+	if (rc == MR_OK) {
+		*credit = s->opts.credit;
+		rc      = consumer__parse_reply(json, session, credit);
+		if (rc != MR_OK)
+			client__set_last_error("SUBSCRIBE's reply has no "
+					       "session");
+	}
+	free(json);
+	return rc;
+}
+
+/* End \p session, best effort: a session mailroomd lost, or cannot hear
+ * about, ends by itself when its connection does. */
+static void
+consumer__unsubscribe(mr_client *c, uint64_t session)
+{
+	struct mri_wbuf b;
+	nng_msg        *reply = NULL;
+
+	mri_wbuf_init(&b);
+	mri_unsubscribe_encode(&b, session);
+	if (client__frame_call(c, &b, 0, &reply) == MR_OK)
+		nng_msg_free(reply);
+	mri_wbuf_fini(&b);
+}
+
+/* A copy of the group and the topic names, in one allocation each. */
+static int
+consumer__keep(mr_consumer *s, const char *group, const char *const *topics,
+	       size_t ntopics)
+{
+	size_t size = ntopics * sizeof(char *);
+	char  *p;
+
+	for (size_t i = 0; i < ntopics; i++)
+		size += strlen(topics[i]) + 1;
+	if ((s->group = strdup(group)) == NULL ||
+	    (s->topics = malloc(size)) == NULL)
+		return MR_ENOMEM;
+	p = (char *)(s->topics + ntopics);
+	for (size_t i = 0; i < ntopics; i++) {
+		size_t len = strlen(topics[i]) + 1;
+
+		memcpy(p, topics[i], len);
+		s->topics[i] = p;
+		p += len;
+	}
+	s->ntopics = ntopics;
+	return MR_OK;
+}
+
+static void
+consumer__destroy(mr_consumer *s)
+{
+	free(s->group);
+	free(s->topics);
+	free(s);
+}
+
 int
 mr_subscribe(mr_client *c, const char *group, const char *const *topics,
 	     size_t ntopics, const mr_subscribe_opts *opts, mr_consumer **out)
 {
 	mr_subscribe_opts o = {0};
-	struct mri_wbuf   b;
 	mr_consumer      *s;
-	char             *json = NULL;
-	int               rc;
+	uint64_t          session = 0;
+	int               credit  = 0, rc;
 
 	if (opts != NULL)
 		o = *opts;
@@ -219,36 +317,15 @@ mr_subscribe(mr_client *c, const char *group, const char *const *topics,
 			return MR_EINVAL;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return MR_ENOMEM;
-	mri_wbuf_init(&b);
-	mri_wbuf_put(&b, "{\"group\":", 9);
-	consumer__json_str(&b, group);
-	mri_wbuf_put(&b, ",\"topics\":[", 11);
-	for (size_t i = 0; i < ntopics; i++) {
-		if (i > 0)
-			mri_wbuf_u8(&b, ',');
-		consumer__json_str(&b, topics[i]);
-	}
-	mri_wbuf_put(&b, "],\"mode\":", 9);
-	consumer__json_str(&b, consumer__mode(o.order));
-	consumer__json_int(&b, "ack_deadline_ms", o.ack_deadline_ms);
-	consumer__json_int(&b, "credit", o.credit);
-	mri_wbuf_put(&b, "}", 2); // with the NUL
-	rc = b.err ? b.err : client__json_call(c, MRI_OP_SUBSCRIBE,
-					       (const char *)b.data, &json);
-	mri_wbuf_fini(&b);
-	if (rc == MR_OK) {
-		s->credit = o.credit;
-		rc = consumer__parse_reply(json, &s->session, &s->credit);
-		if (rc != MR_OK)
-			client__set_last_error("SUBSCRIBE's reply has no "
-					       "session");
-	}
-	free(json);
-	if (rc != MR_OK) {
-		free(s);
+	s->c    = c;
+	s->opts = o;
+	if ((rc = consumer__keep(s, group, topics, ntopics)) != MR_OK ||
+	    (rc = consumer__subscribe(s, &session, &credit)) != MR_OK) {
+		consumer__destroy(s);
 		return rc;
 	}
-	s->c = c;
+	atomic_store(&s->session, session);
+	atomic_store(&s->credit, credit);
 	*out = s;
 	return MR_OK;
 }
@@ -256,31 +333,121 @@ mr_subscribe(mr_client *c, const char *group, const char *const *topics,
 uint64_t
 mr_consumer_session(const mr_consumer *s)
 {
-	return s ? s->session : 0;
+	return s ? atomic_load(&s->session) : 0;
 }
 
 int
 consumer__credit(const mr_consumer *s)
 {
-	return s->credit;
+	return atomic_load(&s->credit);
+}
+
+bool
+consumer__reconnects(const mr_consumer *s)
+{
+	return s->opts.reconnect_timeout_ms >= 0;
+}
+
+bool
+mr_consumer_lost(int err)
+{
+	switch (err) {
+	case MR_ENOENT:
+	case MR_ECLOSED:
+	case MR_ETRANSPORT:
+	case MR_ESHUTDOWN:
+	case MR_ECONNREFUSED:
+	case MR_ETIMEDOUT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* @returns whether a SUBSCRIBE that failed with \p err may succeed later:
+ * mailroomd restarting or unreachable, or Kafka not ready for it yet. */
+static bool
+consumer__transient(int err)
+{
+	return mr_consumer_lost(err) || err == MR_EUNAVAIL ||
+	       err == MR_EBUSY || err == MR_EKAFKA;
+}
+
+static int64_t
+consumer__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleep \p ms, or less once *stop is set. @returns false when stopped. */
+static bool
+consumer__backoff(int ms, const volatile int *stop)
+{
+	while (ms > 0 && (stop == NULL || !*stop)) {
+		int             step = ms < CONSUMER__STOP_POLL_MS
+					   ? ms
+					   : CONSUMER__STOP_POLL_MS;
+		struct timespec ts   = {0, (long)step * 1000000};
+
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		ms -= step;
+	}
+	return stop == NULL || !*stop;
+}
+
+int
+mr_consumer_resubscribe(mr_consumer *s, const volatile int *stop)
+{
+	int      limit, backoff = CONSUMER__BACKOFF_MIN_MS, credit = 0, rc;
+	int64_t  start = consumer__now_ms(), left;
+	uint64_t session = 0, old;
+	char     why[256];
+
+	if (s == NULL)
+		return MR_EINVAL;
+	limit = s->opts.reconnect_timeout_ms;
+	if (limit == 0)
+		limit = MR_RECONNECT_TIMEOUT_MS;
+	for (;;) {
+		rc = consumer__subscribe(s, &session, &credit);
+		if (rc == MR_OK || limit < 0 || !consumer__transient(rc))
+			break;
+		if ((left = start + limit - consumer__now_ms()) <= 0) {
+			snprintf(why, sizeof(why),
+				 "could not subscribe again within %d ms: %s",
+				 limit,
+				 mr_err_sentence(rc, mr_client_last_error()));
+			client__set_last_error(why);
+			return rc;
+		}
+		if (!consumer__backoff(backoff < left ? backoff : (int)left,
+				       stop))
+			return rc; // stopped: the last attempt's sentence
+		if ((backoff *= 2) > CONSUMER__BACKOFF_MAX_MS)
+			backoff = CONSUMER__BACKOFF_MAX_MS;
+	}
+	if (rc != MR_OK)
+		return rc;
+	old = atomic_exchange(&s->session, session);
+	atomic_store(&s->credit, credit);
+	// In case the old session lives on (a timeout, not a restart): its
+	// deliveries go to the group again rather than wait for the deadline.
+	consumer__unsubscribe(s->c, old);
+	client__set_last_error("");
+	return MR_OK;
 }
 
 void
 mr_consumer_free(mr_consumer *s)
 {
-	struct mri_wbuf b;
-	nng_msg        *reply = NULL;
-
 	if (s == NULL)
 		return;
-	mri_wbuf_init(&b);
-	mri_unsubscribe_encode(&b, s->session);
-	// Best effort: a session mailroomd lost, or cannot hear about, ends
-	// by itself when its connection does.
-	if (client__frame_call(s->c, &b, 0, &reply) == MR_OK)
-		nng_msg_free(reply);
-	mri_wbuf_fini(&b);
-	free(s);
+	consumer__unsubscribe(s->c, atomic_load(&s->session));
+	consumer__destroy(s);
 }
 
 /* ---- FETCH ------------------------------------------------------------ */
@@ -313,8 +480,9 @@ consumer__batch_new(nng_msg *m, const struct mri_msg_view *v, uint32_t n,
 	       strs;
 	if ((b = malloc(size)) == NULL)
 		return MR_ENOMEM;
-	b->msg = m;
-	b->n   = n;
+	b->msg     = m;
+	b->session = 0;
+	b->n       = n;
 	b->d   = (mr_delivery *)(b + 1);
 	h      = (mr_header *)(b->d + n);
 	p      = (char *)(h + nh);
@@ -381,7 +549,7 @@ mr_fetch(mr_consumer *s, size_t max_msgs, size_t max_bytes, int max_wait_ms,
 	    max_wait_ms > MRI_FETCH_MAX_WAIT_MS)
 		return MR_EINVAL;
 	f = (struct mri_fetch){
-	    .session     = s->session,
+	    .session     = atomic_load(&s->session),
 	    .max_msgs    = (uint32_t)max_msgs,
 	    .max_bytes   = max_bytes > UINT32_MAX ? UINT32_MAX
 						  : (uint32_t)max_bytes,
@@ -401,10 +569,13 @@ mr_fetch(mr_consumer *s, size_t max_msgs, size_t max_bytes, int max_wait_ms,
 		rc  = MR_EPROTO;
 		why = "FETCH_REPLY has more messages than asked for";
 	}
-	if (rc == MR_OK)
+	if (rc == MR_OK) {
 		rc = consumer__batch_new(m, v, n, out);
-	else
+		if (rc == MR_OK)
+			(*out)->session = f.session;
+	} else {
 		client__set_last_error(why);
+	}
 	free(v);
 	if (rc != MR_OK)
 		nng_msg_free(m);
@@ -421,6 +592,12 @@ const mr_delivery *
 mr_batch_at(const mr_batch *b, size_t i)
 {
 	return b && i < b->n ? &b->d[i] : NULL;
+}
+
+uint64_t
+consumer__batch_session(const mr_batch *b)
+{
+	return b->session;
 }
 
 void
@@ -474,7 +651,7 @@ consumer__ranges(const uint64_t *handles, size_t n, size_t *nr)
 }
 
 static int
-consumer__settle_one(mr_consumer *s, struct mri_settle *st,
+consumer__settle_one(mr_consumer *s, const struct mri_settle *st,
 		     const struct mri_range *r, uint32_t nr, size_t *failed)
 {
 	struct mri_wbuf         b;
@@ -504,10 +681,12 @@ consumer__settle_one(mr_consumer *s, struct mri_settle *st,
 	return MR_OK;
 }
 
+/* Settle \p n handles of \p session (the consumer's current one, or the
+ * one that fetched them for mr_consume_run). */
 static int
-consumer__settle(mr_consumer *s, uint8_t kind, const uint64_t *handles,
-		 size_t n, uint32_t extend_ms, const char *reason,
-		 size_t *failed)
+consumer__settle(mr_consumer *s, uint64_t session, uint8_t kind,
+		 const uint64_t *handles, size_t n, uint32_t extend_ms,
+		 const char *reason, size_t *failed)
 {
 	struct mri_settle st = {0};
 	struct mri_range *r;
@@ -522,7 +701,7 @@ consumer__settle(mr_consumer *s, uint8_t kind, const uint64_t *handles,
 		return MR_OK;
 	if ((r = consumer__ranges(handles, n, &nr)) == NULL)
 		return MR_ENOMEM;
-	st.session   = s->session;
+	st.session   = session;
 	st.kind      = kind;
 	st.extend_ms = extend_ms;
 	if (reason != NULL) {
@@ -556,19 +735,29 @@ consumer__settle(mr_consumer *s, uint8_t kind, const uint64_t *handles,
 }
 
 int
+consumer__settle_on(mr_consumer *s, uint64_t session, bool nack,
+		    const uint64_t *handles, size_t n, const char *reason,
+		    size_t *failed)
+{
+	return consumer__settle(s, session,
+				nack ? MRI_SETTLE_NACK : MRI_SETTLE_ACK,
+				handles, n, 0, nack ? reason : NULL, failed);
+}
+
+int
 mr_consumer_ack(mr_consumer *s, const uint64_t *handles, size_t n,
 		size_t *failed)
 {
-	return consumer__settle(s, MRI_SETTLE_ACK, handles, n, 0, NULL,
-				failed);
+	return consumer__settle(s, mr_consumer_session(s), MRI_SETTLE_ACK,
+				handles, n, 0, NULL, failed);
 }
 
 int
 mr_consumer_nack(mr_consumer *s, const uint64_t *handles, size_t n,
 		 const char *reason, size_t *failed)
 {
-	return consumer__settle(s, MRI_SETTLE_NACK, handles, n, 0, reason,
-				failed);
+	return consumer__settle(s, mr_consumer_session(s), MRI_SETTLE_NACK,
+				handles, n, 0, reason, failed);
 }
 
 int
@@ -580,6 +769,6 @@ mr_consumer_extend(mr_consumer *s, const uint64_t *handles, size_t n,
 			*failed = 0;
 		return MR_EINVAL;
 	}
-	return consumer__settle(s, MRI_SETTLE_EXTEND, handles, n,
-				(uint32_t)ms, NULL, failed);
+	return consumer__settle(s, mr_consumer_session(s), MRI_SETTLE_EXTEND,
+				handles, n, (uint32_t)ms, NULL, failed);
 }

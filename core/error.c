@@ -1,5 +1,7 @@
 #include "mailroom/error.h"
 
+#include <string.h>
+
 const char *
 mr_strerror(int err)
 {
@@ -24,4 +26,23 @@ mr_err_name(int err)
 #undef MR__ERR_NAME
 	}
 	return "MR_EUNKNOWN";
+}
+
+const char *
+mr_err_sentence(int err, const char *why)
+{
+	const char *name = mr_err_name(err);
+	size_t      len  = strlen(name);
+
+	if (why == NULL || why[0] == '\0')
+		return mr_strerror(err);
+	// mailroomd's sentences start with the code's name (PROTOCOL.md).
+	if (strncmp(why, name, len) == 0 && why[len] == ':') {
+		why += len + 1;
+		while (*why == ' ')
+			why++;
+		if (*why == '\0')
+			return mr_strerror(err);
+	}
+	return why;
 }

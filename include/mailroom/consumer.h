@@ -12,13 +12,30 @@
  * the next message of a key before the previous one of that key is acked;
  * in `partition` mode, of a partition; `unordered` has no such rule.
  *
+ * Sessions and restarts. A subscription is served to the client through a
+ * session that lives in mailroomd, on the connection that opened it. When
+ * mailroomd restarts, drains (SIGTERM) or cannot be reached, or the
+ * connection drops, the session is gone: mr_fetch and the settle calls fail
+ * with an error for which mr_consumer_lost() is true. The client's
+ * connection comes back by itself (nng dials again); mr_consumer_resubscribe
+ * opens a new session with the same group, topics and options, retrying for
+ * up to the subscription's reconnect timeout, as a Kafka consumer rides
+ * through a broker restart. mr_consume_run does all of this by itself;
+ * mr_fetch does not, since only its caller knows when it has dropped the
+ * handles of the old session. Deliveries the lost session held are
+ * delivered again (at least once; an idempotent handler, see mr_guard_claim,
+ * applies each once). Their handles are dead: never settle them after
+ * mr_consumer_resubscribe, since the new session may use the same numbers
+ * for other deliveries.
+ *
  * Thread safety: an mr_consumer may be used from many threads at once:
- * mr_fetch, mr_consumer_ack, mr_consumer_nack and mr_consumer_extend may
- * run concurrently on one consumer (each is one request on the client's
- * pool). mr_consumer_free must not race with any other call on the same
- * consumer, and every consumer must be freed before its client. A batch
- * belongs to one thread at a time; its deliveries may be read from many
- * threads while nobody frees it. An mr_guard is thread-safe.
+ * mr_fetch, mr_consumer_ack, mr_consumer_nack, mr_consumer_extend and
+ * mr_consumer_resubscribe may run concurrently on one consumer (each is one
+ * request on the client's pool; a request uses the session that was current
+ * when it started). mr_consumer_free must not race with any other call on
+ * the same consumer, and every consumer must be freed before its client. A
+ * batch belongs to one thread at a time; its deliveries may be read from
+ * many threads while nobody frees it. An mr_guard is thread-safe.
  */
 #ifndef MAILROOM_CONSUMER_H
 #define MAILROOM_CONSUMER_H
@@ -45,11 +62,19 @@ typedef enum mr_order {
 	MR_ORDER_UNORDERED, /**< no ordering: any number in flight */
 } mr_order;
 
-/** @brief Options of a subscription; 0 leaves mailroomd's default. */
+/** @brief The reconnect timeout when mr_subscribe_opts leaves it 0. */
+#define MR_RECONNECT_TIMEOUT_MS 60000
+
+/** @brief Options of a subscription; 0 leaves the default. */
 typedef struct mr_subscribe_opts {
 	mr_order order;
-	int      ack_deadline_ms; /**< time to ack a delivery; 0: default */
-	int      credit; /**< deliveries unsettled at once; 0: default */
+	int      ack_deadline_ms; /**< time to ack a delivery; 0: mailroomd's */
+	int      credit; /**< deliveries unsettled at once; 0: mailroomd's */
+	/** how long mr_consumer_resubscribe (and so mr_consume_run) tries to
+	 *  subscribe again once the session is lost; 0:
+	 *  MR_RECONNECT_TIMEOUT_MS; < 0: no retry (mr_consume_run then ends
+	 *  with the error that lost the session) */
+	int reconnect_timeout_ms;
 } mr_subscribe_opts;
 
 /**
@@ -105,7 +130,10 @@ MR_API uint64_t mr_consumer_session(const mr_consumer *s);
  * @param max_wait_ms 0..300000.
  * @returns MR_OK and a new batch in *out (possibly empty; free it with
  *          mr_batch_free), or an mr_err: MR_ENOENT when mailroomd no
- *          longer knows the session.
+ *          longer knows the session (it restarted, or the connection
+ *          dropped). mr_fetch does not subscribe again by itself: when
+ *          mr_consumer_lost() is true of the error, drop every handle
+ *          fetched so far and call mr_consumer_resubscribe.
  */
 MR_API int mr_fetch(mr_consumer *s, size_t max_msgs, size_t max_bytes,
 		    int max_wait_ms, mr_batch **out);
@@ -158,6 +186,36 @@ MR_API int mr_consumer_extend(mr_consumer *s, const uint64_t *handles,
 			      size_t n, int ms, size_t *failed);
 
 /**
+ * @returns true when \p err, returned by mr_fetch or a settle call, means
+ *          the session is gone or mailroomd cannot be heard: MR_ENOENT (no
+ *          such session), MR_ECLOSED, MR_ETRANSPORT, MR_ESHUTDOWN,
+ *          MR_ECONNREFUSED or MR_ETIMEDOUT. Then call
+ *          mr_consumer_resubscribe.
+ */
+MR_API bool mr_consumer_lost(int err);
+
+/**
+ * @brief Subscribe again, with the group, topics and options of
+ *        mr_subscribe, and make the new session the consumer's (SUBSCRIBE,
+ *        then a best-effort UNSUBSCRIBE of the old session in case it still
+ *        lives). A subscribe that fails while mailroomd is restarting or
+ *        cannot be reached (an error of mr_consumer_lost, or MR_EUNAVAIL,
+ *        MR_EBUSY, MR_EKAFKA) is tried again after 50 ms, doubling to 1 s,
+ *        until the reconnect timeout of the options has passed since the
+ *        call (one attempt when it is < 0). One attempt may itself wait up
+ *        to the client's timeout while mailroomd is down.
+ *
+ *        Handles fetched before the call are dead once it returns MR_OK:
+ *        do not settle them (their deliveries come again to the group).
+ * @param stop NULL, or a flag (as mr_consume_run's) that ends the retries
+ *             early when it becomes non-zero.
+ * @returns MR_OK, or the last attempt's error (mr_client_last_error() says
+ *          how long it tried); the consumer keeps its old session then,
+ *          and the call may be made again.
+ */
+MR_API int mr_consumer_resubscribe(mr_consumer *s, const volatile int *stop);
+
+/**
  * @brief End the subscription (UNSUBSCRIBE; its unsettled deliveries go to
  *        the group again) and free the consumer; NULL is a no-op. Batches
  *        fetched from it remain valid.
@@ -178,16 +236,31 @@ typedef int (*mr_handler)(void *arg, const mr_delivery *d);
  *        \p h on the workers, and ack (or nack) the results in ranges from
  *        one more thread, as they come back.
  *
+ *        When the session is lost (mailroomd restarted, drained or went
+ *        away: see mr_consumer_lost), it subscribes again with
+ *        mr_consumer_resubscribe and goes on. Deliveries of the lost
+ *        session that no handler has started are dropped, and the results
+ *        of the handlers still running on them are dropped when they
+ *        return: none is settled, on either session (they are delivered
+ *        again: at least once). Nothing is fetched on the new session
+ *        before those handlers have returned, so that a key is still
+ *        handled one message at a time in key mode. Deliveries dropped
+ *        before their handler do not count towards \p max_messages.
+ *
  *        Returns when *stop becomes non-zero (checked at least twice a
- *        second), once \p max_messages deliveries were handled (0: no
- *        limit), or on a request error. Before it returns, every delivery
- *        already fetched is handled and settled; the threads it started are
- *        joined.
+ *        second, also while it subscribes again), once \p max_messages
+ *        deliveries were handled (0: no limit), or on an error: a request
+ *        error other than a lost session, or a session that could not be
+ *        opened again within the reconnect timeout. Before it returns,
+ *        every delivery already fetched is handled and settled (but those
+ *        of a lost session); the threads it started are joined.
  * @param workers 1..1024 threads.
  * @param stop    NULL, or a flag that another thread or a signal handler
  *                sets (borrowed, read during the call).
- * @returns MR_OK, or the request error that ended it (MR_ENOENT: mailroomd
- *          lost the session; MR_ECLOSED, MR_ETIMEDOUT, ...).
+ * @returns MR_OK, or the error that ended it, with its sentence in this
+ *          thread's mr_client_last_error(): a settle or fetch refused
+ *          (MR_EUNAVAIL, ...), or, when subscribing again failed, that
+ *          attempt's error (MR_ETIMEDOUT, MR_ECONNREFUSED, ...).
  */
 MR_API int mr_consume_run(mr_consumer *s, int workers, mr_handler h,
 			  void *arg, const volatile int *stop,

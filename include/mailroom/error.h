@@ -70,6 +70,17 @@ MR_API const char *mr_strerror(int err);
  */
 MR_API const char *mr_err_name(int err);
 
+/**
+ * @brief The sentence that says why \p err happened, for printing after
+ *        mr_err_name(err): \p why (mr_client_last_error(), an mr_ack's
+ *        error) without the "MR_...: " of \p err it may start with
+ *        (mailroomd's sentences do), or mr_strerror(err) when \p why is
+ *        NULL or empty. So that "MR_ENOENT: MR_ENOENT: no such session"
+ *        is printed "MR_ENOENT: no such session".
+ * @returns a pointer into \p why, or a static string (borrowed).
+ */
+MR_API const char *mr_err_sentence(int err, const char *why);
+
 #ifdef __cplusplus
 }
 #endif

@@ -64,6 +64,16 @@ mrt_ck_daemon_start(struct mrt_daemon *d, const char *const *sets)
 }
 
 void
+mrt_ck_daemon_restart(struct mrt_daemon *d, const char *const *sets)
+{
+	char err[4096];
+
+	ck_assert_msg(mrt_daemon_restart(d, mrt_real ? mrt_bootstrap : NULL,
+					 sets, err, sizeof(err)) == 0,
+		      "cannot start mailroomd again: %s", err);
+}
+
+void
 mrt_ck_daemon_finish(struct mrt_daemon *d)
 {
 	int rc = mrt_daemon_stop(d, 30000);

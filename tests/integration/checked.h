@@ -38,6 +38,10 @@ void mrt_uniq(char *buf, size_t len, const char *what);
 /** @brief Start mailroomd on the test's cluster with \p sets (or NULL). */
 void mrt_ck_daemon_start(struct mrt_daemon *d, const char *const *sets);
 
+/** @brief Start again on the same URL after a stop or a kill
+ *         (mrt_daemon_restart). */
+void mrt_ck_daemon_restart(struct mrt_daemon *d, const char *const *sets);
+
 /** @brief Stop with SIGTERM: a clean exit is part of every test. */
 void mrt_ck_daemon_finish(struct mrt_daemon *d);
 

@@ -94,12 +94,13 @@ harness__status(const char *url, int timeout_ms)
 	return st;
 }
 
-int
-mrt_daemon_start(struct mrt_daemon *d, const char *brokers,
-		 const char *const *sets, char *errbuf, size_t errlen)
+/* Run mailroomd in d->dir (its url and log set) and wait until it
+ * answers; the log is appended to, so that a restart keeps the last run's. */
+static int
+harness__spawn(struct mrt_daemon *d, const char *brokers,
+	       const char *const *sets, char *errbuf, size_t errlen)
 {
 	const char *bindir = getenv("MR_BINARY_DIR");
-	const char *tmp    = getenv("TMPDIR");
 	char        path[512];
 	char       *argv[HARNESS__MAX_ARGS];
 	int         argc = 0, status;
@@ -108,7 +109,6 @@ mrt_daemon_start(struct mrt_daemon *d, const char *brokers,
 	json_t     *st = NULL, *kafka;
 	const char *bs;
 
-	memset(d, 0, sizeof(*d));
 	if (bindir == NULL) {
 		snprintf(errbuf, errlen, "MR_BINARY_DIR is not set");
 		return -1;
@@ -118,15 +118,6 @@ mrt_daemon_start(struct mrt_daemon *d, const char *brokers,
 		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	snprintf(d->dir, sizeof(d->dir), "%s/mailroom-it-XXXXXX",
-		 tmp && tmp[0] ? tmp : "/tmp");
-	if (mkdtemp(d->dir) == NULL) {
-		snprintf(errbuf, errlen, "mkdtemp: %s", strerror(errno));
-		d->dir[0] = '\0';
-		return -1;
-	}
-	snprintf(d->url, sizeof(d->url), "ipc://%s/mailroomd.sock", d->dir);
-	snprintf(d->log_path, sizeof(d->log_path), "%s/mailroomd.log", d->dir);
 
 	// Everything the child needs is built before fork: the test process
 	// has nng's and librdkafka's threads.
@@ -158,7 +149,7 @@ mrt_daemon_start(struct mrt_daemon *d, const char *brokers,
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(127);
-		fd = open(d->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		fd = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
@@ -208,6 +199,38 @@ mrt_daemon_start(struct mrt_daemon *d, const char *brokers,
 		return -1;
 	}
 	return 0;
+}
+
+int
+mrt_daemon_start(struct mrt_daemon *d, const char *brokers,
+		 const char *const *sets, char *errbuf, size_t errlen)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "%s/mailroom-it-XXXXXX",
+		 tmp && tmp[0] ? tmp : "/tmp");
+	if (mkdtemp(d->dir) == NULL) {
+		snprintf(errbuf, errlen, "mkdtemp: %s", strerror(errno));
+		d->dir[0] = '\0';
+		return -1;
+	}
+	snprintf(d->url, sizeof(d->url), "ipc://%s/mailroomd.sock", d->dir);
+	snprintf(d->log_path, sizeof(d->log_path), "%s/mailroomd.log", d->dir);
+	return harness__spawn(d, brokers, sets, errbuf, errlen);
+}
+
+int
+mrt_daemon_restart(struct mrt_daemon *d, const char *brokers,
+		   const char *const *sets, char *errbuf, size_t errlen)
+{
+	if (d->pid > 0 || d->dir[0] == '\0') {
+		snprintf(errbuf, errlen, "%s",
+			 d->pid > 0 ? "mailroomd is still running"
+				    : "mailroomd was never started");
+		return -1;
+	}
+	return harness__spawn(d, brokers, sets, errbuf, errlen);
 }
 
 int

@@ -43,6 +43,15 @@ int mrt_daemon_start(struct mrt_daemon *d, const char *brokers,
 		     const char *const *sets, char *errbuf, size_t errlen);
 
 /**
+ * @brief Start mailroomd again, after it stopped or was killed, in the same
+ *        directory: on the same URL, its log appended to, so that a client
+ *        of the first one reconnects to it. Waits as mrt_daemon_start.
+ * @returns 0, or -1 with a sentence in errbuf (also when it still runs).
+ */
+int mrt_daemon_restart(struct mrt_daemon *d, const char *brokers,
+		       const char *const *sets, char *errbuf, size_t errlen);
+
+/**
  * @brief SIGTERM the daemon and wait up to \p timeout_ms for it to exit;
  *        SIGKILL it after that.
  * @returns its exit status (0..255), 128+signal if a signal ended it, or

@@ -270,8 +270,10 @@ def consume_chunk(name, lines, delf):
 def consumer(name, d):
     errf = open(os.path.join(work, "consume-%s.err" % name), "ab")
     delf = open(os.path.join(work, "deliveries-%s.jsonl" % name), "a")
+    # --reconnect 0: A's consumer exits with A rather than wait for it.
     p = spawn([MR, "--url", d.url, "--timeout", "30000", "consume", "-g", group,
-               "--mode", "key", "--json", "--batch", str(BATCH), topic],
+               "--mode", "key", "--json", "--batch", str(BATCH),
+               "--reconnect", "0", topic],
               stdout=subprocess.PIPE, stderr=errf)
     cons[name]["p"] = p
     buf = b""
