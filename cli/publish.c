@@ -78,7 +78,9 @@ publish__print(struct publish__out *o, const mr_ack *a)
 		    (json_int_t)a->offset, "id", a->id, "duplicate",
 		    a->duplicate);
 		if (a->status != MR_OK)
-			json_object_set_new(j, "error", json_string(a->error));
+			json_object_set_new(
+			    j, "error",
+			    json_string(mr_err_sentence(a->status, a->error)));
 		json_dumpf(j, stdout, JSON_COMPACT);
 		fputc('\n', stdout);
 		json_decref(j);
@@ -94,7 +96,8 @@ publish__print(struct publish__out *o, const mr_ack *a)
 			a->id, a->error);
 	else
 		fprintf(stderr, "mailroom: message %ld refused: %s: %s\n", i,
-			mr_err_name(a->status), a->error);
+			mr_err_name(a->status),
+			mr_err_sentence(a->status, a->error));
 }
 
 static void
