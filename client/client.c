@@ -14,79 +14,11 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "client/client_internal.h"
-#include "core/uuid7.h"
 #include "proto/frame.h"
 
 #define CLIENT__TIMEOUT_MS 60000
 #define CLIENT__INFLIGHT 64
 #define CLIENT__MAX_FRAME (16 << 20)
-#define CLIENT__STD_HDRS 5
-// The longest pause between two sends of a refused publish.
-#define CLIENT__RETRY_MAX_MS 1000
-// How often a publish held back from a draining mailroomd looks again.
-#define CLIENT__HOLD_MS 50
-
-struct cli_call;
-typedef void (*cli_done)(const struct cli_call *call, int status,
-			 const char *why, nng_msg *reply);
-
-/* What a completion needs: copied out of the request before the request
- * goes back to the pool. */
-struct cli_call {
-	cli_done      done;
-	mr_publish_cb cb;
-	void         *arg;
-	uint32_t      n;
-	uint8_t      *frame; /* a PUBLISH request's own copy, to name its
-				messages when it fails; freed after done */
-	size_t        frame_len;
-	bool          keep_reply; /* done owns the reply (any status) */
-};
-
-struct cli_req {
-	mr_client      *c;
-	nng_ctx         ctx;
-	nng_aio        *aio;
-	int             sending;
-	int             extra_ms; /* added to the client's timeout */
-	uint8_t         op;
-	struct cli_call call;
-	struct cli_req *next;     /* in c->idle */
-	struct cli_req *all_next; /* in c->all, for free */
-	/* A publish: its place in the client's stream, and its resends. */
-	uint32_t        seq;
-	bool            queued;   /* in c->pub_head's list */
-	nng_aio        *timer;    /* waits before a publish is sent again */
-	bool            in_doubt; /* a send's outcome was never known */
-	int             sends;
-	int             last_err; /* the last definite refusal */
-	nng_time        deadline;
-	struct cli_req *pub_prev, *pub_next;
-};
-
-struct mr_client {
-	nng_socket      sock;
-	int             timeout_ms;
-	int             max_inflight;
-	size_t          max_frame;
-	pthread_mutex_t lock;
-	pthread_cond_t  cv;
-	int             inflight; /* requests out of the pool */
-	int             pending;  /* calls whose completion has not returned */
-	int             nreqs;
-	struct cli_req *idle;
-	struct cli_req *all; /* every req, for free */
-	/* Publishes are numbered in one stream, and mailroomd hands them to
-	 * Kafka in that order; the list holds those not yet completed, oldest
-	 * first (its head's seq is the base sent with each). */
-	uint64_t        stream;
-	uint32_t        seq_next;
-	struct cli_req *pub_head, *pub_tail;
-	/* The connection, and one that said it is draining: what is sent to
-	 * that one would be refused, and could be lost with it. */
-	atomic_uint     pipe;
-	atomic_uint     draining_pipe;
-};
 
 static _Thread_local char client__last_error[256];
 
@@ -131,7 +63,6 @@ client__nng_err(int rv)
 }
 
 static void client__aio_cb(void *arg);
-static void client__timer_cb(void *arg);
 
 static void
 client__release(struct cli_req *r, bool call_done)
@@ -178,7 +109,7 @@ client__req_reset(struct cli_req *r)
 
 /* Take an idle request, making one if fewer than max_inflight exist;
  * blocks while all are in flight. */
-static int
+int
 client__acquire(mr_client *c, struct cli_req **out)
 {
 	struct cli_req *r;
@@ -233,7 +164,7 @@ fail:
 	return MR_ENOMEM;
 }
 
-static void
+void
 client__finish(struct cli_req *r, int status, const char *why, nng_msg *m)
 {
 	mr_client      *c    = r->c;
@@ -250,8 +181,6 @@ client__finish(struct cli_req *r, int status, const char *why, nng_msg *m)
 	client__call_done(c);
 }
 
-static void client__pub_send(struct cli_req *r);
-
 /* nng's connection events, on one of its threads. */
 static void
 client__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -263,97 +192,6 @@ client__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_store(&c->pipe, id);
 	else if (ev == NNG_PIPE_EV_REM_POST)
 		atomic_compare_exchange_strong(&c->pipe, &id, 0u);
-}
-
-static int
-client__remaining_ms(const struct cli_req *r)
-{
-	nng_time now = nng_clock();
-
-	return r->deadline > now ? (int)(r->deadline - now) : 0;
-}
-
-/* A publish whose request failed as a whole: send it again, with the same
- * ids and seq, while its deadline allows, when its outcome is unknown (the
- * connection was lost) or it was refused for now (mailroomd draining, or
- * an earlier request of the stream missing). @returns true if it will be
- * sent again. */
-static bool
-client__pub_retry(struct cli_req *r, int nng_rv, bool sent, int status)
-{
-	int delay;
-
-	if (nng_rv != 0) {
-		if (sent)
-			r->in_doubt = true;
-		if (nng_rv == NNG_ETIMEDOUT || nng_rv == NNG_ECLOSED ||
-		    nng_rv == NNG_ECANCELED)
-			return false;
-		delay = 0; // the send waits in nng's queue for a connection
-	} else if (status == MR_ESHUTDOWN) {
-		// Sent again once this connection is gone (client__pub_send).
-		r->last_err = status;
-		delay       = CLIENT__HOLD_MS;
-	} else if (status == MR_EORDER) {
-		r->last_err = status;
-		delay       = r->sends < 6 ? 10 << r->sends : CLIENT__RETRY_MAX_MS;
-	} else {
-		return false;
-	}
-	if (client__remaining_ms(r) <= delay)
-		return false;
-	if (delay == 0) {
-		client__pub_send(r);
-		return true;
-	}
-	nng_sleep_aio(delay, r->timer);
-	return true;
-}
-
-static void client__pub_give_up(struct cli_req *r, int status,
-				const char *why, nng_msg *m);
-
-/* The pause before a publish is sent again is over. */
-static void
-client__timer_cb(void *arg)
-{
-	struct cli_req *r  = arg;
-	int             rv = nng_aio_result(r->timer);
-
-	if (rv != 0)
-		client__pub_give_up(r, r->last_err, nng_strerror(rv), NULL);
-	else
-		client__pub_send(r);
-}
-
-/* The outcome of a publish that gave up: unknown if any send of it may
- * have been carried out. */
-static void
-client__pub_give_up(struct cli_req *r, int status, const char *why,
-		    nng_msg *m)
-{
-	char buf[MRI_ERRMSG_MAX + 1];
-
-	if (status == MR_OK)
-		status = MR_ECLOSED;
-	if (r->in_doubt) {
-		snprintf(buf, sizeof(buf),
-			 "no answer from mailroomd within %d ms (%d sends): "
-			 "the messages may or may not have been written; "
-			 "publish them again with the same ids",
-			 r->c->timeout_ms, r->sends);
-		client__finish(r, MR_EINDOUBT, buf, m);
-		return;
-	}
-	if (status == MR_ETIMEDOUT || status == MR_ECLOSED) {
-		snprintf(buf, sizeof(buf),
-			 "mailroomd could not be reached within %d ms; nothing "
-			 "was sent",
-			 r->c->timeout_ms);
-		client__finish(r, MR_ECONNREFUSED, buf, m);
-		return;
-	}
-	client__finish(r, status, why, m);
 }
 
 static void
@@ -440,48 +278,6 @@ client__aio_cb(void *arg)
 		return;
 	}
 	client__finish(r, MR_OK, NULL, m);
-}
-
-/* Send (again) a publish's frame, with the stream's base as it is now. */
-static void
-client__pub_send(struct cli_req *r)
-{
-	mr_client         *c = r->c;
-	struct mri_pub_seq sq;
-	nng_msg           *m;
-	int                left = client__remaining_ms(r);
-	unsigned           pipe = atomic_load(&c->pipe);
-
-	// Nothing goes to a mailroomd that is draining: it would be refused,
-	// and whatever of it is in flight when it stops is lost with it.
-	if (pipe != 0 && pipe == atomic_load(&c->draining_pipe)) {
-		if (left <= CLIENT__HOLD_MS) {
-			client__pub_give_up(r, MR_ESHUTDOWN,
-					    "mailroomd is draining and no "
-					    "other answered in time",
-					    NULL);
-			return;
-		}
-		r->last_err = MR_ESHUTDOWN;
-		nng_sleep_aio(CLIENT__HOLD_MS, r->timer);
-		return;
-	}
-	pthread_mutex_lock(&c->lock);
-	sq.stream = c->stream;
-	sq.seq    = r->seq;
-	sq.base   = c->pub_head != NULL ? c->pub_head->seq : r->seq;
-	pthread_mutex_unlock(&c->lock);
-	mri_publish_seq_put(r->call.frame, &sq);
-	if (nng_msg_alloc(&m, r->call.frame_len) != 0) {
-		client__pub_give_up(r, MR_ENOMEM, "out of memory", NULL);
-		return;
-	}
-	memcpy(nng_msg_body(m), r->call.frame, r->call.frame_len);
-	r->sends++;
-	r->sending = 1;
-	nng_aio_set_timeout(r->aio, left > 0 ? left : 1);
-	nng_aio_set_msg(r->aio, m);
-	nng_ctx_send(r->ctx, r->aio);
 }
 
 static int
@@ -619,236 +415,9 @@ mr_client_free(mr_client *c)
 	free(c);
 }
 
-/* ---- publish ---------------------------------------------------------- */
-
-static void
-client__hdr(struct mri_hdr_view *h, const char *name, const void *v,
-	    size_t len)
-{
-	h->name      = name;
-	h->name_len  = (uint16_t)strlen(name);
-	h->value     = v;
-	h->value_len = (uint32_t)len;
-}
-
-static int
-client__encode_msg(struct mri_wbuf *b, const mr_message *m)
-{
-	struct mri_hdr_view hs[MRI_HDR_COUNT_MAX];
-	size_t              nh = 0, tl, il;
-	char                idbuf[MRI_UUID_STRLEN + 1];
-	const char         *id = m->id;
-
-	if (m->topic == NULL || !mri_topic_valid(m->topic, strlen(m->topic)))
-		return MR_EINVAL;
-	if (m->header_count + CLIENT__STD_HDRS > MRI_HDR_COUNT_MAX ||
-	    m->payload_len > UINT32_MAX || m->key_len > UINT32_MAX)
-		return MR_ETOOBIG;
-	if (id == NULL) {
-		mri_uuid7_string(idbuf);
-		id = idbuf;
-	}
-	il = strlen(id);
-	if (il == 0 || il > MR_ID_MAX)
-		return MR_EINVAL;
-	if (m->type)
-		client__hdr(&hs[nh++], MR_HEADER_TYPE, m->type, strlen(m->type));
-	if (m->source)
-		client__hdr(&hs[nh++], MR_HEADER_SOURCE, m->source,
-			    strlen(m->source));
-	if (m->content_type)
-		client__hdr(&hs[nh++], MR_HEADER_CONTENT_TYPE, m->content_type,
-			    strlen(m->content_type));
-	if (m->reply_to)
-		client__hdr(&hs[nh++], MR_HEADER_REPLY_TO, m->reply_to,
-			    strlen(m->reply_to));
-	if (m->correlation_id)
-		client__hdr(&hs[nh++], MR_HEADER_CORRELATION_ID, m->correlation_id,
-			    strlen(m->correlation_id));
-	for (size_t i = 0; i < m->header_count; i++) {
-		const mr_header *h = &m->headers[i];
-		size_t           nl;
-
-		if (h->name == NULL || (nl = strlen(h->name)) == 0 ||
-		    nl > MRI_HDR_NAME_MAX || h->value_len > UINT32_MAX)
-			return MR_EINVAL;
-		client__hdr(&hs[nh++], h->name, h->value ? h->value : "",
-			    h->value_len);
-	}
-	tl = strlen(m->topic);
-	mri_publish_encode_msg(b, m->topic, tl, m->key ? m->key : "",
-			       m->key_len, m->key != NULL, id, il,
-			       (uint16_t)nh, hs,
-			       m->payload ? m->payload : "", m->payload_len);
-	return b->err;
-}
-
-static void
-client__acks_fail(mr_ack *acks, size_t n, int status, const char *why)
-{
-	for (size_t i = 0; i < n; i++) {
-		memset(&acks[i], 0, sizeof(acks[i]));
-		acks[i].status    = status;
-		acks[i].partition = -1;
-		acks[i].offset    = -1;
-		snprintf(acks[i].error, sizeof(acks[i].error), "%s",
-			 why ? why : mr_strerror(status));
-	}
-}
-
-/* Fill the topic and id of failed acks from the request that failed, so
- * that a publisher can send those messages again under the same ids. */
-static void
-client__acks_name(mr_ack *acks, uint32_t n, const struct cli_call *r)
-{
-	struct mri_pub_view *v;
-	struct mri_frame_hdr h;
-	const uint8_t       *body;
-	size_t               len;
-	uint32_t             count;
-	const char          *why;
-	int64_t              bad;
-
-	if (r->frame == NULL ||
-	    mri_frame_parse_hdr(r->frame, r->frame_len, &h, &why) != MR_OK)
-		return;
-	len  = h.body_len;
-	body = mri_publish_messages(r->frame + MRI_FRAME_HDR_LEN, &len,
-				    h.flags);
-	if (body == NULL ||
-	    mri_publish_decode(body, len, &v, &count, &why, &bad) != MR_OK)
-		return;
-	for (uint32_t i = 0; i < n && i < count; i++) {
-		snprintf(acks[i].topic, sizeof(acks[i].topic), "%.*s",
-			 (int)v[i].topic_len, v[i].topic);
-		snprintf(acks[i].id, sizeof(acks[i].id), "%.*s",
-			 (int)v[i].id_len, v[i].id);
-	}
-	free(v);
-}
-
-static int
-client__acks_decode(nng_msg *m, uint32_t want, mr_ack *acks, const char **why)
-{
-	struct mri_ack_view *v;
-	uint32_t             n;
-	int                  rc;
-
-	rc = mri_ack_decode((uint8_t *)nng_msg_body(m) + MRI_FRAME_HDR_LEN,
-			    nng_msg_len(m) - MRI_FRAME_HDR_LEN, &v, &n, why);
-	if (rc != MR_OK)
-		return rc;
-	if (n != want) {
-		free(v);
-		*why = "PUBLISH_ACK has a different number of acks";
-		return MR_EPROTO;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		mr_ack *a = &acks[i];
-
-		a->status    = v[i].status;
-		a->duplicate = (v[i].flags & MRI_ACK_F_DUPLICATE) != 0;
-		a->partition = v[i].partition;
-		a->offset    = v[i].offset;
-		snprintf(a->topic, sizeof(a->topic), "%.*s",
-			 (int)v[i].topic_len, v[i].topic);
-		snprintf(a->id, sizeof(a->id), "%.*s", (int)v[i].id_len,
-			 v[i].id);
-		snprintf(a->error, sizeof(a->error), "%.*s",
-			 (int)v[i].errmsg_len, v[i].errmsg);
-	}
-	free(v);
-	return MR_OK;
-}
-
-static void
-client__publish_done(const struct cli_call *r, int status, const char *why,
-		     nng_msg *m)
-{
-	mr_ack  stack[16];
-	mr_ack *acks = r->n <= 16 ? stack : malloc(r->n * sizeof(*acks));
-
-	if (acks == NULL) {
-		// Nothing to report the acks in: report the request failed.
-		mr_ack one;
-		client__acks_fail(&one, 1, MR_ENOMEM, NULL);
-		r->cb(r->arg, MR_ENOMEM, &one, 0);
-		return;
-	}
-	if (status == MR_OK)
-		status = client__acks_decode(m, r->n, acks, &why);
-	if (status != MR_OK) {
-		client__acks_fail(acks, r->n, status, why);
-		client__acks_name(acks, r->n, r);
-	}
-	r->cb(r->arg, status, acks, r->n);
-	if (acks != stack)
-		free(acks);
-}
-
-int
-mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
-		 mr_publish_cb cb, void *arg)
-{
-	struct cli_req *r;
-	struct mri_wbuf b;
-	int             rc;
-
-	if (c == NULL || msgs == NULL || n == 0 || n > MRI_BATCH_MAX ||
-	    cb == NULL)
-		return MR_EINVAL;
-	mri_wbuf_init(&b);
-	mri_frame_begin(&b, MRI_OP_PUBLISH);
-	mri_publish_seq_reserve(&b);
-	mri_wbuf_u32(&b, (uint32_t)n);
-	for (size_t i = 0; i < n; i++) {
-		if ((rc = client__encode_msg(&b, &msgs[i])) != MR_OK) {
-			mri_wbuf_fini(&b);
-			return rc;
-		}
-	}
-	if ((rc = mri_frame_end(&b)) != MR_OK || b.len > c->max_frame) {
-		mri_wbuf_fini(&b);
-		return rc != MR_OK ? rc : MR_ETOOBIG;
-	}
-	if ((rc = client__acquire(c, &r)) != MR_OK) {
-		mri_wbuf_fini(&b);
-		return rc;
-	}
-	// The request owns b's bytes from here (client__finish frees them).
-	r->op       = MRI_OP_PUBLISH;
-	r->call     = (struct cli_call){client__publish_done, cb, arg,
-					(uint32_t)n, b.data, b.len, false};
-	r->deadline = nng_clock() + (nng_time)c->timeout_ms;
-	pthread_mutex_lock(&c->lock);
-	r->seq      = c->seq_next++;
-	r->queued   = true;
-	r->pub_next = NULL;
-	r->pub_prev = c->pub_tail;
-	if (c->pub_tail)
-		c->pub_tail->pub_next = r;
-	else
-		c->pub_head = r;
-	c->pub_tail = r;
-	pthread_mutex_unlock(&c->lock);
-	client__pub_send(r);
-	return MR_OK;
-}
-
 /* ---- synchronous calls ------------------------------------------------- */
 
-struct client__wait {
-	pthread_mutex_t lock;
-	pthread_cond_t  cv;
-	int             done;
-	int             status;
-	mr_ack         *acks;
-	char           *json;
-	nng_msg        *reply;
-	char            why[256];
-};
-
-static void
+void
 client__wait_init(struct client__wait *w)
 {
 	memset(w, 0, sizeof(*w));
@@ -856,7 +425,7 @@ client__wait_init(struct client__wait *w)
 	pthread_cond_init(&w->cv, NULL);
 }
 
-static int
+int
 client__wait_end(struct client__wait *w)
 {
 	pthread_mutex_lock(&w->lock);
@@ -869,54 +438,13 @@ client__wait_end(struct client__wait *w)
 	return w->status;
 }
 
-static void
+void
 client__wait_signal(struct client__wait *w)
 {
 	pthread_mutex_lock(&w->lock);
 	w->done = 1;
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->lock);
-}
-
-static void
-client__sync_publish_cb(void *arg, int status, const mr_ack *acks, size_t n)
-{
-	struct client__wait *w = arg;
-
-	memcpy(w->acks, acks, n * sizeof(*acks));
-	w->status = status;
-	for (size_t i = 0; i < n && w->status == MR_OK; i++)
-		if (acks[i].status != MR_OK)
-			w->status = acks[i].status;
-	if (n > 0 && status != MR_OK)
-		snprintf(w->why, sizeof(w->why), "%s", acks[0].error);
-	client__wait_signal(w);
-}
-
-int
-mr_publish_batch(mr_client *c, const mr_message *msgs, size_t n, mr_ack *acks)
-{
-	struct client__wait w;
-	int                 rc;
-
-	client__last_error[0] = '\0';
-	client__wait_init(&w);
-	w.acks = acks;
-	if ((rc = mr_publish_async(c, msgs, n, client__sync_publish_cb, &w)) !=
-	    MR_OK) {
-		pthread_mutex_destroy(&w.lock);
-		pthread_cond_destroy(&w.cv);
-		if (acks != NULL)
-			client__acks_fail(acks, n, rc, NULL);
-		return rc;
-	}
-	return client__wait_end(&w);
-}
-
-int
-mr_publish(mr_client *c, const mr_message *msg, mr_ack *ack)
-{
-	return mr_publish_batch(c, msg, 1, ack);
 }
 
 static void
