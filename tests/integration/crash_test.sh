@@ -51,14 +51,7 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 mrt_mode "$@"
 mrt_binaries
-MOCKD=""
-for f in "$MR_BINARY_DIR/tests/mailroom_mockd" "$MR_BINARY_DIR/mailroom_mockd"; do
-    [[ -x $f ]] && MOCKD=$f && break
-done
-if [[ $mode == embedded && -z $MOCKD ]]; then
-    echo "FAIL: no mailroom_mockd in $MR_BINARY_DIR/tests or $MR_BINARY_DIR"
-    exit 1
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
 mrt_need --skip python3 kcat
 # The driver's children (mailroomd, the publisher, consumers) are in
 # $work/pids, and the mock cluster is tracked: all killed on exit.
@@ -66,22 +59,11 @@ mrt_workdir crash
 
 T="crash-$mode-$$"
 G="crash-$mode-$$-g"
-if [[ $mode == embedded ]]; then
-    # The mock implements no CreateTopics: mailroom_mockd creates the topic.
-    "$MOCKD" --ttl 900 --topic "$T:4" "$work/bootstrap" >"$work/mockd.out" 2>"$work/mockd.err" &
-    mockd_pid=$!
-    mrt_track "$mockd_pid"
-    for _ in $(seq 100); do
-        [[ -s "$work/bootstrap" ]] && break
-        kill -0 "$mockd_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [[ ! -s "$work/bootstrap" ]]; then
-        echo "FAIL: mailroom_mockd did not start: $(cat "$work/mockd.err")"
-        exit 1
-    fi
-    brokers=$(cat "$work/bootstrap")
-    echo "info: mock cluster in mailroom_mockd (pid $mockd_pid) at $brokers"
+# The mock implements no CreateTopics: mailroom_mockd creates the topic.
+cluster_start "$mode" "$work" "$T:4" || exit 1
+brokers=$BROKERS
+if [[ -n $cluster__mockd_pid ]]; then
+    mrt_track "$cluster__mockd_pid"
 fi
 
 # mailroomd's settings for every incarnation. A mailroomd killed with -9
