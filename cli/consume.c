@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "proto/address.h"
 #include "proto/frame.h"
 
 #define CONSUME__WAIT_MS 1000
@@ -484,8 +485,7 @@ consume__parse(struct consume__opts *o, int argc, char **argv, int *code)
 		bad = "--nack-reason goes with --nack";
 	for (int i = optind; bad == NULL && i < argc; i++)
 		if (!mri_topic_valid(argv[i], strlen(argv[i])))
-			bad = "a topic is 1 to 249 characters of a-z A-Z 0-9 "
-			      ". _ -, not '.' or '..'";
+			bad = "a topic is " MRI_TOPIC_RULE;
 	if (bad != NULL) {
 		fprintf(stderr, "mailroom: consume: %s\n", bad);
 		return false;
