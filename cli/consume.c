@@ -524,9 +524,7 @@ cli_consume(const struct cli_common *co, int argc, char **argv)
 	rc = mr_subscribe(c, o.group, (const char *const *)&argv[optind],
 			  (size_t)(argc - optind), &o.sub, &s);
 	if (rc != MR_OK) {
-		fprintf(stderr, "mailroom: subscribe: %s: %s\n",
-			mr_err_name(rc),
-			mr_err_sentence(rc, mr_client_last_error()));
+		cli_report("subscribe", rc);
 		mr_client_free(c);
 		mr_guard_free(o.guard);
 		return cli_exit_for(rc);
@@ -543,10 +541,8 @@ cli_consume(const struct cli_common *co, int argc, char **argv)
 	if (rc == MR_EIO)
 		code = CLI_REFUSED; // stdout went away: nothing to report to
 	else if (rc != MR_OK) {
-		fprintf(stderr, "mailroom: consume: %s: %s\n", mr_err_name(rc),
-			mr_err_sentence(rc, mr_client_last_error()));
-		code = cli_exit_for(rc) == CLI_USAGE ? CLI_REFUSED
-						     : cli_exit_for(rc);
+		cli_report("consume", rc);
+		code = cli_exit_refused(rc);
 	} else {
 		code = CLI_OK;
 	}
