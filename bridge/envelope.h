@@ -14,7 +14,8 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "mailroom/client.h"
+#include "mailroom/envelope.h"
+#include "mailroom/error.h"
 #include "proto/frame.h"
 
 #define MRI_H_SPECVERSION MR_HEADER_SPECVERSION

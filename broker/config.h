@@ -1,8 +1,9 @@
 /*
  * mailroomd's configuration: one table of {name, type, default, bounds,
- * reloadable} (docs/OPERATIONS.md lists it), applied as defaults, then a
- * JSON file, then MAILROOM_* environment variables, then flags. Names that
- * start with "librdkafka." pass straight to librdkafka.
+ * reloadable} (`mailroomd --help-config` prints it, README.md's
+ * "Configuration" describes it), applied as defaults, then a JSON file,
+ * then MAILROOM_* environment variables, then flags. Names that start with
+ * "librdkafka." pass straight to librdkafka.
  *
  * Thread safety: not thread-safe; the daemon's main thread owns it.
  */

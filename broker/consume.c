@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "mailroom/error.h"
 #include "proto/consume.h"
+#include "proto/subscribe.h"
 
 #define CONSUME__TOPICS_MAX 100
 #define CONSUME__GROUP_MAX 249
@@ -211,101 +212,35 @@ mri_consume_free(struct mri_consume *r)
 	free(r);
 }
 
-static int
-consume__cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Parse and check a SUBSCRIBE body. @returns MR_OK or MR_EINVAL. */
+/* Parse and check a SUBSCRIBE body (proto/subscribe.h), with this
+ * mailroomd's defaults for what it leaves out. @returns MR_OK or
+ * MR_EINVAL; *root as mri_subscribe_parse's. */
 static int
 consume__parse(struct mri_consume *r, const uint8_t *body, size_t len,
 	       json_t **root, struct mri_group_conf *gc, const char **topics,
 	       char *why, size_t why_size)
 {
-	json_error_t jerr;
-	json_t      *t, *v;
-	const char  *mode = "key";
-	size_t       i;
+	struct mri_subscribe s;
+	int                  rc;
 
-	*root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES,
-			   &jerr);
-	if (*root == NULL) {
-		snprintf(why, why_size, "SUBSCRIBE is not JSON: %s (line %d, "
-			 "column %d)", jerr.text, jerr.line, jerr.column);
-		return MR_EINVAL;
-	}
+	_Static_assert(CONSUME__TOPICS_MAX >= MRI_SUBSCRIBE_TOPICS_MAX,
+		       "room for SUBSCRIBE's topics");
+	_Static_assert((int)MRI_ORDER_PARTITION ==
+			       (int)MRI_SUBSCRIBE_PARTITION &&
+			   (int)MRI_ORDER_UNORDERED ==
+			       (int)MRI_SUBSCRIBE_UNORDERED,
+		       "one numbering of the modes");
 	memset(gc, 0, sizeof(*gc));
-	gc->ack_deadline_ms = r->c.ack_deadline_ms;
-	gc->credit          = r->c.credit;
-	if (!json_is_object(*root) ||
-	    !json_is_string(v = json_object_get(*root, "group")) ||
-	    json_string_length(v) == 0 ||
-	    json_string_length(v) > CONSUME__GROUP_MAX ||
-	    strlen(json_string_value(v)) != json_string_length(v)) {
-		snprintf(why, why_size, "SUBSCRIBE needs \"group\", a string "
-			 "of 1 to %d bytes", CONSUME__GROUP_MAX);
-		return MR_EINVAL;
-	}
-	gc->group = json_string_value(v);
-	t         = json_object_get(*root, "topics");
-	if (!json_is_array(t) || json_array_size(t) == 0 ||
-	    json_array_size(t) > CONSUME__TOPICS_MAX) {
-		snprintf(why, why_size, "SUBSCRIBE needs \"topics\", an array "
-			 "of 1 to %d topic names", CONSUME__TOPICS_MAX);
-		return MR_EINVAL;
-	}
-	json_array_foreach(t, i, v)
-	{
-		if (!json_is_string(v) ||
-		    !mri_topic_valid(json_string_value(v),
-				     json_string_length(v))) {
-			snprintf(why, why_size, "topics[%zu] is not a valid "
-				 "topic name", i);
-			return MR_EINVAL;
-		}
-		topics[i] = json_string_value(v);
-	}
-	gc->ntopics = json_array_size(t);
-	qsort(topics, gc->ntopics, sizeof(*topics), consume__cmp_str);
-	for (i = 1; i < gc->ntopics; i++)
-		if (strcmp(topics[i - 1], topics[i]) == 0) {
-			snprintf(why, why_size, "topic %s is listed twice",
-				 topics[i]);
-			return MR_EINVAL;
-		}
-	gc->topics = topics;
-	if ((v = json_object_get(*root, "mode")) != NULL &&
-	    (!json_is_string(v) || (mode = json_string_value(v)) == NULL))
-		mode = "";
-	for (i = 0; i < 3 && strcmp(mode, consume__modes[i]) != 0; i++)
-		;
-	if (i == 3) {
-		snprintf(why, why_size, "\"mode\" is key, partition or "
-			 "unordered");
-		return MR_EINVAL;
-	}
-	gc->order = (enum mri_order)i;
-	if ((v = json_object_get(*root, "ack_deadline_ms")) != NULL) {
-		if (!json_is_integer(v) ||
-		    json_integer_value(v) < CONSUME__DEADLINE_MIN ||
-		    json_integer_value(v) > CONSUME__DEADLINE_MAX) {
-			snprintf(why, why_size, "\"ack_deadline_ms\" is an "
-				 "integer from %d to %d",
-				 CONSUME__DEADLINE_MIN, CONSUME__DEADLINE_MAX);
-			return MR_EINVAL;
-		}
-		gc->ack_deadline_ms = (uint64_t)json_integer_value(v);
-	}
-	if ((v = json_object_get(*root, "credit")) != NULL) {
-		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		    json_integer_value(v) > CONSUME__CREDIT_MAX) {
-			snprintf(why, why_size, "\"credit\" is an integer "
-				 "from 1 to %d", CONSUME__CREDIT_MAX);
-			return MR_EINVAL;
-		}
-		gc->credit = (uint32_t)json_integer_value(v);
-	}
+	rc = mri_subscribe_parse(body, len, root, &s, topics, why, why_size);
+	if (rc != MR_OK)
+		return rc;
+	gc->group              = s.group;
+	gc->topics             = s.topics;
+	gc->ntopics            = s.ntopics;
+	gc->order              = (enum mri_order)s.mode;
+	gc->ack_deadline_ms    = s.ack_deadline_ms != 0 ? s.ack_deadline_ms
+							: r->c.ack_deadline_ms;
+	gc->credit             = s.credit != 0 ? s.credit : r->c.credit;
 	gc->max_buffered       = r->c.max_buffered;
 	gc->revoke_wait_ms     = r->c.revoke_wait_ms;
 	gc->session_timeout_ms = r->c.session_timeout_ms;

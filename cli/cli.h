@@ -35,10 +35,25 @@ int cli_topics(const struct cli_common *co, int argc, char **argv);
 int cli_admin(const struct cli_common *co, int argc, char **argv);
 int cli_consume(const struct cli_common *co, int argc, char **argv);
 
-/** @brief Connect, or print why not. @returns MR_OK or an mr_err. */
+/* cli/common.c: what the commands share. Each runs on the command's
+ * thread; none keeps what it is given. */
+
+/**
+ * @brief Connect to co->url, or print why not on stderr.
+ * @returns MR_OK and *c (new: mr_client_free it), or an mr_err.
+ */
 int cli_connect(const struct cli_common *co, mr_client **c);
 
 /** @returns the exit code for a request that failed with \p err. */
 int cli_exit_for(int err);
+
+/** @returns cli_exit_for(\p err), except that an MR_EINVAL from mailroomd
+ *           (the request was refused, not the command line) is
+ *           CLI_REFUSED. */
+int cli_exit_refused(int err);
+
+/** @brief Print "mailroom: WHAT: NAME: sentence" for \p err on stderr, the
+ *         sentence from mr_client_last_error() (this thread's). */
+void cli_report(const char *what, int err);
 
 #endif

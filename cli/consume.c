@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "proto/address.h"
 #include "proto/frame.h"
 
 #define CONSUME__WAIT_MS 1000
@@ -484,8 +485,7 @@ consume__parse(struct consume__opts *o, int argc, char **argv, int *code)
 		bad = "--nack-reason goes with --nack";
 	for (int i = optind; bad == NULL && i < argc; i++)
 		if (!mri_topic_valid(argv[i], strlen(argv[i])))
-			bad = "a topic is 1 to 249 characters of a-z A-Z 0-9 "
-			      ". _ -, not '.' or '..'";
+			bad = "a topic is " MRI_TOPIC_RULE;
 	if (bad != NULL) {
 		fprintf(stderr, "mailroom: consume: %s\n", bad);
 		return false;
@@ -524,9 +524,7 @@ cli_consume(const struct cli_common *co, int argc, char **argv)
 	rc = mr_subscribe(c, o.group, (const char *const *)&argv[optind],
 			  (size_t)(argc - optind), &o.sub, &s);
 	if (rc != MR_OK) {
-		fprintf(stderr, "mailroom: subscribe: %s: %s\n",
-			mr_err_name(rc),
-			mr_err_sentence(rc, mr_client_last_error()));
+		cli_report("subscribe", rc);
 		mr_client_free(c);
 		mr_guard_free(o.guard);
 		return cli_exit_for(rc);
@@ -543,10 +541,8 @@ cli_consume(const struct cli_common *co, int argc, char **argv)
 	if (rc == MR_EIO)
 		code = CLI_REFUSED; // stdout went away: nothing to report to
 	else if (rc != MR_OK) {
-		fprintf(stderr, "mailroom: consume: %s: %s\n", mr_err_name(rc),
-			mr_err_sentence(rc, mr_client_last_error()));
-		code = cli_exit_for(rc) == CLI_USAGE ? CLI_REFUSED
-						     : cli_exit_for(rc);
+		cli_report("consume", rc);
+		code = cli_exit_refused(rc);
 	} else {
 		code = CLI_OK;
 	}

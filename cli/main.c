@@ -26,39 +26,6 @@ main__usage(FILE *f)
 }
 
 int
-cli_connect(const struct cli_common *co, mr_client **c)
-{
-	mr_client_opts opts = {.timeout_ms = co->timeout_ms};
-	char           errstr[512];
-	int            rc;
-
-	rc = mr_client_new(c, co->url, &opts, errstr, sizeof(errstr));
-	if (rc != MR_OK)
-		fprintf(stderr, "mailroom: %s\n", errstr);
-	return rc;
-}
-
-int
-cli_exit_for(int err)
-{
-	switch (err) {
-	case MR_OK:
-		return CLI_OK;
-	case MR_ECONNREFUSED:
-	case MR_ECLOSED:
-	case MR_ETRANSPORT:
-	case MR_ETIMEDOUT:
-		return CLI_UNREACHABLE;
-	case MR_EINVAL:
-		return CLI_USAGE;
-	case MR_EINDOUBT:
-		return CLI_UNKNOWN;
-	default:
-		return CLI_REFUSED;
-	}
-}
-
-int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {

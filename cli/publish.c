@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "proto/address.h"
 #include "proto/frame.h"
 
 #define PUBLISH__HDRS_MAX 64
@@ -287,19 +288,13 @@ publish__lines(mr_client *c, FILE *in, const mr_message *tmpl,
 	return rc;
 }
 
-/* Refuse locally, with a sentence, what mailroomd would refuse anyway. */
+/* Refuse locally, with a sentence, what mailroomd would refuse anyway (the
+ * topic: mri_address_parse, before). */
 static bool
 publish__check(const mr_message *m)
 {
 	size_t n;
 
-	if (!mri_topic_valid(m->topic, strlen(m->topic))) {
-		fprintf(stderr,
-			"mailroom: invalid topic '%s': 1 to 249 characters "
-			"of a-z A-Z 0-9 . _ -, not '.' or '..'\n",
-			m->topic);
-		return false;
-	}
 	if (m->id != NULL && ((n = strlen(m->id)) == 0 || n > MR_ID_MAX)) {
 		fprintf(stderr, "mailroom: --id takes 1 to %d bytes, not %zu\n",
 			MR_ID_MAX, n);
@@ -346,6 +341,7 @@ cli_publish(const struct cli_common *co, int argc, char **argv)
 	FILE               *in = stdin;
 	mr_client          *c;
 	mr_ack              ack;
+	struct mri_address  addr;
 
 	while ((ch = getopt_long(argc, argv, "k:H:f:lK:b:h", opts, NULL)) !=
 	       -1) {
@@ -423,13 +419,15 @@ cli_publish(const struct cli_common *co, int argc, char **argv)
 		publish__usage(stderr);
 		return CLI_USAGE;
 	}
-	if ((topic = strdup(argv[optind])) == NULL)
-		return CLI_REFUSED;
-	if ((eq = strchr(topic, '/')) != NULL) {
-		*eq       = '\0';
-		m.key     = eq + 1;
-		m.key_len = strlen(eq + 1);
+	if (mri_address_parse(argv[optind], &addr) != MR_OK) {
+		fprintf(stderr, "mailroom: invalid topic '%.*s': "
+			MRI_TOPIC_RULE "\n", (int)addr.topic_len, addr.topic);
+		return CLI_USAGE;
 	}
+	if ((topic = strndup(addr.topic, addr.topic_len)) == NULL)
+		return CLI_REFUSED;
+	m.key     = addr.key;
+	m.key_len = addr.key_len;
 	if (key != NULL) {
 		m.key     = key;
 		m.key_len = strlen(key);

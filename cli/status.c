@@ -36,8 +36,7 @@ cli_status(const struct cli_common *co, int argc, char **argv)
 	rc = mr_status(c, &text);
 	mr_client_free(c);
 	if (rc != MR_OK) {
-		fprintf(stderr, "mailroom: status: %s: %s\n", mr_err_name(rc),
-			mr_err_sentence(rc, mr_client_last_error()));
+		cli_report("status", rc);
 		return cli_exit_for(rc);
 	}
 	if (json) {
@@ -101,10 +100,8 @@ cli_admin(const struct cli_common *co, int argc, char **argv)
 	rc = mr_admin(c, argv[1], &text);
 	mr_client_free(c);
 	if (rc != MR_OK) {
-		fprintf(stderr, "mailroom: admin: %s: %s\n", mr_err_name(rc),
-			mr_err_sentence(rc, mr_client_last_error()));
-		return cli_exit_for(rc) == CLI_USAGE ? CLI_REFUSED
-						      : cli_exit_for(rc);
+		cli_report("admin", rc);
+		return cli_exit_refused(rc);
 	}
 	printf("%s\n", text);
 	rep = json_loads(text, 0, NULL);

@@ -40,10 +40,8 @@ topics__call(const struct cli_common *co, json_t *req, bool json,
 	mr_client_free(c);
 	free(body);
 	if (rc != MR_OK) {
-		fprintf(stderr, "mailroom: topics: %s: %s\n", mr_err_name(rc),
-			mr_err_sentence(rc, mr_client_last_error()));
-		return cli_exit_for(rc) == CLI_USAGE ? CLI_REFUSED
-						      : cli_exit_for(rc);
+		cli_report("topics", rc);
+		return cli_exit_refused(rc);
 	}
 	rep = json_loads(text, 0, NULL);
 	if (!json_is_true(json_object_get(rep, "ok"))) {

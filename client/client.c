@@ -65,7 +65,7 @@ client__nng_err(int rv)
 static void client__aio_cb(void *arg);
 
 static void
-client__release(struct cli_req *r, bool call_done)
+client__release(struct client_req *r, bool call_done)
 {
 	mr_client *c = r->c;
 
@@ -99,7 +99,7 @@ client__call_done(mr_client *c)
 }
 
 static void
-client__req_reset(struct cli_req *r)
+client__req_reset(struct client_req *r)
 {
 	r->extra_ms = 0;
 	r->in_doubt = false;
@@ -110,9 +110,9 @@ client__req_reset(struct cli_req *r)
 /* Take an idle request, making one if fewer than max_inflight exist;
  * blocks while all are in flight. */
 int
-client__acquire(mr_client *c, struct cli_req **out)
+client__acquire(mr_client *c, struct client_req **out)
 {
-	struct cli_req *r;
+	struct client_req *r;
 	int             rv;
 
 	pthread_mutex_lock(&c->lock);
@@ -165,10 +165,10 @@ fail:
 }
 
 void
-client__finish(struct cli_req *r, int status, const char *why, nng_msg *m)
+client__finish(struct client_req *r, int status, const char *why, nng_msg *m)
 {
 	mr_client      *c    = r->c;
-	struct cli_call call = r->call;
+	struct client_call call = r->call;
 
 	// The request goes back to the pool first, so that the callback may
 	// publish again without waiting for itself; drain waits for the
@@ -197,7 +197,7 @@ client__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 static void
 client__aio_cb(void *arg)
 {
-	struct cli_req      *r  = arg;
+	struct client_req   *r  = arg;
 	int                  rv = nng_aio_result(r->aio);
 	bool                 pub = r->op == MRI_OP_PUBLISH;
 	nng_msg             *m;
@@ -281,7 +281,7 @@ client__aio_cb(void *arg)
 }
 
 static int
-client__send(struct cli_req *r, struct mri_wbuf *b)
+client__send(struct client_req *r, struct mri_wbuf *b)
 {
 	nng_msg *m;
 	int      rv;
@@ -391,7 +391,7 @@ mr_client_drain(mr_client *c, int timeout_ms)
 void
 mr_client_free(mr_client *c)
 {
-	struct cli_req *r, *n;
+	struct client_req *r, *n;
 
 	if (c == NULL)
 		return;
@@ -448,7 +448,7 @@ client__wait_signal(struct client__wait *w)
 }
 
 static void
-client__json_done(const struct cli_call *r, int status, const char *why,
+client__json_done(const struct client_call *r, int status, const char *why,
 		  nng_msg *m)
 {
 	struct client__wait *w = r->arg;
@@ -475,7 +475,7 @@ int
 client__json_call(mr_client *c, uint8_t op, const char *body, char **json)
 {
 	struct client__wait w;
-	struct cli_req     *r;
+	struct client_req  *r;
 	struct mri_wbuf     b;
 	int                 rc;
 
@@ -493,7 +493,7 @@ client__json_call(mr_client *c, uint8_t op, const char *body, char **json)
 	}
 	client__wait_init(&w);
 	r->op   = op;
-	r->call = (struct cli_call){client__json_done, NULL, &w, 0, NULL, 0,
+	r->call = (struct client_call){client__json_done, NULL, &w, 0, NULL, 0,
 				    false};
 	rc      = client__send(r, &b);
 	mri_wbuf_fini(&b);
@@ -522,7 +522,7 @@ mr_admin(mr_client *c, const char *request, char **json)
 }
 
 static void
-client__frame_done(const struct cli_call *r, int status, const char *why,
+client__frame_done(const struct client_call *r, int status, const char *why,
 		   nng_msg *m)
 {
 	struct client__wait *w = r->arg;
@@ -543,7 +543,7 @@ client__frame_call(mr_client *c, struct mri_wbuf *b, int extra_ms,
 		   nng_msg **reply)
 {
 	struct client__wait w;
-	struct cli_req     *r;
+	struct client_req  *r;
 	int                 rc;
 
 	client__last_error[0] = '\0';
@@ -559,7 +559,7 @@ client__frame_call(mr_client *c, struct mri_wbuf *b, int extra_ms,
 	client__wait_init(&w);
 	r->op       = b->data[3];
 	r->extra_ms = extra_ms;
-	r->call     = (struct cli_call){
+	r->call     = (struct client_call){
 	    .done = client__frame_done, .arg = &w, .keep_reply = true};
 	if ((rc = client__send(r, b)) != MR_OK) {
 		pthread_mutex_destroy(&w.lock);

@@ -72,14 +72,14 @@ void client__set_last_error(const char *why);
 
 /* ---- the requests (client/client.c) and publishing (client/publish.c) */
 
-struct cli_call;
-typedef void (*cli_done)(const struct cli_call *call, int status,
-			 const char *why, nng_msg *reply);
+struct client_call;
+typedef void (*client_done_cb)(const struct client_call *call, int status,
+			       const char *why, nng_msg *reply);
 
 /* What a completion needs: copied out of the request before the request
  * goes back to the pool. */
-struct cli_call {
-	cli_done      done;
+struct client_call {
+	client_done_cb done;
 	mr_publish_cb cb;
 	void         *arg;
 	uint32_t      n;
@@ -89,16 +89,16 @@ struct cli_call {
 	bool          keep_reply; /* done owns the reply (any status) */
 };
 
-struct cli_req {
+struct client_req {
 	mr_client      *c;
 	nng_ctx         ctx;
 	nng_aio        *aio;
 	int             sending;
 	int             extra_ms; /* added to the client's timeout */
 	uint8_t         op;
-	struct cli_call call;
-	struct cli_req *next;     /* in c->idle */
-	struct cli_req *all_next; /* in c->all, for free */
+	struct client_call call;
+	struct client_req *next;     /* in c->idle */
+	struct client_req *all_next; /* in c->all, for free */
 	/* A publish: its place in the client's stream, and its resends. */
 	uint32_t        seq;
 	bool            queued;   /* in c->pub_head's list */
@@ -107,7 +107,7 @@ struct cli_req {
 	int             sends;
 	int             last_err; /* the last definite refusal */
 	nng_time        deadline;
-	struct cli_req *pub_prev, *pub_next;
+	struct client_req *pub_prev, *pub_next;
 };
 
 struct mr_client {
@@ -120,14 +120,14 @@ struct mr_client {
 	int             inflight; /* requests out of the pool */
 	int             pending;  /* calls whose completion has not returned */
 	int             nreqs;
-	struct cli_req *idle;
-	struct cli_req *all; /* every req, for free */
+	struct client_req *idle;
+	struct client_req *all; /* every req, for free */
 	/* Publishes are numbered in one stream, and mailroomd hands them to
 	 * Kafka in that order; the list holds those not yet completed, oldest
 	 * first (its head's seq is the base sent with each). */
 	uint64_t        stream;
 	uint32_t        seq_next;
-	struct cli_req *pub_head, *pub_tail;
+	struct client_req *pub_head, *pub_tail;
 	/* The connection, and one that said it is draining: what is sent to
 	 * that one would be refused, and could be lost with it. */
 	atomic_uint     pipe;
@@ -147,11 +147,11 @@ struct client__wait {
 
 /** @brief Take an idle request (blocks while max_inflight are out).
  *  @returns MR_OK or MR_ENOMEM. */
-int client__acquire(mr_client *c, struct cli_req **out);
+int client__acquire(mr_client *c, struct client_req **out);
 
 /** @brief The request is over: back to the pool, then its done callback
  *         with \p m (freed after it unless keep_reply). */
-void client__finish(struct cli_req *r, int status, const char *why,
+void client__finish(struct client_req *r, int status, const char *why,
 		    nng_msg *m);
 
 /* A caller's wait for one request (the synchronous calls). */
@@ -161,11 +161,11 @@ void client__wait_signal(struct client__wait *w);
 int client__wait_end(struct client__wait *w);
 
 /** @returns the milliseconds left before a publish's deadline, 0 if none. */
-int client__remaining_ms(const struct cli_req *r);
+int client__remaining_ms(const struct client_req *r);
 
 /** @brief Send (again) a publish's frame, with the stream's base as it is
  *         now; held back while the connection is a draining mailroomd's. */
-void client__pub_send(struct cli_req *r);
+void client__pub_send(struct client_req *r);
 
 /**
  * @brief A publish whose request failed as a whole (\p nng_rv, or an ERROR
@@ -173,11 +173,11 @@ void client__pub_send(struct cli_req *r);
  *        outcome is unknown or it was refused for now.
  * @returns true if it will be sent again (then it is not finished).
  */
-bool client__pub_retry(struct cli_req *r, int nng_rv, bool sent, int status);
+bool client__pub_retry(struct client_req *r, int nng_rv, bool sent, int status);
 
 /** @brief Finish a publish that gave up: MR_EINDOUBT if any send of it may
  *         have been carried out. */
-void client__pub_give_up(struct cli_req *r, int status, const char *why,
+void client__pub_give_up(struct client_req *r, int status, const char *why,
 			 nng_msg *m);
 
 /** @brief The callback of a request's timer aio (the pause before a

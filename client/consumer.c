@@ -12,6 +12,7 @@
 #include "client/client_internal.h"
 #include "proto/consume.h"
 #include "proto/frame.h"
+#include "proto/subscribe.h"
 
 #define CONSUMER__BACKOFF_MIN_MS 50
 #define CONSUMER__BACKOFF_MAX_MS 1000
@@ -38,207 +39,37 @@ struct mr_batch {
 	mr_delivery *d;
 };
 
-/* ---- SUBSCRIBE's JSON ----------------------------------------------------
- * The client library does not depend on a JSON library: it writes one
- * small object and reads three integers from the reply. */
-
-static void
-consumer__json_str(struct mri_wbuf *b, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	mri_wbuf_u8(b, '"');
-	for (; *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\') {
-			mri_wbuf_u8(b, '\\');
-			mri_wbuf_u8(b, ch);
-		} else if (ch < 0x20) {
-			char u[6] = {'\\', 'u', '0', '0', hex[ch >> 4],
-				     hex[ch & 15]};
-			mri_wbuf_put(b, u, sizeof(u));
-		} else {
-			mri_wbuf_u8(b, ch);
-		}
-	}
-	mri_wbuf_u8(b, '"');
-}
-
-static void
-consumer__json_int(struct mri_wbuf *b, const char *name, int v)
-{
-	char num[32];
-	int  n;
-
-	if (v == 0)
-		return;
-	n = snprintf(num, sizeof(num), ",\"%s\":%d", name, v);
-	mri_wbuf_put(b, num, (size_t)n);
-}
-
-struct consumer__rd {
-	const char *p, *end;
-};
-
-static void
-consumer__ws(struct consumer__rd *r)
-{
-	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' ||
-				 *r->p == '\n' || *r->p == '\r'))
-		r->p++;
-}
-
-/* Skip a string at r->p; *s and *len name its raw bytes (escapes kept). */
-static int
-consumer__skip_str(struct consumer__rd *r, const char **s, size_t *len)
-{
-	const char *start;
-
-	if (r->p >= r->end || *r->p != '"')
-		return -1;
-	start = ++r->p;
-	while (r->p < r->end && *r->p != '"')
-		r->p += *r->p == '\\' && r->end - r->p > 1 ? 2 : 1;
-	if (r->p >= r->end)
-		return -1;
-	*s   = start;
-	*len = (size_t)(r->p - start);
-	r->p++;
-	return 0;
-}
-
-/* Skip any value; nested objects and arrays by depth. */
-static int
-consumer__skip_value(struct consumer__rd *r)
-{
-	int         depth = 0;
-	const char *s;
-	size_t      len;
-
-	do {
-		consumer__ws(r);
-		if (r->p >= r->end)
-			return -1;
-		switch (*r->p) {
-		case '"':
-			if (consumer__skip_str(r, &s, &len) != 0)
-				return -1;
-			break;
-		case '{':
-		case '[':
-			depth++;
-			r->p++;
-			break;
-		case '}':
-		case ']':
-			if (--depth < 0)
-				return -1;
-			r->p++;
-			break;
-		default: // numbers, literals, ',' and ':' inside containers
-			r->p++;
-			while (depth == 0 && r->p < r->end &&
-			       strchr(",}] \t\r\n", *r->p) == NULL)
-				r->p++;
-			break;
-		}
-	} while (depth > 0);
-	return 0;
-}
-
-/* Read {"session": N, "credit": N, "ack_deadline_ms": N, ...}. */
-static int
-consumer__parse_reply(const char *json, uint64_t *session, int *credit)
-{
-	struct consumer__rd r = {json, json + strlen(json)};
-	bool                have = false;
-
-	consumer__ws(&r);
-	if (r.p >= r.end || *r.p++ != '{')
-		return MR_EPROTO;
-	for (;;) {
-		const char *k, *num;
-		size_t      kl;
-		char       *e;
-
-		consumer__ws(&r);
-		if (r.p < r.end && *r.p == '}')
-			break;
-		if (consumer__skip_str(&r, &k, &kl) != 0)
-			return MR_EPROTO;
-		consumer__ws(&r);
-		if (r.p >= r.end || *r.p++ != ':')
-			return MR_EPROTO;
-		consumer__ws(&r);
-		num = r.p;
-		if (consumer__skip_value(&r) != 0)
-			return MR_EPROTO;
-		if (kl == 7 && memcmp(k, "session", 7) == 0) {
-			if (*num < '0' || *num > '9')
-				return MR_EPROTO;
-			*session = strtoull(num, &e, 10);
-			if (e != r.p)
-				return MR_EPROTO;
-			have = true;
-		} else if (kl == 6 && memcmp(k, "credit", 6) == 0 &&
-			   *num >= '0' && *num <= '9') {
-			long v = strtol(num, &e, 10);
-
-			if (e == r.p && v > 0 && v <= MRI_FETCH_MAX_MSGS)
-				*credit = (int)v;
-		}
-		consumer__ws(&r);
-		if (r.p < r.end && *r.p == ',')
-			r.p++;
-		else if (r.p >= r.end || *r.p != '}')
-			return MR_EPROTO;
-	}
-	return have ? MR_OK : MR_EPROTO;
-}
-
-static const char *
-consumer__mode(mr_order o)
-{
-	switch (o) {
-	case MR_ORDER_PARTITION:
-		return "partition";
-	case MR_ORDER_UNORDERED:
-		return "unordered";
-	default:
-		return "key";
-	}
-}
-
 /* SUBSCRIBE with what \p s keeps. @returns MR_OK with the session and the
  * credit, or an mr_err (mr_client_last_error() has the sentence). */
 static int
 consumer__subscribe(const mr_consumer *s, uint64_t *session, int *credit)
 {
+	struct mri_subscribe req = {
+	    .group           = s->group,
+	    .topics          = (const char *const *)s->topics,
+	    .ntopics         = s->ntopics,
+	    .mode            = (enum mri_subscribe_mode)s->opts.order,
+	    .ack_deadline_ms = (uint64_t)s->opts.ack_deadline_ms,
+	    .credit          = (uint32_t)s->opts.credit,
+	};
 	struct mri_wbuf b;
 	char           *json = NULL;
 	int             rc;
 
+	_Static_assert((int)MR_ORDER_PARTITION ==
+			       (int)MRI_SUBSCRIBE_PARTITION &&
+			   (int)MR_ORDER_UNORDERED == (int)MRI_SUBSCRIBE_UNORDERED,
+		       "one numbering of the modes");
 	mri_wbuf_init(&b);
-	mri_wbuf_put(&b, "{\"group\":", 9);
-	consumer__json_str(&b, s->group);
-	mri_wbuf_put(&b, ",\"topics\":[", 11);
-	for (size_t i = 0; i < s->ntopics; i++) {
-		if (i > 0)
-			mri_wbuf_u8(&b, ',');
-		consumer__json_str(&b, s->topics[i]);
-	}
-	mri_wbuf_put(&b, "],\"mode\":", 9);
-	consumer__json_str(&b, consumer__mode(s->opts.order));
-	consumer__json_int(&b, "ack_deadline_ms", s->opts.ack_deadline_ms);
-	consumer__json_int(&b, "credit", s->opts.credit);
-	mri_wbuf_put(&b, "}", 2); // with the NUL
+	mri_subscribe_encode(&b, &req);
+	mri_wbuf_u8(&b, '\0');
 	rc = b.err ? b.err : client__json_call(s->c, MRI_OP_SUBSCRIBE,
 					       (const char *)b.data, &json);
 	mri_wbuf_fini(&b);
 	if (rc == MR_OK) {
 		*credit = s->opts.credit;
-		rc      = consumer__parse_reply(json, session, credit);
+		rc      = mri_subscribe_reply_parse(json, strlen(json), session,
+						    credit);
 		if (rc != MR_OK)
 			client__set_last_error("SUBSCRIBE's reply has no "
 					       "session");

@@ -22,7 +22,7 @@
 #define CLIENT__HOLD_MS 50
 
 int
-client__remaining_ms(const struct cli_req *r)
+client__remaining_ms(const struct client_req *r)
 {
 	nng_time now = nng_clock();
 
@@ -35,7 +35,7 @@ client__remaining_ms(const struct cli_req *r)
  * an earlier request of the stream missing). @returns true if it will be
  * sent again. */
 bool
-client__pub_retry(struct cli_req *r, int nng_rv, bool sent, int status)
+client__pub_retry(struct client_req *r, int nng_rv, bool sent, int status)
 {
 	int delay;
 
@@ -70,8 +70,8 @@ client__pub_retry(struct cli_req *r, int nng_rv, bool sent, int status)
 void
 client__timer_cb(void *arg)
 {
-	struct cli_req *r  = arg;
-	int             rv = nng_aio_result(r->timer);
+	struct client_req *r  = arg;
+	int                rv = nng_aio_result(r->timer);
 
 	if (rv != 0)
 		client__pub_give_up(r, r->last_err, nng_strerror(rv), NULL);
@@ -82,7 +82,7 @@ client__timer_cb(void *arg)
 /* The outcome of a publish that gave up: unknown if any send of it may
  * have been carried out. */
 void
-client__pub_give_up(struct cli_req *r, int status, const char *why,
+client__pub_give_up(struct client_req *r, int status, const char *why,
 		    nng_msg *m)
 {
 	char buf[MRI_ERRMSG_MAX + 1];
@@ -111,7 +111,7 @@ client__pub_give_up(struct cli_req *r, int status, const char *why,
 
 /* Send (again) a publish's frame, with the stream's base as it is now. */
 void
-client__pub_send(struct cli_req *r)
+client__pub_send(struct client_req *r)
 {
 	mr_client         *c = r->c;
 	struct mri_pub_seq sq;
@@ -229,7 +229,7 @@ client__acks_fail(mr_ack *acks, size_t n, int status, const char *why)
 /* Fill the topic and id of failed acks from the request that failed, so
  * that a publisher can send those messages again under the same ids. */
 static void
-client__acks_name(mr_ack *acks, uint32_t n, const struct cli_call *r)
+client__acks_name(mr_ack *acks, uint32_t n, const struct client_call *r)
 {
 	struct mri_pub_view *v;
 	struct mri_frame_hdr h;
@@ -292,7 +292,7 @@ client__acks_decode(nng_msg *m, uint32_t want, mr_ack *acks, const char **why)
 }
 
 static void
-client__publish_done(const struct cli_call *r, int status, const char *why,
+client__publish_done(const struct client_call *r, int status, const char *why,
 		     nng_msg *m)
 {
 	mr_ack  stack[16];
@@ -320,7 +320,7 @@ int
 mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
 		 mr_publish_cb cb, void *arg)
 {
-	struct cli_req *r;
+	struct client_req *r;
 	struct mri_wbuf b;
 	int             rc;
 
@@ -347,7 +347,7 @@ mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
 	}
 	// The request owns b's bytes from here (client__finish frees them).
 	r->op       = MRI_OP_PUBLISH;
-	r->call     = (struct cli_call){client__publish_done, cb, arg,
+	r->call     = (struct client_call){client__publish_done, cb, arg,
 					(uint32_t)n, b.data, b.len, false};
 	r->deadline = nng_clock() + (nng_time)c->timeout_ms;
 	pthread_mutex_lock(&c->lock);

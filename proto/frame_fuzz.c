@@ -5,7 +5,9 @@
  * An input is a whole frame. Its header is checked, then its body goes to
  * the decoder of its op (PUBLISH, PUBLISH_ACK and ERROR from frame.h;
  * FETCH, FETCH_REPLY, SETTLE, SETTLE_REPLY and UNSUBSCRIBE from
- * consume.h). Every byte range a decoder returns is read, so that
+ * consume.h; SUBSCRIBE_REPLY's JSON reader from subscribe.h, and for
+ * SUBSCRIBE the JSON encoder, whose text with a session added must read
+ * back through that reader). Every byte range a decoder returns is read, so that
  * AddressSanitizer sees a view that points outside the input. Beyond not
  * crashing, a decoded body must encode back to the same bytes, and a
  * refusal must leave no output: either failure aborts.
@@ -18,6 +20,7 @@
 #include "mailroom/error.h"
 #include "proto/consume.h"
 #include "proto/frame.h"
+#include "proto/subscribe.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -406,6 +409,64 @@ frame_fuzz__unsubscribe(const uint8_t *body, size_t len)
 	mri_wbuf_fini(&b);
 }
 
+/* The reply's reader, on a copy of exactly \p len bytes: a credit it takes
+ * is in range. */
+static void
+frame_fuzz__subscribe_reply(const uint8_t *body, size_t len)
+{
+	char    *copy = malloc(len > 0 ? len : 1);
+	uint64_t session;
+	int      credit = -1;
+
+	if (copy == NULL)
+		return;
+	if (len > 0)
+		memcpy(copy, body, len);
+	if (mri_subscribe_reply_parse(copy, len, &session, &credit) == MR_OK &&
+	    credit != -1 && (credit < 1 || credit > MRI_FETCH_MAX_MSGS))
+		abort();
+	free(copy);
+}
+
+/* The body up to its first NUL as a group and a topic: encoded, then with
+ * a session added, the reply's reader must find that session. */
+static void
+frame_fuzz__subscribe(const uint8_t *body, size_t len)
+{
+	const uint8_t       *nul   = memchr(body, 0, len);
+	size_t               n     = nul ? (size_t)(nul - body) : len;
+	char                *name  = malloc(n + 1);
+	const char          *topics[1];
+	struct mri_subscribe s     = {0};
+	struct mri_wbuf      b;
+	uint64_t             session = 0;
+	int                  credit  = -1;
+
+	if (name == NULL)
+		return;
+	memcpy(name, body, n);
+	name[n]       = '\0';
+	topics[0]     = name;
+	s.group       = name;
+	s.topics      = topics;
+	s.ntopics     = 1;
+	s.mode        = (enum mri_subscribe_mode)(len % 3);
+	s.credit      = (uint32_t)(n % 7);
+	mri_wbuf_init(&b);
+	mri_subscribe_encode(&b, &s);
+	if (b.err == MR_OK && b.len > 0 && b.data[b.len - 1] == '}') {
+		b.len--;
+		mri_wbuf_put(&b, ",\"session\":42}", 15);
+	}
+	if (b.err == MR_OK &&
+	    (mri_subscribe_reply_parse((const char *)b.data, b.len, &session,
+				       &credit) != MR_OK ||
+	     session != 42 || credit != (s.credit ? (int)s.credit : -1)))
+		abort();
+	mri_wbuf_fini(&b);
+	free(name);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -446,6 +507,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case MRI_OP_UNSUBSCRIBE:
 		frame_fuzz__unsubscribe(body, hdr.body_len);
+		break;
+	case MRI_OP_SUBSCRIBE:
+		frame_fuzz__subscribe(body, hdr.body_len);
+		break;
+	case MRI_OP_SUBSCRIBE_REPLY:
+		frame_fuzz__subscribe_reply(body, hdr.body_len);
 		break;
 	default:
 		break;

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "envelope.h"
 #include "error.h"
 
 #ifdef __cplusplus
@@ -42,18 +43,6 @@ extern "C" {
 
 #define MR_DEFAULT_URL "tcp://127.0.0.1:7450"
 #define MR_ID_MAX 255
-
-/* The record headers of the envelope (docs/PROTOCOL.md). mailroomd sets
- * specversion and id; a publisher may set the others. */
-#define MR_HEADER_SPECVERSION "ce_specversion"
-#define MR_HEADER_ID "ce_id"
-#define MR_HEADER_SOURCE "ce_source"
-#define MR_HEADER_TYPE "ce_type"
-#define MR_HEADER_TIME "ce_time"
-#define MR_HEADER_CONTENT_TYPE "content-type"
-#define MR_HEADER_REPLY_TO "mr_reply_to"
-#define MR_HEADER_CORRELATION_ID "mr_correlation_id"
-#define MR_HEADER_ATTEMPT "mr_attempt"
 
 typedef struct mr_client mr_client;
 

@@ -9,6 +9,7 @@
 
 #include "mailroom/version.h"
 #include "mailroom/error.h"
+#include "mailroom/envelope.h"
 #include "mailroom/client.h"
 #include "mailroom/consumer.h"
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Fuzz the frame decoders (proto/frame_fuzz.c) with libFuzzer for a bounded
-# time. Builds the target with clang from the sources into a temporary
-# directory, fuzzes a temporary copy of tests/fuzz/corpus/frame, and leaves
-# the repository untouched.
+# Fuzz the frame decoders and SUBSCRIBE's JSON (proto/frame_fuzz.c) with
+# libFuzzer for a bounded time. Builds the target with clang from the
+# sources into a temporary directory, fuzzes a temporary copy of
+# tests/fuzz/corpus/frame, and leaves the repository untouched.
 #
 # Environment:
 #   MR_FUZZ_SECONDS  how long to fuzz (default 60)
@@ -60,7 +60,7 @@ fi
 log "building frame_fuzz with $cc"
 "$cc" "${flags[@]}" -I"$src" -I"$src/include" -I"$gen" \
     "$src/proto/frame_fuzz.c" "$src/proto/frame.c" "$src/proto/consume.c" \
-    "$src/core/error.c" \
+    "$src/proto/subscribe.c" "$src/core/error.c" \
     -o "$tmp/frame_fuzz"
 
 mkdir -p "$tmp/corpus" "$tmp/artifacts"

@@ -9,7 +9,7 @@
 #
 # The raw-frame cases (truncated, bad magic, versions, lengths, counts,
 # oversized frames) need a client that can send broken frames: they are the
-# "protocol" TCase of publish_api_test.c.
+# "protocol" TCase of publish_frames_test.c.
 #
 # Environment: MR_BINARY_DIR (mailroomd, mailroom).
 set -uo pipefail

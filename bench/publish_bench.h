@@ -1,0 +1,78 @@
+/*
+ * What the parts of publish_bench share (private to bench/): the options,
+ * the keys and the time stamp of the run, topic names and the latency
+ * summary. publish_bench.c has the options, the mailroom cases and main;
+ * publish_raw.c the raw librdkafka producer's cases.
+ *
+ * Thread safety: called from the main thread; the keys are written once,
+ * before any case starts.
+ */
+#ifndef MRB_PUBLISH_BENCH_H
+#define MRB_PUBLISH_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common.h"
+#include "mailroom/client.h"
+
+#define BENCH_NAME_W 34 /* the table's first column */
+#define BENCH_KEYS 1000
+#define BENCH_SYNC_MAX 20000 /* messages in the sync case */
+#define BENCH_PIPE_MAX 100000
+#define BENCH_WARMUP 200 /* latency samples dropped before measuring */
+#define BENCH_WAIT_MS 300000
+#define BENCH_ERR_MAX 512
+
+enum bench_mode { BENCH_MAILROOM = 1, BENCH_RAW = 2, BENCH_BOTH = 3 };
+
+struct bench_opts {
+	const char *brokers;
+	const char *url;
+	const char *topic;
+	long        count;
+	size_t      size;
+	int         batch;
+	int         inflight;
+	int         mode;
+	int         linger_ms;
+	int         samples;
+	int         repeat;
+	int         timeout_ms;
+	bool        raw_headers;
+	bool        throughput;
+};
+
+struct bench_latency {
+	int    n;
+	int    failed;
+	double p50, p90, p99, max, mean;
+};
+
+/* The run's keys ("key-<i>"), its start (in topic names) and its ce_time,
+ * set by publish_bench.c before the first case. */
+extern char      bench__keys[BENCH_KEYS][16];
+extern size_t    bench__key_len[BENCH_KEYS];
+extern long long bench__stamp;
+extern char      bench__ce_time[32];
+
+/** @brief A topic of its own for case \p name in \p out. */
+void bench__topic(const struct bench_opts *o, const char *name, char *out,
+		  size_t n);
+
+/** @brief Sort the \p n latencies in \p lat and summarise them in \p l. */
+void bench__summarise(double *lat, int n, struct bench_latency *l);
+
+/* publish_raw.c */
+
+/** @brief The raw case: o->count messages produced as fast as librdkafka
+ *         takes them, timed to the last delivery report. */
+void bench__raw_throughput(const struct bench_opts *o,
+			   struct bench_result *res);
+
+/** @brief The raw latency case: one message at a time, produce to delivery
+ *         report; fills \p lat (o->samples) and \p l. */
+void bench__raw_latency(const struct bench_opts *o, double *lat,
+			struct bench_latency *l);
+
+#endif
