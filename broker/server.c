@@ -21,8 +21,8 @@
 #include "mailroom/error.h"
 #include "proto/consume.h"
 #include "proto/frame.h"
-#include "mailroom/version.h"
 #include "server_internal.h"
+#include "status.h"
 
 // How long replies already handed to nng get to reach the wire at shutdown.
 #define SRV__LINGER_MS 200
@@ -117,69 +117,7 @@ srv__reply_json(struct srv_ctx *c, uint8_t op, json_t *body)
 	free(text);
 	srv__send(c);
 }
-/* ---- STATUS and ADMIN ------------------------------------------------- */
-
-static json_t *
-srv__status(struct mri_server *s)
-{
-	struct mri_publisher_stats ps;
-	json_t                    *st;
-	json_t                    *listeners = json_array();
-	json_t                    *kafka;
-
-	mri_publisher_stats(s->pub, &ps);
-	for (size_t i = 0; i < s->nurls; i++)
-		json_array_append_new(listeners, json_string(s->urls[i]));
-	kafka = json_pack("{s:s, s:b}", "bootstrap", s->bootstrap, "embedded",
-			  s->emb != NULL);
-	if (s->emb != NULL)
-		json_object_set_new(
-		    kafka, "warning",
-		    json_string("embedded in-memory Kafka (librdkafka's mock "
-				"cluster), for development only: nothing "
-				"survives a restart, and each partition keeps "
-				"only about its last 5 MB, silently dropping "
-				"older records"));
-	st = json_pack(
-	    "{s:s, s:i, s:o, s:o, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I}, "
-	    "s:{s:I, s:I, s:I, s:i}, s:{s:b, s:I, s:I, s:I}}",
-	    "version", MR_VERSION_STRING, "protocol", MRI_PROTO_VERSION,
-	    "kafka", kafka, "listeners", listeners, "uptime_s",
-	    (json_int_t)((srv__mono_ms() - (uint64_t)s->started_ms) / 1000),
-	    "inflight_requests", atomic_load(&s->busy), "publish", "requests",
-	    (json_int_t)atomic_load(&s->n_requests), "confirmed",
-	    (json_int_t)ps.confirmed, "failed", (json_int_t)ps.failed,
-	    "duplicates", (json_int_t)ps.duplicates, "refused_requests",
-	    (json_int_t)atomic_load(&s->n_refused), "producer", "confirmed",
-	    (json_int_t)ps.producer.confirmed, "recreations",
-	    (json_int_t)ps.producer.recreations, "resent",
-	    (json_int_t)ps.producer.resent, "outq", ps.producer.outq,
-	    "dedupe", "enabled", ps.dedupe_enabled, "window_ms",
-	    (json_int_t)ps.dedupe_window_ms, "entries",
-	    (json_int_t)ps.dedupe.entries, "evicted_early",
-	    (json_int_t)ps.dedupe.evicted_early);
-	if (st != NULL) {
-		struct mri_order_stats os;
-
-		mri_order_stats(s->order, &os);
-		json_object_set_new(
-		    st, "order",
-		    json_pack("{s:I, s:I, s:I}", "streams",
-			      (json_int_t)os.streams, "waiting",
-			      (json_int_t)os.parked, "refused",
-			      (json_int_t)os.expired));
-	}
-	if (st != NULL && s->consume != NULL) {
-		size_t subs, sessions;
-
-		mri_consume_counts(s->consume, &subs, &sessions);
-		json_object_set_new(st, "consume",
-				    json_pack("{s:I, s:I}", "subscriptions",
-					      (json_int_t)subs, "sessions",
-					      (json_int_t)sessions));
-	}
-	return st;
-}
+/* ---- ADMIN ------------------------------------------------------------ */
 
 struct srv_admin_job {
 	struct srv_ctx *c;
@@ -274,6 +212,7 @@ srv__dispatch(struct srv_ctx *c)
 	const char          *why;
 	int                  rc;
 	json_t              *st;
+	struct mri_status    status;
 
 	if (len > s->max_frame) {
 		char msg[200];
@@ -306,7 +245,8 @@ srv__dispatch(struct srv_ctx *c)
 		srv__publish(c, data + MRI_FRAME_HDR_LEN, h.body_len, h.flags);
 		break;
 	case MRI_OP_STATUS:
-		st = srv__status(s);
+		mri_server_status(s, &status);
+		st = mri_status_json(&status);
 		srv__reply_json(c, MRI_OP_STATUS_REPLY, st);
 		json_decref(st);
 		break;

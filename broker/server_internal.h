@@ -1,8 +1,8 @@
 /*
- * What the front door (broker/server.c: the request loop, STATUS, ADMIN,
- * consume ops, life) and its PUBLISH requests (broker/server_publish.c:
- * the frame, the order of a publisher's requests, the publisher's batch,
- * the reply) share: the server and its request contexts.
+ * What the front door (broker/server.c: the request loop, ADMIN, consume
+ * ops, life), its PUBLISH requests (broker/server_publish.c: the frame,
+ * the order of a publisher's requests, the publisher's batch, the reply)
+ * and STATUS (broker/status.c) share: the server and its request contexts.
  *
  * Thread safety: as broker/server.h; a context belongs to the thread that
  * completed its last nng operation, or to the thread handing it off.
