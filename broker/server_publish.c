@@ -110,8 +110,9 @@ srv__handoff(struct srv_ctx *c)
 
 	// One count for the batch, one for this hand-off: the batch may be
 	// done before submit returns, and c is needed until the turn passed.
+	// Cannot be refused: a decoded PUBLISH has 1 message or more.
 	atomic_store(&c->guard, 2);
-	mri_publish_submit(s->pub, &c->batch);
+	(void)mri_publish_submit(s->pub, &c->batch);
 	// The turn passes before the guard goes: once the reply is on its
 	// way, c serves another request.
 	if (c->sequenced)
