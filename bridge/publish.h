@@ -41,8 +41,10 @@
  * at a time. The done callback is called exactly once per submitted
  * batch, when every record has its result: on the producer's thread, or
  * on the thread of a submit (this one, or another whose failed record a
- * duplicate waited on), possibly before mri_publish_submit returns. It is
- * never called with a publisher lock held, so it may submit again.
+ * duplicate waited on), possibly before mri_publish_submit returns. It
+ * must not call into the publisher (submit, drain, stats): the producer
+ * may hold its handle's lock then (while it replaces a failed handle).
+ * Work that publishes again goes to a thread of its own.
  */
 #ifndef MRI_PUBLISH_H
 #define MRI_PUBLISH_H
