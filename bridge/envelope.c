@@ -53,60 +53,72 @@ static const char *const envelope__placed[] = {
 	(sizeof(envelope__placed) / sizeof(envelope__placed[0]))
 
 int
-mri_envelope_headers(const struct mri_pub_view *m, const char *id,
-		     size_t id_len, const struct mri_envelope_defaults *d,
-		     rd_kafka_headers_t **out, const char **why)
+mri_envelope_make(const struct mri_hdr_view *hs, uint16_t n, const char *id,
+		  size_t id_len, const struct mri_envelope_defaults *d,
+		  rd_kafka_headers_t **out, const char **why)
 {
-	rd_kafka_headers_t *hs;
-	struct mri_hdr_view h, given[ENVELOPE__NPLACED];
+	rd_kafka_headers_t *hs_out;
 	int                 at[ENVELOPE__NPLACED]; /* index given, or -1 */
 	const char         *defs[ENVELOPE__NPLACED] = {d->source, d->type,
 							d->time,
 							d->content_type};
-	const uint8_t      *pos;
 
 	for (size_t k = 0; k < ENVELOPE__NPLACED; k++)
 		at[k] = -1;
-	pos = m->hdrs;
-	for (uint16_t i = 0; i < m->hdr_count; i++) {
-		mri_pub_next_hdr(&pos, &h);
-		if (envelope__is(&h, MRI_H_SPECVERSION) ||
-		    envelope__is(&h, MRI_H_ID)) {
+	for (uint16_t i = 0; i < n; i++) {
+		if (envelope__is(&hs[i], MRI_H_SPECVERSION) ||
+		    envelope__is(&hs[i], MRI_H_ID)) {
 			*why = "ce_specversion and ce_id are set by mailroomd: "
 			       "give the id in the message's id field";
 			return MR_EINVAL;
 		}
 		for (size_t k = 0; k < ENVELOPE__NPLACED; k++)
-			if (at[k] < 0 && envelope__is(&h, envelope__placed[k])) {
-				at[k]    = i;
-				given[k] = h;
+			if (at[k] < 0 &&
+			    envelope__is(&hs[i], envelope__placed[k])) {
+				at[k] = i;
 				break;
 			}
 	}
 
-	hs = rd_kafka_headers_new((size_t)m->hdr_count + 6);
-	rd_kafka_header_add(hs, MRI_H_SPECVERSION, -1, MRI_CE_SPECVERSION, 3);
-	rd_kafka_header_add(hs, MRI_H_ID, -1, id, (ssize_t)id_len);
+	hs_out = rd_kafka_headers_new((size_t)n + 6);
+	rd_kafka_header_add(hs_out, MRI_H_SPECVERSION, -1, MRI_CE_SPECVERSION,
+			    3);
+	rd_kafka_header_add(hs_out, MRI_H_ID, -1, id, (ssize_t)id_len);
 	for (size_t k = 0; k < ENVELOPE__NPLACED; k++) {
 		if (at[k] >= 0)
-			rd_kafka_header_add(hs, given[k].name, given[k].name_len,
-					    given[k].value,
-					    (ssize_t)given[k].value_len);
+			rd_kafka_header_add(hs_out, hs[at[k]].name,
+					    hs[at[k]].name_len, hs[at[k]].value,
+					    (ssize_t)hs[at[k]].value_len);
 		else if (defs[k] != NULL && defs[k][0] != '\0')
-			rd_kafka_header_add(hs, envelope__placed[k], -1,
+			rd_kafka_header_add(hs_out, envelope__placed[k], -1,
 					    defs[k], -1);
 	}
-	pos = m->hdrs;
-	for (int i = 0; i < (int)m->hdr_count; i++) {
+	for (int i = 0; i < (int)n; i++) {
 		bool placed = false;
 
-		mri_pub_next_hdr(&pos, &h);
 		for (size_t k = 0; k < ENVELOPE__NPLACED && !placed; k++)
 			placed = at[k] == i;
 		if (!placed)
-			rd_kafka_header_add(hs, h.name, h.name_len, h.value,
-					    (ssize_t)h.value_len);
+			rd_kafka_header_add(hs_out, hs[i].name, hs[i].name_len,
+					    hs[i].value,
+					    (ssize_t)hs[i].value_len);
 	}
-	*out = hs;
+	*out = hs_out;
 	return MR_OK;
+}
+
+int
+mri_envelope_headers(const struct mri_pub_view *m, const char *id,
+		     size_t id_len, const struct mri_envelope_defaults *d,
+		     rd_kafka_headers_t **out, const char **why)
+{
+	struct mri_hdr_view hs[MRI_HDR_COUNT_MAX];
+	const uint8_t      *pos = m->hdrs;
+	uint16_t            n   = m->hdr_count;
+
+	if (n > MRI_HDR_COUNT_MAX)
+		n = MRI_HDR_COUNT_MAX; /* the decoder refuses more */
+	for (uint16_t i = 0; i < n; i++)
+		mri_pub_next_hdr(&pos, &hs[i]);
+	return mri_envelope_make(hs, n, id, id_len, d, out, why);
 }

@@ -42,13 +42,21 @@ void mri_time_fmt(long long ms, char out[MRI_TIME_STRLEN + 1]);
 int mri_envelope_id_valid(const char *id, size_t len);
 
 /**
- * @brief Build the headers of the record for \p m, whose message id is
- *        \p id (the publisher's, or one assigned to it).
+ * @brief Build the headers of a record whose message id is \p id (the
+ *        publisher's, or one assigned to it) from the publisher's \p n
+ *        headers \p hs (borrowed, read during the call only).
  * @returns MR_OK and *out (new: rd_kafka_headers_destroy it, or hand it to
  *          the producer), or MR_EINVAL with a static sentence in \p why when
  *          the publisher set a header that only mailroomd sets
  *          (ce_specversion, ce_id).
  */
+int mri_envelope_make(const struct mri_hdr_view *hs, uint16_t n,
+		      const char *id, size_t id_len,
+		      const struct mri_envelope_defaults *d,
+		      rd_kafka_headers_t **out, const char **why);
+
+/** @brief mri_envelope_make with the headers of a decoded PUBLISH message
+ *         \p m (borrowed). */
 int mri_envelope_headers(const struct mri_pub_view          *m,
 			 const char *id, size_t id_len,
 			 const struct mri_envelope_defaults *d,

@@ -250,6 +250,8 @@ producer__produce(struct mri_producer *p, struct mri_pmsg *m)
 
 	err = rd_kafka_producev(
 	    p->rk, RD_KAFKA_V_TOPIC(m->topic),
+	    RD_KAFKA_V_PARTITION(m->has_partition ? m->partition
+						  : RD_KAFKA_PARTITION_UA),
 	    RD_KAFKA_V_KEY(m->has_key ? (m->key ? m->key : "") : NULL,
 			   m->has_key ? m->key_len : 0),
 	    RD_KAFKA_V_VALUE((void *)(m->payload ? m->payload : ""),

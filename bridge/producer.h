@@ -40,6 +40,8 @@ struct mri_pmsg {
 	size_t              payload_len;
 	rd_kafka_headers_t *hdrs;
 	void               *opaque;
+	bool                has_partition; /* else by key (partitioner) */
+	int32_t             partition;
 	/* producer-owned */
 	int                 resends;
 	uint64_t            order; /* when it was sent: resends keep it */

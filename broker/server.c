@@ -14,16 +14,15 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "admin.h"
-#include "bridge/producer.h"
 #include "config.h"
 #include "consume.h"
 #include "core/log.h"
 #include "embedded.h"
 #include "mailroom/error.h"
-#include "mailroom/version.h"
 #include "proto/consume.h"
 #include "proto/frame.h"
 #include "server_internal.h"
+#include "status.h"
 
 // How long replies already handed to nng get to reach the wire at shutdown.
 #define SRV__LINGER_MS 200
@@ -55,9 +54,6 @@ srv__request_free(struct srv_ctx *c)
 {
 	struct srv_topic *t, *n;
 
-	for (uint32_t i = 0; c->slots && i < c->count; i++)
-		if (c->slots[i].pm.hdrs)
-			rd_kafka_headers_destroy(c->slots[i].pm.hdrs);
 	free(c->views);
 	for (t = c->topics; t != NULL; t = n) {
 		n = t->next;
@@ -121,75 +117,7 @@ srv__reply_json(struct srv_ctx *c, uint8_t op, json_t *body)
 	free(text);
 	srv__send(c);
 }
-/* ---- STATUS and ADMIN ------------------------------------------------- */
-
-static json_t *
-srv__status(struct mri_server *s)
-{
-	struct mri_producer_stats ps;
-	struct mri_dedupe_stats   ds = {0};
-	json_t                   *st;
-	json_t                   *listeners = json_array();
-	json_t                   *kafka;
-
-	mri_producer_stats(s->prod, &ps);
-	if (s->dedupe) {
-		pthread_mutex_lock(&s->dlock);
-		mri_dedupe_stats(s->dedupe, &ds);
-		pthread_mutex_unlock(&s->dlock);
-	}
-	for (size_t i = 0; i < s->nurls; i++)
-		json_array_append_new(listeners, json_string(s->urls[i]));
-	kafka = json_pack("{s:s, s:b}", "bootstrap", s->bootstrap, "embedded",
-			  s->emb != NULL);
-	if (s->emb != NULL)
-		json_object_set_new(
-		    kafka, "warning",
-		    json_string("embedded in-memory Kafka (librdkafka's mock "
-				"cluster), for development only: nothing "
-				"survives a restart, and each partition keeps "
-				"only about its last 5 MB, silently dropping "
-				"older records"));
-	st = json_pack(
-	    "{s:s, s:i, s:o, s:o, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I}, "
-	    "s:{s:I, s:I, s:I, s:i}, s:{s:b, s:I, s:I, s:I}}",
-	    "version", MR_VERSION_STRING, "protocol", MRI_PROTO_VERSION,
-	    "kafka", kafka, "listeners", listeners, "uptime_s",
-	    (json_int_t)((srv__mono_ms() - (uint64_t)s->started_ms) / 1000),
-	    "inflight_requests", atomic_load(&s->busy), "publish", "requests",
-	    (json_int_t)atomic_load(&s->n_requests), "confirmed",
-	    (json_int_t)atomic_load(&s->n_confirmed), "failed",
-	    (json_int_t)atomic_load(&s->n_failed), "duplicates",
-	    (json_int_t)atomic_load(&s->n_duplicates), "refused_requests",
-	    (json_int_t)atomic_load(&s->n_refused), "producer", "confirmed",
-	    (json_int_t)ps.confirmed, "recreations",
-	    (json_int_t)ps.recreations, "resent", (json_int_t)ps.resent,
-	    "outq", ps.outq, "dedupe", "enabled", s->dedupe != NULL,
-	    "window_ms", (json_int_t)s->dedupe_window_ms, "entries",
-	    (json_int_t)ds.entries, "evicted_early",
-	    (json_int_t)ds.evicted_early);
-	if (st != NULL) {
-		struct mri_order_stats os;
-
-		mri_order_stats(s->order, &os);
-		json_object_set_new(
-		    st, "order",
-		    json_pack("{s:I, s:I, s:I}", "streams",
-			      (json_int_t)os.streams, "waiting",
-			      (json_int_t)os.parked, "refused",
-			      (json_int_t)os.expired));
-	}
-	if (st != NULL && s->consume != NULL) {
-		size_t subs, sessions;
-
-		mri_consume_counts(s->consume, &subs, &sessions);
-		json_object_set_new(st, "consume",
-				    json_pack("{s:I, s:I}", "subscriptions",
-					      (json_int_t)subs, "sessions",
-					      (json_int_t)sessions));
-	}
-	return st;
-}
+/* ---- ADMIN ------------------------------------------------------------ */
 
 struct srv_admin_job {
 	struct srv_ctx *c;
@@ -284,6 +212,7 @@ srv__dispatch(struct srv_ctx *c)
 	const char          *why;
 	int                  rc;
 	json_t              *st;
+	struct mri_status    status;
 
 	if (len > s->max_frame) {
 		char msg[200];
@@ -316,7 +245,8 @@ srv__dispatch(struct srv_ctx *c)
 		srv__publish(c, data + MRI_FRAME_HDR_LEN, h.body_len, h.flags);
 		break;
 	case MRI_OP_STATUS:
-		st = srv__status(s);
+		mri_server_status(s, &status);
+		st = mri_status_json(&status);
 		srv__reply_json(c, MRI_OP_STATUS_REPLY, st);
 		json_decref(st);
 		break;
@@ -436,29 +366,51 @@ srv__consume_new(struct mri_server *s, const struct mri_config *cfg,
 	return rc;
 }
 
+/* The publish side: the publisher, its producer's settings given as
+ * plain values. */
+static int
+srv__publisher_new(struct mri_server *s, const struct mri_config *cfg,
+		   const char *bootstrap, char *errstr, size_t errstr_size)
+{
+	struct mri_publisher_conf pc = {
+	    .bootstrap          = bootstrap,
+	    .client_id          = "mailroomd",
+	    .linger_ms          = cfg->linger_ms,
+	    .message_timeout_ms = cfg->message_timeout_ms,
+	    .message_max_bytes  = cfg->message_max_bytes,
+	    .rdk_names          = cfg->rdk_names,
+	    .rdk_values         = cfg->rdk_values,
+	    .rdk_count          = cfg->rdk_count,
+	    .dedupe_window_ms   = (uint64_t)cfg->dedupe_window_ms,
+	    .dedupe_max_entries = (size_t)cfg->dedupe_max_entries,
+	    .ce_source          = cfg->ce_source,
+	    .ce_type            = cfg->ce_type,
+	};
+	int rc;
+
+	rc = mri_publisher_new(&s->pub, &pc, errstr, errstr_size);
+	if (rc == MR_OK)
+		s->prod = mri_publisher_producer(s->pub);
+	return rc;
+}
+
 int
 mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 	       const char *bootstrap, struct mri_embedded *emb, char *errstr,
 	       size_t errstr_size)
 {
 	struct mri_server *s;
-	rd_kafka_conf_t   *conf;
-	char               buf[64];
 	int                rc;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return MR_ENOMEM;
-	pthread_mutex_init(&s->dlock, NULL);
-	pthread_mutex_init(&s->cfg_lock, NULL);
 	s->emb              = emb;
 	s->bootstrap        = strdup(bootstrap);
 	s->max_frame        = (size_t)cfg->max_frame_bytes;
 	s->fault_injection  = cfg->fault_injection;
 	s->admin_timeout_ms = 15000;
 	s->started_ms       = (int64_t)srv__mono_ms();
-	s->dedupe_window_ms = (uint64_t)cfg->dedupe_window_ms;
 	s->nctx             = (size_t)cfg->max_inflight;
-	mri_server_reload(s, cfg);
 	if (srv__split_urls(s, cfg->listen) != MR_OK) {
 		mri_server_free(s);
 		return MR_ENOMEM;
@@ -470,12 +422,6 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 		mri_server_free(s);
 		return MR_ENOMEM;
 	}
-	if (cfg->dedupe_window_ms > 0 &&
-	    mri_dedupe_new(&s->dedupe, (uint64_t)cfg->dedupe_window_ms,
-			   (size_t)cfg->dedupe_max_entries) != MR_OK) {
-		mri_server_free(s);
-		return MR_ENOMEM;
-	}
 
 	if ((rc = srv__consume_new(s, cfg, bootstrap, errstr, errstr_size)) !=
 	    MR_OK) {
@@ -483,29 +429,8 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 		return rc;
 	}
 
-	conf = rd_kafka_conf_new();
-#define SRV_SET(k, v)                                                         \
-	if (rd_kafka_conf_set(conf, k, v, errstr, errstr_size) !=             \
-	    RD_KAFKA_CONF_OK)                                                 \
-		goto conf_fail;
-	SRV_SET("bootstrap.servers", bootstrap);
-	SRV_SET("client.id", "mailroomd");
-	snprintf(buf, sizeof(buf), "%lld", cfg->linger_ms);
-	SRV_SET("linger.ms", buf);
-	snprintf(buf, sizeof(buf), "%lld", cfg->message_timeout_ms);
-	SRV_SET("message.timeout.ms", buf);
-	snprintf(buf, sizeof(buf), "%lld", cfg->message_max_bytes);
-	SRV_SET("message.max.bytes", buf);
-	SRV_SET("queue.buffering.max.messages", "0");
-	SRV_SET("queue.buffering.max.kbytes", "2097151");
-	SRV_SET("topic.metadata.propagation.max.ms", "5000");
-	for (size_t i = 0; i < cfg->rdk_count; i++)
-		SRV_SET(cfg->rdk_names[i], cfg->rdk_values[i]);
-#undef SRV_SET
-	rc = mri_producer_new(&s->prod, conf, srv__on_report, s, errstr,
-			      errstr_size);
+	rc = srv__publisher_new(s, cfg, bootstrap, errstr, errstr_size);
 	if (rc != MR_OK) {
-		rd_kafka_conf_destroy(conf);
 		mri_server_free(s);
 		return rc;
 	}
@@ -526,11 +451,6 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 				: SRV__RECV_FLOOR);
 	*out = s;
 	return MR_OK;
-
-conf_fail:
-	rd_kafka_conf_destroy(conf);
-	mri_server_free(s);
-	return MR_ECONFIG;
 }
 
 static int
@@ -598,10 +518,7 @@ mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size)
 void
 mri_server_reload(struct mri_server *s, const struct mri_config *cfg)
 {
-	pthread_mutex_lock(&s->cfg_lock);
-	snprintf(s->ce_source, sizeof(s->ce_source), "%s", cfg->ce_source);
-	snprintf(s->ce_type, sizeof(s->ce_type), "%s", cfg->ce_type);
-	pthread_mutex_unlock(&s->cfg_lock);
+	mri_publisher_set_envelope(s->pub, cfg->ce_source, cfg->ce_type);
 }
 
 static void
@@ -666,7 +583,8 @@ mri_server_free(struct mri_server *s)
 	if (s->order != NULL)
 		srv__refuse_parked(mri_order_expire(s->order, UINT64_MAX, 0),
 				   MR_ESHUTDOWN, "mailroomd stopped");
-	mri_producer_free(s->prod);
+	mri_publisher_free(s->pub);
+	s->prod = NULL;
 	if (nng_socket_id(s->sock) > 0)
 		nng_close(s->sock);
 	for (size_t i = 0; s->ctxs && i < s->nctx; i++) {
@@ -678,12 +596,9 @@ mri_server_free(struct mri_server *s)
 		}
 		srv__request_free(c);
 		mri_wbuf_fini(&c->out);
-		free(c->slots);
-		free(c->send);
-		free(c->rcs);
-		free(c->whys);
+		free(c->batch.recs);
+		free(c->hdrs);
 	}
-	mri_dedupe_free(s->dedupe);
 	if (s->sweep != NULL)
 		nng_aio_free(s->sweep);
 	mri_order_free(s->order);
@@ -693,7 +608,5 @@ mri_server_free(struct mri_server *s)
 	free(s->listeners);
 	free(s->ctxs);
 	free(s->bootstrap);
-	pthread_mutex_destroy(&s->dlock);
-	pthread_mutex_destroy(&s->cfg_lock);
 	free(s);
 }

@@ -1,8 +1,8 @@
 /*
- * What the front door (broker/server.c: the request loop, STATUS, ADMIN,
- * consume ops, life) and its PUBLISH pipeline (broker/server_publish.c:
- * envelope, dedupe, the order of a publisher's requests, the producer)
- * share: the server and its request contexts.
+ * What the front door (broker/server.c: the request loop, ADMIN, consume
+ * ops, life), its PUBLISH requests (broker/server_publish.c: the frame,
+ * the order of a publisher's requests, the publisher's batch, the reply)
+ * and STATUS (broker/status.c) share: the server and its request contexts.
  *
  * Thread safety: as broker/server.h; a context belongs to the thread that
  * completed its last nng operation, or to the thread handing it off.
@@ -18,9 +18,7 @@
 
 #include <nng/nng.h>
 
-#include "bridge/dedupe.h"
-#include "bridge/producer.h"
-#include "core/uuid7.h"
+#include "bridge/publish.h"
 #include "order.h"
 #include "proto/frame.h"
 
@@ -40,79 +38,53 @@ struct srv_topic {
 	char              name[];
 };
 
-struct srv_ctx;
-
-/* One message of a PUBLISH request. */
-struct srv_slot {
-	struct mri_dedupe_waiter waiter; /* first: a waiter is its slot */
-	struct srv_ctx          *c;
-	struct mri_pmsg          pm;
-	struct mri_dedupe_entry *dentry; /* the entry this slot writes */
-	const char              *id;
-	uint8_t                  id_len;
-	uint8_t                  flags;
-	uint8_t                  waiting; /* a duplicate waiting on another */
-	uint16_t                 status;
-	int32_t                  partition;
-	int64_t                  offset;
-	const char              *why;
-	char                     idbuf[MRI_UUID_STRLEN + 1];
-};
-
 struct srv_ctx {
-	struct mri_server   *s;
-	nng_ctx              ctx;
-	nng_aio             *aio;
-	enum srv_state       state;
-	nng_msg             *req;
-	struct mri_pub_view *views;
-	bool                 sequenced; /* oitem is in the order */
+	struct mri_server    *s;
+	nng_ctx               ctx;
+	nng_aio              *aio;
+	enum srv_state        state;
+	nng_msg              *req;
+	struct mri_pub_view  *views;
+	bool                  sequenced; /* oitem is in the order */
 	struct mri_order_item oitem;
-	size_t               nsend;
-	struct srv_slot     *slots; /* kept from request to request */
-	uint32_t             slots_cap;
-	struct mri_pmsg    **send;  /* likewise, with rcs and whys */
-	int                 *rcs;
-	const char         **whys;
-	uint32_t             count;
-	atomic_uint          pending;
-	struct srv_topic    *topics;
-	struct mri_wbuf      out;
+	/* A PUBLISH's records and their headers, kept from request to
+	 * request so that a steady stream allocates nothing here. */
+	struct mri_pub_batch  batch;
+	uint32_t              recs_cap;
+	struct mri_hdr_view  *hdrs;
+	size_t                hdrs_cap;
+	uint32_t              count;
+	/* The reply goes when both the batch and its hand-off are done. */
+	atomic_uint           guard;
+	struct srv_topic     *topics;
+	struct mri_wbuf       out;
 };
 
 struct mri_server {
-	nng_socket           sock;
-	nng_listener        *listeners;
-	char               **urls;
-	size_t               nurls;
-	struct srv_ctx      *ctxs;
-	size_t               nctx;
-	struct mri_producer *prod;
-	struct mri_consume  *consume;
-	struct mri_embedded *emb;
-	char                *bootstrap;
-	pthread_mutex_t      dlock;
-	struct mri_dedupe   *dedupe; /* NULL: disabled */
-	struct mri_order_table    *order;
-	uint64_t             order_wait_ms;
-	nng_aio             *sweep;
-	atomic_int           stopping;
-	uint64_t             dedupe_window_ms;
-	pthread_mutex_t      cfg_lock;
-	char                 ce_source[256];
-	char                 ce_type[256];
-	size_t               max_frame;
-	bool                 fault_injection;
-	int                  admin_timeout_ms;
-	atomic_int           draining;
-	atomic_int           busy;
-	atomic_int           admins;
-	int64_t              started_ms;
-	atomic_ullong        n_requests;
-	atomic_ullong        n_confirmed;
-	atomic_ullong        n_failed;
-	atomic_ullong        n_duplicates;
-	atomic_ullong        n_refused;
+	nng_socket              sock;
+	nng_listener           *listeners;
+	char                  **urls;
+	size_t                  nurls;
+	struct srv_ctx         *ctxs;
+	size_t                  nctx;
+	struct mri_publisher   *pub;
+	struct mri_producer    *prod; /* the publisher's, borrowed */
+	struct mri_consume     *consume;
+	struct mri_embedded    *emb;
+	char                   *bootstrap;
+	struct mri_order_table *order;
+	uint64_t                order_wait_ms;
+	nng_aio                *sweep;
+	atomic_int              stopping;
+	size_t                  max_frame;
+	bool                    fault_injection;
+	int                     admin_timeout_ms;
+	atomic_int              draining;
+	atomic_int              busy;
+	atomic_int              admins;
+	int64_t                 started_ms;
+	atomic_ullong           n_requests;
+	atomic_ullong           n_refused;
 };
 
 /* The clocks: monotonic for waits, wall for ce_time. */
@@ -126,11 +98,9 @@ void srv__reply_error(struct srv_ctx *c, int code, const char *why);
 
 /* ---- broker/server_publish.c ---- */
 
-/* A PUBLISH request: decode, envelope, wait for its turn, hand off. */
+/* A PUBLISH request: decode, prepare, wait for its turn, submit. */
 void srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len,
 		  uint16_t flags);
-/* The producer's reports: on the producer's thread. */
-void srv__on_report(void *arg, struct mri_presult *r, size_t n);
 /* The sweep aio's callback: refuses requests that waited in vain. */
 void srv__sweep_cb(void *arg);
 /* Refuse requests taken back from the order: nothing of them was handed

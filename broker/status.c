@@ -1,0 +1,107 @@
+/*
+ * The status snapshot (broker/status.h): collected from the server's parts,
+ * rendered as STATUS's JSON.
+ */
+#include "status.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "consume.h"
+#include "mailroom/version.h"
+#include "server_internal.h"
+
+#define STATUS__EMBEDDED_WARNING                                              \
+	"embedded in-memory Kafka (librdkafka's mock cluster), for "          \
+	"development only: nothing survives a restart, and each partition "   \
+	"keeps only about its last 5 MB, silently dropping older records"
+
+void
+mri_server_status(struct mri_server *s, struct mri_status *st)
+{
+	struct mri_publisher_stats ps;
+	struct mri_order_stats     os;
+
+	memset(st, 0, sizeof(*st));
+	mri_publisher_stats(s->pub, &ps);
+	st->version         = MR_VERSION_STRING;
+	st->protocol        = MRI_PROTO_VERSION;
+	st->kafka.bootstrap = s->bootstrap;
+	st->kafka.embedded  = s->emb != NULL;
+	st->kafka.warning   = s->emb != NULL ? STATUS__EMBEDDED_WARNING : NULL;
+	st->listeners       = s->urls;
+	st->nlisteners      = s->nurls;
+	st->uptime_s = (srv__mono_ms() - (uint64_t)s->started_ms) / 1000;
+	st->inflight_requests        = atomic_load(&s->busy);
+	st->publish.requests         = atomic_load(&s->n_requests);
+	st->publish.confirmed        = ps.confirmed;
+	st->publish.failed           = ps.failed;
+	st->publish.duplicates       = ps.duplicates;
+	st->publish.refused_requests = atomic_load(&s->n_refused);
+	st->producer.confirmed       = ps.producer.confirmed;
+	st->producer.recreations     = ps.producer.recreations;
+	st->producer.resent          = ps.producer.resent;
+	st->producer.outq            = ps.producer.outq;
+	st->dedupe.enabled           = ps.dedupe_enabled;
+	st->dedupe.window_ms         = ps.dedupe_window_ms;
+	st->dedupe.entries           = ps.dedupe.entries;
+	st->dedupe.evicted_early     = ps.dedupe.evicted_early;
+	mri_order_stats(s->order, &os);
+	st->order.streams = os.streams;
+	st->order.waiting = os.parked;
+	st->order.refused = os.expired;
+	if (s->consume != NULL) {
+		st->has_consume = true;
+		mri_consume_counts(s->consume, &st->consume.subscriptions,
+				   &st->consume.sessions);
+	}
+}
+
+json_t *
+mri_status_json(const struct mri_status *st)
+{
+	json_t *o, *listeners, *kafka;
+
+	if ((listeners = json_array()) == NULL)
+		return NULL;
+	for (size_t i = 0; i < st->nlisteners; i++)
+		json_array_append_new(listeners, json_string(st->listeners[i]));
+	kafka = json_pack("{s:s, s:b}", "bootstrap", st->kafka.bootstrap,
+			  "embedded", st->kafka.embedded);
+	if (kafka != NULL && st->kafka.warning != NULL)
+		json_object_set_new(kafka, "warning",
+				    json_string(st->kafka.warning));
+	// json_pack's "o" takes the references, also when it fails.
+	o = json_pack(
+	    "{s:s, s:i, s:o, s:o, s:I, s:i, s:{s:I, s:I, s:I, s:I, s:I}, "
+	    "s:{s:I, s:I, s:I, s:i}, s:{s:b, s:I, s:I, s:I}}",
+	    "version", st->version, "protocol", st->protocol, "kafka", kafka,
+	    "listeners", listeners, "uptime_s", (json_int_t)st->uptime_s,
+	    "inflight_requests", st->inflight_requests, "publish", "requests",
+	    (json_int_t)st->publish.requests, "confirmed",
+	    (json_int_t)st->publish.confirmed, "failed",
+	    (json_int_t)st->publish.failed, "duplicates",
+	    (json_int_t)st->publish.duplicates, "refused_requests",
+	    (json_int_t)st->publish.refused_requests, "producer", "confirmed",
+	    (json_int_t)st->producer.confirmed, "recreations",
+	    (json_int_t)st->producer.recreations, "resent",
+	    (json_int_t)st->producer.resent, "outq", st->producer.outq,
+	    "dedupe", "enabled", st->dedupe.enabled, "window_ms",
+	    (json_int_t)st->dedupe.window_ms, "entries",
+	    (json_int_t)st->dedupe.entries, "evicted_early",
+	    (json_int_t)st->dedupe.evicted_early);
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "order",
+			    json_pack("{s:I, s:I, s:I}", "streams",
+				      (json_int_t)st->order.streams, "waiting",
+				      (json_int_t)st->order.waiting, "refused",
+				      (json_int_t)st->order.refused));
+	if (st->has_consume)
+		json_object_set_new(
+		    o, "consume",
+		    json_pack("{s:I, s:I}", "subscriptions",
+			      (json_int_t)st->consume.subscriptions,
+			      "sessions", (json_int_t)st->consume.sessions));
+	return o;
+}

@@ -1,0 +1,117 @@
+/*
+ * The STATUS JSON rendered from a status snapshot: every key, in its
+ * place, with its value (cli/status.c and the integration tests read
+ * them).
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "broker/status.h"
+
+static char *const status_test__urls[] = {"tcp://127.0.0.1:7800",
+					  "ipc:///tmp/m.sock"};
+
+static struct mri_status
+status_test__snapshot(void)
+{
+	struct mri_status st;
+
+	memset(&st, 0, sizeof(st));
+	st.version                  = "9.8.7";
+	st.protocol                 = 3;
+	st.kafka.bootstrap          = "localhost:9092";
+	st.listeners                = status_test__urls;
+	st.nlisteners               = 2;
+	st.uptime_s                 = 12;
+	st.inflight_requests        = 4;
+	st.publish.requests         = 100;
+	st.publish.confirmed        = 900;
+	st.publish.failed           = 7;
+	st.publish.duplicates       = 5;
+	st.publish.refused_requests = 2;
+	st.producer.confirmed       = 895;
+	st.producer.recreations     = 1;
+	st.producer.resent          = 30;
+	st.producer.outq            = 6;
+	st.dedupe.enabled           = true;
+	st.dedupe.window_ms         = 120000;
+	st.dedupe.entries           = 40;
+	st.dedupe.evicted_early     = 3;
+	st.order.streams            = 8;
+	st.order.waiting            = 1;
+	st.order.refused            = 9;
+	return st;
+}
+
+static void
+status_test__expect(const struct mri_status *st, const char *want)
+{
+	json_t *o = mri_status_json(st);
+	char   *text;
+
+	ck_assert_ptr_nonnull(o);
+	text = json_dumps(o, JSON_COMPACT);
+	ck_assert_str_eq(text, want);
+	free(text);
+	json_decref(o);
+}
+
+#define STATUS_TEST__PUBLISH                                                  \
+	"\"listeners\":[\"tcp://127.0.0.1:7800\",\"ipc:///tmp/m.sock\"],"     \
+	"\"uptime_s\":12,\"inflight_requests\":4,"                            \
+	"\"publish\":{\"requests\":100,\"confirmed\":900,\"failed\":7,"       \
+	"\"duplicates\":5,\"refused_requests\":2},"                           \
+	"\"producer\":{\"confirmed\":895,\"recreations\":1,\"resent\":30,"    \
+	"\"outq\":6},"                                                        \
+	"\"dedupe\":{\"enabled\":true,\"window_ms\":120000,\"entries\":40,"   \
+	"\"evicted_early\":3},"                                               \
+	"\"order\":{\"streams\":8,\"waiting\":1,\"refused\":9}"
+
+START_TEST(test_kafka)
+{
+	struct mri_status st = status_test__snapshot();
+
+	status_test__expect(
+	    &st, "{\"version\":\"9.8.7\",\"protocol\":3,"
+		 "\"kafka\":{\"bootstrap\":\"localhost:9092\","
+		 "\"embedded\":false}," STATUS_TEST__PUBLISH "}");
+}
+END_TEST
+
+START_TEST(test_embedded_and_consume)
+{
+	struct mri_status st = status_test__snapshot();
+
+	st.kafka.embedded              = true;
+	st.kafka.warning               = "in memory";
+	st.has_consume                 = true;
+	st.consume.subscriptions       = 2;
+	st.consume.sessions            = 5;
+	status_test__expect(
+	    &st, "{\"version\":\"9.8.7\",\"protocol\":3,"
+		 "\"kafka\":{\"bootstrap\":\"localhost:9092\","
+		 "\"embedded\":true,\"warning\":\"in memory\"}," STATUS_TEST__PUBLISH
+		 ",\"consume\":{\"subscriptions\":2,\"sessions\":5}}");
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite   *s  = suite_create("status");
+	TCase   *tc = tcase_create("status");
+	SRunner *r;
+	int      failed;
+
+	tcase_add_test(tc, test_kafka);
+	tcase_add_test(tc, test_embedded_and_consume);
+	suite_add_tcase(s, tc);
+	r = srunner_create(s);
+	srunner_run_all(r, CK_ENV);
+	failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed ? 1 : 0;
+}
