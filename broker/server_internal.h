@@ -82,7 +82,7 @@ struct srv_ctx {
 
 struct mri_server {
 	nng_socket           sock;
-	nng_listener        *listeners;
+	struct mri_listeners *lsn; /* NULL until started */
 	char               **urls;
 	size_t               nurls;
 	struct srv_ctx      *ctxs;
