@@ -1,5 +1,6 @@
 #include "server.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -28,10 +29,13 @@
 
 // How long replies already handed to nng get to reach the wire at shutdown.
 #define SRV__LINGER_MS 200
+// Each Kafka call of an admin operation.
+#define SRV__ADMIN_TIMEOUT_MS 15000
 // Frames up to this size are always read, and refused with a reply.
 #define SRV__RECV_FLOOR (64u << 20)
 
 static void srv__recv(struct srv_ctx *c);
+static void srv__unbusy(struct mri_server *s);
 static int  srv__split_urls(struct mri_server *s, const char *list);
 
 uint64_t
@@ -86,7 +90,7 @@ srv__send(struct srv_ctx *c)
 		mri_error_encode(&c->out, MR_ENOMEM,
 				 "mailroomd is out of memory");
 		if (nng_msg_alloc(&m, c->out.len) != 0) {
-			atomic_fetch_sub(&c->s->busy, 1);
+			srv__unbusy(c->s);
 			srv__recv(c);
 			return;
 		}
@@ -192,38 +196,23 @@ srv__status(struct mri_server *s)
 	return st;
 }
 
-struct srv_admin_job {
-	struct srv_ctx *c;
-	json_t         *req;
-};
-
-static void *
-srv__admin_thread(void *arg)
+/* An ADMIN request's reply, on an admin worker thread. */
+static void
+srv__admin_done(void *arg, json_t *reply)
 {
-	struct srv_admin_job *job = arg;
-	struct srv_ctx       *c   = job->c;
-	struct mri_server    *s   = c->s;
-	struct mri_admin_env  env = {s->prod, s->emb, s->fault_injection,
-				     s->admin_timeout_ms};
-	json_t               *rep = mri_admin_run(&env, job->req);
+	struct srv_ctx *c = arg;
 
-	json_decref(job->req);
-	free(job);
-	srv__reply_json(c, MRI_OP_ADMIN_REPLY, rep);
-	json_decref(rep);
-	atomic_fetch_sub(&s->admins, 1);
-	return NULL;
+	srv__reply_json(c, MRI_OP_ADMIN_REPLY, reply);
+	json_decref(reply);
 }
 
 static void
 srv__admin(struct srv_ctx *c, const uint8_t *body, size_t len)
 {
-	struct srv_admin_job *job;
-	json_error_t          jerr;
-	json_t               *req;
-	pthread_t             t;
-	pthread_attr_t        attr;
-	char                  msg[256];
+	json_error_t jerr;
+	json_t      *req;
+	char         msg[256];
+	int          rc;
 
 	req = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (req == NULL || !json_is_object(req)) {
@@ -236,23 +225,18 @@ srv__admin(struct srv_ctx *c, const uint8_t *body, size_t len)
 		srv__reply_error(c, MR_EPROTO, msg);
 		return;
 	}
-	if ((job = malloc(sizeof(*job))) == NULL) {
-		json_decref(req);
-		srv__reply_error(c, MR_ENOMEM, "cannot hold the request");
+	rc = mri_admin_submit(c->s->admin, req, srv__admin_done, c);
+	if (rc == MR_OK)
 		return;
-	}
-	job->c   = c;
-	job->req = req;
-	atomic_fetch_add(&c->s->admins, 1);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, srv__admin_thread, job) != 0) {
-		atomic_fetch_sub(&c->s->admins, 1);
-		json_decref(req);
-		free(job);
-		srv__reply_error(c, MR_ENOMEM, "cannot start an admin thread");
-	}
-	pthread_attr_destroy(&attr);
+	json_decref(req);
+	if (rc == MR_EBUSY)
+		srv__reply_error(c, rc,
+				 "too many admin requests are waiting; retry "
+				 "later");
+	else if (rc == MR_ESHUTDOWN)
+		srv__reply_error(c, rc, "mailroomd is draining");
+	else
+		srv__reply_error(c, MR_ENOMEM, "cannot hold the request");
 }
 
 /* ---- the request loop ------------------------------------------------- */
@@ -385,7 +369,7 @@ srv__aio_cb(void *arg)
 	case SRV_SEND:
 		if (rv != 0)
 			nng_msg_free(nng_aio_get_msg(c->aio));
-		atomic_fetch_sub(&c->s->busy, 1);
+		srv__unbusy(c->s);
 		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
 			return;
 		srv__recv(c);
@@ -437,6 +421,35 @@ srv__consume_new(struct mri_server *s, const struct mri_config *cfg,
 	return rc;
 }
 
+/* fault.producer_fatal's hook into the producer (mri_admin_conf). */
+static int
+srv__inject_fatal(void *arg)
+{
+	return mri_producer_inject_fatal(arg);
+}
+
+/* The admin part: its own librdkafka handle, from the producer's
+ * bootstrap, message.max.bytes and pass-through settings. */
+static int
+srv__admin_new(struct mri_server *s, const struct mri_config *cfg,
+	       const char *bootstrap, char *errstr, size_t errstr_size)
+{
+	struct mri_admin_conf ac = {
+	    .bootstrap         = bootstrap,
+	    .rdk_names         = cfg->rdk_names,
+	    .rdk_values        = cfg->rdk_values,
+	    .rdk_count         = cfg->rdk_count,
+	    .message_max_bytes = cfg->message_max_bytes,
+	    .emb               = s->emb,
+	    .fault_injection   = cfg->fault_injection,
+	    .timeout_ms        = SRV__ADMIN_TIMEOUT_MS,
+	    .inject_fatal      = srv__inject_fatal,
+	    .inject_arg        = s->prod,
+	};
+
+	return mri_admin_new(&s->admin, &ac, errstr, errstr_size);
+}
+
 int
 mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 	       const char *bootstrap, struct mri_embedded *emb, char *errstr,
@@ -451,11 +464,18 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 		return MR_ENOMEM;
 	pthread_mutex_init(&s->dlock, NULL);
 	pthread_mutex_init(&s->cfg_lock, NULL);
+	pthread_mutex_init(&s->idle_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&s->idle_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	s->emb              = emb;
 	s->bootstrap        = strdup(bootstrap);
 	s->max_frame        = (size_t)cfg->max_frame_bytes;
-	s->fault_injection  = cfg->fault_injection;
-	s->admin_timeout_ms = 15000;
 	s->started_ms       = (int64_t)srv__mono_ms();
 	s->dedupe_window_ms = (uint64_t)cfg->dedupe_window_ms;
 	s->nctx             = (size_t)cfg->max_inflight;
@@ -507,6 +527,11 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 			      errstr_size);
 	if (rc != MR_OK) {
 		rd_kafka_conf_destroy(conf);
+		mri_server_free(s);
+		return rc;
+	}
+	if ((rc = srv__admin_new(s, cfg, bootstrap, errstr, errstr_size)) !=
+	    MR_OK) {
 		mri_server_free(s);
 		return rc;
 	}
@@ -599,14 +624,37 @@ mri_server_reload(struct mri_server *s, const struct mri_config *cfg)
 	pthread_mutex_unlock(&s->cfg_lock);
 }
 
+/* A request was answered: wake srv__wait_idle when none is left. */
+static void
+srv__unbusy(struct mri_server *s)
+{
+	if (atomic_fetch_sub(&s->busy, 1) == 1) {
+		pthread_mutex_lock(&s->idle_lock);
+		pthread_cond_broadcast(&s->idle_cv);
+		pthread_mutex_unlock(&s->idle_lock);
+	}
+}
+
+/* Wait up to \p timeout_ms until every request was answered (ADMIN ones
+ * included: their context is busy until the reply is sent). */
 static void
 srv__wait_idle(struct mri_server *s, int timeout_ms)
 {
-	uint64_t deadline = srv__mono_ms() + (uint64_t)timeout_ms;
+	struct timespec ts;
 
-	while ((atomic_load(&s->busy) > 0 || atomic_load(&s->admins) > 0) &&
-	       srv__mono_ms() < deadline)
-		usleep(2000);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->idle_lock);
+	while (atomic_load(&s->busy) > 0 &&
+	       pthread_cond_timedwait(&s->idle_cv, &s->idle_lock, &ts) !=
+		   ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&s->idle_lock);
 }
 
 void
@@ -630,6 +678,8 @@ mri_server_drain(struct mri_server *s, int timeout_ms)
 		   "flight\"",
 		   atomic_load(&s->busy));
 	srv__wait_idle(s, timeout_ms);
+	// Their replies are sent: the admin workers are done or ending.
+	(void)mri_admin_drain(s->admin, 1000);
 	if (atomic_load(&s->busy) > 0) {
 		mri_warn("component=server msg=\"Kafka did not confirm "
 			 "everything within %d ms; failing the rest back to "
@@ -649,6 +699,10 @@ mri_server_free(struct mri_server *s)
 {
 	if (s == NULL)
 		return;
+	// Admin first: its workers reply on the contexts, and
+	// fault.producer_fatal reaches the producer.
+	mri_admin_free(s->admin);
+	s->admin = NULL;
 	// Consumers and the producer first: their last replies still reach
 	// the contexts. Closing the consumers commits what was acked.
 	mri_consume_free(s->consume);
@@ -689,5 +743,7 @@ mri_server_free(struct mri_server *s)
 	free(s->bootstrap);
 	pthread_mutex_destroy(&s->dlock);
 	pthread_mutex_destroy(&s->cfg_lock);
+	pthread_cond_destroy(&s->idle_cv);
+	pthread_mutex_destroy(&s->idle_lock);
 	free(s);
 }

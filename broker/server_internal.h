@@ -102,11 +102,11 @@ struct mri_server {
 	char                 ce_source[256];
 	char                 ce_type[256];
 	size_t               max_frame;
-	bool                 fault_injection;
-	int                  admin_timeout_ms;
+	struct mri_admin    *admin;
 	atomic_int           draining;
-	atomic_int           busy;
-	atomic_int           admins;
+	atomic_int           busy;      /* requests not yet answered */
+	pthread_mutex_t      idle_lock; /* with idle_cv: busy reached 0 */
+	pthread_cond_t       idle_cv;
 	int64_t              started_ms;
 	atomic_ullong        n_requests;
 	atomic_ullong        n_confirmed;
