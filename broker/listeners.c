@@ -25,6 +25,7 @@ struct lsn_one {
 	char        *url;
 	nng_listener l;
 	uint64_t     other; /* nng's "other" error count, last seen */
+	bool         told;  /* that a probe cannot dial it (once) */
 };
 
 struct mri_listeners {
@@ -103,9 +104,12 @@ lsn__probe(struct mri_listeners *l, size_t i)
 	// Synchronous: returns once the handshake is done on our side, so
 	// that closing it later cannot itself trip nng's #1518.
 	if ((rv = nng_dial(req, l->v[i].url, NULL, 0)) != 0) {
-		mri_warn("component=server msg=\"listener probe cannot dial "
-			 "%s: %s\"",
-			 l->v[i].url, nng_strerror(rv));
+		if (!l->v[i].told)
+			mri_notice("component=server msg=\"the listeners' "
+				   "watchdog cannot dial %s (%s): it is not "
+				   "watched\"",
+				   l->v[i].url, nng_strerror(rv));
+		l->v[i].told = true;
 		nng_close(req);
 		return -1;
 	}
