@@ -1,16 +1,49 @@
 #include "admin.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "bridge/producer.h"
 #include "embedded.h"
 #include "mailroom/error.h"
+#include "core/log.h"
 #include "proto/frame.h"
+
+/* A queued request. */
+struct admin_job {
+	struct admin_job *next;
+	json_t           *req;
+	mri_admin_done_cb done;
+	void             *arg;
+};
+
+struct mri_admin {
+	rd_kafka_t          *rk; /* thread-safe: no lock around it */
+	struct mri_embedded *emb;
+	bool                 fault_injection;
+	int                  timeout_ms;
+	int (*inject_fatal)(void *arg);
+	void *inject_arg;
+
+	pthread_mutex_t   mtx;
+	pthread_cond_t    work; /* a job was queued, or stopping */
+	pthread_cond_t    idle; /* a job ended */
+	struct admin_job *head, *tail; /* under mtx, as the rest */
+	int               queued;
+	int               running;
+	int               queue_max;
+	bool              draining; /* refuse new requests */
+	bool              stopping; /* workers exit */
+	pthread_t        *threads;
+	int               nthreads;
+};
 
 static json_t *
 admin__fail(int err, const char *fmt, ...)
@@ -40,14 +73,12 @@ admin__cmp_topic(const void *a, const void *b)
 /* Metadata of every topic: never names one, so the embedded cluster does
  * not create it as a side effect. */
 static int
-admin__metadata(const struct mri_admin_env *env,
+admin__metadata(struct mri_admin *a,
 		const struct rd_kafka_metadata **md, char *why, size_t n)
 {
-	rd_kafka_t         *rk = mri_producer_lock_handle(env->prod);
 	rd_kafka_resp_err_t err;
 
-	err = rd_kafka_metadata(rk, 1, NULL, md, env->timeout_ms);
-	mri_producer_unlock_handle(env->prod);
+	err = rd_kafka_metadata(a->rk, 1, NULL, md, a->timeout_ms);
 	if (err) {
 		snprintf(why, n, "metadata request failed: %s",
 			 rd_kafka_err2str(err));
@@ -66,7 +97,7 @@ admin__find(const struct rd_kafka_metadata *md, const char *topic)
 }
 
 static json_t *
-admin__topics_list(const struct mri_admin_env *env)
+admin__topics_list(struct mri_admin *a)
 {
 	const struct rd_kafka_metadata *md;
 	rd_kafka_metadata_topic_t      *sorted;
@@ -74,7 +105,7 @@ admin__topics_list(const struct mri_admin_env *env)
 	char                            why[256];
 	int                             rc;
 
-	if ((rc = admin__metadata(env, &md, why, sizeof(why))) != MR_OK)
+	if ((rc = admin__metadata(a, &md, why, sizeof(why))) != MR_OK)
 		return admin__fail(rc, "%s", why);
 	sorted = malloc((size_t)(md->topic_cnt ? md->topic_cnt : 1) *
 			sizeof(*sorted));
@@ -106,7 +137,7 @@ admin__int_array(const int32_t *v, int n)
 
 /* The topic's non-default configuration, from DescribeConfigs. */
 static json_t *
-admin__topic_config(const struct mri_admin_env *env, const char *topic)
+admin__topic_config(struct mri_admin *a, const char *topic)
 {
 	rd_kafka_t                    *rk;
 	rd_kafka_queue_t              *q;
@@ -117,14 +148,14 @@ admin__topic_config(const struct mri_admin_env *env, const char *topic)
 	size_t                         nrs = 0;
 	json_t                        *cfg = json_object();
 
-	rk   = mri_producer_lock_handle(env->prod);
+	rk   = a->rk;
 	q    = rd_kafka_queue_new(rk);
 	res  = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
 	opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
-	rd_kafka_AdminOptions_set_request_timeout(opts, env->timeout_ms, NULL,
+	rd_kafka_AdminOptions_set_request_timeout(opts, a->timeout_ms, NULL,
 						  0);
 	rd_kafka_DescribeConfigs(rk, &res, 1, opts, q);
-	ev = rd_kafka_queue_poll(q, env->timeout_ms + 1000);
+	ev = rd_kafka_queue_poll(q, a->timeout_ms + 1000);
 	if (ev != NULL && !rd_kafka_event_error(ev)) {
 		rs = rd_kafka_DescribeConfigs_result_resources(
 		    rd_kafka_event_DescribeConfigs_result(ev), &nrs);
@@ -149,12 +180,11 @@ admin__topic_config(const struct mri_admin_env *env, const char *topic)
 	rd_kafka_AdminOptions_destroy(opts);
 	rd_kafka_ConfigResource_destroy(res);
 	rd_kafka_queue_destroy(q);
-	mri_producer_unlock_handle(env->prod);
 	return cfg;
 }
 
 static json_t *
-admin__topics_describe(const struct mri_admin_env *env, json_t *req)
+admin__topics_describe(struct mri_admin *a, json_t *req)
 {
 	const struct rd_kafka_metadata  *md;
 	const rd_kafka_metadata_topic_t *t;
@@ -165,7 +195,7 @@ admin__topics_describe(const struct mri_admin_env *env, json_t *req)
 
 	if (name == NULL)
 		return admin__fail(MR_EINVAL, "topics.describe needs \"topic\"");
-	if ((rc = admin__metadata(env, &md, why, sizeof(why))) != MR_OK)
+	if ((rc = admin__metadata(a, &md, why, sizeof(why))) != MR_OK)
 		return admin__fail(rc, "%s", why);
 	if ((t = admin__find(md, name)) == NULL) {
 		rd_kafka_metadata_destroy(md);
@@ -187,9 +217,9 @@ admin__topics_describe(const struct mri_admin_env *env, json_t *req)
 			"partitions", parts);
 	rd_kafka_metadata_destroy(md);
 	// The embedded cluster has no DescribeConfigs.
-	if (env->emb == NULL)
+	if (a->emb == NULL)
 		json_object_set_new(rep, "config",
-				    admin__topic_config(env, name));
+				    admin__topic_config(a, name));
 	return rep;
 }
 
@@ -202,7 +232,8 @@ admin__topics_describe(const struct mri_admin_env *env, json_t *req)
  * record the producer sends: its message.max.bytes (mailroomd's
  * producer.message_max_bytes, or librdkafka.message.max.bytes) and a
  * batch's header. Kafka's default (about 1 MiB) refuses a 1 MiB payload
- * in its envelope. Call with the handle locked. */
+ * in its envelope. The admin handle has the producer's message.max.bytes
+ * (mri_admin_conf). */
 static void
 admin__default_max_message_bytes(rd_kafka_t *rk, json_t *config)
 {
@@ -224,7 +255,7 @@ admin__default_max_message_bytes(rd_kafka_t *rk, json_t *config)
 /* Create the topic with \p config (borrowed; the defaults are added to it).
  * @returns NULL on success, else a new failure reply. */
 static json_t *
-admin__topics_create_kafka(const struct mri_admin_env *env, const char *name,
+admin__topics_create_kafka(struct mri_admin *a, const char *name,
 			   int partitions, int replication, json_t *config)
 {
 	rd_kafka_t                    *rk;
@@ -250,16 +281,16 @@ admin__topics_create_kafka(const struct mri_admin_env *env, const char *name,
 				   sizeof(errstr));
 	if (nt == NULL)
 		return admin__fail(MR_EINVAL, "%s", errstr);
-	rk = mri_producer_lock_handle(env->prod);
+	rk = a->rk;
 	admin__default_max_message_bytes(rk, config);
 	json_object_foreach(config, k, v)
 		rd_kafka_NewTopic_set_config(nt, k, json_string_value(v));
 	q    = rd_kafka_queue_new(rk);
 	opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-	rd_kafka_AdminOptions_set_operation_timeout(opts, env->timeout_ms, NULL,
+	rd_kafka_AdminOptions_set_operation_timeout(opts, a->timeout_ms, NULL,
 						    0);
 	rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
-	ev = rd_kafka_queue_poll(q, env->timeout_ms + 2000);
+	ev = rd_kafka_queue_poll(q, a->timeout_ms + 2000);
 	if (ev == NULL) {
 		rep = admin__fail(MR_ETIMEDOUT, "CreateTopics got no answer");
 	} else if (rd_kafka_event_error(ev)) {
@@ -284,13 +315,12 @@ admin__topics_create_kafka(const struct mri_admin_env *env, const char *name,
 		rd_kafka_event_destroy(ev);
 	rd_kafka_AdminOptions_destroy(opts);
 	rd_kafka_queue_destroy(q);
-	mri_producer_unlock_handle(env->prod);
 	rd_kafka_NewTopic_destroy(nt);
 	return rep;
 }
 
 static json_t *
-admin__topics_create(const struct mri_admin_env *env, json_t *req)
+admin__topics_create(struct mri_admin *a, json_t *req)
 {
 	const struct rd_kafka_metadata *md;
 	const char *name = json_string_value(json_object_get(req, "topic"));
@@ -316,12 +346,12 @@ admin__topics_create(const struct mri_admin_env *env, json_t *req)
 	if (cfg != NULL && !json_is_object(cfg))
 		return admin__fail(MR_EINVAL, "config must be an object");
 
-	if (env->emb != NULL) {
+	if (a->emb != NULL) {
 		if (cfg != NULL && json_object_size(cfg) > 0)
 			return admin__fail(MR_ENOTSUP,
 					   "the embedded cluster does not "
 					   "support topic configuration");
-		if ((rc = admin__metadata(env, &md, why, sizeof(why))) != MR_OK)
+		if ((rc = admin__metadata(a, &md, why, sizeof(why))) != MR_OK)
 			return admin__fail(rc, "%s", why);
 		exists = admin__find(md, name) != NULL;
 		rd_kafka_metadata_destroy(md);
@@ -330,7 +360,7 @@ admin__topics_create(const struct mri_admin_env *env, json_t *req)
 					   "topic '%s' already exists", name);
 		partitions  = partitions > 0 ? partitions : 4;
 		replication = replication > 0 ? replication : 1;
-		rc = mri_embedded_topic_create(env->emb, name, partitions,
+		rc = mri_embedded_topic_create(a->emb, name, partitions,
 					       replication);
 		if (rc != MR_OK)
 			return admin__fail(rc, "cannot create '%s'", name);
@@ -339,7 +369,7 @@ admin__topics_create(const struct mri_admin_env *env, json_t *req)
 		applied = cfg != NULL ? json_copy(cfg) : json_object();
 		if (applied == NULL)
 			return admin__fail(MR_ENOMEM, "out of memory");
-		rep = admin__topics_create_kafka(env, name, partitions,
+		rep = admin__topics_create_kafka(a, name, partitions,
 						 replication, applied);
 		if (rep != NULL) {
 			json_decref(applied);
@@ -352,33 +382,34 @@ admin__topics_create(const struct mri_admin_env *env, json_t *req)
 }
 
 static json_t *
-admin__fault(const struct mri_admin_env *env, const char *op, json_t *req)
+admin__fault(struct mri_admin *a, const char *op, json_t *req)
 {
 	json_t *jb     = json_object_get(req, "broker");
 	int     broker = jb ? (int)json_integer_value(jb) : 1;
 
-	if (!env->fault_injection)
+	if (!a->fault_injection)
 		return admin__fail(MR_ENOTSUP,
 				   "fault injection is off (start mailroomd "
 				   "with fault_injection=true, for tests)");
 	if (strcmp(op, "fault.producer_fatal") == 0) {
-		int rc = mri_producer_inject_fatal(env->prod);
+		int rc = a->inject_fatal != NULL ? a->inject_fatal(a->inject_arg)
+						 : MR_ENOTSUP;
 		if (rc != MR_OK)
 			return admin__fail(rc, "cannot raise a fatal error");
 		return json_pack("{s:b}", "ok", 1);
 	}
-	if (env->emb == NULL)
+	if (a->emb == NULL)
 		return admin__fail(MR_ENOTSUP,
 				   "%s needs the embedded cluster; on real "
 				   "Kafka, stop the broker process",
 				   op);
 	if (strcmp(op, "fault.broker_down") == 0)
-		mri_embedded_broker_set_down(env->emb, broker, true);
+		mri_embedded_broker_set_down(a->emb, broker, true);
 	else if (strcmp(op, "fault.broker_up") == 0)
-		mri_embedded_broker_set_down(env->emb, broker, false);
+		mri_embedded_broker_set_down(a->emb, broker, false);
 	else if (strcmp(op, "fault.broker_rtt") == 0)
 		mri_embedded_broker_set_rtt(
-		    env->emb, broker,
+		    a->emb, broker,
 		    (int)json_integer_value(json_object_get(req, "rtt_ms")));
 	else
 		return admin__fail(MR_EUNKNOWNOP, "unknown operation '%s'", op);
@@ -386,19 +417,230 @@ admin__fault(const struct mri_admin_env *env, const char *op, json_t *req)
 }
 
 json_t *
-mri_admin_run(const struct mri_admin_env *env, json_t *req)
+mri_admin_run(struct mri_admin *a, json_t *req)
 {
 	const char *op = json_string_value(json_object_get(req, "op"));
 
 	if (op == NULL)
 		return admin__fail(MR_EINVAL, "the request needs \"op\"");
 	if (strcmp(op, "topics.list") == 0)
-		return admin__topics_list(env);
+		return admin__topics_list(a);
 	if (strcmp(op, "topics.describe") == 0)
-		return admin__topics_describe(env, req);
+		return admin__topics_describe(a, req);
 	if (strcmp(op, "topics.create") == 0)
-		return admin__topics_create(env, req);
+		return admin__topics_create(a, req);
 	if (strncmp(op, "fault.", 6) == 0)
-		return admin__fault(env, op, req);
+		return admin__fault(a, op, req);
 	return admin__fail(MR_EUNKNOWNOP, "unknown operation '%s'", op);
+}
+
+/* ---- the workers -------------------------------------------------------- */
+
+static void
+admin__log_cb(const rd_kafka_t *rk, int level, const char *fac,
+	      const char *buf)
+{
+	(void)rk;
+	MRI_LOG(level, "component=admin facility=%s msg=\"%s\"", fac, buf);
+}
+
+static void *
+admin__worker(void *arg)
+{
+	struct mri_admin *a = arg;
+	struct admin_job *j;
+	json_t           *rep;
+
+	pthread_mutex_lock(&a->mtx);
+	for (;;) {
+		while (a->head == NULL && !a->stopping)
+			pthread_cond_wait(&a->work, &a->mtx);
+		if ((j = a->head) == NULL)
+			break; // stopping, and nothing queued
+		if ((a->head = j->next) == NULL)
+			a->tail = NULL;
+		a->queued--;
+		a->running++;
+		pthread_mutex_unlock(&a->mtx);
+
+		rep = mri_admin_run(a, j->req);
+		json_decref(j->req);
+		j->done(j->arg, rep);
+		free(j);
+
+		pthread_mutex_lock(&a->mtx);
+		a->running--;
+		pthread_cond_broadcast(&a->idle);
+	}
+	pthread_mutex_unlock(&a->mtx);
+	return NULL;
+}
+
+/* Settings of the admin's handle: as the producer's, what it needs. */
+static rd_kafka_conf_t *
+admin__conf(const struct mri_admin_conf *c, char *errstr, size_t n)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char             buf[32];
+
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", c->bootstrap, errstr,
+			      n) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "client.id", "mailroomd", errstr, n) !=
+		RD_KAFKA_CONF_OK)
+		goto fail;
+	if (c->message_max_bytes > 0) {
+		snprintf(buf, sizeof(buf), "%lld", c->message_max_bytes);
+		if (rd_kafka_conf_set(conf, "message.max.bytes", buf, errstr,
+				      n) != RD_KAFKA_CONF_OK)
+			goto fail;
+	}
+	for (size_t i = 0; i < c->rdk_count; i++)
+		if (rd_kafka_conf_set(conf, c->rdk_names[i], c->rdk_values[i],
+				      errstr, n) != RD_KAFKA_CONF_OK)
+			goto fail;
+	rd_kafka_conf_set_log_cb(conf, admin__log_cb);
+	return conf;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return NULL;
+}
+
+int
+mri_admin_new(struct mri_admin **out, const struct mri_admin_conf *c,
+	      char *errstr, size_t errstr_size)
+{
+	struct mri_admin *a;
+	rd_kafka_conf_t  *conf;
+	int               n = c->workers > 0 ? c->workers : MRI_ADMIN_WORKERS;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL ||
+	    (a->threads = calloc((size_t)n, sizeof(*a->threads))) == NULL) {
+		free(a);
+		snprintf(errstr, errstr_size, "out of memory");
+		return MR_ENOMEM;
+	}
+	a->emb             = c->emb;
+	a->fault_injection = c->fault_injection;
+	a->timeout_ms      = c->timeout_ms;
+	a->inject_fatal    = c->inject_fatal;
+	a->inject_arg      = c->inject_arg;
+	a->queue_max       = c->queue_max > 0 ? c->queue_max : MRI_ADMIN_QUEUE;
+	pthread_mutex_init(&a->mtx, NULL);
+	pthread_cond_init(&a->work, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&a->idle, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	if ((conf = admin__conf(c, errstr, errstr_size)) == NULL) {
+		mri_admin_free(a);
+		return MR_ECONFIG;
+	}
+	a->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+	if (a->rk == NULL) {
+		rd_kafka_conf_destroy(conf);
+		mri_admin_free(a);
+		return MR_ECONFIG;
+	}
+	for (; a->nthreads < n; a->nthreads++)
+		if (pthread_create(&a->threads[a->nthreads], NULL,
+				   admin__worker, a) != 0) {
+			snprintf(errstr, errstr_size,
+				 "cannot start an admin thread");
+			mri_admin_free(a);
+			return MR_ENOMEM;
+		}
+	*out = a;
+	return MR_OK;
+}
+
+int
+mri_admin_submit(struct mri_admin *a, json_t *req, mri_admin_done_cb done,
+		 void *arg)
+{
+	struct admin_job *j;
+
+	if ((j = malloc(sizeof(*j))) == NULL)
+		return MR_ENOMEM;
+	j->next = NULL;
+	j->req  = req;
+	j->done = done;
+	j->arg  = arg;
+	pthread_mutex_lock(&a->mtx);
+	if (a->draining || a->queued >= a->queue_max) {
+		int rc = a->draining ? MR_ESHUTDOWN : MR_EBUSY;
+
+		pthread_mutex_unlock(&a->mtx);
+		free(j);
+		return rc;
+	}
+	if (a->tail != NULL)
+		a->tail->next = j;
+	else
+		a->head = j;
+	a->tail = j;
+	a->queued++;
+	pthread_cond_signal(&a->work);
+	pthread_mutex_unlock(&a->mtx);
+	return MR_OK;
+}
+
+bool
+mri_admin_drain(struct mri_admin *a, int timeout_ms)
+{
+	struct timespec ts;
+	bool            idle;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&a->mtx);
+	a->draining = true;
+	while ((a->queued > 0 || a->running > 0) &&
+	       pthread_cond_timedwait(&a->idle, &a->mtx, &ts) != ETIMEDOUT)
+		;
+	idle = a->queued == 0 && a->running == 0;
+	pthread_mutex_unlock(&a->mtx);
+	return idle;
+}
+
+void
+mri_admin_free(struct mri_admin *a)
+{
+	struct admin_job *j, *next;
+
+	if (a == NULL)
+		return;
+	(void)mri_admin_drain(a, 1000);
+	pthread_mutex_lock(&a->mtx);
+	j       = a->head;
+	a->head = a->tail = NULL;
+	a->queued         = 0;
+	a->stopping       = true;
+	pthread_cond_broadcast(&a->work);
+	pthread_mutex_unlock(&a->mtx);
+	for (; j != NULL; j = next) {
+		next = j->next;
+		json_decref(j->req);
+		j->done(j->arg, admin__fail(MR_ESHUTDOWN,
+					    "mailroomd is stopping"));
+		free(j);
+	}
+	// Each running operation ends within its Kafka timeout.
+	for (int i = 0; i < a->nthreads; i++)
+		pthread_join(a->threads[i], NULL);
+	if (a->rk != NULL)
+		rd_kafka_destroy(a->rk);
+	free(a->threads);
+	pthread_cond_destroy(&a->idle);
+	pthread_cond_destroy(&a->work);
+	pthread_mutex_destroy(&a->mtx);
+	free(a);
 }

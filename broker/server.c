@@ -1,5 +1,6 @@
 #include "server.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -16,8 +17,10 @@
 #include "admin.h"
 #include "config.h"
 #include "consume.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "embedded.h"
+#include "listeners.h"
 #include "mailroom/error.h"
 #include "proto/consume.h"
 #include "proto/frame.h"
@@ -26,10 +29,13 @@
 
 // How long replies already handed to nng get to reach the wire at shutdown.
 #define SRV__LINGER_MS 200
+// Each Kafka call of an admin operation.
+#define SRV__ADMIN_TIMEOUT_MS 15000
 // Frames up to this size are always read, and refused with a reply.
 #define SRV__RECV_FLOOR (64u << 20)
 
 static void srv__recv(struct srv_ctx *c);
+static void srv__unbusy(struct mri_server *s);
 static int  srv__split_urls(struct mri_server *s, const char *list);
 
 uint64_t
@@ -81,7 +87,7 @@ srv__send(struct srv_ctx *c)
 		mri_error_encode(&c->out, MR_ENOMEM,
 				 "mailroomd is out of memory");
 		if (nng_msg_alloc(&m, c->out.len) != 0) {
-			atomic_fetch_sub(&c->s->busy, 1);
+			srv__unbusy(c->s);
 			srv__recv(c);
 			return;
 		}
@@ -119,38 +125,23 @@ srv__reply_json(struct srv_ctx *c, uint8_t op, json_t *body)
 }
 /* ---- ADMIN ------------------------------------------------------------ */
 
-struct srv_admin_job {
-	struct srv_ctx *c;
-	json_t         *req;
-};
-
-static void *
-srv__admin_thread(void *arg)
+/* An ADMIN request's reply, on an admin worker thread. */
+static void
+srv__admin_done(void *arg, json_t *reply)
 {
-	struct srv_admin_job *job = arg;
-	struct srv_ctx       *c   = job->c;
-	struct mri_server    *s   = c->s;
-	struct mri_admin_env  env = {s->prod, s->emb, s->fault_injection,
-				     s->admin_timeout_ms};
-	json_t               *rep = mri_admin_run(&env, job->req);
+	struct srv_ctx *c = arg;
 
-	json_decref(job->req);
-	free(job);
-	srv__reply_json(c, MRI_OP_ADMIN_REPLY, rep);
-	json_decref(rep);
-	atomic_fetch_sub(&s->admins, 1);
-	return NULL;
+	srv__reply_json(c, MRI_OP_ADMIN_REPLY, reply);
+	json_decref(reply);
 }
 
 static void
 srv__admin(struct srv_ctx *c, const uint8_t *body, size_t len)
 {
-	struct srv_admin_job *job;
-	json_error_t          jerr;
-	json_t               *req;
-	pthread_t             t;
-	pthread_attr_t        attr;
-	char                  msg[256];
+	json_error_t jerr;
+	json_t      *req;
+	char         msg[256];
+	int          rc;
 
 	req = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (req == NULL || !json_is_object(req)) {
@@ -163,23 +154,18 @@ srv__admin(struct srv_ctx *c, const uint8_t *body, size_t len)
 		srv__reply_error(c, MR_EPROTO, msg);
 		return;
 	}
-	if ((job = malloc(sizeof(*job))) == NULL) {
-		json_decref(req);
-		srv__reply_error(c, MR_ENOMEM, "cannot hold the request");
+	rc = mri_admin_submit(c->s->admin, req, srv__admin_done, c);
+	if (rc == MR_OK)
 		return;
-	}
-	job->c   = c;
-	job->req = req;
-	atomic_fetch_add(&c->s->admins, 1);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, srv__admin_thread, job) != 0) {
-		atomic_fetch_sub(&c->s->admins, 1);
-		json_decref(req);
-		free(job);
-		srv__reply_error(c, MR_ENOMEM, "cannot start an admin thread");
-	}
-	pthread_attr_destroy(&attr);
+	json_decref(req);
+	if (rc == MR_EBUSY)
+		srv__reply_error(c, rc,
+				 "too many admin requests are waiting; retry "
+				 "later");
+	else if (rc == MR_ESHUTDOWN)
+		srv__reply_error(c, rc, "mailroomd is draining");
+	else
+		srv__reply_error(c, MR_ENOMEM, "cannot hold the request");
 }
 
 /* ---- the request loop ------------------------------------------------- */
@@ -314,7 +300,7 @@ srv__aio_cb(void *arg)
 	case SRV_SEND:
 		if (rv != 0)
 			nng_msg_free(nng_aio_get_msg(c->aio));
-		atomic_fetch_sub(&c->s->busy, 1);
+		srv__unbusy(c->s);
 		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
 			return;
 		srv__recv(c);
@@ -394,6 +380,35 @@ srv__publisher_new(struct mri_server *s, const struct mri_config *cfg,
 	return rc;
 }
 
+/* fault.producer_fatal's hook into the producer (mri_admin_conf). */
+static int
+srv__inject_fatal(void *arg)
+{
+	return mri_producer_inject_fatal(arg);
+}
+
+/* The admin part: its own librdkafka handle, from the producer's
+ * bootstrap, message.max.bytes and pass-through settings. */
+static int
+srv__admin_new(struct mri_server *s, const struct mri_config *cfg,
+	       const char *bootstrap, char *errstr, size_t errstr_size)
+{
+	struct mri_admin_conf ac = {
+	    .bootstrap         = bootstrap,
+	    .rdk_names         = cfg->rdk_names,
+	    .rdk_values        = cfg->rdk_values,
+	    .rdk_count         = cfg->rdk_count,
+	    .message_max_bytes = cfg->message_max_bytes,
+	    .emb               = s->emb,
+	    .fault_injection   = cfg->fault_injection,
+	    .timeout_ms        = SRV__ADMIN_TIMEOUT_MS,
+	    .inject_fatal      = srv__inject_fatal,
+	    .inject_arg        = s->prod,
+	};
+
+	return mri_admin_new(&s->admin, &ac, errstr, errstr_size);
+}
+
 int
 mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 	       const char *bootstrap, struct mri_embedded *emb, char *errstr,
@@ -404,11 +419,11 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return MR_ENOMEM;
+	pthread_mutex_init(&s->idle_lock, NULL);
+	mri_cond_init(&s->idle_cv);
 	s->emb              = emb;
 	s->bootstrap        = strdup(bootstrap);
 	s->max_frame        = (size_t)cfg->max_frame_bytes;
-	s->fault_injection  = cfg->fault_injection;
-	s->admin_timeout_ms = 15000;
 	s->started_ms       = (int64_t)srv__mono_ms();
 	s->nctx             = (size_t)cfg->max_inflight;
 	if (srv__split_urls(s, cfg->listen) != MR_OK) {
@@ -434,17 +449,24 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 		mri_server_free(s);
 		return rc;
 	}
+	if ((rc = srv__admin_new(s, cfg, bootstrap, errstr, errstr_size)) !=
+	    MR_OK) {
+		mri_server_free(s);
+		return rc;
+	}
 	if ((rc = nng_rep0_open(&s->sock)) != 0) {
 		snprintf(errstr, errstr_size, "nng: %s", nng_strerror(rc));
 		mri_server_free(s);
 		return MR_ETRANSPORT;
 	}
 	// Frames up to twice the limit (at least SRV__RECV_FLOOR) are read
-	// and refused with a reply; beyond that nng drops the connection
-	// before reading it all. The floor keeps that drop rare: with nng
-	// 1.5.2 a burst of such drops (a client resending an oversized frame
-	// on every reconnect) has left the socket serving nobody, under
-	// AddressSanitizer's timing; not understood yet.
+	// and refused with a reply; beyond that nng (tcp and ipc alike) drops
+	// the connection on the length in the frame's header, before it
+	// reads or allocates the body. Such drops once left nng 1.5.2's
+	// socket serving nobody: not the drops themselves but the clients'
+	// reconnects, some closing during nng's handshake (nng issue #1518,
+	// see broker/listeners.h, whose watchdog recovers from it). The floor
+	// keeps the answer (MR_ETOOBIG) for frames up to 64 MiB.
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ,
 			    s->max_frame * 2 > SRV__RECV_FLOOR
 				? s->max_frame * 2
@@ -483,9 +505,8 @@ mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size)
 		snprintf(errstr, errstr_size, "listen: no URL to listen on");
 		return MR_ECONFIG;
 	}
-	s->listeners = calloc(s->nurls, sizeof(*s->listeners));
-	s->ctxs      = calloc(s->nctx, sizeof(*s->ctxs));
-	if (s->listeners == NULL || s->ctxs == NULL)
+	s->ctxs = calloc(s->nctx, sizeof(*s->ctxs));
+	if (s->ctxs == NULL)
 		return MR_ENOMEM;
 	for (size_t i = 0; i < s->nctx; i++) {
 		struct srv_ctx *c = &s->ctxs[i];
@@ -499,16 +520,9 @@ mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size)
 			return MR_ETRANSPORT;
 		}
 	}
-	for (size_t i = 0; i < s->nurls; i++) {
-		rv = nng_listen(s->sock, s->urls[i], &s->listeners[i], 0);
-		if (rv != 0) {
-			snprintf(errstr, errstr_size, "cannot listen on %s: %s",
-				 s->urls[i], nng_strerror(rv));
-			return MR_ETRANSPORT;
-		}
-		mri_notice("component=server msg=\"listening\" url=%s",
-			   s->urls[i]);
-	}
+	if ((rv = mri_listeners_start(&s->lsn, s->sock, s->urls, s->nurls,
+				      errstr, errstr_size)) != MR_OK)
+		return rv;
 	for (size_t i = 0; i < s->nctx; i++)
 		srv__recv(&s->ctxs[i]);
 	nng_sleep_aio(SRV__SWEEP_MS, s->sweep);
@@ -521,14 +535,37 @@ mri_server_reload(struct mri_server *s, const struct mri_config *cfg)
 	mri_publisher_set_envelope(s->pub, cfg->ce_source, cfg->ce_type);
 }
 
+/* A request was answered: wake srv__wait_idle when none is left. */
+static void
+srv__unbusy(struct mri_server *s)
+{
+	if (atomic_fetch_sub(&s->busy, 1) == 1) {
+		pthread_mutex_lock(&s->idle_lock);
+		pthread_cond_broadcast(&s->idle_cv);
+		pthread_mutex_unlock(&s->idle_lock);
+	}
+}
+
+/* Wait up to \p timeout_ms until every request was answered (ADMIN ones
+ * included: their context is busy until the reply is sent). */
 static void
 srv__wait_idle(struct mri_server *s, int timeout_ms)
 {
-	uint64_t deadline = srv__mono_ms() + (uint64_t)timeout_ms;
+	struct timespec ts;
 
-	while ((atomic_load(&s->busy) > 0 || atomic_load(&s->admins) > 0) &&
-	       srv__mono_ms() < deadline)
-		usleep(2000);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->idle_lock);
+	while (atomic_load(&s->busy) > 0 &&
+	       pthread_cond_timedwait(&s->idle_cv, &s->idle_lock, &ts) !=
+		   ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&s->idle_lock);
 }
 
 void
@@ -537,9 +574,9 @@ mri_server_drain(struct mri_server *s, int timeout_ms)
 	// Closing a listener would close the connections it accepted, and
 	// with them the replies still owed: while draining, new requests are
 	// answered MR_ESHUTDOWN; the listeners close once all is answered.
-	// (No nng_pipe_notify: in nng 1.5.2 a REM_POST callback made the
-	// socket stop serving after a connection dropped for an oversized
-	// frame, under AddressSanitizer's timing.)
+	// (No nng_pipe_notify: a REM_POST callback was once suspected of
+	// making the socket stop serving; the cause was nng's issue #1518,
+	// see broker/listeners.h.)
 	atomic_store(&s->draining, 1);
 	// Requests waiting for their turn wait for requests that will now be
 	// refused: refuse them too.
@@ -552,6 +589,8 @@ mri_server_drain(struct mri_server *s, int timeout_ms)
 		   "flight\"",
 		   atomic_load(&s->busy));
 	srv__wait_idle(s, timeout_ms);
+	// Their replies are sent: the admin workers are done or ending.
+	(void)mri_admin_drain(s->admin, 1000);
 	if (atomic_load(&s->busy) > 0) {
 		mri_warn("component=server msg=\"Kafka did not confirm "
 			 "everything within %d ms; failing the rest back to "
@@ -563,9 +602,7 @@ mri_server_drain(struct mri_server *s, int timeout_ms)
 	// A reply handed to nng is queued, not yet written: give the
 	// transports a moment before their connections close.
 	usleep(SRV__LINGER_MS * 1000);
-	for (size_t i = 0; s->listeners && i < s->nurls; i++)
-		if (nng_listener_id(s->listeners[i]) > 0)
-			nng_listener_close(s->listeners[i]);
+	mri_listeners_close(s->lsn);
 }
 
 void
@@ -573,6 +610,10 @@ mri_server_free(struct mri_server *s)
 {
 	if (s == NULL)
 		return;
+	// Admin first: its workers reply on the contexts, and
+	// fault.producer_fatal reaches the producer.
+	mri_admin_free(s->admin);
+	s->admin = NULL;
 	// Consumers and the producer first: their last replies still reach
 	// the contexts. Closing the consumers commits what was acked.
 	mri_consume_free(s->consume);
@@ -585,6 +626,7 @@ mri_server_free(struct mri_server *s)
 				   MR_ESHUTDOWN, "mailroomd stopped");
 	mri_publisher_free(s->pub);
 	s->prod = NULL;
+	mri_listeners_close(s->lsn);
 	if (nng_socket_id(s->sock) > 0)
 		nng_close(s->sock);
 	for (size_t i = 0; s->ctxs && i < s->nctx; i++) {
@@ -605,8 +647,10 @@ mri_server_free(struct mri_server *s)
 	for (size_t i = 0; i < s->nurls; i++)
 		free(s->urls[i]);
 	free(s->urls);
-	free(s->listeners);
+	mri_listeners_free(s->lsn);
 	free(s->ctxs);
 	free(s->bootstrap);
+	pthread_cond_destroy(&s->idle_cv);
+	pthread_mutex_destroy(&s->idle_lock);
 	free(s);
 }

@@ -62,7 +62,7 @@ struct srv_ctx {
 
 struct mri_server {
 	nng_socket              sock;
-	nng_listener           *listeners;
+	struct mri_listeners   *lsn; /* NULL until started */
 	char                  **urls;
 	size_t                  nurls;
 	struct srv_ctx         *ctxs;
@@ -77,11 +77,11 @@ struct mri_server {
 	nng_aio                *sweep;
 	atomic_int              stopping;
 	size_t                  max_frame;
-	bool                    fault_injection;
-	int                     admin_timeout_ms;
+	struct mri_admin       *admin;
 	atomic_int              draining;
-	atomic_int              busy;
-	atomic_int              admins;
+	atomic_int              busy;      /* requests not yet answered */
+	pthread_mutex_t         idle_lock; /* with idle_cv: busy reached 0 */
+	pthread_cond_t          idle_cv;
 	int64_t                 started_ms;
 	atomic_ullong           n_requests;
 	atomic_ullong           n_refused;
