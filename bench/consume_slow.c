@@ -88,7 +88,7 @@ slow__watchdog(void *arg)
 			      &sl->finished) < sl->o->slow_count &&
 	    !atomic_load(&sl->finished)) {
 		fprintf(stderr, "consume_bench: slow: no progress, stopping\n");
-		sl->stop = 1;
+		__atomic_store_n(&sl->stop, 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
 }

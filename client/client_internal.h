@@ -184,4 +184,15 @@ void client__pub_give_up(struct client_req *r, int status, const char *why,
  *         resend), on an nng thread. */
 void client__timer_cb(void *arg);
 
+/*
+ * A caller's stop flag (mr_consume_run, mr_consumer_resubscribe): read with
+ * an atomic load, so that another thread may set it with an atomic store
+ * and a signal handler with a plain one. NULL never stops.
+ */
+static inline bool
+client__stopped(const volatile int *stop)
+{
+	return stop != NULL && __atomic_load_n(stop, __ATOMIC_RELAXED) != 0;
+}
+
 #endif

@@ -245,7 +245,7 @@ run__resubscribe(struct run *r, int lost, const volatile int *stop)
 	pthread_cond_broadcast(&r->room_cv);
 	pthread_mutex_unlock(&r->lock);
 	if ((rc = mr_consumer_resubscribe(r->s, stop)) != MR_OK)
-		return stop != NULL && *stop ? MR_OK : rc;
+		return client__stopped(stop) ? MR_OK : rc;
 	pthread_mutex_lock(&r->lock);
 	r->session = mr_consumer_session(r->s);
 	while ((r->qlen > 0 || r->running > 0) && r->err == MR_OK)
@@ -280,7 +280,7 @@ run__fetch(struct run *r, const volatile int *stop, size_t max_messages)
 		else if (max_messages > 0 && room > max_messages - r->counted)
 			room = max_messages - r->counted;
 		pthread_mutex_unlock(&r->lock);
-		if (rc != MR_OK || (stop != NULL && *stop) || room == 0)
+		if (rc != MR_OK || client__stopped(stop) || room == 0)
 			return;
 		rc = mr_fetch(r->s, room, 0, CONSUMER__RUN_WAIT_MS, &b);
 		if (rc != MR_OK && mr_consumer_lost(rc)) {

@@ -217,7 +217,7 @@ consumer__now_ms(void)
 static bool
 consumer__backoff(int ms, const volatile int *stop)
 {
-	while (ms > 0 && (stop == NULL || !*stop)) {
+	while (ms > 0 && !client__stopped(stop)) {
 		int             step = ms < CONSUMER__STOP_POLL_MS
 					   ? ms
 					   : CONSUMER__STOP_POLL_MS;
@@ -227,7 +227,7 @@ consumer__backoff(int ms, const volatile int *stop)
 			;
 		ms -= step;
 	}
-	return stop == NULL || !*stop;
+	return !client__stopped(stop);
 }
 
 int

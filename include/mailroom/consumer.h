@@ -255,8 +255,10 @@ typedef int (*mr_handler)(void *arg, const mr_delivery *d);
  *        every delivery already fetched is handled and settled (but those
  *        of a lost session); the threads it started are joined.
  * @param workers 1..1024 threads.
- * @param stop    NULL, or a flag that another thread or a signal handler
- *                sets (borrowed, read during the call).
+ * @param stop    NULL, or a flag that a signal handler sets, or another
+ *                thread with an atomic store (`__atomic_store_n(&flag, 1,
+ *                __ATOMIC_RELAXED)`; read with an atomic load), borrowed
+ *                and read during the call.
  * @returns MR_OK, or the error that ended it, with its sentence in this
  *          thread's mr_client_last_error(): a settle or fetch refused
  *          (MR_EUNAVAIL, ...), or, when subscribing again failed, that

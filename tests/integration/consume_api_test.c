@@ -362,7 +362,7 @@ ko_handler(void *arg, const mr_delivery *d)
 	}
 	k->handled++;
 	if (k->distinct == KO_N)
-		k->stop = 1;
+		__atomic_store_n(&k->stop, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&k->lock);
 	// A few microseconds of work, so that the workers interleave.
 	usleep(rand_r(&ko_seed) % 40);
@@ -376,9 +376,11 @@ ko_watchdog(void *arg)
 	struct key_order *k  = arg;
 	int64_t           t0 = mrt_now_ms();
 
-	while (!k->watchdog_done && !k->stop && elapsed_since(t0) < 180000)
+	while (!__atomic_load_n(&k->watchdog_done, __ATOMIC_RELAXED) &&
+	       !__atomic_load_n(&k->stop, __ATOMIC_RELAXED) &&
+	       elapsed_since(t0) < 180000)
 		mrt_sleep_ms(100);
-	k->stop = 1;
+	__atomic_store_n(&k->stop, 1, __ATOMIC_RELAXED);
 	return NULL;
 }
 
@@ -432,7 +434,7 @@ START_TEST(test_key_order_8_workers)
 	s = subscribe(c, group, topic, MR_ORDER_KEY, 0, 0);
 	ck_assert_int_eq(pthread_create(&wd, NULL, ko_watchdog, k), 0);
 	rc = mr_consume_run(s, 8, ko_handler, k, &k->stop, 0);
-	k->watchdog_done = 1;
+	__atomic_store_n(&k->watchdog_done, 1, __ATOMIC_RELAXED);
 	pthread_join(wd, NULL);
 	ck_assert_msg(rc == MR_OK, "mr_consume_run: %s: %s", mr_err_name(rc),
 		      mr_client_last_error());

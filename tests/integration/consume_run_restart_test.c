@@ -260,7 +260,7 @@ START_TEST(test_consume_run_rides_restarts)
 	rr_publish(pc, topic, 3 * ROUND, 4 * ROUND);
 	rr_wait(r, 3 * ROUND, 4 * ROUND, -1, false, "after SIGKILL");
 
-	r->stop = 1;
+	__atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
 	pthread_join(th, NULL);
 	ck_assert_msg(r->rc == MR_OK, "mr_consume_run: %s: %s",
 		      mr_err_name(r->rc), r->why);
