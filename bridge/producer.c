@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
+#include "core/kafka.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 
@@ -38,54 +40,6 @@ struct mri_producer {
 	char                   fatal_why[512];
 };
 
-static int64_t
-producer__now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int
-mri_kafka_err(rd_kafka_resp_err_t err)
-{
-	switch (err) {
-	case RD_KAFKA_RESP_ERR_NO_ERROR:
-		return MR_OK;
-	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
-	case RD_KAFKA_RESP_ERR__TIMED_OUT:
-	case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
-		return MR_ETIMEDOUT;
-	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-	case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-		return MR_ENOTOPIC;
-	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-		return MR_ETOOBIG;
-	case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-		return MR_EBUSY;
-	case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
-	case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
-	case RD_KAFKA_RESP_ERR__DESTROY:
-		return MR_ESHUTDOWN;
-	case RD_KAFKA_RESP_ERR__FATAL:
-	case RD_KAFKA_RESP_ERR__TRANSPORT:
-	case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
-	case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
-	case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
-	case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
-	case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
-		return MR_EUNAVAIL;
-	case RD_KAFKA_RESP_ERR__INVALID_ARG:
-	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
-		return MR_EINVAL;
-	default:
-		return MR_EKAFKA;
-	}
-}
-
 static const char *
 producer__why(rd_kafka_resp_err_t err)
 {
@@ -114,13 +68,6 @@ producer__why(rd_kafka_resp_err_t err)
 	default:
 		return rd_kafka_err2str(err);
 	}
-}
-
-static void
-producer__log_cb(const rd_kafka_t *rk, int level, const char *fac,
-		 const char *buf)
-{
-	MRI_LOG(level, "component=kafka facility=%s msg=\"%s\"", fac, buf);
 }
 
 static int
@@ -322,10 +269,10 @@ producer__recreate(struct mri_producer *p)
 	}
 	p->fatal_head = p->fatal_tail = NULL;
 	pthread_mutex_unlock(&p->flock);
-	deadline = producer__now_ms() + PRODUCER__DRAIN_MS;
-	while (rd_kafka_outq_len(p->rk) > 0 && producer__now_ms() < deadline)
+	deadline = (int64_t)mri_mono_ms() + PRODUCER__DRAIN_MS;
+	while (rd_kafka_outq_len(p->rk) > 0 && (int64_t)mri_mono_ms() < deadline)
 		producer__serve(p, 100, true);
-	while (producer__now_ms() < deadline) {
+	while ((int64_t)mri_mono_ms() < deadline) {
 		rd_kafka_event_t *ev = rd_kafka_queue_poll(p->q, 0);
 		if (ev == NULL)
 			break;
@@ -403,16 +350,6 @@ producer__thread(void *arg)
 	return NULL;
 }
 
-static int
-producer__set(rd_kafka_conf_t *conf, const char *k, const char *v,
-	      char *errstr, size_t errstr_size)
-{
-	if (rd_kafka_conf_set(conf, k, v, errstr, errstr_size) !=
-	    RD_KAFKA_CONF_OK)
-		return MR_ECONFIG;
-	return MR_OK;
-}
-
 int
 mri_producer_new(struct mri_producer **out, rd_kafka_conf_t *conf,
 		 mri_producer_report_cb cb, void *arg, char *errstr,
@@ -421,15 +358,15 @@ mri_producer_new(struct mri_producer **out, rd_kafka_conf_t *conf,
 	struct mri_producer *p;
 	int                  rc;
 
-	if (producer__set(conf, "enable.idempotence", "true", errstr,
+	if (mri_kafka_set(conf, "enable.idempotence", "true", errstr,
 			  errstr_size) ||
-	    producer__set(conf, "acks", "all", errstr, errstr_size) ||
-	    producer__set(conf, "partitioner", "murmur2_random", errstr,
+	    mri_kafka_set(conf, "acks", "all", errstr, errstr_size) ||
+	    mri_kafka_set(conf, "partitioner", "murmur2_random", errstr,
 			  errstr_size))
 		return MR_ECONFIG;
 	rd_kafka_conf_set_events(conf,
 				 RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
-	rd_kafka_conf_set_log_cb(conf, producer__log_cb);
+	rd_kafka_conf_set_log_cb(conf, mri_kafka_log_cb);
 
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		snprintf(errstr, errstr_size, "out of memory");
@@ -511,10 +448,10 @@ mri_producer_send(struct mri_producer *p, struct mri_pmsg **msgs, size_t n,
 bool
 mri_producer_flush(struct mri_producer *p, int timeout_ms)
 {
-	int64_t deadline = producer__now_ms() + timeout_ms;
+	int64_t deadline = (int64_t)mri_mono_ms() + timeout_ms;
 
 	while (atomic_load(&p->unreported) > 0) {
-		if (producer__now_ms() >= deadline)
+		if ((int64_t)mri_mono_ms() >= deadline)
 			return false;
 		usleep(2000);
 	}

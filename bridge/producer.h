@@ -110,7 +110,5 @@ struct mri_producer_stats {
 };
 void mri_producer_stats(struct mri_producer *p, struct mri_producer_stats *s);
 
-/** @brief Map a librdkafka error to mailroom's. */
-int mri_kafka_err(rd_kafka_resp_err_t err);
 
 #endif

@@ -12,6 +12,8 @@
 #include <time.h>
 
 #include "bridge/envelope.h"
+#include "core/clock.h"
+#include "core/kafka.h"
 #include "mailroom/error.h"
 
 // Records handed to the producer per call, from the submitting stack.
@@ -43,24 +45,6 @@ struct mri_publisher {
 	pthread_mutex_t      wlock;
 	pthread_cond_t       wcond;
 };
-
-static uint64_t
-publish__mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static long long
-publish__wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct mri_pub_rec *
 publish__rec_of(struct mri_dedupe_waiter *w)
@@ -156,7 +140,7 @@ publish__on_report(void *arg, struct mri_presult *r, size_t n)
 		dedup = ((struct mri_pub_rec *)r[i].msg->opaque)->priv.dentry !=
 			NULL;
 	if (dedup) {
-		uint64_t now = publish__mono_ms();
+		uint64_t now = mri_mono_ms();
 
 		pthread_mutex_lock(&p->dlock);
 		for (size_t i = 0; i < n; i++) {
@@ -209,7 +193,7 @@ mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b)
 	memcpy(src, p->ce_source, sizeof(src));
 	memcpy(type, p->ce_type, sizeof(type));
 	pthread_mutex_unlock(&p->cfg_lock);
-	mri_time_fmt(publish__wall_ms(), now);
+	mri_time_fmt(mri_wall_ms(), now);
 	d = (struct mri_envelope_defaults){src, type, NULL, now};
 
 	b->p        = p;
@@ -279,7 +263,7 @@ mri_publish_cancel(struct mri_pub_batch *b)
 static void
 publish__dedupe(struct mri_publisher *p, struct mri_pub_batch *b)
 {
-	uint64_t now_ms = publish__mono_ms();
+	uint64_t now_ms = mri_mono_ms();
 
 	pthread_mutex_lock(&p->dlock);
 	mri_dedupe_expire(p->dedupe, now_ms);
@@ -401,34 +385,32 @@ static int
 publish__kafka_conf(const struct mri_publisher_conf *c, rd_kafka_conf_t **out,
 		    char *errstr, size_t errstr_size)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char             buf[64];
+	rd_kafka_conf_t *conf;
 
-#define PUBLISH__SET(k, v)                                                    \
-	if (rd_kafka_conf_set(conf, k, v, errstr, errstr_size) !=             \
-	    RD_KAFKA_CONF_OK)                                                 \
-		goto fail;
-	PUBLISH__SET("bootstrap.servers", c->bootstrap);
-	PUBLISH__SET("client.id", c->client_id);
-	snprintf(buf, sizeof(buf), "%lld", c->linger_ms);
-	PUBLISH__SET("linger.ms", buf);
-	snprintf(buf, sizeof(buf), "%lld", c->message_timeout_ms);
-	PUBLISH__SET("message.timeout.ms", buf);
-	snprintf(buf, sizeof(buf), "%lld", c->message_max_bytes);
-	PUBLISH__SET("message.max.bytes", buf);
+	if ((conf = mri_kafka_conf_new(c->bootstrap, c->client_id, errstr,
+				       errstr_size)) == NULL)
+		return MR_ECONFIG;
 	// The front door bounds what is in flight (max_inflight requests of
 	// max_frame_bytes); librdkafka's queue must not refuse within that.
-	PUBLISH__SET("queue.buffering.max.messages", "0");
-	PUBLISH__SET("queue.buffering.max.kbytes", "2097151");
-	PUBLISH__SET("topic.metadata.propagation.max.ms", "5000");
-	for (size_t i = 0; i < c->rdk_count; i++)
-		PUBLISH__SET(c->rdk_names[i], c->rdk_values[i]);
-#undef PUBLISH__SET
+	if (mri_kafka_set_int(conf, "linger.ms", c->linger_ms, errstr,
+			      errstr_size) ||
+	    mri_kafka_set_int(conf, "message.timeout.ms",
+			      c->message_timeout_ms, errstr, errstr_size) ||
+	    mri_kafka_set_int(conf, "message.max.bytes", c->message_max_bytes,
+			      errstr, errstr_size) ||
+	    mri_kafka_set(conf, "queue.buffering.max.messages", "0", errstr,
+			  errstr_size) ||
+	    mri_kafka_set(conf, "queue.buffering.max.kbytes", "2097151", errstr,
+			  errstr_size) ||
+	    mri_kafka_set(conf, "topic.metadata.propagation.max.ms", "5000",
+			  errstr, errstr_size) ||
+	    mri_kafka_set_all(conf, c->rdk_names, c->rdk_values, c->rdk_count,
+			      errstr, errstr_size)) {
+		rd_kafka_conf_destroy(conf);
+		return MR_ECONFIG;
+	}
 	*out = conf;
 	return MR_OK;
-fail:
-	rd_kafka_conf_destroy(conf);
-	return MR_ECONFIG;
 }
 
 int
@@ -438,7 +420,6 @@ mri_publisher_new(struct mri_publisher          **out,
 {
 	struct mri_publisher *p;
 	rd_kafka_conf_t      *kc;
-	pthread_condattr_t    ca;
 	int                   rc;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
@@ -448,10 +429,7 @@ mri_publisher_new(struct mri_publisher          **out,
 	pthread_mutex_init(&p->dlock, NULL);
 	pthread_mutex_init(&p->cfg_lock, NULL);
 	pthread_mutex_init(&p->wlock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->wcond, &ca);
-	pthread_condattr_destroy(&ca);
+	mri_cond_init(&p->wcond);
 	p->dedupe_window_ms = conf->dedupe_window_ms;
 	mri_publisher_set_envelope(p, conf->ce_source, conf->ce_type);
 	if (conf->dedupe_window_ms > 0 &&
@@ -481,20 +459,13 @@ mri_publisher_new(struct mri_publisher          **out,
 static bool
 publish__wait(struct mri_publisher *p, int timeout_ms)
 {
-	struct timespec ts;
-	bool            idle;
+	uint64_t deadline = mri_deadline_in((uint64_t)timeout_ms);
+	bool     idle;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec  += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
 	atomic_fetch_add(&p->drainers, 1);
 	pthread_mutex_lock(&p->wlock);
 	while (atomic_load(&p->inflight) > 0 &&
-	       pthread_cond_timedwait(&p->wcond, &p->wlock, &ts) == 0)
+	       mri_cond_wait_until(&p->wcond, &p->wlock, deadline) == 0)
 		;
 	idle = atomic_load(&p->inflight) == 0;
 	pthread_mutex_unlock(&p->wlock);

@@ -11,9 +11,11 @@
 #include <librdkafka/rdkafka.h>
 
 #include "bridge/producer.h"
+#include "core/clock.h"
+#include "core/kafka.h"
+#include "core/log.h"
 #include "embedded.h"
 #include "mailroom/error.h"
-#include "core/log.h"
 #include "proto/frame.h"
 
 /* A queued request. */
@@ -436,14 +438,6 @@ mri_admin_run(struct mri_admin *a, json_t *req)
 
 /* ---- the workers -------------------------------------------------------- */
 
-static void
-admin__log_cb(const rd_kafka_t *rk, int level, const char *fac,
-	      const char *buf)
-{
-	(void)rk;
-	MRI_LOG(level, "component=admin facility=%s msg=\"%s\"", fac, buf);
-}
-
 static void *
 admin__worker(void *arg)
 {
@@ -480,29 +474,20 @@ admin__worker(void *arg)
 static rd_kafka_conf_t *
 admin__conf(const struct mri_admin_conf *c, char *errstr, size_t n)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char             buf[32];
+	rd_kafka_conf_t *conf;
 
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", c->bootstrap, errstr,
-			      n) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "client.id", "mailroomd", errstr, n) !=
-		RD_KAFKA_CONF_OK)
-		goto fail;
-	if (c->message_max_bytes > 0) {
-		snprintf(buf, sizeof(buf), "%lld", c->message_max_bytes);
-		if (rd_kafka_conf_set(conf, "message.max.bytes", buf, errstr,
-				      n) != RD_KAFKA_CONF_OK)
-			goto fail;
+	if ((conf = mri_kafka_conf_new(c->bootstrap, "mailroomd", errstr, n)) ==
+	    NULL)
+		return NULL;
+	if ((c->message_max_bytes > 0 &&
+	     mri_kafka_set_int(conf, "message.max.bytes", c->message_max_bytes,
+			       errstr, n)) ||
+	    mri_kafka_set_all(conf, c->rdk_names, c->rdk_values, c->rdk_count,
+			      errstr, n)) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
 	}
-	for (size_t i = 0; i < c->rdk_count; i++)
-		if (rd_kafka_conf_set(conf, c->rdk_names[i], c->rdk_values[i],
-				      errstr, n) != RD_KAFKA_CONF_OK)
-			goto fail;
-	rd_kafka_conf_set_log_cb(conf, admin__log_cb);
 	return conf;
-fail:
-	rd_kafka_conf_destroy(conf);
-	return NULL;
 }
 
 int
@@ -527,14 +512,7 @@ mri_admin_new(struct mri_admin **out, const struct mri_admin_conf *c,
 	a->queue_max       = c->queue_max > 0 ? c->queue_max : MRI_ADMIN_QUEUE;
 	pthread_mutex_init(&a->mtx, NULL);
 	pthread_cond_init(&a->work, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&a->idle, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	mri_cond_init(&a->idle);
 	if ((conf = admin__conf(c, errstr, errstr_size)) == NULL) {
 		mri_admin_free(a);
 		return MR_ECONFIG;
@@ -591,20 +569,13 @@ mri_admin_submit(struct mri_admin *a, json_t *req, mri_admin_done_cb done,
 bool
 mri_admin_drain(struct mri_admin *a, int timeout_ms)
 {
-	struct timespec ts;
-	bool            idle;
+	uint64_t deadline = mri_deadline_in((uint64_t)timeout_ms);
+	bool     idle;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&a->mtx);
 	a->draining = true;
 	while ((a->queued > 0 || a->running > 0) &&
-	       pthread_cond_timedwait(&a->idle, &a->mtx, &ts) != ETIMEDOUT)
+	       mri_cond_wait_until(&a->idle, &a->mtx, deadline) != ETIMEDOUT)
 		;
 	idle = a->queued == 0 && a->running == 0;
 	pthread_mutex_unlock(&a->mtx);

@@ -6,7 +6,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include "bridge/producer.h"
+#include "core/kafka.h"
 #include "mailroom/error.h"
 
 struct mri_embedded {

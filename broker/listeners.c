@@ -10,6 +10,7 @@
 
 #include <nng/protocol/reqrep0/req.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 
@@ -40,28 +41,15 @@ struct mri_listeners {
 	uint64_t        restarts; /* under mtx */
 };
 
-static void
-lsn__deadline(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* Wait up to \p ms unless stopping. Call with mtx held.
  * @returns true when stopping. */
 static bool
 lsn__pause(struct mri_listeners *l, int ms)
 {
-	struct timespec ts;
+	uint64_t deadline = mri_deadline_in((uint64_t)ms);
 
-	lsn__deadline(&ts, ms);
 	while (!l->stopping &&
-	       pthread_cond_timedwait(&l->cv, &l->mtx, &ts) != ETIMEDOUT)
+	       mri_cond_wait_until(&l->cv, &l->mtx, deadline) != ETIMEDOUT)
 		;
 	return l->stopping;
 }
@@ -191,7 +179,6 @@ mri_listeners_start(struct mri_listeners **out, nng_socket sock,
 		    size_t errstr_size)
 {
 	struct mri_listeners *l;
-	pthread_condattr_t    ca;
 	int                   rv;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL ||
@@ -202,10 +189,7 @@ mri_listeners_start(struct mri_listeners **out, nng_socket sock,
 	}
 	l->sock = sock;
 	pthread_mutex_init(&l->mtx, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&l->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	mri_cond_init(&l->cv);
 	for (size_t i = 0; i < n; i++) {
 		if ((l->v[i].url = strdup(urls[i])) == NULL) {
 			snprintf(errstr, errstr_size, "out of memory");

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "consume.h"
 #include "core/clock.h"
+#include "core/kafka.h"
 #include "core/log.h"
 #include "embedded.h"
 #include "listeners.h"
@@ -38,23 +39,6 @@ static void srv__recv(struct srv_ctx *c);
 static void srv__unbusy(struct mri_server *s);
 static int  srv__split_urls(struct mri_server *s, const char *list);
 
-uint64_t
-srv__mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-long long
-srv__wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 static void
 srv__request_free(struct srv_ctx *c)
 {
@@ -328,23 +312,17 @@ srv__consume_new(struct mri_server *s, const struct mri_config *cfg,
 	    .embedded        = s->emb != NULL,
 	    .idle_close_ms   = (uint64_t)cfg->consumer_idle_close_ms,
 	};
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf;
 	int              rc;
 
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "client.id", "mailroomd", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK) {
+	if ((conf = mri_kafka_conf_new(bootstrap, "mailroomd", errstr,
+				       errstr_size)) == NULL)
+		return MR_ECONFIG;
+	if (mri_kafka_set_all(conf, cfg->rdk_names, cfg->rdk_values,
+			      cfg->rdk_count, errstr, errstr_size) != MR_OK) {
 		rd_kafka_conf_destroy(conf);
 		return MR_ECONFIG;
 	}
-	for (size_t i = 0; i < cfg->rdk_count; i++)
-		if (rd_kafka_conf_set(conf, cfg->rdk_names[i],
-				      cfg->rdk_values[i], errstr,
-				      errstr_size) != RD_KAFKA_CONF_OK) {
-			rd_kafka_conf_destroy(conf);
-			return MR_ECONFIG;
-		}
 	rc = mri_consume_new(&s->consume, conf, &cc);
 	rd_kafka_conf_destroy(conf);
 	if (rc != MR_OK)
@@ -424,7 +402,7 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 	s->emb              = emb;
 	s->bootstrap        = strdup(bootstrap);
 	s->max_frame        = (size_t)cfg->max_frame_bytes;
-	s->started_ms       = (int64_t)srv__mono_ms();
+	s->started_ms       = (int64_t)mri_mono_ms();
 	s->nctx             = (size_t)cfg->max_inflight;
 	if (srv__split_urls(s, cfg->listen) != MR_OK) {
 		mri_server_free(s);
@@ -551,18 +529,11 @@ srv__unbusy(struct mri_server *s)
 static void
 srv__wait_idle(struct mri_server *s, int timeout_ms)
 {
-	struct timespec ts;
+	uint64_t deadline = mri_deadline_in((uint64_t)timeout_ms);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&s->idle_lock);
 	while (atomic_load(&s->busy) > 0 &&
-	       pthread_cond_timedwait(&s->idle_cv, &s->idle_lock, &ts) !=
+	       mri_cond_wait_until(&s->idle_cv, &s->idle_lock, deadline) !=
 		   ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&s->idle_lock);
@@ -580,7 +551,7 @@ mri_server_drain(struct mri_server *s, int timeout_ms)
 	atomic_store(&s->draining, 1);
 	// Requests waiting for their turn wait for requests that will now be
 	// refused: refuse them too.
-	srv__refuse_parked(mri_order_expire(s->order, srv__mono_ms(), 0),
+	srv__refuse_parked(mri_order_expire(s->order, mri_mono_ms(), 0),
 			   MR_ESHUTDOWN, SRV__DRAINING_WHY);
 	// Fetches waiting for messages are answered now, empty.
 	if (s->consume != NULL)

@@ -87,10 +87,6 @@ struct mri_server {
 	atomic_ullong           n_refused;
 };
 
-/* The clocks: monotonic for waits, wall for ce_time. */
-uint64_t  srv__mono_ms(void);
-long long srv__wall_ms(void);
-
 /* Send c->out as the reply; the request is finished. */
 void srv__send(struct srv_ctx *c);
 /* Reply with an ERROR frame: "MR_NAME: why". */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "mailroom/error.h"
 #include "server_internal.h"
 
@@ -116,7 +117,7 @@ srv__handoff(struct srv_ctx *c)
 	// The turn passes before the guard goes: once the reply is on its
 	// way, c serves another request.
 	if (c->sequenced)
-		next = mri_order_done(s->order, &c->oitem, srv__mono_ms());
+		next = mri_order_done(s->order, &c->oitem, mri_mono_ms());
 	srv__guard_release(c);
 	return next;
 }
@@ -164,12 +165,12 @@ srv__sweep_cb(void *arg)
 		return;
 	if (atomic_load(&s->draining)) {
 		// Parked after the drain began: what they wait for is refused.
-		srv__refuse_parked(mri_order_expire(s->order, srv__mono_ms(), 0),
+		srv__refuse_parked(mri_order_expire(s->order, mri_mono_ms(), 0),
 				   MR_ESHUTDOWN, SRV__DRAINING_WHY);
 		nng_sleep_aio(SRV__SWEEP_MS, s->sweep);
 		return;
 	}
-	late = mri_order_expire(s->order, srv__mono_ms(), s->order_wait_ms);
+	late = mri_order_expire(s->order, mri_mono_ms(), s->order_wait_ms);
 	if (late != NULL) {
 		snprintf(why, sizeof(why),
 			 "an earlier request of this publisher's stream did "
@@ -263,7 +264,7 @@ srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len,
 	c->oitem.seq    = seq.seq;
 	c->oitem.arg    = c;
 	c->sequenced    = true;
-	go = mri_order_arrive(s->order, &c->oitem, seq.base, srv__mono_ms(),
+	go = mri_order_arrive(s->order, &c->oitem, seq.base, mri_mono_ms(),
 			      &full);
 	if (full)
 		c->sequenced = false;

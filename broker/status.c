@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "consume.h"
+#include "core/clock.h"
 #include "mailroom/version.h"
 #include "server_internal.h"
 
@@ -31,7 +32,7 @@ mri_server_status(struct mri_server *s, struct mri_status *st)
 	st->kafka.warning   = s->emb != NULL ? STATUS__EMBEDDED_WARNING : NULL;
 	st->listeners       = s->urls;
 	st->nlisteners      = s->nurls;
-	st->uptime_s = (srv__mono_ms() - (uint64_t)s->started_ms) / 1000;
+	st->uptime_s = (mri_mono_ms() - (uint64_t)s->started_ms) / 1000;
 	st->inflight_requests        = atomic_load(&s->busy);
 	st->publish.requests         = atomic_load(&s->n_requests);
 	st->publish.confirmed        = ps.confirmed;
