@@ -2,7 +2,8 @@
 # Every test, as CI runs it: install what is missing, fetch the test Kafka's
 # jars with Maven, build with warnings as errors and run the whole suite
 # (unit, embedded, real Kafka, fault, bounded fuzzing); then build again with
-# AddressSanitizer and UndefinedBehaviorSanitizer and run the suite again.
+# AddressSanitizer and UndefinedBehaviorSanitizer and run the suite again,
+# and once more with ThreadSanitizer for the unit tests and the C API suites.
 # Tests that need real Kafka report skipped, with the reason, when it cannot
 # start here.
 set -euo pipefail
@@ -32,3 +33,18 @@ export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # The fuzzer already ran under both sanitizers in the first pass.
 (cd build-san && ctest --output-on-failure --no-tests=error -LE '^fuzz$')
+
+# ThreadSanitizer, within CI's budget: the unit label (which holds the
+# concurrent parts' own tests: the group, the journal, the subscription
+# registry, the front door, the publisher, admin) and the three C API
+# suites end to end. core/tsan_thrd.c and tests/tsan.supp say why
+# librdkafka needs a shim and what is quieted.
+echo "== build with the thread sanitizer ==" >&2
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DMR_WERROR=ON \
+	-DMR_SANITIZER=thread -DMR_BENCH=OFF >/dev/null
+cmake --build build-tsan -j"$jobs" >/dev/null
+export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp:halt_on_error=1:second_deadlock_stack=1"
+(cd build-tsan && ctest --output-on-failure --no-tests=error -L unit \
+	-LE '^fuzz$')
+(cd build-tsan && ctest --output-on-failure --no-tests=error \
+	-R '^(publish_api|consume_api|order_api)_embedded$')
