@@ -435,7 +435,7 @@ mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
 		memset(ps, 0, sizeof(*ps));
 		snprintf(ps->topic, sizeof(ps->topic), "%s", p->topic);
 		ps->partition  = p->partition;
-		ps->committed  = p->committed;
+		ps->committed  = p->committed >= 0 ? p->committed : -1;
 		ps->end_offset = -1;
 		mri_engine_part_stats(g->e, (int32_t)i, &ps->buffered,
 				      &ps->inflight);
