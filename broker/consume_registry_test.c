@@ -111,8 +111,8 @@ rt_fetch(uint32_t pipe, uint64_t session, uint32_t wait_ms)
 static void
 rt_settle(uint32_t pipe, uint64_t session, uint8_t kind, uint64_t handle)
 {
-	struct mri_settle s     = {.session = session, .kind = kind};
-	struct mri_range  r     = {handle, 3};
+	struct mri_settle s = {.session = session, .kind = kind};
+	struct mri_range  r = {handle, 3};
 	struct mri_wbuf   b, out;
 
 	if (kind == MRI_SETTLE_EXTEND)
@@ -151,10 +151,10 @@ rt_unsubscribe(uint32_t pipe, uint64_t session)
 static void *
 rt_worker(void *arg)
 {
-	uintptr_t      k     = (uintptr_t)arg;
-	uint64_t       end   = rt_now() + RT_RUN_MS;
-	unsigned int   seed  = (unsigned int)k * 7919u + 1;
-	uint32_t       pipe  = 0x7f000000u + (uint32_t)k * 1000;
+	uintptr_t    k    = (uintptr_t)arg;
+	uint64_t     end  = rt_now() + RT_RUN_MS;
+	unsigned int seed = (unsigned int)k * 7919u + 1;
+	uint32_t     pipe = 0x7f000000u + (uint32_t)k * 1000;
 
 	while (rt_now() < end) {
 		uint64_t id = rt_subscribe(++pipe, rand_r(&seed) % RT_SUBS);

@@ -236,16 +236,16 @@ START_TEST(test_group_hooks_and_stats)
 	struct mri_group_part_stats ps[4];
 	const char                 *topics[] = {GT_TOPIC};
 	struct mri_group_conf       c        = {
-			     .group              = "group_test",
-			     .topics             = topics,
-			     .ntopics            = 1,
-			     .order              = MRI_ORDER_UNORDERED,
-			     .credit             = 100,
-			     .ack_deadline_ms    = 400,
-			     .max_buffered       = 1000,
-			     .revoke_wait_ms     = 100,
-			     .session_timeout_ms = 6000,
-        };
+	    .group              = "group_test",
+	    .topics             = topics,
+	    .ntopics            = 1,
+	    .order              = MRI_ORDER_UNORDERED,
+	    .credit             = 100,
+	    .ack_deadline_ms    = 400,
+	    .max_buffered       = 1000,
+	    .revoke_wait_ms     = 100,
+	    .session_timeout_ms = 6000,
+	};
 	struct mri_group_hooks hooks = {
 	    .on_nack             = gt_on_nack,
 	    .on_deadline_expired = gt_on_expired,

@@ -1354,10 +1354,10 @@ START_TEST(test_put_in_place)
 	uint8_t                 *mem, *p;
 	size_t                   len = MRI_FETCH_REPLY_HDR_LEN;
 	static const uint8_t     settle[] = {
-            'M', 'R', 1, MRI_OP_SETTLE_REPLY, 0, 0, 0, 0, 18, 0, 0, 0,
-            7, 0, 0, 0, 1, 0, 0, 0,                         // settled, nf
-            9, 8, 7, 6, 5, 4, 3, 2, 21, 0,                  // handle, status
-        };
+	    'M', 'R', 1, MRI_OP_SETTLE_REPLY, 0, 0, 0, 0, 18, 0, 0, 0,
+	    7, 0, 0, 0, 1, 0, 0, 0,        // settled, nf
+	    9, 8, 7, 6, 5, 4, 3, 2, 21, 0, // handle, status
+	};
 
 	consume_test__sample(m);
 	mri_wbuf_init(&b);
