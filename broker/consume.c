@@ -38,8 +38,14 @@ struct consume_sub {
 	uint64_t            idle_since; /* ms, monotonic, when it fell to 0 */
 };
 
+/* A session on a subscription. Counted too (refs, under the registry's
+ * lock): one while in r->sessions, one for each FETCH, SETTLE or
+ * UNSUBSCRIBE using it; the last release closes it in the group (what it
+ * held is handed out again, a fetch it has waiting is answered) and
+ * releases its subscription, so that no call works on a closed session. */
 struct consume_session {
 	struct consume_session *next;
+	unsigned                refs;
 	uint64_t                id;
 	struct consume_sub     *sub;
 	uint32_t                sid;
@@ -488,6 +494,7 @@ mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
 	}
 	s->nsessions++;
 	s->refs++; // the session's
+	x->refs     = 1; // the registry's
 	x->id       = ++r->next_id;
 	x->sub      = s;
 	x->pipe     = pipe;
@@ -510,24 +517,38 @@ mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
 	}
 }
 
-/* @returns the subscription (held: consume__sub_rele it) and sid of
- * session \p id of connection \p pipe, or NULL. */
-static struct consume_sub *
-consume__find(struct mri_consume *r, uint64_t id, uint32_t pipe,
-	      uint32_t *sid)
+/* @returns session \p id of connection \p pipe, held (release it with
+ * consume__session_rele), or NULL. */
+static struct consume_session *
+consume__find(struct mri_consume *r, uint64_t id, uint32_t pipe)
 {
-	struct consume_sub *s = NULL;
+	struct consume_session *x;
 
 	pthread_mutex_lock(&r->lock);
-	for (struct consume_session *x = r->sessions; x != NULL; x = x->next)
+	for (x = r->sessions; x != NULL; x = x->next)
 		if (x->id == id && x->pipe == pipe) {
-			s = x->sub;
-			s->refs++;
-			*sid = x->sid;
+			x->refs++;
 			break;
 		}
 	pthread_mutex_unlock(&r->lock);
-	return s;
+	return x;
+}
+
+/* Release a hold on session \p x; the last one closes it in its group and
+ * releases its subscription. Called without the lock. */
+static void
+consume__session_rele(struct mri_consume *r, struct consume_session *x)
+{
+	unsigned left;
+
+	pthread_mutex_lock(&r->lock);
+	left = --x->refs;
+	pthread_mutex_unlock(&r->lock);
+	if (left > 0)
+		return;
+	mri_group_session_close(x->sub->g, x->sid);
+	consume__sub_rele(r, x->sub);
+	free(x);
 }
 
 /* A FETCH or SETTLE in a group: where its reply goes. */
@@ -581,10 +602,9 @@ mri_consume_fetch(struct mri_consume *r, uint32_t pipe, const uint8_t *body,
 {
 	struct mri_fetch           f;
 	struct mri_group_fetch_req gf;
-	struct consume_sub        *s;
+	struct consume_session    *x;
 	struct consume_req        *q;
 	const char                *why;
-	uint32_t                   sid;
 	size_t                     max;
 	int                        rc;
 
@@ -592,7 +612,7 @@ mri_consume_fetch(struct mri_consume *r, uint32_t pipe, const uint8_t *body,
 		consume__error(out, rc, why);
 		return rc;
 	}
-	if ((s = consume__find(r, f.session, pipe, &sid)) == NULL) {
+	if ((x = consume__find(r, f.session, pipe)) == NULL) {
 		consume__error(out, MR_ENOENT,
 			       "no such session (closed, or opened on another "
 			       "connection or before a restart): subscribe "
@@ -614,9 +634,10 @@ mri_consume_fetch(struct mri_consume *r, uint32_t pipe, const uint8_t *body,
 	else {
 		q->cb  = cb;
 		q->arg = arg;
-		rc     = mri_group_fetch(s->g, sid, &gf, consume__fetched, q);
+		rc     = mri_group_fetch(x->sub->g, x->sid, &gf,
+					 consume__fetched, q);
 	}
-	consume__sub_rele(r, s);
+	consume__session_rele(r, x);
 	if (rc != MR_OK) {
 		free(q);
 		consume__error(out, rc, "cannot fetch");
@@ -632,17 +653,16 @@ mri_consume_settle(struct mri_consume *r, uint32_t pipe, const uint8_t *body,
 	struct mri_settle           s;
 	struct mri_group_settle_req gs;
 	struct mri_group_range      stack[64], *ranges = stack;
-	struct consume_sub         *sub;
+	struct consume_session     *x;
 	struct consume_req         *q;
 	const char                 *why;
-	uint32_t                    sid;
 	int                         rc;
 
 	if ((rc = mri_settle_decode(body, len, &s, &why)) != MR_OK) {
 		consume__error(out, rc, why);
 		return rc;
 	}
-	if ((sub = consume__find(r, s.session, pipe, &sid)) == NULL) {
+	if ((x = consume__find(r, s.session, pipe)) == NULL) {
 		consume__error(out, MR_ENOENT,
 			       "no such session: its deliveries were handed "
 			       "out again");
@@ -670,9 +690,9 @@ mri_consume_settle(struct mri_consume *r, uint32_t pipe, const uint8_t *body,
 		gs.handles    = s.handles;
 		q->cb         = cb;
 		q->arg        = arg;
-		rc = mri_group_settle(sub->g, &gs, consume__settled, q);
+		rc = mri_group_settle(x->sub->g, &gs, consume__settled, q);
 	}
-	consume__sub_rele(r, sub);
+	consume__session_rele(r, x);
 	if (ranges != stack)
 		free(ranges);
 	if (rc != MR_OK) {
@@ -704,9 +724,7 @@ consume__close(struct mri_consume *r, bool (*match)(struct consume_session *,
 	pthread_mutex_unlock(&r->lock);
 	while ((x = gone) != NULL) {
 		gone = x->next;
-		mri_group_session_close(x->sub->g, x->sid);
-		consume__sub_rele(r, x->sub);
-		free(x);
+		consume__session_rele(r, x);
 	}
 }
 
@@ -720,21 +738,20 @@ void
 mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
 			const uint8_t *body, size_t len, struct mri_wbuf *out)
 {
-	struct consume_sub *s;
-	uint64_t            id;
-	uint32_t            sid;
-	const char         *why;
-	int                 rc;
+	struct consume_session *x;
+	uint64_t                id;
+	const char             *why;
+	int                     rc;
 
 	if ((rc = mri_unsubscribe_decode(body, len, &id, &why)) != MR_OK) {
 		consume__error(out, rc, why);
 		return;
 	}
-	if ((s = consume__find(r, id, pipe, &sid)) == NULL) {
+	if ((x = consume__find(r, id, pipe)) == NULL) {
 		consume__error(out, MR_ENOENT, "no such session");
 		return;
 	}
-	consume__sub_rele(r, s);
+	consume__session_rele(r, x);
 	consume__close(r, consume__is_id, id);
 	mri_frame_begin(out, MRI_OP_UNSUBSCRIBE_REPLY);
 	mri_frame_end(out);
