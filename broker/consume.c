@@ -25,7 +25,7 @@
 
 /* One (group, topics, mode, deadline, credit) of this mailroomd. Counted
  * (refs, under the registry's lock): one while in r->subs, one for each
- * session on it, one for each call into its group; the last release puts
+ * session on it; the last release puts
  * it on r->reap, and the reaper frees it. */
 struct consume_sub {
 	struct consume_sub *next;

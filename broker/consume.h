@@ -11,11 +11,13 @@
  * The group hands back results (a batch, a settle's result); they are
  * encoded here, with proto/, straight into the reply's nng_msg.
  *
- * Lifetimes: a subscription is counted (its place in the registry, each
- * session on it, each FETCH or SETTLE using it); it leaves the registry
- * when idle (the reaper thread) and is freed by its last release, on the
- * reaper thread (nng's reap model: a release never runs mri_group_free
- * on a caller's thread).
+ * Lifetimes: a session is counted (its place in the registry, each
+ * FETCH, SETTLE or UNSUBSCRIBE using it) and closed in its group by its
+ * last release; a subscription is counted (its place in the registry,
+ * each session on it); it leaves the registry when idle (the reaper
+ * thread) and is freed after its last release, on the reaper thread
+ * (nng's reap model: a release never runs mri_group_free on a caller's
+ * thread).
  *
  * Thread safety: every function may be called from any thread, except
  * new and free.
