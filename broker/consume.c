@@ -25,8 +25,8 @@
 
 /* One (group, topics, mode, deadline, credit) of this mailroomd. Counted
  * (refs, under the registry's lock): one while in r->subs, one for each
- * session on it; the last release puts
- * it on r->reap, and the reaper frees it. */
+ * session on it; the last release puts it on r->reap, and the reaper
+ * frees it. */
 struct consume_sub {
 	struct consume_sub *next;
 	unsigned            refs;
