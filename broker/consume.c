@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <nng/nng.h>
 
+#include "broker/consume_reply.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 #include "proto/consume.h"
@@ -23,9 +24,13 @@
 #define CONSUME__DEADLINE_MAX 86400000
 #define CONSUME__CREDIT_MAX 100000
 
-/* One (group, topics, mode, deadline, credit) of this mailroomd. */
+/* One (group, topics, mode, deadline, credit) of this mailroomd. Counted
+ * (refs, under the registry's lock): one while in r->subs, one for each
+ * session on it; the last release puts it on r->reap, and the reaper
+ * frees it. */
 struct consume_sub {
 	struct consume_sub *next;
+	unsigned            refs;
 	char               *key; /* group NUL topics... mode deadline credit */
 	size_t              key_len;
 	json_t             *desc; /* for SUBSCRIBE's reply */
@@ -34,8 +39,14 @@ struct consume_sub {
 	uint64_t            idle_since; /* ms, monotonic, when it fell to 0 */
 };
 
+/* A session on a subscription. Counted too (refs, under the registry's
+ * lock): one while in r->sessions, one for each FETCH, SETTLE or
+ * UNSUBSCRIBE using it; the last release closes it in the group (what it
+ * held is handed out again, a fetch it has waiting is answered) and
+ * releases its subscription, so that no call works on a closed session. */
 struct consume_session {
 	struct consume_session *next;
+	unsigned                refs;
 	uint64_t                id;
 	struct consume_sub     *sub;
 	uint32_t                sid;
@@ -47,6 +58,7 @@ struct mri_consume {
 	struct mri_consume_conf c;
 	pthread_mutex_t         lock;
 	struct consume_sub     *subs;
+	struct consume_sub     *reap; /* released: the reaper frees them */
 	struct consume_session *sessions;
 	uint64_t                next_id;
 	bool                    draining;
@@ -74,6 +86,41 @@ consume__sub_free(struct consume_sub *s)
 	free(s);
 }
 
+/* Release a hold on \p s; the last one hands it to the reaper. Called
+ * with the lock held. */
+static void
+consume__sub_rele_locked(struct mri_consume *r, struct consume_sub *s)
+{
+	if (--s->refs > 0)
+		return;
+	s->next = r->reap;
+	r->reap = s;
+	pthread_cond_signal(&r->cv);
+}
+
+static void
+consume__sub_rele(struct mri_consume *r, struct consume_sub *s)
+{
+	pthread_mutex_lock(&r->lock);
+	consume__sub_rele_locked(r, s);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Free the subscriptions released (leaving their groups may take
+ * seconds). Called with the lock held; it is released meanwhile. */
+static void
+consume__reap(struct mri_consume *r)
+{
+	struct consume_sub *s;
+
+	while ((s = r->reap) != NULL) {
+		r->reap = s->next;
+		pthread_mutex_unlock(&r->lock);
+		consume__sub_free(s);
+		pthread_mutex_lock(&r->lock);
+	}
+}
+
 static void consume__close(struct mri_consume *r,
 			   bool (*match)(struct consume_session *, uint64_t),
 			   uint64_t what);
@@ -91,8 +138,9 @@ consume__pipe_gone(struct consume_session *x, uint64_t unused)
 
 /* Once a second: sessions whose connection closed are closed (what they
  * held is handed out again), and subscriptions without a session for
- * consumer.idle_close_ms leave their group, so that Kafka gives their
- * partitions to the members still there. */
+ * consumer.idle_close_ms leave the registry and, once no call holds them,
+ * their group, so that Kafka gives their partitions to the members still
+ * there. Subscriptions released meanwhile are freed at once. */
 static void *
 consume__reaper(void *arg)
 {
@@ -101,7 +149,7 @@ consume__reaper(void *arg)
 	pthread_setname_np(pthread_self(), "mr:reaper");
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
-		struct consume_sub **pp, *s, *gone = NULL;
+		struct consume_sub **pp, *s;
 		struct timespec      ts;
 		uint64_t             now;
 
@@ -113,26 +161,20 @@ consume__reaper(void *arg)
 		for (pp = &r->subs; (s = *pp) != NULL;) {
 			if (s->nsessions == 0 && r->c.idle_close_ms > 0 &&
 			    now - s->idle_since >= r->c.idle_close_ms) {
-				*pp     = s->next;
-				s->next = gone;
-				gone    = s;
+				*pp = s->next;
+				mri_notice("component=consumer group=%s "
+					   "msg=\"no session for %" PRIu64
+					   " ms: leaving the group\"",
+					   s->key, r->c.idle_close_ms);
+				consume__sub_rele_locked(r, s);
 			} else {
 				pp = &s->next;
 			}
 		}
-		pthread_mutex_unlock(&r->lock);
-		while ((s = gone) != NULL) {
-			gone = s->next;
-			mri_notice("component=consumer group=%s msg=\"no "
-				   "session for %" PRIu64 " ms: leaving the "
-				   "group\"",
-				   s->key, r->c.idle_close_ms);
-			consume__sub_free(s);
-		}
-		pthread_mutex_lock(&r->lock);
+		consume__reap(r);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 1;
-		if (!r->stop)
+		if (!r->stop && r->reap == NULL)
 			pthread_cond_timedwait(&r->cv, &r->lock, &ts);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -198,14 +240,20 @@ mri_consume_free(struct mri_consume *r)
 	pthread_mutex_unlock(&r->lock);
 	if (r->reaper_started)
 		pthread_join(r->reaper, NULL);
+	// No call is in progress now: every hold left is the registry's or
+	// a session's.
+	pthread_mutex_lock(&r->lock);
 	while ((x = r->sessions) != NULL) {
 		r->sessions = x->next;
+		consume__sub_rele_locked(r, x->sub);
 		free(x);
 	}
 	while ((s = r->subs) != NULL) {
 		r->subs = s->next;
-		consume__sub_free(s);
+		consume__sub_rele_locked(r, s);
 	}
+	consume__reap(r);
+	pthread_mutex_unlock(&r->lock);
 	rd_kafka_conf_destroy(r->tmpl);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cv);
@@ -248,6 +296,7 @@ consume__parse(struct mri_consume *r, const uint8_t *body, size_t len,
 	gc->dedupe_window_ms   = r->c.dedupe_window_ms;
 	gc->dedupe_max_entries = r->c.dedupe_max_entries;
 	gc->create_journal     = !r->c.embedded;
+	gc->record_size        = mri_consume_record_size;
 	return MR_OK;
 }
 
@@ -302,7 +351,7 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 	s->key     = key;
 	s->key_len = klen;
 	pthread_mutex_unlock(&r->lock);
-	*code = mri_group_new(&s->g, conf, gc, why, why_size);
+	*code = mri_group_new(&s->g, conf, gc, NULL, why, why_size);
 	pthread_mutex_lock(&r->lock);
 	if (*code != MR_OK) {
 		rd_kafka_conf_destroy(conf);
@@ -329,6 +378,7 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 			    "topics", topics, "mode", consume__modes[gc->order],
 			    "ack_deadline_ms", (json_int_t)gc->ack_deadline_ms,
 			    "credit", (json_int_t)gc->credit);
+	s->refs = 1; // the registry's
 	s->next = r->subs;
 	r->subs = s;
 	mri_notice("component=consumer group=%s mode=%s topics=%zu "
@@ -378,6 +428,8 @@ mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
 		return;
 	}
 	s->nsessions++;
+	s->refs++; // the session's
+	x->refs     = 1; // the registry's
 	x->id       = ++r->next_id;
 	x->sub      = s;
 	x->pipe     = pipe;
@@ -400,76 +452,188 @@ mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
 	}
 }
 
-/* @returns the group and sid of session \p id of connection \p pipe, or
- * NULL. */
-static struct mri_group *
-consume__find(struct mri_consume *r, uint64_t id, uint32_t pipe,
-	      uint32_t *sid)
+/* @returns session \p id of connection \p pipe, held (release it with
+ * consume__session_rele), or NULL. */
+static struct consume_session *
+consume__find(struct mri_consume *r, uint64_t id, uint32_t pipe)
 {
-	struct mri_group *g = NULL;
+	struct consume_session *x;
 
 	pthread_mutex_lock(&r->lock);
-	for (struct consume_session *x = r->sessions; x != NULL; x = x->next)
+	for (x = r->sessions; x != NULL; x = x->next)
 		if (x->id == id && x->pipe == pipe) {
-			g    = x->sub->g;
-			*sid = x->sid;
+			x->refs++;
 			break;
 		}
 	pthread_mutex_unlock(&r->lock);
-	return g;
+	return x;
+}
+
+/* Release a hold on session \p x; the last one closes it in its group and
+ * releases its subscription. Called without the lock. */
+static void
+consume__session_rele(struct mri_consume *r, struct consume_session *x)
+{
+	unsigned left;
+
+	pthread_mutex_lock(&r->lock);
+	left = --x->refs;
+	pthread_mutex_unlock(&r->lock);
+	if (left > 0)
+		return;
+	mri_group_session_close(x->sub->g, x->sid);
+	consume__sub_rele(r, x->sub);
+	free(x);
+}
+
+/* A FETCH or SETTLE in a group: where its reply goes. */
+struct consume_req {
+	mri_consume_reply_cb cb;
+	void                *arg;
+};
+
+/* The group's answer to a FETCH, as a frame. */
+static void
+consume__fetched(void *arg, int err, const struct mri_group_batch *b)
+{
+	struct consume_req *q = arg;
+	nng_msg            *m;
+
+	if (err == MR_EUNAVAIL)
+		m = mri_consume_error_reply(
+		    err, "the delivery attempts could not be recorded in "
+			 "Kafka; the messages will be delivered again after "
+			 "their ack deadline");
+	else if (err != MR_OK)
+		m = mri_consume_error_reply(err, "mailroomd is out of memory");
+	else
+		m = mri_consume_fetch_reply(b);
+	q->cb(q->arg, m);
+	free(q);
+}
+
+/* The group's answer to a SETTLE, as a frame. */
+static void
+consume__settled(void *arg, int err, const struct mri_group_settle_result *res)
+{
+	struct consume_req *q = arg;
+	nng_msg            *m;
+
+	if (err != MR_OK)
+		m = mri_consume_error_reply(
+		    MR_EUNAVAIL, "the acks were taken but could not be "
+				 "recorded in Kafka; some of these messages "
+				 "may be delivered again");
+	else
+		m = mri_consume_settle_reply(res);
+	q->cb(q->arg, m);
+	free(q);
 }
 
 int
 mri_consume_fetch(struct mri_consume *r, uint32_t pipe, const uint8_t *body,
-		  size_t len, mri_group_reply_cb cb, void *arg,
+		  size_t len, mri_consume_reply_cb cb, void *arg,
 		  struct mri_wbuf *out)
 {
-	struct mri_fetch  f;
-	struct mri_group *g;
-	const char       *why;
-	uint32_t          sid;
-	int               rc;
+	struct mri_fetch           f;
+	struct mri_group_fetch_req gf;
+	struct consume_session    *x;
+	struct consume_req        *q;
+	const char                *why;
+	size_t                     max;
+	int                        rc;
 
 	if ((rc = mri_fetch_decode(body, len, &f, &why)) != MR_OK) {
 		consume__error(out, rc, why);
 		return rc;
 	}
-	if ((g = consume__find(r, f.session, pipe, &sid)) == NULL) {
+	if ((x = consume__find(r, f.session, pipe)) == NULL) {
 		consume__error(out, MR_ENOENT,
 			       "no such session (closed, or opened on another "
 			       "connection or before a restart): subscribe "
 			       "again");
 		return MR_ENOENT;
 	}
-	if ((rc = mri_group_fetch(g, sid, &f, r->c.max_frame, cb, arg)) !=
-	    MR_OK)
+	// max_bytes counts the whole reply (0: the frame's limit); the group
+	// counts its records' sizes.
+	max = f.max_bytes ? f.max_bytes : r->c.max_frame;
+	if (max > r->c.max_frame)
+		max = r->c.max_frame;
+	gf.max_msgs    = f.max_msgs;
+	gf.max_size    = max > MRI_FETCH_REPLY_HDR_LEN
+			     ? max - MRI_FETCH_REPLY_HDR_LEN
+			     : 0;
+	gf.max_wait_ms = f.max_wait_ms;
+	if ((q = malloc(sizeof(*q))) == NULL)
+		rc = MR_ENOMEM;
+	else {
+		q->cb  = cb;
+		q->arg = arg;
+		rc     = mri_group_fetch(x->sub->g, x->sid, &gf,
+					 consume__fetched, q);
+	}
+	consume__session_rele(r, x);
+	if (rc != MR_OK) {
+		free(q);
 		consume__error(out, rc, "cannot fetch");
+	}
 	return rc;
 }
 
 int
 mri_consume_settle(struct mri_consume *r, uint32_t pipe, const uint8_t *body,
-		   size_t len, mri_group_reply_cb cb, void *arg,
+		   size_t len, mri_consume_reply_cb cb, void *arg,
 		   struct mri_wbuf *out)
 {
-	struct mri_settle s;
-	struct mri_group *g;
-	const char       *why;
-	uint32_t          sid;
-	int               rc;
+	struct mri_settle           s;
+	struct mri_group_settle_req gs;
+	struct mri_group_range      stack[64], *ranges = stack;
+	struct consume_session     *x;
+	struct consume_req         *q;
+	const char                 *why;
+	int                         rc;
 
 	if ((rc = mri_settle_decode(body, len, &s, &why)) != MR_OK) {
 		consume__error(out, rc, why);
 		return rc;
 	}
-	if ((g = consume__find(r, s.session, pipe, &sid)) == NULL) {
+	if ((x = consume__find(r, s.session, pipe)) == NULL) {
 		consume__error(out, MR_ENOENT,
 			       "no such session: its deliveries were handed "
 			       "out again");
 		return MR_ENOENT;
 	}
-	if ((rc = mri_group_settle(g, &s, cb, arg)) != MR_OK)
+	if (s.range_count > 64)
+		ranges = malloc(s.range_count * sizeof(*ranges));
+	q = malloc(sizeof(*q));
+	if (ranges == NULL || q == NULL) {
+		rc = MR_ENOMEM;
+	} else {
+		for (uint32_t i = 0; i < s.range_count; i++) {
+			struct mri_range rg;
+
+			mri_settle_range(&s, i, &rg);
+			ranges[i].first = rg.first;
+			ranges[i].count = rg.count;
+		}
+		gs.kind       = (enum mri_group_settle_kind)s.kind;
+		gs.extend_ms  = s.extend_ms;
+		gs.reason     = s.reason;
+		gs.reason_len = s.reason_len;
+		gs.ranges     = ranges;
+		gs.nranges    = s.range_count;
+		gs.handles    = s.handles;
+		q->cb         = cb;
+		q->arg        = arg;
+		rc = mri_group_settle(x->sub->g, &gs, consume__settled, q);
+	}
+	consume__session_rele(r, x);
+	if (ranges != stack)
+		free(ranges);
+	if (rc != MR_OK) {
+		free(q);
 		consume__error(out, rc, "out of memory");
+	}
 	return rc;
 }
 
@@ -495,8 +659,7 @@ consume__close(struct mri_consume *r, bool (*match)(struct consume_session *,
 	pthread_mutex_unlock(&r->lock);
 	while ((x = gone) != NULL) {
 		gone = x->next;
-		mri_group_session_close(x->sub->g, x->sid);
-		free(x);
+		consume__session_rele(r, x);
 	}
 }
 
@@ -510,19 +673,20 @@ void
 mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
 			const uint8_t *body, size_t len, struct mri_wbuf *out)
 {
-	uint64_t    id;
-	uint32_t    sid;
-	const char *why;
-	int         rc;
+	struct consume_session *x;
+	uint64_t                id;
+	const char             *why;
+	int                     rc;
 
 	if ((rc = mri_unsubscribe_decode(body, len, &id, &why)) != MR_OK) {
 		consume__error(out, rc, why);
 		return;
 	}
-	if (consume__find(r, id, pipe, &sid) == NULL) {
+	if ((x = consume__find(r, id, pipe)) == NULL) {
 		consume__error(out, MR_ENOENT, "no such session");
 		return;
 	}
+	consume__session_rele(r, x);
 	consume__close(r, consume__is_id, id);
 	mri_frame_begin(out, MRI_OP_UNSUBSCRIBE_REPLY);
 	mri_frame_end(out);

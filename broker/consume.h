@@ -8,6 +8,17 @@
  * sessions' connections), and what it held is handed out again. Another
  * connection that names it is told there is no such session.
  *
+ * The group hands back results (a batch, a settle's result); they are
+ * encoded here, with proto/, straight into the reply's nng_msg.
+ *
+ * Lifetimes: a session is counted (its place in the registry, each
+ * FETCH, SETTLE or UNSUBSCRIBE using it) and closed in its group by its
+ * last release; a subscription is counted (its place in the registry,
+ * each session on it); it leaves the registry when idle (the reaper
+ * thread) and is freed after its last release, on the reaper thread
+ * (nng's reap model: a release never runs mri_group_free on a caller's
+ * thread).
+ *
  * Thread safety: every function may be called from any thread, except
  * new and free.
  */
@@ -19,6 +30,7 @@
 #include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
+#include <nng/nng.h>
 
 #include "consumers/group.h"
 #include "proto/frame.h"
@@ -59,20 +71,29 @@ void mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
 			   struct mri_wbuf *out);
 
 /**
+ * @brief Called once with a whole reply frame (FETCH_REPLY, SETTLE_REPLY
+ *        or ERROR) in \p reply (the callee takes it; NULL: out of memory),
+ *        on the caller's thread, a group's or a journal's.
+ */
+typedef void (*mri_consume_reply_cb)(void *arg, nng_msg *reply);
+
+/**
  * @brief FETCH. @returns MR_OK when \p cb will get the reply, or an error
  *        with an ERROR frame in \p out (cb will not be called).
  */
 int mri_consume_fetch(struct mri_consume *r, uint32_t pipe,
-		      const uint8_t *body, size_t len, mri_group_reply_cb cb,
-		      void *arg, struct mri_wbuf *out);
+		      const uint8_t *body, size_t len,
+		      mri_consume_reply_cb cb, void *arg,
+		      struct mri_wbuf *out);
 
 /**
  * @brief SETTLE. @returns MR_OK when \p cb will get the reply, or an error
  *        with an ERROR frame in \p out (cb will not be called).
  */
 int mri_consume_settle(struct mri_consume *r, uint32_t pipe,
-		       const uint8_t *body, size_t len, mri_group_reply_cb cb,
-		       void *arg, struct mri_wbuf *out);
+		       const uint8_t *body, size_t len,
+		       mri_consume_reply_cb cb, void *arg,
+		       struct mri_wbuf *out);
 
 /** @brief UNSUBSCRIBE: a whole reply frame into \p out. */
 void mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,

@@ -161,15 +161,24 @@ srv__pipe(struct srv_ctx *c)
 	return (uint32_t)nng_pipe_id(nng_msg_get_pipe(c->req));
 }
 
-/* A FETCH's or SETTLE's reply, on the thread that finished it. */
+/* A FETCH's or SETTLE's reply, encoded in \p m by broker/consume.c (NULL:
+ * out of memory), sent as it is, on the thread that finished it. */
 static void
-srv__fetch_reply(void *arg, struct mri_wbuf *frame)
+srv__fetch_reply(void *arg, nng_msg *m)
 {
 	struct srv_ctx *c = arg;
 
-	c->out.len = 0;
-	mri_wbuf_put(&c->out, frame->data, frame->len);
-	srv__send(c);
+	if (m == NULL) {
+		srv__reply_error(c, MR_ENOMEM, "mailroomd is out of memory");
+		return;
+	}
+	srv__request_free(c);
+	if (nng_msg_len(m) > 3 &&
+	    ((const uint8_t *)nng_msg_body(m))[3] == MRI_OP_ERROR)
+		atomic_fetch_add(&c->s->n_refused, 1);
+	c->state = SRV_SEND;
+	nng_aio_set_msg(c->aio, m);
+	nng_ctx_send(c->ctx, c->aio);
 }
 
 static void

@@ -38,6 +38,7 @@ struct part {
 	int32_t     id;
 	struct rec *head, *tail;
 	size_t      count;
+	size_t      inflight;    /* of count, handed out */
 	int64_t     next_commit; /* one past the acked prefix */
 	int64_t     last;        /* the last offset that arrived */
 	int64_t    *acked;       /* acked beyond the start, from assign */
@@ -492,6 +493,7 @@ engine__requeue(struct mri_engine *e, struct rec *r)
 {
 	list_remove(&e->sessions[r->sid].inflight, r);
 	e->inflight--;
+	r->part->inflight--;
 	engine__stale(e, r);
 	r->state = REC_WAITING;
 	engine__ready(e, r);
@@ -532,6 +534,7 @@ mri_engine_fetch(struct mri_engine *e, uint32_t sid, uint64_t now_ms,
 		r->attempt++;
 		list_push(&s->inflight, r);
 		e->inflight++;
+		r->part->inflight++;
 		out[n].handle    = engine__handle(e, r);
 		out[n].partition = r->part->id;
 		out[n].offset    = r->offset;
@@ -554,6 +557,7 @@ mri_engine_ack(struct mri_engine *e, uint64_t handle, void **opaque)
 		*opaque = r->opaque;
 	list_remove(&e->sessions[r->sid].inflight, r);
 	e->inflight--;
+	r->part->inflight--;
 	engine__stale(e, r);
 	r->state = REC_ACKED;
 	if ((q = r->kq) != NULL) {
@@ -595,8 +599,32 @@ mri_engine_extend(struct mri_engine *e, uint64_t handle, uint64_t now_ms,
 	return MR_OK;
 }
 
+/* What a delivery of in-flight record \p r is, by handle \p h. */
+static void
+engine__delivery(const struct rec *r, uint64_t h, struct mri_delivery *d)
+{
+	d->handle    = h;
+	d->partition = r->part->id;
+	d->offset    = r->offset;
+	d->attempt   = r->attempt;
+	d->opaque    = r->opaque;
+}
+
+int
+mri_engine_peek(const struct mri_engine *e, uint64_t handle,
+		struct mri_delivery *out)
+{
+	struct rec *r = engine__lookup(e, handle);
+
+	if (r == NULL)
+		return MR_ENOENT;
+	engine__delivery(r, handle, out);
+	return MR_OK;
+}
+
 size_t
-mri_engine_tick(struct mri_engine *e, uint64_t now_ms)
+mri_engine_tick_each(struct mri_engine *e, uint64_t now_ms,
+		     mri_engine_expired_fn fn, void *arg)
 {
 	size_t expired = 0;
 
@@ -606,12 +634,38 @@ mri_engine_tick(struct mri_engine *e, uint64_t now_ms)
 		for (; r != NULL; r = next) {
 			next = r->lnext;
 			if (r->deadline <= now_ms) {
+				if (fn != NULL) {
+					struct mri_delivery d;
+
+					engine__delivery(
+					    r, engine__handle(e, r), &d);
+					fn(arg, &d);
+				}
 				engine__requeue(e, r);
 				expired++;
 			}
 		}
 	}
 	return expired;
+}
+
+size_t
+mri_engine_tick(struct mri_engine *e, uint64_t now_ms)
+{
+	return mri_engine_tick_each(e, now_ms, NULL, NULL);
+}
+
+int
+mri_engine_part_stats(const struct mri_engine *e, int32_t p, size_t *buffered,
+		      size_t *inflight)
+{
+	const struct part *pt = engine__part(e, p);
+
+	if (pt == NULL)
+		return MR_ENOENT;
+	*buffered = pt->count;
+	*inflight = pt->inflight;
+	return MR_OK;
 }
 
 int64_t

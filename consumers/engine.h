@@ -122,6 +122,31 @@ int mri_engine_extend(struct mri_engine *e, uint64_t handle, uint64_t now_ms,
 /** @brief Expire deliveries past their deadline. @returns how many. */
 size_t mri_engine_tick(struct mri_engine *e, uint64_t now_ms);
 
+/** @brief Called by mri_engine_tick_each for each delivery that expires,
+ *         before it is put back (\p d is borrowed). It must not call the
+ *         engine. */
+typedef void (*mri_engine_expired_fn)(void *arg, const struct mri_delivery *d);
+
+/** @brief mri_engine_tick, telling \p fn (may be NULL) of each delivery
+ *         that expired. @returns how many. */
+size_t mri_engine_tick_each(struct mri_engine *e, uint64_t now_ms,
+			    mri_engine_expired_fn fn, void *arg);
+
+/**
+ * @brief What the delivery \p handle is (record, attempt), without
+ *        changing anything. @returns MR_OK, or MR_ENOENT as for an ack.
+ */
+int mri_engine_peek(const struct mri_engine *e, uint64_t handle,
+		    struct mri_delivery *out);
+
+/**
+ * @brief Partition \p partition's buffered records (in flight included)
+ *        and those of them in flight. @returns MR_OK, or MR_ENOENT if not
+ *        ours.
+ */
+int mri_engine_part_stats(const struct mri_engine *e, int32_t partition,
+			  size_t *buffered, size_t *inflight);
+
 /** @returns the offset to commit for \p partition, or -1 if not ours. */
 int64_t mri_engine_committable(const struct mri_engine *e, int32_t partition);
 

@@ -1058,6 +1058,110 @@ START_TEST(test_free_while_busy)
 }
 END_TEST
 
+/* What mri_engine_tick_each reports. */
+struct engine_test__expired {
+	struct mri_delivery d[16];
+	size_t              n;
+};
+
+static void
+engine_test__on_expired(void *arg, const struct mri_delivery *d)
+{
+	struct engine_test__expired *x = arg;
+
+	ck_assert_uint_lt(x->n, 16);
+	x->d[x->n++] = *d;
+}
+
+/* The group's hooks and stats: a delivery by handle, each expiry told,
+ * buffered and in flight per partition. */
+START_TEST(test_peek_tick_each_part_stats)
+{
+	struct mri_engine          *e = engine_test__new(MRI_ORDER_UNORDERED,
+							 100, 10);
+	uint32_t                    sid = engine_test__session(e);
+	struct mri_delivery         d[16], p;
+	struct engine_test__expired x = {.n = 0};
+	size_t                      buffered, inflight;
+
+	ck_assert_int_eq(mri_engine_assign(e, 0, 0, NULL, 0), MR_OK);
+	ck_assert_int_eq(mri_engine_assign(e, 1, 0, NULL, 0), MR_OK);
+	engine_test__arrive(e, 0, 0, ENGINE_TEST__KEY_A);
+	engine_test__arrive(e, 0, 1, ENGINE_TEST__KEY_B);
+	engine_test__arrive(e, 1, 0, ENGINE_TEST__KEY_A);
+	ck_assert_int_eq(mri_engine_part_stats(e, 0, &buffered, &inflight),
+			 MR_OK);
+	ck_assert_uint_eq(buffered, 2);
+	ck_assert_uint_eq(inflight, 0);
+	ck_assert_int_eq(mri_engine_part_stats(e, 5, &buffered, &inflight),
+			 MR_ENOENT);
+
+	ck_assert_uint_eq(engine_test__fetch(e, sid, 0, d, 16), 3);
+	ck_assert_int_eq(mri_engine_part_stats(e, 0, &buffered, &inflight),
+			 MR_OK);
+	ck_assert_uint_eq(inflight, 2);
+	ck_assert_int_eq(mri_engine_part_stats(e, 1, &buffered, &inflight),
+			 MR_OK);
+	ck_assert_uint_eq(inflight, 1);
+
+	// Peek changes nothing; a stale handle is not found.
+	ck_assert_int_eq(mri_engine_peek(e, d[0].handle, &p), MR_OK);
+	ck_assert_uint_eq(p.handle, d[0].handle);
+	ck_assert_int_eq(p.partition, d[0].partition);
+	ck_assert_int_eq(p.offset, d[0].offset);
+	ck_assert_uint_eq(p.attempt, 1);
+	ck_assert_ptr_eq(p.opaque, d[0].opaque);
+	ck_assert_int_eq(mri_engine_peek(e, d[0].handle, &p), MR_OK);
+	ck_assert_int_eq(mri_engine_nack(e, d[0].handle), MR_OK);
+	ck_assert_int_eq(mri_engine_peek(e, d[0].handle, &p), MR_ENOENT);
+	ck_assert_int_eq(mri_engine_part_stats(e, d[0].partition, &buffered,
+					       &inflight),
+			 MR_OK);
+	ck_assert_uint_eq(inflight, d[0].partition == 0 ? 1 : 0);
+
+	// The two still in flight expire, each told once.
+	ck_assert_uint_eq(mri_engine_tick_each(e, ENGINE_TEST__DEADLINE - 1,
+					       engine_test__on_expired, &x),
+			  0);
+	ck_assert_uint_eq(mri_engine_tick_each(e, ENGINE_TEST__DEADLINE,
+					       engine_test__on_expired, &x),
+			  2);
+	ck_assert_uint_eq(x.n, 2);
+	for (size_t i = 0; i < 2; i++) {
+		ck_assert_uint_eq(x.d[i].attempt, 1);
+		ck_assert_ptr_eq(x.d[i].opaque,
+				 engine_test__opaque(x.d[i].partition,
+						     x.d[i].offset));
+		ck_assert(x.d[i].handle == d[1].handle ||
+			  x.d[i].handle == d[2].handle);
+		ck_assert_int_eq(mri_engine_peek(e, x.d[i].handle, &p),
+				 MR_ENOENT);
+	}
+	for (int32_t part = 0; part < 2; part++) {
+		ck_assert_int_eq(mri_engine_part_stats(e, part, &buffered,
+						       &inflight),
+				 MR_OK);
+		ck_assert_uint_eq(inflight, 0);
+		ck_assert_uint_eq(buffered, part == 0 ? 2 : 1);
+	}
+	ck_assert_uint_eq(mri_engine_tick(e, 10 * ENGINE_TEST__DEADLINE), 0);
+
+	// Acked at the next attempt, partition 1's record leaves its buffer.
+	ck_assert_uint_eq(engine_test__fetch(e, sid, 0, d, 16), 3);
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_uint_eq(d[i].attempt, 2);
+		if (d[i].partition == 1)
+			ck_assert_int_eq(mri_engine_ack(e, d[i].handle, NULL),
+					 MR_OK);
+	}
+	ck_assert_int_eq(mri_engine_part_stats(e, 1, &buffered, &inflight),
+			 MR_OK);
+	ck_assert_uint_eq(buffered, 0);
+	ck_assert_uint_eq(inflight, 0);
+	mri_engine_free(e);
+}
+END_TEST
+
 static Suite *
 engine_test__suite(void)
 {
@@ -1094,6 +1198,7 @@ engine_test__suite(void)
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_errors);
 	tcase_add_test(tc, test_stats);
+	tcase_add_test(tc, test_peek_tick_each_part_stats);
 	tcase_add_test(tc, test_free_while_busy);
 	suite_add_tcase(s, tc);
 	return s;

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "consumers/group_internal.h"
 #include "consumers/journal.h"
@@ -101,18 +100,18 @@ group__push(struct group_part *p, struct group_rec *m)
 	return MR_OK;
 }
 
-/* Destroy the buffered messages below \p below (every one if -1), up to
- * the first being encoded (an ack for a handle not yet sent). */
+/* Release the buffered records below \p below (every one if -1): those
+ * a batch or a hook still holds live on until it lets go. Called with the
+ * lock held. */
 static void
 group__trim(struct group_part *p, int64_t below)
 {
 	while (p->count > 0) {
 		struct group_rec *r = p->msgs[p->head];
 
-		if (below >= 0 && (r->m->offset >= below || r->busy))
+		if (below >= 0 && r->m->offset >= below)
 			break;
-		rd_kafka_message_destroy(r->m);
-		free(r);
+		group__rec_rele(r);
 		p->head = (p->head + 1) % p->cap;
 		p->count--;
 	}
@@ -349,41 +348,28 @@ group__assign(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* Wait until no reply is being encoded: its records may be freed then.
- * Called with the lock held. Encoding takes no lock and waits for nothing,
- * so this is short. */
-static void
-group__wait_filled(struct mri_group *g)
-{
-	while (g->filling > 0) {
-		pthread_mutex_unlock(&g->lock);
-		usleep(1000);
-		pthread_mutex_lock(&g->lock);
-	}
-}
-
+/* A partition is taken away: nothing more is handed out, the acks in
+ * flight get up to revoke_wait_ms to arrive (a condition signalled by
+ * settles and session closes), then what is committable is committed.
+ * Records a batch still holds live on until it is released. */
 static void
 group__revoke(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 {
 	rd_kafka_topic_partition_list_t *l;
 	struct mri_engine_stats          st;
 	uint64_t deadline = group__now() + g->c.revoke_wait_ms;
+	struct timespec                  ts;
 
-	// Nothing more is handed out; acks in flight get a bounded time to
-	// arrive.
+	ts.tv_sec  = (time_t)(deadline / 1000);
+	ts.tv_nsec = (long)(deadline % 1000) * 1000000;
 	pthread_mutex_lock(&g->lock);
 	g->revoking = true;
-	pthread_mutex_unlock(&g->lock);
 	for (;;) {
-		pthread_mutex_lock(&g->lock);
 		mri_engine_stats(g->e, &st);
-		pthread_mutex_unlock(&g->lock);
 		if (st.inflight == 0 || group__now() >= deadline)
 			break;
-		usleep(5000);
+		pthread_cond_timedwait(&g->cv, &g->lock, &ts);
 	}
-	pthread_mutex_lock(&g->lock);
-	group__wait_filled(g);
 	l = group__commit_list(g, true);
 	for (int i = 0; i < parts->cnt; i++) {
 		rd_kafka_topic_partition_t *tp = &parts->elems[i];
@@ -445,27 +431,6 @@ group__error(struct mri_group *g, rd_kafka_message_t *m)
 			 rd_kafka_message_errstr(m));
 }
 
-/* Record \p m's hashes and encoded size. The id is its ce_id, or its
- * position for a record that has none. */
-static void
-group__rec_init(struct group_rec *r, rd_kafka_message_t *m)
-{
-	struct mri_hdr_view hv[MRI_HDR_COUNT_MAX];
-	struct mri_msg_view v;
-	char                idbuf[MRI_ID_MAX + 1];
-
-	r->m    = m;
-	r->busy = 0;
-	r->pos  = mri_journal_pos_hash(rd_kafka_topic_name(m->rkt),
-				       m->partition, m->offset);
-	r->key  = mri_journal_hash(MRI_JOURNAL_HASH_INIT, m->key, m->key_len);
-	group__view(r, &v, hv, idbuf);
-	r->size = (uint32_t)mri_msg_size(&v, hv);
-	r->id   = v.id == idbuf ? r->pos
-				: mri_journal_hash(MRI_JOURNAL_HASH_INIT, v.id,
-						   v.id_len);
-}
-
 /* Buffer \p n records of partition \p p (index \p idx). Their hashes and
  * the journal's answers are worked out before the lock is taken: fetches
  * and acks go on meanwhile. Called on the group's thread, which alone
@@ -484,10 +449,9 @@ group__arrive(struct mri_group *g, struct group_part *p, int32_t idx,
 		if (ms[i]->err) {
 			group__error(g, ms[i]);
 			rd_kafka_message_destroy(ms[i]);
-		} else if ((rs[k] = malloc(sizeof(*rs[k]))) == NULL) {
+		} else if ((rs[k] = group__rec_new(g, ms[i])) == NULL) {
 			group__lost(g, ms[i], MR_ENOMEM);
 		} else {
-			group__rec_init(rs[k], ms[i]);
 			pos[k] = rs[k]->pos;
 			ids[k] = rs[k]->id;
 			k++;
@@ -544,12 +508,39 @@ group__read(struct mri_group *g)
 	return got;
 }
 
+/* Deliveries that expired, for the hook; each record held. */
+struct group_expired {
+	struct mri_delivery *d;
+	size_t               n, cap;
+};
+
+/* mri_engine_tick_each's callback: keep the delivery for the hook. Called
+ * with the lock held. */
+static void
+group__expired(void *arg, const struct mri_delivery *d)
+{
+	struct group_expired *x = arg;
+
+	if (x->n == x->cap) {
+		size_t               nc = x->cap ? x->cap * 2 : 16;
+		struct mri_delivery *a  = realloc(x->d, nc * sizeof(*a));
+
+		if (a == NULL)
+			return; // not told: out of memory
+		x->d   = a;
+		x->cap = nc;
+	}
+	((struct group_rec *)d->opaque)->refs++;
+	x->d[x->n++] = *d;
+}
+
 static void *
 group__thread(void *arg)
 {
 	struct mri_group *g = arg;
 
-	size_t got = 0;
+	size_t               got = 0;
+	struct group_expired x   = {NULL, 0, 0};
 
 	pthread_setname_np(pthread_self(), "mr:group");
 	while (!atomic_load(&g->stop)) {
@@ -577,7 +568,10 @@ group__thread(void *arg)
 		got = group__read(g) + (m != NULL);
 		pthread_mutex_lock(&g->lock);
 		now = group__now();
-		mri_engine_tick(g->e, now);
+		if (g->hooks.on_deadline_expired != NULL)
+			mri_engine_tick_each(g->e, now, group__expired, &x);
+		else
+			mri_engine_tick(g->e, now);
 		group__serve(g, now, &done);
 		if (now >= g->next_commit_ms) {
 			l                 = group__commit_list(g, false);
@@ -585,8 +579,11 @@ group__thread(void *arg)
 		}
 		pthread_mutex_unlock(&g->lock);
 		group__complete(g, done);
+		group__hooks_fire(g, x.d, x.n, false, NULL, 0);
+		x.n = 0;
 		group__commit(g, l, false);
 	}
+	free(x.d);
 	return NULL;
 }
 
@@ -611,7 +608,8 @@ group__log_cb(const rd_kafka_t *rk, int level, const char *fac,
 
 int
 mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
-	      const struct mri_group_conf *c, char *errstr,
+	      const struct mri_group_conf *c,
+	      const struct mri_group_hooks *hooks, char *errstr,
 	      size_t errstr_size)
 {
 	struct mri_group                *g;
@@ -620,6 +618,7 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_resp_err_t              err;
 	struct mri_journal              *j = NULL;
+	pthread_condattr_t               ca;
 	char                             buf[32];
 
 	if (c->journal) {
@@ -662,7 +661,13 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	g->c        = *c;
 	g->c.group  = g->name;
 	g->c.topics = NULL;
+	if (hooks != NULL)
+		g->hooks = *hooks;
 	pthread_mutex_init(&g->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	if (mri_engine_new(&g->e, &ec) != MR_OK) {
 		snprintf(errstr, errstr_size, "invalid consumer settings");
 		goto fail;
@@ -698,6 +703,7 @@ fail_rk:
 	mri_journal_free(g->j);
 	mri_engine_free(g->e);
 	pthread_mutex_destroy(&g->lock);
+	pthread_cond_destroy(&g->cv);
 	free(g->name);
 	free(g);
 	return MR_EKAFKA;
@@ -705,6 +711,7 @@ fail:
 	mri_journal_free(g->j);
 	mri_engine_free(g->e);
 	pthread_mutex_destroy(&g->lock);
+	pthread_cond_destroy(&g->cv);
 	free(g->name);
 	free(g);
 	return MR_ECONFIG;
@@ -742,16 +749,21 @@ mri_group_free(struct mri_group *g)
 	// Close leaves the group: the revoke callback runs here.
 	rd_kafka_consumer_close(g->rk);
 	pthread_mutex_lock(&g->lock);
-	group__wait_filled(g);
-	pthread_mutex_unlock(&g->lock);
 	for (size_t i = 0; i < g->nparts; i++)
 		if (g->parts[i].used)
 			group__part_free(&g->parts[i]);
-	rd_kafka_destroy(g->rk);
-	// Replies still waiting for the journal are sent (or failed) here.
+	pthread_mutex_unlock(&g->lock);
+	// Batches still waiting for the journal are sent (or failed) here;
+	// then none holds a record of the consumer's, which may go.
 	mri_journal_free(g->j);
+	pthread_mutex_lock(&g->lock);
+	while (g->batches > 0)
+		pthread_cond_wait(&g->cv, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+	rd_kafka_destroy(g->rk);
 	mri_engine_free(g->e);
 	pthread_mutex_destroy(&g->lock);
+	pthread_cond_destroy(&g->cv);
 	free(g->parts);
 	free(g->name);
 	free(g);

@@ -19,6 +19,12 @@
  * record it hands out is in the journal, and an ack only once its ids are;
  * a record arriving whose id the journal knows as acked counts as acked.
  *
+ * The group knows nothing of frames: a fetch hands back a batch of
+ * deliveries, a settle a result, each to a callback; mailroomd encodes
+ * them (broker/consume.c). Hooks (struct mri_group_hooks) tell another
+ * part of nacks and expired deadlines; mri_group_stats tells what each
+ * partition holds.
+ *
  * Thread safety: every function may be called from any thread, except
  * mri_group_free, which must not run concurrently with the others.
  */
@@ -32,9 +38,92 @@
 #include <librdkafka/rdkafka.h>
 
 #include "consumers/engine.h"
-#include "proto/consume.h"
 
 struct mri_group;
+
+/* What the group hands out of a record, at most (longer is not handed
+ * out as such; the wire's limits, checked against proto/ by mailroomd). */
+#define MRI_GROUP_ID_MAX 255       /* a ce_id longer is not the id */
+#define MRI_GROUP_HDR_MAX 256      /* headers of a record */
+#define MRI_GROUP_HDR_NAME_MAX 255 /* a header with a longer name is left
+				      out */
+
+/** @brief A header of a record (borrowed from librdkafka's message). */
+struct mri_group_hdr {
+	const char *name;
+	size_t      name_len;
+	const void *value; /* never NULL */
+	size_t      value_len;
+};
+
+/**
+ * @brief A record handed out. Every pointer borrows the group's copy of
+ *        the record: valid while the batch that holds it is.
+ */
+struct mri_group_delivery {
+	uint64_t                    handle;  /* for ack, nack, extend */
+	uint32_t                    attempt; /* 1 on the first delivery */
+	const char                 *topic;
+	size_t                      topic_len;
+	int32_t                     partition;
+	int64_t                     offset;
+	int64_t                     timestamp_ms; /* Kafka's; -1 if none */
+	bool                        has_key;
+	const void                 *key; /* never NULL ("" without one) */
+	size_t                      key_len;
+	const char                 *id; /* ce_id, or "topic/partition/offset" */
+	size_t                      id_len;
+	const struct mri_group_hdr *hdrs;
+	size_t                      nhdrs;
+	const void                 *value; /* never NULL */
+	size_t                      value_len;
+	size_t                      size; /* mri_group_conf.record_size's */
+};
+
+/** @brief What a fetch hands out (borrowed by the fetch's callback). */
+struct mri_group_batch {
+	const struct mri_group_delivery *d;
+	size_t                           n;
+	size_t                           size; /* the sum of d[i].size */
+};
+
+/** @brief Which record a hook is about (borrowed for the call). */
+struct mri_group_record_id {
+	const char *topic;
+	int32_t     partition;
+	int64_t     offset;
+	const char *id; /* as in a delivery */
+	size_t      id_len;
+};
+
+/**
+ * Hooks, for the dead-letter supervisor: each is optional (NULL), gets
+ * \p arg, and is called without the group's lock, on the thread named; a
+ * hook must be quick, must not block, and must not call the group (queue
+ * the work and return). What it is given is borrowed for the call.
+ */
+struct mri_group_hooks {
+	/** A delivery was nacked (attempt: the one nacked; reason: the
+	 *  nack's, NULL if none, not NUL-terminated). On the thread calling
+	 *  mri_group_settle, before its callback. */
+	void (*on_nack)(void *arg, const struct mri_group_record_id *r,
+			uint32_t attempt, const char *reason,
+			size_t reason_len);
+	/** A delivery's ack deadline passed (attempt: the one that expired);
+	 *  the record is handed out again. On the group's thread. */
+	void (*on_deadline_expired)(void *arg,
+				    const struct mri_group_record_id *r,
+				    uint32_t attempt);
+	/** A record reached the attempts limit. There is no such limit yet:
+	 *  nothing calls it. With the limit (the dead-letter supervisor's
+	 *  issue) it will be called on the group's thread, once, when a
+	 *  record that failed its last allowed attempt (nack or deadline)
+	 *  would be handed out again. */
+	void (*on_attempts_exhausted)(void *arg,
+				      const struct mri_group_record_id *r,
+				      uint32_t attempts);
+	void *arg;
+};
 
 struct mri_group_conf {
 	const char        *group;
@@ -50,28 +139,115 @@ struct mri_group_conf {
 	uint64_t           dedupe_window_ms;
 	size_t             dedupe_max_entries;
 	bool               create_journal; /* false: Kafka auto-creates it */
+	/** What a record costs against a fetch's max_size (its handle and
+	 *  attempt not yet set): mailroomd's is its FETCH_REPLY size. Called
+	 *  once per record on the group's thread; NULL: the bytes of its
+	 *  topic, id, key, headers and value. */
+	size_t (*record_size)(const struct mri_group_delivery *d);
+};
+
+/** @brief A fetch: up to max_msgs records whose sizes add up to less
+ *         than max_size before the last (so at least one when max_size >
+ *         0), waiting up to max_wait_ms for the first. */
+struct mri_group_fetch_req {
+	uint32_t max_msgs;
+	size_t   max_size;
+	uint32_t max_wait_ms;
 };
 
 /**
- * @brief Called once per mri_group_fetch that returned MR_OK, with a whole
- *        frame (FETCH_REPLY, or ERROR) in \p frame (borrowed: copy it), on
- *        the caller's thread or the group's.
+ * @brief Called once per mri_group_fetch that returned MR_OK, on the
+ *        caller's thread, the group's or the journal's: \p err is MR_OK
+ *        with the batch (borrowed: valid until the callback returns; may
+ *        be empty), or MR_EUNAVAIL (the journal could not record the
+ *        attempts) or MR_ENOMEM, with \p b NULL: what was taken is handed
+ *        out again after its deadline.
  */
-typedef void (*mri_group_reply_cb)(void *arg, struct mri_wbuf *frame);
+typedef void (*mri_group_fetch_cb)(void *arg, int err,
+				   const struct mri_group_batch *b);
+
+enum mri_group_settle_kind {
+	MRI_GROUP_ACK    = 0,
+	MRI_GROUP_NACK   = 1, /* handed out again, attempt raised */
+	MRI_GROUP_EXTEND = 2, /* deadline moved to now + extend_ms */
+};
+
+/** @brief A run of consecutive delivery handles. */
+struct mri_group_range {
+	uint64_t first;
+	uint32_t count;
+};
+
+/** @brief A settle of the handles of \p nranges ranges (borrowed). */
+struct mri_group_settle_req {
+	enum mri_group_settle_kind    kind;
+	uint32_t                      extend_ms; /* EXTEND */
+	const char                   *reason;    /* NACK; may be NULL */
+	size_t                        reason_len;
+	const struct mri_group_range *ranges;
+	uint32_t                      nranges;
+	uint64_t                      handles; /* the sum of the counts */
+};
+
+/** @brief A handle not settled, and why (MR_ENOENT: unknown, stale or of
+ *         a partition no longer ours). */
+struct mri_group_settle_fail {
+	uint64_t handle;
+	uint16_t status;
+};
+
+/** @brief What a settle did (borrowed by the settle's callback). */
+struct mri_group_settle_result {
+	uint32_t                            settled;
+	uint32_t                            nfailed;
+	const struct mri_group_settle_fail *failed;
+};
+
+/**
+ * @brief Called once per mri_group_settle that returned MR_OK, on the
+ *        caller's thread or the journal's, once the acks are in the
+ *        journal: \p err is MR_OK, or MR_EUNAVAIL (the acks were taken but
+ *        not recorded; \p r is given all the same).
+ */
+typedef void (*mri_group_settle_cb)(void *arg, int err,
+				    const struct mri_group_settle_result *r);
+
+/** @brief A partition of the group's, for mri_group_stats. */
+struct mri_group_part_stats {
+	char     topic[250];
+	int32_t  partition;
+	int64_t  end_offset; /* high watermark as last fetched; -1 unknown */
+	int64_t  committed;  /* last committed (or found at assign); -1 none */
+	size_t   buffered;   /* records held, in flight included */
+	size_t   inflight;   /* handed out, not acked */
+};
+
+/** @brief The group's totals, for mri_group_stats. */
+struct mri_group_stats {
+	size_t nparts;   /* partitions assigned */
+	size_t sessions; /* open */
+	size_t buffered;
+	size_t inflight;
+	size_t ready;    /* could be handed out now */
+	size_t dropped;  /* positions found dropped by Kafka */
+};
 
 /**
  * @brief Create the consumer and join the group.
  * @param conf takes ownership on success; on failure the caller still
  *        owns it. bootstrap.servers and any pass-through settings are set.
+ * @param hooks copied; NULL: none.
  * @returns MR_OK, or an mr_err with a sentence in errstr.
  */
 int mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
-		  const struct mri_group_conf *c, char *errstr,
+		  const struct mri_group_conf *c,
+		  const struct mri_group_hooks *hooks, char *errstr,
 		  size_t errstr_size);
 
 /**
  * @brief Answer every waiting fetch (empty), commit what is committable
- *        synchronously, leave the group and free. NULL is a no-op.
+ *        synchronously, leave the group and free, once every batch was
+ *        released. NULL is a no-op.
  */
 void mri_group_free(struct mri_group *g);
 
@@ -89,23 +265,30 @@ void mri_group_session_close(struct mri_group *g, uint32_t sid);
 size_t mri_group_sessions(struct mri_group *g);
 
 /**
- * @brief Hand out up to f->max_msgs messages (a soft f->max_bytes and
- *        \p max_frame: at least one message is sent), waiting up to
- *        f->max_wait_ms for the first.
+ * @brief Hand out what \p f asks for to session \p sid.
  * @returns MR_OK (cb will be called once), or MR_ENOMEM (it will not).
  */
 int mri_group_fetch(struct mri_group *g, uint32_t sid,
-		    const struct mri_fetch *f, size_t max_frame,
-		    mri_group_reply_cb cb, void *arg);
+		    const struct mri_group_fetch_req *f, mri_group_fetch_cb cb,
+		    void *arg);
 
 /**
- * @brief Ack, nack or extend the handles of \p s; \p cb gets a whole
- *        SETTLE_REPLY frame (handles unknown, stale or of a partition no
- *        longer ours are listed with MR_ENOENT) once the acks are in the
- *        group's journal.
+ * @brief Ack, nack or extend the handles of \p s (borrowed for the call);
+ *        \p cb gets the result once the acks are in the group's journal.
  * @returns MR_OK (cb will be called once), or MR_ENOMEM (it will not).
  */
-int mri_group_settle(struct mri_group *g, const struct mri_settle *s,
-		     mri_group_reply_cb cb, void *arg);
+int mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
+		     mri_group_settle_cb cb, void *arg);
+
+/**
+ * @brief The group's totals into \p out and its partitions into \p parts
+ *        (up to \p max; may be NULL with 0). Takes the group's lock
+ *        briefly and reads librdkafka's cached watermarks: never waits on
+ *        Kafka. Any thread.
+ * @returns the number of partitions assigned (more than \p max: the rest
+ *          were left out).
+ */
+size_t mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
+		       struct mri_group_part_stats *parts, size_t max);
 
 #endif

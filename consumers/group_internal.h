@@ -17,17 +17,23 @@
 #include "consumers/engine.h"
 #include "consumers/group.h"
 #include "consumers/journal.h"
-#include "proto/consume.h"
 
-/* A buffered record, the engine's opaque: its hashes and encoded size are
- * computed once, on the group's thread, before the lock is taken. */
+/* A buffered record, the engine's opaque: its hashes, id and size are
+ * worked out once, on the group's thread, before the lock is taken. It is
+ * counted (refs, under the lock): one for the partition's ring while it is
+ * buffered, one for each batch or hook call that holds it; the last
+ * release destroys it, whichever thread that is. */
 struct group_rec {
 	rd_kafka_message_t *m;
-	uint64_t            id;   /* of its message id: the dedupe key */
-	uint64_t            pos;  /* of topic/partition/offset: attempts */
-	uint64_t            key;  /* hash of the key */
-	uint32_t            size; /* in a FETCH reply */
-	uint32_t            busy; /* replies encoding it outside the lock */
+	uint64_t            id;    /* of its message id: the dedupe key */
+	uint64_t            pos;   /* of topic/partition/offset: attempts */
+	uint64_t            key;   /* hash of the key */
+	size_t              size;  /* conf.record_size's */
+	const char         *idp;   /* its ce_id, or pid */
+	size_t              idlen;
+	uint32_t            nhdrs; /* headers handed out */
+	uint32_t            refs;
+	char                pid[]; /* "topic/partition/offset", if no ce_id */
 };
 
 /* A partition of ours: the engine knows it by its index in g->parts. */
@@ -41,61 +47,83 @@ struct group_part {
 	size_t               head, count, cap; /* a ring */
 };
 
-/* A fetch waiting for messages. */
+/* A fetch waiting for messages, then its batch on its way out. */
 struct group_waiter {
-	struct group_waiter *next;
-	uint32_t             sid;
-	struct mri_fetch     f;
-	size_t               max_frame;
-	uint64_t             deadline;
-	mri_group_reply_cb   cb;
-	void                *arg;
-	struct mri_wbuf      out;
-	// Handed out under the lock, encoded after it (group__complete).
+	struct group_waiter       *next;
+	struct mri_group          *g;
+	uint32_t                   sid;
+	struct mri_group_fetch_req f;
+	uint64_t                   deadline;
+	mri_group_fetch_cb         cb;
+	void                      *arg;
+	// Handed out under the lock (each record held), made a batch after
+	// it (group__complete).
 	struct mri_delivery *ds;
 	size_t               nds, ds_cap;
-	size_t               size; /* of the reply, were all encoded */
-	// What the reply hands out, for the journal.
+	size_t               size; /* of what was taken */
+	struct mri_group_delivery *out;
+	struct mri_group_hdr      *hdrs;
+	struct mri_group_batch     batch;
+	int                        err;
+	// What the batch hands out, for the journal.
 	struct mri_journal_entry *ents;
 	size_t                    nents;
 };
 
 struct mri_group {
-	rd_kafka_t          *rk;
-	struct mri_journal  *j; /* NULL: off */
-	struct mri_engine   *e;
-	struct mri_group_conf c;
-	char                *name;
-	pthread_mutex_t      lock;
-	pthread_t            thread;
-	bool                 started;
-	atomic_int           stop;
-	atomic_int           dropped; /* positions found dropped */
-	bool                 draining;
-	bool                 revoking; /* nothing is handed out meanwhile */
-	struct group_part   *parts;
-	size_t               nparts;
-	struct group_waiter *waiters;
-	size_t               filling; /* replies being encoded */
-	size_t               sessions;
-	uint64_t             next_commit_ms;
+	rd_kafka_t            *rk;
+	struct mri_journal    *j; /* NULL: off */
+	struct mri_engine     *e;
+	struct mri_group_conf  c;
+	struct mri_group_hooks hooks;
+	char                  *name;
+	pthread_mutex_t        lock;
+	pthread_cond_t         cv; /* revoking: inflight fell; batches: 0 */
+	pthread_t              thread;
+	bool                   started;
+	atomic_int             stop;
+	atomic_int             dropped; /* positions found dropped */
+	bool                   draining;
+	bool                   revoking; /* nothing is handed out meanwhile */
+	struct group_part     *parts;
+	size_t                 nparts;
+	struct group_waiter   *waiters;
+	size_t                 batches; /* taken records not yet released */
+	size_t                 sessions;
+	uint64_t               next_commit_ms;
 };
 
 /** @returns CLOCK_MONOTONIC in milliseconds. */
 uint64_t group__now(void);
 
-/** @brief The wire view of record \p r: \p hv and \p idbuf (MRI_ID_MAX + 1
- *         bytes) hold what it points to. */
-void group__view(const struct group_rec *r, struct mri_msg_view *v,
-		 struct mri_hdr_view *hv, char *idbuf);
+/** @brief Delivery \p d of record \p r, its headers into \p hdrs
+ *         (MRI_GROUP_HDR_MAX); handle, attempt and size are left 0. */
+void group__deliv(const struct group_rec *r, struct mri_group_delivery *d,
+		  struct mri_group_hdr *hdrs);
+
+/** @brief A record of message \p m (taken on success), held once (for
+ *         the ring). Called on the group's thread, without the lock.
+ *  @returns the record, or NULL (out of memory). */
+struct group_rec *group__rec_new(struct mri_group *g, rd_kafka_message_t *m);
+
+/** @brief Drop a hold on \p r; the last destroys it. Called with the lock
+ *         held. */
+void group__rec_rele(struct group_rec *r);
 
 /** @brief Serve the waiters that can be served; those done are moved to
  *         *done. Called with the lock held. */
 void group__serve(struct mri_group *g, uint64_t now,
 		  struct group_waiter **done);
 
-/** @brief Encode and answer (through the journal, when on) the waiters in
- *         \p done. Called without the lock. */
+/** @brief Make the batches and answer (through the journal, when on) the
+ *         waiters in \p done. Called without the lock. */
 void group__complete(struct mri_group *g, struct group_waiter *done);
+
+/** @brief Tell the hooks of the deliveries in \p ds (held: released
+ *         here), nacked with \p reason or expired (\p nack false). Called
+ *         without the lock. */
+void group__hooks_fire(struct mri_group *g, struct mri_delivery *ds,
+		       size_t n, bool nack, const char *reason,
+		       size_t reason_len);
 
 #endif

@@ -1,8 +1,9 @@
 /*
- * A group's side that serves its sessions: FETCH (deliveries taken under
- * the group's lock, encoded after it, answered once the journal has their
- * attempts), SETTLE (acks, nacks, extensions), and sessions opening and
- * closing. The group's thread and its life are in group.c.
+ * A group's side that serves its users: FETCH (deliveries taken under the
+ * group's lock, made a batch after it, answered once the journal has their
+ * attempts), SETTLE (acks, nacks, extensions), sessions opening and
+ * closing, and the stats. The group's thread and its life are in group.c,
+ * its records in group_rec.c.
  */
 #include "group.h"
 
@@ -20,124 +21,17 @@
 
 /* ---- fetches --------------------------------------------------------- */
 
-/* "topic/partition/offset", the id of a record that has none, without
- * snprintf (a FETCH formats one per such record).
- * @returns its length, at most MRI_ID_MAX. */
-static size_t
-group__pos_id(char *out, const char *topic, int32_t partition,
-	      int64_t offset)
-{
-	char   digits[24];
-	size_t n = strlen(topic), k;
-
-	if (n > MRI_ID_MAX - 42)
-		n = MRI_ID_MAX - 42;
-	memcpy(out, topic, n);
-	for (int i = 0; i < 2; i++) {
-		uint64_t v = i == 0 ? (uint32_t)partition : (uint64_t)offset;
-
-		if ((i == 0 && partition < 0) || (i == 1 && offset < 0)) {
-			out[n++] = '/';
-			out[n++] = '-';
-			v = i == 0 ? (uint64_t)-(int64_t)partition
-				   : (uint64_t)-offset;
-		} else {
-			out[n++] = '/';
-		}
-		k = 0;
-		do {
-			digits[k++] = (char)('0' + v % 10);
-			v /= 10;
-		} while (v != 0);
-		while (k > 0)
-			out[n++] = digits[--k];
-	}
-	out[n] = '\0';
-	return n;
-}
-
-/* The wire view of record \p r: \p hv and \p idbuf hold what it points
- * to. */
-void
-group__view(const struct group_rec *r, struct mri_msg_view *v,
-	    struct mri_hdr_view *hv, char *idbuf)
-{
-	rd_kafka_message_t *m  = r->m;
-	rd_kafka_headers_t *hs = NULL;
-	const void         *val;
-	const char         *name;
-	size_t              vlen, nh = 0;
-	const char         *topic = rd_kafka_topic_name(m->rkt);
-
-	memset(v, 0, sizeof(*v));
-	v->topic        = topic;
-	v->topic_len    = (uint16_t)strlen(topic);
-	v->partition    = m->partition;
-	v->offset       = m->offset;
-	v->timestamp_ms = rd_kafka_message_timestamp(m, NULL);
-	v->key          = m->key ? m->key : "";
-	v->key_len      = (uint32_t)m->key_len;
-	v->payload      = m->payload ? m->payload : "";
-	v->payload_len  = (uint32_t)m->len;
-	if (rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		for (size_t i = 0; nh < MRI_HDR_COUNT_MAX &&
-				   rd_kafka_header_get_all(hs, i, &name, &val,
-							   &vlen) == 0;
-		     i++) {
-			size_t nl = strlen(name);
-
-			if (nl == 0 || nl > MRI_HDR_NAME_MAX)
-				continue;
-			hv[nh].name      = name;
-			hv[nh].name_len  = (uint16_t)nl;
-			hv[nh].value     = val ? val : "";
-			hv[nh].value_len = (uint32_t)vlen;
-			if (strcmp(name, "ce_id") == 0 && vlen > 0 &&
-			    vlen <= MRI_ID_MAX) {
-				v->id     = val;
-				v->id_len = (uint8_t)vlen;
-			}
-			nh++;
-		}
-	}
-	if (v->id == NULL) {
-		v->id     = idbuf;
-		v->id_len = (uint8_t)group__pos_id(idbuf, topic, m->partition,
-						   m->offset);
-	}
-	v->hdr_count = (uint16_t)nh;
-}
-
-static void
-group__encode(const struct mri_delivery *d, struct mri_wbuf *b)
-{
-	const struct group_rec *r = d->opaque;
-	struct mri_hdr_view     hv[MRI_HDR_COUNT_MAX];
-	struct mri_msg_view     v;
-	char                    idbuf[MRI_ID_MAX + 1];
-
-	group__view(r, &v, hv, idbuf);
-	v.handle  = d->handle;
-	v.attempt = d->attempt;
-	v.flags   = (r->m->key != NULL ? MRI_MSG_F_KEY : 0) |
-		  (d->attempt > 1 ? MRI_MSG_F_REDELIVERY : 0);
-	mri_msg_encode(b, &v, hv);
-}
-
-/* Take what waiter \p w may have: the deliveries only, marked busy; they
- * are encoded after the lock (group__complete). Called with the lock held.
- * @returns the number of deliveries. */
+/* Take what waiter \p w may have: the deliveries only, each record held;
+ * they are made a batch after the lock (group__complete). Called with the
+ * lock held. @returns the number of deliveries. */
 static size_t
 group__fill(struct mri_group *g, struct group_waiter *w, uint64_t now)
 {
-	size_t max_bytes = w->f.max_bytes ? w->f.max_bytes : w->max_frame;
-
-	if (max_bytes > w->max_frame)
-		max_bytes = w->max_frame;
-	w->size = MRI_FRAME_HDR_LEN + 4;
+	w->size = 0;
 	while (!g->revoking && w->nds < w->f.max_msgs &&
-	       w->size < max_bytes) {
+	       w->size < w->f.max_size) {
 		struct mri_delivery *d;
+		struct group_rec    *r;
 
 		if (w->nds == w->ds_cap) {
 			size_t               nc = w->ds_cap ? w->ds_cap * 2 : 64;
@@ -151,12 +45,13 @@ group__fill(struct mri_group *g, struct group_waiter *w, uint64_t now)
 		d = &w->ds[w->nds];
 		if (mri_engine_fetch(g->e, w->sid, now, d, 1) != 1)
 			break;
-		((struct group_rec *)d->opaque)->busy++;
-		w->size += ((struct group_rec *)d->opaque)->size;
+		r = d->opaque;
+		r->refs++;
+		w->size += r->size;
 		w->nds++;
 	}
 	if (w->nds > 0)
-		g->filling++;
+		g->batches++;
 	return w->nds;
 }
 
@@ -180,44 +75,53 @@ group__serve(struct mri_group *g, uint64_t now, struct group_waiter **done)
 	}
 }
 
+/* Answer waiter \p w and release what it held. */
 static void
 group__waiter_end(struct group_waiter *w)
 {
-	w->cb(w->arg, &w->out);
-	mri_wbuf_fini(&w->out);
+	struct mri_group *g = w->g;
+
+	w->cb(w->arg, w->err, w->err == MR_OK ? &w->batch : NULL);
+	if (w->nds > 0) {
+		pthread_mutex_lock(&g->lock);
+		for (size_t i = 0; i < w->nds; i++)
+			group__rec_rele(w->ds[i].opaque);
+		if (--g->batches == 0)
+			pthread_cond_broadcast(&g->cv);
+		pthread_mutex_unlock(&g->lock);
+	}
 	free(w->ds);
+	free(w->out);
+	free(w->hdrs);
 	free(w->ents);
 	free(w);
 }
 
-/* The journal has the attempts of a reply's records (or could not take
- * them): the reply goes out, or an error does and the records come back
+/* The journal has the attempts of a batch's records (or could not take
+ * them): the batch goes out, or an error does and the records come back
  * after their deadline. */
 static void
 group__dispatched(void *arg, int err)
 {
 	struct group_waiter *w = arg;
 
-	if (err != MR_OK) {
-		mri_frame_begin(&w->out, MRI_OP_ERROR);
-		mri_error_encode(&w->out, MR_EUNAVAIL,
-				 "MR_EUNAVAIL: the delivery attempts could not "
-				 "be recorded in Kafka; the messages will be "
-				 "delivered again after their ack deadline");
-	}
+	if (err != MR_OK)
+		w->err = MR_EUNAVAIL;
 	group__waiter_end(w);
 }
 
-/* Encode waiter \p w's reply outside the lock. A record whose id was acked
+/* Make waiter \p w's batch outside the lock. A record whose id was acked
  * since it arrived (a publisher's retry, a second copy buffered with the
- * first) is acked here and left out. Then its records are released. */
+ * first) is acked here and left out. */
 static void
-group__reply(struct mri_group *g, struct group_waiter *w)
+group__batch(struct mri_group *g, struct group_waiter *w)
 {
-	bool   stack[256], *acked = NULL;
-	size_t n = 0;
+	bool   stack[256], *acked = NULL, any = false;
+	size_t n = 0, nh = 0;
 
-	if (g->j != NULL && w->nds > 0) {
+	if (w->nds == 0)
+		return;
+	if (g->j != NULL) {
 		uint64_t *ids = malloc(w->nds * sizeof(*ids));
 
 		acked = w->nds <= 256 ? stack : malloc(w->nds * sizeof(*acked));
@@ -232,36 +136,42 @@ group__reply(struct mri_group *g, struct group_waiter *w)
 		}
 		free(ids);
 	}
-	mri_frame_begin(&w->out, MRI_OP_FETCH_REPLY);
-	mri_wbuf_reserve(&w->out, w->size);
-	mri_wbuf_u32(&w->out, 0);
-	for (size_t i = 0; i < w->nds; i++) {
-		struct mri_delivery *d = &w->ds[i];
+	for (size_t i = 0; i < w->nds; i++)
+		nh += ((struct group_rec *)w->ds[i].opaque)->nhdrs;
+	if ((w->out = malloc(w->nds * sizeof(*w->out))) == NULL ||
+	    (nh > 0 && (w->hdrs = malloc(nh * sizeof(*w->hdrs))) == NULL))
+		w->err = MR_ENOMEM;
+	nh = 0;
+	for (size_t i = 0; i < w->nds && w->err == MR_OK; i++) {
+		struct mri_delivery       *d = &w->ds[i];
+		struct group_rec          *r = d->opaque;
+		struct mri_group_delivery *o = &w->out[n];
 
-		if (acked != NULL && acked[i])
+		if (acked != NULL && acked[i]) {
+			any = true;
 			continue; // acked below, under the lock
-		group__encode(d, &w->out);
+		}
+		group__deliv(r, o, w->hdrs + nh);
+		nh += o->nhdrs;
+		o->handle  = d->handle;
+		o->attempt = d->attempt;
+		o->size    = r->size;
+		w->batch.size += r->size;
 		n++;
 		if (w->ents != NULL) {
-			w->ents[w->nents].hash = ((struct group_rec *)d->opaque)->pos;
+			w->ents[w->nents].hash      = r->pos;
 			w->ents[w->nents++].attempt = d->attempt;
 		}
 	}
-	mri_wbuf_patch_u32(&w->out, MRI_FRAME_HDR_LEN, (uint32_t)n);
-	if (mri_frame_end(&w->out) != MR_OK) {
-		mri_frame_begin(&w->out, MRI_OP_ERROR);
-		mri_error_encode(&w->out, MR_ENOMEM,
-				 "MR_ENOMEM: mailroomd is out of memory");
+	w->batch.d = w->out;
+	w->batch.n = n;
+	if (w->err != MR_OK)
 		w->nents = 0;
-	}
-	if (w->nds > 0) {
+	if (acked != NULL && (any || w->err != MR_OK)) {
 		pthread_mutex_lock(&g->lock);
-		for (size_t i = 0; i < w->nds; i++) {
-			((struct group_rec *)w->ds[i].opaque)->busy--;
-			if (acked != NULL && acked[i])
+		for (size_t i = 0; i < w->nds; i++)
+			if (acked[i])
 				mri_engine_ack(g->e, w->ds[i].handle, NULL);
-		}
-		g->filling--;
 		pthread_mutex_unlock(&g->lock);
 	}
 	if (acked != stack)
@@ -275,7 +185,7 @@ group__complete(struct mri_group *g, struct group_waiter *done)
 
 	while ((w = done) != NULL) {
 		done = w->next;
-		group__reply(g, w);
+		group__batch(g, w);
 		if (w->nents > 0 &&
 		    mri_journal_write(g->j, MRI_JOURNAL_DISPATCH, w->ents,
 				      w->nents, group__dispatched,
@@ -289,21 +199,21 @@ group__complete(struct mri_group *g, struct group_waiter *done)
 }
 
 int
-mri_group_fetch(struct mri_group *g, uint32_t sid, const struct mri_fetch *f,
-		size_t max_frame, mri_group_reply_cb cb, void *arg)
+mri_group_fetch(struct mri_group *g, uint32_t sid,
+		const struct mri_group_fetch_req *f, mri_group_fetch_cb cb,
+		void *arg)
 {
 	struct group_waiter *w = calloc(1, sizeof(*w)), *done = NULL;
 	uint64_t             now = group__now();
 
 	if (w == NULL)
 		return MR_ENOMEM;
-	w->sid       = sid;
-	w->f         = *f;
-	w->max_frame = max_frame;
-	w->deadline  = now + f->max_wait_ms;
-	w->cb        = cb;
-	w->arg       = arg;
-	mri_wbuf_init(&w->out);
+	w->g        = g;
+	w->sid      = sid;
+	w->f        = *f;
+	w->deadline = now + f->max_wait_ms;
+	w->cb       = cb;
+	w->arg      = arg;
 	pthread_mutex_lock(&g->lock);
 	w->next    = g->waiters;
 	g->waiters = w;
@@ -313,11 +223,14 @@ mri_group_fetch(struct mri_group *g, uint32_t sid, const struct mri_fetch *f,
 	return MR_OK;
 }
 
+/* ---- settles --------------------------------------------------------- */
+
 /* A SETTLE whose acks are being written to the journal. */
 struct group_settle {
-	mri_group_reply_cb cb;
-	void              *arg;
-	struct mri_wbuf    out;
+	mri_group_settle_cb             cb;
+	void                           *arg;
+	struct mri_group_settle_fail   *fails;
+	struct mri_group_settle_result  res;
 };
 
 static void
@@ -325,26 +238,69 @@ group__settled(void *arg, int err)
 {
 	struct group_settle *st = arg;
 
-	if (err != MR_OK) {
-		mri_frame_begin(&st->out, MRI_OP_ERROR);
-		mri_error_encode(&st->out, MR_EUNAVAIL,
-				 "MR_EUNAVAIL: the acks were taken but could "
-				 "not be recorded in Kafka; some of these "
-				 "messages may be delivered again");
-	}
-	st->cb(st->arg, &st->out);
-	mri_wbuf_fini(&st->out);
+	st->cb(st->arg, err != MR_OK ? MR_EUNAVAIL : MR_OK, &st->res);
+	free(st->fails);
 	free(st);
 }
 
-int
-mri_group_settle(struct mri_group *g, const struct mri_settle *s,
-		 mri_group_reply_cb cb, void *arg)
+/* Settle handle \p h as \p s says; a nacked delivery is added to *nacked
+ * (held) when a hook wants it. Called with the lock held.
+ * @returns MR_OK or why not. */
+static int
+group__settle_one(struct mri_group *g, const struct mri_group_settle_req *s,
+		  uint64_t h, uint64_t now, struct mri_journal_entry *acked,
+		  size_t *na, struct mri_delivery **nacked, size_t *nn,
+		  size_t *ncap)
 {
-	struct mri_settle_fail   *fails = NULL;
-	struct mri_journal_entry *acked = NULL;
-	uint32_t                  nf = 0, cap = 0, settled = 0;
-	size_t                    na = 0;
+	struct mri_delivery d;
+	void               *m;
+	int                 rc;
+
+	switch (s->kind) {
+	case MRI_GROUP_ACK:
+		rc = mri_engine_ack(g->e, h, &m);
+		if (rc == MR_OK && acked != NULL) {
+			acked[*na].hash      = ((struct group_rec *)m)->id;
+			acked[(*na)++].attempt = 0;
+		}
+		return rc;
+	case MRI_GROUP_NACK:
+		if (g->hooks.on_nack == NULL)
+			return mri_engine_nack(g->e, h);
+		if ((rc = mri_engine_peek(g->e, h, &d)) != MR_OK ||
+		    (rc = mri_engine_nack(g->e, h)) != MR_OK)
+			return rc;
+		if (*nn == *ncap) {
+			size_t               nc = *ncap ? *ncap * 2 : 16;
+			struct mri_delivery *a  = realloc(*nacked,
+							  nc * sizeof(*a));
+
+			if (a == NULL) {
+				mri_warn("component=consumer group=%s "
+					 "msg=\"out of memory: a nack not "
+					 "told to the hook\"",
+					 g->name);
+				return MR_OK;
+			}
+			*nacked = a;
+			*ncap   = nc;
+		}
+		((struct group_rec *)d.opaque)->refs++;
+		(*nacked)[(*nn)++] = d;
+		return MR_OK;
+	default:
+		return mri_engine_extend(g->e, h, now, s->extend_ms);
+	}
+}
+
+int
+mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
+		 mri_group_settle_cb cb, void *arg)
+{
+	struct mri_journal_entry *acked  = NULL;
+	struct mri_delivery      *nacked = NULL;
+	uint32_t                  cap = 0;
+	size_t                    na = 0, nn = 0, ncap = 0;
 	struct group_waiter      *done = NULL;
 	struct group_settle      *st   = calloc(1, sizeof(*st));
 	uint64_t                  now  = group__now();
@@ -353,63 +309,46 @@ mri_group_settle(struct mri_group *g, const struct mri_settle *s,
 		return MR_ENOMEM;
 	st->cb  = cb;
 	st->arg = arg;
-	mri_wbuf_init(&st->out);
-	if (g->j != NULL && s->kind == MRI_SETTLE_ACK &&
+	if (g->j != NULL && s->kind == MRI_GROUP_ACK &&
 	    (acked = malloc(s->handles * sizeof(*acked))) == NULL) {
 		free(st);
 		return MR_ENOMEM;
 	}
 	pthread_mutex_lock(&g->lock);
-	for (uint32_t i = 0; i < s->range_count; i++) {
-		struct mri_range r;
+	for (uint32_t i = 0; i < s->nranges; i++) {
+		const struct mri_group_range *r = &s->ranges[i];
 
-		mri_settle_range(s, i, &r);
-		for (uint64_t h = r.first; h < r.first + r.count; h++) {
-			int rc;
+		for (uint64_t h = r->first; h < r->first + r->count; h++) {
+			struct mri_group_settle_fail *f;
+			int rc = group__settle_one(g, s, h, now, acked, &na,
+						   &nacked, &nn, &ncap);
 
-			void *m;
-
-			switch (s->kind) {
-			case MRI_SETTLE_ACK:
-				rc = mri_engine_ack(g->e, h, &m);
-				if (rc == MR_OK && acked != NULL) {
-					acked[na].hash =
-					    ((struct group_rec *)m)->id;
-					acked[na++].attempt = 0;
-				}
-				break;
-			case MRI_SETTLE_NACK:
-				rc = mri_engine_nack(g->e, h);
-				break;
-			default:
-				rc = mri_engine_extend(g->e, h, now,
-						       s->extend_ms);
-				break;
-			}
 			if (rc == MR_OK) {
-				settled++;
+				st->res.settled++;
 				continue;
 			}
-			if (nf == cap) {
-				uint32_t                nc = cap ? cap * 2 : 16;
-				struct mri_settle_fail *a =
-				    realloc(fails, nc * sizeof(*a));
+			if (st->res.nfailed == cap) {
+				uint32_t nc = cap ? cap * 2 : 16;
 
-				if (a == NULL)
+				f = realloc(st->fails, nc * sizeof(*f));
+				if (f == NULL)
 					continue; // counted, not listed
-				fails = a;
-				cap   = nc;
+				st->fails = f;
+				cap       = nc;
 			}
-			fails[nf].handle   = h;
-			fails[nf++].status = (uint16_t)rc;
+			st->fails[st->res.nfailed].handle   = h;
+			st->fails[st->res.nfailed++].status = (uint16_t)rc;
 		}
 	}
-	if (s->kind != MRI_SETTLE_EXTEND)
+	st->res.failed = st->fails;
+	if (g->revoking)
+		pthread_cond_broadcast(&g->cv); // in flight may have fallen
+	if (s->kind != MRI_GROUP_EXTEND)
 		group__serve(g, now, &done);
 	pthread_mutex_unlock(&g->lock);
 	group__complete(g, done);
-	mri_settle_reply_encode(&st->out, settled, fails, nf);
-	free(fails);
+	group__hooks_fire(g, nacked, nn, true, s->reason, s->reason_len);
+	free(nacked);
 	if (na == 0 || mri_journal_write(g->j, MRI_JOURNAL_ACK, acked, na,
 					 group__settled, st) != MR_OK)
 		group__settled(st, na == 0 ? MR_OK : MR_EUNAVAIL);
@@ -440,16 +379,18 @@ mri_group_session_close(struct mri_group *g, uint32_t sid)
 	pthread_mutex_lock(&g->lock);
 	for (pp = &g->waiters; (w = *pp) != NULL;) {
 		if (w->sid == sid) {
-			*pp        = w->next;
+			*pp         = w->next;
 			w->deadline = 0;
-			w->next = done;
-			done    = w;
+			w->next     = done;
+			done        = w;
 		} else {
 			pp = &w->next;
 		}
 	}
 	mri_engine_session_close(g->e, sid);
 	g->sessions--;
+	if (g->revoking)
+		pthread_cond_broadcast(&g->cv);
 	group__serve(g, now, &done);
 	pthread_mutex_unlock(&g->lock);
 	group__complete(g, done);
@@ -466,3 +407,52 @@ mri_group_sessions(struct mri_group *g)
 	return n;
 }
 
+/* ---- stats ----------------------------------------------------------- */
+
+size_t
+mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
+		struct mri_group_part_stats *parts, size_t max)
+{
+	struct mri_engine_stats es;
+	size_t                  n = 0;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&g->lock);
+	mri_engine_stats(g->e, &es);
+	out->sessions = g->sessions;
+	out->buffered = es.buffered;
+	out->inflight = es.inflight;
+	out->ready    = es.ready;
+	for (size_t i = 0; i < g->nparts; i++) {
+		struct group_part           *p = &g->parts[i];
+		struct mri_group_part_stats *ps;
+
+		if (!p->used)
+			continue;
+		if (n++ >= max)
+			continue;
+		ps = &parts[n - 1];
+		memset(ps, 0, sizeof(*ps));
+		snprintf(ps->topic, sizeof(ps->topic), "%s", p->topic);
+		ps->partition  = p->partition;
+		ps->committed  = p->committed >= 0 ? p->committed : -1;
+		ps->end_offset = -1;
+		mri_engine_part_stats(g->e, (int32_t)i, &ps->buffered,
+				      &ps->inflight);
+	}
+	pthread_mutex_unlock(&g->lock);
+	out->nparts  = n;
+	out->dropped = (size_t)atomic_load(&g->dropped);
+	// librdkafka's cached high watermarks, outside the group's lock:
+	// this takes librdkafka's own locks and never waits on Kafka.
+	for (size_t i = 0; i < n && i < max; i++) {
+		int64_t lo, hi;
+
+		if (rd_kafka_get_watermark_offsets(g->rk, parts[i].topic,
+						   parts[i].partition, &lo,
+						   &hi) == 0 &&
+		    hi >= 0)
+			parts[i].end_offset = hi;
+	}
+	return n;
+}

@@ -61,31 +61,102 @@ mri_fetch_decode(const void *body, size_t len, struct mri_fetch *out,
 
 /* ---- FETCH_REPLY -------------------------------------------------------- */
 
+/* Little-endian writers for the encoders that write in place. */
+static uint8_t *
+consume__le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	return p + 2;
+}
+
+static uint8_t *
+consume__le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+	return p + 4;
+}
+
+static uint8_t *
+consume__le64(uint8_t *p, uint64_t v)
+{
+	p = consume__le32(p, (uint32_t)v);
+	return consume__le32(p, (uint32_t)(v >> 32));
+}
+
+static uint8_t *
+consume__bytes(uint8_t *p, const void *v, size_t n)
+{
+	if (n > 0)
+		memcpy(p, v, n);
+	return p + n;
+}
+
+/* A frame header (frame.h) with its body length, as mri_frame_begin and
+ * mri_frame_end write it. */
+static uint8_t *
+consume__frame_hdr(uint8_t *p, uint8_t op, uint32_t body_len)
+{
+	p[0] = MRI_FRAME_MAGIC0;
+	p[1] = MRI_FRAME_MAGIC1;
+	p[2] = MRI_PROTO_VERSION;
+	p[3] = op;
+	p    = consume__le16(p + 4, 0);
+	p    = consume__le16(p, 0);
+	return consume__le32(p, body_len);
+}
+
+size_t
+mri_msg_put(uint8_t *out, const struct mri_msg_view *m,
+	    const struct mri_hdr_view *hdrs)
+{
+	uint8_t *p = out;
+
+	p = consume__le64(p, m->handle);
+	p = consume__le16(p, m->topic_len);
+	p = consume__bytes(p, m->topic, m->topic_len);
+	p = consume__le32(p, (uint32_t)m->partition);
+	p = consume__le64(p, (uint64_t)m->offset);
+	p = consume__le64(p, (uint64_t)m->timestamp_ms);
+	p = consume__le32(p, m->attempt);
+	*p++ = m->flags;
+	*p++ = m->id_len;
+	p = consume__bytes(p, m->id, m->id_len);
+	p = consume__le32(p, m->key_len);
+	p = consume__bytes(p, m->key, m->key_len);
+	p = consume__le16(p, m->hdr_count);
+	for (uint16_t i = 0; i < m->hdr_count; i++) {
+		p = consume__le16(p, hdrs[i].name_len);
+		p = consume__bytes(p, hdrs[i].name, hdrs[i].name_len);
+		p = consume__le32(p, hdrs[i].value_len);
+		p = consume__bytes(p, hdrs[i].value, hdrs[i].value_len);
+	}
+	p = consume__le32(p, m->payload_len);
+	p = consume__bytes(p, m->payload, m->payload_len);
+	return (size_t)(p - out);
+}
+
 void
 mri_msg_encode(struct mri_wbuf *b, const struct mri_msg_view *m,
 	       const struct mri_hdr_view *hdrs)
 {
-	mri_wbuf_u64(b, m->handle);
-	mri_wbuf_u16(b, m->topic_len);
-	mri_wbuf_put(b, m->topic, m->topic_len);
-	mri_wbuf_u32(b, (uint32_t)m->partition);
-	mri_wbuf_u64(b, (uint64_t)m->offset);
-	mri_wbuf_u64(b, (uint64_t)m->timestamp_ms);
-	mri_wbuf_u32(b, m->attempt);
-	mri_wbuf_u8(b, m->flags);
-	mri_wbuf_u8(b, m->id_len);
-	mri_wbuf_put(b, m->id, m->id_len);
-	mri_wbuf_u32(b, m->key_len);
-	mri_wbuf_put(b, m->key, m->key_len);
-	mri_wbuf_u16(b, m->hdr_count);
-	for (uint16_t i = 0; i < m->hdr_count; i++) {
-		mri_wbuf_u16(b, hdrs[i].name_len);
-		mri_wbuf_put(b, hdrs[i].name, hdrs[i].name_len);
-		mri_wbuf_u32(b, hdrs[i].value_len);
-		mri_wbuf_put(b, hdrs[i].value, hdrs[i].value_len);
-	}
-	mri_wbuf_u32(b, m->payload_len);
-	mri_wbuf_put(b, m->payload, m->payload_len);
+	size_t n = mri_msg_size(m, hdrs);
+
+	if (mri_wbuf_reserve(b, n) != MR_OK)
+		return;
+	b->len += mri_msg_put(b->data + b->len, m, hdrs);
+}
+
+void
+mri_fetch_reply_put_hdr(uint8_t *out, size_t frame_len, uint32_t count)
+{
+	consume__le32(consume__frame_hdr(out, MRI_OP_FETCH_REPLY,
+					 (uint32_t)(frame_len -
+						    MRI_FRAME_HDR_LEN)),
+		      count);
 }
 
 size_t
@@ -336,18 +407,45 @@ mri_settle_range(const struct mri_settle *s, uint32_t i, struct mri_range *r)
 
 /* ---- SETTLE_REPLY ------------------------------------------------------- */
 
+size_t
+mri_settle_reply_size(uint32_t nf)
+{
+	return MRI_FRAME_HDR_LEN + 8 + (size_t)nf * CONSUME__FAIL_LEN;
+}
+
+void
+mri_settle_reply_put_hdr(uint8_t *out, uint32_t settled, uint32_t nf)
+{
+	uint8_t *p = consume__frame_hdr(
+	    out, MRI_OP_SETTLE_REPLY,
+	    (uint32_t)(mri_settle_reply_size(nf) - MRI_FRAME_HDR_LEN));
+
+	p = consume__le32(p, settled);
+	consume__le32(p, nf);
+}
+
+void
+mri_settle_fail_put(uint8_t *out, uint32_t i, uint64_t handle,
+		    uint16_t status)
+{
+	uint8_t *p = out + MRI_FRAME_HDR_LEN + 8 + (size_t)i * CONSUME__FAIL_LEN;
+
+	consume__le16(consume__le64(p, handle), status);
+}
+
 void
 mri_settle_reply_encode(struct mri_wbuf *b, uint32_t settled,
 			const struct mri_settle_fail *f, uint32_t nf)
 {
-	mri_frame_begin(b, MRI_OP_SETTLE_REPLY);
-	mri_wbuf_u32(b, settled);
-	mri_wbuf_u32(b, nf);
-	for (uint32_t i = 0; i < nf; i++) {
-		mri_wbuf_u64(b, f[i].handle);
-		mri_wbuf_u16(b, f[i].status);
-	}
-	mri_frame_end(b);
+	size_t n = mri_settle_reply_size(nf);
+
+	b->len = 0;
+	if (mri_wbuf_reserve(b, n) != MR_OK)
+		return;
+	mri_settle_reply_put_hdr(b->data, settled, nf);
+	for (uint32_t i = 0; i < nf; i++)
+		mri_settle_fail_put(b->data, i, f[i].handle, f[i].status);
+	b->len = n;
 }
 
 int

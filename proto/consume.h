@@ -103,6 +103,29 @@ void mri_msg_encode(struct mri_wbuf *b, const struct mri_msg_view *m,
 size_t mri_msg_size(const struct mri_msg_view *m,
 		    const struct mri_hdr_view *hdrs);
 
+/*
+ * Encoding in place, into memory the caller sized (an nng_msg's body):
+ * a FETCH_REPLY frame is MRI_FETCH_REPLY_HDR_LEN bytes of header and count
+ * (mri_fetch_reply_put_hdr), then each message (mri_msg_put, mri_msg_size
+ * bytes). The bytes are those of the wbuf encoders, which are built on
+ * these.
+ */
+#define MRI_FETCH_REPLY_HDR_LEN (MRI_FRAME_HDR_LEN + 4)
+
+/**
+ * @brief Write message \p m at \p out, which has room for
+ *        mri_msg_size(m, hdrs) bytes. @returns the bytes written.
+ */
+size_t mri_msg_put(uint8_t *out, const struct mri_msg_view *m,
+		   const struct mri_hdr_view *hdrs);
+
+/**
+ * @brief Write a FETCH_REPLY frame's header and message count at \p out
+ *        (MRI_FETCH_REPLY_HDR_LEN bytes); \p frame_len is the whole
+ *        frame's (at most MRI_FRAME_HDR_LEN + UINT32_MAX).
+ */
+void mri_fetch_reply_put_hdr(uint8_t *out, size_t frame_len, uint32_t count);
+
 /** @brief Overwrite 4 bytes at \p at (a count written earlier as 0). */
 void mri_wbuf_patch_u32(struct mri_wbuf *b, size_t at, uint32_t v);
 
@@ -166,6 +189,20 @@ struct mri_settle_fail {
 	uint64_t handle;
 	uint16_t status;
 };
+
+/** @returns the size of a whole SETTLE_REPLY frame of \p nf failures. */
+size_t mri_settle_reply_size(uint32_t nf);
+
+/**
+ * @brief Write a SETTLE_REPLY frame's header and counts at the start of
+ *        \p out, a frame of mri_settle_reply_size(nf) bytes; its failures
+ *        are written with mri_settle_fail_put.
+ */
+void mri_settle_reply_put_hdr(uint8_t *out, uint32_t settled, uint32_t nf);
+
+/** @brief Write failure \p i (< nf) into the SETTLE_REPLY frame \p out. */
+void mri_settle_fail_put(uint8_t *out, uint32_t i, uint64_t handle,
+			 uint16_t status);
 
 /** @brief Build a whole SETTLE_REPLY frame into \p b. */
 void mri_settle_reply_encode(struct mri_wbuf *b, uint32_t settled,

@@ -1344,6 +1344,48 @@ START_TEST(test_unsubscribe)
 }
 END_TEST
 
+/* The in-place writers give the bytes of the wbuf encoders: a FETCH_REPLY
+ * written into memory of the computed size, as mailroomd writes it into an
+ * nng_msg, and a SETTLE_REPLY against its layout. */
+START_TEST(test_put_in_place)
+{
+	struct consume_test__msg m[4];
+	struct mri_wbuf          b;
+	uint8_t                 *mem, *p;
+	size_t                   len = MRI_FETCH_REPLY_HDR_LEN;
+	static const uint8_t     settle[] = {
+	    'M', 'R', 1, MRI_OP_SETTLE_REPLY, 0, 0, 0, 0, 18, 0, 0, 0,
+	    7, 0, 0, 0, 1, 0, 0, 0,        // settled, nf
+	    9, 8, 7, 6, 5, 4, 3, 2, 21, 0, // handle, status
+	};
+
+	consume_test__sample(m);
+	mri_wbuf_init(&b);
+	consume_test__reply(&b, m, 4);
+	for (size_t i = 0; i < 4; i++)
+		len += mri_msg_size(&m[i].v, m[i].hdrs);
+	ck_assert_uint_eq(len, b.len);
+	ck_assert_ptr_nonnull(mem = malloc(len));
+	memset(mem, 0xee, len);
+	mri_fetch_reply_put_hdr(mem, len, 4);
+	p = mem + MRI_FETCH_REPLY_HDR_LEN;
+	for (size_t i = 0; i < 4; i++)
+		p += mri_msg_put(p, &m[i].v, m[i].hdrs);
+	ck_assert_uint_eq((size_t)(p - mem), len);
+	ck_assert_mem_eq(mem, b.data, len);
+	free(mem);
+
+	ck_assert_uint_eq(mri_settle_reply_size(1), sizeof(settle));
+	ck_assert_ptr_nonnull(mem = malloc(sizeof(settle)));
+	mri_settle_reply_put_hdr(mem, 7, 1);
+	mri_settle_fail_put(mem, 0, 0x0203040506070809ULL, MR_ENOENT);
+	ck_assert_int_eq(MR_ENOENT, 21);
+	ck_assert_mem_eq(mem, settle, sizeof(settle));
+	free(mem);
+	mri_wbuf_fini(&b);
+}
+END_TEST
+
 static Suite *
 consume_test__suite(void)
 {
@@ -1367,6 +1409,7 @@ consume_test__suite(void)
 	tcase_add_test(tc, test_reply_bad_count);
 	tcase_add_test(tc, test_reply_invalid);
 	tcase_add_test(tc, test_wbuf_patch_u32);
+	tcase_add_test(tc, test_put_in_place);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("settle");

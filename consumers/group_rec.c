@@ -1,0 +1,198 @@
+/*
+ * A group's buffered record (group_internal.h): made on the group's
+ * thread from librdkafka's message with its id, hashes and size worked out
+ * once; what a delivery of it shows; its counted life (one hold for the
+ * partition's ring, one for each batch or hook call; the last release
+ * destroys it); and the hooks' calls.
+ */
+#include "group.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "consumers/group_internal.h"
+#include "consumers/journal.h"
+
+/* "topic/partition/offset", the id of a record that has none, without
+ * snprintf (one per such record).
+ * @returns its length, at most MRI_GROUP_ID_MAX. */
+static size_t
+group__pos_id(char *out, const char *topic, int32_t partition,
+	      int64_t offset)
+{
+	char   digits[24];
+	size_t n = strlen(topic), k;
+
+	if (n > MRI_GROUP_ID_MAX - 42)
+		n = MRI_GROUP_ID_MAX - 42;
+	memcpy(out, topic, n);
+	for (int i = 0; i < 2; i++) {
+		uint64_t v = i == 0 ? (uint32_t)partition : (uint64_t)offset;
+
+		if ((i == 0 && partition < 0) || (i == 1 && offset < 0)) {
+			out[n++] = '/';
+			out[n++] = '-';
+			v = i == 0 ? (uint64_t)-(int64_t)partition
+				   : (uint64_t)-offset;
+		} else {
+			out[n++] = '/';
+		}
+		k = 0;
+		do {
+			digits[k++] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v != 0);
+		while (k > 0)
+			out[n++] = digits[--k];
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* The headers of \p m that are handed out into \p hdrs
+ * (MRI_GROUP_HDR_MAX), and its ce_id among them (NULL if none).
+ * @returns how many. */
+static size_t
+group__hdrs(rd_kafka_message_t *m, struct mri_group_hdr *hdrs,
+	    const char **ceid, size_t *ceid_len)
+{
+	rd_kafka_headers_t *hs = NULL;
+	const void         *val;
+	const char         *name;
+	size_t              vlen, nh = 0;
+
+	*ceid     = NULL;
+	*ceid_len = 0;
+	if (rd_kafka_message_headers(m, &hs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return 0;
+	for (size_t i = 0;
+	     nh < MRI_GROUP_HDR_MAX &&
+	     rd_kafka_header_get_all(hs, i, &name, &val, &vlen) == 0;
+	     i++) {
+		size_t nl = strlen(name);
+
+		if (nl == 0 || nl > MRI_GROUP_HDR_NAME_MAX)
+			continue;
+		hdrs[nh].name      = name;
+		hdrs[nh].name_len  = nl;
+		hdrs[nh].value     = val ? val : "";
+		hdrs[nh].value_len = vlen;
+		if (strcmp(name, "ce_id") == 0 && vlen > 0 &&
+		    vlen <= MRI_GROUP_ID_MAX) {
+			*ceid     = val;
+			*ceid_len = vlen;
+		}
+		nh++;
+	}
+	return nh;
+}
+
+void
+group__deliv(const struct group_rec *r, struct mri_group_delivery *d,
+	     struct mri_group_hdr *hdrs)
+{
+	rd_kafka_message_t *m = r->m;
+	const char         *ceid;
+	size_t              ceid_len;
+
+	memset(d, 0, sizeof(*d));
+	d->topic        = rd_kafka_topic_name(m->rkt);
+	d->topic_len    = strlen(d->topic);
+	d->partition    = m->partition;
+	d->offset       = m->offset;
+	d->timestamp_ms = rd_kafka_message_timestamp(m, NULL);
+	d->has_key      = m->key != NULL;
+	d->key          = m->key ? m->key : "";
+	d->key_len      = m->key_len;
+	d->value        = m->payload ? m->payload : "";
+	d->value_len    = m->len;
+	d->hdrs         = hdrs;
+	d->nhdrs        = group__hdrs(m, hdrs, &ceid, &ceid_len);
+	d->id           = r->idp;
+	d->id_len       = r->idlen;
+}
+
+/* The default measure: the bytes a record carries. */
+static size_t
+group__bytes(const struct mri_group_delivery *d)
+{
+	size_t n = d->topic_len + d->id_len + d->key_len + d->value_len;
+
+	for (size_t i = 0; i < d->nhdrs; i++)
+		n += d->hdrs[i].name_len + d->hdrs[i].value_len;
+	return n;
+}
+
+struct group_rec *
+group__rec_new(struct mri_group *g, rd_kafka_message_t *m)
+{
+	struct mri_group_hdr      hdrs[MRI_GROUP_HDR_MAX];
+	struct mri_group_delivery d;
+	struct group_rec         *r;
+	const char               *ceid, *topic = rd_kafka_topic_name(m->rkt);
+	char                      pid[MRI_GROUP_ID_MAX + 1];
+	size_t                    ceid_len, plen = 0, nh;
+
+	nh = group__hdrs(m, hdrs, &ceid, &ceid_len);
+	if (ceid == NULL)
+		plen = group__pos_id(pid, topic, m->partition, m->offset);
+	if ((r = malloc(sizeof(*r) + (ceid ? 0 : plen + 1))) == NULL)
+		return NULL;
+	r->m     = m;
+	r->refs  = 1;
+	r->nhdrs = (uint32_t)nh;
+	r->pos   = mri_journal_pos_hash(topic, m->partition, m->offset);
+	r->key   = mri_journal_hash(MRI_JOURNAL_HASH_INIT, m->key, m->key_len);
+	if (ceid != NULL) {
+		r->idp   = ceid;
+		r->idlen = ceid_len;
+		r->id    = mri_journal_hash(MRI_JOURNAL_HASH_INIT, ceid,
+					    ceid_len);
+	} else {
+		memcpy(r->pid, pid, plen + 1);
+		r->idp   = r->pid;
+		r->idlen = plen;
+		r->id    = r->pos;
+	}
+	group__deliv(r, &d, hdrs);
+	r->size = g->c.record_size ? g->c.record_size(&d) : group__bytes(&d);
+	return r;
+}
+
+void
+group__rec_rele(struct group_rec *r)
+{
+	if (--r->refs > 0)
+		return;
+	rd_kafka_message_destroy(r->m);
+	free(r);
+}
+
+void
+group__hooks_fire(struct mri_group *g, struct mri_delivery *ds, size_t n,
+		  bool nack, const char *reason, size_t reason_len)
+{
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct group_rec    *r = ds[i].opaque;
+		struct mri_group_record_id id = {
+		    .topic     = rd_kafka_topic_name(r->m->rkt),
+		    .partition = r->m->partition,
+		    .offset    = r->m->offset,
+		    .id        = r->idp,
+		    .id_len    = r->idlen,
+		};
+
+		if (nack)
+			g->hooks.on_nack(g->hooks.arg, &id, ds[i].attempt,
+					 reason, reason_len);
+		else
+			g->hooks.on_deadline_expired(g->hooks.arg, &id,
+						     ds[i].attempt);
+	}
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < n; i++)
+		group__rec_rele(ds[i].opaque);
+	pthread_mutex_unlock(&g->lock);
+}
