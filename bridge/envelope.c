@@ -106,19 +106,3 @@ mri_envelope_make(const struct mri_hdr_view *hs, uint16_t n, const char *id,
 	*out = hs_out;
 	return MR_OK;
 }
-
-int
-mri_envelope_headers(const struct mri_pub_view *m, const char *id,
-		     size_t id_len, const struct mri_envelope_defaults *d,
-		     rd_kafka_headers_t **out, const char **why)
-{
-	struct mri_hdr_view hs[MRI_HDR_COUNT_MAX];
-	const uint8_t      *pos = m->hdrs;
-	uint16_t            n   = m->hdr_count;
-
-	if (n > MRI_HDR_COUNT_MAX)
-		n = MRI_HDR_COUNT_MAX; /* the decoder refuses more */
-	for (uint16_t i = 0; i < n; i++)
-		mri_pub_next_hdr(&pos, &hs[i]);
-	return mri_envelope_make(hs, n, id, id_len, d, out, why);
-}

@@ -16,7 +16,7 @@
 
 #include "mailroom/envelope.h"
 #include "mailroom/error.h"
-#include "proto/frame.h"
+#include "proto/header.h"
 
 #define MRI_H_SPECVERSION MR_HEADER_SPECVERSION
 #define MRI_H_ID MR_HEADER_ID
@@ -54,12 +54,5 @@ int mri_envelope_make(const struct mri_hdr_view *hs, uint16_t n,
 		      const char *id, size_t id_len,
 		      const struct mri_envelope_defaults *d,
 		      rd_kafka_headers_t **out, const char **why);
-
-/** @brief mri_envelope_make with the headers of a decoded PUBLISH message
- *         \p m (borrowed). */
-int mri_envelope_headers(const struct mri_pub_view          *m,
-			 const char *id, size_t id_len,
-			 const struct mri_envelope_defaults *d,
-			 rd_kafka_headers_t **out, const char **why);
 
 #endif

@@ -58,7 +58,7 @@
 #include "bridge/producer.h"
 #include "core/uuid7.h"
 
-struct mri_hdr_view; /* proto/frame.h: a header's name and value */
+struct mri_hdr_view; /* proto/header.h: a header's name and value */
 struct mri_publisher;
 struct mri_pub_batch;
 

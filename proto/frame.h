@@ -16,16 +16,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/header.h"
+
 #define MRI_FRAME_MAGIC0 'M'
 #define MRI_FRAME_MAGIC1 'R'
 #define MRI_PROTO_VERSION 1
 #define MRI_FRAME_HDR_LEN 12
 
-/* Limits that the decoder enforces (and the encoder respects). */
-#define MRI_TOPIC_MAX 249
-#define MRI_ID_MAX 255
-#define MRI_HDR_NAME_MAX 255
-#define MRI_HDR_COUNT_MAX 256
+/* Limits that the decoder enforces (and the encoder respects), with
+ * proto/header.h's. */
 #define MRI_BATCH_MAX 100000
 #define MRI_ERRMSG_MAX 1024
 
@@ -75,13 +74,6 @@ void mri_frame_begin(struct mri_wbuf *b, uint8_t op);
 /** @returns MR_OK, MR_ENOMEM, or MR_ETOOBIG if the body exceeds 4 GiB. */
 int mri_frame_end(struct mri_wbuf *b);
 
-/** @brief One header of a message, as it is on the wire. */
-struct mri_hdr_view {
-	const char *name;
-	uint16_t    name_len;
-	const void *value;
-	uint32_t    value_len;
-};
 
 /**
  * @brief The sequence of a PUBLISH frame (flag MRI_FRAME_F_SEQ): 16 bytes
