@@ -13,6 +13,7 @@
 #include <nng/nng.h>
 
 #include "broker/consume_reply.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 #include "proto/consume.h"
@@ -67,15 +68,6 @@ struct mri_consume {
 	bool                    stop;
 	pthread_cond_t          cv;
 };
-
-static uint64_t
-consume__mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void
 consume__sub_free(struct consume_sub *s)
@@ -150,13 +142,12 @@ consume__reaper(void *arg)
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
 		struct consume_sub **pp, *s;
-		struct timespec      ts;
 		uint64_t             now;
 
 		pthread_mutex_unlock(&r->lock);
 		consume__close(r, consume__pipe_gone, 0);
 		pthread_mutex_lock(&r->lock);
-		now = consume__mono_ms();
+		now = mri_mono_ms();
 
 		for (pp = &r->subs; (s = *pp) != NULL;) {
 			if (s->nsessions == 0 && r->c.idle_close_ms > 0 &&
@@ -172,10 +163,9 @@ consume__reaper(void *arg)
 			}
 		}
 		consume__reap(r);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
 		if (!r->stop && r->reap == NULL)
-			pthread_cond_timedwait(&r->cv, &r->lock, &ts);
+			mri_cond_wait_until(&r->cv, &r->lock,
+					    mri_deadline_in(1000));
 	}
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
@@ -206,7 +196,7 @@ mri_consume_new(struct mri_consume **out, const rd_kafka_conf_t *conf,
 	}
 	r->c = *c;
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cv, NULL);
+	mri_cond_init(&r->cv);
 	if (pthread_create(&r->reaper, NULL, consume__reaper, r) == 0)
 		r->reaper_started = true;
 	// Session ids of an earlier run of mailroomd are not taken for ours.
@@ -648,7 +638,7 @@ consume__close(struct mri_consume *r, bool (*match)(struct consume_session *,
 	for (pp = &r->sessions; (x = *pp) != NULL;) {
 		if (match(x, what)) {
 			if (--x->sub->nsessions == 0)
-				x->sub->idle_since = consume__mono_ms();
+				x->sub->idle_since = mri_mono_ms();
 			*pp     = x->next;
 			x->next = gone;
 			gone    = x;

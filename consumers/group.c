@@ -12,6 +12,8 @@
 
 #include "consumers/group_internal.h"
 #include "consumers/journal.h"
+#include "core/clock.h"
+#include "core/kafka.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 
@@ -23,15 +25,6 @@
 #define GROUP__META_MAX 4000
 #define GROUP__META_PREFIX "mr1:"
 #define GROUP__JOURNAL_WAIT_MS 10000
-
-uint64_t
-group__now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static struct group_part *
 group__part(struct mri_group *g, const char *topic, int32_t partition,
@@ -357,18 +350,15 @@ group__revoke(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 {
 	rd_kafka_topic_partition_list_t *l;
 	struct mri_engine_stats          st;
-	uint64_t deadline = group__now() + g->c.revoke_wait_ms;
-	struct timespec                  ts;
+	uint64_t deadline = mri_deadline_in(g->c.revoke_wait_ms);
 
-	ts.tv_sec  = (time_t)(deadline / 1000);
-	ts.tv_nsec = (long)(deadline % 1000) * 1000000;
 	pthread_mutex_lock(&g->lock);
 	g->revoking = true;
 	for (;;) {
 		mri_engine_stats(g->e, &st);
-		if (st.inflight == 0 || group__now() >= deadline)
+		if (st.inflight == 0 ||
+		    mri_cond_wait_until(&g->cv, &g->lock, deadline) != 0)
 			break;
-		pthread_cond_timedwait(&g->cv, &g->lock, &ts);
 	}
 	l = group__commit_list(g, true);
 	for (int i = 0; i < parts->cnt; i++) {
@@ -567,7 +557,7 @@ group__thread(void *arg)
 		}
 		got = group__read(g) + (m != NULL);
 		pthread_mutex_lock(&g->lock);
-		now = group__now();
+		now = mri_mono_ms();
 		if (g->hooks.on_deadline_expired != NULL)
 			mri_engine_tick_each(g->e, now, group__expired, &x);
 		else
@@ -589,23 +579,6 @@ group__thread(void *arg)
 
 /* ---- life ------------------------------------------------------------ */
 
-static int
-group__set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr,
-	   size_t errstr_size)
-{
-	return rd_kafka_conf_set(conf, k, v, errstr, errstr_size) ==
-			   RD_KAFKA_CONF_OK
-		   ? MR_OK
-		   : MR_ECONFIG;
-}
-
-static void
-group__log_cb(const rd_kafka_t *rk, int level, const char *fac,
-	      const char *buf)
-{
-	MRI_LOG(level, "component=kafka facility=%s msg=\"%s\"", fac, buf);
-}
-
 int
 mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	      const struct mri_group_conf *c,
@@ -618,7 +591,6 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_resp_err_t              err;
 	struct mri_journal              *j = NULL;
-	pthread_condattr_t               ca;
 	char                             buf[32];
 
 	if (c->journal) {
@@ -634,18 +606,18 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 			return rc;
 	}
 	snprintf(buf, sizeof(buf), "%" PRIu32, c->session_timeout_ms);
-	if (group__set(conf, "group.id", c->group, errstr, errstr_size) ||
-	    group__set(conf, "session.timeout.ms", buf, errstr,
+	if (mri_kafka_set(conf, "group.id", c->group, errstr, errstr_size) ||
+	    mri_kafka_set(conf, "session.timeout.ms", buf, errstr,
 		       errstr_size) ||
-	    group__set(conf, "enable.auto.commit", "false", errstr,
+	    mri_kafka_set(conf, "enable.auto.commit", "false", errstr,
 		       errstr_size) ||
-	    group__set(conf, "enable.auto.offset.store", "false", errstr,
+	    mri_kafka_set(conf, "enable.auto.offset.store", "false", errstr,
 		       errstr_size) ||
-	    group__set(conf, "auto.offset.reset", "earliest", errstr,
+	    mri_kafka_set(conf, "auto.offset.reset", "earliest", errstr,
 		       errstr_size) ||
-	    group__set(conf, "partition.assignment.strategy", "range", errstr,
+	    mri_kafka_set(conf, "partition.assignment.strategy", "range", errstr,
 		       errstr_size) ||
-	    group__set(conf, "queued.max.messages.kbytes", "8192", errstr,
+	    mri_kafka_set(conf, "queued.max.messages.kbytes", "8192", errstr,
 		       errstr_size)) {
 		mri_journal_free(j);
 		return MR_ECONFIG;
@@ -664,17 +636,14 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	if (hooks != NULL)
 		g->hooks = *hooks;
 	pthread_mutex_init(&g->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&g->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	mri_cond_init(&g->cv);
 	if (mri_engine_new(&g->e, &ec) != MR_OK) {
 		snprintf(errstr, errstr_size, "invalid consumer settings");
 		goto fail;
 	}
 	rd_kafka_conf_set_opaque(conf, g);
 	rd_kafka_conf_set_rebalance_cb(conf, group__rebalance_cb);
-	rd_kafka_conf_set_log_cb(conf, group__log_cb);
+	rd_kafka_conf_set_log_cb(conf, mri_kafka_log_cb);
 	if ((g->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr,
 				  errstr_size)) == NULL)
 		goto fail;
@@ -724,7 +693,7 @@ mri_group_drain(struct mri_group *g)
 
 	pthread_mutex_lock(&g->lock);
 	g->draining = true;
-	group__serve(g, group__now(), &done);
+	group__serve(g, mri_mono_ms(), &done);
 	pthread_mutex_unlock(&g->lock);
 	group__complete(g, done);
 }
@@ -741,7 +710,7 @@ mri_group_free(struct mri_group *g)
 	if (g->started)
 		pthread_join(g->thread, NULL);
 	pthread_mutex_lock(&g->lock);
-	group__serve(g, group__now(), &done);
+	group__serve(g, mri_mono_ms(), &done);
 	l = group__commit_list(g, true);
 	pthread_mutex_unlock(&g->lock);
 	group__complete(g, done);

@@ -93,8 +93,6 @@ struct mri_group {
 	uint64_t               next_commit_ms;
 };
 
-/** @returns CLOCK_MONOTONIC in milliseconds. */
-uint64_t group__now(void);
 
 /** @brief Delivery \p d of record \p r, its headers into \p hdrs
  *         (MRI_GROUP_HDR_MAX); handle, attempt and size are left 0. */

@@ -16,6 +16,7 @@
 
 #include "consumers/group_internal.h"
 #include "consumers/journal.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 
@@ -204,7 +205,7 @@ mri_group_fetch(struct mri_group *g, uint32_t sid,
 		void *arg)
 {
 	struct group_waiter *w = calloc(1, sizeof(*w)), *done = NULL;
-	uint64_t             now = group__now();
+	uint64_t             now = mri_mono_ms();
 
 	if (w == NULL)
 		return MR_ENOMEM;
@@ -303,7 +304,7 @@ mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
 	size_t                    na = 0, nn = 0, ncap = 0;
 	struct group_waiter      *done = NULL;
 	struct group_settle      *st   = calloc(1, sizeof(*st));
-	uint64_t                  now  = group__now();
+	uint64_t                  now  = mri_mono_ms();
 
 	if (st == NULL)
 		return MR_ENOMEM;
@@ -374,7 +375,7 @@ void
 mri_group_session_close(struct mri_group *g, uint32_t sid)
 {
 	struct group_waiter **pp, *w, *done = NULL;
-	uint64_t              now = group__now();
+	uint64_t              now = mri_mono_ms();
 
 	pthread_mutex_lock(&g->lock);
 	for (pp = &g->waiters; (w = *pp) != NULL;) {

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "consumers/idmap.h"
+#include "core/clock.h"
+#include "core/kafka.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 
@@ -55,15 +57,6 @@ struct mri_journal {
 };
 
 static void journal__le(uint8_t *p, uint64_t v, int n);
-
-static int64_t
-journal__wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 uint64_t
 mri_journal_hash(uint64_t h, const void *p, size_t len)
@@ -160,7 +153,7 @@ mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 	size_t                len;
 	uint8_t              *buf;
 	struct journal_write *w;
-	int64_t               now = journal__wall_ms();
+	int64_t               now = mri_wall_ms();
 	rd_kafka_resp_err_t   err;
 
 	if (n > UINT32_MAX)
@@ -251,13 +244,6 @@ journal__dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	free(w);
 }
 
-static void
-journal__log_cb(const rd_kafka_t *rk, int level, const char *fac,
-		const char *buf)
-{
-	MRI_LOG(level, "component=kafka facility=%s msg=\"%s\"", fac, buf);
-}
-
 /* Delivery reports answer fetches and acks: on a thread of their own, so
  * that none waits for the reader's poll. */
 static void *
@@ -284,7 +270,7 @@ journal__thread(void *arg)
 		m = rd_kafka_consumer_poll(j->reader, JOURNAL__POLL_MS);
 		if (m == NULL)
 			continue;
-		now = journal__wall_ms();
+		now = mri_wall_ms();
 		pthread_mutex_lock(&j->lock);
 		if (m->err == 0) {
 			// Our own records were applied when written: only
@@ -307,30 +293,22 @@ journal__thread(void *arg)
 int
 mri_journal_catch_up(struct mri_journal *j, int timeout_ms)
 {
-	int64_t         lo = 0, hi = 0;
-	struct timespec ts;
-	int             rc = MR_OK;
-	int64_t         until = journal__wall_ms() + timeout_ms;
+	int64_t  lo = 0, hi = 0;
+	int      rc       = MR_OK;
+	uint64_t deadline = mri_deadline_in((uint64_t)timeout_ms);
 
 	// A topic just made has no leader for a moment: ask again.
 	while (rd_kafka_query_watermark_offsets(j->reader, j->topic, 0, &lo,
 						&hi, 1000) != 0) {
-		if (journal__wall_ms() >= until)
+		if (mri_deadline_left(deadline) == 0)
 			return MR_ETIMEDOUT;
 		usleep(100000);
-	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&j->lock);
 	if (j->read_next < lo)
 		j->read_next = lo;
 	while (j->read_next < hi && rc == MR_OK)
-		if (pthread_cond_timedwait(&j->cv, &j->lock, &ts) != 0)
+		if (mri_cond_wait_until(&j->cv, &j->lock, deadline) != 0)
 			rc = MR_ETIMEDOUT;
 	pthread_mutex_unlock(&j->lock);
 	return rc;
@@ -437,35 +415,33 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 	j->window_ms = c->window_ms;
 	journal__topic_name(j->topic, sizeof(j->topic), c->group);
 	pthread_mutex_init(&j->lock, NULL);
-	pthread_cond_init(&j->cv, NULL);
+	mri_cond_init(&j->cv);
 	pc = rd_kafka_conf_dup(conf);
 	rc = rd_kafka_conf_dup(conf);
-	if (rd_kafka_conf_set(pc, "enable.idempotence", "true", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(pc, "acks", "all", errstr, errstr_size) !=
-		RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(pc, "linger.ms", "0", errstr, errstr_size) !=
-		RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(rc, "enable.partition.eof", "false", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
+	if (mri_kafka_set(pc, "enable.idempotence", "true", errstr,
+			  errstr_size) ||
+	    mri_kafka_set(pc, "acks", "all", errstr, errstr_size) ||
+	    mri_kafka_set(pc, "linger.ms", "0", errstr, errstr_size) ||
+	    mri_kafka_set(rc, "enable.partition.eof", "false", errstr,
+			  errstr_size) ||
 	    // The reader only assigns: it never joins nor commits, but
 	    // librdkafka's consumer queue wants a group.id all the same.
-	    rd_kafka_conf_set(rc, "group.id", "__mailroom.journal-reader",
-			      errstr, errstr_size) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(rc, "enable.auto.commit", "false", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(rc, "auto.offset.reset", "earliest", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
+	    mri_kafka_set(rc, "group.id", "__mailroom.journal-reader",
+			  errstr, errstr_size) ||
+	    mri_kafka_set(rc, "enable.auto.commit", "false", errstr,
+			  errstr_size) ||
+	    mri_kafka_set(rc, "auto.offset.reset", "earliest", errstr,
+			  errstr_size) ||
 	    // Records come a few per millisecond: fetch them 50 ms at a time
 	    // rather than one request each (catch-up waits no longer).
-	    rd_kafka_conf_set(rc, "fetch.min.bytes", "1048576", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(rc, "fetch.wait.max.ms", "50", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK)
+	    mri_kafka_set(rc, "fetch.min.bytes", "1048576", errstr,
+			  errstr_size) ||
+	    mri_kafka_set(rc, "fetch.wait.max.ms", "50", errstr,
+			  errstr_size))
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(pc, journal__dr_cb);
-	rd_kafka_conf_set_log_cb(pc, journal__log_cb);
-	rd_kafka_conf_set_log_cb(rc, journal__log_cb);
+	rd_kafka_conf_set_log_cb(pc, mri_kafka_log_cb);
+	rd_kafka_conf_set_log_cb(rc, mri_kafka_log_cb);
 	if ((j->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr,
 				    errstr_size)) == NULL)
 		goto fail;
