@@ -687,9 +687,9 @@ mri_consume_counts(struct mri_consume *r, size_t *subs, size_t *sessions)
 {
 	*subs = *sessions = 0;
 	pthread_mutex_lock(&r->lock);
-	for (struct consume_sub *s = r->subs; s != NULL; s = s->next)
+	for (struct consume_sub *s = r->subs; s != NULL; s = s->next) {
 		(*subs)++;
-	for (struct consume_session *x = r->sessions; x != NULL; x = x->next)
-		(*sessions)++;
+		*sessions += s->nsessions;
+	}
 	pthread_mutex_unlock(&r->lock);
 }

@@ -69,7 +69,8 @@ struct mri_engine {
 	size_t                 nslots, nfree;
 	struct list            ready;
 	struct session        *sessions;
-	size_t                 nsessions;
+	size_t                 nsessions; /* slots of sessions[] */
+	size_t                 open;      /* sessions open: the one count */
 	size_t                 buffered;
 	size_t                 inflight;
 };
@@ -473,6 +474,7 @@ mri_engine_session_open(struct mri_engine *e, uint32_t *sid)
 			memset(&e->sessions[i], 0, sizeof(e->sessions[i]));
 			e->sessions[i].open = true;
 			*sid                = (uint32_t)i;
+			e->open++;
 			return MR_OK;
 		}
 	}
@@ -483,6 +485,7 @@ mri_engine_session_open(struct mri_engine *e, uint32_t *sid)
 	memset(&s[e->nsessions], 0, sizeof(*s));
 	s[e->nsessions].open = true;
 	*sid                 = (uint32_t)e->nsessions++;
+	e->open++;
 	return MR_OK;
 }
 
@@ -510,6 +513,7 @@ mri_engine_session_close(struct mri_engine *e, uint32_t sid)
 	while (s->inflight.head != NULL)
 		engine__requeue(e, s->inflight.head);
 	s->open = false;
+	e->open--;
 }
 
 size_t
@@ -716,6 +720,7 @@ mri_engine_full(const struct mri_engine *e, int32_t p)
 void
 mri_engine_stats(const struct mri_engine *e, struct mri_engine_stats *s)
 {
+	s->sessions = e->open;
 	s->buffered = e->buffered;
 	s->inflight = e->inflight;
 	s->ready    = e->ready.count;

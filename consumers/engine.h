@@ -162,6 +162,7 @@ size_t mri_engine_acked_beyond(const struct mri_engine *e, int32_t partition,
 bool mri_engine_full(const struct mri_engine *e, int32_t partition);
 
 struct mri_engine_stats {
+	size_t sessions;  /* open */
 	size_t buffered;  /* records held, all partitions */
 	size_t inflight;  /* handed out, not acked */
 	size_t ready;     /* could be handed out now */

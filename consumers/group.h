@@ -261,8 +261,6 @@ int mri_group_session_open(struct mri_group *g, uint32_t *sid);
  *         has waiting is answered empty. */
 void mri_group_session_close(struct mri_group *g, uint32_t sid);
 
-/** @returns the number of open sessions. */
-size_t mri_group_sessions(struct mri_group *g);
 
 /**
  * @brief Hand out what \p f asks for to session \p sid.

@@ -89,7 +89,6 @@ struct mri_group {
 	size_t                 nparts;
 	struct group_waiter   *waiters;
 	size_t                 batches; /* taken records not yet released */
-	size_t                 sessions;
 	uint64_t               next_commit_ms;
 };
 

@@ -365,8 +365,7 @@ mri_group_session_open(struct mri_group *g, uint32_t *sid)
 	int rc;
 
 	pthread_mutex_lock(&g->lock);
-	if ((rc = mri_engine_session_open(g->e, sid)) == MR_OK)
-		g->sessions++;
+	rc = mri_engine_session_open(g->e, sid);
 	pthread_mutex_unlock(&g->lock);
 	return rc;
 }
@@ -389,23 +388,11 @@ mri_group_session_close(struct mri_group *g, uint32_t sid)
 		}
 	}
 	mri_engine_session_close(g->e, sid);
-	g->sessions--;
 	if (g->revoking)
 		pthread_cond_broadcast(&g->cv);
 	group__serve(g, now, &done);
 	pthread_mutex_unlock(&g->lock);
 	group__complete(g, done);
-}
-
-size_t
-mri_group_sessions(struct mri_group *g)
-{
-	size_t n;
-
-	pthread_mutex_lock(&g->lock);
-	n = g->sessions;
-	pthread_mutex_unlock(&g->lock);
-	return n;
 }
 
 /* ---- stats ----------------------------------------------------------- */
@@ -420,7 +407,7 @@ mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&g->lock);
 	mri_engine_stats(g->e, &es);
-	out->sessions = g->sessions;
+	out->sessions = es.sessions;
 	out->buffered = es.buffered;
 	out->inflight = es.inflight;
 	out->ready    = es.ready;
