@@ -16,7 +16,7 @@
 
 #include "bridge/address.h"
 #include "bridge/producer.h"
-#include "broker/embedded.h"
+#include "bridge/embedded.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 

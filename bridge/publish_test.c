@@ -19,7 +19,7 @@
 #include "bridge/address.h"
 #include "bridge/envelope.h"
 #include "bridge/publish.h"
-#include "broker/embedded.h"
+#include "bridge/embedded.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 #include "proto/frame.h"

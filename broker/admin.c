@@ -10,11 +10,11 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "bridge/embedded.h"
 #include "bridge/producer.h"
 #include "core/clock.h"
 #include "core/kafka.h"
 #include "core/log.h"
-#include "embedded.h"
 #include "mailroom/error.h"
 #include "proto/frame.h"
 

@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 #include "broker/admin.h"
-#include "broker/embedded.h"
+#include "bridge/embedded.h"
 #include "mailroom/error.h"
 
 static struct mri_embedded *emb;

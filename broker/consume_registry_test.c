@@ -21,7 +21,7 @@
 #include <nng/nng.h>
 
 #include "broker/consume.h"
-#include "broker/embedded.h"
+#include "bridge/embedded.h"
 #include "mailroom/error.h"
 #include "proto/consume.h"
 #include "proto/frame.h"

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "broker/config.h"
-#include "broker/embedded.h"
+#include "bridge/embedded.h"
 #include "broker/server.h"
 #include "core/log.h"
 #include "mailroom/error.h"

@@ -15,12 +15,12 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "admin.h"
+#include "bridge/embedded.h"
 #include "config.h"
 #include "consume.h"
 #include "core/clock.h"
 #include "core/kafka.h"
 #include "core/log.h"
-#include "embedded.h"
 #include "listeners.h"
 #include "mailroom/error.h"
 #include "proto/consume.h"

@@ -16,7 +16,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "broker/embedded.h"
+#include "bridge/embedded.h"
 #include "consumers/group.h"
 #include "mailroom/error.h"
 
