@@ -346,6 +346,9 @@ START_TEST(test_free_in_flight_broker_down)
 
 	mri_embedded_broker_set_down(emb, 1, true);
 	w = t_write_all(j);
+	// These callbacks run on this thread, in free's purge, not on the
+	// journal's thread as journal.h says of write callbacks (the group
+	// knows: it frees the journal without its lock held).
 	mri_journal_free(j);
 	ck_assert_int_eq(t_st.calls, T_THREADS * T_WRITES);
 	for (int i = 0; i < T_THREADS * T_WRITES; i++) {
