@@ -4,10 +4,13 @@
  * library and with raw nng req0 sockets:
  *
  *  - a storm: publishers with requests in flight, STATUS, a consumer
- *    (SUBSCRIBE, FETCH, SETTLE), malformed frames and connections closed
- *    with requests in flight, all at once; every malformed frame gets its
- *    ERROR, every publish its acks; afterwards no request is counted in
- *    flight (no context leaked);
+ *    (SUBSCRIBE, FETCH, SETTLE) and malformed frames, all at once; every
+ *    malformed frame gets its ERROR, every publish its acks; afterwards no
+ *    request is counted in flight (no context leaked) and the door still
+ *    opens;
+ *  - connections that vanish with requests in flight: none is counted in
+ *    flight afterwards, but nng wedges (a known bug, run only with
+ *    T_KNOWN_BUGS=1: see test_dropped_mid_request);
  *  - drain with requests in flight (Kafka slow, or down): every request is
  *    answered, new ones are refused with MR_ESHUTDOWN, free returns;
  *  - reload of cloudevents.source/type while publishing: every record
@@ -368,6 +371,7 @@ t_pub_cb(void *arg, int status, const mr_ack *acks, size_t n)
 struct t_storm {
 	const char *url;
 	int         index;
+	bool        mixed; /* droppers: STATUS in flight too, not only PUBLISH */
 	int         failures; /* this thread's; asserted on the main thread */
 	char        why[256];
 };
@@ -452,15 +456,16 @@ t_garbage(void *arg)
 	return NULL;
 }
 
-/* The dropper's child process (the test binary run as `--drop URL N`):
- * open a socket, put requests in flight on several contexts, start reading
+/* The dropper's child process (the test binary run as
+ * `--drop URL N publish|mixed`): open a socket, put requests in flight on
+ * several contexts (PUBLISH only, or PUBLISH and STATUS), start reading
  * one reply when \p N is odd, and exit without closing anything: the
  * connection drops mid-request. In a process of its own because closing a
  * req0 socket with requests in flight wedges nng 1.5.2's reaper now and
  * then (nanomsg/nng#1543, #1813), and in-process that would wedge the
  * server's sockets too. */
 static int
-t_drop_child(const char *url, int n)
+t_drop_child(const char *url, int n, bool mixed)
 {
 	nng_socket s;
 	nng_ctx    ctx[T_DROP_CTXS];
@@ -475,7 +480,7 @@ t_drop_child(const char *url, int n)
 		char            pay[32];
 
 		mri_wbuf_init(&b);
-		if (k % 2 == 0) {
+		if (k % 2 == 0 || !mixed) {
 			mri_frame_begin(&b, MRI_OP_PUBLISH);
 			mri_wbuf_u32(&b, 1);
 			snprintf(pay, sizeof(pay), "dropped %d/%d", n, k);
@@ -513,7 +518,7 @@ t_dropper(void *arg)
 	for (int i = 0; i < T_DROPS; i++) {
 		char  num[16];
 		char *argv[] = {"server_test", "--drop", (char *)st->url, num,
-				NULL};
+				st->mixed ? "mixed" : "publish", NULL};
 		pid_t pid;
 		int   status;
 
@@ -630,10 +635,10 @@ START_TEST(test_storm)
 END_TEST
 
 /*
- * Connections that vanish with requests in flight (a process exits with
- * requests on several contexts, one with a reply half-read) leak no
- * context: STATUS counts none in flight afterwards, the door still opens,
- * and the server can be freed.
+ * Connections that vanish with requests in flight (processes that exit
+ * with PUBLISH and STATUS requests on several contexts, some with a reply
+ * half-read): STATUS counts none in flight afterwards, the door still
+ * opens, and the server can be freed.
  *
  * KNOWN BUG, not run by default (set T_KNOWN_BUGS=1): after such drops,
  * nng 1.5.2's reaper thread is wedged (thread "nng:reap2" waiting on a
@@ -641,7 +646,10 @@ END_TEST
  * mri_server_free (server.c, nng_close of the rep0 socket) and every
  * client's mr_client_free; in mailroomd, SIGTERM drains and then hangs in
  * mri_server_free. Serving goes on meanwhile (STATUS says 0 in flight).
- * Compare nanomsg/nng#1543 and #1813 (nng_close deadlocks in the reaper).
+ * Here it wedges in most runs; with PUBLISH only in flight, less often
+ * (2 storms of 8). A bare nng rep0 server with contexts, no mailroom code,
+ * that replies from the receive callback wedged alike after 40 such
+ * drops. Compare nanomsg/nng#1543 and #1813.
  */
 START_TEST(test_dropped_mid_request)
 {
@@ -656,7 +664,8 @@ START_TEST(test_dropped_mid_request)
 	t_srv_start(&t);
 	c = t_client(t.url, 1);
 	for (int i = 0; i < T_DROPPERS; i++) {
-		st[i] = (struct t_storm){.url = t.url, .index = i};
+		st[i] = (struct t_storm){.url = t.url, .index = i,
+					 .mixed = true};
 		ck_assert_int_eq(
 		    pthread_create(&th[i], NULL, t_dropper, &st[i]), 0);
 	}
@@ -1047,8 +1056,9 @@ main(int argc, char **argv)
 	SRunner *r;
 	int      failed;
 
-	if (argc == 4 && strcmp(argv[1], "--drop") == 0)
-		return t_drop_child(argv[2], atoi(argv[3]));
+	if (argc == 5 && strcmp(argv[1], "--drop") == 0)
+		return t_drop_child(argv[2], atoi(argv[3]),
+				    strcmp(argv[4], "mixed") == 0);
 
 	mri_log_set_level(getenv("T_DEBUG") ? MRI_LOG_DEBUG : MRI_LOG_ERR);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
