@@ -646,8 +646,8 @@ END_TEST
  * mri_server_free (server.c, nng_close of the rep0 socket) and every
  * client's mr_client_free; in mailroomd, SIGTERM drains and then hangs in
  * mri_server_free. Serving goes on meanwhile (STATUS says 0 in flight).
- * Here it wedges in most runs; with PUBLISH only in flight, less often
- * (2 storms of 8). A bare nng rep0 server with contexts, no mailroom code,
+ * Here it wedged in 8 runs of 10; in the storm with PUBLISH-only drops,
+ * in 2 of 8. A bare nng rep0 server with contexts, no mailroom code,
  * that replies from the receive callback wedged alike after 40 such
  * drops. Compare nanomsg/nng#1543 and #1813.
  */
@@ -664,8 +664,9 @@ START_TEST(test_dropped_mid_request)
 	t_srv_start(&t);
 	c = t_client(t.url, 1);
 	for (int i = 0; i < T_DROPPERS; i++) {
+		// One with PUBLISH and STATUS in flight, one PUBLISH only.
 		st[i] = (struct t_storm){.url = t.url, .index = i,
-					 .mixed = true};
+					 .mixed = i % 2 == 0};
 		ck_assert_int_eq(
 		    pthread_create(&th[i], NULL, t_dropper, &st[i]), 0);
 	}
