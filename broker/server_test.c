@@ -1,0 +1,1083 @@
+/*
+ * The front door (broker/server.h), in-process on the embedded cluster,
+ * spoken to over ipc:// in a private directory with the public client
+ * library and with raw nng req0 sockets:
+ *
+ *  - a storm: publishers with requests in flight, STATUS, a consumer
+ *    (SUBSCRIBE, FETCH, SETTLE) and malformed frames, all at once; every
+ *    malformed frame gets its ERROR, every publish its acks; afterwards no
+ *    request is counted in flight (no context leaked) and the door still
+ *    opens;
+ *  - connections that vanish with requests in flight: none is counted in
+ *    flight afterwards, but nng wedges (a known bug, run only with
+ *    T_KNOWN_BUGS=1: see test_dropped_mid_request);
+ *  - drain with requests in flight (Kafka slow, or down): every request is
+ *    answered, new ones are refused with MR_ESHUTDOWN, free returns;
+ *  - reload of cloudevents.source/type while publishing: every record
+ *    carries one reload's pair, never half of two.
+ *
+ * Seeds are fixed; waits are bounded by a count of tries or by a generous
+ * hang guard, never asserted as durations. Check forks a process per test
+ * (librdkafka's threads do not survive a fork): each test starts its own
+ * cluster and server.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "bridge/embedded.h"
+#include "broker/config.h"
+#include "broker/server.h"
+#include "core/log.h"
+#include "mailroom/client.h"
+#include "mailroom/consumer.h"
+#include "proto/consume.h"
+#include "proto/frame.h"
+
+#define T_GUARD_MS 60000 /* a hang guard on one reply, not a measurement */
+#define T_MAX_FRAME (1 << 20)
+
+struct t_srv {
+	char                 dir[64];
+	char                 url[128];
+	struct mri_embedded *emb;
+	struct mri_server   *s;
+	struct mri_config    cfg;
+};
+
+static void
+t_set(struct mri_config *c, const char *name, const char *value, bool reload)
+{
+	char errstr[256];
+
+	ck_assert_msg(mri_config_set(c, name, value, reload, errstr,
+				     sizeof(errstr)) == MR_OK,
+		      "%s=%s: %s", name, value, errstr);
+}
+
+static void
+t_srv_start(struct t_srv *t)
+{
+	char errstr[256], max_frame[32];
+
+	snprintf(t->dir, sizeof(t->dir), "/tmp/mr-server-test-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(t->dir));
+	snprintf(t->url, sizeof(t->url), "ipc://%s/s.sock", t->dir);
+	ck_assert_msg(mri_embedded_start(&t->emb, 1, errstr, sizeof(errstr)) ==
+			  MR_OK,
+		      "%s", errstr);
+	ck_assert_int_eq(mri_config_init(&t->cfg), MR_OK);
+	snprintf(max_frame, sizeof(max_frame), "%d", T_MAX_FRAME);
+	t_set(&t->cfg, "listen", t->url, false);
+	t_set(&t->cfg, "max_frame_bytes", max_frame, false);
+	t_set(&t->cfg, "max_inflight", "64", false);
+	t_set(&t->cfg, "consumer.ack_deadline_ms", "60000", false);
+	ck_assert_msg(mri_server_new(&t->s, &t->cfg,
+				     mri_embedded_bootstraps(t->emb), t->emb,
+				     errstr, sizeof(errstr)) == MR_OK,
+		      "%s", errstr);
+	ck_assert_msg(mri_server_start(t->s, errstr, sizeof(errstr)) == MR_OK,
+		      "%s", errstr);
+}
+
+static void
+t_srv_stop(struct t_srv *t, bool drained)
+{
+	char path[160];
+
+	if (!drained)
+		mri_server_drain(t->s, 10000);
+	mri_server_free(t->s);
+	mri_embedded_stop(t->emb);
+	mri_config_fini(&t->cfg);
+	snprintf(path, sizeof(path), "%s/s.sock", t->dir);
+	unlink(path);
+	rmdir(t->dir);
+}
+
+/* A deterministic generator (xorshift64*). */
+static uint64_t
+t_rand(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ULL;
+}
+
+static mr_client *
+t_client(const char *url, int max_inflight)
+{
+	mr_client_opts o = {.timeout_ms = 120000, .max_inflight = max_inflight};
+	mr_client     *c;
+	char           errstr[256];
+
+	ck_assert_msg(mr_client_new(&c, url, &o, errstr, sizeof(errstr)) ==
+			  MR_OK,
+		      "%s", errstr);
+	return c;
+}
+
+/* STATUS's inflight_requests, which counts the STATUS itself. */
+static long
+t_inflight(mr_client *c)
+{
+	char        *text;
+	json_t      *st;
+	json_error_t je;
+	long         n;
+
+	ck_assert_int_eq(mr_status(c, &text), MR_OK);
+	st = json_loads(text, 0, &je);
+	ck_assert_msg(st != NULL, "%s", text);
+	ck_assert_msg(json_is_integer(json_object_get(st, "inflight_requests")),
+		      "%s", text);
+	n = (long)json_integer_value(json_object_get(st, "inflight_requests"));
+	json_decref(st);
+	free(text);
+	return n;
+}
+
+/* Poll STATUS until nothing but itself is in flight, bounded by tries. */
+static void
+t_wait_idle(const char *url)
+{
+	mr_client      *c = t_client(url, 1);
+	long            n = -1;
+	struct timespec pace = {0, 5 * 1000 * 1000};
+
+	for (int i = 0; i < 4000 && (n = t_inflight(c)) != 1; i++)
+		nanosleep(&pace, NULL); // pacing only: the count bounds it
+	ck_assert_msg(n == 1, "%ld requests still in flight", n - 1);
+	mr_client_free(c);
+}
+
+/* ---- raw frames ------------------------------------------------------- */
+
+static nng_socket
+t_raw_open(const char *url)
+{
+	nng_socket s;
+
+	ck_assert_int_eq(nng_req0_open(&s), 0);
+	ck_assert_int_eq(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, T_GUARD_MS),
+			 0);
+	ck_assert_int_eq(nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, T_GUARD_MS),
+			 0);
+	ck_assert_int_eq(nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 0), 0);
+	ck_assert_int_eq(nng_dial(s, url, NULL, 0), 0);
+	return s;
+}
+
+static void
+t_hdr(uint8_t *p, uint8_t version, uint8_t op, uint16_t flags,
+      uint16_t reserved, uint32_t body_len)
+{
+	p[0] = MRI_FRAME_MAGIC0;
+	p[1] = MRI_FRAME_MAGIC1;
+	p[2] = version;
+	p[3] = op;
+	p[4] = (uint8_t)flags;
+	p[5] = (uint8_t)(flags >> 8);
+	p[6] = (uint8_t)reserved;
+	p[7] = (uint8_t)(reserved >> 8);
+	for (int i = 0; i < 4; i++)
+		p[8 + i] = (uint8_t)(body_len >> (8 * i));
+}
+
+/* A valid PUBLISH of \p n keyed messages to \p topic, into \p b. */
+static void
+t_publish_frame(struct mri_wbuf *b, const char *topic, int n, uint64_t tag)
+{
+	mri_wbuf_init(b);
+	mri_frame_begin(b, MRI_OP_PUBLISH);
+	mri_wbuf_u32(b, (uint32_t)n);
+	for (int i = 0; i < n; i++) {
+		char key[32], payload[48];
+
+		snprintf(key, sizeof(key), "raw-%d", (int)(tag % 7));
+		snprintf(payload, sizeof(payload), "raw %llu/%d",
+			 (unsigned long long)tag, i);
+		mri_publish_encode_msg(b, topic, strlen(topic), key,
+				       strlen(key), true, NULL, 0, 0, NULL,
+				       payload, strlen(payload));
+	}
+	ck_assert_int_eq(mri_frame_end(b), MR_OK);
+	ck_assert_int_eq(b->err, MR_OK);
+}
+
+/* Send one frame on a raw socket and read the reply's op and, for an
+ * ERROR, its code. @returns the nng error of the exchange (0: a reply). */
+static int
+t_raw_call(nng_socket s, const void *frame, size_t len, uint8_t *op,
+	   uint16_t *code)
+{
+	void                *buf;
+	size_t               n;
+	int                  rv;
+	struct mri_frame_hdr h;
+	const char          *why, *msg;
+	uint16_t             mlen;
+
+	if ((rv = nng_send(s, (void *)frame, len, 0)) != 0)
+		return rv;
+	if ((rv = nng_recv(s, &buf, &n, NNG_FLAG_ALLOC)) != 0)
+		return rv;
+	ck_assert_int_eq(mri_frame_parse_hdr(buf, n, &h, &why), MR_OK);
+	*op   = h.op;
+	*code = 0;
+	if (h.op == MRI_OP_ERROR)
+		ck_assert_int_eq(mri_error_decode((uint8_t *)buf +
+						      MRI_FRAME_HDR_LEN,
+						  h.body_len, code, &msg,
+						  &mlen),
+				 MR_OK);
+	nng_free(buf, n);
+	return 0;
+}
+
+/* Malformed frame number \p kind, into \p b; \p want gets the error code
+ * expected (0: any ERROR). */
+static size_t
+t_bad_frame(int kind, uint64_t *seed, uint8_t **out, uint16_t *want)
+{
+	size_t          len;
+	uint8_t        *p;
+	struct mri_wbuf b;
+
+	switch (kind) {
+	case 0: // noise, no magic
+		len = t_rand(seed) % 64;
+		p   = malloc(len + 1);
+		for (size_t i = 0; i < len; i++)
+			p[i] = (uint8_t)t_rand(seed);
+		if (len > 0)
+			p[0] = 'x';
+		*want = MR_EPROTO;
+		break;
+	case 1: // a header cut short
+		p = malloc(MRI_FRAME_HDR_LEN);
+		t_hdr(p, MRI_PROTO_VERSION, MRI_OP_STATUS, 0, 0, 0);
+		len   = 1 + t_rand(seed) % (MRI_FRAME_HDR_LEN - 1);
+		*want = MR_EPROTO;
+		break;
+	case 2: // a protocol version from the future
+		p = malloc(MRI_FRAME_HDR_LEN);
+		t_hdr(p, 2 + (uint8_t)(t_rand(seed) % 200), MRI_OP_STATUS, 0,
+		      0, 0);
+		len   = MRI_FRAME_HDR_LEN;
+		*want = MR_EVERSION;
+		break;
+	case 3: // a PUBLISH cut in the middle of its body
+		t_publish_frame(&b, "st-bad", 3, 0);
+		p     = b.data;
+		len   = MRI_FRAME_HDR_LEN + (b.len - MRI_FRAME_HDR_LEN) / 2;
+		*want = MR_EPROTO;
+		break;
+	case 4: // an unknown operation
+		p = malloc(MRI_FRAME_HDR_LEN);
+		t_hdr(p, MRI_PROTO_VERSION, 0x42, 0, 0, 0);
+		len   = MRI_FRAME_HDR_LEN;
+		*want = MR_EUNKNOWNOP;
+		break;
+	case 5: // flags on STATUS
+		p = malloc(MRI_FRAME_HDR_LEN);
+		t_hdr(p, MRI_PROTO_VERSION, MRI_OP_STATUS, 1, 0, 0);
+		len   = MRI_FRAME_HDR_LEN;
+		*want = MR_EPROTO;
+		break;
+	case 6: // reserved bytes set
+		p = malloc(MRI_FRAME_HDR_LEN);
+		t_hdr(p, MRI_PROTO_VERSION, MRI_OP_STATUS, 0, 0x0101, 0);
+		len   = MRI_FRAME_HDR_LEN;
+		*want = MR_EPROTO;
+		break;
+	case 7: // PUBLISH, SUBSCRIBE, FETCH, SETTLE with noise for a body
+	{
+		static const uint8_t ops[] = {MRI_OP_PUBLISH, MRI_OP_SUBSCRIBE,
+					      MRI_OP_FETCH, MRI_OP_SETTLE};
+		size_t               body  = 1 + t_rand(seed) % 40;
+
+		len = MRI_FRAME_HDR_LEN + body;
+		p   = malloc(len);
+		t_hdr(p, MRI_PROTO_VERSION, ops[t_rand(seed) % 4], 0, 0,
+		      (uint32_t)body);
+		for (size_t i = MRI_FRAME_HDR_LEN; i < len; i++)
+			p[i] = (uint8_t)t_rand(seed);
+		// A count far beyond the body (PUBLISH), a session unknown.
+		p[MRI_FRAME_HDR_LEN] = 0xff;
+		*want                = 0;
+		break;
+	}
+	default: // larger than max_frame_bytes
+		len = T_MAX_FRAME + 64;
+		p   = calloc(1, len);
+		t_hdr(p, MRI_PROTO_VERSION, MRI_OP_STATUS, 0, 0,
+		      (uint32_t)(len - MRI_FRAME_HDR_LEN));
+		*want = MR_ETOOBIG;
+		break;
+	}
+	*out = p;
+	return len;
+}
+
+/* ---- the storm -------------------------------------------------------- */
+
+#define T_PUBLISHERS 4
+#define T_REQUESTS 30 /* per publisher, asynchronous */
+#define T_PER_REQUEST 5
+#define T_GARBAGE 2
+#define T_BAD_FRAMES 45 /* per garbage thread */
+#define T_DROPPERS 2
+#define T_DROPS 12     /* sockets per dropper */
+#define T_DROP_CTXS 4  /* requests in flight on each when it closes */
+#define T_CONSUME 40   /* deliveries the consumer acks */
+
+struct t_req {
+	atomic_int calls;
+	int        status;
+	int        bad_acks; /* acks not OK or without a place */
+	size_t     n;
+};
+
+static void
+t_pub_cb(void *arg, int status, const mr_ack *acks, size_t n)
+{
+	struct t_req *r = arg;
+
+	r->status = status;
+	r->n      = n;
+	for (size_t i = 0; i < n; i++)
+		if (acks[i].status != MR_OK || acks[i].partition < 0 ||
+		    acks[i].partition >= 4 || acks[i].offset < 0 ||
+		    strcmp(acks[i].topic, "st-storm") != 0)
+			r->bad_acks++;
+	atomic_fetch_add(&r->calls, 1);
+}
+
+struct t_storm {
+	const char *url;
+	int         index;
+	bool        mixed; /* droppers: STATUS in flight too, not only PUBLISH */
+	int         failures; /* this thread's; asserted on the main thread */
+	char        why[256];
+};
+
+static void
+t_fail(struct t_storm *st, const char *fmt, int a, int b)
+{
+	if (st->failures++ == 0)
+		snprintf(st->why, sizeof(st->why), fmt, a, b);
+}
+
+static void *
+t_publisher(void *arg)
+{
+	struct t_storm *st = arg;
+	mr_client      *c  = t_client(st->url, 8);
+	struct t_req    reqs[T_REQUESTS];
+
+	memset(reqs, 0, sizeof(reqs));
+	for (int i = 0; i < T_REQUESTS; i++) {
+		mr_message m[T_PER_REQUEST];
+		char       key[T_PER_REQUEST][32], pay[T_PER_REQUEST][48];
+		int        rc;
+
+		for (int k = 0; k < T_PER_REQUEST; k++) {
+			snprintf(key[k], sizeof(key[k]), "p%d-%d", st->index,
+				 (i + k) % 10);
+			snprintf(pay[k], sizeof(pay[k]), "p%d r%d m%d",
+				 st->index, i, k);
+			m[k] = (mr_message){.topic       = "st-storm",
+					    .key         = key[k],
+					    .key_len     = strlen(key[k]),
+					    .payload     = pay[k],
+					    .payload_len = strlen(pay[k])};
+		}
+		if ((rc = mr_publish_async(c, m, T_PER_REQUEST, t_pub_cb,
+					   &reqs[i])) != MR_OK) {
+			t_fail(st, "publish_async %d: rc %d", i, rc);
+			atomic_store(&reqs[i].calls, 1);
+		}
+	}
+	if (mr_client_drain(c, 300000) != MR_OK)
+		t_fail(st, "drain: %d of %d", 0, T_REQUESTS);
+	mr_client_free(c);
+	for (int i = 0; i < T_REQUESTS; i++) {
+		if (atomic_load(&reqs[i].calls) != 1)
+			t_fail(st, "request %d: %d callbacks", i,
+			       atomic_load(&reqs[i].calls));
+		else if (reqs[i].status != MR_OK ||
+			 reqs[i].n != T_PER_REQUEST || reqs[i].bad_acks != 0)
+			t_fail(st, "request %d: status %d", i, reqs[i].status);
+	}
+	return NULL;
+}
+
+static void *
+t_garbage(void *arg)
+{
+	struct t_storm *st   = arg;
+	uint64_t        seed = 0x9e3779b97f4a7c15ULL + (uint64_t)st->index;
+	nng_socket      s    = t_raw_open(st->url);
+
+	for (int i = 0; i < T_BAD_FRAMES; i++) {
+		uint8_t *f;
+		uint16_t want, code;
+		uint8_t  op;
+		int      kind = i % 9, rv;
+		size_t   len  = t_bad_frame(kind, &seed, &f, &want);
+
+		rv = t_raw_call(s, f, len, &op, &code);
+		free(f);
+		if (rv != 0) {
+			// A closed pipe is an answer too; take a new one.
+			nng_close(s);
+			s = t_raw_open(st->url);
+			continue;
+		}
+		if (op != MRI_OP_ERROR || (want != 0 && code != want))
+			t_fail(st, "bad frame kind %d: code %d", kind, code);
+	}
+	nng_close(s);
+	return NULL;
+}
+
+/* The dropper's child process (the test binary run as
+ * `--drop URL N publish|mixed`): open a socket, put requests in flight on
+ * several contexts (PUBLISH only, or PUBLISH and STATUS), start reading
+ * one reply when \p N is odd, and exit without closing anything: the
+ * connection drops mid-request. In a process of its own because closing a
+ * req0 socket with requests in flight wedges nng 1.5.2's reaper now and
+ * then (nanomsg/nng#1543, #1813), and in-process that would wedge the
+ * server's sockets too. */
+static int
+t_drop_child(const char *url, int n, bool mixed)
+{
+	nng_socket s;
+	nng_ctx    ctx[T_DROP_CTXS];
+	nng_aio   *aio[T_DROP_CTXS];
+
+	// No ck_* here: this process runs no test.
+	if (nng_req0_open(&s) != 0 || nng_dial(s, url, NULL, 0) != 0)
+		return 2;
+	for (int k = 0; k < T_DROP_CTXS; k++) {
+		struct mri_wbuf b;
+		nng_msg        *m;
+		char            pay[32];
+
+		mri_wbuf_init(&b);
+		if (k % 2 == 0 || !mixed) {
+			mri_frame_begin(&b, MRI_OP_PUBLISH);
+			mri_wbuf_u32(&b, 1);
+			snprintf(pay, sizeof(pay), "dropped %d/%d", n, k);
+			mri_publish_encode_msg(&b, "st-storm", 8, "d", 1, true,
+					       NULL, 0, 0, NULL, pay,
+					       strlen(pay));
+		} else {
+			mri_frame_begin(&b, MRI_OP_STATUS);
+		}
+		if (mri_frame_end(&b) != MR_OK || nng_ctx_open(&ctx[k], s) ||
+		    nng_aio_alloc(&aio[k], NULL, NULL) != 0 ||
+		    nng_msg_alloc(&m, 0) != 0 ||
+		    nng_msg_append(m, b.data, b.len) != 0)
+			return 3;
+		mri_wbuf_fini(&b);
+		nng_aio_set_msg(aio[k], m);
+		nng_ctx_send(ctx[k], aio[k]);
+	}
+	for (int k = 0; k < T_DROP_CTXS; k++) {
+		nng_aio_wait(aio[k]);
+		if (nng_aio_result(aio[k]) != 0)
+			return 4;
+	}
+	if (n % 2 == 1)
+		nng_ctx_recv(ctx[0], aio[0]);
+	_exit(0);
+}
+
+/* Drop T_DROPS connections, each with requests in flight. */
+static void *
+t_dropper(void *arg)
+{
+	struct t_storm *st = arg;
+
+	for (int i = 0; i < T_DROPS; i++) {
+		char  num[16];
+		char *argv[] = {"server_test", "--drop", (char *)st->url, num,
+				st->mixed ? "mixed" : "publish", NULL};
+		pid_t pid;
+		int   status;
+
+		snprintf(num, sizeof(num), "%d", st->index * 100 + i);
+		if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv,
+				environ) != 0) {
+			t_fail(st, "drop %d: spawn (%d)", i, 0);
+			continue;
+		}
+		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			t_fail(st, "drop %d: child status %d", i, status);
+	}
+	return NULL;
+}
+
+static void *
+t_statuser(void *arg)
+{
+	struct t_storm *st = arg;
+	mr_client      *c  = t_client(st->url, 4);
+
+	for (int i = 0; i < 30; i++) {
+		long n = t_inflight(c);
+
+		if (n < 1)
+			t_fail(st, "status %d: inflight %d", i, (int)n);
+	}
+	mr_client_free(c);
+	return NULL;
+}
+
+static void *
+t_consumer(void *arg)
+{
+	struct t_storm    *st       = arg;
+	mr_client         *c        = t_client(st->url, 4);
+	const char *const  topics[] = {"st-storm"};
+	mr_consumer       *s;
+	size_t             acked = 0;
+	int                rc;
+
+	if ((rc = mr_subscribe(c, "st-group", topics, 1, NULL, &s)) != MR_OK) {
+		t_fail(st, "subscribe: %d (%d)", rc, 0);
+		mr_client_free(c);
+		return NULL;
+	}
+	for (int i = 0; i < 600 && acked < T_CONSUME; i++) {
+		mr_batch *b;
+		uint64_t  h[50];
+		size_t    n, failed = 0;
+
+		if ((rc = mr_fetch(s, 50, 0, 500, &b)) != MR_OK) {
+			t_fail(st, "fetch %d: %d", i, rc);
+			break;
+		}
+		n = mr_batch_count(b);
+		for (size_t k = 0; k < n; k++)
+			h[k] = mr_batch_at(b, k)->handle;
+		mr_batch_free(b);
+		if (n == 0)
+			continue;
+		if ((rc = mr_consumer_ack(s, h, n, &failed)) != MR_OK ||
+		    failed != 0)
+			t_fail(st, "ack: rc %d, failed %d", rc, (int)failed);
+		acked += n;
+	}
+	if (acked < T_CONSUME)
+		t_fail(st, "consumer acked %d of %d", (int)acked, T_CONSUME);
+	mr_consumer_free(s);
+	mr_client_free(c);
+	return NULL;
+}
+
+START_TEST(test_storm)
+{
+	struct t_srv   t;
+	enum { N = T_PUBLISHERS + T_GARBAGE + 2 };
+	pthread_t      th[N];
+	struct t_storm st[N];
+	void *(*mains[N])(void *);
+	mr_client     *c;
+	mr_message     m = {.topic = "st-storm", .payload = "after"};
+	mr_ack         ack;
+	int            k = 0;
+
+	t_srv_start(&t);
+	for (int i = 0; i < T_PUBLISHERS; i++)
+		mains[k++] = t_publisher;
+	for (int i = 0; i < T_GARBAGE; i++)
+		mains[k++] = t_garbage;
+	mains[k++] = t_statuser;
+	mains[k++] = t_consumer;
+	for (int i = 0; i < N; i++) {
+		st[i] = (struct t_storm){.url = t.url, .index = i};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, mains[i], &st[i]),
+				 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_msg(st[i].failures == 0, "thread %d: %d failures: %s",
+			      i, st[i].failures, st[i].why);
+	}
+	// Nothing leaked: every context went back to receiving.
+	t_wait_idle(t.url);
+	// And the door still opens.
+	c         = t_client(t.url, 1);
+	m.payload_len = 5;
+	ck_assert_int_eq(mr_publish(c, &m, &ack), MR_OK);
+	ck_assert_int_ge(ack.offset, 0);
+	mr_client_free(c);
+	t_srv_stop(&t, false);
+}
+END_TEST
+
+/*
+ * Connections that vanish with requests in flight (processes that exit
+ * with PUBLISH and STATUS requests on several contexts, some with a reply
+ * half-read): STATUS counts none in flight afterwards, the door still
+ * opens, and the server can be freed.
+ *
+ * KNOWN BUG, not run by default (set T_KNOWN_BUGS=1): after such drops,
+ * nng 1.5.2's reaper thread is wedged (thread "nng:reap2" waiting on a
+ * condition forever) and every nng_close in the process hangs: here
+ * mri_server_free (server.c, nng_close of the rep0 socket) and every
+ * client's mr_client_free; in mailroomd, SIGTERM drains and then hangs in
+ * mri_server_free. Serving goes on meanwhile (STATUS says 0 in flight).
+ * Here it wedged in 8 runs of 10; in the storm with PUBLISH-only drops,
+ * in 2 of 8. A bare nng rep0 server with contexts, no mailroom code,
+ * that replies from the receive callback wedged alike after 40 such
+ * drops. Compare nanomsg/nng#1543 and #1813.
+ */
+START_TEST(test_dropped_mid_request)
+{
+	struct t_srv   t;
+	pthread_t      th[T_DROPPERS];
+	struct t_storm st[T_DROPPERS];
+	mr_client     *c;
+	mr_message     m = {.topic = "st-storm", .payload = "after",
+			    .payload_len = 5};
+	mr_ack         ack;
+
+	t_srv_start(&t);
+	c = t_client(t.url, 1);
+	for (int i = 0; i < T_DROPPERS; i++) {
+		// One with PUBLISH and STATUS in flight, one PUBLISH only.
+		st[i] = (struct t_storm){.url = t.url, .index = i,
+					 .mixed = i % 2 == 0};
+		ck_assert_int_eq(
+		    pthread_create(&th[i], NULL, t_dropper, &st[i]), 0);
+	}
+	for (int i = 0; i < T_DROPPERS; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_msg(st[i].failures == 0, "dropper %d: %s", i,
+			      st[i].why);
+	}
+	t_wait_idle(t.url);
+	ck_assert_int_eq(mr_publish(c, &m, &ack), MR_OK);
+	mr_client_free(c); // hangs today: see above
+	t_srv_stop(&t, false);
+}
+END_TEST
+
+/* ---- drain ------------------------------------------------------------ */
+
+#define T_DRAIN_SOCKS 4
+#define T_DRAIN_CTXS 8
+
+struct t_pending {
+	nng_aio        *aio;
+	nng_ctx         ctx;
+	pthread_mutex_t *lock;
+	pthread_cond_t  *cv;
+	int            *done;
+	int             rv;
+	uint8_t         op;
+	uint16_t        code;
+	int             acks_ok, acks_failed;
+};
+
+static void
+t_pending_cb(void *arg)
+{
+	struct t_pending *p = arg;
+	nng_msg          *m;
+
+	p->rv = nng_aio_result(p->aio);
+	if (p->rv == 0) {
+		struct mri_frame_hdr h;
+		struct mri_ack_view *a;
+		uint32_t             n;
+		const char          *why, *msg;
+		uint16_t             mlen;
+		const uint8_t       *body;
+
+		m = nng_aio_get_msg(p->aio);
+		body = (const uint8_t *)nng_msg_body(m) + MRI_FRAME_HDR_LEN;
+		if (mri_frame_parse_hdr(nng_msg_body(m), nng_msg_len(m), &h,
+					&why) != MR_OK) {
+			p->rv = -1;
+		} else if ((p->op = h.op) == MRI_OP_ERROR) {
+			mri_error_decode(body, h.body_len, &p->code, &msg,
+					 &mlen);
+		} else if (h.op == MRI_OP_PUBLISH_ACK &&
+			   mri_ack_decode(body, h.body_len, &a, &n, &why) ==
+			       MR_OK) {
+			for (uint32_t i = 0; i < n; i++) {
+				p->acks_ok += a[i].status == MR_OK &&
+					      a[i].offset >= 0;
+				p->acks_failed += a[i].status != MR_OK;
+			}
+			free(a);
+		}
+		nng_msg_free(m);
+	}
+	pthread_mutex_lock(p->lock);
+	(*p->done)++;
+	pthread_cond_broadcast(p->cv);
+	pthread_mutex_unlock(p->lock);
+}
+
+struct t_drainer {
+	struct mri_server *s;
+	int                timeout_ms;
+};
+
+static void *
+t_drain_main(void *arg)
+{
+	struct t_drainer *d = arg;
+
+	mri_server_drain(d->s, d->timeout_ms);
+	return NULL;
+}
+
+/* Requests in flight (Kafka slow, or down), then drain: each is answered,
+ * a new one meanwhile is refused with MR_ESHUTDOWN, and free returns. */
+static void
+t_drain_in_flight(bool down)
+{
+	enum { N = T_DRAIN_SOCKS * T_DRAIN_CTXS };
+	struct t_srv     t;
+	pthread_mutex_t  lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t   cv   = PTHREAD_COND_INITIALIZER;
+	int              done = 0, refused = 0, ok = 0, failed = 0;
+	nng_socket       socks[T_DRAIN_SOCKS], probe;
+	struct t_pending p[N];
+	struct t_drainer d;
+	pthread_t        dt;
+	mr_client       *c;
+	mr_message       m = {.topic = "st-drain", .payload = "w",
+			      .payload_len = 1};
+	mr_ack           ack;
+	struct mri_wbuf  b;
+	struct timespec  ts;
+
+	t_srv_start(&t);
+	// Warm up: the producer knows the cluster and the topic.
+	c = t_client(t.url, 1);
+	ck_assert_int_eq(mr_publish(c, &m, &ack), MR_OK);
+	if (down)
+		mri_embedded_broker_set_down(t.emb, 1, true);
+	else
+		mri_embedded_broker_set_rtt(t.emb, 1, 1500);
+	memset(p, 0, sizeof(p));
+	for (int s = 0; s < T_DRAIN_SOCKS; s++) {
+		socks[s] = t_raw_open(t.url);
+		for (int k = 0; k < T_DRAIN_CTXS; k++) {
+			struct t_pending *q = &p[s * T_DRAIN_CTXS + k];
+			nng_aio          *sa;
+			nng_msg          *msg;
+
+			*q = (struct t_pending){.lock = &lock, .cv = &cv,
+						.done = &done};
+			ck_assert_int_eq(nng_ctx_open(&q->ctx, socks[s]), 0);
+			ck_assert_int_eq(nng_aio_alloc(&sa, NULL, NULL), 0);
+			ck_assert_int_eq(
+			    nng_aio_alloc(&q->aio, t_pending_cb, q), 0);
+			nng_aio_set_timeout(q->aio, T_GUARD_MS);
+			t_publish_frame(&b, "st-drain", 2,
+					(uint64_t)(s * T_DRAIN_CTXS + k));
+			ck_assert_int_eq(nng_msg_alloc(&msg, 0), 0);
+			ck_assert_int_eq(nng_msg_append(msg, b.data, b.len),
+					 0);
+			mri_wbuf_fini(&b);
+			nng_aio_set_msg(sa, msg);
+			nng_ctx_send(q->ctx, sa);
+			nng_aio_wait(sa);
+			ck_assert_int_eq(nng_aio_result(sa), 0);
+			nng_aio_free(sa);
+			nng_ctx_recv(q->ctx, q->aio);
+		}
+	}
+	// Every request is at the server: answered, or counted in flight.
+	for (int i = 0;; i++) {
+		long n = t_inflight(c) - 1;
+		int  answered;
+
+		pthread_mutex_lock(&lock);
+		answered = done;
+		pthread_mutex_unlock(&lock);
+		if (n + answered >= N)
+			break;
+		ck_assert_msg(i < 4000, "%ld in flight, %d answered", n,
+			      answered);
+	}
+	mr_client_free(c);
+	d = (struct t_drainer){t.s, down ? 1000 : 10000};
+	ck_assert_int_eq(pthread_create(&dt, NULL, t_drain_main, &d), 0);
+	// While it drains, a new request is refused (bounded tries: until
+	// the drain has begun).
+	probe = t_raw_open(t.url);
+	mri_wbuf_init(&b);
+	mri_frame_begin(&b, MRI_OP_STATUS);
+	mri_frame_end(&b);
+	for (int i = 0; i < 4000 && refused == 0; i++) {
+		uint8_t  op;
+		uint16_t code;
+
+		ck_assert_int_eq(t_raw_call(probe, b.data, b.len, &op, &code),
+				 0);
+		if (op == MRI_OP_ERROR) {
+			ck_assert_int_eq(code, MR_ESHUTDOWN);
+			refused = 1;
+		}
+	}
+	mri_wbuf_fini(&b);
+	ck_assert_msg(refused, "no request was refused while draining");
+	pthread_join(dt, NULL);
+	// Every request in flight was answered.
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += T_GUARD_MS / 1000;
+	pthread_mutex_lock(&lock);
+	while (done < N && pthread_cond_timedwait(&cv, &lock, &ts) == 0)
+		;
+	ck_assert_int_eq(done, N);
+	pthread_mutex_unlock(&lock);
+	for (int i = 0; i < N; i++) {
+		ck_assert_msg(p[i].rv == 0, "request %d: no reply (%s)", i,
+			      nng_strerror(p[i].rv));
+		ck_assert_msg(p[i].op == MRI_OP_PUBLISH_ACK ||
+				  (p[i].op == MRI_OP_ERROR &&
+				   p[i].code == MR_ESHUTDOWN),
+			      "request %d: op 0x%x code %d", i, p[i].op,
+			      p[i].code);
+		ok += p[i].acks_ok;
+		failed += p[i].acks_failed;
+	}
+	if (down)
+		ck_assert_int_eq(ok, 0); // nothing could be confirmed
+	else
+		ck_assert_int_eq(ok, 2 * N);
+	(void)failed;
+	nng_close(probe);
+	for (int s = 0; s < T_DRAIN_SOCKS; s++)
+		nng_close(socks[s]);
+	for (int i = 0; i < N; i++)
+		nng_aio_free(p[i].aio);
+	t_srv_stop(&t, true); // free returns
+}
+
+START_TEST(test_drain_answers_in_flight)
+{
+	t_drain_in_flight(false);
+}
+END_TEST
+
+START_TEST(test_drain_kafka_down_answers_in_flight)
+{
+	t_drain_in_flight(true);
+}
+END_TEST
+
+/* ---- reload ----------------------------------------------------------- */
+
+#define T_RELOAD_PUBLISHERS 3
+#define T_RELOAD_MSGS 60 /* per publisher */
+
+struct t_reload_pub {
+	const char *url;
+	int         index;
+	int         failures;
+	int32_t     partition;
+	atomic_int *running;
+};
+
+static void *
+t_reload_publisher(void *arg)
+{
+	struct t_reload_pub *rp = arg;
+	mr_client           *c  = t_client(rp->url, 4);
+
+	for (int i = 0; i < T_RELOAD_MSGS; i++) {
+		char       pay[32];
+		mr_message m = {.topic = "st-reload", .key = "k", .key_len = 1,
+				.payload = pay};
+		mr_ack     ack;
+
+		m.payload_len = (size_t)snprintf(pay, sizeof(pay), "%d/%d",
+						 rp->index, i);
+		if (mr_publish(c, &m, &ack) != MR_OK)
+			rp->failures++;
+		rp->partition = ack.partition;
+	}
+	mr_client_free(c);
+	atomic_fetch_sub(rp->running, 1);
+	return NULL;
+}
+
+static bool
+t_header_is(rd_kafka_headers_t *h, const char *name, const char *want)
+{
+	const void *v;
+	size_t      n;
+
+	return rd_kafka_header_get_last(h, name, &v, &n) == 0 &&
+	       n == strlen(want) && memcmp(v, want, n) == 0;
+}
+
+START_TEST(test_reload_while_publishing)
+{
+	struct t_srv        t;
+	struct mri_config   cfg[2];
+	struct t_reload_pub rp[T_RELOAD_PUBLISHERS];
+	pthread_t           th[T_RELOAD_PUBLISHERS];
+	atomic_int          running = T_RELOAD_PUBLISHERS;
+	long                reloads = 0;
+	mr_client          *c;
+	mr_message          m = {.topic = "st-reload", .key = "k",
+				 .key_len = 1, .payload = "last",
+				 .payload_len = 4};
+	mr_ack              ack;
+	rd_kafka_conf_t    *kc = rd_kafka_conf_new();
+	rd_kafka_t         *rk;
+	rd_kafka_topic_partition_list_t *l;
+	char                errstr[256];
+	int                 got = 0, pairs[2] = {0, 0}, last = 0;
+	const int           total = T_RELOAD_PUBLISHERS * T_RELOAD_MSGS + 1;
+
+	t_srv_start(&t);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(mri_config_init(&cfg[i]), MR_OK);
+		t_set(&cfg[i], "cloudevents.source", i ? "src-b" : "src-a",
+		      true);
+		t_set(&cfg[i], "cloudevents.type", i ? "type-b" : "type-a",
+		      true);
+	}
+	mri_server_reload(t.s, &cfg[0]);
+	for (int i = 0; i < T_RELOAD_PUBLISHERS; i++) {
+		rp[i] = (struct t_reload_pub){t.url, i, 0, -1, &running};
+		ck_assert_int_eq(pthread_create(&th[i], NULL,
+						t_reload_publisher, &rp[i]),
+				 0);
+	}
+	// The daemon's main thread reloads; here, as often as it can.
+	while (atomic_load(&running) > 0)
+		mri_server_reload(t.s, &cfg[reloads++ % 2]);
+	for (int i = 0; i < T_RELOAD_PUBLISHERS; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(rp[i].failures, 0);
+	}
+	// The last reload is the one a new record carries.
+	t_set(&cfg[0], "cloudevents.source", "src-last", true);
+	t_set(&cfg[0], "cloudevents.type", "type-last", true);
+	mri_server_reload(t.s, &cfg[0]);
+	c = t_client(t.url, 1);
+	ck_assert_int_eq(mr_publish(c, &m, &ack), MR_OK);
+	mr_client_free(c);
+	// Read the key's partition back: every record has one reload's
+	// pair, never the source of one and the type of another.
+	ck_assert_int_eq(rd_kafka_conf_set(kc, "bootstrap.servers",
+					   mri_embedded_bootstraps(t.emb),
+					   errstr, sizeof(errstr)),
+			 RD_KAFKA_CONF_OK);
+	rd_kafka_conf_set(kc, "group.id", "st-reader", NULL, 0);
+	rd_kafka_conf_set(kc, "enable.auto.commit", "false", NULL, 0);
+	ck_assert_ptr_nonnull(rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr,
+						sizeof(errstr)));
+	rd_kafka_poll_set_consumer(rk);
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, "st-reload", ack.partition)
+	    ->offset = RD_KAFKA_OFFSET_BEGINNING;
+	ck_assert_int_eq(rd_kafka_assign(rk, l), 0);
+	rd_kafka_topic_partition_list_destroy(l);
+	for (int i = 0; i < 600 && got < total; i++) {
+		rd_kafka_message_t *km = rd_kafka_consumer_poll(rk, 500);
+		rd_kafka_headers_t *h;
+
+		if (km == NULL)
+			continue;
+		if (km->err == 0) {
+			ck_assert_int_eq(rd_kafka_message_headers(km, &h), 0);
+			if (t_header_is(h, "ce_source", "src-a") &&
+			    t_header_is(h, "ce_type", "type-a"))
+				pairs[0]++;
+			else if (t_header_is(h, "ce_source", "src-b") &&
+				 t_header_is(h, "ce_type", "type-b"))
+				pairs[1]++;
+			else if (km->offset == ack.offset &&
+				 t_header_is(h, "ce_source", "src-last") &&
+				 t_header_is(h, "ce_type", "type-last"))
+				last++;
+			else
+				ck_abort_msg("offset %lld: a mixed envelope",
+					     (long long)km->offset);
+			got++;
+		}
+		rd_kafka_message_destroy(km);
+	}
+	ck_assert_int_eq(got, total);
+	ck_assert_int_eq(last, 1);
+	ck_assert_int_eq(pairs[0] + pairs[1], total - 1);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	for (int i = 0; i < 2; i++)
+		mri_config_fini(&cfg[i]);
+	t_srv_stop(&t, false);
+}
+END_TEST
+
+int
+main(int argc, char **argv)
+{
+	// A case per test, so that CK_RUN_CASE=drain runs one.
+	const struct {
+		const char *name;
+		const TTest *test;
+	} cases[] = {
+	    {"storm", test_storm},
+	    {"drain", test_drain_answers_in_flight},
+	    {"drain_kafka_down", test_drain_kafka_down_answers_in_flight},
+	    {"reload", test_reload_while_publishing},
+	    {"dropped", test_dropped_mid_request},
+	};
+	Suite   *s = suite_create("server");
+	SRunner *r;
+	int      failed;
+
+	if (argc == 5 && strcmp(argv[1], "--drop") == 0)
+		return t_drop_child(argv[2], atoi(argv[3]),
+				    strcmp(argv[4], "mixed") == 0);
+
+	mri_log_set_level(getenv("T_DEBUG") ? MRI_LOG_DEBUG : MRI_LOG_ERR);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc;
+
+		// The known bug above wedges nng: not run unless asked.
+		if (cases[i].test == test_dropped_mid_request &&
+		    getenv("T_KNOWN_BUGS") == NULL)
+			continue;
+		tc = tcase_create(cases[i].name);
+
+		tcase_set_timeout(tc, 300);
+		tcase_add_test(tc, cases[i].test);
+		suite_add_tcase(s, tc);
+	}
+	r = srunner_create(s);
+	srunner_run_all(r, CK_ENV);
+	failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

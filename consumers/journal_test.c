@@ -1,0 +1,389 @@
+/*
+ * The group's journal (consumers/journal.h) on the embedded cluster:
+ * writes from several threads at once, each callback called exactly once
+ * and on the journal's thread; what a write records counts at once; a
+ * second journal on the same group (open beside the first, or after it was
+ * freed) knows what the first wrote; free with writes in flight calls every
+ * callback exactly once, OK or with an error, before it returns.
+ *
+ * Each test starts its own cluster (Check forks a process per test, and
+ * librdkafka's threads do not survive a fork). Waits are bounded by a
+ * generous count of condition waits, never by a measured duration.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "bridge/embedded.h"
+#include "consumers/journal.h"
+#include "core/log.h"
+#include "mailroom/error.h"
+
+#define T_THREADS 4
+#define T_WRITES 150 /* per thread */
+#define T_ENTRIES 4  /* per write */
+#define T_WAIT_S 120 /* a hang guard, not a measurement */
+
+/* One write's record: how often and where its callback ran. */
+struct t_write {
+	atomic_int calls;
+	atomic_int err;
+	pthread_t  caller;
+	pthread_t  cb_thread;
+	atomic_int cb_on_caller;
+};
+
+struct t_state {
+	pthread_mutex_t lock;
+	pthread_cond_t  cv;
+	long            calls; /* callbacks so far */
+	pthread_t       cb_thread;
+	bool            cb_thread_set;
+	bool            cb_threads_differ;
+};
+
+static struct t_state t_st = {PTHREAD_MUTEX_INITIALIZER,
+			      PTHREAD_COND_INITIALIZER, 0, 0, false, false};
+
+static void
+t_cb(void *arg, int err)
+{
+	struct t_write *w = arg;
+
+	atomic_fetch_add(&w->calls, 1);
+	atomic_store(&w->err, err);
+	if (pthread_equal(pthread_self(), w->caller))
+		atomic_store(&w->cb_on_caller, 1);
+	pthread_mutex_lock(&t_st.lock);
+	w->cb_thread = pthread_self();
+	if (!t_st.cb_thread_set) {
+		t_st.cb_thread     = pthread_self();
+		t_st.cb_thread_set = true;
+	} else if (!pthread_equal(t_st.cb_thread, pthread_self())) {
+		t_st.cb_threads_differ = true;
+	}
+	t_st.calls++;
+	pthread_cond_broadcast(&t_st.cv);
+	pthread_mutex_unlock(&t_st.lock);
+}
+
+/* Wait until \p n callbacks ran in all, bounded by T_WAIT_S of waits. */
+static void
+t_wait_calls(long n)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += T_WAIT_S;
+	pthread_mutex_lock(&t_st.lock);
+	while (t_st.calls < n)
+		if (pthread_cond_timedwait(&t_st.cv, &t_st.lock, &ts) != 0)
+			break;
+	ck_assert_int_eq(t_st.calls, n);
+	pthread_mutex_unlock(&t_st.lock);
+}
+
+static struct mri_embedded *
+t_cluster(const char *group)
+{
+	struct mri_embedded *emb;
+	char                 errstr[256], topic[256];
+
+	ck_assert_msg(mri_embedded_start(&emb, 1, errstr, sizeof(errstr)) ==
+			  MR_OK,
+		      "%s", errstr);
+	// As the journal names it; made here with one partition, as Kafka
+	// would (the mock answers no CreateTopics).
+	snprintf(topic, sizeof(topic), "__mailroom.journal.%s", group);
+	ck_assert_int_eq(mri_embedded_topic_create(emb, topic, 1, 1), MR_OK);
+	return emb;
+}
+
+static struct mri_journal *
+t_journal(struct mri_embedded *emb, const char *group)
+{
+	rd_kafka_conf_t        *conf = rd_kafka_conf_new();
+	struct mri_journal     *j;
+	struct mri_journal_conf c = {group, 3600 * 1000, 100000, false};
+	char                    errstr[256];
+
+	ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers",
+					   mri_embedded_bootstraps(emb),
+					   errstr, sizeof(errstr)),
+			 RD_KAFKA_CONF_OK);
+	ck_assert_msg(mri_journal_new(&j, conf, &c, 30000, errstr,
+				      sizeof(errstr)) == MR_OK,
+		      "%s", errstr);
+	rd_kafka_conf_destroy(conf);
+	return j;
+}
+
+/* Entry k of write i of thread t: positions and ids never repeat. */
+static uint64_t
+t_hash(int t, int i, int k)
+{
+	uint64_t v = ((uint64_t)t << 40) | ((uint64_t)i << 8) | (uint64_t)k;
+
+	return mri_journal_hash(MRI_JOURNAL_HASH_INIT, &v, sizeof(v));
+}
+
+static uint32_t
+t_attempt(int t, int i)
+{
+	return (uint32_t)(1 + (t * 7 + i) % 13);
+}
+
+struct t_writer {
+	struct mri_journal *j;
+	int                 t;
+	struct t_write     *w; /* T_WRITES of this thread */
+	int                 misses; /* lookups right after a write that missed */
+};
+
+/* Even writes dispatch, odd writes ack; each is looked up at once. */
+static void *
+t_writer_main(void *arg)
+{
+	struct t_writer *tw = arg;
+
+	for (int i = 0; i < T_WRITES; i++) {
+		struct mri_journal_entry e[T_ENTRIES];
+		uint64_t                 h[T_ENTRIES];
+		uint32_t                 att[T_ENTRIES];
+		bool                     acked[T_ENTRIES];
+		bool                     ack = (i % 2) == 1;
+
+		for (int k = 0; k < T_ENTRIES; k++) {
+			h[k]         = t_hash(tw->t, i, k);
+			e[k].hash    = h[k];
+			e[k].attempt = ack ? 0 : t_attempt(tw->t, i);
+		}
+		tw->w[i].caller = pthread_self();
+		if (mri_journal_write(tw->j,
+				      ack ? MRI_JOURNAL_ACK
+					  : MRI_JOURNAL_DISPATCH,
+				      e, T_ENTRIES, t_cb, &tw->w[i]) != MR_OK) {
+			tw->misses += 1000; // fails the test below
+			atomic_fetch_add(&tw->w[i].calls, 1000);
+			continue;
+		}
+		// "they count in memory at once"
+		if (ack) {
+			mri_journal_lookup(tw->j, T_ENTRIES, NULL, NULL, h,
+					   acked);
+			for (int k = 0; k < T_ENTRIES; k++)
+				tw->misses += !acked[k];
+		} else {
+			mri_journal_lookup(tw->j, T_ENTRIES, h, att, NULL,
+					   NULL);
+			for (int k = 0; k < T_ENTRIES; k++)
+				tw->misses += att[k] != t_attempt(tw->t, i);
+		}
+	}
+	return NULL;
+}
+
+/* Write from T_THREADS threads at once into \p j; returns the writes
+ * (T_THREADS * T_WRITES, thread-major). */
+static struct t_write *
+t_write_all(struct mri_journal *j)
+{
+	pthread_t        th[T_THREADS];
+	struct t_writer  tw[T_THREADS];
+	struct t_write  *w = calloc(T_THREADS * T_WRITES, sizeof(*w));
+
+	ck_assert_ptr_nonnull(w);
+	for (int t = 0; t < T_THREADS; t++) {
+		tw[t] = (struct t_writer){j, t, w + t * T_WRITES, 0};
+		ck_assert_int_eq(
+		    pthread_create(&th[t], NULL, t_writer_main, &tw[t]), 0);
+	}
+	for (int t = 0; t < T_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		ck_assert_msg(tw[t].misses == 0,
+			      "thread %d: %d entries not counted at once", t,
+			      tw[t].misses);
+	}
+	return w;
+}
+
+/* Every write's entries are known to \p j. */
+static void
+t_check_known(struct mri_journal *j)
+{
+	for (int t = 0; t < T_THREADS; t++)
+		for (int i = 0; i < T_WRITES; i++) {
+			uint64_t h[T_ENTRIES];
+			uint32_t att[T_ENTRIES];
+			bool     acked[T_ENTRIES];
+			bool     ack = (i % 2) == 1;
+
+			for (int k = 0; k < T_ENTRIES; k++)
+				h[k] = t_hash(t, i, k);
+			mri_journal_lookup(j, T_ENTRIES, h, att, h, acked);
+			for (int k = 0; k < T_ENTRIES; k++) {
+				ck_assert_msg(acked[k] == ack,
+					      "t%d w%d e%d: acked %d", t, i,
+					      k, acked[k]);
+				ck_assert_msg(att[k] ==
+						  (ack ? 0 : t_attempt(t, i)),
+					      "t%d w%d e%d: attempts %u", t,
+					      i, k, att[k]);
+			}
+		}
+}
+
+START_TEST(test_concurrent_writes_called_once)
+{
+	struct mri_embedded *emb = t_cluster("jt-concurrent");
+	struct mri_journal  *j   = t_journal(emb, "jt-concurrent");
+	struct t_write      *w   = t_write_all(j);
+
+	t_wait_calls(T_THREADS * T_WRITES);
+	for (int i = 0; i < T_THREADS * T_WRITES; i++) {
+		ck_assert_int_eq(atomic_load(&w[i].calls), 1);
+		ck_assert_int_eq(atomic_load(&w[i].err), MR_OK);
+		ck_assert_int_eq(atomic_load(&w[i].cb_on_caller), 0);
+	}
+	// "Write callbacks run on the journal's own thread": one thread,
+	// none of the writers.
+	ck_assert(!t_st.cb_threads_differ);
+	t_check_known(j);
+	// Never a second call, not even at free.
+	mri_journal_free(j);
+	ck_assert_int_eq(t_st.calls, T_THREADS * T_WRITES);
+	for (int i = 0; i < T_THREADS * T_WRITES; i++)
+		ck_assert_int_eq(atomic_load(&w[i].calls), 1);
+	mri_embedded_stop(emb);
+	free(w);
+}
+END_TEST
+
+START_TEST(test_reopen_catches_up)
+{
+	struct mri_embedded *emb = t_cluster("jt-reopen");
+	struct mri_journal  *a   = t_journal(emb, "jt-reopen");
+	struct mri_journal  *b, *c;
+	struct t_write      *w = t_write_all(a);
+	uint64_t             h = t_hash(99, 1, 1);
+	bool                 acked = false;
+	struct t_write       late  = {0};
+
+	t_wait_calls(T_THREADS * T_WRITES);
+	// Beside the first: a second instance reads what the first wrote.
+	b = t_journal(emb, "jt-reopen");
+	t_check_known(b);
+	// ... and follows what it writes afterwards.
+	late.caller = pthread_self();
+	ck_assert_int_eq(mri_journal_write(a, MRI_JOURNAL_ACK,
+					   &(struct mri_journal_entry){h, 0},
+					   1, t_cb, &late),
+			 MR_OK);
+	t_wait_calls(T_THREADS * T_WRITES + 1);
+	ck_assert_int_eq(mri_journal_catch_up(b, 30000), MR_OK);
+	mri_journal_lookup(b, 1, NULL, NULL, &h, &acked);
+	ck_assert(acked);
+	// After the first is gone: a new instance knows it all.
+	mri_journal_free(a);
+	mri_journal_free(b);
+	c = t_journal(emb, "jt-reopen");
+	t_check_known(c);
+	acked = false;
+	mri_journal_lookup(c, 1, NULL, NULL, &h, &acked);
+	ck_assert(acked);
+	// Another group's journal knows nothing of it.
+	mri_journal_free(c);
+	{
+		char topic[] = "__mailroom.journal.jt-other";
+
+		ck_assert_int_eq(mri_embedded_topic_create(emb, topic, 1, 1),
+				 MR_OK);
+		c     = t_journal(emb, "jt-other");
+		acked = true;
+		mri_journal_lookup(c, 1, NULL, NULL, &h, &acked);
+		ck_assert(!acked);
+		mri_journal_free(c);
+	}
+	mri_embedded_stop(emb);
+	free(w);
+}
+END_TEST
+
+/* Free right after many writes, with the cluster up: flush delivers. */
+START_TEST(test_free_in_flight_delivers)
+{
+	struct mri_embedded *emb = t_cluster("jt-free-up");
+	struct mri_journal  *j   = t_journal(emb, "jt-free-up");
+	struct t_write      *w   = t_write_all(j);
+
+	mri_journal_free(j);
+	// Every callback before free returned, each once.
+	ck_assert_int_eq(t_st.calls, T_THREADS * T_WRITES);
+	for (int i = 0; i < T_THREADS * T_WRITES; i++) {
+		ck_assert_int_eq(atomic_load(&w[i].calls), 1);
+		ck_assert_int_eq(atomic_load(&w[i].err), MR_OK);
+	}
+	mri_embedded_stop(emb);
+	free(w);
+}
+END_TEST
+
+/* Free with the broker down: nothing can be confirmed; after free's
+ * bounded flush every write is failed back, each once, before free
+ * returns. */
+START_TEST(test_free_in_flight_broker_down)
+{
+	struct mri_embedded *emb = t_cluster("jt-free-down");
+	struct mri_journal  *j   = t_journal(emb, "jt-free-down");
+	struct t_write      *w;
+	long                 failed = 0;
+
+	mri_embedded_broker_set_down(emb, 1, true);
+	w = t_write_all(j);
+	// These callbacks run on this thread, in free's purge, not on the
+	// journal's thread as journal.h says of write callbacks (the group
+	// knows: it frees the journal without its lock held).
+	mri_journal_free(j);
+	ck_assert_int_eq(t_st.calls, T_THREADS * T_WRITES);
+	for (int i = 0; i < T_THREADS * T_WRITES; i++) {
+		int err = atomic_load(&w[i].err);
+
+		ck_assert_int_eq(atomic_load(&w[i].calls), 1);
+		ck_assert_msg(err == MR_OK || err == MR_EUNAVAIL, "err %d",
+			      err);
+		failed += err != MR_OK;
+	}
+	// The broker was down before the first write: none got through.
+	ck_assert_int_eq(failed, T_THREADS * T_WRITES);
+	mri_embedded_stop(emb);
+	free(w);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite   *s  = suite_create("journal");
+	TCase   *tc = tcase_create("journal");
+	SRunner *r;
+	int      failed;
+
+	mri_log_set_level(getenv("T_DEBUG") ? MRI_LOG_DEBUG : MRI_LOG_ERR);
+	tcase_set_timeout(tc, 240);
+	tcase_add_test(tc, test_concurrent_writes_called_once);
+	tcase_add_test(tc, test_reopen_catches_up);
+	tcase_add_test(tc, test_free_in_flight_delivers);
+	tcase_add_test(tc, test_free_in_flight_broker_down);
+	suite_add_tcase(s, tc);
+	r = srunner_create(s);
+	srunner_run_all(r, CK_ENV);
+	failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
