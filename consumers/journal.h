@@ -27,7 +27,9 @@
  * mailroomd's, its own from before a restart, or one without a writer).
  *
  * Thread safety: every function may be called from any thread. Write
- * callbacks run on the journal's own thread.
+ * callbacks run on the journal's own thread, except those of writes that
+ * mri_journal_free fails (what its bounded flush left): on the thread
+ * calling it, before it returns.
  */
 #ifndef MRI_JOURNAL_H
 #define MRI_JOURNAL_H
@@ -72,7 +74,8 @@ int mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 		    const struct mri_journal_conf *c, int timeout_ms,
 		    char *errstr, size_t errstr_size);
 
-/** @brief Flush (bounded), stop and free; NULL is a no-op. */
+/** @brief Flush (bounded), stop and free; the writes not flushed are
+ *         failed (MR_EUNAVAIL) on this thread. NULL is a no-op. */
 void mri_journal_free(struct mri_journal *j);
 
 /** @brief Read up to the journal's current end (bounded by timeout_ms).
