@@ -21,6 +21,8 @@
 #define LSN__SETTLE_MS 300
 // How long a probe's connection gets to be accepted.
 #define LSN__PROBE_MS 2000
+// How long closing waits for the watchdog: a probe at most, with room.
+#define LSN__JOIN_MS 5000
 
 struct lsn_one {
 	char        *url;
@@ -38,6 +40,8 @@ struct mri_listeners {
 	pthread_mutex_t mtx;
 	pthread_cond_t  cv;
 	bool            stopping; /* under mtx */
+	bool            exited;   /* under mtx: the watchdog returned */
+	bool            abandoned; /* the watchdog was left behind: keep l */
 	uint64_t        restarts; /* under mtx */
 };
 
@@ -169,6 +173,8 @@ lsn__watch(void *arg)
 		}
 		pthread_mutex_lock(&l->mtx);
 	}
+	l->exited = true;
+	pthread_cond_broadcast(&l->cv);
 	pthread_mutex_unlock(&l->mtx);
 	return NULL;
 }
@@ -223,11 +229,32 @@ mri_listeners_close(struct mri_listeners *l)
 	if (l == NULL)
 		return;
 	if (l->running) {
+		uint64_t deadline = mri_deadline_in(LSN__JOIN_MS);
+		bool     exited;
+
 		pthread_mutex_lock(&l->mtx);
 		l->stopping = true;
 		pthread_cond_broadcast(&l->cv);
+		while (!l->exited &&
+		       mri_cond_wait_until(&l->cv, &l->mtx, deadline) !=
+			   ETIMEDOUT)
+			;
+		exited = l->exited;
 		pthread_mutex_unlock(&l->mtx);
-		pthread_join(l->thread, NULL);
+		if (exited) {
+			pthread_join(l->thread, NULL);
+		} else {
+			// Its probe's nng_close never returns once nng's
+			// reaper is wedged (docs/ARCHITECTURE.md).
+			mri_warn("component=server msg=\"the listeners' "
+				 "watchdog did not stop within %d ms: its "
+				 "probe is stuck closing its nng socket (nng "
+				 "1.5.2's reaper is wedged); going on without "
+				 "it\"",
+				 LSN__JOIN_MS);
+			pthread_detach(l->thread);
+			l->abandoned = true;
+		}
 		l->running = false;
 	}
 	for (size_t i = 0; i < l->n; i++)
@@ -243,6 +270,8 @@ mri_listeners_free(struct mri_listeners *l)
 	if (l == NULL)
 		return;
 	mri_listeners_close(l);
+	if (l->abandoned)
+		return; // the watchdog's thread still holds l: left as it is
 	for (size_t i = 0; i < l->n; i++)
 		free(l->v[i].url);
 	free(l->v);

@@ -18,7 +18,8 @@
  *
  * Thread safety: start, close and free from one thread; the watchdog runs
  * on a thread of its own, started by mri_listeners_start and joined by
- * mri_listeners_close.
+ * mri_listeners_close (or, if nng's reaper is wedged and its probe never
+ * closes, left behind after a few seconds: docs/ARCHITECTURE.md).
  */
 #ifndef MRI_LISTENERS_H
 #define MRI_LISTENERS_H
@@ -40,8 +41,9 @@ int mri_listeners_start(struct mri_listeners **out, nng_socket sock,
 			char *const *urls, size_t n, char *errstr,
 			size_t errstr_size);
 
-/** @brief Stop the watchdog (bounded by a probe: about 3 s at most), then
- *         close every listener and the connections they accepted.
+/** @brief Stop the watchdog (bounded by a probe: about 3 s at most; left
+ *         behind with a warning after 5 s, when nng is wedged), then close
+ *         every listener and the connections they accepted.
  *         Idempotent; NULL is a no-op. */
 void mri_listeners_close(struct mri_listeners *l);
 

@@ -34,6 +34,9 @@
 #define SRV__ADMIN_TIMEOUT_MS 15000
 // Frames up to this size are always read, and refused with a reply.
 #define SRV__RECV_FLOOR (64u << 20)
+// How long closing the nng socket may take at shutdown (nng 1.5.2 can
+// wedge there: see srv__close_bounded).
+#define SRV__CLOSE_WAIT_MS 5000
 
 static void srv__recv(struct srv_ctx *c);
 static void srv__unbusy(struct mri_server *s);
@@ -585,11 +588,95 @@ mri_server_drain(struct mri_server *s, int timeout_ms)
 	mri_listeners_close(s->lsn);
 }
 
-void
+/* A socket closed on its own thread, for srv__close_bounded. */
+struct srv_closer {
+	nng_socket      sock;
+	pthread_mutex_t lock; /* with cv: done, abandoned */
+	pthread_cond_t  cv;
+	bool            done;
+	bool            abandoned; /* the waiter left: the closer frees */
+};
+
+static void
+srv__closer_free(struct srv_closer *k)
+{
+	pthread_cond_destroy(&k->cv);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
+/* The closer's thread: nng_close, then tell the waiter, or free \p arg if
+ * the waiter has left. */
+static void *
+srv__closer_main(void *arg)
+{
+	struct srv_closer *k = arg;
+	bool               abandoned;
+
+	nng_close(k->sock);
+	pthread_mutex_lock(&k->lock);
+	k->done   = true;
+	abandoned = k->abandoned;
+	pthread_cond_broadcast(&k->cv);
+	pthread_mutex_unlock(&k->lock);
+	if (abandoned)
+		srv__closer_free(k);
+	return NULL;
+}
+
+/*
+ * nng_close(\p sock) on a thread of its own, waiting up to \p timeout_ms.
+ * Returns false if it did not return by then: nng 1.5.2's reaper is
+ * wedged (docs/ARCHITECTURE.md, "Decisions") and nng_close never returns;
+ * the thread is left behind, detached, and nothing of nng may be touched
+ * any more. Without memory or a thread, closes in place. Caller's thread.
+ */
+static bool
+srv__close_bounded(nng_socket sock, int timeout_ms)
+{
+	struct srv_closer *k = calloc(1, sizeof(*k));
+	uint64_t           deadline;
+	pthread_t          th;
+	bool               done;
+
+	if (k == NULL) {
+		nng_close(sock);
+		return true;
+	}
+	k->sock = sock;
+	pthread_mutex_init(&k->lock, NULL);
+	mri_cond_init(&k->cv);
+	if (pthread_create(&th, NULL, srv__closer_main, k) != 0) {
+		srv__closer_free(k);
+		nng_close(sock);
+		return true;
+	}
+	deadline = mri_deadline_in((uint64_t)timeout_ms);
+	pthread_mutex_lock(&k->lock);
+	while (!k->done &&
+	       mri_cond_wait_until(&k->cv, &k->lock, deadline) != ETIMEDOUT)
+		;
+	done         = k->done;
+	k->abandoned = !done;
+	pthread_mutex_unlock(&k->lock);
+	if (!done) {
+		pthread_detach(th);
+		return false;
+	}
+	pthread_join(th, NULL);
+	srv__closer_free(k);
+	return true;
+}
+
+// A server left behind by mri_server_free, kept reachable (for
+// LeakSanitizer at the exit that follows, and for a debugger).
+static struct mri_server *srv__left_behind;
+
+bool
 mri_server_free(struct mri_server *s)
 {
 	if (s == NULL)
-		return;
+		return true;
 	// Admin first: its workers reply on the contexts, and
 	// fault.producer_fatal reaches the producer.
 	mri_admin_free(s->admin);
@@ -607,8 +694,23 @@ mri_server_free(struct mri_server *s)
 	mri_publisher_free(s->pub);
 	s->prod = NULL;
 	mri_listeners_close(s->lsn);
-	if (nng_socket_id(s->sock) > 0)
-		nng_close(s->sock);
+	if (nng_socket_id(s->sock) > 0 &&
+	    !srv__close_bounded(s->sock, SRV__CLOSE_WAIT_MS)) {
+		// The contexts and their aios belong to the wedged close:
+		// the rest of the server is left as it is.
+		int left = atomic_load(&s->busy);
+
+		mri_warn("component=server inflight=%d msg=\"nng did not "
+			 "close the socket within %d ms: nng 1.5.2's reaper is "
+			 "wedged by a dropped connection (a known nng issue, "
+			 "see docs/ARCHITECTURE.md); %s, and Kafka's parts were "
+			 "closed before this; exiting anyway\"",
+			 left, SRV__CLOSE_WAIT_MS,
+			 left == 0 ? "every request was answered"
+				   : "some requests were not answered");
+		srv__left_behind = s;
+		return false;
+	}
 	for (size_t i = 0; s->ctxs && i < s->nctx; i++) {
 		struct srv_ctx *c = &s->ctxs[i];
 
@@ -633,4 +735,5 @@ mri_server_free(struct mri_server *s)
 	pthread_cond_destroy(&s->idle_cv);
 	pthread_mutex_destroy(&s->idle_lock);
 	free(s);
+	return true;
 }

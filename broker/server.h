@@ -40,7 +40,13 @@ void mri_server_reload(struct mri_server *s, const struct mri_config *cfg);
  */
 void mri_server_drain(struct mri_server *s, int timeout_ms);
 
-/** @brief Close and free; NULL is a no-op. */
-void mri_server_free(struct mri_server *s);
+/**
+ * @brief Close and free; NULL is a no-op.
+ * @returns false if nng did not close the socket within a few seconds
+ *          (nng 1.5.2's wedged reaper, docs/ARCHITECTURE.md): one warning
+ *          was logged, \p s is left behind, and the process should exit
+ *          without closing anything else of nng.
+ */
+bool mri_server_free(struct mri_server *s);
 
 #endif

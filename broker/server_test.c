@@ -10,7 +10,8 @@
  *    opens;
  *  - connections that vanish with requests in flight: none is counted in
  *    flight afterwards, but nng wedges (a known bug, run only with
- *    T_KNOWN_BUGS=1: see test_dropped_mid_request);
+ *    T_KNOWN_BUGS=1: see test_dropped_mid_request); the same drops, then
+ *    shutdown: drain and free return even when nng is wedged;
  *  - drain with requests in flight (Kafka slow, or down): every request is
  *    answered, new ones are refused with MR_ESHUTDOWN, free returns;
  *  - reload of cloudevents.source/type while publishing: every record
@@ -23,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -643,13 +645,19 @@ END_TEST
  * KNOWN BUG, not run by default (set T_KNOWN_BUGS=1): after such drops,
  * nng 1.5.2's reaper thread is wedged (thread "nng:reap2" waiting on a
  * condition forever) and every nng_close in the process hangs: here
- * mri_server_free (server.c, nng_close of the rep0 socket) and every
- * client's mr_client_free; in mailroomd, SIGTERM drains and then hangs in
- * mri_server_free. Serving goes on meanwhile (STATUS says 0 in flight).
- * Here it wedged in 8 runs of 10; in the storm with PUBLISH-only drops,
- * in 2 of 8. A bare nng rep0 server with contexts, no mailroom code,
- * that replies from the receive callback wedged alike after 40 such
- * drops. Compare nanomsg/nng#1543 and #1813.
+ * every client's mr_client_free, and mri_server_free's nng_close of the
+ * rep0 socket (which now gives up after 5 s: test_dropped_then_shutdown);
+ * in mailroomd, SIGTERM drained and then hung in mri_server_free, or
+ * joining the listeners' watchdog stuck closing its probe. Serving goes on
+ * meanwhile (STATUS says 0 in flight). Here it wedged in 8 runs of 10; in
+ * the storm with PUBLISH-only drops, in 2 of 8. A bare nng rep0 server
+ * with contexts, no mailroom code, that replies from the receive callback
+ * wedged alike after 40 such drops. Compare nanomsg/nng#1543 and #1813.
+ * The cause is in nng's ipc transport (tcp's alike, fixed in nng 1.6.0):
+ * a reply that fails on a client gone closes the pipe while the client's
+ * next request is half read, and that read is never finished
+ * (docs/ARCHITECTURE.md, "Decisions"). Deferring the replies made inside
+ * the receive callback to nng's task queue still wedged in 3 runs of 9.
  */
 START_TEST(test_dropped_mid_request)
 {
@@ -679,6 +687,81 @@ START_TEST(test_dropped_mid_request)
 	ck_assert_int_eq(mr_publish(c, &m, &ack), MR_OK);
 	mr_client_free(c); // hangs today: see above
 	t_srv_stop(&t, false);
+}
+END_TEST
+
+struct t_stopper {
+	struct t_srv   *t;
+	bool            freed; /* mri_server_free's answer */
+	bool            done;
+	pthread_mutex_t lock;
+	pthread_cond_t  cv;
+};
+
+static void *
+t_stop_main(void *arg)
+{
+	struct t_stopper *k = arg;
+	struct t_srv     *t = k->t;
+	char              path[160];
+	bool              freed;
+
+	mri_server_drain(t->s, 10000);
+	freed = mri_server_free(t->s);
+	mri_embedded_stop(t->emb);
+	mri_config_fini(&t->cfg);
+	snprintf(path, sizeof(path), "%s/s.sock", t->dir);
+	unlink(path);
+	rmdir(t->dir);
+	pthread_mutex_lock(&k->lock);
+	k->freed = freed;
+	k->done  = true;
+	pthread_cond_broadcast(&k->cv);
+	pthread_mutex_unlock(&k->lock);
+	return NULL;
+}
+
+/*
+ * The same drops, then shutdown with no other nng socket closed in this
+ * process before it: drain and free return, wedged nng or not (then
+ * mri_server_free says false after its bound, and the listeners' watchdog,
+ * stuck closing its probe, is left behind). Before the bound, free hung
+ * here in about 8 runs of 10; the guard fails the test instead.
+ */
+START_TEST(test_dropped_then_shutdown)
+{
+	struct t_srv     t;
+	pthread_t        th[T_DROPPERS], stop;
+	struct t_storm   st[T_DROPPERS];
+	struct t_stopper k = {.t = &t};
+	struct timespec  until;
+
+	t_srv_start(&t);
+	for (int i = 0; i < T_DROPPERS; i++) {
+		st[i] = (struct t_storm){.url = t.url, .index = i,
+					 .mixed = i % 2 == 0};
+		ck_assert_int_eq(
+		    pthread_create(&th[i], NULL, t_dropper, &st[i]), 0);
+	}
+	for (int i = 0; i < T_DROPPERS; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_msg(st[i].failures == 0, "dropper %d: %s", i,
+			      st[i].why);
+	}
+	pthread_mutex_init(&k.lock, NULL);
+	pthread_cond_init(&k.cv, NULL);
+	ck_assert_int_eq(pthread_create(&stop, NULL, t_stop_main, &k), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += T_GUARD_MS / 1000; // a hang guard, not a measurement
+	pthread_mutex_lock(&k.lock);
+	while (!k.done &&
+	       pthread_cond_timedwait(&k.cv, &k.lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&k.lock);
+	ck_assert_msg(k.done, "drain and free did not return");
+	pthread_join(stop, NULL);
+	fprintf(stderr, "dropped_shutdown: nng %s\n",
+		k.freed ? "closed" : "was wedged; free gave up");
 }
 END_TEST
 
@@ -1052,6 +1135,7 @@ main(int argc, char **argv)
 	    {"drain_kafka_down", test_drain_kafka_down_answers_in_flight},
 	    {"reload", test_reload_while_publishing},
 	    {"dropped", test_dropped_mid_request},
+	    {"dropped_shutdown", test_dropped_then_shutdown},
 	};
 	Suite   *s = suite_create("server");
 	SRunner *r;
