@@ -14,6 +14,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "client/client_internal.h"
+#include "core/clock.h"
 #include "proto/frame.h"
 
 #define CLIENT__TIMEOUT_MS 60000
@@ -181,6 +182,83 @@ client__finish(struct client_req *r, int status, const char *why, nng_msg *m)
 	client__call_done(c);
 }
 
+/*
+ * A lost connection that does not come back. nng 1.5.2's ipc and tcp
+ * transports can lose a read when a connection is closed between the two
+ * halves of a message (a reply's header read, its body not yet asked for;
+ * fixed for tcp in nng 1.6.0, never for ipc): the connection is then
+ * never taken apart, nng's reaper thread waits for it forever, and its
+ * dialer, which dials again only once it is taken apart, never does. A
+ * publisher whose mailroomd was killed while replies were on their way
+ * then waited its whole timeout for nothing. So once a connection was
+ * lost and nothing came back for CLIENT__WEDGE_MS while the dialer still
+ * counts the lost connection as its own, the client dials anew with a
+ * dialer of its own and leaves the old one behind. A dialer that is only
+ * waiting for mailroomd to come back counts no connection, and is left
+ * alone.
+ */
+#define CLIENT__WEDGE_MS 5000
+#define CLIENT__WATCH_MS 1000
+
+static pthread_mutex_t client__left_lock = PTHREAD_MUTEX_INITIALIZER;
+static mr_client      *client__left; /* reachable: not a leak */
+
+/* @returns the connections that the current dialer counts, or -1. */
+static int64_t
+client__dialer_pipes(mr_client *c)
+{
+	nng_stat *all, *d, *p;
+	int64_t   n = -1;
+
+	if (nng_stats_get(&all) != 0)
+		return -1;
+	if ((d = nng_stat_find_dialer(all, c->dialer)) != NULL &&
+	    (p = nng_stat_find(d, "pipes")) != NULL)
+		n = (int64_t)nng_stat_value(p);
+	nng_stats_free(all);
+	return n;
+}
+
+/* Watch a lost connection until one comes back (on nng's threads). */
+static void
+client__lost(mr_client *c)
+{
+	unsigned long long zero = 0;
+
+	atomic_compare_exchange_strong(&c->lost_ms, &zero,
+				       (unsigned long long)mri_mono_ms());
+	if (!atomic_load(&c->closing) && !atomic_exchange(&c->watching, 1))
+		nng_sleep_aio(CLIENT__WATCH_MS, c->watch);
+}
+
+static void
+client__watch_cb(void *arg)
+{
+	mr_client         *c    = arg;
+	unsigned long long lost = atomic_load(&c->lost_ms);
+	nng_dialer         nd;
+
+	if (nng_aio_result(c->watch) != 0 || atomic_load(&c->closing) ||
+	    lost == 0) {
+		atomic_store(&c->watching, 0);
+		// A loss noted meanwhile found the watch still running.
+		if (atomic_load(&c->lost_ms) != 0 &&
+		    nng_aio_result(c->watch) == 0 &&
+		    !atomic_load(&c->closing) &&
+		    !atomic_exchange(&c->watching, 1))
+			nng_sleep_aio(CLIENT__WATCH_MS, c->watch);
+		return;
+	}
+	if (mri_mono_ms() - lost >= CLIENT__WEDGE_MS &&
+	    client__dialer_pipes(c) > 0 &&
+	    nng_dial(c->sock, c->url, &nd, NNG_FLAG_NONBLOCK) == 0) {
+		c->dialer = nd;
+		atomic_fetch_add(&c->redials, 1);
+		atomic_store(&c->lost_ms, (unsigned long long)mri_mono_ms());
+	}
+	nng_sleep_aio(CLIENT__WATCH_MS, c->watch);
+}
+
 /* nng's connection events, on one of its threads. */
 static void
 client__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -188,10 +266,13 @@ client__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	mr_client *c  = arg;
 	unsigned   id = (unsigned)nng_pipe_id(p);
 
-	if (ev == NNG_PIPE_EV_ADD_POST)
+	if (ev == NNG_PIPE_EV_ADD_POST) {
 		atomic_store(&c->pipe, id);
-	else if (ev == NNG_PIPE_EV_REM_POST)
-		atomic_compare_exchange_strong(&c->pipe, &id, 0u);
+		atomic_store(&c->lost_ms, 0);
+	} else if (ev == NNG_PIPE_EV_REM_POST &&
+		   atomic_compare_exchange_strong(&c->pipe, &id, 0u)) {
+		client__lost(c);
+	}
 }
 
 static void
@@ -208,6 +289,10 @@ client__aio_cb(void *arg)
 	char                 buf[MRI_ERRMSG_MAX + 1];
 	int                  rc;
 
+	if (rv == NNG_ECONNRESET || rv == NNG_ECONNSHUT)
+		client__lost(r->c);
+	else if (rv == 0 && !r->sending)
+		atomic_store(&r->c->lost_ms, 0); // a reply: the way works
 	if (r->sending) {
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(r->aio));
@@ -344,12 +429,24 @@ mr_client_new(mr_client **out, const char *url, const mr_client_opts *opts,
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, 0);
+	if ((c->url = strdup(url)) == NULL ||
+	    nng_aio_alloc(&c->watch, client__watch_cb, c) != 0) {
+		snprintf(errstr, errstr_size, "out of memory");
+		nng_close(c->sock);
+		free(c->url);
+		pthread_mutex_destroy(&c->lock);
+		pthread_cond_destroy(&c->cv);
+		free(c);
+		return MR_ENOMEM;
+	}
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, client__pipe_cb, c);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, client__pipe_cb, c);
-	if ((rv = nng_dial(c->sock, url, NULL, 0)) != 0) {
+	if ((rv = nng_dial(c->sock, url, &c->dialer, 0)) != 0) {
 		snprintf(errstr, errstr_size, "cannot reach mailroomd at %s: %s",
 			 url, nng_strerror(rv));
 		nng_close(c->sock);
+		nng_aio_free(c->watch);
+		free(c->url);
 		pthread_mutex_destroy(&c->lock);
 		pthread_cond_destroy(&c->cv);
 		free(c);
@@ -403,7 +500,21 @@ mr_client_free(mr_client *c)
 		nng_aio_stop(r->timer);
 		nng_aio_stop(r->aio);
 	}
+	atomic_store(&c->closing, 1);
+	nng_aio_stop(c->watch);
+	if (atomic_load(&c->redials) > 0) {
+		// Closing a socket whose connection nng could not take apart
+		// would wait for nng's reaper forever (client__watch_cb): it
+		// is left behind, reachable, for the process's life.
+		pthread_mutex_lock(&client__left_lock);
+		c->left_next = client__left;
+		client__left = c;
+		pthread_mutex_unlock(&client__left_lock);
+		return;
+	}
 	nng_close(c->sock);
+	nng_aio_free(c->watch);
+	free(c->url);
 	for (r = c->all; r != NULL; r = n) {
 		n = r->all_next;
 		nng_aio_free(r->timer);

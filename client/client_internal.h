@@ -132,6 +132,19 @@ struct mr_client {
 	 * that one would be refused, and could be lost with it. */
 	atomic_uint     pipe;
 	atomic_uint     draining_pipe;
+	/* nng 1.5.2 can leave a lost connection's dialer waiting forever
+	 * (client__watch_cb): the dialer, to read its stats and to dial
+	 * anew, and since when a lost connection has not come back (0: it
+	 * has, or none was lost). Touched by the watch's callback only, but
+	 * for lost_ms, closing and redials. */
+	char           *url;
+	nng_dialer      dialer;
+	nng_aio        *watch;
+	atomic_ullong   lost_ms;
+	atomic_int      watching;
+	atomic_int      closing;
+	atomic_uint     redials; /* dialers abandoned: the socket is wedged */
+	mr_client      *left_next; /* on the list of clients left behind */
 };
 
 struct client__wait {

@@ -1,0 +1,216 @@
+/*
+ * The client comes back after its mailroomd dies with replies on their
+ * way, whatever nng 1.5.2 does with the lost connection.
+ *
+ * A stand-in for mailroomd (this binary again, `serve URL big|small`: an
+ * nng rep0 socket answering every request with a STATUS reply) answers
+ * with replies of 1 MiB, which the client reads in many parts, and exits
+ * in the middle of a stream of requests from eight threads. Then a second
+ * stand-in answers at the same address. Each round, every thread must get
+ * an answer from the second one. In nng 1.5.2 a connection closed between
+ * two parts of a read is never taken apart, and its dialer never dials
+ * again (docs/ARCHITECTURE.md, "A client dials anew"): without the
+ * client's watch, a round where that happens never gets an answer.
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "mailroom/client.h"
+#include "mailroom/error.h"
+#include "proto/frame.h"
+
+#define T_THREADS 8
+#define T_ROUNDS 6
+#define T_BIG (1 << 20)
+#define T_BIG_REPLIES 40
+
+extern char **environ;
+
+static char t_self[4096];
+
+/* ---- the stand-in --------------------------------------------------- */
+
+static int
+t_serve(const char *url, bool big)
+{
+	nng_socket      s;
+	struct mri_wbuf b;
+	char           *json;
+	size_t          len = big ? T_BIG : 64;
+	int             n   = 0;
+
+	if ((json = malloc(len + 64)) == NULL)
+		return 2;
+	memset(json, ' ', len + 64);
+	memcpy(json, "{\"stand_in\": true}", 18);
+	mri_wbuf_init(&b);
+	mri_frame_begin(&b, MRI_OP_STATUS_REPLY);
+	mri_wbuf_put(&b, json, len);
+	if (mri_frame_end(&b) != MR_OK || nng_rep0_open(&s) != 0 ||
+	    nng_listen(s, url, NULL, 0) != 0)
+		return 2;
+	for (;;) {
+		nng_msg *m;
+
+		if (nng_recvmsg(s, &m, 0) != 0)
+			return 2;
+		nng_msg_clear(m);
+		nng_msg_append(m, b.data, b.len);
+		if (nng_sendmsg(s, m, 0) != 0)
+			nng_msg_free(m);
+		// Gone at once, with the last replies half read and the
+		// next requests on their way.
+		if (big && ++n == T_BIG_REPLIES)
+			_exit(0);
+	}
+}
+
+static pid_t
+t_spawn(const char *url, const char *mode)
+{
+	char *argv[] = {t_self, "serve", (char *)url, (char *)mode, NULL};
+	pid_t pid;
+
+	ck_assert_int_eq(posix_spawn(&pid, t_self, NULL, NULL, argv, environ),
+			 0);
+	return pid;
+}
+
+/* ---- the clients ------------------------------------------------------ */
+
+struct t_load {
+	mr_client  *c;
+	atomic_int  stop;
+	atomic_uint answered[T_THREADS]; /* answers from the small stand-in */
+	atomic_int  small;               /* the small stand-in is up */
+};
+
+struct t_arg {
+	struct t_load *l;
+	int            i;
+};
+
+static void *
+t_loop(void *arg)
+{
+	struct t_arg  *a = arg;
+	struct t_load *l = a->l;
+
+	while (!atomic_load(&l->stop)) {
+		char *json = NULL;
+		int   small = atomic_load(&l->small);
+
+		if (mr_status(l->c, &json) == MR_OK && small &&
+		    strlen(json) < 1024)
+			atomic_fetch_add(&l->answered[a->i], 1);
+		free(json);
+	}
+	return NULL;
+}
+
+START_TEST(test_back_after_a_death_mid_reply)
+{
+	char           dir[] = "/tmp/mailroom-reconnect-XXXXXX";
+	char           url[256];
+	mr_client_opts o = {.timeout_ms = 20000, .max_inflight = 16};
+	char           err[256];
+	struct t_load  l = {0};
+	struct t_arg   args[T_THREADS];
+	pthread_t      th[T_THREADS];
+	pid_t          big, small = -1;
+	int            st;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(url, sizeof(url), "ipc://%s/s.sock", dir);
+	big = t_spawn(url, "big");
+	usleep(200000);
+	ck_assert_int_eq(mr_client_new(&l.c, url, &o, err, sizeof(err)),
+			 MR_OK);
+	for (int i = 0; i < T_THREADS; i++) {
+		args[i] = (struct t_arg){&l, i};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, t_loop, &args[i]),
+				 0);
+	}
+	for (int round = 0; round < T_ROUNDS; round++) {
+		unsigned before[T_THREADS];
+		bool     all = false;
+
+		ck_assert_int_eq(waitpid(big, &st, 0), big);
+		if (small > 0) {
+			kill(small, SIGKILL);
+			waitpid(small, &st, 0);
+		}
+		atomic_store(&l.small, 1);
+		for (int i = 0; i < T_THREADS; i++)
+			before[i] = atomic_load(&l.answered[i]);
+		small = t_spawn(url, "small");
+		// A healthy reconnection takes a second or two; a watch that
+		// dials anew, about six. Three hundred looks at a tenth of a
+		// second each leave room for a slow machine.
+		for (int k = 0; k < 300 && !all; k++) {
+			usleep(100000);
+			all = true;
+			for (int i = 0; i < T_THREADS; i++)
+				if (atomic_load(&l.answered[i]) == before[i])
+					all = false;
+		}
+		ck_assert_msg(all,
+			      "round %d: a thread got no answer from the "
+			      "second stand-in: the client did not come back",
+			      round);
+		// Next round: a big stand-in again, dying mid-reply.
+		atomic_store(&l.small, 0);
+		kill(small, SIGKILL);
+		waitpid(small, &st, 0);
+		small = -1;
+		big   = t_spawn(url, "big");
+	}
+	ck_assert_int_eq(waitpid(big, &st, 0), big);
+	small = t_spawn(url, "small");
+	atomic_store(&l.stop, 1);
+	for (int i = 0; i < T_THREADS; i++)
+		pthread_join(th[i], NULL);
+	mr_client_free(l.c); // returns, wedged or not
+	kill(small, SIGKILL);
+	waitpid(small, &st, 0);
+	snprintf(url, sizeof(url), "%s/s.sock", dir);
+	unlink(url);
+	rmdir(dir);
+}
+END_TEST
+
+int
+main(int argc, char **argv)
+{
+	Suite   *s  = suite_create("reconnect");
+	TCase   *tc = tcase_create("reconnect");
+	SRunner *r;
+	ssize_t  n;
+	int      failed;
+
+	if (argc == 4 && strcmp(argv[1], "serve") == 0)
+		return t_serve(argv[2], strcmp(argv[3], "big") == 0);
+	if ((n = readlink("/proc/self/exe", t_self, sizeof(t_self) - 1)) < 0)
+		return 2;
+	t_self[n] = '\0';
+	tcase_add_test(tc, test_back_after_a_death_mid_reply);
+	tcase_set_timeout(tc, 600);
+	suite_add_tcase(s, tc);
+	r = srunner_create(s);
+	srunner_run_all(r, CK_NORMAL);
+	failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
