@@ -60,29 +60,39 @@ srv__request_free(struct srv_ctx *c)
 	c->count  = 0;
 }
 
+/* Send \p m (taken) as the reply; the request is finished. ERROR replies
+ * count as refused. */
+static void
+srv__send_msg(struct srv_ctx *c, nng_msg *m)
+{
+	srv__request_free(c);
+	if (nng_msg_len(m) > 3 &&
+	    ((const uint8_t *)nng_msg_body(m))[3] == MRI_OP_ERROR)
+		atomic_fetch_add(&c->s->n_refused, 1);
+	c->state = SRV_SEND;
+	nng_aio_set_msg(c->aio, m);
+	nng_ctx_send(c->ctx, c->aio);
+}
+
 /* Send c->out as the reply; the request is finished. */
 void
 srv__send(struct srv_ctx *c)
 {
 	nng_msg *m;
 
-	srv__request_free(c);
-	if (c->out.len > 3 && c->out.data[3] == MRI_OP_ERROR)
-		atomic_fetch_add(&c->s->n_refused, 1);
 	if (c->out.err || nng_msg_alloc(&m, c->out.len) != 0) {
 		// Out of memory: answer with the smallest frame we can.
 		mri_error_encode(&c->out, MR_ENOMEM,
 				 "mailroomd is out of memory");
 		if (nng_msg_alloc(&m, c->out.len) != 0) {
+			srv__request_free(c);
 			srv__unbusy(c->s);
 			srv__recv(c);
 			return;
 		}
 	}
 	memcpy(nng_msg_body(m), c->out.data, c->out.len);
-	c->state = SRV_SEND;
-	nng_aio_set_msg(c->aio, m);
-	nng_ctx_send(c->ctx, c->aio);
+	srv__send_msg(c, m);
 }
 
 void
@@ -175,13 +185,7 @@ srv__fetch_reply(void *arg, nng_msg *m)
 		srv__reply_error(c, MR_ENOMEM, "mailroomd is out of memory");
 		return;
 	}
-	srv__request_free(c);
-	if (nng_msg_len(m) > 3 &&
-	    ((const uint8_t *)nng_msg_body(m))[3] == MRI_OP_ERROR)
-		atomic_fetch_add(&c->s->n_refused, 1);
-	c->state = SRV_SEND;
-	nng_aio_set_msg(c->aio, m);
-	nng_ctx_send(c->ctx, c->aio);
+	srv__send_msg(c, m);
 }
 
 static void
