@@ -40,11 +40,27 @@ enum mri_order {
 	MRI_ORDER_UNORDERED,
 };
 
+/*
+ * Retries: after failed attempt n (n >= 1) a record waits
+ * min(backoff_max_ms, backoff_initial_ms * multiplier^(n-1)), times a
+ * factor drawn in [1 - jitter, 1 + jitter]. A record that failed its
+ * max_attempts-th attempt is exhausted (0: never; it is retried forever).
+ */
+struct mri_retry {
+	uint32_t max_attempts;       /* 0: unlimited */
+	uint64_t backoff_initial_ms; /* 0: handed out again at once */
+	uint64_t backoff_max_ms;     /* >= backoff_initial_ms */
+	double   multiplier;         /* >= 1 */
+	double   jitter;             /* 0 .. 1 */
+	uint64_t seed;               /* of the jitter's draws: 0 is fine */
+};
+
 struct mri_engine_conf {
-	enum mri_order order;
-	uint32_t       max_buffered;    /* per partition: pause above it */
-	uint32_t       session_credit;  /* records in flight per session */
-	uint64_t       ack_deadline_ms; /* default deadline of a delivery */
+	enum mri_order   order;
+	uint32_t         max_buffered;    /* per partition: pause above it */
+	uint32_t         session_credit;  /* records in flight per session */
+	uint64_t         ack_deadline_ms; /* default deadline of a delivery */
+	struct mri_retry retry;
 };
 
 struct mri_delivery {

@@ -135,6 +135,7 @@ struct mri_group_conf {
 	uint32_t           max_buffered;    /* per partition: pause above */
 	uint32_t           revoke_wait_ms;  /* acks in flight, on a revoke */
 	uint32_t           session_timeout_ms; /* Kafka's group session */
+	struct mri_retry   retry;           /* backoff, attempts limit */
 	bool               journal;         /* journal.h: dedupe, attempts */
 	uint64_t           dedupe_window_ms;
 	size_t             dedupe_max_entries;
