@@ -914,7 +914,8 @@ START_TEST(test_errors)
 {
 	struct mri_engine     *e = engine_test__new(MRI_ORDER_KEY, 10, 10);
 	struct mri_engine     *bad = (void *)1;
-	struct mri_engine_conf c = {MRI_ORDER_KEY, 10, 10, 100};
+	struct mri_engine_conf c = {.order = MRI_ORDER_KEY, .max_buffered = 10,
+				  .session_credit = 10, .ack_deadline_ms = 100};
 	int64_t                commit = 77;
 
 	// Configuration.

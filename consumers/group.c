@@ -587,7 +587,8 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 {
 	struct mri_group                *g;
 	struct mri_engine_conf           ec = {c->order, c->max_buffered,
-						c->credit, c->ack_deadline_ms};
+						c->credit, c->ack_deadline_ms,
+						c->retry};
 	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_resp_err_t              err;
 	struct mri_journal              *j = NULL;
