@@ -14,10 +14,23 @@
  *    order.
  *  - unordered: anything buffered may be in flight.
  *
- * A nacked or expired record goes back to the head of its key (or
- * partition) and is handed out again with its attempt count raised; the
- * count is raised when a record is handed out, so the caller persists it
- * before the consumer sees the record.
+ * A nacked or expired record, or one whose session closed holding it (a
+ * failed attempt, each told to the observer), stays the head of its key
+ * (or partition) and backs off: it is handed out again, with its attempt
+ * count raised, once its delay has passed (struct mri_retry); meanwhile
+ * its key waits and other keys go on (in unordered mode nothing waits for
+ * it). The count is raised when a record is handed out, so the caller
+ * persists it before the consumer sees the record.
+ *
+ * A record whose attempts reached retry.max_attempts (counted before a
+ * restart included), or that was rejected (a nack asking for no retry),
+ * is exhausted: instead of being handed out it waits, still the head of
+ * its key, until mri_engine_take_exhausted hands it to the caller for
+ * quarantine; mri_engine_quarantined then settles it as acked (its key
+ * goes on) or, when the quarantine failed, backs it off to be taken again.
+ *
+ * A limit on what is in flight (mri_engine_set_limit) pauses handing out
+ * (0) or lets one record at a time out (1): the supervisor's breaker.
  *
  * The committable offset of a partition is one past the contiguous prefix
  * of acked records: never past an unacked one. Acks beyond the prefix are
@@ -63,6 +76,14 @@ struct mri_engine_conf {
 	struct mri_retry retry;
 };
 
+/* Why an attempt failed, for the observer. */
+enum mri_engine_fail {
+	MRI_ENGINE_NACKED = 0, /* nacked: retried */
+	MRI_ENGINE_REJECTED,   /* nacked asking for no retry: exhausted */
+	MRI_ENGINE_EXPIRED,    /* its ack deadline passed */
+	MRI_ENGINE_ABANDONED,  /* its session closed holding it */
+};
+
 struct mri_delivery {
 	uint64_t handle; /* for ack, nack, extend */
 	int32_t  partition;
@@ -73,9 +94,26 @@ struct mri_delivery {
 
 struct mri_engine;
 
-/** @returns MR_OK, MR_EINVAL or MR_ENOMEM. */
+/** @returns MR_OK, MR_EINVAL (a bad order, credit, buffer or retry) or
+ *           MR_ENOMEM. */
 int  mri_engine_new(struct mri_engine **out, const struct mri_engine_conf *c);
 void mri_engine_free(struct mri_engine *e);
+
+/**
+ * @brief Told of each failed attempt, before the record backs off (\p d
+ *        is borrowed: its handle is the failed delivery's, now stale). It
+ *        must not call the engine.
+ */
+typedef void (*mri_engine_fail_fn)(void *arg, const struct mri_delivery *d,
+				   enum mri_engine_fail why);
+
+/** @brief Set the observer of failed attempts (NULL: none). */
+void mri_engine_observe(struct mri_engine *e, mri_engine_fail_fn fn,
+			void *arg);
+
+/** @returns the delay after failed attempt \p attempt, as struct
+ *           mri_retry says (drawing the jitter). */
+uint64_t mri_engine_backoff(struct mri_engine *e, uint32_t attempt);
 
 /**
  * @brief The partition is ours from \p start (its committed offset).
@@ -109,9 +147,10 @@ int mri_engine_arrive(struct mri_engine *e, int32_t partition, int64_t offset,
 /** @brief Open a consumer session. @returns MR_OK or MR_ENOMEM. */
 int mri_engine_session_open(struct mri_engine *e, uint32_t *sid);
 
-/** @brief A session ended (or its process died): what it held is handed
- *         out again. */
-void mri_engine_session_close(struct mri_engine *e, uint32_t sid);
+/** @brief A session ended (or its process died): each record it held
+ *         failed that attempt (MRI_ENGINE_ABANDONED) and backs off. */
+void mri_engine_session_close(struct mri_engine *e, uint32_t sid,
+			      uint64_t now_ms);
 
 /**
  * @brief Hand out up to \p max records to session \p sid, within its
@@ -128,25 +167,47 @@ size_t mri_engine_fetch(struct mri_engine *e, uint32_t sid, uint64_t now_ms,
  */
 int mri_engine_ack(struct mri_engine *e, uint64_t handle, void **opaque);
 
-/** @brief Give a delivery back: it is handed out again. */
-int mri_engine_nack(struct mri_engine *e, uint64_t handle);
+/** @brief Give a delivery back: the attempt failed (the observer is
+ *         told), and the record backs off; with \p final (a reject) it is
+ *         exhausted at once. @returns MR_OK or MR_ENOENT. */
+int mri_engine_nack(struct mri_engine *e, uint64_t handle, uint64_t now_ms,
+		    bool final);
 
 /** @brief Move a delivery's deadline to now + \p ms. */
 int mri_engine_extend(struct mri_engine *e, uint64_t handle, uint64_t now_ms,
 		      uint64_t ms);
 
-/** @brief Expire deliveries past their deadline. @returns how many. */
+/** @brief Expire deliveries past their deadline (each a failed attempt,
+ *         MRI_ENGINE_EXPIRED), and make the records whose backoff has
+ *         passed ready again. @returns how many expired. */
 size_t mri_engine_tick(struct mri_engine *e, uint64_t now_ms);
 
-/** @brief Called by mri_engine_tick_each for each delivery that expires,
- *         before it is put back (\p d is borrowed). It must not call the
- *         engine. */
-typedef void (*mri_engine_expired_fn)(void *arg, const struct mri_delivery *d);
+/** @returns when the next backoff ends (for the caller's next tick), or
+ *           UINT64_MAX if no record is backing off. */
+uint64_t mri_engine_next_due(const struct mri_engine *e);
 
-/** @brief mri_engine_tick, telling \p fn (may be NULL) of each delivery
- *         that expired. @returns how many. */
-size_t mri_engine_tick_each(struct mri_engine *e, uint64_t now_ms,
-			    mri_engine_expired_fn fn, void *arg);
+/**
+ * @brief Hand up to \p max exhausted records to the caller for quarantine
+ *        (attempt: the attempts made). Each stays the head of its key
+ *        until mri_engine_quarantined settles it by its handle; no
+ *        deadline runs meanwhile. @returns the number written to \p out.
+ */
+size_t mri_engine_take_exhausted(struct mri_engine *e,
+				 struct mri_delivery *out, size_t max);
+
+/**
+ * @brief The quarantine of \p handle is over: \p ok, the record counts as
+ *        acked (*opaque, if not NULL, gets its opaque); else it backs off
+ *        and is exhausted again after its delay.
+ * @returns MR_OK, or MR_ENOENT for an unknown or stale handle (revoked).
+ */
+int mri_engine_quarantined(struct mri_engine *e, uint64_t handle, bool ok,
+			   uint64_t now_ms, void **opaque);
+
+/** @brief At most \p limit records in flight over all sessions: 0 pauses
+ *         handing out, 1 lets one out at a time, SIZE_MAX (the start)
+ *         only the credits limit. What is in flight stays out. */
+void mri_engine_set_limit(struct mri_engine *e, size_t limit);
 
 /**
  * @brief What the delivery \p handle is (record, attempt), without
@@ -178,10 +239,15 @@ size_t mri_engine_acked_beyond(const struct mri_engine *e, int32_t partition,
 bool mri_engine_full(const struct mri_engine *e, int32_t partition);
 
 struct mri_engine_stats {
-	size_t sessions;  /* open */
-	size_t buffered;  /* records held, all partitions */
-	size_t inflight;  /* handed out, not acked */
-	size_t ready;     /* could be handed out now */
+	size_t   sessions;     /* open */
+	size_t   buffered;     /* records held, all partitions */
+	size_t   inflight;     /* handed out, not acked */
+	size_t   ready;        /* could be handed out now */
+	size_t   backoff;      /* waiting for their retry */
+	size_t   exhausted;    /* waiting to be taken for quarantine */
+	size_t   quarantining; /* taken, not yet settled */
+	uint64_t acked;        /* settled as acked, ever (quarantined too) */
+	uint64_t failed;       /* failed attempts, ever */
 };
 void mri_engine_stats(const struct mri_engine *e, struct mri_engine_stats *s);
 

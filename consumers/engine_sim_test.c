@@ -702,7 +702,7 @@ sim__session_close(struct sim *s, int k)
 	uint32_t sid = s->sids[k];
 
 	sim__ev(s, "session s%u crashes", sid);
-	mri_engine_session_close(s->e, sid);
+	mri_engine_session_close(s->e, sid, 0);
 	for (size_t i = s->nfl; i-- > 0;)
 		if (s->fl[i].sid == sid)
 			sim__flight_drop(s, i, SIM_WAIT);
@@ -801,7 +801,7 @@ sim__bad_call(struct sim *s)
 			rc = mri_engine_ack(s->e, h, NULL);
 			break;
 		case 1:
-			rc = mri_engine_nack(s->e, h);
+			rc = mri_engine_nack(s->e, h, 0, false);
 			break;
 		default:
 			rc = mri_engine_extend(s->e, h, s->now, 1);
@@ -830,7 +830,7 @@ sim__bad_call(struct sim *s)
 				  p, rc);
 		}
 	}
-	mri_engine_session_close(s->e, SIM_MAXSID + 1);
+	mri_engine_session_close(s->e, SIM_MAXSID + 1, 0);
 	mri_engine_stats(s->e, &b);
 	SIM_CHECK(s, memcmp(&a, &b, sizeof(a)) == 0,
 		  "a refused call changed the stats");
@@ -874,7 +874,7 @@ sim__event(struct sim *s)
 		if (s->nfl == 0)
 			return false;
 		f  = &s->fl[sim__rand(s, s->nfl)];
-		rc = mri_engine_nack(s->e, f->handle);
+		rc = mri_engine_nack(s->e, f->handle, 0, false);
 		sim__ev(s, "nack p%d@%lld", f->p,
 			(long long)s->part[f->p].rec[f->idx].offset);
 		SIM_CHECK(s, rc == MR_OK, "nack: %d", rc);

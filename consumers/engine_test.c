@@ -336,7 +336,7 @@ START_TEST(test_partition_one_in_flight)
 	engine_test__fetch_none(e, sid, 0);
 
 	// A nack gives back the head: the next of the partition still waits.
-	ck_assert_int_eq(mri_engine_nack(e, p1.handle), MR_OK);
+	ck_assert_int_eq(mri_engine_nack(e, p1.handle, 0, false), MR_OK);
 	p1 = engine_test__fetch_one(e, sid, 0, 1, 7, 2);
 	engine_test__fetch_none(e, sid, 0);
 	engine_test__ack(e, &p1);
@@ -406,7 +406,7 @@ START_TEST(test_session_credit)
 	engine_test__ack(e, &d1[0]);
 	ck_assert_uint_eq(engine_test__fetch(e, s1, 100, d1, 16), 1);
 	engine_test__fetch_none(e, s1, 100);
-	ck_assert_int_eq(mri_engine_nack(e, d1[0].handle), MR_OK);
+	ck_assert_int_eq(mri_engine_nack(e, d1[0].handle, 0, false), MR_OK);
 	ck_assert_uint_eq(engine_test__fetch(e, s1, 100, d1, 16), 1);
 	engine_test__fetch_none(e, s1, 100);
 	// What went out at 0 expires (d1[1] and s2's two), what went out
@@ -418,11 +418,11 @@ START_TEST(test_session_credit)
 	ck_assert_uint_eq(engine_test__stats(e).inflight, 4);
 
 	// A closed or unknown session gets nothing.
-	mri_engine_session_close(e, s2);
+	mri_engine_session_close(e, s2, 0);
 	ck_assert_uint_eq(engine_test__fetch(e, s2, 2000, d2, 16), 0);
 	ck_assert_uint_eq(engine_test__fetch(e, 99, 2000, d2, 16), 0);
-	mri_engine_session_close(e, 99);
-	mri_engine_session_close(e, s2);
+	mri_engine_session_close(e, 99, 0);
+	mri_engine_session_close(e, s2, 0);
 	mri_engine_free(e);
 }
 END_TEST
@@ -446,7 +446,7 @@ START_TEST(test_stale_handles)
 	ck_assert_ptr_eq(op, (void *)1);
 	ck_assert_int_eq(mri_engine_ack(e, 12345, NULL), MR_ENOENT);
 	ck_assert_int_eq(mri_engine_ack(e, UINT64_MAX, NULL), MR_ENOENT);
-	ck_assert_int_eq(mri_engine_nack(e, 7), MR_ENOENT);
+	ck_assert_int_eq(mri_engine_nack(e, 7, 0, false), MR_ENOENT);
 	ck_assert_int_eq(mri_engine_extend(e, 7, 0, 10), MR_ENOENT);
 
 	// Double ack.
@@ -454,15 +454,15 @@ START_TEST(test_stale_handles)
 	d = engine_test__fetch_one(e, sid, 0, 0, 0, 1);
 	engine_test__ack(e, &d);
 	ck_assert_int_eq(mri_engine_ack(e, d.handle, NULL), MR_ENOENT);
-	ck_assert_int_eq(mri_engine_nack(e, d.handle), MR_ENOENT);
+	ck_assert_int_eq(mri_engine_nack(e, d.handle, 0, false), MR_ENOENT);
 	ck_assert_int_eq(mri_engine_extend(e, d.handle, 0, 10), MR_ENOENT);
 
 	// After a nack: the old handle is stale, the new one works.
 	engine_test__arrive(e, 0, 1, ENGINE_TEST__KEY_A);
 	old = engine_test__fetch_one(e, sid, 0, 0, 1, 1);
-	ck_assert_int_eq(mri_engine_nack(e, old.handle), MR_OK);
+	ck_assert_int_eq(mri_engine_nack(e, old.handle, 0, false), MR_OK);
 	ck_assert_int_eq(mri_engine_ack(e, old.handle, NULL), MR_ENOENT);
-	ck_assert_int_eq(mri_engine_nack(e, old.handle), MR_ENOENT);
+	ck_assert_int_eq(mri_engine_nack(e, old.handle, 0, false), MR_ENOENT);
 	d = engine_test__fetch_one(e, sid, 0, 0, 1, 2);
 	ck_assert_uint_ne(d.handle, old.handle);
 	ck_assert_int_eq(mri_engine_ack(e, old.handle, NULL), MR_ENOENT);
@@ -478,9 +478,9 @@ START_TEST(test_stale_handles)
 	d = engine_test__fetch_one(e, sid, 5000, 0, 2, 2);
 
 	// After the session closed.
-	ck_assert_int_eq(mri_engine_nack(e, d.handle), MR_OK);
+	ck_assert_int_eq(mri_engine_nack(e, d.handle, 0, false), MR_OK);
 	d = engine_test__fetch_one(e, s2, 5000, 0, 2, 3);
-	mri_engine_session_close(e, s2);
+	mri_engine_session_close(e, s2, 0);
 	ck_assert_int_eq(mri_engine_ack(e, d.handle, NULL), MR_ENOENT);
 
 	// After a revoke: a stale handle of a revoked partition, while the
@@ -495,7 +495,7 @@ START_TEST(test_stale_handles)
 		ck_assert_int_eq(c, 2);
 	}
 	ck_assert_int_eq(mri_engine_ack(e, d.handle, NULL), MR_ENOENT);
-	ck_assert_int_eq(mri_engine_nack(e, d.handle), MR_ENOENT);
+	ck_assert_int_eq(mri_engine_nack(e, d.handle, 0, false), MR_ENOENT);
 	ck_assert_int_eq(mri_engine_extend(e, d.handle, 0, 1), MR_ENOENT);
 	// Reassigned and the same offset again: the old handle stays stale.
 	ck_assert_int_eq(mri_engine_assign(e, 0, 2, NULL, 0), MR_OK);
@@ -522,13 +522,13 @@ START_TEST(test_nack_before_later_records)
 
 	d = engine_test__fetch_one(e, sid, 0, 0, 0, 1);
 	for (uint32_t a = 2; a <= 4; a++) {
-		ck_assert_int_eq(mri_engine_nack(e, d.handle), MR_OK);
+		ck_assert_int_eq(mri_engine_nack(e, d.handle, 0, false), MR_OK);
 		ck_assert_int_eq(mri_engine_committable(e, 0), 0);
 		d = engine_test__fetch_one(e, sid, 0, 0, 0, a);
 	}
 	engine_test__ack(e, &d);
 	d = engine_test__fetch_one(e, sid, 0, 0, 1, 1);
-	ck_assert_int_eq(mri_engine_nack(e, d.handle), MR_OK);
+	ck_assert_int_eq(mri_engine_nack(e, d.handle, 0, false), MR_OK);
 	d = engine_test__fetch_one(e, sid, 0, 0, 1, 2);
 	engine_test__ack(e, &d);
 	d = engine_test__fetch_one(e, sid, 0, 0, 2, 1);
@@ -604,7 +604,7 @@ START_TEST(test_session_close_redelivers)
 	n = engine_test__fetch(e, s1, 0, d, 16);
 	engine_test__offsets(d, n, (int64_t[]){0, 1, 3}, 3);
 	// The consumer crashes: s2 gets its records, A's next still waits.
-	mri_engine_session_close(e, s1);
+	mri_engine_session_close(e, s1, 0);
 	ck_assert_uint_eq(engine_test__stats(e).inflight, 0);
 	for (size_t i = 0; i < n; i++)
 		ck_assert_int_eq(mri_engine_ack(e, d[i].handle, NULL),
@@ -636,9 +636,9 @@ START_TEST(test_attempts_from_arrive)
 					   engine_test__opaque(0, 0)),
 			 MR_OK);
 	d = engine_test__fetch_one(e, sid, 0, 0, 0, 3);
-	ck_assert_int_eq(mri_engine_nack(e, d.handle), MR_OK);
+	ck_assert_int_eq(mri_engine_nack(e, d.handle, 0, false), MR_OK);
 	d = engine_test__fetch_one(e, sid, 0, 0, 0, 4);
-	mri_engine_session_close(e, sid);
+	mri_engine_session_close(e, sid, 0);
 	sid = engine_test__session(e);
 	d   = engine_test__fetch_one(e, sid, 0, 0, 0, 5);
 	engine_test__ack(e, &d);
@@ -1054,29 +1054,31 @@ START_TEST(test_free_while_busy)
 	ck_assert_uint_eq(engine_test__fetch(e, s1, 0, d, 16), 4);
 	engine_test__ack(e, &d[3]);
 	ck_assert_uint_eq(engine_test__fetch(e, s2, 0, d, 16), 4);
-	mri_engine_session_close(e, s1);
+	mri_engine_session_close(e, s1, 0);
 	mri_engine_free(e);
 }
 END_TEST
 
-/* What mri_engine_tick_each reports. */
+/* What the observer was told. */
 struct engine_test__expired {
 	struct mri_delivery d[16];
 	size_t              n;
 };
 
 static void
-engine_test__on_expired(void *arg, const struct mri_delivery *d)
+engine_test__on_expired(void *arg, const struct mri_delivery *d,
+			enum mri_engine_fail why)
 {
 	struct engine_test__expired *x = arg;
 
+	ck_assert_int_eq(why, MRI_ENGINE_EXPIRED);
 	ck_assert_uint_lt(x->n, 16);
 	x->d[x->n++] = *d;
 }
 
 /* The group's hooks and stats: a delivery by handle, each expiry told,
  * buffered and in flight per partition. */
-START_TEST(test_peek_tick_each_part_stats)
+START_TEST(test_peek_observe_part_stats)
 {
 	struct mri_engine          *e = engine_test__new(MRI_ORDER_UNORDERED,
 							 100, 10);
@@ -1113,7 +1115,7 @@ START_TEST(test_peek_tick_each_part_stats)
 	ck_assert_uint_eq(p.attempt, 1);
 	ck_assert_ptr_eq(p.opaque, d[0].opaque);
 	ck_assert_int_eq(mri_engine_peek(e, d[0].handle, &p), MR_OK);
-	ck_assert_int_eq(mri_engine_nack(e, d[0].handle), MR_OK);
+	ck_assert_int_eq(mri_engine_nack(e, d[0].handle, 0, false), MR_OK);
 	ck_assert_int_eq(mri_engine_peek(e, d[0].handle, &p), MR_ENOENT);
 	ck_assert_int_eq(mri_engine_part_stats(e, d[0].partition, &buffered,
 					       &inflight),
@@ -1121,12 +1123,9 @@ START_TEST(test_peek_tick_each_part_stats)
 	ck_assert_uint_eq(inflight, d[0].partition == 0 ? 1 : 0);
 
 	// The two still in flight expire, each told once.
-	ck_assert_uint_eq(mri_engine_tick_each(e, ENGINE_TEST__DEADLINE - 1,
-					       engine_test__on_expired, &x),
-			  0);
-	ck_assert_uint_eq(mri_engine_tick_each(e, ENGINE_TEST__DEADLINE,
-					       engine_test__on_expired, &x),
-			  2);
+	mri_engine_observe(e, engine_test__on_expired, &x);
+	ck_assert_uint_eq(mri_engine_tick(e, ENGINE_TEST__DEADLINE - 1), 0);
+	ck_assert_uint_eq(mri_engine_tick(e, ENGINE_TEST__DEADLINE), 2);
 	ck_assert_uint_eq(x.n, 2);
 	for (size_t i = 0; i < 2; i++) {
 		ck_assert_uint_eq(x.d[i].attempt, 1);
@@ -1199,7 +1198,7 @@ engine_test__suite(void)
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_errors);
 	tcase_add_test(tc, test_stats);
-	tcase_add_test(tc, test_peek_tick_each_part_stats);
+	tcase_add_test(tc, test_peek_observe_part_stats);
 	tcase_add_test(tc, test_free_while_busy);
 	suite_add_tcase(s, tc);
 	return s;

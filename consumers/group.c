@@ -498,42 +498,17 @@ group__read(struct mri_group *g)
 	return got;
 }
 
-/* Deliveries that expired, for the hook; each record held. */
-struct group_expired {
-	struct mri_delivery *d;
-	size_t               n, cap;
-};
-
-/* mri_engine_tick_each's callback: keep the delivery for the hook. Called
- * with the lock held. */
-static void
-group__expired(void *arg, const struct mri_delivery *d)
-{
-	struct group_expired *x = arg;
-
-	if (x->n == x->cap) {
-		size_t               nc = x->cap ? x->cap * 2 : 16;
-		struct mri_delivery *a  = realloc(x->d, nc * sizeof(*a));
-
-		if (a == NULL)
-			return; // not told: out of memory
-		x->d   = a;
-		x->cap = nc;
-	}
-	((struct group_rec *)d->opaque)->refs++;
-	x->d[x->n++] = *d;
-}
-
 static void *
 group__thread(void *arg)
 {
 	struct mri_group *g = arg;
 
-	size_t               got = 0;
-	struct group_expired x   = {NULL, 0, 0};
+	size_t                got = 0;
+	struct mri_group_hdr *hdrs = malloc(MRI_GROUP_HDR_MAX * sizeof(*hdrs));
 
 	pthread_setname_np(pthread_self(), "mr:group");
 	while (!atomic_load(&g->stop)) {
+		struct group_fails               fails;
 		rd_kafka_message_t              *m;
 		rd_kafka_topic_partition_list_t *l = NULL;
 		struct group_waiter             *done = NULL;
@@ -558,22 +533,21 @@ group__thread(void *arg)
 		got = group__read(g) + (m != NULL);
 		pthread_mutex_lock(&g->lock);
 		now = mri_mono_ms();
-		if (g->hooks.on_deadline_expired != NULL)
-			mri_engine_tick_each(g->e, now, group__expired, &x);
-		else
-			mri_engine_tick(g->e, now);
+		mri_engine_tick(g->e, now);
 		group__serve(g, now, &done);
 		if (now >= g->next_commit_ms) {
 			l                 = group__commit_list(g, false);
 			g->next_commit_ms = now + GROUP__COMMIT_MS;
 		}
+		group__fails_take(g, &fails);
 		pthread_mutex_unlock(&g->lock);
 		group__complete(g, done);
-		group__hooks_fire(g, x.d, x.n, false, NULL, 0);
-		x.n = 0;
+		group__fails_fire(g, &fails, NULL, 0);
+		if (hdrs != NULL)
+			group__exhausted_fire(g, hdrs);
 		group__commit(g, l, false);
 	}
-	free(x.d);
+	free(hdrs);
 	return NULL;
 }
 
@@ -638,10 +612,16 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 		g->hooks = *hooks;
 	pthread_mutex_init(&g->lock, NULL);
 	mri_cond_init(&g->cv);
+	if (c->retry.max_attempts > 0 && g->hooks.on_exhausted == NULL) {
+		snprintf(errstr, errstr_size,
+			 "an attempts limit needs a dead-letter supervisor");
+		goto fail;
+	}
 	if (mri_engine_new(&g->e, &ec) != MR_OK) {
 		snprintf(errstr, errstr_size, "invalid consumer settings");
 		goto fail;
 	}
+	mri_engine_observe(g->e, group__observe, g);
 	rd_kafka_conf_set_opaque(conf, g);
 	rd_kafka_conf_set_rebalance_cb(conf, group__rebalance_cb);
 	rd_kafka_conf_set_log_cb(conf, mri_kafka_log_cb);
@@ -704,6 +684,7 @@ mri_group_free(struct mri_group *g)
 {
 	rd_kafka_topic_partition_list_t *l;
 	struct group_waiter             *done = NULL;
+	struct group_fails               fails;
 
 	if (g == NULL)
 		return;
@@ -713,8 +694,10 @@ mri_group_free(struct mri_group *g)
 	pthread_mutex_lock(&g->lock);
 	group__serve(g, mri_mono_ms(), &done);
 	l = group__commit_list(g, true);
+	group__fails_take(g, &fails);
 	pthread_mutex_unlock(&g->lock);
 	group__complete(g, done);
+	group__fails_fire(g, &fails, NULL, 0);
 	group__commit(g, l, true);
 	// Close leaves the group: the revoke callback runs here.
 	rd_kafka_consumer_close(g->rk);

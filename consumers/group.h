@@ -21,9 +21,10 @@
  *
  * The group knows nothing of frames: a fetch hands back a batch of
  * deliveries, a settle a result, each to a callback; mailroomd encodes
- * them (broker/consume.c). Hooks (struct mri_group_hooks) tell another
- * part of nacks and expired deadlines; mri_group_stats tells what each
- * partition holds.
+ * them (broker/consume.c). A failed attempt backs off (struct mri_retry);
+ * hooks (struct mri_group_hooks) tell the dead-letter supervisor of each
+ * failed attempt and hand it the records whose attempts are spent, for
+ * quarantine; mri_group_stats tells what each partition holds.
  *
  * Thread safety: every function may be called from any thread, except
  * mri_group_free, which must not run concurrently with the others.
@@ -96,32 +97,35 @@ struct mri_group_record_id {
 	size_t      id_len;
 };
 
+/* Why an attempt failed (the same numbers as enum mri_engine_fail). */
+enum mri_group_fail {
+	MRI_GROUP_NACKED    = 0, /* nacked: retried after its backoff */
+	MRI_GROUP_REJECTED  = 1, /* nacked asking for no retry */
+	MRI_GROUP_EXPIRED   = 2, /* its ack deadline passed */
+	MRI_GROUP_ABANDONED = 3, /* its session closed holding it */
+};
+
 /**
  * Hooks, for the dead-letter supervisor: each is optional (NULL), gets
- * \p arg, and is called without the group's lock, on the thread named; a
- * hook must be quick, must not block, and must not call the group (queue
- * the work and return). What it is given is borrowed for the call.
+ * \p arg, and is called without the group's lock; a hook must be quick,
+ * must not block, and must not call the group (queue the work and
+ * return). What it is given is borrowed for the call.
  */
 struct mri_group_hooks {
-	/** A delivery was nacked (attempt: the one nacked; reason: the
-	 *  nack's, NULL if none, not NUL-terminated). On the thread calling
-	 *  mri_group_settle, before its callback. */
-	void (*on_nack)(void *arg, const struct mri_group_record_id *r,
-			uint32_t attempt, const char *reason,
-			size_t reason_len);
-	/** A delivery's ack deadline passed (attempt: the one that expired);
-	 *  the record is handed out again. On the group's thread. */
-	void (*on_deadline_expired)(void *arg,
-				    const struct mri_group_record_id *r,
-				    uint32_t attempt);
-	/** A record reached the attempts limit. There is no such limit yet:
-	 *  nothing calls it. With the limit (the dead-letter supervisor's
-	 *  issue) it will be called on the group's thread, once, when a
-	 *  record that failed its last allowed attempt (nack or deadline)
-	 *  would be handed out again. */
-	void (*on_attempts_exhausted)(void *arg,
-				      const struct mri_group_record_id *r,
-				      uint32_t attempts);
+	/** An attempt failed (attempt: the one that failed; reason: a
+	 *  nack's or reject's, NULL if none, not NUL-terminated). On the
+	 *  thread that settled or closed the session, or the group's (an
+	 *  expired deadline). */
+	void (*on_failure)(void *arg, const struct mri_group_record_id *r,
+			   uint32_t attempt, enum mri_group_fail why,
+			   const char *reason, size_t reason_len);
+	/** A record's attempts are spent (retry.max_attempts, or a reject):
+	 *  quarantine it, then call mri_group_quarantined with d->handle
+	 *  (d->attempt: the attempts made). Until then it stays the head of
+	 *  its key and nothing after it in its key is handed out. On the
+	 *  group's thread. Required when retry.max_attempts is set; without
+	 *  it a reject is a nack. */
+	void (*on_exhausted)(void *arg, const struct mri_group_delivery *d);
 	void *arg;
 };
 
@@ -171,6 +175,7 @@ enum mri_group_settle_kind {
 	MRI_GROUP_ACK    = 0,
 	MRI_GROUP_NACK   = 1, /* handed out again, attempt raised */
 	MRI_GROUP_EXTEND = 2, /* deadline moved to now + extend_ms */
+	MRI_GROUP_REJECT = 3, /* nacked asking for no retry: quarantined at once */
 };
 
 /** @brief A run of consecutive delivery handles. */
@@ -231,6 +236,10 @@ struct mri_group_stats {
 	size_t inflight;
 	size_t ready;    /* could be handed out now */
 	size_t dropped;  /* positions found dropped by Kafka */
+	size_t backoff;  /* waiting for their retry */
+	size_t quarantining; /* attempts spent, not yet quarantined */
+	uint64_t acked;  /* acked, ever (quarantined included) */
+	uint64_t failed; /* failed attempts, ever */
 };
 
 /**
@@ -278,6 +287,22 @@ int mri_group_fetch(struct mri_group *g, uint32_t sid,
  */
 int mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
 		     mri_group_settle_cb cb, void *arg);
+
+/**
+ * @brief The quarantine of \p handle (given to on_exhausted) is over:
+ *        \p err MR_OK when the dead-letter topic has the record, which now
+ *        counts as acked (its id goes to the journal as acked; its key
+ *        goes on); else it backs off and is given to on_exhausted again.
+ *        Any thread but a hook's.
+ * @returns MR_OK, or MR_ENOENT (its partition is no longer ours: the next
+ *          owner quarantines it again).
+ */
+int mri_group_quarantined(struct mri_group *g, uint64_t handle, int err);
+
+/** @brief At most \p limit records in flight over all sessions (0: none is
+ *         handed out; SIZE_MAX, the start: only the credits limit), for
+ *         the supervisor's breaker. Any thread but a hook's. */
+void mri_group_set_limit(struct mri_group *g, size_t limit);
 
 /**
  * @brief The group's totals into \p out and its partitions into \p parts

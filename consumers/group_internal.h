@@ -47,6 +47,17 @@ struct group_part {
 	size_t               head, count, cap; /* a ring */
 };
 
+/* A failed attempt, for the on_failure hook: its record held. */
+struct group_fail {
+	struct mri_delivery  d;
+	enum mri_engine_fail why;
+};
+
+struct group_fails {
+	struct group_fail *v;
+	size_t             n, cap;
+};
+
 /* A fetch waiting for messages, then its batch on its way out. */
 struct group_waiter {
 	struct group_waiter       *next;
@@ -89,6 +100,10 @@ struct mri_group {
 	size_t                 nparts;
 	struct group_waiter   *waiters;
 	size_t                 batches; /* taken records not yet released */
+	// The engine's observer adds each failed attempt; whoever holds the
+	// lock takes them (group__fails_take) before releasing it and tells
+	// the hook after (group__fails_fire).
+	struct group_fails     fails;
 	uint64_t               next_commit_ms;
 };
 
@@ -116,11 +131,32 @@ void group__serve(struct mri_group *g, uint64_t now,
  *         waiters in \p done. Called without the lock. */
 void group__complete(struct mri_group *g, struct group_waiter *done);
 
-/** @brief Tell the hooks of the deliveries in \p ds (held: released
- *         here), nacked with \p reason or expired (\p nack false). Called
+/** @brief The engine's observer: keep the failed attempt (its record
+ *         held) in g->fails. Called with the lock held. */
+void group__observe(void *arg, const struct mri_delivery *d,
+		    enum mri_engine_fail why);
+
+/** @brief Take the failed attempts kept so far. Called with the lock
+ *         held. */
+static inline void
+group__fails_take(struct mri_group *g, struct group_fails *out)
+{
+	*out         = g->fails;
+	g->fails.v   = NULL;
+	g->fails.n   = 0;
+	g->fails.cap = 0;
+}
+
+/** @brief Tell the on_failure hook of the failed attempts \p f (taken;
+ *         freed here), a nack's or reject's with \p reason. Called
  *         without the lock. */
-void group__hooks_fire(struct mri_group *g, struct mri_delivery *ds,
-		       size_t n, bool nack, const char *reason,
-		       size_t reason_len);
+void group__fails_fire(struct mri_group *g, struct group_fails *f,
+		       const char *reason, size_t reason_len);
+
+/** @brief Hand the records whose attempts are spent to the on_exhausted
+ *         hook, up to a bounded number each call. \p hdrs: room for
+ *         MRI_GROUP_HDR_MAX headers. Called on the group's thread, without
+ *         the lock. */
+void group__exhausted_fire(struct mri_group *g, struct mri_group_hdr *hdrs);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "consumers/group_internal.h"
 #include "consumers/journal.h"
+#include "core/log.h"
 
 /* "topic/partition/offset", the id of a record that has none, without
  * snprintf (one per such record).
@@ -169,13 +170,52 @@ group__rec_rele(struct group_rec *r)
 }
 
 void
-group__hooks_fire(struct mri_group *g, struct mri_delivery *ds, size_t n,
-		  bool nack, const char *reason, size_t reason_len)
+group__observe(void *arg, const struct mri_delivery *d,
+	       enum mri_engine_fail why)
 {
-	if (n == 0)
+	struct mri_group   *g = arg;
+	struct group_fails *f = &g->fails;
+
+	if (g->hooks.on_failure == NULL)
 		return;
-	for (size_t i = 0; i < n; i++) {
-		const struct group_rec    *r = ds[i].opaque;
+	if (f->n == f->cap) {
+		size_t             nc = f->cap ? f->cap * 2 : 16;
+		struct group_fail *v  = realloc(f->v, nc * sizeof(*v));
+
+		if (v == NULL) {
+			mri_warn("component=consumer group=%s msg=\"out of "
+				 "memory: a failed attempt not told to the "
+				 "supervisor\"",
+				 g->name);
+			return;
+		}
+		f->v   = v;
+		f->cap = nc;
+	}
+	((struct group_rec *)d->opaque)->refs++;
+	f->v[f->n].d     = *d;
+	f->v[f->n++].why = why;
+}
+
+void
+group__fails_fire(struct mri_group *g, struct group_fails *f,
+		  const char *reason, size_t reason_len)
+{
+	_Static_assert((int)MRI_GROUP_NACKED == (int)MRI_ENGINE_NACKED &&
+			   (int)MRI_GROUP_REJECTED ==
+			       (int)MRI_ENGINE_REJECTED &&
+			   (int)MRI_GROUP_EXPIRED == (int)MRI_ENGINE_EXPIRED &&
+			   (int)MRI_GROUP_ABANDONED ==
+			       (int)MRI_ENGINE_ABANDONED,
+		       "one numbering of the failures");
+	if (f->n == 0) {
+		free(f->v);
+		return;
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		const struct group_rec    *r  = f->v[i].d.opaque;
+		bool                       nk = f->v[i].why == MRI_ENGINE_NACKED ||
+				 f->v[i].why == MRI_ENGINE_REJECTED;
 		struct mri_group_record_id id = {
 		    .topic     = rd_kafka_topic_name(r->m->rkt),
 		    .partition = r->m->partition,
@@ -184,12 +224,42 @@ group__hooks_fire(struct mri_group *g, struct mri_delivery *ds, size_t n,
 		    .id_len    = r->idlen,
 		};
 
-		if (nack)
-			g->hooks.on_nack(g->hooks.arg, &id, ds[i].attempt,
-					 reason, reason_len);
-		else
-			g->hooks.on_deadline_expired(g->hooks.arg, &id,
-						     ds[i].attempt);
+		g->hooks.on_failure(g->hooks.arg, &id, f->v[i].d.attempt,
+				    (enum mri_group_fail)f->v[i].why,
+				    nk ? reason : NULL, nk ? reason_len : 0);
+	}
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < f->n; i++)
+		group__rec_rele(f->v[i].d.opaque);
+	pthread_mutex_unlock(&g->lock);
+	free(f->v);
+}
+
+#define GROUP__EXHAUSTED_MAX 64
+
+void
+group__exhausted_fire(struct mri_group *g, struct mri_group_hdr *hdrs)
+{
+	struct mri_delivery ds[GROUP__EXHAUSTED_MAX];
+	size_t              n;
+
+	if (g->hooks.on_exhausted == NULL)
+		return;
+	pthread_mutex_lock(&g->lock);
+	n = mri_engine_take_exhausted(g->e, ds, GROUP__EXHAUSTED_MAX);
+	for (size_t i = 0; i < n; i++)
+		((struct group_rec *)ds[i].opaque)->refs++;
+	pthread_mutex_unlock(&g->lock);
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct mri_group_delivery d;
+
+		group__deliv(ds[i].opaque, &d, hdrs);
+		d.handle  = ds[i].handle;
+		d.attempt = ds[i].attempt;
+		d.size    = ((const struct group_rec *)ds[i].opaque)->size;
+		g->hooks.on_exhausted(g->hooks.arg, &d);
 	}
 	pthread_mutex_lock(&g->lock);
 	for (size_t i = 0; i < n; i++)

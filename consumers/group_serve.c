@@ -244,18 +244,16 @@ group__settled(void *arg, int err)
 	free(st);
 }
 
-/* Settle handle \p h as \p s says; a nacked delivery is added to *nacked
- * (held) when a hook wants it. Called with the lock held.
+/* Settle handle \p h as \p s says (a failed attempt is told to the
+ * engine's observer). Called with the lock held.
  * @returns MR_OK or why not. */
 static int
 group__settle_one(struct mri_group *g, const struct mri_group_settle_req *s,
 		  uint64_t h, uint64_t now, struct mri_journal_entry *acked,
-		  size_t *na, struct mri_delivery **nacked, size_t *nn,
-		  size_t *ncap)
+		  size_t *na)
 {
-	struct mri_delivery d;
-	void               *m;
-	int                 rc;
+	void *m;
+	int   rc;
 
 	switch (s->kind) {
 	case MRI_GROUP_ACK:
@@ -266,29 +264,11 @@ group__settle_one(struct mri_group *g, const struct mri_group_settle_req *s,
 		}
 		return rc;
 	case MRI_GROUP_NACK:
-		if (g->hooks.on_nack == NULL)
-			return mri_engine_nack(g->e, h);
-		if ((rc = mri_engine_peek(g->e, h, &d)) != MR_OK ||
-		    (rc = mri_engine_nack(g->e, h)) != MR_OK)
-			return rc;
-		if (*nn == *ncap) {
-			size_t               nc = *ncap ? *ncap * 2 : 16;
-			struct mri_delivery *a  = realloc(*nacked,
-							  nc * sizeof(*a));
-
-			if (a == NULL) {
-				mri_warn("component=consumer group=%s "
-					 "msg=\"out of memory: a nack not "
-					 "told to the hook\"",
-					 g->name);
-				return MR_OK;
-			}
-			*nacked = a;
-			*ncap   = nc;
-		}
-		((struct group_rec *)d.opaque)->refs++;
-		(*nacked)[(*nn)++] = d;
-		return MR_OK;
+		return mri_engine_nack(g->e, h, now, false);
+	case MRI_GROUP_REJECT:
+		// Without a supervisor to quarantine it, a reject is a nack.
+		return mri_engine_nack(g->e, h, now,
+				       g->hooks.on_exhausted != NULL);
 	default:
 		return mri_engine_extend(g->e, h, now, s->extend_ms);
 	}
@@ -298,11 +278,11 @@ int
 mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
 		 mri_group_settle_cb cb, void *arg)
 {
-	struct mri_journal_entry *acked  = NULL;
-	struct mri_delivery      *nacked = NULL;
-	uint32_t                  cap = 0;
-	size_t                    na = 0, nn = 0, ncap = 0;
-	struct group_waiter      *done = NULL;
+	struct mri_journal_entry *acked = NULL;
+	uint32_t                  cap   = 0;
+	size_t                    na    = 0;
+	struct group_waiter      *done  = NULL;
+	struct group_fails        fails;
 	struct group_settle      *st   = calloc(1, sizeof(*st));
 	uint64_t                  now  = mri_mono_ms();
 
@@ -321,8 +301,7 @@ mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
 
 		for (uint64_t h = r->first; h < r->first + r->count; h++) {
 			struct mri_group_settle_fail *f;
-			int rc = group__settle_one(g, s, h, now, acked, &na,
-						   &nacked, &nn, &ncap);
+			int rc = group__settle_one(g, s, h, now, acked, &na);
 
 			if (rc == MR_OK) {
 				st->res.settled++;
@@ -346,15 +325,70 @@ mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
 		pthread_cond_broadcast(&g->cv); // in flight may have fallen
 	if (s->kind != MRI_GROUP_EXTEND)
 		group__serve(g, now, &done);
+	group__fails_take(g, &fails);
 	pthread_mutex_unlock(&g->lock);
 	group__complete(g, done);
-	group__hooks_fire(g, nacked, nn, true, s->reason, s->reason_len);
-	free(nacked);
+	group__fails_fire(g, &fails, s->reason, s->reason_len);
 	if (na == 0 || mri_journal_write(g->j, MRI_JOURNAL_ACK, acked, na,
 					 group__settled, st) != MR_OK)
 		group__settled(st, na == 0 ? MR_OK : MR_EUNAVAIL);
 	free(acked);
 	return MR_OK;
+}
+
+/* ---- quarantine and the breaker ------------------------------------- */
+
+/* Called once Kafka confirmed or refused the ack of a quarantined record
+ * in the journal: nothing waits for it. */
+static void
+group__quarantine_journaled(void *arg, int err)
+{
+	struct mri_group *g = arg;
+
+	if (err != MR_OK)
+		mri_warn("component=consumer group=%s msg=\"the journal did "
+			 "not take a quarantined message's id: it may be "
+			 "delivered again after a restart\"",
+			 g->name);
+}
+
+int
+mri_group_quarantined(struct mri_group *g, uint64_t handle, int err)
+{
+	struct group_waiter     *done = NULL;
+	struct mri_journal_entry e    = {0, 0};
+	uint64_t                 now  = mri_mono_ms();
+	bool                     acked = false;
+	void                    *m;
+	int                      rc;
+
+	pthread_mutex_lock(&g->lock);
+	rc = mri_engine_quarantined(g->e, handle, err == MR_OK, now, &m);
+	if (rc == MR_OK && err == MR_OK) {
+		e.hash = ((struct group_rec *)m)->id;
+		acked  = true;
+		if (g->revoking)
+			pthread_cond_broadcast(&g->cv);
+		group__serve(g, now, &done);
+	}
+	pthread_mutex_unlock(&g->lock);
+	group__complete(g, done);
+	if (acked && g->j != NULL)
+		mri_journal_write(g->j, MRI_JOURNAL_ACK, &e, 1,
+				  group__quarantine_journaled, g);
+	return rc;
+}
+
+void
+mri_group_set_limit(struct mri_group *g, size_t limit)
+{
+	struct group_waiter *done = NULL;
+
+	pthread_mutex_lock(&g->lock);
+	mri_engine_set_limit(g->e, limit);
+	group__serve(g, mri_mono_ms(), &done);
+	pthread_mutex_unlock(&g->lock);
+	group__complete(g, done);
 }
 
 /* ---- sessions -------------------------------------------------------- */
@@ -375,6 +409,7 @@ mri_group_session_close(struct mri_group *g, uint32_t sid)
 {
 	struct group_waiter **pp, *w, *done = NULL;
 	uint64_t              now = mri_mono_ms();
+	struct group_fails    fails;
 
 	pthread_mutex_lock(&g->lock);
 	for (pp = &g->waiters; (w = *pp) != NULL;) {
@@ -387,12 +422,14 @@ mri_group_session_close(struct mri_group *g, uint32_t sid)
 			pp = &w->next;
 		}
 	}
-	mri_engine_session_close(g->e, sid);
+	mri_engine_session_close(g->e, sid, now);
 	if (g->revoking)
 		pthread_cond_broadcast(&g->cv);
 	group__serve(g, now, &done);
+	group__fails_take(g, &fails);
 	pthread_mutex_unlock(&g->lock);
 	group__complete(g, done);
+	group__fails_fire(g, &fails, NULL, 0);
 }
 
 /* ---- stats ----------------------------------------------------------- */
@@ -411,6 +448,10 @@ mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
 	out->buffered = es.buffered;
 	out->inflight = es.inflight;
 	out->ready    = es.ready;
+	out->backoff  = es.backoff;
+	out->quarantining = es.exhausted + es.quarantining;
+	out->acked    = es.acked;
+	out->failed   = es.failed;
 	for (size_t i = 0; i < g->nparts; i++) {
 		struct group_part           *p = &g->parts[i];
 		struct mri_group_part_stats *ps;

@@ -98,32 +98,27 @@ gt_settled(void *arg, int err, const struct mri_group_settle_result *r)
 }
 
 static void
-gt_on_nack(void *arg, const struct mri_group_record_id *r, uint32_t attempt,
-	   const char *reason, size_t reason_len)
+gt_on_failure(void *arg, const struct mri_group_record_id *r,
+	      uint32_t attempt, enum mri_group_fail why, const char *reason,
+	      size_t reason_len)
 {
 	struct gt *t = arg;
 
 	pthread_mutex_lock(&t->lock);
-	t->nacks++;
-	t->nack_offset  = r->offset;
-	t->nack_attempt = attempt;
-	snprintf(t->nack_reason, sizeof(t->nack_reason), "%.*s",
-		 (int)reason_len, reason ? reason : "");
-	snprintf(t->nack_id, sizeof(t->nack_id), "%.*s", (int)r->id_len,
-		 r->id);
-	pthread_mutex_unlock(&t->lock);
-}
-
-static void
-gt_on_expired(void *arg, const struct mri_group_record_id *r,
-	      uint32_t attempt)
-{
-	struct gt *t = arg;
-
-	pthread_mutex_lock(&t->lock);
-	t->expiries++;
-	t->expired_offset  = r->offset;
-	t->expired_attempt = attempt;
+	if (why == MRI_GROUP_NACKED) {
+		t->nacks++;
+		t->nack_offset  = r->offset;
+		t->nack_attempt = attempt;
+		snprintf(t->nack_reason, sizeof(t->nack_reason), "%.*s",
+			 (int)reason_len, reason ? reason : "");
+		snprintf(t->nack_id, sizeof(t->nack_id), "%.*s",
+			 (int)r->id_len, r->id);
+	} else if (why == MRI_GROUP_EXPIRED) {
+		ck_assert_ptr_null(reason);
+		t->expiries++;
+		t->expired_offset  = r->offset;
+		t->expired_attempt = attempt;
+	}
 	pthread_cond_broadcast(&t->cv);
 	pthread_mutex_unlock(&t->lock);
 }
@@ -247,9 +242,8 @@ START_TEST(test_group_hooks_and_stats)
 	    .session_timeout_ms = 6000,
 	};
 	struct mri_group_hooks hooks = {
-	    .on_nack             = gt_on_nack,
-	    .on_deadline_expired = gt_on_expired,
-	    .arg                 = &t,
+	    .on_failure = gt_on_failure,
+	    .arg        = &t,
 	};
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char             err[256];
