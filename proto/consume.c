@@ -321,8 +321,9 @@ mri_settle_encode(struct mri_wbuf *b, const struct mri_settle *s,
 static int
 consume__settle_check(const struct mri_settle *s, const char **why)
 {
-	if (s->kind > MRI_SETTLE_EXTEND) {
-		*why = "SETTLE kind must be 0 (ack), 1 (nack) or 2 (extend)";
+	if (s->kind > MRI_SETTLE_REJECT) {
+		*why = "SETTLE kind must be 0 (ack), 1 (nack), 2 (extend) or 3 "
+		       "(reject)";
 		return MR_EINVAL;
 	}
 	if ((s->kind == MRI_SETTLE_EXTEND) != (s->extend_ms > 0)) {
@@ -330,8 +331,9 @@ consume__settle_check(const struct mri_settle *s, const char **why)
 		       "otherwise";
 		return MR_EINVAL;
 	}
-	if (s->reason_len > 0 && s->kind != MRI_SETTLE_NACK) {
-		*why = "SETTLE reason is for a nack only";
+	if (s->reason_len > 0 && s->kind != MRI_SETTLE_NACK &&
+	    s->kind != MRI_SETTLE_REJECT) {
+		*why = "SETTLE reason is for a nack or a reject only";
 		return MR_EINVAL;
 	}
 	if (s->reason_len > MRI_REASON_MAX) {

@@ -1,8 +1,9 @@
 /*
  * The consume side of the service protocol (docs/PROTOCOL.md, "Consuming"):
- * SUBSCRIBE and its reply are JSON; FETCH, FETCH_REPLY, SETTLE (ack, nack
- * and extend, in ranges of delivery handles), SETTLE_REPLY and UNSUBSCRIBE
- * are binary, little-endian, with the 12-byte frame header of frame.h.
+ * SUBSCRIBE and its reply are JSON; FETCH, FETCH_REPLY, SETTLE (ack, nack,
+ * extend and reject, in ranges of delivery handles), SETTLE_REPLY and
+ * UNSUBSCRIBE are binary, little-endian, with the 12-byte frame header of
+ * frame.h.
  *
  * As in frame.h: decoders never trust a length and refuse a body whole
  * before anything in it is acted on; decoded views borrow the body's bytes
@@ -35,7 +36,7 @@ enum mri_consume_op {
 #define MRI_FETCH_MAX_WAIT_MS 300000 /* a FETCH waits at most 5 minutes */
 #define MRI_SETTLE_MAX 1000000       /* handles settled by one SETTLE */
 #define MRI_SETTLE_RANGES_MAX 100000 /* ranges in one SETTLE */
-#define MRI_REASON_MAX 1024          /* a nack's reason, bytes */
+#define MRI_REASON_MAX 1024          /* a nack's or reject's reason, bytes */
 
 /* FETCH: u64 session, u32 max_msgs (1..MRI_FETCH_MAX_MSGS), u32 max_bytes
  * (0: no limit but the frame's), u32 max_wait_ms (0..MRI_FETCH_MAX_WAIT_MS).
@@ -142,6 +143,8 @@ enum mri_settle_kind {
 	MRI_SETTLE_ACK    = 0,
 	MRI_SETTLE_NACK   = 1, /* handed out again, attempt raised */
 	MRI_SETTLE_EXTEND = 2, /* deadline moved to now + extend_ms */
+	MRI_SETTLE_REJECT = 3, /* a nack asking for no retry: quarantined in
+				  the dead-letter topic at once */
 };
 
 /* A run of consecutive delivery handles. */
@@ -152,7 +155,7 @@ struct mri_range {
 
 /*
  * SETTLE: u64 session, u8 kind, u32 extend_ms (EXTEND: > 0; otherwise 0),
- * u16 reason_len, reason (NACK only; UTF-8 text), u32 range_count
+ * u16 reason_len, reason (NACK and REJECT only; UTF-8 text), u32 range_count
  * (1..MRI_SETTLE_RANGES_MAX), ranges (u64 first, u32 count); the handles
  * add up to at most MRI_SETTLE_MAX and no range wraps past UINT64_MAX.
  */

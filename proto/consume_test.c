@@ -963,6 +963,10 @@ START_TEST(test_settle_roundtrip)
 	consume_test__settle_roundtrip(MRI_SETTLE_EXTEND, 1, NULL, 0, r, 6);
 	consume_test__settle_roundtrip(MRI_SETTLE_EXTEND, UINT32_MAX, NULL, 0,
 				       r + 3, 3);
+	consume_test__settle_roundtrip(MRI_SETTLE_REJECT, 0, "poison", 6, r,
+				       6);
+	consume_test__settle_roundtrip(MRI_SETTLE_REJECT, 0, NULL, 0, r + 1,
+				       1);
 	// The layout, byte by byte.
 	mri_wbuf_init(&b);
 	mri_wbuf_put(&b, "garbage", 7);
@@ -992,6 +996,8 @@ START_TEST(test_settle_limits)
 	consume_test__settle_roundtrip(MRI_SETTLE_NACK, 0, reason,
 				       MRI_REASON_MAX, r,
 				       MRI_SETTLE_RANGES_MAX);
+	consume_test__settle_roundtrip(MRI_SETTLE_REJECT, 0, reason,
+				       MRI_REASON_MAX, r, 1);
 	// One range more.
 	r[0].count = 1;
 	mri_wbuf_init(&b);
@@ -1080,9 +1086,11 @@ START_TEST(test_settle_invalid)
 		const char *reason;
 		size_t      reason_len;
 	} bad[] = {
-	    {3, 0, NULL, 0},
+	    {4, 0, NULL, 0},
 	    {0xff, 0, NULL, 0},
-	    {3, 5, NULL, 0},
+	    {4, 0, "r", 1},
+	    {MRI_SETTLE_REJECT, 5, NULL, 0},
+	    {MRI_SETTLE_REJECT, 5, "r", 1},
 	    {MRI_SETTLE_EXTEND, 0, NULL, 0},
 	    {MRI_SETTLE_ACK, 1, NULL, 0},
 	    {MRI_SETTLE_NACK, 1000, NULL, 0},
@@ -1100,6 +1108,10 @@ START_TEST(test_settle_invalid)
 	// A reason one byte too long.
 	memset(reason, 'x', sizeof(reason));
 	consume_test__settle(&b, MRI_SETTLE_NACK, 0, reason, sizeof(reason),
+			     ok, 2);
+	consume_test__settle_refused(CONSUME_TEST__BODY(&b),
+				     CONSUME_TEST__LEN(&b), MR_EINVAL);
+	consume_test__settle(&b, MRI_SETTLE_REJECT, 0, reason, sizeof(reason),
 			     ok, 2);
 	consume_test__settle_refused(CONSUME_TEST__BODY(&b),
 				     CONSUME_TEST__LEN(&b), MR_EINVAL);

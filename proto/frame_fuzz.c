@@ -6,8 +6,8 @@
  * the decoder of its op (PUBLISH, PUBLISH_ACK and ERROR from frame.h;
  * FETCH, FETCH_REPLY, SETTLE, SETTLE_REPLY and UNSUBSCRIBE from
  * consume.h; SUBSCRIBE_REPLY's JSON reader from subscribe.h, and for
- * SUBSCRIBE the JSON encoder, whose text with a session added must read
- * back through that reader). Every byte range a decoder returns is read, so that
+ * SUBSCRIBE the JSON encoder, its retry and dead_letter members included,
+ * whose text with a session added must read back through that reader). Every byte range a decoder returns is read, so that
  * AddressSanitizer sees a view that points outside the input. Beyond not
  * crashing, a decoded body must encode back to the same bytes, and a
  * refusal must leave no output: either failure aborts.
@@ -333,9 +333,10 @@ frame_fuzz__settle(const uint8_t *body, size_t len)
 			abort();
 		return;
 	}
-	if (s.kind > MRI_SETTLE_EXTEND ||
+	if (s.kind > MRI_SETTLE_REJECT ||
 	    (s.kind == MRI_SETTLE_EXTEND) != (s.extend_ms > 0) ||
-	    (s.reason_len > 0 && s.kind != MRI_SETTLE_NACK) ||
+	    (s.reason_len > 0 && s.kind != MRI_SETTLE_NACK &&
+	     s.kind != MRI_SETTLE_REJECT) ||
 	    s.reason_len > MRI_REASON_MAX || s.range_count == 0 ||
 	    s.range_count > MRI_SETTLE_RANGES_MAX ||
 	    s.handles > MRI_SETTLE_MAX)
@@ -445,13 +446,24 @@ frame_fuzz__subscribe(const uint8_t *body, size_t len)
 	if (name == NULL)
 		return;
 	memcpy(name, body, n);
-	name[n]       = '\0';
-	topics[0]     = name;
-	s.group       = name;
-	s.topics      = topics;
-	s.ntopics     = 1;
-	s.mode        = (enum mri_subscribe_mode)(len % 3);
-	s.credit      = (uint32_t)(n % 7);
+	name[n]     = '\0';
+	topics[0]   = name;
+	s.group     = name;
+	s.topics    = topics;
+	s.ntopics   = 1;
+	s.mode      = (enum mri_subscribe_mode)(len % 3);
+	s.credit    = (uint32_t)(n % 7);
+	// Retry and dead-letter members from the input's length and bytes,
+	// fractions of any bits (not finite ones included).
+	s.has       = (unsigned)(len * 37) &
+		(MRI_SUB_RETRY_ALL | MRI_SUB_BREAKER_ALL);
+	s.dlq_topic = len % 2 ? name : NULL;
+	s.max_attempts      = (uint32_t)n;
+	s.breaker_period_ms = (uint64_t)len << 40;
+	if (len >= 16) {
+		memcpy(&s.backoff_multiplier, body, 8);
+		memcpy(&s.backoff_jitter, body + 8, 8);
+	}
 	mri_wbuf_init(&b);
 	mri_subscribe_encode(&b, &s);
 	if (b.err == MR_OK && b.len > 0 && b.data[b.len - 1] == '}') {

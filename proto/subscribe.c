@@ -1,5 +1,6 @@
 #include "proto/subscribe.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,6 +55,102 @@ subscribe__uint(struct mri_wbuf *b, const char *name, uint64_t v)
 	mri_wbuf_put(b, num, (size_t)n);
 }
 
+/* ,"name": or "name": first in an object (*first then cleared). */
+static void
+subscribe__member(struct mri_wbuf *b, bool *first, const char *name)
+{
+	if (!*first)
+		mri_wbuf_u8(b, ',');
+	*first = false;
+	mri_wbuf_u8(b, '"');
+	mri_wbuf_put(b, name, strlen(name));
+	mri_wbuf_put(b, "\":", 2);
+}
+
+static void
+subscribe__u64(struct mri_wbuf *b, bool *first, const char *name, uint64_t v)
+{
+	char num[24];
+	int  n = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+
+	subscribe__member(b, first, name);
+	mri_wbuf_put(b, num, (size_t)n);
+}
+
+/* A double with 17 significant digits (it reads back the same). The
+ * caller's locale may write another decimal point, of one or more bytes:
+ * whatever is not a digit, a sign or an exponent becomes one '.'. */
+static void
+subscribe__real(struct mri_wbuf *b, bool *first, const char *name, double v)
+{
+	char   num[64], out[64];
+	int    n;
+	size_t j = 0;
+
+	subscribe__member(b, first, name);
+	if (!isfinite(v)) {
+		mri_wbuf_put(b, "null", 4);
+		return;
+	}
+	n = snprintf(num, sizeof(num), "%.17g", v);
+	for (int i = 0; i < n && i < (int)sizeof(num) - 1; i++) {
+		char ch = num[i];
+
+		if ((ch >= '0' && ch <= '9') || ch == '-' || ch == '+' ||
+		    ch == 'e' || ch == 'E')
+			out[j++] = ch;
+		else if (j == 0 || out[j - 1] != '.')
+			out[j++] = '.';
+	}
+	mri_wbuf_put(b, out, j);
+}
+
+static void
+subscribe__retry(struct mri_wbuf *b, const struct mri_subscribe *s)
+{
+	bool first = true;
+
+	if ((s->has & MRI_SUB_RETRY_ALL) == 0)
+		return;
+	mri_wbuf_put(b, ",\"retry\":{", 10);
+	if (s->has & MRI_SUB_MAX_ATTEMPTS)
+		subscribe__u64(b, &first, "max_attempts", s->max_attempts);
+	if (s->has & MRI_SUB_BACKOFF_INITIAL)
+		subscribe__u64(b, &first, "backoff_initial_ms",
+			       s->backoff_initial_ms);
+	if (s->has & MRI_SUB_BACKOFF_MAX)
+		subscribe__u64(b, &first, "backoff_max_ms", s->backoff_max_ms);
+	if (s->has & MRI_SUB_BACKOFF_MULTIPLIER)
+		subscribe__real(b, &first, "backoff_multiplier",
+				s->backoff_multiplier);
+	if (s->has & MRI_SUB_BACKOFF_JITTER)
+		subscribe__real(b, &first, "backoff_jitter", s->backoff_jitter);
+	mri_wbuf_u8(b, '}');
+}
+
+static void
+subscribe__dead_letter(struct mri_wbuf *b, const struct mri_subscribe *s)
+{
+	bool first = true;
+
+	if ((s->has & MRI_SUB_BREAKER_ALL) == 0 && s->dlq_topic == NULL)
+		return;
+	mri_wbuf_put(b, ",\"dead_letter\":{", 16);
+	if (s->dlq_topic != NULL) {
+		subscribe__member(b, &first, "topic");
+		subscribe__str(b, s->dlq_topic);
+	}
+	if (s->has & MRI_SUB_BREAKER_MAX)
+		subscribe__u64(b, &first, "breaker_max", s->breaker_max);
+	if (s->has & MRI_SUB_BREAKER_PERIOD)
+		subscribe__u64(b, &first, "breaker_period_ms",
+			       s->breaker_period_ms);
+	if (s->has & MRI_SUB_BREAKER_COOLDOWN)
+		subscribe__u64(b, &first, "breaker_cooldown_ms",
+			       s->breaker_cooldown_ms);
+	mri_wbuf_u8(b, '}');
+}
+
 void
 mri_subscribe_encode(struct mri_wbuf *b, const struct mri_subscribe *s)
 {
@@ -69,6 +166,8 @@ mri_subscribe_encode(struct mri_wbuf *b, const struct mri_subscribe *s)
 	subscribe__str(b, mri_subscribe_mode_name(s->mode));
 	subscribe__uint(b, "ack_deadline_ms", s->ack_deadline_ms);
 	subscribe__uint(b, "credit", s->credit);
+	subscribe__retry(b, s);
+	subscribe__dead_letter(b, s);
 	mri_wbuf_u8(b, '}');
 }
 

@@ -11,11 +11,219 @@
 #include <jansson.h>
 
 #include "mailroom/error.h"
+#include "proto/address.h"
+
+static const char *const subscribe__retry_members[] = {
+    "max_attempts", "backoff_initial_ms", "backoff_max_ms",
+    "backoff_multiplier", "backoff_jitter", NULL};
+static const char *const subscribe__dlq_members[] = {
+    "topic", "breaker_max", "breaker_period_ms", "breaker_cooldown_ms",
+    NULL};
 
 static int
 subscribe__cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* "a, b, c and d" of \p names (NULL-terminated) into \p out. */
+static void
+subscribe__list(char *out, size_t size, const char *const *names)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; names[i] != NULL && n < size; i++) {
+		const char *sep = i == 0		 ? ""
+				  : names[i + 1] == NULL ? " and "
+							 : ", ";
+
+		n += (size_t)snprintf(out + n, size - n, "%s%s", sep,
+				      names[i]);
+	}
+}
+
+/* Member \p what of \p root: *obj is the object, or NULL when left out.
+ * @returns MR_OK, or MR_EINVAL when it is not an object or has a member
+ * not in \p known (named in the sentence). */
+static int
+subscribe__object(json_t *root, const char *what, const char *const *known,
+		  json_t **obj, char *why, size_t why_size)
+{
+	const char *name;
+	json_t     *v;
+	char        list[160], shown[72];
+	size_t      i;
+
+	subscribe__list(list, sizeof(list), known);
+	if ((*obj = json_object_get(root, what)) == NULL)
+		return MR_OK;
+	if (!json_is_object(*obj)) {
+		snprintf(why, why_size, "\"%s\" is an object of %s", what,
+			 list);
+		return MR_EINVAL;
+	}
+	json_object_foreach(*obj, name, v)
+	{
+		for (i = 0; known[i] != NULL && strcmp(known[i], name) != 0;
+		     i++)
+			;
+		if (known[i] != NULL)
+			continue;
+		// The name, short and without control characters.
+		for (i = 0; name[i] != '\0' && i < 64; i++)
+			shown[i] = (unsigned char)name[i] < 0x20 ? '?'
+								 : name[i];
+		snprintf(shown + i, sizeof(shown) - i, "%s",
+			 name[i] != '\0' ? "..." : "");
+		snprintf(why, why_size, "\"%s\" has no member \"%s\": it "
+			 "takes %s", what, shown, list);
+		return MR_EINVAL;
+	}
+	return MR_OK;
+}
+
+/* Integer member \p name of \p obj (may be NULL), within [lo, hi] (\p note
+ * says what lo means, or is ""): *out and \p bit in *has when given.
+ * @returns MR_OK (also when left out) or MR_EINVAL. */
+static int
+subscribe__int(json_t *obj, const char *what, const char *name, long long lo,
+	       const char *note, long long hi, unsigned bit, unsigned *has,
+	       uint64_t *out, char *why, size_t why_size)
+{
+	json_t *v = obj != NULL ? json_object_get(obj, name) : NULL;
+
+	if (v == NULL)
+		return MR_OK;
+	if (!json_is_integer(v) || json_integer_value(v) < lo ||
+	    json_integer_value(v) > hi) {
+		snprintf(why, why_size, "\"%s.%s\" is an integer from %lld%s "
+			 "to %lld", what, name, lo, note, hi);
+		return MR_EINVAL;
+	}
+	*out = (uint64_t)json_integer_value(v);
+	*has |= bit;
+	return MR_OK;
+}
+
+/* As subscribe__int, for a number (integer or fraction). */
+static int
+subscribe__num(json_t *obj, const char *what, const char *name, double lo,
+	       double hi, unsigned bit, unsigned *has, double *out, char *why,
+	       size_t why_size)
+{
+	json_t *v = obj != NULL ? json_object_get(obj, name) : NULL;
+
+	if (v == NULL)
+		return MR_OK;
+	if (!json_is_number(v) || !(json_number_value(v) >= lo) ||
+	    !(json_number_value(v) <= hi)) {
+		snprintf(why, why_size, "\"%s.%s\" is a number from %g to %g",
+			 what, name, lo, hi);
+		return MR_EINVAL;
+	}
+	*out = json_number_value(v);
+	*has |= bit;
+	return MR_OK;
+}
+
+/* "retry": the members given into \p out. */
+static int
+subscribe__retry(json_t *root, struct mri_subscribe *out, char *why,
+		 size_t why_size)
+{
+	json_t  *o;
+	uint64_t n = 0;
+	int      rc;
+
+	if ((rc = subscribe__object(root, "retry", subscribe__retry_members,
+				    &o, why, why_size)) != MR_OK ||
+	    o == NULL)
+		return rc;
+	if ((rc = subscribe__int(o, "retry", "max_attempts", 0, " (unlimited)",
+				 MRI_SUBSCRIBE_ATTEMPTS_MAX,
+				 MRI_SUB_MAX_ATTEMPTS, &out->has, &n, why,
+				 why_size)) != MR_OK ||
+	    (rc = subscribe__int(o, "retry", "backoff_initial_ms", 0, "",
+				 MRI_SUBSCRIBE_BACKOFF_INITIAL_MAX,
+				 MRI_SUB_BACKOFF_INITIAL, &out->has,
+				 &out->backoff_initial_ms, why,
+				 why_size)) != MR_OK ||
+	    (rc = subscribe__int(o, "retry", "backoff_max_ms", 0, "",
+				 MRI_SUBSCRIBE_BACKOFF_MAX_MAX,
+				 MRI_SUB_BACKOFF_MAX, &out->has,
+				 &out->backoff_max_ms, why, why_size)) != MR_OK ||
+	    (rc = subscribe__num(o, "retry", "backoff_multiplier", 1,
+				 MRI_SUBSCRIBE_MULTIPLIER_MAX,
+				 MRI_SUB_BACKOFF_MULTIPLIER, &out->has,
+				 &out->backoff_multiplier, why,
+				 why_size)) != MR_OK ||
+	    (rc = subscribe__num(o, "retry", "backoff_jitter", 0, 1,
+				 MRI_SUB_BACKOFF_JITTER, &out->has,
+				 &out->backoff_jitter, why, why_size)) != MR_OK)
+		return rc;
+	out->max_attempts = (uint32_t)n;
+	if ((out->has & MRI_SUB_BACKOFF_INITIAL) &&
+	    (out->has & MRI_SUB_BACKOFF_MAX) &&
+	    out->backoff_max_ms < out->backoff_initial_ms) {
+		snprintf(why, why_size, "\"retry.backoff_max_ms\" (%llu) is "
+			 "below \"retry.backoff_initial_ms\" (%llu)",
+			 (unsigned long long)out->backoff_max_ms,
+			 (unsigned long long)out->backoff_initial_ms);
+		return MR_EINVAL;
+	}
+	return MR_OK;
+}
+
+/* "dead_letter": the members given into \p out, whose topics are parsed. */
+static int
+subscribe__dead_letter(json_t *root, struct mri_subscribe *out, char *why,
+		       size_t why_size)
+{
+	json_t  *o, *t;
+	uint64_t n = 0;
+	int      rc;
+
+	if ((rc = subscribe__object(root, "dead_letter",
+				    subscribe__dlq_members, &o, why,
+				    why_size)) != MR_OK ||
+	    o == NULL)
+		return rc;
+	if ((t = json_object_get(o, "topic")) != NULL) {
+		if (!json_is_string(t) ||
+		    !mri_topic_valid(json_string_value(t),
+				     json_string_length(t))) {
+			snprintf(why, why_size, "\"dead_letter.topic\" is a "
+				 "topic name: " MRI_TOPIC_RULE);
+			return MR_EINVAL;
+		}
+		out->dlq_topic = json_string_value(t);
+		for (size_t i = 0; i < out->ntopics; i++)
+			if (strcmp(out->topics[i], out->dlq_topic) == 0) {
+				snprintf(why, why_size, "\"dead_letter.topic\" "
+					 "%s is a topic of the subscription: "
+					 "its dead letters would come back to "
+					 "it", out->dlq_topic);
+				return MR_EINVAL;
+			}
+	}
+	if ((rc = subscribe__int(o, "dead_letter", "breaker_max", 0,
+				 " (no breaker)", MRI_SUBSCRIBE_BREAKER_MAX,
+				 MRI_SUB_BREAKER_MAX, &out->has, &n, why,
+				 why_size)) != MR_OK ||
+	    (rc = subscribe__int(o, "dead_letter", "breaker_period_ms", 1, "",
+				 MRI_SUBSCRIBE_BREAKER_MS_MAX,
+				 MRI_SUB_BREAKER_PERIOD, &out->has,
+				 &out->breaker_period_ms, why,
+				 why_size)) != MR_OK ||
+	    (rc = subscribe__int(o, "dead_letter", "breaker_cooldown_ms", 1, "",
+				 MRI_SUBSCRIBE_BREAKER_MS_MAX,
+				 MRI_SUB_BREAKER_COOLDOWN, &out->has,
+				 &out->breaker_cooldown_ms, why,
+				 why_size)) != MR_OK)
+		return rc;
+	out->breaker_max = (uint32_t)n;
+	return MR_OK;
 }
 
 int
@@ -27,6 +235,7 @@ mri_subscribe_parse(const void *body, size_t len, struct json_t **root,
 	json_t      *t, *v;
 	const char  *mode = "key";
 	size_t       i;
+	int          rc;
 
 	memset(out, 0, sizeof(*out));
 	*root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES,
@@ -107,5 +316,7 @@ mri_subscribe_parse(const void *body, size_t len, struct json_t **root,
 		}
 		out->credit = (uint32_t)json_integer_value(v);
 	}
-	return MR_OK;
+	if ((rc = subscribe__retry(*root, out, why, why_size)) != MR_OK)
+		return rc;
+	return subscribe__dead_letter(*root, out, why, why_size);
 }
