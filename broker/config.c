@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,11 @@
 #include <jansson.h>
 
 #include "mailroom/error.h"
+#include "proto/subscribe.h"
 
-
-enum config__type { CFG_STR, CFG_INT, CFG_BOOL };
+/* CFG_FLOAT: a finite number within min..max; CFG_SUFFIX: min..max bytes
+ * of the characters of a topic name (a-z A-Z 0-9 . _ -). */
+enum config__type { CFG_STR, CFG_INT, CFG_BOOL, CFG_FLOAT, CFG_SUFFIX };
 
 struct config__entry {
 	const char       *name;
@@ -95,6 +98,47 @@ static const struct config__entry config__table[] = {
     {"consumer.dedupe_max_entries", CFG_INT,
      CFG_OFF(consumer_dedupe_max_entries), "500000", 1000, 100000000, false,
      "acked ids (and attempt counts) a group keeps in memory at most"},
+    {"consumer.retry.max_attempts", CFG_INT,
+     CFG_OFF(consumer_retry_max_attempts), "5", 0,
+     MRI_SUBSCRIBE_ATTEMPTS_MAX, false,
+     "deliveries of a message before it goes to the dead-letter topic; 0: "
+     "unlimited (retried forever); a subscription may set its own, as all "
+     "of consumer.retry.* and consumer.dead_letter.*"},
+    {"consumer.retry.backoff_initial_ms", CFG_INT,
+     CFG_OFF(consumer_retry_backoff_initial_ms), "1000", 0,
+     MRI_SUBSCRIBE_BACKOFF_INITIAL_MAX, false,
+     "wait after a message's first failed attempt (a nack, an expired "
+     "deadline, a lost session); 0: handed out again at once"},
+    {"consumer.retry.backoff_max_ms", CFG_INT,
+     CFG_OFF(consumer_retry_backoff_max_ms), "60000", 0,
+     MRI_SUBSCRIBE_BACKOFF_MAX_MAX, false,
+     "longest wait between attempts; not below backoff_initial_ms"},
+    {"consumer.retry.backoff_multiplier", CFG_FLOAT,
+     CFG_OFF(consumer_retry_backoff_multiplier), "2", 1,
+     MRI_SUBSCRIBE_MULTIPLIER_MAX, false,
+     "each wait is the previous one times this"},
+    {"consumer.retry.backoff_jitter", CFG_FLOAT,
+     CFG_OFF(consumer_retry_backoff_jitter), "0.2", 0, 1, false,
+     "each wait is multiplied by a factor drawn in [1 - jitter, 1 + "
+     "jitter]"},
+    {"consumer.dead_letter.topic_suffix", CFG_SUFFIX,
+     CFG_OFF(consumer_dlq_topic_suffix), ".dlq", 1, 64, false,
+     "a subscription's dead-letter topic is <topic><suffix>, unless it "
+     "names one"},
+    {"consumer.dead_letter.breaker_max", CFG_INT,
+     CFG_OFF(consumer_dlq_breaker_max), "100", 0, MRI_SUBSCRIBE_BREAKER_MAX,
+     false,
+     "failures within breaker_period_ms that trip a subscription's "
+     "breaker (its delivery pauses); 0: no breaker"},
+    {"consumer.dead_letter.breaker_period_ms", CFG_INT,
+     CFG_OFF(consumer_dlq_breaker_period_ms), "10000", 1,
+     MRI_SUBSCRIBE_BREAKER_MS_MAX, false,
+     "the period in which breaker_max failures trip the breaker"},
+    {"consumer.dead_letter.breaker_cooldown_ms", CFG_INT,
+     CFG_OFF(consumer_dlq_breaker_cooldown_ms), "30000", 1,
+     MRI_SUBSCRIBE_BREAKER_MS_MAX, false,
+     "how long a tripped breaker stays open before it lets one message "
+     "through (half-open)"},
     {"fault_injection", CFG_BOOL, CFG_OFF(fault_injection), "false", 0, 0,
      false, "allow the admin API's fault.* operations (tests only)"},
 };
@@ -152,6 +196,8 @@ mri_config_set(struct mri_config *c, const char *name, const char *value,
 	const struct config__entry *e;
 	char                       *end;
 	long long                   v;
+	double                      d;
+	size_t                      len;
 	void                       *field;
 
 	if (strncmp(name, CONFIG__RDK_PREFIX, strlen(CONFIG__RDK_PREFIX)) == 0) {
@@ -175,7 +221,19 @@ mri_config_set(struct mri_config *c, const char *name, const char *value,
 	if (reload && !e->reloadable)
 		return MR_OK;
 	field = (char *)c + e->off;
+	len   = strlen(value);
+	if (e->type == CFG_SUFFIX &&
+	    (len < (size_t)e->min || len > (size_t)e->max ||
+	     strspn(value, "abcdefghijklmnopqrstuvwxyz"
+			   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != len)) {
+		snprintf(errstr, errstr_size,
+			 "%s: '%s' is not %lld to %lld characters of a-z A-Z "
+			 "0-9 . _ -",
+			 name, value, e->min, e->max);
+		return MR_ECONFIG;
+	}
 	switch (e->type) {
+	case CFG_SUFFIX:
 	case CFG_STR: {
 		char *s = strdup(value);
 		if (s == NULL)
@@ -199,6 +257,22 @@ mri_config_set(struct mri_config *c, const char *name, const char *value,
 			return MR_ECONFIG;
 		}
 		*(long long *)field = v;
+		return MR_OK;
+	case CFG_FLOAT:
+		errno = 0;
+		d     = strtod(value, &end);
+		if (errno || end == value || *end != '\0' || !isfinite(d)) {
+			snprintf(errstr, errstr_size,
+				 "%s: '%s' is not a number", name, value);
+			return MR_ECONFIG;
+		}
+		if (!(d >= (double)e->min && d <= (double)e->max)) {
+			snprintf(errstr, errstr_size,
+				 "%s: %s is outside %lld..%lld", name, value,
+				 e->min, e->max);
+			return MR_ECONFIG;
+		}
+		*(double *)field = d;
 		return MR_OK;
 	case CFG_BOOL:
 		if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
@@ -231,11 +305,28 @@ mri_config_init(struct mri_config *c)
 	return MR_OK;
 }
 
+int
+mri_config_check(const struct mri_config *c, char *errstr,
+		 size_t errstr_size)
+{
+	if (c->consumer_retry_backoff_max_ms <
+	    c->consumer_retry_backoff_initial_ms) {
+		snprintf(errstr, errstr_size,
+			 "consumer.retry.backoff_max_ms (%lld) is below "
+			 "consumer.retry.backoff_initial_ms (%lld)",
+			 c->consumer_retry_backoff_max_ms,
+			 c->consumer_retry_backoff_initial_ms);
+		return MR_ECONFIG;
+	}
+	return MR_OK;
+}
+
 void
 mri_config_fini(struct mri_config *c)
 {
 	for (size_t i = 0; i < CONFIG__N; i++)
-		if (config__table[i].type == CFG_STR)
+		if (config__table[i].type == CFG_STR ||
+		    config__table[i].type == CFG_SUFFIX)
 			free(*(char **)((char *)c + config__table[i].off));
 	for (size_t i = 0; i < c->rdk_count; i++) {
 		free(c->rdk_names[i]);
@@ -277,11 +368,14 @@ mri_config_load_file(struct mri_config *c, const char *path, bool reload,
 		else if (json_is_integer(val))
 			snprintf(buf, sizeof(buf), "%lld",
 				 (long long)json_integer_value(val));
+		else if (json_is_real(val)) // 17 digits: the same double
+			snprintf(buf, sizeof(buf), "%.17g",
+				 json_real_value(val));
 		else if (json_is_boolean(val))
 			s = json_is_true(val) ? "true" : "false";
 		else {
 			snprintf(errstr, errstr_size,
-				 "%s: '%s' must be a string, an integer or a "
+				 "%s: '%s' must be a string, a number or a "
 				 "boolean",
 				 path, name);
 			rc = MR_ECONFIG;
@@ -323,13 +417,14 @@ mri_config_print_help(void)
 {
 	for (size_t i = 0; i < CONFIG__N; i++) {
 		const struct config__entry *e = &config__table[i];
-		printf("  %-30s %-4s default %-24s%s\n      %s\n", e->name,
-		       e->type == CFG_STR   ? "str"
-		       : e->type == CFG_INT ? "int"
-					    : "bool",
+		printf("  %-40s %-5s default %-24s%s\n      %s\n", e->name,
+		       e->type == CFG_INT     ? "int"
+		       : e->type == CFG_BOOL  ? "bool"
+		       : e->type == CFG_FLOAT ? "float"
+					      : "str",
 		       e->def[0] ? e->def : "(empty)",
 		       e->reloadable ? " (reloads on SIGHUP)" : "", e->help);
 	}
-	printf("  %-30s any librdkafka property, passed through\n",
+	printf("  %-40s any librdkafka property, passed through\n",
 	       "librdkafka.<property>");
 }

@@ -3,7 +3,9 @@
  * reloadable} (`mailroomd --help-config` prints it, README.md's
  * "Configuration" describes it), applied as defaults, then a JSON file,
  * then MAILROOM_* environment variables, then flags. Names that start with
- * "librdkafka." pass straight to librdkafka.
+ * "librdkafka." pass straight to librdkafka. Fractions (float settings) are
+ * read and written with '.' for the decimal point: the daemon runs in the C
+ * locale (it never calls setlocale).
  *
  * Thread safety: not thread-safe; the daemon's main thread owns it.
  */
@@ -39,6 +41,16 @@ struct mri_config {
 	long long consumer_session_timeout_ms;
 	long long consumer_dedupe_window_ms;
 	long long consumer_dedupe_max_entries;
+	/* a subscription's defaults (proto/subscribe.h has their meaning) */
+	long long consumer_retry_max_attempts;
+	long long consumer_retry_backoff_initial_ms;
+	long long consumer_retry_backoff_max_ms;
+	double    consumer_retry_backoff_multiplier;
+	double    consumer_retry_backoff_jitter;
+	char     *consumer_dlq_topic_suffix;
+	long long consumer_dlq_breaker_max;
+	long long consumer_dlq_breaker_period_ms;
+	long long consumer_dlq_breaker_cooldown_ms;
 	/* librdkafka pass-through, in the order given */
 	char    **rdk_names;
 	char    **rdk_values;
@@ -55,6 +67,16 @@ void mri_config_fini(struct mri_config *c);
  */
 int mri_config_set(struct mri_config *c, const char *name, const char *value,
 		   bool reload, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Check the rules between settings (each is checked alone when it
+ *        is set): consumer.retry.backoff_max_ms not below
+ *        consumer.retry.backoff_initial_ms. Call it once every source was
+ *        applied.
+ * @returns MR_OK, or MR_ECONFIG with a sentence in errstr.
+ */
+int mri_config_check(const struct mri_config *c, char *errstr,
+		     size_t errstr_size);
 
 /** @brief Apply a JSON object file; errors keep jansson's line/column. */
 int mri_config_load_file(struct mri_config *c, const char *path, bool reload,

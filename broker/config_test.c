@@ -15,13 +15,15 @@
 #include "broker/config.h"
 #include "mailroom/error.h"
 
-#define CONFIG_TEST__ENV_COUNT 6
+#define CONFIG_TEST__ENV_COUNT 8
 
 /* Every variable a test sets, so that each test starts without them. */
 static const char *config_test__env[CONFIG_TEST__ENV_COUNT] = {
     "MAILROOM_DEDUPE_WINDOW_MS", "MAILROOM_KAFKA_BROKERS",
     "MAILROOM_FAULT_INJECTION",  "MAILROOM_LOG_LEVEL",
     "MAILROOM_MAX_INFLIGHT",     "MAILROOM_CLOUDEVENTS_SOURCE",
+    "MAILROOM_CONSUMER_RETRY_BACKOFF_JITTER",
+    "MAILROOM_CONSUMER_DEAD_LETTER_TOPIC_SUFFIX",
 };
 
 static void
@@ -110,8 +112,18 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(c.ce_source, "mailroomd");
 	ck_assert_str_eq(c.ce_type, "mailroom.message");
 	ck_assert(!c.fault_injection);
+	ck_assert_int_eq(c.consumer_retry_max_attempts, 5);
+	ck_assert_int_eq(c.consumer_retry_backoff_initial_ms, 1000);
+	ck_assert_int_eq(c.consumer_retry_backoff_max_ms, 60000);
+	ck_assert(c.consumer_retry_backoff_multiplier == 2);
+	ck_assert(c.consumer_retry_backoff_jitter == 0.2);
+	ck_assert_str_eq(c.consumer_dlq_topic_suffix, ".dlq");
+	ck_assert_int_eq(c.consumer_dlq_breaker_max, 100);
+	ck_assert_int_eq(c.consumer_dlq_breaker_period_ms, 10000);
+	ck_assert_int_eq(c.consumer_dlq_breaker_cooldown_ms, 30000);
 	ck_assert_ptr_null(c.file);
 	ck_assert_uint_eq(c.rdk_count, 0);
+	ck_assert_int_eq(mri_config_check(&c, NULL, 0), MR_OK);
 	mri_config_fini(&c);
 	ck_assert_ptr_null(c.listen);
 	ck_assert_uint_eq(c.rdk_count, 0);
@@ -154,6 +166,107 @@ START_TEST(test_set_int)
 			     false, "not an integer", NULL);
 	// A refused value leaves the old one.
 	ck_assert_int_eq(c.max_inflight, 4096);
+	mri_config_fini(&c);
+}
+END_TEST
+
+START_TEST(test_set_float)
+{
+	static const char *mult = "consumer.retry.backoff_multiplier";
+	static const char *jit  = "consumer.retry.backoff_jitter";
+	struct mri_config  c;
+
+	config_test__init(&c);
+	config_test__set(&c, mult, "1.5", false);
+	ck_assert(c.consumer_retry_backoff_multiplier == 1.5);
+	config_test__set(&c, mult, "100", false);
+	ck_assert(c.consumer_retry_backoff_multiplier == 100);
+	config_test__set(&c, mult, "1", false);
+	ck_assert(c.consumer_retry_backoff_multiplier == 1);
+	config_test__set(&c, mult, "2.5e1", false);
+	ck_assert(c.consumer_retry_backoff_multiplier == 25);
+	config_test__set(&c, jit, "0", false);
+	ck_assert(c.consumer_retry_backoff_jitter == 0);
+	config_test__set(&c, jit, "1", false);
+	ck_assert(c.consumer_retry_backoff_jitter == 1);
+	config_test__set(&c, jit, "0.35", false);
+	ck_assert(c.consumer_retry_backoff_jitter == 0.35);
+
+	config_test__refused(&c, mult, "0.999", false, mult,
+			     "0.999 is outside 1..100");
+	config_test__refused(&c, mult, "100.5", false, "outside 1..100",
+			     NULL);
+	config_test__refused(&c, jit, "-0.1", false, jit,
+			     "-0.1 is outside 0..1");
+	config_test__refused(&c, jit, "1.0001", false, "outside 0..1", NULL);
+	config_test__refused(&c, jit, "abc", false, jit,
+			     "'abc' is not a number");
+	config_test__refused(&c, jit, "", false, "not a number", NULL);
+	config_test__refused(&c, jit, "0.2x", false, "not a number", NULL);
+	config_test__refused(&c, jit, "0,2", false, "not a number", NULL);
+	config_test__refused(&c, mult, "nan", false, "not a number", NULL);
+	config_test__refused(&c, mult, "inf", false, "not a number", NULL);
+	config_test__refused(&c, mult, "1e999", false, "not a number", NULL);
+	// A refused value leaves the old one.
+	ck_assert(c.consumer_retry_backoff_jitter == 0.35);
+	ck_assert(c.consumer_retry_backoff_multiplier == 25);
+	mri_config_fini(&c);
+}
+END_TEST
+
+START_TEST(test_set_suffix)
+{
+	static const char *sfx = "consumer.dead_letter.topic_suffix";
+	struct mri_config  c;
+	char               long_sfx[80];
+
+	config_test__init(&c);
+	config_test__set(&c, sfx, "-dead_letters.v2", false);
+	ck_assert_str_eq(c.consumer_dlq_topic_suffix, "-dead_letters.v2");
+	config_test__set(&c, sfx, "_", false);
+	ck_assert_str_eq(c.consumer_dlq_topic_suffix, "_");
+	memset(long_sfx, 'x', 64);
+	long_sfx[64] = '\0';
+	config_test__set(&c, sfx, long_sfx, false);
+	ck_assert_str_eq(c.consumer_dlq_topic_suffix, long_sfx);
+	long_sfx[64] = 'x';
+	long_sfx[65] = '\0';
+	config_test__refused(&c, sfx, long_sfx, false, sfx,
+			     "is not 1 to 64 characters of a-z A-Z 0-9 . _ -");
+	config_test__refused(&c, sfx, "", false, "'' is not 1 to 64", NULL);
+	config_test__refused(&c, sfx, ".d lq", false, "'.d lq' is not", NULL);
+	config_test__refused(&c, sfx, ".dlq/x", false, "is not 1 to 64",
+			     NULL);
+	config_test__refused(&c, sfx, ".dl\xc3\xa9", false, "is not 1 to 64",
+			     NULL);
+	// A refused value leaves the old one.
+	long_sfx[64] = '\0';
+	ck_assert_str_eq(c.consumer_dlq_topic_suffix, long_sfx);
+	mri_config_fini(&c);
+}
+END_TEST
+
+START_TEST(test_check)
+{
+	struct mri_config c;
+	char              errstr[512] = "";
+
+	config_test__init(&c);
+	config_test__set(&c, "consumer.retry.backoff_initial_ms", "60000",
+			 false);
+	ck_assert_int_eq(mri_config_check(&c, errstr, sizeof(errstr)), MR_OK);
+	config_test__set(&c, "consumer.retry.backoff_initial_ms", "60001",
+			 false);
+	ck_assert_int_eq(mri_config_check(&c, errstr, sizeof(errstr)),
+			 MR_ECONFIG);
+	ck_assert_str_eq(errstr, "consumer.retry.backoff_max_ms (60000) is "
+				 "below consumer.retry.backoff_initial_ms "
+				 "(60001)");
+	config_test__set(&c, "consumer.retry.backoff_max_ms", "60001", false);
+	ck_assert_int_eq(mri_config_check(&c, errstr, sizeof(errstr)), MR_OK);
+	config_test__set(&c, "consumer.retry.backoff_initial_ms", "0", false);
+	config_test__set(&c, "consumer.retry.backoff_max_ms", "0", false);
+	ck_assert_int_eq(mri_config_check(&c, errstr, sizeof(errstr)), MR_OK);
 	mri_config_fini(&c);
 }
 END_TEST
@@ -279,6 +392,19 @@ START_TEST(test_reload)
 }
 END_TEST
 
+/* The line of \p name in --help-config's \p text says \p what after the
+ * name's column. */
+static void
+config_test__help_line(const char *text, const char *name, const char *what)
+{
+	char        want[128];
+	const char *p;
+
+	snprintf(want, sizeof(want), "\n  %-40s %s", name, what);
+	p = strstr(text, want);
+	ck_assert_msg(p != NULL, "no line '%s' in:\n%s", want + 1, text);
+}
+
 START_TEST(test_help)
 {
 	char              path[512];
@@ -312,6 +438,11 @@ START_TEST(test_help)
 	ck_assert_ptr_nonnull(strstr(text, "fault_injection"));
 	ck_assert_ptr_nonnull(strstr(text, "librdkafka.<property>"));
 	ck_assert_ptr_nonnull(strstr(text, "(reloads on SIGHUP)"));
+	config_test__help_line(text, "consumer.retry.backoff_jitter",
+			       "float default 0.2 ");
+	config_test__help_line(text, "consumer.dead_letter.topic_suffix",
+			       "str   default .dlq ");
+	config_test__help_line(text, "max_inflight", "int   default 256 ");
 	free(text);
 }
 END_TEST
@@ -333,6 +464,9 @@ START_TEST(test_file)
 			  "  \"librdkafka.acks\": \"all\",\n"
 			  "  \"librdkafka.compression.type\": \"lz4\",\n"
 			  "  \"log.level\": \"debug\",\n"
+			  "  \"consumer.retry.backoff_jitter\": 0.1,\n"
+			  "  \"consumer.retry.backoff_multiplier\": 3,\n"
+			  "  \"consumer.dead_letter.topic_suffix\": \"-dlt\",\n"
 			  "  \"dedupe.window_ms\": \"5000\"\n"
 			  "}\n");
 	ck_assert_msg(mri_config_load_file(&c, path, false, errstr,
@@ -344,6 +478,9 @@ START_TEST(test_file)
 	ck_assert(c.fault_injection);
 	ck_assert_str_eq(c.log_level, "debug");
 	ck_assert_int_eq(c.dedupe_window_ms, 5000);
+	ck_assert(c.consumer_retry_backoff_jitter == 0.1); // the same double
+	ck_assert(c.consumer_retry_backoff_multiplier == 3);
+	ck_assert_str_eq(c.consumer_dlq_topic_suffix, "-dlt");
 	// Pass-through settings keep the file's order.
 	ck_assert_uint_eq(c.rdk_count, 2);
 	ck_assert_str_eq(c.rdk_names[0], "acks");
@@ -392,9 +529,13 @@ START_TEST(test_file_errors)
 	} bad[] = {
 	    {"[1, 2]", true, "must be a JSON object"},
 	    {"\"listen\"", true, "'[' or '{' expected"},
-	    {"{\"max_inflight\": 1.5}", true,
-	     "'max_inflight' must be a string"},
-	    {"{\"listen\": null}", true, "'listen' must be a string"},
+	    {"{\"max_inflight\": 1.5}", false, "'1.5' is not an integer"},
+	    {"{\"consumer.retry.backoff_jitter\": 1.5}", false,
+	     "1.5 is outside 0..1"},
+	    {"{\"consumer.dead_letter.topic_suffix\": \".a b\"}", false,
+	     "'.a b' is not 1 to 64 characters"},
+	    {"{\"listen\": null}", true,
+	     "'listen' must be a string, a number or a boolean"},
 	    {"{\"listen\": {\"a\": 1}}", true, "'listen' must be a string"},
 	    {"{\"listen\": [\"a\"]}", true, "'listen' must be a string"},
 	    {"{\"max_inflight\": 0}", false, "0 is outside 1..4096"},
@@ -473,9 +614,13 @@ START_TEST(test_env)
 	setenv("MAILROOM_KAFKA_BROKERS", "k1:9092", 1);
 	setenv("MAILROOM_FAULT_INJECTION", "true", 1);
 	setenv("MAILROOM_LOG_LEVEL", "debug", 1);
+	setenv("MAILROOM_CONSUMER_RETRY_BACKOFF_JITTER", "0.5", 1);
+	setenv("MAILROOM_CONSUMER_DEAD_LETTER_TOPIC_SUFFIX", ".poison", 1);
 	ck_assert_msg(mri_config_load_env(&c, false, errstr,
 					  sizeof(errstr)) == MR_OK,
 		      "%s", errstr);
+	ck_assert(c.consumer_retry_backoff_jitter == 0.5);
+	ck_assert_str_eq(c.consumer_dlq_topic_suffix, ".poison");
 	ck_assert_int_eq(c.dedupe_window_ms, 5000);
 	ck_assert_str_eq(c.brokers, "k1:9092");
 	ck_assert(c.fault_injection);
@@ -553,6 +698,9 @@ config_test__suite(void)
 	tc = tcase_create("set");
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_set_int);
+	tcase_add_test(tc, test_set_float);
+	tcase_add_test(tc, test_set_suffix);
+	tcase_add_test(tc, test_check);
 	tcase_add_test(tc, test_set_bool);
 	tcase_add_test(tc, test_set_str);
 	tcase_add_test(tc, test_unknown);

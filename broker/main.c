@@ -71,6 +71,8 @@ main__load(struct mri_config *cfg, struct main__flag *flags, size_t nflags,
 		if (mri_config_set(cfg, flags[i].name, flags[i].value, reload,
 				   errstr, sizeof(errstr)) != MR_OK)
 			goto fail;
+	if (mri_config_check(cfg, errstr, sizeof(errstr)) != MR_OK)
+		goto fail;
 	if (mri_log_level_parse(cfg->log_level) < 0) {
 		snprintf(errstr, sizeof(errstr), "log.level: unknown level '%s'",
 			 cfg->log_level);
