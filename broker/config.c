@@ -122,7 +122,8 @@ static const struct config__entry config__table[] = {
      "each wait is multiplied by a factor drawn in [1 - jitter, 1 + "
      "jitter]"},
     {"consumer.dead_letter.topic_suffix", CFG_SUFFIX,
-     CFG_OFF(consumer_dlq_topic_suffix), ".dlq", 1, 64, false,
+     CFG_OFF(consumer_dlq_topic_suffix), ".dlq", 1,
+     MRI_SUBSCRIBE_DLQ_SUFFIX_MAX, false,
      "a subscription's dead-letter topic is <topic><suffix>, unless it "
      "names one"},
     {"consumer.dead_letter.breaker_max", CFG_INT,

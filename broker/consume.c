@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <nng/nng.h>
 
+#include "broker/consume_conf.h"
 #include "broker/consume_reply.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -25,19 +26,24 @@
 #define CONSUME__DEADLINE_MAX 86400000
 #define CONSUME__CREDIT_MAX 100000
 
-/* One (group, topics, mode, deadline, credit) of this mailroomd. Counted
- * (refs, under the registry's lock): one while in r->subs, one for each
- * session on it; the last release puts it on r->reap, and the reaper
- * frees it. */
+/* One (group, topics, mode, deadline, credit, retry policy, dead-letter
+ * settings) of this mailroomd. Counted (refs, under the registry's lock):
+ * one while in r->subs, one for each session on it; the last release puts
+ * it on r->reap, and the reaper frees it. */
 struct consume_sub {
 	struct consume_sub *next;
 	unsigned            refs;
-	char               *key; /* group NUL topics... mode deadline credit */
+	char               *key; /* group NUL topics... NUL settings NUL
+				    dead-letter topic (consume__key) */
 	size_t              key_len;
 	json_t             *desc; /* for SUBSCRIBE's reply */
 	struct mri_group   *g;
 	size_t              nsessions;
 	uint64_t            idle_since; /* ms, monotonic, when it fell to 0 */
+	/* For its dead-letter supervisor: dlq.group is the key's (its first
+	 * string), dlq.topic a copy that the subscription frees (NULL:
+	 * "<source topic>" + r->c.dlq_suffix). */
+	struct mri_dlq_conf dlq;
 };
 
 /* A session on a subscription. Counted too (refs, under the registry's
@@ -74,6 +80,7 @@ consume__sub_free(struct consume_sub *s)
 {
 	mri_group_free(s->g);
 	json_decref(s->desc);
+	free((char *)s->dlq.topic);
 	free(s->key);
 	free(s);
 }
@@ -250,78 +257,18 @@ mri_consume_free(struct mri_consume *r)
 	free(r);
 }
 
-/* Parse and check a SUBSCRIBE body (proto/subscribe.h), with this
- * mailroomd's defaults for what it leaves out. @returns MR_OK or
- * MR_EINVAL; *root as mri_subscribe_parse's. */
-static int
-consume__parse(struct mri_consume *r, const uint8_t *body, size_t len,
-	       json_t **root, struct mri_group_conf *gc, const char **topics,
-	       char *why, size_t why_size)
-{
-	struct mri_subscribe s;
-	int                  rc;
-
-	_Static_assert(CONSUME__TOPICS_MAX >= MRI_SUBSCRIBE_TOPICS_MAX,
-		       "room for SUBSCRIBE's topics");
-	_Static_assert((int)MRI_ORDER_PARTITION ==
-			       (int)MRI_SUBSCRIBE_PARTITION &&
-			   (int)MRI_ORDER_UNORDERED ==
-			       (int)MRI_SUBSCRIBE_UNORDERED,
-		       "one numbering of the modes");
-	memset(gc, 0, sizeof(*gc));
-	rc = mri_subscribe_parse(body, len, root, &s, topics, why, why_size);
-	if (rc != MR_OK)
-		return rc;
-	gc->group              = s.group;
-	gc->topics             = s.topics;
-	gc->ntopics            = s.ntopics;
-	gc->order              = (enum mri_order)s.mode;
-	gc->ack_deadline_ms    = s.ack_deadline_ms != 0 ? s.ack_deadline_ms
-							: r->c.ack_deadline_ms;
-	gc->credit             = s.credit != 0 ? s.credit : r->c.credit;
-	gc->max_buffered       = r->c.max_buffered;
-	gc->revoke_wait_ms     = r->c.revoke_wait_ms;
-	gc->session_timeout_ms = r->c.session_timeout_ms;
-	gc->journal            = r->c.journal;
-	gc->dedupe_window_ms   = r->c.dedupe_window_ms;
-	gc->dedupe_max_entries = r->c.dedupe_max_entries;
-	gc->create_journal     = !r->c.embedded;
-	gc->record_size        = mri_consume_record_size;
-	return MR_OK;
-}
-
-/* The key that tells subscriptions apart. @returns new, or NULL. */
-static char *
-consume__key(const struct mri_group_conf *gc, size_t *len)
-{
-	size_t n = strlen(gc->group) + 64;
-	char  *k, *p;
-
-	for (size_t i = 0; i < gc->ntopics; i++)
-		n += strlen(gc->topics[i]) + 1;
-	if ((k = malloc(n)) == NULL)
-		return NULL;
-	p = k + sprintf(k, "%s", gc->group) + 1;
-	for (size_t i = 0; i < gc->ntopics; i++)
-		p += sprintf(p, "%s", gc->topics[i]) + 1;
-	p += sprintf(p, "%d/%" PRIu64 "/%" PRIu32, (int)gc->order,
-		     gc->ack_deadline_ms, gc->credit) + 1;
-	*len = (size_t)(p - k);
-	return k;
-}
-
 /* @returns the subscription, made if new; NULL with a sentence. Called
  * with the lock held; it is released while a new one joins Kafka (the
  * journal's catch-up may take seconds), so that other sessions go on. */
 static struct consume_sub *
 consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
-	     int *code, char *why, size_t why_size)
+	     const struct mri_dlq_conf *dc, int *code, char *why,
+	     size_t why_size)
 {
 	struct consume_sub *s;
-	rd_kafka_conf_t    *conf;
+	rd_kafka_conf_t    *conf = NULL;
 	size_t              klen;
-	char               *key = consume__key(gc, &klen);
-	json_t             *topics;
+	char               *key = consume__key(gc, dc, &klen);
 
 	*code = MR_ENOMEM;
 	snprintf(why, why_size, "mailroomd is out of memory");
@@ -333,18 +280,27 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 			return s;
 		}
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (dc->topic != NULL &&
+	     (s->dlq.topic = strdup(dc->topic)) == NULL) ||
 	    (conf = rd_kafka_conf_dup(r->tmpl)) == NULL) {
+		if (s != NULL)
+			free((char *)s->dlq.topic);
 		free(s);
 		free(key);
 		return NULL;
 	}
-	s->key     = key;
-	s->key_len = klen;
+	s->key                     = key;
+	s->key_len                 = klen;
+	s->dlq.group               = key; // the group, NUL-terminated
+	s->dlq.breaker_max         = dc->breaker_max;
+	s->dlq.breaker_period_ms   = dc->breaker_period_ms;
+	s->dlq.breaker_cooldown_ms = dc->breaker_cooldown_ms;
 	pthread_mutex_unlock(&r->lock);
 	*code = mri_group_new(&s->g, conf, gc, NULL, why, why_size);
 	pthread_mutex_lock(&r->lock);
 	if (*code != MR_OK) {
 		rd_kafka_conf_destroy(conf);
+		free((char *)s->dlq.topic);
 		free(key);
 		free(s);
 		return NULL;
@@ -355,19 +311,14 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 			pthread_mutex_unlock(&r->lock);
 			mri_group_free(s->g);
 			pthread_mutex_lock(&r->lock);
+			free((char *)s->dlq.topic);
 			free(key);
 			free(s);
 			return o;
 		}
 	if (r->draining)
 		mri_group_drain(s->g);
-	topics = json_array();
-	for (size_t i = 0; i < gc->ntopics; i++)
-		json_array_append_new(topics, json_string(gc->topics[i]));
-	s->desc = json_pack("{s:s, s:o, s:s, s:I, s:I}", "group", gc->group,
-			    "topics", topics, "mode", consume__modes[gc->order],
-			    "ack_deadline_ms", (json_int_t)gc->ack_deadline_ms,
-			    "credit", (json_int_t)gc->credit);
+	s->desc = consume__desc(&r->c, gc, dc);
 	s->refs = 1; // the registry's
 	s->next = r->subs;
 	r->subs = s;
@@ -383,14 +334,17 @@ mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
 {
 	const char             *topics[CONSUME__TOPICS_MAX];
 	struct mri_group_conf   gc;
+	struct mri_dlq_conf     dc;
 	struct consume_sub     *s;
 	struct consume_session *x;
 	json_t                 *root, *reply;
 	char                    why[512], *text;
 	int                     code;
 
-	if ((code = consume__parse(r, body, len, &root, &gc, topics, why,
-				   sizeof(why))) != MR_OK) {
+	_Static_assert(CONSUME__TOPICS_MAX >= MRI_SUBSCRIBE_TOPICS_MAX,
+		       "room for SUBSCRIBE's topics");
+	if ((code = consume__parse(&r->c, body, len, &root, &gc, &dc, topics,
+				   why, sizeof(why))) != MR_OK) {
 		json_decref(root);
 		consume__error(out, code, why);
 		return;
@@ -402,7 +356,7 @@ mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
 		consume__error(out, MR_ESHUTDOWN, "mailroomd is draining");
 		return;
 	}
-	if ((s = consume__sub(r, &gc, &code, why, sizeof(why))) == NULL ||
+	if ((s = consume__sub(r, &gc, &dc, &code, why, sizeof(why))) == NULL ||
 	    (x = calloc(1, sizeof(*x))) == NULL) {
 		pthread_mutex_unlock(&r->lock);
 		json_decref(root);

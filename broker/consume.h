@@ -1,12 +1,13 @@
 /*
  * mailroomd's consume requests (docs/PROTOCOL.md, "Consuming"): SUBSCRIBE
  * opens a session on a subscription (consumers/group.h), made the first
- * time a (group, topics, mode) is asked for and kept until mailroomd
- * stops; FETCH, SETTLE and UNSUBSCRIBE name the session. A session lives
- * on the connection that opened it: when the connection closes, so does
- * the session (within a second: a thread of the registry checks the
- * sessions' connections), and what it held is handed out again. Another
- * connection that names it is told there is no such session.
+ * time a (group, topics, mode, deadline, credit, retry policy, dead-letter
+ * settings) is asked for and kept until it is idle; FETCH, SETTLE and
+ * UNSUBSCRIBE name the session. A session lives on the connection that
+ * opened it: when the connection closes, so does the session (within a
+ * second: a thread of the registry checks the sessions' connections), and
+ * what it held is handed out again. Another connection that names it is
+ * told there is no such session.
  *
  * The group hands back results (a batch, a settle's result); they are
  * encoded here, with proto/, straight into the reply's nng_msg.
@@ -33,7 +34,9 @@
 #include <nng/nng.h>
 
 #include "consumers/group.h"
+#include "dlq/supervisor.h"
 #include "proto/frame.h"
+#include "proto/subscribe.h"
 
 struct mri_consume;
 
@@ -49,6 +52,15 @@ struct mri_consume_conf {
 	size_t   dedupe_max_entries;
 	bool     embedded; /* the mock cluster: no CreateTopics */
 	uint64_t idle_close_ms;   /* a subscription without sessions; 0: never */
+	/* Defaults of what a SUBSCRIBE leaves out of "retry" and
+	 * "dead_letter", member by member (retry.seed, dlq.group and
+	 * dlq.topic are not used). */
+	struct mri_retry    retry;
+	struct mri_dlq_conf dlq;
+	/* A subscription's dead-letter topic is <topic><dlq_suffix>, unless
+	 * it names one (1 to MRI_SUBSCRIBE_DLQ_SUFFIX_MAX of a topic's
+	 * characters). */
+	char dlq_suffix[MRI_SUBSCRIBE_DLQ_SUFFIX_MAX + 1];
 };
 
 /**

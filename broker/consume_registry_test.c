@@ -32,6 +32,7 @@
 
 static struct mri_consume *rt_reg;
 static atomic_long         rt_accepted, rt_answered, rt_bad, rt_frames;
+static atomic_long         rt_dlq_sessions; /* of subscriptions naming a DLQ */
 
 static uint64_t
 rt_now(void)
@@ -66,13 +67,16 @@ static uint64_t
 rt_subscribe(uint32_t pipe, int which)
 {
 	struct mri_wbuf out;
-	char            body[128];
+	char            body[256];
 	json_t         *root;
 	uint64_t        id = 0;
 
+	// Some name their dead-letter topic: the subscription keeps a copy.
 	snprintf(body, sizeof(body),
-		 "{\"group\":\"rt-%d\",\"topics\":[\"rt\"],\"mode\":\"%s\"}",
-		 which, which % 2 ? "unordered" : "key");
+		 "{\"group\":\"rt-%d\",\"topics\":[\"rt\"],\"mode\":\"%s\"%s}",
+		 which, which % 2 ? "unordered" : "key",
+		 which % 3 ? "" : ",\"retry\":{\"backoff_initial_ms\":5},"
+				  "\"dead_letter\":{\"topic\":\"rt.dead\"}");
 	mri_wbuf_init(&out);
 	mri_consume_subscribe(rt_reg, pipe, (const uint8_t *)body,
 			      strlen(body), &out);
@@ -83,6 +87,8 @@ rt_subscribe(uint32_t pipe, int which)
 		NULL) {
 		id = (uint64_t)json_integer_value(
 		    json_object_get(root, "session"));
+		if (which % 3 == 0 && id != 0)
+			atomic_fetch_add(&rt_dlq_sessions, 1);
 		json_decref(root);
 	}
 	mri_wbuf_fini(&out);
@@ -199,6 +205,13 @@ START_TEST(test_registry_churn)
 	    .max_frame          = 1 << 20,
 	    .embedded           = true,
 	    .idle_close_ms      = 1,
+	    .retry              = {.backoff_initial_ms = 10,
+				   .backoff_max_ms     = 100,
+				   .multiplier         = 2,
+				   .jitter             = 0.2},
+	    .dlq                = {.breaker_period_ms   = 1000,
+				   .breaker_cooldown_ms = 1000},
+	    .dlq_suffix         = ".dlq",
 	};
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	pthread_t        th[RT_THREADS];
@@ -233,6 +246,7 @@ START_TEST(test_registry_churn)
 		"frames\n", atomic_load(&rt_accepted),
 		atomic_load(&rt_frames));
 	ck_assert_int_gt(atomic_load(&rt_accepted), 0);
+	ck_assert_int_gt(atomic_load(&rt_dlq_sessions), 0);
 	ck_assert_int_eq(atomic_load(&rt_answered),
 			 atomic_load(&rt_accepted));
 	ck_assert_int_eq(atomic_load(&rt_frames), atomic_load(&rt_answered));

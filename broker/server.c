@@ -327,9 +327,32 @@ srv__consume_new(struct mri_server *s, const struct mri_config *cfg,
 	    .dedupe_max_entries = (size_t)cfg->consumer_dedupe_max_entries,
 	    .embedded        = s->emb != NULL,
 	    .idle_close_ms   = (uint64_t)cfg->consumer_idle_close_ms,
+	    .retry =
+		{
+		    .max_attempts =
+			(uint32_t)cfg->consumer_retry_max_attempts,
+		    .backoff_initial_ms =
+			(uint64_t)cfg->consumer_retry_backoff_initial_ms,
+		    .backoff_max_ms =
+			(uint64_t)cfg->consumer_retry_backoff_max_ms,
+		    .multiplier = cfg->consumer_retry_backoff_multiplier,
+		    .jitter     = cfg->consumer_retry_backoff_jitter,
+		},
+	    .dlq =
+		{
+		    .breaker_max = (uint32_t)cfg->consumer_dlq_breaker_max,
+		    .breaker_period_ms =
+			(uint64_t)cfg->consumer_dlq_breaker_period_ms,
+		    .breaker_cooldown_ms =
+			(uint64_t)cfg->consumer_dlq_breaker_cooldown_ms,
+		},
 	};
 	rd_kafka_conf_t *conf;
 	int              rc;
+
+	// The config checked it: 1 to MRI_SUBSCRIBE_DLQ_SUFFIX_MAX characters.
+	snprintf(cc.dlq_suffix, sizeof(cc.dlq_suffix), "%s",
+		 cfg->consumer_dlq_topic_suffix);
 
 	if ((conf = mri_kafka_conf_new(bootstrap, "mailroomd", errstr,
 				       errstr_size)) == NULL)

@@ -7,10 +7,11 @@
  * FETCH, FETCH_REPLY, SETTLE, SETTLE_REPLY and UNSUBSCRIBE from
  * consume.h; SUBSCRIBE_REPLY's JSON reader from subscribe.h, and for
  * SUBSCRIBE the JSON encoder, its retry and dead_letter members included,
- * whose text with a session added must read back through that reader). Every byte range a decoder returns is read, so that
- * AddressSanitizer sees a view that points outside the input. Beyond not
- * crashing, a decoded body must encode back to the same bytes, and a
- * refusal must leave no output: either failure aborts.
+ * whose text with a session added must read back through that reader).
+ * Every byte range a decoder returns is read, so that AddressSanitizer sees
+ * a view that points outside the input. Beyond not crashing, a decoded body
+ * must encode back to the same bytes, and a refusal must leave no output:
+ * either failure aborts.
  */
 #include <stdbool.h>
 #include <stdint.h>

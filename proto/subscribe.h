@@ -38,6 +38,9 @@
 #define MRI_SUBSCRIBE_MULTIPLIER_MAX 100       /* from 1 */
 #define MRI_SUBSCRIBE_BREAKER_MAX 1000000      /* 0: no breaker */
 #define MRI_SUBSCRIBE_BREAKER_MS_MAX 86400000  /* period, cool-down: from 1 */
+/* mailroomd's consumer.dead_letter.topic_suffix, at most: a topic's
+ * dead-letter topic is "<topic><suffix>" when the request names none. */
+#define MRI_SUBSCRIBE_DLQ_SUFFIX_MAX 64
 
 /* The same numbers as mr_order and the engine's enum mri_order. */
 enum mri_subscribe_mode {
@@ -60,11 +63,13 @@ enum mri_subscribe_has {
 	MRI_SUB_BREAKER_PERIOD     = 1 << 6,
 	MRI_SUB_BREAKER_COOLDOWN   = 1 << 7,
 };
-#define MRI_SUB_RETRY_ALL                                                      \
-	(MRI_SUB_MAX_ATTEMPTS | MRI_SUB_BACKOFF_INITIAL | MRI_SUB_BACKOFF_MAX | \
-	 MRI_SUB_BACKOFF_MULTIPLIER | MRI_SUB_BACKOFF_JITTER)
-#define MRI_SUB_BREAKER_ALL                                                    \
-	(MRI_SUB_BREAKER_MAX | MRI_SUB_BREAKER_PERIOD | MRI_SUB_BREAKER_COOLDOWN)
+#define MRI_SUB_RETRY_ALL                                                     \
+	(MRI_SUB_MAX_ATTEMPTS | MRI_SUB_BACKOFF_INITIAL |                     \
+	 MRI_SUB_BACKOFF_MAX | MRI_SUB_BACKOFF_MULTIPLIER |                   \
+	 MRI_SUB_BACKOFF_JITTER)
+#define MRI_SUB_BREAKER_ALL                                                   \
+	(MRI_SUB_BREAKER_MAX | MRI_SUB_BREAKER_PERIOD |                       \
+	 MRI_SUB_BREAKER_COOLDOWN)
 
 struct mri_subscribe {
 	const char              *group;   /* borrowed */

@@ -152,7 +152,8 @@ subscribe__retry(json_t *root, struct mri_subscribe *out, char *why,
 	    (rc = subscribe__int(o, "retry", "backoff_max_ms", 0, "",
 				 MRI_SUBSCRIBE_BACKOFF_MAX_MAX,
 				 MRI_SUB_BACKOFF_MAX, &out->has,
-				 &out->backoff_max_ms, why, why_size)) != MR_OK ||
+				 &out->backoff_max_ms, why,
+				 why_size)) != MR_OK ||
 	    (rc = subscribe__num(o, "retry", "backoff_multiplier", 1,
 				 MRI_SUBSCRIBE_MULTIPLIER_MAX,
 				 MRI_SUB_BACKOFF_MULTIPLIER, &out->has,

@@ -37,12 +37,14 @@ START_TEST(test_encode_bytes)
 {
 	const char          *two[] = {"orders", "a.b_c-9"};
 	const char          *one[] = {"t"};
-	struct mri_subscribe s     = {.group           = "g1",
-				      .topics          = two,
-				      .ntopics         = 2,
-				      .mode            = MRI_SUBSCRIBE_PARTITION,
-				      .ack_deadline_ms = 5000,
-				      .credit          = 8};
+	struct mri_subscribe s     = {
+		.group           = "g1",
+		.topics          = two,
+		.ntopics         = 2,
+		.mode            = MRI_SUBSCRIBE_PARTITION,
+		.ack_deadline_ms = 5000,
+		.credit          = 8,
+	};
 	char                 text[512];
 
 	subscribe_test__encode(&s, text, sizeof(text));
@@ -220,7 +222,7 @@ START_TEST(test_round_trip_retry)
 		   .group               = "g",
 		   .topics              = in,
 		   .ntopics             = 2,
-		   .has                 = MRI_SUB_RETRY_ALL | MRI_SUB_BREAKER_ALL,
+		   .has = MRI_SUB_RETRY_ALL | MRI_SUB_BREAKER_ALL,
 		   .max_attempts        = 1000,
 		   .backoff_initial_ms  = 3600000,
 		   .backoff_max_ms      = 86400000,
@@ -612,9 +614,9 @@ START_TEST(test_reply)
 	ck_assert_int_eq(
 	    subscribe_test__reply("{\"group\":\"g\",\"topics\":[\"a\"],"
 				  "\"credit\":64,\"retry\":{\"max_attempts\":5,"
-				  "\"backoff_multiplier\":2.5,\"backoff_jitter\":"
-				  "0.20000000000000001},\"dead_letter\":{"
-				  "\"topics\":{\"a\":\"a.dlq\"},\"credit\":9,"
+				  "\"backoff_multiplier\":2.5,"
+				  "\"backoff_jitter\":0.20000000000000001},"
+				  "\"dead_letter\":{\"topics\":{\"a\":\"a.dlq\"},\"credit\":9,"
 				  "\"session\":3},\"session\":17}",
 				  &session, &credit),
 	    MR_OK);

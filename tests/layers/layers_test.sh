@@ -13,7 +13,7 @@ declare -A allow=(
 	[client]="core/ proto/ mailroom/"
 	[bridge]="core/ proto/address.h proto/header.h mailroom/error.h mailroom/envelope.h"
 	[consumers]="core/ mailroom/error.h"
-	[broker]="core/ proto/ bridge/ consumers/ mailroom/error.h mailroom/version.h mailroom/envelope.h"
+	[broker]="core/ proto/ bridge/ consumers/ dlq/ mailroom/error.h mailroom/version.h mailroom/envelope.h"
 	[cli]="core/ proto/ mailroom/"
 	[bench]="core/ mailroom/"
 )
