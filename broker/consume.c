@@ -560,6 +560,12 @@ mri_consume_settle(struct mri_consume *r, uint32_t pipe, const uint8_t *body,
 			ranges[i].first = rg.first;
 			ranges[i].count = rg.count;
 		}
+		_Static_assert((int)MRI_GROUP_NACK == (int)MRI_SETTLE_NACK &&
+				   (int)MRI_GROUP_EXTEND ==
+				       (int)MRI_SETTLE_EXTEND &&
+				   (int)MRI_GROUP_REJECT ==
+				       (int)MRI_SETTLE_REJECT,
+			       "one numbering of the settle kinds");
 		gs.kind       = (enum mri_group_settle_kind)s.kind;
 		gs.extend_ms  = s.extend_ms;
 		gs.reason     = s.reason;

@@ -19,6 +19,7 @@
 enum consume__settle {
 	CONSUME__ACK,
 	CONSUME__NACK,
+	CONSUME__REJECT,
 	CONSUME__NONE,
 };
 
@@ -66,9 +67,14 @@ consume__usage(FILE *f)
 		"                       duplicate)\n"
 		"      --nack           nack instead of ack (delivered "
 		"again)\n"
-		"      --nack-reason T  the reason sent with --nack\n"
+		"      --reject         reject instead of ack: not retried, "
+		"quarantined in the\n"
+		"                       dead-letter topic at once\n"
+		"      --nack-reason T  the reason sent with --nack or "
+		"--reject\n"
 		"      --no-ack         neither: let the ack deadline expire\n"
 		"      --deadline MS    the subscription's ack deadline\n"
+
 		"      --wait MS        longest wait of one fetch (%d)\n"
 		"      --idle MS        exit 0 once nothing came for MS "
 		"(default: wait\n"
@@ -95,6 +101,25 @@ consume__usage(FILE *f)
 		"                       (fdatasync) before it is printed; an "
 		"id claimed\n"
 		"                       before is acked and marked duplicate\n"
+		"The subscription's retry policy and dead-letter topic "
+		"(left out: mailroomd's\n"
+		"consumer.retry.* and consumer.dead_letter.*; so is an empty "
+		"part):\n"
+		"      --max-attempts N deliveries before a message is "
+		"quarantined, 0..1000;\n"
+		"                       0: unlimited (retried forever)\n"
+		"      --backoff INITIAL_MS[:MAX_MS[:MULTIPLIER[:JITTER]]]\n"
+		"                       wait after a failed attempt "
+		"(0..3600000), the longest\n"
+		"                       wait (to 86400000), its growth "
+		"(1..100), jitter (0..1)\n"
+		"      --dlq-topic T    the dead-letter topic (default: "
+		"<topic>.dlq)\n"
+		"      --breaker N[/PERIOD_MS[:COOLDOWN_MS]]\n"
+		"                       N failures (0..1000000; 0: no breaker) "
+		"within PERIOD_MS\n"
+		"                       pause delivery for COOLDOWN_MS "
+		"(1..86400000 each)\n"
 		"exit codes: 0 done (-n, --idle, SIGINT or SIGTERM), 1 "
 		"refused or stdout\n"
 		"closed, 2 usage, 3 mailroomd unreachable (also once "
@@ -122,6 +147,117 @@ consume__number(const char *s, long lo, long hi, long *out)
 		return false;
 	*out = v;
 	return true;
+}
+
+/* A fraction in [lo, hi] ('.' for the point: the command runs in the C
+ * locale). */
+static bool
+consume__real(const char *s, double lo, double hi, double *out)
+{
+	char  *end;
+	double v = strtod(s, &end);
+
+	if (*s == '\0' || *end != '\0' || !(v >= lo && v <= hi))
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Split \p arg (copied into \p buf) into parts: part i + 1 starts after
+ * the first seps[i] that follows part i; strlen(seps) + 1 parts at most.
+ * @returns the number of parts, or 0 when the last separator comes once
+ * more. */
+static size_t
+consume__parts(const char *arg, const char *seps, char *buf, size_t size,
+	       char **parts)
+{
+	size_t n = 0, last = strlen(seps) - 1;
+
+	snprintf(buf, size, "%s", arg);
+	parts[n++] = buf;
+	for (char *p = buf; *p != '\0'; p++) {
+		if (*p != seps[n - 1 <= last ? n - 1 : last])
+			continue;
+		if (n - 1 > last)
+			return 0;
+		*p         = '\0';
+		parts[n++] = p + 1;
+	}
+	return n;
+}
+
+/* --backoff INITIAL_MS[:MAX_MS[:MULTIPLIER[:JITTER]]]; an empty part is
+ * left to mailroomd. @returns NULL, or what is wrong. */
+static const char *
+consume__backoff(const char *arg, mr_subscribe_opts *o)
+{
+	char   buf[128], *p[4];
+	size_t n = consume__parts(arg, ":::", buf, sizeof(buf), p);
+	long   v;
+
+	if (n == 0 || strlen(arg) >= sizeof(buf))
+		return "--backoff takes "
+		       "INITIAL_MS[:MAX_MS[:MULTIPLIER[:JITTER]]]";
+	if (p[0][0] != '\0') {
+		if (!consume__number(p[0], 0, 3600000L, &v))
+			return "--backoff: INITIAL_MS is 0..3600000";
+		o->set |= MR_SUB_BACKOFF_INITIAL;
+		o->backoff_initial_ms = (int)v;
+	}
+	if (n > 1 && p[1][0] != '\0') {
+		if (!consume__number(p[1], 0, 86400000L, &v))
+			return "--backoff: MAX_MS is 0..86400000";
+		o->set |= MR_SUB_BACKOFF_MAX;
+		o->backoff_max_ms = (int)v;
+	}
+	if ((o->set & MR_SUB_BACKOFF_INITIAL) &&
+	    (o->set & MR_SUB_BACKOFF_MAX) &&
+	    o->backoff_max_ms < o->backoff_initial_ms)
+		return "--backoff: MAX_MS is below INITIAL_MS";
+	if (n > 2 && p[2][0] != '\0') {
+		if (!consume__real(p[2], 1, 100, &o->backoff_multiplier))
+			return "--backoff: MULTIPLIER is a number from 1 to "
+			       "100";
+		o->set |= MR_SUB_BACKOFF_MULTIPLIER;
+	}
+	if (n > 3 && p[3][0] != '\0') {
+		if (!consume__real(p[3], 0, 1, &o->backoff_jitter))
+			return "--backoff: JITTER is a number from 0 to 1";
+		o->set |= MR_SUB_BACKOFF_JITTER;
+	}
+	return NULL;
+}
+
+/* --breaker N[/PERIOD_MS[:COOLDOWN_MS]]; an empty part is left to
+ * mailroomd. @returns NULL, or what is wrong. */
+static const char *
+consume__breaker(const char *arg, mr_subscribe_opts *o)
+{
+	char   buf[128], *p[3];
+	size_t n = consume__parts(arg, "/:", buf, sizeof(buf), p);
+	long   v;
+
+	if (n == 0 || strlen(arg) >= sizeof(buf))
+		return "--breaker takes N[/PERIOD_MS[:COOLDOWN_MS]]";
+	if (p[0][0] != '\0') {
+		if (!consume__number(p[0], 0, 1000000L, &v))
+			return "--breaker: N is 0..1000000 (0: no breaker)";
+		o->set |= MR_SUB_BREAKER_MAX;
+		o->breaker_max = (int)v;
+	}
+	if (n > 1 && p[1][0] != '\0') {
+		if (!consume__number(p[1], 1, 86400000L, &v))
+			return "--breaker: PERIOD_MS is 1..86400000";
+		o->set |= MR_SUB_BREAKER_PERIOD;
+		o->breaker_period_ms = (int)v;
+	}
+	if (n > 2 && p[2][0] != '\0') {
+		if (!consume__number(p[2], 1, 86400000L, &v))
+			return "--breaker: COOLDOWN_MS is 1..86400000";
+		o->set |= MR_SUB_BREAKER_COOLDOWN;
+		o->breaker_cooldown_ms = (int)v;
+	}
+	return NULL;
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -306,6 +442,9 @@ consume__batch(mr_consumer *s, const struct consume__opts *o, mr_batch *b,
 	case CONSUME__NACK:
 		rc = mr_consumer_nack(s, h, n, o->reason, &failed);
 		break;
+	case CONSUME__REJECT:
+		rc = mr_consumer_reject(s, h, n, o->reason, &failed);
+		break;
 	default:
 		rc = MR_OK;
 		break;
@@ -387,7 +526,12 @@ consume__parse(struct consume__opts *o, int argc, char **argv, int *code)
 	    {"mode", required_argument, NULL, 'm'},
 	    {"count", required_argument, NULL, 'n'},
 	    {"nack", no_argument, NULL, 'N'},
+	    {"reject", no_argument, NULL, 'X'},
 	    {"nack-reason", required_argument, NULL, 'r'},
+	    {"max-attempts", required_argument, NULL, 'M'},
+	    {"backoff", required_argument, NULL, 'B'},
+	    {"dlq-topic", required_argument, NULL, 'D'},
+	    {"breaker", required_argument, NULL, 'K'},
 	    {"no-ack", no_argument, NULL, 'A'},
 	    {"deadline", required_argument, NULL, 'd'},
 	    {"wait", required_argument, NULL, 'w'},
@@ -427,6 +571,28 @@ consume__parse(struct consume__opts *o, int argc, char **argv, int *code)
 			break;
 		case 'N':
 			o->settle = CONSUME__NACK;
+			break;
+		case 'X':
+			o->settle = CONSUME__REJECT;
+			break;
+		case 'M':
+			if (!consume__number(optarg, 0, 1000L, &v))
+				bad = "--max-attempts takes 0..1000 (0: "
+				      "unlimited)";
+			o->sub.set |= MR_SUB_MAX_ATTEMPTS;
+			o->sub.max_attempts = (int)v;
+			break;
+		case 'B':
+			bad = consume__backoff(optarg, &o->sub);
+			break;
+		case 'D':
+			if (!mri_topic_valid(optarg, strlen(optarg)))
+				bad = "--dlq-topic takes a topic: "
+				      MRI_TOPIC_RULE;
+			o->sub.dlq_topic = optarg;
+			break;
+		case 'K':
+			bad = consume__breaker(optarg, &o->sub);
 			break;
 		case 'r':
 			o->reason = optarg;
@@ -481,11 +647,16 @@ consume__parse(struct consume__opts *o, int argc, char **argv, int *code)
 		bad = "name at least one topic";
 	if (bad == NULL && argc - optind > CONSUME__TOPICS_MAX)
 		bad = "at most 64 topics";
-	if (bad == NULL && o->reason != NULL && o->settle != CONSUME__NACK)
-		bad = "--nack-reason goes with --nack";
+	if (bad == NULL && o->reason != NULL && o->settle != CONSUME__NACK &&
+	    o->settle != CONSUME__REJECT)
+		bad = "--nack-reason goes with --nack or --reject";
 	for (int i = optind; bad == NULL && i < argc; i++)
 		if (!mri_topic_valid(argv[i], strlen(argv[i])))
 			bad = "a topic is " MRI_TOPIC_RULE;
+		else if (o->sub.dlq_topic != NULL &&
+			 strcmp(o->sub.dlq_topic, argv[i]) == 0)
+			bad = "--dlq-topic is one of the topics consumed: its "
+			      "dead letters would come back";
 	if (bad != NULL) {
 		fprintf(stderr, "mailroom: consume: %s\n", bad);
 		return false;
@@ -508,6 +679,8 @@ cli_consume(const struct cli_common *co, int argc, char **argv)
 		return code;
 	if (o.settle == CONSUME__NACK && o.reason == NULL)
 		o.reason = "nacked by mailroom consume";
+	if (o.settle == CONSUME__REJECT && o.reason == NULL)
+		o.reason = "rejected by mailroom consume";
 	if (o.guard_path != NULL) {
 		char err[256];
 

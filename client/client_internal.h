@@ -57,13 +57,15 @@ bool consumer__reconnects(const mr_consumer *s);
 uint64_t consumer__batch_session(const mr_batch *b);
 
 /**
- * @brief mr_consumer_ack (or, with \p nack, mr_consumer_nack) of handles
- *        of \p session, which need not be the consumer's current one: a
- *        handle is only ever settled on the session that fetched it, which
- *        mailroomd refuses (MR_ENOENT) once it is gone, rather than on a new
- *        session where its number may name another delivery.
+ * @brief mr_consumer_ack (or, by \p kind, MRI_SETTLE_NACK or
+ *        MRI_SETTLE_REJECT of proto/consume.h: mr_consumer_nack,
+ *        mr_consumer_reject) of handles of \p session, which need not be
+ *        the consumer's current one: a handle is only ever settled on the
+ *        session that fetched it, which mailroomd refuses (MR_ENOENT) once
+ *        it is gone, rather than on a new session where its number may
+ *        name another delivery. \p reason is not sent with an ack.
  */
-int consumer__settle_on(mr_consumer *s, uint64_t session, bool nack,
+int consumer__settle_on(mr_consumer *s, uint64_t session, uint8_t kind,
 			const uint64_t *handles, size_t n, const char *reason,
 			size_t *failed);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "client/client_internal.h"
+#include "proto/consume.h"
 
 #define CONSUMER__RUN_WAIT_MS 200 /* a run's long poll: how often it looks
 				     at *stop while idle */
@@ -18,8 +19,9 @@
 
 /* ---- the handler helper ----------------------------------------------------
  * The caller's thread fetches, workers run the handler, one settler acks
- * and nacks whatever results are there whenever its previous request is
- * done, so that acks go out as ranges without waiting for a batch to fill.
+ * and nacks (or rejects) whatever results are there whenever its previous
+ * request is done, so that acks go out as ranges without waiting for a
+ * batch to fill.
  * At most `cap` deliveries are fetched and not yet settled.
  *
  * A lost session: the fetcher subscribes again and makes the new session
@@ -150,7 +152,8 @@ run__cmp_result(const void *a, const void *b)
 	return (x->handle > y->handle) - (x->handle < y->handle);
 }
 
-/* Nack \p n results of \p session, one request per return code. */
+/* Nack \p n results of \p session, one request per return code; those of
+ * MR_EREJECT are rejected. */
 static int
 run__nack(struct run *r, uint64_t session, struct run__result *res,
 	  size_t n, uint64_t *tmp)
@@ -165,8 +168,11 @@ run__nack(struct run *r, uint64_t session, struct run__result *res,
 			tmp[j - i] = res[j].handle;
 		snprintf(why, sizeof(why), "handler returned %d (%s)",
 			 res[i].rc, mr_err_name(res[i].rc));
-		rc = consumer__settle_on(r->s, session, true, tmp, j - i, why,
-					 NULL);
+		rc = consumer__settle_on(r->s, session,
+					 res[i].rc == MR_EREJECT
+					     ? MRI_SETTLE_REJECT
+					     : MRI_SETTLE_NACK,
+					 tmp, j - i, why, NULL);
 	}
 	return rc;
 }
@@ -206,8 +212,8 @@ run__settler(void *arg)
 		session          = r->session;
 		pthread_mutex_unlock(&r->lock);
 
-		rc = na > 0 ? consumer__settle_on(r->s, session, false, acks,
-						  na, NULL, NULL)
+		rc = na > 0 ? consumer__settle_on(r->s, session, MRI_SETTLE_ACK,
+						  acks, na, NULL, NULL)
 			    : MR_OK;
 		if (nn > 0 && rc == MR_OK)
 			rc = run__nack(r, session, nacks, nn, tmp);

@@ -26,7 +26,8 @@ struct mr_consumer {
 	char             *group;
 	char            **topics; /* ntopics names, in the same allocation */
 	size_t            ntopics;
-	mr_subscribe_opts opts;
+	mr_subscribe_opts opts; /* opts.dlq_topic is dlq_topic */
+	char             *dlq_topic;
 	_Atomic uint64_t  session;
 	_Atomic int       credit; /* the SUBSCRIBE reply's, else opts'; 0:
 				     unknown */
@@ -38,6 +39,19 @@ struct mr_batch {
 	size_t       n;
 	mr_delivery *d;
 };
+
+/* mr_subscribe_opts.set is sent as it is: one numbering of the bits. */
+#define CONSUMER__SAME_BIT(x)                                                 \
+	_Static_assert((int)MR_SUB_##x == (int)MRI_SUB_##x, "MR_SUB_" #x)
+CONSUMER__SAME_BIT(MAX_ATTEMPTS);
+CONSUMER__SAME_BIT(BACKOFF_INITIAL);
+CONSUMER__SAME_BIT(BACKOFF_MAX);
+CONSUMER__SAME_BIT(BACKOFF_MULTIPLIER);
+CONSUMER__SAME_BIT(BACKOFF_JITTER);
+CONSUMER__SAME_BIT(BREAKER_MAX);
+CONSUMER__SAME_BIT(BREAKER_PERIOD);
+CONSUMER__SAME_BIT(BREAKER_COOLDOWN);
+#undef CONSUMER__SAME_BIT
 
 /* SUBSCRIBE with what \p s keeps. @returns MR_OK with the session and the
  * credit, or an mr_err (mr_client_last_error() has the sentence). */
@@ -51,6 +65,16 @@ consumer__subscribe(const mr_consumer *s, uint64_t *session, int *credit)
 	    .mode            = (enum mri_subscribe_mode)s->opts.order,
 	    .ack_deadline_ms = (uint64_t)s->opts.ack_deadline_ms,
 	    .credit          = (uint32_t)s->opts.credit,
+	    .has                 = s->opts.set,
+	    .max_attempts        = (uint32_t)s->opts.max_attempts,
+	    .backoff_initial_ms  = (uint64_t)s->opts.backoff_initial_ms,
+	    .backoff_max_ms      = (uint64_t)s->opts.backoff_max_ms,
+	    .backoff_multiplier  = s->opts.backoff_multiplier,
+	    .backoff_jitter      = s->opts.backoff_jitter,
+	    .dlq_topic           = s->opts.dlq_topic,
+	    .breaker_max         = (uint32_t)s->opts.breaker_max,
+	    .breaker_period_ms   = (uint64_t)s->opts.breaker_period_ms,
+	    .breaker_cooldown_ms = (uint64_t)s->opts.breaker_cooldown_ms,
 	};
 	struct mri_wbuf b;
 	char           *json = NULL;
@@ -123,7 +147,68 @@ consumer__destroy(mr_consumer *s)
 {
 	free(s->group);
 	free(s->topics);
+	free(s->dlq_topic);
 	free(s);
+}
+
+/* Check the retry and dead-letter options as mailroomd would, so that a
+ * negative number is not sent as a huge one. @returns MR_OK, or MR_EINVAL
+ * with a sentence in mr_client_last_error(). */
+static int
+consumer__check_opts(const mr_subscribe_opts *o, const char *const *topics,
+		     size_t ntopics)
+{
+	const char *bad = NULL;
+	unsigned    set = o->set;
+
+	if (set & ~(unsigned)(MRI_SUB_RETRY_ALL | MRI_SUB_BREAKER_ALL))
+		bad = "mr_subscribe_opts.set has a bit that is no MR_SUB_*";
+	else if ((set & MR_SUB_MAX_ATTEMPTS) &&
+		 (o->max_attempts < 0 ||
+		  o->max_attempts > MRI_SUBSCRIBE_ATTEMPTS_MAX))
+		bad = "max_attempts is 0 (unlimited) to 1000";
+	else if ((set & MR_SUB_BACKOFF_INITIAL) &&
+		 (o->backoff_initial_ms < 0 ||
+		  o->backoff_initial_ms > MRI_SUBSCRIBE_BACKOFF_INITIAL_MAX))
+		bad = "backoff_initial_ms is 0 to 3600000";
+	else if ((set & MR_SUB_BACKOFF_MAX) &&
+		 (o->backoff_max_ms < 0 ||
+		  o->backoff_max_ms > MRI_SUBSCRIBE_BACKOFF_MAX_MAX))
+		bad = "backoff_max_ms is 0 to 86400000";
+	else if ((set & MR_SUB_BACKOFF_INITIAL) &&
+		 (set & MR_SUB_BACKOFF_MAX) &&
+		 o->backoff_max_ms < o->backoff_initial_ms)
+		bad = "backoff_max_ms is below backoff_initial_ms";
+	else if ((set & MR_SUB_BACKOFF_MULTIPLIER) &&
+		 !(o->backoff_multiplier >= 1 &&
+		   o->backoff_multiplier <= MRI_SUBSCRIBE_MULTIPLIER_MAX))
+		bad = "backoff_multiplier is a number from 1 to 100";
+	else if ((set & MR_SUB_BACKOFF_JITTER) &&
+		 !(o->backoff_jitter >= 0 && o->backoff_jitter <= 1))
+		bad = "backoff_jitter is a number from 0 to 1";
+	else if ((set & MR_SUB_BREAKER_MAX) &&
+		 (o->breaker_max < 0 ||
+		  o->breaker_max > MRI_SUBSCRIBE_BREAKER_MAX))
+		bad = "breaker_max is 0 (no breaker) to 1000000";
+	else if ((set & MR_SUB_BREAKER_PERIOD) &&
+		 (o->breaker_period_ms < 1 ||
+		  o->breaker_period_ms > MRI_SUBSCRIBE_BREAKER_MS_MAX))
+		bad = "breaker_period_ms is 1 to 86400000";
+	else if ((set & MR_SUB_BREAKER_COOLDOWN) &&
+		 (o->breaker_cooldown_ms < 1 ||
+		  o->breaker_cooldown_ms > MRI_SUBSCRIBE_BREAKER_MS_MAX))
+		bad = "breaker_cooldown_ms is 1 to 86400000";
+	else if (o->dlq_topic != NULL &&
+		 !mri_topic_valid(o->dlq_topic, strlen(o->dlq_topic)))
+		bad = "dlq_topic is not a valid topic name";
+	for (size_t i = 0; bad == NULL && o->dlq_topic != NULL && i < ntopics;
+	     i++)
+		if (strcmp(o->dlq_topic, topics[i]) == 0)
+			bad = "dlq_topic is one of the subscription's topics";
+	if (bad == NULL)
+		return MR_OK;
+	client__set_last_error(bad);
+	return MR_EINVAL;
 }
 
 int
@@ -146,10 +231,17 @@ mr_subscribe(mr_client *c, const char *group, const char *const *topics,
 		if (topics[i] == NULL ||
 		    !mri_topic_valid(topics[i], strlen(topics[i])))
 			return MR_EINVAL;
+	if ((rc = consumer__check_opts(&o, topics, ntopics)) != MR_OK)
+		return rc;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return MR_ENOMEM;
 	s->c    = c;
 	s->opts = o;
+	if (o.dlq_topic != NULL &&
+	    (s->opts.dlq_topic = s->dlq_topic = strdup(o.dlq_topic)) == NULL) {
+		consumer__destroy(s);
+		return MR_ENOMEM;
+	}
 	if ((rc = consumer__keep(s, group, topics, ntopics)) != MR_OK ||
 	    (rc = consumer__subscribe(s, &session, &credit)) != MR_OK) {
 		consumer__destroy(s);
@@ -566,13 +658,13 @@ consumer__settle(mr_consumer *s, uint64_t session, uint8_t kind,
 }
 
 int
-consumer__settle_on(mr_consumer *s, uint64_t session, bool nack,
+consumer__settle_on(mr_consumer *s, uint64_t session, uint8_t kind,
 		    const uint64_t *handles, size_t n, const char *reason,
 		    size_t *failed)
 {
-	return consumer__settle(s, session,
-				nack ? MRI_SETTLE_NACK : MRI_SETTLE_ACK,
-				handles, n, 0, nack ? reason : NULL, failed);
+	return consumer__settle(s, session, kind, handles, n, 0,
+				kind == MRI_SETTLE_ACK ? NULL : reason,
+				failed);
 }
 
 int
@@ -588,6 +680,14 @@ mr_consumer_nack(mr_consumer *s, const uint64_t *handles, size_t n,
 		 const char *reason, size_t *failed)
 {
 	return consumer__settle(s, mr_consumer_session(s), MRI_SETTLE_NACK,
+				handles, n, 0, reason, failed);
+}
+
+int
+mr_consumer_reject(mr_consumer *s, const uint64_t *handles, size_t n,
+		   const char *reason, size_t *failed)
+{
+	return consumer__settle(s, mr_consumer_session(s), MRI_SETTLE_REJECT,
 				handles, n, 0, reason, failed);
 }
 

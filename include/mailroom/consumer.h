@@ -1,16 +1,19 @@
 /*
  * The consume side of the C client: subscribe a consumer group to topics
- * through mailroomd, fetch batches of deliveries, settle them (ack, nack,
- * extend the ack deadline) in ranges of handles, and a handler helper that
- * runs a callback on worker threads and acks or nacks by its return value.
+ * through mailroomd (with a retry policy and a dead-letter topic), fetch
+ * batches of deliveries, settle them (ack, nack, reject, extend the ack
+ * deadline) in ranges of handles, and a handler helper that runs a callback
+ * on worker threads and acks, nacks or rejects by its return value.
  * Plus an idempotency guard: a durable, check-and-record set of message ids
  * that a handler owns.
  *
  * Delivery is at least once. A message not acked before its ack deadline
  * (or nacked, or held by a consumer that went away) is delivered again with
- * its attempt raised. In `key` mode (the default) mailroomd never hands out
- * the next message of a key before the previous one of that key is acked;
- * in `partition` mode, of a partition; `unordered` has no such rule.
+ * its attempt raised, after the subscription's back-off, until its
+ * attempts run out: then it goes to the dead-letter topic. In `key` mode
+ * (the default) mailroomd never hands out the next message of a key before
+ * the previous one of that key is acked (or quarantined); in `partition`
+ * mode, of a partition; `unordered` has no such rule.
  *
  * Sessions and restarts. A subscription is served to the client through a
  * session that lives in mailroomd, on the connection that opened it. When
@@ -29,13 +32,14 @@
  * for other deliveries.
  *
  * Thread safety: an mr_consumer may be used from many threads at once:
- * mr_fetch, mr_consumer_ack, mr_consumer_nack, mr_consumer_extend and
- * mr_consumer_resubscribe may run concurrently on one consumer (each is one
- * request on the client's pool; a request uses the session that was current
- * when it started). mr_consumer_free must not race with any other call on
- * the same consumer, and every consumer must be freed before its client. A
- * batch belongs to one thread at a time; its deliveries may be read from
- * many threads while nobody frees it. An mr_guard is thread-safe.
+ * mr_fetch, mr_consumer_ack, mr_consumer_nack, mr_consumer_reject,
+ * mr_consumer_extend and mr_consumer_resubscribe may run concurrently on one
+ * consumer (each is one request on the client's pool; a request uses the
+ * session that was current when it started). mr_consumer_free must not
+ * race with any other call on the same consumer, and every consumer must be
+ * freed before its client. A batch belongs to one thread at a time; its
+ * deliveries may be read from many threads while nobody frees it. An
+ * mr_guard is thread-safe.
  */
 #ifndef MAILROOM_CONSUMER_H
 #define MAILROOM_CONSUMER_H
@@ -65,7 +69,42 @@ typedef enum mr_order {
 /** @brief The reconnect timeout when mr_subscribe_opts leaves it 0. */
 #define MR_RECONNECT_TIMEOUT_MS 60000
 
-/** @brief Options of a subscription; 0 leaves the default. */
+/**
+ * @brief Which of the retry and dead-letter members of mr_subscribe_opts
+ *        are given, as bits of its `set`: a member whose bit is not there
+ *        is left to mailroomd's default (its consumer.retry.* and
+ *        consumer.dead_letter.* settings), whatever its value, so that 0
+ *        can mean unlimited attempts or no breaker.
+ */
+enum mr_subscribe_set {
+	MR_SUB_MAX_ATTEMPTS       = 1 << 0,
+	MR_SUB_BACKOFF_INITIAL    = 1 << 1,
+	MR_SUB_BACKOFF_MAX        = 1 << 2,
+	MR_SUB_BACKOFF_MULTIPLIER = 1 << 3,
+	MR_SUB_BACKOFF_JITTER     = 1 << 4,
+	MR_SUB_BREAKER_MAX        = 1 << 5,
+	MR_SUB_BREAKER_PERIOD     = 1 << 6,
+	MR_SUB_BREAKER_COOLDOWN   = 1 << 7,
+};
+
+/**
+ * @brief Options of a subscription; 0 leaves the default. Zero the whole
+ *        struct before setting members (`mr_subscribe_opts o = {0}`, or
+ *        designated initializers): members are only ever appended, and a
+ *        zero member is always the default.
+ *
+ *        The retry policy: after failed attempt n (a nack, an expired ack
+ *        deadline, a session that ended holding the message) a delivery
+ *        waits min(backoff_max_ms, backoff_initial_ms *
+ *        backoff_multiplier^(n-1)), times a factor drawn in
+ *        [1 - backoff_jitter, 1 + backoff_jitter]; after attempt
+ *        max_attempts failed, or when it is rejected (mr_consumer_reject),
+ *        it goes to the dead-letter topic and its key goes on. Too many
+ *        failures (breaker_max within breaker_period_ms) trip the
+ *        subscription's breaker: delivery pauses for breaker_cooldown_ms,
+ *        then lets one message through. docs/PROTOCOL.md, SUBSCRIBE, has
+ *        the details and the defaults.
+ */
 typedef struct mr_subscribe_opts {
 	mr_order order;
 	int      ack_deadline_ms; /**< time to ack a delivery; 0: mailroomd's */
@@ -75,6 +114,19 @@ typedef struct mr_subscribe_opts {
 	 *  MR_RECONNECT_TIMEOUT_MS; < 0: no retry (mr_consume_run then ends
 	 *  with the error that lost the session) */
 	int reconnect_timeout_ms;
+	/** MR_SUB_* bits: which of the members below are given */
+	unsigned set;
+	int      max_attempts; /**< 0..1000; 0: unlimited (never quarantined) */
+	int      backoff_initial_ms; /**< 0..3600000 */
+	int      backoff_max_ms;     /**< backoff_initial_ms..86400000 */
+	double   backoff_multiplier; /**< 1..100 */
+	double   backoff_jitter;     /**< 0..1 */
+	/** the dead-letter topic of every topic of the subscription (copied);
+	 *  NULL: mailroomd's default, "<topic>.dlq"; not one of the topics */
+	const char *dlq_topic;
+	int breaker_max;         /**< 0..1000000; 0: no breaker */
+	int breaker_period_ms;   /**< 1..86400000 */
+	int breaker_cooldown_ms; /**< 1..86400000 */
 } mr_subscribe_opts;
 
 /**
@@ -108,10 +160,11 @@ typedef struct mr_delivery {
  * @param c     the client (borrowed; it must outlive the consumer).
  * @param group the consumer group's name (borrowed for the call).
  * @param topics \p ntopics topic names (borrowed for the call), at least 1.
- * @param opts  NULL for defaults.
+ * @param opts  NULL for defaults (borrowed for the call).
  * @returns MR_OK and a new consumer in *out (free it with
  *          mr_consumer_free), or an mr_err (mr_client_last_error() has
- *          mailroomd's sentence).
+ *          mailroomd's sentence): MR_EINVAL with a sentence, before
+ *          anything is sent, for an option out of its range.
  */
 MR_API int mr_subscribe(mr_client *c, const char *group,
 			const char *const *topics, size_t ntopics,
@@ -177,6 +230,19 @@ MR_API int mr_consumer_nack(mr_consumer *s, const uint64_t *handles,
 			    size_t n, const char *reason, size_t *failed);
 
 /**
+ * @brief Refuse \p n deliveries for good (SETTLE reject): each is a message
+ *        that can never be processed (a poison message: malformed, or not
+ *        valid for this service), so retrying it is pointless. mailroomd
+ *        does not hand it out again: it goes to the subscription's
+ *        dead-letter topic at once, with \p reason, and its key goes on
+ *        with its next message.
+ * @param reason as mr_consumer_nack's.
+ * @returns as mr_consumer_ack.
+ */
+MR_API int mr_consumer_reject(mr_consumer *s, const uint64_t *handles,
+			      size_t n, const char *reason, size_t *failed);
+
+/**
  * @brief Move the ack deadline of \p n deliveries to now + \p ms (SETTLE
  *        extend), for work that takes longer than the deadline.
  * @param ms > 0.
@@ -227,7 +293,12 @@ MR_API void mr_consumer_free(mr_consumer *s);
  *        threads, concurrently with other deliveries (never two with the
  *        same handle). \p d is borrowed for the call. A handler doing long
  *        work may call mr_consumer_extend on d->handle.
- * @returns MR_OK to ack the delivery; anything else nacks it.
+ * @returns MR_OK to ack the delivery; MR_EREJECT to reject it (as
+ *          mr_consumer_reject: the message can never be processed, it goes
+ *          to the dead-letter topic at once); anything else nacks it (it
+ *          is delivered again after the back-off, until its attempts run
+ *          out). The nack's or reject's reason is "handler returned N
+ *          (MR_...)".
  */
 typedef int (*mr_handler)(void *arg, const mr_delivery *d);
 

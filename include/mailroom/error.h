@@ -47,7 +47,8 @@ extern "C" {
 	X(ETRANSPORT, 20, "transport error")                                  \
 	X(ENOENT, 21, "not found")                                            \
 	X(EORDER, 22, "an earlier request of this publisher has not arrived") \
-	X(EINDOUBT, 23, "outcome unknown: it may or may not have been done")
+	X(EINDOUBT, 23, "outcome unknown: it may or may not have been done")  \
+	X(EREJECT, 24, "the message can never be processed: quarantine it")
 
 /** @brief mailroom's error codes; MR_OK is 0, everything else fails. */
 typedef enum mr_err {
