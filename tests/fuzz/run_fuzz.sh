@@ -2,7 +2,7 @@
 # Fuzz one libFuzzer target for a bounded time: builds it with clang from
 # its sources into a temporary directory, fuzzes a temporary copy of its
 # seed corpus, and leaves the repository untouched. Each target has a
-# wrapper that names its sources (run_frame_fuzz.sh).
+# wrapper that names its sources (run_frame_fuzz.sh, run_dlq_fuzz.sh).
 #
 # Usage: run_fuzz.sh NAME CORPUS SOURCE... [-- LINK_ARG...]
 #   NAME      the target's name
