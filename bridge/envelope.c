@@ -24,6 +24,63 @@ mri_time_fmt(long long ms, char out[MRI_TIME_STRLEN + 1])
 	out[MRI_TIME_STRLEN] = '\0';
 }
 
+/* The digits s[0..n) as a number, or -1 if one is not a digit. */
+static int
+envelope__digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+int
+mri_time_parse(const char *s, size_t len, long long *ms)
+{
+	static const char  shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+	static const int   mdays[] = {31, 28, 31, 30, 31, 30,
+				      31, 31, 30, 31, 30, 31};
+	int                y, mo, d, h, mi, sec, milli, leap;
+	long long          days;
+
+	if (s == NULL || len != MRI_TIME_STRLEN)
+		return MR_EINVAL;
+	for (size_t i = 0; i < len; i++)
+		if (shape[i] != 'd' && s[i] != shape[i])
+			return MR_EINVAL;
+	y     = envelope__digits(s, 4);
+	mo    = envelope__digits(s + 5, 2);
+	d     = envelope__digits(s + 8, 2);
+	h     = envelope__digits(s + 11, 2);
+	mi    = envelope__digits(s + 14, 2);
+	sec   = envelope__digits(s + 17, 2);
+	milli = envelope__digits(s + 20, 3);
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 ||
+	    mi < 0 || mi > 59 || sec < 0 || sec > 59 || milli < 0)
+		return MR_EINVAL;
+	leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (d > mdays[mo - 1] + (mo == 2 && leap))
+		return MR_EINVAL;
+	// Days since 1970-01-01 of a proleptic Gregorian date (the civil
+	// calendar's days_from_civil: years begin in March).
+	{
+		int yy  = mo <= 2 ? y - 1 : y;
+		int era = yy / 400;
+		int yoe = yy - era * 400;
+		int mp  = mo > 2 ? mo - 3 : mo + 9;
+		int doy = (153 * mp + 2) / 5 + d - 1;
+		int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+		days = (long long)era * 146097 + doe - 719468;
+	}
+	*ms = ((days * 24 + h) * 60 + mi) * 60000LL + sec * 1000LL + milli;
+	return MR_OK;
+}
+
 int
 mri_envelope_id_valid(const char *id, size_t len)
 {

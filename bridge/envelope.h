@@ -38,6 +38,14 @@ struct mri_envelope_defaults {
 /** @brief Format \p ms since the epoch as RFC 3339 UTC with milliseconds. */
 void mri_time_fmt(long long ms, char out[MRI_TIME_STRLEN + 1]);
 
+/**
+ * @brief Read a time written by mri_time_fmt: exactly
+ *        `YYYY-MM-DDTHH:MM:SS.mmmZ` (24 bytes, years 1970-9999, a real
+ *        date, seconds 00-59), into ms since the epoch.
+ * @returns MR_OK and *ms, or MR_EINVAL (*ms untouched) for anything else.
+ */
+int mri_time_parse(const char *s, size_t len, long long *ms);
+
 /** @returns MR_OK or MR_EINVAL: an id is 1-255 bytes, none below 0x20. */
 int mri_envelope_id_valid(const char *id, size_t len);
 

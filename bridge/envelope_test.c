@@ -140,12 +140,15 @@ envelope_test__refused(const struct mri_hdr_view *hs, uint16_t n)
 static void
 envelope_test__time(long long ms, const char *want)
 {
-	char out[MRI_TIME_STRLEN + 1];
+	char      out[MRI_TIME_STRLEN + 1];
+	long long back = -1;
 
 	memset(out, '#', sizeof(out));
 	mri_time_fmt(ms, out);
 	ck_assert_str_eq(out, want);
 	ck_assert_uint_eq(strlen(out), MRI_TIME_STRLEN);
+	ck_assert_int_eq(mri_time_parse(want, strlen(want), &back), MR_OK);
+	ck_assert_int_eq(back, ms);
 }
 
 START_TEST(test_time_fmt)
@@ -159,6 +162,47 @@ START_TEST(test_time_fmt)
 	envelope_test__time(951868799999LL, "2000-02-29T23:59:59.999Z");
 	envelope_test__time(4102444800050LL, "2100-01-01T00:00:00.050Z");
 	envelope_test__time(253402300799999LL, "9999-12-31T23:59:59.999Z");
+}
+END_TEST
+
+/* What mri_time_parse refuses, leaving its output alone. */
+START_TEST(test_time_parse_refused)
+{
+	static const char *const bad[] = {
+	    "",
+	    "2025-11-25T17:30:54.123",   /* no Z */
+	    "2025-11-25T17:30:54.123z",  /* lowercase z */
+	    "2025-11-25 17:30:54.123Z",  /* a space for T */
+	    "2025-11-25T17:30:54Z",      /* no ms */
+	    "2025-11-25T17:30:54.1234Z", /* 4 digits of ms */
+	    "2025-13-25T17:30:54.123Z",  /* month 13 */
+	    "2025-00-25T17:30:54.123Z",  /* month 0 */
+	    "2025-11-00T17:30:54.123Z",  /* day 0 */
+	    "2025-11-31T17:30:54.123Z",  /* November 31 */
+	    "2025-02-29T17:30:54.123Z",  /* not a leap year */
+	    "1900-02-29T00:00:00.000Z",  /* not one either */
+	    "1969-12-31T23:59:59.999Z",  /* before the epoch */
+	    "2025-11-25T24:00:00.000Z",  /* hour 24 */
+	    "2025-11-25T17:60:54.123Z",  /* minute 60 */
+	    "2025-11-25T17:30:60.123Z",  /* a leap second */
+	    "2025-11-25T17:30:5a.123Z",  /* not a digit */
+	    "-025-11-25T17:30:54.123Z",  /* a sign */
+	    "2025-11-25T17:30:54.123+00:00",
+	};
+	long long ms = 42;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(mri_time_parse(bad[i], strlen(bad[i]), &ms) ==
+				  MR_EINVAL,
+			      "%s", bad[i]);
+		ck_assert_int_eq(ms, 42);
+	}
+	ck_assert_int_eq(mri_time_parse(NULL, 0, &ms), MR_EINVAL);
+	// The length given counts, not a NUL.
+	ck_assert_int_eq(mri_time_parse("2024-02-29T12:00:00.000Zjunk", 24,
+					&ms),
+			 MR_OK);
+	ck_assert_int_eq(ms, 1709208000000LL);
 }
 END_TEST
 
@@ -491,6 +535,7 @@ envelope_test__suite(void)
 
 	tc = tcase_create("fields");
 	tcase_add_test(tc, test_time_fmt);
+	tcase_add_test(tc, test_time_parse_refused);
 	tcase_add_test(tc, test_id_valid);
 	suite_add_tcase(s, tc);
 

@@ -173,6 +173,18 @@ publish__on_report(void *arg, struct mri_presult *r, size_t n)
 	}
 }
 
+/* A raw record's headers: \p n views copied as they are, in order. */
+static rd_kafka_headers_t *
+publish__raw_headers(const struct mri_hdr_view *hs, uint16_t n)
+{
+	rd_kafka_headers_t *out = rd_kafka_headers_new(n > 0 ? n : 1);
+
+	for (uint16_t i = 0; i < n; i++)
+		rd_kafka_header_add(out, hs[i].name, hs[i].name_len,
+				    hs[i].value, (ssize_t)hs[i].value_len);
+	return out;
+}
+
 void
 mri_pub_rec_init(struct mri_pub_rec *r)
 {
@@ -207,7 +219,9 @@ mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b)
 		pv->pm.opaque = r;
 		pv->state     = PUBLISH__DONE;
 		pv->given_id  = r->id_len > 0;
-		if (!pv->given_id) {
+		// A raw record keeps its headers, and so its ce_id: it is
+		// not given another id.
+		if (!pv->given_id && !r->raw) {
 			mri_uuid7_string(pv->idbuf);
 			r->id     = pv->idbuf;
 			r->id_len = MRI_UUID_STRLEN;
@@ -219,15 +233,23 @@ mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b)
 		}
 		r->res.flags = 0;
 		publish__set(r, MR_OK, -1, -1, NULL);
+		if (r->raw && !pv->given_id) {
+			publish__set(r, MR_EINVAL, -1, -1,
+				     "a raw record needs its message id");
+			continue;
+		}
 		if (pv->given_id &&
 		    mri_envelope_id_valid(r->id, r->id_len) != MR_OK) {
 			publish__set(r, MR_EINVAL, -1, -1,
 				     "message id has control bytes");
 			continue;
 		}
-		rc = mri_envelope_make(r->hdrs, r->hdr_count, r->id, r->id_len,
-				       &d, &pv->pm.hdrs, &why);
-		if (rc != MR_OK) {
+		if (r->raw) {
+			pv->pm.hdrs = publish__raw_headers(r->hdrs,
+							   r->hdr_count);
+		} else if ((rc = mri_envelope_make(r->hdrs, r->hdr_count, r->id,
+						   r->id_len, &d, &pv->pm.hdrs,
+						   &why)) != MR_OK) {
 			publish__set(r, rc, -1, -1, why);
 			continue;
 		}

@@ -14,7 +14,9 @@
  *     is 1-255 bytes, none a control byte (else MR_EINVAL);
  *   - its headers get the envelope (bridge/envelope.h), with ce_source
  *     and ce_type from the publisher's settings when the caller gives
- *     none (mri_publisher_set_envelope changes them live);
+ *     none (mri_publisher_set_envelope changes them live); a raw record
+ *     (a copy of another: see mri_pub_rec.raw) keeps its headers exactly
+ *     as given instead, and must have an id of the caller's;
  *   - with the dedupe window on, a caller-given id already published to
  *     the same topic within the window is not written again: the record
  *     gets the first one's partition and offset and MRI_PUB_F_DUPLICATE;
@@ -97,6 +99,14 @@ struct mri_pub_rec {
 	size_t                     value_len;
 	const struct mri_hdr_view *hdrs; /* the publisher's own headers */
 	uint16_t                   hdr_count;
+	/* A copy of another record (the dead-letter supervisor's
+	 * quarantine, a replay): its headers are written exactly as given,
+	 * in their order, with no envelope added or checked (ce_id and
+	 * ce_specversion allowed, names may repeat), and its id must be
+	 * given (it is the record's id for the dedupe window; without one
+	 * the record is refused with MR_EINVAL). Everything else (the
+	 * dedupe window, the producer, the results) is as for any record. */
+	bool                       raw;
 	int32_t                    partition; /* -1: by key */
 	/* The message id: the caller's (id_len 0: none). Once prepared it
 	 * is the record's id, the caller's or one assigned in the record. */
@@ -200,8 +210,8 @@ void mri_publisher_stats(struct mri_publisher       *p,
  *           the admin operations' metadata and fault hooks. */
 struct mri_producer *mri_publisher_producer(struct mri_publisher *p);
 
-/** @brief Reset \p r for a new batch: no key, no id, no headers,
- *         partition by key, res.err MR_OK. */
+/** @brief Reset \p r for a new batch: no key, no id, no headers, not
+ *         raw, partition by key, res.err MR_OK. */
 void mri_pub_rec_init(struct mri_pub_rec *r);
 
 /**
@@ -209,8 +219,8 @@ void mri_pub_rec_init(struct mri_pub_rec *r);
  *        this thread (say while the batch waits for its turn), with the
  *        envelope defaults and the time of now; mri_publish_submit does it
  *        for a batch not prepared. A record refused here (a bad id, a
- *        header only mailroomd sets) has its res set. The batch must then
- *        be submitted or cancelled.
+ *        header only mailroomd sets, a raw record without an id) has its
+ *        res set. The batch must then be submitted or cancelled.
  */
 void mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b);
 

@@ -4,11 +4,13 @@
  * caller's id repeated within the window gets the first one's ack, also
  * when it arrives while the first is in flight (it waits for it, and fails
  * with it); refusals keep their reasons; drain fails what Kafka does not
- * confirm; and records carry the envelope, its defaults reloaded live.
+ * confirm; records carry the envelope, its defaults reloaded live; and a
+ * raw record (a copy of another) carries its headers exactly as given.
  */
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -483,6 +485,162 @@ START_TEST(test_envelope_reload)
 }
 END_TEST
 
+/* Every header of a record read back: names and values, in order. */
+struct t_hdrs {
+	size_t n;
+	char   names[16][64];
+	char   vals[16][64];
+	size_t val_lens[16];
+	bool   null_val[16];
+};
+
+/* Read the record at \p part / \p off of \p topic and copy its headers
+ * (at most 16) into \p out. */
+static void
+t_read_all_headers(const char *bootstrap, const char *topic, int32_t part,
+		   int64_t off, struct t_hdrs *out)
+{
+	rd_kafka_conf_t                 *conf = rd_kafka_conf_new();
+	rd_kafka_topic_partition_list_t *tp;
+	rd_kafka_t                      *rk;
+	char                             errstr[256];
+	bool                             got = false;
+
+	memset(out, 0, sizeof(*out));
+	rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, NULL, 0);
+	rd_kafka_conf_set(conf, "group.id", "publish_test", NULL, 0);
+	rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	ck_assert_ptr_nonnull(rk);
+	tp = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(tp, topic, part)->offset = off;
+	ck_assert_int_eq(rd_kafka_assign(rk, tp), 0);
+	rd_kafka_topic_partition_list_destroy(tp);
+	for (int spins = 0; spins < 300 && !got; spins++) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+		rd_kafka_headers_t *hs;
+		const char         *name;
+		const void         *v;
+		size_t              len;
+
+		if (m == NULL)
+			continue;
+		if (m->err == 0 && m->offset == off) {
+			got = true;
+			if (rd_kafka_message_headers(m, &hs) != 0)
+				hs = NULL;
+			for (size_t i = 0; hs != NULL && i < 16 &&
+					   rd_kafka_header_get_all(
+					       hs, i, &name, &v, &len) == 0;
+			     i++) {
+				ck_assert_uint_lt(len, 64);
+				snprintf(out->names[i], 64, "%s", name);
+				if (v != NULL)
+					memcpy(out->vals[i], v, len);
+				out->val_lens[i] = len;
+				out->null_val[i] = v == NULL;
+				out->n++;
+			}
+		}
+		rd_kafka_message_destroy(m);
+	}
+	ck_assert(got);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+}
+
+START_TEST(test_raw_records)
+{
+	struct mri_embedded       *e = t_cluster("raw");
+	struct mri_publisher      *p = t_publisher(e);
+	static struct t_batch      b;
+	static const struct mri_hdr_view hs[] = {
+	    {"ce_specversion", 14, "1.0", 3},
+	    {"ce_id", 5, "orig-1", 6},
+	    {"ce_source", 9, "elsewhere", 9},
+	    {"x", 1, "a\0b", 3},
+	    {"ce_id", 5, "second", 6},
+	    {"mr_dlq_topic", 12, "orders", 6},
+	    {"empty", 5, "", 0},
+	    {"null", 4, NULL, 0},
+	};
+	const size_t               nhs = sizeof(hs) / sizeof(hs[0]);
+	struct t_hdrs              got;
+	struct mri_publisher_stats st;
+
+	// A raw record: its headers come back exactly, in order, with the
+	// ce_ names repeated and no envelope of the publisher's added.
+	t_fill(&b, "raw", 1, 0, (const char *const[]){"orig-1"});
+	b.recs[0].raw       = true;
+	b.recs[0].hdrs      = hs;
+	b.recs[0].hdr_count = (uint16_t)nhs;
+	t_submit(p, &b);
+	ck_assert(mri_publisher_drain(p, 30000));
+	ck_assert_int_eq(b.recs[0].res.err, MR_OK);
+	ck_assert_int_eq(b.recs[0].res.flags, 0);
+	ck_assert_str_eq(b.recs[0].id, "orig-1");
+	t_read_all_headers(mri_embedded_bootstraps(e), "raw",
+			   b.recs[0].res.partition, b.recs[0].res.offset,
+			   &got);
+	ck_assert_uint_eq(got.n, nhs);
+	for (size_t i = 0; i < nhs; i++) {
+		ck_assert_uint_eq(strlen(got.names[i]), hs[i].name_len);
+		ck_assert_mem_eq(got.names[i], hs[i].name, hs[i].name_len);
+		ck_assert_uint_eq(got.val_lens[i], hs[i].value_len);
+		ck_assert_mem_eq(got.vals[i], hs[i].value ? hs[i].value : "",
+				 hs[i].value_len);
+		ck_assert(got.null_val[i] == (hs[i].value == NULL));
+	}
+
+	// The same id again is a duplicate in the window, as for any record.
+	t_fill(&b, "raw", 1, 0, (const char *const[]){"orig-1"});
+	b.recs[0].raw       = true;
+	b.recs[0].hdrs      = hs;
+	b.recs[0].hdr_count = (uint16_t)nhs;
+	t_submit(p, &b);
+	ck_assert(mri_publisher_drain(p, 30000));
+	ck_assert_int_eq(b.recs[0].res.err, MR_OK);
+	ck_assert_int_eq(b.recs[0].res.flags, MRI_PUB_F_DUPLICATE);
+
+	// A raw record without an id is refused (and gets none assigned);
+	// a raw record with no headers has none; the ce_id header that the
+	// envelope refuses is not refused in a raw record.
+	t_fill(&b, "raw", 3, 0, (const char *const[]){NULL, "r2", "r3"});
+	b.recs[0].raw       = true;
+	b.recs[0].hdrs      = hs;
+	b.recs[0].hdr_count = (uint16_t)nhs;
+	b.recs[1].raw       = true;
+	b.recs[2].raw       = true;
+	b.recs[2].hdrs      = &hs[1];
+	b.recs[2].hdr_count = 1;
+	t_submit(p, &b);
+	ck_assert(mri_publisher_drain(p, 30000));
+	ck_assert_int_eq(b.recs[0].res.err, MR_EINVAL);
+	ck_assert_ptr_nonnull(strstr(b.recs[0].res.why, "raw"));
+	ck_assert_uint_eq(b.recs[0].id_len, 0);
+	ck_assert_int_eq(b.recs[1].res.err, MR_OK);
+	ck_assert_int_eq(b.recs[2].res.err, MR_OK);
+	t_read_all_headers(mri_embedded_bootstraps(e), "raw",
+			   b.recs[1].res.partition, b.recs[1].res.offset,
+			   &got);
+	ck_assert_uint_eq(got.n, 0);
+	t_read_all_headers(mri_embedded_bootstraps(e), "raw",
+			   b.recs[2].res.partition, b.recs[2].res.offset,
+			   &got);
+	ck_assert_uint_eq(got.n, 1);
+	ck_assert_str_eq(got.names[0], "ce_id");
+
+	// mri_pub_rec_init makes a record not raw again: the envelope.
+	mri_pub_rec_init(&b.recs[0]);
+	ck_assert(!b.recs[0].raw);
+	mri_publisher_stats(p, &st);
+	ck_assert_uint_eq(st.failed, 1);
+	ck_assert_uint_eq(st.duplicates, 1);
+	mri_publisher_free(p);
+	mri_embedded_stop(e);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -500,6 +658,7 @@ main(void)
 	tcase_add_test(tc, test_drain_fails_the_rest);
 	tcase_add_test(tc, test_refusals_and_hints);
 	tcase_add_test(tc, test_envelope_reload);
+	tcase_add_test(tc, test_raw_records);
 	suite_add_tcase(s, tc);
 	r = srunner_create(s);
 	srunner_run_all(r, CK_ENV);

@@ -7,12 +7,15 @@ set -euo pipefail
 cd "${MR_SOURCE_DIR:-$(dirname "$0")/../..}"
 
 # layer: the header paths (prefixes) it may include, besides its own folder.
+# What a layer's list does not name it may not include: so nothing below
+# dlq/ (bridge/, consumers/, proto/, core/) includes dlq/.
 declare -A allow=(
 	[core]="mailroom/error.h mailroom/version.h"
 	[proto]="core/ mailroom/error.h mailroom/envelope.h"
 	[client]="core/ proto/ mailroom/"
 	[bridge]="core/ proto/address.h proto/header.h mailroom/error.h mailroom/envelope.h"
 	[consumers]="core/ mailroom/error.h"
+	[dlq]="core/ proto/header.h mailroom/ bridge/ consumers/"
 	[broker]="core/ proto/ bridge/ consumers/ dlq/ mailroom/error.h mailroom/version.h mailroom/envelope.h"
 	[cli]="core/ proto/ mailroom/"
 	[bench]="core/ mailroom/"
