@@ -92,3 +92,11 @@ mri_embedded_broker_set_rtt(struct mri_embedded *e, int broker, int rtt_ms)
 {
 	rd_kafka_mock_broker_set_rtt(e->mc, broker, rtt_ms);
 }
+
+void
+mri_embedded_produce_errors(struct mri_embedded *e, size_t n, int err)
+{
+	for (size_t i = 0; i < n; i++)
+		rd_kafka_mock_push_request_errors(e->mc, 0 /* Produce */, 1,
+						  (rd_kafka_resp_err_t)err);
+}

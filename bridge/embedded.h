@@ -28,5 +28,8 @@ void mri_embedded_broker_set_down(struct mri_embedded *e, int broker,
 				  bool down);
 void mri_embedded_broker_set_rtt(struct mri_embedded *e, int broker,
 				 int rtt_ms);
+/** @brief Fault injection: the next \p n Produce requests (any producer's)
+ *         fail with Kafka error \p err (an rd_kafka_resp_err_t). */
+void mri_embedded_produce_errors(struct mri_embedded *e, size_t n, int err);
 
 #endif

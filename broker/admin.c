@@ -33,6 +33,8 @@ struct mri_admin {
 	int                  timeout_ms;
 	int (*inject_fatal)(void *arg);
 	void *inject_arg;
+	size_t (*resume)(void *arg, const char *group, size_t *resumed);
+	void *resume_arg;
 
 	pthread_mutex_t   mtx;
 	pthread_cond_t    work; /* a job was queued, or stopping */
@@ -413,9 +415,44 @@ admin__fault(struct mri_admin *a, const char *op, json_t *req)
 		mri_embedded_broker_set_rtt(
 		    a->emb, broker,
 		    (int)json_integer_value(json_object_get(req, "rtt_ms")));
-	else
+	else if (strcmp(op, "fault.produce_errors") == 0) {
+		json_int_t n =
+		    json_integer_value(json_object_get(req, "count"));
+		json_int_t err =
+		    json_integer_value(json_object_get(req, "error"));
+
+		if (n < 1 || n > 1000 || err <= 0)
+			return admin__fail(MR_EINVAL,
+					   "fault.produce_errors needs "
+					   "\"count\" (1..1000) and \"error\" "
+					   "(a Kafka error code > 0)");
+		mri_embedded_produce_errors(a->emb, (size_t)n, (int)err);
+	} else
 		return admin__fail(MR_EUNKNOWNOP, "unknown operation '%s'", op);
 	return json_pack("{s:b}", "ok", 1);
+}
+
+/* consumers.resume {"group": G}: the tripped breakers of G's
+ * subscriptions go half-open now. */
+static json_t *
+admin__resume(struct mri_admin *a, json_t *req)
+{
+	const char *group = json_string_value(json_object_get(req, "group"));
+	size_t      n, resumed = 0;
+
+	if (group == NULL || *group == '\0')
+		return admin__fail(MR_EINVAL,
+				   "consumers.resume needs \"group\"");
+	if (a->resume == NULL)
+		return admin__fail(MR_ENOTSUP, "no consume side to resume");
+	if ((n = a->resume(a->resume_arg, group, &resumed)) == 0)
+		return admin__fail(MR_ENOENT,
+				   "this mailroomd has no subscription of "
+				   "group '%s'",
+				   group);
+	return json_pack("{s:b, s:s, s:I, s:I}", "ok", 1, "group", group,
+			 "subscriptions", (json_int_t)n, "resumed",
+			 (json_int_t)resumed);
 }
 
 json_t *
@@ -433,6 +470,8 @@ mri_admin_run(struct mri_admin *a, json_t *req)
 		return admin__topics_create(a, req);
 	if (strncmp(op, "fault.", 6) == 0)
 		return admin__fault(a, op, req);
+	if (strcmp(op, "consumers.resume") == 0)
+		return admin__resume(a, req);
 	return admin__fail(MR_EUNKNOWNOP, "unknown operation '%s'", op);
 }
 
@@ -509,6 +548,8 @@ mri_admin_new(struct mri_admin **out, const struct mri_admin_conf *c,
 	a->timeout_ms      = c->timeout_ms;
 	a->inject_fatal    = c->inject_fatal;
 	a->inject_arg      = c->inject_arg;
+	a->resume          = c->resume;
+	a->resume_arg      = c->resume_arg;
 	a->queue_max       = c->queue_max > 0 ? c->queue_max : MRI_ADMIN_QUEUE;
 	pthread_mutex_init(&a->mtx, NULL);
 	pthread_cond_init(&a->work, NULL);

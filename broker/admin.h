@@ -48,6 +48,12 @@ struct mri_admin_conf {
 	 * worker thread; NULL: the operation answers MR_ENOTSUP. */
 	int (*inject_fatal)(void *arg);
 	void *inject_arg;
+	/* consumers.resume's call into the consume side: resume the tripped
+	 * breakers of group's subscriptions (mri_consume_resume); returns
+	 * the subscriptions of the group, *resumed those that were open.
+	 * NULL: the operation answers MR_ENOTSUP. */
+	size_t (*resume)(void *arg, const char *group, size_t *resumed);
+	void *resume_arg;
 };
 
 /**

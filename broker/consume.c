@@ -25,6 +25,7 @@
 #define CONSUME__DEADLINE_MIN 100
 #define CONSUME__DEADLINE_MAX 86400000
 #define CONSUME__CREDIT_MAX 100000
+#define CONSUME__RESUME_MAX 64 /* subscriptions of one group resumed */
 
 /* One (group, topics, mode, deadline, credit, retry policy, dead-letter
  * settings) of this mailroomd. Counted (refs, under the registry's lock):
@@ -44,6 +45,9 @@ struct consume_sub {
 	 * string), dlq.topic a copy that the subscription frees (NULL:
 	 * "<source topic>" + r->c.dlq_suffix). */
 	struct mri_dlq_conf dlq;
+	struct mri_dlq     *sup; /* the supervisor, on g's hooks */
+	enum mri_order      order;
+	size_t              ntopics;
 };
 
 /* A session on a subscription. Counted too (refs, under the registry's
@@ -78,7 +82,10 @@ struct mri_consume {
 static void
 consume__sub_free(struct consume_sub *s)
 {
+	if (s->sup != NULL)
+		mri_dlq_detach(s->sup);
 	mri_group_free(s->g);
+	mri_dlq_free(s->sup);
 	json_decref(s->desc);
 	free((char *)s->dlq.topic);
 	free(s->key);
@@ -265,10 +272,11 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 	     const struct mri_dlq_conf *dc, int *code, char *why,
 	     size_t why_size)
 {
-	struct consume_sub *s;
-	rd_kafka_conf_t    *conf = NULL;
-	size_t              klen;
-	char               *key = consume__key(gc, dc, &klen);
+	struct consume_sub    *s;
+	rd_kafka_conf_t       *conf = NULL;
+	size_t                 klen;
+	char                  *key = consume__key(gc, dc, &klen);
+	struct mri_group_hooks hooks;
 
 	*code = MR_ENOMEM;
 	snprintf(why, why_size, "mailroomd is out of memory");
@@ -295,25 +303,31 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 	s->dlq.breaker_max         = dc->breaker_max;
 	s->dlq.breaker_period_ms   = dc->breaker_period_ms;
 	s->dlq.breaker_cooldown_ms = dc->breaker_cooldown_ms;
+	s->dlq.suffix              = r->c.dlq_suffix;
+	s->order                   = gc->order;
+	s->ntopics                 = gc->ntopics;
 	pthread_mutex_unlock(&r->lock);
-	*code = mri_group_new(&s->g, conf, gc, NULL, why, why_size);
+	*code = mri_dlq_new(&s->sup, r->c.pub, &s->dlq, why, why_size);
+	if (*code == MR_OK) {
+		mri_dlq_hooks(s->sup, &hooks);
+		*code = mri_group_new(&s->g, conf, gc, &hooks, why, why_size);
+	}
 	pthread_mutex_lock(&r->lock);
 	if (*code != MR_OK) {
 		rd_kafka_conf_destroy(conf);
-		free((char *)s->dlq.topic);
-		free(key);
-		free(s);
+		s->g = NULL;
+		pthread_mutex_unlock(&r->lock);
+		consume__sub_free(s);
+		pthread_mutex_lock(&r->lock);
 		return NULL;
 	}
+	mri_dlq_attach(s->sup, s->g);
 	for (struct consume_sub *o = r->subs; o != NULL; o = o->next)
 		if (o->key_len == klen && memcmp(o->key, key, klen) == 0) {
 			// Another SUBSCRIBE made the same one meanwhile.
 			pthread_mutex_unlock(&r->lock);
-			mri_group_free(s->g);
+			consume__sub_free(s);
 			pthread_mutex_lock(&r->lock);
-			free((char *)s->dlq.topic);
-			free(key);
-			free(s);
 			return o;
 		}
 	if (r->draining)
@@ -640,6 +654,71 @@ mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
 	consume__close(r, consume__is_id, id);
 	mri_frame_begin(out, MRI_OP_UNSUBSCRIBE_REPLY);
 	mri_frame_end(out);
+}
+
+/* Hold up to \p max subscriptions (all when \p group is NULL, else that
+ * group's) in \p out. @returns how many match in all. */
+static size_t
+consume__hold(struct mri_consume *r, const char *group,
+	      struct consume_sub **out, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&r->lock);
+	for (struct consume_sub *s = r->subs; s != NULL; s = s->next) {
+		if (group != NULL && strcmp(s->key, group) != 0)
+			continue;
+		if (n < max) {
+			s->refs++;
+			out[n] = s;
+		}
+		n++;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+size_t
+mri_consume_sub_stats(struct mri_consume *r, struct mri_consume_sub_stats *out,
+		      size_t max)
+{
+	struct consume_sub **h = calloc(max ? max : 1, sizeof(*h));
+	size_t               n;
+
+	if (h == NULL)
+		return 0;
+	n = consume__hold(r, NULL, h, max);
+	for (size_t i = 0; i < n && i < max; i++) {
+		struct consume_sub *s = h[i];
+
+		memset(&out[i], 0, sizeof(out[i]));
+		snprintf(out[i].group, sizeof(out[i].group), "%s", s->key);
+		out[i].mode    = consume__modes[s->order];
+		out[i].ntopics = s->ntopics;
+		pthread_mutex_lock(&r->lock);
+		out[i].sessions = s->nsessions;
+		pthread_mutex_unlock(&r->lock);
+		mri_group_stats(s->g, &out[i].g, NULL, 0);
+		mri_dlq_stats(s->sup, &out[i].dlq);
+		consume__sub_rele(r, s);
+	}
+	free(h);
+	return n;
+}
+
+size_t
+mri_consume_resume(struct mri_consume *r, const char *group, size_t *resumed)
+{
+	struct consume_sub *h[CONSUME__RESUME_MAX];
+	size_t              n = consume__hold(r, group, h, CONSUME__RESUME_MAX);
+
+	*resumed = 0;
+	for (size_t i = 0; i < n && i < CONSUME__RESUME_MAX; i++) {
+		if (mri_dlq_resume(h[i]->sup) == MRI_DLQ_OPEN)
+			(*resumed)++;
+		consume__sub_rele(r, h[i]);
+	}
+	return n;
 }
 
 void

@@ -57,6 +57,9 @@ struct mri_consume_conf {
 	 * dlq.topic are not used). */
 	struct mri_retry    retry;
 	struct mri_dlq_conf dlq;
+	/* What the dead-letter supervisors publish through (borrowed: it
+	 * outlives the registry). */
+	struct mri_publisher *pub;
 	/* A subscription's dead-letter topic is <topic><dlq_suffix>, unless
 	 * it names one (1 to MRI_SUBSCRIBE_DLQ_SUFFIX_MAX of a topic's
 	 * characters). */
@@ -114,5 +117,31 @@ void mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
 
 /** @returns the number of subscriptions and open sessions. */
 void mri_consume_counts(struct mri_consume *r, size_t *subs, size_t *sessions);
+
+/* What one subscription shows in the status. */
+struct mri_consume_sub_stats {
+	char                   group[MRI_SUBSCRIBE_GROUP_MAX + 1];
+	const char            *mode; /* static */
+	size_t                 ntopics;
+	size_t                 sessions;
+	struct mri_group_stats g;
+	struct mri_dlq_stats   dlq;
+};
+
+/**
+ * @brief The stats of up to \p max subscriptions into \p out (the
+ *        registry's lock, then each group's and supervisor's, one at a
+ *        time). @returns how many there are in all.
+ */
+size_t mri_consume_sub_stats(struct mri_consume *r,
+			     struct mri_consume_sub_stats *out, size_t max);
+
+/**
+ * @brief Resume the tripped breakers of group \p group's subscriptions
+ *        (mri_dlq_resume). @returns how many subscriptions of that group
+ *        this mailroomd has (0: none), and in *resumed how many were open.
+ */
+size_t mri_consume_resume(struct mri_consume *r, const char *group,
+			  size_t *resumed);
 
 #endif

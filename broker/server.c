@@ -327,6 +327,7 @@ srv__consume_new(struct mri_server *s, const struct mri_config *cfg,
 	    .dedupe_max_entries = (size_t)cfg->consumer_dedupe_max_entries,
 	    .embedded        = s->emb != NULL,
 	    .idle_close_ms   = (uint64_t)cfg->consumer_idle_close_ms,
+	    .pub             = s->pub,
 	    .retry =
 		{
 		    .max_attempts =
@@ -397,6 +398,18 @@ srv__publisher_new(struct mri_server *s, const struct mri_config *cfg,
 	return rc;
 }
 
+/* consumers.resume's hook into the consume side (mri_admin_conf). */
+static size_t
+srv__resume(void *arg, const char *group, size_t *resumed)
+{
+	struct mri_server *s = arg;
+
+	*resumed = 0;
+	return s->consume != NULL ? mri_consume_resume(s->consume, group,
+							resumed)
+				  : 0;
+}
+
 /* fault.producer_fatal's hook into the producer (mri_admin_conf). */
 static int
 srv__inject_fatal(void *arg)
@@ -421,6 +434,8 @@ srv__admin_new(struct mri_server *s, const struct mri_config *cfg,
 	    .timeout_ms        = SRV__ADMIN_TIMEOUT_MS,
 	    .inject_fatal      = srv__inject_fatal,
 	    .inject_arg        = s->prod,
+	    .resume            = srv__resume,
+	    .resume_arg        = s,
 	};
 
 	return mri_admin_new(&s->admin, &ac, errstr, errstr_size);
@@ -455,14 +470,15 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 		return MR_ENOMEM;
 	}
 
-	if ((rc = srv__consume_new(s, cfg, bootstrap, errstr, errstr_size)) !=
-	    MR_OK) {
+	// The publisher first: the consumers' dead-letter supervisors
+	// publish through it.
+	rc = srv__publisher_new(s, cfg, bootstrap, errstr, errstr_size);
+	if (rc != MR_OK) {
 		mri_server_free(s);
 		return rc;
 	}
-
-	rc = srv__publisher_new(s, cfg, bootstrap, errstr, errstr_size);
-	if (rc != MR_OK) {
+	if ((rc = srv__consume_new(s, cfg, bootstrap, errstr, errstr_size)) !=
+	    MR_OK) {
 		mri_server_free(s);
 		return rc;
 	}

@@ -55,7 +55,42 @@ mri_server_status(struct mri_server *s, struct mri_status *st)
 		st->has_consume = true;
 		mri_consume_counts(s->consume, &st->consume.subscriptions,
 				   &st->consume.sessions);
+		st->consume.nsubs = mri_consume_sub_stats(
+		    s->consume, st->consume.subs, MRI_STATUS_SUBS_MAX);
+		if (st->consume.nsubs > MRI_STATUS_SUBS_MAX)
+			st->consume.nsubs = MRI_STATUS_SUBS_MAX;
 	}
+}
+
+/* A subscription in the status: its group's counts and its supervisor's. */
+static json_t *
+status__sub(const struct mri_consume_sub_stats *s)
+{
+	const struct mri_dlq_stats *d = &s->dlq;
+	json_t *dl = json_pack(
+	    "{s:s, s:I, s:I, s:I, s:I, s:I}", "breaker",
+	    mri_dlq_breaker_name(d->breaker), "trips", (json_int_t)d->trips,
+	    "failures", (json_int_t)d->failures, "quarantined",
+	    (json_int_t)d->quarantined, "dlq_errors", (json_int_t)d->dlq_errors,
+	    "pending", (json_int_t)d->pending);
+
+	if (dl != NULL && d->trips > 0) {
+		json_object_set_new(dl, "reason", json_string(d->reason));
+		json_object_set_new(dl, "opened_ms",
+				    json_integer((json_int_t)d->opened_ms));
+	}
+	if (dl != NULL && d->breaker == MRI_DLQ_OPEN)
+		json_object_set_new(dl, "retry_ms",
+				    json_integer((json_int_t)d->retry_ms));
+	return json_pack(
+	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o*}",
+	    "group", s->group, "mode", s->mode, "topics",
+	    (json_int_t)s->ntopics, "sessions", (json_int_t)s->sessions,
+	    "partitions", (json_int_t)s->g.nparts, "buffered",
+	    (json_int_t)s->g.buffered, "inflight", (json_int_t)s->g.inflight,
+	    "backoff", (json_int_t)s->g.backoff, "quarantining",
+	    (json_int_t)s->g.quarantining, "acked", (json_int_t)s->g.acked,
+	    "failed", (json_int_t)s->g.failed, "dead_letter", dl);
 }
 
 json_t *
@@ -98,11 +133,19 @@ mri_status_json(const struct mri_status *st)
 				      (json_int_t)st->order.streams, "waiting",
 				      (json_int_t)st->order.waiting, "refused",
 				      (json_int_t)st->order.refused));
-	if (st->has_consume)
+	if (st->has_consume) {
+		json_t *groups = json_array();
+
+		for (size_t i = 0; groups != NULL && i < st->consume.nsubs;
+		     i++)
+			json_array_append_new(groups,
+					      status__sub(&st->consume.subs[i]));
 		json_object_set_new(
 		    o, "consume",
-		    json_pack("{s:I, s:I}", "subscriptions",
+		    json_pack("{s:I, s:I, s:o*}", "subscriptions",
 			      (json_int_t)st->consume.subscriptions,
-			      "sessions", (json_int_t)st->consume.sessions));
+			      "sessions", (json_int_t)st->consume.sessions,
+			      "groups", groups));
+	}
 	return o;
 }

@@ -21,6 +21,11 @@
 
 #include <jansson.h>
 
+#include "broker/consume.h"
+
+/* Subscriptions described one by one in a status, at most. */
+#define MRI_STATUS_SUBS_MAX 32
+
 struct mri_server;
 
 struct mri_status {
@@ -63,6 +68,10 @@ struct mri_status {
 	struct {
 		size_t subscriptions;
 		size_t sessions;
+		/* The first MRI_STATUS_SUBS_MAX of them, each with its group's
+		 * counts and its dead-letter supervisor's. */
+		size_t                       nsubs;
+		struct mri_consume_sub_stats subs[MRI_STATUS_SUBS_MAX];
 	} consume;
 };
 

@@ -90,11 +90,54 @@ START_TEST(test_embedded_and_consume)
 	st.has_consume                 = true;
 	st.consume.subscriptions       = 2;
 	st.consume.sessions            = 5;
+	st.consume.nsubs               = 2;
+	snprintf(st.consume.subs[0].group, sizeof(st.consume.subs[0].group),
+		 "billing");
+	st.consume.subs[0].mode          = "key";
+	st.consume.subs[0].ntopics       = 2;
+	st.consume.subs[0].sessions      = 3;
+	st.consume.subs[0].g.nparts      = 4;
+	st.consume.subs[0].g.buffered    = 10;
+	st.consume.subs[0].g.inflight    = 6;
+	st.consume.subs[0].g.backoff     = 1;
+	st.consume.subs[0].g.quarantining = 1;
+	st.consume.subs[0].g.acked       = 500;
+	st.consume.subs[0].g.failed      = 12;
+	st.consume.subs[0].dlq.failures    = 12;
+	st.consume.subs[0].dlq.quarantined = 2;
+	st.consume.subs[0].dlq.pending     = 1;
+	snprintf(st.consume.subs[1].group, sizeof(st.consume.subs[1].group),
+		 "audit");
+	st.consume.subs[1].mode           = "unordered";
+	st.consume.subs[1].ntopics        = 1;
+	st.consume.subs[1].sessions       = 2;
+	st.consume.subs[1].dlq.breaker    = MRI_DLQ_OPEN;
+	st.consume.subs[1].dlq.trips      = 1;
+	st.consume.subs[1].dlq.failures   = 100;
+	st.consume.subs[1].dlq.dlq_errors = 3;
+	st.consume.subs[1].dlq.opened_ms  = 1000;
+	st.consume.subs[1].dlq.retry_ms   = 31000;
+	snprintf(st.consume.subs[1].dlq.reason,
+		 sizeof(st.consume.subs[1].dlq.reason), "100 failed");
 	status_test__expect(
 	    &st, "{\"version\":\"9.8.7\",\"protocol\":3,"
 		 "\"kafka\":{\"bootstrap\":\"localhost:9092\","
 		 "\"embedded\":true,\"warning\":\"in memory\"}," STATUS_TEST__PUBLISH
-		 ",\"consume\":{\"subscriptions\":2,\"sessions\":5}}");
+		 ",\"consume\":{\"subscriptions\":2,\"sessions\":5,\"groups\":["
+		 "{\"group\":\"billing\",\"mode\":\"key\",\"topics\":2,"
+		 "\"sessions\":3,\"partitions\":4,\"buffered\":10,"
+		 "\"inflight\":6,\"backoff\":1,\"quarantining\":1,"
+		 "\"acked\":500,\"failed\":12,\"dead_letter\":{"
+		 "\"breaker\":\"closed\",\"trips\":0,\"failures\":12,"
+		 "\"quarantined\":2,\"dlq_errors\":0,\"pending\":1}},"
+		 "{\"group\":\"audit\",\"mode\":\"unordered\",\"topics\":1,"
+		 "\"sessions\":2,\"partitions\":0,\"buffered\":0,"
+		 "\"inflight\":0,\"backoff\":0,\"quarantining\":0,"
+		 "\"acked\":0,\"failed\":0,\"dead_letter\":{"
+		 "\"breaker\":\"open\",\"trips\":1,\"failures\":100,"
+		 "\"quarantined\":0,\"dlq_errors\":3,\"pending\":0,"
+		 "\"reason\":\"100 failed\",\"opened_ms\":1000,"
+		 "\"retry_ms\":31000}}]}}");
 }
 END_TEST
 

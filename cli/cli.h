@@ -34,6 +34,7 @@ int cli_status(const struct cli_common *co, int argc, char **argv);
 int cli_topics(const struct cli_common *co, int argc, char **argv);
 int cli_admin(const struct cli_common *co, int argc, char **argv);
 int cli_consume(const struct cli_common *co, int argc, char **argv);
+int cli_dlq(const struct cli_common *co, int argc, char **argv);
 
 /* cli/common.c: what the commands share. Each runs on the command's
  * thread; none keeps what it is given. */

@@ -17,6 +17,7 @@ main__usage(FILE *f)
 		"  status [--json]             mailroomd's version, Kafka, "
 		"listeners\n"
 		"  topics create|list|describe manage topics\n"
+		"  dlq resume GROUP            resume a tripped breaker\n"
 		"  admin JSON                  send a raw admin request\n"
 		"URL defaults to $MAILROOM_URL, else %s.\n"
 		"`mailroom COMMAND --help` describes each command.\n"
@@ -81,6 +82,8 @@ main(int argc, char **argv)
 		return cli_topics(&co, argc, argv);
 	if (strcmp(cmd, "admin") == 0)
 		return cli_admin(&co, argc, argv);
+	if (strcmp(cmd, "dlq") == 0)
+		return cli_dlq(&co, argc, argv);
 	fprintf(stderr, "mailroom: unknown command '%s'\n", cmd);
 	main__usage(stderr);
 	return CLI_USAGE;

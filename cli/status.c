@@ -7,6 +7,38 @@
 
 #include "cli/cli.h"
 
+static long long
+status__int(const json_t *o, const char *name)
+{
+	return (long long)json_integer_value(json_object_get(o, name));
+}
+
+/* One subscription: its flow, then its breaker when not closed. */
+static void
+status__group(const json_t *g)
+{
+	const json_t *d       = json_object_get(g, "dead_letter");
+	const char   *breaker = json_string_value(json_object_get(d, "breaker"));
+
+	printf("  group %s (%s): %lld sessions, %lld buffered, %lld in "
+	       "flight, %lld backing off; %lld acked, %lld failed, %lld "
+	       "quarantined\n",
+	       json_string_value(json_object_get(g, "group")),
+	       json_string_value(json_object_get(g, "mode")),
+	       status__int(g, "sessions"), status__int(g, "buffered"),
+	       status__int(g, "inflight"), status__int(g, "backoff"),
+	       status__int(g, "acked"), status__int(g, "failed"),
+	       status__int(d, "quarantined"));
+	if (breaker != NULL && strcmp(breaker, "closed") != 0)
+		printf("    breaker %s: %s (resume: mailroom dlq resume %s)\n",
+		       breaker,
+		       json_string_value(json_object_get(d, "reason")),
+		       json_string_value(json_object_get(g, "group")));
+	if (status__int(d, "dlq_errors") > 0)
+		printf("    %lld dead-letter writes failed (see the log)\n",
+		       status__int(d, "dlq_errors"));
+}
+
 int
 cli_status(const struct cli_common *co, int argc, char **argv)
 {
@@ -77,6 +109,8 @@ cli_status(const struct cli_common *co, int argc, char **argv)
 			   json_object_get(k, "subscriptions")),
 		       (long long)json_integer_value(
 			   json_object_get(k, "sessions")));
+	json_array_foreach(json_object_get(k, "groups"), i, l)
+		status__group(l);
 	json_decref(st);
 	return CLI_OK;
 }

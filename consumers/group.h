@@ -301,7 +301,8 @@ int mri_group_quarantined(struct mri_group *g, uint64_t handle, int err);
 
 /** @brief At most \p limit records in flight over all sessions (0: none is
  *         handed out; SIZE_MAX, the start: only the credits limit), for
- *         the supervisor's breaker. Any thread but a hook's. */
+ *         the supervisor's breaker. Any thread, a hook's included (the one
+ *         call a hook may make: the breaker trips at once). */
 void mri_group_set_limit(struct mri_group *g, size_t limit);
 
 /**
