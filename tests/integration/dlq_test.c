@@ -16,7 +16,9 @@
  * out; `mailroom status` says why), `mailroom dlq resume` lets one
  * message through, an ack closes it; and (embedded only: the fault is the
  * mock cluster's) a dead-letter write that fails leaves the original
- * unacked until a later write succeeds, once.
+ * unacked until a later write succeeds, once; and (real Kafka only: the
+ * embedded cluster dies with it) mailroomd killed with kill -9 while it
+ * quarantines: nothing delivered again, nothing lost.
  *
  * Nothing asserts an upper bound on a duration: waits are loops with
  * generous bounds. The delays between attempts are checked from below
@@ -447,6 +449,104 @@ START_TEST(test_dlq_write_fails)
 }
 END_TEST
 
+/* kill -9 of mailroomd while it quarantines (real Kafka only: the
+ * embedded cluster dies with mailroomd): each message is quarantined at
+ * least once, never delivered again, and its key goes on. Three rounds,
+ * each killing mailroomd right after a reject, so that the kill lands at
+ * different points of the quarantine. */
+START_TEST(test_mailroomd_killed)
+{
+	struct mrt_daemon  d;
+	mr_client         *c;
+	mr_consumer       *s;
+	mr_subscribe_opts  o = {.order        = MR_ORDER_KEY,
+				.set          = MR_SUB_MAX_ATTEMPTS,
+				.max_attempts = 1};
+	char               topic[128], dlq[160], group[128], p[16];
+	struct got         g[8];
+	struct mrt_records rs;
+	size_t             failed;
+
+	if (!mrt_real)
+		return; // kill -9 would take the embedded cluster with it
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "killq");
+	mrt_uniq(group, sizeof(group), "g-killq");
+	snprintf(dlq, sizeof(dlq), "%s.dlq", topic);
+	mrt_ck_topic_create(c, topic, 1);
+	mrt_ck_topic_create(c, dlq, 1);
+	for (int i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "m%d", i);
+		dt_publish(c, topic, "A", p);
+	}
+	mr_client_free(c);
+	for (int round = 0; round < 3; round++) {
+		int64_t t0 = mrt_now_ms();
+		size_t  n  = 0;
+
+		if (round > 0)
+			mrt_ck_daemon_restart(&d, NULL);
+		// A short timeout: the client outlives the mailroomd it killed.
+		c = mrt_ck_client(&d, 5000, 0);
+		ck_assert_int_eq(mr_subscribe(c, group,
+					      (const char *[]){topic}, 1, &o,
+					      &s),
+				 MR_OK);
+		// The next message of A is m<round>: the ones rejected before
+		// never come back.
+		while (n == 0 && mrt_now_ms() - t0 < LOOP_MS)
+			n = fetch_got(s, 8, WAIT_MS, g, 8);
+		ck_assert_uint_eq(n, 1);
+		snprintf(p, sizeof(p), "m%d", round);
+		ck_assert_str_eq(g[0].payload, p);
+		ck_assert_int_eq(
+		    mr_consumer_reject(s, &g[0].handle, 1, "poison", &failed),
+		    MR_OK);
+		mrt_daemon_kill(&d);
+		mr_consumer_free(s);
+		mr_client_free(c);
+	}
+	mrt_ck_daemon_restart(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	ck_assert_int_eq(
+	    mr_subscribe(c, group, (const char *[]){topic}, 1, &o, &s), MR_OK);
+	{
+		int64_t t0 = mrt_now_ms();
+		size_t  n  = 0;
+
+		while (n == 0 && mrt_now_ms() - t0 < LOOP_MS)
+			n = fetch_got(s, 8, WAIT_MS, g, 8);
+		ck_assert_uint_eq(n, 1);
+		ck_assert_str_eq(g[0].payload, "m3");
+		ack1(s, g[0].handle);
+	}
+	// Each rejected message is in the dead-letter topic, at least once
+	// (a kill between the write and the settle writes it again), each
+	// copy naming the same original offset.
+	dt_read(&d, dlq, 3, &rs);
+	for (int i = 0; i < 3; i++) {
+		size_t copies = 0;
+
+		snprintf(p, sizeof(p), "m%d", i);
+		for (size_t k = 0; k < rs.n; k++)
+			if (rs.v[k].payload_len == 2 &&
+			    memcmp(rs.v[k].payload, p, 2) == 0) {
+				char off[8];
+
+				snprintf(off, sizeof(off), "%d", i);
+				dt_header_is(&rs.v[k], "mr_dlq_offset", off);
+				copies++;
+			}
+		ck_assert_msg(copies >= 1, "%s is not in %s", p, dlq);
+	}
+	mrt_records_free(&rs);
+	mr_consumer_free(s);
+	mr_client_free(c);
+	mrt_ck_daemon_finish(&d);
+}
+END_TEST
+
 static Suite *
 dlq_suite(void)
 {
@@ -457,6 +557,7 @@ dlq_suite(void)
 	tcase_add_test(tc, test_consumer_killed);
 	tcase_add_test(tc, test_breaker);
 	tcase_add_test(tc, test_dlq_write_fails);
+	tcase_add_test(tc, test_mailroomd_killed);
 	tcase_set_timeout(tc, 240);
 	suite_add_tcase(s, tc);
 	return s;
