@@ -198,7 +198,8 @@ size_t mri_engine_take_exhausted(struct mri_engine *e,
 /**
  * @brief The quarantine of \p handle is over: \p ok, the record counts as
  *        acked (*opaque, if not NULL, gets its opaque); else it backs off
- *        and is exhausted again after its delay.
+ *        and is exhausted again after its delay (at least 100 ms, so that
+ *        a dead-letter topic that refuses is not hammered).
  * @returns MR_OK, or MR_ENOENT for an unknown or stale handle (revoked).
  */
 int mri_engine_quarantined(struct mri_engine *e, uint64_t handle, bool ok,

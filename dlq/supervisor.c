@@ -20,6 +20,7 @@
 #define DLQ__FAILURES_MAX 4096 /* records whose failures are described */
 #define DLQ__TICK_MS 100       /* the thread's wake-up, at most */
 #define DLQ__SUFFIX ".dlq"
+#define DLQ__WARN_MS 10000 /* failed dead-letter writes: one warning */
 
 /* What a failure without a reason of its own is said to be. */
 static const char *const dlq__why[] = {
@@ -80,6 +81,8 @@ struct mri_dlq {
 	bool                     limit_dirty; /* ... and may not have yet */
 	pthread_mutex_t          apply;       /* one dlq__apply at a time */
 	uint64_t                 half_open_acked; /* the group's, at entry */
+	int64_t                  next_warn_ms; /* of failed writes */
+	uint64_t                 unwarned;     /* failed writes not logged */
 };
 
 const char *
@@ -435,11 +438,14 @@ dlq__write(struct mri_dlq *d, struct dlq_job *j)
 static void
 dlq__settle(struct mri_dlq *d, struct mri_group *g, struct dlq_job *j)
 {
-	int  rc = MR_ENOENT;
-	bool last;
+	int      rc   = MR_ENOENT;
+	int64_t  now  = mri_wall_ms();
+	bool     warn = false, last;
+	uint64_t more = 0;
 
 	if (g != NULL)
 		rc = mri_group_quarantined(g, j->handle, j->err);
+
 	pthread_mutex_lock(&d->lock);
 	d->st.pending--;
 	if (j->err == MR_OK) {
@@ -447,6 +453,16 @@ dlq__settle(struct mri_dlq *d, struct mri_group *g, struct dlq_job *j)
 		mri_dlq_failures_take(d->failures, j->pos, NULL);
 	} else {
 		d->st.dlq_errors++;
+		// One warning per DLQ__WARN_MS: a dead-letter topic that
+		// refuses is retried every few hundred ms.
+		if (now >= d->next_warn_ms) {
+			warn            = true;
+			more            = d->unwarned;
+			d->unwarned     = 0;
+			d->next_warn_ms = now + DLQ__WARN_MS;
+		} else {
+			d->unwarned++;
+		}
 	}
 	dlq__rele_locked(d, &last);
 	pthread_mutex_unlock(&d->lock);
@@ -459,13 +475,13 @@ dlq__settle(struct mri_dlq *d, struct mri_group *g, struct dlq_job *j)
 			   d->group, j->topic, j->partition, j->offset,
 			   j->attempts, j->dlq_topic,
 			   rc == MR_OK ? "yes" : "no");
-	else
+	else if (warn)
 		mri_warn("component=dlq group=%s topic=%s partition=%" PRId32
-			 " offset=%" PRId64 " dlq=%s error=%s msg=\"the "
-			 "dead-letter write failed (%s): the message stays "
-			 "unacked and is quarantined again later\"",
+			 " offset=%" PRId64 " dlq=%s error=%s failed_since=%" PRIu64
+			 " msg=\"the dead-letter write failed (%s): the message "
+			 "stays unacked and is quarantined again later\"",
 			 d->group, j->topic, j->partition, j->offset,
-			 j->dlq_topic, mr_strerror(j->err),
+			 j->dlq_topic, mr_strerror(j->err), more,
 			 j->why != NULL ? j->why : "");
 	free(j);
 	if (last)
