@@ -625,7 +625,8 @@ mri_engine_arrive(struct mri_engine *e, int32_t p, int64_t offset,
 	}
 	r->part    = pt;
 	r->offset  = offset;
-	r->attempt = attempts;
+	r->attempt = attempts & ~MRI_ENGINE_REJECTED_BIT;
+	r->final   = (attempts & MRI_ENGINE_REJECTED_BIT) != 0;
 	r->opaque  = opaque;
 	r->state   = acked ? REC_ACKED : REC_WAITING;
 	pt->last   = offset;

@@ -132,10 +132,16 @@ int mri_engine_assign(struct mri_engine *e, int32_t partition, int64_t start,
 int mri_engine_revoke(struct mri_engine *e, int32_t partition,
 		      int64_t *commit);
 
+/* In the attempts given to mri_engine_arrive: the record was rejected
+ * before (the journal keeps a reject so); the count is the rest. */
+#define MRI_ENGINE_REJECTED_BIT 0x80000000u
+
 /**
  * @brief A record arrived from Kafka, in offset order within its
  *        partition. \p key_hash groups records of one key; \p keyless says
- *        it has none. \p attempts: deliveries already counted durably.
+ *        it has none. \p attempts: deliveries already counted durably
+ *        (with MRI_ENGINE_REJECTED_BIT: it was rejected, and is exhausted
+ *        once it heads its key).
  *        \p acked: the caller's dedupe store knows it was acked.
  * @returns MR_OK, MR_ENOENT (partition not assigned), MR_EINVAL (offset not
  *          above the last one), MR_ENOMEM.

@@ -360,6 +360,17 @@ START_TEST(test_spent_on_arrival_and_reject)
 	ck_assert_uint_eq(mri_engine_take_exhausted(e, q, 4), 1);
 	ck_assert_int_eq(q[0].offset, 1);
 	mri_engine_free(e);
+
+	// A reject from before a restart: exhausted on arrival, its count
+	// kept.
+	e = ert_new(MRI_ORDER_KEY, 3, 0, NULL);
+	ck_assert_int_eq(mri_engine_session_open(e, &sid), MR_OK);
+	ck_assert_int_eq(mri_engine_assign(e, 0, 0, NULL, 0), MR_OK);
+	ert_arrive(e, 0, ERT_KEY_A, 1 | MRI_ENGINE_REJECTED_BIT);
+	ck_assert_uint_eq(mri_engine_fetch(e, sid, 0, d, 16), 0);
+	ck_assert_uint_eq(mri_engine_take_exhausted(e, q, 4), 1);
+	ck_assert_uint_eq(q[0].attempt, 1);
+	mri_engine_free(e);
 }
 END_TEST
 

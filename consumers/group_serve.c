@@ -328,9 +328,26 @@ mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
 	group__fails_take(g, &fails);
 	pthread_mutex_unlock(&g->lock);
 	group__complete(g, done);
+	// Rejects go to the journal as attempts with MRI_ENGINE_REJECTED,
+	// so that after a restart the record is not retried; the settle is
+	// answered once the journal has them, as acks are.
+	if (s->kind == MRI_GROUP_REJECT && g->j != NULL &&
+	    g->hooks.on_exhausted != NULL && fails.n > 0 &&
+	    (acked = malloc(fails.n * sizeof(*acked))) != NULL)
+		for (size_t i = 0; i < fails.n; i++) {
+			if (fails.v[i].why != MRI_ENGINE_REJECTED)
+				continue;
+			acked[na].hash = ((struct group_rec *)
+					      fails.v[i].d.opaque)->pos;
+			acked[na++].attempt =
+			    fails.v[i].d.attempt | MRI_ENGINE_REJECTED_BIT;
+		}
 	group__fails_fire(g, &fails, s->reason, s->reason_len);
-	if (na == 0 || mri_journal_write(g->j, MRI_JOURNAL_ACK, acked, na,
-					 group__settled, st) != MR_OK)
+	if (na == 0 ||
+	    mri_journal_write(g->j,
+			      s->kind == MRI_GROUP_ACK ? MRI_JOURNAL_ACK
+						       : MRI_JOURNAL_DISPATCH,
+			      acked, na, group__settled, st) != MR_OK)
 		group__settled(st, na == 0 ? MR_OK : MR_EUNAVAIL);
 	free(acked);
 	return MR_OK;

@@ -6,7 +6,10 @@
  *
  *  - dispatch records: before a fetch is answered, the attempt number of
  *    every record it hands out, so that a record whose consumer (or
- *    mailroomd) died holding it counts that attempt;
+ *    mailroomd) died holding it counts that attempt; and before a reject
+ *    is answered, the record's attempt with the high bit set
+ *    (MRI_ENGINE_REJECTED_BIT), so that it is quarantined, not retried,
+ *    after a restart (the larger value wins, as for any attempt);
  *  - ack records: the message ids acked, so that an id acked once is not
  *    delivered to the group again (the group's dedupe store), even when
  *    its offset was never committed.
