@@ -443,9 +443,8 @@ dlq__settle(struct mri_dlq *d, struct mri_group *g, struct dlq_job *j)
 	bool     warn = false, last;
 	uint64_t more = 0;
 
-	if (g != NULL)
-		rc = mri_group_quarantined(g, j->handle, j->err);
-
+	// Counted before the group hears of it: whoever sees the key go on
+	// sees the quarantine counted.
 	pthread_mutex_lock(&d->lock);
 	d->st.pending--;
 	if (j->err == MR_OK) {
@@ -464,6 +463,10 @@ dlq__settle(struct mri_dlq *d, struct mri_group *g, struct dlq_job *j)
 			d->unwarned++;
 		}
 	}
+	pthread_mutex_unlock(&d->lock);
+	if (g != NULL)
+		rc = mri_group_quarantined(g, j->handle, j->err);
+	pthread_mutex_lock(&d->lock);
 	dlq__rele_locked(d, &last);
 	pthread_mutex_unlock(&d->lock);
 	if (j->topic == NULL)
