@@ -97,12 +97,11 @@ mri_dlq_cut_name(enum mri_dlq_cut c)
 					  : "none";
 }
 
-/* The length of the UTF-8 sequence at \p s (\p n bytes left), 0 when it
- * is not one (overlong, a surrogate, above U+10FFFF, cut short). */
-static size_t
-inspect__utf8_seq(const unsigned char *s, size_t n)
+size_t
+mri_dlq_utf8_seq(const void *p, size_t n)
 {
-	unsigned lo = 0x80, hi = 0xbf;
+	const unsigned char *s  = p;
+	unsigned             lo = 0x80, hi = 0xbf;
 	size_t   len;
 
 	if (s[0] < 0x80)
@@ -144,7 +143,7 @@ mri_dlq_is_text(const void *p, size_t len)
 		     s[i] != '\r') ||
 		    s[i] == 0x7f)
 			return false;
-		if ((k = inspect__utf8_seq(s + i, len - i)) == 0)
+		if ((k = mri_dlq_utf8_seq(s + i, len - i)) == 0)
 			return false;
 	}
 	return true;

@@ -204,6 +204,11 @@ void mri_dlq_shown_free(struct mri_dlq_shown *s);
  *           character but tab, LF and CR: shown as text, else base64. */
 bool mri_dlq_is_text(const void *p, size_t len);
 
+/** @returns the length of the UTF-8 sequence at \p p (\p n > 0 bytes
+ *           left), or 0 when there is none (overlong, a surrogate, above
+ *           U+10FFFF, cut short). */
+size_t mri_dlq_utf8_seq(const void *p, size_t n);
+
 /* ---- the Kafka source (inspect_kafka.c) ------------------------------- */
 
 struct mri_dlq_kafka;
