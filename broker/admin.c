@@ -1,4 +1,5 @@
 #include "admin.h"
+#include "admin_dlq.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +29,7 @@ struct admin_job {
 
 struct mri_admin {
 	rd_kafka_t          *rk; /* thread-safe: no lock around it */
+	rd_kafka_conf_t     *dlq_conf; /* dlq.*'s consumers' template */
 	struct mri_embedded *emb;
 	bool                 fault_injection;
 	int                  timeout_ms;
@@ -49,12 +51,8 @@ struct mri_admin {
 	int               nthreads;
 };
 
-static json_t *
-admin__fail(int err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static json_t *
-admin__fail(int err, const char *fmt, ...)
+json_t *
+mri_admin_fail(int err, const char *fmt, ...)
 {
 	char    msg[512];
 	va_list ap;
@@ -110,12 +108,12 @@ admin__topics_list(struct mri_admin *a)
 	int                             rc;
 
 	if ((rc = admin__metadata(a, &md, why, sizeof(why))) != MR_OK)
-		return admin__fail(rc, "%s", why);
+		return mri_admin_fail(rc, "%s", why);
 	sorted = malloc((size_t)(md->topic_cnt ? md->topic_cnt : 1) *
 			sizeof(*sorted));
 	if (sorted == NULL) {
 		rd_kafka_metadata_destroy(md);
-		return admin__fail(MR_ENOMEM, "out of memory");
+		return mri_admin_fail(MR_ENOMEM, "out of memory");
 	}
 	memcpy(sorted, md->topics, (size_t)md->topic_cnt * sizeof(*sorted));
 	qsort(sorted, (size_t)md->topic_cnt, sizeof(*sorted), admin__cmp_topic);
@@ -198,12 +196,12 @@ admin__topics_describe(struct mri_admin *a, json_t *req)
 	int         rc;
 
 	if (name == NULL)
-		return admin__fail(MR_EINVAL, "topics.describe needs \"topic\"");
+		return mri_admin_fail(MR_EINVAL, "topics.describe needs \"topic\"");
 	if ((rc = admin__metadata(a, &md, why, sizeof(why))) != MR_OK)
-		return admin__fail(rc, "%s", why);
+		return mri_admin_fail(rc, "%s", why);
 	if ((t = admin__find(md, name)) == NULL) {
 		rd_kafka_metadata_destroy(md);
-		return admin__fail(MR_ENOENT, "topic '%s' does not exist", name);
+		return mri_admin_fail(MR_ENOENT, "topic '%s' does not exist", name);
 	}
 	parts = json_array();
 	for (int i = 0; i < t->partition_cnt; i++) {
@@ -276,7 +274,7 @@ admin__topics_create_kafka(struct mri_admin *a, const char *name,
 	json_object_foreach(config, k, v)
 	{
 		if (!json_is_string(v))
-			return admin__fail(MR_EINVAL,
+			return mri_admin_fail(MR_EINVAL,
 					   "config value of '%s' must be a "
 					   "string",
 					   k);
@@ -284,7 +282,7 @@ admin__topics_create_kafka(struct mri_admin *a, const char *name,
 	nt = rd_kafka_NewTopic_new(name, partitions, replication, errstr,
 				   sizeof(errstr));
 	if (nt == NULL)
-		return admin__fail(MR_EINVAL, "%s", errstr);
+		return mri_admin_fail(MR_EINVAL, "%s", errstr);
 	rk = a->rk;
 	admin__default_max_message_bytes(rk, config);
 	json_object_foreach(config, k, v)
@@ -296,9 +294,9 @@ admin__topics_create_kafka(struct mri_admin *a, const char *name,
 	rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
 	ev = rd_kafka_queue_poll(q, a->timeout_ms + 2000);
 	if (ev == NULL) {
-		rep = admin__fail(MR_ETIMEDOUT, "CreateTopics got no answer");
+		rep = mri_admin_fail(MR_ETIMEDOUT, "CreateTopics got no answer");
 	} else if (rd_kafka_event_error(ev)) {
-		rep = admin__fail(mri_kafka_err(rd_kafka_event_error(ev)), "%s",
+		rep = mri_admin_fail(mri_kafka_err(rd_kafka_event_error(ev)), "%s",
 				  rd_kafka_event_error_string(ev));
 	} else {
 		tr = rd_kafka_CreateTopics_result_topics(
@@ -306,11 +304,11 @@ admin__topics_create_kafka(struct mri_admin *a, const char *name,
 		for (size_t i = 0; i < ntr && rep == NULL; i++) {
 			rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
 			if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-				rep = admin__fail(MR_EEXIST,
+				rep = mri_admin_fail(MR_EEXIST,
 						  "topic '%s' already exists",
 						  name);
 			else if (e)
-				rep = admin__fail(
+				rep = mri_admin_fail(
 				    mri_kafka_err(e), "%s",
 				    rd_kafka_topic_result_error_string(tr[i]));
 		}
@@ -338,41 +336,41 @@ admin__topics_create(struct mri_admin *a, json_t *req)
 	int         rc, exists;
 
 	if (name == NULL || !mri_topic_valid(name, strlen(name)))
-		return admin__fail(MR_EINVAL,
+		return mri_admin_fail(MR_EINVAL,
 				   "topics.create needs a valid \"topic\" "
 				   "(1-249 of [a-zA-Z0-9._-])");
 	if ((jp && !json_is_integer(jp)) || (jr && !json_is_integer(jr)) ||
 	    partitions == 0 || partitions < -1 || replication == 0 ||
 	    replication < -1)
-		return admin__fail(MR_EINVAL,
+		return mri_admin_fail(MR_EINVAL,
 				   "partitions and replication are positive "
 				   "integers (or -1: the cluster's default)");
 	if (cfg != NULL && !json_is_object(cfg))
-		return admin__fail(MR_EINVAL, "config must be an object");
+		return mri_admin_fail(MR_EINVAL, "config must be an object");
 
 	if (a->emb != NULL) {
 		if (cfg != NULL && json_object_size(cfg) > 0)
-			return admin__fail(MR_ENOTSUP,
+			return mri_admin_fail(MR_ENOTSUP,
 					   "the embedded cluster does not "
 					   "support topic configuration");
 		if ((rc = admin__metadata(a, &md, why, sizeof(why))) != MR_OK)
-			return admin__fail(rc, "%s", why);
+			return mri_admin_fail(rc, "%s", why);
 		exists = admin__find(md, name) != NULL;
 		rd_kafka_metadata_destroy(md);
 		if (exists)
-			return admin__fail(MR_EEXIST,
+			return mri_admin_fail(MR_EEXIST,
 					   "topic '%s' already exists", name);
 		partitions  = partitions > 0 ? partitions : 4;
 		replication = replication > 0 ? replication : 1;
 		rc = mri_embedded_topic_create(a->emb, name, partitions,
 					       replication);
 		if (rc != MR_OK)
-			return admin__fail(rc, "cannot create '%s'", name);
+			return mri_admin_fail(rc, "cannot create '%s'", name);
 		applied = json_object();
 	} else {
 		applied = cfg != NULL ? json_copy(cfg) : json_object();
 		if (applied == NULL)
-			return admin__fail(MR_ENOMEM, "out of memory");
+			return mri_admin_fail(MR_ENOMEM, "out of memory");
 		rep = admin__topics_create_kafka(a, name, partitions,
 						 replication, applied);
 		if (rep != NULL) {
@@ -392,18 +390,18 @@ admin__fault(struct mri_admin *a, const char *op, json_t *req)
 	int     broker = jb ? (int)json_integer_value(jb) : 1;
 
 	if (!a->fault_injection)
-		return admin__fail(MR_ENOTSUP,
+		return mri_admin_fail(MR_ENOTSUP,
 				   "fault injection is off (start mailroomd "
 				   "with fault_injection=true, for tests)");
 	if (strcmp(op, "fault.producer_fatal") == 0) {
 		int rc = a->inject_fatal != NULL ? a->inject_fatal(a->inject_arg)
 						 : MR_ENOTSUP;
 		if (rc != MR_OK)
-			return admin__fail(rc, "cannot raise a fatal error");
+			return mri_admin_fail(rc, "cannot raise a fatal error");
 		return json_pack("{s:b}", "ok", 1);
 	}
 	if (a->emb == NULL)
-		return admin__fail(MR_ENOTSUP,
+		return mri_admin_fail(MR_ENOTSUP,
 				   "%s needs the embedded cluster; on real "
 				   "Kafka, stop the broker process",
 				   op);
@@ -422,13 +420,13 @@ admin__fault(struct mri_admin *a, const char *op, json_t *req)
 		    json_integer_value(json_object_get(req, "error"));
 
 		if (n < 1 || n > 1000 || err <= 0)
-			return admin__fail(MR_EINVAL,
+			return mri_admin_fail(MR_EINVAL,
 					   "fault.produce_errors needs "
 					   "\"count\" (1..1000) and \"error\" "
 					   "(a Kafka error code > 0)");
 		mri_embedded_produce_errors(a->emb, (size_t)n, (int)err);
 	} else
-		return admin__fail(MR_EUNKNOWNOP, "unknown operation '%s'", op);
+		return mri_admin_fail(MR_EUNKNOWNOP, "unknown operation '%s'", op);
 	return json_pack("{s:b}", "ok", 1);
 }
 
@@ -441,12 +439,12 @@ admin__resume(struct mri_admin *a, json_t *req)
 	size_t      n, resumed = 0;
 
 	if (group == NULL || *group == '\0')
-		return admin__fail(MR_EINVAL,
+		return mri_admin_fail(MR_EINVAL,
 				   "consumers.resume needs \"group\"");
 	if (a->resume == NULL)
-		return admin__fail(MR_ENOTSUP, "no consume side to resume");
+		return mri_admin_fail(MR_ENOTSUP, "no consume side to resume");
 	if ((n = a->resume(a->resume_arg, group, &resumed)) == 0)
-		return admin__fail(MR_ENOENT,
+		return mri_admin_fail(MR_ENOENT,
 				   "this mailroomd has no subscription of "
 				   "group '%s'",
 				   group);
@@ -461,7 +459,7 @@ mri_admin_run(struct mri_admin *a, json_t *req)
 	const char *op = json_string_value(json_object_get(req, "op"));
 
 	if (op == NULL)
-		return admin__fail(MR_EINVAL, "the request needs \"op\"");
+		return mri_admin_fail(MR_EINVAL, "the request needs \"op\"");
 	if (strcmp(op, "topics.list") == 0)
 		return admin__topics_list(a);
 	if (strcmp(op, "topics.describe") == 0)
@@ -472,7 +470,9 @@ mri_admin_run(struct mri_admin *a, json_t *req)
 		return admin__fault(a, op, req);
 	if (strcmp(op, "consumers.resume") == 0)
 		return admin__resume(a, req);
-	return admin__fail(MR_EUNKNOWNOP, "unknown operation '%s'", op);
+	if (strcmp(op, "dlq.list") == 0 || strcmp(op, "dlq.show") == 0)
+		return mri_admin_dlq(a->dlq_conf, a->timeout_ms, op, req);
+	return mri_admin_fail(MR_EUNKNOWNOP, "unknown operation '%s'", op);
 }
 
 /* ---- the workers -------------------------------------------------------- */
@@ -554,7 +554,10 @@ mri_admin_new(struct mri_admin **out, const struct mri_admin_conf *c,
 	pthread_mutex_init(&a->mtx, NULL);
 	pthread_cond_init(&a->work, NULL);
 	mri_cond_init(&a->idle);
-	if ((conf = admin__conf(c, errstr, errstr_size)) == NULL) {
+	if ((conf = admin__conf(c, errstr, errstr_size)) == NULL ||
+	    (a->dlq_conf = rd_kafka_conf_dup(conf)) == NULL) {
+		if (conf != NULL)
+			rd_kafka_conf_destroy(conf);
 		mri_admin_free(a);
 		return MR_ECONFIG;
 	}
@@ -641,7 +644,7 @@ mri_admin_free(struct mri_admin *a)
 	for (; j != NULL; j = next) {
 		next = j->next;
 		json_decref(j->req);
-		j->done(j->arg, admin__fail(MR_ESHUTDOWN,
+		j->done(j->arg, mri_admin_fail(MR_ESHUTDOWN,
 					    "mailroomd is stopping"));
 		free(j);
 	}
@@ -650,6 +653,8 @@ mri_admin_free(struct mri_admin *a)
 		pthread_join(a->threads[i], NULL);
 	if (a->rk != NULL)
 		rd_kafka_destroy(a->rk);
+	if (a->dlq_conf != NULL)
+		rd_kafka_conf_destroy(a->dlq_conf);
 	free(a->threads);
 	pthread_cond_destroy(&a->idle);
 	pthread_cond_destroy(&a->work);

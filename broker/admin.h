@@ -1,14 +1,16 @@
 /*
  * The JSON admin operations behind ADMIN frames (docs/PROTOCOL.md):
- * topics.create, topics.list, topics.describe, and with fault_injection
- * on, fault.broker_down, fault.broker_up, fault.broker_rtt and
+ * topics.create, topics.list, topics.describe, consumers.resume, dlq.list
+ * and dlq.show (broker/admin_dlq.h), and with fault_injection on,
+ * fault.broker_down, fault.broker_up, fault.broker_rtt and
  * fault.producer_fatal.
  *
  * The admin part has its own librdkafka handle (a producer-type handle that
  * never produces: metadata, DescribeConfigs, CreateTopics), made from the
  * same bootstrap and pass-through settings as the producer, so that a slow
  * admin call never holds the producer, and a small fixed pool of worker
- * threads with a bounded queue.
+ * threads with a bounded queue. The dlq.* operations each read with a
+ * consumer of their own, made from a copy of the same settings.
  *
  * Thread safety: mri_admin_submit is thread-safe and never blocks on Kafka
  * (call it from nng's callbacks). new, drain and free from one thread.

@@ -17,7 +17,7 @@ main__usage(FILE *f)
 		"  status [--json]             mailroomd's version, Kafka, "
 		"listeners\n"
 		"  topics create|list|describe manage topics\n"
-		"  dlq resume GROUP            resume a tripped breaker\n"
+		"  dlq list|show|resume        the dead-letter queue\n"
 		"  admin JSON                  send a raw admin request\n"
 		"URL defaults to $MAILROOM_URL, else %s.\n"
 		"`mailroom COMMAND --help` describes each command.\n"

@@ -321,6 +321,27 @@ record__be(const struct mri_hdr_view *h, size_t size, int64_t *out)
 	return true;
 }
 
+/* Spring's original partition or offset: a big-endian integer of exactly
+ * \p size bytes, as Spring writes it; else a decimal (a text value, as
+ * kcat -H writes), a value of \p size ASCII digits included (binary, it
+ * would be a partition above 808 million, an offset above 3.4e18). */
+static bool
+record__be_or_dec(const struct mri_hdr_view *h, size_t size, uint64_t max,
+		  int64_t *out)
+{
+	const char *p;
+	bool        digits = true;
+
+	if (h == NULL || h->value == NULL)
+		return false;
+	p = h->value;
+	for (size_t i = 0; i < h->value_len && digits; i++)
+		digits = p[i] >= '0' && p[i] <= '9';
+	if (h->value_len == size && !digits)
+		return record__be(h, size, out);
+	return record__dec(h, false, max, out);
+}
+
 static int64_t
 record__time(const struct mri_hdr_view *h)
 {
@@ -419,9 +440,9 @@ record__spring(const struct mri_hdr_view **s, struct mri_dlq_info *out)
 
 	out->topic = record__str(s[R_SP_TOPIC]);
 	out->group = record__str(s[R_SP_GROUP]);
-	if (record__be(s[R_SP_PARTITION], 4, &v) && v >= 0)
+	if (record__be_or_dec(s[R_SP_PARTITION], 4, INT32_MAX, &v) && v >= 0)
 		out->partition = (int32_t)v;
-	if (record__be(s[R_SP_OFFSET], 8, &v) && v >= 0)
+	if (record__be_or_dec(s[R_SP_OFFSET], 8, INT64_MAX, &v) && v >= 0)
 		out->offset = v;
 	if (record__be(s[R_SP_TIMESTAMP], 8, &v) && v >= 0)
 		out->orig_time_ms = v;

@@ -71,7 +71,12 @@
  * Reading (mri_dlq_parse) takes any record's headers. Where a name
  * repeats, its last header counts (Kafka's Headers.lastHeader). A value
  * that is not what it should be (not a decimal, not 4 or 8 bytes, not a
- * time) is unknown, never an error: these are foreign bytes.
+ * time) is unknown, never an error: these are foreign bytes. Spring's
+ * original partition and offset are 4- and 8-byte big-endian integers;
+ * a value of another length, or of exactly that length but made of ASCII
+ * digits only, is read as a decimal instead (kcat -H writes text; as
+ * binary, 4 digits would be a partition above 808 million, 8 an offset
+ * above 3.4e18).
  *
  * Thread safety: pure functions on the caller's memory, thread-safe.
  */

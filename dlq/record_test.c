@@ -598,10 +598,35 @@ START_TEST(test_parse_spring)
 	ck_assert_int_eq(info.orig_time_ms, -1);
 	ck_assert_uint_eq(info.attempts, 0);
 	h[2] = t_hb("kafka_dlt-original-partition", negpart, 4);
-	h[3] = t_hb("kafka_dlt-original-offset", "12345678", 8);
+	h[3] = t_hb("kafka_dlt-original-offset", "1234567a", 8);
 	ck_assert_int_eq(mri_dlq_parse(h, 12, &info), MR_OK);
 	ck_assert_int_eq(info.partition, -1);
-	ck_assert_int_eq(info.offset, 0x3132333435363738LL);
+	ck_assert_int_eq(info.offset, 0x3132333435363761LL);
+
+	// Decimal text (kcat -H writes text), of any length but exactly
+	// 4 (8) bytes that are not all digits.
+	h[2] = t_h("kafka_dlt-original-partition", "7");
+	h[3] = t_h("kafka_dlt-original-offset", "41");
+	ck_assert_int_eq(mri_dlq_parse(h, 12, &info), MR_OK);
+	ck_assert_int_eq(info.partition, 7);
+	ck_assert_int_eq(info.offset, 41);
+	h[2] = t_h("kafka_dlt-original-partition", "1000");
+	h[3] = t_h("kafka_dlt-original-offset", "12345678");
+	ck_assert_int_eq(mri_dlq_parse(h, 12, &info), MR_OK);
+	ck_assert_int_eq(info.partition, 1000);
+	ck_assert_int_eq(info.offset, 12345678);
+	h[2] = t_h("kafka_dlt-original-partition", "2147483648");
+	h[3] = t_h("kafka_dlt-original-offset", "9223372036854775807");
+	ck_assert_int_eq(mri_dlq_parse(h, 12, &info), MR_OK);
+	ck_assert_int_eq(info.partition, -1);
+	ck_assert_int_eq(info.offset, INT64_MAX);
+	h[2] = t_h("kafka_dlt-original-partition", "-1");
+	h[3] = t_h("kafka_dlt-original-offset", "4 2");
+	ck_assert_int_eq(mri_dlq_parse(h, 12, &info), MR_OK);
+	ck_assert_int_eq(info.partition, -1);
+	ck_assert_int_eq(info.offset, -1);
+	h[2] = t_hb("kafka_dlt-original-partition", part, 4);
+	h[3] = t_hb("kafka_dlt-original-offset", off, 8);
 
 	// A key's exception only, with no message: the class alone.
 	h[0] = t_h("kafka_dlt-key-exception-fqcn", "a.KeyError");
