@@ -11,80 +11,12 @@
 #include <string.h>
 
 #include "bridge/envelope.h"
+#include "core/base64.h"
 #include "dlq/inspect.h"
 #include "mailroom/error.h"
 #include "proto/frame.h"
 
 /* ---- bytes as JSON ------------------------------------------------------ */
-
-static char *
-admin_dlq__b64(const void *p, size_t len)
-{
-	static const char    tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				     "abcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *s     = p;
-	char                *out   = malloc((len + 2) / 3 * 4 + 1), *o = out;
-
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)s[i] << 16;
-
-		if (i + 1 < len)
-			v |= (unsigned)s[i + 1] << 8;
-		if (i + 2 < len)
-			v |= s[i + 2];
-		*o++ = tab[(v >> 18) & 63];
-		*o++ = tab[(v >> 12) & 63];
-		*o++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-		*o++ = i + 2 < len ? tab[v & 63] : '=';
-	}
-	*o = '\0';
-	return out;
-}
-
-static int
-admin_dlq__b64_digit(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-/* Standard base64 with its padding: a new buffer and *n, or NULL. */
-static unsigned char *
-admin_dlq__unb64(const char *s, size_t *n)
-{
-	size_t         len = strlen(s), k = 0;
-	unsigned char *out;
-
-	if (len % 4 != 0 || (out = malloc(len / 4 * 3 + 1)) == NULL)
-		return NULL;
-	for (size_t i = 0; i < len; i += 4) {
-		int  d[4];
-		bool last = i + 4 == len;
-
-		for (int j = 0; j < 4; j++)
-			d[j] = admin_dlq__b64_digit(s[i + j]);
-		if (d[0] < 0 || d[1] < 0 ||
-		    (d[2] < 0 && !(last && s[i + 2] == '=' && s[i + 3] == '=')) ||
-		    (d[3] < 0 && !(last && s[i + 3] == '='))) {
-			free(out);
-			return NULL;
-		}
-		out[k++] = (unsigned char)(d[0] << 2 | d[1] >> 4);
-		if (d[2] >= 0)
-			out[k++] = (unsigned char)((d[1] & 15) << 4 | d[2] >> 2);
-		if (d[2] >= 0 && d[3] >= 0)
-			out[k++] = (unsigned char)((d[2] & 3) << 6 | d[3]);
-	}
-	*n = k;
-	return out;
-}
 
 /* Set name (and name_encoding: "text" or "base64") to \p len bytes of \p p;
  * NULL \p p: name is null. */
@@ -102,7 +34,7 @@ admin_dlq__bytes(json_t *o, const char *name, const void *p, size_t len)
 	if (mri_dlq_is_text(p, len)) {
 		json_object_set_new(o, name, json_stringn(len ? p : "", len));
 		json_object_set_new(o, enc, json_string("text"));
-	} else if ((b = admin_dlq__b64(p, len)) != NULL) {
+	} else if ((b = mri_base64_encode(p, len)) != NULL) {
 		json_object_set_new(o, name, json_string(b));
 		json_object_set_new(o, enc, json_string("base64"));
 		free(b);
@@ -258,7 +190,7 @@ admin_dlq__filter(json_t *req, struct mri_dlq_filter *f, unsigned char **key)
 		return mri_admin_fail(MR_EINVAL,
 				      "the key is \"key\" (text) or "
 				      "\"key_b64\" (base64), one of them");
-	if (kb != NULL && (*key = admin_dlq__unb64(kb, &f->key_len)) == NULL)
+	if (kb != NULL && (*key = mri_base64_decode(kb, &f->key_len)) == NULL)
 		return mri_admin_fail(MR_EINVAL, "\"key_b64\" is not base64");
 	if (k != NULL || kb != NULL) {
 		f->has_key = true;

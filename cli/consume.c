@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "core/base64.h"
 #include "proto/address.h"
 #include "proto/frame.h"
 
@@ -262,32 +263,6 @@ consume__breaker(const char *arg, mr_subscribe_opts *o)
 
 /* ---- output ----------------------------------------------------------- */
 
-static char *
-consume__b64(const void *p, size_t len)
-{
-	static const char    tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				     "abcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *s     = p;
-	char                *out   = malloc((len + 2) / 3 * 4 + 1), *o = out;
-
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)s[i] << 16;
-
-		if (i + 1 < len)
-			v |= (unsigned)s[i + 1] << 8;
-		if (i + 2 < len)
-			v |= s[i + 2];
-		*o++ = tab[(v >> 18) & 63];
-		*o++ = tab[(v >> 12) & 63];
-		*o++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-		*o++ = i + 2 < len ? tab[v & 63] : '=';
-	}
-	*o = '\0';
-	return out;
-}
-
 /* @returns a new JSON string if \p p is valid UTF-8 without control
  *          characters (but tab, CR, LF), else NULL. */
 static json_t *
@@ -316,7 +291,7 @@ consume__json_bytes(json_t *o, const char *name, const void *p, size_t len)
 		return;
 	}
 	snprintf(key, sizeof(key), "%s_b64", name);
-	if ((b = consume__b64(p, len)) != NULL)
+	if ((b = mri_base64_encode(p, len)) != NULL)
 		json_object_set_new(o, key, json_string(b));
 	free(b);
 }
@@ -339,7 +314,7 @@ consume__print_json(const mr_delivery *d, bool dup)
 		json_t          *v = consume__text(h->value, h->value_len);
 		char            *b;
 
-		if (v == NULL && (b = consume__b64(h->value, h->value_len))) {
+		if (v == NULL && (b = mri_base64_encode(h->value, h->value_len))) {
 			v = json_pack("{s:s}", "b64", b);
 			free(b);
 		}
