@@ -1,213 +1,18 @@
+/*
+ * The delivery engine's core (engine.h): partitions assigned and revoked,
+ * records arriving in partition and key order, sessions, fetch (credits
+ * and the limit), ack, nack, extend, expiry, the committed prefix and the
+ * stats. What happens to a failed attempt (backoff, exhaustion,
+ * quarantine) is in engine_retry.c; the state both share is in
+ * engine_internal.h.
+ */
 #include "engine.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "consumers/engine_internal.h"
 #include "mailroom/error.h"
-
-/* The least delay before a record whose quarantine failed is taken again. */
-#define ENGINE__QUARANTINE_RETRY_MS 100
-
-/*
- * A record's life: WAITING (buffered; on the ready list when it may go
- * out) -> INFLIGHT (a session's) -> ACKED; a failed attempt makes it
- * BACKOFF (on the heap until its delay ends, then WAITING again) or, when
- * its attempts are spent, EXHAUSTED (on the exhausted list) ->
- * QUARANTINE (the caller's) -> ACKED, or BACKOFF if the quarantine failed.
- * Until ACKED it stays the head of its key.
- */
-enum rec_state {
-	REC_WAITING,
-	REC_INFLIGHT,
-	REC_ACKED,
-	REC_BACKOFF,
-	REC_EXHAUSTED,
-	REC_QUARANTINE,
-};
-
-struct keyq;
-struct part;
-
-struct rec {
-	struct rec  *pnext;        /* partition list, offset order */
-	struct rec  *knext;        /* key queue, offset order */
-	struct rec  *lprev, *lnext; /* the ready list or a session's */
-	struct keyq *kq;           /* NULL: not ordered */
-	struct part *part;
-	void        *opaque;
-	int64_t      offset;
-	uint64_t     deadline; /* INFLIGHT: its ack deadline; BACKOFF: due */
-	uint32_t     idx; /* slot: handle = gen << 32 | idx */
-	uint32_t     attempt;
-	uint32_t     sid;
-	uint32_t     hidx;   /* BACKOFF: its place in the heap */
-	uint8_t      state;
-	uint8_t      listed; /* on the ready, exhausted or a session's list */
-	uint8_t      final;  /* rejected: exhausted whatever its attempts */
-};
-
-struct keyq {
-	struct keyq *hnext;
-	struct rec  *head, *tail;
-	int32_t      partition;
-	uint64_t     key;
-	size_t       count;
-};
-
-struct part {
-	int32_t     id;
-	struct rec *head, *tail;
-	size_t      count;
-	size_t      inflight;    /* of count, handed out */
-	int64_t     next_commit; /* one past the acked prefix */
-	int64_t     last;        /* the last offset that arrived */
-	int64_t    *acked;       /* acked beyond the start, from assign */
-	size_t      n_acked;
-	size_t      acked_pos;
-};
-
-struct list {
-	struct rec *head, *tail;
-	size_t      count;
-};
-
-struct session {
-	struct list inflight;
-	bool        open;
-};
-
-struct mri_engine {
-	struct mri_engine_conf conf;
-	struct part          **parts; /* by partition number */
-	size_t                 nparts;
-	struct keyq          **kbuckets;
-	size_t                 nkbuckets;
-	size_t                 nkq;
-	struct rec           **slots;
-	uint32_t              *gens;
-	uint32_t              *free_slots;
-	size_t                 nslots, nfree;
-	struct list            ready;
-	struct list            exhausted;
-	struct rec           **heap; /* BACKOFF records, earliest due first */
-	size_t                 nheap, heap_cap;
-	struct session        *sessions;
-	size_t                 nsessions; /* slots of sessions[] */
-	size_t                 open;      /* sessions open: the one count */
-	size_t                 buffered;
-	size_t                 inflight;
-	size_t                 limit; /* in flight over all sessions */
-	size_t                 quarantining;
-	uint64_t               acked, failed;
-	uint64_t               rng; /* the jitter's draws */
-	mri_engine_fail_fn     observer;
-	void                  *observer_arg;
-};
-
-/* ---- lists ------------------------------------------------------------- */
-
-static void
-list_push(struct list *l, struct rec *r)
-{
-	r->lnext = NULL;
-	r->lprev = l->tail;
-	if (l->tail)
-		l->tail->lnext = r;
-	else
-		l->head = r;
-	l->tail  = r;
-	r->listed = 1;
-	l->count++;
-}
-
-static void
-list_remove(struct list *l, struct rec *r)
-{
-	if (r->lprev)
-		r->lprev->lnext = r->lnext;
-	else
-		l->head = r->lnext;
-	if (r->lnext)
-		r->lnext->lprev = r->lprev;
-	else
-		l->tail = r->lprev;
-	r->lprev = r->lnext = NULL;
-	r->listed           = 0;
-	l->count--;
-}
-
-/* ---- the backoff heap -------------------------------------------------- */
-
-static void
-heap_set(struct mri_engine *e, size_t i, struct rec *r)
-{
-	e->heap[i] = r;
-	r->hidx    = (uint32_t)i;
-}
-
-static void
-heap_up(struct mri_engine *e, size_t i)
-{
-	struct rec *r = e->heap[i];
-
-	while (i > 0 && e->heap[(i - 1) / 2]->deadline > r->deadline) {
-		heap_set(e, i, e->heap[(i - 1) / 2]);
-		i = (i - 1) / 2;
-	}
-	heap_set(e, i, r);
-}
-
-static void
-heap_down(struct mri_engine *e, size_t i)
-{
-	struct rec *r = e->heap[i];
-
-	for (;;) {
-		size_t c = 2 * i + 1;
-
-		if (c >= e->nheap)
-			break;
-		if (c + 1 < e->nheap &&
-		    e->heap[c + 1]->deadline < e->heap[c]->deadline)
-			c++;
-		if (e->heap[c]->deadline >= r->deadline)
-			break;
-		heap_set(e, i, e->heap[c]);
-		i = c;
-	}
-	heap_set(e, i, r);
-}
-
-static int
-heap_push(struct mri_engine *e, struct rec *r)
-{
-	if (e->nheap == e->heap_cap) {
-		size_t       n = e->heap_cap ? e->heap_cap * 2 : 64;
-		struct rec **h = realloc(e->heap, n * sizeof(*h));
-
-		if (h == NULL)
-			return MR_ENOMEM;
-		e->heap     = h;
-		e->heap_cap = n;
-	}
-	heap_set(e, e->nheap++, r);
-	heap_up(e, e->nheap - 1);
-	return MR_OK;
-}
-
-static void
-heap_remove(struct mri_engine *e, struct rec *r)
-{
-	size_t      i = r->hidx;
-	struct rec *m;
-
-	if (--e->nheap == i)
-		return;
-	m = e->heap[e->nheap];
-	heap_set(e, i, m);
-	heap_down(e, i);
-	heap_up(e, m->hidx);
-}
 
 /* ---- slots and handles ------------------------------------------------- */
 
@@ -238,34 +43,6 @@ engine__slot_alloc(struct mri_engine *e, struct rec *r)
 	r->idx           = e->free_slots[--e->nfree];
 	e->slots[r->idx] = r;
 	return MR_OK;
-}
-
-static uint64_t
-engine__handle(const struct mri_engine *e, const struct rec *r)
-{
-	return ((uint64_t)e->gens[r->idx] << 32) | r->idx;
-}
-
-/* Every change of a record's state makes its old handles stale. */
-static void
-engine__stale(struct mri_engine *e, struct rec *r)
-{
-	e->gens[r->idx]++;
-}
-
-/* @returns the record of \p handle if it is in \p state, else NULL. */
-static struct rec *
-engine__lookup_in(const struct mri_engine *e, uint64_t handle,
-		  enum rec_state state)
-{
-	uint32_t    idx = (uint32_t)handle;
-	struct rec *r;
-
-	if (idx >= e->nslots || (r = e->slots[idx]) == NULL)
-		return NULL;
-	if (e->gens[idx] != (uint32_t)(handle >> 32) || r->state != state)
-		return NULL;
-	return r;
 }
 
 static struct rec *
@@ -473,80 +250,19 @@ engine__advance(struct mri_engine *e, struct part *pt)
 	}
 }
 
-static bool
-engine__spent(const struct mri_engine *e, const struct rec *r)
-{
-	return r->final || (e->conf.retry.max_attempts > 0 &&
-			    r->attempt >= e->conf.retry.max_attempts);
-}
-
 /* A record at the head of its key (or unordered) can be handed out, or
  * taken for quarantine when its attempts are spent. */
-static void
+void
 engine__ready(struct mri_engine *e, struct rec *r)
 {
 	if (r->state != REC_WAITING || r->listed)
 		return;
 	if (engine__spent(e, r)) {
 		r->state = REC_EXHAUSTED;
-		list_push(&e->exhausted, r);
+		engine__list_push(&e->exhausted, r);
 	} else {
-		list_push(&e->ready, r);
+		engine__list_push(&e->ready, r);
 	}
-}
-
-/* splitmix64: the jitter's draws, from the seed. */
-static uint64_t
-engine__rand(struct mri_engine *e)
-{
-	uint64_t z = (e->rng += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-uint64_t
-mri_engine_backoff(struct mri_engine *e, uint32_t attempt)
-{
-	const struct mri_retry *rt = &e->conf.retry;
-	double                  d  = (double)rt->backoff_initial_ms;
-
-	if (rt->backoff_initial_ms == 0)
-		return 0;
-	for (uint32_t i = 1; i < attempt && d < (double)rt->backoff_max_ms; i++)
-		d *= rt->multiplier;
-	if (d > (double)rt->backoff_max_ms)
-		d = (double)rt->backoff_max_ms;
-	if (rt->jitter > 0) {
-		double u = (double)(engine__rand(e) >> 11) * 0x1.0p-53;
-
-		d *= 1.0 - rt->jitter + 2.0 * rt->jitter * u;
-	}
-	return (uint64_t)(d + 0.5);
-}
-
-/* Record \p r (WAITING, not listed) waits \p delay before it is ready;
- * 0: ready now. */
-static void
-engine__backoff(struct mri_engine *e, struct rec *r, uint64_t now,
-		uint64_t delay)
-{
-	if (delay > 0) {
-		r->state    = REC_BACKOFF;
-		r->deadline = now + delay;
-		if (heap_push(e, r) == MR_OK)
-			return;
-		r->state = REC_WAITING; // out of memory: retried at once
-	}
-	engine__ready(e, r);
-}
-
-void
-mri_engine_observe(struct mri_engine *e, mri_engine_fail_fn fn, void *arg)
-{
-	e->observer     = fn;
-	e->observer_arg = arg;
 }
 
 int
@@ -561,15 +277,16 @@ mri_engine_revoke(struct mri_engine *e, int32_t p, int64_t *commit)
 		next = r->pnext;
 		if (r->listed) {
 			if (r->state == REC_INFLIGHT) {
-				list_remove(&e->sessions[r->sid].inflight, r);
+				engine__list_remove(&e->sessions[r->sid].inflight,
+						    r);
 				e->inflight--;
 			} else if (r->state == REC_EXHAUSTED) {
-				list_remove(&e->exhausted, r);
+				engine__list_remove(&e->exhausted, r);
 			} else {
-				list_remove(&e->ready, r);
+				engine__list_remove(&e->ready, r);
 			}
 		} else if (r->state == REC_BACKOFF) {
-			heap_remove(e, r);
+			engine__heap_remove(e, r);
 		} else if (r->state == REC_QUARANTINE) {
 			e->quarantining--;
 		}
@@ -683,43 +400,6 @@ mri_engine_session_open(struct mri_engine *e, uint32_t *sid)
 	return MR_OK;
 }
 
-/* What a delivery of in-flight record \p r is, by handle \p h. */
-static void
-engine__delivery(const struct rec *r, uint64_t h, struct mri_delivery *d)
-{
-	d->handle    = h;
-	d->partition = r->part->id;
-	d->offset    = r->offset;
-	d->attempt   = r->attempt;
-	d->opaque    = r->opaque;
-}
-
-/* An in-flight record's attempt failed (\p why): the observer is told,
- * and it backs off, or is exhausted (it is still the head of its key, so
- * nothing after it went out meanwhile). */
-static void
-engine__requeue(struct mri_engine *e, struct rec *r, uint64_t now,
-		enum mri_engine_fail why)
-{
-	list_remove(&e->sessions[r->sid].inflight, r);
-	e->inflight--;
-	r->part->inflight--;
-	e->failed++;
-	if (e->observer != NULL) {
-		struct mri_delivery d;
-
-		engine__delivery(r, engine__handle(e, r), &d);
-		e->observer(e->observer_arg, &d, why);
-	}
-	engine__stale(e, r);
-	r->state = REC_WAITING;
-	if (why == MRI_ENGINE_REJECTED)
-		r->final = 1;
-	engine__backoff(e, r, now,
-			engine__spent(e, r) ? 0
-					    : mri_engine_backoff(e, r->attempt));
-}
-
 void
 mri_engine_session_close(struct mri_engine *e, uint32_t sid, uint64_t now_ms)
 {
@@ -750,13 +430,13 @@ mri_engine_fetch(struct mri_engine *e, uint32_t sid, uint64_t now_ms,
 	       e->inflight < e->limit) {
 		struct rec *r = e->ready.head;
 
-		list_remove(&e->ready, r);
+		engine__list_remove(&e->ready, r);
 		engine__stale(e, r);
 		r->state    = REC_INFLIGHT;
 		r->sid      = sid;
 		r->deadline = now_ms + e->conf.ack_deadline_ms;
 		r->attempt++;
-		list_push(&s->inflight, r);
+		engine__list_push(&s->inflight, r);
 		e->inflight++;
 		r->part->inflight++;
 		out[n].handle    = engine__handle(e, r);
@@ -771,7 +451,7 @@ mri_engine_fetch(struct mri_engine *e, uint32_t sid, uint64_t now_ms,
 
 /* Record \p r (neither listed nor on the heap) is acked: its key goes on
  * and its partition's acked prefix may grow. */
-static void
+void
 engine__acked(struct mri_engine *e, struct rec *r)
 {
 	struct keyq *q;
@@ -803,7 +483,7 @@ mri_engine_ack(struct mri_engine *e, uint64_t handle, void **opaque)
 		return MR_ENOENT;
 	if (opaque != NULL)
 		*opaque = r->opaque;
-	list_remove(&e->sessions[r->sid].inflight, r);
+	engine__list_remove(&e->sessions[r->sid].inflight, r);
 	e->inflight--;
 	r->part->inflight--;
 	engine__acked(e, r);
@@ -864,71 +544,8 @@ mri_engine_tick(struct mri_engine *e, uint64_t now_ms)
 			}
 		}
 	}
-	while (e->nheap > 0 && e->heap[0]->deadline <= now_ms) {
-		struct rec *r = e->heap[0];
-
-		heap_remove(e, r);
-		r->state = REC_WAITING;
-		engine__ready(e, r);
-	}
+	engine__backoff_end(e, now_ms);
 	return expired;
-}
-
-uint64_t
-mri_engine_next_due(const struct mri_engine *e)
-{
-	return e->nheap > 0 ? e->heap[0]->deadline : UINT64_MAX;
-}
-
-size_t
-mri_engine_take_exhausted(struct mri_engine *e, struct mri_delivery *out,
-			  size_t max)
-{
-	size_t n = 0;
-
-	while (n < max && e->exhausted.head != NULL) {
-		struct rec *r = e->exhausted.head;
-
-		list_remove(&e->exhausted, r);
-		engine__stale(e, r);
-		r->state = REC_QUARANTINE;
-		e->quarantining++;
-		engine__delivery(r, engine__handle(e, r), &out[n++]);
-	}
-	return n;
-}
-
-int
-mri_engine_quarantined(struct mri_engine *e, uint64_t handle, bool ok,
-		       uint64_t now_ms, void **opaque)
-{
-	struct rec *r = engine__lookup_in(e, handle, REC_QUARANTINE);
-	uint64_t    delay;
-
-	if (r == NULL)
-		return MR_ENOENT;
-	if (opaque != NULL)
-		*opaque = r->opaque;
-	e->quarantining--;
-	if (ok) {
-		engine__acked(e, r);
-		return MR_OK;
-	}
-	// Taken again after its delay (never at once: a dead-letter topic
-	// that refuses would be hammered).
-	engine__stale(e, r);
-	r->state = REC_WAITING;
-	delay    = mri_engine_backoff(e, r->attempt);
-	engine__backoff(e, r, now_ms, delay < ENGINE__QUARANTINE_RETRY_MS
-					      ? ENGINE__QUARANTINE_RETRY_MS
-					      : delay);
-	return MR_OK;
-}
-
-void
-mri_engine_set_limit(struct mri_engine *e, size_t limit)
-{
-	e->limit = limit;
 }
 
 int
