@@ -107,6 +107,18 @@ void mri_dlq_filter_init(struct mri_dlq_filter *f);
 int mri_dlq_filter_check(const struct mri_dlq_filter *f, char *why,
 			 size_t why_size);
 
+/** @returns true when \p f keeps record \p r, whose headers read \p in
+ *           and whose time is \p t (-1: none), as a list does. */
+bool mri_dlq_filter_match(const struct mri_dlq_filter *f,
+			  const struct mri_dlq_rec *r,
+			  const struct mri_dlq_info *in, int64_t t);
+
+/** @returns the hash of \p r's original position (of its dead-letter
+ *           one when unknown): copies of one original have one hash;
+ *           never 0 in practice (the state records' "orig"). */
+uint64_t mri_dlq_orig_hash(const struct mri_dlq_info *in,
+			   const struct mri_dlq_rec *r);
+
 /** @returns MR_OK and *fp for 16 hex digits (either case), else
  *           MR_EINVAL. */
 int mri_dlq_fingerprint_parse(const char *s, size_t len, uint64_t *fp);
