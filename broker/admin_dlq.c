@@ -262,7 +262,7 @@ admin_dlq__group(const struct mri_dlq_group *g)
 struct admin_dlq_skip {
 	struct mri_dlq_state *st;
 	bool                  all;
-	uint64_t              n[3]; /* by enum mri_dlq_st */
+	uint64_t              n[4]; /* by enum mri_dlq_st */
 };
 
 static bool
@@ -272,7 +272,9 @@ admin_dlq__skip(void *arg, int32_t partition, int64_t offset)
 	enum mri_dlq_st        st = mri_dlq_state_get(k->st, partition, offset);
 
 	k->n[st]++;
-	return st != MRI_DLQ_ST_NONE && !k->all;
+	// An intent ("replaying") is not known to be replayed: listed.
+	return (st == MRI_DLQ_ST_REPLAYED || st == MRI_DLQ_ST_RESOLVED) &&
+	       !k->all;
 }
 
 static json_t *

@@ -345,6 +345,12 @@ struct replay_pick {
 	enum mri_dlq_st       st;      /* a copy of one with a state */
 	const char           *target;  /* borrowed from the request or s */
 	char                  target_buf[MRI_TOPIC_MAX + 1];
+	/* A replay's intent left by one that stopped (borrowed from the
+	 * state), and whether its id was found in the intent's target. */
+	const struct mri_dlq_intent *intent;
+	bool                         found;
+	int32_t                      found_partition;
+	int64_t                      found_offset;
 };
 
 struct replay_scan {
@@ -419,8 +425,8 @@ replay__one(struct replay_scan *s, const struct mri_dlq_rec *r)
 			     : !mri_dlq_filter_match(&s->f, r, &in, t))
 		return MR_OK;
 	s->matched++;
-	if (mri_dlq_state_get(s->state, r->partition, r->offset) !=
-	    MRI_DLQ_ST_NONE)
+	st = mri_dlq_state_get(s->state, r->partition, r->offset);
+	if (st == MRI_DLQ_ST_REPLAYED || st == MRI_DLQ_ST_RESOLVED)
 		return MR_OK;
 	orig = mri_dlq_orig_hash(&in, r);
 	st   = mri_dlq_state_orig(s->state, orig);
@@ -475,6 +481,7 @@ replay__one(struct replay_scan *s, const struct mri_dlq_rec *r)
 		tgt                          = pk->target_buf;
 	}
 	pk->target = tgt;
+	pk->intent = mri_dlq_state_intent(s->state, r->partition, r->offset);
 	s->npicks++;
 	if (st == MRI_DLQ_ST_NONE && copy_of < 0 &&
 	    mri_dlq_state_put(s->chosen, r->partition, r->offset,
@@ -656,6 +663,9 @@ struct replay_out {
 	struct mri_pub_batch b;
 	char                 id[MRI_DLQ_ID_MAX + 1];
 	uint32_t             replays;
+	bool                 publish;   /* an intent was made for it */
+	bool                 recovered; /* found published by one before */
+	struct replay_st    *intent;
 };
 
 /* Set ce_id in \p h to \p id (every ce_id header; one added when there is
@@ -705,6 +715,113 @@ replay__targets(const struct mri_admin_dlq_ctx *c, struct replay_scan *s)
 		last = t;
 	}
 	return NULL;
+}
+
+/* The ce_id of \p r, or NULL. */
+static const char *
+replay__rec_id(const struct mri_dlq_rec *r, size_t *len)
+{
+	const char *id = NULL;
+
+	for (size_t i = 0; i < r->nhdrs; i++)
+		if (r->hdrs[i].name_len == 5 &&
+		    memcmp(r->hdrs[i].name, "ce_id", 5) == 0) {
+			id   = r->hdrs[i].value;
+			*len = r->hdrs[i].value_len;
+		}
+	return id;
+}
+
+/* A replay that stopped between its intent and its state (a crash, a
+ * failed state write) may have published: look in each intent's target,
+ * from the records written since a minute before the earliest intent, for
+ * the replay ids; the picks found get their position. */
+static int
+replay__verify(const struct mri_admin_dlq_ctx *c, struct replay_scan *s,
+	       int timeout_ms, char *why, size_t n)
+{
+	for (size_t i = 0; i < s->npicks; i++) {
+		const char                      *tg;
+		int64_t                          at, *from;
+		int32_t                          parts = 0;
+		bool                             exists, end = false;
+		rd_kafka_topic_partition_list_t *tl;
+		struct mri_dlq_kafka            *k;
+		struct mri_dlq_source            src;
+		struct mri_dlq_rec               r;
+		int                              rc;
+
+		if (s->picks[i].intent == NULL || s->picks[i].found ||
+		    s->picks[i].copy_of >= 0)
+			continue;
+		tg = s->picks[i].intent->target;
+		at = s->picks[i].intent->at_ms;
+		for (size_t j = i + 1; j < s->npicks; j++)
+			if (s->picks[j].intent != NULL &&
+			    strcmp(s->picks[j].intent->target, tg) == 0 &&
+			    s->picks[j].intent->at_ms < at)
+				at = s->picks[j].intent->at_ms;
+		if ((rc = replay__exists(c, tg, &exists, &parts, why, n)) !=
+		    MR_OK)
+			return rc;
+		if (!exists || parts <= 0)
+			goto next;
+		if ((from = calloc((size_t)parts, sizeof(*from))) == NULL)
+			return MR_ENOMEM;
+		tl = rd_kafka_topic_partition_list_new(parts);
+		for (int32_t p = 0; p < parts; p++)
+			rd_kafka_topic_partition_list_add(tl, tg, p)->offset =
+			    at - 60000;
+		if (rd_kafka_offsets_for_times(c->rk, tl, timeout_ms) ==
+		    RD_KAFKA_RESP_ERR_NO_ERROR)
+			for (int e = 0; e < tl->cnt; e++) {
+				int32_t p = tl->elems[e].partition;
+
+				if (p < 0 || p >= parts || tl->elems[e].err)
+					continue;
+				// -1 (no record since then, on Kafka; what
+				// the mock cluster answers to any time):
+				// the whole partition, to be sure.
+				from[p] = tl->elems[e].offset >= 0
+					      ? tl->elems[e].offset
+					      : 0;
+			}
+		rd_kafka_topic_partition_list_destroy(tl);
+		rc = mri_dlq_kafka_open_from(&k, c->tmpl, tg, from, parts,
+					     timeout_ms, why, n);
+		free(from);
+		if (rc != MR_OK)
+			return rc;
+		mri_dlq_kafka_source(k, &src);
+		while ((rc = src.next(src.arg, &r, &end, why, n)) == MR_OK &&
+		       !end) {
+			size_t      len = 0;
+			const char *id  = replay__rec_id(&r, &len);
+
+			for (size_t j = i; id != NULL && j < s->npicks; j++) {
+				struct replay_pick *pk = &s->picks[j];
+
+				if (pk->intent == NULL || pk->found ||
+				    strcmp(pk->intent->target, tg) != 0 ||
+				    strlen(pk->intent->replay_id) != len ||
+				    memcmp(pk->intent->replay_id, id, len) != 0)
+					continue;
+				pk->found           = true;
+				pk->found_partition = r.partition;
+				pk->found_offset    = r.offset;
+			}
+		}
+		mri_dlq_kafka_close(k);
+		if (rc != MR_OK)
+			return rc;
+next:
+		// Every intent of this target is settled: found or not.
+		for (size_t j = i; j < s->npicks; j++)
+			if (s->picks[j].intent != NULL && !s->picks[j].found &&
+			    strcmp(s->picks[j].intent->target, tg) == 0)
+				s->picks[j].intent = NULL;
+	}
+	return MR_OK;
 }
 
 static json_t *
@@ -781,16 +898,31 @@ mri_admin_dlq_replay(const struct mri_admin_dlq_ctx *c, json_t *req)
 		json_decref(failed);
 		return mri_admin_fail(MR_ENOMEM, "out of memory");
 	}
-	// Publish, spaced at the rate.
-	replay__wait_init(&w);
-	start = (int64_t)mri_mono_ms();
-	for (size_t i = 0, k = 0; i < s.npicks; i++) {
+	// A replay that stopped may have published some: look first.
+	if (!dry && (rc = replay__verify(c, &s, c->timeout_ms, why,
+					 sizeof(why))) != MR_OK) {
+		free(out);
+		free(st);
+		replay__scan_free(&s);
+		json_decref(moved);
+		json_decref(failed);
+		return mri_admin_fail(rc, "looking for replays begun before: %s",
+				      why);
+	}
+	// The ids, and the intents of what will be published, written first.
+	for (size_t i = 0; i < s.npicks; i++) {
 		struct replay_pick   *pk = &s.picks[i];
 		struct replay_out    *o  = &out[i];
 		struct mri_dlq_shown *d  = pk->s;
 		char                  oid[MRI_DLQ_ID_MAX + 1];
 		size_t                ol;
-		int64_t               wait;
+		struct mri_dlq_st_rec r = {
+		    .st        = MRI_DLQ_ST_PENDING,
+		    .at_ms     = mri_wall_ms(),
+		    .target    = pk->target,
+		    .partition = -1,
+		    .offset    = -1,
+		};
 
 		o->rec.res.err = MR_ENOENT; // not published (a copy)
 		if (pk->copy_of >= 0 || pk->st != MRI_DLQ_ST_NONE)
@@ -798,10 +930,39 @@ mri_admin_dlq_replay(const struct mri_admin_dlq_ctx *c, json_t *req)
 		o->replays = d->info.replays + 1;
 		ol         = replay__orig_id(d, topic, oid, sizeof(oid));
 		mri_dlq_replay_id(o->id, oid, ol, o->replays);
-		if (dry) {
-			o->rec.res.err = MR_OK;
-			o->rec.res.partition = -1;
-			o->rec.res.offset    = -1;
+		o->rec.res.err       = MR_OK;
+		o->rec.res.partition = -1;
+		o->rec.res.offset    = -1;
+		if (dry)
+			continue;
+		if (pk->found) {
+			o->recovered         = true;
+			o->rec.res.partition = pk->found_partition;
+			o->rec.res.offset    = pk->found_offset;
+			continue;
+		}
+		o->publish  = true;
+		r.replay_id = o->id;
+		replay__st_set(&st[nst++], d->rec.partition, d->rec.offset, &r);
+		o->intent = &st[nst - 1];
+	}
+	if (nst > 0)
+		replay__state_write(c, topic, st, nst);
+	// Publish, spaced at the rate.
+	replay__wait_init(&w);
+	start = (int64_t)mri_mono_ms();
+	for (size_t i = 0, k = 0; i < s.npicks; i++) {
+		struct replay_pick   *pk = &s.picks[i];
+		struct replay_out    *o  = &out[i];
+		struct mri_dlq_shown *d  = pk->s;
+		int64_t               wait;
+
+		if (!o->publish)
+			continue;
+		if (!o->intent->ok) {
+			o->rec.res.err = MR_EUNAVAIL;
+			o->rec.res.why = "its intent could not be written to "
+					 "the state topic";
 			continue;
 		}
 		if (mri_dlq_build_replay(&o->h, d->rec.hdrs, d->rec.nhdrs,
@@ -837,6 +998,9 @@ mri_admin_dlq_replay(const struct mri_admin_dlq_ctx *c, json_t *req)
 		replay__submit(c->pub, &w, &o->b);
 	}
 	replay__wait_all(&w);
+	for (size_t i = 0; i < nst; i++)
+		free(st[i].value);
+	nst = 0;
 	// The state, only of what Kafka confirmed (copies with their first).
 	for (size_t i = 0; i < s.npicks; i++) {
 		struct replay_pick   *pk  = &s.picks[i];
@@ -885,6 +1049,9 @@ mri_admin_dlq_replay(const struct mri_admin_dlq_ctx *c, json_t *req)
 			    m, "duplicate",
 			    json_boolean(o->rec.res.flags &
 					 MRI_PUB_F_DUPLICATE));
+			if (o->recovered)
+				json_object_set_new(m, "recovered",
+						    json_true());
 			json_array_append_new(moved, m);
 			nmoved++;
 			r.partition = o->rec.res.partition;

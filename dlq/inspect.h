@@ -243,6 +243,16 @@ int mri_dlq_kafka_open(struct mri_dlq_kafka **out,
 		       int32_t partition, int64_t offset, int timeout_ms,
 		       char *why, size_t why_size);
 
+/**
+ * @brief As mri_dlq_kafka_open of every partition, each read from
+ *        from[p] (p < \p nfrom; the partition's start when lower) rather
+ *        than from its beginning.
+ */
+int mri_dlq_kafka_open_from(struct mri_dlq_kafka **out,
+			    const rd_kafka_conf_t *tmpl, const char *topic,
+			    const int64_t *from, int32_t nfrom, int timeout_ms,
+			    char *why, size_t why_size);
+
 /** @brief \p k as a source (valid until it is closed). */
 void mri_dlq_kafka_source(struct mri_dlq_kafka *k, struct mri_dlq_source *out);
 

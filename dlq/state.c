@@ -14,10 +14,12 @@
 #include "mailroom/error.h"
 
 struct state_pos {
-	int64_t offset;
-	int32_t partition;
-	uint8_t st;   /* enum mri_dlq_st */
-	bool    used; /* the slot was ever taken (NONE: forgotten) */
+	int64_t                offset;
+	int32_t                partition;
+	uint8_t                st;   /* enum mri_dlq_st */
+	bool                   used; /* the slot was ever taken (NONE:
+					forgotten) */
+	struct mri_dlq_intent *intent; /* while PENDING */
 };
 
 struct state_orig {
@@ -32,12 +34,23 @@ struct mri_dlq_state {
 	size_t             ocap, oused;
 };
 
-static const char *const state__names[] = {"none", "replayed", "resolved"};
+static const char *const state__names[] = {"none", "replayed", "resolved",
+					    "replaying"};
 
 const char *
 mri_dlq_st_name(enum mri_dlq_st s)
 {
-	return (unsigned)s < 3 ? state__names[s] : "none";
+	return (unsigned)s < 4 ? state__names[s] : "none";
+}
+
+static void
+state__intent_free(struct mri_dlq_intent *in)
+{
+	if (in == NULL)
+		return;
+	free(in->target);
+	free(in->replay_id);
+	free(in);
 }
 
 static uint64_t
@@ -81,6 +94,8 @@ mri_dlq_state_free(struct mri_dlq_state *s)
 {
 	if (s == NULL)
 		return;
+	for (size_t i = 0; s->pos != NULL && i < s->pcap; i++)
+		state__intent_free(s->pos[i].intent);
 	free(s->pos);
 	free(s->orig);
 	free(s);
@@ -162,7 +177,9 @@ mri_dlq_state_put(struct mri_dlq_state *s, int32_t partition, int64_t offset,
 	else if (e->st != MRI_DLQ_ST_NONE && st == MRI_DLQ_ST_NONE)
 		s->count--;
 	e->st = (uint8_t)st;
-	if (orig != 0 && st != MRI_DLQ_ST_NONE) {
+	state__intent_free(e->intent);
+	e->intent = NULL;
+	if (orig != 0 && st != MRI_DLQ_ST_NONE && st != MRI_DLQ_ST_PENDING) {
 		o = state__orig_slot(s->orig, s->ocap, orig);
 		if (o->orig == 0) {
 			o->orig = orig;
@@ -171,6 +188,37 @@ mri_dlq_state_put(struct mri_dlq_state *s, int32_t partition, int64_t offset,
 		o->st = (uint8_t)st;
 	}
 	return MR_OK;
+}
+
+int
+mri_dlq_state_put_intent(struct mri_dlq_state *s, int32_t partition,
+			 int64_t offset, int64_t at_ms, const char *target,
+			 const char *replay_id)
+{
+	struct mri_dlq_intent *in = calloc(1, sizeof(*in));
+	struct state_pos      *e;
+
+	if (in == NULL || (in->target = strdup(target)) == NULL ||
+	    (in->replay_id = strdup(replay_id)) == NULL ||
+	    mri_dlq_state_put(s, partition, offset, MRI_DLQ_ST_PENDING, 0) !=
+		MR_OK) {
+		state__intent_free(in);
+		return MR_ENOMEM;
+	}
+	in->at_ms = at_ms;
+	e         = state__pos_slot(s->pos, s->pcap, partition, offset);
+	e->intent = in;
+	return MR_OK;
+}
+
+const struct mri_dlq_intent *
+mri_dlq_state_intent(const struct mri_dlq_state *s, int32_t partition,
+		     int64_t offset)
+{
+	const struct state_pos *e =
+	    state__pos_slot(s->pos, s->pcap, partition, offset);
+
+	return e->used && e->st == MRI_DLQ_ST_PENDING ? e->intent : NULL;
 }
 
 enum mri_dlq_st
@@ -204,9 +252,12 @@ int64_t
 mri_dlq_state_prefix(const struct mri_dlq_state *s, int32_t partition,
 		     int64_t low)
 {
-	int64_t o = low < 0 ? 0 : low;
+	int64_t         o = low < 0 ? 0 : low;
+	enum mri_dlq_st st;
 
-	while (mri_dlq_state_get(s, partition, o) != MRI_DLQ_ST_NONE)
+	while ((st = mri_dlq_state_get(s, partition, o)) ==
+		   MRI_DLQ_ST_REPLAYED ||
+	       st == MRI_DLQ_ST_RESOLVED)
 		o++;
 	return o;
 }
@@ -262,7 +313,7 @@ mri_dlq_state_load(struct mri_dlq_state *s, const void *key, size_t klen,
 	int32_t         p;
 	int64_t         o;
 	json_t         *j;
-	const char     *st, *orig;
+	const char     *st, *orig, *tg, *id;
 	enum mri_dlq_st v;
 	uint64_t        h = 0;
 	int             rc;
@@ -279,7 +330,18 @@ mri_dlq_state_load(struct mri_dlq_state *s, const void *key, size_t klen,
 		v = MRI_DLQ_ST_REPLAYED;
 	else if (st != NULL && strcmp(st, "resolved") == 0)
 		v = MRI_DLQ_ST_RESOLVED;
-	else {
+	else if (st != NULL && strcmp(st, "replaying") == 0) {
+		tg = json_string_value(json_object_get(j, "target"));
+		id = json_string_value(json_object_get(j, "replay_id"));
+		rc = tg != NULL && id != NULL
+			 ? mri_dlq_state_put_intent(
+			       s, p, o,
+			       json_integer_value(json_object_get(j, "at")),
+			       tg, id)
+			 : MR_OK;
+		json_decref(j);
+		return rc;
+	} else {
 		json_decref(j);
 		return MR_OK;
 	}

@@ -6,12 +6,16 @@
  *
  * A state record's key is the dead-letter position "P@O" (decimal
  * partition, '@', decimal offset); its value is a JSON object:
- *   {"state": "replayed" | "resolved", "at": ms since the epoch,
+ *   {"state": "replaying" | "replayed" | "resolved", "at": ms since the
+ *    epoch,
  *    "orig": 16 hex digits (the hash of the original position,
  *            mri_dlq_orig_hash; absent when unknown),
  *    "target": topic, "replay_id": id, "partition": P, "offset": O}
  * (target, replay_id, partition and offset: of a replay only; the replayed
- * record's position, -1 when it was a copy of one replayed). A later
+ * record's position, -1 when it was a copy of one replayed, or not yet
+ * known: "replaying" is a replay's intent, written before it publishes,
+ * so that a replay resumed after a crash looks for the id in the target
+ * before publishing it again). A later
  * record of the same key wins (compaction keeps it); a null value (a
  * tombstone) forgets the position.
  *
@@ -45,9 +49,10 @@ enum mri_dlq_st {
 	MRI_DLQ_ST_NONE = 0, /* neither replayed nor resolved */
 	MRI_DLQ_ST_REPLAYED,
 	MRI_DLQ_ST_RESOLVED,
+	MRI_DLQ_ST_PENDING, /* "replaying": a replay's intent */
 };
 
-/** @returns "none", "replayed" or "resolved". */
+/** @returns "none", "replayed", "resolved" or "replaying". */
 const char *mri_dlq_st_name(enum mri_dlq_st s);
 
 struct mri_dlq_state;
@@ -68,6 +73,19 @@ void mri_dlq_state_free(struct mri_dlq_state *s);
 int mri_dlq_state_put(struct mri_dlq_state *s, int32_t partition,
 		      int64_t offset, enum mri_dlq_st st, uint64_t orig);
 
+/** @brief A replay's intent (state "replaying"), owned by the set. */
+struct mri_dlq_intent {
+	int64_t at_ms;
+	char   *target;
+	char   *replay_id;
+};
+
+/** @returns the intent of (\p partition, \p offset) when its state is
+ *           MRI_DLQ_ST_PENDING (borrowed until the set changes), else
+ *           NULL. */
+const struct mri_dlq_intent *mri_dlq_state_intent(
+    const struct mri_dlq_state *s, int32_t partition, int64_t offset);
+
 /** @returns the state of (\p partition, \p offset). */
 enum mri_dlq_st mri_dlq_state_get(const struct mri_dlq_state *s,
 				  int32_t partition, int64_t offset);
@@ -80,8 +98,8 @@ enum mri_dlq_st mri_dlq_state_orig(const struct mri_dlq_state *s,
 /** @returns how many positions have a state. */
 size_t mri_dlq_state_count(const struct mri_dlq_state *s);
 
-/** @returns the first offset at or above \p low of \p partition that has
- *           no state: every offset in [low, it) is replayed or resolved
+/** @returns the first offset at or above \p low of \p partition that is
+ *           neither replayed nor resolved: every offset in [low, it) is
  *           (what DeleteRecords may free). */
 int64_t mri_dlq_state_prefix(const struct mri_dlq_state *s, int32_t partition,
 			     int64_t low);
@@ -103,6 +121,15 @@ size_t mri_dlq_pos_fmt(char *out, int32_t partition, int64_t offset);
  *           sign), else MR_EINVAL. */
 int mri_dlq_pos_parse(const char *p, size_t len, int32_t *partition,
 		      int64_t *offset);
+
+/**
+ * @brief Set (\p partition, \p offset) to MRI_DLQ_ST_PENDING with its
+ *        intent (\p target and \p replay_id copied).
+ * @returns MR_OK or MR_ENOMEM.
+ */
+int mri_dlq_state_put_intent(struct mri_dlq_state *s, int32_t partition,
+			     int64_t offset, int64_t at_ms, const char *target,
+			     const char *replay_id);
 
 /** @brief What a state record says (strings borrowed). */
 struct mri_dlq_st_rec {

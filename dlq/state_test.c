@@ -97,6 +97,52 @@ START_TEST(test_records)
 }
 END_TEST
 
+START_TEST(test_intents)
+{
+	struct mri_dlq_state        *s;
+	const struct mri_dlq_intent *in;
+	struct mri_dlq_st_rec        r = {
+		   .st        = MRI_DLQ_ST_PENDING,
+		   .at_ms     = 1234,
+		   .target    = "orders",
+		   .replay_id = "m-9~r2",
+		   .partition = -1,
+		   .offset    = -1,
+        };
+	char *v;
+
+	ck_assert_int_eq(mri_dlq_state_new(&s), MR_OK);
+	ck_assert_ptr_nonnull(v = mri_dlq_state_value(&r));
+	ck_assert_ptr_nonnull(strstr(v, "\"state\":\"replaying\""));
+	ck_assert_int_eq(mri_dlq_state_load(s, "0@3", 3, v, strlen(v)), MR_OK);
+	free(v);
+	ck_assert_int_eq(mri_dlq_state_get(s, 0, 3), MRI_DLQ_ST_PENDING);
+	ck_assert_ptr_nonnull(in = mri_dlq_state_intent(s, 0, 3));
+	ck_assert_str_eq(in->target, "orders");
+	ck_assert_str_eq(in->replay_id, "m-9~r2");
+	ck_assert_int_eq(in->at_ms, 1234);
+	ck_assert_ptr_null(mri_dlq_state_intent(s, 0, 4));
+	// An intent is not replayed: DeleteRecords stops there.
+	mri_dlq_state_put(s, 0, 2, MRI_DLQ_ST_RESOLVED, 0);
+	ck_assert_int_eq(mri_dlq_state_prefix(s, 0, 2), 3);
+	// Many more (the table grows with intents in it).
+	for (int64_t o = 100; o < 400; o++)
+		ck_assert_int_eq(mri_dlq_state_put_intent(s, 1, o, o, "t",
+							  "x"),
+				 MR_OK);
+	ck_assert_ptr_nonnull(in = mri_dlq_state_intent(s, 0, 3));
+	ck_assert_str_eq(in->replay_id, "m-9~r2");
+	// Its replayed record settles it.
+	r.st = MRI_DLQ_ST_REPLAYED;
+	ck_assert_ptr_nonnull(v = mri_dlq_state_value(&r));
+	ck_assert_int_eq(mri_dlq_state_load(s, "0@3", 3, v, strlen(v)), MR_OK);
+	free(v);
+	ck_assert_ptr_null(mri_dlq_state_intent(s, 0, 3));
+	ck_assert_int_eq(mri_dlq_state_prefix(s, 0, 2), 4);
+	mri_dlq_state_free(s);
+}
+END_TEST
+
 START_TEST(test_pos_parse)
 {
 	int32_t p;
@@ -224,6 +270,7 @@ main(void)
 
 	tcase_add_test(tc, test_set_against_model);
 	tcase_add_test(tc, test_records);
+	tcase_add_test(tc, test_intents);
 	tcase_add_test(tc, test_pos_parse);
 	tcase_add_test(tc, test_prefix);
 	tcase_add_test(tc, test_replay_id);
