@@ -7,7 +7,8 @@
 #      consumed by the same group (not dropped as duplicates);
 #   2. a second replay moves nothing (the state topic);
 #   3. the rate holds: N records at R/s take at least (N-1)/R s (a lower
-#      bound only);
+#      bound only); Ctrl-C stops after the chunk, exit 0, and a second run
+#      resumes: each record once;
 #   4. purge hides a record from list (--all shows it);
 #   5. bad input: exit codes, a clear sentence, nothing moved;
 #   6. kill -9 of mailroomd during a replay, restarted, the replay run
@@ -142,6 +143,34 @@ ms=$(((t1 - t0) / 1000000))
 [[ $moved -eq $N ]] && [[ $((ms * R)) -ge $(((N - 1) * 1000)) ]] &&
     mrt_pass "the rate holds: $N records at $R/s to --to $RT took $ms ms (at least $(((N - 1) * 1000 / R)))" ||
     mrt_fail "rate: $moved records (want $N) in $ms ms (want >= $(((N - 1) * 1000 / R))): $(cat "$work/rate.out")"
+
+# 3b. Ctrl-C stops after the chunk (exit 0); run again, it resumes: each
+# record once.
+CT="$T.cancel"
+mr topics create "$CT" --partitions 2 >/dev/null || mrt_fail "topics create $CT"
+python3 - "$D" "$T" "$N" "$bootstrap" <<'PY' || mrt_fail "kcat: the cancel's records"
+import subprocess, sys
+D, T, N, b = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+for i in range(N):
+    subprocess.run(["kcat", "-P", "-b", b, "-t", D, "-p", "1", "-k", "C",
+                    "-H", "mr_dlq_topic=" + T, "-H", "mr_dlq_partition=1",
+                    "-H", "mr_dlq_offset=%d" % (200000 + i),
+                    "-H", "ce_id=cancel-%d" % i], input=b"cancel-%d" % i,
+                   check=True, timeout=60)
+PY
+timeout 120 "$MR" --url "$url" dlq replay --rate 4 --to "$CT" --key C "$D" >"$work/c1.out" 2>&1 &
+cli=$!
+sleep 1.5
+kill -INT "$cli"
+rc=0
+wait "$cli" || rc=$?
+first=$(count "$CT")
+mr dlq replay --to "$CT" --key C "$D" >"$work/c2.out" 2>&1 || mrt_fail "the resumed replay exits $?"
+records "$CT" | cut -d' ' -f4 | sort | uniq -c | awk '$1 != 1' >"$work/c.dups"
+[[ $rc -eq 0 ]] && grep -q '^stopped after' "$work/c1.out" && [[ $first -gt 0 && $first -lt $N ]] &&
+    [[ $(count "$CT") -eq $N ]] && [[ ! -s "$work/c.dups" ]] &&
+    mrt_pass "Ctrl-C stopped after $first of $N (exit 0); run again, the rest, each once" ||
+    mrt_fail "cancel: exit $rc, $first then $(count "$CT") of $N: $(cat "$work/c1.out" "$work/c2.out" "$work/c.dups")"
 
 # 4. Purge hides it.
 mr publish "$T/P" 'purge-me' >/dev/null || mrt_fail "publish P"
