@@ -8,7 +8,7 @@
 #   2. a second replay moves nothing (the state topic);
 #   3. the rate holds: N records at R/s take at least (N-1)/R s (a lower
 #      bound only); Ctrl-C stops after the chunk, exit 0, and a second run
-#      resumes: each record once;
+#      resumes: each record once; the loop guard and --force;
 #   4. purge hides a record from list (--all shows it);
 #   5. bad input: exit codes, a clear sentence, nothing moved;
 #   6. kill -9 of mailroomd during a replay, restarted, the replay run
@@ -171,6 +171,23 @@ records "$CT" | cut -d' ' -f4 | sort | uniq -c | awk '$1 != 1' >"$work/c.dups"
     [[ $(count "$CT") -eq $N ]] && [[ ! -s "$work/c.dups" ]] &&
     mrt_pass "Ctrl-C stopped after $first of $N (exit 0); run again, the rest, each once" ||
     mrt_fail "cancel: exit $rc, $first then $(count "$CT") of $N: $(cat "$work/c1.out" "$work/c2.out" "$work/c.dups")"
+
+# 3c. The loop guard: a record replayed 3 times before is skipped, said,
+# unless --force; --force replays it as the 4th.
+LT="$T.loop"
+mr topics create "$LT" --partitions 2 >/dev/null || mrt_fail "topics create $LT"
+printf 'looping' | timeout 60 kcat -P -b "$bootstrap" -t "$D" -p 0 -k L \
+    -H "mr_dlq_topic=$T" -H mr_dlq_partition=0 -H mr_dlq_offset=300000 \
+    -H mr_dlq_replays=3 -H "ce_id=loop-1~r3" || mrt_fail "kcat: the loop's record"
+mr dlq replay --to "$LT" --key L "$D" >"$work/l1.out" 2>"$work/l1.err" ||
+    mrt_fail "replay of a looping record exits $?"
+[[ $(count "$LT") -eq 0 ]] && grep -q 'loop guard' "$work/l1.err" &&
+    mrt_pass "the loop guard skips a record replayed 3 times, and says so" ||
+    mrt_fail "loop guard: $(count "$LT") moved: $(cat "$work/l1.out" "$work/l1.err")"
+mr dlq replay --force --to "$LT" --key L "$D" >/dev/null 2>&1 || mrt_fail "replay --force exits $?"
+[[ $(records "$LT" | cut -d' ' -f4,5) == "loop-1~r4 4" ]] &&
+    mrt_pass "--force replays it: id loop-1~r4, mr_dlq_replays=4" ||
+    mrt_fail "--force: $(records "$LT")"
 
 # 4. Purge hides it.
 mr publish "$T/P" 'purge-me' >/dev/null || mrt_fail "publish P"
