@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/pace.h"
 #include "dlq/record.h"
 #include "mailroom/error.h"
 
@@ -270,11 +271,11 @@ mri_admin_dlq_replay(const struct mri_admin_dlq_ctx *c, json_t *req)
 	if (c->pub == NULL)
 		return mri_admin_fail(MR_ENOTSUP, "no publisher to replay with");
 	if (!mri_admin_dlq_int(req, "loop_limit", 0, 1000000, &limit) ||
-	    !mri_admin_dlq_int(req, "rate", 0, MRI_DLQ_RATE_MAX, &rate))
+	    !mri_admin_dlq_int(req, "rate", 0, MRI_PACE_RATE_MAX, &rate))
 		return mri_admin_fail(MR_EINVAL,
 				      "loop_limit is 0..1000000, rate 0..%d "
 				      "records per second (0: unpaced)",
-				      MRI_DLQ_RATE_MAX);
+				      MRI_PACE_RATE_MAX);
 	target = json_string_value(json_object_get(req, "target"));
 	if (json_object_get(req, "target") != NULL &&
 	    (target == NULL || !mri_topic_valid(target, strlen(target))))
@@ -386,7 +387,7 @@ mri_admin_dlq_replay(const struct mri_admin_dlq_ctx *c, json_t *req)
 		}
 		replay__set_id(&o->h, o->id);
 		if (rate > 0 &&
-		    (wait = mri_dlq_rate_wait_ms(start, (int64_t)mri_mono_ms(),
+		    (wait = mri_pace_wait_ms(start, (int64_t)mri_mono_ms(),
 						 k, (uint32_t)rate)) > 0) {
 			struct timespec ts = {wait / 1000,
 					      (wait % 1000) * 1000000};

@@ -18,7 +18,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
-#include "dlq/state.h"
+#include "core/pace.h"
 
 static volatile sig_atomic_t replay__stop;
 
@@ -53,7 +53,7 @@ replay__usage(FILE *f)
 		"mr_dlq_replays counted up;\n"
 		"          at most --rate records per second (%d; at most %d); "
 		"a record\n"
-		"          replayed --loop-limit times (%d) is skipped unless "
+		"          replayed --loop-limit times (3) is skipped unless "
 		"--force. A\n"
 		"          progress bar on a terminal, a line per chunk "
 		"otherwise, a JSON\n"
@@ -72,7 +72,7 @@ replay__usage(FILE *f)
 		"target or record, unknown fingerprint, a record failed), 2 "
 		"usage, 3\n"
 		"mailroomd unreachable\n",
-		MRI_DLQ_RATE_DEFAULT, MRI_DLQ_RATE_MAX, MRI_DLQ_LOOP_LIMIT);
+		MRI_PACE_RATE_DEFAULT, MRI_PACE_RATE_MAX);
 }
 
 static long long
@@ -84,7 +84,7 @@ replay__mono_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A rate: N or N/s, 1..MRI_DLQ_RATE_MAX; else 0. */
+/* A rate: N or N/s, 1..MRI_PACE_RATE_MAX; else 0. */
 static long
 replay__rate(const char *s)
 {
@@ -92,9 +92,20 @@ replay__rate(const char *s)
 	long  r = strtol(s, &end, 10);
 
 	if (end == s || (*end != '\0' && strcmp(end, "/s") != 0) || r < 1 ||
-	    r > MRI_DLQ_RATE_MAX)
+	    r > MRI_PACE_RATE_MAX)
 		return 0;
 	return r;
+}
+
+/* "P@O": decimals (mailroomd checks their range). */
+static bool
+replay__pos_ok(const char *s)
+{
+	size_t p = strspn(s, "0123456789");
+
+	return p > 0 && p <= 10 && s[p] == '@' &&
+	       strspn(s + p + 1, "0123456789") == strlen(s + p + 1) &&
+	       s[p + 1] != '\0' && strlen(s + p + 1) <= 19;
 }
 
 /* The options both commands take into \p req; the exit code (CLI_OK to go
@@ -129,8 +140,6 @@ replay__options(int argc, char **argv, bool replay, json_t *req, bool *json,
 
 	while ((ch = getopt_long(argc, argv, "g:k:h", opts, NULL)) != -1) {
 		const char *bad = NULL;
-		int32_t     p;
-		int64_t     o;
 
 		if (!replay && strchr("rFlt", ch) != NULL && ch != 0)
 			ch = '?';
@@ -193,8 +202,7 @@ replay__options(int argc, char **argv, bool replay, json_t *req, bool *json,
 			filters = true;
 			break;
 		case 'o':
-			if (mri_dlq_pos_parse(optarg, strlen(optarg), &p, &o) !=
-			    0)
+			if (!replay__pos_ok(optarg))
 				bad = "--offset is a dead-letter position "
 				      "P@O (partition@offset, as mailroom dlq "
 				      "list prints them)";
@@ -345,7 +353,7 @@ cli_dlq_replay(const struct cli_common *co, int argc, char **argv,
 {
 	json_t          *base = json_pack("{s:s}", "op", "dlq.replay"), *rep;
 	json_t          *last = NULL;
-	long             rate = MRI_DLQ_RATE_DEFAULT;
+	long             rate = MRI_PACE_RATE_DEFAULT;
 	bool             dry = false, tty;
 	long long        moved = 0, total = 0, start, now, wait;
 	struct sigaction sa, old;
@@ -360,7 +368,7 @@ cli_dlq_replay(const struct cli_common *co, int argc, char **argv,
 	if (dry)
 		return replay__dry(co, base, json);
 	json_object_set_new(base, "max",
-			    json_integer(mri_dlq_rate_chunk((uint32_t)rate)));
+			    json_integer(mri_pace_chunk((uint32_t)rate)));
 	tty = !json && isatty(STDOUT_FILENO);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = replay__on_sigint;
@@ -373,14 +381,14 @@ cli_dlq_replay(const struct cli_common *co, int argc, char **argv,
 		// The next chunk's first record goes no earlier than the
 		// rate allows after all those before it.
 		now  = replay__mono_ms();
-		wait = mri_dlq_rate_wait_ms(start, now, (uint64_t)moved,
+		wait = mri_pace_wait_ms(start, now, (uint64_t)moved,
 					    (uint32_t)rate);
 		while (wait > 0 && !replay__stop) {
 			struct timespec ts = {wait / 1000,
 					      (wait % 1000) * 1000000};
 
 			nanosleep(&ts, NULL);
-			wait = mri_dlq_rate_wait_ms(start, replay__mono_ms(),
+			wait = mri_pace_wait_ms(start, replay__mono_ms(),
 						    (uint64_t)moved,
 						    (uint32_t)rate);
 		}

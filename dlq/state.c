@@ -408,24 +408,3 @@ mri_dlq_replay_allowed(uint32_t replays, uint32_t limit, bool force)
 {
 	return force || replays < limit;
 }
-
-uint32_t
-mri_dlq_rate_chunk(uint32_t rate)
-{
-	if (rate == 0)
-		return 1;
-	return rate > 1000 ? 1000 : rate;
-}
-
-int64_t
-mri_dlq_rate_wait_ms(int64_t start_ms, int64_t now_ms, uint64_t moved,
-		     uint32_t rate)
-{
-	int64_t due;
-
-	if (rate == 0)
-		return 0;
-	// Rounded up: never early.
-	due = start_ms + (int64_t)((moved * 1000 + rate - 1) / rate);
-	return due > now_ms ? due - now_ms : 0;
-}

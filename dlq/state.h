@@ -19,8 +19,8 @@
  * record of the same key wins (compaction keeps it); a null value (a
  * tombstone) forgets the position.
  *
- * Also here, the pure parts of replay: the replayed record's message id,
- * the loop guard, and the rate's arithmetic.
+ * Also here, the pure parts of replay: the replayed record's message id
+ * and the loop guard (the rate's arithmetic is core/pace.h).
  *
  * Thread safety: a state set belongs to its caller; the other functions
  * are pure.
@@ -38,9 +38,6 @@
 #define MRI_DLQ_POS_STRLEN 30
 /* A message id's longest (bridge/publish.h). */
 #define MRI_DLQ_ID_MAX 255
-/* The replay rate's bounds (records per second) and default. */
-#define MRI_DLQ_RATE_DEFAULT 100
-#define MRI_DLQ_RATE_MAX 10000
 /* The loop guard's default: replays before a record needs force. */
 #define MRI_DLQ_LOOP_LIMIT 3
 
@@ -162,18 +159,5 @@ size_t mri_dlq_replay_id(char *out, const char *id, size_t len, uint32_t n);
 /** @returns true when a record replayed \p replays times before may be
  *           replayed again: replays < \p limit, or \p force. */
 bool mri_dlq_replay_allowed(uint32_t replays, uint32_t limit, bool force);
-
-/** @returns the records of one replay call at \p rate per second: a
- *           second's worth, at least 1, at most 1000. */
-uint32_t mri_dlq_rate_chunk(uint32_t rate);
-
-/**
- * @returns the ms to wait, from \p start_ms (when the first record went)
- *          and \p now_ms, before record number \p moved (0-based) may go at
- *          \p rate per second: record k goes no earlier than start + k /
- *          rate, so N records take at least (N - 1) / rate s.
- */
-int64_t mri_dlq_rate_wait_ms(int64_t start_ms, int64_t now_ms,
-			     uint64_t moved, uint32_t rate);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * The dead-letter state set and replay's pure parts (dlq/state.c): the set
  * against a plain model, the state records read back, the prefix that
- * DeleteRecords may free, the replay id, the loop guard and the rate.
+ * DeleteRecords may free, the replay id and the loop guard.
  */
 #include <check.h>
 #include <stdint.h>
@@ -235,31 +235,6 @@ START_TEST(test_loop_guard)
 }
 END_TEST
 
-START_TEST(test_rate)
-{
-	ck_assert_uint_eq(mri_dlq_rate_chunk(0), 1);
-	ck_assert_uint_eq(mri_dlq_rate_chunk(1), 1);
-	ck_assert_uint_eq(mri_dlq_rate_chunk(100), 100);
-	ck_assert_uint_eq(mri_dlq_rate_chunk(MRI_DLQ_RATE_MAX), 1000);
-	// Record k goes at start + k / rate, rounded up.
-	ck_assert_int_eq(mri_dlq_rate_wait_ms(1000, 1000, 0, 10), 0);
-	ck_assert_int_eq(mri_dlq_rate_wait_ms(1000, 1000, 1, 10), 100);
-	ck_assert_int_eq(mri_dlq_rate_wait_ms(1000, 1050, 1, 10), 50);
-	ck_assert_int_eq(mri_dlq_rate_wait_ms(1000, 1200, 1, 10), 0);
-	ck_assert_int_eq(mri_dlq_rate_wait_ms(0, 0, 1, 3), 334);
-	ck_assert_int_eq(mri_dlq_rate_wait_ms(0, 0, 3, 3), 1000);
-	ck_assert_int_eq(mri_dlq_rate_wait_ms(0, 0, 5, 0), 0);
-	// So N records take at least (N - 1) / rate.
-	for (uint32_t rate = 1; rate < 2000; rate += 37) {
-		int64_t t = 0;
-
-		for (uint64_t k = 0; k < 50; k++)
-			t += mri_dlq_rate_wait_ms(0, t, k, rate);
-		ck_assert_int_ge(t * (int64_t)rate, 49 * 1000);
-	}
-}
-END_TEST
-
 int
 main(void)
 {
@@ -275,7 +250,6 @@ main(void)
 	tcase_add_test(tc, test_prefix);
 	tcase_add_test(tc, test_replay_id);
 	tcase_add_test(tc, test_loop_guard);
-	tcase_add_test(tc, test_rate);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
