@@ -37,6 +37,7 @@ struct mri_admin {
 	void *inject_arg;
 	size_t (*resume)(void *arg, const char *group, size_t *resumed);
 	void *resume_arg;
+	struct mri_publisher *pub; /* dlq.replay's, dlq.purge's */
 
 	pthread_mutex_t   mtx;
 	pthread_cond_t    work; /* a job was queued, or stopping */
@@ -470,8 +471,17 @@ mri_admin_run(struct mri_admin *a, json_t *req)
 		return admin__fault(a, op, req);
 	if (strcmp(op, "consumers.resume") == 0)
 		return admin__resume(a, req);
-	if (strcmp(op, "dlq.list") == 0 || strcmp(op, "dlq.show") == 0)
-		return mri_admin_dlq(a->dlq_conf, a->timeout_ms, op, req);
+	if (strncmp(op, "dlq.", 4) == 0) {
+		struct mri_admin_dlq_ctx c = {
+		    .tmpl       = a->dlq_conf,
+		    .timeout_ms = a->timeout_ms,
+		    .rk         = a->rk,
+		    .emb        = a->emb,
+		    .pub        = a->pub,
+		};
+
+		return mri_admin_dlq(&c, op, req);
+	}
 	return mri_admin_fail(MR_EUNKNOWNOP, "unknown operation '%s'", op);
 }
 
@@ -550,6 +560,7 @@ mri_admin_new(struct mri_admin **out, const struct mri_admin_conf *c,
 	a->inject_arg      = c->inject_arg;
 	a->resume          = c->resume;
 	a->resume_arg      = c->resume_arg;
+	a->pub             = c->publisher;
 	a->queue_max       = c->queue_max > 0 ? c->queue_max : MRI_ADMIN_QUEUE;
 	pthread_mutex_init(&a->mtx, NULL);
 	pthread_cond_init(&a->work, NULL);

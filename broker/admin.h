@@ -1,9 +1,9 @@
 /*
  * The JSON admin operations behind ADMIN frames (docs/PROTOCOL.md):
- * topics.create, topics.list, topics.describe, consumers.resume, dlq.list
- * and dlq.show (broker/admin_dlq.h), and with fault_injection on,
- * fault.broker_down, fault.broker_up, fault.broker_rtt and
- * fault.producer_fatal.
+ * topics.create, topics.list, topics.describe, consumers.resume, dlq.list,
+ * dlq.show, dlq.replay and dlq.purge (broker/admin_dlq.h), and with
+ * fault_injection on, fault.broker_down, fault.broker_up, fault.broker_rtt
+ * and fault.producer_fatal.
  *
  * The admin part has its own librdkafka handle (a producer-type handle that
  * never produces: metadata, DescribeConfigs, CreateTopics), made from the
@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 struct mri_embedded;
+struct mri_publisher;
 struct mri_admin;
 
 /* Defaults of struct mri_admin_conf's workers and queue_max. */
@@ -56,6 +57,11 @@ struct mri_admin_conf {
 	 * NULL: the operation answers MR_ENOTSUP. */
 	size_t (*resume)(void *arg, const char *group, size_t *resumed);
 	void *resume_arg;
+	/* dlq.replay's and dlq.purge's writes (the replayed records, the
+	 * state records) go through mailroomd's publisher, with its dedupe
+	 * window; borrowed, must outlive the admin. NULL: they answer
+	 * MR_ENOTSUP. */
+	struct mri_publisher *publisher;
 };
 
 /**

@@ -13,6 +13,7 @@
 #include "bridge/envelope.h"
 #include "core/base64.h"
 #include "dlq/inspect.h"
+#include "dlq/state.h"
 #include "mailroom/error.h"
 #include "proto/frame.h"
 
@@ -104,20 +105,17 @@ admin_dlq__pos(int32_t p, int64_t o)
 
 /* ---- requests ------------------------------------------------------------ */
 
-/* The topic: a valid Kafka topic name, or NULL. */
-static const char *
-admin_dlq__topic(json_t *req)
+const char *
+mri_admin_dlq_topic(json_t *req)
 {
 	const char *t = json_string_value(json_object_get(req, "topic"));
 
 	return t != NULL && mri_topic_valid(t, strlen(t)) ? t : NULL;
 }
 
-/* An optional integer field in [lo, hi]: true and *v (unchanged when
- * absent), false when it is there and not such a number. */
-static bool
-admin_dlq__int(json_t *req, const char *name, json_int_t lo, json_int_t hi,
-	       json_int_t *v)
+bool
+mri_admin_dlq_int(json_t *req, const char *name, json_int_t lo,
+		  json_int_t hi, json_int_t *v)
 {
 	json_t *j = json_object_get(req, name);
 
@@ -144,10 +142,23 @@ admin_dlq__string(json_t *req, const char *name, const char **v)
 	return *v != NULL && **v != '\0';
 }
 
-/* The filter from the request; NULL, or a new failure reply. *key is the
- * decoded key_b64 (the caller frees it). */
-static json_t *
-admin_dlq__filter(json_t *req, struct mri_dlq_filter *f, unsigned char **key)
+bool
+mri_admin_dlq_has_filter(json_t *req)
+{
+	static const char *const names[] = {
+	    "source", "group", "since_ms", "until_ms", "fingerprint",
+	    "dialect", "key", "key_b64"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (json_object_get(req, names[i]) != NULL &&
+		    !json_is_null(json_object_get(req, names[i])))
+			return true;
+	return false;
+}
+
+json_t *
+mri_admin_dlq_filter(json_t *req, struct mri_dlq_filter *f,
+		     unsigned char **key)
 {
 	const char *fp, *dialect, *k, *kb;
 	json_int_t  since = -1, until = -1;
@@ -160,8 +171,8 @@ admin_dlq__filter(json_t *req, struct mri_dlq_filter *f, unsigned char **key)
 		return mri_admin_fail(MR_EINVAL,
 				      "\"source\" and \"group\" are non-empty "
 				      "strings");
-	if (!admin_dlq__int(req, "since_ms", 0, INT64_MAX, &since) ||
-	    !admin_dlq__int(req, "until_ms", 0, INT64_MAX, &until))
+	if (!mri_admin_dlq_int(req, "since_ms", 0, INT64_MAX, &since) ||
+	    !mri_admin_dlq_int(req, "until_ms", 0, INT64_MAX, &until))
 		return mri_admin_fail(MR_EINVAL,
 				      "\"since_ms\" and \"until_ms\" are ms "
 				      "since the epoch (integers >= 0)");
@@ -246,10 +257,33 @@ admin_dlq__group(const struct mri_dlq_group *g)
 	return o;
 }
 
-static json_t *
-admin_dlq__list(const rd_kafka_conf_t *tmpl, int timeout_ms, json_t *req)
+/* The list's skip hook: positions with a state (replayed, resolved) are
+ * left out, or, with "all", counted and kept. */
+struct admin_dlq_skip {
+	struct mri_dlq_state *st;
+	bool                  all;
+	uint64_t              n[4]; /* by enum mri_dlq_st */
+};
+
+static bool
+admin_dlq__skip(void *arg, int32_t partition, int64_t offset)
 {
-	const char           *topic = admin_dlq__topic(req);
+	struct admin_dlq_skip *k  = arg;
+	enum mri_dlq_st        st = mri_dlq_state_get(k->st, partition, offset);
+
+	k->n[st]++;
+	// An intent ("replaying") is not known to be replayed: listed.
+	return (st == MRI_DLQ_ST_REPLAYED || st == MRI_DLQ_ST_RESOLVED) &&
+	       !k->all;
+}
+
+static json_t *
+admin_dlq__list(const struct mri_admin_dlq_ctx *c, json_t *req)
+{
+	const rd_kafka_conf_t *tmpl       = c->tmpl;
+	int                    timeout_ms = c->timeout_ms;
+	struct admin_dlq_skip  sk         = {0};
+	const char           *topic = mri_admin_dlq_topic(req);
 	struct mri_dlq_filter f;
 	struct mri_dlq_bounds b  = {0};
 	json_int_t            mr = MRI_DLQ_LIST_RECORDS, mg = MRI_DLQ_LIST_GROUPS;
@@ -267,23 +301,33 @@ admin_dlq__list(const rd_kafka_conf_t *tmpl, int timeout_ms, json_t *req)
 		return mri_admin_fail(MR_EINVAL,
 				      "dlq.list needs \"topic\": the "
 				      "dead-letter topic (e.g. orders.dlq)");
-	if (!admin_dlq__int(req, "max_records", 1, 100000000, &mr) ||
-	    !admin_dlq__int(req, "max_groups", 1, 100000, &mg) ||
-	    !admin_dlq__int(req, "timeout_ms", 1, MRI_ADMIN_DLQ_TIMEOUT_MAX,
+	if (!mri_admin_dlq_int(req, "max_records", 1, 100000000, &mr) ||
+	    !mri_admin_dlq_int(req, "max_groups", 1, 100000, &mg) ||
+	    !mri_admin_dlq_int(req, "timeout_ms", 1, MRI_ADMIN_DLQ_TIMEOUT_MAX,
 			    &to))
 		return mri_admin_fail(MR_EINVAL,
 				      "max_records is 1..100000000, "
 				      "max_groups 1..100000, timeout_ms "
 				      "1..%d",
 				      MRI_ADMIN_DLQ_TIMEOUT_MAX);
-	if ((rep = admin_dlq__filter(req, &f, &key)) != NULL)
+	if ((rep = mri_admin_dlq_filter(req, &f, &key)) != NULL)
 		return rep;
+	sk.all = json_is_true(json_object_get(req, "all"));
+	rc     = mri_admin_dlq_state(c, topic, (int)to, &sk.st, why,
+				     sizeof(why));
+	if (rc != MR_OK) {
+		free(key);
+		return mri_admin_fail(rc, "%s", why);
+	}
+	f.skip        = admin_dlq__skip;
+	f.skip_arg    = &sk;
 	b.max_records = (uint64_t)mr;
 	b.max_groups  = (size_t)mg;
 	rc = mri_dlq_kafka_open(&k, tmpl, topic, -1, 0, (int)to, why,
 				sizeof(why));
 	if (rc != MR_OK) {
 		free(key);
+		mri_dlq_state_free(sk.st);
 		return mri_admin_fail(rc, "%s", why);
 	}
 	parts = mri_dlq_kafka_partitions(k);
@@ -291,6 +335,7 @@ admin_dlq__list(const rd_kafka_conf_t *tmpl, int timeout_ms, json_t *req)
 	rc = mri_dlq_list_run(&src, &f, &b, &l, why, sizeof(why));
 	mri_dlq_kafka_close(k);
 	free(key);
+	mri_dlq_state_free(sk.st);
 	if (rc != MR_OK)
 		return mri_admin_fail(rc, "%s", why);
 	gs = json_array();
@@ -305,7 +350,15 @@ admin_dlq__list(const rd_kafka_conf_t *tmpl, int timeout_ms, json_t *req)
 			mri_dlq_cut_name(l->cut), "groups_total",
 			(json_int_t)l->groups_total, "groups", gs);
 	mri_dlq_list_free(l);
-	return rep != NULL ? rep : mri_admin_fail(MR_ENOMEM, "out of memory");
+	if (rep == NULL)
+		return mri_admin_fail(MR_ENOMEM, "out of memory");
+	json_object_set_new(rep, "all", json_boolean(sk.all));
+	json_object_set_new(
+	    rep, "states",
+	    json_pack("{s:I, s:I}", "replayed",
+		      (json_int_t)sk.n[MRI_DLQ_ST_REPLAYED], "resolved",
+		      (json_int_t)sk.n[MRI_DLQ_ST_RESOLVED]));
+	return rep;
 }
 
 /* ---- dlq.show ------------------------------------------------------------ */
@@ -362,9 +415,11 @@ admin_dlq__info(const struct mri_dlq_info *in)
 }
 
 static json_t *
-admin_dlq__show(const rd_kafka_conf_t *tmpl, int timeout_ms, json_t *req)
+admin_dlq__show(const struct mri_admin_dlq_ctx *c, json_t *req)
 {
-	const char           *topic = admin_dlq__topic(req);
+	const rd_kafka_conf_t *tmpl       = c->tmpl;
+	int                    timeout_ms = c->timeout_ms;
+	const char           *topic = mri_admin_dlq_topic(req);
 	json_int_t            p = -1, off = -1, to = timeout_ms;
 	struct mri_dlq_shown *s;
 	json_t               *rep, *hs;
@@ -375,13 +430,13 @@ admin_dlq__show(const rd_kafka_conf_t *tmpl, int timeout_ms, json_t *req)
 		return mri_admin_fail(MR_EINVAL,
 				      "dlq.show needs \"topic\": the "
 				      "dead-letter topic (e.g. orders.dlq)");
-	if (!admin_dlq__int(req, "partition", 0, INT32_MAX, &p) ||
-	    !admin_dlq__int(req, "offset", 0, INT64_MAX, &off) || p < 0 ||
+	if (!mri_admin_dlq_int(req, "partition", 0, INT32_MAX, &p) ||
+	    !mri_admin_dlq_int(req, "offset", 0, INT64_MAX, &off) || p < 0 ||
 	    off < 0)
 		return mri_admin_fail(MR_EINVAL,
 				      "dlq.show needs \"partition\" and "
 				      "\"offset\" (integers >= 0)");
-	if (!admin_dlq__int(req, "timeout_ms", 1, MRI_ADMIN_DLQ_TIMEOUT_MAX,
+	if (!mri_admin_dlq_int(req, "timeout_ms", 1, MRI_ADMIN_DLQ_TIMEOUT_MAX,
 			    &to))
 		return mri_admin_fail(MR_EINVAL, "timeout_ms is 1..%d",
 				      MRI_ADMIN_DLQ_TIMEOUT_MAX);
@@ -415,12 +470,15 @@ admin_dlq__show(const rd_kafka_conf_t *tmpl, int timeout_ms, json_t *req)
 }
 
 json_t *
-mri_admin_dlq(const rd_kafka_conf_t *tmpl, int timeout_ms, const char *op,
-	      json_t *req)
+mri_admin_dlq(const struct mri_admin_dlq_ctx *c, const char *op, json_t *req)
 {
 	if (strcmp(op, "dlq.list") == 0)
-		return admin_dlq__list(tmpl, timeout_ms, req);
+		return admin_dlq__list(c, req);
 	if (strcmp(op, "dlq.show") == 0)
-		return admin_dlq__show(tmpl, timeout_ms, req);
+		return admin_dlq__show(c, req);
+	if (strcmp(op, "dlq.replay") == 0)
+		return mri_admin_dlq_replay(c, req);
+	if (strcmp(op, "dlq.purge") == 0)
+		return mri_admin_dlq_purge(c, req);
 	return mri_admin_fail(MR_EUNKNOWNOP, "unknown operation '%s'", op);
 }

@@ -436,6 +436,7 @@ srv__admin_new(struct mri_server *s, const struct mri_config *cfg,
 	    .inject_arg        = s->prod,
 	    .resume            = srv__resume,
 	    .resume_arg        = s,
+	    .publisher         = s->pub,
 	};
 
 	return mri_admin_new(&s->admin, &ac, errstr, errstr_size);

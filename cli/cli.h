@@ -57,4 +57,27 @@ int cli_exit_refused(int err);
  *         sentence from mr_client_last_error() (this thread's). */
 void cli_report(const char *what, int err);
 
+/* cli/dlq.c and cli/dlq_replay.c. */
+
+/** @brief mailroom dlq replay and purge (argv from the subcommand). */
+int cli_dlq_replay(const struct cli_common *co, int argc, char **argv,
+		   bool json);
+int cli_dlq_purge(const struct cli_common *co, int argc, char **argv,
+		  bool json);
+
+/**
+ * @brief Send \p req (taken) as an ADMIN request, what failed said on
+ *        stderr as "mailroom: WHAT: ...".
+ * @returns the exit code, and *rep (new) when it is CLI_OK; the answer is
+ *          printed as it is with \p json.
+ */
+struct json_t;
+int cli_dlq_request(const struct cli_common *co, const char *what,
+		    struct json_t *req, bool json, struct json_t **rep);
+
+/** @returns true and *ms for RFC 3339 (a date alone: midnight UTC), ms
+ *           since the epoch (digits), "now", or -N followed by s, m, h or
+ *           d. */
+bool cli_dlq_time(const char *s, long long *ms);
+
 #endif

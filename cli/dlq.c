@@ -4,7 +4,8 @@
  *   resume GROUP          the tripped breakers of a group's subscriptions
  *                         on this mailroomd go half-open;
  *   list DLQ_TOPIC        its records grouped by fingerprint, filtered;
- *   show DLQ_TOPIC P O    one record, decoded, binary-safe.
+ *   show DLQ_TOPIC P O    one record, decoded, binary-safe;
+ *   replay, purge         cli/dlq_replay.c.
  */
 #include <ctype.h>
 #include <getopt.h>
@@ -28,7 +29,7 @@ dlq__usage(FILE *f)
 		"[--group G] [--key K]\n"
 		"            [--fingerprint F] [--since TIME] [--until TIME] "
 		"[--dialect D]\n"
-		"            [--max-records N] DLQ_TOPIC\n"
+		"            [--max-records N] [--all] DLQ_TOPIC\n"
 		"       mailroom dlq show [--json] DLQ_TOPIC PARTITION OFFSET\n"
 		"  resume GROUP   the group's tripped breakers (see mailroom "
 		"status) go\n"
@@ -49,22 +50,24 @@ dlq__usage(FILE *f)
 		"                 a date alone), ms since the epoch, now, or "
 		"-N s|m|h|d ago\n"
 		"                 (-90m); --max-records bounds the read "
-		"(1000000)\n"
+		"(1000000);\n"
+		"                 replayed and resolved records are left out "
+		"(--all: kept)\n"
 		"  show           one record by its dead-letter position: "
 		"key, payload and\n"
 		"                 header values as text, or base64 where not "
 		"UTF-8 text\n"
 		"The scan may take up to mailroom's --timeout (30000 ms) less "
 		"3 s.\n"
+		"       mailroom dlq replay|purge ...: mailroom dlq replay "
+		"--help\n"
 		"exit codes: 0 done, 1 refused (no such topic, group or "
 		"record; offset out\n"
 		"of range), 2 usage, 3 mailroomd unreachable\n");
 }
 
-/* Send \p req (taken) as an ADMIN request: the exit code, *rep (new) when
- * it is CLI_OK, the answer printed as it is with \p json. */
-static int
-dlq__request(const struct cli_common *co, const char *what, json_t *req,
+int
+cli_dlq_request(const struct cli_common *co, const char *what, json_t *req,
 	     bool json, json_t **rep)
 {
 	char      *body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
@@ -110,7 +113,7 @@ dlq__resume(const struct cli_common *co, const char *group, bool json)
 	json_t *rep;
 	int     rc;
 
-	rc = dlq__request(co, "dlq resume",
+	rc = cli_dlq_request(co, "dlq resume",
 			  json_pack("{s:s, s:s}", "op", "consumers.resume",
 				    "group", group),
 			  json, &rep);
@@ -153,10 +156,8 @@ dlq__now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* RFC 3339 (a date alone: midnight UTC), ms since the epoch (digits),
- * "now", or -N followed by s, m, h or d: true and *ms. */
-static bool
-dlq__time(const char *s, long long *ms)
+bool
+cli_dlq_time(const char *s, long long *ms)
 {
 	static const int mdays[] = {31, 29, 31, 30, 31, 30,
 				    31, 31, 30, 31, 30, 31};
@@ -342,6 +343,23 @@ dlq__warn_cut(json_t *rep)
 					    : "--max-records");
 }
 
+/* How many records of the topic were replayed or resolved: left out, or
+ * (--all) kept. */
+static void
+dlq__note_states(json_t *rep, bool json)
+{
+	json_t   *st = json_object_get(rep, "states");
+	long long rp = json_integer_value(json_object_get(st, "replayed"));
+	long long rs = json_integer_value(json_object_get(st, "resolved"));
+
+	if (json || rp + rs == 0)
+		return;
+	printf("%lld replayed and %lld resolved records %s\n", rp, rs,
+	       json_is_true(json_object_get(rep, "all"))
+		   ? "included (--all)"
+		   : "left out (--all shows them)");
+}
+
 static bool
 dlq__is_fp(const char *s)
 {
@@ -361,6 +379,7 @@ dlq__list(const struct cli_common *co, int argc, char **argv, bool json)
 	    {"until", required_argument, NULL, 'U'},
 	    {"dialect", required_argument, NULL, 'd'},
 	    {"max-records", required_argument, NULL, 'm'},
+	    {"all", no_argument, NULL, 'a'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	json_t   *req = json_pack("{s:s}", "op", "dlq.list"), *rep;
@@ -393,7 +412,7 @@ dlq__list(const struct cli_common *co, int argc, char **argv, bool json)
 			break;
 		case 'S':
 		case 'U':
-			if (!dlq__time(optarg, &t))
+			if (!cli_dlq_time(optarg, &t))
 				bad = "--since and --until take RFC 3339 "
 				      "(2026-01-31T12:00:00Z), ms since the "
 				      "epoch, now, or -N s|m|h|d";
@@ -404,6 +423,9 @@ dlq__list(const struct cli_common *co, int argc, char **argv, bool json)
 			break;
 		case 'd':
 			json_object_set_new(req, "dialect", json_string(optarg));
+			break;
+		case 'a':
+			json_object_set_new(req, "all", json_true());
 			break;
 		case 'm':
 			t = strtoll(optarg, &end, 10);
@@ -446,11 +468,12 @@ dlq__list(const struct cli_common *co, int argc, char **argv, bool json)
 			    json_integer(t < 1000     ? 1000
 					 : t > 600000 ? 600000
 						      : t));
-	rc = dlq__request(co, "dlq list", req, json, &rep);
+	rc = cli_dlq_request(co, "dlq list", req, json, &rep);
 	if (rc == CLI_OK) {
 		if (!json)
 			dlq__print_list(rep);
 		dlq__warn_cut(rep);
+		dlq__note_states(rep, json);
 	}
 	json_decref(rep);
 	return rc;
@@ -603,7 +626,7 @@ dlq__show(const struct cli_common *co, int argc, char **argv, bool json)
 				"numbers >= 0\n");
 		return CLI_USAGE;
 	}
-	rc = dlq__request(
+	rc = cli_dlq_request(
 	    co, "dlq show",
 	    json_pack("{s:s, s:s, s:I, s:I, s:I}", "op", "dlq.show", "topic",
 		      argv[optind], "partition", (json_int_t)p, "offset",
@@ -648,6 +671,10 @@ cli_dlq(const struct cli_common *co, int argc, char **argv)
 		return dlq__list(co, argc, argv, json);
 	if (strcmp(sub, "show") == 0)
 		return dlq__show(co, argc, argv, json);
+	if (strcmp(sub, "replay") == 0)
+		return cli_dlq_replay(co, argc, argv, json);
+	if (strcmp(sub, "purge") == 0)
+		return cli_dlq_purge(co, argc, argv, json);
 	if (strcmp(sub, "resume") == 0) {
 		while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 			if (ch == 'j') {

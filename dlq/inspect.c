@@ -446,6 +446,20 @@ inspect__match(const struct mri_dlq_filter *f, const struct mri_dlq_rec *r,
 	return !f->has_dialect || in->dialect == f->dialect;
 }
 
+bool
+mri_dlq_filter_match(const struct mri_dlq_filter *f,
+		     const struct mri_dlq_rec *r, const struct mri_dlq_info *in,
+		     int64_t t)
+{
+	return inspect__match(f, r, in, t);
+}
+
+uint64_t
+mri_dlq_orig_hash(const struct mri_dlq_info *in, const struct mri_dlq_rec *r)
+{
+	return inspect__pos(in, r);
+}
+
 /* One record read: MR_OK or MR_ENOMEM. */
 static int
 inspect__add(struct ins_scan *s, const struct mri_dlq_filter *f,

@@ -107,6 +107,18 @@ void mri_dlq_filter_init(struct mri_dlq_filter *f);
 int mri_dlq_filter_check(const struct mri_dlq_filter *f, char *why,
 			 size_t why_size);
 
+/** @returns true when \p f keeps record \p r, whose headers read \p in
+ *           and whose time is \p t (-1: none), as a list does. */
+bool mri_dlq_filter_match(const struct mri_dlq_filter *f,
+			  const struct mri_dlq_rec *r,
+			  const struct mri_dlq_info *in, int64_t t);
+
+/** @returns the hash of \p r's original position (of its dead-letter
+ *           one when unknown): copies of one original have one hash;
+ *           never 0 in practice (the state records' "orig"). */
+uint64_t mri_dlq_orig_hash(const struct mri_dlq_info *in,
+			   const struct mri_dlq_rec *r);
+
 /** @returns MR_OK and *fp for 16 hex digits (either case), else
  *           MR_EINVAL. */
 int mri_dlq_fingerprint_parse(const char *s, size_t len, uint64_t *fp);
@@ -230,6 +242,16 @@ int mri_dlq_kafka_open(struct mri_dlq_kafka **out,
 		       const rd_kafka_conf_t *tmpl, const char *topic,
 		       int32_t partition, int64_t offset, int timeout_ms,
 		       char *why, size_t why_size);
+
+/**
+ * @brief As mri_dlq_kafka_open of every partition, each read from
+ *        from[p] (p < \p nfrom; the partition's start when lower) rather
+ *        than from its beginning.
+ */
+int mri_dlq_kafka_open_from(struct mri_dlq_kafka **out,
+			    const rd_kafka_conf_t *tmpl, const char *topic,
+			    const int64_t *from, int32_t nfrom, int timeout_ms,
+			    char *why, size_t why_size);
 
 /** @brief \p k as a source (valid until it is closed). */
 void mri_dlq_kafka_source(struct mri_dlq_kafka *k, struct mri_dlq_source *out);

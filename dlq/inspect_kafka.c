@@ -264,11 +264,11 @@ kafka__watermarks(struct mri_dlq_kafka *k, int32_t p, int64_t *lo,
 	return MR_OK;
 }
 
-/* What to read: every partition that holds records, or \p partition from
- * \p offset. */
+/* What to read: every partition that holds records (each from \p
+ * from[p] when given, p < \p nfrom), or \p partition from \p offset. */
 static int
 kafka__assign(struct mri_dlq_kafka *k, int32_t partition, int64_t offset,
-	      char *why, size_t n)
+	      const int64_t *from, int32_t nfrom, char *why, size_t n)
 {
 	rd_kafka_topic_partition_list_t *tl;
 	int64_t                          lo, hi;
@@ -302,13 +302,15 @@ kafka__assign(struct mri_dlq_kafka *k, int32_t partition, int64_t offset,
 			rc = MR_EINVAL;
 			break;
 		}
+		if (partition < 0 && from != NULL && p < nfrom && from[p] > lo)
+			lo = from[p];
 		if (hi <= lo)
 			continue;
 		k->stop[p] = partition >= 0 ? offset + 1 : hi;
 		k->done[p] = false;
 		k->left++;
 		rd_kafka_topic_partition_list_add(tl, k->topic, p)->offset =
-		    partition >= 0 ? offset : RD_KAFKA_OFFSET_BEGINNING;
+		    partition >= 0 ? offset : lo;
 	}
 	if (rc == MR_OK && tl->cnt > 0 && rd_kafka_assign(k->rk, tl) != 0) {
 		snprintf(why, n, "cannot assign the partitions of %s",
@@ -319,10 +321,11 @@ kafka__assign(struct mri_dlq_kafka *k, int32_t partition, int64_t offset,
 	return rc;
 }
 
-int
-mri_dlq_kafka_open(struct mri_dlq_kafka **out, const rd_kafka_conf_t *tmpl,
-		   const char *topic, int32_t partition, int64_t offset,
-		   int timeout_ms, char *why, size_t n)
+static int
+kafka__open(struct mri_dlq_kafka **out, const rd_kafka_conf_t *tmpl,
+	    const char *topic, int32_t partition, int64_t offset,
+	    const int64_t *from, int32_t nfrom, int timeout_ms, char *why,
+	    size_t n)
 {
 	struct mri_dlq_kafka *k;
 	int                   rc;
@@ -345,13 +348,33 @@ mri_dlq_kafka_open(struct mri_dlq_kafka **out, const rd_kafka_conf_t *tmpl,
 		rc = MR_ENOMEM;
 		goto fail;
 	}
-	if ((rc = kafka__assign(k, partition, offset, why, n)) != MR_OK)
+	if ((rc = kafka__assign(k, partition, offset, from, nfrom, why, n)) !=
+	    MR_OK)
 		goto fail;
 	*out = k;
 	return MR_OK;
 fail:
 	mri_dlq_kafka_close(k);
 	return rc;
+}
+
+int
+mri_dlq_kafka_open(struct mri_dlq_kafka **out, const rd_kafka_conf_t *tmpl,
+		   const char *topic, int32_t partition, int64_t offset,
+		   int timeout_ms, char *why, size_t n)
+{
+	return kafka__open(out, tmpl, topic, partition, offset, NULL, 0,
+			   timeout_ms, why, n);
+}
+
+int
+mri_dlq_kafka_open_from(struct mri_dlq_kafka **out,
+			const rd_kafka_conf_t *tmpl, const char *topic,
+			const int64_t *from, int32_t nfrom, int timeout_ms,
+			char *why, size_t n)
+{
+	return kafka__open(out, tmpl, topic, -1, 0, from, nfrom, timeout_ms,
+			   why, n);
 }
 
 int
