@@ -72,7 +72,7 @@ struct mri_dlq {
 	bool                     started, stop;
 	unsigned                 refs; /* the caller's, and one per write */
 	struct mri_dlq_failures *failures;
-	struct dlq_job          *todo, *done; /* to write; written */
+	struct dlq_job          *to_write, *written; /* the two queues */
 	// The breaker: the times of the last breaker_max failures (a ring).
 	int64_t                 *ring;
 	size_t                   ring_n, ring_head;
@@ -306,8 +306,8 @@ dlq__on_exhausted(void *arg, const struct mri_group_delivery *x)
 		pthread_mutex_lock(&d->lock);
 		d->refs++;
 		d->st.pending++;
-		j->next = d->done;
-		d->done = j;
+		j->next = d->written;
+		d->written = j;
 		pthread_cond_signal(&d->cv);
 		pthread_mutex_unlock(&d->lock);
 		return;
@@ -320,8 +320,8 @@ dlq__on_exhausted(void *arg, const struct mri_group_delivery *x)
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
-	j->next = d->todo;
-	d->todo = j;
+	j->next = d->to_write;
+	d->to_write = j;
 	pthread_cond_signal(&d->cv);
 	pthread_mutex_unlock(&d->lock);
 }
@@ -359,8 +359,8 @@ dlq__written(void *arg, struct mri_pub_batch *b)
 	j->err = j->rec.res.err;
 	j->why = j->rec.res.why;
 	pthread_mutex_lock(&d->lock);
-	j->next = d->done;
-	d->done = j;
+	j->next = d->written;
+	d->written = j;
 	pthread_cond_signal(&d->cv);
 	pthread_mutex_unlock(&d->lock);
 }
@@ -499,12 +499,13 @@ dlq__thread(void *arg)
 	pthread_setname_np(pthread_self(), "mr:dlq");
 	pthread_mutex_lock(&d->lock);
 	while (!d->stop) {
-		struct dlq_job        *todo = d->todo, *done = d->done, *next;
+		struct dlq_job        *to_write = d->to_write, *next;
+		struct dlq_job        *written  = d->written;
 		struct mri_group      *g    = d->g;
 		struct mri_group_stats gs;
 		int64_t                now = mri_wall_ms();
 
-		d->todo = d->done = NULL;
+		d->to_write = d->written = NULL;
 		if (d->st.breaker == MRI_DLQ_OPEN && now >= d->st.retry_ms &&
 		    g != NULL) {
 			pthread_mutex_unlock(&d->lock);
@@ -517,13 +518,13 @@ dlq__thread(void *arg)
 		}
 		pthread_mutex_unlock(&d->lock);
 		dlq__apply(d);
-		for (; todo != NULL; todo = next) {
-			next = todo->next;
-			dlq__write(d, todo);
+		for (; to_write != NULL; to_write = next) {
+			next = to_write->next;
+			dlq__write(d, to_write);
 		}
-		for (; done != NULL; done = next) {
-			next = done->next;
-			dlq__settle(d, g, done);
+		for (; written != NULL; written = next) {
+			next = written->next;
+			dlq__settle(d, g, written);
 		}
 		pthread_mutex_lock(&d->lock);
 		if (d->st.breaker == MRI_DLQ_HALF_OPEN && g != NULL) {
@@ -534,8 +535,8 @@ dlq__thread(void *arg)
 			    gs.acked > d->half_open_acked)
 				dlq__close(d);
 		}
-		if (d->todo == NULL && d->done == NULL && !d->limit_dirty &&
-		    !d->stop)
+		if (d->to_write == NULL && d->written == NULL &&
+		    !d->limit_dirty && !d->stop)
 			mri_cond_wait_until(&d->cv, &d->lock,
 					    mri_deadline_in(DLQ__TICK_MS));
 	}
@@ -650,17 +651,17 @@ mri_dlq_free(struct mri_dlq *d)
 	// Records never written: their originals stay unacked (the next
 	// owner quarantines them). Writes still in flight keep d.
 	pthread_mutex_lock(&d->lock);
-	for (j = d->todo; j != NULL; j = next) {
+	for (j = d->to_write; j != NULL; j = next) {
 		next = j->next;
 		free(j);
 	}
-	d->todo = NULL;
+	d->to_write = NULL;
 	pthread_mutex_unlock(&d->lock);
 	for (;;) {
 		pthread_mutex_lock(&d->lock);
-		j = d->done;
+		j = d->written;
 		if (j != NULL)
-			d->done = j->next;
+			d->written = j->next;
 		pthread_mutex_unlock(&d->lock);
 		if (j == NULL)
 			break;
