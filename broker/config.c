@@ -75,7 +75,8 @@ static const struct config__entry config__table[] = {
      false, "default deliveries in flight per consumer session"},
     {"consumer.max_buffered", CFG_INT, CFG_OFF(consumer_max_buffered),
      "10000", 16, 10000000, false,
-     "records buffered per partition; fetching the partition pauses above"},
+     "records buffered and not yet acked per partition; fetching the "
+     "partition pauses above"},
     {"consumer.revoke_wait_ms", CFG_INT, CFG_OFF(consumer_revoke_wait_ms),
      "5000", 0, 600000, false,
      "on a rebalance, how long acks in flight may take before the commit"},

@@ -234,20 +234,67 @@ mri_engine_assign(struct mri_engine *e, int32_t p, int64_t start,
 	return MR_OK;
 }
 
-/* Pop the acked prefix of a partition. */
+/* The acked prefix grew to just below the first record not acked (every
+ * acked offset kept, if none): the offsets kept below it go. */
 static void
-engine__advance(struct mri_engine *e, struct part *pt)
+engine__advance(struct part *pt)
 {
-	struct rec *r;
+	int64_t below = pt->head != NULL ? pt->head->offset : INT64_MAX;
 
-	while ((r = pt->head) != NULL && r->state == REC_ACKED) {
-		pt->head = r->pnext;
-		if (pt->head == NULL)
-			pt->tail = NULL;
-		pt->count--;
-		pt->next_commit = r->offset + 1;
-		engine__rec_free(e, r);
+	while (pt->beyond_pos < pt->n_beyond &&
+	       pt->beyond[pt->beyond_pos] < below)
+		pt->next_commit = pt->beyond[pt->beyond_pos++] + 1;
+	if (pt->beyond_pos == pt->n_beyond) {
+		pt->beyond_pos = pt->n_beyond = 0;
+	} else if (pt->beyond_pos >= 4096 &&
+		   pt->beyond_pos >= pt->n_beyond / 2) {
+		pt->n_beyond -= pt->beyond_pos;
+		memmove(pt->beyond, pt->beyond + pt->beyond_pos,
+			pt->n_beyond * sizeof(*pt->beyond));
+		pt->beyond_pos = 0;
 	}
+}
+
+/* Keep acked offset \p offset (beyond the acked prefix), in order: acks
+ * come mostly in offset order, so the search starts from the end.
+ * @returns MR_OK or MR_ENOMEM. */
+static int
+engine__keep_acked(struct part *pt, int64_t offset)
+{
+	size_t i = pt->n_beyond;
+
+	if (pt->n_beyond == pt->beyond_cap) {
+		size_t   n = pt->beyond_cap ? pt->beyond_cap * 2 : 256;
+		int64_t *a = realloc(pt->beyond, n * sizeof(*a));
+
+		if (a == NULL)
+			return MR_ENOMEM;
+		pt->beyond     = a;
+		pt->beyond_cap = n;
+	}
+	while (i > pt->beyond_pos && pt->beyond[i - 1] > offset)
+		i--;
+	memmove(pt->beyond + i + 1, pt->beyond + i,
+		(pt->n_beyond - i) * sizeof(*pt->beyond));
+	pt->beyond[i] = offset;
+	pt->n_beyond++;
+	return MR_OK;
+}
+
+/* Take \p r off its partition's list. */
+static void
+engine__unlink(struct part *pt, struct rec *r)
+{
+	if (r->pprev)
+		r->pprev->pnext = r->pnext;
+	else
+		pt->head = r->pnext;
+	if (r->pnext)
+		r->pnext->pprev = r->pprev;
+	else
+		pt->tail = r->pprev;
+	r->pprev = r->pnext = NULL;
+	pt->count--;
 }
 
 /* A record at the head of its key (or unordered) can be handed out, or
@@ -296,6 +343,7 @@ mri_engine_revoke(struct mri_engine *e, int32_t p, int64_t *commit)
 	}
 	*commit = pt->next_commit;
 	free(pt->acked);
+	free(pt->beyond);
 	free(pt);
 	e->parts[p] = NULL;
 	return MR_OK;
@@ -324,9 +372,19 @@ mri_engine_arrive(struct mri_engine *e, int32_t p, int64_t offset,
 		return MR_ENOENT;
 	if (offset <= pt->last)
 		return MR_EINVAL;
-	acked = acked || engine__was_acked(pt, offset);
-	if (!acked && (e->conf.order == MRI_ORDER_PARTITION ||
-		       (e->conf.order == MRI_ORDER_KEY && !keyless))) {
+	if (acked || engine__was_acked(pt, offset)) {
+		// Nothing of it is kept but its offset, if the prefix is
+		// held up below it.
+		if (pt->head != NULL &&
+		    engine__keep_acked(pt, offset) != MR_OK)
+			return MR_ENOMEM;
+		pt->last = offset;
+		if (pt->head == NULL)
+			pt->next_commit = offset + 1;
+		return MRI_ENGINE_NOT_HELD;
+	}
+	if (e->conf.order == MRI_ORDER_PARTITION ||
+	    (e->conf.order == MRI_ORDER_KEY && !keyless)) {
 		q = engine__keyq(e, p,
 				 e->conf.order == MRI_ORDER_PARTITION ? 0
 								      : key_hash);
@@ -345,8 +403,9 @@ mri_engine_arrive(struct mri_engine *e, int32_t p, int64_t offset,
 	r->attempt = attempts & ~MRI_ENGINE_REJECTED_BIT;
 	r->final   = (attempts & MRI_ENGINE_REJECTED_BIT) != 0;
 	r->opaque  = opaque;
-	r->state   = acked ? REC_ACKED : REC_WAITING;
+	r->state   = REC_WAITING;
 	pt->last   = offset;
+	r->pprev   = pt->tail;
 	if (pt->tail)
 		pt->tail->pnext = r;
 	else
@@ -355,10 +414,6 @@ mri_engine_arrive(struct mri_engine *e, int32_t p, int64_t offset,
 	pt->count++;
 	e->buffered++;
 
-	if (acked) {
-		engine__advance(e, pt);
-		return MR_OK;
-	}
 	if (q != NULL) {
 		r->kq = q;
 		if (q->tail)
@@ -449,11 +504,13 @@ mri_engine_fetch(struct mri_engine *e, uint32_t sid, uint64_t now_ms,
 	return n;
 }
 
-/* Record \p r (neither listed nor on the heap) is acked: its key goes on
- * and its partition's acked prefix may grow. */
+/* Record \p r (neither listed nor on the heap) is acked: its key goes on,
+ * its partition's acked prefix may grow, and it is freed (its offset kept
+ * if the prefix is held up below it). */
 void
 engine__acked(struct mri_engine *e, struct rec *r)
 {
+	struct part *pt = r->part;
 	struct keyq *q;
 
 	engine__stale(e, r);
@@ -471,7 +528,16 @@ engine__acked(struct mri_engine *e, struct rec *r)
 		else
 			engine__ready(e, q->head);
 	}
-	engine__advance(e, r->part);
+	// Out of memory, an offset not kept only makes the prefix stop
+	// short of it: it is delivered again if the partition moves on
+	// before the prefix passes it.
+	if (pt->head == r)
+		pt->next_commit = r->offset + 1;
+	else
+		(void)engine__keep_acked(pt, r->offset);
+	engine__unlink(pt, r);
+	engine__rec_free(e, r);
+	engine__advance(pt);
 }
 
 int
@@ -574,17 +640,14 @@ mri_engine_acked_beyond(const struct mri_engine *e, int32_t p, int64_t *out,
 			size_t max)
 {
 	const struct part *pt = engine__part(e, p);
-	size_t             n  = 0;
+	size_t             n;
 
 	if (pt == NULL)
 		return 0;
-	for (const struct rec *r = pt->head; r != NULL; r = r->pnext) {
-		if (r->state != REC_ACKED)
-			continue;
-		if (n < max)
-			out[n] = r->offset;
-		n++;
-	}
+	n = pt->n_beyond - pt->beyond_pos;
+	if (n > 0 && max > 0)
+		memcpy(out, pt->beyond + pt->beyond_pos,
+		       (n < max ? n : max) * sizeof(*out));
 	// Acks given to assign for records that have not arrived yet: the
 	// caller keeps this list in place of that one.
 	for (size_t i = pt->acked_pos; i < pt->n_acked; i++) {
@@ -603,7 +666,9 @@ mri_engine_full(const struct mri_engine *e, int32_t p)
 {
 	const struct part *pt = engine__part(e, p);
 
-	return pt != NULL && pt->count >= e->conf.max_buffered;
+	return pt != NULL &&
+	       (pt->count >= e->conf.max_buffered ||
+		pt->n_beyond - pt->beyond_pos >= ENGINE__BEYOND_MAX);
 }
 
 void

@@ -143,9 +143,13 @@ int mri_engine_revoke(struct mri_engine *e, int32_t partition,
  *        (with MRI_ENGINE_REJECTED_BIT: it was rejected, and is exhausted
  *        once it heads its key).
  *        \p acked: the caller's dedupe store knows it was acked.
- * @returns MR_OK, MR_ENOENT (partition not assigned), MR_EINVAL (offset not
- *          above the last one), MR_ENOMEM.
+ * @returns MR_OK (held: \p opaque comes back from the ack that ends it),
+ *          MRI_ENGINE_NOT_HELD (acked already: nothing of it is kept but
+ *          its offset, and \p opaque is the caller's again), MR_ENOENT
+ *          (partition not assigned), MR_EINVAL (offset not above the last
+ *          one), MR_ENOMEM.
  */
+#define MRI_ENGINE_NOT_HELD (-1)
 int mri_engine_arrive(struct mri_engine *e, int32_t partition, int64_t offset,
 		      uint64_t key_hash, bool keyless, uint32_t attempts,
 		      bool acked, void *opaque);
@@ -224,8 +228,8 @@ int mri_engine_peek(const struct mri_engine *e, uint64_t handle,
 		    struct mri_delivery *out);
 
 /**
- * @brief Partition \p partition's buffered records (in flight included)
- *        and those of them in flight. @returns MR_OK, or MR_ENOENT if not
+ * @brief Partition \p partition's buffered records, those not acked (in
+ *        flight included), and those of them in flight. @returns MR_OK, or MR_ENOENT if not
  *        ours.
  */
 int mri_engine_part_stats(const struct mri_engine *e, int32_t partition,
@@ -241,13 +245,15 @@ int64_t mri_engine_committable(const struct mri_engine *e, int32_t partition);
 size_t mri_engine_acked_beyond(const struct mri_engine *e, int32_t partition,
 			       int64_t *out, size_t max);
 
-/** @returns true while the partition holds max_buffered records or more:
- *           the caller pauses fetching it from Kafka. */
+/** @returns true while the partition holds max_buffered records not
+ *           acked or more (those acked behind one that waits are not
+ *           held, only their offsets, up to 2^20 of them): the caller
+ *           pauses fetching it from Kafka. */
 bool mri_engine_full(const struct mri_engine *e, int32_t partition);
 
 struct mri_engine_stats {
 	size_t   sessions;     /* open */
-	size_t   buffered;     /* records held, all partitions */
+	size_t   buffered;     /* records held (not acked), all partitions */
 	size_t   inflight;     /* handed out, not acked */
 	size_t   ready;        /* could be handed out now */
 	size_t   backoff;      /* waiting for their retry */

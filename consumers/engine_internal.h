@@ -20,7 +20,10 @@
  * BACKOFF (on the heap until its delay ends, then WAITING again) or, when
  * its attempts are spent, EXHAUSTED (on the exhausted list) ->
  * QUARANTINE (the caller's) -> ACKED, or BACKOFF if the quarantine failed.
- * Until ACKED it stays the head of its key.
+ * Until ACKED it stays the head of its key. An acked record is freed at
+ * once: beyond its partition's acked prefix only its offset is kept
+ * (part.beyond), so that records acked behind one that waits (a poisoned
+ * key backing off) do not count against max_buffered.
  */
 enum rec_state {
 	REC_WAITING,
@@ -35,7 +38,7 @@ struct keyq;
 struct part;
 
 struct rec {
-	struct rec  *pnext;        /* partition list, offset order */
+	struct rec  *pprev, *pnext; /* partition list, offset order */
 	struct rec  *knext;        /* key queue, offset order */
 	struct rec  *lprev, *lnext; /* the ready list or a session's */
 	struct keyq *kq;           /* NULL: not ordered */
@@ -62,7 +65,7 @@ struct keyq {
 
 struct part {
 	int32_t     id;
-	struct rec *head, *tail;
+	struct rec *head, *tail; /* the records not acked */
 	size_t      count;
 	size_t      inflight;    /* of count, handed out */
 	int64_t     next_commit; /* one past the acked prefix */
@@ -70,7 +73,15 @@ struct part {
 	int64_t    *acked;       /* acked beyond the start, from assign */
 	size_t      n_acked;
 	size_t      acked_pos;
+	// The offsets that arrived and were acked beyond the acked prefix,
+	// ascending, from beyond[beyond_pos] to beyond[n_beyond - 1].
+	int64_t    *beyond;
+	size_t      beyond_pos, n_beyond, beyond_cap;
 };
+
+/* Acked offsets kept beyond a partition's acked prefix, at most: past it
+ * the partition is full (8 bytes each; max_buffered is the other bound). */
+#define ENGINE__BEYOND_MAX ((size_t)1 << 20)
 
 struct list {
 	struct rec *head, *tail;

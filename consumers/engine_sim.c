@@ -670,7 +670,7 @@ sim__check_part(struct sim *s, int32_t p, size_t *buffered)
 {
 	struct sim_part *pt = &s->part[p];
 	int64_t          got[SIM_MAXLOG], cm, ecm;
-	size_t           b, n, j = 0;
+	size_t           b, n, j = 0, held = 0;
 
 	if (!pt->assigned) {
 		SIM_CHECK(s, mri_engine_committable(s->e, p) == -1,
@@ -726,13 +726,16 @@ sim__check_part(struct sim *s, int32_t p, size_t *buffered)
 			  (long long)cm, n);
 	}
 
-	// What is held: what arrived past the acked prefix.
+	// What is held: what arrived past the acked prefix and is not acked
+	// (of those acked, only their offsets are kept).
+	for (size_t k = b; k < pt->pos; k++)
+		held += !sim__is_acked(&pt->rec[k]);
 	SIM_CHECK(s, sim__loose ||
 			     mri_engine_full(s->e, p) ==
-				     (pt->pos - b >= s->conf.max_buffered),
+				     (held >= s->conf.max_buffered),
 		  "p%d: full is %d with %zu held", p, mri_engine_full(s->e, p),
-		  pt->pos - b);
-	*buffered += pt->pos - b;
+		  held);
+	*buffered += held;
 }
 
 /* (h): mri_engine_next_due against the records backing off; those surely

@@ -133,8 +133,10 @@ sim__arrive(struct sim *s, int32_t p, size_t k)
 		rc = mri_engine_arrive(s->e, p, r->offset, hash, r->keyless,
 				       r->attempts, r->dedupe,
 				       sim__opaque(p, r->offset));
-		SIM_CHECK(s, rc == MR_OK, "arrive p%d@%lld: %d", p,
-			  (long long)r->offset, rc);
+		// Acked already (the dedupe store or the kept list): not held.
+		SIM_CHECK(s, rc == (r->dedupe || r->listed ? MRI_ENGINE_NOT_HELD
+							   : MR_OK),
+			  "arrive p%d@%lld: %d", p, (long long)r->offset, rc);
 		r->st = r->dedupe || r->listed ? SIM_PREACKED : SIM_WAIT;
 		sim__ev(s, "arrive p%d@%lld attempts %u%s%s", p,
 			(long long)r->offset, r->attempts,

@@ -54,12 +54,27 @@ engine_test__session(struct mri_engine *e)
 }
 
 static void
-engine_test__arrive(struct mri_engine *e, int32_t p, int64_t offset,
-		    uint64_t key)
+engine_test__arrive_rc(struct mri_engine *e, int32_t p, int64_t offset,
+		       uint64_t key, int want)
 {
 	ck_assert_int_eq(mri_engine_arrive(e, p, offset, key, false, 0, false,
 					   engine_test__opaque(p, offset)),
-			 MR_OK);
+			 want);
+}
+
+static void
+engine_test__arrive(struct mri_engine *e, int32_t p, int64_t offset,
+		    uint64_t key)
+{
+	engine_test__arrive_rc(e, p, offset, key, MR_OK);
+}
+
+/* A record that arrives acked already (assign's list): not held. */
+static void
+engine_test__arrive_acked(struct mri_engine *e, int32_t p, int64_t offset,
+			  uint64_t key)
+{
+	engine_test__arrive_rc(e, p, offset, key, MRI_ENGINE_NOT_HELD);
 }
 
 static void
@@ -708,7 +723,7 @@ START_TEST(test_arrive_acked_dedupe)
 	sid = engine_test__session(e);
 	ck_assert_int_eq(mri_engine_arrive(e, 0, 0, ENGINE_TEST__KEY_A, false,
 					   1, true, engine_test__opaque(0, 0)),
-			 MR_OK);
+			 MRI_ENGINE_NOT_HELD);
 	ck_assert_int_eq(mri_engine_committable(e, 0), 1);
 	engine_test__fetch_none(e, sid, 0);
 	s = engine_test__stats(e);
@@ -719,7 +734,7 @@ START_TEST(test_arrive_acked_dedupe)
 	engine_test__arrive(e, 0, 1, ENGINE_TEST__KEY_A);
 	ck_assert_int_eq(mri_engine_arrive(e, 0, 2, ENGINE_TEST__KEY_A, false,
 					   0, true, engine_test__opaque(0, 2)),
-			 MR_OK);
+			 MRI_ENGINE_NOT_HELD);
 	engine_test__arrive(e, 0, 3, ENGINE_TEST__KEY_A);
 	ck_assert_int_eq(mri_engine_committable(e, 0), 1);
 	engine_test__beyond(e, 0, (int64_t[]){2}, 1);
@@ -771,7 +786,10 @@ START_TEST(test_revoke_reassign_acked)
 					   nkeep),
 			 MR_OK);
 	for (int64_t o = 0; o < 6; o++)
-		engine_test__arrive(e, 0, o, ENGINE_TEST__KEY_A);
+		if (o == 1 || o == 3 || o == 4)
+			engine_test__arrive_acked(e, 0, o, ENGINE_TEST__KEY_A);
+		else
+			engine_test__arrive(e, 0, o, ENGINE_TEST__KEY_A);
 	n = engine_test__fetch(e, sid, 0, d, 16);
 	engine_test__offsets(d, n, (int64_t[]){0, 2, 5}, 3);
 	for (size_t i = 0; i < n; i++)
@@ -807,7 +825,7 @@ START_TEST(test_acked_beyond_not_yet_arrived)
 
 	ck_assert_int_eq(mri_engine_assign(e, 0, commit, keep, nkeep), MR_OK);
 	engine_test__arrive(e, 0, 0, ENGINE_TEST__KEY_A);
-	engine_test__arrive(e, 0, 1, ENGINE_TEST__KEY_A);
+	engine_test__arrive_acked(e, 0, 1, ENGINE_TEST__KEY_A);
 	engine_test__arrive(e, 0, 2, ENGINE_TEST__KEY_A);
 	// Some arrived, 3 and 7 not yet; 1 is acked beyond the prefix.
 	engine_test__beyond(e, 0, (int64_t[]){1, 3, 7}, 3);
@@ -823,7 +841,10 @@ START_TEST(test_acked_beyond_not_yet_arrived)
 
 	ck_assert_int_eq(mri_engine_assign(e, 0, commit, keep, nkeep), MR_OK);
 	for (int64_t o = 3; o < 9; o++)
-		engine_test__arrive(e, 0, o, ENGINE_TEST__KEY_A);
+		if (o == 3 || o == 7)
+			engine_test__arrive_acked(e, 0, o, ENGINE_TEST__KEY_A);
+		else
+			engine_test__arrive(e, 0, o, ENGINE_TEST__KEY_A);
 	n = engine_test__fetch(e, sid, 0, d, 16);
 	engine_test__offsets(d, n, (int64_t[]){4, 5, 6, 8}, 4);
 	for (size_t i = 0; i < n; i++)
@@ -857,13 +878,13 @@ START_TEST(test_acked_beyond_kept_edges)
 	engine_test__beyond(e, 0, (int64_t[]){2, 4}, 2);
 	engine_test__arrive(e, 0, 0, ENGINE_TEST__KEY_A);
 	engine_test__arrive(e, 0, 1, ENGINE_TEST__KEY_A);
-	engine_test__arrive(e, 0, 2, ENGINE_TEST__KEY_A);
+	engine_test__arrive_acked(e, 0, 2, ENGINE_TEST__KEY_A);
 	engine_test__beyond(e, 0, (int64_t[]){2, 4}, 2);
 	ck_assert_int_eq(mri_engine_arrive(e, 0, 3, ENGINE_TEST__KEY_A, false,
 					   0, true, engine_test__opaque(0, 3)),
-			 MR_OK);
+			 MRI_ENGINE_NOT_HELD);
 	engine_test__beyond(e, 0, (int64_t[]){2, 3, 4}, 3);
-	engine_test__arrive(e, 0, 4, ENGINE_TEST__KEY_A);
+	engine_test__arrive_acked(e, 0, 4, ENGINE_TEST__KEY_A);
 	engine_test__beyond(e, 0, (int64_t[]){2, 3, 4}, 3);
 	ck_assert_uint_eq(engine_test__fetch(e, sid, 0, d, 16), 2);
 	engine_test__ack(e, &d[0]);
@@ -900,12 +921,19 @@ START_TEST(test_full)
 	ck_assert_uint_eq(engine_test__fetch(e, sid, 0, d, 16), 4);
 	ck_assert(mri_engine_full(e, 0)); // in flight still held
 	engine_test__ack(e, engine_test__find(d, 4, 1));
+	ck_assert(mri_engine_full(e, 0)); // 0, 2, 3 held
 	engine_test__ack(e, engine_test__find(d, 4, 2));
-	ck_assert(mri_engine_full(e, 0)); // acked beyond the prefix held
+	// Acked behind 0, which holds the prefix back: only its offset is
+	// kept, and it does not count.
+	ck_assert(!mri_engine_full(e, 0));
+	ck_assert_uint_eq(engine_test__stats(e).buffered, 2);
+	ck_assert_int_eq(mri_engine_committable(e, 0), 0);
+	engine_test__beyond(e, 0, (int64_t[]){1, 2}, 2);
 	engine_test__ack(e, engine_test__find(d, 4, 0));
 	ck_assert(!mri_engine_full(e, 0)); // 0..2 left: only 3 held
 	ck_assert_uint_eq(engine_test__stats(e).buffered, 1);
 	ck_assert_int_eq(mri_engine_committable(e, 0), 3);
+	engine_test__beyond(e, 0, NULL, 0);
 	mri_engine_free(e);
 }
 END_TEST

@@ -88,9 +88,37 @@ group__push(struct group_part *p, struct group_rec *m)
 		p->cap  = n;
 		p->head = 0;
 	}
+	m->seq = p->base + p->count;
 	p->msgs[(p->head + p->count) % p->cap] = m;
 	p->count++;
 	return MR_OK;
+}
+
+/* Let the ring's head pass what was let go. */
+static void
+group__skip_holes(struct group_part *p)
+{
+	while (p->count > 0 && p->msgs[p->head] == NULL) {
+		p->head = (p->head + 1) % p->cap;
+		p->base++;
+		p->count--;
+	}
+}
+
+void
+group__unring(struct mri_group *g, struct group_rec *r)
+{
+	struct group_part *p = &g->parts[r->idx];
+	size_t             i;
+
+	if (r->seq < p->base || r->seq - p->base >= p->count)
+		return;
+	i = (p->head + (size_t)(r->seq - p->base)) % p->cap;
+	if (p->msgs[i] != r)
+		return;
+	p->msgs[i] = NULL;
+	group__rec_rele(r);
+	group__skip_holes(p);
 }
 
 /* Release the buffered records below \p below (every one if -1): those
@@ -99,14 +127,15 @@ group__push(struct group_part *p, struct group_rec *m)
 static void
 group__trim(struct group_part *p, int64_t below)
 {
+	group__skip_holes(p);
 	while (p->count > 0) {
 		struct group_rec *r = p->msgs[p->head];
 
 		if (below >= 0 && r->m->offset >= below)
 			break;
 		group__rec_rele(r);
-		p->head = (p->head + 1) % p->cap;
-		p->count--;
+		p->msgs[p->head] = NULL;
+		group__skip_holes(p);
 	}
 }
 
@@ -454,12 +483,15 @@ group__arrive(struct mri_group *g, struct group_part *p, int32_t idx,
 		struct group_rec *r  = rs[i];
 		int               rc = group__push(p, r);
 
+		r->idx = idx;
 		if (rc == MR_OK &&
 		    (rc = mri_engine_arrive(g->e, idx, r->m->offset, r->key,
 					    r->m->key == NULL, attempts[i],
 					    acked[i], r)) != MR_OK)
 			p->count--; // the record just pushed
-		if (rc != MR_OK) {
+		if (rc == MRI_ENGINE_NOT_HELD) {
+			group__rec_rele(r); // acked before: not buffered
+		} else if (rc != MR_OK) {
 			group__lost(g, r->m, rc);
 			free(r);
 		}

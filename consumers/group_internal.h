@@ -33,6 +33,8 @@ struct group_rec {
 	size_t              idlen;
 	uint32_t            nhdrs; /* headers handed out */
 	uint32_t            refs;
+	int32_t             idx;   /* its partition's, in g->parts */
+	uint64_t            seq;   /* its place in that partition's ring */
 	char                pid[]; /* "topic/partition/offset", if no ce_id */
 };
 
@@ -43,8 +45,12 @@ struct group_part {
 	char                *topic;
 	int32_t              partition;
 	int64_t              committed; /* last offset committed */
-	struct group_rec   **msgs;      /* buffered, in offset order */
-	size_t               head, count, cap; /* a ring */
+	// Buffered, in offset order: a ring, of which msgs[head] is the
+	// base-th record pushed; a record acked is let go at once and leaves
+	// a hole (NULL) until the head passes it.
+	struct group_rec   **msgs;
+	size_t               head, count, cap;
+	uint64_t             base;
 };
 
 /* A failed attempt, for the on_failure hook: its record held. */
@@ -121,6 +127,10 @@ struct group_rec *group__rec_new(struct mri_group *g, rd_kafka_message_t *m);
 /** @brief Drop a hold on \p r; the last destroys it. Called with the lock
  *         held. */
 void group__rec_rele(struct group_rec *r);
+
+/** @brief Acked record \p r (the engine gave it back) leaves its
+ *         partition's ring. Called with the lock held. */
+void group__unring(struct mri_group *g, struct group_rec *r);
 
 /** @brief Serve the waiters that can be served; those done are moved to
  *         *done. Called with the lock held. */

@@ -169,10 +169,13 @@ group__batch(struct mri_group *g, struct group_waiter *w)
 	if (w->err != MR_OK)
 		w->nents = 0;
 	if (acked != NULL && (any || w->err != MR_OK)) {
+		void *m;
+
 		pthread_mutex_lock(&g->lock);
 		for (size_t i = 0; i < w->nds; i++)
-			if (acked[i])
-				mri_engine_ack(g->e, w->ds[i].handle, NULL);
+			if (acked[i] &&
+			    mri_engine_ack(g->e, w->ds[i].handle, &m) == MR_OK)
+				group__unring(g, m);
 		pthread_mutex_unlock(&g->lock);
 	}
 	if (acked != stack)
@@ -257,12 +260,14 @@ group__settle_one(struct mri_group *g, const struct mri_group_settle_req *s,
 
 	switch (s->kind) {
 	case MRI_GROUP_ACK:
-		rc = mri_engine_ack(g->e, h, &m);
-		if (rc == MR_OK && acked != NULL) {
+		if ((rc = mri_engine_ack(g->e, h, &m)) != MR_OK)
+			return rc;
+		if (acked != NULL) {
 			acked[*na].hash      = ((struct group_rec *)m)->id;
 			acked[(*na)++].attempt = 0;
 		}
-		return rc;
+		group__unring(g, m);
+		return MR_OK;
 	case MRI_GROUP_NACK:
 		return mri_engine_nack(g->e, h, now, false);
 	case MRI_GROUP_REJECT:
@@ -384,6 +389,7 @@ mri_group_quarantined(struct mri_group *g, uint64_t handle, int err)
 	if (rc == MR_OK && err == MR_OK) {
 		e.hash = ((struct group_rec *)m)->id;
 		acked  = true;
+		group__unring(g, m);
 		if (g->revoking)
 			pthread_cond_broadcast(&g->cv);
 		group__serve(g, now, &done);
