@@ -1,6 +1,7 @@
 #include "mailroom/client.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,14 +220,30 @@ client__dialer_pipes(mr_client *c)
 	return n;
 }
 
+void
+client__trace(const mr_client *c, const char *fmt, ...)
+{
+	char    line[512];
+	va_list ap;
+
+	if (!c->trace)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "mailroom: client %p at %llu ms: %s\n", (void *)c,
+		(unsigned long long)mri_mono_ms(), line);
+}
+
 /* Watch a lost connection until one comes back (on nng's threads). */
 static void
 client__lost(mr_client *c)
 {
 	unsigned long long zero = 0;
 
-	atomic_compare_exchange_strong(&c->lost_ms, &zero,
-				       (unsigned long long)mri_mono_ms());
+	if (atomic_compare_exchange_strong(&c->lost_ms, &zero,
+					   (unsigned long long)mri_mono_ms()))
+		client__trace(c, "connection lost; watching for its return");
 	if (!atomic_load(&c->closing) && !atomic_exchange(&c->watching, 1))
 		nng_sleep_aio(CLIENT__WATCH_MS, c->watch);
 }
@@ -249,12 +266,24 @@ client__watch_cb(void *arg)
 			nng_sleep_aio(CLIENT__WATCH_MS, c->watch);
 		return;
 	}
-	if (mri_mono_ms() - lost >= CLIENT__WEDGE_MS &&
-	    client__dialer_pipes(c) > 0 &&
-	    nng_dial(c->sock, c->url, &nd, NNG_FLAG_NONBLOCK) == 0) {
-		c->dialer = nd;
-		atomic_fetch_add(&c->redials, 1);
-		atomic_store(&c->lost_ms, (unsigned long long)mri_mono_ms());
+	if (mri_mono_ms() - lost >= CLIENT__WEDGE_MS) {
+		int64_t            pipes = client__dialer_pipes(c);
+		unsigned long long for_s = (mri_mono_ms() - lost) / 1000;
+
+		if (for_s % 10 == CLIENT__WEDGE_MS / 1000)
+			client__trace(c,
+				      "no connection for %llu s; the dialer "
+				      "counts %lld",
+				      for_s, (long long)pipes);
+		if (pipes > 0 &&
+		    nng_dial(c->sock, c->url, &nd, NNG_FLAG_NONBLOCK) == 0) {
+			c->dialer = nd;
+			atomic_fetch_add(&c->redials, 1);
+			atomic_store(&c->lost_ms,
+				     (unsigned long long)mri_mono_ms());
+			client__trace(c, "dialing anew, the old dialer left "
+					 "behind");
+		}
 	}
 	nng_sleep_aio(CLIENT__WATCH_MS, c->watch);
 }
@@ -269,9 +298,11 @@ client__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		atomic_store(&c->pipe, id);
 		atomic_store(&c->lost_ms, 0);
-	} else if (ev == NNG_PIPE_EV_REM_POST &&
-		   atomic_compare_exchange_strong(&c->pipe, &id, 0u)) {
-		client__lost(c);
+		client__trace(c, "connected (pipe %u)", id);
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		client__trace(c, "pipe %u closed", id);
+		if (atomic_compare_exchange_strong(&c->pipe, &id, 0u))
+			client__lost(c);
 	}
 }
 
@@ -289,8 +320,11 @@ client__aio_cb(void *arg)
 	char                 buf[MRI_ERRMSG_MAX + 1];
 	int                  rc;
 
-	if (rv == NNG_ECONNRESET || rv == NNG_ECONNSHUT)
+	if (rv == NNG_ECONNRESET || rv == NNG_ECONNSHUT) {
+		client__trace(r->c, "a request's connection reset (%s)",
+			      r->sending ? "sending" : "awaiting its reply");
 		client__lost(r->c);
+	}
 	else if (rv == 0 && !r->sending)
 		atomic_store(&r->c->lost_ms, 0); // a reply: the way works
 	if (r->sending) {
@@ -419,6 +453,8 @@ mr_client_new(mr_client **out, const char *url, const mr_client_opts *opts,
 	    (ssize_t)sizeof(c->stream))
 		c->stream = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
 	c->stream |= 1; // never 0
+	c->trace = getenv("MAILROOM_CLIENT_TRACE") != NULL &&
+		   getenv("MAILROOM_CLIENT_TRACE")[0] != '\0';
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
 		snprintf(errstr, errstr_size, "nng: %s", nng_strerror(rv));
 		goto fail;

@@ -146,6 +146,7 @@ struct mr_client {
 	atomic_int      watching;
 	atomic_int      closing;
 	atomic_uint     redials; /* dialers abandoned: the socket is wedged */
+	bool            trace;   /* $MAILROOM_CLIENT_TRACE: client__trace */
 	mr_client      *left_next; /* on the list of clients left behind */
 };
 
@@ -189,6 +190,11 @@ void client__pub_send(struct client_req *r);
  * @returns true if it will be sent again (then it is not finished).
  */
 bool client__pub_retry(struct client_req *r, int nng_rv, bool sent, int status);
+
+/** @brief With $MAILROOM_CLIENT_TRACE set, a line on stderr about the
+ *         connection or a resend, stamped with the monotonic clock. */
+void client__trace(const mr_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /** @brief Finish a publish that gave up: MR_EINDOUBT if any send of it may
  *         have been carried out. */

@@ -89,6 +89,8 @@ client__pub_give_up(struct client_req *r, int status, const char *why,
 
 	if (status == MR_OK)
 		status = MR_ECLOSED;
+	client__trace(r->c, "publish seq %u given up after %d sends: %s",
+		      r->seq, r->sends, why ? why : mr_err_name(status));
 	if (r->in_doubt) {
 		snprintf(buf, sizeof(buf),
 			 "no answer from mailroomd within %d ms (%d sends): "
@@ -145,6 +147,10 @@ client__pub_send(struct client_req *r)
 	}
 	memcpy(nng_msg_body(m), r->call.frame, r->call.frame_len);
 	r->sends++;
+	if (r->sends > 1)
+		client__trace(c, "publish seq %u sent again (send %d, %d ms "
+				 "left, pipe %u)",
+			      r->seq, r->sends, left, pipe);
 	r->sending = 1;
 	nng_aio_set_timeout(r->aio, left > 0 ? left : 1);
 	nng_aio_set_msg(r->aio, m);

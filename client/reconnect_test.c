@@ -103,7 +103,7 @@ struct t_arg {
 };
 
 static void *
-t_loop(void *arg)
+reconnect_test__requests(void *arg)
 {
 	struct t_arg  *a = arg;
 	struct t_load *l = a->l;
@@ -140,7 +140,7 @@ START_TEST(test_back_after_a_death_mid_reply)
 			 MR_OK);
 	for (int i = 0; i < T_THREADS; i++) {
 		args[i] = (struct t_arg){&l, i};
-		ck_assert_int_eq(pthread_create(&th[i], NULL, t_loop, &args[i]),
+		ck_assert_int_eq(pthread_create(&th[i], NULL, reconnect_test__requests, &args[i]),
 				 0);
 	}
 	for (int round = 0; round < T_ROUNDS; round++) {

@@ -95,6 +95,8 @@ typedef struct mr_client_opts {
  *        MR_DEFAULT_URL). Fails with MR_ECONNREFUSED when nothing listens
  *        there; a connection lost later is re-established by itself, and
  *        publishes in flight on it are sent again (see Resends above).
+ *        With $MAILROOM_CLIENT_TRACE set (not empty), the client writes a
+ *        line to stderr for each connection made or lost and each resend.
  * @param opts NULL for defaults.
  * @returns MR_OK and a new client in *out, or an mr_err with a sentence in
  *          errstr.

@@ -142,7 +142,8 @@ class Publisher:
                         "publish", "--lines", "-K", "\t", "--batch", str(BATCH),
                         "--json", TOPIC],
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                       stderr=open(os.path.join(WORK, "publish.err"), "wb"))
+                       stderr=open(os.path.join(WORK, "publish.err"), "wb"),
+                       env=dict(os.environ, MAILROOM_CLIENT_TRACE="1"))
         thread(self.feed)
         self.reader = thread(self.read)
 
@@ -270,6 +271,10 @@ cons_timed_out = cons.thread.is_alive()
 if cons_timed_out and cons.p is not None:
     cons.p.send_signal(signal.SIGKILL)
     cons.thread.join(10)
+# The last mailroomd's view, for a failure's report.
+with open(os.path.join(WORK, "status-final.json"), "wb") as f:
+    subprocess.run([MR, "--url", URL, "--timeout", "5000", "status", "--json"],
+                   stdout=f, stderr=subprocess.STDOUT)
 daemon.stop()
 say("stopped")
 

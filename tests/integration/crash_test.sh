@@ -108,7 +108,11 @@ fi
 if [[ $rc -ne 0 ]]; then
     echo "mailroomd logs (last lines each):"
     mrt_tail_logs 15 "$work"/mailroomd-*.log
-    mrt_tail_logs 10 "$work/publish.err" "$work/consume.err"
+    # The publisher traces its connection and its resends
+    # (MAILROOM_CLIENT_TRACE); the status is the last mailroomd's, taken
+    # once the publisher was done.
+    mrt_tail_logs 150 "$work/publish.err"
+    mrt_tail_logs 10 "$work/consume.err" "$work/status-final.json"
     exit 1
 fi
 exit 0
