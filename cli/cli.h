@@ -11,6 +11,7 @@
 #define MRI_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "mailroom/mailroom.h"
 
@@ -79,5 +80,33 @@ int cli_dlq_request(const struct cli_common *co, const char *what,
  *           since the epoch (digits), "now", or -N followed by s, m, h or
  *           d. */
 bool cli_dlq_time(const char *s, long long *ms);
+
+/* The filters dlq list, replay and purge share: --source, --group, --key,
+ * --fingerprint, --dialect, --since, --until (getopt characters s, g, k,
+ * f, d, S, U). */
+struct cli_dlq_filters {
+	long long since, until; /* ms since the epoch; -1: none */
+	bool      any;          /* one was given */
+};
+#define CLI_DLQ_FILTERS_INIT {-1, -1, false}
+
+/**
+ * @brief Option \p ch with \p arg into \p req (or \p f's bounds), if it
+ *        is a filter. @returns false if it is not one; else true, and
+ *        *bad set to what is wrong with \p arg (NULL if nothing).
+ */
+bool cli_dlq_filter(struct json_t *req, struct cli_dlq_filters *f, int ch,
+		    const char *arg, const char **bad);
+
+/**
+ * @brief After the options: the bounds checked and put into \p req, and
+ *        the one operand, the dead-letter topic, as "topic". Says what is
+ *        wrong on stderr as "mailroom: WHAT: ...", or prints \p usage on
+ *        stderr for a missing or extra operand.
+ * @returns CLI_OK or CLI_USAGE.
+ */
+int cli_dlq_filters_end(struct json_t *req, const struct cli_dlq_filters *f,
+			int argc, char **argv, const char *what,
+			void (*usage)(FILE *));
 
 #endif

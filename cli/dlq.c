@@ -360,10 +360,71 @@ dlq__note_states(json_t *rep, bool json)
 		   : "left out (--all shows them)");
 }
 
-static bool
-dlq__is_fp(const char *s)
+bool
+cli_dlq_filter(json_t *req, struct cli_dlq_filters *f, int ch,
+	       const char *arg, const char **bad)
 {
-	return strlen(s) == 16 && strspn(s, "0123456789abcdefABCDEF") == 16;
+	long long t;
+
+	*bad = NULL;
+	switch (ch) {
+	case 's':
+	case 'g':
+	case 'k':
+	case 'd':
+		json_object_set_new(req,
+				    ch == 's'   ? "source"
+				    : ch == 'g' ? "group"
+				    : ch == 'k' ? "key"
+						: "dialect",
+				    json_string(arg));
+		break;
+	case 'f':
+		if (strlen(arg) != 16 ||
+		    strspn(arg, "0123456789abcdefABCDEF") != 16)
+			*bad = "--fingerprint is 16 hex digits, as mailroom "
+			       "dlq list prints them";
+		json_object_set_new(req, "fingerprint", json_string(arg));
+		break;
+	case 'S':
+	case 'U':
+		if (!cli_dlq_time(arg, &t))
+			*bad = "--since and --until take RFC 3339 "
+			       "(2026-01-31T12:00:00Z), ms since the epoch, "
+			       "now, or -N s|m|h|d";
+		else if (ch == 'S')
+			f->since = t;
+		else
+			f->until = t;
+		break;
+	default:
+		return false;
+	}
+	f->any = true;
+	return true;
+}
+
+int
+cli_dlq_filters_end(json_t *req, const struct cli_dlq_filters *f, int argc,
+		    char **argv, const char *what, void (*usage)(FILE *))
+{
+	if (f->since >= 0 && f->until >= 0 && f->since > f->until) {
+		fprintf(stderr,
+			"mailroom: %s: --since is after --until: no record "
+			"can match\n",
+			what);
+		return CLI_USAGE;
+	}
+	if (optind + 1 != argc || *argv[optind] == '\0') {
+		usage(stderr);
+		return CLI_USAGE;
+	}
+	json_object_set_new(req, "topic", json_string(argv[optind]));
+	if (f->since >= 0)
+		json_object_set_new(req, "since_ms", json_integer(f->since));
+	if (f->until >= 0)
+		json_object_set_new(req, "until_ms", json_integer(f->until));
+	return CLI_OK;
 }
 
 static int
@@ -383,46 +444,21 @@ dlq__list(const struct cli_common *co, int argc, char **argv, bool json)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	json_t   *req = json_pack("{s:s}", "op", "dlq.list"), *rep;
-	long long since = -1, until = -1, t;
+	struct cli_dlq_filters f = CLI_DLQ_FILTERS_INIT;
+	long long t;
 	char     *end;
 	int       ch, rc;
 
 	while ((ch = getopt_long(argc, argv, "g:k:h", opts, NULL)) != -1) {
 		const char *bad = NULL;
 
+		if (cli_dlq_filter(req, &f, ch, optarg, &bad))
+			ch = 0;
 		switch (ch) {
+		case 0:
+			break;
 		case 'j':
 			json = true;
-			break;
-		case 's':
-			json_object_set_new(req, "source", json_string(optarg));
-			break;
-		case 'g':
-			json_object_set_new(req, "group", json_string(optarg));
-			break;
-		case 'k':
-			json_object_set_new(req, "key", json_string(optarg));
-			break;
-		case 'f':
-			if (!dlq__is_fp(optarg))
-				bad = "--fingerprint is 16 hex digits, as "
-				      "mailroom dlq list prints them";
-			json_object_set_new(req, "fingerprint",
-					    json_string(optarg));
-			break;
-		case 'S':
-		case 'U':
-			if (!cli_dlq_time(optarg, &t))
-				bad = "--since and --until take RFC 3339 "
-				      "(2026-01-31T12:00:00Z), ms since the "
-				      "epoch, now, or -N s|m|h|d";
-			else if (ch == 'S')
-				since = t;
-			else
-				until = t;
-			break;
-		case 'd':
-			json_object_set_new(req, "dialect", json_string(optarg));
 			break;
 		case 'a':
 			json_object_set_new(req, "all", json_true());
@@ -446,23 +482,11 @@ dlq__list(const struct cli_common *co, int argc, char **argv, bool json)
 			return CLI_USAGE;
 		}
 	}
-	if (since >= 0 && until >= 0 && since > until) {
-		fprintf(stderr,
-			"mailroom: dlq list: --since is after --until: no "
-			"record can match\n");
+	if ((rc = cli_dlq_filters_end(req, &f, argc, argv, "dlq list",
+				      dlq__usage)) != CLI_OK) {
 		json_decref(req);
-		return CLI_USAGE;
+		return rc;
 	}
-	if (optind + 1 != argc || *argv[optind] == '\0') {
-		json_decref(req);
-		dlq__usage(stderr);
-		return CLI_USAGE;
-	}
-	json_object_set_new(req, "topic", json_string(argv[optind]));
-	if (since >= 0)
-		json_object_set_new(req, "since_ms", json_integer(since));
-	if (until >= 0)
-		json_object_set_new(req, "until_ms", json_integer(until));
 	t = co->timeout_ms - 3000;
 	json_object_set_new(req, "timeout_ms",
 			    json_integer(t < 1000     ? 1000

@@ -133,17 +133,21 @@ replay__options(int argc, char **argv, bool replay, json_t *req, bool *json,
 	    {NULL, 0, NULL, 0}};
 	const char *what  = replay ? "dlq replay" : "dlq purge";
 	json_t     *pos   = json_array();
-	long long   since = -1, until = -1, t;
-	bool        filters = false;
+	struct cli_dlq_filters f = CLI_DLQ_FILTERS_INIT;
+	long long   t;
 	char       *end;
-	int         ch;
+	int         ch, rc;
 
 	while ((ch = getopt_long(argc, argv, "g:k:h", opts, NULL)) != -1) {
 		const char *bad = NULL;
 
 		if (!replay && strchr("rFlt", ch) != NULL && ch != 0)
 			ch = '?';
+		if (cli_dlq_filter(req, &f, ch, optarg, &bad))
+			ch = 0;
 		switch (ch) {
+		case 0:
+			break;
 		case 'j':
 			*json = true;
 			break;
@@ -168,39 +172,6 @@ replay__options(int argc, char **argv, bool replay, json_t *req, bool *json,
 		case 't':
 			json_object_set_new(req, "target", json_string(optarg));
 			break;
-		case 's':
-		case 'g':
-		case 'k':
-		case 'd':
-			json_object_set_new(req,
-					    ch == 's'   ? "source"
-					    : ch == 'g' ? "group"
-					    : ch == 'k' ? "key"
-							: "dialect",
-					    json_string(optarg));
-			filters = true;
-			break;
-		case 'f':
-			if (strlen(optarg) != 16 ||
-			    strspn(optarg, "0123456789abcdefABCDEF") != 16)
-				bad = "--fingerprint is 16 hex digits, as "
-				      "mailroom dlq list prints them";
-			json_object_set_new(req, "fingerprint",
-					    json_string(optarg));
-			filters = true;
-			break;
-		case 'S':
-		case 'U':
-			if (!cli_dlq_time(optarg, &t))
-				bad = "--since and --until take RFC 3339 "
-				      "(2026-01-31T12:00:00Z), ms since the "
-				      "epoch, now, or -N s|m|h|d";
-			else if (ch == 'S')
-				since = t;
-			else
-				until = t;
-			filters = true;
-			break;
 		case 'o':
 			if (!replay__pos_ok(optarg))
 				bad = "--offset is a dead-letter position "
@@ -219,7 +190,7 @@ replay__options(int argc, char **argv, bool replay, json_t *req, bool *json,
 			return CLI_USAGE;
 		}
 	}
-	if (filters && json_array_size(pos) > 0) {
+	if (f.any && json_array_size(pos) > 0) {
 		fprintf(stderr,
 			"mailroom: %s: --offset and filters conflict: give "
 			"positions or filters\n",
@@ -227,24 +198,11 @@ replay__options(int argc, char **argv, bool replay, json_t *req, bool *json,
 		json_decref(pos);
 		return CLI_USAGE;
 	}
-	if (since >= 0 && until >= 0 && since > until) {
-		fprintf(stderr,
-			"mailroom: %s: --since is after --until: no record "
-			"can match\n",
-			what);
+	if ((rc = cli_dlq_filters_end(req, &f, argc, argv, what,
+				      replay__usage)) != CLI_OK) {
 		json_decref(pos);
-		return CLI_USAGE;
+		return rc;
 	}
-	if (optind + 1 != argc || *argv[optind] == '\0') {
-		json_decref(pos);
-		replay__usage(stderr);
-		return CLI_USAGE;
-	}
-	json_object_set_new(req, "topic", json_string(argv[optind]));
-	if (since >= 0)
-		json_object_set_new(req, "since_ms", json_integer(since));
-	if (until >= 0)
-		json_object_set_new(req, "until_ms", json_integer(until));
 	if (json_array_size(pos) > 0)
 		json_object_set_new(req, "positions", pos);
 	else

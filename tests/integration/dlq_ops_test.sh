@@ -17,19 +17,7 @@ mrt_binaries
 mrt_need kcat python3
 mrt_workdir dlqops
 
-mr() { timeout 120 "$MR" --url "$url" "$@"; }
-
-mrt_start_daemon mailroomd
-bootstrap=$(mr status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["kafka"]["bootstrap"])') || {
-    echo "FAIL: mailroomd did not become ready"
-    cat "$log"
-    exit 1
-}
-
-T="dlqops-$mode-$$"
-D="$T.dlq"
-mr topics create "$T" --partitions 2 >/dev/null || mrt_fail "topics create $T"
-mr topics create "$D" --partitions 2 >/dev/null || mrt_fail "topics create $D"
+mrt_start_with_topics dlqops --dlq
 
 # 1. mailroomd quarantines one: published, rejected.
 mr publish "$T/poison-1" 'poison payload' >/dev/null || mrt_fail "publish"

@@ -28,20 +28,8 @@ mrt_binaries
 mrt_need kcat python3
 mrt_workdir dlqreplay
 
-mr() { timeout 120 "$MR" --url "$url" "$@"; }
-
-mrt_start_daemon mailroomd
-bootstrap=$(mr status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["kafka"]["bootstrap"])') || {
-    echo "FAIL: mailroomd did not become ready"
-    cat "$log"
-    exit 1
-}
-
-T="dlqrp-$mode-$$"
-D="$T.dlq"
+mrt_start_with_topics dlqrp --dlq
 G="g-$$"
-mr topics create "$T" --partitions 2 >/dev/null || mrt_fail "topics create $T"
-mr topics create "$D" --partitions 2 >/dev/null || mrt_fail "topics create $D"
 # Records of a topic: "partition offset key ce_id mr_dlq_replays payload".
 records() {
     timeout 60 kcat -b "$bootstrap" -C -t "$1" -e -q -f '%p %o %k %h\t%s\n' |

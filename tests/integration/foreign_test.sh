@@ -15,17 +15,7 @@ mrt_binaries
 mrt_need kcat
 mrt_workdir foreign
 
-mr() { timeout 120 "$MR" --url "$url" "$@"; }
-
-mrt_start_daemon mailroomd
-bootstrap=$(mr status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["kafka"]["bootstrap"])') || {
-    echo "FAIL: mailroomd did not become ready"
-    cat "$log"
-    exit 1
-}
-
-T="foreign-$mode-$$"
-mr topics create "$T" --partitions 2 >/dev/null || mrt_fail "topics create $T"
+mrt_start_with_topics foreign
 # 3 keys x 5 records, all to partition 1, plus a keyless one, from kcat.
 for i in 1 2 3 4 5; do
     for k in a b c; do

@@ -156,6 +156,28 @@ mrt_start_daemon() {
     exit 1
 }
 
+# mrt_start_with_topics PREFIX [--dlq]: mailroomd started (as
+# mrt_start_daemon mailroomd), mr (the CLI at $url, bounded), $bootstrap
+# (the Kafka it uses) and topic T=PREFIX-MODE-PID made with 2 partitions;
+# with --dlq also D=$T.dlq, its dead-letter topic.
+mrt_start_with_topics() {
+    mr() { timeout 120 "$MR" --url "$url" "$@"; }
+    mrt_start_daemon mailroomd
+    bootstrap=$(mr status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["kafka"]["bootstrap"])') || {
+        echo "FAIL: mailroomd did not become ready"
+        cat "$log"
+        exit 1
+    }
+    T="$1-$mode-$$"
+    mr topics create "$T" --partitions 2 >/dev/null ||
+        mrt_fail "topics create $T"
+    if [[ ${2:-} == --dlq ]]; then
+        D="$T.dlq"
+        mr topics create "$D" --partitions 2 >/dev/null ||
+            mrt_fail "topics create $D"
+    fi
+}
+
 # mrt_stop_daemon: SIGTERM to dpid, and a failed check unless it exits 0
 # within 30 s.
 mrt_stop_daemon() {
@@ -181,14 +203,15 @@ mrt_fail() {
 }
 
 # mrt_tail_logs LINES FILE...: the last LINES of each FILE that is not
-# empty, each under a "--- FILE" line.
+# empty, each under a "--- FILE" line; librdkafka's configuration warnings
+# (CONFWARN, the same few at every start) are left out.
 mrt_tail_logs() {
     local n=$1 f
     shift
     for f in "$@"; do
         [[ -s $f ]] || continue
         echo "--- $f"
-        tail -n "$n" "$f"
+        grep -v 'facility=CONFWARN' "$f" | tail -n "$n"
     done
 }
 
