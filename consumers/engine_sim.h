@@ -2,8 +2,8 @@
  * The model behind engine_sim_test.c (read its comment first): Kafka's
  * partitions, what the engine's caller keeps, what each record is in the
  * current engine, and the checks made after every step. engine_sim.c
- * holds the model's bookkeeping and the checks; engine_sim_test.c the
- * random events and the schedules.
+ * holds the model's bookkeeping, engine_sim_check.c the checks,
+ * engine_sim_test.c the random events and the schedules.
  *
  * Thread safety: not thread-safe; one simulation at a time.
  */
@@ -171,6 +171,10 @@ extern uint64_t sim__seed;
 extern bool     sim__trace;
 extern bool     sim__loose; /* only the properties, no exact model */
 
+/* Names of enum sim_st and enum mri_engine_fail, for messages. */
+extern const char *const sim__st_names[];
+extern const char *const sim__why_names[];
+
 /* ---- randomness and reporting ---------------------------------------- */
 
 uint64_t sim__mix(uint64_t x);
@@ -229,6 +233,12 @@ void sim__backoff(struct sim *s, struct sim_rec *r, bool quarantine);
 
 /** @brief Fill s->scan; records surely due by the last tick become WAIT. */
 void sim__scan(struct sim *s);
+
+/** @brief The record \p ref points at. */
+struct sim_rec *sim__ref(struct sim *s, struct sim_ref ref);
+
+/** @brief Records of s->scan.maybe[k] are not due yet (or are, \p due). */
+void sim__settle(struct sim *s, int k, bool due);
 
 /** @brief After a fetch that could have taken more (\p exhausted: a take
  *         of exhausted records): nothing of that kind is left (i), and
