@@ -1,6 +1,7 @@
 /*
  * The admin part on librdkafka's mock cluster, in process: its replies,
- * concurrent requests, a slow operation that does not hold another, drain
+ * what consumers.resume and fault.produce_errors refuse, concurrent
+ * requests, a slow operation that does not hold another, drain
  * waiting for what runs, and the bounded queue.
  *
  * The slow operation is fault.producer_fatal with a hook (the test's, in
@@ -151,6 +152,39 @@ teardown(void)
 	emb = NULL;
 }
 
+/* The consume side as consumers.resume sees it: group "g1" has two
+ * subscriptions, one of them tripped. */
+static size_t
+hook_resume(void *arg, const char *group, size_t *resumed)
+{
+	(void)arg;
+	*resumed = strcmp(group, "g1") == 0 ? 1 : 0;
+	return strcmp(group, "g1") == 0 ? 2 : 0;
+}
+
+/* \p a's answer to \p text is ok (\p code ""), or the refusal \p code
+ * with a sentence. */
+static void
+expect(struct mri_admin *a, const char *text, const char *code)
+{
+	json_t     *q = req(text);
+	json_t     *r = mri_admin_run(a, q);
+	const char *e = json_string_value(json_object_get(r, "error"));
+
+	if (*code == '\0') {
+		ck_assert_msg(json_is_true(json_object_get(r, "ok")),
+			      "%s: refused (%s)", text, e ? e : "?");
+	} else {
+		ck_assert_msg(e != NULL && strcmp(e, code) == 0,
+			      "%s: %s, want %s", text, e ? e : "ok", code);
+		ck_assert_msg(json_string_length(json_object_get(r, "message")) >
+				  0,
+			      "%s: no message", text);
+	}
+	json_decref(r);
+	json_decref(q);
+}
+
 /* ---- cases -------------------------------------------------------------- */
 
 START_TEST(replies)
@@ -188,6 +222,59 @@ START_TEST(replies)
 			 "MR_EUNKNOWNOP");
 	json_decref(r);
 	json_decref(q);
+	mri_admin_free(a);
+}
+END_TEST
+
+/* consumers.resume and fault.produce_errors: what they refuse, with a
+ * sentence, and what they do. */
+START_TEST(resume_and_produce_errors)
+{
+	struct mri_admin *a = admin_new(0, 0);
+	struct mri_admin_conf c = {
+	    .bootstrap       = mri_embedded_bootstraps(emb),
+	    .emb             = emb,
+	    .fault_injection = true,
+	    .timeout_ms      = 10000,
+	    .resume          = hook_resume,
+	};
+	struct mri_admin *b;
+	char              err[256];
+	json_t           *q, *r;
+
+	// No consume side: nothing to resume.
+	expect(a, "{\"op\":\"consumers.resume\",\"group\":\"g1\"}",
+	       "MR_ENOTSUP");
+	ck_assert_msg(mri_admin_new(&b, &c, err, sizeof(err)) == MR_OK, "%s",
+		      err);
+	expect(b, "{\"op\":\"consumers.resume\"}", "MR_EINVAL");
+	expect(b, "{\"op\":\"consumers.resume\",\"group\":\"\"}",
+	       "MR_EINVAL");
+	expect(b, "{\"op\":\"consumers.resume\",\"group\":\"nobody\"}",
+	       "MR_ENOENT");
+	q = req("{\"op\":\"consumers.resume\",\"group\":\"g1\"}");
+	r = mri_admin_run(b, q);
+	ck_assert(json_is_true(json_object_get(r, "ok")));
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(r, "subscriptions")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "resumed")), 1);
+	json_decref(r);
+	json_decref(q);
+	mri_admin_free(b);
+
+	expect(a, "{\"op\":\"fault.produce_errors\"}", "MR_EINVAL");
+	expect(a, "{\"op\":\"fault.produce_errors\",\"count\":0,\"error\":29}",
+	       "MR_EINVAL");
+	expect(a,
+	       "{\"op\":\"fault.produce_errors\",\"count\":1001,\"error\":29}",
+	       "MR_EINVAL");
+	expect(a, "{\"op\":\"fault.produce_errors\",\"count\":1,\"error\":0}",
+	       "MR_EINVAL");
+	expect(a,
+	       "{\"op\":\"fault.produce_errors\",\"count\":\"3\",\"error\":29}",
+	       "MR_EINVAL");
+	expect(a, "{\"op\":\"fault.produce_errors\",\"count\":1,\"error\":29}",
+	       "");
 	mri_admin_free(a);
 }
 END_TEST
@@ -358,6 +445,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, replies);
+	tcase_add_test(tc, resume_and_produce_errors);
 	tcase_add_test(tc, concurrent_requests);
 	tcase_add_test(tc, slow_does_not_block_another);
 	tcase_add_test(tc, drain_waits_for_running);
