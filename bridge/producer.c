@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,7 +39,23 @@ struct mri_producer {
 	struct mri_pmsg       *resend_head;
 	struct mri_pmsg       *resend_tail;
 	char                   fatal_why[512];
+	/* Kafka unreachable (every broker down) since down_ms (0: it is
+	 * reachable), with librdkafka's sentence; set and cleared on the
+	 * producer's thread, read by stats under dlock. */
+	pthread_mutex_t        dlock;
+	uint64_t               down_ms;
+	char                   down_why[256];
+	uint64_t               probe_ms; /* the next look while down */
 };
+
+// While Kafka is unreachable, how often the producer's thread asks it for
+// its brokers: with no record to deliver, nothing else says it is back.
+#define PRODUCER__PROBE_MS 1000
+#define PRODUCER__PROBE_TIMEOUT_MS 200
+#define PRODUCER__DOWN_WHY                                                     \
+	"Kafka is unreachable (every broker is down; mailroom status says "  \
+	"since when and why): nothing of this record was written; publish "   \
+	"it again with the same id once Kafka is back"
 
 static const char *
 producer__why(rd_kafka_resp_err_t err)
@@ -110,6 +127,70 @@ producer__report(struct mri_producer *p, struct mri_presult *r, size_t n)
 	atomic_fetch_sub(&p->unreported, (long)n);
 }
 
+/* Kafka went away (every broker down) or came back. On the producer's
+ * thread. */
+static void
+producer__set_down(struct mri_producer *p, bool down, const char *why)
+{
+	uint64_t now = mri_mono_ms(), since;
+
+	pthread_mutex_lock(&p->dlock);
+	since = p->down_ms;
+	if (down && since == 0) {
+		p->down_ms  = now;
+		p->probe_ms = now + PRODUCER__PROBE_MS;
+		snprintf(p->down_why, sizeof(p->down_why), "%s", why);
+	} else if (!down && since != 0) {
+		p->down_ms = 0;
+	}
+	pthread_mutex_unlock(&p->dlock);
+	if (down && since == 0)
+		mri_warn("component=producer msg=\"Kafka is unreachable: %s; "
+			 "publishes wait for it up to "
+			 "producer.message_timeout_ms\"",
+			 why);
+	else if (!down && since != 0)
+		mri_notice("component=producer down_ms=%llu msg=\"Kafka is "
+			   "reachable again\"",
+			   (unsigned long long)(now - since));
+}
+
+/* While Kafka is unreachable: is it back? (Its brokers answer a metadata
+ * request.) On the producer's thread, once a PRODUCER__PROBE_MS. */
+static void
+producer__probe(struct mri_producer *p)
+{
+	const struct rd_kafka_metadata *md;
+	uint64_t                        now = mri_mono_ms();
+	bool                            due;
+
+	pthread_mutex_lock(&p->dlock);
+	due = p->down_ms != 0 && now >= p->probe_ms;
+	if (due)
+		p->probe_ms = now + PRODUCER__PROBE_MS;
+	pthread_mutex_unlock(&p->dlock);
+	if (!due)
+		return;
+	if (rd_kafka_metadata(p->rk, 0, NULL, &md,
+			      PRODUCER__PROBE_TIMEOUT_MS) ==
+	    RD_KAFKA_RESP_ERR_NO_ERROR) {
+		rd_kafka_metadata_destroy(md);
+		producer__set_down(p, false, NULL);
+	}
+}
+
+/* @returns whether Kafka is unreachable now (every broker down). */
+static bool
+producer__is_down(struct mri_producer *p)
+{
+	bool down;
+
+	pthread_mutex_lock(&p->dlock);
+	down = p->down_ms != 0;
+	pthread_mutex_unlock(&p->dlock);
+	return down;
+}
+
 /* Report a delivery batch. Records that failed because the handle failed
  * fatally, or everything unconfirmed when \p all_unconfirmed, are kept for
  * resending instead. */
@@ -121,6 +202,8 @@ producer__on_dr(struct mri_producer *p, rd_kafka_event_t *ev,
 	struct mri_presult        res[PRODUCER__BATCH];
 	size_t                    n, k;
 	bool fatal = rd_kafka_fatal_error(p->rk, NULL, 0) != 0;
+	bool any_ok = false;
+	int  down   = -1; /* not asked yet */
 
 	// An event may hold more than one array's worth: each call goes on
 	// where the last one stopped.
@@ -149,16 +232,35 @@ producer__on_dr(struct mri_producer *p, rd_kafka_event_t *ev,
 			res[k].partition = rkm->partition;
 			res[k].offset    = rkm->offset;
 			res[k].why = rkm->err ? producer__why(rkm->err) : NULL;
+			any_ok |= rkm->err == 0;
+			// Timed out, never sent, with every broker down: it
+			// was not written because Kafka is away. Say that.
+			if (rkm->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT &&
+			    res[k].err == MR_ETIMEDOUT) {
+				if (down < 0)
+					down = producer__is_down(p);
+				if (down) {
+					res[k].err = MR_EUNAVAIL;
+					res[k].why = PRODUCER__DOWN_WHY;
+				}
+			}
 			k++;
 		}
 		producer__report(p, res, k);
 	}
+	if (any_ok)
+		producer__set_down(p, false, NULL);
 }
 
 static void
 producer__on_error(struct mri_producer *p, rd_kafka_event_t *ev)
 {
 	rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+		producer__set_down(p, true, rd_kafka_event_error_string(ev));
+		return;
+	}
 
 	if (rd_kafka_event_error_is_fatal(ev)) {
 		rd_kafka_fatal_error(p->rk, p->fatal_why, sizeof(p->fatal_why));
@@ -343,6 +445,7 @@ producer__thread(void *arg)
 
 	while (!atomic_load(&p->stop)) {
 		producer__serve(p, 100, false);
+		producer__probe(p);
 		if (rd_kafka_fatal_error(p->rk, NULL, 0) != 0 ||
 		    p->resend_head != NULL || producer__fatal_left(p))
 			producer__recreate(p);
@@ -377,7 +480,9 @@ mri_producer_new(struct mri_producer **out, rd_kafka_conf_t *conf,
 	p->tmpl = conf;
 	pthread_rwlock_init(&p->lock, NULL);
 	pthread_mutex_init(&p->flock, NULL);
+	pthread_mutex_init(&p->dlock, NULL);
 	if ((rc = producer__make(p, errstr, errstr_size)) != MR_OK) {
+		pthread_mutex_destroy(&p->dlock);
 		pthread_mutex_destroy(&p->flock);
 		pthread_rwlock_destroy(&p->lock);
 		free(p);
@@ -386,6 +491,7 @@ mri_producer_new(struct mri_producer **out, rd_kafka_conf_t *conf,
 	if (pthread_create(&p->thread, NULL, producer__thread, p) != 0) {
 		rd_kafka_queue_destroy(p->q);
 		rd_kafka_destroy(p->rk);
+		pthread_mutex_destroy(&p->dlock);
 		pthread_mutex_destroy(&p->flock);
 		pthread_rwlock_destroy(&p->lock);
 		free(p);
@@ -480,6 +586,7 @@ mri_producer_free(struct mri_producer *p)
 	rd_kafka_queue_destroy(p->q);
 	rd_kafka_destroy(p->rk);
 	rd_kafka_conf_destroy(p->tmpl);
+	pthread_mutex_destroy(&p->dlock);
 	pthread_mutex_destroy(&p->flock);
 	pthread_rwlock_destroy(&p->lock);
 	free(p);
@@ -521,4 +628,10 @@ mri_producer_stats(struct mri_producer *p, struct mri_producer_stats *s)
 	pthread_rwlock_rdlock(&p->lock);
 	s->outq = rd_kafka_outq_len(p->rk);
 	pthread_rwlock_unlock(&p->lock);
+	pthread_mutex_lock(&p->dlock);
+	s->down_ms = p->down_ms != 0 ? mri_mono_ms() - p->down_ms : 0;
+	s->down    = p->down_ms != 0;
+	snprintf(s->down_why, sizeof(s->down_why), "%s",
+		 s->down ? p->down_why : "");
+	pthread_mutex_unlock(&p->dlock);
 }

@@ -107,6 +107,11 @@ struct mri_producer_stats {
 	uint64_t recreations;
 	uint64_t resent;
 	int      outq;
+	// Kafka unreachable: every broker down (librdkafka's
+	// ALL_BROKERS_DOWN) for down_ms, and librdkafka's sentence.
+	bool     down;
+	uint64_t down_ms;
+	char     down_why[256];
 };
 void mri_producer_stats(struct mri_producer *p, struct mri_producer_stats *s);
 

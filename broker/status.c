@@ -5,6 +5,7 @@
 #include "status.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "consume.h"
@@ -30,6 +31,10 @@ mri_server_status(struct mri_server *s, struct mri_status *st)
 	st->kafka.bootstrap = s->bootstrap;
 	st->kafka.embedded  = s->emb != NULL;
 	st->kafka.warning   = s->emb != NULL ? STATUS__EMBEDDED_WARNING : NULL;
+	st->kafka.reachable = !ps.producer.down;
+	st->kafka.unreachable_ms = ps.producer.down_ms;
+	snprintf(st->kafka.error, sizeof(st->kafka.error), "%s",
+		 ps.producer.down_why);
 	st->listeners       = s->urls;
 	st->nlisteners      = s->nurls;
 	st->uptime_s = (mri_mono_ms() - (uint64_t)s->started_ms) / 1000;
@@ -102,8 +107,16 @@ mri_status_json(const struct mri_status *st)
 		return NULL;
 	for (size_t i = 0; i < st->nlisteners; i++)
 		json_array_append_new(listeners, json_string(st->listeners[i]));
-	kafka = json_pack("{s:s, s:b}", "bootstrap", st->kafka.bootstrap,
-			  "embedded", st->kafka.embedded);
+	kafka = json_pack("{s:s, s:b, s:b}", "bootstrap", st->kafka.bootstrap,
+			  "embedded", st->kafka.embedded, "reachable",
+			  st->kafka.reachable);
+	if (kafka != NULL && !st->kafka.reachable) {
+		json_object_set_new(kafka, "unreachable_ms",
+				    json_integer((json_int_t)
+						     st->kafka.unreachable_ms));
+		json_object_set_new(kafka, "error",
+				    json_string(st->kafka.error));
+	}
 	if (kafka != NULL && st->kafka.warning != NULL)
 		json_object_set_new(kafka, "warning",
 				    json_string(st->kafka.warning));

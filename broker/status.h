@@ -35,6 +35,9 @@ struct mri_status {
 		const char *bootstrap; /* borrowed from the server */
 		bool        embedded;
 		const char *warning; /* static, or NULL */
+		bool        reachable;
+		uint64_t    unreachable_ms; /* for how long, if not */
+		char        error[256];     /* librdkafka's why, if not */
 	} kafka;
 	char *const *listeners; /* borrowed from the server */
 	size_t       nlisteners;

@@ -23,6 +23,7 @@ status_test__snapshot(void)
 	st.version                  = "9.8.7";
 	st.protocol                 = 3;
 	st.kafka.bootstrap          = "localhost:9092";
+	st.kafka.reachable          = true;
 	st.listeners                = status_test__urls;
 	st.nlisteners               = 2;
 	st.uptime_s                 = 12;
@@ -77,7 +78,18 @@ START_TEST(test_kafka)
 	status_test__expect(
 	    &st, "{\"version\":\"9.8.7\",\"protocol\":3,"
 		 "\"kafka\":{\"bootstrap\":\"localhost:9092\","
-		 "\"embedded\":false}," STATUS_TEST__PUBLISH "}");
+		 "\"embedded\":false,\"reachable\":true}," STATUS_TEST__PUBLISH
+		 "}");
+	// Kafka away: for how long and why, only then.
+	st.kafka.reachable      = false;
+	st.kafka.unreachable_ms = 4500;
+	snprintf(st.kafka.error, sizeof(st.kafka.error), "1/1 brokers are down");
+	status_test__expect(
+	    &st, "{\"version\":\"9.8.7\",\"protocol\":3,"
+		 "\"kafka\":{\"bootstrap\":\"localhost:9092\","
+		 "\"embedded\":false,\"reachable\":false,"
+		 "\"unreachable_ms\":4500,\"error\":\"1/1 brokers are down\"},"
+		 STATUS_TEST__PUBLISH "}");
 }
 END_TEST
 
@@ -122,7 +134,8 @@ START_TEST(test_embedded_and_consume)
 	status_test__expect(
 	    &st, "{\"version\":\"9.8.7\",\"protocol\":3,"
 		 "\"kafka\":{\"bootstrap\":\"localhost:9092\","
-		 "\"embedded\":true,\"warning\":\"in memory\"}," STATUS_TEST__PUBLISH
+		 "\"embedded\":true,\"reachable\":true,"
+		 "\"warning\":\"in memory\"}," STATUS_TEST__PUBLISH
 		 ",\"consume\":{\"subscriptions\":2,\"sessions\":5,\"groups\":["
 		 "{\"group\":\"billing\",\"mode\":\"key\",\"topics\":2,"
 		 "\"sessions\":3,\"partitions\":4,\"buffered\":10,"

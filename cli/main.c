@@ -9,7 +9,8 @@ static void
 main__usage(FILE *f)
 {
 	fprintf(f,
-		"usage: mailroom [--url URL] [--timeout MS] COMMAND ...\n"
+		"usage: mailroom [--url URL] [--timeout MS (60000)] COMMAND "
+		"...\n"
 		"commands:\n"
 		"  publish ADDRESS [PAYLOAD]   publish to topic or topic/key\n"
 		"  consume -g GROUP TOPIC...   consume as a consumer group, "
@@ -35,7 +36,10 @@ main(int argc, char **argv)
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
-	struct cli_common co = {NULL, 30000};
+	// Longer than mailroomd's own wait for Kafka (its
+	// producer.message_timeout_ms, 30 s by default), so that a Kafka
+	// outage is reported as mailroomd's answer, not as its silence.
+	struct cli_common co = {NULL, 60000};
 	const char       *cmd;
 	int               c;
 

@@ -93,6 +93,13 @@ cli_status(const struct cli_common *co, int argc, char **argv)
 	       json_is_true(json_object_get(k, "embedded"))
 		   ? "embedded, in memory"
 		   : "external");
+	if (json_is_false(json_object_get(k, "reachable")))
+		printf("KAFKA DOWN: unreachable for %lld s: %s; publishes wait "
+		       "for it, then fail with MR_EUNAVAIL\n",
+		       (long long)json_integer_value(
+			   json_object_get(k, "unreachable_ms")) /
+			   1000,
+		       json_string_value(json_object_get(k, "error")));
 	if (json_object_get(k, "warning"))
 		printf("WARNING:   %s\n",
 		       json_string_value(json_object_get(k, "warning")));

@@ -18,6 +18,10 @@ mri_kafka_conf_new(const char *bootstrap, const char *client_id,
 	if (mri_kafka_set(conf, "bootstrap.servers", bootstrap, errstr,
 			  errstr_size) != MR_OK ||
 	    mri_kafka_set(conf, "client.id", client_id, errstr,
+			  errstr_size) != MR_OK ||
+	    // A Kafka that comes back is found within a second (librdkafka
+	    // backs off up to 10 s between attempts by default).
+	    mri_kafka_set(conf, "reconnect.backoff.max.ms", "1000", errstr,
 			  errstr_size) != MR_OK) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;

@@ -17,8 +17,8 @@
 #include <librdkafka/rdkafka.h>
 
 /**
- * @brief A new conf with bootstrap.servers, client.id and the log callback
- *        (mri_kafka_log_cb) set.
+ * @brief A new conf with bootstrap.servers, client.id, the log callback
+ *        (mri_kafka_log_cb) and reconnect.backoff.max.ms 1000 set.
  * @returns the conf (the caller's), or NULL with a sentence in errstr.
  */
 rd_kafka_conf_t *mri_kafka_conf_new(const char *bootstrap,
