@@ -110,6 +110,11 @@ check "$work/s1.json" "$SG" "$T" "$M" &&
     mrt_pass "a group mailroomd serves: listed, served, end, committed and lag" ||
     mrt_fail "served group: $(cat "$work/s1.json")"
 
+mr status >"$work/status.txt" &&
+    grep -q '^lag: *2 groups on 4 partitions, at most [0-9]* records behind' "$work/status.txt" &&
+    mrt_pass "status: the lag monitor's line" ||
+    mrt_fail "status: $(cat "$work/status.txt")"
+
 # A group with no offsets: said so.
 mr lag --json --group "none-$$" "$T" >"$work/n.json" || mrt_fail "lag exits $?"
 python3 - "$work/n.json" "$N" <<'PY' && mrt_pass "a group with no offsets: no_offsets, each partition no_commit" || mrt_fail "no offsets: $(cat "$work/n.json")"
