@@ -241,6 +241,8 @@ lag__pairs_unique(struct lag_pairs *ps)
 {
 	size_t k = 0;
 
+	if (ps->n == 0)
+		return;
 	qsort(ps->v, ps->n, sizeof(*ps->v), lag__cmp_pair);
 	for (size_t i = 0; i < ps->n; i++) {
 		if (k > 0 && lag__cmp_pair(&ps->v[k - 1], &ps->v[i]) == 0) {

@@ -691,7 +691,8 @@ lag__build(struct lag_work *w)
 		    (sn->missing[sn->nmissing++] = strdup(t)) == NULL)
 			return MR_ENOMEM;
 	}
-	qsort(sn->rows, sn->pub.nrows, sizeof(*sn->rows), lag__cmp_row);
+	if (sn->pub.nrows > 0)
+		qsort(sn->rows, sn->pub.nrows, sizeof(*sn->rows), lag__cmp_row);
 	for (size_t i = 0; i < w->in->rings->n; i++)
 		if (w->in->rings->v[i].minpos != INT64_MAX)
 			lag__ring_trim(&w->in->rings->v[i]);

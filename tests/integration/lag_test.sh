@@ -158,4 +158,7 @@ expect 2 "group takes" lag --group '' "$T"
 mr topics list | grep -q "nope-$$" && mrt_fail "asking created nope-$$" ||
     mrt_pass "a missing topic is not created by asking"
 
+# SIGTERM: the monitor stops with the rest, exit 0.
+mrt_stop_daemon
+
 mrt_finish 30 "$log"
