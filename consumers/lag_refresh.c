@@ -710,6 +710,14 @@ lag__refresh(const struct lag_refresh *in, struct lag_snap **out, char *why,
 	memset(&w, 0, sizeof(w));
 	w.in = in;
 	snprintf(why, why_size, "out of memory");
+	if (in->npairs == 0) {
+		// Nothing tracked: nothing to ask Kafka.
+		lag__rings_fini(in->rings);
+		if ((*out = lag__snap_new()) == NULL)
+			return MR_ENOMEM;
+		(*out)->pub.taken_ms = mri_wall_ms();
+		return MR_OK;
+	}
 	if ((rc = lag__metadata(&w, why, why_size)) != MR_OK)
 		goto out;
 	if ((rc = lag__greqs(&w)) != MR_OK)
