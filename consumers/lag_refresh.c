@@ -508,8 +508,11 @@ lag__str(struct lag_work *w, const char *s)
 	struct lag_snap *sn = w->snap;
 	char            *c;
 
-	if (sn->nstrs > 0 && strcmp(sn->strs[sn->nstrs - 1], s) == 0)
-		return sn->strs[sn->nstrs - 1];
+	// Rows come group by group, topic by topic: their group and topic
+	// are among the last two strings.
+	for (size_t i = sn->nstrs; i > 0 && i + 2 > sn->nstrs; i--)
+		if (strcmp(sn->strs[i - 1], s) == 0)
+			return sn->strs[i - 1];
 	if (sn->nstrs == w->strs_cap) {
 		size_t cap = w->strs_cap ? w->strs_cap * 2 : 16;
 		char **v   = realloc(sn->strs, cap * sizeof(*v));
