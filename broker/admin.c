@@ -1,5 +1,6 @@
 #include "admin.h"
 #include "admin_dlq.h"
+#include "admin_lag.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -38,6 +39,7 @@ struct mri_admin {
 	size_t (*resume)(void *arg, const char *group, size_t *resumed);
 	void *resume_arg;
 	struct mri_publisher *pub; /* dlq.replay's, dlq.purge's */
+	struct mri_lag       *lag; /* lag.list's */
 
 	pthread_mutex_t   mtx;
 	pthread_cond_t    work; /* a job was queued, or stopping */
@@ -471,6 +473,8 @@ mri_admin_run(struct mri_admin *a, json_t *req)
 		return admin__fault(a, op, req);
 	if (strcmp(op, "consumers.resume") == 0)
 		return admin__resume(a, req);
+	if (strncmp(op, "lag.", 4) == 0)
+		return mri_admin_lag(a->lag, op, req);
 	if (strncmp(op, "dlq.", 4) == 0) {
 		struct mri_admin_dlq_ctx c = {
 		    .tmpl       = a->dlq_conf,
@@ -561,6 +565,7 @@ mri_admin_new(struct mri_admin **out, const struct mri_admin_conf *c,
 	a->resume          = c->resume;
 	a->resume_arg      = c->resume_arg;
 	a->pub             = c->publisher;
+	a->lag             = c->lag;
 	a->queue_max       = c->queue_max > 0 ? c->queue_max : MRI_ADMIN_QUEUE;
 	pthread_mutex_init(&a->mtx, NULL);
 	pthread_cond_init(&a->work, NULL);

@@ -1,7 +1,8 @@
 /*
  * The JSON admin operations behind ADMIN frames (docs/PROTOCOL.md):
  * topics.create, topics.list, topics.describe, consumers.resume, dlq.list,
- * dlq.show, dlq.replay and dlq.purge (broker/admin_dlq.h), and with
+ * dlq.show, dlq.replay and dlq.purge (broker/admin_dlq.h), lag.list
+ * (broker/admin_lag.h), and with
  * fault_injection on, fault.broker_down, fault.broker_up, fault.broker_rtt
  * and fault.producer_fatal.
  *
@@ -25,6 +26,7 @@
 
 struct mri_embedded;
 struct mri_publisher;
+struct mri_lag;
 struct mri_admin;
 
 /* Defaults of struct mri_admin_conf's workers and queue_max. */
@@ -62,6 +64,9 @@ struct mri_admin_conf {
 	 * window; borrowed, must outlive the admin. NULL: they answer
 	 * MR_ENOTSUP. */
 	struct mri_publisher *publisher;
+	/* lag.list's answers (consumers/lag.h); borrowed, must outlive the
+	 * admin. NULL: it answers MR_ENOTSUP. */
+	struct mri_lag *lag;
 };
 
 /**

@@ -19,6 +19,8 @@
 
 #include "broker/admin.h"
 #include "bridge/embedded.h"
+#include "consumers/lag.h"
+#include "core/kafka.h"
 #include "mailroom/error.h"
 
 static struct mri_embedded *emb;
@@ -434,6 +436,63 @@ START_TEST(free_answers_what_is_queued)
 }
 END_TEST
 
+/* lag.list: what it refuses, before and after asking the monitor, and
+ * its answer's shape (the numbers: consumers/lag_test.c). */
+START_TEST(lag_list)
+{
+	struct mri_admin     *a = admin_new(0, 0);
+	struct mri_admin     *b;
+	struct mri_lag       *lag;
+	struct mri_lag_conf   lc = {.interval_ms = 100};
+	struct mri_admin_conf c  = {
+	     .bootstrap  = mri_embedded_bootstraps(emb),
+	     .emb        = emb,
+	     .timeout_ms = 10000,
+	};
+	rd_kafka_conf_t *tmpl;
+	json_t          *q, *r;
+	char             err[256];
+
+	expect(a, "{\"op\":\"lag.list\"}", "MR_ENOTSUP");
+	mri_admin_free(a);
+	tmpl = mri_kafka_conf_new(c.bootstrap, "admin_test", err, sizeof(err));
+	ck_assert_ptr_nonnull(tmpl);
+	ck_assert_msg(mri_lag_new(&lag, tmpl, &lc, err, sizeof(err)) == MR_OK,
+		      "%s", err);
+	rd_kafka_conf_destroy(tmpl);
+	c.lag = lag;
+	ck_assert_msg(mri_admin_new(&b, &c, err, sizeof(err)) == MR_OK, "%s",
+		      err);
+	expect(b, "{\"op\":\"lag.list\",\"group\":\"\"}", "MR_EINVAL");
+	expect(b, "{\"op\":\"lag.list\",\"group\":7}", "MR_EINVAL");
+	expect(b, "{\"op\":\"lag.list\",\"topic\":\"a/b\"}", "MR_EINVAL");
+	expect(b, "{\"op\":\"lag.list\",\"refresh\":1}", "MR_EINVAL");
+	expect(b, "{\"op\":\"lag.list\",\"timeout_ms\":0}", "MR_EINVAL");
+	expect(b, "{\"op\":\"lag.nope\"}", "MR_EUNKNOWNOP");
+	expect(b, "{\"op\":\"lag.list\",\"group\":\"g\",\"topic\":\"nope\"}",
+	       "MR_ENOENT");
+	expect(b, "{\"op\":\"topics.create\",\"topic\":\"lt\",\"partitions\":2}",
+	       "");
+	q = req("{\"op\":\"lag.list\",\"group\":\"g\",\"topic\":\"lt\","
+		"\"refresh\":true}");
+	r = mri_admin_run(b, q);
+	ck_assert(json_is_true(json_object_get(r, "ok")));
+	ck_assert_int_eq(json_array_size(json_object_get(r, "partitions")), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(
+			     json_array_get(json_object_get(r, "groups"), 0),
+			     "state")),
+			 "no_offsets");
+	ck_assert(json_is_null(json_object_get(
+	    json_array_get(json_object_get(r, "partitions"), 0), "committed")));
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "interval_ms")),
+			 100);
+	json_decref(r);
+	json_decref(q);
+	mri_admin_free(b);
+	mri_lag_free(lag);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -451,6 +510,7 @@ main(void)
 	tcase_add_test(tc, drain_waits_for_running);
 	tcase_add_test(tc, queue_full_is_refused);
 	tcase_add_test(tc, free_answers_what_is_queued);
+	tcase_add_test(tc, lag_list);
 	suite_add_tcase(s, tc);
 	r = srunner_create(s);
 	srunner_run_all(r, CK_ENV);

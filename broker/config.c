@@ -141,6 +141,10 @@ static const struct config__entry config__table[] = {
      MRI_SUBSCRIBE_BREAKER_MS_MAX, false,
      "how long a tripped breaker stays open before it lets one message "
      "through (half-open)"},
+    {"lag.interval_ms", CFG_INT, CFG_OFF(lag_interval_ms), "1000", 100, 60000,
+     true,
+     "how often the lag monitor asks Kafka for the committed and end "
+     "offsets of every tracked group (mailroom lag)"},
     {"fault_injection", CFG_BOOL, CFG_OFF(fault_injection), "false", 0, 0,
      false, "allow the admin API's fault.* operations (tests only)"},
 };

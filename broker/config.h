@@ -32,6 +32,7 @@ struct mri_config {
 	char     *ce_source;
 	char     *ce_type;
 	bool      fault_injection;
+	long long lag_interval_ms;
 	long long ack_deadline_ms;
 	long long consumer_credit;
 	long long consumer_max_buffered;

@@ -112,6 +112,7 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(c.ce_source, "mailroomd");
 	ck_assert_str_eq(c.ce_type, "mailroom.message");
 	ck_assert(!c.fault_injection);
+	ck_assert_int_eq(c.lag_interval_ms, 1000);
 	ck_assert_int_eq(c.consumer_retry_max_attempts, 5);
 	ck_assert_int_eq(c.consumer_retry_backoff_initial_ms, 1000);
 	ck_assert_int_eq(c.consumer_retry_backoff_max_ms, 60000);
@@ -154,6 +155,12 @@ START_TEST(test_set_int)
 			     "outside");
 	config_test__refused(&c, "max_frame_bytes", "4095", false,
 			     "max_frame_bytes", "4096..1073741824");
+	config_test__set(&c, "lag.interval_ms", "100", true);
+	ck_assert_int_eq(c.lag_interval_ms, 100);
+	config_test__refused(&c, "lag.interval_ms", "99", false,
+			     "lag.interval_ms", "99 is outside 100..60000");
+	config_test__refused(&c, "lag.interval_ms", "60001", false,
+			     "lag.interval_ms", "outside 100..60000");
 	config_test__refused(&c, "max_inflight", "abc", false, "max_inflight",
 			     "'abc' is not an integer");
 	config_test__refused(&c, "max_inflight", "12abc", false, "'12abc'",

@@ -732,3 +732,20 @@ mri_consume_counts(struct mri_consume *r, size_t *subs, size_t *sessions)
 	}
 	pthread_mutex_unlock(&r->lock);
 }
+
+void
+mri_consume_each_topic(struct mri_consume *r,
+		       void (*fn)(void *arg, const char *group,
+				  const char *topic),
+		       void *arg)
+{
+	pthread_mutex_lock(&r->lock);
+	for (struct consume_sub *s = r->subs; s != NULL; s = s->next) {
+		// The key: the group, then its topics, each NUL-terminated.
+		const char *t = s->key + strlen(s->key) + 1;
+
+		for (size_t i = 0; i < s->ntopics; i++, t += strlen(t) + 1)
+			fn(arg, s->key, t);
+	}
+	pthread_mutex_unlock(&r->lock);
+}

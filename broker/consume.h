@@ -144,4 +144,15 @@ size_t mri_consume_sub_stats(struct mri_consume *r,
 size_t mri_consume_resume(struct mri_consume *r, const char *group,
 			  size_t *resumed);
 
+/**
+ * @brief Call \p fn(arg, group, topic) for each topic of each
+ *        subscription (strings borrowed for the call), with the
+ *        registry's lock held: \p fn must be quick and must not call the
+ *        registry. For the lag monitor's served groups.
+ */
+void mri_consume_each_topic(struct mri_consume *r,
+			    void (*fn)(void *arg, const char *group,
+				       const char *topic),
+			    void *arg);
+
 #endif

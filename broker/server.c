@@ -18,6 +18,7 @@
 #include "bridge/embedded.h"
 #include "config.h"
 #include "consume.h"
+#include "consumers/lag.h"
 #include "core/clock.h"
 #include "core/kafka.h"
 #include "core/log.h"
@@ -437,6 +438,7 @@ srv__admin_new(struct mri_server *s, const struct mri_config *cfg,
 	    .resume            = srv__resume,
 	    .resume_arg        = s,
 	    .publisher         = s->pub,
+	    .lag               = s->lag,
 	};
 
 	return mri_admin_new(&s->admin, &ac, errstr, errstr_size);
@@ -479,6 +481,13 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 		return rc;
 	}
 	if ((rc = srv__consume_new(s, cfg, bootstrap, errstr, errstr_size)) !=
+	    MR_OK) {
+		mri_server_free(s);
+		return rc;
+	}
+	// The lag monitor after the consume side (it asks the registry for
+	// the groups served), before the admin (lag.list asks it).
+	if ((rc = srv__lag_new(s, cfg, bootstrap, errstr, errstr_size)) !=
 	    MR_OK) {
 		mri_server_free(s);
 		return rc;
@@ -567,6 +576,7 @@ void
 mri_server_reload(struct mri_server *s, const struct mri_config *cfg)
 {
 	mri_publisher_set_envelope(s->pub, cfg->ce_source, cfg->ce_type);
+	mri_lag_set_interval(s->lag, (uint32_t)cfg->lag_interval_ms);
 }
 
 /* A request was answered: wake srv__wait_idle when none is left. */
@@ -725,6 +735,9 @@ mri_server_free(struct mri_server *s)
 	// fault.producer_fatal reaches the producer.
 	mri_admin_free(s->admin);
 	s->admin = NULL;
+	// The lag monitor before the consume side it asks.
+	mri_lag_free(s->lag);
+	s->lag = NULL;
 	// Consumers and the producer first: their last replies still reach
 	// the contexts. Closing the consumers commits what was acked.
 	mri_consume_free(s->consume);

@@ -31,6 +31,9 @@
 #define SRV__MAX_STREAMS 65536
 #define SRV__STREAM_IDLE_MS (10 * 60 * 1000)
 
+struct mri_config;
+struct mri_lag;
+
 enum srv_state { SRV_RECV, SRV_WORK, SRV_SEND };
 
 struct srv_topic {
@@ -78,6 +81,7 @@ struct mri_server {
 	atomic_int              stopping;
 	size_t                  max_frame;
 	struct mri_admin       *admin;
+	struct mri_lag         *lag; /* the lag monitor (server_lag.c) */
 	atomic_int              draining;
 	atomic_int              busy;      /* requests not yet answered */
 	pthread_mutex_t         idle_lock; /* with idle_cv: busy reached 0 */
@@ -91,6 +95,15 @@ struct mri_server {
 void srv__send(struct srv_ctx *c);
 /* Reply with an ERROR frame: "MR_NAME: why". */
 void srv__reply_error(struct srv_ctx *c, int code, const char *why);
+
+/* ---- broker/server_lag.c ---- */
+
+/* Start the lag monitor (s->lag): its own handle, from the bootstrap and
+ * the pass-through settings; the groups it tracks on its own are those of
+ * s->consume's subscriptions. After the consume side, before the admin.
+ * @returns MR_OK or an mr_err with a sentence in errstr. */
+int srv__lag_new(struct mri_server *s, const struct mri_config *cfg,
+		 const char *bootstrap, char *errstr, size_t errstr_size);
 
 /* ---- broker/server_publish.c ---- */
 

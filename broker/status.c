@@ -65,6 +65,11 @@ mri_server_status(struct mri_server *s, struct mri_status *st)
 		if (st->consume.nsubs > MRI_STATUS_SUBS_MAX)
 			st->consume.nsubs = MRI_STATUS_SUBS_MAX;
 	}
+	if (s->lag != NULL) {
+		st->has_lag         = true;
+		st->lag_interval_ms = mri_lag_interval(s->lag);
+		mri_lag_stats(s->lag, &st->lag);
+	}
 }
 
 /* A subscription in the status: its group's counts and its supervisor's. */
@@ -160,5 +165,16 @@ mri_status_json(const struct mri_status *st)
 			      "sessions", (json_int_t)st->consume.sessions,
 			      "groups", groups));
 	}
+	if (st->has_lag)
+		json_object_set_new(
+		    o, "lag",
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			      "interval_ms", (json_int_t)st->lag_interval_ms,
+			      "groups", (json_int_t)st->lag.groups,
+			      "partitions", (json_int_t)st->lag.rows,
+			      "max_lag", (json_int_t)st->lag.max_lag,
+			      "refreshed_ms", (json_int_t)st->lag.taken_ms,
+			      "refreshes", (json_int_t)st->lag.refreshes,
+			      "failures", (json_int_t)st->lag.failures));
 	return o;
 }

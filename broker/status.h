@@ -2,15 +2,16 @@
  * mailroomd's status: one plain snapshot of what the daemon is and does
  * (version, Kafka, listeners, uptime, requests in flight, the publish
  * counters, the producer, the dedupe window, the order of publishers'
- * requests, the consume side), filled by one call and rendered apart.
+ * requests, the consume side, the lag monitor's summary), filled by one
+ * call and rendered apart.
  * STATUS renders it as JSON (mri_status_json, docs/PROTOCOL.md); /metrics
  * and the HTTP admin API are to render the same struct, so a number is
  * added here once and shows everywhere.
  *
  * Thread safety: mri_server_status may be called from any thread while the
  * server lives; it reads atomics and takes each part's lock briefly (the
- * producer's, the dedupe window's, the order's, the consume side's), never
- * two at once. mri_status_json is a pure function.
+ * producer's, the dedupe window's, the order's, the consume side's, the lag
+ * monitor's), never two at once. mri_status_json is a pure function.
  */
 #ifndef MRI_STATUS_H
 #define MRI_STATUS_H
@@ -22,6 +23,7 @@
 #include <jansson.h>
 
 #include "broker/consume.h"
+#include "consumers/lag.h"
 
 /* Subscriptions described one by one in a status, at most. */
 #define MRI_STATUS_SUBS_MAX 32
@@ -76,6 +78,9 @@ struct mri_status {
 		size_t                       nsubs;
 		struct mri_consume_sub_stats subs[MRI_STATUS_SUBS_MAX];
 	} consume;
+	bool                 has_lag;
+	uint32_t             lag_interval_ms;
+	struct mri_lag_stats lag; /* the lag monitor's (consumers/lag.h) */
 };
 
 /** @brief Fill \p st with a snapshot of \p s (strings borrowed from \p s:

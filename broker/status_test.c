@@ -131,6 +131,14 @@ START_TEST(test_embedded_and_consume)
 	st.consume.subs[1].dlq.retry_ms   = 31000;
 	snprintf(st.consume.subs[1].dlq.reason,
 		 sizeof(st.consume.subs[1].dlq.reason), "100 failed");
+	st.has_lag           = true;
+	st.lag_interval_ms   = 1000;
+	st.lag.groups        = 3;
+	st.lag.rows          = 12;
+	st.lag.max_lag       = 4096;
+	st.lag.taken_ms      = 1796398800123;
+	st.lag.refreshes     = 7;
+	st.lag.failures      = 1;
 	status_test__expect(
 	    &st, "{\"version\":\"9.8.7\",\"protocol\":3,"
 		 "\"kafka\":{\"bootstrap\":\"localhost:9092\","
@@ -150,7 +158,11 @@ START_TEST(test_embedded_and_consume)
 		 "\"breaker\":\"open\",\"trips\":1,\"failures\":100,"
 		 "\"quarantined\":0,\"dlq_errors\":3,\"pending\":0,"
 		 "\"reason\":\"100 failed\",\"opened_ms\":1000,"
-		 "\"retry_ms\":31000}}]}}");
+		 "\"retry_ms\":31000}}]},"
+		 "\"lag\":{\"interval_ms\":1000,\"groups\":3,"
+		 "\"partitions\":12,\"max_lag\":4096,"
+		 "\"refreshed_ms\":1796398800123,\"refreshes\":7,"
+		 "\"failures\":1}}");
 }
 END_TEST
 

@@ -1,5 +1,6 @@
 /*
- * mailroom, the command line: publish, consume, status, topics, admin.
+ * mailroom, the command line: publish, consume, status, topics, lag, dlq,
+ * admin.
  *
  * Exit codes, for scripts: 0 success; 1 some message or operation was
  * refused (each is reported); 2 usage error; 3 mailroomd could not be
@@ -36,6 +37,7 @@ int cli_topics(const struct cli_common *co, int argc, char **argv);
 int cli_admin(const struct cli_common *co, int argc, char **argv);
 int cli_consume(const struct cli_common *co, int argc, char **argv);
 int cli_dlq(const struct cli_common *co, int argc, char **argv);
+int cli_lag(const struct cli_common *co, int argc, char **argv);
 
 /* cli/common.c: what the commands share. Each runs on the command's
  * thread; none keeps what it is given. */

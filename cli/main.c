@@ -18,6 +18,8 @@ main__usage(FILE *f)
 		"  status [--json]             mailroomd's version, Kafka, "
 		"listeners\n"
 		"  topics create|list|describe manage topics\n"
+		"  lag [--group G] [TOPIC]     consumer lag per group and "
+		"partition\n"
 		"  dlq list|show|resume        the dead-letter queue\n"
 		"  admin JSON                  send a raw admin request\n"
 		"URL defaults to $MAILROOM_URL, else %s.\n"
@@ -86,6 +88,8 @@ main(int argc, char **argv)
 		return cli_topics(&co, argc, argv);
 	if (strcmp(cmd, "admin") == 0)
 		return cli_admin(&co, argc, argv);
+	if (strcmp(cmd, "lag") == 0)
+		return cli_lag(&co, argc, argv);
 	if (strcmp(cmd, "dlq") == 0)
 		return cli_dlq(&co, argc, argv);
 	fprintf(stderr, "mailroom: unknown command '%s'\n", cmd);

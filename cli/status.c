@@ -118,6 +118,18 @@ cli_status(const struct cli_common *co, int argc, char **argv)
 			   json_object_get(k, "sessions")));
 	json_array_foreach(json_object_get(k, "groups"), i, l)
 		status__group(l);
+	if ((k = json_object_get(st, "lag")) != NULL)
+	{
+		printf("lag:       %lld groups on %lld partitions, at most %lld "
+		       "records behind (mailroom lag)",
+		       status__int(k, "groups"), status__int(k, "partitions"),
+		       status__int(k, "max_lag"));
+		if (status__int(k, "failures") > 0)
+			printf("; %lld of %lld refreshes failed (see the log)",
+			       status__int(k, "failures"),
+			       status__int(k, "refreshes"));
+		putchar('\n');
+	}
 	json_decref(st);
 	return CLI_OK;
 }
