@@ -266,6 +266,27 @@ mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b)
 }
 
 void
+mri_publish_refuse(struct mri_pub_rec *r, int err, const char *why)
+{
+	struct mri_pub_rec_priv *pv = &r->priv;
+
+	if (pv->state == PUBLISH__READY && pv->pm.hdrs != NULL) {
+		rd_kafka_headers_destroy(pv->pm.hdrs);
+		pv->pm.hdrs = NULL;
+	}
+	pv->state = PUBLISH__DONE;
+	publish__set(r, err, -1, -1, why);
+}
+
+void
+mri_publish_route(struct mri_pub_rec *r, int32_t partition)
+{
+	r->partition            = partition;
+	r->priv.pm.has_partition = partition >= 0;
+	r->priv.pm.partition     = partition;
+}
+
+void
 mri_publish_cancel(struct mri_pub_batch *b)
 {
 	for (uint32_t i = 0; b->prepared && i < b->n; i++) {

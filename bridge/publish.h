@@ -228,6 +228,14 @@ void mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b);
  *         (frees its envelopes). done is not called. */
 void mri_publish_cancel(struct mri_pub_batch *b);
 
+/** @brief Between prepare and submit: refuse \p r with \p err and \p why
+ *         (static): it is not published, and keeps that result. */
+void mri_publish_refuse(struct mri_pub_rec *r, int err, const char *why);
+
+/** @brief Between prepare and submit: send \p r to \p partition (-1: by
+ *         key, as prepared). */
+void mri_publish_route(struct mri_pub_rec *r, int32_t partition);
+
 /**
  * @brief Publish the records of \p b (recs, n, done and arg set by the
  *        caller): prepare them if not prepared, run the dedupe window, and

@@ -1,5 +1,6 @@
 #include "admin.h"
 #include "admin_dlq.h"
+#include "admin_bounds.h"
 #include "admin_lag.h"
 
 #include <errno.h>
@@ -40,6 +41,7 @@ struct mri_admin {
 	void *resume_arg;
 	struct mri_publisher *pub; /* dlq.replay's, dlq.purge's */
 	struct mri_lag       *lag; /* lag.list's */
+	struct mri_bp        *bp;  /* bounds.*' */
 
 	pthread_mutex_t   mtx;
 	pthread_cond_t    work; /* a job was queued, or stopping */
@@ -474,7 +476,9 @@ mri_admin_run(struct mri_admin *a, json_t *req)
 	if (strcmp(op, "consumers.resume") == 0)
 		return admin__resume(a, req);
 	if (strncmp(op, "lag.", 4) == 0)
-		return mri_admin_lag(a->lag, op, req);
+		return mri_admin_lag(a->lag, a->bp, op, req);
+	if (strncmp(op, "bounds.", 7) == 0)
+		return mri_admin_bounds(a->lag, a->bp, op, req);
 	if (strncmp(op, "dlq.", 4) == 0) {
 		struct mri_admin_dlq_ctx c = {
 		    .tmpl       = a->dlq_conf,
@@ -566,6 +570,7 @@ mri_admin_new(struct mri_admin **out, const struct mri_admin_conf *c,
 	a->resume_arg      = c->resume_arg;
 	a->pub             = c->publisher;
 	a->lag             = c->lag;
+	a->bp              = c->bp;
 	a->queue_max       = c->queue_max > 0 ? c->queue_max : MRI_ADMIN_QUEUE;
 	pthread_mutex_init(&a->mtx, NULL);
 	pthread_cond_init(&a->work, NULL);

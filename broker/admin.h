@@ -2,7 +2,8 @@
  * The JSON admin operations behind ADMIN frames (docs/PROTOCOL.md):
  * topics.create, topics.list, topics.describe, consumers.resume, dlq.list,
  * dlq.show, dlq.replay and dlq.purge (broker/admin_dlq.h), lag.list
- * (broker/admin_lag.h), and with
+ * (broker/admin_lag.h), bounds.list, bounds.set and bounds.clear
+ * (broker/admin_bounds.h), and with
  * fault_injection on, fault.broker_down, fault.broker_up, fault.broker_rtt
  * and fault.producer_fatal.
  *
@@ -27,6 +28,7 @@
 struct mri_embedded;
 struct mri_publisher;
 struct mri_lag;
+struct mri_bp;
 struct mri_admin;
 
 /* Defaults of struct mri_admin_conf's workers and queue_max. */
@@ -67,6 +69,8 @@ struct mri_admin_conf {
 	/* lag.list's answers (consumers/lag.h); borrowed, must outlive the
 	 * admin. NULL: it answers MR_ENOTSUP. */
 	struct mri_lag *lag;
+	/* bounds.*' gate (broker/backpressure.h); borrowed, as lag. */
+	struct mri_bp *bp;
 };
 
 /**

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "broker/backpressure.h"
 #include "consumers/lag.h"
 #include "core/clock.h"
 #include "mailroom/error.h"
@@ -36,8 +37,30 @@ admin__lag_match(const char *want, const char *have)
 }
 
 /* lag.list {"group"?, "topic"?, "refresh"?, "timeout_ms"?}. */
+/* A row's bound and throttle state (null, null when its topic has none). */
+static void
+admin__lag_bound(json_t *o, struct mri_bp *bp, const struct mri_lag_row *r)
+{
+	struct mri_bp_part_state st;
+
+	if (bp == NULL || mri_bp_state(bp, r->topic, r->partition, &st) != MR_OK) {
+		json_object_set_new(o, "bound", json_null());
+		json_object_set_new(o, "throttle", json_null());
+		return;
+	}
+	json_object_set_new(o, "bound",
+			    json_pack("{s:I, s:I, s:s}", "max_lag",
+				      (json_int_t)st.max_lag, "max_time_lag_ms",
+				      (json_int_t)st.max_time_ms, "policy",
+				      mri_bp_policy_name(st.policy)));
+	json_object_set_new(o, "throttle",
+			    json_string(!st.throttled ? "open"
+					: st.policy == MRI_BP_HOLD ? "holding"
+								   : "refusing"));
+}
+
 static json_t *
-admin__lag_list(struct mri_lag *lag, json_t *req)
+admin__lag_list(struct mri_lag *lag, struct mri_bp *bp, json_t *req)
 {
 	json_t     *jg = json_object_get(req, "group");
 	json_t     *jt = json_object_get(req, "topic");
@@ -92,8 +115,12 @@ admin__lag_list(struct mri_lag *lag, json_t *req)
 	for (size_t i = 0; i < s->nrows; i++)
 		if (admin__lag_match(group, s->rows[i].group) &&
 		    admin__lag_match(topic, s->rows[i].topic))
-			json_array_append_new(rows,
-					      admin__lag_row(&s->rows[i], now));
+		{
+			json_t *o = admin__lag_row(&s->rows[i], now);
+
+			admin__lag_bound(o, bp, &s->rows[i]);
+			json_array_append_new(rows, o);
+		}
 	rep = json_pack("{s:b, s:i, s:I, s:o, s:o}", "ok", 1,
 				"interval_ms", (int)mri_lag_interval(lag),
 				"refreshed_ms", (json_int_t)s->taken_ms,
@@ -103,7 +130,8 @@ admin__lag_list(struct mri_lag *lag, json_t *req)
 }
 
 json_t *
-mri_admin_lag(struct mri_lag *lag, const char *op, json_t *req)
+mri_admin_lag(struct mri_lag *lag, struct mri_bp *bp, const char *op,
+	      json_t *req)
 {
 	if (strcmp(op, "lag.list") != 0)
 		return mri_admin_fail(MR_EUNKNOWNOP, "unknown operation '%s'",
@@ -111,5 +139,5 @@ mri_admin_lag(struct mri_lag *lag, const char *op, json_t *req)
 	if (lag == NULL)
 		return mri_admin_fail(MR_ENOTSUP,
 				      "this mailroomd runs no lag monitor");
-	return admin__lag_list(lag, req);
+	return admin__lag_list(lag, bp, req);
 }

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 struct mri_lag;
+struct mri_bp;
 
 /* How long lag.list waits for a refresh by default, and at most
  * (timeout_ms). */
@@ -20,9 +21,11 @@ struct mri_lag;
 
 /**
  * @brief lag.list (\p op), request \p req (borrowed), answered from \p lag
- *        (borrowed; NULL: MR_ENOTSUP).
+ *        (borrowed; NULL: MR_ENOTSUP), each partition with its bound and
+ *        throttle state from \p bp (borrowed; NULL: none).
  * @returns a new reply, as mri_admin_done_cb's.
  */
-json_t *mri_admin_lag(struct mri_lag *lag, const char *op, json_t *req);
+json_t *mri_admin_lag(struct mri_lag *lag, struct mri_bp *bp, const char *op,
+		      json_t *req);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "broker/backpressure.h"
 #include "mailroom/error.h"
 #include "proto/subscribe.h"
 
@@ -341,7 +342,42 @@ mri_config_fini(struct mri_config *c)
 	free(c->rdk_names);
 	free(c->rdk_values);
 	free(c->file);
+	json_decref(c->bounds);
 	memset(c, 0, sizeof(*c));
+}
+
+/* The file's "bounds": {"topic": {bound}, ...}, each checked now so that
+ * a bad one is refused with the file (broker/backpressure.h). */
+static int
+config__bounds(struct mri_config *c, const char *path, json_t *val,
+	       char *errstr, size_t errstr_size)
+{
+	const char *topic;
+	json_t     *obj;
+
+	if (!json_is_object(val)) {
+		snprintf(errstr, errstr_size,
+			 "%s: 'bounds' must be an object of topic names to "
+			 "bounds",
+			 path);
+		return MR_ECONFIG;
+	}
+	json_object_foreach(val, topic, obj)
+	{
+		struct mri_bound b;
+		char             why[256];
+
+		if (mri_bound_from_json(&b, topic, obj, why, sizeof(why)) !=
+		    MR_OK) {
+			snprintf(errstr, errstr_size, "%s: bounds.%s: %s", path,
+				 topic, why);
+			return MR_ECONFIG;
+		}
+		mri_bound_fini(&b);
+	}
+	json_decref(c->bounds);
+	c->bounds = json_incref(val);
+	return MR_OK;
 }
 
 int
@@ -369,6 +405,12 @@ mri_config_load_file(struct mri_config *c, const char *path, bool reload,
 		char        buf[64];
 		const char *s = buf;
 
+		if (strcmp(name, "bounds") == 0) {
+			if ((rc = config__bounds(c, path, val, errstr,
+						 errstr_size)) != MR_OK)
+				break;
+			continue;
+		}
 		if (json_is_string(val))
 			s = json_string_value(val);
 		else if (json_is_integer(val))

@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct json_t;
+
 struct mri_config {
 	char     *file;
 	char     *brokers;
@@ -52,6 +54,9 @@ struct mri_config {
 	long long consumer_dlq_breaker_max;
 	long long consumer_dlq_breaker_period_ms;
 	long long consumer_dlq_breaker_cooldown_ms;
+	/* backpressure's bounds from the file's "bounds" object (topic to
+	 * bound, broker/backpressure.h), checked; NULL when it has none */
+	struct json_t *bounds;
 	/* librdkafka pass-through, in the order given */
 	char    **rdk_names;
 	char    **rdk_values;

@@ -493,6 +493,33 @@ START_TEST(test_file)
 	ck_assert_str_eq(c.rdk_names[0], "acks");
 	ck_assert_str_eq(c.rdk_values[0], "all");
 	ck_assert_str_eq(c.rdk_names[1], "compression.type");
+	ck_assert_ptr_null(c.bounds);
+	mri_config_fini(&c);
+}
+END_TEST
+
+START_TEST(test_file_bounds)
+{
+	struct mri_config c;
+	char              path[512], errstr[512] = "";
+
+	config_test__init(&c);
+	config_test__file(path, sizeof(path),
+			  "{\"max_inflight\": 10, \"bounds\": {\n"
+			  "  \"orders\": {\"max_lag\": 1000, \"policy\": "
+			  "\"reject\"},\n"
+			  "  \"events\": {\"max_time_lag_ms\": 60000, "
+			  "\"groups\": [\"g\"]}}}\n");
+	ck_assert_msg(mri_config_load_file(&c, path, false, errstr,
+					   sizeof(errstr)) == MR_OK,
+		      "%s", errstr);
+	unlink(path);
+	ck_assert_int_eq(c.max_inflight, 10);
+	ck_assert_ptr_nonnull(c.bounds);
+	ck_assert_uint_eq(json_object_size(c.bounds), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(
+			     json_object_get(c.bounds, "orders"), "max_lag")),
+			 1000);
 	mri_config_fini(&c);
 }
 END_TEST
@@ -551,6 +578,16 @@ START_TEST(test_file_errors)
 	    {"{\"no_such_setting\": 1}", false,
 	     "unknown setting 'no_such_setting'"},
 	    {"", true, "expected"},
+	    {"{\"bounds\": [1]}", true,
+	     "'bounds' must be an object of topic names to bounds"},
+	    {"{\"bounds\": {\"t\": {\"max_lag\": -1}}}", true,
+	     "bounds.t: max_lag must be 0 to"},
+	    {"{\"bounds\": {\"t\": {\"max_lag\": 10, \"resume_lag\": 10}}}",
+	     true, "bounds.t: resume_lag (10) must be below max_lag (10)"},
+	    {"{\"bounds\": {\"a/b\": {\"max_lag\": 10}}}", true,
+	     "bounds.a/b: invalid topic 'a/b'"},
+	    {"{\"bounds\": {\"t\": {\"max_lag\": 10, \"burst\": 1}}}", true,
+	     "bounds.t: unknown field burst"},
 	};
 	struct mri_config c;
 	char              path[512], errstr[512];
@@ -704,6 +741,7 @@ config_test__suite(void)
 
 	tc = tcase_create("set");
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_file_bounds);
 	tcase_add_test(tc, test_set_int);
 	tcase_add_test(tc, test_set_float);
 	tcase_add_test(tc, test_set_suffix);

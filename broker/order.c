@@ -14,6 +14,7 @@ struct order_stream {
 	uint64_t               id;
 	uint32_t               next;   /* the seq whose turn it is */
 	bool                   busy;   /* a request holds the turn */
+	bool                   held;   /* and is held (mri_order_hold) */
 	uint64_t               used_ms;
 	struct mri_order_item *parked; /* by seq, oldest first */
 };
@@ -206,6 +207,7 @@ mri_order_done(struct mri_order_table *o, struct mri_order_item *it,
 	// A stream holding the turn is never forgotten.
 	if ((s = order__find(o, it->stream)) != NULL) {
 		s->busy = false;
+		s->held = false;
 		if (mri_seq_before(s->next, it->seq + 1))
 			s->next = it->seq + 1;
 		s->used_ms = now_ms;
@@ -213,6 +215,19 @@ mri_order_done(struct mri_order_table *o, struct mri_order_item *it,
 	}
 	pthread_mutex_unlock(&o->lock);
 	return out;
+}
+
+void
+mri_order_hold(struct mri_order_table *o, struct mri_order_item *it)
+{
+	struct order_stream *s;
+
+	if (!it->turn)
+		return;
+	pthread_mutex_lock(&o->lock);
+	if ((s = order__find(o, it->stream)) != NULL)
+		s->held = true;
+	pthread_mutex_unlock(&o->lock);
 }
 
 struct mri_order_item *
@@ -229,8 +244,10 @@ mri_order_expire(struct mri_order_table *o, uint64_t now_ms, uint64_t wait_ms)
 				struct mri_order_item **pp = &s->parked, *it;
 
 				while ((it = *pp) != NULL) {
+					// Behind a held request, the wait is
+					// for it (mri_order_hold).
 					if (wait_ms > 0 &&
-					    (now_ms < it->parked_ms ||
+					    (s->held || now_ms < it->parked_ms ||
 					     now_ms - it->parked_ms < wait_ms)) {
 						pp = &it->next;
 						continue;

@@ -15,9 +15,12 @@
  *   - a request numbered before next is a resend of one already handed
  *     off (or given up on): it goes at once, without the turn, and the
  *     publish dedupe makes it a duplicate;
- *   - a request that waited longer than the limit is taken back by
- *     mri_order_expire, to be refused (MR_EORDER): nothing of it was
- *     written, and its publisher sends it again;
+ *   - a request that waited longer than the limit for one that did not
+ *     arrive is taken back by mri_order_expire, to be refused (MR_EORDER):
+ *     nothing of it was written, and its publisher sends it again; but
+ *     while the request that holds the turn is held (mri_order_hold:
+ *     backpressure holds it for up to its block time), none of its stream
+ *     is taken back;
  *   - a stream with nothing parked and no turn taken is forgotten after it
  *     was idle for the idle limit; its publisher's next request starts it
  *     again from its base.
@@ -87,6 +90,14 @@ struct mri_order_item *mri_order_arrive(struct mri_order_table *o,
 struct mri_order_item *mri_order_done(struct mri_order_table *o,
 				      struct mri_order_item *it,
 				      uint64_t now_ms);
+
+/**
+ * @brief \p it, which holds its stream's turn, is held before its
+ *        hand-off (backpressure): until mri_order_done(\p it), the
+ *        requests parked behind it wait and mri_order_expire leaves them
+ *        (but for wait_ms 0). A request without the turn: no-op.
+ */
+void mri_order_hold(struct mri_order_table *o, struct mri_order_item *it);
 
 /**
  * @brief Take back every request parked at or before \p now_ms - \p wait_ms

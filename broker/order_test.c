@@ -337,6 +337,34 @@ ot__take_set(struct mri_order_item *l, struct mri_order_item **want,
 	ck_assert_msg(k == n, "%zu back, want %zu", k, n);
 }
 
+START_TEST(test_hold)
+{
+	// A held request keeps its turn, and what is parked behind it is not
+	// taken back however long it waits; once it is done, waits count.
+	struct mri_order_table *o = ot__new(8, 600000);
+	struct mri_order_item   a1, a2, a4, *l;
+
+	ot__item(&a1, 1, 1);
+	ot__item(&a2, 1, 2);
+	ot__item(&a4, 1, 4);
+	OT_EXPECT(ot__arrive(o, &a1, 1, OT_T0), {1, true});
+	mri_order_hold(o, &a1);
+	ck_assert_ptr_null(ot__arrive(o, &a2, 1, OT_T0));
+	ck_assert_ptr_null(ot__arrive(o, &a4, 1, OT_T0));
+	ck_assert_ptr_null(mri_order_expire(o, OT_T0 + 60000, 1000));
+	ck_assert_uint_eq(ot__stats(o).parked, 2);
+	OT_EXPECT(mri_order_done(o, &a1, OT_T0 + 60000), {2, true});
+	// Not held any more: 4 (waiting for 3) is taken back.
+	OT_EXPECT(mri_order_expire(o, OT_T0 + 60000, 1000), {4, false});
+	ck_assert_ptr_null(mri_order_done(o, &a2, OT_T0 + 60000));
+	// Without the turn, hold does nothing; wait 0 takes back all.
+	mri_order_hold(o, &a4);
+	l = mri_order_expire(o, OT_T0 + 60000, 0);
+	ck_assert_ptr_null(l);
+	mri_order_free(o);
+}
+END_TEST
+
 START_TEST(test_expire)
 {
 	struct mri_order_table *o = ot__new(8, 600000);
@@ -502,6 +530,7 @@ ot__suite(void)
 	tcase_add_test(rules, test_base_moves_next);
 	tcase_add_test(rules, test_base_while_turn_held);
 	tcase_add_test(rules, test_expire);
+	tcase_add_test(rules, test_hold);
 	tcase_add_test(rules, test_idle_forgotten);
 	tcase_add_test(rules, test_full);
 	tcase_add_test(rules, test_wrap);

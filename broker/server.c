@@ -18,6 +18,7 @@
 #include "bridge/embedded.h"
 #include "config.h"
 #include "consume.h"
+#include "broker/backpressure.h"
 #include "consumers/lag.h"
 #include "core/clock.h"
 #include "core/kafka.h"
@@ -439,6 +440,7 @@ srv__admin_new(struct mri_server *s, const struct mri_config *cfg,
 	    .resume_arg        = s,
 	    .publisher         = s->pub,
 	    .lag               = s->lag,
+	    .bp                = s->bp,
 	};
 
 	return mri_admin_new(&s->admin, &ac, errstr, errstr_size);
@@ -486,8 +488,10 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 		return rc;
 	}
 	// The lag monitor after the consume side (it asks the registry for
-	// the groups served), before the admin (lag.list asks it).
-	if ((rc = srv__lag_new(s, cfg, bootstrap, errstr, errstr_size)) !=
+	// the groups served) and the gate (it feeds it), before the admin
+	// (lag.list asks it).
+	if ((rc = srv__bp_new(s, cfg, errstr, errstr_size)) != MR_OK ||
+	    (rc = srv__lag_new(s, cfg, bootstrap, errstr, errstr_size)) !=
 	    MR_OK) {
 		mri_server_free(s);
 		return rc;
@@ -577,6 +581,7 @@ mri_server_reload(struct mri_server *s, const struct mri_config *cfg)
 {
 	mri_publisher_set_envelope(s->pub, cfg->ce_source, cfg->ce_type);
 	mri_lag_set_interval(s->lag, (uint32_t)cfg->lag_interval_ms);
+	srv__bp_reload(s, cfg);
 }
 
 /* A request was answered: wake srv__wait_idle when none is left. */
@@ -615,8 +620,9 @@ mri_server_drain(struct mri_server *s, int timeout_ms)
 	// making the socket stop serving; the cause was nng's issue #1518,
 	// see broker/listeners.h.)
 	atomic_store(&s->draining, 1);
-	// Requests waiting for their turn wait for requests that will now be
-	// refused: refuse them too.
+	// Requests held by backpressure or waiting for their turn wait for
+	// what will now be refused: refuse them too.
+	srv__bp_recheck(s, MR_ESHUTDOWN, SRV__DRAINING_WHY);
 	srv__refuse_parked(mri_order_expire(s->order, mri_mono_ms(), 0),
 			   MR_ESHUTDOWN, SRV__DRAINING_WHY);
 	// Fetches waiting for messages are answered now, empty.
@@ -642,86 +648,6 @@ mri_server_drain(struct mri_server *s, int timeout_ms)
 	mri_listeners_close(s->lsn);
 }
 
-/* A socket closed on its own thread, for srv__close_bounded. */
-struct srv_closer {
-	nng_socket      sock;
-	pthread_mutex_t lock; /* with cv: done, abandoned */
-	pthread_cond_t  cv;
-	bool            done;
-	bool            abandoned; /* the waiter left: the closer frees */
-};
-
-static void
-srv__closer_free(struct srv_closer *k)
-{
-	pthread_cond_destroy(&k->cv);
-	pthread_mutex_destroy(&k->lock);
-	free(k);
-}
-
-/* The closer's thread: nng_close, then tell the waiter, or free \p arg if
- * the waiter has left. */
-static void *
-srv__closer_main(void *arg)
-{
-	struct srv_closer *k = arg;
-	bool               abandoned;
-
-	nng_close(k->sock);
-	pthread_mutex_lock(&k->lock);
-	k->done   = true;
-	abandoned = k->abandoned;
-	pthread_cond_broadcast(&k->cv);
-	pthread_mutex_unlock(&k->lock);
-	if (abandoned)
-		srv__closer_free(k);
-	return NULL;
-}
-
-/*
- * nng_close(\p sock) on a thread of its own, waiting up to \p timeout_ms.
- * Returns false if it did not return by then: nng 1.5.2's reaper is
- * wedged (docs/ARCHITECTURE.md, "Decisions") and nng_close never returns;
- * the thread is left behind, detached, and nothing of nng may be touched
- * any more. Without memory or a thread, closes in place. Caller's thread.
- */
-static bool
-srv__close_bounded(nng_socket sock, int timeout_ms)
-{
-	struct srv_closer *k = calloc(1, sizeof(*k));
-	uint64_t           deadline;
-	pthread_t          th;
-	bool               done;
-
-	if (k == NULL) {
-		nng_close(sock);
-		return true;
-	}
-	k->sock = sock;
-	pthread_mutex_init(&k->lock, NULL);
-	mri_cond_init(&k->cv);
-	if (pthread_create(&th, NULL, srv__closer_main, k) != 0) {
-		srv__closer_free(k);
-		nng_close(sock);
-		return true;
-	}
-	deadline = mri_deadline_in((uint64_t)timeout_ms);
-	pthread_mutex_lock(&k->lock);
-	while (!k->done &&
-	       mri_cond_wait_until(&k->cv, &k->lock, deadline) != ETIMEDOUT)
-		;
-	done         = k->done;
-	k->abandoned = !done;
-	pthread_mutex_unlock(&k->lock);
-	if (!done) {
-		pthread_detach(th);
-		return false;
-	}
-	pthread_join(th, NULL);
-	srv__closer_free(k);
-	return true;
-}
-
 // A server left behind by mri_server_free, kept reachable (for
 // LeakSanitizer at the exit that follows, and for a debugger).
 static struct mri_server *srv__left_behind;
@@ -745,6 +671,8 @@ mri_server_free(struct mri_server *s)
 	atomic_store(&s->stopping, 1);
 	if (s->sweep != NULL)
 		nng_aio_stop(s->sweep);
+	if (s->bp != NULL)
+		srv__bp_recheck(s, MR_ESHUTDOWN, "mailroomd stopped");
 	if (s->order != NULL)
 		srv__refuse_parked(mri_order_expire(s->order, UINT64_MAX, 0),
 				   MR_ESHUTDOWN, "mailroomd stopped");
@@ -779,6 +707,11 @@ mri_server_free(struct mri_server *s)
 		mri_wbuf_fini(&c->out);
 		free(c->batch.recs);
 		free(c->hdrs);
+		free(c->bpr);
+	}
+	if (s->bp != NULL) {
+		mri_bp_free(s->bp);
+		pthread_mutex_destroy(&s->held_lock);
 	}
 	if (s->sweep != NULL)
 		nng_aio_free(s->sweep);

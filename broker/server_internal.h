@@ -33,6 +33,8 @@
 
 struct mri_config;
 struct mri_lag;
+struct mri_bp;
+struct mri_bp_rec;
 
 enum srv_state { SRV_RECV, SRV_WORK, SRV_SEND };
 
@@ -59,6 +61,14 @@ struct srv_ctx {
 	uint32_t              count;
 	/* The reply goes when both the batch and its hand-off are done. */
 	atomic_uint           guard;
+	/* Backpressure (server_bp.c): the records as the gate sees them,
+	 * and a held request's place in the server's held list. */
+	struct mri_bp_rec    *bpr;
+	uint32_t              bpr_cap;
+	bool                  bp_used;  /* the acks carry its fields */
+	uint32_t              held_ms;  /* how long it was held */
+	uint64_t              held_since, held_until; /* mono ms */
+	struct srv_ctx       *hnext;
 	struct srv_topic     *topics;
 	struct mri_wbuf       out;
 };
@@ -82,6 +92,9 @@ struct mri_server {
 	size_t                  max_frame;
 	struct mri_admin       *admin;
 	struct mri_lag         *lag; /* the lag monitor (server_lag.c) */
+	struct mri_bp          *bp;  /* backpressure's gate (server_bp.c) */
+	pthread_mutex_t         held_lock;
+	struct srv_ctx         *held; /* requests held by backpressure */
 	atomic_int              draining;
 	atomic_int              busy;      /* requests not yet answered */
 	pthread_mutex_t         idle_lock; /* with idle_cv: busy reached 0 */
@@ -96,6 +109,13 @@ void srv__send(struct srv_ctx *c);
 /* Reply with an ERROR frame: "MR_NAME: why". */
 void srv__reply_error(struct srv_ctx *c, int code, const char *why);
 
+/* ---- broker/server_close.c ---- */
+
+/* nng_close(\p sock) on a thread of its own, waiting up to \p timeout_ms.
+ * @returns false if it did not return by then (nng's reaper is wedged: the
+ * thread is left behind, and nothing of nng may be touched any more). */
+bool srv__close_bounded(nng_socket sock, int timeout_ms);
+
 /* ---- broker/server_lag.c ---- */
 
 /* Start the lag monitor (s->lag): its own handle, from the bootstrap and
@@ -105,7 +125,32 @@ void srv__reply_error(struct srv_ctx *c, int code, const char *why);
 int srv__lag_new(struct mri_server *s, const struct mri_config *cfg,
 		 const char *bootstrap, char *errstr, size_t errstr_size);
 
+/* ---- broker/server_bp.c ---- */
+
+/* Make the gate (s->bp) with the configuration's bounds.
+ * @returns MR_OK, or MR_ECONFIG / MR_ENOMEM with a sentence in errstr. */
+int srv__bp_new(struct mri_server *s, const struct mri_config *cfg,
+		char *errstr, size_t errstr_size);
+/* The configuration's bounds, reloaded (when it has some). */
+void srv__bp_reload(struct mri_server *s, const struct mri_config *cfg);
+/* Whether \p c's records must wait (it is then held, and keeps its
+ * stream's turn); else its refused records carry MR_EBUSY and the rest
+ * are admitted. Called when its turn comes, before the hand-off. */
+bool srv__bp_hold(struct srv_ctx *c);
+/* Look at the held requests again: those whose partitions opened, or
+ * whose block time passed, go (their refused records refused). With
+ * \p code, every held request is refused with it (draining, stopping). */
+void srv__bp_recheck(struct mri_server *s, int code, const char *why);
+/* \p c's ack \p i's backpressure fields and, when refused, its
+ * sentence (into \p buf). */
+void srv__bp_ack(const struct srv_ctx *c, uint32_t i, struct mri_ack_view *a,
+		 char *buf, size_t size);
+
 /* ---- broker/server_publish.c ---- */
+
+/* Hand \p c's batch to the producer now (the gate said so), then pass its
+ * stream's turn on and hand off whatever it makes go. */
+void srv__go(struct srv_ctx *c);
 
 /* A PUBLISH request: decode, prepare, wait for its turn, submit. */
 void srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/backpressure.h"
 #include "core/clock.h"
 #include "mailroom/error.h"
 #include "server_internal.h"
@@ -15,6 +16,8 @@
 static void
 srv__publish_reply(struct srv_ctx *c)
 {
+	char why[MRI_ERRMSG_MAX / 2];
+
 	mri_frame_begin(&c->out, MRI_OP_PUBLISH_ACK);
 	mri_wbuf_u32(&c->out, c->count);
 	for (uint32_t i = 0; i < c->count; i++) {
@@ -36,6 +39,8 @@ srv__publish_reply(struct srv_ctx *c)
 			a.errmsg_len = (uint16_t)strnlen(r->res.why,
 							 MRI_ERRMSG_MAX);
 		}
+		if (c->bp_used)
+			srv__bp_ack(c, i, &a, why, sizeof(why));
 		mri_ack_encode(&c->out, &a);
 	}
 	mri_frame_end(&c->out);
@@ -104,7 +109,7 @@ srv__topic(struct srv_ctx *c, const struct mri_pub_view *v)
  * returns; the reply goes when every record has its outcome.
  * @returns the requests of c's stream whose turn this made come. */
 static struct mri_order_item *
-srv__handoff(struct srv_ctx *c)
+srv__submit(struct srv_ctx *c)
 {
 	struct mri_server     *s    = c->s;
 	struct mri_order_item *next = NULL;
@@ -122,6 +127,16 @@ srv__handoff(struct srv_ctx *c)
 	return next;
 }
 
+/* \p c's turn came: submit it, unless backpressure holds it (then it
+ * keeps the turn until srv__go). @returns as srv__submit. */
+static struct mri_order_item *
+srv__handoff(struct srv_ctx *c)
+{
+	if (mri_bp_any(c->s->bp) && srv__bp_hold(c))
+		return NULL;
+	return srv__submit(c);
+}
+
 /* Hand off \p list and whatever turns their hand-offs pass on. */
 static void
 srv__handoff_all(struct mri_order_item *list)
@@ -137,6 +152,12 @@ srv__handoff_all(struct mri_order_item *list)
 			list       = more;
 		}
 	}
+}
+
+void
+srv__go(struct srv_ctx *c)
+{
+	srv__handoff_all(srv__submit(c));
 }
 
 /* Refuse requests that waited for their turn in vain: nothing of them was
@@ -165,11 +186,13 @@ srv__sweep_cb(void *arg)
 		return;
 	if (atomic_load(&s->draining)) {
 		// Parked after the drain began: what they wait for is refused.
+		srv__bp_recheck(s, MR_ESHUTDOWN, SRV__DRAINING_WHY);
 		srv__refuse_parked(mri_order_expire(s->order, mri_mono_ms(), 0),
 				   MR_ESHUTDOWN, SRV__DRAINING_WHY);
 		nng_sleep_aio(SRV__SWEEP_MS, s->sweep);
 		return;
 	}
+	srv__bp_recheck(s, MR_OK, NULL);
 	late = mri_order_expire(s->order, mri_mono_ms(), s->order_wait_ms);
 	if (late != NULL) {
 		snprintf(why, sizeof(why),
@@ -198,6 +221,8 @@ srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len,
 
 	atomic_fetch_add(&s->n_requests, 1);
 	c->sequenced = false;
+	c->bp_used   = false;
+	c->held_ms   = 0;
 	if (flags & ~MRI_FRAME_F_SEQ) {
 		srv__reply_error(c, MR_EPROTO, "unknown frame flags");
 		return;

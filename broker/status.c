@@ -70,6 +70,10 @@ mri_server_status(struct mri_server *s, struct mri_status *st)
 		st->lag_interval_ms = mri_lag_interval(s->lag);
 		mri_lag_stats(s->lag, &st->lag);
 	}
+	if (s->bp != NULL) {
+		st->has_bp = true;
+		mri_bp_stats(s->bp, &st->bp);
+	}
 }
 
 /* A subscription in the status: its group's counts and its supervisor's. */
@@ -176,5 +180,13 @@ mri_status_json(const struct mri_status *st)
 			      "refreshed_ms", (json_int_t)st->lag.taken_ms,
 			      "refreshes", (json_int_t)st->lag.refreshes,
 			      "failures", (json_int_t)st->lag.failures));
+	if (st->has_bp)
+		json_object_set_new(
+		    o, "backpressure",
+		    json_pack("{s:I, s:I, s:I, s:I}", "bounds",
+			      (json_int_t)st->bp.bounds, "throttled",
+			      (json_int_t)st->bp.throttled, "held",
+			      (json_int_t)st->bp.held, "refused",
+			      (json_int_t)st->bp.refused));
 	return o;
 }

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "broker/consume.h"
+#include "broker/backpressure.h"
 #include "consumers/lag.h"
 
 /* Subscriptions described one by one in a status, at most. */
@@ -81,6 +82,8 @@ struct mri_status {
 	bool                 has_lag;
 	uint32_t             lag_interval_ms;
 	struct mri_lag_stats lag; /* the lag monitor's (consumers/lag.h) */
+	bool                 has_bp;
+	struct mri_bp_stats  bp; /* backpressure's (broker/backpressure.h) */
 };
 
 /** @brief Fill \p st with a snapshot of \p s (strings borrowed from \p s:

@@ -1,6 +1,6 @@
 /*
- * mailroom, the command line: publish, consume, status, topics, lag, dlq,
- * admin.
+ * mailroom, the command line: publish, consume, status, topics, lag,
+ * bounds, dlq, admin.
  *
  * Exit codes, for scripts: 0 success; 1 some message or operation was
  * refused (each is reported); 2 usage error; 3 mailroomd could not be
@@ -28,6 +28,7 @@ enum {
 struct cli_common {
 	const char *url;
 	int         timeout_ms;
+	int         busy_retry_ms; /* mr_client_opts' */
 };
 
 /** @returns an exit code. */
@@ -38,6 +39,7 @@ int cli_admin(const struct cli_common *co, int argc, char **argv);
 int cli_consume(const struct cli_common *co, int argc, char **argv);
 int cli_dlq(const struct cli_common *co, int argc, char **argv);
 int cli_lag(const struct cli_common *co, int argc, char **argv);
+int cli_bounds(const struct cli_common *co, int argc, char **argv);
 
 /* cli/common.c: what the commands share. Each runs on the command's
  * thread; none keeps what it is given. */

@@ -9,7 +9,8 @@
 int
 cli_connect(const struct cli_common *co, mr_client **c)
 {
-	mr_client_opts opts = {.timeout_ms = co->timeout_ms};
+	mr_client_opts opts = {.timeout_ms    = co->timeout_ms,
+			       .busy_retry_ms = co->busy_retry_ms};
 	char           errstr[512];
 	int            rc;
 

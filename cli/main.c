@@ -20,6 +20,8 @@ main__usage(FILE *f)
 		"  topics create|list|describe manage topics\n"
 		"  lag [--group G] [TOPIC]     consumer lag per group and "
 		"partition\n"
+		"  bounds [set|clear] TOPIC    backpressure: lag bounds per "
+		"topic\n"
 		"  dlq list|show|resume        the dead-letter queue\n"
 		"  admin JSON                  send a raw admin request\n"
 		"URL defaults to $MAILROOM_URL, else %s.\n"
@@ -41,7 +43,7 @@ main(int argc, char **argv)
 	// Longer than mailroomd's own wait for Kafka (its
 	// producer.message_timeout_ms, 30 s by default), so that a Kafka
 	// outage is reported as mailroomd's answer, not as its silence.
-	struct cli_common co = {NULL, 60000};
+	struct cli_common co = {NULL, 60000, 0};
 	const char       *cmd;
 	int               c;
 
@@ -90,6 +92,8 @@ main(int argc, char **argv)
 		return cli_admin(&co, argc, argv);
 	if (strcmp(cmd, "lag") == 0)
 		return cli_lag(&co, argc, argv);
+	if (strcmp(cmd, "bounds") == 0)
+		return cli_bounds(&co, argc, argv);
 	if (strcmp(cmd, "dlq") == 0)
 		return cli_dlq(&co, argc, argv);
 	fprintf(stderr, "mailroom: unknown command '%s'\n", cmd);

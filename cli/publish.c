@@ -31,6 +31,8 @@ struct publish__out {
 	long            ok;
 	long            refused;
 	long            unknown;
+	long            held; // by backpressure, then acked or refused
+	long            busy; // refused by backpressure (MR_EBUSY)
 	int             request_err;
 	int             stop_err; // mailroomd went away or is stopping
 };
@@ -57,7 +59,14 @@ publish__usage(FILE *f)
 		"  -K, --key-delim C       with --lines: KEY<C>PAYLOAD\n"
 		"  -b, --batch N           with --lines: messages per request "
 		"(1000)\n"
-		"      --json              one JSON object per ack\n");
+		"      --busy-retry MS     send again what backpressure "
+		"refuses (MR_EBUSY)\n"
+		"                          after its retry-after, for up to MS "
+		"(not with --lines)\n"
+		"      --json              one JSON object per ack\n"
+		"A message held by backpressure says for how long; one refused "
+		"says when to\n"
+		"send it again (exit 1).\n");
 }
 
 static void
@@ -65,6 +74,10 @@ publish__print(struct publish__out *o, const mr_ack *a)
 {
 	long i = o->index++;
 
+	if (a->held_ms > 0)
+		o->held++;
+	if (a->status == MR_EBUSY)
+		o->busy++;
 	if (a->status == MR_OK)
 		o->ok++;
 	else if (a->status == MR_EINDOUBT)
@@ -82,12 +95,27 @@ publish__print(struct publish__out *o, const mr_ack *a)
 			json_object_set_new(
 			    j, "error",
 			    json_string(mr_err_sentence(a->status, a->error)));
+		if (a->held_ms > 0)
+			json_object_set_new(j, "held_ms",
+					    json_integer(a->held_ms));
+		if (a->status == MR_EBUSY)
+			json_object_update_new(
+			    j, json_pack("{s:i, s:I, s:I, s:s}",
+					 "retry_after_ms", a->retry_after_ms,
+					 "lag", (json_int_t)a->lag, "bound",
+					 (json_int_t)a->bound, "bound_kind",
+					 a->time_bound ? "time_lag_ms"
+						       : "records"));
 		json_dumpf(j, stdout, JSON_COMPACT);
 		fputc('\n', stdout);
 		json_decref(j);
 		return;
 	}
-	if (a->status == MR_OK)
+	if (a->status == MR_OK && a->held_ms > 0)
+		printf("%s/%d@%lld id=%s%s (held %d ms by backpressure)\n",
+		       a->topic, a->partition, (long long)a->offset, a->id,
+		       a->duplicate ? " (duplicate)" : "", a->held_ms);
+	else if (a->status == MR_OK)
 		printf("%s/%d@%lld id=%s%s\n", a->topic, a->partition,
 		       (long long)a->offset, a->id,
 		       a->duplicate ? " (duplicate)" : "");
@@ -328,9 +356,11 @@ cli_publish(const struct cli_common *co, int argc, char **argv)
 	    {"key-delim", required_argument, NULL, 'K'},
 	    {"batch", required_argument, NULL, 'b'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"busy-retry", required_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	struct publish__out o     = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct cli_common   cco   = *co;
 	mr_header           hdrs[PUBLISH__HDRS_MAX];
 	mr_message          m     = {0};
 	const char         *file  = NULL, *key = NULL;
@@ -405,6 +435,14 @@ cli_publish(const struct cli_common *co, int argc, char **argv)
 		case 'j':
 			o.json = true;
 			break;
+		case 'B':
+			cco.busy_retry_ms = atoi(optarg);
+			if (cco.busy_retry_ms < 1) {
+				fprintf(stderr, "mailroom: --busy-retry takes "
+						"milliseconds > 0\n");
+				return CLI_USAGE;
+			}
+			break;
 		case 'h':
 			publish__usage(stdout);
 			return CLI_OK;
@@ -415,7 +453,7 @@ cli_publish(const struct cli_common *co, int argc, char **argv)
 	}
 	if (optind >= argc || argc - optind > 2 ||
 	    (argc - optind == 2 && (file || lines)) ||
-	    (lines && m.id != NULL)) {
+	    (lines && (m.id != NULL || cco.busy_retry_ms > 0))) {
 		publish__usage(stderr);
 		return CLI_USAGE;
 	}
@@ -443,7 +481,7 @@ cli_publish(const struct cli_common *co, int argc, char **argv)
 		free(topic);
 		return CLI_INPUT;
 	}
-	if (cli_connect(co, &c) != MR_OK) {
+	if (cli_connect(&cco, &c) != MR_OK) {
 		if (in != stdin)
 			fclose(in);
 		free(topic);
@@ -488,6 +526,12 @@ cli_publish(const struct cli_common *co, int argc, char **argv)
 		return cli_exit_for(rc) == CLI_OK ? CLI_REFUSED
 						   : cli_exit_for(rc);
 	}
+	if (o.held > 0 || o.busy > 0)
+		fprintf(stderr,
+			"mailroom: backpressure: %ld messages held, %ld "
+			"refused (MR_EBUSY: send those again later, or use "
+			"--busy-retry)\n",
+			o.held, o.busy);
 	code = o.refused ? CLI_REFUSED : CLI_OK;
 	if (o.request_err != MR_OK &&
 	    cli_exit_for(o.request_err) == CLI_UNREACHABLE)

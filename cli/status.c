@@ -130,6 +130,12 @@ cli_status(const struct cli_common *co, int argc, char **argv)
 			       status__int(k, "refreshes"));
 		putchar('\n');
 	}
+	if ((k = json_object_get(st, "backpressure")) != NULL &&
+	    status__int(k, "bounds") > 0)
+		printf("backpressure: %lld bounds, %lld partitions throttled; "
+		       "%lld messages held, %lld refused (mailroom bounds)\n",
+		       status__int(k, "bounds"), status__int(k, "throttled"),
+		       status__int(k, "held"), status__int(k, "refused"));
 	json_decref(st);
 	return CLI_OK;
 }

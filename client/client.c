@@ -445,6 +445,8 @@ mr_client_new(mr_client **out, const char *url, const mr_client_opts *opts,
 	c->max_inflight =
 	    opts && opts->max_inflight > 0 ? opts->max_inflight
 					   : CLIENT__INFLIGHT;
+	c->busy_retry_ms = opts && opts->busy_retry_ms > 0 ? opts->busy_retry_ms
+							   : 0;
 	c->max_frame = opts && opts->max_frame > 0 ? (size_t)opts->max_frame
 						   : CLIENT__MAX_FRAME;
 	pthread_mutex_init(&c->lock, NULL);

@@ -115,6 +115,7 @@ struct client_req {
 struct mr_client {
 	nng_socket      sock;
 	int             timeout_ms;
+	int             busy_retry_ms;
 	int             max_inflight;
 	size_t          max_frame;
 	pthread_mutex_t lock;

@@ -292,6 +292,15 @@ client__acks_decode(nng_msg *m, uint32_t want, mr_ack *acks, const char **why)
 			 v[i].id);
 		snprintf(a->error, sizeof(a->error), "%.*s",
 			 (int)v[i].errmsg_len, v[i].errmsg);
+		a->held_ms        = (int)(v[i].held_ms > INT32_MAX
+						? INT32_MAX
+						: v[i].held_ms);
+		a->retry_after_ms = (int)(v[i].retry_after_ms > INT32_MAX
+						? INT32_MAX
+						: v[i].retry_after_ms);
+		a->lag            = v[i].bp_lag;
+		a->bound          = v[i].bp_bound;
+		a->time_bound     = v[i].bp_kind == 2;
 	}
 	free(v);
 	return MR_OK;
@@ -386,8 +395,10 @@ client__sync_publish_cb(void *arg, int status, const mr_ack *acks, size_t n)
 	client__wait_signal(w);
 }
 
-int
-mr_publish_batch(mr_client *c, const mr_message *msgs, size_t n, mr_ack *acks)
+/* One request of mr_publish_batch, and its wait. */
+static int
+client__publish_wait(mr_client *c, const mr_message *msgs, size_t n,
+		     mr_ack *acks)
 {
 	struct client__wait w;
 	int                 rc;
@@ -404,6 +415,76 @@ mr_publish_batch(mr_client *c, const mr_message *msgs, size_t n, mr_ack *acks)
 		return rc;
 	}
 	return client__wait_end(&w);
+}
+
+/* The messages of \p msgs refused with MR_EBUSY in \p acks, into \p out
+ * (their ids the acks', so that a resend is deduplicated) and their
+ * indexes into \p idx. @returns how many, and the largest retry-after. */
+static size_t
+client__busy(const mr_message *msgs, const mr_ack *acks, size_t n,
+	     mr_message *out, size_t *idx, int *retry_after)
+{
+	size_t k = 0;
+
+	*retry_after = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (acks[i].status != MR_EBUSY)
+			continue;
+		out[k]    = msgs[i];
+		out[k].id = acks[i].id[0] != '\0' ? acks[i].id : msgs[i].id;
+		idx[k++]  = i;
+		if (acks[i].retry_after_ms > *retry_after)
+			*retry_after = acks[i].retry_after_ms;
+	}
+	return k;
+}
+
+int
+mr_publish_batch(mr_client *c, const mr_message *msgs, size_t n, mr_ack *acks)
+{
+	nng_time    deadline;
+	mr_message *again = NULL;
+	mr_ack     *more  = NULL;
+	size_t     *idx   = NULL, k;
+	int         rc, wait;
+
+	rc = client__publish_wait(c, msgs, n, acks);
+	if (rc != MR_EBUSY || c->busy_retry_ms == 0 || acks == NULL)
+		return rc;
+	deadline = nng_clock() + (nng_time)c->busy_retry_ms;
+	again    = malloc(n * sizeof(*again));
+	more     = malloc(n * sizeof(*more));
+	idx      = malloc(n * sizeof(*idx));
+	while (again != NULL && more != NULL && idx != NULL &&
+	       (k = client__busy(msgs, acks, n, again, idx, &wait)) > 0) {
+		nng_time now = nng_clock();
+
+		if (wait < 1)
+			wait = 1;
+		if (now + (nng_time)wait >= deadline)
+			break;
+		client__trace(c, "%zu messages refused by backpressure: sent "
+			      "again in %d ms",
+			      k, wait);
+		nng_msleep((nng_duration)wait);
+		(void)client__publish_wait(c, again, k, more);
+		for (size_t j = 0; j < k; j++) {
+			int held = acks[idx[j]].held_ms;
+
+			acks[idx[j]] = more[j];
+			acks[idx[j]].held_ms += held;
+		}
+	}
+	free(again);
+	free(more);
+	free(idx);
+	client__set_last_error(NULL);
+	for (size_t i = 0; i < n; i++)
+		if (acks[i].status != MR_OK) {
+			client__set_last_error(acks[i].error);
+			return acks[i].status;
+		}
+	return MR_OK;
 }
 
 int

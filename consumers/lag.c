@@ -217,6 +217,14 @@ lag__add_served(void *ctx, const char *group, const char *topic)
 		lag__pairs_add(ctx, group, topic, true);
 }
 
+/* The tracked callback's add: a group tracked, not served. */
+static void
+lag__add_tracked(void *ctx, const char *group, const char *topic)
+{
+	if (group != NULL && *group != '\0' && topic != NULL)
+		lag__pairs_add(ctx, group, topic, false);
+}
+
 /* NULL sorts first. */
 static int
 lag__cmp_nstr(const char *a, const char *b)
@@ -311,6 +319,8 @@ lag__refresh_once(struct mri_lag *l, uint64_t gen, struct lag_pairs *ps)
 
 	if (l->c.served != NULL)
 		l->c.served(l->c.served_arg, lag__add_served, ps);
+	if (l->c.tracked != NULL)
+		l->c.tracked(l->c.tracked_arg, lag__add_tracked, ps);
 	lag__pairs_unique(ps);
 	pthread_mutex_lock(&l->mtx);
 	prev = l->snap;
@@ -333,6 +343,7 @@ lag__refresh_once(struct mri_lag *l, uint64_t gen, struct lag_pairs *ps)
 		l->snap = neu;
 		l->ok_gen = gen;
 		lag__asks_drop_missing(l, neu);
+		atomic_fetch_add(&neu->refs, 1); // for the refreshed hook
 	} else {
 		prev = NULL;
 		l->failures++;
@@ -344,6 +355,12 @@ lag__refresh_once(struct mri_lag *l, uint64_t gen, struct lag_pairs *ps)
 	pthread_cond_broadcast(&l->ended);
 	pthread_mutex_unlock(&l->mtx);
 	lag__snap_rele(prev);
+	if (rc == MR_OK) {
+		if (l->c.refreshed != NULL)
+			l->c.refreshed(l->c.refreshed_arg, &neu->pub,
+				       atomic_load(&l->interval_ms));
+		lag__snap_rele(neu);
+	}
 	if (rc != MR_OK && rc != MR_ESHUTDOWN)
 		mri_warn("component=lag msg=\"refresh failed: %s\"", why);
 }

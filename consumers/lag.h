@@ -129,6 +129,20 @@ struct mri_lag_conf {
 	 */
 	void (*served)(void *arg, mri_lag_add_fn add, void *ctx);
 	void *served_arg;
+	/**
+	 * More groups to track at each refresh, not served here (as served,
+	 * called just after it, on the same thread). NULL: none.
+	 */
+	void (*tracked)(void *arg, mri_lag_add_fn add, void *ctx);
+	void *tracked_arg;
+	/**
+	 * Called after each refresh that succeeded, on the monitor's thread,
+	 * with the new snapshot (borrowed for the call) and the interval.
+	 * It must not call the monitor. NULL: none.
+	 */
+	void (*refreshed)(void *arg, const struct mri_lag_snapshot *s,
+			  uint32_t interval_ms);
+	void *refreshed_arg;
 };
 
 /**

@@ -389,6 +389,13 @@ mri_ack_encode(struct mri_wbuf *b, const struct mri_ack_view *a)
 	mri_wbuf_put(b, a->id, a->id_len);
 	mri_wbuf_u16(b, a->errmsg_len);
 	mri_wbuf_put(b, a->errmsg, a->errmsg_len);
+	if (a->flags & MRI_ACK_F_BACKPRESSURE) {
+		mri_wbuf_u8(b, a->bp_kind);
+		mri_wbuf_u32(b, a->held_ms);
+		mri_wbuf_u32(b, a->retry_after_ms);
+		mri_wbuf_u64(b, (uint64_t)a->bp_lag);
+		mri_wbuf_u64(b, (uint64_t)a->bp_bound);
+	}
 }
 
 int
@@ -428,6 +435,18 @@ mri_ack_decode(const void *body, size_t len, struct mri_ack_view **out,
 		a->id         = rd_bytes(&r, a->id_len);
 		a->errmsg_len = rd_u16(&r);
 		a->errmsg     = rd_bytes(&r, a->errmsg_len);
+		if (a->flags & ~MRI_ACK_F_ALL) {
+			*why = "PUBLISH_ACK has unknown ack flags";
+			free(v);
+			return MR_EPROTO;
+		}
+		if (a->flags & MRI_ACK_F_BACKPRESSURE) {
+			a->bp_kind        = rd_u8(&r);
+			a->held_ms        = rd_u32(&r);
+			a->retry_after_ms = rd_u32(&r);
+			a->bp_lag         = (int64_t)rd_u64(&r);
+			a->bp_bound       = (int64_t)rd_u64(&r);
+		}
 	}
 	if (!r.ok || r.p != r.end) {
 		*why = "PUBLISH_ACK truncated or with trailing bytes";

@@ -44,6 +44,10 @@ enum mri_op {
 
 #define MRI_PUB_F_KEY 0x01 /* the message has a key (may be empty) */
 #define MRI_ACK_F_DUPLICATE 0x01
+/* The ack carries backpressure's fields (held_ms and, when refused with
+ * MR_EBUSY, the bound passed): docs/PROTOCOL.md, PUBLISH_ACK. */
+#define MRI_ACK_F_BACKPRESSURE 0x02
+#define MRI_ACK_F_ALL (MRI_ACK_F_DUPLICATE | MRI_ACK_F_BACKPRESSURE)
 
 struct mri_frame_hdr {
 	uint8_t  version;
@@ -115,6 +119,12 @@ struct mri_ack_view {
 	uint8_t     id_len;
 	const char *errmsg;
 	uint16_t    errmsg_len;
+	/* With MRI_ACK_F_BACKPRESSURE: */
+	uint8_t     bp_kind;        /* 0 none, 1 records, 2 time lag (ms) */
+	uint32_t    held_ms;        /* how long the publish was held */
+	uint32_t    retry_after_ms; /* refused: when to send it again */
+	int64_t     bp_lag;         /* refused: the lag seen */
+	int64_t     bp_bound;       /* refused: the high mark passed */
 };
 
 /**

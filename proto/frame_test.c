@@ -858,6 +858,17 @@ frame_test__check_ack(const struct mri_ack_view *g,
 	frame_test__mem_eq(g->id, g->id_len, w->id, w->id_len);
 	frame_test__mem_eq(g->errmsg, g->errmsg_len, w->errmsg,
 			   w->errmsg_len);
+	if (w->flags & MRI_ACK_F_BACKPRESSURE) {
+		ck_assert_uint_eq(g->bp_kind, w->bp_kind);
+		ck_assert_uint_eq(g->held_ms, w->held_ms);
+		ck_assert_uint_eq(g->retry_after_ms, w->retry_after_ms);
+		ck_assert(g->bp_lag == w->bp_lag);
+		ck_assert(g->bp_bound == w->bp_bound);
+	} else {
+		ck_assert(g->bp_kind == 0 && g->held_ms == 0 &&
+			  g->retry_after_ms == 0 && g->bp_lag == 0 &&
+			  g->bp_bound == 0);
+	}
 }
 
 static void
@@ -908,11 +919,11 @@ frame_test__sample_acks(struct mri_ack_view a[4])
 				     "0190f0c8-7a3e-7000-8000-000000000001",
 				     36,
 				     NULL,
-				     0};
+				     0, 0, 0, 0, 0, 0};
 	a[1] = (struct mri_ack_view){MR_EKAFKA, 0, -1, -1, "t", 1, "x", 1,
-				     "Kafka refused the record", 24};
+				     "Kafka refused the record", 24, 0, 0, 0, 0, 0};
 	a[2] = (struct mri_ack_view){0xffff,
-				     0xff,
+				     MRI_ACK_F_ALL,
 				     INT32_MIN,
 				     INT64_MIN,
 				     frame_test__long,
@@ -920,9 +931,14 @@ frame_test__sample_acks(struct mri_ack_view a[4])
 				     frame_test__long,
 				     MRI_ID_MAX,
 				     frame_test__long,
-				     MRI_ERRMSG_MAX};
+				     MRI_ERRMSG_MAX, 0, 0, 0, 0, 0};
+	a[2].bp_kind        = 0xff;
+	a[2].held_ms        = UINT32_MAX;
+	a[2].retry_after_ms = UINT32_MAX;
+	a[2].bp_lag         = INT64_MIN;
+	a[2].bp_bound       = INT64_MAX;
 	a[3] = (struct mri_ack_view){MR_OK, 0, INT32_MAX, INT64_MAX, "a\0b",
-				     3, "\0", 1, "", 0};
+				     3, "\0", 1, "", 0, 0, 0, 0, 0, 0};
 }
 
 START_TEST(test_ack_roundtrip)
@@ -936,13 +952,49 @@ START_TEST(test_ack_roundtrip)
 }
 END_TEST
 
+START_TEST(test_ack_backpressure)
+{
+	// A held publish (acked) and a refused one (MR_EBUSY) carry the
+	// backpressure fields; a flag this decoder does not know is refused.
+	struct mri_ack_view a[2] = {
+	    {MR_OK, MRI_ACK_F_BACKPRESSURE, 1, 7, "t", 1, "i", 1, NULL, 0, 0, 0, 0, 0, 0},
+	    {MR_EBUSY, MRI_ACK_F_BACKPRESSURE, -1, -1, "t", 1, "j", 1,
+	     "busy", 4, 0, 0, 0, 0, 0},
+	};
+	struct mri_wbuf      b;
+	struct mri_frame_hdr h;
+	struct mri_ack_view *v   = NULL;
+	uint32_t             cnt = 0;
+	const char          *why = NULL;
+
+	a[0].held_ms        = 1500;
+	a[1].held_ms        = 5000;
+	a[1].bp_kind        = 1;
+	a[1].retry_after_ms = 2000;
+	a[1].bp_lag         = 1234;
+	a[1].bp_bound       = 1000;
+	frame_test__ack_roundtrip(a, 2);
+
+	a[0].flags = 0x04;
+	mri_wbuf_init(&b);
+	frame_test__acks(&b, a, 1);
+	ck_assert_int_eq(mri_frame_parse_hdr(b.data, b.len, &h, &why), MR_OK);
+	ck_assert_int_eq(mri_ack_decode(b.data + MRI_FRAME_HDR_LEN,
+					h.body_len, &v, &cnt, &why),
+			 MR_EPROTO);
+	ck_assert_ptr_null(v);
+	ck_assert_str_eq(why, "PUBLISH_ACK has unknown ack flags");
+	mri_wbuf_fini(&b);
+}
+END_TEST
+
 START_TEST(test_ack_minimal)
 {
 	// Whatever the encoder writes, the decoder reads: the smallest
 	// acks have a one-byte topic and an empty id, or nothing at all.
 	struct mri_ack_view a[2] = {
-	    {MR_EINVAL, 0, -1, -1, "t", 1, NULL, 0, NULL, 0},
-	    {MR_OK, 0, 0, 0, NULL, 0, NULL, 0, NULL, 0},
+	    {MR_EINVAL, 0, -1, -1, "t", 1, NULL, 0, NULL, 0, 0, 0, 0, 0, 0},
+	    {MR_OK, 0, 0, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0, 0, 0, 0},
 	};
 
 	frame_test__ack_roundtrip(&a[0], 1);
@@ -1184,6 +1236,7 @@ frame_test__suite(void)
 	tc = tcase_create("ack");
 	tcase_add_test(tc, test_ack_roundtrip);
 	tcase_add_test(tc, test_ack_minimal);
+	tcase_add_test(tc, test_ack_backpressure);
 	tcase_add_test(tc, test_ack_truncated);
 	tcase_add_test(tc, test_ack_bad_count_and_trailing);
 	suite_add_tcase(s, tc);

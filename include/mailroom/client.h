@@ -82,12 +82,24 @@ typedef struct mr_ack {
 	char     topic[250];
 	char     id[MR_ID_MAX + 1];
 	char     error[256]; /**< mailroomd's sentence when status != MR_OK */
+	/* Backpressure (the topic's consumers are behind its bound): */
+	int      held_ms;        /**< how long mailroomd held it; 0: not */
+	int      retry_after_ms; /**< MR_EBUSY: when to send it again */
+	int64_t  lag;            /**< MR_EBUSY: the consumers' lag seen */
+	int64_t  bound;          /**< MR_EBUSY: the bound it passed */
+	bool     time_bound;     /**< MR_EBUSY: lag and bound are ms of time
+				      lag, not messages */
 } mr_ack;
 
 typedef struct mr_client_opts {
 	int timeout_ms;   /**< per request, resends included; 0: 60000 */
 	int max_inflight; /**< requests in flight; 0: 64 */
 	int max_frame;    /**< largest frame sent; 0: 16 MiB */
+	/** mr_publish and mr_publish_batch send again, with the same ids,
+	 *  the messages backpressure refused (MR_EBUSY) after their
+	 *  retry_after_ms, until this many ms after the call; 0: never (an
+	 *  MR_EBUSY ack is returned). mr_publish_async never does. */
+	int busy_retry_ms;
 } mr_client_opts;
 
 /**
@@ -118,7 +130,10 @@ MR_API int mr_publish(mr_client *c, const mr_message *msg, mr_ack *ack);
 
 /**
  * @brief Publish \p n messages in one request and wait. acks[i] is the
- *        outcome of msgs[i].
+ *        outcome of msgs[i]. With busy_retry_ms (mr_client_opts), the
+ *        messages refused with MR_EBUSY are sent again, in their order,
+ *        after the largest of their retry_after_ms, until that deadline;
+ *        their acks are the last send's (held_ms adds up).
  * @returns MR_OK if every message was acked, MR_EKAFKA-like codes of the
  *          first failed message otherwise, or the request's error (then
  *          every ack has it).
