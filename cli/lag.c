@@ -110,6 +110,32 @@ lag__width(const json_t *rows, const char *name, int min)
 	return w;
 }
 
+/* A row's bound and throttle state as "  BOUND  THROTTLE" columns: the
+ * record bound, the time bound, or both; "-" when its topic has none. */
+static void
+lag__bound(const json_t *r, char *buf, size_t n)
+{
+	const json_t *b = json_object_get(r, "bound");
+	long long     ml, mt;
+	char          rec[24] = "", tm[24] = "", both[40];
+
+	if (!json_is_object(b)) {
+		snprintf(buf, n, "  %-14s  %s", "-", "-");
+		return;
+	}
+	ml = json_integer_value(json_object_get(b, "max_lag"));
+	mt = json_integer_value(json_object_get(b, "max_time_lag_ms"));
+	if (ml > 0)
+		snprintf(rec, sizeof(rec), "%lld", ml);
+	if (mt > 0)
+		lag__duration(json_object_get(b, "max_time_lag_ms"), tm,
+			      sizeof(tm));
+	snprintf(both, sizeof(both), "%s%s%s", rec, ml > 0 && mt > 0 ? "/" : "",
+		 tm);
+	snprintf(buf, n, "  %-14s  %s", both,
+		 json_string_value(json_object_get(r, "throttle")));
+}
+
 static void
 lag__print(const json_t *rep)
 {
@@ -118,15 +144,21 @@ lag__print(const json_t *rep)
 	size_t        i;
 	int           gw = lag__width(rows, "group", 5);
 	int           tw = lag__width(rows, "topic", 5);
-	char          b1[32], b2[32], b3[32], b4[32];
+	char          b1[32], b2[32], b3[32], b4[32], b5[64];
+	bool          bounds = false;
 
-	printf("%-*s  %-*s  %9s  %12s  %12s  %10s  %9s\n", gw, "GROUP", tw,
-	       "TOPIC", "PARTITION", "END", "COMMITTED", "LAG", "TIME LAG");
+	json_array_foreach(rows, i, r)
+		bounds |= json_is_object(json_object_get(r, "bound"));
+	printf("%-*s  %-*s  %9s  %12s  %12s  %10s  %9s%s\n", gw, "GROUP", tw,
+	       "TOPIC", "PARTITION", "END", "COMMITTED", "LAG", "TIME LAG",
+	       bounds ? "  BOUND           THROTTLE" : "");
 	json_array_foreach(rows, i, r)
 	{
 		const char *st = json_string_value(json_object_get(r, "state"));
 
-		printf("%-*s  %-*s  %9lld  %12s  %12s  %10s  %9s%s\n", gw,
+		if (bounds)
+			lag__bound(r, b5, sizeof(b5));
+		printf("%-*s  %-*s  %9lld  %12s  %12s  %10s  %9s%s%s\n", gw,
 		       json_string_value(json_object_get(r, "group")), tw,
 		       json_string_value(json_object_get(r, "topic")),
 		       lag__int(r, "partition"),
@@ -135,6 +167,7 @@ lag__print(const json_t *rep)
 		       lag__num(r, "lag", b3, sizeof(b3)),
 		       lag__duration(json_object_get(r, "time_lag_ms"), b4,
 				     sizeof(b4)),
+		       bounds ? b5 : "",
 		       st != NULL && strcmp(st, "no_commit") == 0
 			   ? "  (no commit)"
 		       : st != NULL && strcmp(st, "unknown") == 0

@@ -134,6 +134,12 @@ read -r lag0 st0 _ <<<"$s0"
 [[ $st0 == refusing && $(cut -d' ' -f2 <<<"$s1") == open && $lag0 -le 25 ]] &&
     mrt_pass "mailroom lag: partition 0 refusing at lag $lag0 (<= 25), partition 1 open" ||
     mrt_fail "mailroom lag: p0 $s0, p1 $s1"
+mr lag --group "$G" "$T" >"$work/lag1.txt" &&
+    grep -q 'TIME LAG  BOUND  *THROTTLE$' "$work/lag1.txt" &&
+    grep -q "^$G  *$T  *0 .* 20  *refusing$" "$work/lag1.txt" &&
+    grep -q "^$G  *$T  *1 .* 20  *open" "$work/lag1.txt" &&
+    mrt_pass "mailroom lag's table: BOUND and THROTTLE per partition" ||
+    mrt_fail "mailroom lag's table: $(cat "$work/lag1.txt")"
 mr bounds "$T" >"$work/b1.txt" &&
     grep -q "partition 0: refusing, lag" "$work/b1.txt" &&
     grep -q "1 of 2 partitions throttled" "$work/b1.txt" &&
