@@ -117,7 +117,7 @@ lag__bound(const json_t *r, char *buf, size_t n)
 {
 	const json_t *b = json_object_get(r, "bound");
 	long long     ml, mt;
-	char          rec[24] = "", tm[24] = "", both[40];
+	char          rec[24] = "", tm[24] = "", both[64];
 
 	if (!json_is_object(b)) {
 		snprintf(buf, n, "  %-14s  %s", "-", "-");
@@ -144,7 +144,7 @@ lag__print(const json_t *rep)
 	size_t        i;
 	int           gw = lag__width(rows, "group", 5);
 	int           tw = lag__width(rows, "topic", 5);
-	char          b1[32], b2[32], b3[32], b4[32], b5[64];
+	char          b1[32], b2[32], b3[32], b4[32], b5[96];
 	bool          bounds = false;
 
 	json_array_foreach(rows, i, r)
