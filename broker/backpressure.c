@@ -294,26 +294,28 @@ bp__resize(struct bp_topic *t, int32_t n)
 	t->nparts = n;
 }
 
-/* When a throttled partition may open: the time its backlog takes to
- * fall to the low mark at the rate it fell since the last refresh; a
- * few intervals when it did not fall. */
+/* When a throttled partition may open: the time its estimated backlog
+ * \p est takes to fall to the low mark at the rate the measured lag fell
+ * since the last refresh (\p lag against prev_lag); a few intervals when
+ * it did not fall. */
 static uint32_t
 bp__retry_after(const struct bp_topic *t, const struct bp_part *p,
-		long long lag, long long tlag, uint64_t now, uint32_t interval)
+		long long lag, long long est, long long tlag, uint64_t now,
+		uint32_t interval)
 {
-	long long ms = (long long)interval * 5;
+	double ms = (double)interval * 5;
 
-	if (t->b.max_lag > 0 && lag > t->b.resume_lag && p->prev_lag > lag &&
+	if (t->b.max_lag > 0 && est > t->b.resume_lag && p->prev_lag > lag &&
 	    now > p->prev_ms) {
 		double rate = (double)(p->prev_lag - lag) /
 			      (double)(now - p->prev_ms);
 
-		ms = (long long)((double)(lag - t->b.resume_lag) / rate);
+		ms = (double)(est - t->b.resume_lag) / rate;
 	} else if (t->b.max_time_ms > 0 && tlag > t->b.resume_time_ms &&
-		   (t->b.max_lag == 0 || lag <= t->b.resume_lag)) {
-		ms = tlag - t->b.resume_time_ms;
+		   (t->b.max_lag == 0 || est <= t->b.resume_lag)) {
+		ms = (double)(tlag - t->b.resume_time_ms);
 	}
-	if (ms < (long long)interval)
+	if (ms < (double)interval)
 		ms = interval;
 	if (ms > MRI_BP_RETRY_MAX_MS)
 		ms = MRI_BP_RETRY_MAX_MS;
@@ -354,7 +356,8 @@ bp__decide(struct bp_topic *t, int32_t pi, long long lag, long long tlag,
 	atomic_store(&p->admitted_base, p->begin);
 	if (is) {
 		atomic_store(&p->retry_after,
-			     bp__retry_after(t, p, est, tlag, now, interval));
+			     bp__retry_after(t, p, lag, est, tlag, now,
+					     interval));
 		atomic_store(&p->kind, kind);
 	}
 	atomic_store(&p->throttled, is);
@@ -450,19 +453,24 @@ bp__look(const struct bp_topic *t, int32_t p, bool expired,
 	return MRI_BP_REFUSE;
 }
 
-/* A keyless record's partition: the next open one; -1 when none is. */
+/* A keyless record's partition: the open ones in turn; -1 when none is. */
 static int32_t
 bp__open_partition(struct bp_topic *t)
 {
-	uint32_t start = atomic_fetch_add(&t->rr, 1);
+	uint32_t k, open = 0;
 
-	for (int32_t i = 0; i < t->nparts; i++) {
-		int32_t p = (int32_t)((start + (uint32_t)i) %
-				      (uint32_t)t->nparts);
-
+	for (int32_t p = 0; p < t->nparts; p++)
+		open += !atomic_load(&t->parts[p].throttled);
+	if (open == 0)
+		return -1;
+	k = atomic_fetch_add(&t->rr, 1) % open;
+	for (int32_t p = 0; p < t->nparts; p++)
+		if (!atomic_load(&t->parts[p].throttled) && k-- == 0)
+			return p;
+	// One was throttled meanwhile: the first still open.
+	for (int32_t p = 0; p < t->nparts; p++)
 		if (!atomic_load(&t->parts[p].throttled))
 			return p;
-	}
 	return -1;
 }
 

@@ -169,11 +169,13 @@ bound__read(struct mri_bound *b, const char *topic, const json_t *obj,
 			 (long long)b->max_time_ms);
 		return MR_EINVAL;
 	}
-	if (b->max_lag == 0 && given_rl) {
+	// A low mark without its high mark: refused, but for 0 (what
+	// mri_bound_to_json writes for a bound without it).
+	if (b->max_lag == 0 && given_rl && b->resume_lag != 0) {
 		snprintf(why, why_size, "resume_lag needs max_lag");
 		return MR_EINVAL;
 	}
-	if (b->max_time_ms == 0 && given_rt) {
+	if (b->max_time_ms == 0 && given_rt && b->resume_time_ms != 0) {
 		snprintf(why, why_size,
 			 "resume_time_lag_ms needs max_time_lag_ms");
 		return MR_EINVAL;
