@@ -5,8 +5,15 @@
 # through `mailroom publish --lines -b BATCH` into an 8-partition topic of
 # their own. Prints msgs/s and mailroomd's CPU µs per message per round.
 #
+# With BOUND_NEW=1 the new side's topics each get a backpressure bound
+# that is never reached (max_lag 10^12), counting a group (kcat -G) that
+# consumed the topic's first record: what bounds cost when they do not
+# throttle
+# (the same build on both sides: bench/ab_publish.sh build-bench
+# build-bench).
+#
 # Usage: bench/ab_publish.sh BASE_BUILD_DIR NEW_BUILD_DIR
-# Environment: N [300000], BATCH [1000], ROUNDS [4].
+# Environment: N [300000], BATCH [1000], ROUNDS [4], BOUND_NEW [0].
 # Build the base with e.g.
 #   git worktree add --detach /tmp/base REV &&
 #   cmake -S /tmp/base -B /tmp/base/b -DCMAKE_BUILD_TYPE=Release \
@@ -18,6 +25,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 N=${N:-300000}
 BATCH=${BATCH:-1000}
 ROUNDS=${ROUNDS:-4}
+BOUND_NEW=${BOUND_NEW:-0}
 KS=$ROOT/tests/kafka/kafka.sh
 W=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-ab.XXXXXX")
 declare -A DIR=([base]=$1 [new]=$2) PID=()
@@ -48,6 +56,22 @@ for round in $(seq "$ROUNDS"); do
         mr=("${DIR[$v]}/mailroom" -u "ipc://$W/$v.sock")
         t="ab-$v-$round"
         "${mr[@]}" topics create "$t" --partitions 8 >/dev/null
+        if [[ $BOUND_NEW == 1 ]]; then
+            # Both sides alike (a first record, a group that read it),
+            # the bound on the new side only. An external group (kcat):
+            # mailroomd serves none, so that the new side's extra CPU is
+            # the gate's and the lag monitor's only.
+            "${mr[@]}" publish "$t/k0" first >/dev/null
+            kcat -b "$brokers" -G "g-$t" -X auto.offset.reset=earliest \
+                -c 1 "$t" >/dev/null 2>&1
+        fi
+        if [[ $BOUND_NEW == 1 && $v == new ]]; then
+            until "${mr[@]}" bounds set "$t" --max-lag 1000000000000 \
+                --group "g-$t" >/dev/null 2>&1; do sleep 0.2; done
+            # until the gate knows the topic's partitions
+            until "${mr[@]}" bounds --json "$t" |
+                grep -q '"partitions": *\[{'; do sleep 0.2; done
+        fi
         c0=$(cpu_ticks "${PID[$v]}")
         s0=$(date +%s.%N)
         "${mr[@]}" publish --lines -K $'\t' -b "$BATCH" "$t" <"$W/lines.txt" >/dev/null
