@@ -17,7 +17,7 @@ bash tests/kafka/kafka.sh fetch || echo "test: cannot fetch Kafka's jars;" \
 	"the real-Kafka tests will be skipped" >&2
 
 jobs=$(nproc)
-export MR_FUZZ_SECONDS=${MR_FUZZ_SECONDS:-60}
+export MR_FUZZ_SECONDS=${MR_FUZZ_SECONDS:-45}
 
 echo "== build (warnings are errors) ==" >&2
 cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMR_WERROR=ON \
@@ -33,9 +33,11 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # The fuzzer already ran under both sanitizers in the first pass; the
-# real-Kafka twins of the longest embedded suites (label twin: the same code
-# paths, against another broker) ran in the first pass and are left out
-# here to keep CI within its budget.
+# real-Kafka twins of embedded suites (label twin: the same code paths,
+# against another broker: crash, consume restart, publish and consume API,
+# settle, consume-run restart, shutdown, dead letters, replay, lag,
+# backpressure) ran in the first pass and are left out here to keep CI
+# within its budget.
 (cd build-san && ctest --output-on-failure --no-tests=error \
 	-LE '^(fuzz|twin)$')
 
