@@ -212,10 +212,10 @@ srv__bp_recheck(struct mri_server *s, int code, const char *why)
 			keep     = c;
 			continue;
 		}
-		srv__bp_decide(c, (uint32_t)(now - c->held_since));
-		if (c->held_ms == 0)
-			c->held_ms = 1; // held, if for less than a ms
-		c->bp_used = true;
+		// Held, if for less than a ms: it says so.
+		srv__bp_decide(c, now > c->held_since
+				      ? (uint32_t)(now - c->held_since)
+				      : 1);
 		srv__go(c);
 	}
 	if (keep != NULL) {
