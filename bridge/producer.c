@@ -43,6 +43,7 @@ struct mri_producer {
 	 * reachable), with librdkafka's sentence; set and cleared on the
 	 * producer's thread, read by stats under dlock. */
 	pthread_mutex_t        dlock;
+	atomic_bool            down;     /* down_ms != 0, read without dlock */
 	uint64_t               down_ms;
 	char                   down_why[256];
 	uint64_t               probe_ms; /* the next look while down */
@@ -140,8 +141,10 @@ producer__set_down(struct mri_producer *p, bool down, const char *why)
 		p->down_ms  = now;
 		p->probe_ms = now + PRODUCER__PROBE_MS;
 		snprintf(p->down_why, sizeof(p->down_why), "%s", why);
+		atomic_store(&p->down, true);
 	} else if (!down && since != 0) {
 		p->down_ms = 0;
+		atomic_store(&p->down, false);
 	}
 	pthread_mutex_unlock(&p->dlock);
 	if (down && since == 0)
@@ -164,6 +167,8 @@ producer__probe(struct mri_producer *p)
 	uint64_t                        now = mri_mono_ms();
 	bool                            due;
 
+	if (!atomic_load(&p->down))
+		return;
 	pthread_mutex_lock(&p->dlock);
 	due = p->down_ms != 0 && now >= p->probe_ms;
 	if (due)
@@ -183,12 +188,7 @@ producer__probe(struct mri_producer *p)
 static bool
 producer__is_down(struct mri_producer *p)
 {
-	bool down;
-
-	pthread_mutex_lock(&p->dlock);
-	down = p->down_ms != 0;
-	pthread_mutex_unlock(&p->dlock);
-	return down;
+	return atomic_load(&p->down);
 }
 
 /* Report a delivery batch. Records that failed because the handle failed
@@ -248,7 +248,8 @@ producer__on_dr(struct mri_producer *p, rd_kafka_event_t *ev,
 		}
 		producer__report(p, res, k);
 	}
-	if (any_ok)
+	// The mutex only when the state changes: this runs per batch.
+	if (any_ok && atomic_load(&p->down))
 		producer__set_down(p, false, NULL);
 }
 
