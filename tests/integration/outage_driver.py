@@ -299,6 +299,14 @@ def main():
         last[k] = s
     check(not inversions, "per-key order among what was consumed: %d "
           "inversions %s" % (len(inversions), inversions[:5]))
+    err = open(os.path.join(WORK, "consume.err"), errors="replace").read()
+    n_down = len(re.findall(r"^mailroom: consume: mailroomd: Kafka unreachable "
+                            r"for \d+ s: .+; waiting$", err, re.M))
+    n_back = len(re.findall(r"^mailroom: consume: mailroomd: Kafka reachable "
+                            r"again; consuming$", err, re.M))
+    check(n_down == 1 and n_back == 1, "the consumer says once on stderr "
+          "that Kafka is unreachable (%d times), and once that it is back "
+          "(%d times)" % (n_down, n_back))
     after = [g[3] for g in got if g[3] >= t_up]
     acks_after = [a[1] for a in acks if a[0] == "ok" and a[1] >= t_up]
     resume = after[0] - t_up if after else None

@@ -21,8 +21,9 @@
 # outage_driver.py, beside this file. About 25 s embedded, 55 s on Kafka.
 #
 # Usage: outage_test.sh [embedded|kafka]
-# Environment: MR_BINARY_DIR, MR_SOURCE_DIR, MR_KAFKA_DIR; KEEP=1 keeps the
-#   work directory. Exit: 0 passed, 1 failed, 77 skipped.
+# Environment: MR_BINARY_DIR, MR_SOURCE_DIR, MR_KAFKA_DIR; MR_OUTAGE_SET
+#   (more mailroomd settings, NAME=VALUE separated by spaces, e.g.
+#   librdkafka.debug=cgrp); KEEP=1 keeps the work directory. Exit: 0 passed, 1 failed, 77 skipped.
 set -uo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -31,14 +32,18 @@ mrt_binaries
 mrt_need python3
 mrt_workdir outage
 
+sets=()
+for s in ${MR_OUTAGE_SET:-}; do
+    sets+=(--set "$s")
+done
 if [[ $mode == kafka ]]; then
     : "${MR_SOURCE_DIR:?MR_SOURCE_DIR must name the source directory}"
-    mrt_start_daemon mailroomd
+    mrt_start_daemon mailroomd ${sets[@]+"${sets[@]}"}
     down_s=30
     kafka=("$MR_SOURCE_DIR/tests/kafka/kafka.sh" "$MR_KAFKA_DIR/broker")
 else
     mrt_start_daemon mailroomd --set fault_injection=true \
-        --set producer.message_timeout_ms=3000
+        --set producer.message_timeout_ms=3000 ${sets[@]+"${sets[@]}"}
     down_s=10
     kafka=()
 fi
@@ -47,9 +52,11 @@ G="outage-$mode-$$-g"
 "$MR" --url "$url" --timeout 30000 topics create "$T" --partitions 2 >/dev/null ||
     mrt_fail "topics create $T"
 
-mrt_run_driver 280 "$(dirname "$0")/outage_driver.py" "$MR" "$url" "$work" \
-    "$T" "$G" "$mode" "$down_s" "${kafka[@]}"
-rc=$?
-[[ $rc -eq 0 ]] || mrt_fail "the driver's checks (above)"
+if mrt_run_driver 280 "$(dirname "$0")/outage_driver.py" "$MR" "$url" \
+    "$work" "$T" "$G" "$mode" "$down_s" ${kafka[@]+"${kafka[@]}"}; then
+    mrt_pass "the driver's checks (above)"
+else
+    mrt_fail "the driver's checks (above)"
+fi
 mrt_stop_daemon
 mrt_finish 20 "$log" "$work/consume.err" "$work/publish.err"
