@@ -9,8 +9,11 @@
 #   kafka:    the fixture's broker stopped (kafka.sh stop) for 30 s and
 #             started again; a watcher starts it again if the test dies
 #             meanwhile, so later tests find it running.
-# A line refused with MR_EUNAVAIL is fed again as a new line of its key
-# (resent=LINE). Checks: `mailroom status` says KAFKA DOWN during the
+# A line refused with MR_EUNAVAIL (nothing of it written) is fed again as
+# a new line of its key (resent=LINE); one that failed with MR_ETIMEDOUT or
+# MR_EINDOUBT may have been written, and could only be published again with
+# its id, which --lines cannot: it is left in doubt (not acked; consumed
+# once at most). Checks: `mailroom status` says KAFKA DOWN during the
 # outage; the publisher finishes by itself, one ack line per line; every
 # acked line is consumed, the guard making it once; nothing refused is
 # consumed (never a false ack); per key, first deliveries in the order
