@@ -616,12 +616,10 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 			return rc;
 	}
 	snprintf(buf, sizeof(buf), "%" PRIu32, c->session_timeout_ms);
-	// A static member (KIP-345) of its own, new for each consumer: when
-	// Kafka comes back after an outage longer than the session, librdkafka
-	// joins again with a new member id, and Kafka, which kept the old
-	// member, would wait for that one's session to time out before it
-	// hands out any partition (10 s); a static member takes its own place
-	// at once. group__leave makes it leave when it closes.
+	// A static member (KIP-345), new for each consumer: after an outage
+	// longer than the session it takes its own place at once, where a new
+	// member id waits out the old one's session (docs/ARCHITECTURE.md,
+	// "Kafka down"). group__leave makes it leave when it closes.
 	memcpy(instance, "mailroomd-", sizeof("mailroomd-") - 1);
 	mri_uuid7_string(instance + sizeof("mailroomd-") - 1);
 	if (mri_kafka_set(conf, "group.id", c->group, errstr, errstr_size) ||
@@ -735,12 +733,11 @@ group__left(struct mri_group *g)
 	return left;
 }
 
-/* A static member does not leave the group when it closes (librdkafka, as
- * KIP-345 says), and its partitions would wait for its session to time
- * out. An unsubscribe does leave: the revoke runs here, on the caller's
- * thread (the group's has stopped), and librdkafka drops the member id as
- * it sends the LeaveGroup, which the close then waits for. Bounded by the
- * revoke's own wait and a commit's. */
+/* A static member does not leave the group when it closes (KIP-345): its
+ * partitions would wait out its session. An unsubscribe leaves: the revoke
+ * runs here, on the caller's thread (the group's has stopped), and the
+ * member id is dropped as the LeaveGroup goes out, which the close then
+ * waits for. Bounded by the revoke's wait and a commit's. */
 static void
 group__leave(struct mri_group *g)
 {
