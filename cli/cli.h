@@ -62,6 +62,23 @@ int cli_exit_refused(int err);
  *         sentence from mr_client_last_error() (this thread's). */
 void cli_report(const char *what, int err);
 
+/* cli/consume_watch.c: what mailroomd says of Kafka, told once on stderr
+ * by a consumer that waits. On the command's thread. */
+struct cli_watch {
+	mr_client *c; /* borrowed */
+	long       next_ms;
+	bool       down; /* said unreachable, not yet said back */
+};
+/** @brief Watch Kafka through \p c (borrowed, used for STATUS). */
+void cli_watch_init(struct cli_watch *w, mr_client *c);
+/**
+ * @brief After a fetch: when it was empty (\p idle), or while Kafka is
+ *        said to be away, ask mailroomd's STATUS (at most every 2 s) and
+ *        say on stderr, once, that Kafka is unreachable (for how long and
+ *        why), and once that it is back.
+ */
+void cli_watch_check(struct cli_watch *w, long now_ms, bool idle);
+
 /* cli/dlq.c and cli/dlq_replay.c. */
 
 /** @brief mailroom dlq replay and purge (argv from the subcommand). */

@@ -59,7 +59,8 @@ consume__usage(FILE *f)
 		"attempt=N: payload,\nthen acks it. When mailroomd restarts "
 		"or cannot be reached, subscribes\nagain (saying so on "
 		"stderr) and goes on; deliveries not acked then come\n"
-		"again.\n"
+		"again. While mailroomd says Kafka is unreachable, says so "
+		"once on stderr,\nand once when it is back.\n"
 		"  -g, --group G        consumer group (required)\n"
 		"      --mode M         key (default), partition or "
 		"unordered\n"
@@ -453,10 +454,13 @@ consume__reconnect(mr_consumer *s, const struct consume__opts *o, int lost)
 }
 
 static int
-consume__loop(mr_consumer *s, const struct consume__opts *o)
+consume__loop(mr_client *c, mr_consumer *s, const struct consume__opts *o)
 {
-	long last = consume__now_ms(), got = 0;
-	int  rc   = MR_OK;
+	long             last = consume__now_ms(), got = 0;
+	int              rc   = MR_OK;
+	struct cli_watch w;
+
+	cli_watch_init(&w, c);
 
 	while (!consume__stop && (o->count == 0 || got < o->count)) {
 		long      want = o->batch, wait = o->wait_ms;
@@ -474,11 +478,14 @@ consume__loop(mr_consumer *s, const struct consume__opts *o)
 		}
 		rc = mr_fetch(s, (size_t)want, 0, (int)wait, &b);
 		if (rc == MR_OK) {
-			if (mr_batch_count(b) > 0) {
+			size_t n = mr_batch_count(b);
+
+			if (n > 0) {
 				last = consume__now_ms();
 				rc   = consume__batch(s, o, b, &got);
 			}
 			mr_batch_free(b);
+			cli_watch_check(&w, consume__now_ms(), n == 0);
 		}
 		// The handles of the lost session are all gone with its
 		// batch: nothing of it is settled after this.
@@ -685,7 +692,7 @@ cli_consume(const struct cli_common *co, int argc, char **argv)
 	// A closed stdout is seen by ferror(), before the batch is acked.
 	signal(SIGPIPE, SIG_IGN);
 
-	rc = consume__loop(s, &o);
+	rc = consume__loop(c, s, &o);
 	if (rc == MR_EIO)
 		code = CLI_REFUSED; // stdout went away: nothing to report to
 	else if (rc != MR_OK) {
