@@ -44,6 +44,7 @@ struct mri_producer {
 	 * producer's thread, read by stats under dlock. */
 	pthread_mutex_t        dlock;
 	atomic_bool            down;     /* down_ms != 0, read without dlock */
+	atomic_llong           up_wall;  /* wall ms Kafka was last back; 0 */
 	uint64_t               down_ms;
 	char                   down_why[256];
 	uint64_t               probe_ms; /* the next look while down */
@@ -53,6 +54,13 @@ struct mri_producer {
 // its brokers: with no record to deliver, nothing else says it is back.
 #define PRODUCER__PROBE_MS 1000
 #define PRODUCER__PROBE_TIMEOUT_MS 200
+#define PRODUCER__WAS_DOWN_WHY                                                 \
+	"Kafka was unreachable while this record waited for it (every "       \
+	"broker down, now back): nothing of this record was written; "         \
+	"publish it again with the same id"
+#define PRODUCER__TIMED_OUT_WHY                                                \
+	"Kafka did not take the record within message.timeout.ms; nothing "   \
+	"of it was written: publish it again with the same id"
 #define PRODUCER__DOWN_WHY                                                     \
 	"Kafka is unreachable (every broker is down; mailroom status says "  \
 	"since when and why): nothing of this record was written; publish "   \
@@ -144,6 +152,7 @@ producer__set_down(struct mri_producer *p, bool down, const char *why)
 		atomic_store(&p->down, true);
 	} else if (!down && since != 0) {
 		p->down_ms = 0;
+		atomic_store(&p->up_wall, mri_wall_ms());
 		atomic_store(&p->down, false);
 	}
 	pthread_mutex_unlock(&p->dlock);
@@ -191,6 +200,29 @@ producer__is_down(struct mri_producer *p)
 	return atomic_load(&p->down);
 }
 
+/* A record that timed out never sent (\p r is MR_ETIMEDOUT): not
+ * written; MR_EUNAVAIL when Kafka is away (\p down: -1 not asked yet),
+ * or came back after the record was made. */
+static void
+producer__timed_out(struct mri_producer *p, const rd_kafka_message_t *rkm,
+		    struct mri_presult *r, int *down)
+{
+	long long up = atomic_load(&p->up_wall);
+	int64_t   ts = rd_kafka_message_timestamp(rkm, NULL);
+
+	if (*down < 0)
+		*down = producer__is_down(p);
+	if (*down) {
+		r->err = MR_EUNAVAIL;
+		r->why = PRODUCER__DOWN_WHY;
+	} else if (up != 0 && ts > 0 && up >= ts) {
+		r->err = MR_EUNAVAIL;
+		r->why = PRODUCER__WAS_DOWN_WHY;
+	} else {
+		r->why = PRODUCER__TIMED_OUT_WHY;
+	}
+}
+
 /* Report a delivery batch. Records that failed because the handle failed
  * fatally, or everything unconfirmed when \p all_unconfirmed, are kept for
  * resending instead. */
@@ -233,17 +265,11 @@ producer__on_dr(struct mri_producer *p, rd_kafka_event_t *ev,
 			res[k].offset    = rkm->offset;
 			res[k].why = rkm->err ? producer__why(rkm->err) : NULL;
 			any_ok |= rkm->err == 0;
-			// Timed out, never sent, with every broker down: it
-			// was not written because Kafka is away. Say that.
+			// Timed out, never sent: not written. Because Kafka
+			// is away, or was while the record waited: say that.
 			if (rkm->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT &&
-			    res[k].err == MR_ETIMEDOUT) {
-				if (down < 0)
-					down = producer__is_down(p);
-				if (down) {
-					res[k].err = MR_EUNAVAIL;
-					res[k].why = PRODUCER__DOWN_WHY;
-				}
-			}
+			    res[k].err == MR_ETIMEDOUT)
+				producer__timed_out(p, rkm, &res[k], &down);
 			k++;
 		}
 		producer__report(p, res, k);
