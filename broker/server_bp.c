@@ -235,6 +235,7 @@ srv__bp_ack(const struct srv_ctx *c, uint32_t i, struct mri_ack_view *a,
 	    char *buf, size_t size)
 {
 	const struct mri_bp_rec *b = &c->bpr[i];
+	bool                     time;
 
 	a->flags |= MRI_ACK_F_BACKPRESSURE;
 	a->held_ms = c->held_ms;
@@ -244,26 +245,19 @@ srv__bp_ack(const struct srv_ctx *c, uint32_t i, struct mri_ack_view *a,
 	a->retry_after_ms = b->why.retry_after_ms;
 	a->bp_lag         = b->why.lag;
 	a->bp_bound       = b->why.bound;
-	if (b->why.kind == MRI_BP_KIND_TIME)
-		snprintf(buf, size,
-			 "backpressure: the oldest unconsumed message of "
-			 "partition %d of %s is %lld ms old, beyond the "
-			 "topic's bound of %lld ms%s; nothing was written: "
-			 "send it again in %u ms",
-			 (int)b->partition, b->topic, (long long)b->why.lag,
-			 (long long)b->why.bound,
-			 c->held_ms > 0 ? " (held until the block time)" : "",
-			 b->why.retry_after_ms);
-	else
-		snprintf(buf, size,
-			 "backpressure: the consumers of partition %d of %s "
-			 "are %lld messages behind, beyond the topic's bound "
-			 "of %lld%s; nothing was written: send it again in "
-			 "%u ms",
-			 (int)b->partition, b->topic, (long long)b->why.lag,
-			 (long long)b->why.bound,
-			 c->held_ms > 0 ? " (held until the block time)" : "",
-			 b->why.retry_after_ms);
+	time = b->why.kind == MRI_BP_KIND_TIME;
+	snprintf(buf, size,
+		 "backpressure: %s partition %d of %s %s %lld %s, beyond the "
+		 "topic's bound of %lld%s%s; nothing was written: send it again "
+		 "in %u ms",
+		 time ? "the oldest unconsumed message of"
+		      : "the consumers of",
+		 (int)b->partition, b->topic, time ? "is" : "are",
+		 (long long)b->why.lag,
+		 time ? "ms old" : "messages behind", (long long)b->why.bound,
+		 time ? " ms" : "",
+		 c->held_ms > 0 ? " (held until the block time)" : "",
+		 b->why.retry_after_ms);
 	a->errmsg     = buf;
 	a->errmsg_len = (uint16_t)strnlen(buf, size);
 }
