@@ -56,6 +56,7 @@ struct rr {
 	bool            done; /* mr_consume_run returned */
 	int             rc;
 	char            why[256];
+	const struct mrt_daemon *d; /* for its log, when a wait fails */
 };
 
 static int
@@ -181,6 +182,18 @@ rr_wait(struct rr *r, int from, int to, int skip, bool hold,
 		      "%s: mr_consume_run returned %s (%s) instead of "
 		      "subscribing again",
 		      what, mr_err_name(rc), why);
+	if (!ok) {
+		int missing = 0;
+
+		pthread_mutex_lock(&r->lock);
+		for (int i = from; i < to; i++)
+			missing += i != skip && r->calls[i] == 0;
+		pthread_mutex_unlock(&r->lock);
+		fprintf(stderr, "%s: %d of [%d, %d) not handled; session %llu; "
+			"mailroomd's log:\n%s\n", what, missing, from, to,
+			(unsigned long long)mr_consumer_session(r->s),
+			mrt_daemon_log_tail(r->d));
+	}
 	ck_assert_msg(ok, "%s: messages [%d, %d) not all handled within %d "
 		      "ms", what, from, to, WAIT_MS);
 }
@@ -223,6 +236,7 @@ START_TEST(test_consume_run_rides_restarts)
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	mrt_ck_daemon_start(&d, NULL);
+	r->d = &d;
 	pc = mrt_ck_client(&d, 30000, 0);
 	cc = mrt_ck_client(&d, 30000, 0);
 	mrt_uniq(topic, sizeof(topic), "restart");
