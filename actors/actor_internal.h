@@ -98,7 +98,7 @@ struct mr_actor {
 	_Atomic uint8_t            starting;  /* init running: phantom count */
 	_Atomic bool               kill;      /* MR_EXIT_KILL pending */
 	bool                       trap;
-	bool                       dead;
+	_Atomic bool               dead;      /* read by blocked senders */
 	bool                       exiting;   /* mr_exit called */
 	bool                       got_call;  /* may have calls deferred */
 	int                        exit_reason;

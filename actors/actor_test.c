@@ -932,6 +932,16 @@ START_TEST(test_replay_by_seed)
 }
 END_TEST
 
+/* The idle actor's budget (<= 256 B): its struct, its pid table slot and
+ * malloc's header; the bench measures the same by RSS over 1 M actors. */
+START_TEST(test_footprint)
+{
+	ck_assert_uint_le(sizeof(struct mr_actor) + sizeof(struct mri_slot) +
+			      16,
+			  256);
+}
+END_TEST
+
 static Suite *
 t__suite(void)
 {
@@ -951,6 +961,7 @@ t__suite(void)
 	tcase_add_test(b, test_terminate);
 	tcase_add_test(b, test_init_fails);
 	tcase_add_test(b, test_replay_by_seed);
+	tcase_add_test(b, test_footprint);
 	suite_add_tcase(s, b);
 	tcase_add_test(m, test_overflow_fail_drop);
 	tcase_add_test(m, test_overflow_block);
