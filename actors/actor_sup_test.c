@@ -7,6 +7,7 @@
  * over many seeds, each a different interleaving, all with the same log.
  */
 #include <check.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,11 +25,15 @@ static size_t w__nlog;
 static int  w__reason[128];   /* by tag: last terminate reason */
 static int  w__fail_init[128]; /* by tag: inits left to fail */
 
+static pthread_mutex_t w__mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void
 w__note(char c)
 {
+	pthread_mutex_lock(&w__mu); /* the threaded case's workers */
 	if (w__nlog < sizeof(w__log) - 1)
 		w__log[w__nlog++] = c;
+	pthread_mutex_unlock(&w__mu);
 }
 
 static int
@@ -68,8 +73,10 @@ w__terminate(mr_actor *self, void *state, int reason)
 {
 	struct wspec *w = state;
 
-	w__note(w->tag);
+	pthread_mutex_lock(&w__mu);
 	w__reason[(int)w->tag] = reason;
+	pthread_mutex_unlock(&w__mu);
+	w__note(w->tag);
 }
 
 static const mr_behaviour w__b = {
@@ -426,6 +433,46 @@ START_TEST(test_start_failures)
 }
 END_TEST
 
+/* The same supervisors on two worker threads: a restart, then the system
+ * freed with the tree running (everything terminated, nothing restarted). */
+START_TEST(test_threaded_tree)
+{
+	mr_system    *sys  = NULL;
+	mr_child_spec mc[2] = {w__child("b", &w_b, MR_PERMANENT),
+			       w__child("c", &w_c, MR_PERMANENT)};
+	mr_sup_spec   mid  = {.strategy = MR_ONE_FOR_ALL, .children = mc,
+			      .nchildren = 2};
+	mr_child_spec rc[2] = {
+	    w__child("a", &w_a, MR_PERMANENT),
+	    {.id = "mid", .start = mr_supervisor_start_link, .arg = &mid,
+	     .restart = MR_PERMANENT, .shutdown_ms = MR_SHUTDOWN_INFINITY}};
+	mr_pid root, m, c0, c1;
+	int    tries;
+
+	w__reset();
+	ck_assert_int_eq(mr_system_new(&sys, 2, 0), MR_OK);
+	root = w__start(sys, MR_ONE_FOR_ONE, rc, 2, 0, 0);
+	ck_assert_str_eq(w__log, "ABC"); /* started in order, synchronously */
+	m  = w__which(sys, root, "mid");
+	c0 = w__which(sys, m, "c");
+	ck_assert_int_eq(mr_cast(sys, c0, W_CRASH, NULL, 0), MR_OK);
+	/* Each which is a call queued behind what mid has to do. */
+	for (tries = 0, c1 = c0; tries < 100000 && (c1 == c0 || c1 == 0);
+	     tries++)
+		c1 = w__which(sys, m, "c");
+	ck_assert_uint_ne(c1, c0);
+	ck_assert_uint_ne(c1, 0);
+	ck_assert_uint_eq(mr_system_actors(sys), 5);
+	mr_system_free(sys);
+	/* one_for_all in mid: c crashed, b stopped, b and c started again;
+	 * then the system stopped all four workers. */
+	pthread_mutex_lock(&w__mu);
+	ck_assert_uint_eq(w__nlog, 3 + 4 + 3);
+	ck_assert_mem_eq(w__log, "ABCcbBC", 7);
+	pthread_mutex_unlock(&w__mu);
+}
+END_TEST
+
 static Suite *
 w__suite(void)
 {
@@ -444,6 +491,7 @@ w__suite(void)
 	tcase_add_test(r, test_intensity_default);
 	tcase_add_test(r, test_escalation_two_levels);
 	tcase_add_test(r, test_start_failures);
+	tcase_add_test(r, test_threaded_tree);
 	suite_add_tcase(s, r);
 	return s;
 }

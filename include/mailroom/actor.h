@@ -136,11 +136,13 @@ typedef enum mr_overflow {
 	MR_OVERFLOW_DROP  = 1, /* the message is dropped, the send says MR_OK */
 	MR_OVERFLOW_BLOCK = 2, /* a non-actor sender waits for room; an actor
 				  sender fails with MR_EBUSY (a worker never
-				  waits on another actor's mailbox) */
+				  waits on another actor's mailbox), and so
+				  does any sender to a deterministic system */
 } mr_overflow;
 
 typedef struct mr_spawn_opts {
-	uint32_t    mailbox_max; /* messages; 0: unbounded */
+	uint32_t    mailbox_max; /* messages, counting the ones of the batch
+				    being run; 0: unbounded */
 	mr_overflow overflow;
 	bool        trap_exit;   /* EXIT signals arrive as handle_info */
 	mr_pid      link;        /* linked at birth (spawn_link); 0: none */
