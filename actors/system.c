@@ -135,26 +135,32 @@ void
 mri_schedule(mr_system *sys, struct mr_actor *a)
 {
 	atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
+	a->rq_next = NULL;
 	if (sys->threads == 0) {
 		if (sys->runn == sys->runcap) {
 			size_t            cap = sys->runcap ? sys->runcap * 2 : 64;
 			struct mr_actor **v   = realloc(sys->runv, cap * sizeof(*v));
 
-			if (v == NULL)
-				abort(); /* a run queue entry cannot be lost */
-			sys->runv   = v;
-			sys->runcap = cap;
+			if (v != NULL) {
+				sys->runv   = v;
+				sys->runcap = cap;
+			}
 		}
-		sys->runv[sys->runn++] = a;
-		return;
+		if (sys->runn < sys->runcap) {
+			sys->runv[sys->runn++] = a;
+			return;
+		}
+		/* Out of memory: the list below, run in order by step. */
+	} else {
+		pthread_mutex_lock(&sys->rq_mu);
 	}
-	a->rq_next = NULL;
-	pthread_mutex_lock(&sys->rq_mu);
 	if (sys->rq_tail != NULL)
 		sys->rq_tail->rq_next = a;
 	else
 		sys->rq_head = a;
 	sys->rq_tail = a;
+	if (sys->threads == 0)
+		return;
 	if (sys->idle > 0)
 		pthread_cond_signal(&sys->rq_cv);
 	pthread_mutex_unlock(&sys->rq_mu);
@@ -252,7 +258,7 @@ mr_system_new(mr_system **out, int threads, uint64_t seed)
 	pthread_mutex_init(&sys->alloc_mu, NULL);
 	pthread_mutex_init(&sys->rq_mu, NULL);
 	pthread_cond_init(&sys->rq_cv, NULL);
-	pthread_cond_init(&sys->live_cv, NULL);
+	mri_cond_init(&sys->live_cv);
 	pthread_mutex_init(&sys->space_mu, NULL);
 	pthread_cond_init(&sys->space_cv, NULL);
 	pthread_mutex_init(&sys->calls_mu, NULL);
@@ -282,43 +288,35 @@ fail:
 	return MR_ENOMEM;
 }
 
-/* Ask every live actor to stop (MRI_M_STOP). */
-static void
+/* Ask every live actor to stop (MRI_M_STOP), one slot at a time.
+ * @returns false if a stop message could not be allocated (try again). */
+static bool
 system__stop_all(mr_system *sys)
 {
-	uint32_t          i, n;
-	struct mr_actor **v;
-	size_t            k = 0;
+	uint32_t i, n = atomic_load(&sys->nslots);
+	bool     all = true;
 
-	n = atomic_load(&sys->nslots);
-	v = calloc(n ? n : 1, sizeof(*v));
 	for (i = 0; i < n; i++) {
-		struct mri_slot *s;
+		struct mr_actor *a;
+		struct mri_msg  *m;
 
 		pthread_mutex_lock(&sys->stripe[i % MRI_TABLE_STRIPE]);
-		s = system__slot(sys, i);
-		if (s->a != NULL) {
-			if (v != NULL) {
-				atomic_fetch_add(&s->a->refs, 1);
-				v[k++] = s->a;
-			} else {
-				atomic_store(&s->a->kill, true);
-			}
-		}
+		a = system__slot(sys, i)->a;
+		if (a != NULL)
+			atomic_fetch_add(&a->refs, 1);
 		pthread_mutex_unlock(&sys->stripe[i % MRI_TABLE_STRIPE]);
-	}
-	for (i = 0; i < k; i++) {
-		struct mri_msg *m = mri_msg_new(0);
-
+		if (a == NULL)
+			continue;
+		m = mri_msg_new(0);
 		if (m != NULL) {
 			m->kind = MRI_M_STOP;
-			mri_deliver(v[i], m);
+			mri_deliver(a, m);
 		} else {
-			atomic_store(&v[i]->kill, true);
+			all = false;
 		}
-		mri_actor_rele(v[i]);
+		mri_actor_rele(a);
 	}
-	free(v);
+	return all;
 }
 
 void
@@ -333,15 +331,22 @@ mr_system_free(mr_system *sys)
 	mri_timers_stop(sys);
 	/* Actors spawned while stopping are refused; stop until none live. */
 	while (atomic_load(&sys->live) > 0) {
-		system__stop_all(sys);
+		bool all = system__stop_all(sys);
+
 		if (sys->threads == 0) {
 			mr_system_run_until_idle(sys);
 			continue;
 		}
+		/* Out of memory for a stop message: try again in a while. */
 		pthread_mutex_lock(&sys->rq_mu);
-		while (atomic_load(&sys->live) > 0 &&
-		       pthread_cond_wait(&sys->live_cv, &sys->rq_mu) == 0)
-			;
+		while (atomic_load(&sys->live) > 0) {
+			if (all)
+				pthread_cond_wait(&sys->live_cv, &sys->rq_mu);
+			else if (mri_cond_wait_until(&sys->live_cv,
+						     &sys->rq_mu,
+						     mri_deadline_in(10)) != 0)
+				break;
+		}
 		pthread_mutex_unlock(&sys->rq_mu);
 	}
 	if (sys->workers != NULL) {
@@ -400,11 +405,20 @@ mr_system_step(mr_system *sys)
 	struct mr_actor *a;
 	size_t           i;
 
-	if (sys->threads != 0 || sys->runn == 0)
+	if (sys->threads != 0)
 		return false;
-	i             = (size_t)(mri_rand(sys) % sys->runn);
-	a             = sys->runv[i];
-	sys->runv[i]  = sys->runv[--sys->runn];
+	if (sys->runn > 0) {
+		i            = (size_t)(mri_rand(sys) % sys->runn);
+		a            = sys->runv[i];
+		sys->runv[i] = sys->runv[--sys->runn];
+	} else if (sys->rq_head != NULL) { /* left there by a failed realloc */
+		a            = sys->rq_head;
+		sys->rq_head = a->rq_next;
+		if (sys->rq_head == NULL)
+			sys->rq_tail = NULL;
+	} else {
+		return false;
+	}
 	mri_run(sys, a, 1);
 	return true;
 }

@@ -202,7 +202,8 @@ MR_API size_t mr_system_actors(mr_system *sys);
  * @returns MR_OK and *pid, or init's non-zero return (the actor never
  *          lived; opts->link gets an EXIT with that reason, unless it is
  *          the spawning actor itself, which has the return), MR_ENOENT
- *          (opts->link is gone) or MR_ENOMEM.
+ *          (opts->link is gone), MR_ESHUTDOWN (mr_system_free has begun)
+ *          or MR_ENOMEM.
  */
 MR_API int mr_spawn(mr_system *sys, const mr_behaviour *b, void *arg,
 		    const mr_spawn_opts *opts, mr_pid *pid);
