@@ -32,6 +32,7 @@
 #include "mailroom/actor.h"
 
 #define MRI_BATCH        64     /* messages per run before yielding */
+#define MRI_NEXT_STREAK  16     /* a worker's own next, in a row, at most */
 #define MRI_TABLE_STRIPE 64     /* locks over the pid table */
 #define MRI_CHUNK_BITS   12     /* pid table: slots per chunk, 2^12 */
 #define MRI_CHUNKS       4096   /* and chunks: 16 M actors at once */
@@ -161,7 +162,7 @@ struct mr_system {
 	struct mr_actor  *rq_head, *rq_tail;
 	struct mr_actor **runv;
 	size_t            runn, runcap;
-	int               idle;
+	_Atomic int       idle; /* workers waiting (changed under rq_mu) */
 	bool              quit;
 	pthread_t        *workers;
 	pthread_cond_t    live_cv; /* live reached 0 (under rq_mu) */
@@ -211,6 +212,9 @@ int mri_table_add(mr_system *sys, struct mr_actor *a);   /* sets a->pid */
 void mri_table_remove(mr_system *sys, struct mr_actor *a);
 void mri_actor_rele(struct mr_actor *a);
 void mri_schedule(mr_system *sys, struct mr_actor *a); /* takes a ref */
+/* Before a worker blocks (a call from an actor): give the actor it was to
+ * run next to the shared queue. */
+void mri_worker_flush(mr_system *sys);
 void mri_run(mr_system *sys, struct mr_actor *a, unsigned batch);
 uint64_t mri_rand(mr_system *sys);
 

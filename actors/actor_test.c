@@ -103,6 +103,76 @@ START_TEST(test_call_timeout)
 }
 END_TEST
 
+/* A call from inside an actor, both workers busy: the callee, made
+ * runnable by the caller just before (so its worker's next), must still be
+ * run by the other worker once that one is free. */
+struct t_caller {
+	mr_pid          y;
+	struct obs     *gate; /* the other worker waits on it */
+	int             rv;
+	int64_t         got;
+	bool            done;
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+};
+
+static int
+t__caller_cast(mr_actor *self, void *state, const mr_msg *msg)
+{
+	struct t_caller *c = *(struct t_caller *const *)msg->data;
+	mr_system       *sys = mr_actor_system(self);
+	int64_t          five = 5;
+	void            *r = NULL;
+
+	mr_cast(sys, c->y, T_ADD, &five, sizeof(five));
+	pthread_mutex_lock(&c->gate->gate_mu);
+	c->gate->gate_open = true;
+	pthread_cond_broadcast(&c->gate->gate_cv);
+	pthread_mutex_unlock(&c->gate->gate_mu);
+	c->rv = mr_call(sys, c->y, T_GET, NULL, 0, 20000, &r, NULL);
+	if (r != NULL)
+		memcpy(&c->got, r, sizeof(c->got));
+	free(r);
+	pthread_mutex_lock(&c->mu);
+	c->done = true;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+START_TEST(test_call_from_actor)
+{
+	static const mr_behaviour xb = {.handle_cast = t__caller_cast};
+	mr_system      *sys = t__sys(2, 0);
+	struct obs      og = {0}, oy = {0};
+	struct t_caller c = {0};
+	struct t_caller *cp = &c;
+	mr_pid          g, x;
+
+	pthread_mutex_init(&og.gate_mu, NULL);
+	pthread_cond_init(&og.gate_cv, NULL);
+	pthread_mutex_init(&c.mu, NULL);
+	pthread_cond_init(&c.cv, NULL);
+	g    = t__spawn(sys, &og, NULL);
+	c.y  = t__spawn(sys, &oy, NULL);
+	c.gate = &og;
+	ck_assert_int_eq(mr_spawn(sys, &xb, NULL, NULL, &x), MR_OK);
+	ck_assert_int_eq(mr_cast(sys, g, T_GATE, NULL, 0), MR_OK);
+	ck_assert_int_eq(mr_cast(sys, x, 1, &cp, sizeof(cp)), MR_OK);
+	pthread_mutex_lock(&c.mu);
+	while (!c.done)
+		pthread_cond_wait(&c.cv, &c.mu);
+	pthread_mutex_unlock(&c.mu);
+	ck_assert_int_eq(c.rv, MR_OK);
+	ck_assert_int_eq(c.got, 5); /* the cast before the call came first */
+	mr_system_free(sys);
+	pthread_mutex_destroy(&og.gate_mu);
+	pthread_cond_destroy(&og.gate_cv);
+	pthread_mutex_destroy(&c.mu);
+	pthread_cond_destroy(&c.cv);
+}
+END_TEST
+
 START_TEST(test_call_errors)
 {
 	mr_system          *sys = t__sys(0, 4);
@@ -408,6 +478,7 @@ t__suite(void)
 	tcase_add_test(b, test_deferred_reply_other_actor);
 	tcase_add_test(b, test_call_timeout);
 	tcase_add_test(b, test_call_errors);
+	tcase_add_test(b, test_call_from_actor);
 	tcase_add_test(b, test_timers);
 	tcase_add_test(b, test_timers_threaded);
 	tcase_add_test(b, test_code_change);

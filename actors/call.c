@@ -168,6 +168,8 @@ mr_call(mr_system *sys, mr_pid to, uint32_t type, const void *data,
 	}
 	if (sys->threads == 0)
 		call__drive(sys, c, timeout_ms);
+	else if (cur != NULL)
+		mri_worker_flush(sys); /* what we were to run next may answer */
 	deadline = timeout_ms < 0 ? UINT64_MAX
 				  : mri_deadline_in((uint64_t)timeout_ms);
 	pthread_mutex_lock(&sys->calls_mu);

@@ -131,29 +131,22 @@ mri_rand(mr_system *sys)
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
-void
-mri_schedule(mr_system *sys, struct mr_actor *a)
-{
-	atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
-	a->rq_next = NULL;
-	if (sys->threads == 0) {
-		if (sys->runn == sys->runcap) {
-			size_t            cap = sys->runcap ? sys->runcap * 2 : 64;
-			struct mr_actor **v   = realloc(sys->runv, cap * sizeof(*v));
+/* A worker's own: the actor it runs next (Go's runnext). */
+struct system__worker_ctx {
+	mr_system       *sys;
+	struct mr_actor *next;
+	unsigned         streak; /* actors run from next in a row */
+};
 
-			if (v != NULL) {
-				sys->runv   = v;
-				sys->runcap = cap;
-			}
-		}
-		if (sys->runn < sys->runcap) {
-			sys->runv[sys->runn++] = a;
-			return;
-		}
-		/* Out of memory: the list below, run in order by step. */
-	} else {
+static _Thread_local struct system__worker_ctx *system__self;
+
+/* Append \p a (referenced) to the shared run queue. */
+static void
+system__push(mr_system *sys, struct mr_actor *a)
+{
+	a->rq_next = NULL;
+	if (sys->threads > 0)
 		pthread_mutex_lock(&sys->rq_mu);
-	}
 	if (sys->rq_tail != NULL)
 		sys->rq_tail->rq_next = a;
 	else
@@ -164,6 +157,63 @@ mri_schedule(mr_system *sys, struct mr_actor *a)
 	if (sys->idle > 0)
 		pthread_cond_signal(&sys->rq_cv);
 	pthread_mutex_unlock(&sys->rq_mu);
+}
+
+/* Deterministic: into the array the seed picks from (or, out of memory,
+ * the list, which step runs in order). */
+static void
+system__push_det(mr_system *sys, struct mr_actor *a)
+{
+	if (sys->runn == sys->runcap) {
+		size_t            cap = sys->runcap ? sys->runcap * 2 : 64;
+		struct mr_actor **v   = realloc(sys->runv, cap * sizeof(*v));
+
+		if (v != NULL) {
+			sys->runv   = v;
+			sys->runcap = cap;
+		}
+	}
+	if (sys->runn < sys->runcap)
+		sys->runv[sys->runn++] = a;
+	else
+		system__push(sys, a);
+}
+
+/* An actor made runnable by a send. On a worker of this system it is run
+ * next by that worker, without the run queue's lock (the one it displaces
+ * goes to the shared queue); elsewhere it joins the shared queue. */
+void
+mri_schedule(mr_system *sys, struct mr_actor *a)
+{
+	struct system__worker_ctx *w = system__self;
+
+	atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
+	if (sys->threads == 0) {
+		system__push_det(sys, a);
+		return;
+	}
+	/* Kept only while no worker idles: an idle one should take it. */
+	if (w != NULL && w->sys == sys &&
+	    atomic_load_explicit(&sys->idle, memory_order_relaxed) == 0) {
+		struct mr_actor *old = w->next;
+
+		w->next = a;
+		if (old == NULL)
+			return;
+		a = old;
+	}
+	system__push(sys, a);
+}
+
+void
+mri_worker_flush(mr_system *sys)
+{
+	struct system__worker_ctx *w = system__self;
+
+	if (w == NULL || w->sys != sys || w->next == NULL)
+		return;
+	system__push(sys, w->next);
+	w->next = NULL;
 }
 
 /* Run up to \p batch messages of \p a (its run queue reference is ours),
@@ -200,36 +250,63 @@ mri_run(mr_system *sys, struct mr_actor *a, unsigned batch)
 		pthread_mutex_unlock(&sys->space_mu);
 	}
 	if (left > 0) {
-		mri_schedule(sys, a);
+		/* More to do: to the back of the line (our reference goes
+		 * with it). */
+		if (sys->threads == 0)
+			system__push_det(sys, a);
+		else
+			system__push(sys, a);
+		return;
 	}
 	mri_actor_rele(a);
 }
 
+/* A worker runs the actor its last one made runnable first (warm caches,
+ * no lock), up to MRI_NEXT_STREAK in a row; then, or when there is none,
+ * the head of the shared queue. */
 static void *
 system__worker(void *arg)
 {
-	mr_system       *sys = arg;
-	struct mr_actor *a;
+	struct system__worker_ctx w = {.sys = arg};
+	mr_system                *sys = arg;
+	struct mr_actor          *a;
 
-	pthread_mutex_lock(&sys->rq_mu);
+	system__self = &w;
 	for (;;) {
-		a = sys->rq_head;
-		if (a == NULL) {
-			if (sys->quit)
-				break;
+		a = w.next;
+		if (a != NULL && w.streak < MRI_NEXT_STREAK) {
+			w.next = NULL;
+			w.streak++;
+			mri_run(sys, a, MRI_BATCH);
+			continue;
+		}
+		w.streak = 0;
+		w.next   = NULL;
+		pthread_mutex_lock(&sys->rq_mu);
+		if (a != NULL) { /* its turn is over: behind the others */
+			if (sys->rq_tail != NULL)
+				sys->rq_tail->rq_next = a;
+			else
+				sys->rq_head = a;
+			sys->rq_tail = a;
+			a->rq_next   = NULL;
+		}
+		while ((a = sys->rq_head) == NULL && !sys->quit) {
 			sys->idle++;
 			pthread_cond_wait(&sys->rq_cv, &sys->rq_mu);
 			sys->idle--;
-			continue;
+		}
+		if (a == NULL) {
+			pthread_mutex_unlock(&sys->rq_mu);
+			break;
 		}
 		sys->rq_head = a->rq_next;
 		if (sys->rq_head == NULL)
 			sys->rq_tail = NULL;
 		pthread_mutex_unlock(&sys->rq_mu);
 		mri_run(sys, a, MRI_BATCH);
-		pthread_mutex_lock(&sys->rq_mu);
 	}
-	pthread_mutex_unlock(&sys->rq_mu);
+	system__self = NULL;
 	return NULL;
 }
 
