@@ -159,11 +159,23 @@ START_TEST(test_ordered_start_and_shutdown)
 			      w__child("c", &w_c, MR_PERMANENT)};
 	mr_pid        sup = w__start(sys, MR_ONE_FOR_ONE, c, 3, 0, 0);
 
+	mr_spawn_opts l = {.link = sup};
+	mr_pid        d;
+
 	W_LOG("ABC");
 	ck_assert_uint_eq(mr_system_actors(sys), 4);
+	/* An EXIT from a linked actor that is neither a child nor the parent
+	 * is ignored. */
+	ck_assert_int_eq(mr_spawn(sys, &w__b, &w_d, &l, &d), MR_OK);
+	mr_system_run_until_idle(sys);
+	ck_assert_int_eq(mr_cast(sys, d, W_CRASH, NULL, 0), MR_OK);
+	mr_system_run_until_idle(sys);
+	W_LOG("ABCDd");
+	ck_assert_uint_eq(mr_system_actors(sys), 4);
+	/* The parent (here the test's thread, pid 0) stops it. */
 	ck_assert_int_eq(mr_send_exit(sys, sup, MR_EXIT_SHUTDOWN), MR_OK);
 	mr_system_run_until_idle(sys);
-	W_LOG("ABCcba");
+	W_LOG("ABCDdcba");
 	ck_assert_int_eq(w__reason['a'], MR_EXIT_SHUTDOWN);
 	ck_assert_uint_eq(mr_system_actors(sys), 0);
 	mr_system_free(sys);

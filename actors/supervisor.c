@@ -247,9 +247,10 @@ sup__exit(mr_actor *self, struct sup *s, mr_pid pid, int reason)
 	int i = sup__find(s, pid);
 
 	if (i < 0) {
-		/* The parent, or anyone for a root supervisor: stop. */
-		if ((pid == s->parent || s->parent == 0) &&
-		    reason != MR_EXIT_NORMAL && !s->shutting_down)
+		/* From the parent: stop. From anyone else: ignored (OTP's
+		 * "unexpected EXIT"). */
+		if (pid == s->parent && reason != MR_EXIT_NORMAL &&
+		    !s->shutting_down)
 			sup__shutdown(self, s, reason);
 		return;
 	}
@@ -417,8 +418,10 @@ static const mr_behaviour sup__behaviour = {
 int
 mr_supervisor_start(mr_system *sys, const mr_sup_spec *spec, mr_pid *pid)
 {
-	struct sup_start_arg sa = {.spec = spec, .parent = 0};
-	mr_spawn_opts        o  = {.trap_exit = true};
+	struct mr_actor     *cur = mri_current();
+	struct sup_start_arg sa  = {.spec = spec,
+				    .parent = cur != NULL ? cur->pid : 0};
+	mr_spawn_opts        o   = {.trap_exit = true};
 
 	if (spec == NULL || (spec->nchildren > 0 && spec->children == NULL))
 		return MR_EINVAL;

@@ -25,7 +25,12 @@
  * killed at once; MR_SHUTDOWN_INFINITY: waited for, for supervisors). A
  * supervisor that gets MR_EXIT_SHUTDOWN from its parent (or from
  * mr_send_exit) stops its children in reverse order, one at a time, each
- * with its own timeout, then exits with MR_EXIT_SHUTDOWN.
+ * with its own timeout, then exits with MR_EXIT_SHUTDOWN. Its parent is the
+ * supervisor that started it (mr_supervisor_start_link), or whoever called
+ * mr_supervisor_start: the actor, or pid 0 for a non-actor thread, whose
+ * mr_send_exit (from = 0) stops it so. Exit signals from anyone else are
+ * ignored, as OTP's "unexpected EXIT"; MR_EXIT_KILL kills it at once (its
+ * children then get EXIT killed through their links).
  *
  * Thread safety: as mailroom/actor.h; the spec is copied by
  * mr_supervisor_start (its strings and args are borrowed for the
@@ -81,7 +86,8 @@ typedef struct mr_sup_spec {
 } mr_sup_spec;
 
 /**
- * @brief Start a supervisor (not linked) and its children, in order.
+ * @brief Start a supervisor (not linked; its parent is the calling actor,
+ *        or 0) and its children, in order.
  * @returns MR_OK and *pid, or the error of the first child that failed to
  *          start (the ones started before it are stopped).
  */
