@@ -445,6 +445,81 @@ START_TEST(test_start_failures)
 }
 END_TEST
 
+/* Seeded simulation: a supervisor of four children of random restart types
+ * and a random strategy, hit by 40 random crashes, normal stops, shutdown
+ * stops and clock moves, each seed a different interleaving too. After
+ * every step: every permanent child runs, running children have distinct
+ * live pids, and the system holds exactly the supervisor and them. */
+static void
+w__sim(uint64_t seed)
+{
+	static struct wspec ws[4] = {{'a', false}, {'b', false},
+				     {'c', false}, {'d', false}};
+	static const char  *ids[4] = {"a", "b", "c", "d"};
+	mr_system          *sys = w__sys(seed);
+	mr_child_spec       c[4];
+	uint64_t            x = seed * 2654435761u + 1;
+	mr_pid              sup;
+	int                 i, k, step;
+
+	for (i = 0; i < 4; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		c[i] = w__child(ids[i], &ws[i], (mr_restart)(x % 3));
+	}
+	x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+	sup = w__start(sys, (mr_strategy)(x % 3), c, 4, 1000, 1000);
+	for (step = 0; step < 40; step++) {
+		mr_pid pids[4];
+		size_t running = 0;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		k = (int)(x % 4);
+		switch ((x >> 8) % 4) {
+		case 0:
+		case 1:
+			mr_cast(sys, w__which(sys, sup, ids[k]), W_CRASH,
+				NULL, 0);
+			break;
+		case 2:
+			mr_cast(sys, w__which(sys, sup, ids[k]),
+				(x >> 16) % 2 ? W_STOP : W_EXIT_SHUTDOWN,
+				NULL, 0);
+			break;
+		default:
+			mr_system_advance(sys, (x >> 16) % 50);
+			break;
+		}
+		mr_system_run_until_idle(sys);
+		for (i = 0; i < 4; i++) {
+			pids[i] = w__which(sys, sup, ids[i]);
+			if (c[i].restart == MR_PERMANENT)
+				ck_assert_msg(pids[i] != 0,
+					      "seed %llu step %d: %s down",
+					      (unsigned long long)seed, step,
+					      ids[i]);
+			if (pids[i] == 0)
+				continue;
+			running++;
+			for (k = 0; k < i; k++)
+				ck_assert_uint_ne(pids[k], pids[i]);
+		}
+		ck_assert_msg(mr_system_actors(sys) == 1 + running,
+			      "seed %llu step %d: %zu actors, %zu running",
+			      (unsigned long long)seed, step,
+			      mr_system_actors(sys), running);
+	}
+	mr_system_free(sys);
+}
+
+START_TEST(test_sim)
+{
+	uint64_t seed;
+
+	for (seed = 0; seed < 300; seed++)
+		w__sim(seed);
+}
+END_TEST
+
 /* The same supervisors on two worker threads: a restart, then the system
  * freed with the tree running (everything terminated, nothing restarted). */
 START_TEST(test_threaded_tree)
@@ -504,6 +579,7 @@ w__suite(void)
 	tcase_add_test(r, test_escalation_two_levels);
 	tcase_add_test(r, test_start_failures);
 	tcase_add_test(r, test_threaded_tree);
+	tcase_add_test(r, test_sim);
 	suite_add_tcase(s, r);
 	return s;
 }
