@@ -39,7 +39,7 @@ struct sup {
 	struct sup_child *c;
 	int               n;
 	uint64_t         *restarts; /* times, oldest first */
-	uint32_t          nrestarts;
+	uint32_t          nrestarts, restarts_cap;
 	/* the stopping job */
 	bool              job;
 	bool              shutting_down;
@@ -100,6 +100,15 @@ sup__add_restart(mr_actor *self, struct sup *s)
 	s->nrestarts = k;
 	if (s->nrestarts + 1 > s->intensity)
 		return false;
+	if (s->nrestarts == s->restarts_cap) {
+		uint32_t  cap = s->restarts_cap * 2;
+		uint64_t *v   = realloc(s->restarts, cap * sizeof(*v));
+
+		if (v == NULL)
+			return false; /* out of memory: as if exceeded */
+		s->restarts     = v;
+		s->restarts_cap = cap;
+	}
 	s->restarts[s->nrestarts++] = now;
 	return true;
 }
@@ -379,7 +388,8 @@ sup__init(mr_actor *self, void *arg, void **state)
 	s->parent   = sa->parent;
 	s->n        = (int)spec->nchildren;
 	s->c        = calloc(spec->nchildren + 1, sizeof(*s->c));
-	s->restarts = calloc((size_t)s->intensity + 1, sizeof(uint64_t));
+	s->restarts_cap = 8;
+	s->restarts     = calloc(s->restarts_cap, sizeof(uint64_t));
 	s->job_cur  = -1;
 	if (s->c == NULL || s->restarts == NULL) {
 		sup__free(s);

@@ -270,7 +270,9 @@ MR_API int mr_reply_error(mr_system *sys, mr_from from, int err);
 
 /**
  * @brief Stop the calling actor after this callback, with \p reason
- *        (MR_EXIT_NORMAL: a normal stop). Only inside its callbacks.
+ *        (MR_EXIT_NORMAL: a normal stop). Only inside its callbacks. From
+ *        init: the actor exits as soon as init returned (terminate runs),
+ *        and mr_spawn still returns MR_OK and its pid.
  */
 MR_API void mr_exit(mr_actor *self, int reason);
 
