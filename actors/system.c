@@ -518,7 +518,7 @@ mr_system_advance(mr_system *sys, uint64_t ms)
 	if (sys->threads != 0)
 		return;
 	mr_system_run_until_idle(sys);
-	until = sys->vnow + ms;
+	until = ms > UINT64_MAX - sys->vnow ? UINT64_MAX : sys->vnow + ms;
 	while (mri_timers_fire_next(sys, until))
 		mr_system_run_until_idle(sys);
 	sys->vnow = until;

@@ -109,7 +109,7 @@ mr_send_after(mr_system *sys, mr_pid to, uint64_t ms, uint32_t type,
 	}
 	if (sys->threads == 0)
 		now = sys->vnow;
-	t.due = now + ms;
+	t.due = ms > UINT64_MAX - now ? UINT64_MAX : now + ms; /* saturate */
 	if (sys->nheap == sys->heapcap) {
 		size_t            cap = sys->heapcap ? sys->heapcap * 2 : 16;
 		struct mri_timer *h   = realloc(sys->heap, cap * sizeof(*h));
