@@ -41,6 +41,10 @@
  * timers run on a virtual clock that only mr_system_advance moves. The same
  * seed replays the same interleaving.
  *
+ * Callbacks should not block: a callback that waits holds its worker, and
+ * the one actor that worker was to run next (an actor its callbacks made
+ * runnable) waits with it; mr_call from an actor hands that one over first.
+ *
  * Thread safety: a system's functions are thread-safe in threaded mode
  * (threads > 0), callable from any thread, actor or not, except
  * mr_system_free (one thread, no other call in progress) and the functions
