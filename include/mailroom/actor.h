@@ -38,8 +38,9 @@
  * its own: the thread that owns it drives it with mr_system_step,
  * mr_system_run_until_idle and mr_system_advance; the scheduler picks the
  * next runnable actor with a seeded generator (one message per step) and
- * timers run on a virtual clock that only mr_system_advance moves. The same
- * seed replays the same interleaving.
+ * timers run on a virtual clock that only mr_system_advance (and mr_call,
+ * waiting for its reply or its timeout) moves. The same seed and the same
+ * calls replay the same interleaving.
  *
  * Callbacks should not block: a callback that waits holds its worker, and
  * the one actor that worker was to run next (an actor its callbacks made
