@@ -12,5 +12,6 @@
 #include "mailroom/envelope.h"
 #include "mailroom/client.h"
 #include "mailroom/consumer.h"
+#include "mailroom/actor.h"
 
 #endif

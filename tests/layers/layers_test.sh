@@ -19,6 +19,7 @@ declare -A allow=(
 	[broker]="core/ proto/ bridge/ consumers/ dlq/ mailroom/error.h mailroom/version.h mailroom/envelope.h"
 	[cli]="core/ proto/ mailroom/"
 	[bench]="core/ mailroom/"
+	[actors]="core/ mailroom/"
 )
 # What no layer but its owner may include, whatever the prefixes say.
 declare -A deny=(
