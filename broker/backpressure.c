@@ -174,6 +174,30 @@ mri_bp_clear(struct mri_bp *g, const char *topic)
 	return MR_OK;
 }
 
+void
+mri_bp_retain(struct mri_bp *g, bool (*keep)(void *arg, const char *topic),
+	      void *arg)
+{
+	struct bp_topic **pp, *t, *gone = NULL;
+
+	pthread_rwlock_wrlock(&g->lock);
+	for (pp = &g->topics; (t = *pp) != NULL;) {
+		if (keep(arg, t->b.topic)) {
+			pp = &t->next;
+			continue;
+		}
+		*pp     = t->next;
+		t->next = gone;
+		gone    = t;
+		atomic_fetch_sub(&g->count, 1);
+	}
+	pthread_rwlock_unlock(&g->lock);
+	while ((t = gone) != NULL) {
+		gone = t->next;
+		bp__topic_free(t);
+	}
+}
+
 bool
 mri_bp_any(const struct mri_bp *g)
 {

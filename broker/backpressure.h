@@ -105,6 +105,10 @@ int mri_bp_set(struct mri_bp *g, struct mri_bound *b);
 /** @returns MR_OK, or MR_ENOENT when \p topic had no bound. */
 int mri_bp_clear(struct mri_bp *g, const char *topic);
 
+/** @brief Clear every bound whose topic \p keep says false of. */
+void mri_bp_retain(struct mri_bp *g, bool (*keep)(void *arg, const char *topic),
+		   void *arg);
+
 /** @returns whether any bound is set (a load: cheap). */
 bool mri_bp_any(const struct mri_bp *g);
 

@@ -674,6 +674,27 @@ bt__listed(struct mri_bp *g, const char *topic, int32_t p)
 	return state;
 }
 
+static bool
+bt__keep_orders(void *arg, const char *topic)
+{
+	(void)arg;
+	return strcmp(topic, "orders") == 0;
+}
+
+START_TEST(test_retain)
+{
+	struct mri_bp *g = mri_bp_new();
+
+	bt__set(g, BT_B100 "}");
+	bt__set(g, "{\"topic\":\"payments\",\"max_lag\":100}");
+	mri_bp_retain(g, bt__keep_orders, NULL);
+	ck_assert_uint_eq(bt__nlisted(g, NULL), 1);
+	ck_assert_uint_eq(bt__nlisted(g, "orders"), 1);
+	ck_assert_int_eq(mri_bp_clear(g, "payments"), MR_ENOENT);
+	mri_bp_free(g);
+}
+END_TEST
+
 START_TEST(test_set_clear_stats_list)
 {
 	struct mri_bp           *g = mri_bp_new();
@@ -781,6 +802,7 @@ main(void)
 	tcase_add_test(tc, test_groups_named);
 	tcase_add_test(tc, test_keyless);
 	tcase_add_test(tc, test_set_clear_stats_list);
+	tcase_add_test(tc, test_retain);
 	tcase_add_test(tc, test_unbounded);
 	suite_add_tcase(s, tc);
 	r = srunner_create(s);

@@ -66,25 +66,23 @@ srv__bp_new(struct mri_server *s, const struct mri_config *cfg, char *errstr,
 	return srv__bp_load(s->bp, cfg->bounds, errstr, errstr_size);
 }
 
+/* mri_bp_retain's keep: the topics the configuration's "bounds" names. */
+static bool
+srv__bp_in_config(void *arg, const char *topic)
+{
+	return json_object_get(arg, topic) != NULL;
+}
+
 void
 srv__bp_reload(struct mri_server *s, const struct mri_config *cfg)
 {
-	json_t *old, *b;
-	size_t  i;
-	char    errstr[300];
+	char errstr[300];
 
 	// The file's bounds were checked as it was read: they replace every
 	// bound, those set through ADMIN included.
 	if (cfg->bounds == NULL)
 		return;
-	old = mri_bp_list(s->bp, NULL);
-	json_array_foreach (old, i, b) {
-		const char *t = json_string_value(json_object_get(b, "topic"));
-
-		if (json_object_get(cfg->bounds, t) == NULL)
-			(void)mri_bp_clear(s->bp, t);
-	}
-	json_decref(old);
+	mri_bp_retain(s->bp, srv__bp_in_config, cfg->bounds);
 	if (srv__bp_load(s->bp, cfg->bounds, errstr, sizeof(errstr)) != MR_OK)
 		mri_warn("component=backpressure msg=\"reload: %s\"", errstr);
 	else
