@@ -194,9 +194,16 @@ client__finish(struct client_req *r, int status, const char *why, nng_msg *m)
  * then waited its whole timeout for nothing. So once a connection was
  * lost and nothing came back for CLIENT__WEDGE_MS while the dialer still
  * counts the lost connection as its own, the client dials anew with a
- * dialer of its own and leaves the old one behind. A dialer that is only
- * waiting for mailroomd to come back counts no connection, and is left
- * alone.
+ * dialer of its own and leaves the old one behind.
+ *
+ * A dialer that counts no connection can have stopped too: nng 1.5.2's
+ * dialer gives up for good when a dial ends in NNG_ECLOSED, which is what
+ * a send of the SP header gets (EPIPE) on a connection that a dying
+ * mailroomd took into its listen queue and then dropped with its socket
+ * (one kill -9 and restart in a few under AddressSanitizer's slow exit; the
+ * dialer's counters then never move again). Such a dialer is closed and
+ * replaced every CLIENT__WEDGE_MS until a connection comes back: closing
+ * one that owns no connection waits for nothing.
  */
 #define CLIENT__WEDGE_MS 5000
 #define CLIENT__WATCH_MS 1000
@@ -275,14 +282,17 @@ client__watch_cb(void *arg)
 				      "no connection for %llu s; the dialer "
 				      "counts %lld",
 				      for_s, (long long)pipes);
-		if (pipes > 0 &&
+		if (pipes >= 0 &&
 		    nng_dial(c->sock, c->url, &nd, NNG_FLAG_NONBLOCK) == 0) {
+			if (pipes > 0)
+				atomic_fetch_add(&c->redials, 1);
+			else
+				nng_dialer_close(c->dialer);
 			c->dialer = nd;
-			atomic_fetch_add(&c->redials, 1);
 			atomic_store(&c->lost_ms,
 				     (unsigned long long)mri_mono_ms());
-			client__trace(c, "dialing anew, the old dialer left "
-					 "behind");
+			client__trace(c, "dialing anew, the old dialer %s",
+				      pipes > 0 ? "left behind" : "closed");
 		}
 	}
 	nng_sleep_aio(CLIENT__WATCH_MS, c->watch);
