@@ -13,5 +13,6 @@
 #include "mailroom/client.h"
 #include "mailroom/consumer.h"
 #include "mailroom/actor.h"
+#include "mailroom/mirror.h"
 
 #endif

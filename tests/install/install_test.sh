@@ -39,7 +39,7 @@ cmake --install "$MR_BINARY_DIR" --prefix "$work/staged" >"$work/install.log" 2>
 mv "$work/staged" "$work/prefix"
 prefix=$work/prefix
 mrt_pass "installed, and moved to $prefix"
-for h in mailroom.h version.h error.h envelope.h client.h consumer.h actor.h supervisor.h; do
+for h in mailroom.h version.h error.h envelope.h client.h consumer.h actor.h supervisor.h mirror.h; do
     [[ -f $prefix/include/mailroom/$h ]] || mrt_fail "include/mailroom/$h is not installed"
 done
 pc=$(find "$prefix" -name mailroom.pc -path '*/pkgconfig/*' | head -1)

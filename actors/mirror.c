@@ -1,0 +1,575 @@
+/*
+ * Mirrored actors (include/mailroom/mirror.h): a key's deliveries, fetched
+ * by mr_consume_run in key mode, go to that key's actor through a wrapper
+ * behaviour that runs the type's handle_cast and answers the worker with
+ * its result, which mr_consume_run turns into an ack, a reject or a nack.
+ *
+ * Built on the public client and actor APIs only. The worker waits for its
+ * actor without a timeout (the delivery it lends is only valid while it
+ * waits); an actor that exits before it took the delivery (passivated in
+ * between) answers MR_ENOENT, and the key is activated anew.
+ */
+#include "mailroom/mirror.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MIRROR__WORKERS   8
+#define MIRROR__IDLE_MS   120000u
+#define MIRROR__INTENSITY 100
+#define MIRROR__PERIOD_MS 5000u
+#define MIRROR__IDLE      0xffff0002u /* the idle timer's message type */
+#define MIRROR__TRIES     3 /* activations tried for one delivery */
+#define MIRROR__DRAIN_MS  10000 /* passivating at the end of a run */
+
+struct mirror__ent {
+	struct mirror__ent *next;
+	uint64_t            hash;
+	mr_pid              pid;
+	size_t              key_len;
+	unsigned char       key[];
+};
+
+struct mr_mirror {
+	mr_system          *sys;
+	mr_client          *c;
+	char               *topic;
+	char               *group;
+	char               *dlq; /* the subscription's dlq_topic, copied */
+	const mr_behaviour *user;
+	mr_behaviour        wrap;
+	mr_mirror_opts      o;
+	mr_subscribe_opts   sub;
+
+	pthread_mutex_t      lock;
+	pthread_cond_t       cv;  /* an actor exited */
+	struct mirror__ent **tab; /* key -> active actor */
+	size_t               cap; /* a power of two */
+	size_t               n;
+	mr_mirror_stats      st;
+	uint64_t            *crash_ms; /* the last intensity + 1 crashes */
+	size_t               crash_next;
+	bool                 escalated;
+	char                 why[256];
+
+	volatile int        stop; /* mr_consume_run's */
+	const volatile int *user_stop;
+	atomic_int          run_done;
+};
+
+/* A mirrored actor's state: the type's state and what the wrapper keeps. */
+struct mirror__actor {
+	mr_mirror    *m;
+	void         *ustate;
+	uint64_t      last_ms; /* the last delivery, on the system's clock */
+	uint64_t      hash;
+	size_t        key_len;
+	unsigned char key[];
+};
+
+struct mirror__init {
+	mr_mirror  *m;
+	const void *key;
+	size_t      key_len;
+	uint64_t    hash;
+};
+
+static uint64_t
+mirror__hash(const void *key, size_t len)
+{
+	const unsigned char *p = key;
+	uint64_t             h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+/* ---- the key table (under m->lock) ------------------------------------ */
+
+static struct mirror__ent **
+mirror__slot(mr_mirror *m, uint64_t h, const void *key, size_t len)
+{
+	struct mirror__ent **pp = &m->tab[h & (m->cap - 1)];
+
+	for (; *pp != NULL; pp = &(*pp)->next)
+		if ((*pp)->hash == h && (*pp)->key_len == len &&
+		    memcmp((*pp)->key, key, len) == 0)
+			break;
+	return pp;
+}
+
+static int
+mirror__grow(mr_mirror *m)
+{
+	size_t               cap = m->cap * 2;
+	struct mirror__ent **tab = calloc(cap, sizeof(*tab));
+
+	if (tab == NULL)
+		return MR_ENOMEM;
+	for (size_t i = 0; i < m->cap; i++) {
+		struct mirror__ent *e = m->tab[i], *next;
+
+		for (; e != NULL; e = next) {
+			next                   = e->next;
+			e->next                = tab[e->hash & (cap - 1)];
+			tab[e->hash & (cap - 1)] = e;
+		}
+	}
+	free(m->tab);
+	m->tab = tab;
+	m->cap = cap;
+	return MR_OK;
+}
+
+/* Forget \p pid as the actor of its key, if it still is. */
+static void
+mirror__forget(mr_mirror *m, uint64_t h, const void *key, size_t len,
+	       mr_pid pid)
+{
+	struct mirror__ent **pp = mirror__slot(m, h, key, len);
+	struct mirror__ent  *e  = *pp;
+
+	if (e != NULL && e->pid == pid) {
+		*pp = e->next;
+		free(e);
+		m->n--;
+	}
+}
+
+/* A crash: @returns whether the type's intensity is now exceeded. */
+static bool
+mirror__crashed(mr_mirror *m)
+{
+	size_t   k   = (size_t)m->o.intensity + 1;
+	uint64_t now = mr_system_now(m->sys);
+	uint64_t oldest;
+
+	m->st.crashes++;
+	m->crash_ms[m->crash_next % k] = now;
+	m->crash_next++;
+	if (m->crash_next < k)
+		return false;
+	oldest = m->crash_ms[m->crash_next % k];
+	if (now - oldest > m->o.period_ms || m->escalated)
+		return false;
+	m->escalated = true;
+	snprintf(m->why, sizeof(m->why),
+		 "the actors of %s crashed %d times within %u ms (more than "
+		 "the type's intensity): the type stopped",
+		 m->topic, m->o.intensity + 1, m->o.period_ms);
+	return true;
+}
+
+/* ---- the wrapper behaviour ------------------------------------------- */
+
+static int
+mirror__init(mr_actor *self, void *arg, void **state)
+{
+	const struct mirror__init *in = arg;
+	mr_mirror                 *m  = in->m;
+	struct mirror__actor      *a;
+	mr_mirror_key              mk = {in->key, in->key_len, m->o.arg};
+	int                        rc = MR_OK;
+
+	if ((a = calloc(1, sizeof(*a) + in->key_len)) == NULL)
+		return MR_ENOMEM;
+	a->m       = m;
+	a->hash    = in->hash;
+	a->key_len = in->key_len;
+	memcpy(a->key, in->key, in->key_len);
+	a->last_ms = mr_system_now(m->sys);
+	if (m->user->init != NULL)
+		rc = m->user->init(self, &mk, &a->ustate);
+	if (rc != MR_OK) {
+		free(a);
+		return rc;
+	}
+	if (mr_send_after(m->sys, mr_self(self), m->o.idle_ms, MIRROR__IDLE,
+			  NULL, 0) == 0) {
+		if (m->user->terminate != NULL)
+			m->user->terminate(self, a->ustate, MR_ENOMEM);
+		free(a);
+		return MR_ENOMEM;
+	}
+	// Counted here, before anything can end it (terminate uncounts).
+	pthread_mutex_lock(&m->lock);
+	m->st.activations++;
+	m->st.active++;
+	pthread_mutex_unlock(&m->lock);
+	*state = a;
+	return MR_OK;
+}
+
+static int
+mirror__cast(mr_actor *self, void *state, const mr_msg *msg)
+{
+	struct mirror__actor *a = state;
+
+	if (a->m->user->handle_cast == NULL)
+		return MR_OK;
+	return a->m->user->handle_cast(self, a->ustate, msg);
+}
+
+static int
+mirror__call(mr_actor *self, void *state, const mr_msg *msg, mr_from from)
+{
+	struct mirror__actor *a = state;
+	mr_mirror            *m = a->m;
+	const mr_delivery    *d;
+	mr_msg                um;
+	int32_t               rc;
+
+	if (msg->type != MR_MSG_DELIVERY || msg->from != 0 ||
+	    msg->len != sizeof(d)) {
+		if (m->user->handle_call != NULL)
+			return m->user->handle_call(self, a->ustate, msg, from);
+		mr_reply_error(m->sys, from, MR_ENOTSUP);
+		return MR_OK;
+	}
+	memcpy(&d, msg->data, sizeof(d));
+	um      = (mr_msg){.type = MR_MSG_DELIVERY, .data = d,
+			   .len = sizeof(d)};
+	rc      = m->user->handle_cast != NULL
+		      ? m->user->handle_cast(self, a->ustate, &um)
+		      : MR_OK;
+	a->last_ms = mr_system_now(m->sys);
+	// The result rides in the reply's bytes, so that the worker tells a
+	// handler's MR_ENOENT from the runtime's (the actor was gone).
+	if (rc == MR_OK)
+		mr_reply(m->sys, from, NULL, 0);
+	else
+		mr_reply(m->sys, from, &rc, sizeof(rc));
+	return rc == MR_OK || rc == MR_EREJECT ? MR_OK : rc;
+}
+
+static int
+mirror__info(mr_actor *self, void *state, const mr_info *info)
+{
+	struct mirror__actor *a = state;
+	mr_mirror            *m = a->m;
+	uint64_t              now, idle;
+
+	if (info->kind != MR_INFO_TIMER || info->msg == NULL ||
+	    info->msg->type != MIRROR__IDLE ||
+	    (info->msg->from != 0 && info->msg->from != mr_self(self))) {
+		if (m->user->handle_info != NULL)
+			return m->user->handle_info(self, a->ustate, info);
+		return MR_OK;
+	}
+	now  = mr_system_now(m->sys);
+	idle = now - a->last_ms;
+	if (idle < m->o.idle_ms) {
+		if (mr_send_after(m->sys, mr_self(self), m->o.idle_ms - idle,
+				  MIRROR__IDLE, NULL, 0) == 0)
+			return MR_ENOMEM;
+		return MR_OK;
+	}
+	// Idle: no longer the key's actor (a delivery from now on activates
+	// a new one), then out.
+	pthread_mutex_lock(&m->lock);
+	mirror__forget(m, a->hash, a->key, a->key_len, mr_self(self));
+	pthread_mutex_unlock(&m->lock);
+	mr_exit(self, MR_EXIT_PASSIVATE);
+	return MR_OK;
+}
+
+static void
+mirror__terminate(mr_actor *self, void *state, int reason)
+{
+	struct mirror__actor *a = state;
+	mr_mirror            *m = a->m;
+
+	if (m->user->terminate != NULL)
+		m->user->terminate(self, a->ustate, reason);
+	pthread_mutex_lock(&m->lock);
+	mirror__forget(m, a->hash, a->key, a->key_len, mr_self(self));
+	if (reason == MR_EXIT_PASSIVATE)
+		m->st.passivations++;
+	else if (reason != MR_EXIT_NORMAL && reason != MR_EXIT_SHUTDOWN &&
+		 mirror__crashed(m))
+		__atomic_store_n(&m->stop, 1, __ATOMIC_RELAXED);
+	m->st.active--;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->lock);
+	free(a);
+}
+
+/* ---- the workers ------------------------------------------------------ */
+
+/* @returns the key's actor, activated if it had none (0 and *rc if its
+ *          init failed). */
+static mr_pid
+mirror__actor_of(mr_mirror *m, const void *key, size_t len, int *rc)
+{
+	uint64_t            h  = mirror__hash(key, len);
+	struct mirror__init in = {m, key, len, h};
+	struct mirror__ent *e, **pp;
+	mr_pid              pid;
+
+	pthread_mutex_lock(&m->lock);
+	if ((e = *mirror__slot(m, h, key, len)) != NULL) {
+		pid = e->pid;
+		pthread_mutex_unlock(&m->lock);
+		return pid;
+	}
+	pthread_mutex_unlock(&m->lock);
+	// init runs here, without the lock: a key has one delivery in flight
+	// (key mode), so no other worker activates it meanwhile.
+	if ((*rc = mr_spawn(m->sys, &m->wrap, &in, NULL, &pid)) != MR_OK) {
+		pthread_mutex_lock(&m->lock);
+		if (mirror__crashed(m))
+			__atomic_store_n(&m->stop, 1, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&m->lock);
+		return 0;
+	}
+	pthread_mutex_lock(&m->lock);
+	pp = mirror__slot(m, h, key, len);
+	if (*pp == NULL && (m->n < m->cap || mirror__grow(m) == MR_OK) &&
+	    (e = malloc(sizeof(*e) + len)) != NULL) {
+		pp  = mirror__slot(m, h, key, len);
+		*e  = (struct mirror__ent){.next = NULL, .hash = h, .pid = pid,
+					   .key_len = len};
+		memcpy(e->key, key, len);
+		*pp = e;
+		m->n++;
+	}
+	// Otherwise (out of memory, or a keyless record's actor made by
+	// another worker meanwhile) this one serves this delivery, unnamed,
+	// and passivates when idle. An actor that ended in its init is
+	// entered all the same, and forgotten by the first call to it.
+	pthread_mutex_unlock(&m->lock);
+	return pid;
+}
+
+static int
+mirror__handle(void *arg, const mr_delivery *d)
+{
+	mr_mirror  *m   = arg;
+	const void *key = d->has_key ? d->key : "";
+	size_t      len = d->has_key ? d->key_len : 0;
+	void       *reply = NULL;
+	size_t      reply_len = 0;
+	int         rc  = MR_ENOENT;
+	int32_t     res;
+
+	for (int t = 0; t < MIRROR__TRIES && rc == MR_ENOENT; t++) {
+		mr_pid pid = mirror__actor_of(m, key, len, &rc);
+
+		if (pid == 0)
+			break;
+		rc = mr_call(m->sys, pid, MR_MSG_DELIVERY, &d, sizeof(d), -1,
+			     &reply, &reply_len);
+		if (rc != MR_ENOENT)
+			break;
+		// Gone before it took the delivery (passivated meanwhile):
+		// forget it, if it is still the key's, and activate anew.
+		pthread_mutex_lock(&m->lock);
+		mirror__forget(m, mirror__hash(key, len), key, len, pid);
+		pthread_mutex_unlock(&m->lock);
+	}
+	if (rc == MR_OK && reply_len == sizeof(res)) {
+		memcpy(&res, reply, sizeof(res));
+		rc = res;
+	}
+	free(reply);
+	pthread_mutex_lock(&m->lock);
+	m->st.deliveries++;
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+/* Copies the caller's stop into mr_consume_run's, next to the type's. */
+static void *
+mirror__watch(void *arg)
+{
+	mr_mirror      *m  = arg;
+	struct timespec ts = {0, 50 * 1000000L};
+
+	while (!atomic_load(&m->run_done)) {
+		if (m->user_stop != NULL &&
+		    __atomic_load_n(m->user_stop, __ATOMIC_RELAXED)) {
+			__atomic_store_n(&m->stop, 1, __ATOMIC_RELAXED);
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+/* ---- the type --------------------------------------------------------- */
+
+int
+mr_mirror_new(mr_mirror **out, mr_system *sys, mr_client *c,
+	      const char *topic, const char *group, const mr_behaviour *b,
+	      const mr_mirror_opts *opts)
+{
+	mr_mirror_opts o = opts != NULL ? *opts : (mr_mirror_opts){0};
+	mr_mirror     *m;
+
+	if (out == NULL || sys == NULL || c == NULL || topic == NULL ||
+	    group == NULL || b == NULL || o.workers < 0 || o.workers > 1024 ||
+	    o.intensity < 0 || o.intensity > 1000000)
+		return MR_EINVAL;
+	o.workers   = o.workers ? o.workers : MIRROR__WORKERS;
+	o.idle_ms   = o.idle_ms ? o.idle_ms : MIRROR__IDLE_MS;
+	o.intensity = o.intensity ? o.intensity : MIRROR__INTENSITY;
+	o.period_ms = o.period_ms ? o.period_ms : MIRROR__PERIOD_MS;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return MR_ENOMEM;
+	m->sys  = sys;
+	m->c    = c;
+	m->user = b;
+	m->o    = o;
+	m->sub  = o.sub != NULL ? *o.sub : (mr_subscribe_opts){0};
+	m->sub.order = MR_ORDER_KEY;
+	m->o.sub     = NULL;
+	if (m->sub.dlq_topic != NULL &&
+	    (m->dlq = strdup(m->sub.dlq_topic)) == NULL) {
+		free(m);
+		return MR_ENOMEM;
+	}
+	m->sub.dlq_topic = m->dlq;
+	m->cap       = 64;
+	m->wrap      = (mr_behaviour){.name        = b->name,
+				      .init        = mirror__init,
+				      .handle_cast = mirror__cast,
+				      .handle_call = mirror__call,
+				      .handle_info = mirror__info,
+				      .terminate   = mirror__terminate};
+	m->topic    = strdup(topic);
+	m->group    = strdup(group);
+	m->tab      = calloc(m->cap, sizeof(*m->tab));
+	m->crash_ms = calloc((size_t)o.intensity + 1, sizeof(*m->crash_ms));
+	if (m->topic == NULL || m->group == NULL || m->tab == NULL ||
+	    m->crash_ms == NULL) {
+		free(m->topic);
+		free(m->group);
+		free(m->dlq);
+		free(m->tab);
+		free(m->crash_ms);
+		free(m);
+		return MR_ENOMEM;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->cv, NULL);
+	*out = m;
+	return MR_OK;
+}
+
+/* Passivate every active actor and wait (bounded) until they are gone. */
+static void
+mirror__passivate_all(mr_mirror *m)
+{
+	struct timespec dl;
+	mr_pid         *pids;
+	size_t          n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	pids = calloc(m->n ? m->n : 1, sizeof(*pids));
+	for (size_t i = 0; pids != NULL && i < m->cap; i++)
+		for (struct mirror__ent *e = m->tab[i]; e != NULL; e = e->next)
+			pids[n++] = e->pid;
+	pthread_mutex_unlock(&m->lock);
+	for (size_t i = 0; i < n; i++)
+		mr_send_exit(m->sys, pids[i], MR_EXIT_PASSIVATE);
+	free(pids);
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += MIRROR__DRAIN_MS / 1000;
+	pthread_mutex_lock(&m->lock);
+	while (m->st.active > 0 &&
+	       pthread_cond_timedwait(&m->cv, &m->lock, &dl) == 0)
+		;
+	pthread_mutex_unlock(&m->lock);
+}
+
+int
+mr_mirror_run(mr_mirror *m, const volatile int *stop)
+{
+	const char       *topics[1] = {m->topic};
+	mr_subscribe_opts sub       = m->sub;
+	mr_consumer      *s;
+	pthread_t         watch;
+	bool              watching;
+	int               rc;
+
+	m->why[0] = '\0';
+	if ((rc = mr_subscribe(m->c, m->group, topics, 1, &sub, &s)) !=
+	    MR_OK) {
+		snprintf(m->why, sizeof(m->why), "%s", mr_client_last_error());
+		return rc;
+	}
+	m->user_stop = stop;
+	atomic_store(&m->run_done, 0);
+	watching = pthread_create(&watch, NULL, mirror__watch, m) == 0;
+	rc = mr_consume_run(s, m->o.workers, mirror__handle, m, &m->stop, 0);
+	if (rc != MR_OK)
+		snprintf(m->why, sizeof(m->why), "%s", mr_client_last_error());
+	atomic_store(&m->run_done, 1);
+	if (watching)
+		pthread_join(watch, NULL);
+	mirror__passivate_all(m);
+	mr_consumer_free(s);
+	pthread_mutex_lock(&m->lock);
+	if (m->escalated && rc == MR_OK)
+		rc = MR_EINTERNAL;
+	pthread_mutex_unlock(&m->lock);
+	__atomic_store_n(&m->stop, 0, __ATOMIC_RELAXED);
+	return rc;
+}
+
+const char *
+mr_mirror_error(const mr_mirror *m)
+{
+	return m->why;
+}
+
+mr_pid
+mr_mirror_whereis(mr_mirror *m, const void *key, size_t key_len)
+{
+	struct mirror__ent *e;
+	mr_pid              pid = 0;
+
+	pthread_mutex_lock(&m->lock);
+	e = *mirror__slot(m, mirror__hash(key, key_len), key, key_len);
+	if (e != NULL)
+		pid = e->pid;
+	pthread_mutex_unlock(&m->lock);
+	return pid;
+}
+
+void
+mr_mirror_stats_get(mr_mirror *m, mr_mirror_stats *out)
+{
+	pthread_mutex_lock(&m->lock);
+	*out = m->st;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void
+mr_mirror_free(mr_mirror *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->cap; i++) {
+		struct mirror__ent *e = m->tab[i], *next;
+
+		for (; e != NULL; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->cv);
+	free(m->tab);
+	free(m->crash_ms);
+	free(m->topic);
+	free(m->group);
+	free(m->dlq);
+	free(m);
+}

@@ -1,0 +1,122 @@
+/*
+ * Mirrored actors: an actor type bound to a topic and a consumer group
+ * through mailroomd, one virtual actor per key (issue #11, item 5).
+ *
+ * mr_mirror_run subscribes the group to the topic in key mode (mailroomd
+ * never hands out a key's next message before the previous one is
+ * settled) and runs mr_consume_run: each delivery goes to the actor of its
+ * key, which is activated on its first message (mr_spawn of the type's
+ * behaviour: init gets a const mr_mirror_key *) and passivated once it has
+ * had no delivery for idle_ms (it exits with MR_EXIT_PASSIVATE: terminate
+ * runs, the place to hand its state off). A keyless record goes to the
+ * actor of the empty key.
+ *
+ * A delivery arrives as a cast: handle_cast with msg->type
+ * MR_MSG_DELIVERY and msg->data pointing at the const mr_delivery (borrowed
+ * for the callback; msg->len is sizeof(mr_delivery *)). The delivery is
+ * settled after handle_cast returns: 0 acks it; MR_EREJECT rejects it (to
+ * the dead-letter topic at once, the actor goes on); anything else nacks it
+ * (delivered again after the subscription's back-off, until its attempts
+ * run out and it is quarantined) and crashes the actor: terminate runs
+ * with that reason, its state is dropped, and the key's next delivery
+ * starts a new one from init. So a message that always crashes its actor
+ * ends in the dead-letter topic and the key goes on with its next message.
+ *
+ * The type is the actors' supervisor: more than intensity crashes within
+ * period_ms stop the run (mr_mirror_run returns MR_EINTERNAL, saying so),
+ * as an OTP supervisor whose intensity is exceeded exits.
+ *
+ * Local messages reach a mirrored actor as any other's (mr_cast, mr_call
+ * to the pid that mr_mirror_whereis gives while it is active), one at a
+ * time with its deliveries.
+ *
+ * Thread safety: mr_mirror_run runs on the caller's thread (its workers on
+ * threads of their own); mr_mirror_whereis and mr_mirror_stats from any
+ * thread; mr_mirror_free once mr_mirror_run has returned.
+ */
+#ifndef MAILROOM_MIRROR_H
+#define MAILROOM_MIRROR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mailroom/actor.h"
+#include "mailroom/consumer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mr_mirror mr_mirror;
+
+/** @brief The type of the cast that carries a delivery. */
+#define MR_MSG_DELIVERY 0xffff0001u
+
+/** @brief The exit reason of a passivated actor (idle). */
+#define MR_EXIT_PASSIVATE (-5)
+
+/** @brief What a mirrored actor's init gets as its arg. */
+typedef struct mr_mirror_key {
+	const void *key; /* the key's bytes (borrowed for init) */
+	size_t      key_len;
+	void       *arg; /* mr_mirror_opts.arg */
+} mr_mirror_key;
+
+/** @brief Options; zero the struct, a zero member is the default. */
+typedef struct mr_mirror_opts {
+	int      workers;   /* deliveries handled at once; 0: 8 (1..1024) */
+	uint32_t idle_ms;   /* passivate after this long idle; 0: 120000 */
+	int      intensity; /* crashes allowed in period_ms; 0: 100 */
+	uint32_t period_ms; /* 0: 5000 */
+	void    *arg;       /* for init, in mr_mirror_key */
+	/** the subscription's options (order is always key); NULL: defaults */
+	const mr_subscribe_opts *sub;
+} mr_mirror_opts;
+
+/** @brief What a type has done so far. */
+typedef struct mr_mirror_stats {
+	uint64_t active;      /* actors alive now */
+	uint64_t activations; /* inits that succeeded */
+	uint64_t passivations;
+	uint64_t crashes;     /* handle_cast or init failed */
+	uint64_t deliveries;  /* handled (acked, rejected or nacked) */
+} mr_mirror_stats;
+
+/**
+ * @brief A mirrored actor type: behaviour \p b (borrowed for the mirror's
+ *        life) on \p sys, for \p topic's records consumed by \p group
+ *        through \p c (both borrowed; they must outlive the mirror).
+ * @returns MR_OK, MR_EINVAL (a NULL argument, an option out of range) or
+ *          MR_ENOMEM.
+ */
+MR_API int mr_mirror_new(mr_mirror **out, mr_system *sys, mr_client *c,
+			 const char *topic, const char *group,
+			 const mr_behaviour *b, const mr_mirror_opts *opts);
+
+/**
+ * @brief Subscribe and serve until *stop becomes non-zero (as
+ *        mr_consume_run's stop), or the type's intensity is exceeded, or
+ *        consuming fails. Active actors are passivated before it returns.
+ * @returns MR_OK, MR_EINTERNAL (intensity exceeded), or mr_subscribe's or
+ *          mr_consume_run's error, with a sentence in mr_mirror_error().
+ */
+MR_API int mr_mirror_run(mr_mirror *m, const volatile int *stop);
+
+/** @returns why the last mr_mirror_run ended with an error ("" if not). */
+MR_API const char *mr_mirror_error(const mr_mirror *m);
+
+/** @returns the pid of \p key's actor while it is active, else 0. */
+MR_API mr_pid mr_mirror_whereis(mr_mirror *m, const void *key,
+				size_t key_len);
+
+/** @brief Counters, a consistent snapshot. */
+MR_API void mr_mirror_stats_get(mr_mirror *m, mr_mirror_stats *out);
+
+/** @brief Free the type (after mr_mirror_run returned); NULL is a no-op. */
+MR_API void mr_mirror_free(mr_mirror *m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
