@@ -8,6 +8,13 @@
  * actor without a timeout (the delivery it lends is only valid while it
  * waits); an actor that exits before it took the delivery (passivated in
  * between) answers MR_ENOENT, and the key is activated anew.
+ *
+ * One actor per key at a time, its terminate over before the next one's
+ * init: an actor enters itself in the key table in its init and leaves it
+ * at the end of its terminate; one on its way out (passivating, crashing)
+ * is marked leaving first, and a worker that finds its key's actor
+ * leaving waits until it is gone. An actor that a worker is calling is
+ * not idle, whatever its clock says (pending).
  */
 #include "mailroom/mirror.h"
 
@@ -31,6 +38,8 @@ struct mirror__ent {
 	struct mirror__ent *next;
 	uint64_t            hash;
 	mr_pid              pid;
+	bool                leaving; /* exiting: wait for it to be gone */
+	unsigned            pending; /* workers calling it: not idle */
 	size_t              key_len;
 	unsigned char       key[];
 };
@@ -47,7 +56,7 @@ struct mr_mirror {
 	mr_subscribe_opts   sub;
 
 	pthread_mutex_t      lock;
-	pthread_cond_t       cv;  /* an actor exited */
+	pthread_cond_t       cv;  /* an actor left the table */
 	struct mirror__ent **tab; /* key -> active actor */
 	size_t               cap; /* a power of two */
 	size_t               n;
@@ -142,6 +151,41 @@ mirror__forget(mr_mirror *m, uint64_t h, const void *key, size_t len,
 	}
 }
 
+/* Mark \p pid, if it is its key's actor, as on its way out. */
+static void
+mirror__leaving(mr_mirror *m, uint64_t h, const void *key, size_t len,
+		mr_pid pid)
+{
+	struct mirror__ent *e = *mirror__slot(m, h, key, len);
+
+	if (e != NULL && e->pid == pid)
+		e->leaving = true;
+}
+
+/* Enter \p pid as its key's actor, unless the key has one (a keyless
+ * record's, activated by another worker meanwhile: this one serves its
+ * delivery unnamed, and passivates when idle) or memory is short. The
+ * worker whose delivery activates it is calling it. */
+static void
+mirror__enter(mr_mirror *m, uint64_t h, const void *key, size_t len,
+	      mr_pid pid)
+{
+	struct mirror__ent **pp = mirror__slot(m, h, key, len);
+	struct mirror__ent  *e;
+
+	if (*pp != NULL || (m->n >= m->cap && mirror__grow(m) != MR_OK) ||
+	    (e = malloc(sizeof(*e) + len)) == NULL)
+		return;
+	*e = (struct mirror__ent){.hash    = h,
+				  .pid     = pid,
+				  .pending = 1,
+				  .key_len = len};
+	memcpy(e->key, key, len);
+	pp  = mirror__slot(m, h, key, len);
+	*pp = e;
+	m->n++;
+}
+
 /* A crash: @returns whether the type's intensity is now exceeded. */
 static bool
 mirror__crashed(mr_mirror *m)
@@ -197,8 +241,10 @@ mirror__init(mr_actor *self, void *arg, void **state)
 		free(a);
 		return MR_ENOMEM;
 	}
-	// Counted here, before anything can end it (terminate uncounts).
+	// Entered and counted here, before anything can end it (terminate
+	// takes it out and uncounts).
 	pthread_mutex_lock(&m->lock);
+	mirror__enter(m, a->hash, a->key, a->key_len, mr_self(self));
 	m->st.activations++;
 	m->st.active++;
 	pthread_mutex_unlock(&m->lock);
@@ -239,6 +285,12 @@ mirror__call(mr_actor *self, void *state, const mr_msg *msg, mr_from from)
 		      ? m->user->handle_cast(self, a->ustate, &um)
 		      : MR_OK;
 	a->last_ms = mr_system_now(m->sys);
+	if (rc != MR_OK && rc != MR_EREJECT) {
+		// A crash: the next delivery waits for this actor's end.
+		pthread_mutex_lock(&m->lock);
+		mirror__leaving(m, a->hash, a->key, a->key_len, mr_self(self));
+		pthread_mutex_unlock(&m->lock);
+	}
 	// The result rides in the reply's bytes, so that the worker tells a
 	// handler's MR_ENOENT from the runtime's (the actor was gone).
 	if (rc == MR_OK)
@@ -253,6 +305,7 @@ mirror__info(mr_actor *self, void *state, const mr_info *info)
 {
 	struct mirror__actor *a = state;
 	mr_mirror            *m = a->m;
+	struct mirror__ent   *e;
 	uint64_t              now, idle;
 
 	if (info->kind != MR_INFO_TIMER || info->msg == NULL ||
@@ -264,16 +317,21 @@ mirror__info(mr_actor *self, void *state, const mr_info *info)
 	}
 	now  = mr_system_now(m->sys);
 	idle = now - a->last_ms;
+	pthread_mutex_lock(&m->lock);
+	e = *mirror__slot(m, a->hash, a->key, a->key_len);
+	if (e != NULL && e->pid == mr_self(self) && e->pending > 0)
+		idle = 0; // a delivery is on its way to it
+	pthread_mutex_unlock(&m->lock);
 	if (idle < m->o.idle_ms) {
 		if (mr_send_after(m->sys, mr_self(self), m->o.idle_ms - idle,
 				  MIRROR__IDLE, NULL, 0) == 0)
 			return MR_ENOMEM;
 		return MR_OK;
 	}
-	// Idle: no longer the key's actor (a delivery from now on activates
-	// a new one), then out.
+	// Idle: out (a delivery from now on waits for its terminate, then
+	// activates a new one).
 	pthread_mutex_lock(&m->lock);
-	mirror__forget(m, a->hash, a->key, a->key_len, mr_self(self));
+	mirror__leaving(m, a->hash, a->key, a->key_len, mr_self(self));
 	pthread_mutex_unlock(&m->lock);
 	mr_exit(self, MR_EXIT_PASSIVATE);
 	return MR_OK;
@@ -303,17 +361,20 @@ mirror__terminate(mr_actor *self, void *state, int reason)
 /* ---- the workers ------------------------------------------------------ */
 
 /* @returns the key's actor, activated if it had none (0 and *rc if its
- *          init failed). */
+ *          init failed), counted as pending (mirror__called uncounts). */
 static mr_pid
 mirror__actor_of(mr_mirror *m, const void *key, size_t len, int *rc)
 {
 	uint64_t            h  = mirror__hash(key, len);
 	struct mirror__init in = {m, key, len, h};
-	struct mirror__ent *e, **pp;
+	struct mirror__ent *e;
 	mr_pid              pid;
 
 	pthread_mutex_lock(&m->lock);
-	if ((e = *mirror__slot(m, h, key, len)) != NULL) {
+	while ((e = *mirror__slot(m, h, key, len)) != NULL && e->leaving)
+		pthread_cond_wait(&m->cv, &m->lock);
+	if (e != NULL) {
+		e->pending++;
 		pid = e->pid;
 		pthread_mutex_unlock(&m->lock);
 		return pid;
@@ -328,23 +389,20 @@ mirror__actor_of(mr_mirror *m, const void *key, size_t len, int *rc)
 		pthread_mutex_unlock(&m->lock);
 		return 0;
 	}
-	pthread_mutex_lock(&m->lock);
-	pp = mirror__slot(m, h, key, len);
-	if (*pp == NULL && (m->n < m->cap || mirror__grow(m) == MR_OK) &&
-	    (e = malloc(sizeof(*e) + len)) != NULL) {
-		pp  = mirror__slot(m, h, key, len);
-		*e  = (struct mirror__ent){.next = NULL, .hash = h, .pid = pid,
-					   .key_len = len};
-		memcpy(e->key, key, len);
-		*pp = e;
-		m->n++;
-	}
-	// Otherwise (out of memory, or a keyless record's actor made by
-	// another worker meanwhile) this one serves this delivery, unnamed,
-	// and passivates when idle. An actor that ended in its init is
-	// entered all the same, and forgotten by the first call to it.
-	pthread_mutex_unlock(&m->lock);
 	return pid;
+}
+
+/* The call to \p pid is over. */
+static void
+mirror__called(mr_mirror *m, const void *key, size_t len, mr_pid pid)
+{
+	struct mirror__ent *e;
+
+	pthread_mutex_lock(&m->lock);
+	e = *mirror__slot(m, mirror__hash(key, len), key, len);
+	if (e != NULL && e->pid == pid && e->pending > 0)
+		e->pending--;
+	pthread_mutex_unlock(&m->lock);
 }
 
 static int
@@ -365,12 +423,13 @@ mirror__handle(void *arg, const mr_delivery *d)
 			break;
 		rc = mr_call(m->sys, pid, MR_MSG_DELIVERY, &d, sizeof(d), -1,
 			     &reply, &reply_len);
+		mirror__called(m, key, len, pid);
 		if (rc != MR_ENOENT)
 			break;
-		// Gone before it took the delivery (passivated meanwhile):
-		// forget it, if it is still the key's, and activate anew.
+		// Gone before it took the delivery (it exited meanwhile):
+		// wait for its terminate, then activate anew.
 		pthread_mutex_lock(&m->lock);
-		mirror__forget(m, mirror__hash(key, len), key, len, pid);
+		mirror__leaving(m, mirror__hash(key, len), key, len, pid);
 		pthread_mutex_unlock(&m->lock);
 	}
 	if (rc == MR_OK && reply_len == sizeof(res)) {
