@@ -1,20 +1,22 @@
 /*
- * Mirrored actors (include/mailroom/mirror.h): a key's deliveries, fetched
- * by mr_consume_run in key mode, go to that key's actor through a wrapper
- * behaviour that runs the type's handle_cast and answers the worker with
- * its result, which mr_consume_run turns into an ack, a reject or a nack.
+ * Mirrored actors (include/mailroom/mirror.h): a key's deliveries, handed
+ * out by mr_consume_run_async in key mode, are cast (as pointers) to that
+ * key's actor, whose wrapper behaviour runs the type's handle_cast and then
+ * mr_pending_done with its result: an ack, a reject or a nack, settled in
+ * ranges by the run. The actors' threads are the workers; the fetching
+ * thread only finds (or activates) the actor and casts.
  *
- * Built on the public client and actor APIs only. The worker waits for its
- * actor without a timeout (the delivery it lends is only valid while it
- * waits); an actor that exits before it took the delivery (passivated in
- * between) answers MR_ENOENT, and the key is activated anew.
+ * Built on the public client and actor APIs only. A delivery cast to an
+ * actor that exits before taking it is dropped by the runtime, whose free
+ * function nacks it (MR_ECLOSED); one cast to an actor already gone
+ * (MR_ENOENT) is given to a new activation.
  *
  * One actor per key at a time, its terminate over before the next one's
  * init: an actor enters itself in the key table in its init and leaves it
  * at the end of its terminate; one on its way out (passivating, crashing)
- * is marked leaving first, and a worker that finds its key's actor
- * leaving waits until it is gone. An actor that a worker is calling is
- * not idle, whatever its clock says (pending).
+ * is marked leaving first, and the dispatch waits until it is gone. An
+ * actor with deliveries cast to it and not yet handled is not idle,
+ * whatever its clock says (pending), so passivation never drops one.
  */
 #include "mailroom/mirror.h"
 
@@ -26,7 +28,6 @@
 #include <string.h>
 #include <time.h>
 
-#define MIRROR__WORKERS   8
 #define MIRROR__IDLE_MS   120000u
 #define MIRROR__INTENSITY 100
 #define MIRROR__PERIOD_MS 5000u
@@ -39,7 +40,7 @@ struct mirror__ent {
 	uint64_t            hash;
 	mr_pid              pid;
 	bool                leaving; /* exiting: wait for it to be gone */
-	unsigned            pending; /* workers calling it: not idle */
+	unsigned            pending; /* deliveries cast, not handled yet */
 	size_t              key_len;
 	unsigned char       key[];
 };
@@ -66,7 +67,7 @@ struct mr_mirror {
 	bool                 escalated;
 	char                 why[256];
 
-	volatile int        stop; /* mr_consume_run's */
+	volatile int        stop; /* mr_consume_run_async's */
 	const volatile int *user_stop;
 	atomic_int          run_done;
 };
@@ -252,52 +253,64 @@ mirror__init(mr_actor *self, void *arg, void **state)
 	return MR_OK;
 }
 
+/* A delivery cast to \p pid was handled, or the cast failed. Under the
+ * lock. */
+static void
+mirror__called(mr_mirror *m, uint64_t h, const void *key, size_t len,
+	       mr_pid pid)
+{
+	struct mirror__ent *e = *mirror__slot(m, h, key, len);
+
+	if (e != NULL && e->pid == pid && e->pending > 0)
+		e->pending--;
+}
+
 static int
 mirror__cast(mr_actor *self, void *state, const mr_msg *msg)
 {
 	struct mirror__actor *a = state;
+	mr_mirror            *m = a->m;
+	const mr_delivery    *d;
+	mr_pending           *p;
+	mr_msg                um;
+	int                   rc;
 
-	if (a->m->user->handle_cast == NULL)
-		return MR_OK;
-	return a->m->user->handle_cast(self, a->ustate, msg);
+	if (msg->type != MR_MSG_DELIVERY || msg->from != 0 || msg->len != 0 ||
+	    msg->data == NULL)
+		return m->user->handle_cast != NULL
+			   ? m->user->handle_cast(self, a->ustate, msg)
+			   : MR_OK;
+	p  = mr_msg_take(msg); // settled here, not freed (mirror__lost)
+	d  = mr_pending_delivery(p);
+	um = (mr_msg){.type = MR_MSG_DELIVERY, .data = d, .len = sizeof(d)};
+	rc = m->user->handle_cast != NULL
+		 ? m->user->handle_cast(self, a->ustate, &um)
+		 : MR_OK;
+	a->last_ms = mr_system_now(m->sys);
+	pthread_mutex_lock(&m->lock);
+	mirror__called(m, a->hash, a->key, a->key_len, mr_self(self));
+	m->st.deliveries++;
+	// A crash: the key's next delivery waits for this actor's end.
+	if (rc != MR_OK && rc != MR_EREJECT)
+		mirror__leaving(m, a->hash, a->key, a->key_len, mr_self(self));
+	pthread_mutex_unlock(&m->lock);
+	mr_pending_done(p, rc);
+	return rc == MR_OK || rc == MR_EREJECT ? MR_OK : rc;
+}
+
+/* A delivery cast to an actor that exited before taking it. */
+static void
+mirror__lost(void *p)
+{
+	mr_pending_done(p, MR_ECLOSED);
 }
 
 static int
 mirror__call(mr_actor *self, void *state, const mr_msg *msg, mr_from from)
 {
 	struct mirror__actor *a = state;
-	mr_mirror            *m = a->m;
-	const mr_delivery    *d;
-	mr_msg                um;
-	int32_t               rc;
 
-	if (msg->type != MR_MSG_DELIVERY || msg->from != 0 ||
-	    msg->len != sizeof(d)) {
-		if (m->user->handle_call != NULL)
-			return m->user->handle_call(self, a->ustate, msg, from);
-		mr_reply_error(m->sys, from, MR_ENOTSUP);
-		return MR_OK;
-	}
-	memcpy(&d, msg->data, sizeof(d));
-	um      = (mr_msg){.type = MR_MSG_DELIVERY, .data = d,
-			   .len = sizeof(d)};
-	rc      = m->user->handle_cast != NULL
-		      ? m->user->handle_cast(self, a->ustate, &um)
-		      : MR_OK;
-	a->last_ms = mr_system_now(m->sys);
-	if (rc != MR_OK && rc != MR_EREJECT) {
-		// A crash: the next delivery waits for this actor's end.
-		pthread_mutex_lock(&m->lock);
-		mirror__leaving(m, a->hash, a->key, a->key_len, mr_self(self));
-		pthread_mutex_unlock(&m->lock);
-	}
-	// The result rides in the reply's bytes, so that the worker tells a
-	// handler's MR_ENOENT from the runtime's (the actor was gone).
-	if (rc == MR_OK)
-		mr_reply(m->sys, from, NULL, 0);
-	else
-		mr_reply(m->sys, from, &rc, sizeof(rc));
-	return rc == MR_OK || rc == MR_EREJECT ? MR_OK : rc;
+	return a->m->user->handle_call(self, a->ustate, msg, from);
 }
 
 static int
@@ -358,7 +371,7 @@ mirror__terminate(mr_actor *self, void *state, int reason)
 	free(a);
 }
 
-/* ---- the workers ------------------------------------------------------ */
+/* ---- the dispatch ---------------------------------------------------- */
 
 /* @returns the key's actor, activated if it had none (0 and *rc if its
  *          init failed), counted as pending (mirror__called uncounts). */
@@ -392,58 +405,40 @@ mirror__actor_of(mr_mirror *m, const void *key, size_t len, int *rc)
 	return pid;
 }
 
-/* The call to \p pid is over. */
+/* mr_consume_run_async's handler, on the fetching thread: cast the
+ * delivery to its key's actor. */
 static void
-mirror__called(mr_mirror *m, const void *key, size_t len, mr_pid pid)
-{
-	struct mirror__ent *e;
-
-	pthread_mutex_lock(&m->lock);
-	e = *mirror__slot(m, mirror__hash(key, len), key, len);
-	if (e != NULL && e->pid == pid && e->pending > 0)
-		e->pending--;
-	pthread_mutex_unlock(&m->lock);
-}
-
-static int
-mirror__handle(void *arg, const mr_delivery *d)
+mirror__dispatch(void *arg, const mr_delivery *d, mr_pending *p)
 {
 	mr_mirror  *m   = arg;
 	const void *key = d->has_key ? d->key : "";
 	size_t      len = d->has_key ? d->key_len : 0;
-	void       *reply = NULL;
-	size_t      reply_len = 0;
 	int         rc  = MR_ENOENT;
-	int32_t     res;
 
 	for (int t = 0; t < MIRROR__TRIES && rc == MR_ENOENT; t++) {
 		mr_pid pid = mirror__actor_of(m, key, len, &rc);
 
 		if (pid == 0)
 			break;
-		rc = mr_call(m->sys, pid, MR_MSG_DELIVERY, &d, sizeof(d), -1,
-			     &reply, &reply_len);
-		mirror__called(m, key, len, pid);
-		if (rc != MR_ENOENT)
-			break;
-		// Gone before it took the delivery (it exited meanwhile):
-		// wait for its terminate, then activate anew.
+		rc = mr_cast_ptr(m->sys, pid, MR_MSG_DELIVERY, p, mirror__lost);
+		if (rc == MR_OK)
+			return;
+		// Gone already (MR_ENOENT): wait for its terminate, then
+		// activate anew.
 		pthread_mutex_lock(&m->lock);
-		mirror__leaving(m, mirror__hash(key, len), key, len, pid);
+		mirror__called(m, mirror__hash(key, len), key, len, pid);
+		if (rc == MR_ENOENT)
+			mirror__leaving(m, mirror__hash(key, len), key, len,
+					pid);
 		pthread_mutex_unlock(&m->lock);
 	}
-	if (rc == MR_OK && reply_len == sizeof(res)) {
-		memcpy(&res, reply, sizeof(res));
-		rc = res;
-	}
-	free(reply);
 	pthread_mutex_lock(&m->lock);
 	m->st.deliveries++;
 	pthread_mutex_unlock(&m->lock);
-	return rc;
+	mr_pending_done(p, rc);
 }
 
-/* Copies the caller's stop into mr_consume_run's, next to the type's. */
+/* Copies the caller's stop into the run's, next to the type's. */
 static void *
 mirror__watch(void *arg)
 {
@@ -472,10 +467,9 @@ mr_mirror_new(mr_mirror **out, mr_system *sys, mr_client *c,
 	mr_mirror     *m;
 
 	if (out == NULL || sys == NULL || c == NULL || topic == NULL ||
-	    group == NULL || b == NULL || o.workers < 0 || o.workers > 1024 ||
-	    o.intensity < 0 || o.intensity > 1000000)
+	    group == NULL || b == NULL || o.intensity < 0 ||
+	    o.intensity > 1000000)
 		return MR_EINVAL;
-	o.workers   = o.workers ? o.workers : MIRROR__WORKERS;
 	o.idle_ms   = o.idle_ms ? o.idle_ms : MIRROR__IDLE_MS;
 	o.intensity = o.intensity ? o.intensity : MIRROR__INTENSITY;
 	o.period_ms = o.period_ms ? o.period_ms : MIRROR__PERIOD_MS;
@@ -498,7 +492,9 @@ mr_mirror_new(mr_mirror **out, mr_system *sys, mr_client *c,
 	m->wrap      = (mr_behaviour){.name        = b->name,
 				      .init        = mirror__init,
 				      .handle_cast = mirror__cast,
-				      .handle_call = mirror__call,
+				      .handle_call = b->handle_call != NULL
+							 ? mirror__call
+							 : NULL,
 				      .handle_info = mirror__info,
 				      .terminate   = mirror__terminate};
 	m->topic    = strdup(topic);
@@ -566,7 +562,7 @@ mr_mirror_run(mr_mirror *m, const volatile int *stop)
 	m->user_stop = stop;
 	atomic_store(&m->run_done, 0);
 	watching = pthread_create(&watch, NULL, mirror__watch, m) == 0;
-	rc = mr_consume_run(s, m->o.workers, mirror__handle, m, &m->stop, 0);
+	rc = mr_consume_run_async(s, mirror__dispatch, m, &m->stop, 0);
 	if (rc != MR_OK)
 		snprintf(m->why, sizeof(m->why), "%s", mr_client_last_error());
 	atomic_store(&m->run_done, 1);

@@ -25,6 +25,11 @@
  *              sleeps (or spins) 1-5 ms, the same for a given offset in
  *              both modes. From the first handler call to the return of
  *              mr_consume_run (everything acked).
+ *   run        (not in all; "actors" is both) the data topic in key mode:
+ *   mirror     mr_consume_run with W workers and a zero-cost handler, and
+ *              an mr_mirror type (one actor per key) with W workers whose
+ *              handle_cast does nothing. From the first handler call to
+ *              the N-th.
  *
  * Throughput cases repeat --repeat times, alternating, and report the
  * median. The records carry no headers, so mailroomd gives each the id
@@ -307,8 +312,9 @@ bench__usage(FILE *f)
 		"  --partitions P   partitions of the data topic (4)\n"
 		"  --keys K         distinct keys, key-<i %% K> (1000)\n"
 		"  --mode M         raw, unordered, key, partition, slow or "
-		"all,\n"
-		"                   or a comma-separated list (all)\n"
+		"all; run,\n"
+		"                   mirror or actors (both); or a "
+		"comma-separated list (all)\n"
 		"  --repeat R       throughput runs, median reported (1)\n"
 		"  --batch B        messages per fetch (1000)\n"
 		"  --fetchers F     fetch threads, one subscription (4)\n"
@@ -331,7 +337,9 @@ bench__parse_cases(const char *s)
 		int         bits;
 	} names[] = {{"raw", CASE_RAW},	    {"unordered", CASE_UNORDERED},
 		     {"key", CASE_KEY},	    {"partition", CASE_PARTITION},
-		     {"slow", CASE_SLOW},   {"all", CASE_ALL}};
+		     {"slow", CASE_SLOW},   {"all", CASE_ALL},
+		     {"run", CASE_RUN},	    {"mirror", CASE_MIRROR},
+		     {"actors", CASE_ACTORS}};
 	int cases = 0;
 
 	while (*s != '\0') {
@@ -503,6 +511,8 @@ main(int argc, char **argv)
 	struct bench_result        raw_runs[BENCH_RUNS_MAX];
 	struct bench_result        mr_runs[3][BENCH_RUNS_MAX];
 	struct bench_result        none = {0}, slow_part = {0}, slow_key = {0};
+	struct bench_result        act_runs[2][BENCH_RUNS_MAX];
+	const struct bench_result *act[2] = {&none, &none};
 	const struct bench_result *raw = &none, *mr[3] = {&none, &none, &none};
 	mr_client                 *c;
 	double                     raw_ref, mean_ms = 0, ratio;
@@ -572,6 +582,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "  slow key: %.0f msgs/s\n",
 			bench_rate(&slow_key));
 	}
+	for (int r = 0; r < o.repeat; r++)
+		for (int i = 0; i < 2; i++) {
+			if (!(o.cases & (i ? CASE_MIRROR : CASE_RUN)))
+				continue;
+			bench__actors(&o, c, i == 1, &act_runs[i][r]);
+			fprintf(stderr, "  run %d %s: %.0f msgs/s\n", r + 1,
+				i ? "mirror" : "consume_run",
+				bench_rate(&act_runs[i][r]));
+		}
+	for (int i = 0; i < 2; i++)
+		if (o.cases & (i ? CASE_MIRROR : CASE_RUN))
+			act[i] = bench_median(act_runs[i], o.repeat);
 	if (group[0] != '\0')
 		journal = bench__journal_on(c, group);
 	if (o.cases & CASE_RAW)
@@ -621,6 +643,12 @@ main(int argc, char **argv)
 						      : o.slow_inflight) *
 			   1e3 / mean_ms);
 	}
+	if (o.cases & CASE_RUN)
+		bench_row("mr_consume_run, key, zero-cost", BENCH_NAME_W,
+			  act[0], o.size, raw_ref, "of raw");
+	if (o.cases & CASE_MIRROR)
+		bench_row("mirrored actors, zero-cost", BENCH_NAME_W, act[1],
+			  o.size, bench_rate(act[0]), "of run");
 	printf("(MB/s counts payload bytes only; cpu s is this process's; "
 	       "partition mode reads the first %ld messages)\n\n",
 	       o.partition_count);
@@ -635,6 +663,12 @@ main(int argc, char **argv)
 			    : 0;
 		bench__target("slow handler, key / partition", ratio, 8);
 	}
+	if ((o.cases & CASE_ACTORS) == CASE_ACTORS)
+		bench__target("mirrored actors / mr_consume_run",
+			      bench_rate(act[0]) > 0
+				  ? bench_rate(act[1]) / bench_rate(act[0])
+				  : 0,
+			      0.8);
 
 	printf("\n{\"bench\":\"consume\",\"size\":%zu,\"count\":%ld,"
 	       "\"partitions\":%d,\"keys\":%d,\"batch\":%d,\"fetchers\":%d,"
@@ -667,6 +701,13 @@ main(int argc, char **argv)
 				   bench_rate(&slow_part),
 				   "ratio_vs_partition", NULL, 0);
 	}
+	if (o.cases & CASE_RUN)
+		bench_json_result("consume_run_key", act[0], o.size, raw_ref,
+				   "ratio", act_runs[0], o.repeat);
+	if (o.cases & CASE_MIRROR)
+		bench_json_result("mirror", act[1], o.size,
+				   bench_rate(act[0]), "ratio_vs_run",
+				   act_runs[1], o.repeat);
 	printf("}\n");
 
 	// Exit 1 when anything failed or could not be measured.
@@ -677,6 +718,10 @@ main(int argc, char **argv)
 		for (int i = 0; i < 3; i++)
 			if ((o.cases & modes[i].bit) &&
 			    (!mr_runs[i][r].done || mr_runs[i][r].failed))
+				ok = false;
+		for (int i = 0; i < 2; i++)
+			if ((o.cases & (i ? CASE_MIRROR : CASE_RUN)) &&
+			    (!act_runs[i][r].done || act_runs[i][r].failed))
 				ok = false;
 	}
 	if ((o.cases & CASE_SLOW) && (!slow_part.done || slow_part.failed ||

@@ -3,7 +3,8 @@
  * the cases, the topics and the helpers that more than one case uses.
  * consume_bench.c has the options, the mailroom cases and main;
  * consume_raw.c the preload and the raw librdkafka consumer; consume_slow.c
- * the slow handler's case.
+ * the slow handler's case; consume_actors.c mr_consume_run against mirrored
+ * actors.
  *
  * Thread safety: called from the main thread, except where a function says
  * otherwise.
@@ -36,6 +37,9 @@ enum {
 	CASE_PARTITION = 8,
 	CASE_SLOW      = 16,
 	CASE_ALL       = 31,
+	CASE_RUN       = 32, /* mr_consume_run, key mode, zero-cost */
+	CASE_MIRROR    = 64, /* mr_mirror, the same */
+	CASE_ACTORS    = 96,
 };
 
 struct bench_opts {
@@ -97,5 +101,11 @@ int slow__cost_us(const struct bench_opts *o, int64_t offset);
  *         o->slow_inflight workers. */
 void bench__slow(const struct bench_opts *o, mr_client *c, const char *name,
 		 mr_order order, struct bench_result *res);
+
+/** @brief The data topic in key mode with o->slow_inflight workers and a
+ *         zero-cost handler: mr_consume_run, or (\p mirror) an mr_mirror
+ *         type. */
+void bench__actors(const struct bench_opts *o, mr_client *c, bool mirror,
+		   struct bench_result *res);
 
 #endif

@@ -20,6 +20,9 @@
 #   PARTITION_N [20000]      messages read in partition mode
 #   SLOW_N [2000]  SLOW_KEYS [50]  SLOW_INFLIGHT [100]  SLOW_WORK [sleep]
 #   REPEAT [3]               throughput runs (median reported)
+#   MODE [all]               consume_bench's --mode: e.g. raw,run,mirror
+#                            for mirrored actors against mr_consume_run
+#                            (SLOW_INFLIGHT is their workers)
 #   REFERENCES [1]           0: skip the journal-off mailroomd
 #   MAILROOMD [BUILD_DIR/mailroomd] another daemon binary, for A/B runs
 #   KEEP=1                   keep the temporary directory (logs, data)
@@ -41,6 +44,7 @@ SLOW_KEYS=${SLOW_KEYS:-50}
 SLOW_INFLIGHT=${SLOW_INFLIGHT:-100}
 SLOW_WORK=${SLOW_WORK:-sleep}
 REPEAT=${REPEAT:-3}
+MODE=${MODE:-all}
 REFERENCES=${REFERENCES:-1}
 BENCH_NAME=consume_bench
 BENCH_ARGS=(--repeat "$REPEAT" --count "$N" --size "$SIZE"
@@ -56,16 +60,16 @@ start_kafka
 start_mailroomd "$WORK/mailroomd.log" consumer.journal=true
 results_begin consume
 
-run_bench "mailroomd defaults (consumer.journal=true)" --mode all \
+run_bench "mailroomd defaults (consumer.journal=true)" --mode "$MODE" \
     --topic mrcbench-journal
 status_and_stop
 if [[ $REFERENCES == 1 ]]; then
     start_mailroomd "$WORK/mailroomd-nojournal.log" consumer.journal=false
-    run_bench "reference: consumer.journal=false" --mode all \
+    run_bench "reference: consumer.journal=false" --mode "$MODE" \
         --topic mrcbench-nojournal
     stop_mailroomd
 fi
 
 check_logs
-summary '^(## |target|mailroomd consumer.journal|raw librdkafka|mailroom |slow handler|cpu seconds)'
+summary '^(## |target|mailroomd consumer.journal|raw librdkafka|mailroom |slow handler|mr_consume_run|mirrored actors|cpu seconds)'
 exit "$FAILED"

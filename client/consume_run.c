@@ -29,17 +29,28 @@
  * before the handler and their results after it, and the results waiting
  * are dropped at the switch, so that the settler only ever holds results of
  * run.session, and settles them on that session. The fetcher fetches on
- * the new session once the handlers of the old one have returned. */
-
-struct run__batch {
-	mr_batch *b;
-	uint64_t  session; /* that fetched it */
-	size_t    left;    /* deliveries not handled yet */
-};
+ * the new session once the handlers of the old one have returned.
+ *
+ * mr_consume_run_async has no workers: the fetcher hands each delivery to
+ * the handler at once, and mr_pending_done does what a worker does after
+ * its handler returned. A pending delivery counts as a running handler. */
 
 struct run__item {
 	const mr_delivery *d;
 	struct run__batch *rb;
+};
+
+/* A delivery handed to an asynchronous handler. */
+struct mr_pending {
+	struct run      *r;
+	struct run__item it;
+};
+
+struct run__batch {
+	mr_batch  *b;
+	uint64_t   session; /* that fetched it */
+	size_t     left;    /* deliveries not handled yet */
+	mr_pending pend[];  /* mr_consume_run_async's: one per delivery */
 };
 
 struct run__result {
@@ -50,6 +61,7 @@ struct run__result {
 struct run {
 	mr_consumer        *s;
 	mr_handler          h;
+	mr_async_handler    ah; /* mr_consume_run_async's, instead of h */
 	void               *arg;
 	size_t              cap;
 	pthread_mutex_t     lock;
@@ -91,6 +103,30 @@ run__drop(struct run *r, bool counted)
 	pthread_cond_broadcast(&r->room_cv);
 }
 
+/* A handler's result for \p it, under the lock.
+ * @returns its batch when that was its last delivery (free it without the
+ *          lock), else NULL. */
+static mr_batch *
+run__result(struct run *r, struct run__item it, int rc)
+{
+	mr_batch *done = NULL;
+
+	if (--r->running == 0)
+		pthread_cond_broadcast(&r->room_cv);
+	if (it.rb->session != r->session)
+		run__drop(r, false); // lost while handled
+	else if (rc == MR_OK)
+		r->acks[r->ack_n++] = it.d->handle;
+	else
+		r->nacks[r->nack_n++] = (struct run__result){it.d->handle, rc};
+	pthread_cond_signal(&r->settle_cv);
+	if (--it.rb->left == 0) {
+		done = it.rb->b;
+		free(it.rb);
+	}
+	return done;
+}
+
 static void *
 run__worker(void *arg)
 {
@@ -99,7 +135,7 @@ run__worker(void *arg)
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
 		struct run__item it;
-		int              rc  = MR_OK;
+		int              rc;
 		mr_batch        *done = NULL;
 
 		while (r->qlen == 0 && !r->closing)
@@ -112,25 +148,16 @@ run__worker(void *arg)
 		if (r->err != MR_OK || it.rb->session != r->session) {
 			// The session is gone: it comes again to the group.
 			run__drop(r, true);
+			if (--it.rb->left == 0) {
+				done = it.rb->b;
+				free(it.rb);
+			}
 		} else {
 			r->running++;
 			pthread_mutex_unlock(&r->lock);
 			rc = r->h(r->arg, it.d);
 			pthread_mutex_lock(&r->lock);
-			if (--r->running == 0)
-				pthread_cond_broadcast(&r->room_cv);
-			if (it.rb->session != r->session)
-				run__drop(r, false); // lost while handled
-			else if (rc == MR_OK)
-				r->acks[r->ack_n++] = it.d->handle;
-			else
-				r->nacks[r->nack_n++] =
-				    (struct run__result){it.d->handle, rc};
-			pthread_cond_signal(&r->settle_cv);
-		}
-		if (--it.rb->left == 0) {
-			done = it.rb->b;
-			free(it.rb);
+			done = run__result(r, it, rc);
 		}
 		if (done != NULL) {
 			pthread_mutex_unlock(&r->lock);
@@ -140,6 +167,24 @@ run__worker(void *arg)
 	}
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
+}
+
+void
+mr_pending_done(mr_pending *p, int rc)
+{
+	struct run *r = p->r;
+	mr_batch   *done;
+
+	pthread_mutex_lock(&r->lock);
+	done = run__result(r, p->it, rc);
+	pthread_mutex_unlock(&r->lock);
+	mr_batch_free(done);
+}
+
+const mr_delivery *
+mr_pending_delivery(const mr_pending *p)
+{
+	return p->it.d;
 }
 
 static int
@@ -295,7 +340,10 @@ run__fetch(struct run *r, const volatile int *stop, size_t max_messages)
 		} else if (rc == MR_OK && (n = mr_batch_count(b)) == 0) {
 			mr_batch_free(b);
 			continue;
-		} else if (rc == MR_OK && (rb = malloc(sizeof(*rb))) == NULL) {
+		} else if (rc == MR_OK &&
+			   (rb = malloc(sizeof(*rb) +
+					(r->ah != NULL ? n : 0) *
+					    sizeof(rb->pend[0]))) == NULL) {
 			// The deliveries expire and come again.
 			mr_batch_free(b);
 			client__set_last_error("out of memory");
@@ -310,34 +358,45 @@ run__fetch(struct run *r, const volatile int *stop, size_t max_messages)
 		rb->b       = b;
 		rb->session = consumer__batch_session(b);
 		rb->left    = n;
+		r->outstanding += n;
+		r->counted += n;
+		if (r->ah != NULL) {
+			// Handed out at once, each counted as running until its
+			// mr_pending_done (which may free rb: i < n first).
+			r->running += n;
+			pthread_mutex_unlock(&r->lock);
+			for (size_t i = 0; i < n; i++) {
+				rb->pend[i] = (mr_pending){
+				    r, {mr_batch_at(b, i), rb}};
+			}
+			for (size_t i = 0; i < n; i++)
+				r->ah(r->arg, rb->pend[i].it.d, &rb->pend[i]);
+			continue;
+		}
 		for (size_t i = 0; i < n; i++)
 			r->q[(r->qhead + r->qlen++) % r->cap] =
 			    (struct run__item){mr_batch_at(b, i), rb};
-		r->outstanding += n;
-		r->counted += n;
 		pthread_cond_broadcast(&r->work_cv);
 		pthread_mutex_unlock(&r->lock);
 	}
 }
 
-int
-mr_consume_run(mr_consumer *s, int workers, mr_handler h, void *arg,
-	       const volatile int *stop, size_t max_messages)
+/* The run, with \p workers threads for r->h, or none for r->ah. */
+static int
+run__main(struct run *rr, int workers, const volatile int *stop,
+	  size_t max_messages)
 {
-	struct run r = {.s = s, .h = h, .arg = arg};
+	struct run r = *rr;
 	pthread_t *threads, settler;
 	int        started = 0, rc;
 
-	if (s == NULL || h == NULL || workers < 1 ||
-	    workers > CONSUMER__WORKERS_MAX)
-		return MR_EINVAL;
-	r.session   = mr_consumer_session(s);
-	r.reconnect = consumer__reconnects(s);
-	r.cap       = consumer__credit(s) > 0 ? (size_t)consumer__credit(s)
-					      : CONSUMER__RUN_INFLIGHT;
+	r.session   = mr_consumer_session(r.s);
+	r.reconnect = consumer__reconnects(r.s);
+	r.cap       = consumer__credit(r.s) > 0 ? (size_t)consumer__credit(r.s)
+						: CONSUMER__RUN_INFLIGHT;
 	if (r.cap < (size_t)workers)
 		r.cap = (size_t)workers;
-	threads = calloc((size_t)workers, sizeof(*threads));
+	threads = calloc(workers > 0 ? (size_t)workers : 1, sizeof(*threads));
 	r.q     = malloc(r.cap * sizeof(*r.q));
 	r.acks  = malloc(r.cap * sizeof(*r.acks));
 	r.nacks = malloc(r.cap * sizeof(*r.nacks));
@@ -375,6 +434,9 @@ mr_consume_run(mr_consumer *s, int workers, mr_handler h, void *arg,
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
 	pthread_mutex_lock(&r.lock);
+	// An asynchronous handler's pending deliveries are its to finish.
+	while (r.running > 0)
+		pthread_cond_wait(&r.room_cv, &r.lock);
 	r.workers_done = true;
 	pthread_cond_signal(&r.settle_cv);
 	pthread_mutex_unlock(&r.lock);
@@ -394,4 +456,27 @@ out:
 	free(r.acks);
 	free(r.nacks);
 	return rc;
+}
+
+int
+mr_consume_run(mr_consumer *s, int workers, mr_handler h, void *arg,
+	       const volatile int *stop, size_t max_messages)
+{
+	struct run r = {.s = s, .h = h, .arg = arg};
+
+	if (s == NULL || h == NULL || workers < 1 ||
+	    workers > CONSUMER__WORKERS_MAX)
+		return MR_EINVAL;
+	return run__main(&r, workers, stop, max_messages);
+}
+
+int
+mr_consume_run_async(mr_consumer *s, mr_async_handler h, void *arg,
+		     const volatile int *stop, size_t max_messages)
+{
+	struct run r = {.s = s, .ah = h, .arg = arg};
+
+	if (s == NULL || h == NULL)
+		return MR_EINVAL;
+	return run__main(&r, 0, stop, max_messages);
 }

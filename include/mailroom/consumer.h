@@ -339,6 +339,45 @@ MR_API int mr_consume_run(mr_consumer *s, int workers, mr_handler h,
 			  void *arg, const volatile int *stop,
 			  size_t max_messages);
 
+/** @brief A delivery handed to an asynchronous handler, until it is done. */
+typedef struct mr_pending mr_pending;
+
+/**
+ * @brief An asynchronous handler for mr_consume_run_async, called on the
+ *        fetching thread for each delivery as it comes: it hands the
+ *        delivery on (to a thread, a queue, an actor) and returns at once;
+ *        whoever handles it calls mr_pending_done(\p p, result) exactly
+ *        once, from any thread (possibly before the handler returned).
+ *        \p d (also mr_pending_delivery(p)) stays valid until then.
+ */
+typedef void (*mr_async_handler)(void *arg, const mr_delivery *d,
+				 mr_pending *p);
+
+/**
+ * @brief As mr_consume_run, without worker threads: \p h gets each
+ *        delivery at once and mr_pending_done settles it (its result as
+ *        mr_handler's return: MR_OK acks, MR_EREJECT rejects, anything
+ *        else nacks), in ranges, from one more thread. At most the
+ *        subscription's credit is pending at a time. A lost session is
+ *        handled as mr_consume_run does: results of the old session are
+ *        dropped, and nothing is fetched on the new one before every
+ *        delivery of the old one is done. Before it returns, it waits for
+ *        every pending delivery to be done.
+ * @returns as mr_consume_run (MR_EINVAL: \p s or \p h NULL).
+ */
+MR_API int mr_consume_run_async(mr_consumer *s, mr_async_handler h,
+				void *arg, const volatile int *stop,
+				size_t max_messages);
+
+/**
+ * @brief The result of pending delivery \p p (exactly once per delivery):
+ *        \p p and its delivery are invalid once it returns.
+ */
+MR_API void mr_pending_done(mr_pending *p, int rc);
+
+/** @returns the delivery of \p p (valid until mr_pending_done). */
+MR_API const mr_delivery *mr_pending_delivery(const mr_pending *p);
+
 /*
  * The idempotency guard: a set of message ids kept in a file that the
  * service owns, one id per line, appended and flushed to disk (fdatasync)

@@ -4,8 +4,9 @@
  *
  * mr_mirror_run subscribes the group to the topic in key mode (mailroomd
  * never hands out a key's next message before the previous one is
- * settled) and runs mr_consume_run: each delivery goes to the actor of its
- * key, which is activated on its first message (mr_spawn of the type's
+ * settled) and runs mr_consume_run_async: each delivery is cast to the
+ * actor of its key, on the system's threads, which is activated on its
+ * first message (mr_spawn of the type's
  * behaviour: init gets a const mr_mirror_key *) and passivated once it has
  * had no delivery for idle_ms (it exits with MR_EXIT_PASSIVATE: terminate
  * runs, the place to hand its state off). A keyless record goes to the
@@ -13,8 +14,9 @@
  *
  * A delivery arrives as a cast: handle_cast with msg->type
  * MR_MSG_DELIVERY and msg->data pointing at the const mr_delivery (borrowed
- * for the callback; msg->len is sizeof(mr_delivery *)). The delivery is
- * settled after handle_cast returns: 0 acks it; MR_EREJECT rejects it (to
+ * for the callback; msg->len is sizeof(mr_delivery *); the type is
+ * reserved: never cast it yourself). The delivery is settled after
+ * handle_cast returns: 0 acks it; MR_EREJECT rejects it (to
  * the dead-letter topic at once, the actor goes on); anything else nacks it
  * (delivered again after the subscription's back-off, until its attempts
  * run out and it is quarantined) and crashes the actor: terminate runs
@@ -28,10 +30,12 @@
  *
  * Local messages reach a mirrored actor as any other's (mr_cast, mr_call
  * to the pid that mr_mirror_whereis gives while it is active), one at a
- * time with its deliveries.
+ * time with its deliveries. The system must have threads (not the
+ * deterministic mode): they run the handlers, at most the subscription's
+ * credit of deliveries at a time.
  *
- * Thread safety: mr_mirror_run runs on the caller's thread (its workers on
- * threads of their own); mr_mirror_whereis and mr_mirror_stats from any
+ * Thread safety: mr_mirror_run fetches on the caller's thread (and settles
+ * on one of its own); mr_mirror_whereis and mr_mirror_stats from any
  * thread; mr_mirror_free once mr_mirror_run has returned.
  */
 #ifndef MAILROOM_MIRROR_H
@@ -64,7 +68,6 @@ typedef struct mr_mirror_key {
 
 /** @brief Options; zero the struct, a zero member is the default. */
 typedef struct mr_mirror_opts {
-	int      workers;   /* deliveries handled at once; 0: 8 (1..1024) */
 	uint32_t idle_ms;   /* passivate after this long idle; 0: 120000 */
 	int      intensity; /* crashes allowed in period_ms; 0: 100 */
 	uint32_t period_ms; /* 0: 5000 */

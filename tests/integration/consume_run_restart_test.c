@@ -19,6 +19,10 @@
  * new session, and nothing is fetched on the new session before it
  * returns.
  *
+ * The same again with mr_consume_run_async, whose handler queues each
+ * delivery for a pool of four threads that handle it and call
+ * mr_pending_done.
+ *
  * Nothing here asserts on a duration: every wait is bounded and ends early
  * when the consumer's thread has returned.
  */
@@ -41,6 +45,7 @@
 #define HOLD (2 * ROUND + ROUND / 2) /* held during the kill; a key of
 					      its own, so that no other
 					      message waits behind it */
+#define POOL 4 /* the asynchronous handler's threads */
 
 struct rr {
 	pthread_mutex_t lock;
@@ -57,6 +62,12 @@ struct rr {
 	int             rc;
 	char            why[256];
 	const struct mrt_daemon *d; /* for its log, when a wait fails */
+	/* mr_consume_run_async's pool: pending deliveries, queued */
+	bool            async;
+	mr_pending     *queue[TOTAL * 2];
+	size_t          qhead, qlen;
+	bool            pool_stop;
+	pthread_cond_t  pool_cv;
 };
 
 static int
@@ -96,11 +107,51 @@ rr_handler(void *arg, const mr_delivery *d)
 	return rc;
 }
 
+/* mr_consume_run_async's handler: queue it for the pool. */
+static void
+rr_async(void *arg, const mr_delivery *d, mr_pending *p)
+{
+	struct rr *r = arg;
+
+	(void)d;
+	pthread_mutex_lock(&r->lock);
+	ck_assert(r->qlen < TOTAL * 2);
+	r->queue[(r->qhead + r->qlen++) % (TOTAL * 2)] = p;
+	pthread_cond_broadcast(&r->pool_cv);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void *
+rr_pool(void *arg)
+{
+	struct rr  *r = arg;
+	mr_pending *p;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		while (r->qlen == 0 && !r->pool_stop)
+			pthread_cond_wait(&r->pool_cv, &r->lock);
+		if (r->qlen == 0)
+			break;
+		p        = r->queue[r->qhead];
+		r->qhead = (r->qhead + 1) % (TOTAL * 2);
+		r->qlen--;
+		pthread_mutex_unlock(&r->lock);
+		mr_pending_done(p, rr_handler(r, mr_pending_delivery(p)));
+		pthread_mutex_lock(&r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
 static void *
 rr_run(void *arg)
 {
 	struct rr *r  = arg;
-	int        rc = mr_consume_run(r->s, 4, rr_handler, r, &r->stop, 0);
+	int        rc = r->async ? mr_consume_run_async(r->s, rr_async, r,
+							&r->stop, 0)
+				 : mr_consume_run(r->s, 4, rr_handler, r,
+						  &r->stop, 0);
 
 	pthread_mutex_lock(&r->lock);
 	r->rc = rc;
@@ -219,12 +270,13 @@ rr_wait_session(struct rr *r, uint64_t old, const char *what)
 	return now;
 }
 
-START_TEST(test_consume_run_rides_restarts)
+static void
+rr_rides_restarts(bool async)
 {
 	struct mrt_daemon d;
 	mr_client        *pc, *cc;
 	struct rr        *r = calloc(1, sizeof(*r));
-	pthread_t         th;
+	pthread_t         th, pool[POOL];
 	char              topic[128], group[128];
 	uint64_t          s0, s1, s2;
 	const char       *topics[1] = {topic};
@@ -235,6 +287,10 @@ START_TEST(test_consume_run_rides_restarts)
 	ck_assert_ptr_nonnull(r);
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cv, NULL);
+	pthread_cond_init(&r->pool_cv, NULL);
+	r->async = async;
+	for (int i = 0; i < POOL; i++)
+		ck_assert_int_eq(pthread_create(&pool[i], NULL, rr_pool, r), 0);
 	mrt_ck_daemon_start(&d, NULL);
 	r->d = &d;
 	pc = mrt_ck_client(&d, 30000, 0);
@@ -276,6 +332,12 @@ START_TEST(test_consume_run_rides_restarts)
 
 	__atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
 	pthread_join(th, NULL);
+	pthread_mutex_lock(&r->lock);
+	r->pool_stop = true;
+	pthread_cond_broadcast(&r->pool_cv);
+	pthread_mutex_unlock(&r->lock);
+	for (int i = 0; i < POOL; i++)
+		pthread_join(pool[i], NULL);
 	ck_assert_msg(r->rc == MR_OK, "mr_consume_run: %s: %s",
 		      mr_err_name(r->rc), r->why);
 	ck_assert_uint_eq(r->unknown, 0);
@@ -290,8 +352,9 @@ START_TEST(test_consume_run_rides_restarts)
 					  r->max_attempt[i] == 1,
 				      "message %d: %u calls, attempt up to %u",
 				      i, r->calls[i], r->max_attempt[i]);
-	fprintf(stderr, "restarts: sessions %llu, %llu, %llu; held nack on "
-		"%llu dropped\n", (unsigned long long)s0,
+	fprintf(stderr, "restarts (%s): sessions %llu, %llu, %llu; held nack "
+		"on %llu dropped\n", async ? "async" : "workers",
+		(unsigned long long)s0,
 		(unsigned long long)s1, (unsigned long long)s2,
 		(unsigned long long)r->held_session);
 	mr_consumer_free(r->s);
@@ -300,7 +363,19 @@ START_TEST(test_consume_run_rides_restarts)
 	mrt_ck_daemon_finish(&d);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cv);
+	pthread_cond_destroy(&r->pool_cv);
 	free(r);
+}
+
+START_TEST(test_consume_run_rides_restarts)
+{
+	rr_rides_restarts(false);
+}
+END_TEST
+
+START_TEST(test_consume_run_async_rides_restarts)
+{
+	rr_rides_restarts(true);
 }
 END_TEST
 
@@ -313,6 +388,7 @@ consume_run_restart_suite(void)
 
 	tcase_set_timeout(tc, 400);
 	tcase_add_test(tc, test_consume_run_rides_restarts);
+	tcase_add_test(tc, test_consume_run_async_rides_restarts);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -283,7 +283,7 @@ START_TEST(test_mirrored_accounts)
 				 .max_attempts       = ATTEMPTS,
 				 .backoff_initial_ms = 50,
 				 .backoff_max_ms     = 100};
-	mr_mirror_opts    o   = {.workers = 8, .idle_ms = IDLE_MS,
+	mr_mirror_opts    o   = {.idle_ms = IDLE_MS,
 				 .arg = NULL, .sub = &sub};
 	mr_mirror_stats   st;
 	struct mrt_records rs;
@@ -301,7 +301,7 @@ START_TEST(test_mirrored_accounts)
 	snprintf(dlq, sizeof(dlq), "%s.dlq", topic);
 	mrt_ck_topic_create(pc, topic, 4);
 	mrt_ck_topic_create(pc, dlq, 1);
-	ck_assert_int_eq(mr_system_new(&sys, 2, 0), MR_OK);
+	ck_assert_int_eq(mr_system_new(&sys, 8, 0), MR_OK); // 8 workers
 	rc = mr_mirror_new(&r.m, sys, cc, topic, group, &acct_behaviour, &o);
 	ck_assert_int_eq(rc, MR_OK);
 	ck_assert_int_eq(pthread_create(&r.th, NULL, runner_main, &r), 0);
