@@ -100,3 +100,11 @@ mri_embedded_produce_errors(struct mri_embedded *e, size_t n, int err)
 		rd_kafka_mock_push_request_errors(e->mc, 0 /* Produce */, 1,
 						  (rd_kafka_resp_err_t)err);
 }
+
+void
+mri_embedded_offset_fetch_errors(struct mri_embedded *e, size_t n, int err)
+{
+	for (size_t i = 0; i < n; i++)
+		rd_kafka_mock_push_request_errors(e->mc, 9 /* OffsetFetch */, 1,
+						  (rd_kafka_resp_err_t)err);
+}

@@ -31,5 +31,9 @@ void mri_embedded_broker_set_rtt(struct mri_embedded *e, int broker,
 /** @brief Fault injection: the next \p n Produce requests (any producer's)
  *         fail with Kafka error \p err (an rd_kafka_resp_err_t). */
 void mri_embedded_produce_errors(struct mri_embedded *e, size_t n, int err);
+/** @brief Fault injection: the next \p n OffsetFetch requests (also
+ *         ListConsumerGroupOffsets') fail with Kafka error \p err. */
+void mri_embedded_offset_fetch_errors(struct mri_embedded *e, size_t n,
+				      int err);
 
 #endif

@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/kafka.h"
 #include "core/log.h"
+#include "core/uuid7.h"
 #include "mailroom/error.h"
 
 #define GROUP__POLL_MS 5
@@ -25,6 +26,7 @@
 #define GROUP__META_MAX 4000
 #define GROUP__META_PREFIX "mr1:"
 #define GROUP__JOURNAL_WAIT_MS 10000
+#define GROUP__LEAVE_POLL_MS 10
 
 static struct group_part *
 group__part(struct mri_group *g, const char *topic, int32_t partition,
@@ -599,6 +601,7 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	rd_kafka_resp_err_t              err;
 	struct mri_journal              *j = NULL;
 	char                             buf[32];
+	char instance[sizeof("mailroomd-") + MRI_UUID_STRLEN];
 
 	if (c->journal) {
 		struct mri_journal_conf jc = {c->group, c->dedupe_window_ms,
@@ -613,7 +616,15 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 			return rc;
 	}
 	snprintf(buf, sizeof(buf), "%" PRIu32, c->session_timeout_ms);
+	// A static member (KIP-345), new for each consumer: after an outage
+	// longer than the session it takes its own place at once, where a new
+	// member id waits out the old one's session (docs/ARCHITECTURE.md,
+	// "Kafka down"). group__leave makes it leave when it closes.
+	memcpy(instance, "mailroomd-", sizeof("mailroomd-") - 1);
+	mri_uuid7_string(instance + sizeof("mailroomd-") - 1);
 	if (mri_kafka_set(conf, "group.id", c->group, errstr, errstr_size) ||
+	    mri_kafka_set(conf, "group.instance.id", instance, errstr,
+		       errstr_size) ||
 	    mri_kafka_set(conf, "session.timeout.ms", buf, errstr,
 		       errstr_size) ||
 	    mri_kafka_set(conf, "enable.auto.commit", "false", errstr,
@@ -711,6 +722,39 @@ mri_group_drain(struct mri_group *g)
 	group__complete(g, done);
 }
 
+static bool
+group__left(struct mri_group *g)
+{
+	char *id   = rd_kafka_memberid(g->rk);
+	bool  left = id == NULL || id[0] == '\0';
+
+	if (id != NULL)
+		rd_kafka_mem_free(g->rk, id);
+	return left;
+}
+
+/* A static member does not leave the group when it closes (KIP-345): its
+ * partitions would wait out its session. An unsubscribe leaves: the revoke
+ * runs here, on the caller's thread (the group's has stopped), and the
+ * member id is dropped as the LeaveGroup goes out, which the close then
+ * waits for. Bounded by the revoke's wait and a commit's. */
+static void
+group__leave(struct mri_group *g)
+{
+	uint64_t deadline = mri_deadline_in(
+	    g->c.revoke_wait_ms + GROUP__COMMIT_TIMEOUT_MS);
+
+	if (rd_kafka_unsubscribe(g->rk) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	while (!group__left(g) && mri_mono_ms() < deadline) {
+		rd_kafka_message_t *m =
+		    rd_kafka_consumer_poll(g->rk, GROUP__LEAVE_POLL_MS);
+
+		if (m != NULL)
+			rd_kafka_message_destroy(m);
+	}
+}
+
 void
 mri_group_free(struct mri_group *g)
 {
@@ -731,7 +775,7 @@ mri_group_free(struct mri_group *g)
 	group__complete(g, done);
 	group__fails_fire(g, &fails, NULL, 0);
 	group__commit(g, l, true);
-	// Close leaves the group: the revoke callback runs here.
+	group__leave(g);
 	rd_kafka_consumer_close(g->rk);
 	pthread_mutex_lock(&g->lock);
 	for (size_t i = 0; i < g->nparts; i++)

@@ -1,6 +1,8 @@
 /*
  * A subscription of this mailroomd to a consumer group: one librdkafka
- * consumer (range assignment, offsets stored and committed explicitly)
+ * consumer (range assignment, offsets stored and committed explicitly, a
+ * static member with a group.instance.id of its own, so that it finds its
+ * partitions at once after a Kafka outage longer than its session)
  * feeding the delivery engine (engine.h), and the sessions of the services
  * that fetch from it.
  *
@@ -256,7 +258,8 @@ int mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 
 /**
  * @brief Answer every waiting fetch (empty), commit what is committable
- *        synchronously, leave the group and free, once every batch was
+ *        synchronously, leave the group (an unsubscribe, since a static
+ *        member does not leave on close) and free, once every batch was
  *        released. NULL is a no-op.
  */
 void mri_group_free(struct mri_group *g);

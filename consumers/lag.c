@@ -14,6 +14,9 @@
 #include "core/log.h"
 #include "mailroom/error.h"
 
+/* The group.id of the monitor's handle, a group never joined (mri_lag_new). */
+#define MRI_LAG_GROUP "__mailroom.lag"
+
 /* A (group, topic) someone asked about (either may be NULL, as in struct
  * lag_pair), tracked until track_ms after it was last asked. */
 struct lag_ask {
@@ -423,19 +426,30 @@ mri_lag_new(struct mri_lag **out, const rd_kafka_conf_t *tmpl,
 	pthread_mutex_init(&l->mtx, NULL);
 	mri_cond_init(&l->wake);
 	mri_cond_init(&l->ended);
-	// A producer-type handle that never produces (as the admin's): the
-	// admin API and ListOffsets. A topic that does not exist is never
-	// created by asking (real Kafka; the embedded cluster creates any
-	// topic named in a metadata request, so none is named).
+	// A consumer-type handle that never subscribes nor is assigned
+	// anything: the admin API and ListOffsets. It has a group.id of its
+	// own, never joined, only so that librdkafka has a group handle: when
+	// a ListConsumerGroupOffsets answer says NOT_COORDINATOR or
+	// COORDINATOR_NOT_AVAILABLE (as Kafka does for a moment when it comes
+	// back from an outage), rd_kafka_handle_OffsetFetch queues a
+	// coordinator query to rk->rk_cgrp, NULL on a producer handle: a
+	// segfault on rdk:main (librdkafka 2.0.2, still so in its master;
+	// issue #5040). A topic that does not exist is never created by
+	// asking (real Kafka; the embedded cluster creates any topic named in
+	// a metadata request, so none is named).
 	if ((conf = rd_kafka_conf_dup(tmpl)) == NULL ||
 	    mri_kafka_set(conf, "allow.auto.create.topics", "false", errstr,
+			  errstr_size) != MR_OK ||
+	    mri_kafka_set(conf, "group.id", MRI_LAG_GROUP, errstr,
+			  errstr_size) != MR_OK ||
+	    mri_kafka_set(conf, "enable.auto.commit", "false", errstr,
 			  errstr_size) != MR_OK) {
 		if (conf != NULL)
 			rd_kafka_conf_destroy(conf);
 		mri_lag_free(l);
 		return MR_ECONFIG;
 	}
-	if ((l->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr,
+	if ((l->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr,
 				  errstr_size)) == NULL) {
 		rd_kafka_conf_destroy(conf);
 		mri_lag_free(l);
@@ -472,8 +486,10 @@ mri_lag_free(struct mri_lag *l)
 	}
 	lag__rings_fini(&l->rings);
 	lag__snap_rele(l->snap);
+	// Nothing to leave or commit: its group was never joined.
 	if (l->rk != NULL)
-		rd_kafka_destroy(l->rk);
+		rd_kafka_destroy_flags(l->rk,
+				       RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	pthread_cond_destroy(&l->ended);
 	pthread_cond_destroy(&l->wake);
 	pthread_mutex_destroy(&l->mtx);
