@@ -379,6 +379,52 @@ START_TEST(test_mirrored_accounts)
 }
 END_TEST
 
+/* ASSIGNMENT: a lone member of its group holds every partition of its
+ * topic, each once, as mr_consumer_assignment says. */
+START_TEST(test_assignment)
+{
+	struct mrt_daemon d;
+	mr_client        *c;
+	mr_consumer      *s;
+	mr_batch         *b = NULL;
+	mr_partition     *v = NULL;
+	char              topic[128], group[128];
+	const char       *topics[1] = {topic};
+	bool              seen[4]   = {false};
+	size_t            n         = 0;
+	int64_t           end;
+	int               rc;
+
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "assign");
+	mrt_uniq(group, sizeof(group), "g-assign");
+	mrt_ck_topic_create(c, topic, 4);
+	ck_assert_int_eq(mr_subscribe(c, group, topics, 1, NULL, &s), MR_OK);
+	// Until the group is joined (a fetch waits for it), none.
+	end = mrt_now_ms() + WAIT_MS;
+	while (n < 4 && mrt_now_ms() < end) {
+		ck_assert_int_eq(mr_fetch(s, 1, 0, 500, &b), MR_OK);
+		mr_batch_free(b);
+		free(v);
+		rc = mr_consumer_assignment(s, &v, &n);
+		ck_assert_msg(rc == MR_OK, "mr_consumer_assignment: %s: %s",
+			      mr_err_name(rc), mr_client_last_error());
+	}
+	ck_assert_uint_eq(n, 4);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_str_eq(v[i].topic, topic);
+		ck_assert(v[i].partition >= 0 && v[i].partition < 4);
+		ck_assert(!seen[v[i].partition]);
+		seen[v[i].partition] = true;
+	}
+	free(v);
+	mr_consumer_free(s);
+	mr_client_free(c);
+	mrt_ck_daemon_finish(&d);
+}
+END_TEST
+
 static Suite *
 mirror_suite(void)
 {
@@ -387,6 +433,7 @@ mirror_suite(void)
 
 	tcase_set_timeout(tc, 400);
 	tcase_add_test(tc, test_mirrored_accounts);
+	tcase_add_test(tc, test_assignment);
 	suite_add_tcase(s, tc);
 	return s;
 }
