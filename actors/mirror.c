@@ -544,13 +544,7 @@ mr_mirror_new(mr_mirror **out, mr_system *sys, mr_client *c,
 	m->o    = o;
 	m->sub  = o.sub != NULL ? *o.sub : (mr_subscribe_opts){0};
 	m->sub.order = MR_ORDER_KEY;
-	m->o.sub     = NULL;
-	if (m->sub.dlq_topic != NULL &&
-	    (m->dlq = strdup(m->sub.dlq_topic)) == NULL) {
-		free(m);
-		return MR_ENOMEM;
-	}
-	m->sub.dlq_topic = m->dlq;
+	m->o.sub     = NULL; // borrowed for the call only
 	m->cap       = 64;
 	m->wrap      = (mr_behaviour){.name        = b->name,
 				      .init        = mirror__init,
@@ -564,8 +558,12 @@ mr_mirror_new(mr_mirror **out, mr_system *sys, mr_client *c,
 	m->group    = strdup(group);
 	m->tab      = calloc(m->cap, sizeof(*m->tab));
 	m->crash_ms = calloc((size_t)o.intensity + 1, sizeof(*m->crash_ms));
+	if (m->sub.dlq_topic != NULL)
+		m->dlq = strdup(m->sub.dlq_topic);
+	m->sub.dlq_topic = m->dlq;
 	if (m->topic == NULL || m->group == NULL || m->tab == NULL ||
-	    m->crash_ms == NULL) {
+	    m->crash_ms == NULL || (o.sub != NULL && o.sub->dlq_topic != NULL &&
+				    m->dlq == NULL)) {
 		free(m->topic);
 		free(m->group);
 		free(m->dlq);
