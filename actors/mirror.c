@@ -32,6 +32,8 @@
 #define MIRROR__INTENSITY 100
 #define MIRROR__PERIOD_MS 5000u
 #define MIRROR__IDLE      0xffff0002u /* the idle timer's message type */
+#define MIRROR__HANDOFF   0xffff0003u /* its partition left: exit */
+#define MIRROR__ASSIGN_MS 1000 /* how often the assignment is asked */
 #define MIRROR__TRIES     3 /* activations tried for one delivery */
 #define MIRROR__DRAIN_MS  10000 /* passivating at the end of a run */
 
@@ -41,6 +43,7 @@ struct mirror__ent {
 	mr_pid              pid;
 	bool                leaving; /* exiting: wait for it to be gone */
 	unsigned            pending; /* deliveries cast, not handled yet */
+	int32_t             partition; /* of its last delivery */
 	size_t              key_len;
 	unsigned char       key[];
 };
@@ -68,6 +71,7 @@ struct mr_mirror {
 	char                 why[256];
 
 	volatile int        stop; /* mr_consume_run_async's */
+	mr_consumer        *s;    /* during a run, for the watch */
 	const volatile int *user_stop;
 	atomic_int          run_done;
 };
@@ -87,6 +91,7 @@ struct mirror__init {
 	const void *key;
 	size_t      key_len;
 	uint64_t    hash;
+	int32_t     partition;
 };
 
 static uint64_t
@@ -169,7 +174,7 @@ mirror__leaving(mr_mirror *m, uint64_t h, const void *key, size_t len,
  * worker whose delivery activates it is calling it. */
 static void
 mirror__enter(mr_mirror *m, uint64_t h, const void *key, size_t len,
-	      mr_pid pid)
+	      mr_pid pid, int32_t partition)
 {
 	struct mirror__ent **pp = mirror__slot(m, h, key, len);
 	struct mirror__ent  *e;
@@ -177,10 +182,11 @@ mirror__enter(mr_mirror *m, uint64_t h, const void *key, size_t len,
 	if (*pp != NULL || (m->n >= m->cap && mirror__grow(m) != MR_OK) ||
 	    (e = malloc(sizeof(*e) + len)) == NULL)
 		return;
-	*e = (struct mirror__ent){.hash    = h,
-				  .pid     = pid,
-				  .pending = 1,
-				  .key_len = len};
+	*e = (struct mirror__ent){.hash      = h,
+				  .pid       = pid,
+				  .pending   = 1,
+				  .partition = partition,
+				  .key_len   = len};
 	memcpy(e->key, key, len);
 	pp  = mirror__slot(m, h, key, len);
 	*pp = e;
@@ -245,7 +251,8 @@ mirror__init(mr_actor *self, void *arg, void **state)
 	// Entered and counted here, before anything can end it (terminate
 	// takes it out and uncounts).
 	pthread_mutex_lock(&m->lock);
-	mirror__enter(m, a->hash, a->key, a->key_len, mr_self(self));
+	mirror__enter(m, a->hash, a->key, a->key_len, mr_self(self),
+		      in->partition);
 	m->st.activations++;
 	m->st.active++;
 	pthread_mutex_unlock(&m->lock);
@@ -275,6 +282,10 @@ mirror__cast(mr_actor *self, void *state, const mr_msg *msg)
 	mr_msg                um;
 	int                   rc;
 
+	if (msg->type == MIRROR__HANDOFF && msg->from == 0) {
+		mr_exit(self, MR_EXIT_HANDOFF); // marked leaving by the watch
+		return MR_OK;
+	}
 	if (msg->type != MR_MSG_DELIVERY || msg->from != 0 || msg->len != 0 ||
 	    msg->data == NULL)
 		return m->user->handle_cast != NULL
@@ -362,6 +373,8 @@ mirror__terminate(mr_actor *self, void *state, int reason)
 	mirror__forget(m, a->hash, a->key, a->key_len, mr_self(self));
 	if (reason == MR_EXIT_PASSIVATE)
 		m->st.passivations++;
+	else if (reason == MR_EXIT_HANDOFF)
+		m->st.handoffs++;
 	else if (reason != MR_EXIT_NORMAL && reason != MR_EXIT_SHUTDOWN &&
 		 mirror__crashed(m))
 		__atomic_store_n(&m->stop, 1, __ATOMIC_RELAXED);
@@ -376,10 +389,11 @@ mirror__terminate(mr_actor *self, void *state, int reason)
 /* @returns the key's actor, activated if it had none (0 and *rc if its
  *          init failed), counted as pending (mirror__called uncounts). */
 static mr_pid
-mirror__actor_of(mr_mirror *m, const void *key, size_t len, int *rc)
+mirror__actor_of(mr_mirror *m, const void *key, size_t len,
+		 int32_t partition, int *rc)
 {
 	uint64_t            h  = mirror__hash(key, len);
-	struct mirror__init in = {m, key, len, h};
+	struct mirror__init in = {m, key, len, h, partition};
 	struct mirror__ent *e;
 	mr_pid              pid;
 
@@ -388,7 +402,8 @@ mirror__actor_of(mr_mirror *m, const void *key, size_t len, int *rc)
 		pthread_cond_wait(&m->cv, &m->lock);
 	if (e != NULL) {
 		e->pending++;
-		pid = e->pid;
+		e->partition = partition;
+		pid          = e->pid;
 		pthread_mutex_unlock(&m->lock);
 		return pid;
 	}
@@ -416,7 +431,7 @@ mirror__dispatch(void *arg, const mr_delivery *d, mr_pending *p)
 	int         rc  = MR_ENOENT;
 
 	for (int t = 0; t < MIRROR__TRIES && rc == MR_ENOENT; t++) {
-		mr_pid pid = mirror__actor_of(m, key, len, &rc);
+		mr_pid pid = mirror__actor_of(m, key, len, d->partition, &rc);
 
 		if (pid == 0)
 			break;
@@ -438,12 +453,58 @@ mirror__dispatch(void *arg, const mr_delivery *d, mr_pending *p)
 	mr_pending_done(p, rc);
 }
 
-/* Copies the caller's stop into the run's, next to the type's. */
+/* @returns whether \p partition of the type's topic is in \p v. */
+static bool
+mirror__holds(const mr_mirror *m, const mr_partition *v, size_t n,
+	      int32_t partition)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].partition == partition &&
+		    strcmp(v[i].topic, m->topic) == 0)
+			return true;
+	return false;
+}
+
+/* Hand off the actors whose partition the subscription no longer holds:
+ * each is marked leaving (should its key come back here, its next
+ * delivery waits for its end) and asked to exit, with MR_EXIT_HANDOFF,
+ * after what was cast to it before. Another member may already be
+ * serving the key meanwhile: the subscription learns of the rebalance
+ * only when it asks (every MIRROR__ASSIGN_MS). */
+static void
+mirror__handoff(mr_mirror *m)
+{
+	mr_partition *v = NULL;
+	mr_pid       *pids;
+	size_t        n, k = 0;
+
+	if (mr_consumer_assignment(m->s, &v, &n) != MR_OK)
+		return; // the session is gone: the run subscribes again
+	pthread_mutex_lock(&m->lock);
+	pids = calloc(m->n ? m->n : 1, sizeof(*pids));
+	for (size_t i = 0; pids != NULL && i < m->cap; i++)
+		for (struct mirror__ent *e = m->tab[i]; e != NULL;
+		     e = e->next)
+			if (!e->leaving && e->partition >= 0 &&
+			    !mirror__holds(m, v, n, e->partition)) {
+				e->leaving = true;
+				pids[k++]  = e->pid;
+			}
+	pthread_mutex_unlock(&m->lock);
+	for (size_t i = 0; i < k; i++)
+		mr_cast(m->sys, pids[i], MIRROR__HANDOFF, NULL, 0);
+	free(pids);
+	free(v);
+}
+
+/* Copies the caller's stop into the run's, next to the type's, and hands
+ * actors off when their partition left. */
 static void *
 mirror__watch(void *arg)
 {
 	mr_mirror      *m  = arg;
 	struct timespec ts = {0, 50 * 1000000L};
+	int             tick = 0;
 
 	while (!atomic_load(&m->run_done)) {
 		if (m->user_stop != NULL &&
@@ -452,6 +513,8 @@ mirror__watch(void *arg)
 			break;
 		}
 		nanosleep(&ts, NULL);
+		if (++tick % (MIRROR__ASSIGN_MS / 50) == 0)
+			mirror__handoff(m);
 	}
 	return NULL;
 }
@@ -481,13 +544,7 @@ mr_mirror_new(mr_mirror **out, mr_system *sys, mr_client *c,
 	m->o    = o;
 	m->sub  = o.sub != NULL ? *o.sub : (mr_subscribe_opts){0};
 	m->sub.order = MR_ORDER_KEY;
-	m->o.sub     = NULL;
-	if (m->sub.dlq_topic != NULL &&
-	    (m->dlq = strdup(m->sub.dlq_topic)) == NULL) {
-		free(m);
-		return MR_ENOMEM;
-	}
-	m->sub.dlq_topic = m->dlq;
+	m->o.sub     = NULL; // borrowed for the call only
 	m->cap       = 64;
 	m->wrap      = (mr_behaviour){.name        = b->name,
 				      .init        = mirror__init,
@@ -501,8 +558,12 @@ mr_mirror_new(mr_mirror **out, mr_system *sys, mr_client *c,
 	m->group    = strdup(group);
 	m->tab      = calloc(m->cap, sizeof(*m->tab));
 	m->crash_ms = calloc((size_t)o.intensity + 1, sizeof(*m->crash_ms));
+	if (m->sub.dlq_topic != NULL)
+		m->dlq = strdup(m->sub.dlq_topic);
+	m->sub.dlq_topic = m->dlq;
 	if (m->topic == NULL || m->group == NULL || m->tab == NULL ||
-	    m->crash_ms == NULL) {
+	    m->crash_ms == NULL || (o.sub != NULL && o.sub->dlq_topic != NULL &&
+				    m->dlq == NULL)) {
 		free(m->topic);
 		free(m->group);
 		free(m->dlq);
@@ -560,6 +621,7 @@ mr_mirror_run(mr_mirror *m, const volatile int *stop)
 		return rc;
 	}
 	m->user_stop = stop;
+	m->s         = s;
 	atomic_store(&m->run_done, 0);
 	watching = pthread_create(&watch, NULL, mirror__watch, m) == 0;
 	rc = mr_consume_run_async(s, mirror__dispatch, m, &m->stop, 0);

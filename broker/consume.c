@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "mailroom/error.h"
+#include "proto/assignment.h"
 #include "proto/consume.h"
 #include "proto/subscribe.h"
 
@@ -654,6 +655,51 @@ mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
 	consume__close(r, consume__is_id, id);
 	mri_frame_begin(out, MRI_OP_UNSUBSCRIBE_REPLY);
 	mri_frame_end(out);
+}
+
+void
+mri_consume_assignment(struct mri_consume *r, uint32_t pipe,
+		       const uint8_t *body, size_t len, struct mri_wbuf *out)
+{
+	struct consume_session      *x;
+	struct mri_group_stats       st;
+	struct mri_group_part_stats *parts = NULL;
+	struct mri_assigned         *v     = NULL;
+	uint64_t                     id;
+	size_t                       n, max;
+	const char                  *why;
+	int                          rc;
+
+	if ((rc = mri_assignment_decode(body, len, &id, &why)) != MR_OK) {
+		consume__error(out, rc, why);
+		return;
+	}
+	if ((x = consume__find(r, id, pipe)) == NULL) {
+		consume__error(out, MR_ENOENT, "no such session");
+		return;
+	}
+	// Counted first, then read with room for a few more (a rebalance in
+	// between: what does not fit is left out of this answer).
+	max = mri_group_stats(x->sub->g, &st, NULL, 0) + 16;
+	if (max > MRI_ASSIGNMENT_MAX)
+		max = MRI_ASSIGNMENT_MAX;
+	if ((parts = calloc(max, sizeof(*parts))) == NULL ||
+	    (v = calloc(max, sizeof(*v))) == NULL) {
+		consume__session_rele(r, x);
+		free(parts);
+		consume__error(out, MR_ENOMEM, "out of memory");
+		return;
+	}
+	n = mri_group_stats(x->sub->g, &st, parts, max);
+	consume__session_rele(r, x);
+	if (n > max)
+		n = max;
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct mri_assigned){parts[i].topic,
+					     parts[i].partition};
+	mri_assignment_reply_encode(out, v, n);
+	free(v);
+	free(parts);
 }
 
 /* Hold up to \p max subscriptions (all when \p group is NULL, else that

@@ -116,6 +116,15 @@ void mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
 			     struct mri_wbuf *out);
 
 /** @returns the number of subscriptions and open sessions. */
+/**
+ * @brief ASSIGNMENT: the partitions the subscription of the session in
+ *        \p body (opened on connection \p pipe) holds now, or an ERROR
+ *        (MR_EPROTO, MR_ENOENT), into \p out.
+ */
+void mri_consume_assignment(struct mri_consume *r, uint32_t pipe,
+			    const uint8_t *body, size_t len,
+			    struct mri_wbuf *out);
+
 void mri_consume_counts(struct mri_consume *r, size_t *subs, size_t *sessions);
 
 /* What one subscription shows in the status. */

@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "listeners.h"
 #include "mailroom/error.h"
+#include "proto/assignment.h"
 #include "proto/consume.h"
 #include "proto/frame.h"
 #include "server_internal.h"
@@ -265,6 +266,12 @@ srv__dispatch(struct srv_ctx *c)
 		mri_consume_unsubscribe(s->consume, srv__pipe(c),
 					data + MRI_FRAME_HDR_LEN,
 					h.body_len, &c->out);
+		srv__send(c);
+		break;
+	case MRI_OP_ASSIGNMENT:
+		mri_consume_assignment(s->consume, srv__pipe(c),
+				       data + MRI_FRAME_HDR_LEN, h.body_len,
+				       &c->out);
 		srv__send(c);
 		break;
 	default:

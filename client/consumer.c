@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <nng/nng.h>
 
 #include "client/client_internal.h"
+#include "proto/assignment.h"
 #include "proto/consume.h"
 #include "proto/frame.h"
 #include "proto/subscribe.h"
@@ -257,6 +259,45 @@ uint64_t
 mr_consumer_session(const mr_consumer *s)
 {
 	return s ? atomic_load(&s->session) : 0;
+}
+
+/* The two views of an assigned partition are one layout. */
+_Static_assert(sizeof(mr_partition) == sizeof(struct mri_assigned) &&
+		   offsetof(mr_partition, topic) ==
+		       offsetof(struct mri_assigned, topic) &&
+		   offsetof(mr_partition, partition) ==
+		       offsetof(struct mri_assigned, partition),
+	       "mr_partition is struct mri_assigned");
+
+int
+mr_consumer_assignment(mr_consumer *s, mr_partition **out, size_t *n)
+{
+	struct mri_assigned *v = NULL;
+	struct mri_wbuf      b;
+	nng_msg             *reply = NULL;
+	const char          *why;
+	int                  rc;
+
+	if (s == NULL || out == NULL || n == NULL)
+		return MR_EINVAL;
+	*out = NULL;
+	*n   = 0;
+	mri_wbuf_init(&b);
+	mri_assignment_encode(&b, atomic_load(&s->session));
+	rc = b.err ? b.err : client__frame_call(s->c, &b, 0, &reply);
+	mri_wbuf_fini(&b);
+	if (rc != MR_OK)
+		return rc;
+	rc = mri_assignment_reply_decode(
+	    (const uint8_t *)nng_msg_body(reply) + MRI_FRAME_HDR_LEN,
+	    nng_msg_len(reply) - MRI_FRAME_HDR_LEN, &v, n, &why);
+	nng_msg_free(reply);
+	if (rc != MR_OK) {
+		client__set_last_error(rc == MR_EPROTO ? why : "out of memory");
+		return rc;
+	}
+	*out = (mr_partition *)v;
+	return MR_OK;
 }
 
 int

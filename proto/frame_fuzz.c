@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "mailroom/error.h"
+#include "proto/assignment.h"
 #include "proto/consume.h"
 #include "proto/frame.h"
 #include "proto/subscribe.h"
@@ -411,6 +412,58 @@ frame_fuzz__unsubscribe(const uint8_t *body, size_t len)
 	mri_wbuf_fini(&b);
 }
 
+static void
+frame_fuzz__assignment(const uint8_t *body, size_t len)
+{
+	uint64_t        session = 7;
+	const char     *why     = NULL;
+	struct mri_wbuf b;
+	int             rc;
+
+	rc = mri_assignment_decode(body, len, &session, &why);
+	if (rc != MR_OK) {
+		if (why == NULL || session != 0 || rc != MR_EPROTO)
+			abort();
+		return;
+	}
+	mri_wbuf_init(&b);
+	mri_assignment_encode(&b, session);
+	frame_fuzz__same_frame(&b, MRI_OP_ASSIGNMENT, body, len);
+	mri_wbuf_fini(&b);
+}
+
+/* A reply it takes has valid names and partitions, and encodes back to
+ * the same bytes. */
+static void
+frame_fuzz__assignment_reply(const uint8_t *body, size_t len)
+{
+	struct mri_assigned *v   = NULL;
+	const char          *why = NULL;
+	struct mri_wbuf      b;
+	size_t               n   = 9;
+	int                  rc;
+
+	rc = mri_assignment_reply_decode(body, len, &v, &n, &why);
+	if (rc != MR_OK) {
+		if (rc == MR_ENOMEM)
+			return;
+		if (why == NULL || v != NULL || n != 0 || rc != MR_EPROTO)
+			abort();
+		return;
+	}
+	if (n > MRI_ASSIGNMENT_MAX || (n == 0) != (v == NULL))
+		abort();
+	for (size_t i = 0; i < n; i++)
+		if (!mri_topic_valid(v[i].topic, strlen(v[i].topic)) ||
+		    v[i].partition < 0)
+			abort();
+	mri_wbuf_init(&b);
+	mri_assignment_reply_encode(&b, v, n);
+	frame_fuzz__same_frame(&b, MRI_OP_ASSIGNMENT_REPLY, body, len);
+	mri_wbuf_fini(&b);
+	free(v);
+}
+
 /* The reply's reader, on a copy of exactly \p len bytes: a credit it takes
  * is in range. */
 static void
@@ -526,6 +579,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case MRI_OP_SUBSCRIBE_REPLY:
 		frame_fuzz__subscribe_reply(body, hdr.body_len);
+		break;
+	case MRI_OP_ASSIGNMENT:
+		frame_fuzz__assignment(body, hdr.body_len);
+		break;
+	case MRI_OP_ASSIGNMENT_REPLY:
+		frame_fuzz__assignment_reply(body, hdr.body_len);
 		break;
 	default:
 		break;

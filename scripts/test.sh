@@ -17,7 +17,7 @@ bash tests/kafka/kafka.sh fetch || echo "test: cannot fetch Kafka's jars;" \
 	"the real-Kafka tests will be skipped" >&2
 
 jobs=$(nproc)
-export MR_FUZZ_SECONDS=${MR_FUZZ_SECONDS:-30}
+export MR_FUZZ_SECONDS=${MR_FUZZ_SECONDS:-20}
 
 echo "== build (warnings are errors) ==" >&2
 cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMR_WERROR=ON \

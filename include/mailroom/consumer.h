@@ -170,6 +170,24 @@ MR_API int mr_subscribe(mr_client *c, const char *group,
 			const char *const *topics, size_t ntopics,
 			const mr_subscribe_opts *opts, mr_consumer **out);
 
+/** @brief A partition a subscription holds. */
+typedef struct mr_partition {
+	const char *topic;
+	int32_t     partition;
+} mr_partition;
+
+/**
+ * @brief The partitions the subscription holds now in mailroomd
+ *        (ASSIGNMENT): the group's members share a topic's partitions, and
+ *        a rebalance moves them. Keys of a partition that is gone are
+ *        delivered to another member from now on.
+ * @returns MR_OK and *out, new (free() it, names included; NULL when *n
+ *          is 0), or an mr_err (MR_ENOENT: the session is gone, as
+ *          mr_consumer_lost).
+ */
+MR_API int mr_consumer_assignment(mr_consumer *s, mr_partition **out,
+				  size_t *n);
+
 /** @brief The session number mailroomd gave the subscription. */
 MR_API uint64_t mr_consumer_session(const mr_consumer *s);
 

@@ -58,6 +58,9 @@ typedef struct mr_mirror mr_mirror;
 
 /** @brief The exit reason of a passivated actor (idle). */
 #define MR_EXIT_PASSIVATE (-5)
+/** @brief The exit reason of an actor whose partition moved to another
+ *         member of the group (a rebalance): terminate hands it off. */
+#define MR_EXIT_HANDOFF (-6)
 
 /** @brief What a mirrored actor's init gets as its arg. */
 typedef struct mr_mirror_key {
@@ -81,6 +84,7 @@ typedef struct mr_mirror_stats {
 	uint64_t active;      /* actors alive now */
 	uint64_t activations; /* inits that succeeded */
 	uint64_t passivations;
+	uint64_t handoffs;    /* exits because their partition left */
 	uint64_t crashes;     /* handle_cast or init failed */
 	uint64_t deliveries;  /* handled (acked, rejected or nacked) */
 } mr_mirror_stats;

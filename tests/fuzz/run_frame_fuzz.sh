@@ -4,4 +4,4 @@
 # (run_fuzz.sh says the rest of the environment and the exit codes).
 exec bash "$(dirname "${BASH_SOURCE[0]}")/run_fuzz.sh" frame_fuzz \
     tests/fuzz/corpus/frame proto/frame_fuzz.c proto/frame.c \
-    proto/consume.c proto/subscribe.c core/error.c
+    proto/consume.c proto/subscribe.c proto/assignment.c core/error.c

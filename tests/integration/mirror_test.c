@@ -379,6 +379,135 @@ START_TEST(test_mirrored_accounts)
 }
 END_TEST
 
+/* ASSIGNMENT: a lone member of its group holds every partition of its
+ * topic, each once, as mr_consumer_assignment says. */
+START_TEST(test_assignment)
+{
+	struct mrt_daemon d;
+	mr_client        *c;
+	mr_consumer      *s;
+	mr_batch         *b = NULL;
+	mr_partition     *v = NULL;
+	char              topic[128], group[128];
+	const char       *topics[1] = {topic};
+	bool              seen[4]   = {false};
+	size_t            n         = 0;
+	int64_t           end;
+	int               rc;
+
+	mrt_ck_daemon_start(&d, NULL);
+	c = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "assign");
+	mrt_uniq(group, sizeof(group), "g-assign");
+	mrt_ck_topic_create(c, topic, 4);
+	ck_assert_int_eq(mr_subscribe(c, group, topics, 1, NULL, &s), MR_OK);
+	// Until the group is joined (a fetch waits for it), none.
+	end = mrt_now_ms() + WAIT_MS;
+	while (n < 4 && mrt_now_ms() < end) {
+		ck_assert_int_eq(mr_fetch(s, 1, 0, 500, &b), MR_OK);
+		mr_batch_free(b);
+		free(v);
+		rc = mr_consumer_assignment(s, &v, &n);
+		ck_assert_msg(rc == MR_OK, "mr_consumer_assignment: %s: %s",
+			      mr_err_name(rc), mr_client_last_error());
+	}
+	ck_assert_uint_eq(n, 4);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_str_eq(v[i].topic, topic);
+		ck_assert(v[i].partition >= 0 && v[i].partition < 4);
+		ck_assert(!seen[v[i].partition]);
+		seen[v[i].partition] = true;
+	}
+	free(v);
+	mr_consumer_free(s);
+	mr_client_free(c);
+	mrt_ck_daemon_finish(&d);
+}
+END_TEST
+
+/* Hand-off: a second type of the same group (a subscription of its own:
+ * another credit) takes half the partitions; the first one's actors of
+ * those partitions exit with MR_EXIT_HANDOFF, and the second serves their
+ * keys from then on. */
+START_TEST(test_handoff)
+{
+	struct mrt_daemon d;
+	mr_client        *c1, *c2, *pc;
+	mr_system        *sys;
+	struct world     *w = calloc(1, sizeof(*w));
+	struct runner     r1 = {0}, r2 = {0};
+	char              topic[128], group[128];
+	mr_subscribe_opts s1 = {.credit = 100}, s2 = {.credit = 101};
+	mr_mirror_opts    o1 = {.idle_ms = 600000, .sub = &s1};
+	mr_mirror_opts    o2 = {.idle_ms = 600000, .sub = &s2};
+	mr_mirror_stats   st1, st2;
+	unsigned          handed = 0;
+	int64_t           end;
+
+	ck_assert_ptr_nonnull(w);
+	pthread_mutex_init(&w->lock, NULL);
+	o1.arg = o2.arg = w;
+	mrt_ck_daemon_start(&d, NULL);
+	pc = mrt_ck_client(&d, 30000, 0);
+	c1 = mrt_ck_client(&d, 30000, 0);
+	c2 = mrt_ck_client(&d, 30000, 0);
+	mrt_uniq(topic, sizeof(topic), "handoff");
+	mrt_uniq(group, sizeof(group), "g-handoff");
+	mrt_ck_topic_create(pc, topic, 4);
+	ck_assert_int_eq(mr_system_new(&sys, 4, 0), MR_OK);
+	ck_assert_int_eq(mr_mirror_new(&r1.m, sys, c1, topic, group,
+				       &acct_behaviour, &o1),
+			 MR_OK);
+	ck_assert_int_eq(pthread_create(&r1.th, NULL, runner_main, &r1), 0);
+	publish_round(pc, topic, 0, 1);
+	wait_for(w, &r1, 1, "before the second type");
+	ck_assert_int_eq(mr_mirror_new(&r2.m, sys, c2, topic, group,
+				       &acct_behaviour, &o2),
+			 MR_OK);
+	ck_assert_int_eq(pthread_create(&r2.th, NULL, runner_main, &r2), 0);
+	end = mrt_now_ms() + WAIT_MS;
+	do {
+		mrt_sleep_ms(200);
+		mr_mirror_stats_get(r1.m, &st1);
+	} while (st1.handoffs == 0 && mrt_now_ms() < end);
+	ck_assert_msg(st1.handoffs > 0, "no actor handed off within %d ms",
+		      WAIT_MS);
+	publish_round(pc, topic, 1, 2);
+	end = mrt_now_ms() + WAIT_MS;
+	do {
+		mrt_sleep_ms(200);
+		mr_mirror_stats_get(r2.m, &st2);
+	} while ((!all_reached(w, 2) || st2.deliveries == 0) &&
+		 mrt_now_ms() < end);
+	ck_assert_msg(all_reached(w, 2), "not every account got its second "
+		      "message after the hand-off");
+	ck_assert_uint_gt(st2.deliveries, 0);
+	mr_mirror_stats_get(r1.m, &st1);
+	pthread_mutex_lock(&w->lock);
+	for (int k = 0; k < KEYS; k++)
+		handed += w->a[k].exits - w->a[k].passivated;
+	pthread_mutex_unlock(&w->lock);
+	ck_assert_uint_ge(handed, st1.handoffs);
+	fprintf(stderr, "handoff: %llu actors handed off; the second type "
+		"handled %llu deliveries\n",
+		(unsigned long long)st1.handoffs,
+		(unsigned long long)st2.deliveries);
+	__atomic_store_n(&r1.stop, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&r2.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(r1.th, NULL);
+	pthread_join(r2.th, NULL);
+	mr_mirror_free(r1.m);
+	mr_mirror_free(r2.m);
+	mr_system_free(sys);
+	mr_client_free(c2);
+	mr_client_free(c1);
+	mr_client_free(pc);
+	mrt_ck_daemon_finish(&d);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+END_TEST
+
 static Suite *
 mirror_suite(void)
 {
@@ -387,6 +516,8 @@ mirror_suite(void)
 
 	tcase_set_timeout(tc, 400);
 	tcase_add_test(tc, test_mirrored_accounts);
+	tcase_add_test(tc, test_assignment);
+	tcase_add_test(tc, test_handoff);
 	suite_add_tcase(s, tc);
 	return s;
 }
