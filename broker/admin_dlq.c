@@ -19,10 +19,8 @@
 
 /* ---- bytes as JSON ------------------------------------------------------ */
 
-/* Set name (and name_encoding: "text" or "base64") to \p len bytes of \p p;
- * NULL \p p: name is null. */
-static void
-admin_dlq__bytes(json_t *o, const char *name, const void *p, size_t len)
+void
+mri_admin_json_bytes(json_t *o, const char *name, const void *p, size_t len)
 {
 	char  enc[64];
 	char *b;
@@ -450,9 +448,9 @@ admin_dlq__show(const struct mri_admin_dlq_ctx *c, json_t *req)
 	json_object_set_new(rep, "timestamp_ms",
 			    json_integer(s->rec.timestamp_ms));
 	json_object_set_new(rep, "time", admin_dlq__time(s->time_ms));
-	admin_dlq__bytes(rep, "key", s->rec.has_key ? s->rec.key : NULL,
-			 s->rec.key_len);
-	admin_dlq__bytes(rep, "payload", s->rec.value, s->rec.value_len);
+	mri_admin_json_bytes(rep, "key", s->rec.has_key ? s->rec.key : NULL,
+			     s->rec.key_len);
+	mri_admin_json_bytes(rep, "payload", s->rec.value, s->rec.value_len);
 	hs = json_array();
 	for (size_t i = 0; i < s->rec.nhdrs; i++) {
 		const struct mri_hdr_view *h = &s->rec.hdrs[i];
@@ -460,7 +458,7 @@ admin_dlq__show(const struct mri_admin_dlq_ctx *c, json_t *req)
 
 		json_object_set_new(o, "name",
 				    admin_dlq__text(h->name, h->name_len));
-		admin_dlq__bytes(o, "value", h->value, h->value_len);
+		mri_admin_json_bytes(o, "value", h->value, h->value_len);
 		json_array_append_new(hs, o);
 	}
 	json_object_set_new(rep, "headers", hs);

@@ -48,6 +48,20 @@ struct mri_admin_dlq_ctx {
 json_t *mri_admin_dlq(const struct mri_admin_dlq_ctx *c, const char *op,
 		      json_t *req);
 
+/**
+ * @brief topics.read (admin_read.c): the records of one partition of any
+ *        topic from an offset, as far as the high watermark found when it
+ *        opened, within a record count and a byte budget.
+ * @returns a new reply, as mri_admin_done_cb's.
+ */
+json_t *mri_admin_read(const struct mri_admin_dlq_ctx *c, json_t *req);
+
+/** @brief Set \p name of \p o (and name_encoding: "text" or "base64") to
+ *         \p len bytes of \p p: text where they are UTF-8 with no control
+ *         character but tab, LF and CR, else base64; NULL \p p: null. */
+void mri_admin_json_bytes(json_t *o, const char *name, const void *p,
+			  size_t len);
+
 /** @brief dlq.replay and dlq.purge (admin_replay.c). */
 json_t *mri_admin_dlq_replay(const struct mri_admin_dlq_ctx *c, json_t *req);
 json_t *mri_admin_dlq_purge(const struct mri_admin_dlq_ctx *c, json_t *req);
