@@ -22,6 +22,8 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "proto/header.h"
+
 /* The longest a dlq.list may read for (timeout_ms). */
 #define MRI_ADMIN_DLQ_TIMEOUT_MAX 600000
 
@@ -61,6 +63,11 @@ json_t *mri_admin_read(const struct mri_admin_dlq_ctx *c, json_t *req);
  *         character but tab, LF and CR, else base64; NULL \p p: null. */
 void mri_admin_json_bytes(json_t *o, const char *name, const void *p,
 			  size_t len);
+
+/** @returns \p n headers as a new JSON array of {name, value,
+ *           value_encoding}, names as text, values as mri_admin_json_bytes
+ *           writes them. */
+json_t *mri_admin_json_headers(const struct mri_hdr_view *hdrs, size_t n);
 
 /** @brief dlq.replay and dlq.purge (admin_replay.c). */
 json_t *mri_admin_dlq_replay(const struct mri_admin_dlq_ctx *c, json_t *req);

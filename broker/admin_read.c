@@ -37,23 +37,13 @@ read__record(const struct mri_dlq_rec *r)
 {
 	json_t *o = json_pack("{s:I, s:I}", "offset", (json_int_t)r->offset,
 			      "timestamp_ms", (json_int_t)r->timestamp_ms);
-	json_t *hs;
 
 	if (o == NULL)
 		return NULL;
 	mri_admin_json_bytes(o, "key", r->has_key ? r->key : NULL, r->key_len);
 	mri_admin_json_bytes(o, "payload", r->value, r->value_len);
-	hs = json_array();
-	for (size_t i = 0; i < r->nhdrs; i++) {
-		const struct mri_hdr_view *h = &r->hdrs[i];
-		json_t                    *j = json_object();
-
-		json_object_set_new(j, "name",
-				    json_stringn(h->name, h->name_len));
-		mri_admin_json_bytes(j, "value", h->value, h->value_len);
-		json_array_append_new(hs, j);
-	}
-	json_object_set_new(o, "headers", hs);
+	json_object_set_new(o, "headers",
+			    mri_admin_json_headers(r->hdrs, r->nhdrs));
 	return o;
 }
 

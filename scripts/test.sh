@@ -56,4 +56,4 @@ export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp:halt_on_error=1:second_de
 (cd build-tsan && ctest --output-on-failure --no-tests=error -L unit \
 	-LE '^fuzz$')
 (cd build-tsan && ctest --output-on-failure --no-tests=error \
-	-R '^(publish_api|consume_api|order_api|mirror)_embedded$')
+	-R '^(publish_api|consume_api|order_api|mirror|mirror_durable)_embedded$')
