@@ -108,6 +108,7 @@ mr_mirror_new(mr_mirror **out, mr_system *sys, mr_client *c,
 	m->o    = o;
 	m->sub  = o.sub != NULL ? *o.sub : (mr_subscribe_opts){0};
 	m->sub.order = MR_ORDER_KEY;
+	m->sub.exclusive = 1; // a member of its own: a key in one process
 	m->o.sub     = NULL; // borrowed for the call only
 	m->cap       = 64;
 	mri_mirror_wrap(m, b);
