@@ -258,15 +258,41 @@ state__partitions(mr_client *c, const char *topic, int32_t *n, char *why,
 	return MR_OK;
 }
 
+/* A state of \p parts partitions, nothing restored. */
+static int
+state__alloc(struct mri_mirror_state **out, mr_client *c,
+	     const char *state_topic, int32_t parts, char *why, size_t n)
+{
+	struct mri_mirror_state *st;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL ||
+	    (st->topic = strdup(state_topic)) == NULL ||
+	    (st->restored = calloc((size_t)parts + 1, sizeof(bool))) == NULL ||
+	    (st->tab = calloc(64, sizeof(*st->tab))) == NULL) {
+		if (st != NULL) {
+			free(st->topic);
+			free(st->restored);
+		}
+		free(st);
+		snprintf(why, n, "out of memory");
+		return MR_ENOMEM;
+	}
+	st->c          = c;
+	st->partitions = parts;
+	st->cap        = 64;
+	pthread_mutex_init(&st->lock, NULL);
+	*out = st;
+	return MR_OK;
+}
+
 int
 mri_mirror_state_new(struct mri_mirror_state **out, mr_client *c,
 		     const char *topic, const char *state_topic, char *why,
 		     size_t n)
 {
-	struct mri_mirror_state *st;
-	json_t                  *rep;
-	int32_t                  parts, sparts;
-	int                      rc;
+	json_t *rep;
+	int32_t parts, sparts;
+	int     rc;
 
 	// A topic just made may take a moment to show in the metadata.
 	for (int t = 0; t < STATE__TOPIC_TRIES; t++) {
@@ -321,24 +347,7 @@ mri_mirror_state_new(struct mri_mirror_state **out, mr_client *c,
 			 state_topic, (int)sparts, topic, (int)parts);
 		return MR_ECONFIG;
 	}
-	if ((st = calloc(1, sizeof(*st))) == NULL ||
-	    (st->topic = strdup(state_topic)) == NULL ||
-	    (st->restored = calloc((size_t)parts + 1, sizeof(bool))) == NULL ||
-	    (st->tab = calloc(64, sizeof(*st->tab))) == NULL) {
-		if (st != NULL) {
-			free(st->topic);
-			free(st->restored);
-		}
-		free(st);
-		snprintf(why, n, "out of memory");
-		return MR_ENOMEM;
-	}
-	st->c          = c;
-	st->partitions = parts;
-	st->cap        = 64;
-	pthread_mutex_init(&st->lock, NULL);
-	*out = st;
-	return MR_OK;
+	return state__alloc(out, c, state_topic, parts, why, n);
 }
 
 void
@@ -543,5 +552,40 @@ mri_mirror_state_put(struct mri_mirror_state *st, const void *key,
 	pthread_mutex_lock(&st->lock);
 	rc = state__keep(st, key, len, partition, offset, b, n);
 	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* ---- reading a state topic (mr_mirror_snapshots) ---------------------- */
+
+int
+mr_mirror_snapshots(mr_client *c, const char *state_topic,
+		    mr_mirror_snapshot_fn fn, void *arg)
+{
+	struct mri_mirror_state *st;
+	char                     why[256];
+	int32_t                  parts;
+	int                      rc;
+
+	if (c == NULL || state_topic == NULL || fn == NULL)
+		return MR_EINVAL;
+	if ((rc = state__partitions(c, state_topic, &parts, why,
+				    sizeof(why))) != MR_OK ||
+	    (rc = state__alloc(&st, c, state_topic, parts, why,
+			       sizeof(why))) != MR_OK) {
+		fprintf(stderr, "mailroom: snapshots of %s: %s\n", state_topic,
+			why);
+		return rc;
+	}
+	for (int32_t p = 0; p < parts && rc == MR_OK; p++)
+		rc = mri_mirror_state_restore(st, p, why, sizeof(why));
+	if (rc != MR_OK)
+		fprintf(stderr, "mailroom: snapshots of %s: %s\n", state_topic,
+			why);
+	for (size_t i = 0; rc == MR_OK && i < st->cap; i++)
+		for (struct state__ent *e = st->tab[i]; rc == MR_OK && e;
+		     e = e->next)
+			rc = fn(arg, e->key, e->key_len, e->bytes, e->len,
+				e->partition, e->offset);
+	mri_mirror_state_free(st);
 	return rc;
 }

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mailroom/client.h"
+#include "mailroom/mirror.h"
 
 struct mri_mirror_state;
 

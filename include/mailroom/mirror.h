@@ -41,7 +41,9 @@
  * whose state is not saved. The hand-off's caveat holds here too: the
  * process learns that a partition left only when it asks (every second);
  * a partition that another member served and that came back meanwhile
- * would be served from the snapshots this process had.
+ * would be served from the snapshots this process had. The type's
+ * subscription is exclusive (mr_subscribe_opts.exclusive): a group member
+ * of its own, so that one process serves a key.
  *
  * The type is the actors' supervisor: more than intensity crashes within
  * period_ms stop the run (mr_mirror_run returns MR_EINTERNAL, saying so),
@@ -159,6 +161,25 @@ MR_API mr_pid mr_mirror_whereis(mr_mirror *m, const void *key,
 
 /** @brief Counters, a consistent snapshot. */
 MR_API void mr_mirror_stats_get(mr_mirror *m, mr_mirror_stats *out);
+
+/** @brief One key's latest snapshot, for mr_mirror_snapshots: the key, the
+ *         bytes save made, and the message it reflects (all borrowed for
+ *         the call). @returns 0 to go on, else that error ends the read. */
+typedef int (*mr_mirror_snapshot_fn)(void *arg, const void *key,
+				     size_t key_len, const void *snapshot,
+				     size_t len, int32_t partition,
+				     int64_t offset);
+
+/**
+ * @brief Read every key's latest snapshot in state topic \p state_topic
+ *        (through mailroomd's topics.read, to the end found now) and call
+ *        \p fn for each, in no particular order: what a durable type's
+ *        actors would start from. For tools and tests.
+ * @returns MR_OK, \p fn's error, or mr_admin's (MR_ENOENT: no such
+ *          topic), with a sentence on stderr.
+ */
+MR_API int mr_mirror_snapshots(mr_client *c, const char *state_topic,
+			       mr_mirror_snapshot_fn fn, void *arg);
 
 /** @brief Free the type (after mr_mirror_run returned); NULL is a no-op. */
 MR_API void mr_mirror_free(mr_mirror *m);
