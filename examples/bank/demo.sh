@@ -24,9 +24,6 @@ BANK="$B/bank"
 ACCOUNTS=${ACCOUNTS:-100}
 DEPOSITS=${DEPOSITS:-50}
 WAIT_S=${WAIT_S:-180}
-for f in "$MR" "$BANK"; do
-    [[ -x $f ]] || { echo "demo: $f is not built: bash scripts/run.sh" >&2; exit 1; }
-done
 work=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-bank-XXXXXX")
 pids=()
 cleanup() {
@@ -41,10 +38,17 @@ say() {
     printf '[%3d.%ds] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$*"
 }
 
-"$MR" --timeout 5000 status >/dev/null 2>&1 || {
-    echo "demo: no mailroomd at ${MAILROOM_URL:-tcp://127.0.0.1:7450}; start it: bash scripts/run.sh &" >&2
-    exit 3
-}
+# scripts/run.sh may still be building: wait for mailroomd (bounded).
+for ((t = 0; ; t++)); do
+    [[ -x $MR ]] && "$MR" --timeout 2000 status >/dev/null 2>&1 && break
+    if ((t >= ${WAIT_MAILROOMD_S:-600})); then
+        echo "demo: no mailroomd at ${MAILROOM_URL:-tcp://127.0.0.1:7450}; start it: bash scripts/run.sh &" >&2
+        exit 3
+    fi
+    ((t % 15 == 0)) && echo "demo: waiting for mailroomd at ${MAILROOM_URL:-tcp://127.0.0.1:7450} (scripts/run.sh builds it first)" >&2
+    sleep 1
+done
+[[ -x $BANK ]] || { echo "demo: $BANK is not built: bash scripts/run.sh" >&2; exit 1; }
 topic=accounts-$$-$RANDOM
 group=bank-$topic
 "$MR" --timeout 30000 topics create "$topic" --partitions 4 >/dev/null
