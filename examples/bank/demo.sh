@@ -98,7 +98,8 @@ for ((t = 0; t < WAIT_S * 2; t++)); do
     sleep 0.5
 done
 kill -TERM "$pid_b"
-wait "$pid_b" 2>/dev/null || true
+brc=0
+wait "$pid_b" 2>/dev/null || brc=$?
 say "bank b: $(tail -2 "$work/b.log" | sed 's/^bank: //' | paste -sd ';')"
 
 # Every account: its balance as saved against the sum of its acked deposits.
@@ -115,6 +116,11 @@ if [[ -n $bad ]]; then
     status=1
 else
     say "ok: all $(wc -l <"$work/expected.tsv") balances equal the sum of their acked deposits (total $total): nothing lost, nothing applied twice"
+fi
+if [[ $brc -ne 0 ]]; then
+    echo "FAIL: bank b exited $brc on SIGTERM; its log:"
+    tail -20 "$work/b.log"
+    status=1
 fi
 if [[ $saved -ge $total ]]; then
     echo "FAIL: bank a was killed after the stream was done, not mid-stream ($saved of $total saved)"
