@@ -381,10 +381,10 @@ mirror__call(mr_actor *self, void *state, const mr_msg *msg, mr_from from)
 static int
 mirror__info(mr_actor *self, void *state, const mr_info *info)
 {
-	struct mirror__actor *a = state;
-	mr_mirror            *m = a->m;
-	struct mri_mirror_ent   *e;
-	uint64_t              now, idle;
+	struct mirror__actor  *a = state;
+	mr_mirror             *m = a->m;
+	struct mri_mirror_ent *e;
+	uint64_t               now, idle;
 
 	if (info->kind != MR_INFO_TIMER || info->msg == NULL ||
 	    info->msg->type != MIRROR__IDLE ||
@@ -395,10 +395,17 @@ mirror__info(mr_actor *self, void *state, const mr_info *info)
 	}
 	now  = mr_system_now(m->sys);
 	idle = now - a->last_ms;
+	// Idle and nothing on its way to it: out, marked leaving under the
+	// same lock as the look at pending (a dispatch counts its delivery
+	// under it), so that a delivery from now on waits for its terminate
+	// and activates a new one, and none is cast to it to be dropped.
 	pthread_mutex_lock(&m->lock);
 	e = *mri_mirror_slot(m, a->hash, a->key, a->key_len);
 	if (e != NULL && e->pid == mr_self(self) && e->pending > 0)
-		idle = 0; // a delivery is on its way to it
+		idle = 0;
+	if (idle >= m->o.idle_ms)
+		mirror__leaving(m, a->hash, a->key, a->key_len,
+				mr_self(self));
 	pthread_mutex_unlock(&m->lock);
 	if (idle < m->o.idle_ms) {
 		if (mr_send_after(m->sys, mr_self(self), m->o.idle_ms - idle,
@@ -406,11 +413,6 @@ mirror__info(mr_actor *self, void *state, const mr_info *info)
 			return MR_ENOMEM;
 		return MR_OK;
 	}
-	// Idle: out (a delivery from now on waits for its terminate, then
-	// activates a new one).
-	pthread_mutex_lock(&m->lock);
-	mirror__leaving(m, a->hash, a->key, a->key_len, mr_self(self));
-	pthread_mutex_unlock(&m->lock);
 	mr_exit(self, MR_EXIT_PASSIVATE);
 	return MR_OK;
 }

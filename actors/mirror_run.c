@@ -45,7 +45,10 @@ mirror__handoff(mr_mirror *m)
 	for (size_t i = 0; pids != NULL && i < m->cap; i++)
 		for (struct mri_mirror_ent *e = m->tab[i]; e != NULL;
 		     e = e->next)
-			if (!e->leaving && e->partition >= 0 &&
+			// One with a delivery on its way waits for the next
+			// look: its exit could overtake that delivery's cast.
+			if (!e->leaving && e->pending == 0 &&
+			    e->partition >= 0 &&
 			    !mirror__holds(m, v, n, e->partition)) {
 				e->leaving = true;
 				pids[k++]  = e->pid;
