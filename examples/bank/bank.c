@@ -35,7 +35,7 @@ static void
 on_signal(int sig)
 {
 	(void)sig;
-	stop_run = 1;
+	__atomic_store_n(&stop_run, 1, __ATOMIC_RELAXED); // lock-free
 }
 
 /* ---- the ledger: what this process applied ---------------------------- */
