@@ -18,64 +18,13 @@
  * actor with deliveries cast to it and not yet handled is not idle,
  * whatever its clock says (pending), so passivation never drops one.
  */
-#include "mailroom/mirror.h"
+#include "mirror_internal.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#define MIRROR__IDLE_MS   120000u
-#define MIRROR__INTENSITY 100
-#define MIRROR__PERIOD_MS 5000u
-#define MIRROR__IDLE      0xffff0002u /* the idle timer's message type */
-#define MIRROR__HANDOFF   0xffff0003u /* its partition left: exit */
-#define MIRROR__ASSIGN_MS 1000 /* how often the assignment is asked */
-#define MIRROR__TRIES     3 /* activations tried for one delivery */
-#define MIRROR__DRAIN_MS  10000 /* passivating at the end of a run */
-
-struct mirror__ent {
-	struct mirror__ent *next;
-	uint64_t            hash;
-	mr_pid              pid;
-	bool                leaving; /* exiting: wait for it to be gone */
-	unsigned            pending; /* deliveries cast, not handled yet */
-	int32_t             partition; /* of its last delivery */
-	size_t              key_len;
-	unsigned char       key[];
-};
-
-struct mr_mirror {
-	mr_system          *sys;
-	mr_client          *c;
-	char               *topic;
-	char               *group;
-	char               *dlq; /* the subscription's dlq_topic, copied */
-	const mr_behaviour *user;
-	mr_behaviour        wrap;
-	mr_mirror_opts      o;
-	mr_subscribe_opts   sub;
-
-	pthread_mutex_t      lock;
-	pthread_cond_t       cv;  /* an actor left the table */
-	struct mirror__ent **tab; /* key -> active actor */
-	size_t               cap; /* a power of two */
-	size_t               n;
-	mr_mirror_stats      st;
-	uint64_t            *crash_ms; /* the last intensity + 1 crashes */
-	size_t               crash_next;
-	bool                 escalated;
-	char                 why[256];
-
-	volatile int        stop; /* mr_consume_run_async's */
-	mr_consumer        *s;    /* during a run, for the watch */
-	const volatile int *user_stop;
-	atomic_int          run_done;
-};
-
+#include "mirror_state.h"
 /* A mirrored actor's state: the type's state and what the wrapper keeps. */
 struct mirror__actor {
 	mr_mirror    *m;
@@ -94,8 +43,19 @@ struct mirror__init {
 	int32_t     partition;
 };
 
-static uint64_t
-mirror__hash(const void *key, size_t len)
+/* A snapshot on its way to Kafka: the delivery it settles once saved. */
+struct mirror__save {
+	mr_mirror    *m;
+	mr_pending   *p;
+	mr_pid        pid;
+	uint64_t      hash;
+	int32_t       partition;
+	int64_t       offset;
+	size_t        key_len, len;
+	unsigned char data[]; /* the key, then the snapshot's bytes */
+};
+uint64_t
+mri_mirror_hash(const void *key, size_t len)
 {
 	const unsigned char *p = key;
 	uint64_t             h = 1469598103934665603ull;
@@ -107,10 +67,10 @@ mirror__hash(const void *key, size_t len)
 
 /* ---- the key table (under m->lock) ------------------------------------ */
 
-static struct mirror__ent **
-mirror__slot(mr_mirror *m, uint64_t h, const void *key, size_t len)
+struct mri_mirror_ent **
+mri_mirror_slot(mr_mirror *m, uint64_t h, const void *key, size_t len)
 {
-	struct mirror__ent **pp = &m->tab[h & (m->cap - 1)];
+	struct mri_mirror_ent **pp = &m->tab[h & (m->cap - 1)];
 
 	for (; *pp != NULL; pp = &(*pp)->next)
 		if ((*pp)->hash == h && (*pp)->key_len == len &&
@@ -123,12 +83,12 @@ static int
 mirror__grow(mr_mirror *m)
 {
 	size_t               cap = m->cap * 2;
-	struct mirror__ent **tab = calloc(cap, sizeof(*tab));
+	struct mri_mirror_ent **tab = calloc(cap, sizeof(*tab));
 
 	if (tab == NULL)
 		return MR_ENOMEM;
 	for (size_t i = 0; i < m->cap; i++) {
-		struct mirror__ent *e = m->tab[i], *next;
+		struct mri_mirror_ent *e = m->tab[i], *next;
 
 		for (; e != NULL; e = next) {
 			next                   = e->next;
@@ -147,8 +107,8 @@ static void
 mirror__forget(mr_mirror *m, uint64_t h, const void *key, size_t len,
 	       mr_pid pid)
 {
-	struct mirror__ent **pp = mirror__slot(m, h, key, len);
-	struct mirror__ent  *e  = *pp;
+	struct mri_mirror_ent **pp = mri_mirror_slot(m, h, key, len);
+	struct mri_mirror_ent  *e  = *pp;
 
 	if (e != NULL && e->pid == pid) {
 		*pp = e->next;
@@ -162,7 +122,7 @@ static void
 mirror__leaving(mr_mirror *m, uint64_t h, const void *key, size_t len,
 		mr_pid pid)
 {
-	struct mirror__ent *e = *mirror__slot(m, h, key, len);
+	struct mri_mirror_ent *e = *mri_mirror_slot(m, h, key, len);
 
 	if (e != NULL && e->pid == pid)
 		e->leaving = true;
@@ -176,19 +136,19 @@ static void
 mirror__enter(mr_mirror *m, uint64_t h, const void *key, size_t len,
 	      mr_pid pid, int32_t partition)
 {
-	struct mirror__ent **pp = mirror__slot(m, h, key, len);
-	struct mirror__ent  *e;
+	struct mri_mirror_ent **pp = mri_mirror_slot(m, h, key, len);
+	struct mri_mirror_ent  *e;
 
 	if (*pp != NULL || (m->n >= m->cap && mirror__grow(m) != MR_OK) ||
 	    (e = malloc(sizeof(*e) + len)) == NULL)
 		return;
-	*e = (struct mirror__ent){.hash      = h,
+	*e = (struct mri_mirror_ent){.hash      = h,
 				  .pid       = pid,
 				  .pending   = 1,
 				  .partition = partition,
 				  .key_len   = len};
 	memcpy(e->key, key, len);
-	pp  = mirror__slot(m, h, key, len);
+	pp  = mri_mirror_slot(m, h, key, len);
 	*pp = e;
 	m->n++;
 }
@@ -225,8 +185,10 @@ mirror__init(mr_actor *self, void *arg, void **state)
 	const struct mirror__init *in = arg;
 	mr_mirror                 *m  = in->m;
 	struct mirror__actor      *a;
-	mr_mirror_key              mk = {in->key, in->key_len, m->o.arg};
-	int                        rc = MR_OK;
+	mr_mirror_key              mk = {in->key, in->key_len, m->o.arg,
+					 NULL, 0};
+	void                      *snap = NULL;
+	int                        rc   = MR_OK;
 
 	if ((a = calloc(1, sizeof(*a) + in->key_len)) == NULL)
 		return MR_ENOMEM;
@@ -235,8 +197,15 @@ mirror__init(mr_actor *self, void *arg, void **state)
 	a->key_len = in->key_len;
 	memcpy(a->key, in->key, in->key_len);
 	a->last_ms = mr_system_now(m->sys);
-	if (m->user->init != NULL)
+	if (m->state != NULL && in->key_len > 0) {
+		rc          = mri_mirror_state_get(m->state, in->key,
+						   in->key_len, &snap,
+						   &mk.snapshot_len);
+		mk.snapshot = snap;
+	}
+	if (rc == MR_OK && m->user->init != NULL)
 		rc = m->user->init(self, &mk, &a->ustate);
+	free(snap);
 	if (rc != MR_OK) {
 		free(a);
 		return rc;
@@ -260,13 +229,93 @@ mirror__init(mr_actor *self, void *arg, void **state)
 	return MR_OK;
 }
 
+/* Crash \p pid, its snapshot not saved: the key's next delivery waits for
+ * its end and activates a new one from the last snapshot. */
+static void
+mirror__unsaved(mr_mirror *m, uint64_t h, const void *key, size_t len,
+		mr_pid pid)
+{
+	pthread_mutex_lock(&m->lock);
+	mirror__leaving(m, h, key, len, pid);
+	pthread_mutex_unlock(&m->lock);
+	mr_send_exit(m->sys, pid, MR_EUNAVAIL);
+}
+
+/* The snapshot's publish came back: ack its delivery once saved, else
+ * nack it and crash the actor. */
+static void
+mirror__saved(void *arg, int status, const mr_ack *acks, size_t n)
+{
+	struct mirror__save *v = arg;
+	mr_mirror           *m = v->m;
+	int rc = status != MR_OK ? status : n == 1 ? acks[0].status : MR_EPROTO;
+
+	if (rc == MR_OK)
+		rc = mri_mirror_state_put(m->state, v->data, v->key_len,
+					  v->partition, v->offset,
+					  v->data + v->key_len, v->len);
+	if (rc == MR_OK) {
+		pthread_mutex_lock(&m->lock);
+		m->st.snapshots++;
+		pthread_mutex_unlock(&m->lock);
+	} else {
+		mirror__unsaved(m, v->hash, v->data, v->key_len, v->pid);
+	}
+	mr_pending_done(v->p, rc);
+	free(v);
+}
+
+/* Save actor \p a's state as it is after delivery \p d (of \p p, which
+ * the publish's completion settles). @returns MR_OK once the publish is
+ * on its way, else an error (\p p not settled). */
+static int
+mirror__save(mr_actor *self, struct mirror__actor *a, const mr_delivery *d,
+	     mr_pending *p)
+{
+	mr_mirror           *m = a->m;
+	struct mirror__save *v;
+	void                *b = NULL, *val;
+	size_t               bn = 0, vn;
+	mr_message           msg;
+	int                  rc;
+
+	if ((rc = m->o.save(a->ustate, &b, &bn, m->o.arg)) != MR_OK) {
+		free(b);
+		return rc;
+	}
+	v   = malloc(sizeof(*v) + a->key_len + bn);
+	val = mri_mirror_snap_encode(d->partition, d->offset, b, bn, &vn);
+	if (v == NULL || val == NULL) {
+		free(b);
+		free(v);
+		free(val);
+		return MR_ENOMEM;
+	}
+	*v = (struct mirror__save){m, p, mr_self(self), a->hash, d->partition,
+				   d->offset, a->key_len, bn};
+	memcpy(v->data, a->key, a->key_len);
+	if (bn > 0)
+		memcpy(v->data + a->key_len, b, bn);
+	free(b);
+	msg = (mr_message){.topic       = mri_mirror_state_topic(m->state),
+			   .key         = a->key,
+			   .key_len     = a->key_len,
+			   .payload     = val,
+			   .payload_len = vn};
+	rc  = mr_publish_async(m->c, &msg, 1, mirror__saved, v);
+	free(val);
+	if (rc != MR_OK)
+		free(v);
+	return rc;
+}
+
 /* A delivery cast to \p pid was handled, or the cast failed. Under the
  * lock. */
 static void
 mirror__called(mr_mirror *m, uint64_t h, const void *key, size_t len,
 	       mr_pid pid)
 {
-	struct mirror__ent *e = *mirror__slot(m, h, key, len);
+	struct mri_mirror_ent *e = *mri_mirror_slot(m, h, key, len);
 
 	if (e != NULL && e->pid == pid && e->pending > 0)
 		e->pending--;
@@ -280,6 +329,7 @@ mirror__cast(mr_actor *self, void *state, const mr_msg *msg)
 	const mr_delivery    *d;
 	mr_pending           *p;
 	mr_msg                um;
+	bool                  saving;
 	int                   rc;
 
 	if (msg->type == MIRROR__HANDOFF && msg->from == 0) {
@@ -298,6 +348,9 @@ mirror__cast(mr_actor *self, void *state, const mr_msg *msg)
 		 ? m->user->handle_cast(self, a->ustate, &um)
 		 : MR_OK;
 	a->last_ms = mr_system_now(m->sys);
+	// Durable: settled once the snapshot is saved, or a crash.
+	saving = rc == MR_OK && m->state != NULL && a->key_len > 0 &&
+		 (rc = mirror__save(self, a, d, p)) == MR_OK;
 	pthread_mutex_lock(&m->lock);
 	mirror__called(m, a->hash, a->key, a->key_len, mr_self(self));
 	m->st.deliveries++;
@@ -305,7 +358,8 @@ mirror__cast(mr_actor *self, void *state, const mr_msg *msg)
 	if (rc != MR_OK && rc != MR_EREJECT)
 		mirror__leaving(m, a->hash, a->key, a->key_len, mr_self(self));
 	pthread_mutex_unlock(&m->lock);
-	mr_pending_done(p, rc);
+	if (!saving)
+		mr_pending_done(p, rc);
 	return rc == MR_OK || rc == MR_EREJECT ? MR_OK : rc;
 }
 
@@ -327,10 +381,10 @@ mirror__call(mr_actor *self, void *state, const mr_msg *msg, mr_from from)
 static int
 mirror__info(mr_actor *self, void *state, const mr_info *info)
 {
-	struct mirror__actor *a = state;
-	mr_mirror            *m = a->m;
-	struct mirror__ent   *e;
-	uint64_t              now, idle;
+	struct mirror__actor  *a = state;
+	mr_mirror             *m = a->m;
+	struct mri_mirror_ent *e;
+	uint64_t               now, idle;
 
 	if (info->kind != MR_INFO_TIMER || info->msg == NULL ||
 	    info->msg->type != MIRROR__IDLE ||
@@ -341,10 +395,17 @@ mirror__info(mr_actor *self, void *state, const mr_info *info)
 	}
 	now  = mr_system_now(m->sys);
 	idle = now - a->last_ms;
+	// Idle and nothing on its way to it: out, marked leaving under the
+	// same lock as the look at pending (a dispatch counts its delivery
+	// under it), so that a delivery from now on waits for its terminate
+	// and activates a new one, and none is cast to it to be dropped.
 	pthread_mutex_lock(&m->lock);
-	e = *mirror__slot(m, a->hash, a->key, a->key_len);
+	e = *mri_mirror_slot(m, a->hash, a->key, a->key_len);
 	if (e != NULL && e->pid == mr_self(self) && e->pending > 0)
-		idle = 0; // a delivery is on its way to it
+		idle = 0;
+	if (idle >= m->o.idle_ms)
+		mirror__leaving(m, a->hash, a->key, a->key_len,
+				mr_self(self));
 	pthread_mutex_unlock(&m->lock);
 	if (idle < m->o.idle_ms) {
 		if (mr_send_after(m->sys, mr_self(self), m->o.idle_ms - idle,
@@ -352,11 +413,6 @@ mirror__info(mr_actor *self, void *state, const mr_info *info)
 			return MR_ENOMEM;
 		return MR_OK;
 	}
-	// Idle: out (a delivery from now on waits for its terminate, then
-	// activates a new one).
-	pthread_mutex_lock(&m->lock);
-	mirror__leaving(m, a->hash, a->key, a->key_len, mr_self(self));
-	pthread_mutex_unlock(&m->lock);
 	mr_exit(self, MR_EXIT_PASSIVATE);
 	return MR_OK;
 }
@@ -392,13 +448,13 @@ static mr_pid
 mirror__actor_of(mr_mirror *m, const void *key, size_t len,
 		 int32_t partition, int *rc)
 {
-	uint64_t            h  = mirror__hash(key, len);
+	uint64_t            h  = mri_mirror_hash(key, len);
 	struct mirror__init in = {m, key, len, h, partition};
-	struct mirror__ent *e;
+	struct mri_mirror_ent *e;
 	mr_pid              pid;
 
 	pthread_mutex_lock(&m->lock);
-	while ((e = *mirror__slot(m, h, key, len)) != NULL && e->leaving)
+	while ((e = *mri_mirror_slot(m, h, key, len)) != NULL && e->leaving)
 		pthread_cond_wait(&m->cv, &m->lock);
 	if (e != NULL) {
 		e->pending++;
@@ -420,16 +476,60 @@ mirror__actor_of(mr_mirror *m, const void *key, size_t len,
 	return pid;
 }
 
+/* Durable: restore the delivery's partition first if it is new here.
+ * @returns MR_OK when its snapshot reflects it already (ack it, the actor
+ *          never sees it), MR_ENOENT when it goes to the actor, or the
+ *          restore's error (nack it: it comes again). */
+static int
+mirror__durable(mr_mirror *m, const mr_delivery *d, const void *key,
+		size_t len)
+{
+	char why[256];
+	int  rc = MR_ENOENT;
+
+	if (!mri_mirror_state_restored(m->state, d->partition)) {
+		if ((rc = mri_mirror_state_restore(m->state, d->partition, why,
+						   sizeof(why))) != MR_OK) {
+			fprintf(stderr,
+				"mailroom: mirror %s: cannot restore the "
+				"snapshots of partition %d from %s (%s: %s); "
+				"its delivery is nacked and comes again\n",
+				m->topic, (int)d->partition,
+				mri_mirror_state_topic(m->state),
+				mr_err_name(rc), why);
+			return rc;
+		}
+		rc = MR_ENOENT;
+		pthread_mutex_lock(&m->lock);
+		m->st.restores++;
+		pthread_mutex_unlock(&m->lock);
+	}
+	if (mri_mirror_state_applied(m->state, key, len, d->partition,
+				     d->offset)) {
+		pthread_mutex_lock(&m->lock);
+		m->st.skipped++;
+		m->st.deliveries++;
+		pthread_mutex_unlock(&m->lock);
+		rc = MR_OK;
+	}
+	return rc;
+}
+
 /* mr_consume_run_async's handler, on the fetching thread: cast the
  * delivery to its key's actor. */
-static void
-mirror__dispatch(void *arg, const mr_delivery *d, mr_pending *p)
+void
+mri_mirror_dispatch(void *arg, const mr_delivery *d, mr_pending *p)
 {
 	mr_mirror  *m   = arg;
 	const void *key = d->has_key ? d->key : "";
 	size_t      len = d->has_key ? d->key_len : 0;
 	int         rc  = MR_ENOENT;
 
+	if (m->state != NULL && len > 0 &&
+	    (rc = mirror__durable(m, d, key, len)) != MR_ENOENT) {
+		mr_pending_done(p, rc);
+		return;
+	}
 	for (int t = 0; t < MIRROR__TRIES && rc == MR_ENOENT; t++) {
 		mr_pid pid = mirror__actor_of(m, key, len, d->partition, &rc);
 
@@ -441,9 +541,9 @@ mirror__dispatch(void *arg, const mr_delivery *d, mr_pending *p)
 		// Gone already (MR_ENOENT): wait for its terminate, then
 		// activate anew.
 		pthread_mutex_lock(&m->lock);
-		mirror__called(m, mirror__hash(key, len), key, len, pid);
+		mirror__called(m, mri_mirror_hash(key, len), key, len, pid);
 		if (rc == MR_ENOENT)
-			mirror__leaving(m, mirror__hash(key, len), key, len,
+			mirror__leaving(m, mri_mirror_hash(key, len), key, len,
 					pid);
 		pthread_mutex_unlock(&m->lock);
 	}
@@ -453,240 +553,14 @@ mirror__dispatch(void *arg, const mr_delivery *d, mr_pending *p)
 	mr_pending_done(p, rc);
 }
 
-/* @returns whether \p partition of the type's topic is in \p v. */
-static bool
-mirror__holds(const mr_mirror *m, const mr_partition *v, size_t n,
-	      int32_t partition)
-{
-	for (size_t i = 0; i < n; i++)
-		if (v[i].partition == partition &&
-		    strcmp(v[i].topic, m->topic) == 0)
-			return true;
-	return false;
-}
-
-/* Hand off the actors whose partition the subscription no longer holds:
- * each is marked leaving (should its key come back here, its next
- * delivery waits for its end) and asked to exit, with MR_EXIT_HANDOFF,
- * after what was cast to it before. Another member may already be
- * serving the key meanwhile: the subscription learns of the rebalance
- * only when it asks (every MIRROR__ASSIGN_MS). */
-static void
-mirror__handoff(mr_mirror *m)
-{
-	mr_partition *v = NULL;
-	mr_pid       *pids;
-	size_t        n, k = 0;
-
-	if (mr_consumer_assignment(m->s, &v, &n) != MR_OK)
-		return; // the session is gone: the run subscribes again
-	pthread_mutex_lock(&m->lock);
-	pids = calloc(m->n ? m->n : 1, sizeof(*pids));
-	for (size_t i = 0; pids != NULL && i < m->cap; i++)
-		for (struct mirror__ent *e = m->tab[i]; e != NULL;
-		     e = e->next)
-			if (!e->leaving && e->partition >= 0 &&
-			    !mirror__holds(m, v, n, e->partition)) {
-				e->leaving = true;
-				pids[k++]  = e->pid;
-			}
-	pthread_mutex_unlock(&m->lock);
-	for (size_t i = 0; i < k; i++)
-		mr_cast(m->sys, pids[i], MIRROR__HANDOFF, NULL, 0);
-	free(pids);
-	free(v);
-}
-
-/* Copies the caller's stop into the run's, next to the type's, and hands
- * actors off when their partition left. */
-static void *
-mirror__watch(void *arg)
-{
-	mr_mirror      *m  = arg;
-	struct timespec ts = {0, 50 * 1000000L};
-	int             tick = 0;
-
-	while (!atomic_load(&m->run_done)) {
-		if (m->user_stop != NULL &&
-		    __atomic_load_n(m->user_stop, __ATOMIC_RELAXED)) {
-			__atomic_store_n(&m->stop, 1, __ATOMIC_RELAXED);
-			break;
-		}
-		nanosleep(&ts, NULL);
-		if (++tick % (MIRROR__ASSIGN_MS / 50) == 0)
-			mirror__handoff(m);
-	}
-	return NULL;
-}
-
-/* ---- the type --------------------------------------------------------- */
-
-int
-mr_mirror_new(mr_mirror **out, mr_system *sys, mr_client *c,
-	      const char *topic, const char *group, const mr_behaviour *b,
-	      const mr_mirror_opts *opts)
-{
-	mr_mirror_opts o = opts != NULL ? *opts : (mr_mirror_opts){0};
-	mr_mirror     *m;
-
-	if (out == NULL || sys == NULL || c == NULL || topic == NULL ||
-	    group == NULL || b == NULL || o.intensity < 0 ||
-	    o.intensity > 1000000)
-		return MR_EINVAL;
-	o.idle_ms   = o.idle_ms ? o.idle_ms : MIRROR__IDLE_MS;
-	o.intensity = o.intensity ? o.intensity : MIRROR__INTENSITY;
-	o.period_ms = o.period_ms ? o.period_ms : MIRROR__PERIOD_MS;
-	if ((m = calloc(1, sizeof(*m))) == NULL)
-		return MR_ENOMEM;
-	m->sys  = sys;
-	m->c    = c;
-	m->user = b;
-	m->o    = o;
-	m->sub  = o.sub != NULL ? *o.sub : (mr_subscribe_opts){0};
-	m->sub.order = MR_ORDER_KEY;
-	m->o.sub     = NULL; // borrowed for the call only
-	m->cap       = 64;
-	m->wrap      = (mr_behaviour){.name        = b->name,
-				      .init        = mirror__init,
-				      .handle_cast = mirror__cast,
-				      .handle_call = b->handle_call != NULL
-							 ? mirror__call
-							 : NULL,
-				      .handle_info = mirror__info,
-				      .terminate   = mirror__terminate};
-	m->topic    = strdup(topic);
-	m->group    = strdup(group);
-	m->tab      = calloc(m->cap, sizeof(*m->tab));
-	m->crash_ms = calloc((size_t)o.intensity + 1, sizeof(*m->crash_ms));
-	if (m->sub.dlq_topic != NULL)
-		m->dlq = strdup(m->sub.dlq_topic);
-	m->sub.dlq_topic = m->dlq;
-	if (m->topic == NULL || m->group == NULL || m->tab == NULL ||
-	    m->crash_ms == NULL || (o.sub != NULL && o.sub->dlq_topic != NULL &&
-				    m->dlq == NULL)) {
-		free(m->topic);
-		free(m->group);
-		free(m->dlq);
-		free(m->tab);
-		free(m->crash_ms);
-		free(m);
-		return MR_ENOMEM;
-	}
-	pthread_mutex_init(&m->lock, NULL);
-	pthread_cond_init(&m->cv, NULL);
-	*out = m;
-	return MR_OK;
-}
-
-/* Passivate every active actor and wait (bounded) until they are gone. */
-static void
-mirror__passivate_all(mr_mirror *m)
-{
-	struct timespec dl;
-	mr_pid         *pids;
-	size_t          n = 0;
-
-	pthread_mutex_lock(&m->lock);
-	pids = calloc(m->n ? m->n : 1, sizeof(*pids));
-	for (size_t i = 0; pids != NULL && i < m->cap; i++)
-		for (struct mirror__ent *e = m->tab[i]; e != NULL; e = e->next)
-			pids[n++] = e->pid;
-	pthread_mutex_unlock(&m->lock);
-	for (size_t i = 0; i < n; i++)
-		mr_send_exit(m->sys, pids[i], MR_EXIT_PASSIVATE);
-	free(pids);
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += MIRROR__DRAIN_MS / 1000;
-	pthread_mutex_lock(&m->lock);
-	while (m->st.active > 0 &&
-	       pthread_cond_timedwait(&m->cv, &m->lock, &dl) == 0)
-		;
-	pthread_mutex_unlock(&m->lock);
-}
-
-int
-mr_mirror_run(mr_mirror *m, const volatile int *stop)
-{
-	const char       *topics[1] = {m->topic};
-	mr_subscribe_opts sub       = m->sub;
-	mr_consumer      *s;
-	pthread_t         watch;
-	bool              watching;
-	int               rc;
-
-	m->why[0] = '\0';
-	if ((rc = mr_subscribe(m->c, m->group, topics, 1, &sub, &s)) !=
-	    MR_OK) {
-		snprintf(m->why, sizeof(m->why), "%s", mr_client_last_error());
-		return rc;
-	}
-	m->user_stop = stop;
-	m->s         = s;
-	atomic_store(&m->run_done, 0);
-	watching = pthread_create(&watch, NULL, mirror__watch, m) == 0;
-	rc = mr_consume_run_async(s, mirror__dispatch, m, &m->stop, 0);
-	if (rc != MR_OK)
-		snprintf(m->why, sizeof(m->why), "%s", mr_client_last_error());
-	atomic_store(&m->run_done, 1);
-	if (watching)
-		pthread_join(watch, NULL);
-	mirror__passivate_all(m);
-	mr_consumer_free(s);
-	pthread_mutex_lock(&m->lock);
-	if (m->escalated && rc == MR_OK)
-		rc = MR_EINTERNAL;
-	pthread_mutex_unlock(&m->lock);
-	__atomic_store_n(&m->stop, 0, __ATOMIC_RELAXED);
-	return rc;
-}
-
-const char *
-mr_mirror_error(const mr_mirror *m)
-{
-	return m->why;
-}
-
-mr_pid
-mr_mirror_whereis(mr_mirror *m, const void *key, size_t key_len)
-{
-	struct mirror__ent *e;
-	mr_pid              pid = 0;
-
-	pthread_mutex_lock(&m->lock);
-	e = *mirror__slot(m, mirror__hash(key, key_len), key, key_len);
-	if (e != NULL)
-		pid = e->pid;
-	pthread_mutex_unlock(&m->lock);
-	return pid;
-}
-
 void
-mr_mirror_stats_get(mr_mirror *m, mr_mirror_stats *out)
+mri_mirror_wrap(mr_mirror *m, const mr_behaviour *b)
 {
-	pthread_mutex_lock(&m->lock);
-	*out = m->st;
-	pthread_mutex_unlock(&m->lock);
-}
-
-void
-mr_mirror_free(mr_mirror *m)
-{
-	if (m == NULL)
-		return;
-	for (size_t i = 0; i < m->cap; i++) {
-		struct mirror__ent *e = m->tab[i], *next;
-
-		for (; e != NULL; e = next) {
-			next = e->next;
-			free(e);
-		}
-	}
-	pthread_mutex_destroy(&m->lock);
-	pthread_cond_destroy(&m->cv);
-	free(m->tab);
-	free(m->crash_ms);
-	free(m->topic);
-	free(m->group);
-	free(m->dlq);
-	free(m);
+	m->wrap = (mr_behaviour){
+	    .name        = b->name,
+	    .init        = mirror__init,
+	    .handle_cast = mirror__cast,
+	    .handle_call = b->handle_call != NULL ? mirror__call : NULL,
+	    .handle_info = mirror__info,
+	    .terminate   = mirror__terminate};
 }

@@ -479,7 +479,7 @@ mri_admin_run(struct mri_admin *a, json_t *req)
 		return mri_admin_lag(a->lag, a->bp, op, req);
 	if (strncmp(op, "bounds.", 7) == 0)
 		return mri_admin_bounds(a->lag, a->bp, op, req);
-	if (strncmp(op, "dlq.", 4) == 0) {
+	if (strncmp(op, "dlq.", 4) == 0 || strcmp(op, "topics.read") == 0) {
 		struct mri_admin_dlq_ctx c = {
 		    .tmpl       = a->dlq_conf,
 		    .timeout_ms = a->timeout_ms,
@@ -488,6 +488,8 @@ mri_admin_run(struct mri_admin *a, json_t *req)
 		    .pub        = a->pub,
 		};
 
+		if (op[0] == 't')
+			return mri_admin_read(&c, req);
 		return mri_admin_dlq(&c, op, req);
 	}
 	return mri_admin_fail(MR_EUNKNOWNOP, "unknown operation '%s'", op);

@@ -19,10 +19,8 @@
 
 /* ---- bytes as JSON ------------------------------------------------------ */
 
-/* Set name (and name_encoding: "text" or "base64") to \p len bytes of \p p;
- * NULL \p p: name is null. */
-static void
-admin_dlq__bytes(json_t *o, const char *name, const void *p, size_t len)
+void
+mri_admin_json_bytes(json_t *o, const char *name, const void *p, size_t len)
 {
 	char  enc[64];
 	char *b;
@@ -68,6 +66,23 @@ admin_dlq__text(const char *p, size_t len)
 	j = json_stringn(b, k);
 	free(b);
 	return j != NULL ? j : json_null();
+}
+
+json_t *
+mri_admin_json_headers(const struct mri_hdr_view *hdrs, size_t n)
+{
+	json_t *hs = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "name", admin_dlq__text(hdrs[i].name,
+							       hdrs[i].name_len));
+		mri_admin_json_bytes(o, "value", hdrs[i].value,
+				     hdrs[i].value_len);
+		json_array_append_new(hs, o);
+	}
+	return hs;
 }
 
 static json_t *
@@ -422,7 +437,7 @@ admin_dlq__show(const struct mri_admin_dlq_ctx *c, json_t *req)
 	const char           *topic = mri_admin_dlq_topic(req);
 	json_int_t            p = -1, off = -1, to = timeout_ms;
 	struct mri_dlq_shown *s;
-	json_t               *rep, *hs;
+	json_t               *rep;
 	char                  why[512];
 	int                   rc;
 
@@ -450,20 +465,11 @@ admin_dlq__show(const struct mri_admin_dlq_ctx *c, json_t *req)
 	json_object_set_new(rep, "timestamp_ms",
 			    json_integer(s->rec.timestamp_ms));
 	json_object_set_new(rep, "time", admin_dlq__time(s->time_ms));
-	admin_dlq__bytes(rep, "key", s->rec.has_key ? s->rec.key : NULL,
-			 s->rec.key_len);
-	admin_dlq__bytes(rep, "payload", s->rec.value, s->rec.value_len);
-	hs = json_array();
-	for (size_t i = 0; i < s->rec.nhdrs; i++) {
-		const struct mri_hdr_view *h = &s->rec.hdrs[i];
-		json_t                    *o = json_object();
-
-		json_object_set_new(o, "name",
-				    admin_dlq__text(h->name, h->name_len));
-		admin_dlq__bytes(o, "value", h->value, h->value_len);
-		json_array_append_new(hs, o);
-	}
-	json_object_set_new(rep, "headers", hs);
+	mri_admin_json_bytes(rep, "key", s->rec.has_key ? s->rec.key : NULL,
+			     s->rec.key_len);
+	mri_admin_json_bytes(rep, "payload", s->rec.value, s->rec.value_len);
+	json_object_set_new(rep, "headers",
+			    mri_admin_json_headers(s->rec.hdrs, s->rec.nhdrs));
 	json_object_set_new(rep, "dead_letter", admin_dlq__info(&s->info));
 	mri_dlq_shown_free(s);
 	return rep;

@@ -22,6 +22,8 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "proto/header.h"
+
 /* The longest a dlq.list may read for (timeout_ms). */
 #define MRI_ADMIN_DLQ_TIMEOUT_MAX 600000
 
@@ -47,6 +49,25 @@ struct mri_admin_dlq_ctx {
  */
 json_t *mri_admin_dlq(const struct mri_admin_dlq_ctx *c, const char *op,
 		      json_t *req);
+
+/**
+ * @brief topics.read (admin_read.c): the records of one partition of any
+ *        topic from an offset, as far as the high watermark found when it
+ *        opened, within a record count and a byte budget.
+ * @returns a new reply, as mri_admin_done_cb's.
+ */
+json_t *mri_admin_read(const struct mri_admin_dlq_ctx *c, json_t *req);
+
+/** @brief Set \p name of \p o (and name_encoding: "text" or "base64") to
+ *         \p len bytes of \p p: text where they are UTF-8 with no control
+ *         character but tab, LF and CR, else base64; NULL \p p: null. */
+void mri_admin_json_bytes(json_t *o, const char *name, const void *p,
+			  size_t len);
+
+/** @returns \p n headers as a new JSON array of {name, value,
+ *           value_encoding}, names as text, values as mri_admin_json_bytes
+ *           writes them. */
+json_t *mri_admin_json_headers(const struct mri_hdr_view *hdrs, size_t n);
 
 /** @brief dlq.replay and dlq.purge (admin_replay.c). */
 json_t *mri_admin_dlq_replay(const struct mri_admin_dlq_ctx *c, json_t *req);

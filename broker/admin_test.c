@@ -2,7 +2,7 @@
  * The admin part on librdkafka's mock cluster, in process: its replies,
  * what consumers.resume and fault.produce_errors refuse, concurrent
  * requests, a slow operation that does not hold another, drain
- * waiting for what runs, and the bounded queue.
+ * waiting for what runs, the bounded queue, and topics.read.
  *
  * The slow operation is fault.producer_fatal with a hook (the test's, in
  * place of the producer's) that blocks until the test releases it.
@@ -493,6 +493,138 @@ START_TEST(lag_list)
 }
 END_TEST
 
+/* Produce \p n records to \p topic partition \p p: key "k<i>" (none for
+ * the first), payload "v<i>" (two bytes not text for the last). */
+static void
+produce(const char *topic, int32_t p, int n)
+{
+	rd_kafka_conf_t *conf;
+	rd_kafka_t      *rk;
+	char             err[256], k[16], v[16];
+
+	conf = mri_kafka_conf_new(mri_embedded_bootstraps(emb), "admin_test",
+				  err, sizeof(err));
+	ck_assert_ptr_nonnull(conf);
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	ck_assert_msg(rk != NULL, "%s", err);
+	for (int i = 0; i < n; i++) {
+		int kl = snprintf(k, sizeof(k), "k%d", i);
+		int vl = snprintf(v, sizeof(v), "v%d", i);
+
+		if (i == n - 1) {
+			v[0] = '\0';
+			v[1] = '\x01';
+			vl   = 2;
+		}
+		ck_assert_int_eq(
+		    rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+				      RD_KAFKA_V_PARTITION(p),
+				      RD_KAFKA_V_KEY(i ? k : NULL,
+						     i ? (size_t)kl : 0),
+				      RD_KAFKA_V_VALUE(v, (size_t)vl),
+				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				      RD_KAFKA_V_END),
+		    RD_KAFKA_RESP_ERR_NO_ERROR);
+	}
+	ck_assert_int_eq(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_destroy(rk);
+}
+
+static json_int_t
+int_of(json_t *o, const char *name)
+{
+	json_t *j = json_object_get(o, name);
+
+	ck_assert_msg(json_is_integer(j), "no integer %s", name);
+	return json_integer_value(j);
+}
+
+/* topics.read: pages by count and bytes, the end, bytes that are not
+ * text, an empty partition, and what it refuses. */
+START_TEST(topics_read)
+{
+	struct mri_admin *a = admin_new(0, 0);
+	json_t           *q, *r, *recs, *x;
+
+	expect(a, "{\"op\":\"topics.create\",\"topic\":\"rd\","
+		  "\"partitions\":2}",
+	       "");
+	produce("rd", 1, 5);
+	q = req("{\"op\":\"topics.read\",\"topic\":\"rd\",\"partition\":1,"
+		"\"max_records\":2}");
+	r = mri_admin_run(a, q);
+	ck_assert(json_is_true(json_object_get(r, "ok")));
+	recs = json_object_get(r, "records");
+	ck_assert_int_eq(json_array_size(recs), 2);
+	ck_assert_int_eq(int_of(r, "log_start"), 0);
+	ck_assert_int_eq(int_of(r, "high_watermark"), 5);
+	ck_assert_int_eq(int_of(r, "next"), 2);
+	ck_assert(json_is_false(json_object_get(r, "end")));
+	x = json_array_get(recs, 0);
+	ck_assert_int_eq(int_of(x, "offset"), 0);
+	ck_assert(json_is_null(json_object_get(x, "key")));
+	ck_assert_str_eq(json_string_value(json_object_get(x, "payload")),
+			 "v0");
+	x = json_array_get(recs, 1);
+	ck_assert_str_eq(json_string_value(json_object_get(x, "key")), "k1");
+	json_decref(r);
+	json_decref(q);
+
+	q = req("{\"op\":\"topics.read\",\"topic\":\"rd\",\"partition\":1,"
+		"\"offset\":2}");
+	r = mri_admin_run(a, q);
+	recs = json_object_get(r, "records");
+	ck_assert_int_eq(json_array_size(recs), 3);
+	ck_assert_int_eq(int_of(r, "next"), 5);
+	ck_assert(json_is_true(json_object_get(r, "end")));
+	x = json_array_get(recs, 2);
+	ck_assert_int_eq(int_of(x, "offset"), 4);
+	ck_assert_str_eq(json_string_value(json_object_get(x, "payload")),
+			 "AAE=");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(x, "payload_encoding")),
+	    "base64");
+	json_decref(r);
+	json_decref(q);
+
+	// One record at least, however small the byte budget.
+	q = req("{\"op\":\"topics.read\",\"topic\":\"rd\",\"partition\":1,"
+		"\"offset\":1,\"max_bytes\":1}");
+	r = mri_admin_run(a, q);
+	ck_assert_int_eq(json_array_size(json_object_get(r, "records")), 1);
+	ck_assert_int_eq(int_of(r, "next"), 2);
+	json_decref(r);
+	json_decref(q);
+
+	q = req("{\"op\":\"topics.read\",\"topic\":\"rd\",\"partition\":0}");
+	r = mri_admin_run(a, q);
+	ck_assert(json_is_true(json_object_get(r, "ok")));
+	ck_assert_int_eq(json_array_size(json_object_get(r, "records")), 0);
+	ck_assert_int_eq(int_of(r, "next"), 0);
+	ck_assert(json_is_true(json_object_get(r, "end")));
+	json_decref(r);
+	json_decref(q);
+
+	expect(a, "{\"op\":\"topics.read\",\"topic\":\"rd\"}", "MR_EINVAL");
+	expect(a, "{\"op\":\"topics.read\",\"partition\":0}", "MR_EINVAL");
+	expect(a,
+	       "{\"op\":\"topics.read\",\"topic\":\"rd\",\"partition\":2}",
+	       "MR_EINVAL");
+	expect(a,
+	       "{\"op\":\"topics.read\",\"topic\":\"rd\",\"partition\":0,"
+	       "\"offset\":-1}",
+	       "MR_EINVAL");
+	expect(a,
+	       "{\"op\":\"topics.read\",\"topic\":\"rd\",\"partition\":0,"
+	       "\"max_records\":0}",
+	       "MR_EINVAL");
+	expect(a,
+	       "{\"op\":\"topics.read\",\"topic\":\"nope\",\"partition\":0}",
+	       "MR_ENOENT");
+	mri_admin_free(a);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -511,6 +643,7 @@ main(void)
 	tcase_add_test(tc, queue_full_is_refused);
 	tcase_add_test(tc, free_answers_what_is_queued);
 	tcase_add_test(tc, lag_list);
+	tcase_add_test(tc, topics_read);
 	suite_add_tcase(s, tc);
 	r = srunner_create(s);
 	srunner_run_all(r, CK_ENV);

@@ -49,6 +49,7 @@ struct consume_sub {
 	struct mri_dlq     *sup; /* the supervisor, on g's hooks */
 	enum mri_order      order;
 	size_t              ntopics;
+	bool                exclusive; /* one session's alone: never shared */
 };
 
 /* A session on a subscription. Counted too (refs, under the registry's
@@ -165,13 +166,17 @@ consume__reaper(void *arg)
 		now = mri_mono_ms();
 
 		for (pp = &r->subs; (s = *pp) != NULL;) {
-			if (s->nsessions == 0 && r->c.idle_close_ms > 0 &&
-			    now - s->idle_since >= r->c.idle_close_ms) {
+			if (s->nsessions == 0 &&
+			    (s->exclusive ||
+			     (r->c.idle_close_ms > 0 &&
+			      now - s->idle_since >= r->c.idle_close_ms))) {
 				*pp = s->next;
 				mri_notice("component=consumer group=%s "
-					   "msg=\"no session for %" PRIu64
-					   " ms: leaving the group\"",
-					   s->key, r->c.idle_close_ms);
+					   "msg=\"%s: leaving the group\"",
+					   s->key,
+					   s->exclusive
+					       ? "its session ended"
+					       : "no session for a while");
 				consume__sub_rele_locked(r, s);
 			} else {
 				pp = &s->next;
@@ -270,8 +275,8 @@ mri_consume_free(struct mri_consume *r)
  * journal's catch-up may take seconds), so that other sessions go on. */
 static struct consume_sub *
 consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
-	     const struct mri_dlq_conf *dc, int *code, char *why,
-	     size_t why_size)
+	     const struct mri_dlq_conf *dc, bool exclusive, int *code,
+	     char *why, size_t why_size)
 {
 	struct consume_sub    *s;
 	rd_kafka_conf_t       *conf = NULL;
@@ -283,8 +288,9 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 	snprintf(why, why_size, "mailroomd is out of memory");
 	if (key == NULL)
 		return NULL;
-	for (s = r->subs; s != NULL; s = s->next)
-		if (s->key_len == klen && memcmp(s->key, key, klen) == 0) {
+	for (s = r->subs; s != NULL && !exclusive; s = s->next)
+		if (!s->exclusive && s->key_len == klen &&
+		    memcmp(s->key, key, klen) == 0) {
 			free(key);
 			return s;
 		}
@@ -307,6 +313,7 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 	s->dlq.suffix              = r->c.dlq_suffix;
 	s->order                   = gc->order;
 	s->ntopics                 = gc->ntopics;
+	s->exclusive               = exclusive;
 	pthread_mutex_unlock(&r->lock);
 	*code = mri_dlq_new(&s->sup, r->c.pub, &s->dlq, why, why_size);
 	if (*code == MR_OK) {
@@ -323,8 +330,10 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 		return NULL;
 	}
 	mri_dlq_attach(s->sup, s->g);
-	for (struct consume_sub *o = r->subs; o != NULL; o = o->next)
-		if (o->key_len == klen && memcmp(o->key, key, klen) == 0) {
+	for (struct consume_sub *o = r->subs; o != NULL && !exclusive;
+	     o = o->next)
+		if (!o->exclusive && o->key_len == klen &&
+		    memcmp(o->key, key, klen) == 0) {
 			// Another SUBSCRIBE made the same one meanwhile.
 			pthread_mutex_unlock(&r->lock);
 			consume__sub_free(s);
@@ -371,7 +380,9 @@ mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
 		consume__error(out, MR_ESHUTDOWN, "mailroomd is draining");
 		return;
 	}
-	if ((s = consume__sub(r, &gc, &dc, &code, why, sizeof(why))) == NULL ||
+	if ((s = consume__sub(r, &gc, &dc,
+			      json_is_true(json_object_get(root, "exclusive")),
+			      &code, why, sizeof(why))) == NULL ||
 	    (x = calloc(1, sizeof(*x))) == NULL) {
 		pthread_mutex_unlock(&r->lock);
 		json_decref(root);

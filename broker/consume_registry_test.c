@@ -5,6 +5,8 @@
  * are gone (these pipe ids were never nng's: every one is gone) and frees
  * the subscriptions left idle. Every accepted request is answered exactly
  * once, and nothing is used after it was freed (run it under ASan).
+ * Exclusive subscriptions are never shared and leave as soon as their
+ * session ends.
  */
 #include <check.h>
 #include <jansson.h>
@@ -19,6 +21,8 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/pipeline0/push.h>
 
 #include "broker/consume.h"
 #include "bridge/embedded.h"
@@ -255,6 +259,101 @@ START_TEST(test_registry_churn)
 }
 END_TEST
 
+/* SUBSCRIBE \p body on \p pipe. @returns whether it was answered. */
+static bool
+rt_subscribe_body(uint32_t pipe, const char *body)
+{
+	struct mri_wbuf out;
+	bool            ok;
+
+	mri_wbuf_init(&out);
+	mri_consume_subscribe(rt_reg, pipe, (const uint8_t *)body,
+			      strlen(body), &out);
+	ok = out.len > MRI_FRAME_HDR_LEN &&
+	     out.data[3] == MRI_OP_SUBSCRIBE_REPLY;
+	mri_wbuf_fini(&out);
+	return ok;
+}
+
+/* \p n live connections to \p pull (push sockets in \p push): their
+ * pipe ids on pull's side in \p pipes. */
+static void
+rt_pipes(nng_socket pull, nng_socket *push, uint32_t *pipes, int n)
+{
+	ck_assert_int_eq(nng_listen(pull, "inproc://rt-exclusive", NULL, 0), 0);
+	for (int i = 0; i < n; i++) {
+		nng_msg *m;
+
+		ck_assert_int_eq(nng_push0_open(&push[i]), 0);
+		ck_assert_int_eq(
+		    nng_dial(push[i], "inproc://rt-exclusive", NULL, 0), 0);
+		ck_assert_int_eq(nng_send(push[i], "x", 1, 0), 0);
+		ck_assert_int_eq(nng_recvmsg(pull, &m, 0), 0);
+		pipes[i] = nng_pipe_id(nng_msg_get_pipe(m));
+		nng_msg_free(m);
+	}
+}
+
+START_TEST(test_exclusive)
+{
+	static const char shared[] = "{\"group\":\"ex\",\"topics\":[\"rt\"]}";
+	static const char excl[]   = "{\"group\":\"ex\",\"topics\":[\"rt\"],"
+				     "\"exclusive\":true}";
+	struct mri_embedded    *e;
+	struct mri_consume_conf c = {
+	    .ack_deadline_ms    = 1000,
+	    .credit             = 10,
+	    .max_buffered       = 100,
+	    .revoke_wait_ms     = 10,
+	    .session_timeout_ms = 6000,
+	    .max_frame          = 1 << 20,
+	    .embedded           = true,
+	    .idle_close_ms      = 600000, // a shared one stays
+	    .retry              = {.backoff_initial_ms = 10,
+				   .backoff_max_ms     = 100,
+				   .multiplier         = 2},
+	    .dlq                = {.breaker_period_ms   = 1000,
+				   .breaker_cooldown_ms = 1000},
+	    .dlq_suffix         = ".dlq",
+	};
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char             err[256];
+	size_t           subs = 0, sessions = 0;
+	nng_socket       pull, push[4];
+	uint32_t         pipe[4];
+
+	ck_assert_int_eq(nng_pull0_open(&pull), 0);
+	rt_pipes(pull, push, pipe, 4);
+	ck_assert_int_eq(mri_embedded_start(&e, 1, err, sizeof(err)), MR_OK);
+	ck_assert_int_eq(mri_embedded_topic_create(e, "rt", 2, 1), MR_OK);
+	rd_kafka_conf_set(conf, "bootstrap.servers",
+			  mri_embedded_bootstraps(e), err, sizeof(err));
+	ck_assert_int_eq(mri_consume_new(&rt_reg, conf, &c), MR_OK);
+	rd_kafka_conf_destroy(conf);
+	ck_assert(rt_subscribe_body(pipe[0], shared));
+	ck_assert(rt_subscribe_body(pipe[1], shared));
+	ck_assert(rt_subscribe_body(pipe[2], excl));
+	ck_assert(rt_subscribe_body(pipe[3], excl));
+	mri_consume_counts(rt_reg, &subs, &sessions);
+	ck_assert_uint_eq(sessions, 4);
+	ck_assert_msg(subs == 3, "%zu subscriptions, want the shared one and "
+		      "one per exclusive session", subs);
+	// The connections end: the reaper closes their sessions.
+	for (int i = 0; i < 4; i++)
+		nng_close(push[i]);
+	for (int i = 0; i < 600 && (subs > 1 || sessions > 0); i++) {
+		usleep(100 * 1000);
+		mri_consume_counts(rt_reg, &subs, &sessions);
+	}
+	ck_assert_uint_eq(sessions, 0);
+	ck_assert_msg(subs == 1, "%zu subscriptions without a session, want "
+		      "the shared one alone (idle_close_ms is long)", subs);
+	mri_consume_free(rt_reg);
+	nng_close(pull);
+	mri_embedded_stop(e);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -264,6 +363,7 @@ main(void)
 	int      failed;
 
 	tcase_add_test(tc, test_registry_churn);
+	tcase_add_test(tc, test_exclusive);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	r = srunner_create(s);

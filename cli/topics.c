@@ -14,9 +14,15 @@ topics__usage(FILE *f)
 		   "[--replication R] [--config K=V]... [--json]\n"
 		   "       mailroom topics list [--json]\n"
 		   "       mailroom topics describe NAME [--json]\n"
+		   "       mailroom topics read NAME --partition P "
+		   "[--offset O] [--max N] [--json]\n"
 		   "On real Kafka, create sets the topic's max.message.bytes "
 		   "to fit mailroomd's\nproducer.message_max_bytes unless "
-		   "--config max.message.bytes=N is given.\n");
+		   "--config max.message.bytes=N is given. read prints a "
+		   "partition's records from\nan offset (its start by "
+		   "default) to its end as found then, at most N\n(default "
+		   "1000): offset, key, payload, tab-separated (base64: "
+		   "where not text).\n");
 }
 
 /* Send \p req; print the reply: JSON with --json, else through \p show. */
@@ -107,6 +113,49 @@ topics__show_describe(json_t *rep)
 		printf("  %s=%s\n", k, json_string_value(v));
 }
 
+/* A record's key or payload: text as is, else "base64:" and the base64. */
+static void
+topics__bytes(json_t *rec, const char *name)
+{
+	char        enc[32];
+	const char *e;
+
+	snprintf(enc, sizeof(enc), "%s_encoding", name);
+	e = json_string_value(json_object_get(rec, enc));
+	if (json_is_null(json_object_get(rec, name)) || e == NULL)
+		printf("(null)");
+	else
+		printf("%s%s", strcmp(e, "base64") == 0 ? "base64:" : "",
+		       json_string_value(json_object_get(rec, name)));
+}
+
+static void
+topics__show_read(json_t *rep)
+{
+	json_t *r;
+	size_t  i;
+
+	json_array_foreach(json_object_get(rep, "records"), i, r)
+	{
+		printf("%lld\t", (long long)json_integer_value(
+					 json_object_get(r, "offset")));
+		topics__bytes(r, "key");
+		printf("\t");
+		topics__bytes(r, "payload");
+		printf("\n");
+	}
+	fprintf(stderr,
+		"mailroom: topics read: %zu records; next offset %lld, high "
+		"watermark %lld%s\n",
+		json_array_size(json_object_get(rep, "records")),
+		(long long)json_integer_value(json_object_get(rep, "next")),
+		(long long)json_integer_value(
+		    json_object_get(rep, "high_watermark")),
+		json_is_true(json_object_get(rep, "end"))
+		    ? ""
+		    : " (more: --offset the next one)");
+}
+
 static void
 topics__show_create(json_t *rep)
 {
@@ -138,6 +187,9 @@ cli_topics(const struct cli_common *co, int argc, char **argv)
 	    {"partitions", required_argument, NULL, 'p'},
 	    {"replication", required_argument, NULL, 'r'},
 	    {"config", required_argument, NULL, 'c'},
+	    {"partition", required_argument, NULL, 'P'},
+	    {"offset", required_argument, NULL, 'o'},
+	    {"max", required_argument, NULL, 'm'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
@@ -145,6 +197,7 @@ cli_topics(const struct cli_common *co, int argc, char **argv)
 	json_t     *req, *cfg = json_object();
 	bool        json = false;
 	int         partitions = -1, replication = -1, ch;
+	long long   partition = -1, offset = 0, max = 1000;
 	char       *eq;
 
 	if (argc < 2) {
@@ -174,6 +227,15 @@ cli_topics(const struct cli_common *co, int argc, char **argv)
 			*eq = '\0';
 			json_object_set_new(cfg, optarg, json_string(eq + 1));
 			break;
+		case 'P':
+			partition = atoll(optarg);
+			break;
+		case 'o':
+			offset = atoll(optarg);
+			break;
+		case 'm':
+			max = atoll(optarg);
+			break;
 		case 'j':
 			json = true;
 			break;
@@ -197,6 +259,20 @@ cli_topics(const struct cli_common *co, int argc, char **argv)
 		req = json_pack("{s:s, s:s}", "op", "topics.describe", "topic",
 				argv[optind]);
 		return topics__call(co, req, json, topics__show_describe);
+	}
+	if (strcmp(sub, "read") == 0 && optind + 1 == argc) {
+		json_decref(cfg);
+		if (partition < 0) {
+			fprintf(stderr, "mailroom: topics read needs "
+					"--partition P (0 or more)\n");
+			return CLI_USAGE;
+		}
+		req = json_pack("{s:s, s:s, s:I, s:I, s:I}", "op",
+				"topics.read", "topic", argv[optind],
+				"partition", (json_int_t)partition, "offset",
+				(json_int_t)offset, "max_records",
+				(json_int_t)max);
+		return topics__call(co, req, json, topics__show_read);
 	}
 	if (strcmp(sub, "create") == 0 && optind + 1 == argc) {
 		req = json_pack("{s:s, s:s, s:i, s:i, s:o}", "op",

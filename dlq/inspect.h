@@ -253,6 +253,23 @@ int mri_dlq_kafka_open_from(struct mri_dlq_kafka **out,
 			    const int64_t *from, int32_t nfrom, int timeout_ms,
 			    char *why, size_t why_size);
 
+/**
+ * @brief Open \p partition (>= 0) of any topic \p topic as
+ *        mri_dlq_kafka_open does, to read from \p offset (the partition's
+ *        start when lower) to the high watermark found now: no record when
+ *        \p offset is at or beyond it.
+ * @returns as mri_dlq_kafka_open; MR_EINVAL for no such partition.
+ */
+int mri_dlq_kafka_open_range(struct mri_dlq_kafka **out,
+			     const rd_kafka_conf_t *tmpl, const char *topic,
+			     int32_t partition, int64_t offset,
+			     int timeout_ms, char *why, size_t why_size);
+
+/** @brief Partition \p p's start (*lo) and high watermark (*hi) found when
+ *         \p k opened; -1 for a partition not asked. */
+void mri_dlq_kafka_marks(const struct mri_dlq_kafka *k, int32_t p,
+			 int64_t *lo, int64_t *hi);
+
 /** @brief \p k as a source (valid until it is closed). */
 void mri_dlq_kafka_source(struct mri_dlq_kafka *k, struct mri_dlq_source *out);
 

@@ -1,7 +1,8 @@
 /*
  * The Kafka source of dlq/inspect.h: a consumer of its own, no group,
  * every partition (or one) assigned from its beginning (or an offset) up to
- * the high watermark found when it opened, nothing committed.
+ * the high watermark found when it opened, nothing committed. topics.read
+ * (broker/admin_read.c) reads any topic's partition with it.
  */
 #include "inspect.h"
 
@@ -21,6 +22,7 @@ struct mri_dlq_kafka {
 	char                *topic;
 	int32_t              partitions;
 	int64_t             *stop;   /* per partition: read below this */
+	int64_t             *lo, *hi; /* per partition: its watermarks */
 	bool                *done;   /* per partition */
 	int32_t              left;   /* partitions not done */
 	uint64_t             deadline;
@@ -183,6 +185,8 @@ mri_dlq_kafka_close(struct mri_dlq_kafka *k)
 		rd_kafka_destroy(k->rk);
 	}
 	free(k->hdrs);
+	free(k->lo);
+	free(k->hi);
 	free(k->stop);
 	free(k->done);
 	free(k->topic);
@@ -265,10 +269,12 @@ kafka__watermarks(struct mri_dlq_kafka *k, int32_t p, int64_t *lo,
 }
 
 /* What to read: every partition that holds records (each from \p
- * from[p] when given, p < \p nfrom), or \p partition from \p offset. */
+ * from[p] when given, p < \p nfrom), or \p partition: the record at \p
+ * offset, or (\p range) from \p offset to its end. */
 static int
 kafka__assign(struct mri_dlq_kafka *k, int32_t partition, int64_t offset,
-	      const int64_t *from, int32_t nfrom, char *why, size_t n)
+	      bool range, const int64_t *from, int32_t nfrom, char *why,
+	      size_t n)
 {
 	rd_kafka_topic_partition_list_t *tl;
 	int64_t                          lo, hi;
@@ -286,7 +292,12 @@ kafka__assign(struct mri_dlq_kafka *k, int32_t partition, int64_t offset,
 			continue;
 		if ((rc = kafka__watermarks(k, p, &lo, &hi, why, n)) != MR_OK)
 			break;
-		if (partition >= 0 && (offset < lo || offset >= hi)) {
+		k->lo[p] = lo;
+		k->hi[p] = hi;
+		if (range) {
+			if (offset > lo)
+				lo = offset;
+		} else if (partition >= 0 && (offset < lo || offset >= hi)) {
 			if (lo == hi)
 				snprintf(why, n,
 					 "offset %lld is out of range: %s "
@@ -306,11 +317,11 @@ kafka__assign(struct mri_dlq_kafka *k, int32_t partition, int64_t offset,
 			lo = from[p];
 		if (hi <= lo)
 			continue;
-		k->stop[p] = partition >= 0 ? offset + 1 : hi;
+		k->stop[p] = partition >= 0 && !range ? offset + 1 : hi;
 		k->done[p] = false;
 		k->left++;
 		rd_kafka_topic_partition_list_add(tl, k->topic, p)->offset =
-		    partition >= 0 ? offset : lo;
+		    partition >= 0 && !range ? offset : lo;
 	}
 	if (rc == MR_OK && tl->cnt > 0 && rd_kafka_assign(k->rk, tl) != 0) {
 		snprintf(why, n, "cannot assign the partitions of %s",
@@ -323,7 +334,7 @@ kafka__assign(struct mri_dlq_kafka *k, int32_t partition, int64_t offset,
 
 static int
 kafka__open(struct mri_dlq_kafka **out, const rd_kafka_conf_t *tmpl,
-	    const char *topic, int32_t partition, int64_t offset,
+	    const char *topic, int32_t partition, int64_t offset, bool range,
 	    const int64_t *from, int32_t nfrom, int timeout_ms, char *why,
 	    size_t n)
 {
@@ -343,13 +354,18 @@ kafka__open(struct mri_dlq_kafka **out, const rd_kafka_conf_t *tmpl,
 		goto fail;
 	k->stop = calloc((size_t)k->partitions + 1, sizeof(*k->stop));
 	k->done = calloc((size_t)k->partitions + 1, sizeof(*k->done));
-	if (k->stop == NULL || k->done == NULL) {
+	k->lo   = calloc((size_t)k->partitions + 1, sizeof(*k->lo));
+	k->hi   = calloc((size_t)k->partitions + 1, sizeof(*k->hi));
+	if (k->stop == NULL || k->done == NULL || k->lo == NULL ||
+	    k->hi == NULL) {
 		snprintf(why, n, "out of memory");
 		rc = MR_ENOMEM;
 		goto fail;
 	}
-	if ((rc = kafka__assign(k, partition, offset, from, nfrom, why, n)) !=
-	    MR_OK)
+	for (int32_t p = 0; p < k->partitions; p++)
+		k->lo[p] = k->hi[p] = -1;
+	if ((rc = kafka__assign(k, partition, offset, range, from, nfrom, why,
+				n)) != MR_OK)
 		goto fail;
 	*out = k;
 	return MR_OK;
@@ -363,8 +379,32 @@ mri_dlq_kafka_open(struct mri_dlq_kafka **out, const rd_kafka_conf_t *tmpl,
 		   const char *topic, int32_t partition, int64_t offset,
 		   int timeout_ms, char *why, size_t n)
 {
-	return kafka__open(out, tmpl, topic, partition, offset, NULL, 0,
+	return kafka__open(out, tmpl, topic, partition, offset, false, NULL, 0,
 			   timeout_ms, why, n);
+}
+
+int
+mri_dlq_kafka_open_range(struct mri_dlq_kafka **out,
+			 const rd_kafka_conf_t *tmpl, const char *topic,
+			 int32_t partition, int64_t offset, int timeout_ms,
+			 char *why, size_t n)
+{
+	if (partition < 0) {
+		snprintf(why, n, "a partition is >= 0");
+		return MR_EINVAL;
+	}
+	return kafka__open(out, tmpl, topic, partition, offset, true, NULL, 0,
+			   timeout_ms, why, n);
+}
+
+void
+mri_dlq_kafka_marks(const struct mri_dlq_kafka *k, int32_t p, int64_t *lo,
+		    int64_t *hi)
+{
+	bool in = p >= 0 && p < k->partitions;
+
+	*lo = in ? k->lo[p] : -1;
+	*hi = in ? k->hi[p] : -1;
 }
 
 int
@@ -373,8 +413,8 @@ mri_dlq_kafka_open_from(struct mri_dlq_kafka **out,
 			const int64_t *from, int32_t nfrom, int timeout_ms,
 			char *why, size_t n)
 {
-	return kafka__open(out, tmpl, topic, -1, 0, from, nfrom, timeout_ms,
-			   why, n);
+	return kafka__open(out, tmpl, topic, -1, 0, false, from, nfrom,
+			   timeout_ms, why, n);
 }
 
 int

@@ -166,6 +166,8 @@ mri_subscribe_encode(struct mri_wbuf *b, const struct mri_subscribe *s)
 	subscribe__str(b, mri_subscribe_mode_name(s->mode));
 	subscribe__uint(b, "ack_deadline_ms", s->ack_deadline_ms);
 	subscribe__uint(b, "credit", s->credit);
+	if (s->exclusive)
+		mri_wbuf_put(b, ",\"exclusive\":true", 17);
 	subscribe__retry(b, s);
 	subscribe__dead_letter(b, s);
 	mri_wbuf_u8(b, '}');

@@ -317,6 +317,14 @@ mri_subscribe_parse(const void *body, size_t len, struct json_t **root,
 		}
 		out->credit = (uint32_t)json_integer_value(v);
 	}
+	if ((v = json_object_get(*root, "exclusive")) != NULL) {
+		if (!json_is_boolean(v)) {
+			snprintf(why, why_size, "\"exclusive\" is true or "
+				 "false");
+			return MR_EINVAL;
+		}
+		out->exclusive = json_is_true(v);
+	}
 	if ((rc = subscribe__retry(*root, out, why, why_size)) != MR_OK)
 		return rc;
 	return subscribe__dead_letter(*root, out, why, why_size);

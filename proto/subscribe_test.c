@@ -84,7 +84,8 @@ START_TEST(test_round_trip)
 				  .ntopics         = 3,
 				  .mode            = MRI_SUBSCRIBE_UNORDERED,
 				  .ack_deadline_ms = 86400000,
-				  .credit          = 1};
+				  .credit          = 1,
+				  .exclusive       = true};
 	struct mri_subscribe got;
 	struct mri_wbuf      b;
 	json_t              *root = NULL;
@@ -105,6 +106,7 @@ START_TEST(test_round_trip)
 	ck_assert_int_eq(got.mode, MRI_SUBSCRIBE_UNORDERED);
 	ck_assert_uint_eq(got.ack_deadline_ms, 86400000);
 	ck_assert_uint_eq(got.credit, 1);
+	ck_assert(got.exclusive);
 	json_decref(root);
 	mri_wbuf_fini(&b);
 
@@ -116,6 +118,7 @@ START_TEST(test_round_trip)
 	ck_assert_int_eq(got.mode, MRI_SUBSCRIBE_KEY);
 	ck_assert_uint_eq(got.ack_deadline_ms, 0);
 	ck_assert_uint_eq(got.credit, 0);
+	ck_assert(!got.exclusive);
 	json_decref(root);
 }
 END_TEST
@@ -462,6 +465,9 @@ START_TEST(test_refusals)
 	subscribe_test__refused("{\"group\":\"g\",\"topics\":[\"t\"],"
 				"\"credit\":\"5\"}",
 				credit);
+	subscribe_test__refused("{\"group\":\"g\",\"topics\":[\"t\"],"
+				"\"exclusive\":1}",
+				"\"exclusive\" is true or false");
 }
 END_TEST
 

@@ -127,6 +127,12 @@ typedef struct mr_subscribe_opts {
 	int breaker_max;         /**< 0..1000000; 0: no breaker */
 	int breaker_period_ms;   /**< 1..86400000 */
 	int breaker_cooldown_ms; /**< 1..86400000 */
+	/** non-zero: a subscription of this session alone, never shared
+	 *  with another session of the same options: a group member of its
+	 *  own, to which Kafka assigns partitions (mr_consumer_assignment
+	 *  says which), leaving the group as soon as the session ends (a
+	 *  mirrored actor type's, so that a key is served by one process) */
+	int exclusive;
 } mr_subscribe_opts;
 
 /**

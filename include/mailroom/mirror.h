@@ -24,6 +24,27 @@
  * starts a new one from init. So a message that always crashes its actor
  * ends in the dead-letter topic and the key goes on with its next message.
  *
+ * Durable state (optional, state_topic and save set): after handle_cast
+ * acks a delivery, save serializes the actor's state, and the snapshot is
+ * published to the compacted state topic (made with the type's topic's
+ * partition count when it does not exist), keyed by the actor's key, with
+ * the partition and offset of the message it reflects; the delivery is
+ * acked once Kafka has the snapshot. On activation init gets the key's
+ * latest snapshot (mr_mirror_key.snapshot; NULL when it has none), and a
+ * delivery at or below its snapshot's offset is acked without reaching the
+ * actor (a redelivery after a crash or a kill -9: no message is applied
+ * twice, none lost). A snapshot that cannot be saved nacks the delivery
+ * and crashes the actor, whose next activation starts from the last one
+ * saved. A process reads a partition's snapshots (topics.read) on its
+ * first delivery of that partition and keeps them in memory while it
+ * holds the partition. Records with no key or an empty key share one actor
+ * whose state is not saved. The hand-off's caveat holds here too: the
+ * process learns that a partition left only when it asks (every second);
+ * a partition that another member served and that came back meanwhile
+ * would be served from the snapshots this process had. The type's
+ * subscription is exclusive (mr_subscribe_opts.exclusive): a group member
+ * of its own, so that one process serves a key.
+ *
  * The type is the actors' supervisor: more than intensity crashes within
  * period_ms stop the run (mr_mirror_run returns MR_EINTERNAL, saying so),
  * as an OTP supervisor whose intensity is exceeded exits.
@@ -67,7 +88,20 @@ typedef struct mr_mirror_key {
 	const void *key; /* the key's bytes (borrowed for init) */
 	size_t      key_len;
 	void       *arg; /* mr_mirror_opts.arg */
+	/** durable state: the key's last snapshot, as save made it (borrowed
+	 *  for init); NULL when it has none */
+	const void *snapshot;
+	size_t      snapshot_len;
 } mr_mirror_key;
+
+/**
+ * @brief Serialize an actor's state \p state (the one its init made) into
+ *        *out (malloc'ed; the mirror frees it), *out_len bytes; \p arg is
+ *        mr_mirror_opts.arg.
+ * @returns 0, or an error: the delivery is nacked and the actor crashes.
+ */
+typedef int (*mr_mirror_save_fn)(void *state, void **out, size_t *out_len,
+				 void *arg);
 
 /** @brief Options; zero the struct, a zero member is the default. */
 typedef struct mr_mirror_opts {
@@ -77,6 +111,10 @@ typedef struct mr_mirror_opts {
 	void    *arg;       /* for init, in mr_mirror_key */
 	/** the subscription's options (order is always key); NULL: defaults */
 	const mr_subscribe_opts *sub;
+	/** durable state: the compacted topic of the snapshots (NULL: none;
+	 *  copied), and the function that makes one (required with it) */
+	const char       *state_topic;
+	mr_mirror_save_fn save;
 } mr_mirror_opts;
 
 /** @brief What a type has done so far. */
@@ -87,14 +125,17 @@ typedef struct mr_mirror_stats {
 	uint64_t handoffs;    /* exits because their partition left */
 	uint64_t crashes;     /* handle_cast or init failed */
 	uint64_t deliveries;  /* handled (acked, rejected or nacked) */
+	uint64_t skipped;     /* acked as at or below their snapshot */
+	uint64_t snapshots;   /* saved (Kafka acked them) */
+	uint64_t restores;    /* partitions whose snapshots were read */
 } mr_mirror_stats;
 
 /**
  * @brief A mirrored actor type: behaviour \p b (borrowed for the mirror's
  *        life) on \p sys, for \p topic's records consumed by \p group
  *        through \p c (both borrowed; they must outlive the mirror).
- * @returns MR_OK, MR_EINVAL (a NULL argument, an option out of range) or
- *          MR_ENOMEM.
+ * @returns MR_OK, MR_EINVAL (a NULL argument, an option out of range,
+ *          state_topic without save) or MR_ENOMEM.
  */
 MR_API int mr_mirror_new(mr_mirror **out, mr_system *sys, mr_client *c,
 			 const char *topic, const char *group,
@@ -104,8 +145,10 @@ MR_API int mr_mirror_new(mr_mirror **out, mr_system *sys, mr_client *c,
  * @brief Subscribe and serve until *stop becomes non-zero (as
  *        mr_consume_run's stop), or the type's intensity is exceeded, or
  *        consuming fails. Active actors are passivated before it returns.
- * @returns MR_OK, MR_EINTERNAL (intensity exceeded), or mr_subscribe's or
- *          mr_consume_run's error, with a sentence in mr_mirror_error().
+ * @returns MR_OK, MR_EINTERNAL (intensity exceeded), MR_ECONFIG (the state
+ *          topic's partitions are not the topic's), or mr_subscribe's,
+ *          mr_admin's or mr_consume_run's error, with a sentence in
+ *          mr_mirror_error().
  */
 MR_API int mr_mirror_run(mr_mirror *m, const volatile int *stop);
 
@@ -118,6 +161,25 @@ MR_API mr_pid mr_mirror_whereis(mr_mirror *m, const void *key,
 
 /** @brief Counters, a consistent snapshot. */
 MR_API void mr_mirror_stats_get(mr_mirror *m, mr_mirror_stats *out);
+
+/** @brief One key's latest snapshot, for mr_mirror_snapshots: the key, the
+ *         bytes save made, and the message it reflects (all borrowed for
+ *         the call). @returns 0 to go on, else that error ends the read. */
+typedef int (*mr_mirror_snapshot_fn)(void *arg, const void *key,
+				     size_t key_len, const void *snapshot,
+				     size_t len, int32_t partition,
+				     int64_t offset);
+
+/**
+ * @brief Read every key's latest snapshot in state topic \p state_topic
+ *        (through mailroomd's topics.read, to the end found now) and call
+ *        \p fn for each, in no particular order: what a durable type's
+ *        actors would start from. For tools and tests.
+ * @returns MR_OK, \p fn's error, or mr_admin's (MR_ENOENT: no such
+ *          topic), with a sentence on stderr.
+ */
+MR_API int mr_mirror_snapshots(mr_client *c, const char *state_topic,
+			       mr_mirror_snapshot_fn fn, void *arg);
 
 /** @brief Free the type (after mr_mirror_run returned); NULL is a no-op. */
 MR_API void mr_mirror_free(mr_mirror *m);

@@ -39,7 +39,8 @@
 #             journal topic's, so a consumer delivers ~15 s after a restart.
 #   kafka:    the fixture's broker ($MR_KAFKA_DIR; exit 77 when unavailable)
 # Environment: MR_BINARY_DIR (mailroomd, mailroom, tests/mailroom_mockd),
-#   MR_KAFKA_DIR; MR_CRASH_RESTART_CONSUMER (0); MR_CRASH_MESSAGES (100000);
+#   MR_KAFKA_DIR; MR_CRASH_RESTART_CONSUMER (0); MR_CRASH_MESSAGES (100000;
+#   50000 on real Kafka);
 #   MR_CRASH_RATE (messages per second offered to the publisher, 1200: ~85 s
 #   of stream); MR_CRASH_IDLE_MS (the consumer's --idle, 30000: longer than
 #   a restart takes it); MR_CRASH_SEED (the kill timings); KEEP=1 keeps the
@@ -51,6 +52,11 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 mrt_mode "$@"
 mrt_binaries
+# On real Kafka half the stream (about 42 s of it) is enough for the three
+# kills to land mid-stream: a restart there takes under a second.
+if [[ $mode == kafka ]]; then
+    export MR_CRASH_MESSAGES=${MR_CRASH_MESSAGES:-50000}
+fi
 . "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
 mrt_need --skip python3 kcat
 # The driver's children (mailroomd, the publisher, consumers) are in
