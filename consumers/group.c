@@ -631,8 +631,9 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 		       errstr_size) ||
 	    mri_kafka_set(conf, "enable.auto.offset.store", "false", errstr,
 		       errstr_size) ||
-	    mri_kafka_set(conf, "auto.offset.reset", "earliest", errstr,
-		       errstr_size) ||
+	    mri_kafka_set(conf, "auto.offset.reset",
+			  c->start_latest ? "latest" : "earliest", errstr,
+			  errstr_size) ||
 	    mri_kafka_set(conf, "partition.assignment.strategy", "range", errstr,
 		       errstr_size) ||
 	    mri_kafka_set(conf, "queued.max.messages.kbytes", "8192", errstr,
