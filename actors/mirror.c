@@ -321,6 +321,112 @@ mirror__called(mr_mirror *m, uint64_t h, const void *key, size_t len,
 		e->pending--;
 }
 
+const char *
+mri_mirror_header(const mr_delivery *d, const char *name, char *out,
+		  size_t n)
+{
+	for (size_t i = 0; i < d->header_count; i++)
+		if (strcmp(d->headers[i].name, name) == 0) {
+			snprintf(out, n, "%.*s", (int)d->headers[i].value_len,
+				 (const char *)d->headers[i].value);
+			return out;
+		}
+	return NULL;
+}
+
+/* Where a remote call's reply goes: its reply address and correlation
+ * id, both copied. */
+struct mirror__reply {
+	mr_mirror *m;
+	char       topic[250];
+	char       corr[MIRROR__CORR_MAX + 1];
+	size_t     key_len;
+	char       key[];
+};
+
+static void
+mirror__reply_sent(void *arg, int status, const mr_ack *acks, size_t n)
+{
+	(void)arg;
+	(void)status;
+	(void)acks;
+	(void)n; // a reply lost is the caller's timeout
+}
+
+/* A remote call was answered: publish the reply to its address. */
+static void
+mirror__replied(void *arg, int err, const void *data, size_t len)
+{
+	struct mirror__reply *rp = arg;
+	mr_header             h  = {"mr_status", mr_err_name(err),
+				    strlen(mr_err_name(err))};
+	mr_message            msg = {.topic          = rp->topic,
+				     .key            = rp->key,
+				     .key_len        = rp->key_len,
+				     .payload        = data,
+				     .payload_len    = len,
+				     .correlation_id = rp->corr,
+				     .headers        = &h,
+				     .header_count   = err != MR_OK ? 1 : 0};
+
+	mr_publish_async(rp->m->c, &msg, 1, mirror__reply_sent, NULL);
+	free(rp);
+}
+
+/* Run the type's callback for delivery \p d. A record with an mr_type
+ * header (a send by address, include/mailroom/router.h) is a message of
+ * that type, its payload the data: a call when it has a reply address and
+ * a correlation id, else a cast. Any other record is an MR_MSG_DELIVERY
+ * cast. */
+static int
+mirror__handle(mr_actor *self, struct mirror__actor *a, const mr_delivery *d)
+{
+	mr_mirror            *m  = a->m;
+	mr_msg                um = {.type = MR_MSG_DELIVERY,
+				    .data = d,
+				    .len  = sizeof(d)};
+	char                  t[16], to[300], corr[MIRROR__CORR_MAX + 1];
+	char                 *end, *slash;
+	unsigned long         type;
+	struct mirror__reply *rp;
+	mr_from               from;
+
+	if (mri_mirror_header(d, "mr_type", t, sizeof(t)) != NULL &&
+	    (type = strtoul(t, &end, 10)) <= UINT32_MAX && *end == '\0' &&
+	    end != t && type != MR_MSG_DELIVERY)
+		um = (mr_msg){.type = (uint32_t)type,
+			      .data = d->payload,
+			      .len  = d->payload_len};
+	if (um.type == MR_MSG_DELIVERY ||
+	    mri_mirror_header(d, "mr_reply_to", to, sizeof(to)) == NULL ||
+	    mri_mirror_header(d, "mr_correlation_id", corr, sizeof(corr)) ==
+		NULL)
+		return m->user->handle_cast != NULL
+			   ? m->user->handle_cast(self, a->ustate, &um)
+			   : MR_OK;
+	// A call: a reply address that is not topic/key can never be
+	// answered.
+	if ((slash = strchr(to, '/')) == NULL || slash == to ||
+	    slash[1] == '\0' || (size_t)(slash - to) >= sizeof(rp->topic))
+		return MR_EREJECT;
+	if ((rp = malloc(sizeof(*rp) + strlen(slash + 1))) == NULL)
+		return MR_ENOMEM;
+	rp->m = m;
+	snprintf(rp->topic, sizeof(rp->topic), "%.*s", (int)(slash - to), to);
+	snprintf(rp->corr, sizeof(rp->corr), "%s", corr);
+	rp->key_len = strlen(slash + 1);
+	memcpy(rp->key, slash + 1, rp->key_len);
+	if (mr_call_external(self, mirror__replied, rp, &from) != MR_OK) {
+		free(rp);
+		return MR_ENOMEM;
+	}
+	if (m->user->handle_call == NULL) {
+		mr_reply_error(m->sys, from, MR_ENOTSUP);
+		return MR_OK;
+	}
+	return m->user->handle_call(self, a->ustate, &um, from);
+}
+
 static int
 mirror__cast(mr_actor *self, void *state, const mr_msg *msg)
 {
@@ -328,7 +434,6 @@ mirror__cast(mr_actor *self, void *state, const mr_msg *msg)
 	mr_mirror            *m = a->m;
 	const mr_delivery    *d;
 	mr_pending           *p;
-	mr_msg                um;
 	bool                  saving;
 	int                   rc;
 
@@ -343,10 +448,7 @@ mirror__cast(mr_actor *self, void *state, const mr_msg *msg)
 			   : MR_OK;
 	p  = mr_msg_take(msg); // settled here, not freed (mirror__lost)
 	d  = mr_pending_delivery(p);
-	um = (mr_msg){.type = MR_MSG_DELIVERY, .data = d, .len = sizeof(d)};
-	rc = m->user->handle_cast != NULL
-		 ? m->user->handle_cast(self, a->ustate, &um)
-		 : MR_OK;
+	rc = mirror__handle(self, a, d);
 	a->last_ms = mr_system_now(m->sys);
 	// Durable: settled once the snapshot is saved, or a crash.
 	saving = rc == MR_OK && m->state != NULL && a->key_len > 0 &&

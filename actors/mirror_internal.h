@@ -23,6 +23,7 @@
 #define MIRROR__ASSIGN_MS 1000 /* how often the assignment is asked */
 #define MIRROR__TRIES     3 /* activations tried for one delivery */
 #define MIRROR__DRAIN_MS  10000 /* passivating at the end of a run */
+#define MIRROR__CORR_MAX  128 /* a remote call's correlation id */
 
 struct mri_mirror_ent {
 	struct mri_mirror_ent *next;
@@ -72,6 +73,11 @@ uint64_t mri_mirror_hash(const void *key, size_t len);
  *           active actor, or where it would go. Under m->lock. */
 struct mri_mirror_ent **mri_mirror_slot(mr_mirror *m, uint64_t h,
 					const void *key, size_t len);
+
+/** @returns header \p name's value of \p d as a string in \p out (\p n
+ *           bytes, cut to fit), or NULL when \p d has none. */
+const char *mri_mirror_header(const mr_delivery *d, const char *name,
+			      char *out, size_t n);
 
 /** @brief Make m->wrap, the wrapper of behaviour \p b. */
 void mri_mirror_wrap(mr_mirror *m, const mr_behaviour *b);

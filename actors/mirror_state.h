@@ -28,6 +28,7 @@
 #include "mailroom/mirror.h"
 
 struct mri_mirror_state;
+struct json_t;
 
 /* The bytes before the type's in a snapshot record's value. */
 #define MRI_MIRROR_SNAP_HEAD 16
@@ -86,6 +87,18 @@ int mri_mirror_state_get(struct mri_mirror_state *st, const void *key,
 int mri_mirror_state_put(struct mri_mirror_state *st, const void *key,
 			 size_t len, int32_t partition, int64_t offset,
 			 const void *b, size_t n);
+
+/**
+ * @brief Run admin request \p req (taken) through \p c; its reply (*rep,
+ *        new) when it says ok. Mirrored actors' and routers' topics.
+ * @returns MR_OK, or the error with mailroomd's sentence in \p why.
+ */
+int mri_mirror_admin(mr_client *c, struct json_t *req, struct json_t **rep,
+		     char *why, size_t why_size);
+
+/** @returns the code of error name \p name ("MR_ENOENT"); MR_EPROTO when
+ *           it names none. */
+int mri_mirror_err_code(const char *name);
 
 /** @returns a snapshot record's value (new: free it; *out_len its size):
  *           the head, then \p n bytes of \p b; NULL when out of memory. */

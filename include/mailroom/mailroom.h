@@ -14,5 +14,6 @@
 #include "mailroom/consumer.h"
 #include "mailroom/actor.h"
 #include "mailroom/mirror.h"
+#include "mailroom/router.h"
 
 #endif

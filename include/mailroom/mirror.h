@@ -24,6 +24,17 @@
  * starts a new one from init. So a message that always crashes its actor
  * ends in the dead-letter topic and the key goes on with its next message.
  *
+ * A record with an mr_type header (sent by address: mr_send_to,
+ * mr_call_to, include/mailroom/router.h) is not an MR_MSG_DELIVERY: it
+ * is a message of that type whose data is the payload, given to
+ * handle_cast, or to handle_call when it carries a reply address and a
+ * correlation id (a remote call): the from that handle_call gets is
+ * answered with mr_reply or mr_reply_error as a local one (at once or
+ * later, from any thread), and the answer is published to the caller's
+ * reply address; the actor's end before it answers replies MR_ECLOSED.
+ * A type without handle_call answers MR_ENOTSUP. Either way the record is
+ * settled as a delivery is, after the callback returns.
+ *
  * Durable state (optional, state_topic and save set): after handle_cast
  * acks a delivery, save serializes the actor's state, and the snapshot is
  * published to the compacted state topic (made with the type's topic's
