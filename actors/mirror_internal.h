@@ -24,6 +24,8 @@
 #define MIRROR__TRIES     3 /* activations tried for one delivery */
 #define MIRROR__DRAIN_MS  10000 /* passivating at the end of a run */
 #define MIRROR__CORR_MAX  128 /* a remote call's correlation id */
+#define MIRROR__RESTORE_TRIES  3 /* a partition's restore, then a nack */
+#define MIRROR__RESTORE_WAIT_S 1
 
 struct mri_mirror_ent {
 	struct mri_mirror_ent *next;
@@ -32,6 +34,8 @@ struct mri_mirror_ent {
 	bool                   leaving; /* exiting: wait for it to be gone */
 	unsigned               pending; /* deliveries cast, not handled yet */
 	int32_t                partition; /* of its last delivery */
+	int32_t                handled_part; /* its last handled: -1 none */
+	int64_t                handled_off;
 	size_t                 key_len;
 	unsigned char          key[];
 };
@@ -58,10 +62,12 @@ struct mr_mirror {
 	uint64_t               *crash_ms; /* the last intensity + 1 crashes */
 	size_t                  crash_next;
 	bool                    escalated;
+	int                     fatal; /* stops the run with this error */
 	char                    why[256];
 
 	volatile int        stop; /* mr_consume_run_async's */
 	mr_consumer        *s;    /* during a run, for the watch */
+	uint64_t            session; /* s's, as the watch last saw it */
 	const volatile int *user_stop;
 	atomic_int          run_done;
 };

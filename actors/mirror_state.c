@@ -18,7 +18,7 @@
 
 #define STATE__MAGIC     "MRS1"
 #define STATE__PAGE      100000     /* records per topics.read */
-#define STATE__PAGE_SIZE (8 << 20)  /* bytes per topics.read */
+#define STATE__PAGE_SIZE (4 << 20)  /* bytes per topics.read */
 #define STATE__TOPIC_TRIES 25       /* the topic's metadata, 200 ms apart */
 
 struct state__ent {
@@ -326,12 +326,13 @@ mri_mirror_state_new(struct mri_mirror_state **out, mr_client *c,
 						    "partitions", (int)parts,
 						    "replication", -1),
 					  &rep, why, n);
-		if (rc == MR_OK)
+		if (rc == MR_OK) {
 			json_decref(rep);
-		else if (rc == MR_EEXIST) // made by another process meanwhile
+			sparts = parts;
+		} else if (rc == MR_EEXIST) { // made elsewhere meanwhile
 			rc = state__partitions(c, state_topic, &sparts, why,
 					       n);
-		sparts = parts;
+		}
 	}
 	if (rc != MR_OK)
 		return rc;
@@ -514,6 +515,21 @@ mri_mirror_state_applied(struct mri_mirror_state *st, const void *key,
 	r = e != NULL && e->partition == partition && e->offset >= offset;
 	pthread_mutex_unlock(&st->lock);
 	return r;
+}
+
+bool
+mri_mirror_state_offset(struct mri_mirror_state *st, const void *key,
+			size_t len, int32_t *partition, int64_t *offset)
+{
+	struct state__ent *e;
+
+	pthread_mutex_lock(&st->lock);
+	if ((e = *state__slot(st, state__hash(key, len), key, len)) != NULL) {
+		*partition = e->partition;
+		*offset    = e->offset;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return e != NULL;
 }
 
 int

@@ -13,7 +13,8 @@
  * cache activations read). A partition that leaves (a hand-off) is
  * dropped: its keys are served elsewhere, and restored again should it
  * come back. Of two snapshots of a key the later offset wins, whatever
- * their order in the topic.
+ * their order in the topic (until compaction, which keeps the last
+ * written: docs/ARCHITECTURE.md, "Durable state", what is left open).
  *
  * Thread safety: every function is thread-safe (one lock) but
  * mri_mirror_state_free.
@@ -73,6 +74,11 @@ void mri_mirror_state_drop(struct mri_mirror_state *st, int32_t partition);
  *           partition, \p offset already. */
 bool mri_mirror_state_applied(struct mri_mirror_state *st, const void *key,
 			      size_t len, int32_t partition, int64_t offset);
+
+/** @returns whether the table has a snapshot of \p key, and then the
+ *           message it reflects (*partition, *offset). */
+bool mri_mirror_state_offset(struct mri_mirror_state *st, const void *key,
+			     size_t len, int32_t *partition, int64_t *offset);
 
 /**
  * @brief A copy of \p key's snapshot bytes (*out, new: free it; NULL and 0

@@ -117,11 +117,22 @@ wait "$pid_c" 2>/dev/null || crc=$?
 say "bank b: $(tail -2 "$work/b.log" | sed 's/^bank: //' | paste -sd ';')"
 say "bank c: $(tail -2 "$work/c.log" | sed 's/^bank: //' | paste -sd ';')"
 
-# Every account: its balance as saved against the sum of its acked deposits.
+# Every account: its balance as saved against the sum of its acked
+# deposits. An account with a deposit whose publish was not acked (in
+# doubt: it may be in Kafka or not) has no sum to check; the demo says so.
 "$BANK" balances --topic "$topic" | sort >"$work/balances.tsv"
 paste "$work/deposits.tsv" "$work/acks.jsonl" |
-    awk -F'\t' '/"status":"ok"/ {s[$1] += substr($2, 2)}
-        END {for (k in s) print k "\t" s[k]}' | sort >"$work/expected.tsv"
+    awk -F'\t' '/"status":"ok"/ {s[$1] += substr($2, 2); next}
+        {doubt[$1] = 1}
+        END {for (k in s) if (!(k in doubt)) print k "\t" s[k]}' |
+    sort >"$work/expected.tsv"
+unsure=$(paste "$work/deposits.tsv" "$work/acks.jsonl" | grep -vc '"status":"ok"' || true)
+if [[ $unsure -ne 0 ]]; then
+    say "$unsure deposits not acked: their accounts are left out of the check"
+    awk -F'\t' 'NR == FNR {want[$1] = 1; next} ($1 in want)' \
+        "$work/expected.tsv" "$work/balances.tsv" >"$work/checked.tsv"
+    mv "$work/checked.tsv" "$work/balances.tsv"
+fi
 bad=$(join -t $'\t' -a 1 -a 2 -e missing -o 0,1.2,2.2 \
     "$work/expected.tsv" "$work/balances.tsv" | awk -F'\t' '$2 != $3')
 status=0

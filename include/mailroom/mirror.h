@@ -43,16 +43,19 @@
  * acked once Kafka has the snapshot. On activation init gets the key's
  * latest snapshot (mr_mirror_key.snapshot; NULL when it has none), and a
  * delivery at or below its snapshot's offset is acked without reaching the
- * actor (a redelivery after a crash or a kill -9: no message is applied
- * twice, none lost). A snapshot that cannot be saved nacks the delivery
- * and crashes the actor, whose next activation starts from the last one
- * saved. A process reads a partition's snapshots (topics.read) on its
- * first delivery of that partition and keeps them in memory while it
- * holds the partition. Records with no key or an empty key share one actor
- * whose state is not saved. The hand-off's caveat holds here too: the
- * process learns that a partition left only when it asks (every second);
- * a partition that another member served and that came back meanwhile
- * would be served from the snapshots this process had. The type's
+ * actor (a redelivery after a crash, a kill -9 or a rebalance is not
+ * applied twice, and nothing acked is lost). A snapshot that cannot be
+ * saved nacks the delivery and crashes the actor, whose next activation
+ * starts from the last one saved. A process reads a partition's snapshots
+ * (topics.read) on its first delivery of that partition and keeps them in
+ * memory while it holds the partition. The topic's producers must
+ * partition by key with murmur2 (as mailroomd does): a snapshot that lands
+ * in another partition than its message stops the run (MR_ECONFIG).
+ * Records with no key or an empty key share one actor whose state is not
+ * saved. docs/ARCHITECTURE.md says what is left open: a former owner's
+ * save landing after the new owner's (there is no fence), and a
+ * partition that moved away and back between two looks of the watch (one
+ * second). The type's
  * subscription is exclusive (mr_subscribe_opts.exclusive): a group member
  * of its own, so that one process serves a key.
  *
