@@ -516,10 +516,12 @@ mirror__cast(mr_actor *self, void *state, const mr_msg *msg)
 			   : MR_OK;
 	p = mr_msg_take(msg); // settled here, not freed (mirror__lost)
 	d = mr_pending_delivery(p);
-	if (d->partition == a->part && d->offset <= a->off)
+	// Keyless records are not ordered (several may be on their way to
+	// the actor of the empty key): only a key's offsets tell a copy.
+	if (d->has_key && d->partition == a->part && d->offset <= a->off)
 		return mirror__again(self, a, d, p);
 	rc = mirror__handle(self, a, d);
-	if (rc == MR_OK || rc == MR_EREJECT) {
+	if (d->has_key && (rc == MR_OK || rc == MR_EREJECT)) {
 		a->part = d->partition;
 		a->off  = d->offset;
 	}
