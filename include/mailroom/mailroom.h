@@ -15,5 +15,6 @@
 #include "mailroom/actor.h"
 #include "mailroom/mirror.h"
 #include "mailroom/router.h"
+#include "mailroom/testkit.h"
 
 #endif
