@@ -459,8 +459,6 @@ START_TEST(test_replay_by_seed)
 }
 END_TEST
 
-/* The idle actor's budget (<= 256 B): its struct, its pid table slot and
- * malloc's header; the bench measures the same by RSS over 1 M actors. */
 /* ---- external calls (a remote caller's) ------------------------------ */
 
 enum { EXT_OPEN = 1, EXT_ANSWER = 2, EXT_CRASH = 3 };
@@ -545,6 +543,8 @@ START_TEST(test_call_external)
 }
 END_TEST
 
+/* The idle actor's budget (<= 256 B): its struct, its pid table slot and
+ * malloc's header; the bench measures the same by RSS over 1 M actors. */
 START_TEST(test_footprint)
 {
 	ck_assert_uint_le(sizeof(struct mr_actor) + sizeof(struct mri_slot) +

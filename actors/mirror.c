@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mirror_state.h"
 /* A mirrored actor's state: the type's state and what the wrapper keeps. */
@@ -386,9 +387,10 @@ mirror__reply_sent(void *arg, int status, const mr_ack *acks, size_t n)
 static void
 mirror__replied(void *arg, int err, const void *data, size_t len)
 {
-	struct mirror__reply *rp = arg;
-	mr_header             h  = {"mr_status", mr_err_name(err),
-				    strlen(mr_err_name(err))};
+	struct mirror__reply *rp  = arg;
+	mr_mirror            *m   = rp->m;
+	mr_header             h   = {"mr_status", mr_err_name(err),
+				     strlen(mr_err_name(err))};
 	mr_message            msg = {.topic          = rp->topic,
 				     .key            = rp->key,
 				     .key_len        = rp->key_len,
@@ -398,8 +400,18 @@ mirror__replied(void *arg, int err, const void *data, size_t len)
 				     .headers        = &h,
 				     .header_count   = err != MR_OK ? 1 : 0};
 
-	mr_publish_async(rp->m->c, &msg, 1, mirror__reply_sent, NULL);
+	if (mr_publish_async(m->c, &msg, 1, mirror__reply_sent, NULL) != MR_OK)
+		fprintf(stderr,
+			"mailroom: mirror %s: a reply to %s could not be "
+			"sent: %s\n",
+			m->topic, rp->topic, mr_client_last_error());
 	free(rp);
+	// The run's end waits for this (a reply after the actor's end, its
+	// calls failed, comes after its terminate).
+	pthread_mutex_lock(&m->lock);
+	m->replies--;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->lock);
 }
 
 /* Run the type's callback for delivery \p d. A record with an mr_type
@@ -415,21 +427,31 @@ mirror__handle(mr_actor *self, struct mirror__actor *a, const mr_delivery *d)
 				    .data = d,
 				    .len  = sizeof(d)};
 	char                  t[16], to[300], corr[MIRROR__CORR_MAX + 1];
+	const char           *rto, *rcorr;
 	char                 *end, *slash;
 	unsigned long         type;
 	struct mirror__reply *rp;
 	mr_from               from;
 
-	if (mri_mirror_header(d, "mr_type", t, sizeof(t)) != NULL &&
-	    (type = strtoul(t, &end, 10)) <= UINT32_MAX && *end == '\0' &&
-	    end != t && type != MR_MSG_DELIVERY)
-		um = (mr_msg){.type = (uint32_t)type,
-			      .data = d->payload,
-			      .len  = d->payload_len};
-	if (um.type == MR_MSG_DELIVERY ||
-	    mri_mirror_header(d, "mr_reply_to", to, sizeof(to)) == NULL ||
-	    mri_mirror_header(d, "mr_correlation_id", corr, sizeof(corr)) ==
-		NULL)
+	if (mri_mirror_header(d, "mr_type", t, sizeof(t)) == NULL)
+		return m->user->handle_cast != NULL
+			   ? m->user->handle_cast(self, a->ustate, &um)
+			   : MR_OK;
+	// A typed record that is not one (not a decimal type below the
+	// reserved ones, a reply address or correlation id cut to fit) can
+	// never be handled as it means: to the dead-letter topic.
+	type  = strtoul(t, &end, 10);
+	rto   = mri_mirror_header(d, "mr_reply_to", to, sizeof(to));
+	rcorr = mri_mirror_header(d, "mr_correlation_id", corr, sizeof(corr));
+	if (end == t || *end != '\0' || t[0] == '-' ||
+	    strlen(t) >= sizeof(t) - 1 || type >= MIRROR__TYPE_RESERVED ||
+	    (rto != NULL && strlen(to) >= sizeof(to) - 1) ||
+	    (rcorr != NULL && strlen(corr) >= sizeof(corr) - 1))
+		return MR_EREJECT;
+	um = (mr_msg){.type = (uint32_t)type,
+		      .data = d->payload,
+		      .len  = d->payload_len};
+	if (rto == NULL || rcorr == NULL)
 		return m->user->handle_cast != NULL
 			   ? m->user->handle_cast(self, a->ustate, &um)
 			   : MR_OK;
@@ -445,7 +467,13 @@ mirror__handle(mr_actor *self, struct mirror__actor *a, const mr_delivery *d)
 	snprintf(rp->corr, sizeof(rp->corr), "%s", corr);
 	rp->key_len = strlen(slash + 1);
 	memcpy(rp->key, slash + 1, rp->key_len);
+	pthread_mutex_lock(&m->lock);
+	m->replies++;
+	pthread_mutex_unlock(&m->lock);
 	if (mr_call_external(self, mirror__replied, rp, &from) != MR_OK) {
+		pthread_mutex_lock(&m->lock);
+		m->replies--;
+		pthread_mutex_unlock(&m->lock);
 		free(rp);
 		return MR_ENOMEM;
 	}
@@ -472,8 +500,9 @@ mirror__handled(mr_mirror *m, const struct mirror__actor *a)
 
 /* A copy of a delivery this actor handled already (its first copy's ack
  * deadline passed meanwhile, and it was handed out again): never handled
- * twice. Acked when it needs no snapshot or its snapshot is saved; else
- * nacked, without a crash, to come again once the save is done. */
+ * twice. Acked when it needs no snapshot or its snapshot is saved (waited
+ * for a while: a save takes a round trip to Kafka); else nacked, without
+ * a crash, to come again (an attempt spent). */
 static int
 mirror__again(mr_actor *self, struct mirror__actor *a, const mr_delivery *d,
 	      mr_pending *p)
@@ -481,10 +510,17 @@ mirror__again(mr_actor *self, struct mirror__actor *a, const mr_delivery *d,
 	mr_mirror *m  = a->m;
 	int        rc = MR_OK;
 
-	if (m->state != NULL && a->key_len > 0 &&
-	    !mri_mirror_state_applied(m->state, a->key, a->key_len,
-				      d->partition, d->offset))
-		rc = MR_EBUSY;
+	for (int t = 0; m->state != NULL && a->key_len > 0 &&
+			!mri_mirror_state_applied(m->state, a->key,
+						  a->key_len, d->partition,
+						  d->offset);
+	     t++) {
+		if (t == MIRROR__AGAIN_WAIT_MS) {
+			rc = MR_EBUSY;
+			break;
+		}
+		nanosleep(&(struct timespec){0, 1000000L}, NULL);
+	}
 	pthread_mutex_lock(&m->lock);
 	mirror__called(m, a->hash, a->key, a->key_len, mr_self(self));
 	m->st.deliveries++;

@@ -24,8 +24,10 @@
 #define MIRROR__TRIES     3 /* activations tried for one delivery */
 #define MIRROR__DRAIN_MS  10000 /* passivating at the end of a run */
 #define MIRROR__CORR_MAX  128 /* a remote call's correlation id */
+#define MIRROR__TYPE_RESERVED 0xffff0000u /* types from here: ours */
 #define MIRROR__RESTORE_TRIES  3 /* a partition's restore, then a nack */
 #define MIRROR__RESTORE_WAIT_S 1
+#define MIRROR__AGAIN_WAIT_MS  5000 /* a copy waits for its first's save */
 
 struct mri_mirror_ent {
 	struct mri_mirror_ent *next;
@@ -63,6 +65,7 @@ struct mr_mirror {
 	size_t                  crash_next;
 	bool                    escalated;
 	int                     fatal; /* stops the run with this error */
+	unsigned                replies; /* remote calls not answered yet */
 	char                    why[256];
 
 	volatile int        stop; /* mr_consume_run_async's */

@@ -28,34 +28,33 @@ mirror__holds(const mr_mirror *m, const mr_partition *v, size_t n,
 /* Hand off the actors whose partition the subscription no longer holds:
  * each is marked leaving (should its key come back here, its next
  * delivery waits for its end) and asked to exit, with MR_EXIT_HANDOFF,
- * after what was cast to it before; a partition left is dropped from the
- * snapshots (read again should it come back) once none of its actors
- * remains. A session lost or opened anew (the exclusive subscription left
- * the group meanwhile) is every partition left. Another member may
- * already be serving the key meanwhile: the subscription learns of the
- * rebalance only when it asks (every MIRROR__ASSIGN_MS). */
+ * after what was cast to it before (one with a delivery on its way waits
+ * for the next look); a partition left is dropped from the snapshots at
+ * once: its next delivery reads them again, and an actor still there
+ * behind its key's snapshot is handed off then (mirror__stale). A session
+ * lost or opened anew (the exclusive subscription left the group
+ * meanwhile) is every partition left. Another member may already be
+ * serving the key meanwhile: the subscription learns of the rebalance
+ * only when it asks (every MIRROR__ASSIGN_MS). */
 static void
 mirror__handoff(mr_mirror *m)
 {
 	mr_partition *v = NULL;
 	mr_pid       *pids;
-	bool         *kept = NULL; /* a partition with an actor left */
 	int32_t       np   = m->state ? mri_mirror_state_partitions(m->state)
 				      : 0;
 	uint64_t      sess = mr_consumer_session(m->s);
 	size_t        n = 0, k = 0;
+	int           rc   = mr_consumer_assignment(m->s, &v, &n);
 
-	if (mr_consumer_assignment(m->s, &v, &n) != MR_OK ||
-	    sess != m->session) {
+	if (rc != MR_OK && !mr_consumer_lost(rc))
+		return; // the next look
+	if (rc != MR_OK || sess != m->session) {
 		free(v);
 		v = NULL;
 		n = 0; // lost, or new: nothing held from before
 	}
 	m->session = sess;
-	if (np > 0 && (kept = calloc((size_t)np, sizeof(*kept))) == NULL) {
-		free(v);
-		return; // the next look
-	}
 	pthread_mutex_lock(&m->lock);
 	pids = calloc(m->n ? m->n : 1, sizeof(*pids));
 	for (size_t i = 0; pids != NULL && i < m->cap; i++)
@@ -70,8 +69,6 @@ mirror__handoff(mr_mirror *m)
 				e->leaving = true;
 				pids[k++]  = e->pid;
 			}
-			if (e->partition < np)
-				kept[e->partition] = true;
 		}
 	pthread_mutex_unlock(&m->lock);
 	for (size_t i = 0; i < k; i++)
@@ -79,9 +76,8 @@ mirror__handoff(mr_mirror *m)
 		    MR_OK)
 			mr_send_exit(m->sys, pids[i], MR_EXIT_HANDOFF);
 	for (int32_t q = 0; q < np; q++)
-		if (!kept[q] && !mirror__holds(m, v, n, q))
+		if (!mirror__holds(m, v, n, q))
 			mri_mirror_state_drop(m->state, q);
-	free(kept);
 	free(pids);
 	free(v);
 }
@@ -187,7 +183,7 @@ mirror__passivate_all(mr_mirror *m)
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += MIRROR__DRAIN_MS / 1000;
 	pthread_mutex_lock(&m->lock);
-	while (m->st.active > 0 &&
+	while ((m->st.active > 0 || m->replies > 0) &&
 	       pthread_cond_timedwait(&m->cv, &m->lock, &dl) == 0)
 		;
 	pthread_mutex_unlock(&m->lock);

@@ -53,6 +53,7 @@ struct mr_router {
 	pthread_cond_t       cv;
 	struct router__call *calls;
 	bool                 probed;
+	int                  ended; /* the consumer's error once it ended */
 };
 
 /* The reply consumer's handler: a reply (or the probe) for this router is
@@ -96,9 +97,18 @@ router__reply(void *arg, const mr_delivery *d)
 static void *
 router__main(void *arg)
 {
-	mr_router *r = arg;
+	mr_router *r  = arg;
+	int        rc = mr_consume_run(r->s, 1, router__reply, r, &r->stop, 0);
 
-	mr_consume_run(r->s, 1, router__reply, r, &r->stop, 0);
+	if (rc != MR_OK)
+		fprintf(stderr,
+			"mailroom: router %s: its replies' consumer ended: %s: "
+			"%s\n",
+			r->id, mr_err_name(rc), mr_client_last_error());
+	pthread_mutex_lock(&r->lock);
+	r->ended = rc != MR_OK ? rc : MR_ECLOSED;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->lock);
 	return NULL;
 }
 
@@ -180,12 +190,15 @@ router__ready(mr_router *r, int timeout_ms)
 		if (rc != MR_OK)
 			return rc;
 		pthread_mutex_lock(&r->lock);
-		while (!r->probed && mri_deadline_left(next) > 0 &&
+		while (!r->probed && !r->ended &&
+		       mri_deadline_left(next) > 0 &&
 		       mri_deadline_left(deadline) > 0)
 			mri_cond_wait_until(&r->cv, &r->lock,
 					    next < deadline ? next : deadline);
-		rc = r->probed ? MR_OK : MR_ETIMEDOUT;
+		rc = r->probed ? MR_OK : r->ended ? r->ended : MR_ETIMEDOUT;
 		pthread_mutex_unlock(&r->lock);
+		if (rc != MR_OK && rc != MR_ETIMEDOUT)
+			return rc;
 		if (rc == MR_OK || mri_deadline_left(deadline) == 0)
 			return rc;
 	}
@@ -198,7 +211,8 @@ mr_router_new(mr_router **out, mr_system *sys, mr_client *c,
 	mr_router_opts    o = opts != NULL ? *opts : (mr_router_opts){0};
 	mr_subscribe_opts so = {.order        = MR_ORDER_UNORDERED,
 				.exclusive    = 1,
-				.start_latest = 1};
+				.start_latest = 1,
+				.no_journal   = 1};
 	char              group[MRI_UUID_STRLEN + 32];
 	const char       *topics[1];
 	mr_router        *r;
@@ -320,9 +334,11 @@ mr_call_to(mr_router *r, const char *addr, uint32_t type, const void *data,
 	pthread_mutex_unlock(&r->lock);
 	rc = router__publish(r, topic, key, type, data, len, c.corr);
 	pthread_mutex_lock(&r->lock);
-	while (rc == MR_OK && !c.done &&
+	while (rc == MR_OK && !c.done && !r->ended &&
 	       mri_cond_wait_until(&r->cv, &r->lock, deadline) == 0)
 		;
+	if (rc == MR_OK && !c.done && r->ended)
+		rc = r->ended; // no reply can come any more
 	for (pp = &r->calls; *pp != &c; pp = &(*pp)->next)
 		;
 	*pp = c.next;

@@ -357,8 +357,11 @@ mr_explore(uint64_t first, unsigned n, mr_scenario_fn fn, void *arg,
 		mr_system *sys;
 		int        rc;
 
-		if ((rc = mr_system_new(&sys, 0, first + i)) != MR_OK)
+		if ((rc = mr_system_new(&sys, 0, first + i)) != MR_OK) {
+			if (failed != NULL)
+				*failed = first + i;
 			return rc;
+		}
 		rc = fn(sys, first + i, arg);
 		mr_system_free(sys);
 		if (rc != 0) {

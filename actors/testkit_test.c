@@ -1,9 +1,9 @@
 /*
  * The test kit (include/mailroom/testkit.h): a probe sees what an actor
- * under test emits (casts, a reply it forwards, timers on the virtual
- * clock, EXIT and DOWN signals), its waits are exact on a deterministic
- * system, it works on a threaded one, and mr_explore finds the seed under
- * which a racy scenario breaks its invariant, and that seed replays it.
+ * under test emits (casts, timers on the virtual clock, a DOWN with the
+ * crash's reason), its waits are exact on a deterministic system, it works
+ * on a threaded one, and mr_explore finds the seed under which a racy
+ * scenario breaks its invariant, and that seed replays it.
  */
 #include <check.h>
 #include <stdint.h>

@@ -144,7 +144,7 @@ consume__parse(const struct mri_consume_conf *c, const uint8_t *body,
 	gc->max_buffered       = c->max_buffered;
 	gc->revoke_wait_ms     = c->revoke_wait_ms;
 	gc->session_timeout_ms = c->session_timeout_ms;
-	gc->journal            = c->journal;
+	gc->journal            = c->journal && !s.no_journal;
 	gc->dedupe_window_ms   = c->dedupe_window_ms;
 	gc->dedupe_max_entries = c->dedupe_max_entries;
 	gc->create_journal     = !c->embedded;
@@ -174,11 +174,12 @@ consume__key(const struct mri_group_conf *gc, const struct mri_dlq_conf *dc,
 		p += sprintf(p, "%s", gc->topics[i]) + 1;
 	p += sprintf(p, "%d/%" PRIu64 "/%" PRIu32 "/%" PRIu32 "/%" PRIu64
 		     "/%" PRIu64 "/%.17g/%.17g/%" PRIu32 "/%" PRIu64
-		     "/%" PRIu64 "/%d", (int)gc->order, gc->ack_deadline_ms,
+		     "/%" PRIu64 "/%d/%d", (int)gc->order, gc->ack_deadline_ms,
 		     gc->credit, rt->max_attempts, rt->backoff_initial_ms,
 		     rt->backoff_max_ms, rt->multiplier, rt->jitter,
 		     dc->breaker_max, dc->breaker_period_ms,
-		     dc->breaker_cooldown_ms, (int)gc->start_latest) + 1;
+		     dc->breaker_cooldown_ms, (int)gc->start_latest,
+		     (int)gc->journal) + 1;
 	p += sprintf(p, "%s", dc->topic ? dc->topic : "") + 1; // "": default
 	*len = (size_t)(p - k);
 	return k;

@@ -336,6 +336,14 @@ mri_subscribe_parse(const void *body, size_t len, struct json_t **root,
 		}
 		out->start_latest = strcmp(at, "latest") == 0;
 	}
+	if ((v = json_object_get(*root, "journal")) != NULL) {
+		if (!json_is_boolean(v)) {
+			snprintf(why, why_size, "\"journal\" is true or "
+				 "false");
+			return MR_EINVAL;
+		}
+		out->no_journal = json_is_false(v);
+	}
 	if ((rc = subscribe__retry(*root, out, why, why_size)) != MR_OK)
 		return rc;
 	return subscribe__dead_letter(*root, out, why, why_size);

@@ -25,7 +25,12 @@
  *    mailroomd), MR_ETIMEDOUT, MR_EINDOUBT (it may have been written);
  *  - a remote call's MR_ETIMEDOUT means no reply came in time: the message
  *    may have been handled, and its reply lost or late (a late reply is
- *    dropped);
+ *    dropped); MR_ECLOSED means the actor ended before it answered (a
+ *    crash, a passivation, a hand-off): the message may have been
+ *    handled, or may be handled again (a crash's record is delivered
+ *    again);
+ *  - the publish of a remote send or call waits up to the client's own
+ *    timeout (mr_client_opts), whatever a call's timeout_ms;
  *  - delivery is at least once: a redelivery after the actor's process
  *    crashed runs the handler again (a durable type skips what its
  *    snapshot already reflects), so a reply may be computed twice;
@@ -67,9 +72,9 @@ typedef struct mr_router_opts {
  *        addresses (both borrowed: they outlive the router). It subscribes
  *        to its reply topic and returns once a probe it published there
  *        came back (replies can reach it).
- * @returns MR_OK, MR_EINVAL, MR_ENOMEM, or mr_admin's, mr_subscribe's or
- *          mr_publish's error (MR_ETIMEDOUT: no probe back in time), with
- *          a sentence in mr_client_last_error().
+ * @returns MR_OK, MR_EINVAL, MR_ENOMEM, or mr_admin's, mr_subscribe's,
+ *          mr_publish's or the reply consumer's error (MR_ETIMEDOUT: no
+ *          probe back in time), with a sentence on stderr.
  */
 MR_API int mr_router_new(mr_router **out, mr_system *sys, mr_client *c,
 			 const mr_router_opts *opts);
@@ -89,8 +94,10 @@ MR_API int mr_send_to(mr_router *r, const char *addr, uint32_t type,
  *        wait up to \p timeout_ms (> 0) for the reply (*reply: new, free()
  *        it, NULL when empty; *reply_len), as mr_call.
  * @returns MR_OK, the error the handler replied with (mr_reply_error),
- *          MR_ETIMEDOUT, MR_EINVAL, MR_ENOENT (no such name), mr_call's
- *          errors, or mr_publish's.
+ *          MR_ECLOSED (the actor ended first), MR_ETIMEDOUT, MR_EINVAL,
+ *          MR_ENOENT (no such name), mr_call's errors, mr_publish's, or
+ *          the error that ended the router's reply consumer (no reply can
+ *          come any more).
  */
 MR_API int mr_call_to(mr_router *r, const char *addr, uint32_t type,
 		      const void *data, size_t len, int timeout_ms,

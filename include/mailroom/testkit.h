@@ -93,7 +93,8 @@ MR_API int mr_probe_expect_nothing(mr_probe *p, int ms);
  *  @returns MR_OK or MR_ENOENT (the probe is gone). */
 MR_API int mr_probe_monitor(mr_probe *p, mr_pid target);
 
-/** @brief Stop the probe and free it (what it kept too); NULL is a no-op. */
+/** @brief Stop the probe and free it (what it kept too), before its
+ *         system is freed; NULL is a no-op. */
 MR_API void mr_probe_free(mr_probe *p);
 
 /**
@@ -107,8 +108,9 @@ typedef int (*mr_scenario_fn)(mr_system *sys, uint64_t seed, void *arg);
  * @brief Run \p fn under seeds \p first .. \p first + \p n - 1, each on a
  *        new deterministic system (freed after), and stop at the first that
  *        fails: run that seed alone again to replay its interleaving.
- * @returns 0 when every seed passed, else the failing scenario's value,
- *          with *failed (when not NULL) set to its seed.
+ * @returns 0 when every seed passed, else the failing scenario's value
+ *          (or mr_system_new's error), with *failed (when not NULL) set to
+ *          its seed.
  */
 MR_API int mr_explore(uint64_t first, unsigned n, mr_scenario_fn fn,
 		      void *arg, uint64_t *failed);

@@ -5,6 +5,7 @@
  *
  *  - sends then a call to one address: the call sees every send before it
  *    (one publisher, one key: in order);
+ *  - callers at once on several addresses each get their own replies;
  *  - a deferred reply (a timer answers), an error reply (mr_reply_error),
  *    a crash before the reply (MR_ECLOSED), a type with no handle_call
  *    (MR_ENOTSUP);
@@ -188,6 +189,37 @@ sends_then_calls(mr_router *rt, const char *addr)
 	ck_assert_int_eq(get(rt, addr, C_GET_LATER), 18);
 }
 
+/* Callers at once, each on its own key: each gets its own replies (the
+ * correlation ids tell them apart). */
+struct caller {
+	mr_router *rt;
+	char       addr[160];
+	int64_t    want;
+	int        bad;
+	pthread_t  th;
+};
+
+static void *
+caller_main(void *arg)
+{
+	struct caller *c = arg;
+
+	for (int i = 0; i < 20; i++) {
+		void   *rep = NULL;
+		size_t  len = 0;
+		int64_t v   = -1;
+
+		if (mr_call_to(c->rt, c->addr, C_GET, NULL, 0, WAIT_MS, &rep,
+			       &len) == MR_OK &&
+		    len == sizeof(v))
+			memcpy(&v, rep, sizeof(v));
+		if (v != c->want)
+			c->bad++;
+		free(rep);
+	}
+	return NULL;
+}
+
 static void
 expect_call(mr_router *rt, const char *addr, uint32_t type, int timeout_ms,
 	    int want)
@@ -246,6 +278,27 @@ START_TEST(test_addresses)
 	sends_then_calls(rt, addr);
 	snprintf(addr, sizeof(addr), "%s/acct-2", topic);
 	ck_assert_int_eq(get(rt, addr, C_GET), 0); // another key's actor
+
+	// Two callers at once, on two keys and a local name: 20 calls each.
+	{
+		struct caller cs[3] = {{.rt = rt, .want = 18},
+				       {.rt = rt, .want = 0},
+				       {.rt = rt, .want = 18}};
+
+		snprintf(cs[0].addr, sizeof(cs[0].addr), "%s/acct-1", topic);
+		snprintf(cs[1].addr, sizeof(cs[1].addr), "%s/acct-2", topic);
+		snprintf(cs[2].addr, sizeof(cs[2].addr), "counter-local");
+		for (int i = 0; i < 3; i++)
+			ck_assert_int_eq(pthread_create(&cs[i].th, NULL,
+							caller_main, &cs[i]),
+					 0);
+		for (int i = 0; i < 3; i++) {
+			pthread_join(cs[i].th, NULL);
+			ck_assert_msg(cs[i].bad == 0,
+				      "%s: %d of 20 calls wrong or failed",
+				      cs[i].addr, cs[i].bad);
+		}
+	}
 
 	// Errors come back as replies; a crash before the reply is
 	// MR_ECLOSED (then the record is retried, and quarantined).
