@@ -48,8 +48,9 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 # ThreadSanitizer, within CI's budget: the unit label (which holds the
 # concurrent parts' own tests: the group, the journal, the subscription
-# registry, the front door, the publisher, admin), the three C API suites
-# and mirrored actors end to end. core/tsan_thrd.c and tests/tsan.supp say
+# registry, the front door, the publisher, admin, the actor runtime and
+# its test kit), the three C API suites, and mirrored actors (durable, and
+# reached by address) end to end. core/tsan_thrd.c and tests/tsan.supp say
 # why librdkafka needs a shim and what is quieted.
 echo "== build with the thread sanitizer ==" >&2
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DMR_WERROR=ON \
@@ -59,4 +60,4 @@ export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp:halt_on_error=1:second_de
 (cd build-tsan && ctest --output-on-failure --no-tests=error -L unit \
 	-LE '^fuzz$')
 (cd build-tsan && ctest --output-on-failure --no-tests=error \
-	-R '^(publish_api|consume_api|order_api|mirror|mirror_durable)_embedded$')
+	-R '^(publish_api|consume_api|order_api|mirror|mirror_durable|router)_embedded$')
