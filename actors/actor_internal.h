@@ -127,6 +127,10 @@ struct mri_call {
 	void            *reply;
 	size_t           reply_len;
 	pthread_cond_t   cv;
+	/* An external call's (mr_call_external): finished by calling it
+	 * rather than by waking a waiter, then freed. */
+	mr_reply_fn      ext;
+	void            *ext_arg;
 };
 
 struct mri_timer {

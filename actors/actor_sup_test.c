@@ -4,7 +4,8 @@
  * virtual clock. Each worker logs its start (its tag in upper case) and
  * its terminate (lower case) into one log, so a test states the exact
  * sequence of starts and stops it expects; the strategies are checked
- * over many seeds, each a different interleaving, all with the same log.
+ * over many seeds (mr_explore, the test kit's), each a different
+ * interleaving, all with the same log.
  */
 #include <check.h>
 #include <pthread.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "mailroom/actor.h"
+#include "mailroom/testkit.h"
 
 enum { W_CRASH = 1, W_STOP, W_EXIT_SHUTDOWN };
 
@@ -258,45 +260,49 @@ START_TEST(test_one_for_one)
 }
 END_TEST
 
-/* The one_for_all scenario; its log must not depend on the seed. */
-static void
-w__one_for_all(uint64_t seed)
+/* The one_for_all scenario (mr_explore's: a new deterministic system per
+ * seed); its log must not depend on the seed. */
+static int
+w__one_for_all(mr_system *sys, uint64_t seed, void *arg)
 {
-	mr_system    *sys = w__sys(seed);
 	mr_child_spec c[3] = {w__child("a", &w_a, MR_PERMANENT),
 			      w__child("b", &w_b, MR_PERMANENT),
 			      w__child("c", &w_c, MR_PERMANENT)};
-	mr_pid        sup = w__start(sys, MR_ONE_FOR_ALL, c, 3, 0, 0);
-	mr_pid        a   = w__which(sys, sup, "a");
+	mr_pid        sup, a;
 
+	(void)seed;
+	(void)arg;
+	w__reset();
+	sup = w__start(sys, MR_ONE_FOR_ALL, c, 3, 0, 0);
+	a   = w__which(sys, sup, "a");
 	w__cast_to(sys, sup, "b", W_CRASH);
 	W_LOG("ABCbcaABC");
 	ck_assert_int_eq(w__reason['a'], MR_EXIT_SHUTDOWN);
 	ck_assert_uint_ne(w__which(sys, sup, "a"), a);
 	ck_assert_uint_eq(mr_system_actors(sys), 4);
-	mr_system_free(sys);
+	return 0;
 }
 
 START_TEST(test_one_for_all)
 {
-	uint64_t seed;
-
-	for (seed = 0; seed < 50; seed++)
-		w__one_for_all(seed);
+	ck_assert_int_eq(mr_explore(0, 50, w__one_for_all, NULL, NULL), 0);
 }
 END_TEST
 
-static void
-w__rest_for_one(uint64_t seed)
+static int
+w__rest_for_one(mr_system *sys, uint64_t seed, void *arg)
 {
-	mr_system    *sys = w__sys(seed);
 	mr_child_spec c[4] = {w__child("a", &w_a, MR_PERMANENT),
 			      w__child("b", &w_b, MR_PERMANENT),
 			      w__child("c", &w_c, MR_PERMANENT),
 			      w__child("d", &w_d, MR_PERMANENT)};
-	mr_pid        sup = w__start(sys, MR_REST_FOR_ONE, c, 4, 0, 0);
-	mr_pid        a   = w__which(sys, sup, "a");
+	mr_pid        sup, a;
 
+	(void)seed;
+	(void)arg;
+	w__reset();
+	sup = w__start(sys, MR_REST_FOR_ONE, c, 4, 0, 0);
+	a   = w__which(sys, sup, "a");
 	w__cast_to(sys, sup, "b", W_CRASH);
 	W_LOG("ABCDbdcBCD");
 	ck_assert_uint_eq(w__which(sys, sup, "a"), a);
@@ -304,15 +310,12 @@ w__rest_for_one(uint64_t seed)
 	mr_system_advance(sys, 10000); /* out of the intensity window */
 	w__cast_to(sys, sup, "d", W_CRASH);
 	W_LOG("ABCDbdcBCDdD");
-	mr_system_free(sys);
+	return 0;
 }
 
 START_TEST(test_rest_for_one)
 {
-	uint64_t seed;
-
-	for (seed = 0; seed < 50; seed++)
-		w__rest_for_one(seed);
+	ck_assert_int_eq(mr_explore(0, 50, w__rest_for_one, NULL, NULL), 0);
 }
 END_TEST
 
@@ -450,18 +453,19 @@ END_TEST
  * stops and clock moves, each seed a different interleaving too. After
  * every step: every permanent child runs, running children have distinct
  * live pids, and the system holds exactly the supervisor and them. */
-static void
-w__sim(uint64_t seed)
+static int
+w__sim(mr_system *sys, uint64_t seed, void *arg)
 {
 	static struct wspec ws[4] = {{'a', false}, {'b', false},
 				     {'c', false}, {'d', false}};
 	static const char  *ids[4] = {"a", "b", "c", "d"};
-	mr_system          *sys = w__sys(seed);
 	mr_child_spec       c[4];
 	uint64_t            x = seed * 2654435761u + 1;
 	mr_pid              sup;
 	int                 i, k, step;
 
+	(void)arg;
+	w__reset();
 	for (i = 0; i < 4; i++) {
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 		c[i] = w__child(ids[i], &ws[i], (mr_restart)(x % 3));
@@ -508,15 +512,12 @@ w__sim(uint64_t seed)
 			      (unsigned long long)seed, step,
 			      mr_system_actors(sys), running);
 	}
-	mr_system_free(sys);
+	return 0;
 }
 
 START_TEST(test_sim)
 {
-	uint64_t seed;
-
-	for (seed = 0; seed < 300; seed++)
-		w__sim(seed);
+	ck_assert_int_eq(mr_explore(0, 300, w__sim, NULL, NULL), 0);
 }
 END_TEST
 

@@ -7,6 +7,8 @@
  * actor, a real timeout, the timer thread) on two workers, with no timing
  * assertion. Mailboxes, names, links and monitors: actor_mbox_test.c.
  */
+#include <stdio.h>
+
 #include "actors/actor_test.h"
 
 /* ---- behaviours ------------------------------------------------------ */
@@ -457,6 +459,90 @@ START_TEST(test_replay_by_seed)
 }
 END_TEST
 
+/* ---- external calls (a remote caller's) ------------------------------ */
+
+enum { EXT_OPEN = 1, EXT_ANSWER = 2, EXT_CRASH = 3 };
+
+struct ext_result {
+	int     calls, err;
+	char    data[16];
+	mr_from from; /* the last one opened */
+};
+
+static int
+ext_init(mr_actor *self, void *arg, void **state)
+{
+	(void)self;
+	*state = arg;
+	return MR_OK;
+}
+
+static void
+ext_done(void *arg, int err, const void *data, size_t len)
+{
+	struct ext_result *r = arg;
+
+	r->calls++;
+	r->err = err;
+	snprintf(r->data, sizeof(r->data), "%.*s", (int)len,
+		 data ? (const char *)data : "");
+}
+
+static int
+ext_cast(mr_actor *self, void *state, const mr_msg *msg)
+{
+	struct ext_result *r = state;
+
+	switch (msg->type) {
+	case EXT_OPEN:
+		return mr_call_external(self, ext_done, r, &r->from);
+	case EXT_ANSWER:
+		return mr_reply(mr_actor_system(self), r->from, "pong", 4);
+	default:
+		return MR_EIO;
+	}
+}
+
+static const mr_behaviour ext_b = {
+	.name        = "ext",
+	.init        = ext_init,
+	.handle_cast = ext_cast,
+};
+
+/* mr_call_external: answered once through its function, deferred; the
+ * callee's crash before it answers is MR_ECLOSED; a late reply finds
+ * nothing. */
+START_TEST(test_call_external)
+{
+	mr_system        *sys = t__sys(0, 3);
+	struct ext_result r   = {0};
+	mr_pid            pid;
+	mr_from           old;
+
+	ck_assert_int_eq(mr_spawn(sys, &ext_b, &r, NULL, &pid), MR_OK);
+	mr_cast(sys, pid, EXT_OPEN, NULL, 0);
+	mr_system_run_until_idle(sys);
+	ck_assert_int_eq(r.calls, 0); // deferred: nothing yet
+	mr_cast(sys, pid, EXT_ANSWER, NULL, 0);
+	mr_system_run_until_idle(sys);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.err, MR_OK);
+	ck_assert_str_eq(r.data, "pong");
+	old = r.from;
+	ck_assert_int_eq(mr_reply(sys, old, "x", 1), MR_ENOENT);
+	ck_assert_int_eq(r.calls, 1);
+
+	mr_cast(sys, pid, EXT_OPEN, NULL, 0);
+	mr_cast(sys, pid, EXT_CRASH, NULL, 0);
+	mr_system_run_until_idle(sys);
+	ck_assert_int_eq(r.calls, 2);
+	ck_assert_int_eq(r.err, MR_ECLOSED);
+	ck_assert_int_eq(mr_reply(sys, r.from, "x", 1), MR_ENOENT);
+	ck_assert_int_eq(r.calls, 2);
+	mr_system_free(sys);
+}
+END_TEST
+
 /* The idle actor's budget (<= 256 B): its struct, its pid table slot and
  * malloc's header; the bench measures the same by RSS over 1 M actors. */
 START_TEST(test_footprint)
@@ -479,6 +565,7 @@ t__suite(void)
 	tcase_add_test(b, test_call_timeout);
 	tcase_add_test(b, test_call_errors);
 	tcase_add_test(b, test_call_from_actor);
+	tcase_add_test(b, test_call_external);
 	tcase_add_test(b, test_timers);
 	tcase_add_test(b, test_timers_threaded);
 	tcase_add_test(b, test_code_change);

@@ -6,7 +6,9 @@
  * adds it, waits, and removes it, whether answered or timed out; a reply
  * finds it under the table's lock, or finds nothing (the call is over) and
  * is dropped. So a late or second reply is harmless, and a from is a plain
- * value that any thread may hold.
+ * value that any thread may hold. An external call (mr_call_external) has
+ * no caller waiting: the reply that finds it takes it out of the table
+ * and calls its function, outside the lock.
  *
  * In a deterministic system the caller (the driving thread) runs the
  * system until its reply arrives, moving the virtual clock to the next
@@ -27,6 +29,18 @@ call__bucket(uint64_t id)
 	return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 56) % MRI_CALL_BUCKETS;
 }
 
+static void call__unlink(mr_system *sys, struct mri_call *c);
+
+/* Answer external call \p c, out of the table, and free it. */
+static void
+call__ext_done(struct mri_call *c, int err, const void *data, size_t len)
+{
+	c->ext(c->ext_arg, err, err == MR_OK ? data : NULL,
+	       err == MR_OK ? len : 0);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
 int
 mri_call_finish(mr_system *sys, uint64_t id, int err, const void *data,
 		size_t len)
@@ -35,6 +49,18 @@ mri_call_finish(mr_system *sys, uint64_t id, int err, const void *data,
 	void            *copy = NULL;
 	int              rv   = MR_ENOENT;
 
+	pthread_mutex_lock(&sys->calls_mu);
+	for (c = sys->calls[call__bucket(id)]; c != NULL; c = c->next)
+		if (c->id == id && !c->done && c->ext != NULL)
+			break;
+	if (c != NULL) {
+		c->done = true;
+		call__unlink(sys, c);
+		pthread_mutex_unlock(&sys->calls_mu);
+		call__ext_done(c, err, data, len);
+		return MR_OK;
+	}
+	pthread_mutex_unlock(&sys->calls_mu);
 	if (err == MR_OK && len > 0) {
 		copy = malloc(len);
 		if (copy == NULL)
@@ -75,20 +101,56 @@ mr_reply_error(mr_system *sys, mr_from from, int err)
 void
 mri_calls_fail_callee(mr_system *sys, mr_pid callee, int err)
 {
-	struct mri_call *c;
+	struct mri_call *c, *next, *ext = NULL;
 	size_t           b;
 
 	pthread_mutex_lock(&sys->calls_mu);
 	for (b = 0; b < MRI_CALL_BUCKETS; b++) {
-		for (c = sys->calls[b]; c != NULL; c = c->next) {
+		for (c = sys->calls[b]; c != NULL; c = next) {
+			next = c->next;
 			if (c->callee != callee || c->done)
 				continue;
 			c->done = true;
 			c->err  = err;
-			pthread_cond_signal(&c->cv);
+			if (c->ext == NULL) {
+				pthread_cond_signal(&c->cv);
+				continue;
+			}
+			call__unlink(sys, c);
+			c->next = ext;
+			ext     = c;
 		}
 	}
 	pthread_mutex_unlock(&sys->calls_mu);
+	for (c = ext; c != NULL; c = next) {
+		next = c->next;
+		call__ext_done(c, err, NULL, 0);
+	}
+}
+
+int
+mr_call_external(mr_actor *self, mr_reply_fn done, void *arg,
+		 mr_from *from)
+{
+	mr_system       *sys = self->sys;
+	struct mri_call *c   = calloc(1, sizeof(*c));
+
+	if (c == NULL || done == NULL) {
+		free(c);
+		return c == NULL ? MR_ENOMEM : MR_EINVAL;
+	}
+	mri_cond_init(&c->cv);
+	c->callee      = self->pid;
+	c->ext         = done;
+	c->ext_arg     = arg;
+	self->got_call = true;
+	pthread_mutex_lock(&sys->calls_mu);
+	c->id   = sys->next_call++;
+	c->next = sys->calls[call__bucket(c->id)];
+	sys->calls[call__bucket(c->id)] = c;
+	pthread_mutex_unlock(&sys->calls_mu);
+	*from = c->id;
+	return MR_OK;
 }
 
 static void

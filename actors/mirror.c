@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mirror_state.h"
 /* A mirrored actor's state: the type's state and what the wrapper keeps. */
@@ -31,6 +32,8 @@ struct mirror__actor {
 	void         *ustate;
 	uint64_t      last_ms; /* the last delivery, on the system's clock */
 	uint64_t      hash;
+	int32_t       part;    /* the last delivery handled: -1, none yet */
+	int64_t       off;
 	size_t        key_len;
 	unsigned char key[];
 };
@@ -142,11 +145,12 @@ mirror__enter(mr_mirror *m, uint64_t h, const void *key, size_t len,
 	if (*pp != NULL || (m->n >= m->cap && mirror__grow(m) != MR_OK) ||
 	    (e = malloc(sizeof(*e) + len)) == NULL)
 		return;
-	*e = (struct mri_mirror_ent){.hash      = h,
-				  .pid       = pid,
-				  .pending   = 1,
-				  .partition = partition,
-				  .key_len   = len};
+	*e = (struct mri_mirror_ent){.hash         = h,
+				     .pid          = pid,
+				     .pending      = 1,
+				     .partition    = partition,
+				     .handled_part = -1,
+				     .key_len      = len};
 	memcpy(e->key, key, len);
 	pp  = mri_mirror_slot(m, h, key, len);
 	*pp = e;
@@ -194,6 +198,7 @@ mirror__init(mr_actor *self, void *arg, void **state)
 		return MR_ENOMEM;
 	a->m       = m;
 	a->hash    = in->hash;
+	a->part    = -1;
 	a->key_len = in->key_len;
 	memcpy(a->key, in->key, in->key_len);
 	a->last_ms = mr_system_now(m->sys);
@@ -241,6 +246,29 @@ mirror__unsaved(mr_mirror *m, uint64_t h, const void *key, size_t len,
 	mr_send_exit(m->sys, pid, MR_EUNAVAIL);
 }
 
+/* A snapshot landed in another partition than its message: the type's
+ * topic was not written with murmur2 (librdkafka's default partitioner is
+ * not), so a restore would not find it. The run stops, saying so. */
+static int
+mirror__misplaced(mr_mirror *m, int32_t got, int32_t want)
+{
+	pthread_mutex_lock(&m->lock);
+	if (m->fatal == MR_OK) {
+		m->fatal = MR_ECONFIG;
+		snprintf(m->why, sizeof(m->why),
+			 "a snapshot of a message of %s partition %d landed in "
+			 "partition %d of %s: the topic's producers must "
+			 "partition by key with murmur2 (Java's default; "
+			 "librdkafka's partitioner=murmur2_random), as "
+			 "mailroomd does",
+			 m->topic, (int)want, (int)got,
+			 mri_mirror_state_topic(m->state));
+	}
+	pthread_mutex_unlock(&m->lock);
+	__atomic_store_n(&m->stop, 1, __ATOMIC_RELAXED);
+	return MR_ECONFIG;
+}
+
 /* The snapshot's publish came back: ack its delivery once saved, else
  * nack it and crash the actor. */
 static void
@@ -250,6 +278,8 @@ mirror__saved(void *arg, int status, const mr_ack *acks, size_t n)
 	mr_mirror           *m = v->m;
 	int rc = status != MR_OK ? status : n == 1 ? acks[0].status : MR_EPROTO;
 
+	if (rc == MR_OK && acks[0].partition != v->partition)
+		rc = mirror__misplaced(m, acks[0].partition, v->partition);
 	if (rc == MR_OK)
 		rc = mri_mirror_state_put(m->state, v->data, v->key_len,
 					  v->partition, v->offset,
@@ -281,7 +311,7 @@ mirror__save(mr_actor *self, struct mirror__actor *a, const mr_delivery *d,
 
 	if ((rc = m->o.save(a->ustate, &b, &bn, m->o.arg)) != MR_OK) {
 		free(b);
-		return rc;
+		return rc == MR_EREJECT ? MR_EINTERNAL : rc; // never a reject
 	}
 	v   = malloc(sizeof(*v) + a->key_len + bn);
 	val = mri_mirror_snap_encode(d->partition, d->offset, b, bn, &vn);
@@ -321,6 +351,186 @@ mirror__called(mr_mirror *m, uint64_t h, const void *key, size_t len,
 		e->pending--;
 }
 
+const char *
+mri_mirror_header(const mr_delivery *d, const char *name, char *out,
+		  size_t n)
+{
+	for (size_t i = 0; i < d->header_count; i++)
+		if (strcmp(d->headers[i].name, name) == 0) {
+			snprintf(out, n, "%.*s", (int)d->headers[i].value_len,
+				 (const char *)d->headers[i].value);
+			return out;
+		}
+	return NULL;
+}
+
+/* Where a remote call's reply goes: its reply address and correlation
+ * id, both copied. */
+struct mirror__reply {
+	mr_mirror *m;
+	char       topic[250];
+	char       corr[MIRROR__CORR_MAX + 1];
+	size_t     key_len;
+	char       key[];
+};
+
+static void
+mirror__reply_sent(void *arg, int status, const mr_ack *acks, size_t n)
+{
+	(void)arg;
+	(void)status;
+	(void)acks;
+	(void)n; // a reply lost is the caller's timeout
+}
+
+/* A remote call was answered: publish the reply to its address. */
+static void
+mirror__replied(void *arg, int err, const void *data, size_t len)
+{
+	struct mirror__reply *rp  = arg;
+	mr_mirror            *m   = rp->m;
+	mr_header             h   = {"mr_status", mr_err_name(err),
+				     strlen(mr_err_name(err))};
+	mr_message            msg = {.topic          = rp->topic,
+				     .key            = rp->key,
+				     .key_len        = rp->key_len,
+				     .payload        = data,
+				     .payload_len    = len,
+				     .correlation_id = rp->corr,
+				     .headers        = &h,
+				     .header_count   = err != MR_OK ? 1 : 0};
+
+	if (mr_publish_async(m->c, &msg, 1, mirror__reply_sent, NULL) != MR_OK)
+		fprintf(stderr,
+			"mailroom: mirror %s: a reply to %s could not be "
+			"sent: %s\n",
+			m->topic, rp->topic, mr_client_last_error());
+	free(rp);
+	// The run's end waits for this (a reply after the actor's end, its
+	// calls failed, comes after its terminate).
+	pthread_mutex_lock(&m->lock);
+	m->replies--;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Run the type's callback for delivery \p d. A record with an mr_type
+ * header (a send by address, include/mailroom/router.h) is a message of
+ * that type, its payload the data: a call when it has a reply address and
+ * a correlation id, else a cast. Any other record is an MR_MSG_DELIVERY
+ * cast. */
+static int
+mirror__handle(mr_actor *self, struct mirror__actor *a, const mr_delivery *d)
+{
+	mr_mirror            *m  = a->m;
+	mr_msg                um = {.type = MR_MSG_DELIVERY,
+				    .data = d,
+				    .len  = sizeof(d)};
+	char                  t[16], to[300], corr[MIRROR__CORR_MAX + 1];
+	const char           *rto, *rcorr;
+	char                 *end, *slash;
+	unsigned long         type;
+	struct mirror__reply *rp;
+	mr_from               from;
+
+	if (mri_mirror_header(d, "mr_type", t, sizeof(t)) == NULL)
+		return m->user->handle_cast != NULL
+			   ? m->user->handle_cast(self, a->ustate, &um)
+			   : MR_OK;
+	// A typed record that is not one (not a decimal type below the
+	// reserved ones, a reply address or correlation id cut to fit) can
+	// never be handled as it means: to the dead-letter topic.
+	type  = strtoul(t, &end, 10);
+	rto   = mri_mirror_header(d, "mr_reply_to", to, sizeof(to));
+	rcorr = mri_mirror_header(d, "mr_correlation_id", corr, sizeof(corr));
+	if (end == t || *end != '\0' || t[0] == '-' ||
+	    strlen(t) >= sizeof(t) - 1 || type >= MIRROR__TYPE_RESERVED ||
+	    (rto != NULL && strlen(to) >= sizeof(to) - 1) ||
+	    (rcorr != NULL && strlen(corr) >= sizeof(corr) - 1))
+		return MR_EREJECT;
+	um = (mr_msg){.type = (uint32_t)type,
+		      .data = d->payload,
+		      .len  = d->payload_len};
+	if (rto == NULL || rcorr == NULL)
+		return m->user->handle_cast != NULL
+			   ? m->user->handle_cast(self, a->ustate, &um)
+			   : MR_OK;
+	// A call: a reply address that is not topic/key can never be
+	// answered.
+	if ((slash = strchr(to, '/')) == NULL || slash == to ||
+	    slash[1] == '\0' || (size_t)(slash - to) >= sizeof(rp->topic))
+		return MR_EREJECT;
+	if ((rp = malloc(sizeof(*rp) + strlen(slash + 1))) == NULL)
+		return MR_ENOMEM;
+	rp->m = m;
+	snprintf(rp->topic, sizeof(rp->topic), "%.*s", (int)(slash - to), to);
+	snprintf(rp->corr, sizeof(rp->corr), "%s", corr);
+	rp->key_len = strlen(slash + 1);
+	memcpy(rp->key, slash + 1, rp->key_len);
+	pthread_mutex_lock(&m->lock);
+	m->replies++;
+	pthread_mutex_unlock(&m->lock);
+	if (mr_call_external(self, mirror__replied, rp, &from) != MR_OK) {
+		pthread_mutex_lock(&m->lock);
+		m->replies--;
+		pthread_mutex_unlock(&m->lock);
+		free(rp);
+		return MR_ENOMEM;
+	}
+	if (m->user->handle_call == NULL) {
+		mr_reply_error(m->sys, from, MR_ENOTSUP);
+		return MR_OK;
+	}
+	return m->user->handle_call(self, a->ustate, &um, from);
+}
+
+/* Note in the key's entry what \p a handled last (the dispatch compares
+ * it with the snapshots). Under the lock. */
+static void
+mirror__handled(mr_mirror *m, const struct mirror__actor *a)
+{
+	struct mri_mirror_ent *e =
+	    *mri_mirror_slot(m, a->hash, a->key, a->key_len);
+
+	if (e != NULL && a->part >= 0) {
+		e->handled_part = a->part;
+		e->handled_off  = a->off;
+	}
+}
+
+/* A copy of a delivery this actor handled already (its first copy's ack
+ * deadline passed meanwhile, and it was handed out again): never handled
+ * twice. Acked when it needs no snapshot or its snapshot is saved (waited
+ * for a while: a save takes a round trip to Kafka); else nacked, without
+ * a crash, to come again (an attempt spent). */
+static int
+mirror__again(mr_actor *self, struct mirror__actor *a, const mr_delivery *d,
+	      mr_pending *p)
+{
+	mr_mirror *m  = a->m;
+	int        rc = MR_OK;
+
+	for (int t = 0; m->state != NULL && a->key_len > 0 &&
+			!mri_mirror_state_applied(m->state, a->key,
+						  a->key_len, d->partition,
+						  d->offset);
+	     t++) {
+		if (t == MIRROR__AGAIN_WAIT_MS) {
+			rc = MR_EBUSY;
+			break;
+		}
+		nanosleep(&(struct timespec){0, 1000000L}, NULL);
+	}
+	pthread_mutex_lock(&m->lock);
+	mirror__called(m, a->hash, a->key, a->key_len, mr_self(self));
+	m->st.deliveries++;
+	if (rc == MR_OK)
+		m->st.skipped++;
+	pthread_mutex_unlock(&m->lock);
+	mr_pending_done(p, rc);
+	return MR_OK;
+}
+
 static int
 mirror__cast(mr_actor *self, void *state, const mr_msg *msg)
 {
@@ -328,7 +538,6 @@ mirror__cast(mr_actor *self, void *state, const mr_msg *msg)
 	mr_mirror            *m = a->m;
 	const mr_delivery    *d;
 	mr_pending           *p;
-	mr_msg                um;
 	bool                  saving;
 	int                   rc;
 
@@ -341,18 +550,24 @@ mirror__cast(mr_actor *self, void *state, const mr_msg *msg)
 		return m->user->handle_cast != NULL
 			   ? m->user->handle_cast(self, a->ustate, msg)
 			   : MR_OK;
-	p  = mr_msg_take(msg); // settled here, not freed (mirror__lost)
-	d  = mr_pending_delivery(p);
-	um = (mr_msg){.type = MR_MSG_DELIVERY, .data = d, .len = sizeof(d)};
-	rc = m->user->handle_cast != NULL
-		 ? m->user->handle_cast(self, a->ustate, &um)
-		 : MR_OK;
+	p = mr_msg_take(msg); // settled here, not freed (mirror__lost)
+	d = mr_pending_delivery(p);
+	// Keyless records are not ordered (several may be on their way to
+	// the actor of the empty key): only a key's offsets tell a copy.
+	if (d->has_key && d->partition == a->part && d->offset <= a->off)
+		return mirror__again(self, a, d, p);
+	rc = mirror__handle(self, a, d);
+	if (d->has_key && (rc == MR_OK || rc == MR_EREJECT)) {
+		a->part = d->partition;
+		a->off  = d->offset;
+	}
 	a->last_ms = mr_system_now(m->sys);
 	// Durable: settled once the snapshot is saved, or a crash.
 	saving = rc == MR_OK && m->state != NULL && a->key_len > 0 &&
 		 (rc = mirror__save(self, a, d, p)) == MR_OK;
 	pthread_mutex_lock(&m->lock);
 	mirror__called(m, a->hash, a->key, a->key_len, mr_self(self));
+	mirror__handled(m, a);
 	m->st.deliveries++;
 	// A crash: the key's next delivery waits for this actor's end.
 	if (rc != MR_OK && rc != MR_EREJECT)
@@ -476,6 +691,32 @@ mirror__actor_of(mr_mirror *m, const void *key, size_t len,
 	return pid;
 }
 
+/* An active actor of \p key that is behind the key's snapshot (another
+ * process served the key meanwhile: its partition left and came back)
+ * is handed off: the delivery then activates one from the snapshot. */
+static void
+mirror__stale(mr_mirror *m, const mr_delivery *d, const void *key,
+	      size_t len)
+{
+	struct mri_mirror_ent *e;
+	mr_pid                 pid = 0;
+	int32_t                part;
+	int64_t                off;
+
+	if (!mri_mirror_state_offset(m->state, key, len, &part, &off))
+		return;
+	pthread_mutex_lock(&m->lock);
+	e = *mri_mirror_slot(m, mri_mirror_hash(key, len), key, len);
+	if (e != NULL && !e->leaving && part == d->partition &&
+	    e->handled_part == part && e->handled_off < off) {
+		e->leaving = true;
+		pid        = e->pid;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (pid != 0)
+		mr_send_exit(m->sys, pid, MR_EXIT_HANDOFF);
+}
+
 /* Durable: restore the delivery's partition first if it is new here.
  * @returns MR_OK when its snapshot reflects it already (ack it, the actor
  *          never sees it), MR_ENOENT when it goes to the actor, or the
@@ -487,23 +728,31 @@ mirror__durable(mr_mirror *m, const mr_delivery *d, const void *key,
 	char why[256];
 	int  rc = MR_ENOENT;
 
-	if (!mri_mirror_state_restored(m->state, d->partition)) {
+	// A restore that fails is tried again here a few times (a nack
+	// would spend one of the delivery's attempts).
+	for (int t = 0; !mri_mirror_state_restored(m->state, d->partition);
+	     t++) {
 		if ((rc = mri_mirror_state_restore(m->state, d->partition, why,
-						   sizeof(why))) != MR_OK) {
-			fprintf(stderr,
-				"mailroom: mirror %s: cannot restore the "
-				"snapshots of partition %d from %s (%s: %s); "
-				"its delivery is nacked and comes again\n",
-				m->topic, (int)d->partition,
-				mri_mirror_state_topic(m->state),
-				mr_err_name(rc), why);
-			return rc;
+						   sizeof(why))) == MR_OK) {
+			rc = MR_ENOENT;
+			pthread_mutex_lock(&m->lock);
+			m->st.restores++;
+			pthread_mutex_unlock(&m->lock);
+			break;
 		}
-		rc = MR_ENOENT;
-		pthread_mutex_lock(&m->lock);
-		m->st.restores++;
-		pthread_mutex_unlock(&m->lock);
+		fprintf(stderr,
+			"mailroom: mirror %s: cannot restore the snapshots of "
+			"partition %d from %s (%s: %s)%s\n",
+			m->topic, (int)d->partition,
+			mri_mirror_state_topic(m->state), mr_err_name(rc), why,
+			t + 1 < MIRROR__RESTORE_TRIES
+			    ? "; trying again"
+			    : "; its delivery is nacked and comes again");
+		if (t + 1 == MIRROR__RESTORE_TRIES)
+			return rc;
+		nanosleep(&(struct timespec){MIRROR__RESTORE_WAIT_S, 0}, NULL);
 	}
+	mirror__stale(m, d, key, len);
 	if (mri_mirror_state_applied(m->state, key, len, d->partition,
 				     d->offset)) {
 		pthread_mutex_lock(&m->lock);

@@ -23,6 +23,11 @@
 #define MIRROR__ASSIGN_MS 1000 /* how often the assignment is asked */
 #define MIRROR__TRIES     3 /* activations tried for one delivery */
 #define MIRROR__DRAIN_MS  10000 /* passivating at the end of a run */
+#define MIRROR__CORR_MAX  128 /* a remote call's correlation id */
+#define MIRROR__TYPE_RESERVED 0xffff0000u /* types from here: ours */
+#define MIRROR__RESTORE_TRIES  3 /* a partition's restore, then a nack */
+#define MIRROR__RESTORE_WAIT_S 1
+#define MIRROR__AGAIN_WAIT_MS  5000 /* a copy waits for its first's save */
 
 struct mri_mirror_ent {
 	struct mri_mirror_ent *next;
@@ -31,6 +36,8 @@ struct mri_mirror_ent {
 	bool                   leaving; /* exiting: wait for it to be gone */
 	unsigned               pending; /* deliveries cast, not handled yet */
 	int32_t                partition; /* of its last delivery */
+	int32_t                handled_part; /* its last handled: -1 none */
+	int64_t                handled_off;
 	size_t                 key_len;
 	unsigned char          key[];
 };
@@ -57,10 +64,13 @@ struct mr_mirror {
 	uint64_t               *crash_ms; /* the last intensity + 1 crashes */
 	size_t                  crash_next;
 	bool                    escalated;
+	int                     fatal; /* stops the run with this error */
+	unsigned                replies; /* remote calls not answered yet */
 	char                    why[256];
 
 	volatile int        stop; /* mr_consume_run_async's */
 	mr_consumer        *s;    /* during a run, for the watch */
+	uint64_t            session; /* s's, as the watch last saw it */
 	const volatile int *user_stop;
 	atomic_int          run_done;
 };
@@ -72,6 +82,11 @@ uint64_t mri_mirror_hash(const void *key, size_t len);
  *           active actor, or where it would go. Under m->lock. */
 struct mri_mirror_ent **mri_mirror_slot(mr_mirror *m, uint64_t h,
 					const void *key, size_t len);
+
+/** @returns header \p name's value of \p d as a string in \p out (\p n
+ *           bytes, cut to fit), or NULL when \p d has none. */
+const char *mri_mirror_header(const mr_delivery *d, const char *name,
+			      char *out, size_t n);
 
 /** @brief Make m->wrap, the wrapper of behaviour \p b. */
 void mri_mirror_wrap(mr_mirror *m, const mr_behaviour *b);

@@ -28,7 +28,12 @@ mirror__holds(const mr_mirror *m, const mr_partition *v, size_t n,
 /* Hand off the actors whose partition the subscription no longer holds:
  * each is marked leaving (should its key come back here, its next
  * delivery waits for its end) and asked to exit, with MR_EXIT_HANDOFF,
- * after what was cast to it before. Another member may already be
+ * after what was cast to it before (one with a delivery on its way waits
+ * for the next look); a partition left is dropped from the snapshots at
+ * once: its next delivery reads them again, and an actor still there
+ * behind its key's snapshot is handed off then (mirror__stale). A session
+ * lost or opened anew (the exclusive subscription left the group
+ * meanwhile) is every partition left. Another member may already be
  * serving the key meanwhile: the subscription learns of the rebalance
  * only when it asks (every MIRROR__ASSIGN_MS). */
 static void
@@ -36,28 +41,41 @@ mirror__handoff(mr_mirror *m)
 {
 	mr_partition *v = NULL;
 	mr_pid       *pids;
-	size_t        n, k = 0;
+	int32_t       np   = m->state ? mri_mirror_state_partitions(m->state)
+				      : 0;
+	uint64_t      sess = mr_consumer_session(m->s);
+	size_t        n = 0, k = 0;
+	int           rc   = mr_consumer_assignment(m->s, &v, &n);
 
-	if (mr_consumer_assignment(m->s, &v, &n) != MR_OK)
-		return; // the session is gone: the run subscribes again
+	if (rc != MR_OK && !mr_consumer_lost(rc))
+		return; // the next look
+	if (rc != MR_OK || sess != m->session) {
+		free(v);
+		v = NULL;
+		n = 0; // lost, or new: nothing held from before
+	}
+	m->session = sess;
 	pthread_mutex_lock(&m->lock);
 	pids = calloc(m->n ? m->n : 1, sizeof(*pids));
 	for (size_t i = 0; pids != NULL && i < m->cap; i++)
 		for (struct mri_mirror_ent *e = m->tab[i]; e != NULL;
-		     e = e->next)
+		     e = e->next) {
+			if (e->partition < 0 ||
+			    mirror__holds(m, v, n, e->partition))
+				continue;
 			// One with a delivery on its way waits for the next
 			// look: its exit could overtake that delivery's cast.
-			if (!e->leaving && e->pending == 0 &&
-			    e->partition >= 0 &&
-			    !mirror__holds(m, v, n, e->partition)) {
+			if (!e->leaving && e->pending == 0) {
 				e->leaving = true;
 				pids[k++]  = e->pid;
 			}
+		}
 	pthread_mutex_unlock(&m->lock);
 	for (size_t i = 0; i < k; i++)
-		mr_cast(m->sys, pids[i], MIRROR__HANDOFF, NULL, 0);
-	for (int32_t q = 0;
-	     m->state != NULL && q < mri_mirror_state_partitions(m->state); q++)
+		if (mr_cast(m->sys, pids[i], MIRROR__HANDOFF, NULL, 0) !=
+		    MR_OK)
+			mr_send_exit(m->sys, pids[i], MR_EXIT_HANDOFF);
+	for (int32_t q = 0; q < np; q++)
 		if (!mirror__holds(m, v, n, q))
 			mri_mirror_state_drop(m->state, q);
 	free(pids);
@@ -165,7 +183,7 @@ mirror__passivate_all(mr_mirror *m)
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += MIRROR__DRAIN_MS / 1000;
 	pthread_mutex_lock(&m->lock);
-	while (m->st.active > 0 &&
+	while ((m->st.active > 0 || m->replies > 0) &&
 	       pthread_cond_timedwait(&m->cv, &m->lock, &dl) == 0)
 		;
 	pthread_mutex_unlock(&m->lock);
@@ -187,6 +205,11 @@ mr_mirror_run(mr_mirror *m, const volatile int *stop)
 				       m->state_topic, m->why,
 				       sizeof(m->why))) != MR_OK)
 		return rc;
+	// What an earlier run restored may be stale by now.
+	for (int32_t q = 0;
+	     m->state != NULL && q < mri_mirror_state_partitions(m->state); q++)
+		mri_mirror_state_drop(m->state, q);
+	m->fatal = MR_OK;
 	if ((rc = mr_subscribe(m->c, m->group, topics, 1, &sub, &s)) !=
 	    MR_OK) {
 		snprintf(m->why, sizeof(m->why), "%s", mr_client_last_error());
@@ -194,6 +217,7 @@ mr_mirror_run(mr_mirror *m, const volatile int *stop)
 	}
 	m->user_stop = stop;
 	m->s         = s;
+	m->session   = mr_consumer_session(s);
 	atomic_store(&m->run_done, 0);
 	watching = pthread_create(&watch, NULL, mirror__watch, m) == 0;
 	rc = mr_consume_run_async(s, mri_mirror_dispatch, m, &m->stop, 0);
@@ -205,7 +229,9 @@ mr_mirror_run(mr_mirror *m, const volatile int *stop)
 	mirror__passivate_all(m);
 	mr_consumer_free(s);
 	pthread_mutex_lock(&m->lock);
-	if (m->escalated && rc == MR_OK)
+	if (m->fatal != MR_OK)
+		rc = m->fatal; // m->why says why
+	else if (m->escalated && rc == MR_OK)
 		rc = MR_EINTERNAL;
 	pthread_mutex_unlock(&m->lock);
 	__atomic_store_n(&m->stop, 0, __ATOMIC_RELAXED);

@@ -18,7 +18,7 @@
 
 #define STATE__MAGIC     "MRS1"
 #define STATE__PAGE      100000     /* records per topics.read */
-#define STATE__PAGE_SIZE (8 << 20)  /* bytes per topics.read */
+#define STATE__PAGE_SIZE (4 << 20)  /* bytes per topics.read */
 #define STATE__TOPIC_TRIES 25       /* the topic's metadata, 200 ms apart */
 
 struct state__ent {
@@ -189,9 +189,8 @@ state__forget(struct mri_mirror_state *st, int32_t partition)
 
 /* ---- admin calls ------------------------------------------------------- */
 
-/* The code of error name \p e ("MR_ENOENT"); MR_EPROTO when unknown. */
-static int
-state__code(const char *e)
+int
+mri_mirror_err_code(const char *e)
 {
 	for (int i = 1; i < MR__ERR_END; i++)
 		if (strcmp(mr_err_name(i), e) == 0)
@@ -199,10 +198,8 @@ state__code(const char *e)
 	return MR_EPROTO;
 }
 
-/* Run admin request \p req (taken) and give its reply (*rep, new) when it
- * says ok. @returns MR_OK, or the error with mailroomd's sentence. */
-static int
-state__admin(mr_client *c, json_t *req, json_t **rep, char *why, size_t n)
+int
+mri_mirror_admin(mr_client *c, json_t *req, json_t **rep, char *why, size_t n)
 {
 	char       *body = json_dumps(req, JSON_COMPACT), *text = NULL;
 	const char *e;
@@ -232,7 +229,7 @@ state__admin(mr_client *c, json_t *req, json_t **rep, char *why, size_t n)
 		 json_string_value(json_object_get(*rep, "message"))
 		     ? json_string_value(json_object_get(*rep, "message"))
 		     : "refused");
-	rc = e != NULL ? state__code(e) : MR_EPROTO;
+	rc = e != NULL ? mri_mirror_err_code(e) : MR_EPROTO;
 	json_decref(*rep);
 	*rep = NULL;
 	return rc;
@@ -246,7 +243,7 @@ state__partitions(mr_client *c, const char *topic, int32_t *n, char *why,
 	json_t *rep;
 	int     rc;
 
-	rc = state__admin(c,
+	rc = mri_mirror_admin(c,
 			  json_pack("{s:s, s:s}", "op", "topics.describe",
 				    "topic", topic),
 			  &rep, why, wn);
@@ -312,7 +309,7 @@ mri_mirror_state_new(struct mri_mirror_state **out, mr_client *c,
 	}
 	rc = state__partitions(c, state_topic, &sparts, why, n);
 	if (rc == MR_ENOENT) {
-		rc = state__admin(
+		rc = mri_mirror_admin(
 		    c,
 		    json_pack("{s:s, s:s, s:i, s:i, s:{s:s}}", "op",
 			      "topics.create", "topic", state_topic,
@@ -322,19 +319,20 @@ mri_mirror_state_new(struct mri_mirror_state **out, mr_client *c,
 		// The embedded cluster takes no topic settings (and compacts
 		// nothing): the topic as it comes.
 		if (rc == MR_ENOTSUP)
-			rc = state__admin(c,
+			rc = mri_mirror_admin(c,
 					  json_pack("{s:s, s:s, s:i, s:i}",
 						    "op", "topics.create",
 						    "topic", state_topic,
 						    "partitions", (int)parts,
 						    "replication", -1),
 					  &rep, why, n);
-		if (rc == MR_OK)
+		if (rc == MR_OK) {
 			json_decref(rep);
-		else if (rc == MR_EEXIST) // made by another process meanwhile
+			sparts = parts;
+		} else if (rc == MR_EEXIST) { // made elsewhere meanwhile
 			rc = state__partitions(c, state_topic, &sparts, why,
 					       n);
-		sparts = parts;
+		}
 	}
 	if (rc != MR_OK)
 		return rc;
@@ -447,7 +445,7 @@ mri_mirror_state_restore(struct mri_mirror_state *st, int32_t partition,
 	state__forget(st, partition);
 	pthread_mutex_unlock(&st->lock);
 	while (!end && rc == MR_OK) {
-		rc = state__admin(
+		rc = mri_mirror_admin(
 		    st->c,
 		    json_pack("{s:s, s:s, s:i, s:I, s:i, s:i}", "op",
 			      "topics.read", "topic", st->topic, "partition",
@@ -517,6 +515,21 @@ mri_mirror_state_applied(struct mri_mirror_state *st, const void *key,
 	r = e != NULL && e->partition == partition && e->offset >= offset;
 	pthread_mutex_unlock(&st->lock);
 	return r;
+}
+
+bool
+mri_mirror_state_offset(struct mri_mirror_state *st, const void *key,
+			size_t len, int32_t *partition, int64_t *offset)
+{
+	struct state__ent *e;
+
+	pthread_mutex_lock(&st->lock);
+	if ((e = *state__slot(st, state__hash(key, len), key, len)) != NULL) {
+		*partition = e->partition;
+		*offset    = e->offset;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return e != NULL;
 }
 
 int

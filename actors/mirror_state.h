@@ -13,7 +13,8 @@
  * cache activations read). A partition that leaves (a hand-off) is
  * dropped: its keys are served elsewhere, and restored again should it
  * come back. Of two snapshots of a key the later offset wins, whatever
- * their order in the topic.
+ * their order in the topic (until compaction, which keeps the last
+ * written: docs/ARCHITECTURE.md, "Durable state", what is left open).
  *
  * Thread safety: every function is thread-safe (one lock) but
  * mri_mirror_state_free.
@@ -28,6 +29,7 @@
 #include "mailroom/mirror.h"
 
 struct mri_mirror_state;
+struct json_t;
 
 /* The bytes before the type's in a snapshot record's value. */
 #define MRI_MIRROR_SNAP_HEAD 16
@@ -73,6 +75,11 @@ void mri_mirror_state_drop(struct mri_mirror_state *st, int32_t partition);
 bool mri_mirror_state_applied(struct mri_mirror_state *st, const void *key,
 			      size_t len, int32_t partition, int64_t offset);
 
+/** @returns whether the table has a snapshot of \p key, and then the
+ *           message it reflects (*partition, *offset). */
+bool mri_mirror_state_offset(struct mri_mirror_state *st, const void *key,
+			     size_t len, int32_t *partition, int64_t *offset);
+
 /**
  * @brief A copy of \p key's snapshot bytes (*out, new: free it; NULL and 0
  *        when it has none).
@@ -86,6 +93,18 @@ int mri_mirror_state_get(struct mri_mirror_state *st, const void *key,
 int mri_mirror_state_put(struct mri_mirror_state *st, const void *key,
 			 size_t len, int32_t partition, int64_t offset,
 			 const void *b, size_t n);
+
+/**
+ * @brief Run admin request \p req (taken) through \p c; its reply (*rep,
+ *        new) when it says ok. Mirrored actors' and routers' topics.
+ * @returns MR_OK, or the error with mailroomd's sentence in \p why.
+ */
+int mri_mirror_admin(mr_client *c, struct json_t *req, struct json_t **rep,
+		     char *why, size_t why_size);
+
+/** @returns the code of error name \p name ("MR_ENOENT"); MR_EPROTO when
+ *           it names none. */
+int mri_mirror_err_code(const char *name);
 
 /** @returns a snapshot record's value (new: free it; *out_len its size):
  *           the head, then \p n bytes of \p b; NULL when out of memory. */

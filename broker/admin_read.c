@@ -14,12 +14,14 @@
 #include "dlq/inspect.h"
 #include "mailroom/error.h"
 
-/* A reply's default and largest budgets: the reply is a JSON frame, far
- * below the frame limit even with every byte as base64. */
+/* A reply's default and largest budgets. The reply is JSON: about 4/3 of
+ * max_bytes where bytes are base64, and some 150 bytes more per record,
+ * so at most about 26 MB: well below the 64 MiB beyond which a frame can
+ * wedge nng (docs/ARCHITECTURE.md). */
 #define READ__RECORDS     1000
 #define READ__RECORDS_MAX 100000
 #define READ__BYTES       (1 << 20)
-#define READ__BYTES_MAX   (16 << 20)
+#define READ__BYTES_MAX   (8 << 20)
 
 /* What a record costs of the byte budget. */
 static size_t

@@ -144,11 +144,12 @@ consume__parse(const struct mri_consume_conf *c, const uint8_t *body,
 	gc->max_buffered       = c->max_buffered;
 	gc->revoke_wait_ms     = c->revoke_wait_ms;
 	gc->session_timeout_ms = c->session_timeout_ms;
-	gc->journal            = c->journal;
+	gc->journal            = c->journal && !s.no_journal;
 	gc->dedupe_window_ms   = c->dedupe_window_ms;
 	gc->dedupe_max_entries = c->dedupe_max_entries;
 	gc->create_journal     = !c->embedded;
 	gc->record_size        = mri_consume_record_size;
+	gc->start_latest       = s.start_latest;
 	if ((rc = consume__retry(c, &s, &gc->retry, why, why_size)) != MR_OK)
 		return rc;
 	return consume__dlq(c, &s, gc, dc, why, why_size);
@@ -173,11 +174,12 @@ consume__key(const struct mri_group_conf *gc, const struct mri_dlq_conf *dc,
 		p += sprintf(p, "%s", gc->topics[i]) + 1;
 	p += sprintf(p, "%d/%" PRIu64 "/%" PRIu32 "/%" PRIu32 "/%" PRIu64
 		     "/%" PRIu64 "/%.17g/%.17g/%" PRIu32 "/%" PRIu64
-		     "/%" PRIu64, (int)gc->order, gc->ack_deadline_ms,
+		     "/%" PRIu64 "/%d/%d", (int)gc->order, gc->ack_deadline_ms,
 		     gc->credit, rt->max_attempts, rt->backoff_initial_ms,
 		     rt->backoff_max_ms, rt->multiplier, rt->jitter,
 		     dc->breaker_max, dc->breaker_period_ms,
-		     dc->breaker_cooldown_ms) + 1;
+		     dc->breaker_cooldown_ms, (int)gc->start_latest,
+		     (int)gc->journal) + 1;
 	p += sprintf(p, "%s", dc->topic ? dc->topic : "") + 1; // "": default
 	*len = (size_t)(p - k);
 	return k;
@@ -209,11 +211,13 @@ consume__desc(const struct mri_consume_conf *c,
 	json_object_set_new(dl, "breaker_cooldown_ms",
 			    json_integer((json_int_t)dc->breaker_cooldown_ms));
 	return json_pack(
-	    "{s:s, s:o, s:s, s:I, s:I, s:{s:I, s:I, s:I, s:f, s:f}, s:o}",
+	    "{s:s, s:o, s:s, s:I, s:I, s:s, s:{s:I, s:I, s:I, s:f, s:f}, "
+	    "s:o}",
 	    "group", gc->group, "topics", topics, "mode",
 	    mri_subscribe_mode_name((enum mri_subscribe_mode)gc->order),
 	    "ack_deadline_ms", (json_int_t)gc->ack_deadline_ms, "credit",
-	    (json_int_t)gc->credit, "retry", "max_attempts",
+	    (json_int_t)gc->credit, "start",
+	    gc->start_latest ? "latest" : "earliest", "retry", "max_attempts",
 	    (json_int_t)rt->max_attempts, "backoff_initial_ms",
 	    (json_int_t)rt->backoff_initial_ms, "backoff_max_ms",
 	    (json_int_t)rt->backoff_max_ms, "backoff_multiplier",

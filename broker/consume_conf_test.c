@@ -344,7 +344,7 @@ START_TEST(test_desc)
 			    "\"backoff_initial_ms\":1000,\"backoff_jitter\":"
 			    "0.20000000000000001,\"backoff_max_ms\":60000,"
 			    "\"backoff_multiplier\":1.5,\"max_attempts\":3},"
-			    "\"topics\":[\"a\",\"b\"]}");
+			    "\"start\":\"earliest\",\"topics\":[\"a\",\"b\"]}");
 	free(t);
 	t = cc_test__desc(&c, "{\"group\":\"g\",\"topics\":[\"b\",\"a\"],"
 			      "\"mode\":\"unordered\",\"dead_letter\":"
@@ -358,7 +358,7 @@ START_TEST(test_desc)
 			    "\"backoff_initial_ms\":1000,\"backoff_jitter\":"
 			    "0.20000000000000001,\"backoff_max_ms\":60000,"
 			    "\"backoff_multiplier\":2.0,\"max_attempts\":5},"
-			    "\"topics\":[\"a\",\"b\"]}");
+			    "\"start\":\"earliest\",\"topics\":[\"a\",\"b\"]}");
 	free(t);
 }
 END_TEST

@@ -68,6 +68,8 @@ consumer__subscribe(const mr_consumer *s, uint64_t *session, int *credit)
 	    .ack_deadline_ms = (uint64_t)s->opts.ack_deadline_ms,
 	    .credit          = (uint32_t)s->opts.credit,
 	    .exclusive       = s->opts.exclusive != 0,
+	    .start_latest    = s->opts.start_latest != 0,
+	    .no_journal      = s->opts.no_journal != 0,
 	    .has                 = s->opts.set,
 	    .max_attempts        = (uint32_t)s->opts.max_attempts,
 	    .backoff_initial_ms  = (uint64_t)s->opts.backoff_initial_ms,

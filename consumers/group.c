@@ -324,6 +324,16 @@ group__assign(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 				tp->offset = lo;
 			}
 		}
+		// "start": "latest" with nothing committed: the end as it is
+		// now (librdkafka's "latest" is not the engine's start).
+		if (tp->offset < 0 && g->c.start_latest) {
+			int64_t lo, hi;
+
+			if (rd_kafka_query_watermark_offsets(
+				g->rk, tp->topic, tp->partition, &lo, &hi,
+				GROUP__COMMIT_TIMEOUT_MS) == 0)
+				tp->offset = hi;
+		}
 		start = tp->offset >= 0 ? tp->offset : 0;
 		if ((p = group__part_new(g, tp->topic, tp->partition, &idx)) ==
 		    NULL) {
@@ -631,8 +641,9 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 		       errstr_size) ||
 	    mri_kafka_set(conf, "enable.auto.offset.store", "false", errstr,
 		       errstr_size) ||
-	    mri_kafka_set(conf, "auto.offset.reset", "earliest", errstr,
-		       errstr_size) ||
+	    mri_kafka_set(conf, "auto.offset.reset",
+			  c->start_latest ? "latest" : "earliest", errstr,
+			  errstr_size) ||
 	    mri_kafka_set(conf, "partition.assignment.strategy", "range", errstr,
 		       errstr_size) ||
 	    mri_kafka_set(conf, "queued.max.messages.kbytes", "8192", errstr,

@@ -146,6 +146,7 @@ struct mri_group_conf {
 	uint64_t           dedupe_window_ms;
 	size_t             dedupe_max_entries;
 	bool               create_journal; /* false: Kafka auto-creates it */
+	bool               start_latest; /* no committed offset: the end */
 	/** What a record costs against a fetch's max_size (its handle and
 	 *  attempt not yet set): mailroomd's is its FETCH_REPLY size. Called
 	 *  once per record on the group's thread; NULL: the bytes of its

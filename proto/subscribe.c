@@ -168,6 +168,10 @@ mri_subscribe_encode(struct mri_wbuf *b, const struct mri_subscribe *s)
 	subscribe__uint(b, "credit", s->credit);
 	if (s->exclusive)
 		mri_wbuf_put(b, ",\"exclusive\":true", 17);
+	if (s->start_latest)
+		mri_wbuf_put(b, ",\"start\":\"latest\"", 17);
+	if (s->no_journal)
+		mri_wbuf_put(b, ",\"journal\":false", 16);
 	subscribe__retry(b, s);
 	subscribe__dead_letter(b, s);
 	mri_wbuf_u8(b, '}');

@@ -4,8 +4,8 @@
  * checks (mailroomd), and the few fields of the reply that the client reads.
  *
  * The request is {"group": G, "topics": [T...], "mode": M,
- * "ack_deadline_ms": N, "credit": N, "exclusive": B, "retry": {...},
- * "dead_letter": {...}};
+ * "ack_deadline_ms": N, "credit": N, "exclusive": B, "start": S,
+ * "journal": B, "retry": {...}, "dead_letter": {...}};
  * all but group and topics may be left out (key, and mailroomd's defaults),
  * and so may each member of retry ("max_attempts", "backoff_initial_ms",
  * "backoff_max_ms", "backoff_multiplier", "backoff_jitter") and of
@@ -81,6 +81,8 @@ struct mri_subscribe {
 	uint64_t                 ack_deadline_ms; /* 0: mailroomd's default */
 	uint32_t                 credit;          /* 0: mailroomd's default */
 	bool                     exclusive; /* the session's alone */
+	bool                     start_latest; /* "start": "latest" */
+	bool                     no_journal;   /* "journal": false */
 	unsigned                 has; /* MRI_SUB_*: the members given */
 	/* "retry" (struct mri_retry's meaning, consumers/engine.h) */
 	uint32_t                 max_attempts;       /* 0: unlimited */

@@ -325,6 +325,25 @@ mri_subscribe_parse(const void *body, size_t len, struct json_t **root,
 		}
 		out->exclusive = json_is_true(v);
 	}
+	if ((v = json_object_get(*root, "start")) != NULL) {
+		const char *at = json_string_value(v);
+
+		if (at == NULL || (strcmp(at, "earliest") != 0 &&
+				   strcmp(at, "latest") != 0)) {
+			snprintf(why, why_size, "\"start\" is earliest or "
+				 "latest");
+			return MR_EINVAL;
+		}
+		out->start_latest = strcmp(at, "latest") == 0;
+	}
+	if ((v = json_object_get(*root, "journal")) != NULL) {
+		if (!json_is_boolean(v)) {
+			snprintf(why, why_size, "\"journal\" is true or "
+				 "false");
+			return MR_EINVAL;
+		}
+		out->no_journal = json_is_false(v);
+	}
 	if ((rc = subscribe__retry(*root, out, why, why_size)) != MR_OK)
 		return rc;
 	return subscribe__dead_letter(*root, out, why, why_size);

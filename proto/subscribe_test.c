@@ -85,7 +85,9 @@ START_TEST(test_round_trip)
 				  .mode            = MRI_SUBSCRIBE_UNORDERED,
 				  .ack_deadline_ms = 86400000,
 				  .credit          = 1,
-				  .exclusive       = true};
+				  .exclusive       = true,
+				  .start_latest    = true,
+				  .no_journal      = true};
 	struct mri_subscribe got;
 	struct mri_wbuf      b;
 	json_t              *root = NULL;
@@ -107,6 +109,8 @@ START_TEST(test_round_trip)
 	ck_assert_uint_eq(got.ack_deadline_ms, 86400000);
 	ck_assert_uint_eq(got.credit, 1);
 	ck_assert(got.exclusive);
+	ck_assert(got.start_latest);
+	ck_assert(got.no_journal);
 	json_decref(root);
 	mri_wbuf_fini(&b);
 
@@ -119,6 +123,8 @@ START_TEST(test_round_trip)
 	ck_assert_uint_eq(got.ack_deadline_ms, 0);
 	ck_assert_uint_eq(got.credit, 0);
 	ck_assert(!got.exclusive);
+	ck_assert(!got.start_latest);
+	ck_assert(!got.no_journal);
 	json_decref(root);
 }
 END_TEST
@@ -468,6 +474,12 @@ START_TEST(test_refusals)
 	subscribe_test__refused("{\"group\":\"g\",\"topics\":[\"t\"],"
 				"\"exclusive\":1}",
 				"\"exclusive\" is true or false");
+	subscribe_test__refused("{\"group\":\"g\",\"topics\":[\"t\"],"
+				"\"start\":\"end\"}",
+				"\"start\" is earliest or latest");
+	subscribe_test__refused("{\"group\":\"g\",\"topics\":[\"t\"],"
+				"\"journal\":0}",
+				"\"journal\" is true or false");
 }
 END_TEST
 

@@ -19,11 +19,25 @@ bash tests/kafka/kafka.sh fetch || echo "test: cannot fetch Kafka's jars;" \
 jobs=$(nproc)
 export MR_FUZZ_SECONDS=${MR_FUZZ_SECONDS:-20}
 
+# Run the tests of build directory $1 but those with a label matching $2
+# (a regex; empty: none left out) and but those ctest's further arguments
+# leave out: the ones labelled unit (each in process, with no timing to
+# keep) $jobs at a time, then the others one at a time (they start
+# mailroomd and Kafka, kill processes, and wait on them).
+run_tests() {
+	local dir=$1 out=$2
+	shift 2
+	(cd "$dir" && ctest --output-on-failure --no-tests=error -j"$jobs" \
+		-L '^unit$' ${out:+-LE "$out"} "$@")
+	(cd "$dir" && ctest --output-on-failure --no-tests=error \
+		-LE "^unit\$${out:+|$out}" "$@")
+}
+
 echo "== build (warnings are errors) ==" >&2
 cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMR_WERROR=ON \
 	>/dev/null
 cmake --build build-ci -j"$jobs" >/dev/null
-(cd build-ci && ctest --output-on-failure --no-tests=error)
+run_tests build-ci ""
 
 echo "== build with address and undefined sanitizers ==" >&2
 cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DMR_WERROR=ON \
@@ -42,21 +56,21 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # land at the same fractions of the stream). The CLI consumer's restart
 # test is left out too: crash_embedded restarts mailroomd under that
 # consumer three times here.
-(cd build-san && MR_CRASH_MESSAGES=${MR_CRASH_MESSAGES:-50000} \
-	ctest --output-on-failure --no-tests=error -LE '^(fuzz|twin)$' \
-	-E '^consume_restart_embedded$')
+export MR_CRASH_MESSAGES=${MR_CRASH_MESSAGES:-50000}
+run_tests build-san '^(fuzz|twin)$' -E '^consume_restart_embedded$'
 
 # ThreadSanitizer, within CI's budget: the unit label (which holds the
 # concurrent parts' own tests: the group, the journal, the subscription
-# registry, the front door, the publisher, admin), the three C API suites
-# and mirrored actors end to end. core/tsan_thrd.c and tests/tsan.supp say
+# registry, the front door, the publisher, admin, the actor runtime and
+# its test kit), the three C API suites, and mirrored actors (durable, and
+# reached by address) end to end. core/tsan_thrd.c and tests/tsan.supp say
 # why librdkafka needs a shim and what is quieted.
 echo "== build with the thread sanitizer ==" >&2
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DMR_WERROR=ON \
 	-DMR_SANITIZER=thread -DMR_BENCH=OFF >/dev/null
 cmake --build build-tsan -j"$jobs" >/dev/null
 export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp:halt_on_error=1:second_deadlock_stack=1"
-(cd build-tsan && ctest --output-on-failure --no-tests=error -L unit \
-	-LE '^fuzz$')
+(cd build-tsan && ctest --output-on-failure --no-tests=error -j"$jobs" \
+	-L '^unit$' -LE '^fuzz$')
 (cd build-tsan && ctest --output-on-failure --no-tests=error \
-	-R '^(publish_api|consume_api|order_api|mirror|mirror_durable)_embedded$')
+	-R '^(publish_api|consume_api|order_api|mirror|mirror_durable|router)_embedded$')

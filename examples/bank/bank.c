@@ -249,11 +249,17 @@ serve(const struct opts *o)
 		fprintf(stderr, "bank: cannot reach mailroomd: %s\n", err);
 		return 3;
 	}
-	if ((rc = mr_system_new(&sys, o->threads, 0)) != MR_OK ||
-	    (rc = mr_supervisor_start(sys, &spec, &sup)) != MR_OK ||
+	if ((rc = mr_system_new(&sys, o->threads, 0)) != MR_OK) {
+		fprintf(stderr, "bank: cannot start: %s\n", mr_err_name(rc));
+		mr_client_free(c);
+		return 1;
+	}
+	if ((rc = mr_supervisor_start(sys, &spec, &sup)) != MR_OK ||
 	    (rc = mr_mirror_new(&m, sys, c, o->topic, o->group,
 				&account_behaviour, &mo)) != MR_OK) {
 		fprintf(stderr, "bank: cannot start: %s\n", mr_err_name(rc));
+		mr_system_free(sys);
+		mr_client_free(c);
 		return 1;
 	}
 	printf("bank: serving the accounts of %s in group %s (balances in "
@@ -293,14 +299,24 @@ static int
 balance_print(void *arg, const void *key, size_t key_len, const void *snap,
 	      size_t len, int32_t partition, int64_t offset)
 {
-	const struct opts *o = arg;
+	const struct opts   *o = arg;
+	const unsigned char *k = key;
+	char                 b[32];
 
-	if (o->json)
-		printf("{\"account\":\"%.*s\",\"balance\":%.*s,"
-		       "\"partition\":%d,\"offset\":%lld}\n",
-		       (int)key_len, (const char *)key, (int)len,
-		       (const char *)snap, (int)partition, (long long)offset);
-	else
+	snprintf(b, sizeof(b), "%.*s", (int)(len < 31 ? len : 31),
+		 (const char *)snap);
+	if (o->json) {
+		printf("{\"account\":\"");
+		for (size_t i = 0; i < key_len; i++)
+			if (k[i] < 0x20 || k[i] == '"' || k[i] == '\\')
+				printf("\\u%04x", k[i]);
+			else
+				putchar(k[i]);
+		printf("\",\"balance\":%lld,\"partition\":%d,\"offset\":%lld}"
+		       "\n",
+		       atoll(b), (int)partition,
+		       (long long)offset);
+	} else
 		printf("%.*s\t%.*s\n", (int)key_len, (const char *)key,
 		       (int)len, (const char *)snap);
 	return MR_OK;

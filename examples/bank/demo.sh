@@ -9,7 +9,10 @@
 #   3. the first process is killed -9 mid-stream; the second takes its
 #      partitions over, its accounts starting from their saved balances,
 #      and goes on;
-#   4. every balance must equal the sum of that account's acked deposits:
+#   4. a third process joins the group: a rebalance hands some partitions
+#      off from the second to it (the second's actors of those accounts
+#      exit, the third's start from the saved balances);
+#   5. every balance must equal the sum of that account's acked deposits:
 #      nothing lost, nothing applied twice.
 #
 # Exit 0 when it holds, 1 when not (which accounts, and why), 3 when
@@ -22,7 +25,7 @@ B=${MR_BINARY_DIR:-build}
 MR="$B/mailroom"
 BANK="$B/bank"
 ACCOUNTS=${ACCOUNTS:-100}
-DEPOSITS=${DEPOSITS:-50}
+DEPOSITS=${DEPOSITS:-80}
 WAIT_S=${WAIT_S:-180}
 work=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-bank-XXXXXX")
 pids=()
@@ -91,22 +94,45 @@ total=$(paste "$work/deposits.tsv" "$work/acks.jsonl" |
     awk -F'\t' '/"status":"ok"/ {s += substr($2, 2)} END {print s + 0}')
 say "bank a killed -9 after: $(grep "applied here" "$work/a.log" | tail -1 | sed 's/^bank: //'); $saved of $total saved by then"
 
-# Wait for b to have it all.
+# c joins once b has gone on without a.
+b_seen=$(grep -c "applied here" "$work/b.log" || true)
+for _ in $(seq 600); do
+    (($(grep -c "applied here" "$work/b.log" || true) > b_seen)) && break
+    sleep 0.1
+done
+serve c
+say "bank c (pid $pid_c) joins the group"
+
+# Wait for b and c to have it all.
 for ((t = 0; t < WAIT_S * 2; t++)); do
     now=$("$BANK" balances --topic "$topic" | awk -F'\t' '{s += $2} END {print s + 0}')
     [[ $now -ge $total ]] && break
     sleep 0.5
 done
-kill -TERM "$pid_b"
+kill -TERM "$pid_b" "$pid_c"
 brc=0
+crc=0
 wait "$pid_b" 2>/dev/null || brc=$?
+wait "$pid_c" 2>/dev/null || crc=$?
 say "bank b: $(tail -2 "$work/b.log" | sed 's/^bank: //' | paste -sd ';')"
+say "bank c: $(tail -2 "$work/c.log" | sed 's/^bank: //' | paste -sd ';')"
 
-# Every account: its balance as saved against the sum of its acked deposits.
+# Every account: its balance as saved against the sum of its acked
+# deposits. An account with a deposit whose publish was not acked (in
+# doubt: it may be in Kafka or not) has no sum to check; the demo says so.
 "$BANK" balances --topic "$topic" | sort >"$work/balances.tsv"
 paste "$work/deposits.tsv" "$work/acks.jsonl" |
-    awk -F'\t' '/"status":"ok"/ {s[$1] += substr($2, 2)}
-        END {for (k in s) print k "\t" s[k]}' | sort >"$work/expected.tsv"
+    awk -F'\t' '/"status":"ok"/ {s[$1] += substr($2, 2); next}
+        {doubt[$1] = 1}
+        END {for (k in s) if (!(k in doubt)) print k "\t" s[k]}' |
+    sort >"$work/expected.tsv"
+unsure=$(paste "$work/deposits.tsv" "$work/acks.jsonl" | grep -vc '"status":"ok"' || true)
+if [[ $unsure -ne 0 ]]; then
+    say "$unsure deposits not acked: their accounts are left out of the check"
+    awk -F'\t' 'NR == FNR {want[$1] = 1; next} ($1 in want)' \
+        "$work/expected.tsv" "$work/balances.tsv" >"$work/checked.tsv"
+    mv "$work/checked.tsv" "$work/balances.tsv"
+fi
 bad=$(join -t $'\t' -a 1 -a 2 -e missing -o 0,1.2,2.2 \
     "$work/expected.tsv" "$work/balances.tsv" | awk -F'\t' '$2 != $3')
 status=0
@@ -117,18 +143,30 @@ if [[ -n $bad ]]; then
 else
     say "ok: all $(wc -l <"$work/expected.tsv") balances equal the sum of their acked deposits (total $total): nothing lost, nothing applied twice"
 fi
-if [[ $brc -ne 0 ]]; then
-    echo "FAIL: bank b exited $brc on SIGTERM; its log:"
-    tail -20 "$work/b.log"
-    status=1
-fi
+for x in b c; do
+    rc=$brc
+    [[ $x == c ]] && rc=$crc
+    if [[ $rc -ne 0 ]]; then
+        echo "FAIL: bank $x exited $rc on SIGTERM; its log:"
+        tail -20 "$work/$x.log"
+        status=1
+    fi
+done
 if [[ $saved -ge $total ]]; then
     echo "FAIL: bank a was killed after the stream was done, not mid-stream ($saved of $total saved)"
     status=1
 fi
-if ! grep -q "from their snapshot" "$work/b.log" ||
-    grep "from their snapshot" "$work/b.log" | tail -1 | grep -q '(0 from'; then
-    echo "FAIL: bank b took no account over from its saved balance"
+for x in b c; do
+    if ! grep -q "from their snapshot" "$work/$x.log" ||
+        grep "from their snapshot" "$work/$x.log" | tail -1 | grep -q '(0 from'; then
+        echo "FAIL: bank $x took no account over from its saved balance"
+        status=1
+    fi
+done
+if grep -h " hand-offs" "$work/b.log" "$work/c.log" | grep -qv ' 0 hand-offs'; then
+    :
+else
+    echo "FAIL: no actor was handed off in the rebalances"
     status=1
 fi
 exit $status

@@ -273,6 +273,23 @@ MR_API int mr_reply(mr_system *sys, mr_from from, const void *data,
 /** @brief Answer the call \p from with the error \p err (non-zero). */
 MR_API int mr_reply_error(mr_system *sys, mr_from from, int err);
 
+/** @brief How an external call is answered: \p err MR_OK and \p len bytes
+ *         of \p data (borrowed for the call), or the error. */
+typedef void (*mr_reply_fn)(void *arg, int err, const void *data,
+			    size_t len);
+
+/**
+ * @brief A call to \p self from a caller that is not an actor of this
+ *        system (a remote one, whose reply goes back through Kafka): make
+ *        it a from, give it to handle_call, and its answer (mr_reply,
+ *        mr_reply_error, now or deferred, from any thread) calls \p done
+ *        on the answering thread; so does \p self's end before it answered
+ *        (MR_ECLOSED). Exactly once. From \p self's own callbacks.
+ * @returns MR_OK and *from, MR_EINVAL (no \p done) or MR_ENOMEM.
+ */
+MR_API int mr_call_external(mr_actor *self, mr_reply_fn done, void *arg,
+			    mr_from *from);
+
 /**
  * @brief Stop the calling actor after this callback, with \p reason
  *        (MR_EXIT_NORMAL: a normal stop). Only inside its callbacks. From

@@ -133,6 +133,15 @@ typedef struct mr_subscribe_opts {
 	 *  says which), leaving the group as soon as the session ends (a
 	 *  mirrored actor type's, so that a key is served by one process) */
 	int exclusive;
+	/** non-zero: a partition the group has no committed offset for
+	 *  starts at its end (what is written from then on), not at its
+	 *  beginning: a router's replies */
+	int start_latest;
+	/** non-zero: no journal for this subscription (mailroomd makes no
+	 *  __mailroom.journal.<group> topic for it): redeliveries are not
+	 *  deduplicated across mailroomd's restarts and attempts are not
+	 *  kept; for a throwaway group, as a router's replies */
+	int no_journal;
 } mr_subscribe_opts;
 
 /**

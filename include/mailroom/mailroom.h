@@ -14,5 +14,7 @@
 #include "mailroom/consumer.h"
 #include "mailroom/actor.h"
 #include "mailroom/mirror.h"
+#include "mailroom/router.h"
+#include "mailroom/testkit.h"
 
 #endif

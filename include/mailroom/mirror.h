@@ -24,6 +24,17 @@
  * starts a new one from init. So a message that always crashes its actor
  * ends in the dead-letter topic and the key goes on with its next message.
  *
+ * A record with an mr_type header (sent by address: mr_send_to,
+ * mr_call_to, include/mailroom/router.h) is not an MR_MSG_DELIVERY: it
+ * is a message of that type whose data is the payload, given to
+ * handle_cast, or to handle_call when it carries a reply address and a
+ * correlation id (a remote call): the from that handle_call gets is
+ * answered with mr_reply or mr_reply_error as a local one (at once or
+ * later, from any thread), and the answer is published to the caller's
+ * reply address; the actor's end before it answers replies MR_ECLOSED.
+ * A type without handle_call answers MR_ENOTSUP. Either way the record is
+ * settled as a delivery is, after the callback returns.
+ *
  * Durable state (optional, state_topic and save set): after handle_cast
  * acks a delivery, save serializes the actor's state, and the snapshot is
  * published to the compacted state topic (made with the type's topic's
@@ -32,16 +43,19 @@
  * acked once Kafka has the snapshot. On activation init gets the key's
  * latest snapshot (mr_mirror_key.snapshot; NULL when it has none), and a
  * delivery at or below its snapshot's offset is acked without reaching the
- * actor (a redelivery after a crash or a kill -9: no message is applied
- * twice, none lost). A snapshot that cannot be saved nacks the delivery
- * and crashes the actor, whose next activation starts from the last one
- * saved. A process reads a partition's snapshots (topics.read) on its
- * first delivery of that partition and keeps them in memory while it
- * holds the partition. Records with no key or an empty key share one actor
- * whose state is not saved. The hand-off's caveat holds here too: the
- * process learns that a partition left only when it asks (every second);
- * a partition that another member served and that came back meanwhile
- * would be served from the snapshots this process had. The type's
+ * actor (a redelivery after a crash, a kill -9 or a rebalance is not
+ * applied twice, and nothing acked is lost). A snapshot that cannot be
+ * saved nacks the delivery and crashes the actor, whose next activation
+ * starts from the last one saved. A process reads a partition's snapshots
+ * (topics.read) on its first delivery of that partition and keeps them in
+ * memory while it holds the partition. The topic's producers must
+ * partition by key with murmur2 (as mailroomd does): a snapshot that lands
+ * in another partition than its message stops the run (MR_ECONFIG).
+ * Records with no key or an empty key share one actor whose state is not
+ * saved. docs/ARCHITECTURE.md says what is left open: a former owner's
+ * save landing after the new owner's (there is no fence), and a
+ * partition that moved away and back between two looks of the watch (one
+ * second). The type's
  * subscription is exclusive (mr_subscribe_opts.exclusive): a group member
  * of its own, so that one process serves a key.
  *

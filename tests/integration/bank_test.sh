@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The bank example's demo (examples/bank/demo.sh) as a test: two processes
 # host the mirrored accounts with durable state, one is killed -9
-# mid-stream, and on takeover every account's balance equals the sum of its
-# acked deposits (no lost and no double-applied message). Embedded or real
-# Kafka (the first argument).
+# mid-stream, a third joins (a rebalance hands accounts off to it), and
+# every account's balance equals the sum of its acked deposits (no lost
+# and no double-applied message). Embedded or real Kafka (the first
+# argument).
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
