@@ -142,6 +142,23 @@ static const struct config__entry config__table[] = {
      MRI_SUBSCRIBE_BREAKER_MS_MAX, false,
      "how long a tripped breaker stays open before it lets one message "
      "through (half-open)"},
+    {"http.listen", CFG_STR, CFG_OFF(http_listen), "http://127.0.0.1:7480",
+     0, 0, false,
+     "the HTTP API's URL (docs/HTTP.md), http://HOST:PORT; empty turns it "
+     "off"},
+    {"http.token", CFG_STR, CFG_OFF(http_token), "", 0, 0, false,
+     "the HTTP API's bearer token, needed for every change (and, when set, "
+     "for every request but /healthz and /readyz)"},
+    {"http.token_file", CFG_STR, CFG_OFF(http_token_file), "", 0, 0, false,
+     "a file whose first line is the HTTP token (made with a random one, "
+     "mode 0600, when absent); http.token wins"},
+    {"http.max_body_bytes", CFG_INT, CFG_OFF(http_max_body_bytes), "8388608",
+     1024, 1LL << 30, false,
+     "a longer HTTP request body is refused (413) before it is read"},
+    {"http.session_idle_ms", CFG_INT, CFG_OFF(http_session_idle_ms),
+     "60000", 1000, 3600000, false,
+     "an HTTP consumer session with no request for this long ends; what it "
+     "held is handed out again"},
     {"lag.interval_ms", CFG_INT, CFG_OFF(lag_interval_ms), "1000", 100, 60000,
      true,
      "how often the lag monitor asks Kafka for the committed and end "

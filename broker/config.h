@@ -35,6 +35,11 @@ struct mri_config {
 	char     *ce_type;
 	bool      fault_injection;
 	long long lag_interval_ms;
+	char     *http_listen;
+	char     *http_token;
+	char     *http_token_file;
+	long long http_max_body_bytes;
+	long long http_session_idle_ms;
 	long long ack_deadline_ms;
 	long long consumer_credit;
 	long long consumer_max_buffered;

@@ -14,6 +14,7 @@
 
 #include "broker/config.h"
 #include "bridge/embedded.h"
+#include "broker/http.h"
 #include "broker/server.h"
 #include "core/log.h"
 #include "mailroom/error.h"
@@ -113,6 +114,33 @@ main__reload_config(struct mri_config *cfg, struct main__flag *flags,
 		   cfg->log_level);
 }
 
+/* Start the HTTP API (docs/HTTP.md) on the server's inproc listener. */
+static int
+main__http(struct mri_http **out, const struct mri_config *cfg,
+	   struct mri_server *srv)
+{
+	struct mri_http_conf c = {
+	    .listen          = cfg->http_listen,
+	    .upstream        = mri_server_inproc(srv),
+	    .max_body        = (size_t)cfg->http_max_body_bytes,
+	    .session_idle_ms = (uint32_t)cfg->http_session_idle_ms,
+	};
+	char  errstr[512];
+	char *token = NULL;
+	int   rc;
+
+	rc = mri_http_token(cfg->http_token, cfg->http_token_file, &token,
+			    errstr, sizeof(errstr));
+	if (rc == MR_OK) {
+		c.token = token;
+		rc      = mri_http_start(out, &c, errstr, sizeof(errstr));
+	}
+	free(token);
+	if (rc != MR_OK)
+		mri_err("component=http msg=\"%s\"", errstr);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -131,6 +159,7 @@ main(int argc, char **argv)
 	size_t               nflags = 0;
 	struct mri_embedded *emb    = NULL;
 	struct mri_server   *srv    = NULL;
+	struct mri_http     *http   = NULL;
 	struct sigaction     sa;
 	const char          *bootstrap;
 	char                 errstr[512];
@@ -231,6 +260,9 @@ main(int argc, char **argv)
 		mri_err("component=server msg=\"%s\"", errstr);
 		goto out;
 	}
+	if (cfg.http_listen[0] != '\0' &&
+	    main__http(&http, &cfg, srv) != MR_OK)
+		goto out;
 	mri_notice("component=mailroomd version=%s bootstrap=%s embedded=%s "
 		   "msg=\"ready\"",
 		   MR_VERSION_STRING, bootstrap, emb ? "true" : "false");
@@ -245,9 +277,14 @@ main(int argc, char **argv)
 		usleep(50000);
 	}
 	mri_notice("component=mailroomd msg=\"stopping\"");
+	// The front door drains first: the HTTP API's requests in flight are
+	// its clients' and get their answers (new ones get MR_ESHUTDOWN).
 	mri_server_drain(srv, (int)cfg.shutdown_timeout_ms);
+	mri_http_free(http);
+	http = NULL;
 	rc = 0;
 out:
+	mri_http_free(http);
 	mri_server_free(srv);
 	mri_embedded_stop(emb);
 	if (rc == 0 && main__stop)

@@ -553,7 +553,8 @@ srv__split_urls(struct mri_server *s, const char *list)
 int
 mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size)
 {
-	int rv;
+	char **urls;
+	int    rv;
 
 	if (s->nurls == 0) {
 		snprintf(errstr, errstr_size, "listen: no URL to listen on");
@@ -574,13 +575,30 @@ mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size)
 			return MR_ETRANSPORT;
 		}
 	}
-	if ((rv = mri_listeners_start(&s->lsn, s->sock, s->urls, s->nurls,
-				      errstr, errstr_size)) != MR_OK)
+	// Every URL configured, and an inproc:// one for the HTTP API's
+	// connections (broker/http.h), the last.
+	urls = calloc(s->nurls + 1, sizeof(*urls));
+	if (urls == NULL)
+		return MR_ENOMEM;
+	memcpy(urls, s->urls, s->nurls * sizeof(*urls));
+	snprintf(s->inproc, sizeof(s->inproc), "inproc://mailroomd.%d.%p",
+		 (int)getpid(), (void *)s);
+	urls[s->nurls] = s->inproc;
+	rv = mri_listeners_start(&s->lsn, s->sock, urls, s->nurls + 1, errstr,
+				 errstr_size);
+	free(urls);
+	if (rv != MR_OK)
 		return rv;
 	for (size_t i = 0; i < s->nctx; i++)
 		srv__recv(&s->ctxs[i]);
 	nng_sleep_aio(SRV__SWEEP_MS, s->sweep);
 	return MR_OK;
+}
+
+const char *
+mri_server_inproc(const struct mri_server *s)
+{
+	return s->inproc;
 }
 
 void

@@ -30,6 +30,10 @@ int mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 /** @brief Listen and serve. @returns MR_OK or an mr_err with errstr. */
 int mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size);
 
+/** @returns the inproc:// URL the server listens on besides the
+ *           configured ones (the HTTP API's connections), once started. */
+const char *mri_server_inproc(const struct mri_server *s);
+
 /** @brief Apply the reloadable settings of \p cfg. */
 void mri_server_reload(struct mri_server *s, const struct mri_config *cfg);
 

@@ -78,6 +78,7 @@ struct mri_server {
 	struct mri_listeners   *lsn; /* NULL until started */
 	char                  **urls;
 	size_t                  nurls;
+	char                    inproc[64]; /* the HTTP API's listener */
 	struct srv_ctx         *ctxs;
 	size_t                  nctx;
 	struct mri_publisher   *pub;

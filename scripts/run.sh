@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh run
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
-echo "mailroomd: listening on tcp://127.0.0.1:7450;" \
+# The HTTP API's bearer token (docs/HTTP.md): mailroomd makes the file
+# with a random one on its first run.
+mkdir -p .mailroom
+echo "mailroomd: listening on tcp://127.0.0.1:7450 and" \
+     "http://127.0.0.1:7480 (token in .mailroom/http.token);" \
      "try: build/mailroom publish orders/42 hello" >&2
-exec build/mailroomd "$@"
+exec build/mailroomd --set http.token_file=.mailroom/http.token "$@"

@@ -1,0 +1,771 @@
+#include "http_internal.h"
+#include "http_parse.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include <nng/protocol/reqrep0/req.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "mailroom/error.h"
+
+/* While a body is read, op->state is the phase (a handler's after). */
+enum http_phase { PH_CONTINUE = 1, PH_BODY };
+
+static void http__aio_cb(void *arg);
+static void http__dispatch(struct http_op *op);
+
+/* ---- the token ---- */
+
+bool
+mri_http_loopback(const char *host)
+{
+	return strncmp(host, "127.", 4) == 0 ||
+	       strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
+	       strcmp(host, "[::1]") == 0;
+}
+
+static int
+http__token_make(const char *file, char **out, char *errstr, size_t size)
+{
+	unsigned char raw[16];
+	char          hex[sizeof(raw) * 2 + 2];
+	int           fd;
+
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		snprintf(errstr, size, "http.token_file: no random bytes: %s",
+			 strerror(errno));
+		return MR_EIO;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	strcat(hex, "\n");
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, hex, strlen(hex)) != (ssize_t)strlen(hex)) {
+		snprintf(errstr, size,
+			 "http.token_file: cannot make %s: %s (make its "
+			 "folder, or name another file)",
+			 file, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return MR_EIO;
+	}
+	close(fd);
+	hex[sizeof(raw) * 2] = '\0';
+	mri_notice("component=http token_file=%s msg=\"made a new token\"",
+		   file);
+	return (*out = strdup(hex)) != NULL ? MR_OK : MR_ENOMEM;
+}
+
+int
+mri_http_token(const char *token, const char *file, char **out,
+	       char *errstr, size_t errstr_size)
+{
+	char  line[1024];
+	FILE *f;
+	size_t n;
+
+	*out = NULL;
+	if (token != NULL && token[0] != '\0')
+		return (*out = strdup(token)) != NULL ? MR_OK : MR_ENOMEM;
+	if (file == NULL || file[0] == '\0')
+		return MR_OK;
+	if ((f = fopen(file, "re")) == NULL) {
+		if (errno == ENOENT)
+			return http__token_make(file, out, errstr,
+						errstr_size);
+		snprintf(errstr, errstr_size, "http.token_file: %s: %s", file,
+			 strerror(errno));
+		return MR_EIO;
+	}
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	if (n < 16) {
+		snprintf(errstr, errstr_size,
+			 "http.token_file: %s: the token on its first line "
+			 "must be at least 16 characters",
+			 file);
+		return MR_ECONFIG;
+	}
+	return (*out = strdup(line)) != NULL ? MR_OK : MR_ENOMEM;
+}
+
+/* Whether \p got is "Bearer <token>", in time independent of where it
+ * differs. */
+static bool
+http__token_ok(const char *token, const char *got)
+{
+	size_t        n = strlen(token), m;
+	unsigned char d = 0;
+
+	if (got == NULL || strncasecmp(got, "Bearer ", 7) != 0)
+		return false;
+	got += 7;
+	m = strlen(got);
+	for (size_t i = 0; i < n; i++)
+		d |= (unsigned char)token[i] ^
+		     (unsigned char)(i < m ? got[i] : 0);
+	return d == 0 && m == n;
+}
+
+/* ---- replies ---- */
+
+uint16_t
+http__status(int code)
+{
+	switch (code) {
+	case MR_OK:
+		return 200;
+	case MR_EINVAL:
+	case MR_EPROTO:
+	case MR_EVERSION:
+		return 400;
+	case MR_ENOENT:
+	case MR_ENOTOPIC:
+		return 404;
+	case MR_EEXIST:
+	case MR_EORDER:
+		return 409;
+	case MR_ETOOBIG:
+		return 413;
+	case MR_EBUSY:
+		return 429;
+	case MR_ENOTSUP:
+	case MR_EUNKNOWNOP:
+		return 501;
+	case MR_EUNAVAIL:
+	case MR_ESHUTDOWN:
+	case MR_ECLOSED:
+	case MR_ETRANSPORT:
+	case MR_ECONNREFUSED:
+		return 503;
+	case MR_ETIMEDOUT:
+	case MR_EINDOUBT:
+		return 504;
+	default:
+		return 500;
+	}
+}
+
+static void
+http__op_free(struct http_op *op)
+{
+	struct mri_http *h = op->h;
+
+	if (op->has_ctx)
+		nng_ctx_close(op->ctx);
+	if (op->aio != NULL)
+		nng_aio_reap(op->aio);
+	if (op->sess != NULL)
+		http__session_release(op->sess);
+	if (op->state_free != NULL)
+		op->state_free(op->state);
+	for (size_t i = 0; i < op->nseg; i++)
+		free(op->seg[i]);
+	free(op->query);
+	free(op->body);
+	json_decref(op->json);
+	free(op);
+	// Under the lock: mri_http_free may free h once it reads 0.
+	pthread_mutex_lock(&h->lock);
+	if (--h->ops == 0)
+		pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Answer \p status with \p text (\p len bytes) and free \p op. */
+static void
+http__reply(struct http_op *op, uint16_t status, const char *text,
+	    size_t len, bool close)
+{
+	nng_aio      *haio = op->haio;
+	nng_http_res *res;
+
+	if (nng_http_res_alloc(&res) != 0) {
+		http__op_free(op);
+		nng_aio_finish(haio, NNG_ENOMEM);
+		return;
+	}
+	nng_http_res_set_status(res, status);
+	nng_http_res_set_header(res, "Content-Type", "application/json");
+	nng_http_res_set_header(res, "Cache-Control", "no-store");
+	if (close)
+		nng_http_res_set_header(res, "Connection", "close");
+	if (nng_http_res_copy_data(res, text, len) != 0) {
+		nng_http_res_free(res);
+		http__op_free(op);
+		nng_aio_finish(haio, NNG_ENOMEM);
+		return;
+	}
+	http__op_free(op);
+	nng_aio_set_output(haio, 0, res);
+	nng_aio_finish(haio, 0);
+}
+
+void
+http__reply_json(struct http_op *op, uint16_t status, json_t *body)
+{
+	char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	json_decref(body);
+	if (text == NULL) {
+		static const char oom[] =
+		    "{\"ok\":false,\"error\":\"MR_ENOMEM\",\"message\":"
+		    "\"out of memory\"}";
+		http__reply(op, 500, oom, sizeof(oom) - 1, false);
+		return;
+	}
+	http__reply(op, status, text, strlen(text), false);
+	free(text);
+}
+
+static void
+http__reply_errorv(struct http_op *op, uint16_t status, int code,
+		   bool close, const char *fmt, va_list ap)
+{
+	char    why[1024];
+	json_t *o;
+	char   *text;
+
+	vsnprintf(why, sizeof(why), fmt, ap);
+	o = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", mr_err_name(code),
+		      "message", why);
+	text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (text == NULL) {
+		http__reply(op, 500, "{}", 2, true);
+		return;
+	}
+	http__reply(op, status, text, strlen(text), close);
+	free(text);
+}
+
+void
+http__reply_error(struct http_op *op, uint16_t status, int code,
+		  const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	http__reply_errorv(op, status, code, false, fmt, ap);
+	va_end(ap);
+}
+
+/* As http__reply_error, and the connection closes after the answer (its
+ * body was not read). */
+static void
+http__reply_close(struct http_op *op, uint16_t status, int code,
+		  const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	http__reply_errorv(op, status, code, true, fmt, ap);
+	va_end(ap);
+}
+
+void
+http__reply_mr(struct http_op *op, int code, const char *why)
+{
+	http__reply_error(op, http__status(code), code, "%s",
+			  mr_err_sentence(code, why));
+}
+
+json_t *
+http__body_object(struct http_op *op, bool empty_ok)
+{
+	json_error_t e;
+
+	if (op->json != NULL)
+		return op->json;
+	if (op->body_len == 0 && empty_ok)
+		return op->json = json_object();
+	op->json = json_loadb((const char *)op->body, op->body_len,
+			      JSON_REJECT_DUPLICATES, &e);
+	if (op->json == NULL) {
+		http__reply_error(op, 400, MR_EINVAL,
+				  "the body is not JSON: %s (line %d, column "
+				  "%d)",
+				  e.text, e.line, e.column);
+		return NULL;
+	}
+	if (!json_is_object(op->json)) {
+		http__reply_error(op, 400, MR_EINVAL,
+				  "the body must be a JSON object");
+		return NULL;
+	}
+	return op->json;
+}
+
+/* ---- calls to the front door ---- */
+
+void
+http__call(struct http_op *op, nng_socket sock, const struct mri_wbuf *b,
+	   int timeout_ms, struct http_session *sess, http_reply_fn fn)
+{
+	nng_msg *m;
+	int      rv;
+
+	op->sess     = sess;
+	op->on_reply = fn;
+	if (b->err != MR_OK) {
+		http__reply_error(op, http__status(b->err), b->err,
+				  "the request is too large for a frame");
+		return;
+	}
+	if ((rv = nng_msg_alloc(&m, 0)) != 0 ||
+	    (rv = nng_msg_append(m, b->data, b->len)) != 0) {
+		if (rv != NNG_ENOMEM)
+			nng_msg_free(m);
+		http__reply_error(op, 500, MR_ENOMEM, "out of memory");
+		return;
+	}
+	if ((rv = nng_ctx_open(&op->ctx, sock)) != 0) {
+		nng_msg_free(m);
+		http__reply_error(op, 503, MR_ESHUTDOWN,
+				  "mailroomd is stopping: %s",
+				  nng_strerror(rv));
+		return;
+	}
+	op->has_ctx = true;
+	op->sent    = false;
+	nng_aio_set_timeout(op->aio, timeout_ms);
+	nng_aio_set_msg(op->aio, m);
+	nng_ctx_send(op->ctx, op->aio);
+}
+
+static void
+http__call_done(struct http_op *op)
+{
+	int                  rv = nng_aio_result(op->aio);
+	nng_msg             *m;
+	struct mri_frame_hdr hdr;
+	const char          *why;
+	const uint8_t       *body;
+
+	if (!op->sent) {
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(op->aio));
+			http__reply_error(op, 503, MR_ETRANSPORT,
+					  "mailroomd's front door did not "
+					  "take the request: %s",
+					  nng_strerror(rv));
+			return;
+		}
+		op->sent = true;
+		nng_ctx_recv(op->ctx, op->aio);
+		return;
+	}
+	if (rv == NNG_ETIMEDOUT) {
+		http__reply_error(op, 504, MR_EINDOUBT,
+				  "mailroomd did not answer in time: what "
+				  "the request did is not known");
+		return;
+	}
+	if (rv != 0) {
+		http__reply_error(op, 503, MR_ETRANSPORT,
+				  "no answer from mailroomd's front door: %s",
+				  nng_strerror(rv));
+		return;
+	}
+	m    = nng_aio_get_msg(op->aio);
+	body = nng_msg_body(m);
+	if (mri_frame_parse_hdr(body, nng_msg_len(m), &hdr, &why) != MR_OK) {
+		nng_msg_free(m);
+		http__reply_error(op, 500, MR_EINTERNAL,
+				  "the front door's answer: %s", why);
+		return;
+	}
+	body += MRI_FRAME_HDR_LEN;
+	if (hdr.op == MRI_OP_ERROR) {
+		uint16_t    code, len;
+		const char *msg;
+		char        text[MRI_ERRMSG_MAX + 1];
+
+		if (mri_error_decode(body, hdr.body_len, &code, &msg, &len) !=
+		    MR_OK) {
+			code = MR_EINTERNAL;
+			len  = 0;
+		}
+		memcpy(text, msg, len);
+		text[len] = '\0';
+		nng_msg_free(m);
+		http__reply_mr(op, code, text);
+		return;
+	}
+	op->on_reply(op, hdr.op, body, hdr.body_len);
+	nng_msg_free(m);
+}
+
+/* ---- requests ---- */
+
+char *
+http__query(const struct http_op *op, const char *name)
+{
+	bool bad;
+
+	return mri_http_query_get(op->query, name, &bad);
+}
+
+/* Split the request's URI into segments and the query. @returns false
+ * after answering. */
+static bool
+http__parse_uri(struct http_op *op)
+{
+	const char *uri = nng_http_req_get_uri(op->req);
+	int         rc;
+
+	rc = mri_http_uri_split(uri, op->seg, HTTP__SEGS, &op->nseg,
+				&op->query);
+	if (rc == MR_ENOENT)
+		http__reply_close(op, 404, MR_ENOENT,
+				  "no such route: %.200s (docs/HTTP.md lists "
+				  "them)",
+				  uri);
+	else if (rc == MR_EINVAL)
+		http__reply_close(op, 400, MR_EINVAL,
+				  "a malformed path: a %% not followed by two "
+				  "hex digits, or an encoded NUL");
+	else if (rc != MR_OK)
+		http__reply_close(op, 500, rc, "out of memory");
+	return rc == MR_OK;
+}
+
+/* Whether \p r's path has \p op's segments. */
+static bool
+http__path_match(const struct http_route *r, const struct http_op *op)
+{
+	const char *p = r->path + 1;
+	size_t      i = 0;
+
+	for (; *p != '\0'; i++) {
+		const char *end = strchr(p, '/');
+		size_t      n   = end != NULL ? (size_t)(end - p) : strlen(p);
+
+		if (i == op->nseg)
+			return false;
+		if (!(n == 2 && memcmp(p, "{}", 2) == 0) &&
+		    (strlen(op->seg[i]) != n || memcmp(op->seg[i], p, n) != 0))
+			return false;
+		p += n + (end != NULL);
+	}
+	return i == op->nseg;
+}
+
+static bool
+http__mutation(const char *method)
+{
+	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+}
+
+/* nng calls this for every request (a tree handler on "/", any method). */
+static void
+http__handle(nng_aio *haio)
+{
+	nng_http_handler *hh = nng_aio_get_input(haio, 1);
+	struct mri_http  *h  = nng_http_handler_get_data(hh);
+	struct http_op   *op;
+	const char       *method, *cl;
+	bool              other = false;
+
+	if ((op = calloc(1, sizeof(*op))) == NULL) {
+		nng_aio_finish(haio, NNG_ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	h->ops++;
+	pthread_mutex_unlock(&h->lock);
+	op->h    = h;
+	op->haio = haio;
+	op->req  = nng_aio_get_input(haio, 0);
+	op->conn = nng_aio_get_input(haio, 2);
+	if (nng_aio_alloc(&op->aio, http__aio_cb, op) != 0) {
+		http__reply_error(op, 500, MR_ENOMEM, "out of memory");
+		return;
+	}
+	method = nng_http_req_get_method(op->req);
+	if (!http__parse_uri(op))
+		return;
+	for (const struct http_route *r = http__routes; r->method != NULL;
+	     r++) {
+		if (!http__path_match(r, op))
+			continue;
+		if (strcmp(r->method, method) == 0 ||
+		    (strcmp(method, "HEAD") == 0 &&
+		     strcmp(r->method, "GET") == 0)) {
+			op->route = r;
+			break;
+		}
+		other = true;
+	}
+	if (op->route == NULL) {
+		if (other)
+			http__reply_close(op, 405, MR_EINVAL,
+					  "%s is not a method of %s", method,
+					  nng_http_req_get_uri(op->req));
+		else
+			http__reply_close(op, 404, MR_ENOENT,
+					  "no such route: %s %.200s "
+					  "(docs/HTTP.md lists them)",
+					  method,
+					  nng_http_req_get_uri(op->req));
+		return;
+	}
+	if (h->token != NULL && !op->route->open &&
+	    !http__token_ok(h->token, nng_http_req_get_header(
+					  op->req, "Authorization"))) {
+		http__reply_close(op, 401, MR_EINVAL,
+				  "this needs the bearer token: send "
+				  "\"Authorization: Bearer <token>\" "
+				  "(mailroomd's http.token or "
+				  "http.token_file)");
+		return;
+	}
+	if (h->token == NULL && http__mutation(method)) {
+		http__reply_close(op, 403, MR_EINVAL,
+				  "mailroomd has no HTTP token, so it takes no "
+				  "%s: set http.token or http.token_file "
+				  "(made if absent) and send \"Authorization: "
+				  "Bearer <token>\"",
+				  method);
+		return;
+	}
+	if (nng_http_req_get_header(op->req, "Transfer-Encoding") != NULL) {
+		http__reply_close(op, 411, MR_EINVAL,
+				  "a body must have a Content-Length (chunked "
+				  "bodies are not taken)");
+		return;
+	}
+	cl = nng_http_req_get_header(op->req, "Content-Length");
+	if (cl != NULL) {
+		char              *end;
+		unsigned long long n;
+
+		errno = 0;
+		n     = strtoull(cl, &end, 10);
+		if (errno != 0 || end == cl || *end != '\0') {
+			http__reply_close(op, 400, MR_EINVAL,
+					  "Content-Length is not a number");
+			return;
+		}
+		if (n > h->max_body) {
+			http__reply_close(op, 413, MR_ETOOBIG,
+					  "the body is %llu bytes, over "
+					  "http.max_body_bytes (%zu): send "
+					  "smaller batches",
+					  n, h->max_body);
+			return;
+		}
+		op->body_len = (size_t)n;
+	}
+	if (op->body_len == 0) {
+		http__dispatch(op);
+		return;
+	}
+	if ((op->body = malloc(op->body_len)) == NULL) {
+		http__reply_close(op, 503, MR_ENOMEM,
+				  "out of memory for a body of %zu bytes",
+				  op->body_len);
+		return;
+	}
+	cl = nng_http_req_get_header(op->req, "Expect");
+	if (cl != NULL && strcasecmp(cl, "100-continue") == 0) {
+		static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		nng_iov     iov    = {.iov_buf = cont, .iov_len = 23};
+
+		op->state = (void *)(uintptr_t)PH_CONTINUE;
+		nng_aio_set_iov(op->aio, 1, &iov);
+		nng_http_conn_write_all(op->conn, op->aio);
+		return;
+	}
+	nng_iov iov = {.iov_buf = op->body, .iov_len = op->body_len};
+
+	op->state = (void *)(uintptr_t)PH_BODY;
+	nng_aio_set_iov(op->aio, 1, &iov);
+	nng_http_conn_read_all(op->conn, op->aio);
+}
+
+static void
+http__dispatch(struct http_op *op)
+{
+	op->state = NULL;
+	op->route->fn(op);
+}
+
+static void
+http__aio_cb(void *arg)
+{
+	struct http_op *op = arg;
+	int             rv;
+
+	if (op->on_reply != NULL) {
+		http__call_done(op);
+		return;
+	}
+	// Reading the body (after a 100 Continue, when asked for).
+	if ((rv = nng_aio_result(op->aio)) != 0) {
+		nng_aio *haio = op->haio;
+
+		http__op_free(op);
+		nng_aio_finish(haio, rv);
+		return;
+	}
+	if ((uintptr_t)op->state == PH_CONTINUE) {
+		nng_iov iov = {.iov_buf = op->body, .iov_len = op->body_len};
+
+		op->state = (void *)(uintptr_t)PH_BODY;
+		nng_aio_set_iov(op->aio, 1, &iov);
+		nng_http_conn_read_all(op->conn, op->aio);
+		return;
+	}
+	http__dispatch(op);
+}
+
+/* ---- the server ---- */
+
+int
+mri_http_start(struct mri_http **out, const struct mri_http_conf *c,
+	       char *errstr, size_t errstr_size)
+{
+	struct mri_http *h;
+	nng_sockaddr     sa;
+	int              rv;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return MR_ENOMEM;
+	pthread_mutex_init(&h->lock, NULL);
+	if (mri_cond_init(&h->cv) != 0) {
+		pthread_mutex_destroy(&h->lock);
+		free(h);
+		return MR_ENOMEM;
+	}
+	h->max_body = c->max_body;
+	h->idle_ms  = c->session_idle_ms;
+	if ((c->token != NULL && c->token[0] != '\0' &&
+	     (h->token = strdup(c->token)) == NULL) ||
+	    (h->upstream = strdup(c->upstream)) == NULL) {
+		mri_http_free(h);
+		return MR_ENOMEM;
+	}
+	if (nng_url_parse(&h->url, c->listen) != 0 ||
+	    strcmp(h->url->u_scheme, "http") != 0) {
+		snprintf(errstr, errstr_size,
+			 "http.listen: \"%s\" is not an http://HOST:PORT URL",
+			 c->listen);
+		mri_http_free(h);
+		return MR_ECONFIG;
+	}
+	if (h->token == NULL && !mri_http_loopback(h->url->u_hostname)) {
+		snprintf(errstr, errstr_size,
+			 "http.listen: %s is beyond loopback, and mailroomd "
+			 "has no HTTP token: set http.token or "
+			 "http.token_file, or listen on 127.0.0.1",
+			 c->listen);
+		mri_http_free(h);
+		return MR_ECONFIG;
+	}
+	if ((rv = nng_req0_open(&h->sock)) != 0) {
+		snprintf(errstr, errstr_size, "http: %s", nng_strerror(rv));
+		mri_http_free(h);
+		return MR_ETRANSPORT;
+	}
+	h->sock_open = true;
+	nng_socket_set_ms(h->sock, NNG_OPT_REQ_RESENDTIME,
+			  NNG_DURATION_INFINITE);
+	nng_socket_set_size(h->sock, NNG_OPT_RECVMAXSZ, 0);
+	if ((rv = nng_dial(h->sock, h->upstream, NULL, 0)) != 0 ||
+	    (rv = nng_http_server_hold(&h->srv, h->url)) != 0 ||
+	    (rv = nng_http_handler_alloc(&h->handler, "/", http__handle)) !=
+		0 ||
+	    (rv = nng_http_handler_set_method(h->handler, NULL)) != 0 ||
+	    (rv = nng_http_handler_set_tree(h->handler)) != 0 ||
+	    (rv = nng_http_handler_collect_body(h->handler, false, 0)) != 0 ||
+	    (rv = nng_http_handler_set_data(h->handler, h, NULL)) != 0 ||
+	    (rv = nng_http_server_add_handler(h->srv, h->handler)) != 0) {
+		snprintf(errstr, errstr_size, "http.listen %s: %s", c->listen,
+			 nng_strerror(rv));
+		mri_http_free(h);
+		return MR_ETRANSPORT;
+	}
+	if ((rv = http__sessions_start(h)) != MR_OK) {
+		mri_http_free(h);
+		return rv;
+	}
+	if ((rv = nng_http_server_start(h->srv)) != 0) {
+		snprintf(errstr, errstr_size, "http.listen %s: %s", c->listen,
+			 nng_strerror(rv));
+		mri_http_free(h);
+		return MR_ETRANSPORT;
+	}
+	h->port = atoi(h->url->u_port);
+	if (nng_http_server_get_addr(h->srv, &sa) == 0 &&
+	    sa.s_family == NNG_AF_INET)
+		h->port = ntohs(sa.s_in.sa_port);
+	mri_notice("component=http listen=%s port=%d token=%s msg=\"serving "
+		   "the HTTP API\"",
+		   c->listen, h->port, h->token != NULL ? "set" : "none");
+	*out = h;
+	return MR_OK;
+}
+
+int
+mri_http_port(const struct mri_http *h)
+{
+	return h->port;
+}
+
+void
+mri_http_free(struct mri_http *h)
+{
+	uint64_t deadline = mri_deadline_in(5000);
+	int      ops;
+
+	if (h == NULL)
+		return;
+	// Closing the connections to the front door first ends the calls in
+	// flight (each answers its request), then the server stops (and with
+	// it the requests still reading their bodies).
+	http__sessions_stop(h);
+	if (h->sock_open)
+		nng_close(h->sock);
+	if (h->srv != NULL) {
+		nng_http_server_stop(h->srv);
+		if (h->handler != NULL)
+			(void)nng_http_server_del_handler(h->srv, h->handler);
+		nng_http_server_release(h->srv);
+	}
+	if (h->handler != NULL)
+		nng_http_handler_free(h->handler);
+	pthread_mutex_lock(&h->lock);
+	while (h->ops > 0 &&
+	       mri_cond_wait_until(&h->cv, &h->lock, deadline) != ETIMEDOUT)
+		;
+	ops = h->ops;
+	pthread_mutex_unlock(&h->lock);
+	if (ops > 0) {
+		// Not freed: a request still in nng's hands would use it.
+		mri_warn("component=http msg=\"%d requests did not end; "
+			 "leaving the HTTP server behind\"",
+			 ops);
+		return;
+	}
+	if (h->url != NULL)
+		nng_url_free(h->url);
+	pthread_mutex_destroy(&h->lock);
+	pthread_cond_destroy(&h->cv);
+	free(h->token);
+	free(h->upstream);
+	free(h);
+}

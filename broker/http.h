@@ -1,0 +1,59 @@
+/*
+ * mailroomd's HTTP API (docs/HTTP.md): JSON over HTTP/1.1 on nng's HTTP
+ * server, for services in any language. It is a client of mailroomd's own
+ * front door: each request becomes the protocol's frames, sent over an
+ * in-process connection (the front door's inproc listener), so the API
+ * has the nng protocol's semantics, limits and backpressure by
+ * construction. An HTTP consumer session is a connection of its own, as
+ * a service's would be: when it ends, what it held is handed out again.
+ *
+ * Thread safety: start and free from one thread (the daemon's main
+ * thread); the rest runs on nng's threads and the session reaper's.
+ */
+#ifndef MRI_HTTP_H
+#define MRI_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mri_http;
+
+struct mri_http_conf {
+	const char *listen;   /* http://HOST:PORT */
+	const char *token;    /* the bearer token; NULL or "": none */
+	const char *upstream; /* the front door's inproc URL */
+	size_t      max_body; /* a longer request body is refused (413) */
+	uint32_t    session_idle_ms;
+};
+
+/**
+ * @brief Listen on \p c->listen and serve (everything in \p c is copied).
+ * @returns MR_OK, or MR_ECONFIG (a URL that is not http://, beyond
+ *          loopback without a token), MR_ETRANSPORT (cannot listen) or
+ *          MR_ENOMEM, with a sentence in errstr.
+ */
+int mri_http_start(struct mri_http **out, const struct mri_http_conf *c,
+		   char *errstr, size_t errstr_size);
+
+/** @returns the port listened on (the one given, or the one bound for
+ *           port 0). */
+int mri_http_port(const struct mri_http *h);
+
+/** @brief Stop listening, end every session, free. NULL is a no-op. */
+void mri_http_free(struct mri_http *h);
+
+/**
+ * @brief The token from \p token, else from the first line of the file
+ *        \p file (made with a new random token, mode 0600, when it does
+ *        not exist), else none.
+ * @returns MR_OK with *out new (free it) or NULL for none, or MR_ECONFIG /
+ *          MR_EIO with a sentence in errstr.
+ */
+int mri_http_token(const char *token, const char *file, char **out,
+		   char *errstr, size_t errstr_size);
+
+/** @returns whether \p host (a URL's host name) is a loopback address. */
+bool mri_http_loopback(const char *host);
+
+#endif

@@ -1,0 +1,377 @@
+/*
+ * Health, status and the admin operations over HTTP (docs/HTTP.md,
+ * "Health" and "Administration"), and the table of every route. An admin
+ * route is an ADMIN frame: its operation, the fields its path names, and
+ * its query parameters (typed by the route) or its JSON body.
+ */
+#include "http_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailroom/error.h"
+
+/* The query parameters of each GET route ("name:t": s string, i
+ * integer, b boolean). */
+static const char *const http__p_none[] = {NULL};
+static const char *const http__p_read[] = {
+    "offset:i", "max_records:i", "max_bytes:i", "timeout_ms:i", NULL};
+static const char *const http__p_lag[] = {"group:s", "topic:s",
+					  "refresh:b", "timeout_ms:i", NULL};
+static const char *const http__p_dlq_list[] = {
+    "source:s",	     "group:s",	      "key:s",	    "key_b64:s",
+    "fingerprint:s", "since_ms:i",    "until_ms:i", "dialect:s",
+    "max_records:i", "max_groups:i", "timeout_ms:i", NULL};
+static const char *const http__p_timeout[] = {"timeout_ms:i", NULL};
+
+#define ADMIN(m, p, o, q, ...)                                                \
+	{.method   = m,                                                       \
+	 .path     = p,                                                       \
+	 .fn       = http__admin_route,                                       \
+	 .admin_op = o,                                                       \
+	 .params   = q,                                                       \
+	 .seg_field = {__VA_ARGS__}}
+
+const struct http_route http__routes[] = {
+    {.method = "GET", .path = "/healthz", .fn = http__healthz, .open = true},
+    {.method = "GET", .path = "/readyz", .fn = http__readyz, .open = true},
+    {.method = "GET", .path = "/v1/status", .fn = http__status_get},
+    {.method = "POST", .path = "/v1/topics/{}/messages", .fn = http__publish},
+    {.method = "POST",
+     .path   = "/v1/topics/{}/messages/{}",
+     .fn     = http__publish_raw},
+    {.method = "POST", .path = "/v1/sessions", .fn = http__subscribe},
+    {.method = "POST", .path = "/v1/sessions/{}/fetch", .fn = http__fetch},
+    {.method = "POST", .path = "/v1/sessions/{}/ack", .fn = http__settle},
+    {.method = "POST", .path = "/v1/sessions/{}/nack", .fn = http__settle},
+    {.method = "POST", .path = "/v1/sessions/{}/reject", .fn = http__settle},
+    {.method = "POST", .path = "/v1/sessions/{}/extend", .fn = http__settle},
+    {.method = "GET",
+     .path   = "/v1/sessions/{}/assignment",
+     .fn     = http__assignment},
+    {.method = "DELETE", .path = "/v1/sessions/{}", .fn = http__unsubscribe},
+    ADMIN("GET", "/v1/topics", "topics.list", http__p_none),
+    ADMIN("POST", "/v1/topics", "topics.create", http__p_none),
+    ADMIN("GET", "/v1/topics/{}", "topics.describe", http__p_none, NULL,
+	  NULL, "topic"),
+    ADMIN("GET", "/v1/topics/{}/partitions/{}/records", "topics.read",
+	  http__p_read, NULL, NULL, "topic", NULL, "partition"),
+    ADMIN("GET", "/v1/lag", "lag.list", http__p_lag),
+    ADMIN("POST", "/v1/groups/{}/resume", "consumers.resume", http__p_none,
+	  NULL, NULL, "group"),
+    ADMIN("GET", "/v1/bounds", "bounds.list", http__p_none),
+    ADMIN("PUT", "/v1/bounds/{}", "bounds.set", http__p_none, NULL, NULL,
+	  "topic"),
+    ADMIN("DELETE", "/v1/bounds/{}", "bounds.clear", http__p_none, NULL,
+	  NULL, "topic"),
+    ADMIN("GET", "/v1/dlq/{}", "dlq.list", http__p_dlq_list, NULL, NULL,
+	  "topic"),
+    ADMIN("GET", "/v1/dlq/{}/records/{}/{}", "dlq.show", http__p_timeout,
+	  NULL, NULL, "topic", NULL, "partition", "offset"),
+    ADMIN("POST", "/v1/dlq/{}/replay", "dlq.replay", http__p_none, NULL,
+	  NULL, "topic"),
+    ADMIN("POST", "/v1/dlq/{}/purge", "dlq.purge", http__p_none, NULL, NULL,
+	  "topic"),
+    {.method = "POST", .path = "/v1/admin", .fn = http__admin_any},
+    {0},
+};
+
+/* The error code named \p name (MR_EINTERNAL when none is). */
+static int
+http__code(const char *name)
+{
+	for (int c = 1; name != NULL && c < MR__ERR_END; c++)
+		if (strcmp(mr_err_name(c), name) == 0)
+			return c;
+	return MR_EINTERNAL;
+}
+
+/* ---- health and status ---- */
+
+void
+http__healthz(struct http_op *op)
+{
+	http__reply_json(op, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void
+http__status_reply(struct http_op *op, uint8_t rop, const uint8_t *body,
+		   size_t len)
+{
+	json_t *o = rop == MRI_OP_STATUS_REPLY
+			? json_loadb((const char *)body, len, 0, NULL)
+			: NULL;
+	json_t *k;
+
+	if (o == NULL) {
+		http__reply_error(op, 500, MR_EINTERNAL,
+				  "the front door's STATUS reply is not JSON");
+		return;
+	}
+	if (op->route->fn == http__status_get) {
+		http__reply_json(op, 200, o);
+		return;
+	}
+	// /readyz: ready when Kafka is reachable.
+	k = json_object_get(o, "kafka");
+	if (json_is_true(json_object_get(k, "reachable"))) {
+		http__reply_json(op, 200,
+				 json_pack("{s:b, s:b}", "ok", 1, "kafka", 1));
+	} else {
+		json_t *e = json_object_get(k, "error");
+
+		http__reply_json(op, 503,
+				 json_pack("{s:b, s:b, s:s, s:s}", "ok", 0,
+					   "kafka", 0, "error", "MR_EUNAVAIL",
+					   "message",
+					   json_is_string(e)
+					       ? json_string_value(e)
+					       : "Kafka is not reachable"));
+	}
+	json_decref(o);
+}
+
+static void
+http__status_call(struct http_op *op)
+{
+	struct mri_wbuf w;
+
+	mri_wbuf_init(&w);
+	mri_frame_begin(&w, MRI_OP_STATUS);
+	mri_frame_end(&w);
+	http__call(op, op->h->sock, &w, HTTP__CALL_MS, NULL,
+		   http__status_reply);
+	mri_wbuf_fini(&w);
+}
+
+void
+http__readyz(struct http_op *op)
+{
+	http__status_call(op);
+}
+
+void
+http__status_get(struct http_op *op)
+{
+	http__status_call(op);
+}
+
+/* ---- admin ---- */
+
+static void
+http__admin_reply(struct http_op *op, uint8_t rop, const uint8_t *body,
+		  size_t len)
+{
+	json_t *o = rop == MRI_OP_ADMIN_REPLY
+			? json_loadb((const char *)body, len, 0, NULL)
+			: NULL;
+
+	if (o == NULL) {
+		http__reply_error(op, 500, MR_EINTERNAL,
+				  "the front door's ADMIN reply is not JSON");
+		return;
+	}
+	if (json_is_true(json_object_get(o, "ok")))
+		http__reply_json(op, 200, o);
+	else
+		http__reply_json(op,
+				 http__status(http__code(json_string_value(
+				     json_object_get(o, "error")))),
+				 o);
+}
+
+/* Send \p req (taken) as an ADMIN request. */
+static void
+http__admin_send(struct http_op *op, json_t *req)
+{
+	char           *text = json_dumps(req, JSON_COMPACT);
+	struct mri_wbuf w;
+
+	json_decref(req);
+	if (text == NULL) {
+		http__reply_error(op, 500, MR_ENOMEM, "out of memory");
+		return;
+	}
+	mri_wbuf_init(&w);
+	mri_frame_begin(&w, MRI_OP_ADMIN);
+	mri_wbuf_put(&w, text, strlen(text));
+	mri_frame_end(&w);
+	free(text);
+	http__call(op, op->h->sock, &w, HTTP__ADMIN_CALL_MS, NULL,
+		   http__admin_reply);
+	mri_wbuf_fini(&w);
+}
+
+/* \p s as an integer into *out. @returns false when it is not one. */
+static bool
+http__integer(const char *s, json_int_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out  = strtoll(s, &end, 10);
+	return errno == 0 && end != s && *end == '\0';
+}
+
+/* Set \p name of \p req from the query's \p text, typed by \p t.
+ * @returns false after answering 400. */
+static bool
+http__param_set(struct http_op *op, json_t *req, const char *name,
+		char t, const char *text)
+{
+	json_int_t i;
+
+	if (t == 'i') {
+		if (!http__integer(text, &i)) {
+			http__reply_error(op, 400, MR_EINVAL,
+					  "%s=%s: an integer is wanted", name,
+					  text);
+			return false;
+		}
+		json_object_set_new(req, name, json_integer(i));
+	} else if (t == 'b') {
+		if (strcmp(text, "true") != 0 && strcmp(text, "false") != 0) {
+			http__reply_error(op, 400, MR_EINVAL,
+					  "%s=%s: true or false is wanted",
+					  name, text);
+			return false;
+		}
+		json_object_set_new(req, name,
+				    json_boolean(strcmp(text, "true") == 0));
+	} else {
+		json_object_set_new(req, name, json_string(text));
+	}
+	return true;
+}
+
+/* The query's parameters into \p req: each must be one of the route's.
+ * @returns false after answering 400. */
+static bool
+http__params(struct http_op *op, json_t *req)
+{
+	const char *p = op->query;
+
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, '&');
+		size_t      len = end != NULL ? (size_t)(end - p) : strlen(p);
+		const char *eq  = memchr(p, '=', len);
+		size_t      n   = eq != NULL ? (size_t)(eq - p) : len;
+		const char *const *q;
+		char        name[64], *text;
+		bool        ok;
+
+		for (q = op->route->params; *q != NULL; q++)
+			if (strlen(*q) == n + 2 && memcmp(*q, p, n) == 0)
+				break;
+		if (*q == NULL || n >= sizeof(name)) {
+			http__reply_error(op, 400, MR_EINVAL,
+					  "unknown query parameter \"%.*s\" "
+					  "(docs/HTTP.md lists the route's)",
+					  (int)(n < 64 ? n : 64), p);
+			return false;
+		}
+		memcpy(name, p, n);
+		name[n] = '\0';
+		if ((text = http__query(op, name)) == NULL) {
+			http__reply_error(op, 400, MR_EINVAL,
+					  "query parameter %s is malformed",
+					  name);
+			return false;
+		}
+		ok = http__param_set(op, req, name, (*q)[n + 1], text);
+		free(text);
+		if (!ok)
+			return false;
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return true;
+}
+
+void
+http__admin_route(struct http_op *op)
+{
+	const struct http_route *r = op->route;
+	json_t                  *req;
+
+	if (strcmp(r->method, "GET") == 0 ||
+	    strcmp(r->method, "DELETE") == 0) {
+		if (op->body_len > 0) {
+			http__reply_error(op, 400, MR_EINVAL,
+					  "%s %s takes no body", r->method,
+					  r->path);
+			return;
+		}
+		req = json_object();
+		if (!http__params(op, req)) {
+			json_decref(req);
+			return;
+		}
+	} else {
+		if (op->query != NULL && op->query[0] != '\0') {
+			http__reply_error(op, 400, MR_EINVAL,
+					  "%s %s takes a JSON body, not query "
+					  "parameters",
+					  r->method, r->path);
+			return;
+		}
+		if ((req = http__body_object(op, true)) == NULL)
+			return;
+		json_incref(req);
+		if (json_object_get(req, "op") != NULL) {
+			json_decref(req);
+			http__reply_error(op, 400, MR_EINVAL,
+					  "the route names the operation: "
+					  "leave \"op\" out (or use POST "
+					  "/v1/admin)");
+			return;
+		}
+	}
+	for (size_t i = 0; i < op->nseg; i++) {
+		const char *f = r->seg_field[i];
+		json_int_t  v;
+
+		if (f == NULL)
+			continue;
+		if (json_object_get(req, f) != NULL) {
+			json_decref(req);
+			http__reply_error(op, 400, MR_EINVAL,
+					  "%s comes from the path: leave it "
+					  "out of the body",
+					  f);
+			return;
+		}
+		if (strcmp(f, "partition") == 0 || strcmp(f, "offset") == 0) {
+			if (!http__integer(op->seg[i], &v) || v < 0) {
+				json_decref(req);
+				http__reply_error(op, 400, MR_EINVAL,
+						  "the %s in the path, \"%s\", "
+						  "is not a number from 0",
+						  f, op->seg[i]);
+				return;
+			}
+			json_object_set_new(req, f, json_integer(v));
+		} else {
+			json_object_set_new(req, f, json_string(op->seg[i]));
+		}
+	}
+	json_object_set_new(req, "op", json_string(r->admin_op));
+	http__admin_send(op, req);
+}
+
+void
+http__admin_any(struct http_op *op)
+{
+	json_t *req = http__body_object(op, false);
+
+	if (req == NULL)
+		return;
+	if (!json_is_string(json_object_get(req, "op"))) {
+		http__reply_error(op, 400, MR_EINVAL,
+				  "the body is an ADMIN request: {\"op\": "
+				  "\"...\", ...} (docs/PROTOCOL.md)");
+		return;
+	}
+	http__admin_send(op, json_incref(req));
+}

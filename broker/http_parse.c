@@ -1,0 +1,405 @@
+#include "http_parse.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base64.h"
+#include "mailroom/envelope.h"
+#include "mailroom/error.h"
+#include "proto/consume.h"
+#include "proto/header.h"
+
+/* ---- paths and queries ---- */
+
+static int
+http__hex(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+char *
+mri_http_pct_decode(const char *s, size_t n, bool query)
+{
+	char  *out = malloc(n + 1);
+	size_t j   = 0;
+
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%') {
+			int hi = i + 2 < n ? http__hex(s[i + 1]) : -1;
+			int lo = hi >= 0 ? http__hex(s[i + 2]) : -1;
+
+			if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+				free(out);
+				return NULL;
+			}
+			out[j++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else {
+			out[j++] = query && s[i] == '+' ? ' ' : s[i];
+		}
+	}
+	out[j] = '\0';
+	return out;
+}
+
+int
+mri_http_uri_split(const char *uri, char **seg, size_t max, size_t *n,
+		   char **query)
+{
+	const char *q = strchr(uri, '?'), *p = uri;
+	int         rc = MR_OK;
+
+	*n     = 0;
+	*query = NULL;
+	while (rc == MR_OK && (q == NULL ? *p != '\0' : p < q)) {
+		const char *end = p;
+
+		while (*end != '\0' && *end != '/' && end != q)
+			end++;
+		if (end > p) {
+			if (*n == max)
+				rc = MR_ENOENT;
+			else if ((seg[*n] = mri_http_pct_decode(
+				      p, (size_t)(end - p), false)) == NULL)
+				rc = MR_EINVAL;
+			else
+				(*n)++;
+		}
+		p = *end == '/' ? end + 1 : end;
+	}
+	if (rc == MR_OK && q != NULL && (*query = strdup(q + 1)) == NULL)
+		rc = MR_ENOMEM;
+	if (rc != MR_OK) {
+		while (*n > 0)
+			free(seg[--*n]);
+	}
+	return rc;
+}
+
+char *
+mri_http_query_get(const char *query, const char *name, bool *bad)
+{
+	const char *p = query;
+	size_t      n = strlen(name);
+
+	*bad = false;
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, '&');
+		size_t      len = end != NULL ? (size_t)(end - p) : strlen(p);
+		const char *eq  = memchr(p, '=', len);
+		size_t      k   = eq != NULL ? (size_t)(eq - p) : len;
+
+		if (k == n && memcmp(p, name, n) == 0) {
+			char *v = eq != NULL ? mri_http_pct_decode(
+						   eq + 1, len - n - 1, true)
+					     : strdup("");
+			*bad = v == NULL;
+			return v;
+		}
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+/* ---- publish ---- */
+
+/* A message's bytes: borrowed from the JSON, or decoded (owned). */
+struct http__bytes {
+	const void *p;
+	size_t      len;
+	void       *own;
+	bool        set;
+};
+
+/* Read \p name (text, or any JSON's compact text when \p any_json) or
+ * \p name_base64 of \p m into \p out. */
+static int
+http__bytes_get(size_t i, json_t *m, const char *name, bool any_json,
+		struct http__bytes *out, char *why, size_t why_size)
+{
+	char    b64[32];
+	json_t *t = json_object_get(m, name), *b;
+
+	snprintf(b64, sizeof(b64), "%s_base64", name);
+	b = json_object_get(m, b64);
+	if (t != NULL && b != NULL) {
+		snprintf(why, why_size,
+			 "message %zu has both %s and %s: give one", i, name,
+			 b64);
+		return MR_EINVAL;
+	}
+	if (b != NULL) {
+		if (!json_is_string(b) ||
+		    (out->own = mri_base64_decode(json_string_value(b),
+						  &out->len)) == NULL) {
+			snprintf(why, why_size,
+				 "message %zu: %s must be a string of base64 "
+				 "(RFC 4648, with padding)",
+				 i, b64);
+			return MR_EINVAL;
+		}
+		out->p   = out->own;
+		out->set = true;
+		return MR_OK;
+	}
+	if (t == NULL)
+		return MR_OK;
+	if (json_is_string(t)) {
+		out->p   = json_string_value(t);
+		out->len = json_string_length(t);
+		out->set = true;
+		return MR_OK;
+	}
+	if (!any_json) {
+		snprintf(why, why_size,
+			 "message %zu: %s must be a string (or give %s)", i,
+			 name, b64);
+		return MR_EINVAL;
+	}
+	if ((out->own = json_dumps(t, JSON_COMPACT | JSON_ENCODE_ANY)) ==
+	    NULL)
+		return MR_ENOMEM;
+	out->p   = out->own;
+	out->len = strlen(out->own);
+	out->set = true;
+	return MR_OK;
+}
+
+/* Refuse a member of message \p i that is not one a message has. */
+static int
+http__msg_members(size_t i, json_t *m, char *why, size_t why_size)
+{
+	static const char *const known[] = {"key",	   "key_base64",
+					    "value",	   "value_base64",
+					    "headers",	   "id",
+					    NULL};
+	const char              *name;
+	json_t                  *v;
+
+	json_object_foreach(m, name, v) {
+		size_t k = 0;
+
+		while (known[k] != NULL && strcmp(known[k], name) != 0)
+			k++;
+		if (known[k] == NULL) {
+			snprintf(why, why_size,
+				 "message %zu: unknown member \"%.64s\" (key, "
+				 "key_base64, value, value_base64, headers, "
+				 "id)",
+				 i, name);
+			return MR_EINVAL;
+		}
+	}
+	return MR_OK;
+}
+
+/* Message \p i's headers into \p hdrs (borrowing \p m's strings). */
+static int
+http__msg_headers(size_t i, json_t *m, struct mri_hdr_view *hdrs,
+		  size_t *nh, char *why, size_t why_size)
+{
+	json_t     *hs = json_object_get(m, "headers"), *v;
+	const char *name;
+
+	*nh = 0;
+	if (hs != NULL && !json_is_object(hs)) {
+		snprintf(why, why_size,
+			 "message %zu: headers must be an object of name to "
+			 "string",
+			 i);
+		return MR_EINVAL;
+	}
+	json_object_foreach(hs, name, v) {
+		size_t n = strlen(name);
+
+		if (!json_is_string(v) || n == 0 || n > MRI_HDR_NAME_MAX ||
+		    *nh == MRI_HDR_COUNT_MAX) {
+			snprintf(why, why_size,
+				 "message %zu: header \"%.64s\": a name of 1 "
+				 "to %d bytes and a string value, at most %d "
+				 "headers",
+				 i, name, MRI_HDR_NAME_MAX, MRI_HDR_COUNT_MAX);
+			return MR_EINVAL;
+		}
+		if (strcmp(name, MR_HEADER_ID) == 0) {
+			snprintf(why, why_size,
+				 "message %zu: give the message id as \"id\", "
+				 "not as a %s header",
+				 i, MR_HEADER_ID);
+			return MR_EINVAL;
+		}
+		hdrs[(*nh)++] = (struct mri_hdr_view){
+		    .name      = name,
+		    .name_len  = (uint16_t)n,
+		    .value     = json_string_value(v),
+		    .value_len = (uint32_t)json_string_length(v),
+		};
+	}
+	return MR_OK;
+}
+
+/* Append message \p i, \p m, to \p w. */
+static int
+http__msg_encode(struct mri_wbuf *w, const char *topic, size_t i, json_t *m,
+		 char *why, size_t why_size)
+{
+	struct mri_hdr_view hdrs[MRI_HDR_COUNT_MAX];
+	struct http__bytes  key = {0}, val = {0};
+	const char         *id  = NULL;
+	json_t             *v;
+	size_t              nh, idlen = 0;
+	int                 rc;
+
+	if (!json_is_object(m)) {
+		snprintf(why, why_size, "message %zu is not a JSON object", i);
+		return MR_EINVAL;
+	}
+	if ((rc = http__msg_members(i, m, why, why_size)) != MR_OK ||
+	    (rc = http__msg_headers(i, m, hdrs, &nh, why, why_size)) != MR_OK)
+		return rc;
+	if ((v = json_object_get(m, "id")) != NULL) {
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > MRI_ID_MAX) {
+			snprintf(why, why_size,
+				 "message %zu: id must be a string of 1 to %d "
+				 "bytes",
+				 i, MRI_ID_MAX);
+			return MR_EINVAL;
+		}
+		id    = json_string_value(v);
+		idlen = json_string_length(v);
+	}
+	rc = http__bytes_get(i, m, "key", false, &key, why, why_size);
+	if (rc == MR_OK)
+		rc = http__bytes_get(i, m, "value", true, &val, why, why_size);
+	if (rc == MR_OK && (key.len > UINT32_MAX || val.len > UINT32_MAX)) {
+		snprintf(why, why_size, "message %zu is too large", i);
+		rc = MR_ETOOBIG;
+	}
+	if (rc == MR_OK)
+		mri_publish_encode_msg(w, topic, strlen(topic), key.p, key.len,
+				       key.set, id, idlen, (uint16_t)nh, hdrs,
+				       val.p, val.len);
+	free(key.own);
+	free(val.own);
+	return rc;
+}
+
+int
+mri_http_publish_encode(struct mri_wbuf *w, const char *topic, json_t *body,
+			char *why, size_t why_size)
+{
+	json_t *msgs;
+	size_t  n = 1;
+	int     rc;
+
+	if (!mri_topic_valid(topic, strlen(topic))) {
+		snprintf(why, why_size,
+			 "\"%.64s\" is not a topic name: 1 to 249 of a-z A-Z "
+			 "0-9 . _ -",
+			 topic);
+		return MR_EINVAL;
+	}
+	if (!json_is_object(body)) {
+		snprintf(why, why_size, "the body must be a JSON object");
+		return MR_EINVAL;
+	}
+	msgs = json_object_get(body, "messages");
+	if (msgs != NULL) {
+		n = json_array_size(msgs);
+		if (!json_is_array(msgs) || n == 0 || n > MRI_BATCH_MAX ||
+		    json_object_size(body) != 1) {
+			snprintf(why, why_size,
+				 "\"messages\" must be an array of 1 to %d "
+				 "messages, alone in the body",
+				 MRI_BATCH_MAX);
+			return MR_EINVAL;
+		}
+	}
+	mri_frame_begin(w, MRI_OP_PUBLISH);
+	mri_wbuf_u32(w, (uint32_t)n);
+	for (size_t i = 0; i < n; i++) {
+		json_t *m = msgs != NULL ? json_array_get(msgs, i) : body;
+
+		if ((rc = http__msg_encode(w, topic, i, m, why, why_size)) !=
+		    MR_OK)
+			return rc;
+	}
+	if ((rc = mri_frame_end(w)) == MR_ETOOBIG)
+		snprintf(why, why_size, "the batch is too large for a frame");
+	return rc;
+}
+
+/* ---- settle ---- */
+
+static int
+http__u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One handle: a JSON integer from 0 or a string of decimal digits. */
+static bool
+http__handle(json_t *e, uint64_t *out)
+{
+	const char *s = json_string_value(e);
+	char       *end;
+
+	if (json_is_integer(e) && json_integer_value(e) >= 0) {
+		*out = (uint64_t)json_integer_value(e);
+		return true;
+	}
+	if (s == NULL || s[0] < '0' || s[0] > '9')
+		return false;
+	errno = 0;
+	*out  = strtoull(s, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+int
+mri_http_handles(json_t *arr, uint64_t **out, size_t *n, char *why,
+		 size_t why_size)
+{
+	size_t    count = json_array_size(arr), k = 0;
+	uint64_t *v;
+
+	if (!json_is_array(arr) || count == 0 ||
+	    count > MRI_SETTLE_RANGES_MAX) {
+		snprintf(why, why_size,
+			 "handles must be an array of 1 to %d handles "
+			 "(strings of digits, or integers)",
+			 MRI_SETTLE_RANGES_MAX);
+		return MR_EINVAL;
+	}
+	if ((v = malloc(count * sizeof(*v))) == NULL)
+		return MR_ENOMEM;
+	for (size_t i = 0; i < count; i++) {
+		if (!http__handle(json_array_get(arr, i), &v[i])) {
+			free(v);
+			snprintf(why, why_size,
+				 "handles[%zu] is not a handle (a string of "
+				 "digits, or an integer from 0)",
+				 i);
+			return MR_EINVAL;
+		}
+	}
+	qsort(v, count, sizeof(*v), http__u64_cmp);
+	for (size_t i = 0; i < count; i++)
+		if (k == 0 || v[i] != v[k - 1])
+			v[k++] = v[i];
+	*out = v;
+	*n   = k;
+	return MR_OK;
+}

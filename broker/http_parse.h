@@ -1,0 +1,60 @@
+/*
+ * The HTTP API's own parsing (docs/HTTP.md), apart from nng so that it can
+ * be fuzzed (broker/http_fuzz.c): a request's path and query, a publish's
+ * JSON made into a PUBLISH frame, and a settle's handles. Each refuses
+ * what it cannot take with an mr_err and a sentence naming the problem,
+ * and nothing of a refused input is used.
+ *
+ * Thread safety: no shared state.
+ */
+#ifndef MRI_HTTP_PARSE_H
+#define MRI_HTTP_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "proto/frame.h"
+
+/** @returns \p n bytes of \p s percent-decoded (and, in a query, '+' as a
+ *           space), new (free it); NULL when out of memory or malformed
+ *           (a '%' not followed by two hex digits, or an encoded NUL). */
+char *mri_http_pct_decode(const char *s, size_t n, bool query);
+
+/**
+ * @brief Split \p uri (a request's target: a path, maybe a query) into
+ *        its non-empty segments, each percent-decoded (new, in \p seg),
+ *        and its query (new, undecoded, in *query; NULL when none).
+ * @returns MR_OK; MR_ENOENT when it has more than \p max segments;
+ *          MR_EINVAL when one is malformed; MR_ENOMEM. On failure nothing
+ *          is left allocated.
+ */
+int mri_http_uri_split(const char *uri, char **seg, size_t max, size_t *n,
+		       char **query);
+
+/** @returns the value of \p name in \p query (percent-decoded, new: free
+ *           it; "" for a name without '='), or NULL when absent or
+ *           malformed (*bad set then). */
+char *mri_http_query_get(const char *query, const char *name, bool *bad);
+
+/**
+ * @brief A whole PUBLISH frame into \p w for \p body, a message object or
+ *        {"messages": [...]}, to \p topic (checked).
+ * @returns MR_OK; MR_EINVAL or MR_ETOOBIG with a sentence in \p why;
+ *          MR_ENOMEM.
+ */
+int mri_http_publish_encode(struct mri_wbuf *w, const char *topic,
+			    json_t *body, char *why, size_t why_size);
+
+/**
+ * @brief The handles of \p arr (strings of digits or integers, 1 to
+ *        MRI_SETTLE_RANGES_MAX of them), sorted and each once, into *out
+ *        (new: free it), *n of them.
+ * @returns MR_OK, MR_EINVAL with a sentence in \p why, or MR_ENOMEM.
+ */
+int mri_http_handles(json_t *arr, uint64_t **out, size_t *n, char *why,
+		     size_t why_size);
+
+#endif
