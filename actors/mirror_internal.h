@@ -76,7 +76,8 @@ struct mr_mirror {
 	atomic_int          run_done;
 };
 
-/** @returns the hash of \p len bytes of \p key, for the key table. */
+/** @returns the hash of \p len bytes of \p key, for the key table and
+ *           the table of snapshots (mirror_state.c). */
 uint64_t mri_mirror_hash(const void *key, size_t len);
 
 /** @returns the key table's slot of \p key (hash \p h): the entry of its
