@@ -2,6 +2,7 @@
  * Mirrored actors' insides, shared by their files (not API):
  *
  *   mirror.c        the key table, the wrapper behaviour, the dispatch
+ *   mirror_call.c   typed records: casts and calls by address, replies
  *   mirror_run.c    the type: made, run (the watch, hand-offs), freed
  *   mirror_state.c  durable state: snapshots saved and restored
  */
@@ -75,7 +76,8 @@ struct mr_mirror {
 	atomic_int          run_done;
 };
 
-/** @returns the hash of \p len bytes of \p key, for the key table. */
+/** @returns the hash of \p len bytes of \p key, for the key table and
+ *           the table of snapshots (mirror_state.c). */
 uint64_t mri_mirror_hash(const void *key, size_t len);
 
 /** @returns the key table's slot of \p key (hash \p h): the entry of its
@@ -87,6 +89,17 @@ struct mri_mirror_ent **mri_mirror_slot(mr_mirror *m, uint64_t h,
  *           bytes, cut to fit), or NULL when \p d has none. */
 const char *mri_mirror_header(const mr_delivery *d, const char *name,
 			      char *out, size_t n);
+
+/** @brief Run the type's callback for delivery \p d, on actor \p self
+ *         whose type's state is \p ustate: a typed record (an mr_type
+ *         header, a send by address) is a cast of that type, or a call
+ *         with an external from when it has mr_reply_to and
+ *         mr_correlation_id, its reply published there; any other record
+ *         is an MR_MSG_DELIVERY cast.
+ *  @returns the callback's result; MR_EREJECT for a typed record that is
+ *           not one; MR_ENOMEM when a call's reply cannot be arranged. */
+int mri_mirror_handle(mr_actor *self, mr_mirror *m, void *ustate,
+		      const mr_delivery *d);
 
 /** @brief Make m->wrap, the wrapper of behaviour \p b. */
 void mri_mirror_wrap(mr_mirror *m, const mr_behaviour *b);

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "core/base64.h"
+#include "mirror_internal.h"
 
 #define STATE__MAGIC     "MRS1"
 #define STATE__PAGE      100000     /* records per topics.read */
@@ -40,17 +41,6 @@ struct mri_mirror_state {
 	struct state__ent **tab;
 	size_t              cap, n;
 };
-
-static uint64_t
-state__hash(const void *key, size_t len)
-{
-	const unsigned char *p = key;
-	uint64_t             h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
-}
 
 /* ---- the snapshot record ----------------------------------------------- */
 
@@ -136,7 +126,7 @@ static int
 state__keep(struct mri_mirror_state *st, const void *key, size_t len,
 	    int32_t partition, int64_t offset, const void *b, size_t n)
 {
-	uint64_t            h  = state__hash(key, len);
+	uint64_t            h  = mri_mirror_hash(key, len);
 	struct state__ent **pp = state__slot(st, h, key, len);
 	struct state__ent  *e  = *pp;
 	unsigned char      *copy;
@@ -511,7 +501,7 @@ mri_mirror_state_applied(struct mri_mirror_state *st, const void *key,
 	bool               r;
 
 	pthread_mutex_lock(&st->lock);
-	e = *state__slot(st, state__hash(key, len), key, len);
+	e = *state__slot(st, mri_mirror_hash(key, len), key, len);
 	r = e != NULL && e->partition == partition && e->offset >= offset;
 	pthread_mutex_unlock(&st->lock);
 	return r;
@@ -521,10 +511,11 @@ bool
 mri_mirror_state_offset(struct mri_mirror_state *st, const void *key,
 			size_t len, int32_t *partition, int64_t *offset)
 {
+	uint64_t           h = mri_mirror_hash(key, len);
 	struct state__ent *e;
 
 	pthread_mutex_lock(&st->lock);
-	if ((e = *state__slot(st, state__hash(key, len), key, len)) != NULL) {
+	if ((e = *state__slot(st, h, key, len)) != NULL) {
 		*partition = e->partition;
 		*offset    = e->offset;
 	}
@@ -542,7 +533,7 @@ mri_mirror_state_get(struct mri_mirror_state *st, const void *key,
 	*out     = NULL;
 	*out_len = 0;
 	pthread_mutex_lock(&st->lock);
-	e = *state__slot(st, state__hash(key, len), key, len);
+	e = *state__slot(st, mri_mirror_hash(key, len), key, len);
 	if (e != NULL) {
 		if ((*out = malloc(e->len ? e->len : 1)) == NULL)
 			rc = MR_ENOMEM;

@@ -1,4 +1,7 @@
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,37 @@ topics__usage(FILE *f)
 		   "default) to its end as found then, at most N\n(default "
 		   "1000): offset, key, payload, tab-separated (base64: "
 		   "where not text).\n");
+}
+
+/* Option \p opt of topics \p sub: its argument \p arg, a whole number
+ * from \p min to \p max in decimal digits, into *out. @returns CLI_OK, or
+ * CLI_USAGE having said on stderr what the option wants. */
+static int
+topics__number(const char *sub, const char *opt, const char *arg,
+	       long long min, long long max, long long *out)
+{
+	char     *end;
+	long long v;
+
+	// strtoll alone would take "", " 1", "+1", "-1" and "1x".
+	errno = 0;
+	v     = strtoll(arg, &end, 10);
+	if (arg[0] < '0' || arg[0] > '9' || *end != '\0' || errno == ERANGE ||
+	    v < min || v > max) {
+		if (max == LLONG_MAX)
+			fprintf(stderr,
+				"mailroom: topics %s: %s wants a whole number "
+				">= %lld, not \"%s\"\n",
+				sub, opt, min, arg);
+		else
+			fprintf(stderr,
+				"mailroom: topics %s: %s wants a whole number "
+				"from %lld to %lld, not \"%s\"\n",
+				sub, opt, min, max, arg);
+		return CLI_USAGE;
+	}
+	*out = v;
+	return CLI_OK;
 }
 
 /* Send \p req; print the reply: JSON with --json, else through \p show. */
@@ -196,7 +230,8 @@ cli_topics(const struct cli_common *co, int argc, char **argv)
 	const char *sub;
 	json_t     *req, *cfg = json_object();
 	bool        json = false;
-	int         partitions = -1, replication = -1, ch;
+	int         ch, rc = CLI_OK;
+	long long   partitions = -1, replication = -1; /* -1: the cluster's */
 	long long   partition = -1, offset = 0, max = 1000;
 	char       *eq;
 
@@ -212,10 +247,12 @@ cli_topics(const struct cli_common *co, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "p:r:c:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
-			partitions = atoi(optarg);
+			rc = topics__number(sub, "--partitions", optarg, 1,
+					    INT_MAX, &partitions);
 			break;
 		case 'r':
-			replication = atoi(optarg);
+			rc = topics__number(sub, "--replication", optarg, 1,
+					    INT_MAX, &replication);
 			break;
 		case 'c':
 			if ((eq = strchr(optarg, '=')) == NULL) {
@@ -228,13 +265,16 @@ cli_topics(const struct cli_common *co, int argc, char **argv)
 			json_object_set_new(cfg, optarg, json_string(eq + 1));
 			break;
 		case 'P':
-			partition = atoll(optarg);
+			rc = topics__number(sub, "--partition", optarg, 0,
+					    INT32_MAX, &partition);
 			break;
 		case 'o':
-			offset = atoll(optarg);
+			rc = topics__number(sub, "--offset", optarg, 0,
+					    LLONG_MAX, &offset);
 			break;
 		case 'm':
-			max = atoll(optarg);
+			rc = topics__number(sub, "--max", optarg, 1, LLONG_MAX,
+					    &max);
 			break;
 		case 'j':
 			json = true;
@@ -247,6 +287,10 @@ cli_topics(const struct cli_common *co, int argc, char **argv)
 			topics__usage(stderr);
 			json_decref(cfg);
 			return CLI_USAGE;
+		}
+		if (rc != CLI_OK) {
+			json_decref(cfg);
+			return rc;
 		}
 	}
 	if (strcmp(sub, "list") == 0 && optind == argc) {
@@ -275,10 +319,11 @@ cli_topics(const struct cli_common *co, int argc, char **argv)
 		return topics__call(co, req, json, topics__show_read);
 	}
 	if (strcmp(sub, "create") == 0 && optind + 1 == argc) {
-		req = json_pack("{s:s, s:s, s:i, s:i, s:o}", "op",
+		req = json_pack("{s:s, s:s, s:I, s:I, s:o}", "op",
 				"topics.create", "topic", argv[optind],
-				"partitions", partitions, "replication",
-				replication, "config", cfg);
+				"partitions", (json_int_t)partitions,
+				"replication", (json_int_t)replication,
+				"config", cfg);
 		return topics__call(co, req, json, topics__show_create);
 	}
 	json_decref(cfg);
