@@ -13,6 +13,7 @@
 #include <nng/nng.h>
 
 #include "broker/consume_conf.h"
+#include "broker/consume_internal.h"
 #include "broker/consume_reply.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -20,66 +21,6 @@
 #include "proto/assignment.h"
 #include "proto/consume.h"
 #include "proto/subscribe.h"
-
-#define CONSUME__TOPICS_MAX 100
-#define CONSUME__GROUP_MAX 249
-#define CONSUME__DEADLINE_MIN 100
-#define CONSUME__DEADLINE_MAX 86400000
-#define CONSUME__CREDIT_MAX 100000
-#define CONSUME__RESUME_MAX 64 /* subscriptions of one group resumed */
-
-/* One (group, topics, mode, deadline, credit, retry policy, dead-letter
- * settings) of this mailroomd. Counted (refs, under the registry's lock):
- * one while in r->subs, one for each session on it; the last release puts
- * it on r->reap, and the reaper frees it. */
-struct consume_sub {
-	struct consume_sub *next;
-	unsigned            refs;
-	char               *key; /* group NUL topics... NUL settings NUL
-				    dead-letter topic (consume__key) */
-	size_t              key_len;
-	json_t             *desc; /* for SUBSCRIBE's reply */
-	struct mri_group   *g;
-	size_t              nsessions;
-	uint64_t            idle_since; /* ms, monotonic, when it fell to 0 */
-	/* For its dead-letter supervisor: dlq.group is the key's (its first
-	 * string), dlq.topic a copy that the subscription frees (NULL:
-	 * "<source topic>" + r->c.dlq_suffix). */
-	struct mri_dlq_conf dlq;
-	struct mri_dlq     *sup; /* the supervisor, on g's hooks */
-	enum mri_order      order;
-	size_t              ntopics;
-	bool                exclusive; /* one session's alone: never shared */
-};
-
-/* A session on a subscription. Counted too (refs, under the registry's
- * lock): one while in r->sessions, one for each FETCH, SETTLE or
- * UNSUBSCRIBE using it; the last release closes it in the group (what it
- * held is handed out again, a fetch it has waiting is answered) and
- * releases its subscription, so that no call works on a closed session. */
-struct consume_session {
-	struct consume_session *next;
-	unsigned                refs;
-	uint64_t                id;
-	struct consume_sub     *sub;
-	uint32_t                sid;
-	uint32_t                pipe;
-};
-
-struct mri_consume {
-	rd_kafka_conf_t        *tmpl;
-	struct mri_consume_conf c;
-	pthread_mutex_t         lock;
-	struct consume_sub     *subs;
-	struct consume_sub     *reap; /* released: the reaper frees them */
-	struct consume_session *sessions;
-	uint64_t                next_id;
-	bool                    draining;
-	pthread_t               reaper;
-	bool                    reaper_started;
-	bool                    stop;
-	pthread_cond_t          cv;
-};
 
 static void
 consume__sub_free(struct consume_sub *s)
@@ -106,7 +47,7 @@ consume__sub_rele_locked(struct mri_consume *r, struct consume_sub *s)
 	pthread_cond_signal(&r->cv);
 }
 
-static void
+void
 consume__sub_rele(struct mri_consume *r, struct consume_sub *s)
 {
 	pthread_mutex_lock(&r->lock);
@@ -191,10 +132,9 @@ consume__reaper(void *arg)
 	return NULL;
 }
 
-static const char *const consume__modes[] = {"key", "partition",
-					     "unordered"};
+const char *const consume__modes[] = {"key", "partition", "unordered"};
 
-static void
+void
 consume__error(struct mri_wbuf *out, int code, const char *why)
 {
 	char msg[MRI_ERRMSG_MAX];
@@ -424,7 +364,7 @@ mri_consume_subscribe(struct mri_consume *r, uint32_t pipe,
 
 /* @returns session \p id of connection \p pipe, held (release it with
  * consume__session_rele), or NULL. */
-static struct consume_session *
+struct consume_session *
 consume__find(struct mri_consume *r, uint64_t id, uint32_t pipe)
 {
 	struct consume_session *x;
@@ -441,7 +381,7 @@ consume__find(struct mri_consume *r, uint64_t id, uint32_t pipe)
 
 /* Release a hold on session \p x; the last one closes it in its group and
  * releases its subscription. Called without the lock. */
-static void
+void
 consume__session_rele(struct mri_consume *r, struct consume_session *x)
 {
 	unsigned left;
@@ -666,143 +606,4 @@ mri_consume_unsubscribe(struct mri_consume *r, uint32_t pipe,
 	consume__close(r, consume__is_id, id);
 	mri_frame_begin(out, MRI_OP_UNSUBSCRIBE_REPLY);
 	mri_frame_end(out);
-}
-
-void
-mri_consume_assignment(struct mri_consume *r, uint32_t pipe,
-		       const uint8_t *body, size_t len, struct mri_wbuf *out)
-{
-	struct consume_session      *x;
-	struct mri_group_stats       st;
-	struct mri_group_part_stats *parts = NULL;
-	struct mri_assigned         *v     = NULL;
-	uint64_t                     id;
-	size_t                       n, max;
-	const char                  *why;
-	int                          rc;
-
-	if ((rc = mri_assignment_decode(body, len, &id, &why)) != MR_OK) {
-		consume__error(out, rc, why);
-		return;
-	}
-	if ((x = consume__find(r, id, pipe)) == NULL) {
-		consume__error(out, MR_ENOENT, "no such session");
-		return;
-	}
-	// Counted first, then read with room for a few more (a rebalance in
-	// between: what does not fit is left out of this answer).
-	max = mri_group_stats(x->sub->g, &st, NULL, 0) + 16;
-	if (max > MRI_ASSIGNMENT_MAX)
-		max = MRI_ASSIGNMENT_MAX;
-	if ((parts = calloc(max, sizeof(*parts))) == NULL ||
-	    (v = calloc(max, sizeof(*v))) == NULL) {
-		consume__session_rele(r, x);
-		free(parts);
-		consume__error(out, MR_ENOMEM, "out of memory");
-		return;
-	}
-	n = mri_group_stats(x->sub->g, &st, parts, max);
-	consume__session_rele(r, x);
-	if (n > max)
-		n = max;
-	for (size_t i = 0; i < n; i++)
-		v[i] = (struct mri_assigned){parts[i].topic,
-					     parts[i].partition};
-	mri_assignment_reply_encode(out, v, n);
-	free(v);
-	free(parts);
-}
-
-/* Hold up to \p max subscriptions (all when \p group is NULL, else that
- * group's) in \p out. @returns how many match in all. */
-static size_t
-consume__hold(struct mri_consume *r, const char *group,
-	      struct consume_sub **out, size_t max)
-{
-	size_t n = 0;
-
-	pthread_mutex_lock(&r->lock);
-	for (struct consume_sub *s = r->subs; s != NULL; s = s->next) {
-		if (group != NULL && strcmp(s->key, group) != 0)
-			continue;
-		if (n < max) {
-			s->refs++;
-			out[n] = s;
-		}
-		n++;
-	}
-	pthread_mutex_unlock(&r->lock);
-	return n;
-}
-
-size_t
-mri_consume_sub_stats(struct mri_consume *r, struct mri_consume_sub_stats *out,
-		      size_t max)
-{
-	struct consume_sub **h = calloc(max ? max : 1, sizeof(*h));
-	size_t               n;
-
-	if (h == NULL)
-		return 0;
-	n = consume__hold(r, NULL, h, max);
-	for (size_t i = 0; i < n && i < max; i++) {
-		struct consume_sub *s = h[i];
-
-		memset(&out[i], 0, sizeof(out[i]));
-		snprintf(out[i].group, sizeof(out[i].group), "%s", s->key);
-		out[i].mode    = consume__modes[s->order];
-		out[i].ntopics = s->ntopics;
-		pthread_mutex_lock(&r->lock);
-		out[i].sessions = s->nsessions;
-		pthread_mutex_unlock(&r->lock);
-		mri_group_stats(s->g, &out[i].g, NULL, 0);
-		mri_dlq_stats(s->sup, &out[i].dlq);
-		consume__sub_rele(r, s);
-	}
-	free(h);
-	return n;
-}
-
-size_t
-mri_consume_resume(struct mri_consume *r, const char *group, size_t *resumed)
-{
-	struct consume_sub *h[CONSUME__RESUME_MAX];
-	size_t              n = consume__hold(r, group, h, CONSUME__RESUME_MAX);
-
-	*resumed = 0;
-	for (size_t i = 0; i < n && i < CONSUME__RESUME_MAX; i++) {
-		if (mri_dlq_resume(h[i]->sup) == MRI_DLQ_OPEN)
-			(*resumed)++;
-		consume__sub_rele(r, h[i]);
-	}
-	return n;
-}
-
-void
-mri_consume_counts(struct mri_consume *r, size_t *subs, size_t *sessions)
-{
-	*subs = *sessions = 0;
-	pthread_mutex_lock(&r->lock);
-	for (struct consume_sub *s = r->subs; s != NULL; s = s->next) {
-		(*subs)++;
-		*sessions += s->nsessions;
-	}
-	pthread_mutex_unlock(&r->lock);
-}
-
-void
-mri_consume_each_topic(struct mri_consume *r,
-		       void (*fn)(void *arg, const char *group,
-				  const char *topic),
-		       void *arg)
-{
-	pthread_mutex_lock(&r->lock);
-	for (struct consume_sub *s = r->subs; s != NULL; s = s->next) {
-		// The key: the group, then its topics, each NUL-terminated.
-		const char *t = s->key + strlen(s->key) + 1;
-
-		for (size_t i = 0; i < s->ntopics; i++, t += strlen(t) + 1)
-			fn(arg, s->key, t);
-	}
-	pthread_mutex_unlock(&r->lock);
 }
