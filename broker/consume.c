@@ -400,6 +400,8 @@ consume__session_rele(struct mri_consume *r, struct consume_session *x)
 struct consume_req {
 	mri_consume_reply_cb cb;
 	void                *arg;
+	struct consume_sub  *sub;  /* for its counts (it outlives the call) */
+	uint8_t              kind; /* a SETTLE's */
 };
 
 /* The group's answer to a FETCH, as a frame. */
@@ -418,6 +420,14 @@ consume__fetched(void *arg, int err, const struct mri_group_batch *b)
 		m = mri_consume_error_reply(err, "mailroomd is out of memory");
 	else
 		m = mri_consume_fetch_reply(b);
+	if (err == MR_OK) {
+		uint64_t again = 0;
+
+		for (size_t i = 0; i < b->n; i++)
+			again += b->d[i].attempt > 1;
+		atomic_fetch_add(&q->sub->n_delivered, b->n);
+		atomic_fetch_add(&q->sub->n_redelivered, again);
+	}
 	q->cb(q->arg, m);
 	free(q);
 }
@@ -436,6 +446,12 @@ consume__settled(void *arg, int err, const struct mri_group_settle_result *res)
 				 "may be delivered again");
 	else
 		m = mri_consume_settle_reply(res);
+	if (err == MR_OK && q->kind == MRI_SETTLE_ACK)
+		atomic_fetch_add(&q->sub->n_acks, res->settled);
+	else if (err == MR_OK && q->kind == MRI_SETTLE_NACK)
+		atomic_fetch_add(&q->sub->n_nacks, res->settled);
+	else if (err == MR_OK && q->kind == MRI_SETTLE_REJECT)
+		atomic_fetch_add(&q->sub->n_rejects, res->settled);
 	q->cb(q->arg, m);
 	free(q);
 }
@@ -479,6 +495,7 @@ mri_consume_fetch(struct mri_consume *r, uint32_t pipe, const uint8_t *body,
 	else {
 		q->cb  = cb;
 		q->arg = arg;
+		q->sub = x->sub;
 		rc     = mri_group_fetch(x->sub->g, x->sid, &gf,
 					 consume__fetched, q);
 	}
@@ -541,6 +558,8 @@ mri_consume_settle(struct mri_consume *r, uint32_t pipe, const uint8_t *body,
 		gs.handles    = s.handles;
 		q->cb         = cb;
 		q->arg        = arg;
+		q->sub        = x->sub;
+		q->kind       = s.kind;
 		rc = mri_group_settle(x->sub->g, &gs, consume__settled, q);
 	}
 	consume__session_rele(r, x);

@@ -135,6 +135,9 @@ struct mri_consume_sub_stats {
 	size_t                 sessions;
 	struct mri_group_stats g;
 	struct mri_dlq_stats   dlq;
+	/* What its sessions were handed and settled, ever. */
+	uint64_t               delivered, redelivered;
+	uint64_t               acks, nacks, rejects;
 };
 
 /**
@@ -144,6 +147,16 @@ struct mri_consume_sub_stats {
  */
 size_t mri_consume_sub_stats(struct mri_consume *r,
 			     struct mri_consume_sub_stats *out, size_t max);
+
+/**
+ * @brief Call \p fn(arg, group, part) for each partition each
+ *        subscription holds (strings borrowed for the call; no lock of
+ *        the registry's held). @returns how many calls were made.
+ */
+size_t mri_consume_each_part(struct mri_consume *r,
+			     void (*fn)(void *arg, const char *group,
+					const struct mri_group_part_stats *p),
+			     void *arg);
 
 /**
  * @brief Resume the tripped breakers of group \p group's subscriptions

@@ -11,6 +11,7 @@
 #define MRI_CONSUME_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,6 +51,9 @@ struct consume_sub {
 	enum mri_order      order;
 	size_t              ntopics;
 	bool                exclusive; /* one session's alone: never shared */
+	/* What its sessions did, for /metrics (broker/metrics.c). */
+	atomic_ullong       n_delivered, n_redelivered;
+	atomic_ullong       n_acks, n_nacks, n_rejects;
 };
 
 /* A session on a subscription. Counted too (refs, under the registry's

@@ -7,6 +7,7 @@
 #include "consume.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,10 +103,47 @@ mri_consume_sub_stats(struct mri_consume *r, struct mri_consume_sub_stats *out,
 		pthread_mutex_unlock(&r->lock);
 		mri_group_stats(s->g, &out[i].g, NULL, 0);
 		mri_dlq_stats(s->sup, &out[i].dlq);
+		out[i].delivered   = atomic_load(&s->n_delivered);
+		out[i].redelivered = atomic_load(&s->n_redelivered);
+		out[i].acks        = atomic_load(&s->n_acks);
+		out[i].nacks       = atomic_load(&s->n_nacks);
+		out[i].rejects     = atomic_load(&s->n_rejects);
 		consume__sub_rele(r, s);
 	}
 	free(h);
 	return n;
+}
+
+size_t
+mri_consume_each_part(struct mri_consume *r,
+		      void (*fn)(void *arg, const char *group,
+				 const struct mri_group_part_stats *p),
+		      void *arg)
+{
+	struct consume_sub         **h;
+	struct mri_group_part_stats *parts = NULL;
+	struct mri_group_stats       st;
+	size_t                       n, max, calls = 0;
+
+	// Counted first, then held with room for a few more.
+	max = consume__hold(r, NULL, NULL, 0) + 16;
+	if ((h = calloc(max, sizeof(*h))) == NULL)
+		return 0;
+	if ((n = consume__hold(r, NULL, h, max)) > max)
+		n = max;
+	for (size_t i = 0; i < n; i++) {
+		size_t room = mri_group_stats(h[i]->g, &st, NULL, 0) + 16, k;
+
+		if ((parts = calloc(room, sizeof(*parts))) != NULL) {
+			k = mri_group_stats(h[i]->g, &st, parts, room);
+			for (size_t j = 0; j < k && j < room; j++, calls++)
+				fn(arg, h[i]->key, &parts[j]);
+			free(parts);
+		}
+		consume__sub_rele(r, h[i]);
+	}
+	free(h);
+	return calls;
 }
 
 size_t

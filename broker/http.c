@@ -185,10 +185,11 @@ http__op_free(struct http_op *op)
 	pthread_mutex_unlock(&h->lock);
 }
 
-/* Answer \p status with \p text (\p len bytes) and free \p op. */
+/* Answer \p status with \p text (\p len bytes, JSON unless \p ctype
+ * says otherwise) and free \p op. */
 static void
-http__reply(struct http_op *op, uint16_t status, const char *text,
-	    size_t len, bool close)
+http__reply_as(struct http_op *op, uint16_t status, const char *ctype,
+	       const void *text, size_t len, bool close)
 {
 	nng_aio      *haio = op->haio;
 	nng_http_res *res;
@@ -199,7 +200,7 @@ http__reply(struct http_op *op, uint16_t status, const char *text,
 		return;
 	}
 	nng_http_res_set_status(res, status);
-	nng_http_res_set_header(res, "Content-Type", "application/json");
+	nng_http_res_set_header(res, "Content-Type", ctype);
 	nng_http_res_set_header(res, "Cache-Control", "no-store");
 	if (close)
 		nng_http_res_set_header(res, "Connection", "close");
@@ -212,6 +213,20 @@ http__reply(struct http_op *op, uint16_t status, const char *text,
 	http__op_free(op);
 	nng_aio_set_output(haio, 0, res);
 	nng_aio_finish(haio, 0);
+}
+
+static void
+http__reply(struct http_op *op, uint16_t status, const char *text,
+	    size_t len, bool close)
+{
+	http__reply_as(op, status, "application/json", text, len, close);
+}
+
+void
+http__reply_text(struct http_op *op, uint16_t status, const char *ctype,
+		 const void *text, size_t len)
+{
+	http__reply_as(op, status, ctype, text, len, false);
 }
 
 void
@@ -651,8 +666,10 @@ mri_http_start(struct mri_http **out, const struct mri_http_conf *c,
 		free(h);
 		return MR_ENOMEM;
 	}
-	h->max_body = c->max_body;
-	h->idle_ms  = c->session_idle_ms;
+	h->max_body    = c->max_body;
+	h->idle_ms     = c->session_idle_ms;
+	h->metrics     = c->metrics;
+	h->metrics_arg = c->metrics_arg;
 	if ((c->token != NULL && c->token[0] != '\0' &&
 	     (h->token = strdup(c->token)) == NULL) ||
 	    (h->upstream = strdup(c->upstream)) == NULL) {

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 struct mri_http;
+struct mri_wbuf;
 
 struct mri_http_conf {
 	const char *listen;   /* http://HOST:PORT */
@@ -25,6 +26,10 @@ struct mri_http_conf {
 	const char *upstream; /* the front door's inproc URL */
 	size_t      max_body; /* a longer request body is refused (413) */
 	uint32_t    session_idle_ms;
+	/* GET /metrics: the Prometheus text into out (broker/metrics.h);
+	 * called on one of nng's threads; it must not block. NULL: 501. */
+	int (*metrics)(void *arg, struct mri_wbuf *out);
+	void *metrics_arg;
 };
 
 /**

@@ -37,6 +37,7 @@ static const char *const http__p_timeout[] = {"timeout_ms:i", NULL};
 const struct http_route http__routes[] = {
     {.method = "GET", .path = "/healthz", .fn = http__healthz, .open = true},
     {.method = "GET", .path = "/readyz", .fn = http__readyz, .open = true},
+    {.method = "GET", .path = "/metrics", .fn = http__metrics},
     {.method = "GET", .path = "/v1/status", .fn = http__status_get},
     {.method = "POST", .path = "/v1/topics/{}/messages", .fn = http__publish},
     {.method = "POST",
@@ -94,6 +95,25 @@ void
 http__healthz(struct http_op *op)
 {
 	http__reply_json(op, 200, json_pack("{s:b}", "ok", 1));
+}
+
+void
+http__metrics(struct http_op *op)
+{
+	struct mri_wbuf w;
+	int             rc;
+
+	if (op->h->metrics == NULL) {
+		http__reply_error(op, 501, MR_ENOTSUP, "no metrics here");
+		return;
+	}
+	mri_wbuf_init(&w);
+	if ((rc = op->h->metrics(op->h->metrics_arg, &w)) != MR_OK)
+		http__reply_error(op, 500, rc, "cannot render the metrics");
+	else
+		http__reply_text(op, 200, "text/plain; version=0.0.4", w.data,
+				 w.len);
+	mri_wbuf_fini(&w);
 }
 
 static void

@@ -42,6 +42,8 @@ struct mri_http {
 	char             *upstream;
 	size_t            max_body;
 	uint32_t          idle_ms;
+	int (*metrics)(void *arg, struct mri_wbuf *out);
+	void             *metrics_arg;
 	/* The connection that publishes, reads the status and administers;
 	 * sessions have their own. */
 	nng_socket        sock;
@@ -106,6 +108,9 @@ struct http_op {
 
 /* Answer \p status with \p body (taken: json_decref'd). */
 void http__reply_json(struct http_op *op, uint16_t status, json_t *body);
+/* Answer \p status with \p len bytes of \p text, of type \p ctype. */
+void http__reply_text(struct http_op *op, uint16_t status, const char *ctype,
+		      const void *text, size_t len);
 /* Answer with {"ok": false, "error": mr_err_name(code), "message"}. */
 void http__reply_error(struct http_op *op, uint16_t status, int code,
 		       const char *fmt, ...)
@@ -152,6 +157,7 @@ void http__session_release(struct http_session *x);
 /* ---- broker/http_admin.c ---- */
 
 void http__healthz(struct http_op *op);
+void http__metrics(struct http_op *op);
 void http__readyz(struct http_op *op);
 void http__status_get(struct http_op *op);
 void http__admin_route(struct http_op *op);

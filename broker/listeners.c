@@ -158,7 +158,12 @@ lsn__watch(void *arg)
 		for (size_t i = 0; i < l->n; i++) {
 			uint64_t other;
 
-			if (lsn__stat(l, i, "other", &other) != 0 ||
+			// inproc:// has no handshake (nng's issue #1518 is
+			// ipc's and tcp's), and counts a connection that
+			// closes, as an HTTP session's does, as an "other"
+			// error: not watched.
+			if (strncmp(l->v[i].url, "inproc://", 9) == 0 ||
+			    lsn__stat(l, i, "other", &other) != 0 ||
 			    other == l->v[i].other)
 				continue;
 			l->v[i].other = other;

@@ -15,6 +15,7 @@
 #include "broker/config.h"
 #include "bridge/embedded.h"
 #include "broker/http.h"
+#include "broker/metrics.h"
 #include "broker/server.h"
 #include "core/log.h"
 #include "mailroom/error.h"
@@ -114,6 +115,12 @@ main__reload_config(struct mri_config *cfg, struct main__flag *flags,
 		   cfg->log_level);
 }
 
+static int
+main__metrics(void *arg, struct mri_wbuf *out)
+{
+	return mri_server_metrics(arg, out);
+}
+
 /* Start the HTTP API (docs/HTTP.md) on the server's inproc listener. */
 static int
 main__http(struct mri_http **out, const struct mri_config *cfg,
@@ -124,6 +131,8 @@ main__http(struct mri_http **out, const struct mri_config *cfg,
 	    .upstream        = mri_server_inproc(srv),
 	    .max_body        = (size_t)cfg->http_max_body_bytes,
 	    .session_idle_ms = (uint32_t)cfg->http_session_idle_ms,
+	    .metrics         = main__metrics,
+	    .metrics_arg     = srv,
 	};
 	char  errstr[512];
 	char *token = NULL;

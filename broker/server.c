@@ -24,6 +24,7 @@
 #include "core/kafka.h"
 #include "core/log.h"
 #include "listeners.h"
+#include "metrics.h"
 #include "mailroom/error.h"
 #include "proto/assignment.h"
 #include "proto/consume.h"
@@ -477,6 +478,7 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 	s->order_wait_ms = (uint64_t)cfg->order_wait_ms;
 	if (mri_order_new(&s->order, SRV__MAX_STREAMS, SRV__STREAM_IDLE_MS) !=
 		MR_OK ||
+	    mri_metrics_new(&s->metrics) != MR_OK ||
 	    nng_aio_alloc(&s->sweep, srv__sweep_cb, s) != 0) {
 		mri_server_free(s);
 		return MR_ENOMEM;
@@ -741,6 +743,7 @@ mri_server_free(struct mri_server *s)
 	if (s->sweep != NULL)
 		nng_aio_free(s->sweep);
 	mri_order_free(s->order);
+	mri_metrics_free(s->metrics);
 	for (size_t i = 0; i < s->nurls; i++)
 		free(s->urls[i]);
 	free(s->urls);

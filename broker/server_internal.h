@@ -59,6 +59,7 @@ struct srv_ctx {
 	struct mri_hdr_view  *hdrs;
 	size_t                hdrs_cap;
 	uint32_t              count;
+	uint64_t              t0_us; /* when it arrived (mono), for metrics */
 	/* The reply goes when both the batch and its hand-off are done. */
 	atomic_uint           guard;
 	/* Backpressure (server_bp.c): the records as the gate sees them,
@@ -94,6 +95,7 @@ struct mri_server {
 	struct mri_admin       *admin;
 	struct mri_lag         *lag; /* the lag monitor (server_lag.c) */
 	struct mri_bp          *bp;  /* backpressure's gate (server_bp.c) */
+	struct mri_metrics     *metrics; /* broker/metrics.h */
 	pthread_mutex_t         held_lock;
 	struct srv_ctx         *held; /* requests held by backpressure */
 	atomic_int              draining;

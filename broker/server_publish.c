@@ -9,15 +9,47 @@
 #include <string.h>
 
 #include "broker/backpressure.h"
+#include "broker/metrics.h"
 #include "core/clock.h"
 #include "mailroom/error.h"
 #include "server_internal.h"
+
+/* Count the results of \p c's messages by topic (a run of one topic at a
+ * time) and their latency. */
+static void
+srv__publish_count(struct srv_ctx *c)
+{
+	uint64_t n[MRI_PUB_RESULTS] = {0};
+
+	for (uint32_t i = 0; i < c->count; i++) {
+		const struct mri_pub_rec *r = &c->batch.recs[i];
+
+		if (r->res.err == MR_OK)
+			n[(r->res.flags & MRI_PUB_F_DUPLICATE)
+			      ? MRI_PUB_DUPLICATE
+			      : MRI_PUB_OK]++;
+		else
+			n[r->res.err == MR_EBUSY ? MRI_PUB_REFUSED
+						 : MRI_PUB_ERROR]++;
+		if (i + 1 == c->count ||
+		    c->views[i + 1].topic_len != c->views[i].topic_len ||
+		    memcmp(c->views[i + 1].topic, c->views[i].topic,
+			   c->views[i].topic_len) != 0) {
+			mri_metrics_publish(c->s->metrics, c->views[i].topic,
+					    c->views[i].topic_len, n);
+			memset(n, 0, sizeof(n));
+		}
+	}
+	mri_metrics_publish_latency(c->s->metrics, mri_mono_us() - c->t0_us,
+				    c->count);
+}
 
 static void
 srv__publish_reply(struct srv_ctx *c)
 {
 	char why[MRI_ERRMSG_MAX / 2];
 
+	srv__publish_count(c);
 	mri_frame_begin(&c->out, MRI_OP_PUBLISH_ACK);
 	mri_wbuf_u32(&c->out, c->count);
 	for (uint32_t i = 0; i < c->count; i++) {
@@ -220,6 +252,7 @@ srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len,
 	size_t                 nh = 0;
 
 	atomic_fetch_add(&s->n_requests, 1);
+	c->t0_us     = mri_mono_us();
 	c->sequenced = false;
 	c->bp_used   = false;
 	c->held_ms   = 0;

@@ -15,6 +15,9 @@
 /** @returns milliseconds on the monotonic clock (an arbitrary origin). */
 uint64_t mri_mono_ms(void);
 
+/** @returns microseconds on the same clock. */
+uint64_t mri_mono_us(void);
+
 /** @returns milliseconds since the Unix epoch on the wall clock. */
 int64_t mri_wall_ms(void);
 

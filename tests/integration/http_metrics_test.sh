@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# /metrics after a known workload (issue #12), parsed with
+# prometheus_client's parser as Prometheus would: mailroomd with its HTTP
+# API on a free loopback port; a topic of 2 partitions; 20 messages over
+# HTTP (10 keys), 3 of them sent again with their ids (duplicates), 5 more
+# with `mailroom publish`; a group fetches all 25 over HTTP, nacks 2 and
+# acks the rest, then gets the 2 again (attempt 2) and acks them. Then:
+#   - mailroom_publish_messages_total{topic=T}: ok 25, duplicate 3, refused
+#     and error 0; the latency histogram counts 28 messages, its buckets
+#     cumulative;
+#   - for the group: deliveries 27, redeliveries 2, acks 25, nacks 2,
+#     failed attempts 2, sessions 1, nothing in flight, breaker closed;
+#   - lag and end offsets per partition equal Kafka's own: the ends kcat
+#     reads (-Q, the end of each partition), lag 0 and the committed offset
+#     at the end once the group committed;
+#   - a second group that acked nothing lags by every record: its lag on
+#     each partition is kcat's end;
+#   - without the token /metrics is 401; every family has HELP and TYPE.
+#
+# Usage: http_metrics_test.sh embedded|kafka
+# Environment: MR_BINARY_DIR (mailroomd, mailroom), MR_KAFKA_DIR.
+set -uo pipefail
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+mrt_mode "$@"
+mrt_binaries
+mrt_need curl python3 kcat
+python3 -c 'import prometheus_client' 2>/dev/null || {
+    echo "SKIP: python3 has no prometheus_client (scripts/deps.sh test installs it with pip)"
+    exit 77
+}
+mrt_workdir metrics
+unset MAILROOM_HTTP_LISTEN
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+U="http://127.0.0.1:$port"
+mrt_start_daemon mailroomd --set "http.listen=$U" \
+    --set "http.token_file=$work/token" --set lag.interval_ms=200
+TOKEN=$(cat "$work/token")
+mr() { timeout 120 "$MR" --url "$url" "$@"; }
+bootstrap=$(mr status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["kafka"]["bootstrap"])')
+T="metrics-$mode-$$" G="mg-$$" G2="mg2-$$"
+mr topics create "$T" --partitions 2 >/dev/null || mrt_fail "topics create $T"
+
+# The workload, driven over HTTP with the standard library.
+MRT_URL=$U MRT_TOKEN=$TOKEN MRT_TOPIC=$T MRT_GROUP=$G MRT_GROUP2=$G2 \
+    timeout 180 python3 - >"$work/driver.out" 2>&1 <<'PY'
+import json, os, sys, time, urllib.request
+
+U, TOKEN = os.environ["MRT_URL"], os.environ["MRT_TOKEN"]
+T, G, G2 = os.environ["MRT_TOPIC"], os.environ["MRT_GROUP"], os.environ["MRT_GROUP2"]
+
+def call(method, path, body=None):
+    req = urllib.request.Request(U + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": "Bearer " + TOKEN})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.load(r)
+
+msgs = [{"key": "k%d" % (i % 10), "value": "v%d" % i, "id": "%s-%d" % (T, i)}
+        for i in range(20)]
+r = call("POST", "/v1/topics/%s/messages" % T, {"messages": msgs})
+assert r["published"] == 20 and r["failed"] == 0, r
+r = call("POST", "/v1/topics/%s/messages" % T, {"messages": msgs[:3]})
+assert all(a["duplicate"] for a in r["acks"]), r
+print("published 20, then 3 duplicates")
+PY
+[[ $? -eq 0 ]] && mrt_pass "20 messages and 3 duplicates published over HTTP" ||
+    mrt_fail "the HTTP publish: $(tail -5 "$work/driver.out")"
+for i in 1 2 3 4 5; do
+    mr publish "$T/cli" "c$i" >/dev/null || mrt_fail "mailroom publish $i"
+done
+
+MRT_URL=$U MRT_TOKEN=$TOKEN MRT_TOPIC=$T MRT_GROUP=$G MRT_GROUP2=$G2 \
+    timeout 180 python3 - >"$work/consume.out" 2>&1 <<'PY'
+import json, os, time, urllib.request
+
+U, TOKEN = os.environ["MRT_URL"], os.environ["MRT_TOKEN"]
+T, G, G2 = os.environ["MRT_TOPIC"], os.environ["MRT_GROUP"], os.environ["MRT_GROUP2"]
+
+def call(method, path, body=None):
+    req = urllib.request.Request(U + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": "Bearer " + TOKEN})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.load(r)
+
+s = call("POST", "/v1/sessions", {"group": G, "topics": [T], "mode": "unordered",
+                                  "retry": {"backoff_initial_ms": 0}})["session"]
+got, deadline = [], time.time() + 90
+while len(got) < 25 and time.time() < deadline:
+    got += call("POST", "/v1/sessions/%s/fetch" % s,
+                {"max_messages": 100, "wait_ms": 1000})["messages"]
+assert len(got) == 25, len(got)
+nacked = [m["handle"] for m in got[:2]]
+r = call("POST", "/v1/sessions/%s/nack" % s, {"handles": nacked, "reason": "test"})
+assert r["settled"] == 2, r
+r = call("POST", "/v1/sessions/%s/ack" % s, {"handles": [m["handle"] for m in got[2:]]})
+assert r["settled"] == 23, r
+again, deadline = [], time.time() + 60
+while len(again) < 2 and time.time() < deadline:
+    again += call("POST", "/v1/sessions/%s/fetch" % s,
+                  {"max_messages": 100, "wait_ms": 1000})["messages"]
+assert len(again) == 2 and all(m["attempt"] == 2 for m in again), again
+r = call("POST", "/v1/sessions/%s/ack" % s, {"handles": [m["handle"] for m in again]})
+assert r["settled"] == 2, r
+# A second group joins and acks nothing: the lag monitor tracks it.
+s2 = call("POST", "/v1/sessions", {"group": G2, "topics": [T]})["session"]
+call("POST", "/v1/sessions/%s/fetch" % s2, {"max_messages": 1, "wait_ms": 3000})
+print("consumed 25, nacked 2, acked 27")
+PY
+[[ $? -eq 0 ]] && mrt_pass "25 fetched over HTTP, 2 nacked and fetched again, all acked" ||
+    mrt_fail "the HTTP consume: $(tail -5 "$work/consume.out")"
+
+# Kafka's own ends of the partitions.
+for p in 0 1; do
+    kcat -b "$bootstrap" -Q -t "$T:$p:-1" 2>/dev/null |
+        awk -v p="$p" '{print p, $NF}'
+done >"$work/ends"
+[[ $(wc -l <"$work/ends") -eq 2 ]] || mrt_fail "kcat -Q: $(cat "$work/ends")"
+
+[[ $(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$U/metrics") == 401 ]] &&
+    mrt_pass "/metrics without the token is 401" ||
+    mrt_fail "/metrics without the token is not 401"
+
+# check: scrape until the lag monitor saw G's commits (30 s), then every
+# figure above.
+MRT_URL=$U MRT_TOKEN=$TOKEN MRT_TOPIC=$T MRT_GROUP=$G MRT_GROUP2=$G2 \
+    MRT_ENDS=$work/ends timeout 120 python3 - >"$work/check.out" 2>&1 <<'PY'
+import os, time, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+
+U, TOKEN = os.environ["MRT_URL"], os.environ["MRT_TOKEN"]
+T, G, G2 = os.environ["MRT_TOPIC"], os.environ["MRT_GROUP"], os.environ["MRT_GROUP2"]
+ends = {int(p): int(e) for p, e in (l.split() for l in open(os.environ["MRT_ENDS"]))}
+assert sum(ends.values()) == 25, ends
+
+def scrape():
+    req = urllib.request.Request(U + "/metrics", headers={"Authorization": "Bearer " + TOKEN})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers["Content-Type"].startswith("text/plain"), r.headers
+        text = r.read().decode()
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            name = line.split()[2]
+            assert "# HELP " + name + " " in text, name
+    return fams
+
+def value(fams, family, sample, **labels):
+    for s in fams[family].samples:
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    return None
+
+deadline = time.time() + 30
+while True:
+    f = scrape()
+    lags = [value(f, "mailroom_consumer_lag_messages", "mailroom_consumer_lag_messages",
+                  group=G, topic=T, partition=str(p)) for p in (0, 1)]
+    lags2 = [value(f, "mailroom_consumer_lag_messages", "mailroom_consumer_lag_messages",
+                   group=G2, topic=T, partition=str(p)) for p in (0, 1)]
+    if (lags == [0, 0] and lags2 == [ends[0], ends[1]]) or time.time() > deadline:
+        break
+    time.sleep(0.3)
+assert lags == [0, 0], ("lag of %s" % G, lags)
+assert lags2 == [ends[0], ends[1]], ("lag of %s" % G2, lags2, ends)
+for p in (0, 1):
+    for fam in ("mailroom_partition_end_offset", "mailroom_consumer_committed_offset"):
+        v = value(f, fam, fam, group=G, topic=T, partition=str(p))
+        assert v == ends[p], (fam, p, v, ends)
+    assert value(f, "mailroom_consumer_lag_seconds", "mailroom_consumer_lag_seconds",
+                 group=G, topic=T, partition=str(p)) == 0
+
+P = "mailroom_publish_messages"
+want = {"ok": 25, "duplicate": 3, "refused": 0, "error": 0}
+got = {r: value(f, P, P + "_total", topic=T, result=r) for r in want}
+assert got == want, got
+buckets = sorted((float(s.labels["le"]), s.value)
+                 for s in f["mailroom_publish_latency_seconds"].samples
+                 if s.name.endswith("_bucket"))
+assert buckets[-1] == (float("inf"), 28), buckets
+assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), buckets
+assert value(f, "mailroom_publish_latency_seconds", "mailroom_publish_latency_seconds_count") == 28
+
+for fam, want in (("mailroom_consumer_deliveries", 27), ("mailroom_consumer_redeliveries", 2),
+                  ("mailroom_consumer_acks", 25), ("mailroom_consumer_nacks", 2),
+                  ("mailroom_consumer_failed_attempts", 2), ("mailroom_consumer_rejects", 0)):
+    v = value(f, fam, fam + "_total", group=G)
+    assert v == want, (fam, v, want)
+for fam, want in (("mailroom_consumer_sessions", 1), ("mailroom_consumer_inflight_messages", 0),
+                  ("mailroom_breaker_state", 0)):
+    v = value(f, fam, fam, group=G)
+    assert v == want, (fam, v, want)
+assert value(f, "mailroom_kafka_reachable", "mailroom_kafka_reachable") == 1
+print("every figure as the workload made it")
+PY
+if [[ $? -eq 0 ]]; then
+    mrt_pass "/metrics: publishes by result, latency, the group's counts, lag and offsets equal Kafka's"
+else
+    mrt_fail "/metrics: $(tail -8 "$work/check.out")"
+fi
+
+mrt_stop_daemon
+mrt_finish 40 "$log"
