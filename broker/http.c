@@ -202,6 +202,10 @@ http__reply_as(struct http_op *op, uint16_t status, const char *ctype,
 	nng_http_res_set_status(res, status);
 	nng_http_res_set_header(res, "Content-Type", ctype);
 	nng_http_res_set_header(res, "Cache-Control", "no-store");
+	nng_http_res_set_header(res, "X-Content-Type-Options", "nosniff");
+	nng_http_res_set_header(res, "Content-Security-Policy",
+				"default-src 'self'; img-src 'self' data:; "
+				"frame-ancestors 'none'");
 	if (close)
 		nng_http_res_set_header(res, "Connection", "close");
 	if (nng_http_res_copy_data(res, text, len) != 0) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/console.h"
 #include "mailroom/error.h"
 
 /* The query parameters of each GET route ("name:t": s string, i
@@ -37,6 +38,9 @@ static const char *const http__p_timeout[] = {"timeout_ms:i", NULL};
 const struct http_route http__routes[] = {
     {.method = "GET", .path = "/healthz", .fn = http__healthz, .open = true},
     {.method = "GET", .path = "/readyz", .fn = http__readyz, .open = true},
+    {.method = "GET", .path = "/", .fn = http__console, .open = true},
+    {.method = "GET", .path = "/console/{}", .fn = http__console,
+     .open = true},
     {.method = "GET", .path = "/metrics", .fn = http__metrics},
     {.method = "GET", .path = "/v1/status", .fn = http__status_get},
     {.method = "POST", .path = "/v1/topics/{}/messages", .fn = http__publish},
@@ -95,6 +99,29 @@ void
 http__healthz(struct http_op *op)
 {
 	http__reply_json(op, 200, json_pack("{s:b}", "ok", 1));
+}
+
+void
+http__console(struct http_op *op)
+{
+	const char *name = op->nseg == 0 ? "index.html" : op->seg[1];
+	const char *dot  = strrchr(name, '.');
+	const char *type = "application/octet-stream";
+
+	for (const struct mri_console_file *f = mri_console_files;
+	     f->name != NULL; f++) {
+		if (strcmp(f->name, name) != 0)
+			continue;
+		if (dot != NULL && strcmp(dot, ".html") == 0)
+			type = "text/html; charset=utf-8";
+		else if (dot != NULL && strcmp(dot, ".js") == 0)
+			type = "text/javascript; charset=utf-8";
+		else if (dot != NULL && strcmp(dot, ".css") == 0)
+			type = "text/css; charset=utf-8";
+		http__reply_text(op, 200, type, f->bytes, f->len);
+		return;
+	}
+	http__reply_error(op, 404, MR_ENOENT, "the console has no %s", name);
 }
 
 void

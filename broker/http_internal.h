@@ -158,6 +158,7 @@ void http__session_release(struct http_session *x);
 
 void http__healthz(struct http_op *op);
 void http__metrics(struct http_op *op);
+void http__console(struct http_op *op);
 void http__readyz(struct http_op *op);
 void http__status_get(struct http_op *op);
 void http__admin_route(struct http_op *op);

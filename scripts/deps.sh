@@ -4,13 +4,14 @@
 #   scripts/deps.sh run    build and run mailroomd
 #   scripts/deps.sh test   also the test tools: kcat, Java and Maven for the
 #                          real Kafka, clang for the fuzzer, python3, curl,
-#                          and Python's prometheus_client (pip)
+#                          chromium, and Python's prometheus_client and
+#                          playwright (pip)
 set -euo pipefail
 
 want=(build-essential cmake pkg-config librdkafka-dev libnng-dev
       libjansson-dev check)
 if [ "${1:-run}" = test ]; then
-	want+=(kcat python3 curl clang libclang-rt-14-dev)
+	want+=(kcat python3 curl clang libclang-rt-14-dev chromium)
 	command -v java >/dev/null || want+=(openjdk-17-jre-headless)
 	command -v mvn >/dev/null || want+=(maven)
 fi
@@ -31,10 +32,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The tests' Python modules, from PyPI, for the python3 on PATH:
-# prometheus_client parses /metrics as Prometheus would. A test that
-# cannot import one reports skipped, with the reason.
+# prometheus_client parses /metrics as Prometheus would; playwright drives
+# Debian's chromium (never a browser of its own: nothing runs
+# `playwright install`). A test that cannot import one reports skipped,
+# with the reason.
 if [ "${1:-run}" = test ]; then
-	for m in prometheus_client; do
+	for m in prometheus_client playwright; do
 		python3 -c "import $m" 2>/dev/null && continue
 		echo "deps: pip install $m" >&2
 		python3 -m pip install -q "$m" 2>/dev/null ||
