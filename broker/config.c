@@ -65,6 +65,9 @@ static const struct config__entry config__table[] = {
      "on SIGTERM, how long to wait for Kafka to confirm what is in flight"},
     {"log.level", CFG_STR, CFG_OFF(log_level), "info", 0, 0, true,
      "err, warning, notice, info or debug"},
+    {"log.format", CFG_STR, CFG_OFF(log_format), "logfmt", 0, 0, true,
+     "logfmt (key=value lines) or json (one JSON object per line, the "
+     "same keys)"},
     {"cloudevents.source", CFG_STR, CFG_OFF(ce_source), "mailroomd", 0, 0,
      true, "ce_source of messages whose publisher gives none"},
     {"cloudevents.type", CFG_STR, CFG_OFF(ce_type), "mailroom.message", 0, 0,

@@ -31,6 +31,7 @@ struct mri_config {
 	long long message_max_bytes;
 	long long shutdown_timeout_ms;
 	char     *log_level;
+	char     *log_format;
 	char     *ce_source;
 	char     *ce_type;
 	bool      fault_injection;

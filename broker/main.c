@@ -80,7 +80,15 @@ main__load(struct mri_config *cfg, struct main__flag *flags, size_t nflags,
 			 cfg->log_level);
 		goto fail;
 	}
+	if (strcmp(cfg->log_format, "logfmt") != 0 &&
+	    strcmp(cfg->log_format, "json") != 0) {
+		snprintf(errstr, sizeof(errstr),
+			 "log.format: '%s' is neither logfmt nor json",
+			 cfg->log_format);
+		goto fail;
+	}
 	mri_log_set_level(mri_log_level_parse(cfg->log_level));
+	mri_log_set_json(strcmp(cfg->log_format, "json") == 0);
 	return MR_OK;
 fail:
 	mri_err("component=config msg=\"%s\"", errstr);
@@ -105,6 +113,7 @@ main__reload_config(struct mri_config *cfg, struct main__flag *flags,
 		mri_warn("component=config msg=\"reload refused; the running "
 			 "settings stay\"");
 		mri_log_set_level(mri_log_level_parse(cfg->log_level));
+		mri_log_set_json(strcmp(cfg->log_format, "json") == 0);
 		mri_config_fini(&fresh);
 		return;
 	}

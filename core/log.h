@@ -1,6 +1,7 @@
 /*
  * The one logger: RFC 5424 levels, one line per record in logfmt
- * (ts=... level=... msg="..." key=value), to a pluggable sink.
+ * (ts=... level=... msg="..." key=value), or the same as a JSON object
+ * per line (mri_log_set_json), to a pluggable sink.
  *
  * Thread safety: every function is thread-safe; the sink is called with a
  * mutex held, from whichever thread logged.
@@ -9,6 +10,8 @@
 #define MRI_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 enum mri_log_level {
 	MRI_LOG_EMERG = 0,
@@ -31,6 +34,17 @@ void mri_log_set_level(int level);
 /** @returns the level named by \p name ("info", "debug", ...) or -1. */
 int mri_log_level_parse(const char *name);
 const char *mri_log_level_name(int level);
+
+/** @brief Lines as JSON objects (true) or logfmt (false, the default). */
+void mri_log_set_json(bool on);
+
+/**
+ * @brief The logfmt \p line as one JSON object into \p out: each key=value
+ *        a member, a quoted value unescaped, a bare integer (18 digits at
+ *        most, no leading zero) a number, every other value a string, a
+ *        word without '=' a "text" member; cut to fit \p size.
+ */
+void mri_logfmt_json(const char *line, char *out, size_t size);
 
 void mri_log_emit(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

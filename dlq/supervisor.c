@@ -434,10 +434,26 @@ dlq__write(struct mri_dlq *d, struct dlq_job *j)
 	}
 }
 
+/* \p n bytes of message id \p s as a logfmt quoted value into \p buf: a
+ * quote or backslash escaped, a control character as '?', cut to fit. */
+static void
+dlq__log_id(char *buf, size_t size, const char *s, size_t n)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < n && j + 3 < size; i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			buf[j++] = '\\';
+		buf[j++] = (unsigned char)s[i] < 0x20 ? '?' : s[i];
+	}
+	buf[j] = '\0';
+}
+
 /* Job \p j's write is over: settle the original (without the lock). */
 static void
 dlq__settle(struct mri_dlq *d, struct mri_group *g, struct dlq_job *j)
 {
+	char     id[2 * 255 + 1];
 	int      rc   = MR_ENOENT;
 	int64_t  now  = mri_wall_ms();
 	bool     warn = false, last;
@@ -469,21 +485,24 @@ dlq__settle(struct mri_dlq *d, struct mri_group *g, struct dlq_job *j)
 	pthread_mutex_lock(&d->lock);
 	dlq__rele_locked(d, &last);
 	pthread_mutex_unlock(&d->lock);
+	if (j->topic != NULL)
+		dlq__log_id(id, sizeof(id), j->id, j->id_len);
 	if (j->topic == NULL)
 		; // the out-of-memory stand-in: said when it was made
 	else if (j->err == MR_OK)
 		mri_notice("component=dlq group=%s topic=%s partition=%" PRId32
-			   " offset=%" PRId64 " attempts=%" PRIu32
+			   " offset=%" PRId64 " id=\"%s\" attempts=%" PRIu32
 			   " dlq=%s settled=%s msg=\"quarantined\"",
-			   d->group, j->topic, j->partition, j->offset,
+			   d->group, j->topic, j->partition, j->offset, id,
 			   j->attempts, j->dlq_topic,
 			   rc == MR_OK ? "yes" : "no");
 	else if (warn)
 		mri_warn("component=dlq group=%s topic=%s partition=%" PRId32
-			 " offset=%" PRId64 " dlq=%s error=%s failed_since=%" PRIu64
+			 " offset=%" PRId64 " id=\"%s\" dlq=%s error=%s "
+			 "failed_since=%" PRIu64
 			 " msg=\"the dead-letter write failed (%s): the message "
 			 "stays unacked and is quarantined again later\"",
-			 d->group, j->topic, j->partition, j->offset,
+			 d->group, j->topic, j->partition, j->offset, id,
 			 j->dlq_topic, mr_strerror(j->err), more,
 			 j->why != NULL ? j->why : "");
 	free(j);

@@ -15,7 +15,9 @@
 #     at the end once the group committed;
 #   - a second group that acked nothing lags by every record: its lag on
 #     each partition is kcat's end;
-#   - without the token /metrics is 401; every family has HELP and TYPE.
+#   - without the token /metrics is 401; every family has HELP and TYPE;
+#   - mailroomd logs JSON lines (log.format=json): every line is an object
+#     with ts, level and component, and the group is a field of its lines.
 #
 # Usage: http_metrics_test.sh embedded|kafka
 # Environment: MR_BINARY_DIR (mailroomd, mailroom), MR_KAFKA_DIR.
@@ -35,7 +37,8 @@ unset MAILROOM_HTTP_LISTEN
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 U="http://127.0.0.1:$port"
 mrt_start_daemon mailroomd --set "http.listen=$U" \
-    --set "http.token_file=$work/token" --set lag.interval_ms=200
+    --set "http.token_file=$work/token" --set lag.interval_ms=200 \
+    --set log.format=json
 TOKEN=$(cat "$work/token")
 mr() { timeout 120 "$MR" --url "$url" "$@"; }
 bootstrap=$(mr status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["kafka"]["bootstrap"])')
@@ -202,4 +205,18 @@ else
 fi
 
 mrt_stop_daemon
+if python3 - "$log" "$G" <<'PY'
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.strip()]
+objs = [json.loads(l) for l in lines]
+assert all({"ts", "level", "component"} <= o.keys() for o in objs), \
+    [o for o in objs if not {"ts", "level", "component"} <= o.keys()][:3]
+assert any(o.get("group") == sys.argv[2] for o in objs), "no line with the group"
+assert any(o.get("msg") == "stopped" for o in objs), "no stopped line"
+PY
+then
+    mrt_pass "the log: $(wc -l <"$log") JSON lines with ts, level, component, group"
+else
+    mrt_fail "the log is not JSON lines with ts, level, component and group"
+fi
 mrt_finish 40 "$log"
