@@ -4,8 +4,8 @@
 #   scripts/deps.sh run    build and run mailroomd
 #   scripts/deps.sh test   also the test tools: kcat, Java and Maven for the
 #                          real Kafka, clang for the fuzzer, python3, curl,
-#                          chromium, and Python's prometheus_client and
-#                          playwright (pip)
+#                          chromium, and Python's prometheus_client,
+#                          playwright and pyyaml (pip)
 set -euo pipefail
 
 want=(build-essential cmake pkg-config librdkafka-dev libnng-dev
@@ -34,14 +34,16 @@ fi
 # The tests' Python modules, from PyPI, for the python3 on PATH:
 # prometheus_client parses /metrics as Prometheus would; playwright drives
 # Debian's chromium (never a browser of its own: nothing runs
-# `playwright install`). A test that cannot import one reports skipped,
+# `playwright install`); pyyaml reads docker/compose.yaml. A test that cannot import one reports skipped,
 # with the reason.
 if [ "${1:-run}" = test ]; then
-	for m in prometheus_client playwright; do
-		python3 -c "import $m" 2>/dev/null && continue
-		echo "deps: pip install $m" >&2
-		python3 -m pip install -q "$m" 2>/dev/null ||
-			python3 -m pip install -q --break-system-packages "$m" ||
-			echo "deps: cannot install $m with pip" >&2
+	for m in prometheus_client:prometheus_client playwright:playwright \
+		yaml:pyyaml; do
+		python3 -c "import ${m%%:*}" 2>/dev/null && continue
+		echo "deps: pip install ${m#*:}" >&2
+		python3 -m pip install -q "${m#*:}" 2>/dev/null ||
+			python3 -m pip install -q --break-system-packages \
+				"${m#*:}" ||
+			echo "deps: cannot install ${m#*:} with pip" >&2
 	done
 fi

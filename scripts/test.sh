@@ -46,7 +46,8 @@ cmake --build build-san -j"$jobs" >/dev/null
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-# The fuzzer already ran under both sanitizers in the first pass; the
+# The fuzzer already ran under both sanitizers in the first pass, and
+# docker/'s build steps (label docker) need running once; the
 # real-Kafka twins of embedded suites (label twin: the same code paths,
 # against another broker: crash, consume restart, publish and consume API,
 # settle, consume-run restart, shutdown, dead letters, replay, lag,
@@ -57,7 +58,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # test is left out too: crash_embedded restarts mailroomd under that
 # consumer three times here.
 export MR_CRASH_MESSAGES=${MR_CRASH_MESSAGES:-50000}
-run_tests build-san '^(fuzz|twin)$' -E '^consume_restart_embedded$'
+run_tests build-san '^(fuzz|twin|docker)$' -E '^consume_restart_embedded$'
 
 # ThreadSanitizer, within CI's budget: the unit label (which holds the
 # concurrent parts' own tests: the group, the journal, the subscription
