@@ -41,6 +41,10 @@ struct mri_config {
 	char     *http_token_file;
 	long long http_max_body_bytes;
 	long long http_session_idle_ms;
+	long long http_read_timeout_ms;
+	long long http_idle_timeout_ms;
+	long long http_max_connections;
+	long long http_max_sessions;
 	long long ack_deadline_ms;
 	long long consumer_credit;
 	long long consumer_max_buffered;

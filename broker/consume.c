@@ -22,6 +22,38 @@
 #include "proto/consume.h"
 #include "proto/subscribe.h"
 
+/* Group \p group's tally (made when new; "_other" when the table is full).
+ * Called with the lock held. */
+static struct consume_tally *
+consume__tally(struct mri_consume *r, const char *group)
+{
+	for (size_t i = 0; i < r->ntallies; i++)
+		if (strcmp(r->tallies[i].group, group) == 0)
+			return &r->tallies[i];
+	if (r->ntallies == CONSUME__TALLY_MAX)
+		return &r->tallies[CONSUME__TALLY_MAX];
+	snprintf(r->tallies[r->ntallies].group,
+		 sizeof(r->tallies[r->ntallies].group), "%s", group);
+	return &r->tallies[r->ntallies++];
+}
+
+/* \p s leaves the registry's list: its counts go to its group's tally
+ * (with the lock held, so that a reader sees them in one place or the
+ * other). */
+static void
+consume__retire(struct consume_sub *s)
+{
+	struct mri_group_stats gs;
+	struct mri_dlq_stats   ds;
+
+	mri_group_stats(s->g, &gs, NULL, 0);
+	mri_dlq_stats(s->sup, &ds);
+	atomic_fetch_add(&s->tally->failed, gs.failed);
+	atomic_fetch_add(&s->tally->quarantined, ds.quarantined);
+	atomic_fetch_add(&s->tally->dlq_errors, ds.dlq_errors);
+	atomic_fetch_add(&s->tally->trips, ds.trips);
+}
+
 static void
 consume__sub_free(struct consume_sub *s)
 {
@@ -112,6 +144,7 @@ consume__reaper(void *arg)
 			     (r->c.idle_close_ms > 0 &&
 			      now - s->idle_since >= r->c.idle_close_ms))) {
 				*pp = s->next;
+				consume__retire(s);
 				mri_notice("component=consumer group=%s "
 					   "msg=\"%s: leaving the group\"",
 					   s->key,
@@ -155,6 +188,13 @@ mri_consume_new(struct mri_consume **out, const rd_kafka_conf_t *conf,
 		return MR_ENOMEM;
 	}
 	r->c = *c;
+	if ((r->tallies = calloc(CONSUME__TALLY_MAX + 1,
+				 sizeof(*r->tallies))) == NULL) {
+		rd_kafka_conf_destroy(r->tmpl);
+		free(r);
+		return MR_ENOMEM;
+	}
+	strcpy(r->tallies[CONSUME__TALLY_MAX].group, "_other");
 	pthread_mutex_init(&r->lock, NULL);
 	mri_cond_init(&r->cv);
 	if (pthread_create(&r->reaper, NULL, consume__reaper, r) == 0)
@@ -207,6 +247,7 @@ mri_consume_free(struct mri_consume *r)
 	rd_kafka_conf_destroy(r->tmpl);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cv);
+	free(r->tallies);
 	free(r);
 }
 
@@ -254,6 +295,7 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 	s->order                   = gc->order;
 	s->ntopics                 = gc->ntopics;
 	s->exclusive               = exclusive;
+	s->tally                   = consume__tally(r, gc->group);
 	pthread_mutex_unlock(&r->lock);
 	*code = mri_dlq_new(&s->sup, r->c.pub, &s->dlq, why, why_size);
 	if (*code == MR_OK) {
@@ -425,8 +467,8 @@ consume__fetched(void *arg, int err, const struct mri_group_batch *b)
 
 		for (size_t i = 0; i < b->n; i++)
 			again += b->d[i].attempt > 1;
-		atomic_fetch_add(&q->sub->n_delivered, b->n);
-		atomic_fetch_add(&q->sub->n_redelivered, again);
+		atomic_fetch_add(&q->sub->tally->delivered, b->n);
+		atomic_fetch_add(&q->sub->tally->redelivered, again);
 	}
 	q->cb(q->arg, m);
 	free(q);
@@ -447,11 +489,11 @@ consume__settled(void *arg, int err, const struct mri_group_settle_result *res)
 	else
 		m = mri_consume_settle_reply(res);
 	if (err == MR_OK && q->kind == MRI_SETTLE_ACK)
-		atomic_fetch_add(&q->sub->n_acks, res->settled);
+		atomic_fetch_add(&q->sub->tally->acks, res->settled);
 	else if (err == MR_OK && q->kind == MRI_SETTLE_NACK)
-		atomic_fetch_add(&q->sub->n_nacks, res->settled);
+		atomic_fetch_add(&q->sub->tally->nacks, res->settled);
 	else if (err == MR_OK && q->kind == MRI_SETTLE_REJECT)
-		atomic_fetch_add(&q->sub->n_rejects, res->settled);
+		atomic_fetch_add(&q->sub->tally->rejects, res->settled);
 	q->cb(q->arg, m);
 	free(q);
 }

@@ -135,10 +135,26 @@ struct mri_consume_sub_stats {
 	size_t                 sessions;
 	struct mri_group_stats g;
 	struct mri_dlq_stats   dlq;
-	/* What its sessions were handed and settled, ever. */
-	uint64_t               delivered, redelivered;
-	uint64_t               acks, nacks, rejects;
 };
+
+/* What a group's sessions were handed and settled on this mailroomd,
+ * ever (its subscriptions come and go; these stay). */
+struct mri_consume_tally_view {
+	const char *group; /* "_other": groups past the first 1024 */
+	uint64_t    delivered, redelivered;
+	uint64_t    acks, nacks, rejects;
+	/* Of the group's subscriptions that left this mailroomd (the live
+	 * ones' are in their mri_consume_sub_stats). */
+	uint64_t    failed, quarantined, dlq_errors, trips;
+};
+
+/**
+ * @brief Call \p fn(arg, t) for each group seen (strings borrowed for the
+ *        call; no lock held). @returns how many groups by name.
+ */
+size_t mri_consume_each_tally(
+    struct mri_consume *r,
+    void (*fn)(void *arg, const struct mri_consume_tally_view *t), void *arg);
 
 /**
  * @brief The stats of up to \p max subscriptions into \p out (the

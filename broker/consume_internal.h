@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "broker/consume.h"
+#include "proto/subscribe.h"
 #include "consumers/group.h"
 #include "dlq/supervisor.h"
 
@@ -51,9 +52,21 @@ struct consume_sub {
 	enum mri_order      order;
 	size_t              ntopics;
 	bool                exclusive; /* one session's alone: never shared */
-	/* What its sessions did, for /metrics (broker/metrics.c). */
-	atomic_ullong       n_delivered, n_redelivered;
-	atomic_ullong       n_acks, n_nacks, n_rejects;
+	/* Its group's counts (the registry's: they outlive it). */
+	struct consume_tally *tally;
+};
+
+/* What a group's sessions did on this mailroomd, ever: counted apart from
+ * its subscriptions, which come and go, so that /metrics' counters never
+ * go down. At most CONSUME__TALLY_MAX groups by name, the rest as
+ * "_other". */
+#define CONSUME__TALLY_MAX 1024
+struct consume_tally {
+	char          group[MRI_SUBSCRIBE_GROUP_MAX + 1]; /* "": free */
+	atomic_ullong delivered, redelivered, acks, nacks, rejects;
+	/* The group's and the supervisor's counts of the subscriptions
+	 * that left (their live ones are read from them). */
+	atomic_ullong failed, quarantined, dlq_errors, trips;
 };
 
 /* A session on a subscription. Counted too (refs, under the registry's
@@ -83,6 +96,8 @@ struct mri_consume {
 	bool                    reaper_started;
 	bool                    stop;
 	pthread_cond_t          cv;
+	struct consume_tally   *tallies; /* CONSUME__TALLY_MAX + 1 */
+	size_t                  ntallies; /* lock */
 };
 
 /* The names of enum mri_order's modes. */

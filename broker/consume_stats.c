@@ -103,11 +103,6 @@ mri_consume_sub_stats(struct mri_consume *r, struct mri_consume_sub_stats *out,
 		pthread_mutex_unlock(&r->lock);
 		mri_group_stats(s->g, &out[i].g, NULL, 0);
 		mri_dlq_stats(s->sup, &out[i].dlq);
-		out[i].delivered   = atomic_load(&s->n_delivered);
-		out[i].redelivered = atomic_load(&s->n_redelivered);
-		out[i].acks        = atomic_load(&s->n_acks);
-		out[i].nacks       = atomic_load(&s->n_nacks);
-		out[i].rejects     = atomic_load(&s->n_rejects);
 		consume__sub_rele(r, s);
 	}
 	free(h);
@@ -144,6 +139,43 @@ mri_consume_each_part(struct mri_consume *r,
 	}
 	free(h);
 	return calls;
+}
+
+size_t
+mri_consume_each_tally(struct mri_consume *r,
+		       void (*fn)(void *arg,
+				  const struct mri_consume_tally_view *t),
+		       void *arg)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->ntallies;
+	pthread_mutex_unlock(&r->lock);
+	// Entries are never removed, and a name is written before ntallies
+	// counts it: those counted can be read without the lock.
+	for (size_t i = 0; i <= n; i++) {
+		const struct consume_tally *t =
+		    &r->tallies[i < n ? i : CONSUME__TALLY_MAX];
+		struct mri_consume_tally_view v = {
+		    .group       = t->group,
+		    .delivered   = atomic_load(&t->delivered),
+		    .redelivered = atomic_load(&t->redelivered),
+		    .acks        = atomic_load(&t->acks),
+		    .nacks       = atomic_load(&t->nacks),
+		    .rejects     = atomic_load(&t->rejects),
+		    .failed      = atomic_load(&t->failed),
+		    .quarantined = atomic_load(&t->quarantined),
+		    .dlq_errors  = atomic_load(&t->dlq_errors),
+		    .trips       = atomic_load(&t->trips),
+		};
+
+		if (i == n && v.delivered == 0 && v.acks == 0 && v.nacks == 0 &&
+		    v.rejects == 0)
+			continue;
+		fn(arg, &v);
+	}
+	return n;
 }
 
 size_t

@@ -18,11 +18,8 @@
 #include "core/log.h"
 #include "mailroom/error.h"
 
-/* While a body is read, op->state is the phase (a handler's after). */
-enum http_phase { PH_CONTINUE = 1, PH_BODY };
 
 static void http__aio_cb(void *arg);
-static void http__dispatch(struct http_op *op);
 
 /* ---- the token ---- */
 
@@ -164,18 +161,26 @@ http__op_free(struct http_op *op)
 {
 	struct mri_http *h = op->h;
 
+	// A call's sender holds the op until nng_ctx_send returned: its
+	// answer may come (and be answered) first, on another thread, and
+	// neither the context nor the session's socket may go before.
+	if (atomic_fetch_sub(&op->refs, 1) != 1)
+		return;
 	if (op->has_ctx)
 		nng_ctx_close(op->ctx);
 	if (op->aio != NULL)
 		nng_aio_reap(op->aio);
-	if (op->sess != NULL)
-		http__session_release(op->sess);
+	// The state first: a subscribe's is its session, which the release
+	// may let the reaper free.
 	if (op->state_free != NULL)
 		op->state_free(op->state);
+	if (op->sess != NULL)
+		http__session_release(op->sess);
 	for (size_t i = 0; i < op->nseg; i++)
 		free(op->seg[i]);
 	free(op->query);
 	free(op->body);
+	free(op->head_buf);
 	json_decref(op->json);
 	free(op);
 	// Under the lock: mri_http_free may free h once it reads 0.
@@ -185,38 +190,26 @@ http__op_free(struct http_op *op)
 	pthread_mutex_unlock(&h->lock);
 }
 
-/* Answer \p status with \p text (\p len bytes, JSON unless \p ctype
- * says otherwise) and free \p op. */
+/* Answer \p status with \p text (\p len bytes, of type \p ctype) and free
+ * \p op. */
 static void
 http__reply_as(struct http_op *op, uint16_t status, const char *ctype,
 	       const void *text, size_t len, bool close)
 {
-	nng_aio      *haio = op->haio;
-	nng_http_res *res;
-
-	if (nng_http_res_alloc(&res) != 0) {
-		http__op_free(op);
-		nng_aio_finish(haio, NNG_ENOMEM);
-		return;
-	}
-	nng_http_res_set_status(res, status);
-	nng_http_res_set_header(res, "Content-Type", ctype);
-	nng_http_res_set_header(res, "Cache-Control", "no-store");
-	nng_http_res_set_header(res, "X-Content-Type-Options", "nosniff");
-	nng_http_res_set_header(res, "Content-Security-Policy",
-				"default-src 'self'; img-src 'self' data:; "
-				"frame-ancestors 'none'");
-	if (close)
-		nng_http_res_set_header(res, "Connection", "close");
-	if (nng_http_res_copy_data(res, text, len) != 0) {
-		nng_http_res_free(res);
-		http__op_free(op);
-		nng_aio_finish(haio, NNG_ENOMEM);
-		return;
-	}
+	http__conn_respond(op->conn, status, ctype, text, len, close);
 	http__op_free(op);
-	nng_aio_set_output(haio, 0, res);
-	nng_aio_finish(haio, 0);
+}
+
+void
+http__op_abandon(struct http_op *op)
+{
+	http__op_free(op);
+}
+
+const char *
+http__header(const struct http_op *op, const char *name)
+{
+	return mri_http_head_get(&op->head, name);
 }
 
 static void
@@ -250,21 +243,52 @@ http__reply_json(struct http_op *op, uint16_t status, json_t *body)
 	free(text);
 }
 
+/* \p s made valid UTF-8 in place: a byte that starts no valid sequence
+ * (a request's bytes quoted, a sentence cut mid-character) becomes '?'. */
+static void
+http__utf8(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p != 0) {
+		size_t n = *p < 0x80		 ? 1
+			   : (*p & 0xe0) == 0xc0 ? 2
+			   : (*p & 0xf0) == 0xe0 ? 3
+			   : (*p & 0xf8) == 0xf0 ? 4
+						 : 0;
+		size_t k = 1;
+
+		while (n > 1 && k < n && (p[k] & 0xc0) == 0x80)
+			k++;
+		if (n == 0 || k < n || (n == 2 && *p < 0xc2)) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 static void
 http__reply_errorv(struct http_op *op, uint16_t status, int code,
 		   bool close, const char *fmt, va_list ap)
 {
-	char    why[1024];
+	char    why[1024], plain[128];
 	json_t *o;
 	char   *text;
 
 	vsnprintf(why, sizeof(why), fmt, ap);
+	http__utf8(why);
 	o = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", mr_err_name(code),
 		      "message", why);
 	text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (text == NULL) {
-		http__reply(op, 500, "{}", 2, true);
+		int n = snprintf(plain, sizeof(plain),
+				 "{\"ok\":false,\"error\":\"%s\",\"message\":"
+				 "\"(the sentence could not be encoded)\"}",
+				 mr_err_name(code));
+
+		http__reply(op, status, plain, (size_t)n, true);
 		return;
 	}
 	http__reply(op, status, text, strlen(text), close);
@@ -362,7 +386,9 @@ http__call(struct http_op *op, nng_socket sock, const struct mri_wbuf *b,
 	op->sent    = false;
 	nng_aio_set_timeout(op->aio, timeout_ms);
 	nng_aio_set_msg(op->aio, m);
+	atomic_fetch_add(&op->refs, 1);
 	nng_ctx_send(op->ctx, op->aio);
+	http__op_free(op);
 }
 
 static void
@@ -416,8 +442,11 @@ http__call_done(struct http_op *op)
 		if (mri_error_decode(body, hdr.body_len, &code, &msg, &len) !=
 		    MR_OK) {
 			code = MR_EINTERNAL;
+			msg  = "";
 			len  = 0;
 		}
+		if (len > MRI_ERRMSG_MAX)
+			len = MRI_ERRMSG_MAX;
 		memcpy(text, msg, len);
 		text[len] = '\0';
 		nng_msg_free(m);
@@ -443,7 +472,7 @@ http__query(const struct http_op *op, const char *name)
 static bool
 http__parse_uri(struct http_op *op)
 {
-	const char *uri = nng_http_req_get_uri(op->req);
+	const char *uri = op->head.target;
 	int         rc;
 
 	rc = mri_http_uri_split(uri, op->seg, HTTP__SEGS, &op->nseg,
@@ -483,47 +512,58 @@ http__path_match(const struct http_route *r, const struct http_op *op)
 	return i == op->nseg;
 }
 
+/* Whether the request's Host names a loopback address (any port). */
+static bool
+http__host_loopback(const struct http_op *op)
+{
+	const char *host = http__header(op, "Host");
+	char        name[256];
+	size_t      n;
+
+	if (host == NULL)
+		return false;
+	if (host[0] == '[') {
+		n = strcspn(host, "]");
+		if (host[n] != ']' || n > sizeof(name) - 2)
+			return false;
+		n++;
+	} else {
+		n = strcspn(host, ":");
+	}
+	if (n >= sizeof(name))
+		return false;
+	memcpy(name, host, n);
+	name[n] = '\0';
+	return mri_http_loopback(name);
+}
+
 static bool
 http__mutation(const char *method)
 {
 	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
 }
 
-/* nng calls this for every request (a tree handler on "/", any method). */
-static void
-http__handle(nng_aio *haio)
+void
+http__request(struct http_op *op)
 {
-	nng_http_handler *hh = nng_aio_get_input(haio, 1);
-	struct mri_http  *h  = nng_http_handler_get_data(hh);
-	struct http_op   *op;
-	const char       *method, *cl;
-	bool              other = false;
+	struct mri_http *h      = op->h;
+	const char      *method = op->head.method, *cl, *expect;
+	bool             other  = false;
 
-	if ((op = calloc(1, sizeof(*op))) == NULL) {
-		nng_aio_finish(haio, NNG_ENOMEM);
-		return;
-	}
 	pthread_mutex_lock(&h->lock);
 	h->ops++;
 	pthread_mutex_unlock(&h->lock);
-	op->h    = h;
-	op->haio = haio;
-	op->req  = nng_aio_get_input(haio, 0);
-	op->conn = nng_aio_get_input(haio, 2);
 	if (nng_aio_alloc(&op->aio, http__aio_cb, op) != 0) {
-		http__reply_error(op, 500, MR_ENOMEM, "out of memory");
+		http__reply_close(op, 503, MR_ENOMEM, "out of memory");
 		return;
 	}
-	method = nng_http_req_get_method(op->req);
 	if (!http__parse_uri(op))
 		return;
 	for (const struct http_route *r = http__routes; r->method != NULL;
 	     r++) {
 		if (!http__path_match(r, op))
 			continue;
-		if (strcmp(r->method, method) == 0 ||
-		    (strcmp(method, "HEAD") == 0 &&
-		     strcmp(r->method, "GET") == 0)) {
+		if (strcmp(r->method, method) == 0) {
 			op->route = r;
 			break;
 		}
@@ -532,24 +572,35 @@ http__handle(nng_aio *haio)
 	if (op->route == NULL) {
 		if (other)
 			http__reply_close(op, 405, MR_EINVAL,
-					  "%s is not a method of %s", method,
-					  nng_http_req_get_uri(op->req));
+					  "%s is not a method of %.200s",
+					  method, op->head.target);
 		else
 			http__reply_close(op, 404, MR_ENOENT,
 					  "no such route: %s %.200s "
 					  "(docs/HTTP.md lists them)",
-					  method,
-					  nng_http_req_get_uri(op->req));
+					  method, op->head.target);
 		return;
 	}
 	if (h->token != NULL && !op->route->open &&
-	    !http__token_ok(h->token, nng_http_req_get_header(
-					  op->req, "Authorization"))) {
+	    !http__token_ok(h->token, http__header(op, "Authorization"))) {
 		http__reply_close(op, 401, MR_EINVAL,
 				  "this needs the bearer token: send "
 				  "\"Authorization: Bearer <token>\" "
 				  "(mailroomd's http.token or "
 				  "http.token_file)");
+		return;
+	}
+	if (h->token == NULL && !http__host_loopback(op)) {
+		// Without a token, reads are open to this machine alone: a
+		// page whose name was made to point here (DNS rebinding)
+		// sends its own Host.
+		http__reply_close(op, 403, MR_EINVAL,
+				  "mailroomd has no HTTP token, so it answers "
+				  "only requests to a loopback Host, not "
+				  "\"%.100s\"",
+				  http__header(op, "Host") != NULL
+				      ? http__header(op, "Host")
+				      : "(none)");
 		return;
 	}
 	if (h->token == NULL && http__mutation(method)) {
@@ -561,20 +612,19 @@ http__handle(nng_aio *haio)
 				  method);
 		return;
 	}
-	if (nng_http_req_get_header(op->req, "Transfer-Encoding") != NULL) {
+	if (http__header(op, "Transfer-Encoding") != NULL) {
 		http__reply_close(op, 411, MR_EINVAL,
 				  "a body must have a Content-Length (chunked "
 				  "bodies are not taken)");
 		return;
 	}
-	cl = nng_http_req_get_header(op->req, "Content-Length");
-	if (cl != NULL) {
+	if ((cl = http__header(op, "Content-Length")) != NULL) {
 		char              *end;
 		unsigned long long n;
 
 		errno = 0;
 		n     = strtoull(cl, &end, 10);
-		if (errno != 0 || end == cl || *end != '\0') {
+		if (errno != 0 || end == cl || *end != '\0' || *cl == '-') {
 			http__reply_close(op, 400, MR_EINVAL,
 					  "Content-Length is not a number");
 			return;
@@ -599,57 +649,22 @@ http__handle(nng_aio *haio)
 				  op->body_len);
 		return;
 	}
-	cl = nng_http_req_get_header(op->req, "Expect");
-	if (cl != NULL && strcasecmp(cl, "100-continue") == 0) {
-		static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-		nng_iov     iov    = {.iov_buf = cont, .iov_len = 23};
-
-		op->state = (void *)(uintptr_t)PH_CONTINUE;
-		nng_aio_set_iov(op->aio, 1, &iov);
-		nng_http_conn_write_all(op->conn, op->aio);
-		return;
-	}
-	nng_iov iov = {.iov_buf = op->body, .iov_len = op->body_len};
-
-	op->state = (void *)(uintptr_t)PH_BODY;
-	nng_aio_set_iov(op->aio, 1, &iov);
-	nng_http_conn_read_all(op->conn, op->aio);
+	expect = http__header(op, "Expect");
+	http__conn_read_body(op->conn, op,
+			     expect != NULL &&
+				 strcasecmp(expect, "100-continue") == 0);
 }
 
-static void
+void
 http__dispatch(struct http_op *op)
 {
-	op->state = NULL;
 	op->route->fn(op);
 }
 
 static void
 http__aio_cb(void *arg)
 {
-	struct http_op *op = arg;
-	int             rv;
-
-	if (op->on_reply != NULL) {
-		http__call_done(op);
-		return;
-	}
-	// Reading the body (after a 100 Continue, when asked for).
-	if ((rv = nng_aio_result(op->aio)) != 0) {
-		nng_aio *haio = op->haio;
-
-		http__op_free(op);
-		nng_aio_finish(haio, rv);
-		return;
-	}
-	if ((uintptr_t)op->state == PH_CONTINUE) {
-		nng_iov iov = {.iov_buf = op->body, .iov_len = op->body_len};
-
-		op->state = (void *)(uintptr_t)PH_BODY;
-		nng_aio_set_iov(op->aio, 1, &iov);
-		nng_http_conn_read_all(op->conn, op->aio);
-		return;
-	}
-	http__dispatch(op);
+	http__call_done(arg);
 }
 
 /* ---- the server ---- */
@@ -659,7 +674,6 @@ mri_http_start(struct mri_http **out, const struct mri_http_conf *c,
 	       char *errstr, size_t errstr_size)
 {
 	struct mri_http *h;
-	nng_sockaddr     sa;
 	int              rv;
 
 	if ((h = calloc(1, sizeof(*h))) == NULL)
@@ -670,8 +684,12 @@ mri_http_start(struct mri_http **out, const struct mri_http_conf *c,
 		free(h);
 		return MR_ENOMEM;
 	}
-	h->max_body    = c->max_body;
-	h->idle_ms     = c->session_idle_ms;
+	h->max_body        = c->max_body;
+	h->idle_ms         = c->session_idle_ms;
+	h->read_timeout_ms = c->read_timeout_ms ? c->read_timeout_ms : 10000;
+	h->idle_timeout_ms = c->idle_timeout_ms ? c->idle_timeout_ms : 60000;
+	h->max_conns = c->max_connections ? c->max_connections : 256;
+	h->max_sessions = c->max_sessions ? c->max_sessions : 1024;
 	h->metrics     = c->metrics;
 	h->metrics_arg = c->metrics_arg;
 	if ((c->token != NULL && c->token[0] != '\0' &&
@@ -706,34 +724,18 @@ mri_http_start(struct mri_http **out, const struct mri_http_conf *c,
 	nng_socket_set_ms(h->sock, NNG_OPT_REQ_RESENDTIME,
 			  NNG_DURATION_INFINITE);
 	nng_socket_set_size(h->sock, NNG_OPT_RECVMAXSZ, 0);
-	if ((rv = nng_dial(h->sock, h->upstream, NULL, 0)) != 0 ||
-	    (rv = nng_http_server_hold(&h->srv, h->url)) != 0 ||
-	    (rv = nng_http_handler_alloc(&h->handler, "/", http__handle)) !=
-		0 ||
-	    (rv = nng_http_handler_set_method(h->handler, NULL)) != 0 ||
-	    (rv = nng_http_handler_set_tree(h->handler)) != 0 ||
-	    (rv = nng_http_handler_collect_body(h->handler, false, 0)) != 0 ||
-	    (rv = nng_http_handler_set_data(h->handler, h, NULL)) != 0 ||
-	    (rv = nng_http_server_add_handler(h->srv, h->handler)) != 0) {
-		snprintf(errstr, errstr_size, "http.listen %s: %s", c->listen,
-			 nng_strerror(rv));
+	if ((rv = nng_dial(h->sock, h->upstream, NULL, 0)) != 0) {
+		snprintf(errstr, errstr_size, "http: the front door at %s: %s",
+			 h->upstream, nng_strerror(rv));
 		mri_http_free(h);
 		return MR_ETRANSPORT;
 	}
-	if ((rv = http__sessions_start(h)) != MR_OK) {
+	if ((rv = http__sessions_start(h)) != MR_OK ||
+	    (rv = http__server_start(h, c->listen, errstr, errstr_size)) !=
+		MR_OK) {
 		mri_http_free(h);
 		return rv;
 	}
-	if ((rv = nng_http_server_start(h->srv)) != 0) {
-		snprintf(errstr, errstr_size, "http.listen %s: %s", c->listen,
-			 nng_strerror(rv));
-		mri_http_free(h);
-		return MR_ETRANSPORT;
-	}
-	h->port = atoi(h->url->u_port);
-	if (nng_http_server_get_addr(h->srv, &sa) == 0 &&
-	    sa.s_family == NNG_AF_INET)
-		h->port = ntohs(sa.s_in.sa_port);
 	mri_notice("component=http listen=%s port=%d token=%s msg=\"serving "
 		   "the HTTP API\"",
 		   c->listen, h->port, h->token != NULL ? "set" : "none");
@@ -755,27 +757,26 @@ mri_http_free(struct mri_http *h)
 
 	if (h == NULL)
 		return;
-	// Closing the connections to the front door first ends the calls in
-	// flight (each answers its request), then the server stops (and with
-	// it the requests still reading their bodies).
+	// No new connection; closing the connections to the front door
+	// (the sessions' first) ends the calls in flight, each answering its
+	// request, and closing the clients' ends the requests being read.
+	http__server_stop(h);
 	http__sessions_stop(h);
 	if (h->sock_open)
 		nng_close(h->sock);
-	if (h->srv != NULL) {
-		nng_http_server_stop(h->srv);
-		if (h->handler != NULL)
-			(void)nng_http_server_del_handler(h->srv, h->handler);
-		nng_http_server_release(h->srv);
-	}
-	if (h->handler != NULL)
-		nng_http_handler_free(h->handler);
+	http__conns_reap(h, true);
 	pthread_mutex_lock(&h->lock);
 	while (h->ops > 0 &&
 	       mri_cond_wait_until(&h->cv, &h->lock, deadline) != ETIMEDOUT)
 		;
 	ops = h->ops;
+	// Each connection ends as its answer fails or its read is aborted.
+	while (http__conns_live(h) &&
+	       mri_cond_wait_until(&h->cv, &h->lock, deadline) != ETIMEDOUT)
+		;
 	pthread_mutex_unlock(&h->lock);
-	if (ops > 0) {
+	http__conns_reap(h, false);
+	if (ops > 0 || h->conns != NULL) {
 		// Not freed: a request still in nng's hands would use it.
 		mri_warn("component=http msg=\"%d requests did not end; "
 			 "leaving the HTTP server behind\"",

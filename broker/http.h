@@ -1,7 +1,8 @@
 /*
- * mailroomd's HTTP API (docs/HTTP.md): JSON over HTTP/1.1 on nng's HTTP
- * server, for services in any language. It is a client of mailroomd's own
- * front door: each request becomes the protocol's frames, sent over an
+ * mailroomd's HTTP API (docs/HTTP.md): JSON over HTTP/1.1 on nng's TCP
+ * streams (broker/http_server.c), for services in any language. It is a
+ * client of mailroomd's own front door: each request becomes the
+ * protocol's frames, sent over an
  * in-process connection (the front door's inproc listener), so the API
  * has the nng protocol's semantics, limits and backpressure by
  * construction. An HTTP consumer session is a connection of its own, as
@@ -26,6 +27,14 @@ struct mri_http_conf {
 	const char *upstream; /* the front door's inproc URL */
 	size_t      max_body; /* a longer request body is refused (413) */
 	uint32_t    session_idle_ms;
+	/* A request's head must come whole, and each read of its body must
+	 * bring something, within read_timeout_ms (else 408); a connection
+	 * idle between requests for idle_timeout_ms is closed; one beyond
+	 * max_connections is answered 503 and closed. */
+	uint32_t    read_timeout_ms;
+	uint32_t    idle_timeout_ms;
+	size_t      max_connections;
+	size_t      max_sessions; /* consumer sessions open at once */
 	/* GET /metrics: the Prometheus text into out (broker/metrics.h);
 	 * called on one of nng's threads; it must not block. NULL: 501. */
 	int (*metrics)(void *arg, struct mri_wbuf *out);

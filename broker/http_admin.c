@@ -287,8 +287,12 @@ http__param_set(struct http_op *op, json_t *req, const char *name,
 		}
 		json_object_set_new(req, name,
 				    json_boolean(strcmp(text, "true") == 0));
-	} else {
-		json_object_set_new(req, name, json_string(text));
+	} else if (json_object_set_new(req, name, json_string(text)) != 0) {
+		http__reply_error(op, 400, MR_EINVAL,
+				  "%s is not UTF-8 text (for bytes, use the "
+				  "_b64 form where there is one)",
+				  name);
+		return false;
 	}
 	return true;
 }
@@ -399,8 +403,14 @@ http__admin_route(struct http_op *op)
 				return;
 			}
 			json_object_set_new(req, f, json_integer(v));
-		} else {
-			json_object_set_new(req, f, json_string(op->seg[i]));
+		} else if (json_object_set_new(req, f,
+					       json_string(op->seg[i])) != 0) {
+			json_decref(req);
+			http__reply_error(op, 400, MR_EINVAL,
+					  "the %s in the path is not UTF-8 "
+					  "text",
+					  f);
+			return;
 		}
 	}
 	json_object_set_new(req, "op", json_string(r->admin_op));

@@ -5,6 +5,9 @@
  *
  * An input is a request target (a path and maybe a query) up to the first
  * newline, then a body. Then:
+ *   - the whole input, as a request head, is parsed: a head taken lies
+ *     within the input, and its parts (method, target, headers' names and
+ *     values) are strings within it; a refusal is 400, 431 or 505;
  *   - the target is split into segments: each is a string no longer than
  *     the target, and the query's parameters "a" and "group" are read;
  *   - the body, when it is a JSON object, is made into a PUBLISH frame to
@@ -93,6 +96,36 @@ fuzz__handles(json_t *arr)
 	free(v);
 }
 
+static void
+fuzz__head(const uint8_t *data, size_t size)
+{
+	char                *buf = malloc(size + 1);
+	struct mri_http_head h;
+	size_t               len = 0;
+	int                  st;
+
+	if (buf == NULL)
+		return;
+	memcpy(buf, data, size);
+	buf[size] = '\0';
+	st = mri_http_parse_head(buf, size, &h, &len);
+	if (st == 200) {
+		if (len == 0 || len > size || h.nhdr > MRI_HTTP_HEADERS_MAX ||
+		    h.method < buf || h.target >= buf + len ||
+		    strlen(h.method) == 0 || strlen(h.target) == 0)
+			abort();
+		for (size_t i = 0; i < h.nhdr; i++)
+			if (h.hdr[i].name < buf ||
+			    h.hdr[i].value >= buf + len ||
+			    strlen(h.hdr[i].value) >= len)
+				abort();
+		(void)mri_http_head_get(&h, "content-length");
+	} else if (st != 0 && st != 400 && st != 431 && st != 505) {
+		abort();
+	}
+	free(buf);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -101,6 +134,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char          *uri = malloc(len + 1);
 	json_t        *body;
 
+	fuzz__head(data, size);
 	if (uri == NULL)
 		return 0;
 	memcpy(uri, data, len);

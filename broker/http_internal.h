@@ -12,15 +12,16 @@
 #define MRI_HTTP_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
 #include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 
 #include "broker/http.h"
+#include "broker/http_parse.h"
 #include "proto/frame.h"
 
 /* Path segments a route has, at most. */
@@ -33,11 +34,18 @@
 struct http_session;
 struct http_op;
 
+struct http_conn;
+
 struct mri_http {
-	nng_http_server  *srv;
-	nng_http_handler *handler;
 	nng_url          *url;
 	int               port;
+	/* The server (http_server.c): its listener, accepts, connections. */
+	nng_stream_listener *listener;
+	nng_aio          *accept, *accept_wait;
+	struct http_conn *conns;  /* lock; ended ones until reaped */
+	size_t            nconns; /* lock: those not ended */
+	size_t            max_conns;
+	uint32_t          read_timeout_ms, idle_timeout_ms;
 	char             *token; /* NULL: none */
 	char             *upstream;
 	size_t            max_body;
@@ -52,6 +60,7 @@ struct mri_http {
 	pthread_mutex_t   lock;
 	pthread_cond_t    cv;
 	struct http_session *sessions;
+	size_t            nsessions, max_sessions; /* lock */
 	bool              stopping;
 	bool              reaper_started;
 	pthread_t         reaper;
@@ -81,10 +90,11 @@ typedef void (*http_reply_fn)(struct http_op *op, uint8_t rop,
 			      const uint8_t *body, size_t len);
 
 struct http_op {
+	atomic_int               refs; /* 1, and a call's sender's */
 	struct mri_http         *h;
-	nng_aio                 *haio; /* nng's: finished with the answer */
-	nng_http_req            *req;
-	nng_http_conn           *conn;
+	struct http_conn        *conn; /* answered on it */
+	char                    *head_buf; /* the head, owned */
+	struct mri_http_head     head;     /* in head_buf */
 	const struct http_route *route;
 	char                    *seg[HTTP__SEGS]; /* percent-decoded */
 	size_t                   nseg;
@@ -104,7 +114,35 @@ struct http_op {
 	void (*state_free)(void *state);
 };
 
+/* ---- broker/http_server.c ---- */
+
+int  http__server_start(struct mri_http *h, const char *listen,
+			char *errstr, size_t errstr_size);
+/* Stop listening (connections go on until closed). */
+void http__server_stop(struct mri_http *h);
+/* Free the connections that ended; with \p all, close the others. */
+void http__conns_reap(struct mri_http *h, bool all);
+/* Whether a connection has not ended (h->lock held). */
+bool http__conns_live(struct mri_http *h);
+/* Answer on \p c (the body is copied); it closes after when \p close. */
+void http__conn_respond(struct http_conn *c, uint16_t status,
+			const char *ctype, const void *body, size_t len,
+			bool close);
+/* Read \p op's body (op->body_len bytes into op->body), after a 100
+ * Continue when \p cont, then http__dispatch(op). */
+void http__conn_read_body(struct http_conn *c, struct http_op *op,
+			  bool cont);
+
 /* ---- broker/http.c ---- */
+
+/* A request's head was read: route, authenticate, then read its body. */
+void http__request(struct http_op *op);
+/* Its body was read: the route's handler. */
+void http__dispatch(struct http_op *op);
+/* Free \p op unanswered (its connection failed or timed out). */
+void http__op_abandon(struct http_op *op);
+/* A request header's value, or NULL. */
+const char *http__header(const struct http_op *op, const char *name);
 
 /* Answer \p status with \p body (taken: json_decref'd). */
 void http__reply_json(struct http_op *op, uint16_t status, json_t *body);

@@ -4,12 +4,111 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/base64.h"
 #include "mailroom/envelope.h"
 #include "mailroom/error.h"
 #include "proto/consume.h"
 #include "proto/header.h"
+
+/* ---- the request head ---- */
+
+/* A token's characters (RFC 9110: a method, a header's name). */
+static bool
+http__tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') ||
+	       (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+int
+mri_http_parse_head(char *buf, size_t len, struct mri_http_head *h,
+		    size_t *head_len)
+{
+	char  *end = NULL, *p, *line, *eol;
+	size_t i;
+
+	// The blank line that ends the head (CRLF CRLF, or LF LF).
+	for (i = 0; i + 1 < len && end == NULL; i++) {
+		if (buf[i] == '\n' && buf[i + 1] == '\n')
+			end = buf + i + 2;
+		else if (buf[i] == '\n' && buf[i + 1] == '\r' && i + 2 < len &&
+			 buf[i + 2] == '\n')
+			end = buf + i + 3;
+	}
+	if (end == NULL)
+		return 0;
+	*head_len = (size_t)(end - buf);
+	memset(h, 0, sizeof(*h));
+	for (p = buf; p < end; p++)
+		if (*p == '\0')
+			return 400;
+	// The request line: METHOD SP TARGET SP HTTP/1.x
+	line = buf;
+	eol  = memchr(line, '\n', (size_t)(end - line));
+	*eol = '\0';
+	if (eol > line && eol[-1] == '\r')
+		eol[-1] = '\0';
+	for (p = line; http__tchar((unsigned char)*p); p++)
+		;
+	if (p == line || *p != ' ' || p - line > 15)
+		return 400;
+	*p        = '\0';
+	h->method = line;
+	h->target = ++p;
+	while (*p > ' ' && *p != 0x7f)
+		p++;
+	if (p == h->target || *p != ' ')
+		return 400;
+	*p++ = '\0';
+	if (strncmp(p, "HTTP/1.", 7) != 0 || p[7] < '0' || p[7] > '9' ||
+	    p[8] != '\0')
+		return strncmp(p, "HTTP/", 5) == 0 ? 505 : 400;
+	h->minor = p[7] - '0';
+	if (h->minor > 1)
+		return 505;
+	// The headers: NAME ":" OWS VALUE OWS, one per line.
+	for (line = eol + 1; line < end; line = eol + 1) {
+		char *v, *ve;
+
+		eol  = memchr(line, '\n', (size_t)(end - line));
+		*eol = '\0';
+		if (eol > line && eol[-1] == '\r')
+			eol[-1] = '\0';
+		if (*line == '\0')
+			break; /* the blank line */
+		for (p = line; http__tchar((unsigned char)*p); p++)
+			;
+		if (p == line || *p != ':')
+			return 400;
+		if (h->nhdr == MRI_HTTP_HEADERS_MAX)
+			return 431;
+		*p = '\0';
+		for (v = p + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		for (ve = v + strlen(v); ve > v && (ve[-1] == ' ' ||
+						     ve[-1] == '\t');)
+			*--ve = '\0';
+		for (p = v; *p != '\0'; p++)
+			if ((unsigned char)*p < 0x20 && *p != '\t')
+				return 400;
+		h->hdr[h->nhdr].name  = line;
+		h->hdr[h->nhdr].value = v;
+		h->nhdr++;
+	}
+	return 200;
+}
+
+const char *
+mri_http_head_get(const struct mri_http_head *h, const char *name)
+{
+	for (size_t i = 0; i < h->nhdr; i++)
+		if (strcasecmp(h->hdr[i].name, name) == 0)
+			return h->hdr[i].value;
+	return NULL;
+}
 
 /* ---- paths and queries ---- */
 

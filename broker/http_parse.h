@@ -18,6 +18,36 @@
 
 #include "proto/frame.h"
 
+/* A request's head: its line's parts and headers, NUL-terminated in the
+ * buffer parsed (mri_http_parse_head). */
+#define MRI_HTTP_HEADERS_MAX 64
+struct mri_http_head {
+	const char *method;
+	const char *target;
+	int         minor; /* HTTP/1.minor */
+	size_t      nhdr;
+	struct {
+		const char *name;
+		const char *value; /* without its surrounding blanks */
+	} hdr[MRI_HTTP_HEADERS_MAX];
+};
+
+/**
+ * @brief Parse the request head at the start of \p buf (\p len bytes; it
+ *        is written to: NULs end each part).
+ * @returns 0 when the head is not complete yet (no blank line); else its
+ *          length (through the blank line) in *head_len and 200, or the
+ *          status to refuse it with: 400 (malformed), 431 (more than
+ *          MRI_HTTP_HEADERS_MAX headers), 505 (not HTTP/1.0 or 1.1).
+ */
+int mri_http_parse_head(char *buf, size_t len, struct mri_http_head *h,
+			size_t *head_len);
+
+/** @returns header \p name's value (case-insensitive; the first), or
+ *           NULL. */
+const char *mri_http_head_get(const struct mri_http_head *h,
+			      const char *name);
+
 /** @returns \p n bytes of \p s percent-decoded (and, in a query, '+' as a
  *           space), new (free it); NULL when out of memory or malformed
  *           (a '%' not followed by two hex digits, or an encoded NUL). */

@@ -6,9 +6,13 @@
 #include "http_internal.h"
 #include "http_parse.h"
 
+#include "broker/admin_dlq.h"
+
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mailroom/envelope.h"
 #include "mailroom/error.h"
@@ -56,8 +60,8 @@ http__publish_reply(struct http_op *op, uint8_t rop, const uint8_t *body,
 		const struct mri_ack_view *a = &acks[i];
 		json_t                    *x;
 
-		x = json_pack("{s:s#, s:s#}", "topic", a->topic,
-			      (int)a->topic_len, "id", a->id, (int)a->id_len);
+		x = json_pack("{s:s#}", "topic", a->topic, (int)a->topic_len);
+		mri_admin_json_bytes(x, "id", a->id, a->id_len);
 		if (a->status == MR_OK) {
 			json_object_set_new(x, "partition",
 					    json_integer(a->partition));
@@ -92,12 +96,19 @@ http__publish_reply(struct http_op *op, uint8_t rop, const uint8_t *body,
 		json_array_append_new(arr, x);
 	}
 	free(acks);
-	o = json_pack("{s:b, s:i, s:i, s:o}", "ok", failed == 0, "published",
+	o = json_pack("{s:b, s:I, s:I, s:o}", "ok", failed == 0, "published",
 		      (json_int_t)(n - failed), "failed", (json_int_t)failed,
 		      "acks", arr);
-	if (first != MR_OK)
+	if (first != MR_OK) {
 		json_object_set_new(o, "error",
 				    json_string(mr_err_name(first)));
+		json_object_set_new(o, "message",
+				    json_sprintf("%u of %u messages failed; "
+						 "the first with %s: each ack "
+						 "says why",
+						 failed, n,
+						 mr_err_name(first)));
+	}
 	http__reply_json(op, http__status(first), o);
 }
 
@@ -126,27 +137,33 @@ http__publish(struct http_op *op)
 	mri_wbuf_fini(&w);
 }
 
-/* The HTTP headers a raw publish carries over, and the record header
- * each becomes (nng cannot list a request's headers: these are named). */
-static const char *const http__raw_headers[][2] = {
-    {"ce-type", MR_HEADER_TYPE},
-    {"ce-source", MR_HEADER_SOURCE},
-    {"ce-time", MR_HEADER_TIME},
-    {"ce-subject", "ce_subject"},
-    {"ce-dataschema", "ce_dataschema"},
-    {"Content-Type", MR_HEADER_CONTENT_TYPE},
-    {"mr-reply-to", MR_HEADER_REPLY_TO},
-    {"mr-correlation-id", MR_HEADER_CORRELATION_ID},
-    {"mr-type", "mr_type"},
-};
+/* The record header an HTTP header of a raw publish becomes, into \p buf
+ * (CloudEvents' Kafka binding: ce-type is ce_type): every ce-* but ce-id
+ * (the message id) and ce-specversion (mailroomd's), every mr-*, and
+ * Content-Type; NULL for the others. */
+static const char *
+http__raw_name(const char *name, char *buf, size_t size)
+{
+	size_t n = strlen(name);
+
+	if (strcasecmp(name, "Content-Type") == 0)
+		return MR_HEADER_CONTENT_TYPE;
+	if (n < 4 || n >= size ||
+	    (strncasecmp(name, "ce-", 3) != 0 &&
+	     strncasecmp(name, "mr-", 3) != 0) ||
+	    strcasecmp(name, "ce-id") == 0 ||
+	    strcasecmp(name, "ce-specversion") == 0)
+		return NULL;
+	for (size_t i = 0; i <= n; i++)
+		buf[i] = name[i] == '-' ? '_' : (char)tolower(name[i]);
+	return buf;
+}
 
 void
 http__publish_raw(struct http_op *op)
 {
-	const size_t        nraw = sizeof(http__raw_headers) /
-			    sizeof(http__raw_headers[0]);
-	struct mri_hdr_view hdrs[sizeof(http__raw_headers) /
-				 sizeof(http__raw_headers[0])];
+	struct mri_hdr_view hdrs[MRI_HTTP_HEADERS_MAX];
+	char                names[MRI_HTTP_HEADERS_MAX][MRI_HDR_NAME_MAX + 1];
 	const char         *topic = http__topic(op), *key, *id;
 	struct mri_wbuf     w;
 	size_t              nh = 0;
@@ -154,7 +171,7 @@ http__publish_raw(struct http_op *op)
 	if (topic == NULL)
 		return;
 	key = op->seg[4];
-	id  = nng_http_req_get_header(op->req, "ce-id");
+	id  = http__header(op, "ce-id");
 	if (id != NULL && (strlen(id) == 0 || strlen(id) > MRI_ID_MAX)) {
 		http__reply_error(op, 400, MR_EINVAL,
 				  "ce-id must be 1 to %d bytes", MRI_ID_MAX);
@@ -164,15 +181,16 @@ http__publish_raw(struct http_op *op)
 		http__reply_error(op, 413, MR_ETOOBIG, "the body is too large");
 		return;
 	}
-	for (size_t i = 0; i < nraw; i++) {
-		const char *v = nng_http_req_get_header(
-		    op->req, http__raw_headers[i][0]);
+	for (size_t i = 0; i < op->head.nhdr; i++) {
+		const char *name = http__raw_name(op->head.hdr[i].name,
+						  names[nh], sizeof(names[nh]));
+		const char *v    = op->head.hdr[i].value;
 
-		if (v == NULL)
+		if (name == NULL)
 			continue;
 		hdrs[nh++] = (struct mri_hdr_view){
-		    .name      = http__raw_headers[i][1],
-		    .name_len  = (uint16_t)strlen(http__raw_headers[i][1]),
+		    .name      = name,
+		    .name_len  = (uint16_t)strlen(name),
 		    .value     = v,
 		    .value_len = (uint32_t)strlen(v),
 		};

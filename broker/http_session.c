@@ -1,5 +1,6 @@
 /*
- * Consumer sessions over HTTP (docs/HTTP.md, "Consuming"). Each session is
+ * Consumer sessions over HTTP (docs/HTTP.md, "Consuming"), and the reaper
+ * that ends idle ones and frees ended connections. Each session is
  * a connection of its own to the front door (a req0 socket on its inproc
  * listener), as a service's would be, so that ending it, by DELETE or by
  * idling past http.session_idle_ms, ends mailroomd's session and hands
@@ -97,6 +98,7 @@ http__reaper(void *arg)
 	for (;;) {
 		struct http_session **pp = &h->sessions, *dead = NULL, *x;
 		uint64_t              now = mri_mono_ms();
+		size_t                nd  = 0;
 
 		while ((x = *pp) != NULL) {
 			if (x->refs == 0 && !x->gone &&
@@ -110,6 +112,7 @@ http__reaper(void *arg)
 				*pp     = x->next;
 				x->next = dead;
 				dead    = x;
+				nd++;
 			} else {
 				pp = &x->next;
 			}
@@ -122,10 +125,15 @@ http__reaper(void *arg)
 				free(x);
 			}
 			pthread_mutex_lock(&h->lock);
+			h->nsessions -= nd;
 			continue;
 		}
 		if (h->stopping && h->sessions == NULL)
 			break;
+		// The connections that ended, too (http_server.c).
+		pthread_mutex_unlock(&h->lock);
+		http__conns_reap(h, false);
+		pthread_mutex_lock(&h->lock);
 		(void)mri_cond_wait_until(&h->cv, &h->lock,
 					  mri_deadline_in(HTTP__REAP_MS));
 	}
@@ -266,14 +274,24 @@ http__subscribe(struct http_op *op)
 		return;
 	}
 	pthread_mutex_lock(&h->lock);
-	if (h->stopping) {
+	if (h->stopping || h->nsessions >= h->max_sessions) {
+		bool stopping = h->stopping;
+
 		pthread_mutex_unlock(&h->lock);
 		nng_close(x->sock);
 		free(x);
-		http__reply_error(op, 503, MR_ESHUTDOWN,
-				  "mailroomd is stopping");
+		if (stopping)
+			http__reply_error(op, 503, MR_ESHUTDOWN,
+					  "mailroomd is stopping");
+		else
+			http__reply_error(op, 503, MR_EBUSY,
+					  "%zu HTTP sessions are open "
+					  "(http.max_sessions): close one, or "
+					  "try again",
+					  h->max_sessions);
 		return;
 	}
+	h->nsessions++;
 	x->refs    = 1; /* the call's */
 	x->last_ms = mri_mono_ms();
 	x->next    = h->sessions;
@@ -283,7 +301,7 @@ http__subscribe(struct http_op *op)
 	op->state_free = http__subscribe_abandon;
 
 	if ((text = json_dumps(b, JSON_COMPACT)) == NULL) {
-		http__session_release(x);
+		op->sess = x; /* released after the abandon */
 		http__reply_error(op, 500, MR_ENOMEM, "out of memory");
 		return;
 	}
@@ -352,16 +370,17 @@ http__message_json(const struct mri_msg_view *m)
 		mri_pub_next_hdr(&pos, &hdrs[i]);
 	snprintf(handle, sizeof(handle), "%llu",
 		 (unsigned long long)m->handle);
-	o = json_pack("{s:s, s:s#, s:i, s:I, s:I, s:i, s:b, s:s#}", "handle",
+	o = json_pack("{s:s, s:s#, s:i, s:I, s:I, s:i, s:b}", "handle",
 		      handle, "topic", m->topic, (int)m->topic_len,
 		      "partition", (int)m->partition, "offset",
 		      (json_int_t)m->offset, "timestamp_ms",
 		      (json_int_t)m->timestamp_ms, "attempt",
 		      (int)m->attempt, "redelivery",
-		      (m->flags & MRI_MSG_F_REDELIVERY) != 0, "id", m->id,
-		      (int)m->id_len);
+		      (m->flags & MRI_MSG_F_REDELIVERY) != 0);
 	if (o == NULL)
 		return NULL;
+	// An id is any bytes (a foreign producer's): text or base64.
+	mri_admin_json_bytes(o, "id", m->id, m->id_len);
 	mri_admin_json_bytes(o, "key",
 			     (m->flags & MRI_MSG_F_KEY) ? m->key : NULL,
 			     m->key_len);
@@ -388,8 +407,20 @@ http__fetch_reply(struct http_op *op, uint8_t rop, const uint8_t *body,
 		return;
 	}
 	arr = json_array();
-	for (uint32_t i = 0; i < n; i++)
-		json_array_append_new(arr, http__message_json(&msgs[i]));
+	for (uint32_t i = 0; i < n; i++) {
+		json_t *m = http__message_json(&msgs[i]);
+
+		// A message left out would be held and never acked.
+		if (m == NULL || json_array_append_new(arr, m) != 0) {
+			free(msgs);
+			json_decref(arr);
+			http__reply_error(op, 500, MR_ENOMEM,
+					  "out of memory for the messages; "
+					  "they are delivered again after "
+					  "their ack deadline");
+			return;
+		}
+	}
 	free(msgs);
 	http__reply_json(op, 200,
 			 json_pack("{s:b, s:o}", "ok", 1, "messages", arr));
@@ -458,7 +489,7 @@ http__settle_reply(struct http_op *op, uint8_t rop, const uint8_t *body,
 	}
 	free(f);
 	http__reply_json(op, 200,
-			 json_pack("{s:b, s:i, s:o}", "ok", 1, "settled",
+			 json_pack("{s:b, s:I, s:o}", "ok", 1, "settled",
 				   (json_int_t)settled, "failed", arr));
 }
 
@@ -590,7 +621,6 @@ static void
 http__unsubscribe_reply(struct http_op *op, uint8_t rop,
 			const uint8_t *body, size_t len)
 {
-	http__session_end(op->sess);
 	mri_info("component=http session=%s msg=\"unsubscribed\"",
 		 op->sess->id);
 	http__reply_json(op, 200, json_pack("{s:b}", "ok", 1));
@@ -604,6 +634,9 @@ http__unsubscribe(struct http_op *op)
 
 	if ((x = http__session_find(op, op->seg[2])) == NULL)
 		return;
+	// Ended whatever the answer: closing its connection ends the front
+	// door's session too.
+	http__session_end(x);
 	mri_wbuf_init(&w);
 	mri_unsubscribe_encode(&w, x->session);
 	http__call(op, x->sock, &w, HTTP__CALL_MS, x,

@@ -76,8 +76,6 @@ mri_metrics_publish(struct mri_metrics *m, const char *topic, size_t len,
 		    &m->topics[(h + k) % MRI_METRICS_TOPICS_MAX];
 
 		if (s->name[0] == '\0') {
-			if (m->ntopics == MRI_METRICS_TOPICS_MAX - 1)
-				break; /* one slot is kept free */
 			memcpy(s->name, topic, len);
 			s->name[len] = '\0';
 			m->ntopics++;
@@ -281,7 +279,8 @@ metrics__groups(struct mri_consume *r, size_t *n)
 		return NULL;
 	if ((total = mri_consume_sub_stats(r, v, room)) > room)
 		total = room;
-	qsort(v, total, sizeof(*v), metrics__group_cmp);
+	if (total > 1)
+		qsort(v, total, sizeof(*v), metrics__group_cmp);
 	for (size_t i = 0; i < total; i++) {
 		struct mri_consume_sub_stats *g = &v[k], *s = &v[i];
 
@@ -292,11 +291,6 @@ metrics__groups(struct mri_consume *r, size_t *n)
 			g->g.buffered += s->g.buffered;
 			g->g.acked += s->g.acked;
 			g->g.failed += s->g.failed;
-			g->delivered += s->delivered;
-			g->redelivered += s->redelivered;
-			g->acks += s->acks;
-			g->nacks += s->nacks;
-			g->rejects += s->rejects;
 			g->dlq.quarantined += s->dlq.quarantined;
 			g->dlq.dlq_errors += s->dlq.dlq_errors;
 			g->dlq.trips += s->dlq.trips;
@@ -314,93 +308,158 @@ metrics__groups(struct mri_consume *r, size_t *n)
 	return v;
 }
 
-/* One family over the groups: \p get reads its value. */
-static void
-metrics__by_group(struct mri_wbuf *b, const struct mri_consume_sub_stats *v,
-		  size_t n, const char *name, const char *type,
-		  const char *help,
-		  double (*get)(const struct mri_consume_sub_stats *s))
-{
-	char esc[2 * MRI_SUBSCRIBE_GROUP_MAX + 3];
+/* The groups' counters: each group's tally (what it did, ever, and what
+ * its subscriptions that left counted) plus its live subscriptions'. */
+struct metrics__tallies {
+	struct mri_consume_tally_view *v;
+	size_t                         n, cap;
+	char                          *names; /* the views' groups, copied */
+};
 
-	metrics__family(b, name, type, help);
-	for (size_t i = 0; i < n; i++)
-		metrics__printf(b, "%s{group=\"%s\"} %.17g\n", name,
-				metrics__esc(v[i].group, esc, sizeof(esc)),
-				get(&v[i]));
+static void
+metrics__tally_add(void *arg, const struct mri_consume_tally_view *t)
+{
+	struct metrics__tallies *ts = arg;
+
+	if (ts->n == ts->cap) {
+		size_t cap = ts->cap ? ts->cap * 2 : 32;
+		void  *v   = realloc(ts->v, cap * sizeof(*ts->v));
+		void  *nm  = realloc(ts->names,
+				     cap * (MRI_SUBSCRIBE_GROUP_MAX + 1));
+
+		if (v != NULL)
+			ts->v = v;
+		if (nm != NULL)
+			ts->names = nm;
+		if (v == NULL || nm == NULL)
+			return;
+		ts->cap = cap;
+	}
+	snprintf(ts->names + ts->n * (MRI_SUBSCRIBE_GROUP_MAX + 1),
+		 MRI_SUBSCRIBE_GROUP_MAX + 1, "%s", t->group);
+	ts->v[ts->n]       = *t;
+	ts->v[ts->n].group = NULL; /* set once names stops moving */
+	ts->n++;
 }
 
-#define METRICS__GET(fn, expr)                                                \
-	static double fn(const struct mri_consume_sub_stats *s)              \
-	{                                                                     \
-		return (double)(expr);                                        \
+/* The live subscriptions' stats of group \p name in \p v (sorted), or
+ * NULL. */
+static const struct mri_consume_sub_stats *
+metrics__live(const struct mri_consume_sub_stats *v, size_t n,
+	      const char *name)
+{
+	struct mri_consume_sub_stats key;
+
+	snprintf(key.group, sizeof(key.group), "%s", name);
+	return n == 0 ? NULL
+		      : bsearch(&key, v, n, sizeof(*v), metrics__group_cmp);
+}
+
+enum metrics__counter {
+	MC_DELIVERED,
+	MC_REDELIVERED,
+	MC_ACKS,
+	MC_NACKS,
+	MC_REJECTS,
+	MC_FAILED,
+	MC_QUARANTINED,
+	MC_DLQ_ERRORS,
+	MC_TRIPS,
+	MC_N
+};
+
+static const struct {
+	const char *name, *help;
+} metrics__counters[MC_N] = {
+    {"mailroom_consumer_deliveries_total",
+     "Messages handed out to the group's sessions."},
+    {"mailroom_consumer_redeliveries_total",
+     "Messages handed out again (attempt above 1)."},
+    {"mailroom_consumer_acks_total", "Messages acked by the group's sessions."},
+    {"mailroom_consumer_nacks_total",
+     "Messages nacked by the group's sessions."},
+    {"mailroom_consumer_rejects_total",
+     "Messages rejected (quarantined at once)."},
+    {"mailroom_consumer_failed_attempts_total",
+     "Failed attempts: nacks, expired ack deadlines, sessions that ended "
+     "holding the message."},
+    {"mailroom_dlq_quarantined_total",
+     "Messages written to the dead-letter topic and confirmed by Kafka."},
+    {"mailroom_dlq_write_errors_total", "Dead-letter writes that failed."},
+    {"mailroom_breaker_trips_total", "Times the breaker opened."},
+};
+
+static uint64_t
+metrics__counter(const struct mri_consume_tally_view *t,
+		 const struct mri_consume_sub_stats *live,
+		 enum metrics__counter c)
+{
+	switch (c) {
+	case MC_DELIVERED: return t->delivered;
+	case MC_REDELIVERED: return t->redelivered;
+	case MC_ACKS: return t->acks;
+	case MC_NACKS: return t->nacks;
+	case MC_REJECTS: return t->rejects;
+	case MC_FAILED: return t->failed + (live ? live->g.failed : 0);
+	case MC_QUARANTINED:
+		return t->quarantined + (live ? live->dlq.quarantined : 0);
+	case MC_DLQ_ERRORS:
+		return t->dlq_errors + (live ? live->dlq.dlq_errors : 0);
+	default: return t->trips + (live ? live->dlq.trips : 0);
 	}
-METRICS__GET(metrics__sessions, s->sessions)
-METRICS__GET(metrics__delivered, s->delivered)
-METRICS__GET(metrics__redelivered, s->redelivered)
-METRICS__GET(metrics__acks, s->acks)
-METRICS__GET(metrics__nacks, s->nacks)
-METRICS__GET(metrics__rejects, s->rejects)
-METRICS__GET(metrics__failed, s->g.failed)
-METRICS__GET(metrics__inflight, s->g.inflight)
-METRICS__GET(metrics__quarantined, s->dlq.quarantined)
-METRICS__GET(metrics__dlq_errors, s->dlq.dlq_errors)
-METRICS__GET(metrics__trips, s->dlq.trips)
-METRICS__GET(metrics__breaker, s->dlq.breaker == MRI_DLQ_OPEN	   ? 2
-				: s->dlq.breaker == MRI_DLQ_HALF_OPEN ? 1
-								      : 0)
+}
 
 static void
 metrics__consume(struct mri_consume *r, struct mri_wbuf *b)
 {
-	size_t                        n = 0;
-	struct mri_consume_sub_stats *v = metrics__groups(r, &n);
+	struct metrics__tallies       ts = {0};
+	size_t                        n  = 0;
+	struct mri_consume_sub_stats *v  = metrics__groups(r, &n);
+	char                          esc[2 * MRI_SUBSCRIBE_GROUP_MAX + 3];
 
+	mri_consume_each_tally(r, metrics__tally_add, &ts);
+	for (size_t i = 0; i < ts.n; i++)
+		ts.v[i].group = ts.names + i * (MRI_SUBSCRIBE_GROUP_MAX + 1);
+	for (int c = 0; c < MC_N; c++) {
+		metrics__family(b, metrics__counters[c].name, "counter",
+				metrics__counters[c].help);
+		for (size_t i = 0; i < ts.n; i++)
+			metrics__printf(
+			    b, "%s{group=\"%s\"} %llu\n",
+			    metrics__counters[c].name,
+			    metrics__esc(ts.v[i].group, esc, sizeof(esc)),
+			    (unsigned long long)metrics__counter(
+				&ts.v[i], metrics__live(v, n, ts.v[i].group),
+				(enum metrics__counter)c));
+	}
+	free(ts.v);
+	free(ts.names);
 	if (v == NULL)
 		return;
-	metrics__by_group(b, v, n, "mailroom_consumer_sessions", "gauge",
-			  "Open consumer sessions of the group.",
-			  metrics__sessions);
-	metrics__by_group(b, v, n, "mailroom_consumer_deliveries_total",
-			  "counter",
-			  "Messages handed out to the group's sessions.",
-			  metrics__delivered);
-	metrics__by_group(b, v, n, "mailroom_consumer_redeliveries_total",
-			  "counter",
-			  "Messages handed out again (attempt above 1).",
-			  metrics__redelivered);
-	metrics__by_group(b, v, n, "mailroom_consumer_acks_total", "counter",
-			  "Messages acked by the group's sessions.",
-			  metrics__acks);
-	metrics__by_group(b, v, n, "mailroom_consumer_nacks_total", "counter",
-			  "Messages nacked by the group's sessions.",
-			  metrics__nacks);
-	metrics__by_group(b, v, n, "mailroom_consumer_rejects_total",
-			  "counter",
-			  "Messages rejected (quarantined at once).",
-			  metrics__rejects);
-	metrics__by_group(b, v, n, "mailroom_consumer_failed_attempts_total",
-			  "counter",
-			  "Failed attempts: nacks, expired ack deadlines, "
-			  "sessions that ended holding the message.",
-			  metrics__failed);
-	metrics__by_group(b, v, n, "mailroom_consumer_inflight_messages",
-			  "gauge", "Messages handed out and not yet settled.",
-			  metrics__inflight);
-	metrics__by_group(b, v, n, "mailroom_dlq_quarantined_total",
-			  "counter",
-			  "Messages written to the dead-letter topic and "
-			  "confirmed by Kafka.",
-			  metrics__quarantined);
-	metrics__by_group(b, v, n, "mailroom_dlq_write_errors_total",
-			  "counter", "Dead-letter writes that failed.",
-			  metrics__dlq_errors);
-	metrics__by_group(b, v, n, "mailroom_breaker_state", "gauge",
-			  "The dead-letter breaker: 0 closed, 1 half-open, 2 "
-			  "open.",
-			  metrics__breaker);
-	metrics__by_group(b, v, n, "mailroom_breaker_trips_total", "counter",
-			  "Times the breaker opened.", metrics__trips);
+	metrics__family(b, "mailroom_consumer_sessions", "gauge",
+			"Open consumer sessions of the group.");
+	for (size_t i = 0; i < n; i++)
+		metrics__printf(b, "mailroom_consumer_sessions{group=\"%s\"} "
+				   "%zu\n",
+				metrics__esc(v[i].group, esc, sizeof(esc)),
+				v[i].sessions);
+	metrics__family(b, "mailroom_consumer_inflight_messages", "gauge",
+			"Messages handed out and not yet settled.");
+	for (size_t i = 0; i < n; i++)
+		metrics__printf(b,
+				"mailroom_consumer_inflight_messages{group="
+				"\"%s\"} %zu\n",
+				metrics__esc(v[i].group, esc, sizeof(esc)),
+				v[i].g.inflight);
+	metrics__family(b, "mailroom_breaker_state", "gauge",
+			"The dead-letter breaker: 0 closed, 1 half-open, 2 "
+			"open.");
+	for (size_t i = 0; i < n; i++)
+		metrics__printf(b, "mailroom_breaker_state{group=\"%s\"} %d\n",
+				metrics__esc(v[i].group, esc, sizeof(esc)),
+				v[i].dlq.breaker == MRI_DLQ_OPEN	  ? 2
+				: v[i].dlq.breaker == MRI_DLQ_HALF_OPEN ? 1
+									  : 0);
 	free(v);
 }
 
@@ -460,7 +519,8 @@ metrics__parts(struct mri_consume *r, struct mri_wbuf *b)
 	char                  esc[2 * MRI_SUBSCRIBE_GROUP_MAX + 3];
 
 	mri_consume_each_part(r, metrics__part_add, &ps);
-	qsort(ps.v, ps.n, sizeof(*ps.v), metrics__part_cmp);
+	if (ps.n > 1)
+		qsort(ps.v, ps.n, sizeof(*ps.v), metrics__part_cmp);
 	metrics__family(b, "mailroom_consumer_buffered_messages", "gauge",
 			"Records fetched from Kafka and not yet acked, per "
 			"partition (the mailbox's depth; in flight included).");

@@ -298,7 +298,7 @@ async function poll() {
 function start() {
   const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
   if (m) {
-    state.token = decodeURIComponent(m[1]);
+    try { state.token = decodeURIComponent(m[1]); } catch (e) { state.token = m[1]; }
     sessionStorage.setItem('mailroom.token', state.token);
     history.replaceState(null, '', location.pathname);
   }

@@ -69,6 +69,30 @@ log__json_str(char *out, size_t limit, size_t *j, const char *s, size_t n)
 	for (size_t i = 0; i < n && *j + 6 < limit; i++) {
 		unsigned char c = (unsigned char)s[i];
 
+		if (c >= 0x80) {
+			// A whole UTF-8 sequence as it is (if it fits); a
+			// byte that starts none as U+FFFD.
+			size_t k = (c & 0xe0) == 0xc0 && c >= 0xc2 ? 2
+				   : (c & 0xf0) == 0xe0	    ? 3
+				   : (c & 0xf8) == 0xf0 && c <= 0xf4 ? 4
+								     : 0;
+			size_t m = 1;
+
+			while (k > 0 && m < k && i + m < n &&
+			       ((unsigned char)s[i + m] & 0xc0) == 0x80)
+				m++;
+			if (k == 0 || m < k) {
+				memcpy(out + *j, "\\ufffd", 6);
+				*j += 6;
+			} else if (*j + k + 6 < limit) {
+				memcpy(out + *j, s + i, k);
+				*j += k;
+				i += k - 1;
+			} else {
+				return;
+			}
+			continue;
+		}
 		if (c == '"' || c == '\\') {
 			out[(*j)++] = '\\';
 			out[(*j)++] = (char)c;

@@ -2,8 +2,9 @@
  * core/log.c's JSON lines (log.format=json): a logfmt line becomes one
  * JSON object whose members are its keys, a quoted value unescaped, a bare
  * integer a number, a word without '=' a "text" member; whatever a line
- * holds (quotes, backslashes, control characters, a cut), the output is
- * valid JSON, checked with jansson.
+ * holds (quotes, backslashes, control characters, bytes that are not
+ * UTF-8, a cut mid-character), the output is valid JSON, checked with
+ * jansson (which takes UTF-8 only).
  */
 #include <check.h>
 #include <jansson.h>
@@ -75,7 +76,8 @@ END_TEST
  * from 16 up: always one valid JSON object. */
 START_TEST(test_always_json)
 {
-	static const char alphabet[] = "ab=\" \\\t\n01-x";
+	static const char alphabet[] = "ab=\" \\\t\n01-x"
+				       "\xc3\xa9\xe2\x82\xac\xff";
 	char              line[300];
 
 	srandom(42);
