@@ -2,8 +2,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 static uint8_t *bench__pool;
 
@@ -130,4 +132,51 @@ bench_median(const struct bench_result *runs, int n)
 			idx[j - 1] = t;
 		}
 	return &runs[idx[(n - 1) / 2]];
+}
+
+double
+bench_proc_cpu(int pid)
+{
+	char          path[64], buf[1024], *p;
+	unsigned long ut, st;
+	FILE         *f;
+	size_t        n;
+
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	n      = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	// The command may hold spaces and parentheses: fields 14 and 15
+	// (utime, stime) count from after the last ") ".
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		   &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+int
+bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+double
+bench_pct(const double *v, long n, double p)
+{
+	long k = (long)(p * (double)n + 0.999999) - 1;
+
+	if (n <= 0)
+		return 0;
+	if (k < 0)
+		k = 0;
+	if (k >= n)
+		k = n - 1;
+	return v[k];
 }

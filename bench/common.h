@@ -34,6 +34,17 @@ int64_t bench_now_ns(void);
 /** @returns the CPU seconds (user + system) this process has used. */
 double bench_cpu_secs(void);
 
+/** @returns process \p pid's CPU seconds (user + system, /proc/PID/stat),
+ *           or -1 when it cannot be read (or \p pid is not positive). */
+double bench_proc_cpu(int pid);
+
+/** @brief qsort's comparison of doubles, ascending. */
+int bench_cmp_double(const void *a, const void *b);
+
+/** @returns the nearest-rank \p p percentile of \p n sorted values (0 for
+ *           none). */
+double bench_pct(const double *v, long n, double p);
+
 /** @brief Fill the pool with \p size + BENCH_SPREAD random bytes (that
  *         nothing compresses); exits with a message naming \p prog if out
  *         of memory. */

@@ -81,31 +81,6 @@ struct run {
 	char                   err[BENCH_ERR_MAX];
 };
 
-/* CPU seconds (user + system) of process \p pid, -1 if unknown. */
-static double
-dlq__proc_cpu(int pid)
-{
-	char          path[64], buf[1024], *p;
-	unsigned long ut, st;
-	FILE         *f;
-	size_t        n;
-
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	n      = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	// Fields 14 and 15 (utime, stime) count from after the ") ".
-	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-		   &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static void
 run__error(struct run *r, const char *what, int rc)
 {
@@ -176,7 +151,7 @@ run__acked(struct run *r, mr_batch *b, const bool *nacked, long long now)
 
 		if (atomic_compare_exchange_strong(&r->done_ns, &zero, now)) {
 			r->cpu1_client = bench_cpu_secs();
-			r->cpu1_mrd    = dlq__proc_cpu(r->o->mrd_pid);
+			r->cpu1_mrd    = bench_proc_cpu(r->o->mrd_pid);
 		}
 	}
 }
@@ -477,7 +452,7 @@ dlq__run(const struct dlq_opts *o, mr_client *c, int v, int round,
 		goto out;
 	}
 	r.cpu0_client = bench_cpu_secs();
-	r.cpu0_mrd    = dlq__proc_cpu(o->mrd_pid);
+	r.cpu0_mrd    = bench_proc_cpu(o->mrd_pid);
 	while (started < o->b.fetchers &&
 	       pthread_create(&t[started], NULL, run__fetcher, &r) == 0)
 		started++;
@@ -511,7 +486,7 @@ dlq__run(const struct dlq_opts *o, mr_client *c, int v, int round,
 				      : -1;
 	}
 	res->cpu_mrd_total = r.cpu0_mrd >= 0
-				 ? dlq__proc_cpu(o->mrd_pid) - r.cpu0_mrd
+				 ? bench_proc_cpu(o->mrd_pid) - r.cpu0_mrd
 				 : -1;
 	res->poison_nacks = atomic_load(&r.poison_nacks);
 	res->exhausted    = atomic_load(&r.exhausted);

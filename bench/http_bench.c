@@ -501,53 +501,6 @@ hb__loop(const struct hb_opts *o, struct hb_conn *cs, struct hb_run *r)
 	}
 }
 
-/* utime + stime of a process in seconds, or -1. */
-static double
-hb__proc_cpu(int pid)
-{
-	char  path[64], buf[1024], *p;
-	FILE *f;
-	unsigned long ut, st;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	// The command may hold spaces and parentheses: fields follow the
-	// last ')'; utime and stime are the 14th and 15th.
-	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-		   &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static int
-hb__cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest rank of a sorted array. */
-static double
-hb__pct(const double *v, long n, double p)
-{
-	long k = (long)(p * (double)n + 0.999999) - 1;
-
-	if (n == 0)
-		return 0;
-	if (k < 0)
-		k = 0;
-	if (k >= n)
-		k = n - 1;
-	return v[k];
-}
-
 /* ---- main ------------------------------------------------------------- */
 
 static void
@@ -705,7 +658,7 @@ main(int argc, char **argv)
 	}
 
 	if (o.pid > 0)
-		m0 = hb__proc_cpu(o.pid);
+		m0 = bench_proc_cpu(o.pid);
 	c0 = bench_cpu_secs();
 	t0 = bench_now_ns();
 	for (int i = 0; i < o.conns; i++) {
@@ -718,15 +671,15 @@ main(int argc, char **argv)
 	secs = (double)(bench_now_ns() - t0) / 1e9;
 	cpu  = bench_cpu_secs() - c0;
 	if (o.pid > 0)
-		m1 = hb__proc_cpu(o.pid);
+		m1 = bench_proc_cpu(o.pid);
 	if (m0 >= 0 && m1 >= 0)
 		mcpu = m1 - m0;
 	if (r.msgs < o.count)
 		rc = 1;
 
-	qsort(r.lat, (size_t)r.nlat, sizeof(*r.lat), hb__cmp_double);
-	p50 = hb__pct(r.lat, r.nlat, 0.50);
-	p99 = hb__pct(r.lat, r.nlat, 0.99);
+	qsort(r.lat, (size_t)r.nlat, sizeof(*r.lat), bench_cmp_double);
+	p50 = bench_pct(r.lat, r.nlat, 0.50);
+	p99 = bench_pct(r.lat, r.nlat, 0.99);
 	printf("http_bench: %s:%s topic %s, %zu-byte values, batch %d, "
 	       "%d connection%s\n",
 	       o.host, o.port, o.topic, o.size, o.batch, o.conns,

@@ -69,27 +69,6 @@ bench__topic(const struct bench_opts *o, const char *name, char *out,
 	snprintf(out, n, "%s-%lld-%d-%s", o->topic, bench__stamp, seq++, name);
 }
 
-static int
-bench__cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest rank of a sorted array. */
-static double
-bench__pct(const double *v, int n, double p)
-{
-	int k = (int)(p * n + 0.999999) - 1;
-
-	if (k < 0)
-		k = 0;
-	if (k >= n)
-		k = n - 1;
-	return v[k];
-}
-
 void
 bench__summarise(double *lat, int n, struct bench_latency *l)
 {
@@ -98,12 +77,12 @@ bench__summarise(double *lat, int n, struct bench_latency *l)
 	l->n = n;
 	if (n == 0)
 		return;
-	qsort(lat, (size_t)n, sizeof(*lat), bench__cmp_double);
+	qsort(lat, (size_t)n, sizeof(*lat), bench_cmp_double);
 	for (int i = 0; i < n; i++)
 		sum += lat[i];
-	l->p50  = bench__pct(lat, n, 0.50);
-	l->p90  = bench__pct(lat, n, 0.90);
-	l->p99  = bench__pct(lat, n, 0.99);
+	l->p50  = bench_pct(lat, n, 0.50);
+	l->p90  = bench_pct(lat, n, 0.90);
+	l->p99  = bench_pct(lat, n, 0.99);
 	l->max  = lat[n - 1];
 	l->mean = sum / n;
 }
