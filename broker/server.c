@@ -471,6 +471,7 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 	s->max_frame        = (size_t)cfg->max_frame_bytes;
 	s->started_ms       = (int64_t)mri_mono_ms();
 	s->nctx             = (size_t)cfg->max_inflight;
+	s->want_inproc      = cfg->http_listen[0] != '\0';
 	if (srv__split_urls(s, cfg->listen) != MR_OK) {
 		mri_server_free(s);
 		return MR_ENOMEM;
@@ -577,16 +578,19 @@ mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size)
 			return MR_ETRANSPORT;
 		}
 	}
-	// Every URL configured, and an inproc:// one for the HTTP API's
-	// connections (broker/http.h), the last.
+	// Every URL configured, and, when the HTTP API is on, an inproc://
+	// one for its connections (broker/http.h), the last.
 	urls = calloc(s->nurls + 1, sizeof(*urls));
 	if (urls == NULL)
 		return MR_ENOMEM;
 	memcpy(urls, s->urls, s->nurls * sizeof(*urls));
-	snprintf(s->inproc, sizeof(s->inproc), "inproc://mailroomd.%d.%p",
-		 (int)getpid(), (void *)s);
-	urls[s->nurls] = s->inproc;
-	rv = mri_listeners_start(&s->lsn, s->sock, urls, s->nurls + 1, errstr,
+	if (s->want_inproc) {
+		snprintf(s->inproc, sizeof(s->inproc),
+			 "inproc://mailroomd.%d.%p", (int)getpid(), (void *)s);
+		urls[s->nurls] = s->inproc;
+	}
+	rv = mri_listeners_start(&s->lsn, s->sock, urls,
+				 s->nurls + (s->want_inproc ? 1 : 0), errstr,
 				 errstr_size);
 	free(urls);
 	if (rv != MR_OK)

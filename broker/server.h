@@ -31,7 +31,8 @@ int mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 int mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size);
 
 /** @returns the inproc:// URL the server listens on besides the
- *           configured ones (the HTTP API's connections), once started. */
+ *           configured ones (the HTTP API's connections), once started
+ *           with http.listen set; "" otherwise. */
 const char *mri_server_inproc(const struct mri_server *s);
 
 /** @brief Apply the reloadable settings of \p cfg. */

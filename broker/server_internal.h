@@ -80,6 +80,7 @@ struct mri_server {
 	char                  **urls;
 	size_t                  nurls;
 	char                    inproc[64]; /* the HTTP API's listener */
+	bool                    want_inproc; /* the HTTP API is on */
 	struct srv_ctx         *ctxs;
 	size_t                  nctx;
 	struct mri_publisher   *pub;
