@@ -22,6 +22,12 @@
 #include "proto/consume.h"
 #include "proto/subscribe.h"
 
+/* The ack latency's buckets, in ms: from a millisecond (a record acked
+ * as it arrives) to an hour (a backlog worked off). */
+static const uint64_t consume__ack_le_ms[] = {
+    1,    5,     10,    25,    50,     100,    250,    500,    1000,
+    2500, 5000,  10000, 30000, 60000,  300000, 900000, 3600000};
+
 /* Group \p group's tally (made when new; "_other" when the table is full).
  * Called with the lock held. */
 static struct consume_tally *
@@ -195,6 +201,10 @@ mri_consume_new(struct mri_consume **out, const rd_kafka_conf_t *conf,
 		return MR_ENOMEM;
 	}
 	strcpy(r->tallies[CONSUME__TALLY_MAX].group, "_other");
+	for (size_t i = 0; i <= CONSUME__TALLY_MAX; i++)
+		mri_hist_init(&r->tallies[i].ack_latency, consume__ack_le_ms,
+			      sizeof(consume__ack_le_ms) /
+				  sizeof(consume__ack_le_ms[0]));
 	pthread_mutex_init(&r->lock, NULL);
 	mri_cond_init(&r->cv);
 	if (pthread_create(&r->reaper, NULL, consume__reaper, r) == 0)
@@ -264,6 +274,7 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 	size_t                 klen;
 	char                  *key = consume__key(gc, dc, &klen);
 	struct mri_group_hooks hooks;
+	struct mri_group_conf  c;
 
 	*code = MR_ENOMEM;
 	snprintf(why, why_size, "mailroomd is out of memory");
@@ -296,11 +307,13 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 	s->ntopics                 = gc->ntopics;
 	s->exclusive               = exclusive;
 	s->tally                   = consume__tally(r, gc->group);
+	c                          = *gc;
+	c.ack_latency              = &s->tally->ack_latency;
 	pthread_mutex_unlock(&r->lock);
 	*code = mri_dlq_new(&s->sup, r->c.pub, &s->dlq, why, why_size);
 	if (*code == MR_OK) {
 		mri_dlq_hooks(s->sup, &hooks);
-		*code = mri_group_new(&s->g, conf, gc, &hooks, why, why_size);
+		*code = mri_group_new(&s->g, conf, &c, &hooks, why, why_size);
 	}
 	pthread_mutex_lock(&r->lock);
 	if (*code != MR_OK) {

@@ -146,6 +146,9 @@ struct mri_consume_tally_view {
 	/* Of the group's subscriptions that left this mailroomd (the live
 	 * ones' are in their mri_consume_sub_stats). */
 	uint64_t    failed, quarantined, dlq_errors, trips;
+	/* From a record's timestamp to its ack, ms (the registry's: it
+	 * lives as long as the registry). */
+	const struct mri_hist *ack_latency;
 };
 
 /**

@@ -21,6 +21,7 @@
 #include "broker/consume.h"
 #include "proto/subscribe.h"
 #include "consumers/group.h"
+#include "core/hist.h"
 #include "dlq/supervisor.h"
 
 #define CONSUME__TOPICS_MAX 100
@@ -67,6 +68,8 @@ struct consume_tally {
 	/* The group's and the supervisor's counts of the subscriptions
 	 * that left (their live ones are read from them). */
 	atomic_ullong failed, quarantined, dlq_errors, trips;
+	/* From a record's timestamp to its ack, ms: the groups add to it. */
+	struct mri_hist ack_latency;
 };
 
 /* A session on a subscription. Counted too (refs, under the registry's

@@ -168,6 +168,7 @@ mri_consume_each_tally(struct mri_consume *r,
 		    .quarantined = atomic_load(&t->quarantined),
 		    .dlq_errors  = atomic_load(&t->dlq_errors),
 		    .trips       = atomic_load(&t->trips),
+		    .ack_latency = &t->ack_latency,
 		};
 
 		if (i == n && v.delivered == 0 && v.acks == 0 && v.nacks == 0 &&

@@ -11,6 +11,7 @@
 #include "broker/consume.h"
 #include "broker/status.h"
 #include "consumers/lag.h"
+#include "core/hist.h"
 #include "mailroom/error.h"
 #include "proto/header.h"
 #include "server_internal.h"
@@ -19,7 +20,6 @@
 static const uint64_t metrics__le_us[] = {
     500,    1000,   2500,    5000,    10000,   25000,    50000,   100000,
     250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000};
-#define METRICS__BUCKETS (sizeof(metrics__le_us) / sizeof(metrics__le_us[0]))
 
 struct metrics__topic {
 	char     name[MRI_TOPIC_MAX + 1]; /* "" when free */
@@ -32,9 +32,7 @@ struct mri_metrics {
 	 * is "_other". */
 	struct metrics__topic topics[MRI_METRICS_TOPICS_MAX + 1];
 	size_t                ntopics;
-	atomic_ullong         bucket[METRICS__BUCKETS + 1]; /* +Inf last */
-	atomic_ullong         count;
-	atomic_ullong         sum_us;
+	struct mri_hist       latency; /* µs */
 };
 
 int
@@ -46,6 +44,8 @@ mri_metrics_new(struct mri_metrics **out)
 		return MR_ENOMEM;
 	pthread_mutex_init(&m->lock, NULL);
 	strcpy(m->topics[MRI_METRICS_TOPICS_MAX].name, "_other");
+	mri_hist_init(&m->latency, metrics__le_us,
+		      sizeof(metrics__le_us) / sizeof(metrics__le_us[0]));
 	*out = m;
 	return MR_OK;
 }
@@ -97,13 +97,7 @@ mri_metrics_publish(struct mri_metrics *m, const char *topic, size_t len,
 void
 mri_metrics_publish_latency(struct mri_metrics *m, uint64_t us, uint64_t n)
 {
-	size_t b = 0;
-
-	while (b < METRICS__BUCKETS && us > metrics__le_us[b])
-		b++;
-	atomic_fetch_add(&m->bucket[b], n);
-	atomic_fetch_add(&m->count, n);
-	atomic_fetch_add(&m->sum_us, us * n);
+	mri_hist_add(&m->latency, us, n);
 }
 
 /* ---- rendering ---- */
@@ -158,12 +152,40 @@ metrics__esc(const char *s, char *buf, size_t size)
 	return buf;
 }
 
+/* Histogram \p h's series of family \p name, with \p labels ("" or
+ * `name="value",` pairs, escaped, each with its comma), its values
+ * turned into seconds by \p per_s (1e6: µs; 1e3: ms). */
+static void
+metrics__hist(struct mri_wbuf *b, const char *name, const char *labels,
+	      const struct mri_hist *h, double per_s)
+{
+	uint64_t cum = 0;
+	size_t   n   = strlen(labels);
+
+	for (size_t i = 0; i <= h->n; i++) {
+		cum += atomic_load(&h->bucket[i]);
+		if (i < h->n)
+			metrics__printf(b, "%s_bucket{%sle=\"%g\"} %llu\n",
+					name, labels, (double)h->le[i] / per_s,
+					(unsigned long long)cum);
+		else
+			metrics__printf(b, "%s_bucket{%sle=\"+Inf\"} %llu\n",
+					name, labels, (unsigned long long)cum);
+	}
+	// Without labels, no braces; with, the last comma goes.
+	metrics__printf(b, "%s_sum%s%.*s%s %.6f\n", name, n ? "{" : "",
+			(int)(n ? n - 1 : 0), labels, n ? "}" : "",
+			(double)atomic_load(&h->sum) / per_s);
+	metrics__printf(b, "%s_count%s%.*s%s %llu\n", name, n ? "{" : "",
+			(int)(n ? n - 1 : 0), labels, n ? "}" : "",
+			(unsigned long long)atomic_load(&h->count));
+}
+
 static void
 metrics__publish(struct mri_metrics *m, struct mri_wbuf *b)
 {
 	static const char *const result[] = {"ok", "duplicate", "refused",
 					     "error"};
-	uint64_t                 cum = 0;
 
 	metrics__family(b, "mailroom_publish_messages_total", "counter",
 			"Messages published, by topic and result (ok, "
@@ -188,24 +210,8 @@ metrics__publish(struct mri_metrics *m, struct mri_wbuf *b)
 	metrics__family(b, "mailroom_publish_latency_seconds", "histogram",
 			"From a publish request's arrival to its answer (every "
 			"message acked by Kafka, or failed), per message.");
-	for (size_t i = 0; i <= METRICS__BUCKETS; i++) {
-		cum += atomic_load(&m->bucket[i]);
-		if (i < METRICS__BUCKETS)
-			metrics__printf(b,
-					"mailroom_publish_latency_seconds_"
-					"bucket{le=\"%g\"} %llu\n",
-					(double)metrics__le_us[i] / 1e6,
-					(unsigned long long)cum);
-		else
-			metrics__printf(b,
-					"mailroom_publish_latency_seconds_"
-					"bucket{le=\"+Inf\"} %llu\n",
-					(unsigned long long)cum);
-	}
-	metrics__printf(b, "mailroom_publish_latency_seconds_sum %.6f\n",
-			(double)atomic_load(&m->sum_us) / 1e6);
-	metrics__printf(b, "mailroom_publish_latency_seconds_count %llu\n",
-			(unsigned long long)atomic_load(&m->count));
+	metrics__hist(b, "mailroom_publish_latency_seconds", "", &m->latency,
+		      1e6);
 }
 
 /* One gauge or counter without labels. */
@@ -431,6 +437,19 @@ metrics__consume(struct mri_consume *r, struct mri_wbuf *b)
 			    (unsigned long long)metrics__counter(
 				&ts.v[i], metrics__live(v, n, ts.v[i].group),
 				(enum metrics__counter)c));
+	}
+	metrics__family(b, "mailroom_consumer_ack_latency_seconds",
+			"histogram",
+			"From a record's timestamp (its producer's CreateTime, "
+			"or Kafka's LogAppendTime) to its ack by a session of "
+			"the group: enqueue to handled.");
+	for (size_t i = 0; i < ts.n; i++) {
+		char labels[sizeof(esc) + 16];
+
+		snprintf(labels, sizeof(labels), "group=\"%s\",",
+			 metrics__esc(ts.v[i].group, esc, sizeof(esc)));
+		metrics__hist(b, "mailroom_consumer_ack_latency_seconds",
+			      labels, ts.v[i].ack_latency, 1e3);
 	}
 	free(ts.v);
 	free(ts.names);

@@ -43,6 +43,7 @@
 #include "consumers/engine.h"
 
 struct mri_group;
+struct mri_hist;
 
 /* What the group hands out of a record, at most (longer is not handed
  * out as such; the wire's limits, checked against proto/ by mailroomd). */
@@ -152,6 +153,10 @@ struct mri_group_conf {
 	 *  once per record on the group's thread; NULL: the bytes of its
 	 *  topic, id, key, headers and value. */
 	size_t (*record_size)(const struct mri_group_delivery *d);
+	/** The time from each acked record's timestamp (its producer's
+	 *  CreateTime, or Kafka's LogAppendTime) to its ack, in ms, is added
+	 *  here (borrowed: it outlives the group; NULL: not measured). */
+	struct mri_hist *ack_latency;
 };
 
 /** @brief A fetch: up to max_msgs records whose sizes add up to less

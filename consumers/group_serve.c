@@ -17,6 +17,7 @@
 #include "consumers/group_internal.h"
 #include "consumers/journal.h"
 #include "core/clock.h"
+#include "core/hist.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 
@@ -247,13 +248,31 @@ group__settled(void *arg, int err)
 	free(st);
 }
 
+/* The time from acked record \p r's timestamp to \p wall (ms) goes to
+ * the ack latency histogram: 0 when the producer's clock is ahead of
+ * ours, left out when the record has no timestamp. */
+static void
+group__ack_latency(struct mri_group *g, const struct group_rec *r,
+		   int64_t wall)
+{
+	rd_kafka_timestamp_type_t type;
+	int64_t                   ts;
+
+	ts = rd_kafka_message_timestamp(r->m, &type);
+	if (ts < 0 || type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+		return;
+	mri_hist_add(g->c.ack_latency, wall > ts ? (uint64_t)(wall - ts) : 0,
+		     1);
+}
+
 /* Settle handle \p h as \p s says (a failed attempt is told to the
- * engine's observer). Called with the lock held.
+ * engine's observer); \p wall: now, for the ack latency (0: not
+ * measured). Called with the lock held.
  * @returns MR_OK or why not. */
 static int
 group__settle_one(struct mri_group *g, const struct mri_group_settle_req *s,
-		  uint64_t h, uint64_t now, struct mri_journal_entry *acked,
-		  size_t *na)
+		  uint64_t h, uint64_t now, int64_t wall,
+		  struct mri_journal_entry *acked, size_t *na)
 {
 	void *m;
 	int   rc;
@@ -262,6 +281,8 @@ group__settle_one(struct mri_group *g, const struct mri_group_settle_req *s,
 	case MRI_GROUP_ACK:
 		if ((rc = mri_engine_ack(g->e, h, &m)) != MR_OK)
 			return rc;
+		if (wall > 0)
+			group__ack_latency(g, m, wall);
 		if (acked != NULL) {
 			acked[*na].hash      = ((struct group_rec *)m)->id;
 			acked[(*na)++].attempt = 0;
@@ -290,9 +311,12 @@ mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
 	struct group_fails        fails;
 	struct group_settle      *st   = calloc(1, sizeof(*st));
 	uint64_t                  now  = mri_mono_ms();
+	int64_t                   wall = 0;
 
 	if (st == NULL)
 		return MR_ENOMEM;
+	if (s->kind == MRI_GROUP_ACK && g->c.ack_latency != NULL)
+		wall = mri_wall_ms();
 	st->cb  = cb;
 	st->arg = arg;
 	if (g->j != NULL && s->kind == MRI_GROUP_ACK &&
@@ -306,7 +330,8 @@ mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
 
 		for (uint64_t h = r->first; h < r->first + r->count; h++) {
 			struct mri_group_settle_fail *f;
-			int rc = group__settle_one(g, s, h, now, acked, &na);
+			int rc = group__settle_one(g, s, h, now, wall,
+						   acked, &na);
 
 			if (rc == MR_OK) {
 				st->res.settled++;

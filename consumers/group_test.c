@@ -18,6 +18,7 @@
 
 #include "bridge/embedded.h"
 #include "consumers/group.h"
+#include "core/hist.h"
 #include "mailroom/error.h"
 
 #define GT_TOPIC "group_test"
@@ -230,6 +231,8 @@ START_TEST(test_group_hooks_and_stats)
 	struct mri_group_stats      st;
 	struct mri_group_part_stats ps[4];
 	const char                 *topics[] = {GT_TOPIC};
+	static const uint64_t       le[]     = {60000, 600000};
+	struct mri_hist             lat;
 	struct mri_group_conf       c        = {
 	    .group              = "group_test",
 	    .topics             = topics,
@@ -240,6 +243,7 @@ START_TEST(test_group_hooks_and_stats)
 	    .max_buffered       = 1000,
 	    .revoke_wait_ms     = 100,
 	    .session_timeout_ms = 6000,
+	    .ack_latency        = &lat,
 	};
 	struct mri_group_hooks hooks = {
 	    .on_failure = gt_on_failure,
@@ -251,6 +255,7 @@ START_TEST(test_group_hooks_and_stats)
 	uint64_t         h0, h1, h2;
 	bool             committed = false;
 
+	mri_hist_init(&lat, le, 2);
 	memset(&t, 0, sizeof(t));
 	pthread_mutex_init(&t.lock, NULL);
 	pthread_cond_init(&t.cv, NULL);
@@ -341,6 +346,11 @@ START_TEST(test_group_hooks_and_stats)
 	gt_settle(g, &t, MRI_GROUP_ACK, t.handle[0], NULL);
 	gt_settle(g, &t, MRI_GROUP_ACK, t.handle[1], NULL);
 	ck_assert_int_eq(t.nacks, 1);
+	// The three acks, and only they, in the ack latency: produced within
+	// the minute, so under its first bound.
+	ck_assert_uint_eq(atomic_load(&lat.count), 3);
+	ck_assert_uint_eq(atomic_load(&lat.bucket[0]), 3);
+	ck_assert_uint_lt(atomic_load(&lat.sum), 3 * 60000);
 
 	// Everything acked: committed within a commit round (0.5 s).
 	for (int i = 0; i < 50 && !committed; i++) {

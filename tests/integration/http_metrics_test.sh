@@ -8,6 +8,8 @@
 #   - mailroom_publish_messages_total{topic=T}: ok 25, duplicate 3, refused
 #     and error 0; the latency histogram counts 28 messages, its buckets
 #     cumulative;
+#   - the ack latency (record timestamp to ack) of the group counts its 25
+#     acks, the nacks not; the second group's counts none;
 #   - for the group: deliveries 27, redeliveries 2, acks 25, nacks 2,
 #     failed attempts 2, sessions 1, nothing in flight, breaker closed;
 #   - lag and end offsets per partition equal Kafka's own: the ends kcat
@@ -185,6 +187,16 @@ buckets = sorted((float(s.labels["le"]), s.value)
 assert buckets[-1] == (float("inf"), 28), buckets
 assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), buckets
 assert value(f, "mailroom_publish_latency_seconds", "mailroom_publish_latency_seconds_count") == 28
+
+# Record timestamp to ack: the 25 acks of G (nacks are not), none of G2's.
+A = "mailroom_consumer_ack_latency_seconds"
+buckets = sorted((float(s.labels["le"]), s.value) for s in f[A].samples
+                 if s.name.endswith("_bucket") and s.labels["group"] == G)
+assert buckets[-1] == (float("inf"), 25), buckets
+assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), buckets
+assert value(f, A, A + "_count", group=G) == 25
+assert 0 <= value(f, A, A + "_sum", group=G) < 25 * 600
+assert value(f, A, A + "_count", group=G2) == 0
 
 for fam, want in (("mailroom_consumer_deliveries", 27), ("mailroom_consumer_redeliveries", 2),
                   ("mailroom_consumer_acks", 25), ("mailroom_consumer_nacks", 2),
