@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "mailroom/actor.h"
+#include "mailroom/supervisor.h"
 
 #define MRI_BATCH        64     /* messages per run before yielding */
 #define MRI_NEXT_STREAK  16     /* a worker's own next, in a row, at most */
@@ -191,6 +192,11 @@ struct mr_system {
 	bool              timer_started;
 	pthread_t         timer_thread;
 	uint64_t          vnow; /* deterministic: the virtual clock */
+
+	/* restarts per supervisor name (supervisor.c) */
+	pthread_mutex_t   restarts_mu;
+	mr_restart_count  restarts[MR_SUP_NAMES_MAX + 1]; /* "_other" last */
+	size_t            nrestarts;
 };
 
 /* mailbox.c */

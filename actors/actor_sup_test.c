@@ -9,6 +9,7 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -248,6 +249,7 @@ START_TEST(test_one_for_one)
 	mr_pid        sup = w__start(sys, MR_ONE_FOR_ONE, c, 3, 0, 0);
 	mr_pid        a = w__which(sys, sup, "a"), b = w__which(sys, sup, "b");
 	mr_pid        cc = w__which(sys, sup, "c");
+	mr_restart_count rc[4], many[MR_SUP_NAMES_MAX + 1];
 
 	w__cast_to(sys, sup, "b", W_CRASH);
 	W_LOG("ABCbB");
@@ -256,6 +258,30 @@ START_TEST(test_one_for_one)
 	ck_assert_uint_eq(w__which(sys, sup, "c"), cc);
 	ck_assert_uint_ne(w__which(sys, sup, "b"), b);
 	ck_assert_uint_ne(w__which(sys, sup, "b"), 0);
+	// One restart, counted under the default name.
+	ck_assert_uint_eq(mr_system_restarts(sys, rc, 4), 1);
+	ck_assert_str_eq(rc[0].supervisor, "supervisor");
+	ck_assert_uint_eq(rc[0].restarts, 1);
+	// Named ones are listed from their first count, restarts or not.
+	mr_system_count_restart(sys, "mirror:t", 0);
+	ck_assert_uint_eq(mr_system_restarts(sys, rc, 4), 2);
+	ck_assert_str_eq(rc[1].supervisor, "mirror:t");
+	ck_assert_uint_eq(rc[1].restarts, 0);
+	mr_system_count_restart(sys, "mirror:t", 2);
+	ck_assert_uint_eq(mr_system_restarts(sys, rc, 1), 2); // one left out
+	ck_assert_uint_eq(mr_system_restarts(sys, rc, 4), 2);
+	ck_assert_uint_eq(rc[1].restarts, 2);
+	// Past MR_SUP_NAMES_MAX names, the rest is "_other".
+	for (int i = 0; i < MR_SUP_NAMES_MAX + 3; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "s%d", i);
+		mr_system_count_restart(sys, name, 1);
+	}
+	ck_assert_uint_eq(mr_system_restarts(sys, many, MR_SUP_NAMES_MAX + 1),
+			  MR_SUP_NAMES_MAX + 1);
+	ck_assert_str_eq(many[MR_SUP_NAMES_MAX].supervisor, "_other");
+	ck_assert_uint_eq(many[MR_SUP_NAMES_MAX].restarts, 5);
 	mr_system_free(sys);
 }
 END_TEST

@@ -168,11 +168,16 @@ mirror__crashed(mr_mirror *m)
 	m->st.crashes++;
 	m->crash_ms[m->crash_next % k] = now;
 	m->crash_next++;
-	if (m->crash_next < k)
+	if (m->crash_next < k) {
+		// Its key's next delivery starts a new actor: a restart.
+		mr_system_count_restart(m->sys, m->sup_name, 1);
 		return false;
+	}
 	oldest = m->crash_ms[m->crash_next % k];
-	if (now - oldest > m->o.period_ms || m->escalated)
+	if (now - oldest > m->o.period_ms || m->escalated) {
+		mr_system_count_restart(m->sys, m->sup_name, 1);
 		return false;
+	}
 	m->escalated = true;
 	snprintf(m->why, sizeof(m->why),
 		 "the actors of %s crashed %d times within %u ms (more than "

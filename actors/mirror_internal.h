@@ -22,6 +22,7 @@
 #define MIRROR__IDLE      0xffff0002u /* the idle timer's message type */
 #define MIRROR__HANDOFF   0xffff0003u /* its partition left: exit */
 #define MIRROR__ASSIGN_MS 1000 /* how often the assignment is asked */
+#define MIRROR__REPORT_MS 1000 /* how often restarts may be reported */
 #define MIRROR__TRIES     3 /* activations tried for one delivery */
 #define MIRROR__DRAIN_MS  10000 /* passivating at the end of a run */
 #define MIRROR__CORR_MAX  128 /* a remote call's correlation id */
@@ -48,6 +49,10 @@ struct mr_mirror {
 	mr_client               *c;
 	char                    *topic;
 	char                    *group;
+	/* Its crashes count as restarts of this supervisor: "mirror:" and
+	 * the topic (mailroom/supervisor.h's mr_system_restarts). */
+	char                     sup_name[MR_SUP_NAME_MAX + 1];
+	uint64_t                 reported; /* what was last reported, + 1 */
 	char                    *dlq; /* the subscription's dlq_topic, copied */
 	char                    *state_topic; /* copied; NULL: not durable */
 	struct mri_mirror_state *state;       /* made by the first run */

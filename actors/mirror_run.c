@@ -82,8 +82,24 @@ mirror__handoff(mr_mirror *m)
 	free(v);
 }
 
-/* Copies the caller's stop into the run's, next to the type's, and hands
- * actors off when their partition left. */
+/* Report the system's restarts to mailroomd (mr_actors_report) when
+ * they changed since the last report that got through, or \p always. */
+static void
+mirror__report(mr_mirror *m, bool always)
+{
+	mr_restart_count v[MR_SUP_NAMES_MAX + 1];
+	size_t   n   = mr_system_restarts(m->sys, v, MR_SUP_NAMES_MAX + 1);
+	uint64_t sig = (uint64_t)n << 48;
+
+	for (size_t i = 0; i < n && i <= MR_SUP_NAMES_MAX; i++)
+		sig += v[i].restarts;
+	if ((always || sig + 1 != m->reported) &&
+	    mr_actors_report(m->c, m->sys, NULL) == MR_OK)
+		m->reported = sig + 1;
+}
+
+/* Copies the caller's stop into the run's, next to the type's, hands
+ * actors off when their partition left, and reports restarts. */
 static void *
 mirror__watch(void *arg)
 {
@@ -100,6 +116,8 @@ mirror__watch(void *arg)
 		nanosleep(&ts, NULL);
 		if (++tick % (MIRROR__ASSIGN_MS / 50) == 0)
 			mirror__handoff(m);
+		if (tick % (MIRROR__REPORT_MS / 50) == 0)
+			mirror__report(m, false);
 	}
 	return NULL;
 }
@@ -134,6 +152,8 @@ mr_mirror_new(mr_mirror **out, mr_system *sys, mr_client *c,
 	m->cap       = 64;
 	mri_mirror_wrap(m, b);
 	m->topic    = strdup(topic);
+	snprintf(m->sup_name, sizeof(m->sup_name), "mirror:%s", topic);
+	mr_system_count_restart(sys, m->sup_name, 0);
 	m->group    = strdup(group);
 	m->tab      = calloc(m->cap, sizeof(*m->tab));
 	m->crash_ms = calloc((size_t)o.intensity + 1, sizeof(*m->crash_ms));
@@ -227,6 +247,7 @@ mr_mirror_run(mr_mirror *m, const volatile int *stop)
 	if (watching)
 		pthread_join(watch, NULL);
 	mirror__passivate_all(m);
+	mirror__report(m, true);
 	mr_consumer_free(s);
 	pthread_mutex_lock(&m->lock);
 	if (m->fatal != MR_OK)

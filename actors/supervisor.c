@@ -16,6 +16,7 @@
  * supervisor down instead (OTP's reason: shutdown).
  */
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "actors/actor_internal.h"
@@ -35,6 +36,7 @@ struct sup_child {
 struct sup {
 	mr_strategy       strategy;
 	uint32_t          intensity, period_ms;
+	const char       *name; /* the spec's, borrowed */
 	mr_pid            parent;
 	struct sup_child *c;
 	int               n;
@@ -110,7 +112,51 @@ sup__add_restart(mr_actor *self, struct sup *s)
 		s->restarts_cap = cap;
 	}
 	s->restarts[s->nrestarts++] = now;
+	mr_system_count_restart(mr_actor_system(self), s->name, 1);
 	return true;
+}
+
+void
+mr_system_count_restart(mr_system *sys, const char *name, uint64_t n)
+{
+	mr_restart_count *r = NULL;
+
+	if (name == NULL)
+		name = "supervisor";
+	pthread_mutex_lock(&sys->restarts_mu);
+	for (size_t i = 0; i < sys->nrestarts && r == NULL; i++)
+		if (strncmp(sys->restarts[i].supervisor, name,
+			    MR_SUP_NAME_MAX) == 0)
+			r = &sys->restarts[i];
+	if (r == NULL && sys->nrestarts < MR_SUP_NAMES_MAX) {
+		r = &sys->restarts[sys->nrestarts++];
+		snprintf(r->supervisor, sizeof(r->supervisor), "%s", name);
+	}
+	if (r == NULL)
+		r = &sys->restarts[MR_SUP_NAMES_MAX];
+	r->restarts += n;
+	pthread_mutex_unlock(&sys->restarts_mu);
+}
+
+
+size_t
+mr_system_restarts(mr_system *sys, mr_restart_count *out, size_t max)
+{
+	size_t n, k = 0;
+
+	pthread_mutex_lock(&sys->restarts_mu);
+	n = sys->nrestarts;
+	for (size_t i = 0; i <= n && k < max; i++) {
+		size_t j = i < n ? i : MR_SUP_NAMES_MAX;
+
+		if (j == MR_SUP_NAMES_MAX && sys->restarts[j].restarts == 0)
+			break;
+		out[k++] = sys->restarts[j];
+	}
+	if (sys->restarts[MR_SUP_NAMES_MAX].restarts > 0)
+		n++;
+	pthread_mutex_unlock(&sys->restarts_mu);
+	return n;
 }
 
 static void sup__job_next(mr_actor *self, struct sup *s);
@@ -381,6 +427,8 @@ sup__init(mr_actor *self, void *arg, void **state)
 	s->strategy  = spec->strategy;
 	s->intensity = spec->intensity;
 	s->period_ms = spec->period_ms;
+	s->name      = spec->name;
+	mr_system_count_restart(mr_actor_system(self), s->name, 0);
 	if (s->intensity == 0 && s->period_ms == 0) {
 		s->intensity = 1; /* OTP's defaults */
 		s->period_ms = 5000;

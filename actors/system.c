@@ -340,6 +340,8 @@ mr_system_new(mr_system **out, int threads, uint64_t seed)
 	pthread_cond_init(&sys->space_cv, NULL);
 	pthread_mutex_init(&sys->calls_mu, NULL);
 	pthread_mutex_init(&sys->names_mu, NULL);
+	pthread_mutex_init(&sys->restarts_mu, NULL);
+	strcpy(sys->restarts[MR_SUP_NAMES_MAX].supervisor, "_other");
 	pthread_mutex_init(&sys->timer_mu, NULL);
 	mri_cond_init(&sys->timer_cv);
 	if (threads == 0) {
@@ -452,6 +454,7 @@ mr_system_free(mr_system *sys)
 	pthread_cond_destroy(&sys->space_cv);
 	pthread_mutex_destroy(&sys->calls_mu);
 	pthread_mutex_destroy(&sys->names_mu);
+	pthread_mutex_destroy(&sys->restarts_mu);
 	pthread_mutex_destroy(&sys->timer_mu);
 	pthread_cond_destroy(&sys->timer_cv);
 	free(sys);

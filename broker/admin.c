@@ -2,6 +2,7 @@
 #include "admin_dlq.h"
 #include "admin_bounds.h"
 #include "admin_lag.h"
+#include "actors.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -42,6 +43,7 @@ struct mri_admin {
 	struct mri_publisher *pub; /* dlq.replay's, dlq.purge's */
 	struct mri_lag       *lag; /* lag.list's */
 	struct mri_bp        *bp;  /* bounds.*' */
+	struct mri_actors    *actors; /* actors.*', the admin part's own */
 
 	pthread_mutex_t   mtx;
 	pthread_cond_t    work; /* a job was queued, or stopping */
@@ -462,6 +464,7 @@ json_t *
 mri_admin_run(struct mri_admin *a, json_t *req)
 {
 	const char *op = json_string_value(json_object_get(req, "op"));
+	json_t     *rep;
 
 	if (op == NULL)
 		return mri_admin_fail(MR_EINVAL, "the request needs \"op\"");
@@ -479,6 +482,9 @@ mri_admin_run(struct mri_admin *a, json_t *req)
 		return mri_admin_lag(a->lag, a->bp, op, req);
 	if (strncmp(op, "bounds.", 7) == 0)
 		return mri_admin_bounds(a->lag, a->bp, op, req);
+	if (strncmp(op, "actors.", 7) == 0 &&
+	    (rep = mri_actors_admin(a->actors, op, req, mri_wall_ms())) != NULL)
+		return rep;
 	if (strncmp(op, "dlq.", 4) == 0 || strcmp(op, "topics.read") == 0) {
 		struct mri_admin_dlq_ctx c = {
 		    .tmpl       = a->dlq_conf,
@@ -493,6 +499,12 @@ mri_admin_run(struct mri_admin *a, json_t *req)
 		return mri_admin_dlq(&c, op, req);
 	}
 	return mri_admin_fail(MR_EUNKNOWNOP, "unknown operation '%s'", op);
+}
+
+struct mri_actors *
+mri_admin_actors(struct mri_admin *a)
+{
+	return a->actors;
 }
 
 /* ---- the workers -------------------------------------------------------- */
@@ -574,6 +586,12 @@ mri_admin_new(struct mri_admin **out, const struct mri_admin_conf *c,
 	a->lag             = c->lag;
 	a->bp              = c->bp;
 	a->queue_max       = c->queue_max > 0 ? c->queue_max : MRI_ADMIN_QUEUE;
+	if (mri_actors_new(&a->actors) != MR_OK) {
+		free(a->threads);
+		free(a);
+		snprintf(errstr, errstr_size, "out of memory");
+		return MR_ENOMEM;
+	}
 	pthread_mutex_init(&a->mtx, NULL);
 	pthread_cond_init(&a->work, NULL);
 	mri_cond_init(&a->idle);
@@ -679,6 +697,7 @@ mri_admin_free(struct mri_admin *a)
 	if (a->dlq_conf != NULL)
 		rd_kafka_conf_destroy(a->dlq_conf);
 	free(a->threads);
+	mri_actors_free(a->actors);
 	pthread_cond_destroy(&a->idle);
 	pthread_cond_destroy(&a->work);
 	pthread_mutex_destroy(&a->mtx);

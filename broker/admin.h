@@ -1,6 +1,7 @@
 /*
  * The JSON admin operations behind ADMIN frames (docs/PROTOCOL.md):
- * topics.create, topics.list, topics.describe, consumers.resume, dlq.list,
+ * topics.create, topics.list, topics.describe, consumers.resume,
+ * actors.report and actors.list (broker/actors.h), dlq.list,
  * dlq.show, dlq.replay and dlq.purge (broker/admin_dlq.h), lag.list
  * (broker/admin_lag.h), bounds.list, bounds.set and bounds.clear
  * (broker/admin_bounds.h), and with
@@ -119,5 +120,9 @@ void mri_admin_free(struct mri_admin *a);
  * @returns a new reply, as for mri_admin_done_cb.
  */
 json_t *mri_admin_run(struct mri_admin *a, json_t *req);
+
+/** @returns the restarts per supervisor that processes report
+ *           (actors.report; broker/actors.h), for /metrics. */
+struct mri_actors *mri_admin_actors(struct mri_admin *a);
 
 #endif

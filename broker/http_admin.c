@@ -66,6 +66,8 @@ const struct http_route http__routes[] = {
     ADMIN("GET", "/v1/lag", "lag.list", http__p_lag),
     ADMIN("POST", "/v1/groups/{}/resume", "consumers.resume", http__p_none,
 	  NULL, NULL, "group"),
+    ADMIN("GET", "/v1/actors", "actors.list", http__p_none),
+    ADMIN("POST", "/v1/actors", "actors.report", http__p_none),
     ADMIN("GET", "/v1/bounds", "bounds.list", http__p_none),
     ADMIN("PUT", "/v1/bounds/{}", "bounds.set", http__p_none, NULL, NULL,
 	  "topic"),

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/actors.h"
+#include "broker/admin.h"
 #include "broker/consume.h"
 #include "broker/status.h"
 #include "consumers/lag.h"
@@ -610,6 +612,27 @@ metrics__lag(struct mri_lag *l, struct mri_wbuf *b)
 	mri_lag_snapshot_rele(ls);
 }
 
+static void
+metrics__restarts_one(void *arg, const char *name, uint64_t restarts)
+{
+	char esc[2 * MRI_ACTORS_NAME_MAX + 3];
+
+	metrics__printf(arg, "mailroom_actor_restarts_total{supervisor=\"%s\"} "
+			     "%llu\n",
+			metrics__esc(name, esc, sizeof(esc)),
+			(unsigned long long)restarts);
+}
+
+/* Restarts per supervisor, as the processes running actors report them. */
+static void
+metrics__restarts(struct mri_actors *a, struct mri_wbuf *b)
+{
+	metrics__family(b, "mailroom_actor_restarts_total", "counter",
+			"Actors restarted by their supervisor, over every "
+			"process that reports (mr_actors_report).");
+	mri_actors_each(a, metrics__restarts_one, b);
+}
+
 int
 mri_server_metrics(struct mri_server *s, struct mri_wbuf *out)
 {
@@ -627,5 +650,7 @@ mri_server_metrics(struct mri_server *s, struct mri_wbuf *out)
 	}
 	if (s->lag != NULL)
 		metrics__lag(s->lag, out);
+	if (s->admin != NULL)
+		metrics__restarts(mri_admin_actors(s->admin), out);
 	return out->err;
 }

@@ -1,6 +1,6 @@
 // mailroom's web console: served by mailroomd (docs/HTTP.md, "Console"),
-// no build step, no library. It reads /v1/status, /v1/lag, /v1/topics and
-// /v1/dlq/{topic} every few seconds and changes things (replay, purge,
+// no build step, no library. It reads /v1/status, /v1/lag, /v1/actors,
+// /v1/topics and /v1/dlq/{topic} every few seconds and changes things (replay, purge,
 // resume) only with the bearer token, which it keeps for the tab
 // (sessionStorage) and takes from the page's #token=... once.
 'use strict';
@@ -15,6 +15,7 @@ const state = {
   prev: null,          // the last status, for rates
   pub: [], ack: [],    // [{t, v}] messages per second
   lag: new Map(),      // group -> [{t, v}] total lag
+  restarts: new Map(), // supervisor -> [{t, v}] its total, over WINDOW_S
   dlqTopic: '',
   readFailed: false,
 };
@@ -280,6 +281,34 @@ async function dlqTopics() {
   } catch (e) { failed('Listing topics', e); }
 }
 
+// ---- supervision ----
+
+function ago(ms) {
+  if (!ms) return '—';
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 120 ? s + ' s ago' : Math.round(s / 60) + ' min ago';
+}
+
+function renderActors(a) {
+  const now = Date.now() / 1000;
+  const sb = $('sup-table').tBodies[0], pb = $('proc-table').tBodies[0];
+  sb.replaceChildren();
+  pb.replaceChildren();
+  for (const s of a.supervisors) {
+    if (!state.restarts.has(s.name)) state.restarts.set(s.name, []);
+    const h = state.restarts.get(s.name);
+    push(h, now, s.restarts);
+    const recent = s.restarts - h[0].v;
+    const tr = row(sb, [s.name, s.restarts, recent, ago(s.last_report_ms)]);
+    if (recent > 0) tr.className = 'warn';
+  }
+  for (const p of a.processes) {
+    const sups = Object.entries(p.supervisors).map(([k, v]) => k + ' ' + v);
+    row(pb, [p.process, p.instance, sups.join(', '), ago(p.last_report_ms)]);
+  }
+  $('sup-none').hidden = a.supervisors.length > 0;
+}
+
 // ---- the loop ----
 
 // A failed read's notice goes at the next good one; an action's stays.
@@ -287,6 +316,7 @@ async function poll() {
   try {
     renderStatus(await api('GET', '/v1/status'));
     renderLag(await api('GET', '/v1/lag'));
+    renderActors(await api('GET', '/v1/actors'));
     if (state.readFailed) notice('');
     state.readFailed = false;
   } catch (e) {

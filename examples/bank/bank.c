@@ -229,7 +229,8 @@ serve(const struct opts *o)
 				.intensity = 3,
 				.period_ms = 5000,
 				.children  = children,
-				.nchildren = 1};
+				.nchildren = 1,
+				.name      = "bank"};
 	char            state[300], err[256];
 	mr_mirror_opts  mo = {.idle_ms     = 60000,
 			      .state_topic = state,

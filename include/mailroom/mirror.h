@@ -198,6 +198,21 @@ MR_API int mr_mirror_snapshots(mr_client *c, const char *state_topic,
 /** @brief Free the type (after mr_mirror_run returned); NULL is a no-op. */
 MR_API void mr_mirror_free(mr_mirror *m);
 
+/**
+ * @brief Report \p sys's restarts per supervisor (mr_system_restarts) to
+ *        mailroomd, which adds them up per supervisor name over every
+ *        process that reports (GET /metrics'
+ *        mailroom_actor_restarts_total, GET /v1/actors, the console),
+ *        as process \p process (NULL: "program/pid"). mr_mirror_run
+ *        reports every second while the counts change, and when it ends;
+ *        a process running a supervision tree without a mirrored type
+ *        calls this itself (each call sends the totals: losing one loses
+ *        nothing). Any thread.
+ * @returns MR_OK, MR_EINVAL (mailroomd refused it), or mr_admin's error.
+ */
+MR_API int mr_actors_report(mr_client *c, mr_system *sys,
+			    const char *process);
+
 #ifdef __cplusplus
 }
 #endif

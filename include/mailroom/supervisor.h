@@ -83,7 +83,40 @@ typedef struct mr_sup_spec {
 	uint32_t             period_ms; /* MaxT; both 0: OTP's 1 in 5000 */
 	const mr_child_spec *children;  /* borrowed for the supervisor's life */
 	size_t               nchildren;
+	/* Its restarts are counted under this name (borrowed; at most
+	 * MR_SUP_NAME_MAX bytes are kept; NULL: "supervisor"). */
+	const char          *name;
 } mr_sup_spec;
+
+/* A supervisor name's bytes kept, and the names a system counts (the
+ * rest are counted as "_other"). */
+#define MR_SUP_NAME_MAX 63
+#define MR_SUP_NAMES_MAX 64
+
+/** @brief Restarts of the supervisors of one name, since the system
+ *         started. */
+typedef struct mr_restart_count {
+	char     supervisor[MR_SUP_NAME_MAX + 1];
+	uint64_t restarts;
+} mr_restart_count;
+
+/**
+ * @brief The restarts counted so far, per supervisor name (a restart is
+ *        a child started again after its exit, one for each exit, whatever
+ *        the strategy; mirrored actors' crashes count under their type's
+ *        name, mailroom/mirror.h), into \p out (up to \p max). Any thread.
+ * @returns how many names there are (more than \p max: the rest were
+ *          left out).
+ */
+MR_API size_t mr_system_restarts(mr_system *sys, mr_restart_count *out,
+				 size_t max);
+
+/** @brief Count \p n restarts under supervisor name \p name (NULL:
+ *         "supervisor"; 0 restarts: listed from now on, with none yet),
+ *         for what restarts actors its own way (mirrored actors do; a
+ *         supervisor counts its own). Any thread. */
+MR_API void mr_system_count_restart(mr_system *sys, const char *name,
+				    uint64_t n);
 
 /**
  * @brief Start a supervisor (not linked; its parent is the calling actor,

@@ -8,7 +8,10 @@ console, opened with the token in its address: it loads with no console
 error and no page error; its lag table shows the lagging group with the
 lag the API reports; its dead-letter table lists the quarantined message
 (count 1, its reason); Show opens the record; Replay moves it back to T
-(T's records go from 10 to 11). A screenshot is kept in ARTIFACTS.
+(T's records go from 10 to 11). A process reports restarts (as
+mr_actors_report does: 2, then 5, of supervisor "accounts"): the
+supervision panel shows 5 and the process. A screenshot is kept in
+ARTIFACTS.
 
 Environment: MRT_URL (the HTTP API), MRT_TOKEN, MRT_TOPIC, ARTIFACTS.
 Exit: 0 passed, 1 failed (an assertion), 77 skipped (no Playwright).
@@ -88,6 +91,9 @@ want_lag = wait("the lagging group's lag", lambda: sum(
     if p["topic"] == T and p["lag"] >= 0) == 10 and 10)
 print("workload: 10 published, %s lags by %d, one message quarantined in %s"
       % (LAGGING, want_lag, D))
+for n in (2, 5):
+    call("POST", "/v1/actors", {"process": "bank/4242", "instance": "c0ffee",
+                                "supervisors": [{"name": "accounts", "restarts": n}]})
 
 # ---- the console ----
 errors = []
@@ -115,6 +121,16 @@ with sync_playwright() as pw:
         shown += int(cells[3])
     assert shown == want_lag, ("console lag", shown, "api lag", want_lag)
     print("ok: the console shows %s lagging by %d" % (LAGGING, shown))
+
+    # Supervision: the restarts the process reported, and the process.
+    sup = page.locator("#sup-table tbody tr", has_text="accounts")
+    sup.wait_for(timeout=20000)
+    cells = sup.locator("td").all_inner_texts()
+    assert cells[0] == "accounts" and cells[1] == "5", cells
+    proc = page.locator("#proc-table tbody tr", has_text="bank/4242")
+    proc.wait_for(timeout=20000)
+    assert "accounts 5" in proc.locator("td").all_inner_texts()[2]
+    print("ok: the console shows the supervisor's 5 restarts and its process")
 
     # The dead-letter queue: the console picks the first *.dlq topic.
     page.fill("#dlq-topic", D)

@@ -3,7 +3,8 @@
 # API on a free loopback port and a token; topic T and its dead-letter
 # topic T.dlq; then console_test.py (Playwright with Debian's chromium):
 # the page loads with no console error, shows a lagging group's lag, lists
-# a quarantined message, shows it and replays it. Its screenshots are kept
+# a quarantined message, shows it and replays it, shows the restarts a
+# process reported. Its screenshots are kept
 # in $MR_BINARY_DIR/artifacts/ (console.png, console-replayed.png).
 #
 # Usage: console_test.sh embedded|kafka

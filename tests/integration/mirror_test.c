@@ -14,7 +14,9 @@
  *  - a poison message, whose handler always crashes its actor, is
  *    delivered max_attempts times (each a crash and a new activation),
  *    then quarantined in the dead-letter topic, and its key's next
- *    message is served.
+ *    message is served;
+ *  - each crash is a restart of the type, counted by the system
+ *    (mr_system_restarts) and reported to mailroomd (actors.list).
  *
  * Built twice: mirror_embedded on mailroomd's embedded cluster,
  * mirror_kafka (MR_KAFKA=1) on the real broker of the CTest fixture.
@@ -25,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "integration/checked.h"
 #include "integration/harness.h"
@@ -269,6 +273,24 @@ wait_passive(struct world *w, const char *what)
 		      IDLE_MS);
 }
 
+/* @returns the restarts of supervisor \p name in actors.list's answer
+ * \p json, or -1 when it is not there. */
+static long long
+mirror_reported(const char *json, const char *name)
+{
+	json_t   *root = json_loads(json, 0, NULL);
+	json_t   *s;
+	size_t    i;
+	long long n = -1;
+
+	json_array_foreach(json_object_get(root, "supervisors"), i, s)
+		if (strcmp(json_string_value(json_object_get(s, "name")),
+			   name) == 0)
+			n = json_integer_value(json_object_get(s, "restarts"));
+	json_decref(root);
+	return n;
+}
+
 START_TEST(test_mirrored_accounts)
 {
 	struct mrt_daemon d;
@@ -287,7 +309,8 @@ START_TEST(test_mirrored_accounts)
 				 .arg = NULL, .sub = &sub};
 	mr_mirror_stats   st;
 	struct mrt_records rs;
-	char              pk[16], err[256];
+	char              pk[16], err[256], want[160], *list = NULL;
+	mr_restart_count  rcs[4];
 	int               rc;
 
 	ck_assert_ptr_nonnull(w);
@@ -363,6 +386,17 @@ START_TEST(test_mirrored_accounts)
 	ck_assert_uint_ge(w->a[POISON_KEY].inits, 1 + ATTEMPTS);
 	ck_assert_uint_le(w->max_live_per_key, 1);
 	pthread_mutex_unlock(&w->lock);
+	// Each crash was a restart of the type, counted by the system and,
+	// reported when the run ended, by mailroomd.
+	ck_assert_uint_eq(mr_system_restarts(sys, rcs, 4), 1);
+	snprintf(want, sizeof(want), "mirror:%s", topic);
+	ck_assert_str_eq(rcs[0].supervisor, want);
+	ck_assert_uint_eq(rcs[0].restarts, ATTEMPTS);
+	ck_assert_int_eq(mr_admin(pc, "{\"op\":\"actors.list\"}", &list),
+			 MR_OK);
+	ck_assert_msg(mirror_reported(list, want) == ATTEMPTS,
+		      "mailroomd's actors.list: %s", list);
+	free(list);
 	fprintf(stderr, "mirror: %llu activations, %llu passivations, %llu "
 		"crashes, %llu deliveries\n",
 		(unsigned long long)st.activations,
