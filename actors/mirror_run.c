@@ -98,8 +98,26 @@ mirror__report(mr_mirror *m, bool always)
 		m->reported = sig + 1;
 }
 
-/* Copies the caller's stop into the run's, next to the type's, hands
- * actors off when their partition left, and reports restarts. */
+/* Reports restarts while the run lasts, on a thread of its own: a report
+ * waits for mailroomd (up to the client's timeout when it is away), and
+ * the watch must not. */
+static void *
+mirror__reporter(void *arg)
+{
+	mr_mirror      *m  = arg;
+	struct timespec ts = {0, 50 * 1000000L};
+	int             tick = 0;
+
+	while (!atomic_load(&m->run_done)) {
+		nanosleep(&ts, NULL);
+		if (++tick % (MIRROR__REPORT_MS / 50) == 0)
+			mirror__report(m, false);
+	}
+	return NULL;
+}
+
+/* Copies the caller's stop into the run's, next to the type's, and hands
+ * actors off when their partition left. */
 static void *
 mirror__watch(void *arg)
 {
@@ -116,8 +134,6 @@ mirror__watch(void *arg)
 		nanosleep(&ts, NULL);
 		if (++tick % (MIRROR__ASSIGN_MS / 50) == 0)
 			mirror__handoff(m);
-		if (tick % (MIRROR__REPORT_MS / 50) == 0)
-			mirror__report(m, false);
 	}
 	return NULL;
 }
@@ -215,8 +231,8 @@ mr_mirror_run(mr_mirror *m, const volatile int *stop)
 	const char       *topics[1] = {m->topic};
 	mr_subscribe_opts sub       = m->sub;
 	mr_consumer      *s;
-	pthread_t         watch;
-	bool              watching;
+	pthread_t         watch, reporter;
+	bool              watching, reporting;
 	int               rc;
 
 	m->why[0] = '\0';
@@ -239,13 +255,16 @@ mr_mirror_run(mr_mirror *m, const volatile int *stop)
 	m->s         = s;
 	m->session   = mr_consumer_session(s);
 	atomic_store(&m->run_done, 0);
-	watching = pthread_create(&watch, NULL, mirror__watch, m) == 0;
+	watching  = pthread_create(&watch, NULL, mirror__watch, m) == 0;
+	reporting = pthread_create(&reporter, NULL, mirror__reporter, m) == 0;
 	rc = mr_consume_run_async(s, mri_mirror_dispatch, m, &m->stop, 0);
 	if (rc != MR_OK)
 		snprintf(m->why, sizeof(m->why), "%s", mr_client_last_error());
 	atomic_store(&m->run_done, 1);
 	if (watching)
 		pthread_join(watch, NULL);
+	if (reporting)
+		pthread_join(reporter, NULL);
 	mirror__passivate_all(m);
 	mirror__report(m, true);
 	mr_consumer_free(s);
