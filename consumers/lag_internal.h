@@ -1,7 +1,7 @@
 /*
- * What the lag monitor (consumers/lag.c: its thread, asks, snapshots) and
- * one refresh (consumers/lag_refresh.c: the Kafka calls, the end-offset
- * rings, a new snapshot) share.
+ * What the lag monitor (consumers/lag.c: its thread, asks, snapshots),
+ * one refresh (consumers/lag_refresh.c: the Kafka calls, a new snapshot)
+ * and the end-offset rings (consumers/lag_rings.c) share.
  *
  * Thread safety: a refresh runs on the monitor's thread only, and the
  * rings are its own; a snapshot is immutable once built and counted.
@@ -89,6 +89,20 @@ int lag__refresh(const struct lag_refresh *in, struct lag_snap **out,
 
 /* Free the rings. */
 void lag__rings_fini(struct lag_rings *r);
+
+/* (topic, partition) order: <0, 0, >0 as strcmp. */
+int lag__cmp_tp(const char *t1, int32_t p1, const char *t2, int32_t p2);
+
+/* The ring of (topic, partition) in \p r, or NULL. */
+struct lag_part *lag__ring_find(struct lag_rings *r, const char *topic,
+				int32_t partition);
+
+/* New rings in \p old for the partitions of \p ends (sorted), each
+ * carrying its old samples, with this refresh's end pushed (when \p
+ * ends_ok) at \p now. @returns MR_OK or MR_ENOMEM. */
+int lag__rings_update(struct lag_rings *old,
+		      const rd_kafka_topic_partition_list_t *ends,
+		      bool ends_ok, uint64_t now);
 
 /* The time lag of a reader at \p pos on \p p at monotonic \p now: the
  * time since the first sample whose end passed it; 0 when none did. */
