@@ -19,12 +19,14 @@
 #include "consumers/lag.h"
 
 /* Something to refresh: a group on a topic. group NULL: a topic asked
- * about alone (only whether it exists); topic NULL: every topic the group
- * has offsets on. Strings owned by the refresh's list. */
+ * about alone (only whether it exists) or watched (its partitions' start
+ * and end too); topic NULL: every topic the group has offsets on. Strings
+ * owned by the refresh's list. */
 struct lag_pair {
 	char *group;
 	char *topic;
 	bool  served;
+	bool  watched;
 };
 
 /* A partition's end offsets as first seen (monotonic ms), oldest first:
@@ -50,14 +52,15 @@ struct lag_rings {
 
 /* The snapshot behind struct mri_lag_snapshot (its first member). */
 struct lag_snap {
-	struct mri_lag_snapshot pub;
-	atomic_uint             refs;
-	struct mri_lag_row     *rows;
-	struct mri_lag_group   *groups;
-	char                  **strs; /* what rows and groups point to */
-	size_t                  nstrs;
-	char                  **missing; /* asked topics that do not exist */
-	size_t                  nmissing;
+	struct mri_lag_snapshot   pub;
+	atomic_uint               refs;
+	struct mri_lag_row       *rows;
+	struct mri_lag_group     *groups;
+	struct mri_lag_topic_row *topics;
+	char                    **strs; /* what rows, groups, topics name */
+	size_t                    nstrs;
+	char                    **missing; /* asked topics that do not exist */
+	size_t                    nmissing;
 };
 
 /* A new, empty snapshot with one hold; NULL when out of memory. */

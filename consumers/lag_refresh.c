@@ -34,6 +34,7 @@ struct lag_work {
 	size_t                             ntopics;
 	struct lag_greq                   *greqs;
 	size_t                             ngreqs;
+	size_t                             nalone; /* pairs without a group */
 	rd_kafka_topic_partition_list_t   *ends;   /* sorted */
 	rd_kafka_topic_partition_list_t   *starts; /* sorted */
 	bool                               ends_ok;
@@ -78,6 +79,29 @@ static bool
 lag__internal_topic(const char *name)
 {
 	return strncmp(name, "__", 2) == 0;
+}
+
+/* Whether \p topic is watched: a pair without a group (they sort first,
+ * by topic) that says so. */
+static bool
+lag__watched(const struct lag_work *w, const char *topic)
+{
+	size_t lo = 0, hi = w->nalone;
+
+	while (lo < hi) {
+		size_t                 mid = (lo + hi) / 2;
+		const struct lag_pair *p   = &w->in->pairs[mid];
+		int                    c;
+
+		c = p->topic == NULL ? -1 : strcmp(p->topic, topic);
+		if (c == 0)
+			return p->watched;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
 }
 
 static int
@@ -129,8 +153,10 @@ lag__greqs(struct lag_work *w)
 		const struct lag_pair *p = &in->pairs[i];
 		struct lag_greq       *g;
 
-		if (p->group == NULL)
+		if (p->group == NULL) {
+			w->nalone = i + 1;
 			continue;
+		}
 		g = w->ngreqs > 0 ? &w->greqs[w->ngreqs - 1] : NULL;
 		if (g == NULL || strcmp(g->group, p->group) != 0) {
 			g        = &w->greqs[w->ngreqs++];
@@ -328,15 +354,18 @@ lag__ends(struct lag_work *w)
 {
 	rd_kafka_resp_err_t e1, e2;
 
+	// A watched topic's partitions get rings as a group's do: bounded
+	// (MRI_LAG_RING), and a group that starts reading one has them.
 	w->ends = rd_kafka_topic_partition_list_new(16);
 	for (size_t i = 0; i < w->ntopics; i++) {
 		const rd_kafka_metadata_topic_t *t = w->topics[i];
+		bool                             want;
 
-		for (size_t j = 0; j < w->ngreqs; j++)
-			if (lag__greq_topic(&w->greqs[j], t->topic)) {
-				lag__add_topic(w->ends, t, RD_KAFKA_OFFSET_END);
-				break;
-			}
+		want = lag__watched(w, t->topic);
+		for (size_t j = 0; j < w->ngreqs && !want; j++)
+			want = lag__greq_topic(&w->greqs[j], t->topic);
+		if (want)
+			lag__add_topic(w->ends, t, RD_KAFKA_OFFSET_END);
 	}
 	rd_kafka_topic_partition_list_sort(w->ends, NULL, NULL);
 	w->starts = rd_kafka_topic_partition_list_copy(w->ends);
@@ -535,6 +564,87 @@ lag__group_rows(struct lag_work *w, struct lag_greq *g)
 	return gs->group != NULL ? MR_OK : MR_ENOMEM;
 }
 
+/* The row of (topic, partition) in \p s's watched topics, or NULL. */
+static const struct mri_lag_topic_row *
+lag__topic_row_find(const struct mri_lag_snapshot *s, const char *topic,
+		    int32_t partition)
+{
+	size_t lo = 0, hi = s->ntopics;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int    c   = lag__cmp_tp(s->topics[mid].topic,
+				      s->topics[mid].partition, topic,
+				      partition);
+
+		if (c == 0)
+			return &s->topics[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int
+lag__cmp_topic_row(const void *a, const void *b)
+{
+	const struct mri_lag_topic_row *x = a, *y = b;
+
+	return lag__cmp_tp(x->topic, x->partition, y->topic, y->partition);
+}
+
+/* The rows of the watched topics that exist: each partition's start and
+ * end, or its previous row when Kafka did not say both this time (as a
+ * group's row is kept: its updated_ms tells). */
+static int
+lag__topic_rows(struct lag_work *w)
+{
+	struct lag_snap *sn = w->snap;
+	size_t           n  = 0;
+
+	for (size_t i = 0; i < w->ntopics; i++)
+		if (lag__watched(w, w->topics[i]->topic))
+			n += (size_t)w->topics[i]->partition_cnt;
+	if ((sn->topics = calloc(n ? n : 1, sizeof(*sn->topics))) == NULL)
+		return MR_ENOMEM;
+	sn->pub.topics = sn->topics;
+	n = 0;
+	for (size_t i = 0; i < w->ntopics; i++) {
+		const rd_kafka_metadata_topic_t *t = w->topics[i];
+		const char                      *name;
+
+		if (!lag__watched(w, t->topic))
+			continue;
+		if ((name = lag__str(w, t->topic)) == NULL)
+			return MR_ENOMEM;
+		for (int p = 0; p < t->partition_cnt; p++) {
+			struct mri_lag_topic_row       *r = &sn->topics[n++];
+			const struct mri_lag_topic_row *o = NULL;
+
+			r->topic      = name;
+			r->partition  = t->partitions[p].id;
+			r->start      = lag__offset_in(w->starts, true, name,
+						       r->partition);
+			r->end        = lag__offset_in(w->ends, w->ends_ok, name,
+						       r->partition);
+			r->updated_ms = w->wall;
+			if ((r->start < 0 || r->end < 0) && w->in->prev != NULL)
+				o = lag__topic_row_find(&w->in->prev->pub, name,
+							r->partition);
+			if (o != NULL) {
+				*r       = *o;
+				r->topic = name;
+			}
+		}
+	}
+	if (n > 1)
+		qsort(sn->topics, n, sizeof(*sn->topics), lag__cmp_topic_row);
+	sn->pub.ntopics = n;
+	return MR_OK;
+}
+
 static int
 lag__cmp_row(const void *a, const void *b)
 {
@@ -560,6 +670,8 @@ lag__build(struct lag_work *w)
 	for (size_t i = 0; i < w->ngreqs; i++)
 		if ((rc = lag__group_rows(w, &w->greqs[i])) != MR_OK)
 			return rc;
+	if ((rc = lag__topic_rows(w)) != MR_OK)
+		return rc;
 	for (size_t i = 0; i < w->in->npairs; i++) {
 		const char *t = w->in->pairs[i].topic;
 
