@@ -196,4 +196,16 @@ void mri_consume_each_topic(struct mri_consume *r,
 				       const char *topic),
 			    void *arg);
 
+/**
+ * @brief Call \p fn(arg, topic) for each subscription's dead-letter topic
+ *        (the one it names, else "<topic><suffix>" for each of its
+ *        topics; one may come more than once; strings borrowed for the
+ *        call), with the registry's lock held: \p fn must be quick and
+ *        must not call the registry. For the lag monitor's watched
+ *        topics (/metrics' dead-letter depth).
+ */
+void mri_consume_each_dlq_topic(struct mri_consume *r,
+				void (*fn)(void *arg, const char *topic),
+				void *arg);
+
 #endif

@@ -1,8 +1,8 @@
 /*
  * What the consume registry tells about itself (broker/consume.h): a
  * session's assignment (ASSIGNMENT), the subscriptions' counts and stats
- * (STATUS, /metrics), the breakers' resume, the topics served (the lag
- * monitor's).
+ * (STATUS, /metrics), the breakers' resume, the topics served and their
+ * dead-letter topics (the lag monitor's).
  */
 #include "consume.h"
 
@@ -15,6 +15,7 @@
 #include "broker/consume_internal.h"
 #include "mailroom/error.h"
 #include "proto/assignment.h"
+#include "proto/header.h"
 
 void
 mri_consume_assignment(struct mri_consume *r, uint32_t pipe,
@@ -219,6 +220,29 @@ mri_consume_each_topic(struct mri_consume *r,
 
 		for (size_t i = 0; i < s->ntopics; i++, t += strlen(t) + 1)
 			fn(arg, s->key, t);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+mri_consume_each_dlq_topic(struct mri_consume *r,
+			   void (*fn)(void *arg, const char *topic), void *arg)
+{
+	char name[MRI_TOPIC_MAX + MRI_SUBSCRIBE_DLQ_SUFFIX_MAX + 1];
+
+	pthread_mutex_lock(&r->lock);
+	for (struct consume_sub *s = r->subs; s != NULL; s = s->next) {
+		const char *t = s->key + strlen(s->key) + 1;
+
+		if (s->dlq.topic != NULL) {
+			fn(arg, s->dlq.topic);
+			continue;
+		}
+		// As its supervisor names them: each topic's own.
+		for (size_t i = 0; i < s->ntopics; i++, t += strlen(t) + 1) {
+			snprintf(name, sizeof(name), "%s%s", t, s->dlq.suffix);
+			fn(arg, name);
+		}
 	}
 	pthread_mutex_unlock(&r->lock);
 }

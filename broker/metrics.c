@@ -633,6 +633,44 @@ metrics__restarts(struct mri_actors *a, struct mri_wbuf *b)
 	mri_actors_each(a, metrics__restarts_one, b);
 }
 
+/* The records each dead-letter topic holds, end - start summed over its
+ * partitions: the lag monitor's watched topics, which mailroomd's are
+ * (broker/server_lag.c). A topic with a partition Kafka has not answered
+ * for is left out rather than shown short. */
+static void
+metrics__dlq(struct mri_lag *l, struct mri_wbuf *b)
+{
+	const struct mri_lag_snapshot *ls = mri_lag_snapshot(l);
+	size_t                         series = 0;
+
+	metrics__family(b, "mailroom_dlq_records", "gauge",
+			"Records held by the dead-letter topic (replayed and "
+			"purged ones included until Kafka's retention drops "
+			"them; see GET /v1/dlq for open ones).");
+	for (size_t i = 0; i < ls->ntopics && series < MRI_METRICS_ROWS_MAX;) {
+		const char *topic = ls->topics[i].topic;
+		int64_t     sum   = 0;
+
+		// Rows are sorted by topic: its partitions come together.
+		for (; i < ls->ntopics; i++) {
+			const struct mri_lag_topic_row *r = &ls->topics[i];
+
+			if (strcmp(r->topic, topic) != 0)
+				break;
+			if (r->start < 0 || r->end < 0)
+				sum = -1;
+			else if (sum >= 0)
+				sum += r->end - r->start;
+		}
+		if (sum < 0)
+			continue;
+		metrics__printf(b, "mailroom_dlq_records{topic=\"%s\"} %lld\n",
+				topic, (long long)sum);
+		series++;
+	}
+	mri_lag_snapshot_rele(ls);
+}
+
 int
 mri_server_metrics(struct mri_server *s, struct mri_wbuf *out)
 {
@@ -648,8 +686,10 @@ mri_server_metrics(struct mri_server *s, struct mri_wbuf *out)
 		metrics__consume(s->consume, out);
 		metrics__parts(s->consume, out);
 	}
-	if (s->lag != NULL)
+	if (s->lag != NULL) {
 		metrics__lag(s->lag, out);
+		metrics__dlq(s->lag, out);
+	}
 	if (s->admin != NULL)
 		metrics__restarts(mri_admin_actors(s->admin), out);
 	return out->err;

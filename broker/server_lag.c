@@ -3,7 +3,9 @@
  * librdkafka settings (as every handle of mailroomd's: the bootstrap and
  * the librdkafka.* pass-through settings) and the groups it tracks on its
  * own, the consume registry's subscriptions and the groups backpressure's
- * bounds count; each refresh's snapshot goes to backpressure's gate.
+ * bounds count, and the topics it watches, the subscriptions' dead-letter
+ * topics (for /metrics); each refresh's snapshot goes to backpressure's
+ * gate.
  */
 #include <stdio.h>
 
@@ -57,6 +59,18 @@ srv__lag_tracked(void *arg, mri_lag_add_fn add, void *ctx)
 	mri_bp_begin(s->bp, add, ctx);
 }
 
+/* The monitor's watched hook: each subscription's dead-letter topic
+ * (mri_consume_each_dlq_topic), whose records /metrics counts. On the
+ * monitor's thread, as a refresh begins. */
+static void
+srv__lag_watched(void *arg, mri_lag_topic_fn add, void *ctx)
+{
+	struct mri_server *s = arg;
+
+	if (s->consume != NULL)
+		mri_consume_each_dlq_topic(s->consume, add, ctx);
+}
+
 /* The monitor's refreshed hook: the gate decides each bounded partition
  * anew; held requests whose partitions opened go at once. */
 static void
@@ -79,6 +93,8 @@ srv__lag_new(struct mri_server *s, const struct mri_config *cfg,
 	    .served_arg    = s,
 	    .tracked       = srv__lag_tracked,
 	    .tracked_arg   = s,
+	    .watched       = srv__lag_watched,
+	    .watched_arg   = s,
 	    .refreshed     = srv__lag_refreshed,
 	    .refreshed_arg = s,
 	};

@@ -103,6 +103,7 @@ lag__snap_rele(struct lag_snap *s)
 	free(s->missing);
 	free(s->rows);
 	free(s->groups);
+	free(s->topics);
 	free(s);
 }
 
@@ -184,8 +185,8 @@ lag__pairs_fini(struct lag_pairs *ps)
 }
 
 /* Add a copy of (group, topic); a failed copy is left out (out of memory:
- * this refresh covers less). */
-static void
+ * this refresh covers less). @returns the copy, or NULL. */
+static struct lag_pair *
 lag__pairs_add(struct lag_pairs *ps, const char *group, const char *topic,
 	       bool served)
 {
@@ -196,20 +197,21 @@ lag__pairs_add(struct lag_pairs *ps, const char *group, const char *topic,
 		struct lag_pair *v   = realloc(ps->v, cap * sizeof(*v));
 
 		if (v == NULL)
-			return;
+			return NULL;
 		ps->v   = v;
 		ps->cap = cap;
 	}
-	p         = &ps->v[ps->n];
-	p->group  = group ? strdup(group) : NULL;
-	p->topic  = topic ? strdup(topic) : NULL;
-	p->served = served;
+	p          = &ps->v[ps->n];
+	p->group   = group ? strdup(group) : NULL;
+	p->topic   = topic ? strdup(topic) : NULL;
+	p->served  = served;
+	p->watched = false;
 	if ((group && p->group == NULL) || (topic && p->topic == NULL)) {
 		free(p->group);
 		free(p->topic);
-		return;
+		return NULL;
 	}
-	ps->n++;
+	return &ps->v[ps->n++];
 }
 
 /* The served callback's add. On the monitor's thread. */
@@ -226,6 +228,17 @@ lag__add_tracked(void *ctx, const char *group, const char *topic)
 {
 	if (group != NULL && *group != '\0' && topic != NULL)
 		lag__pairs_add(ctx, group, topic, false);
+}
+
+/* The watched callback's add: a topic alone, its offsets wanted. */
+static void
+lag__add_watched(void *ctx, const char *topic)
+{
+	struct lag_pair *p;
+
+	if (topic != NULL && *topic != '\0' &&
+	    (p = lag__pairs_add(ctx, NULL, topic, false)) != NULL)
+		p->watched = true;
 }
 
 /* NULL sorts first. */
@@ -246,7 +259,8 @@ lag__cmp_pair(const void *a, const void *b)
 	return c != 0 ? c : lag__cmp_nstr(x->topic, y->topic);
 }
 
-/* Sorted by (group, topic), each once (served if any copy is). */
+/* Sorted by (group, topic), each once (served, watched if any copy
+ * is). */
 static void
 lag__pairs_unique(struct lag_pairs *ps)
 {
@@ -258,6 +272,7 @@ lag__pairs_unique(struct lag_pairs *ps)
 	for (size_t i = 0; i < ps->n; i++) {
 		if (k > 0 && lag__cmp_pair(&ps->v[k - 1], &ps->v[i]) == 0) {
 			ps->v[k - 1].served |= ps->v[i].served;
+			ps->v[k - 1].watched |= ps->v[i].watched;
 			free(ps->v[i].group);
 			free(ps->v[i].topic);
 			continue;
@@ -324,6 +339,8 @@ lag__refresh_once(struct mri_lag *l, uint64_t gen, struct lag_pairs *ps)
 		l->c.served(l->c.served_arg, lag__add_served, ps);
 	if (l->c.tracked != NULL)
 		l->c.tracked(l->c.tracked_arg, lag__add_tracked, ps);
+	if (l->c.watched != NULL)
+		l->c.watched(l->c.watched_arg, lag__add_watched, ps);
 	lag__pairs_unique(ps);
 	pthread_mutex_lock(&l->mtx);
 	prev = l->snap;

@@ -13,6 +13,12 @@
  * batched by leader: rd_kafka_offsets_for_times with -1, latest, and -2,
  * earliest). The end is the high watermark (read_uncommitted).
  *
+ * It also watches topics, whether a group reads them or not (the conf's
+ * watched hook: mailroomd's dead-letter topics): their partitions' start
+ * and end offsets ride in the same ListOffsets calls, as topic rows, so
+ * that what a topic holds (end minus start) is known without a consumer.
+ * A watched topic that does not exist has no rows (and is not created).
+ *
  * Time lag is the age of the oldest unconsumed record, estimated from the
  * end offsets seen: each partition keeps a ring of (end offset, when the
  * monitor first saw it) samples, and a group's time lag is the time since
@@ -100,14 +106,27 @@ struct mri_lag_group {
 	const char              *error; /* NULL unless MRI_LAG_GROUP_ERROR */
 };
 
+/** @brief One partition of a watched topic, in a snapshot (the topic
+ *         borrowed from the snapshot). */
+struct mri_lag_topic_row {
+	const char *topic;
+	int32_t     partition;
+	int64_t     start;      /* log start offset; -1 unknown */
+	int64_t     end;        /* high watermark; -1 unknown */
+	int64_t     updated_ms; /* wall ms when Kafka said so */
+};
+
 /** @brief What one refresh found: rows sorted by (group, topic,
- *         partition), groups sorted by name. Immutable; counted. */
+ *         partition), groups sorted by name, the watched topics' rows
+ *         sorted by (topic, partition). Immutable; counted. */
 struct mri_lag_snapshot {
-	const struct mri_lag_row   *rows;
-	size_t                      nrows;
-	const struct mri_lag_group *groups;
-	size_t                      ngroups;
-	int64_t                     taken_ms; /* wall ms; 0: none yet */
+	const struct mri_lag_row       *rows;
+	size_t                          nrows;
+	const struct mri_lag_group     *groups;
+	size_t                          ngroups;
+	int64_t                         taken_ms; /* wall ms; 0: none yet */
+	const struct mri_lag_topic_row *topics;
+	size_t                          ntopics;
 };
 
 /**
@@ -117,6 +136,12 @@ struct mri_lag_snapshot {
  */
 typedef void (*mri_lag_add_fn)(void *ctx, const char *group,
 			       const char *topic);
+
+/**
+ * @brief Called at each refresh, on the monitor's thread, with each topic
+ *        to watch (borrowed for the call).
+ */
+typedef void (*mri_lag_topic_fn)(void *ctx, const char *topic);
 
 struct mri_lag_conf {
 	uint32_t interval_ms;     /* MRI_LAG_INTERVAL_MIN..MAX */
@@ -135,6 +160,13 @@ struct mri_lag_conf {
 	 */
 	void (*tracked)(void *arg, mri_lag_add_fn add, void *ctx);
 	void *tracked_arg;
+	/**
+	 * Topics to watch at each refresh, with or without a group: calls
+	 * add(ctx, topic) for each (as served, called just after tracked, on
+	 * the same thread). Their rows are the snapshot's topics. NULL: none.
+	 */
+	void (*watched)(void *arg, mri_lag_topic_fn add, void *ctx);
+	void *watched_arg;
 	/**
 	 * Called after each refresh that succeeded, on the monitor's thread,
 	 * with the new snapshot (borrowed for the call) and the interval.

@@ -1,7 +1,7 @@
 /*
- * What the lag monitor (consumers/lag.c: its thread, asks, snapshots) and
- * one refresh (consumers/lag_refresh.c: the Kafka calls, the end-offset
- * rings, a new snapshot) share.
+ * What the lag monitor (consumers/lag.c: its thread, asks, snapshots),
+ * one refresh (consumers/lag_refresh.c: the Kafka calls, a new snapshot)
+ * and the end-offset rings (consumers/lag_rings.c) share.
  *
  * Thread safety: a refresh runs on the monitor's thread only, and the
  * rings are its own; a snapshot is immutable once built and counted.
@@ -19,12 +19,14 @@
 #include "consumers/lag.h"
 
 /* Something to refresh: a group on a topic. group NULL: a topic asked
- * about alone (only whether it exists); topic NULL: every topic the group
- * has offsets on. Strings owned by the refresh's list. */
+ * about alone (only whether it exists) or watched (its partitions' start
+ * and end too); topic NULL: every topic the group has offsets on. Strings
+ * owned by the refresh's list. */
 struct lag_pair {
 	char *group;
 	char *topic;
 	bool  served;
+	bool  watched;
 };
 
 /* A partition's end offsets as first seen (monotonic ms), oldest first:
@@ -50,14 +52,15 @@ struct lag_rings {
 
 /* The snapshot behind struct mri_lag_snapshot (its first member). */
 struct lag_snap {
-	struct mri_lag_snapshot pub;
-	atomic_uint             refs;
-	struct mri_lag_row     *rows;
-	struct mri_lag_group   *groups;
-	char                  **strs; /* what rows and groups point to */
-	size_t                  nstrs;
-	char                  **missing; /* asked topics that do not exist */
-	size_t                  nmissing;
+	struct mri_lag_snapshot   pub;
+	atomic_uint               refs;
+	struct mri_lag_row       *rows;
+	struct mri_lag_group     *groups;
+	struct mri_lag_topic_row *topics;
+	char                    **strs; /* what rows, groups, topics name */
+	size_t                    nstrs;
+	char                    **missing; /* asked topics that do not exist */
+	size_t                    nmissing;
 };
 
 /* A new, empty snapshot with one hold; NULL when out of memory. */
@@ -89,6 +92,20 @@ int lag__refresh(const struct lag_refresh *in, struct lag_snap **out,
 
 /* Free the rings. */
 void lag__rings_fini(struct lag_rings *r);
+
+/* (topic, partition) order: <0, 0, >0 as strcmp. */
+int lag__cmp_tp(const char *t1, int32_t p1, const char *t2, int32_t p2);
+
+/* The ring of (topic, partition) in \p r, or NULL. */
+struct lag_part *lag__ring_find(struct lag_rings *r, const char *topic,
+				int32_t partition);
+
+/* New rings in \p old for the partitions of \p ends (sorted), each
+ * carrying its old samples, with this refresh's end pushed (when \p
+ * ends_ok) at \p now. @returns MR_OK or MR_ENOMEM. */
+int lag__rings_update(struct lag_rings *old,
+		      const rd_kafka_topic_partition_list_t *ends,
+		      bool ends_ok, uint64_t now);
 
 /* The time lag of a reader at \p pos on \p p at monotonic \p now: the
  * time since the first sample whose end passed it; 0 when none did. */

@@ -34,6 +34,7 @@ struct lag_work {
 	size_t                             ntopics;
 	struct lag_greq                   *greqs;
 	size_t                             ngreqs;
+	size_t                             nalone; /* pairs without a group */
 	rd_kafka_topic_partition_list_t   *ends;   /* sorted */
 	rd_kafka_topic_partition_list_t   *starts; /* sorted */
 	bool                               ends_ok;
@@ -42,133 +43,6 @@ struct lag_work {
 	uint64_t                           now;
 	int64_t                            wall;
 };
-
-/* ---- the rings ----------------------------------------------------------- */
-
-int64_t
-lag__time_lag(const struct lag_part *p, int64_t pos, uint64_t now)
-{
-	for (size_t i = 0; i < p->n; i++)
-		if (p->s[i].end > pos)
-			return now > p->s[i].seen ? (int64_t)(now - p->s[i].seen)
-						  : 0;
-	return 0;
-}
-
-void
-lag__ring_push(struct lag_part *p, int64_t end, uint64_t now)
-{
-	size_t k = 0;
-
-	if (p->n > 0 && p->s[p->n - 1].end == end)
-		return;
-	if (p->n > 0 && p->s[p->n - 1].end > end)
-		p->n = 0; // the partition went back (recreated): start anew
-	if (p->n == MRI_LAG_RING) {
-		// Every other sample goes (the oldest and the newest stay):
-		// a reader between two left falls to the later one, so the
-		// estimate only gets shorter, never longer than the truth.
-		for (size_t i = 0; i < p->n; i++)
-			if (i % 2 == 0 || i == p->n - 1)
-				p->s[k++] = p->s[i];
-		p->n = k;
-	}
-	p->s[p->n].end  = end;
-	p->s[p->n].seen = now;
-	p->n++;
-}
-
-void
-lag__ring_trim(struct lag_part *p)
-{
-	size_t k = 0;
-
-	// A sample whose end is at or below every reader's position is the
-	// answer for no one.
-	while (k + 1 < p->n && p->s[k].end <= p->minpos)
-		k++;
-	if (k > 0) {
-		memmove(p->s, p->s + k, (p->n - k) * sizeof(p->s[0]));
-		p->n -= k;
-	}
-}
-
-void
-lag__rings_fini(struct lag_rings *r)
-{
-	for (size_t i = 0; i < r->n; i++)
-		if (!r->v[i].moved)
-			free(r->v[i].topic);
-	free(r->v);
-	r->v = NULL;
-	r->n = 0;
-}
-
-static int
-lag__cmp_tp(const char *t1, int32_t p1, const char *t2, int32_t p2)
-{
-	int c = strcmp(t1, t2);
-
-	return c != 0 ? c : (p1 > p2) - (p1 < p2);
-}
-
-static struct lag_part *
-lag__ring_find(struct lag_rings *r, const char *topic, int32_t partition)
-{
-	size_t lo = 0, hi = r->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int    c   = lag__cmp_tp(r->v[mid].topic, r->v[mid].partition,
-					 topic, partition);
-
-		if (c == 0)
-			return &r->v[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
-/* New rings for the partitions of w->ends (sorted), each carrying its old
- * samples, with this refresh's end pushed. */
-static int
-lag__rings_update(struct lag_work *w)
-{
-	struct lag_rings *old = w->in->rings, neu;
-	rd_kafka_topic_partition_list_t *e = w->ends;
-
-	neu.n = 0;
-	neu.v = calloc((size_t)(e->cnt > 0 ? e->cnt : 1), sizeof(*neu.v));
-	if (neu.v == NULL)
-		return MR_ENOMEM;
-	for (int i = 0; i < e->cnt; i++) {
-		struct lag_part *p = &neu.v[neu.n];
-		struct lag_part *o = lag__ring_find(old, e->elems[i].topic,
-						    e->elems[i].partition);
-
-		if (o != NULL) {
-			*p       = *o;
-			o->moved = true;
-		} else if ((p->topic = strdup(e->elems[i].topic)) == NULL) {
-			lag__rings_fini(&neu);
-			return MR_ENOMEM;
-		} else {
-			p->partition = e->elems[i].partition;
-			p->n         = 0;
-		}
-		p->moved  = false;
-		p->minpos = INT64_MAX;
-		if (w->ends_ok && !e->elems[i].err && e->elems[i].offset >= 0)
-			lag__ring_push(p, e->elems[i].offset, w->now);
-		neu.n++;
-	}
-	lag__rings_fini(old);
-	*old = neu;
-	return MR_OK;
-}
 
 /* ---- topics -------------------------------------------------------------- */
 
@@ -205,6 +79,29 @@ static bool
 lag__internal_topic(const char *name)
 {
 	return strncmp(name, "__", 2) == 0;
+}
+
+/* Whether \p topic is watched: a pair without a group (they sort first,
+ * by topic) that says so. */
+static bool
+lag__watched(const struct lag_work *w, const char *topic)
+{
+	size_t lo = 0, hi = w->nalone;
+
+	while (lo < hi) {
+		size_t                 mid = (lo + hi) / 2;
+		const struct lag_pair *p   = &w->in->pairs[mid];
+		int                    c;
+
+		c = p->topic == NULL ? -1 : strcmp(p->topic, topic);
+		if (c == 0)
+			return p->watched;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
 }
 
 static int
@@ -256,8 +153,10 @@ lag__greqs(struct lag_work *w)
 		const struct lag_pair *p = &in->pairs[i];
 		struct lag_greq       *g;
 
-		if (p->group == NULL)
+		if (p->group == NULL) {
+			w->nalone = i + 1;
 			continue;
+		}
 		g = w->ngreqs > 0 ? &w->greqs[w->ngreqs - 1] : NULL;
 		if (g == NULL || strcmp(g->group, p->group) != 0) {
 			g        = &w->greqs[w->ngreqs++];
@@ -455,15 +354,18 @@ lag__ends(struct lag_work *w)
 {
 	rd_kafka_resp_err_t e1, e2;
 
+	// A watched topic's partitions get rings as a group's do: bounded
+	// (MRI_LAG_RING), and a group that starts reading one has them.
 	w->ends = rd_kafka_topic_partition_list_new(16);
 	for (size_t i = 0; i < w->ntopics; i++) {
 		const rd_kafka_metadata_topic_t *t = w->topics[i];
+		bool                             want;
 
-		for (size_t j = 0; j < w->ngreqs; j++)
-			if (lag__greq_topic(&w->greqs[j], t->topic)) {
-				lag__add_topic(w->ends, t, RD_KAFKA_OFFSET_END);
-				break;
-			}
+		want = lag__watched(w, t->topic);
+		for (size_t j = 0; j < w->ngreqs && !want; j++)
+			want = lag__greq_topic(&w->greqs[j], t->topic);
+		if (want)
+			lag__add_topic(w->ends, t, RD_KAFKA_OFFSET_END);
 	}
 	rd_kafka_topic_partition_list_sort(w->ends, NULL, NULL);
 	w->starts = rd_kafka_topic_partition_list_copy(w->ends);
@@ -662,6 +564,87 @@ lag__group_rows(struct lag_work *w, struct lag_greq *g)
 	return gs->group != NULL ? MR_OK : MR_ENOMEM;
 }
 
+/* The row of (topic, partition) in \p s's watched topics, or NULL. */
+static const struct mri_lag_topic_row *
+lag__topic_row_find(const struct mri_lag_snapshot *s, const char *topic,
+		    int32_t partition)
+{
+	size_t lo = 0, hi = s->ntopics;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int    c   = lag__cmp_tp(s->topics[mid].topic,
+				      s->topics[mid].partition, topic,
+				      partition);
+
+		if (c == 0)
+			return &s->topics[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int
+lag__cmp_topic_row(const void *a, const void *b)
+{
+	const struct mri_lag_topic_row *x = a, *y = b;
+
+	return lag__cmp_tp(x->topic, x->partition, y->topic, y->partition);
+}
+
+/* The rows of the watched topics that exist: each partition's start and
+ * end, or its previous row when Kafka did not say both this time (as a
+ * group's row is kept: its updated_ms tells). */
+static int
+lag__topic_rows(struct lag_work *w)
+{
+	struct lag_snap *sn = w->snap;
+	size_t           n  = 0;
+
+	for (size_t i = 0; i < w->ntopics; i++)
+		if (lag__watched(w, w->topics[i]->topic))
+			n += (size_t)w->topics[i]->partition_cnt;
+	if ((sn->topics = calloc(n ? n : 1, sizeof(*sn->topics))) == NULL)
+		return MR_ENOMEM;
+	sn->pub.topics = sn->topics;
+	n = 0;
+	for (size_t i = 0; i < w->ntopics; i++) {
+		const rd_kafka_metadata_topic_t *t = w->topics[i];
+		const char                      *name;
+
+		if (!lag__watched(w, t->topic))
+			continue;
+		if ((name = lag__str(w, t->topic)) == NULL)
+			return MR_ENOMEM;
+		for (int p = 0; p < t->partition_cnt; p++) {
+			struct mri_lag_topic_row       *r = &sn->topics[n++];
+			const struct mri_lag_topic_row *o = NULL;
+
+			r->topic      = name;
+			r->partition  = t->partitions[p].id;
+			r->start      = lag__offset_in(w->starts, true, name,
+						       r->partition);
+			r->end        = lag__offset_in(w->ends, w->ends_ok, name,
+						       r->partition);
+			r->updated_ms = w->wall;
+			if ((r->start < 0 || r->end < 0) && w->in->prev != NULL)
+				o = lag__topic_row_find(&w->in->prev->pub, name,
+							r->partition);
+			if (o != NULL) {
+				*r       = *o;
+				r->topic = name;
+			}
+		}
+	}
+	if (n > 1)
+		qsort(sn->topics, n, sizeof(*sn->topics), lag__cmp_topic_row);
+	sn->pub.ntopics = n;
+	return MR_OK;
+}
+
 static int
 lag__cmp_row(const void *a, const void *b)
 {
@@ -687,6 +670,8 @@ lag__build(struct lag_work *w)
 	for (size_t i = 0; i < w->ngreqs; i++)
 		if ((rc = lag__group_rows(w, &w->greqs[i])) != MR_OK)
 			return rc;
+	if ((rc = lag__topic_rows(w)) != MR_OK)
+		return rc;
 	for (size_t i = 0; i < w->in->npairs; i++) {
 		const char *t = w->in->pairs[i].topic;
 
@@ -738,7 +723,8 @@ lag__refresh(const struct lag_refresh *in, struct lag_snap **out, char *why,
 	w.wall = mri_wall_ms();
 	if ((rc = lag__ends(&w)) != MR_OK)
 		goto out;
-	if ((rc = lag__rings_update(&w)) != MR_OK)
+	if ((rc = lag__rings_update(in->rings, w.ends, w.ends_ok,
+				    w.now)) != MR_OK)
 		goto out;
 	if ((w.snap = lag__snap_new()) == NULL) {
 		rc = MR_ENOMEM;

@@ -6,7 +6,9 @@
  * growing with more records, 0 once the end is committed; a partition
  * with no commit; time lag 0 when caught up and at least the wait when
  * behind; an unknown topic (MR_ENOENT, and not created by asking); a
- * group with no offsets; every topic of a group; the groups served.
+ * group with no offsets; every topic of a group; the groups served; the
+ * watched topics' start and end per partition, and a watched topic that
+ * does not exist (no rows, not created).
  *
  * Nothing is timed but the time lag's lower bound, which holds by
  * construction (see time_lag); every other wait is for a condition, with
@@ -56,21 +58,27 @@ lt_handle(rd_kafka_type_t type, const char *group)
 	return rk;
 }
 
-/* \p n records to \p partition, confirmed. */
+/* \p n records to \p partition of \p topic, confirmed. */
 static void
-lt_produce(int32_t partition, int n)
+lt_produce_to(const char *topic, int32_t partition, int n)
 {
 	rd_kafka_t *p = lt_handle(RD_KAFKA_PRODUCER, NULL);
 
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(rd_kafka_producev(
-				     p, RD_KAFKA_V_TOPIC(LT_TOPIC),
+				     p, RD_KAFKA_V_TOPIC(topic),
 				     RD_KAFKA_V_PARTITION(partition),
 				     RD_KAFKA_V_VALUE("x", 1), RD_KAFKA_V_END),
 				 0);
 	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
 	ck_assert_int_eq(rd_kafka_outq_len(p), 0);
 	rd_kafka_destroy(p);
+}
+
+static void
+lt_produce(int32_t partition, int n)
+{
+	lt_produce_to(LT_TOPIC, partition, n);
 }
 
 /* Commit \p offsets[i] for partition i of LT_TOPIC (-1: not that one) as
@@ -101,12 +109,24 @@ lt_served(void *arg, mri_lag_add_fn add, void *ctx)
 		add(ctx, served_pairs[i][0], served_pairs[i][1]);
 }
 
+/* What the watched callback reports: topics. */
+static const char *watched_names[4];
+
+static void
+lt_watched(void *arg, mri_lag_topic_fn add, void *ctx)
+{
+	(void)arg;
+	for (int i = 0; i < 4 && watched_names[i] != NULL; i++)
+		add(ctx, watched_names[i]);
+}
+
 static struct mri_lag *
 lt_lag_new(void)
 {
 	struct mri_lag_conf c = {
 	    .interval_ms = 100,
 	    .served      = lt_served,
+	    .watched     = lt_watched,
 	};
 	rd_kafka_conf_t *tmpl;
 	struct mri_lag  *l;
@@ -178,6 +198,7 @@ setup(void)
 	ck_assert_int_eq(mri_embedded_topic_create(emb, LT_TOPIC, LT_PARTS, 1),
 			 MR_OK);
 	memset(served_pairs, 0, sizeof(served_pairs));
+	memset(watched_names, 0, sizeof(watched_names));
 	lt_produce(0, 10);
 	lt_produce(1, 10);
 	lt_produce(2, 10);
@@ -428,6 +449,111 @@ START_TEST(served_groups_are_tracked)
 }
 END_TEST
 
+/* The sum of end - start over \p topic's rows in \p s (-1 when a row is
+ * unknown), and in *n how many rows it has; the rows must be sorted. */
+static int64_t
+lt_topic_records(const struct mri_lag_snapshot *s, const char *topic,
+		 size_t *n)
+{
+	int64_t sum = 0;
+	int32_t last = -1;
+
+	*n = 0;
+	for (size_t i = 0; i < s->ntopics; i++) {
+		const struct mri_lag_topic_row *r = &s->topics[i];
+
+		if (strcmp(r->topic, topic) != 0)
+			continue;
+		ck_assert_int_gt(r->partition, last);
+		ck_assert_int_gt(r->updated_ms, 0);
+		last = r->partition;
+		(*n)++;
+		if (r->start < 0 || r->end < 0 || sum < 0)
+			sum = -1;
+		else
+			sum += r->end - r->start;
+	}
+	return sum;
+}
+
+/*
+ * Watched topics, with no group asked about them (and one with a served
+ * group too): each partition's start and end, in the same refreshes; one
+ * that does not exist has no rows and is not created by being watched.
+ */
+START_TEST(watched_topics)
+{
+	struct mri_lag                 *l;
+	const struct mri_lag_snapshot  *s = NULL;
+	const struct rd_kafka_metadata *md;
+	rd_kafka_t                     *rk;
+	uint64_t                        deadline = mri_deadline_in(30000);
+	size_t                          n;
+	int64_t                         held;
+
+	ck_assert_int_eq(mri_embedded_topic_create(emb, "lag_watched", 2, 1),
+			 MR_OK);
+	lt_produce_to("lag_watched", 0, 4);
+	lt_produce_to("lag_watched", 1, 7);
+	watched_names[0] = "lag_watched";
+	watched_names[1] = "lag_watched_nope";
+	watched_names[2] = LT_TOPIC;
+	served_pairs[0][0] = "served-w";
+	served_pairs[0][1] = LT_TOPIC;
+	l = lt_lag_new();
+	do {
+		mri_lag_snapshot_rele(s);
+		s    = lt_ask(l, NULL, NULL);
+		held = lt_topic_records(s, "lag_watched", &n);
+	} while (held != 11 && mri_deadline_left(deadline) > 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(held, 11);
+	ck_assert_str_eq(s->topics[0].topic, LT_TOPIC);
+	for (size_t i = 0; i < s->ntopics; i++) {
+		const struct mri_lag_topic_row *r = &s->topics[i];
+
+		ck_assert_int_eq(r->start, 0);
+		if (strcmp(r->topic, "lag_watched") == 0)
+			ck_assert_int_eq(r->end, r->partition == 0 ? 4 : 7);
+		else
+			ck_assert_int_eq(r->end, 10);
+	}
+	ck_assert_int_eq(lt_topic_records(s, LT_TOPIC, &n), 10 * LT_PARTS);
+	ck_assert_int_eq(n, LT_PARTS);
+	lt_topic_records(s, "lag_watched_nope", &n);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(s->ntopics, 2 + LT_PARTS);
+	// The served group's rows are there as before.
+	ck_assert_ptr_nonnull(mri_lag_find(s, "served-w", LT_TOPIC, 2));
+	mri_lag_snapshot_rele(s);
+
+	// More records: the end moves by as many.
+	lt_produce_to("lag_watched", 1, 5);
+	deadline = mri_deadline_in(30000);
+	s        = NULL;
+	do {
+		mri_lag_snapshot_rele(s);
+		s    = lt_ask(l, NULL, NULL);
+		held = lt_topic_records(s, "lag_watched", &n);
+	} while (held != 16 && mri_deadline_left(deadline) > 0);
+	ck_assert_int_eq(held, 16);
+	// Sorted by topic, then partition: ("lag_watched", 1) is last.
+	ck_assert_str_eq(s->topics[LT_PARTS + 1].topic, "lag_watched");
+	ck_assert_int_eq(s->topics[LT_PARTS + 1].partition, 1);
+	ck_assert_int_eq(s->topics[LT_PARTS + 1].end, 12);
+	mri_lag_snapshot_rele(s);
+	mri_lag_free(l);
+
+	// Watching did not create it.
+	rk = lt_handle(RD_KAFKA_PRODUCER, NULL);
+	ck_assert_int_eq(rd_kafka_metadata(rk, 1, NULL, &md, 10000), 0);
+	for (int i = 0; i < md->topic_cnt; i++)
+		ck_assert_str_ne(md->topics[i].topic, "lag_watched_nope");
+	rd_kafka_metadata_destroy(md);
+	rd_kafka_destroy(rk);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -443,6 +569,7 @@ main(void)
 	tcase_add_test(tc, unknown_topic_and_groups_without_offsets);
 	tcase_add_test(tc, served_groups_are_tracked);
 	tcase_add_test(tc, coordinator_errors_are_survived);
+	tcase_add_test(tc, watched_topics);
 	suite_add_tcase(s, tc);
 	r = srunner_create(s);
 	srunner_run_all(r, CK_ENV);
