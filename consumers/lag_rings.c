@@ -116,6 +116,17 @@ lag__rings_update(struct lag_rings *old,
 			*p       = *o;
 			o->moved = true;
 		} else if ((p->topic = strdup(e->elems[i].topic)) == NULL) {
+			// Undone: what came from the old rings stays theirs
+			// (neu's copy is not freed, old's is no longer moved).
+			for (size_t k = 0; k < neu.n; k++) {
+				struct lag_part *q = lag__ring_find(
+				    old, neu.v[k].topic, neu.v[k].partition);
+
+				if (q != NULL && q->topic == neu.v[k].topic) {
+					q->moved       = false;
+					neu.v[k].moved = true;
+				}
+			}
 			lag__rings_fini(&neu);
 			return MR_ENOMEM;
 		} else {
