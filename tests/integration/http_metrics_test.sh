@@ -10,6 +10,9 @@
 #     cumulative;
 #   - the ack latency (record timestamp to ack) of the group counts its 25
 #     acks, the nacks not; the second group's counts none;
+#   - two processes report restarts of supervisor "accounts" (one twice,
+#     2 then 3; the other 4): mailroom_actor_restarts_total is 7, and a
+#     report of -1 restarts is refused (400);
 #   - for the group: deliveries 27, redeliveries 2, acks 25, nacks 2,
 #     failed attempts 2, sessions 1, nothing in flight, breaker closed;
 #   - lag and end offsets per partition equal Kafka's own: the ends kcat
@@ -69,6 +72,20 @@ assert r["published"] == 20 and r["failed"] == 0, r
 r = call("POST", "/v1/topics/%s/messages" % T, {"messages": msgs[:3]})
 assert all(a["duplicate"] for a in r["acks"]), r
 print("published 20, then 3 duplicates")
+
+# Two processes report their restarts, as mr_actors_report does: i-1
+# twice (2, then 3: it grew by 1), i-2 once (4); 7 in all. A bad report
+# is refused and counts nothing.
+for inst, n in (("i-1", 2), ("i-1", 3), ("i-2", 4)):
+    call("POST", "/v1/actors", {"process": "svc/" + inst, "instance": inst,
+                                "supervisors": [{"name": "accounts", "restarts": n}]})
+try:
+    call("POST", "/v1/actors", {"process": "svc", "instance": "i-3",
+                                "supervisors": [{"name": "accounts", "restarts": -1}]})
+    sys.exit("a report of -1 restarts was taken")
+except urllib.error.HTTPError as e:
+    assert e.code == 400, e.code
+print("restarts reported: accounts 7")
 PY
 [[ $? -eq 0 ]] && mrt_pass "20 messages and 3 duplicates published over HTTP" ||
     mrt_fail "the HTTP publish: $(tail -5 "$work/driver.out")"
@@ -208,6 +225,8 @@ for fam, want in (("mailroom_consumer_sessions", 1), ("mailroom_consumer_infligh
     v = value(f, fam, fam, group=G)
     assert v == want, (fam, v, want)
 assert value(f, "mailroom_kafka_reachable", "mailroom_kafka_reachable") == 1
+R = "mailroom_actor_restarts"
+assert value(f, R, R + "_total", supervisor="accounts") == 7, value(f, R, R + "_total")
 print("every figure as the workload made it")
 PY
 if [[ $? -eq 0 ]]; then
