@@ -3,7 +3,7 @@
  * group's lock, made a batch after it, answered once the journal has their
  * attempts), SETTLE (acks, nacks, extensions), sessions opening and
  * closing, and the stats. The group's thread and its life are in group.c,
- * its records in group_rec.c.
+ * what a rebalance does in group_rebalance.c, its records in group_rec.c.
  */
 #include "group.h"
 
