@@ -107,6 +107,9 @@ struct mri_group {
 	bool                   started;
 	atomic_int             stop;
 	atomic_int             dropped; /* positions found dropped */
+	// Assigned (even nothing: more members than partitions) and not
+	// revoked since: read without the lock (mri_group_joined).
+	atomic_bool            joined;
 	bool                   draining;
 	bool                   revoking; /* nothing is handed out meanwhile */
 	struct group_part     *parts;

@@ -10,6 +10,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,7 @@ group__assign(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 			rd_kafka_queue_forward(p->q, NULL);
 	}
 	pthread_mutex_unlock(&g->lock);
+	atomic_store(&g->joined, true);
 }
 
 /* A partition is taken away: nothing more is handed out, the acks in
@@ -283,6 +285,9 @@ group__revoke(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 	struct mri_engine_stats          st;
 	uint64_t deadline = mri_deadline_in(g->c.revoke_wait_ms);
 
+	// Out of the group until the next assignment: a rebalance, the
+	// session lost, or an unsubscribe.
+	atomic_store(&g->joined, false);
 	pthread_mutex_lock(&g->lock);
 	g->revoking = true;
 	for (;;) {

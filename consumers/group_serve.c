@@ -495,6 +495,7 @@ mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
 	pthread_mutex_unlock(&g->lock);
 	out->nparts  = n;
 	out->dropped = (size_t)atomic_load(&g->dropped);
+	out->joined  = atomic_load(&g->joined);
 	// librdkafka's cached high watermarks, outside the group's lock:
 	// this takes librdkafka's own locks and never waits on Kafka.
 	for (size_t i = 0; i < n && i < max; i++) {
@@ -507,4 +508,10 @@ mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
 			parts[i].end_offset = hi;
 	}
 	return n;
+}
+
+bool
+mri_group_joined(struct mri_group *g)
+{
+	return atomic_load(&g->joined);
 }
