@@ -127,6 +127,17 @@ void mri_consume_assignment(struct mri_consume *r, uint32_t pipe,
 
 void mri_consume_counts(struct mri_consume *r, size_t *subs, size_t *sessions);
 
+/**
+ * @brief How many subscriptions there are (*subs) and how many of them
+ *        have joined their group (mri_group_joined), counted in one pass
+ *        under the registry's lock; the group of the oldest that has not
+ *        into \p waiting ("" when every one has). For /readyz, through
+ *        STATUS.
+ * @returns how many have joined.
+ */
+size_t mri_consume_joined(struct mri_consume *r, size_t *subs, char *waiting,
+			  size_t waiting_size);
+
 /* What one subscription shows in the status. */
 struct mri_consume_sub_stats {
 	char                   group[MRI_SUBSCRIBE_GROUP_MAX + 1];

@@ -6,7 +6,8 @@
  * the subscriptions left idle. Every accepted request is answered exactly
  * once, and nothing is used after it was freed (run it under ASan).
  * Exclusive subscriptions are never shared and leave as soon as their
- * session ends.
+ * session ends; the registry counts them joined once their group
+ * assigned them, with nothing too (three members, two partitions).
  */
 #include <check.h>
 #include <jansson.h>
@@ -317,8 +318,8 @@ START_TEST(test_exclusive)
 	    .dlq_suffix         = ".dlq",
 	};
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char             err[256];
-	size_t           subs = 0, sessions = 0;
+	char             err[256], waiting[64];
+	size_t           subs = 0, sessions = 0, joined = 0, n = 0;
 	nng_socket       pull, push[4];
 	uint32_t         pipe[4];
 
@@ -338,6 +339,20 @@ START_TEST(test_exclusive)
 	ck_assert_uint_eq(sessions, 4);
 	ck_assert_msg(subs == 3, "%zu subscriptions, want the shared one and "
 		      "one per exclusive session", subs);
+	// Three members of "ex" on two partitions: each counts as joined
+	// once the group assigned it, the one given nothing too. Until
+	// then, "ex" is named as waiting.
+	joined = mri_consume_joined(rt_reg, &n, waiting, sizeof(waiting));
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(waiting, joined < n ? "ex" : "");
+	for (int i = 0; i < 300 && joined < n; i++) {
+		usleep(100 * 1000);
+		joined = mri_consume_joined(rt_reg, &n, waiting,
+					    sizeof(waiting));
+	}
+	ck_assert_msg(joined == 3, "%zu of %zu subscriptions joined", joined,
+		      n);
+	ck_assert_str_eq(waiting, "");
 	// The connections end: the reaper closes their sessions.
 	for (int i = 0; i < 4; i++)
 		nng_close(push[i]);

@@ -1,8 +1,9 @@
 /*
  * What the consume registry tells about itself (broker/consume.h): a
  * session's assignment (ASSIGNMENT), the subscriptions' counts and stats
- * (STATUS, /metrics), the breakers' resume, the topics served and their
- * dead-letter topics (the lag monitor's).
+ * (STATUS, /metrics), whether their groups have joined (/readyz), the
+ * breakers' resume, the topics served and their dead-letter topics (the
+ * lag monitor's).
  */
 #include "consume.h"
 
@@ -205,6 +206,28 @@ mri_consume_counts(struct mri_consume *r, size_t *subs, size_t *sessions)
 		*sessions += s->nsessions;
 	}
 	pthread_mutex_unlock(&r->lock);
+}
+
+size_t
+mri_consume_joined(struct mri_consume *r, size_t *subs, char *waiting,
+		   size_t waiting_size)
+{
+	size_t joined = 0;
+
+	*subs = 0;
+	if (waiting_size > 0)
+		waiting[0] = '\0';
+	pthread_mutex_lock(&r->lock);
+	// Newest first: the last one not joined is the one waiting longest.
+	for (struct consume_sub *s = r->subs; s != NULL; s = s->next) {
+		(*subs)++;
+		if (mri_group_joined(s->g))
+			joined++;
+		else
+			snprintf(waiting, waiting_size, "%s", s->key);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return joined;
 }
 
 void

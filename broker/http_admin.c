@@ -13,6 +13,7 @@
 
 #include "broker/console.h"
 #include "mailroom/error.h"
+#include "proto/subscribe.h"
 
 /* The query parameters of each GET route ("name:t": s string, i
  * integer, b boolean). */
@@ -145,6 +146,47 @@ http__metrics(struct http_op *op)
 	mri_wbuf_fini(&w);
 }
 
+/* /readyz from STATUS' \p o: ready when Kafka is reachable and every
+ * subscription's group has joined (it has its assignment: until then a
+ * FETCH would wait), else 503 with the first reason. */
+static void
+http__ready_reply(struct http_op *op, json_t *o)
+{
+	json_t     *k       = json_object_get(o, "kafka");
+	json_t     *c       = json_object_get(o, "consume");
+	bool        kafka   = json_is_true(json_object_get(k, "reachable"));
+	json_int_t  joined  = json_integer_value(json_object_get(c, "joined"));
+	json_int_t  joining = json_integer_value(json_object_get(c, "joining"));
+	const char *waiting = json_string_value(json_object_get(c, "waiting"));
+	const char *e       = json_string_value(json_object_get(k, "error"));
+	bool        ready   = kafka && joining == 0;
+	json_t     *r;
+	char        why[64 + MRI_SUBSCRIBE_GROUP_MAX] = "";
+
+	if (!kafka)
+		snprintf(why, sizeof(why), "%s",
+			 e != NULL ? e : "Kafka is not reachable");
+	else if (joining > 0 && waiting != NULL)
+		snprintf(why, sizeof(why),
+			 "group %s has not joined yet (waiting for its "
+			 "assignment)",
+			 waiting);
+	else if (joining > 0)
+		snprintf(why, sizeof(why), "a group has not joined yet");
+	r = json_pack("{s:b, s:b, s:b, s:{s:I, s:I}}", "ok", ready, "ready",
+		      ready, "kafka", kafka, "groups", "joined", joined,
+		      "total", joined + joining);
+	if (ready) {
+		http__reply_json(op, 200, r);
+		return;
+	}
+	if (r != NULL) {
+		json_object_set_new(r, "error", json_string("MR_EUNAVAIL"));
+		json_object_set_new(r, "message", json_string(why));
+	}
+	http__reply_json(op, 503, r);
+}
+
 static void
 http__status_reply(struct http_op *op, uint8_t rop, const uint8_t *body,
 		   size_t len)
@@ -152,7 +194,6 @@ http__status_reply(struct http_op *op, uint8_t rop, const uint8_t *body,
 	json_t *o = rop == MRI_OP_STATUS_REPLY
 			? json_loadb((const char *)body, len, 0, NULL)
 			: NULL;
-	json_t *k;
 
 	if (o == NULL) {
 		http__reply_error(op, 500, MR_EINTERNAL,
@@ -163,22 +204,7 @@ http__status_reply(struct http_op *op, uint8_t rop, const uint8_t *body,
 		http__reply_json(op, 200, o);
 		return;
 	}
-	// /readyz: ready when Kafka is reachable.
-	k = json_object_get(o, "kafka");
-	if (json_is_true(json_object_get(k, "reachable"))) {
-		http__reply_json(op, 200,
-				 json_pack("{s:b, s:b}", "ok", 1, "kafka", 1));
-	} else {
-		json_t *e = json_object_get(k, "error");
-
-		http__reply_json(op, 503,
-				 json_pack("{s:b, s:b, s:s, s:s}", "ok", 0,
-					   "kafka", 0, "error", "MR_EUNAVAIL",
-					   "message",
-					   json_is_string(e)
-					       ? json_string_value(e)
-					       : "Kafka is not reachable"));
-	}
+	http__ready_reply(op, o);
 	json_decref(o);
 }
 

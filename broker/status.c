@@ -58,8 +58,14 @@ mri_server_status(struct mri_server *s, struct mri_status *st)
 	st->order.refused = os.expired;
 	if (s->consume != NULL) {
 		st->has_consume = true;
+		size_t n;
+
 		mri_consume_counts(s->consume, &st->consume.subscriptions,
 				   &st->consume.sessions);
+		st->consume.joined = mri_consume_joined(
+		    s->consume, &n, st->consume.waiting,
+		    sizeof(st->consume.waiting));
+		st->consume.joining = n - st->consume.joined;
 		st->consume.nsubs = mri_consume_sub_stats(
 		    s->consume, st->consume.subs, MRI_STATUS_SUBS_MAX);
 		if (st->consume.nsubs > MRI_STATUS_SUBS_MAX)
@@ -97,10 +103,12 @@ status__sub(const struct mri_consume_sub_stats *s)
 		json_object_set_new(dl, "retry_ms",
 				    json_integer((json_int_t)d->retry_ms));
 	return json_pack(
-	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o*}",
+	    "{s:s, s:s, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	    "s:o*}",
 	    "group", s->group, "mode", s->mode, "topics",
 	    (json_int_t)s->ntopics, "sessions", (json_int_t)s->sessions,
-	    "partitions", (json_int_t)s->g.nparts, "buffered",
+	    "joined", s->g.joined, "partitions", (json_int_t)s->g.nparts,
+	    "buffered",
 	    (json_int_t)s->g.buffered, "inflight", (json_int_t)s->g.inflight,
 	    "backoff", (json_int_t)s->g.backoff, "quarantining",
 	    (json_int_t)s->g.quarantining, "acked", (json_int_t)s->g.acked,
@@ -164,9 +172,15 @@ mri_status_json(const struct mri_status *st)
 					      status__sub(&st->consume.subs[i]));
 		json_object_set_new(
 		    o, "consume",
-		    json_pack("{s:I, s:I, s:o*}", "subscriptions",
+		    json_pack("{s:I, s:I, s:I, s:I, s:s*, s:o*}",
+			      "subscriptions",
 			      (json_int_t)st->consume.subscriptions,
 			      "sessions", (json_int_t)st->consume.sessions,
+			      "joined", (json_int_t)st->consume.joined,
+			      "joining", (json_int_t)st->consume.joining,
+			      "waiting",
+			      st->consume.joining > 0 ? st->consume.waiting
+						      : NULL,
 			      "groups", groups));
 	}
 	if (st->has_lag)

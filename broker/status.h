@@ -74,6 +74,12 @@ struct mri_status {
 	struct {
 		size_t subscriptions;
 		size_t sessions;
+		/* Of every subscription (counted apart: a subscription may
+		 * come or go between the two counts), those whose group has
+		 * joined and those not yet, and the group of the one waiting
+		 * longest ("" when none is), for /readyz. */
+		size_t joined, joining;
+		char   waiting[MRI_SUBSCRIBE_GROUP_MAX + 1];
 		/* The first MRI_STATUS_SUBS_MAX of them, each with its group's
 		 * counts and its dead-letter supervisor's. */
 		size_t                       nsubs;

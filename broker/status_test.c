@@ -102,12 +102,16 @@ START_TEST(test_embedded_and_consume)
 	st.has_consume                 = true;
 	st.consume.subscriptions       = 2;
 	st.consume.sessions            = 5;
+	st.consume.joined              = 1;
+	st.consume.joining             = 1;
+	snprintf(st.consume.waiting, sizeof(st.consume.waiting), "audit");
 	st.consume.nsubs               = 2;
 	snprintf(st.consume.subs[0].group, sizeof(st.consume.subs[0].group),
 		 "billing");
 	st.consume.subs[0].mode          = "key";
 	st.consume.subs[0].ntopics       = 2;
 	st.consume.subs[0].sessions      = 3;
+	st.consume.subs[0].g.joined      = true;
 	st.consume.subs[0].g.nparts      = 4;
 	st.consume.subs[0].g.buffered    = 10;
 	st.consume.subs[0].g.inflight    = 6;
@@ -144,15 +148,19 @@ START_TEST(test_embedded_and_consume)
 		 "\"kafka\":{\"bootstrap\":\"localhost:9092\","
 		 "\"embedded\":true,\"reachable\":true,"
 		 "\"warning\":\"in memory\"}," STATUS_TEST__PUBLISH
-		 ",\"consume\":{\"subscriptions\":2,\"sessions\":5,\"groups\":["
+		 ",\"consume\":{\"subscriptions\":2,\"sessions\":5,"
+		 "\"joined\":1,\"joining\":1,\"waiting\":\"audit\","
+		 "\"groups\":["
 		 "{\"group\":\"billing\",\"mode\":\"key\",\"topics\":2,"
-		 "\"sessions\":3,\"partitions\":4,\"buffered\":10,"
+		 "\"sessions\":3,\"joined\":true,\"partitions\":4,"
+		 "\"buffered\":10,"
 		 "\"inflight\":6,\"backoff\":1,\"quarantining\":1,"
 		 "\"acked\":500,\"failed\":12,\"dead_letter\":{"
 		 "\"breaker\":\"closed\",\"trips\":0,\"failures\":12,"
 		 "\"quarantined\":2,\"dlq_errors\":0,\"pending\":1}},"
 		 "{\"group\":\"audit\",\"mode\":\"unordered\",\"topics\":1,"
-		 "\"sessions\":2,\"partitions\":0,\"buffered\":0,"
+		 "\"sessions\":2,\"joined\":false,\"partitions\":0,"
+		 "\"buffered\":0,"
 		 "\"inflight\":0,\"backoff\":0,\"quarantining\":0,"
 		 "\"acked\":0,\"failed\":0,\"dead_letter\":{"
 		 "\"breaker\":\"open\",\"trips\":1,\"failures\":100,"

@@ -239,6 +239,7 @@ struct mri_group_part_stats {
 /** @brief The group's totals, for mri_group_stats. */
 struct mri_group_stats {
 	size_t nparts;   /* partitions assigned */
+	bool   joined;   /* mri_group_joined */
 	size_t sessions; /* open */
 	size_t buffered;
 	size_t inflight;
@@ -324,5 +325,17 @@ void mri_group_set_limit(struct mri_group *g, size_t limit);
  */
 size_t mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
 		       struct mri_group_part_stats *parts, size_t max);
+
+/**
+ * @brief Whether the group has joined: librdkafka's rebalance gave this
+ *        member an assignment (an empty one too: a group with more
+ *        members than partitions has joined). False from mri_group_new
+ *        until the first assignment, which takes a session's join (the
+ *        embedded cluster delays the first by about 3 s); true from then
+ *        on, through later rebalances (each takes the member out for a
+ *        moment; readiness must not flap with them). No lock: any thread,
+ *        with any lock held.
+ */
+bool mri_group_joined(struct mri_group *g);
 
 #endif

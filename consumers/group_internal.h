@@ -1,7 +1,9 @@
 /*
- * What consumers/group.c (the group's thread and life) and
- * consumers/group_serve.c (FETCH, SETTLE and sessions) share: the group's
- * state, under its lock (g->lock) unless a field says otherwise.
+ * What consumers/group.c (the group's partitions, thread and life),
+ * consumers/group_rebalance.c (assign, revoke, commits),
+ * consumers/group_serve.c (FETCH, SETTLE and sessions) and
+ * consumers/group_rec.c (the records) share: the group's state, under its
+ * lock (g->lock) unless a field says otherwise.
  */
 #ifndef MRI_GROUP_INTERNAL_H
 #define MRI_GROUP_INTERNAL_H
@@ -17,6 +19,11 @@
 #include "consumers/engine.h"
 #include "consumers/group.h"
 #include "consumers/journal.h"
+
+/* Kafka's answers to a commit or an offsets request, waited for at most. */
+#define GROUP__COMMIT_TIMEOUT_MS 10000
+/* The journal's catch-up (at assign) and its making, at most. */
+#define GROUP__JOURNAL_WAIT_MS 10000
 
 /* A buffered record, the engine's opaque: its hashes, id and size are
  * worked out once, on the group's thread, before the lock is taken. It is
@@ -100,6 +107,9 @@ struct mri_group {
 	bool                   started;
 	atomic_int             stop;
 	atomic_int             dropped; /* positions found dropped */
+	// Assigned once (even nothing: more members than partitions): read
+	// without the lock (mri_group_joined).
+	atomic_bool            joined;
 	bool                   draining;
 	bool                   revoking; /* nothing is handed out meanwhile */
 	struct group_part     *parts;
@@ -168,5 +178,42 @@ void group__fails_fire(struct mri_group *g, struct group_fails *f,
  *         MRI_GROUP_HDR_MAX headers. Called on the group's thread, without
  *         the lock. */
 void group__exhausted_fire(struct mri_group *g, struct mri_group_hdr *hdrs);
+
+/** @brief Partition \p partition of \p topic if it is ours, its index in
+ *         *idx. Called with the lock held, or on the group's thread
+ *         (which alone changes g->parts).
+ *  @returns the partition, or NULL. */
+struct group_part *group__part(struct mri_group *g, const char *topic,
+			       int32_t partition, int32_t *idx);
+
+/** @brief Release \p p's queue and records (those a batch or a hook
+ *         holds live on until let go) and mark it unused. Called with the
+ *         lock held. */
+void group__part_free(struct group_part *p);
+
+/** @brief Count and say (critical) that Kafka no longer has the position
+ *         of \p topic / \p partition, \p what being how it was found. */
+void group__dropped(struct mri_group *g, const char *topic,
+		    int32_t partition, const char *what);
+
+/** @brief The committable offsets that moved (every one if \p all), with
+ *         the acks beyond them as metadata; each is taken as committed.
+ *         Called with the lock held.
+ *  @returns a new list (rd_kafka_commit it with group__commit), or NULL
+ *           when none moved. */
+rd_kafka_topic_partition_list_t *group__commit_list(struct mri_group *g,
+						    bool all);
+
+/** @brief Commit \p l (taken; NULL: nothing), synchronously if \p sync;
+ *         a failure is logged. Called without the lock. */
+void group__commit(struct mri_group *g, rd_kafka_topic_partition_list_t *l,
+		   bool sync);
+
+/** @brief librdkafka's rebalance callback (the group is its opaque): an
+ *         assign or a revoke. Called on the group's thread, inside
+ *         rd_kafka_consumer_poll, or on the caller's of mri_group_free as
+ *         it unsubscribes; without the lock. */
+void group__rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque);
 
 #endif

@@ -3,7 +3,7 @@
  * group's lock, made a batch after it, answered once the journal has their
  * attempts), SETTLE (acks, nacks, extensions), sessions opening and
  * closing, and the stats. The group's thread and its life are in group.c,
- * its records in group_rec.c.
+ * what a rebalance does in group_rebalance.c, its records in group_rec.c.
  */
 #include "group.h"
 
@@ -520,6 +520,7 @@ mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
 	pthread_mutex_unlock(&g->lock);
 	out->nparts  = n;
 	out->dropped = (size_t)atomic_load(&g->dropped);
+	out->joined  = atomic_load(&g->joined);
 	// librdkafka's cached high watermarks, outside the group's lock:
 	// this takes librdkafka's own locks and never waits on Kafka.
 	for (size_t i = 0; i < n && i < max; i++) {
@@ -532,4 +533,10 @@ mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
 			parts[i].end_offset = hi;
 	}
 	return n;
+}
+
+bool
+mri_group_joined(struct mri_group *g)
+{
+	return atomic_load(&g->joined);
 }

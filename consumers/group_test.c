@@ -1,8 +1,9 @@
 /*
  * Tests for consumers/group.h on the embedded mock cluster: what a fetch's
  * batch carries, a settle's result, the hooks (a nack, an expired
- * deadline) and the stats. The mock cluster delays a group's first join
- * by 3 s; one group serves the whole case.
+ * deadline), the stats, and when a group has joined (an empty assignment
+ * counts). The mock cluster delays a group's first join by 3 s; one group
+ * serves each case.
  */
 #include <check.h>
 #include <pthread.h>
@@ -22,6 +23,7 @@
 #include "mailroom/error.h"
 
 #define GT_TOPIC "group_test"
+#define GT_TOPIC_TWO "group_test_two"
 
 /* What the callbacks and hooks saw, under a lock. */
 struct gt {
@@ -267,6 +269,10 @@ START_TEST(test_group_hooks_and_stats)
 	ck_assert_int_eq(mri_group_new(&g, conf, &c, &hooks, err,
 				       sizeof(err)),
 			 MR_OK);
+	// Not before its first assignment, which the mock delays by 3 s.
+	ck_assert(!mri_group_joined(g));
+	ck_assert_uint_eq(mri_group_stats(g, &st, NULL, 0), 0);
+	ck_assert(!st.joined);
 	ck_assert_int_eq(mri_group_session_open(g, &sid), MR_OK);
 
 	// The batch: records as they were produced, the default sizes.
@@ -293,6 +299,8 @@ START_TEST(test_group_hooks_and_stats)
 
 	ck_assert_uint_eq(mri_group_stats(g, &st, ps, 4), 1);
 	ck_assert_uint_eq(st.nparts, 1);
+	ck_assert(st.joined); // records came: it was assigned
+	ck_assert(mri_group_joined(g));
 	ck_assert_uint_eq(st.sessions, 1);
 	ck_assert_uint_eq(st.inflight, 3);
 	ck_assert_uint_eq(st.buffered, 3);
@@ -371,6 +379,80 @@ START_TEST(test_group_hooks_and_stats)
 }
 END_TEST
 
+/* A member of group "group_test_two" on GT_TOPIC_TWO. */
+static struct mri_group *
+gt_member(struct mri_embedded *e)
+{
+	const char           *topics[] = {GT_TOPIC_TWO};
+	struct mri_group_conf c        = {
+	    .group              = "group_test_two",
+	    .topics             = topics,
+	    .ntopics            = 1,
+	    .order              = MRI_ORDER_UNORDERED,
+	    .credit             = 100,
+	    .ack_deadline_ms    = 1000,
+	    .max_buffered       = 1000,
+	    .revoke_wait_ms     = 100,
+	    .session_timeout_ms = 6000,
+	};
+	rd_kafka_conf_t  *conf = rd_kafka_conf_new();
+	struct mri_group *g;
+	char              err[256];
+
+	rd_kafka_conf_set(conf, "bootstrap.servers",
+			  mri_embedded_bootstraps(e), err, sizeof(err));
+	ck_assert_msg(mri_group_new(&g, conf, &c, NULL, err, sizeof(err)) ==
+			  MR_OK,
+		      "%s", err);
+	return g;
+}
+
+/* Two members, one partition: the member left without one has joined
+ * all the same; once the other leaves, the one left gets the partition,
+ * joined all along. */
+START_TEST(test_group_joined_empty)
+{
+	struct mri_embedded   *e;
+	struct mri_group      *a, *b;
+	struct mri_group_stats sa, sb;
+	char                   err[256];
+	bool                   split = false, alone = false;
+
+	ck_assert_int_eq(mri_embedded_start(&e, 1, err, sizeof(err)), MR_OK);
+	ck_assert_int_eq(mri_embedded_topic_create(e, GT_TOPIC_TWO, 1, 1),
+			 MR_OK);
+	a = gt_member(e);
+	b = gt_member(e);
+	// Rebalances come and go: wait (30 s at most) for the one where
+	// both joined and one holds nothing.
+	for (int i = 0; i < 300 && !split; i++) {
+		mri_group_stats(a, &sa, NULL, 0);
+		mri_group_stats(b, &sb, NULL, 0);
+		split = sa.joined && sb.joined && sa.nparts + sb.nparts == 1;
+		if (!split)
+			usleep(100 * 1000);
+	}
+	ck_assert_msg(split,
+		      "a: joined %d, %zu partitions; b: joined %d, %zu "
+		      "partitions",
+		      sa.joined, sa.nparts, sb.joined, sb.nparts);
+	mri_group_free(b);
+	// The rebalance takes a's assignment back for a moment; joined stays
+	// (readiness must not flap with rebalances).
+	for (int i = 0; i < 300 && !alone; i++) {
+		mri_group_stats(a, &sa, NULL, 0);
+		ck_assert(sa.joined);
+		alone = sa.nparts == 1;
+		if (!alone)
+			usleep(100 * 1000);
+	}
+	ck_assert_msg(alone, "a: joined %d, %zu partitions", sa.joined,
+		      sa.nparts);
+	mri_group_free(a);
+	mri_embedded_stop(e);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -380,6 +462,7 @@ main(void)
 	int      failed;
 
 	tcase_add_test(tc, test_group_hooks_and_stats);
+	tcase_add_test(tc, test_group_joined_empty);
 	tcase_set_timeout(tc, 90);
 	suite_add_tcase(s, tc);
 	r = srunner_create(s);

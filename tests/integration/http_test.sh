@@ -12,7 +12,8 @@
 # text; a batch with one message too big (its status, every ack); lag 0
 # and the records read back. Every mutation route is 401 without the token
 # or with a wrong one, and so is a read (/metrics too); /healthz and
-# /readyz are open. Bad input is a 4xx with a JSON error naming the
+# /readyz are open, and /readyz is 503 naming a group just subscribed
+# until it has joined (its assignment), then 200. Bad input is a 4xx with a JSON error naming the
 # problem, writes nothing, and mailroomd serves on.
 # Then: mailroomd with no token (mutations 403, reads open), one that
 # makes its token file (mode 0600) and ends an idle session, and one that
@@ -142,6 +143,7 @@ Z="$T-tok"          # the token checks' scratch topic, and its DLQ
 BT="$T-bad"         # bad input goes here: nothing may be written to it
 YT="$T-bytes"       # keys and values that are not text; a partial failure
 G="http-g-$$" G2="http-g2-$$" GN="http-gn-$$" GZ="http-gz-$$" GY="http-gy-$$"
+GR="http-gr-$$"     # /readyz's: a group that has not joined yet
 mr topics create "$T" --partitions 2 >/dev/null || mrt_fail "topics create $T"
 for t in "$NT" "$Z" "$Z.dlq" "$BT" "$YT"; do
     mr topics create "$t" --partitions 1 >/dev/null || mrt_fail "topics create $t"
@@ -629,10 +631,75 @@ s=$(req GET /healthz)
 [[ $s == 200 ]] && python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["ok"] is True' "$work/body" 2>/dev/null &&
     mrt_pass "GET /healthz without the token: 200 {\"ok\": true}" ||
     mrt_fail "GET /healthz without the token: $s $(head -c 200 "$work/body")"
-s=$(req GET /readyz)
-[[ $s == 200 ]] && python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["ok"] is True and r["kafka"] is True, r' "$work/body" 2>/dev/null &&
-    mrt_pass "GET /readyz without the token: 200 {\"ok\": true, \"kafka\": true}" ||
-    mrt_fail "GET /readyz without the token: $s $(head -c 200 "$work/body")"
+# wait_ready [GROUP]: GET /readyz (without the token) until it answers
+# 200, 30 s at most. Each 503 must say that a group has not joined (GROUP,
+# when given) with the API's error shape; the 200, that Kafka is reachable
+# and every group joined. n503 counts the 503s. Returns 1 at the first
+# wrong answer or after 30 s, with why in $work/why.
+wait_ready() {
+    local s
+    n503=0
+    for _ in $(seq 150); do
+        s=$(req GET /readyz)
+        python3 - "$work/body" "$s" "${1:-}" 2>"$work/why" <<'PY' || return 1
+import json, re, sys
+body, status, group = sys.argv[1], sys.argv[2], sys.argv[3]
+r = json.load(open(body))
+g = r.get("groups")
+assert isinstance(g, dict) and isinstance(g.get("joined"), int) and \
+    isinstance(g.get("total"), int), r
+if status == "200":
+    assert r.get("ok") is True and r.get("ready") is True and \
+        r.get("kafka") is True, r
+    assert g["joined"] == g["total"] >= (1 if group else 0), r
+elif status == "503":
+    assert r.get("ok") is False and r.get("ready") is False and \
+        r.get("kafka") is True and r.get("error") == "MR_EUNAVAIL", r
+    assert g["joined"] < g["total"], r
+    name = re.escape(group) if group else r"\S+"
+    assert re.search(r"\bgroup %s has not joined" % name,
+                     r.get("message", "")), ("not named", group, r)
+else:
+    raise AssertionError("status %s: %s" % (status, r))
+PY
+        [[ $s == 200 ]] && return 0
+        n503=$((n503 + 1))
+        sleep 0.2
+    done
+    echo "still 503 after 30 s: $(head -c 300 "$work/body")" >"$work/why"
+    return 1
+}
+# /readyz waits for the groups: $GZ was subscribed moments ago (the
+# embedded cluster delays a group's first join by about 3 s).
+if wait_ready; then
+    mrt_pass "GET /readyz without the token: 200 {\"ok\": true, \"ready\": true, \"kafka\": true, \"groups\": {joined = total}} (after $n503 503s naming a group)"
+else
+    mrt_fail "GET /readyz without the token: $(tail -3 "$work/why")"
+fi
+# A group of its own: right after its SUBSCRIBE each 503 names it, until
+# it joins. Once /readyz says 200, STATUS (read after) shows it joined: a
+# /readyz that did not wait for it would have answered before it joined.
+s=$(req POST /v1/sessions "${A[@]}" "${J[@]}" -d "{\"group\": \"$GR\", \"topics\": [\"$Z\"]}")
+SR=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["session"])' "$work/body" 2>/dev/null) ||
+    mrt_fail "POST /v1/sessions ($GR): $s $(head -c 300 "$work/body")"
+if wait_ready "$GR"; then
+    s=$(req GET /v1/status "${A[@]}")
+    if [[ $s == 200 ]] && python3 - "$work/body" "$GR" 2>"$work/why" <<'PY'
+import json, sys
+r, gr = json.load(open(sys.argv[1])), sys.argv[2]
+c = r["consume"]
+mine = [x for x in c["groups"] if x["group"] == gr]
+assert mine and all(x["joined"] is True for x in mine), c
+PY
+    then
+        mrt_pass "GET /readyz after subscribing $GR: 503 naming it ($n503 times), then 200 once it joined (STATUS then shows it joined)"
+    else
+        mrt_fail "GET /readyz answered 200 but STATUS does not show $GR joined: $s $(tail -3 "$work/why")"
+    fi
+else
+    mrt_fail "GET /readyz after subscribing $GR: $(tail -3 "$work/why")"
+fi
+[[ -n ${SR:-} ]] && req DELETE "/v1/sessions/$SR" "${A[@]}" >/dev/null
 s=$(req GET /metrics "${A[@]}")
 [[ $s == 200 ]] && grep -q '^mailroom_uptime_seconds ' "$work/body" &&
     mrt_pass "GET /metrics with the token: 200, Prometheus' text" ||
