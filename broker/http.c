@@ -354,12 +354,23 @@ http__body_object(struct http_op *op, bool empty_ok)
 
 /* ---- calls to the front door ---- */
 
+/* A sender is out of nng_ctx_open and nng_ctx_send. */
+static void
+http__sent(struct mri_http *h)
+{
+	pthread_mutex_lock(&h->lock);
+	if (--h->senders == 0 && h->closing)
+		pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->lock);
+}
+
 void
 http__call(struct http_op *op, nng_socket sock, const struct mri_wbuf *b,
 	   int timeout_ms, struct http_session *sess, http_reply_fn fn)
 {
-	nng_msg *m;
-	int      rv;
+	struct mri_http *h = op->h;
+	nng_msg         *m;
+	int              rv;
 
 	op->sess     = sess;
 	op->on_reply = fn;
@@ -375,7 +386,17 @@ http__call(struct http_op *op, nng_socket sock, const struct mri_wbuf *b,
 		http__reply_error(op, 500, MR_ENOMEM, "out of memory");
 		return;
 	}
+	pthread_mutex_lock(&h->lock);
+	if (h->closing) {
+		pthread_mutex_unlock(&h->lock);
+		nng_msg_free(m);
+		http__reply_error(op, 503, MR_ESHUTDOWN, "mailroomd is stopping");
+		return;
+	}
+	h->senders++;
+	pthread_mutex_unlock(&h->lock);
 	if ((rv = nng_ctx_open(&op->ctx, sock)) != 0) {
+		http__sent(h);
 		nng_msg_free(m);
 		http__reply_error(op, 503, MR_ESHUTDOWN,
 				  "mailroomd is stopping: %s",
@@ -388,6 +409,7 @@ http__call(struct http_op *op, nng_socket sock, const struct mri_wbuf *b,
 	nng_aio_set_msg(op->aio, m);
 	atomic_fetch_add(&op->refs, 1);
 	nng_ctx_send(op->ctx, op->aio);
+	http__sent(h);
 	http__op_free(op);
 }
 
@@ -757,10 +779,18 @@ mri_http_free(struct mri_http *h)
 
 	if (h == NULL)
 		return;
-	// No new connection; closing the connections to the front door
-	// (the sessions' first) ends the calls in flight, each answering its
-	// request, and closing the clients' ends the requests being read.
+	// No new connection, no new call, and no sender left inside nng
+	// before a socket closes; then closing the connections to the front
+	// door (the sessions' first) ends the calls in flight, each
+	// answering its request, and closing the clients' ends the requests
+	// being read.
 	http__server_stop(h);
+	pthread_mutex_lock(&h->lock);
+	h->closing = true;
+	while (h->senders > 0 &&
+	       mri_cond_wait_until(&h->cv, &h->lock, deadline) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&h->lock);
 	http__sessions_stop(h);
 	if (h->sock_open)
 		nng_close(h->sock);

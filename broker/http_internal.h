@@ -65,6 +65,11 @@ struct mri_http {
 	bool              reaper_started;
 	pthread_t         reaper;
 	int               ops; /* requests in progress (lock) */
+	/* Threads between nng_ctx_open and nng_ctx_send's return (lock): a
+	 * socket is closed only once none is (nng 1.5.2 panics when a socket
+	 * closes under a send); once closing, no call starts. */
+	int               senders;
+	bool              closing;
 };
 
 /* A route's handler: it answers with http__reply_* once, now or later. */
