@@ -27,14 +27,17 @@ export MR_HTTP_FUZZ_SECONDS=${MR_HTTP_FUZZ_SECONDS:-20}
 # Run the tests of build directory $1 but those with a label matching $2
 # (a regex; empty: none left out) and but those ctest's further arguments
 # leave out: the ones labelled unit (each in process, with no timing to
-# keep) $jobs at a time, then the others one at a time (they start
-# mailroomd and Kafka, kill processes, and wait on them).
+# keep) $jobs at a time, then the others $jobs at a time too: they start
+# mailroomd and Kafka, kill processes and wait on them, mostly waiting
+# (every wait is bounded, no check is on a duration), and those that must
+# run alone say so (RUN_SERIAL, tests/CMakeLists.txt: the two that stop
+# the shared Kafka, and the heaviest).
 run_tests() {
 	local dir=$1 out=$2
 	shift 2
 	(cd "$dir" && ctest --output-on-failure --no-tests=error -j"$jobs" \
 		-L '^unit$' ${out:+-LE "$out"} "$@")
-	(cd "$dir" && ctest --output-on-failure --no-tests=error \
+	(cd "$dir" && ctest --output-on-failure --no-tests=error -j"$jobs" \
 		-LE "^unit\$${out:+|$out}" "$@")
 }
 
