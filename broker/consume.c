@@ -55,6 +55,7 @@ consume__retire(struct consume_sub *s)
 	mri_group_stats(s->g, &gs, NULL, 0);
 	mri_dlq_stats(s->sup, &ds);
 	atomic_fetch_add(&s->tally->failed, gs.failed);
+	atomic_fetch_add(&s->tally->expired, gs.expired);
 	atomic_fetch_add(&s->tally->quarantined, ds.quarantined);
 	atomic_fetch_add(&s->tally->dlq_errors, ds.dlq_errors);
 	atomic_fetch_add(&s->tally->trips, ds.trips);

@@ -156,7 +156,7 @@ struct mri_consume_tally_view {
 	uint64_t    acks, nacks, rejects;
 	/* Of the group's subscriptions that left this mailroomd (the live
 	 * ones' are in their mri_consume_sub_stats). */
-	uint64_t    failed, quarantined, dlq_errors, trips;
+	uint64_t    failed, expired, quarantined, dlq_errors, trips;
 	/* From a record's timestamp to its ack, ms (the registry's: it
 	 * lives as long as the registry). */
 	const struct mri_hist *ack_latency;

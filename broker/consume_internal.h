@@ -67,7 +67,7 @@ struct consume_tally {
 	atomic_ullong delivered, redelivered, acks, nacks, rejects;
 	/* The group's and the supervisor's counts of the subscriptions
 	 * that left (their live ones are read from them). */
-	atomic_ullong failed, quarantined, dlq_errors, trips;
+	atomic_ullong failed, expired, quarantined, dlq_errors, trips;
 	/* From a record's timestamp to its ack, ms: the groups add to it. */
 	struct mri_hist ack_latency;
 };

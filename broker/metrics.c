@@ -370,6 +370,7 @@ enum metrics__counter {
 	MC_NACKS,
 	MC_REJECTS,
 	MC_FAILED,
+	MC_EXPIRED,
 	MC_QUARANTINED,
 	MC_DLQ_ERRORS,
 	MC_TRIPS,
@@ -391,6 +392,8 @@ static const struct {
     {"mailroom_consumer_failed_attempts_total",
      "Failed attempts: nacks, expired ack deadlines, sessions that ended "
      "holding the message."},
+    {"mailroom_consumer_expiries_total",
+     "Failed attempts whose ack deadline passed."},
     {"mailroom_dlq_quarantined_total",
      "Messages written to the dead-letter topic and confirmed by Kafka."},
     {"mailroom_dlq_write_errors_total", "Dead-letter writes that failed."},
@@ -409,6 +412,7 @@ metrics__counter(const struct mri_consume_tally_view *t,
 	case MC_NACKS: return t->nacks;
 	case MC_REJECTS: return t->rejects;
 	case MC_FAILED: return t->failed + (live ? live->g.failed : 0);
+	case MC_EXPIRED: return t->expired + (live ? live->g.expired : 0);
 	case MC_QUARANTINED:
 		return t->quarantined + (live ? live->dlq.quarantined : 0);
 	case MC_DLQ_ERRORS:

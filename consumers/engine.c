@@ -683,4 +683,5 @@ mri_engine_stats(const struct mri_engine *e, struct mri_engine_stats *s)
 	s->quarantining = e->quarantining;
 	s->acked        = e->acked;
 	s->failed       = e->failed;
+	s->expired      = e->expired;
 }

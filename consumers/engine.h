@@ -261,6 +261,7 @@ struct mri_engine_stats {
 	size_t   quarantining; /* taken, not yet settled */
 	uint64_t acked;        /* settled as acked, ever (quarantined too) */
 	uint64_t failed;       /* failed attempts, ever */
+	uint64_t expired;      /* of them, ack deadlines that passed */
 };
 void mri_engine_stats(const struct mri_engine *e, struct mri_engine_stats *s);
 

@@ -115,7 +115,7 @@ struct mri_engine {
 	size_t                 inflight;
 	size_t                 limit; /* in flight over all sessions */
 	size_t                 quarantining;
-	uint64_t               acked, failed;
+	uint64_t               acked, failed, expired;
 	uint64_t               rng; /* the jitter's draws */
 	mri_engine_fail_fn     observer;
 	void                  *observer_arg;

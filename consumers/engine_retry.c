@@ -156,6 +156,8 @@ engine__requeue(struct mri_engine *e, struct rec *r, uint64_t now,
 	e->inflight--;
 	r->part->inflight--;
 	e->failed++;
+	if (why == MRI_ENGINE_EXPIRED)
+		e->expired++;
 	if (e->observer != NULL) {
 		struct mri_delivery d;
 

@@ -249,6 +249,7 @@ struct mri_group_stats {
 	size_t quarantining; /* attempts spent, not yet quarantined */
 	uint64_t acked;  /* acked, ever (quarantined included) */
 	uint64_t failed; /* failed attempts, ever */
+	uint64_t expired; /* of them, ack deadlines that passed */
 };
 
 /**

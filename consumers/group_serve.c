@@ -500,6 +500,7 @@ mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
 	out->quarantining = es.exhausted + es.quarantining;
 	out->acked    = es.acked;
 	out->failed   = es.failed;
+	out->expired  = es.expired;
 	for (size_t i = 0; i < g->nparts; i++) {
 		struct group_part           *p = &g->parts[i];
 		struct mri_group_part_stats *ps;

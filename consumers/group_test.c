@@ -342,6 +342,9 @@ START_TEST(test_group_hooks_and_stats)
 		pthread_cond_timedwait(&t.cv, &t.lock, &ts);
 	}
 	ck_assert_int_eq(t.expiries, 1);
+	mri_group_stats(g, &st, NULL, 0);
+	ck_assert_uint_eq(st.expired, 1);
+	ck_assert_uint_eq(st.failed, 2); // the nack's and the expiry's
 	ck_assert_int_eq(t.expired_offset, 1);
 	ck_assert_uint_eq(t.expired_attempt, 1);
 	pthread_mutex_unlock(&t.lock);

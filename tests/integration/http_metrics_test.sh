@@ -217,7 +217,8 @@ assert value(f, A, A + "_count", group=G2) == 0
 
 for fam, want in (("mailroom_consumer_deliveries", 27), ("mailroom_consumer_redeliveries", 2),
                   ("mailroom_consumer_acks", 25), ("mailroom_consumer_nacks", 2),
-                  ("mailroom_consumer_failed_attempts", 2), ("mailroom_consumer_rejects", 0)):
+                  ("mailroom_consumer_failed_attempts", 2), ("mailroom_consumer_rejects", 0),
+                  ("mailroom_consumer_expiries", 0)):
     v = value(f, fam, fam + "_total", group=G)
     assert v == want, (fam, v, want)
 for fam, want in (("mailroom_consumer_sessions", 1), ("mailroom_consumer_inflight_messages", 0),
