@@ -115,6 +115,24 @@ t_serve(const char *url, bool big)
 	}
 }
 
+/* @returns whether \p pid exited within \p ms (reaped), else kills it:
+ * a big stand-in exits once it has answered its requests, which a client
+ * that never came back to it would leave waiting forever. */
+static bool
+t_exited(pid_t pid, int ms)
+{
+	int st;
+
+	for (int k = 0; k < ms / 100; k++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return true;
+		usleep(100000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return false;
+}
+
 static pid_t
 t_spawn(const char *url, const char *mode)
 {
@@ -172,6 +190,8 @@ START_TEST(test_back_after_a_death_mid_reply)
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(url, sizeof(url), "ipc://%s/s.sock", dir);
+	// The client's story on stderr, which ctest shows on a failure.
+	setenv("MAILROOM_CLIENT_TRACE", "1", 1);
 	big = t_spawn(url, "big");
 	usleep(200000);
 	ck_assert_int_eq(mr_client_new(&l.c, url, &o, err, sizeof(err)),
@@ -185,7 +205,12 @@ START_TEST(test_back_after_a_death_mid_reply)
 		unsigned before[T_THREADS];
 		bool     all = false;
 
-		ck_assert_int_eq(waitpid(big, &st, 0), big);
+		ck_assert_msg(t_exited(big, 60000),
+			      "round %d: the big stand-in got fewer than %d "
+			      "requests in 60 s: the client did not come back "
+			      "to it (MAILROOM_CLIENT_TRACE is on: its story is "
+			      "above)",
+			      round, T_BIG_REPLIES);
 		if (small > 0) {
 			kill(small, SIGKILL);
 			waitpid(small, &st, 0);
@@ -215,7 +240,10 @@ START_TEST(test_back_after_a_death_mid_reply)
 		small = -1;
 		big   = t_spawn(url, "big");
 	}
-	ck_assert_int_eq(waitpid(big, &st, 0), big);
+	ck_assert_msg(t_exited(big, 60000),
+		      "the last big stand-in got fewer than %d requests in "
+		      "60 s: the client did not come back to it",
+		      T_BIG_REPLIES);
 	small = t_spawn(url, "small");
 	atomic_store(&l.stop, 1);
 	for (int i = 0; i < T_THREADS; i++)
