@@ -49,11 +49,11 @@
 #   embedded (default): parts 1 and 2 on librdkafka's mock cluster in a
 #             process of its own (mailroom_mockd), so that the data survives
 #             mailroomd's kill; part 3 on mailroomd's own embedded cluster,
-#             whose broker fault injection sets down. The mock waits ~6 s
-#             after a restart for the killed member's session before the
-#             group is served again. About 60 s on 2 cores.
+#             whose broker fault injection sets down. A subscribe there
+#             waits ~5 s (the mock answers no CreateTopics for the group's
+#             journal). About 55 s on 2 cores.
 #   kafka:    the fixture's broker ($MR_KAFKA_DIR; exit 77 when
-#             unavailable); part 3 stops and starts it.
+#             unavailable); part 3 stops and starts it. About 45 s.
 # Environment: MR_BINARY_DIR (mailroomd, mailroom, tests/mailroom_mockd),
 #   MR_SOURCE_DIR, MR_KAFKA_DIR; MR_HTTP_OUTAGE_MESSAGES (2000);
 #   MR_HTTP_OUTAGE_DOWN_S (10); KEEP=1 keeps the work directory.
@@ -93,7 +93,7 @@ fi
 (umask 077 && printf 'tok-%s-%s\n' "$$" "$RANDOM$RANDOM" >"$work/token")
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-if mrt_run_driver 400 "$(dirname "$0")/http_outage_driver.py" "$MR" "$MRD" \
+if mrt_run_driver 360 "$(dirname "$0")/http_outage_driver.py" "$MR" "$MRD" \
     "$work" "$src/examples/python" "$mode" "$BROKERS" \
     "http://127.0.0.1:$port" "ipc://$work/mailroomd.sock" "$T" "$G" \
     ${kafka[@]+"${kafka[@]}"}; then
