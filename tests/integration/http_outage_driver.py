@@ -588,6 +588,32 @@ def part3():
     except MailroomError as e:
         check(False, "topic %s made over HTTP: %s" % (t3, e))
         return
+    # A session holds 5 messages (h0..h4) through the outage, to ack them
+    # while Kafka is away: an ack is answered once the group's journal (in
+    # Kafka) has it.
+    held, sess = [], None
+    try:
+        mr.publish(t3, [{"key": "h", "value": "h", "id": "h%d" % i}
+                        for i in range(5)])
+        sess = mr.subscribe(GROUP + "-down", t3, mode="unordered",
+                            ack_deadline_ms=300000)
+        end = min(time.monotonic() + 60, DEADLINE)
+        while len(held) < 5 and time.monotonic() < end:
+            held += sess.fetch(max_messages=5, wait_ms=1000)
+    except MailroomError as e:
+        say("the session of part 3: %s" % e)
+    check(len(held) == 5, "a session of %s-down holds h0..h4 (%d)" %
+          (GROUP, len(held)))
+    acked_in = []  # (sent, answered, status, error or settled)
+
+    def ack_held():
+        sent = now()
+        try:
+            r = sess.ack(held)
+            acked_in.append((sent, now(), 200, r.get("settled")))
+        except MailroomError as e:
+            acked_in.append((sent, now(), e.status, e.error))
+
     starts, pub, poll = daemon.starts, DownPublisher(t3), Poller()
     wait_for(lambda: len(pub.log) >= 3, 30)
 
@@ -603,6 +629,7 @@ def part3():
     unready = wait_for(lambda: polled("/readyz", t_down,
                                       lambda st, j: st == 503), 60)
     wait_for(lambda: any(r[0] > t_down and r[2] != 200 for r in pub.log), 60)
+    acker = thread(ack_held) if held else None
     time.sleep(max(0.0, t_down + DOWN_S - now()))
     t_up = now()
     up_ok = kafka_switch(mr, True)
@@ -625,6 +652,34 @@ def part3():
     pub.stop = poll.stop = True
     pub.thread.join(max(1, min(70, left())))
     poll.thread.join(max(1, min(15, left())))
+    if acker is not None:
+        acker.join(max(1, min(70, left())))
+    # An ack answered 200 before Kafka was back would be a promise the
+    # journal could not keep; 504 MR_EINDOUBT is HTTP's bound (30 s).
+    a = acked_in[0] if acked_in else None
+    check(a and a[0] < t_up and a[1] > t_up and
+          (a[2:] == (200, 5) or a[2:] == (504, "MR_EINDOUBT")),
+          "an ack of h0..h4 sent while Kafka is away is answered once it is "
+          "back: %s" % ("never" if a is None else "%s %s, sent %.1f s "
+                        "before Kafka was back" % (a[2], a[3], t_up - a[0])))
+    again, idle = [], 0
+    while sess is not None and idle < 3 and left() > 0:
+        try:
+            got = sess.fetch(max_messages=500, wait_ms=1000)
+            if got:
+                sess.ack(got)
+        except MailroomError as e:
+            say("the session of part 3: %s" % e)
+            break
+        again += [m["id"] for m in got if m["id"].startswith("h")]
+        idle = idle + 1 if not got else 0
+    try:
+        if sess is not None:
+            sess.close()
+    except MailroomError as e:
+        say("the session of part 3: %s" % e)
+    check(sess is not None and not again, "h0..h4, acked in the outage, "
+          "are not delivered again (%s)" % (again or "none"))
     same = daemon.p.poll() is None and daemon.starts == starts
 
     # What the publisher got while Kafka was away: requests sent from the

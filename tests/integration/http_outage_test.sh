@@ -27,8 +27,9 @@
 #    what is delivered again was delivered and not acked at the kill, with
 #    attempt >= 2 (the journal counted the first).
 # 3. A mailroomd with producer.message_timeout_ms=3000 serves one HTTP
-#    publisher (10 messages a request, one request after another) and a
-#    second connection polling GET /v1/status, /healthz and /readyz, while
+#    publisher (10 messages a request, one request after another), a
+#    second connection polling GET /v1/status, /healthz and /readyz, and a
+#    consumer session holding 5 messages that it acks in the outage, while
 #    Kafka goes away for 10 s: the embedded cluster's broker set down and
 #    up (fault injection, over HTTP's POST /v1/admin), or in kafka mode the
 #    fixture's broker stopped and started (a watcher starts it again if the
@@ -36,11 +37,13 @@
 #    503 MR_EUNAVAIL saying Kafka is unreachable (every refusal a 503 or 504
 #    with a JSON error); /readyz is 503 (kafka false, MR_EUNAVAIL); the
 #    second connection is answered all along (/healthz and /v1/status 200);
-#    once Kafka is back, with nothing restarted, /readyz is 200 and
-#    publishes are acked again; every refused id, published again with its
-#    id, is acked; Kafka holds every ack at its position, and each id
-#    refused with nothing written exactly once (never a 2xx for something
-#    not written, never a refusal for something written).
+#    the ack is answered only once Kafka is back (200, or 504 MR_EINDOUBT:
+#    an ack waits for the group's journal, in Kafka), and those 5 are not
+#    delivered again; once Kafka is back, with nothing restarted, /readyz
+#    is 200 and publishes are acked again; every refused id, published
+#    again with its id, is acked; Kafka holds every ack at its position,
+#    and each id refused with nothing written exactly once (never a 2xx
+#    for something not written, never a refusal for something written).
 # The driver is http_outage_driver.py, beside this file; it prints the
 # checks, a SUMMARY line, then "N passed, N failed". Every wait is bounded;
 # no check is on a duration.
@@ -51,9 +54,9 @@
 #             mailroomd's kill; part 3 on mailroomd's own embedded cluster,
 #             whose broker fault injection sets down. A subscribe there
 #             waits ~5 s (the mock answers no CreateTopics for the group's
-#             journal). About 55 s on 2 cores.
+#             journal). About 60 s on 2 cores.
 #   kafka:    the fixture's broker ($MR_KAFKA_DIR; exit 77 when
-#             unavailable); part 3 stops and starts it. About 45 s.
+#             unavailable); part 3 stops and starts it. About 50 s.
 # Environment: MR_BINARY_DIR (mailroomd, mailroom, tests/mailroom_mockd),
 #   MR_SOURCE_DIR, MR_KAFKA_DIR; MR_HTTP_OUTAGE_MESSAGES (2000);
 #   MR_HTTP_OUTAGE_DOWN_S (10); KEEP=1 keeps the work directory.
