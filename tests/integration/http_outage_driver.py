@@ -660,8 +660,10 @@ def part3():
     check(a and a[0] < t_up and a[1] > t_up and
           (a[2:] == (200, 5) or a[2:] == (504, "MR_EINDOUBT")),
           "an ack of h0..h4 sent while Kafka is away is answered once it is "
-          "back: %s" % ("never" if a is None else "%s %s, sent %.1f s "
-                        "before Kafka was back" % (a[2], a[3], t_up - a[0])))
+          "back: %s" % ("never" if a is None else "%s %s, sent %s and "
+                        "answered %s Kafka was back" % (
+                            a[2], a[3], "before" if a[0] < t_up else "after",
+                            "before" if a[1] < t_up else "after")))
     again, idle = [], 0
     while sess is not None and idle < 3 and left() > 0:
         try:
