@@ -59,7 +59,8 @@
 #             unavailable); part 3 stops and starts it. About 50 s.
 # Environment: MR_BINARY_DIR (mailroomd, mailroom, tests/mailroom_mockd),
 #   MR_SOURCE_DIR, MR_KAFKA_DIR; MR_HTTP_OUTAGE_MESSAGES (2000);
-#   MR_HTTP_OUTAGE_DOWN_S (10); KEEP=1 keeps the work directory.
+#   MR_HTTP_OUTAGE_DOWN_S (10); MR_HTTP_OUTAGE_SEED (the kill's timing
+#   in a publish request); KEEP=1 keeps the work directory.
 # Exit: 0 passed, 1 failed, 77 skipped.
 set -uo pipefail
 
