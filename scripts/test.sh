@@ -30,7 +30,7 @@ export MR_HTTP_FUZZ_SECONDS=${MR_HTTP_FUZZ_SECONDS:-20}
 # keep) $jobs at a time, then the others $jobs at a time too: they start
 # mailroomd and Kafka, kill processes and wait on them, mostly waiting
 # (every wait is bounded, no check is on a duration), and those that must
-# run alone say so (RUN_SERIAL, tests/CMakeLists.txt: the two that stop
+# run alone say so (RUN_SERIAL, tests/CMakeLists.txt: the three that stop
 # the shared Kafka, and the heaviest).
 run_tests() {
 	local dir=$1 out=$2
