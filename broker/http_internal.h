@@ -1,9 +1,10 @@
 /*
  * What the HTTP API's files share (broker/http.h): the server, a request
  * in progress, the routes, replies, and calls to the front door.
- * broker/http.c: the server, routing, authentication, bodies, replies,
- * calls; http_publish.c: publishing; http_session.c: consumer sessions;
- * http_admin.c: status, health and the admin operations.
+ * broker/http.c: the server, routing, authentication, calls;
+ * http_reply.c: answers, errors and bodies; http_server.c: HTTP/1.1 on
+ * nng's TCP streams; http_publish.c: publishing; http_session.c: consumer
+ * sessions; http_admin.c: status, health and the admin operations.
  *
  * Thread safety: a request belongs to the thread of its last completed
  * nng operation; the session table has its own lock (http_session.c).
@@ -144,8 +145,14 @@ void http__conn_read_body(struct http_conn *c, struct http_op *op,
 void http__request(struct http_op *op);
 /* Its body was read: the route's handler. */
 void http__dispatch(struct http_op *op);
+
+/* ---- broker/http_reply.c ---- */
+
 /* Free \p op unanswered (its connection failed or timed out). */
 void http__op_abandon(struct http_op *op);
+/* Release a hold on \p op (answered, or its sender out of nng); the last
+ * frees it. */
+void http__op_free(struct http_op *op);
 /* A request header's value, or NULL. */
 const char *http__header(const struct http_op *op, const char *name);
 
@@ -156,6 +163,11 @@ void http__reply_text(struct http_op *op, uint16_t status, const char *ctype,
 		      const void *text, size_t len);
 /* Answer with {"ok": false, "error": mr_err_name(code), "message"}. */
 void http__reply_error(struct http_op *op, uint16_t status, int code,
+		       const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* As http__reply_error, and the connection closes after the answer (its
+ * body was not read). */
+void http__reply_close(struct http_op *op, uint16_t status, int code,
 		       const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* Answer an error of the front door's: \p code's status (docs/HTTP.md). */
