@@ -94,10 +94,12 @@ total=$(paste "$work/deposits.tsv" "$work/acks.jsonl" |
     awk -F'\t' '/"status":"ok"/ {s += substr($2, 2)} END {print s + 0}')
 say "bank a killed -9 after: $(grep "applied here" "$work/a.log" | tail -1 | sed 's/^bank: //'); $saved of $total saved by then"
 
-# c joins once b has gone on without a.
-b_seen=$(grep -c "applied here" "$work/b.log" || true)
+# c joins once b has taken a's accounts over from their saved balances
+# (a's session must expire first): joining earlier, c could be handed
+# a's partitions before b is, and b would take nothing over.
 for _ in $(seq 600); do
-    (($(grep -c "applied here" "$work/b.log" || true) > b_seen)) && break
+    grep "from their snapshot" "$work/b.log" | tail -1 |
+        grep -qv '(0 from' && break
     sleep 0.1
 done
 serve c
