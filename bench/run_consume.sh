@@ -25,6 +25,7 @@
 #                            (SLOW_INFLIGHT is their workers)
 #   REFERENCES [1]           0: skip the journal-off mailroomd
 #   MAILROOMD [BUILD_DIR/mailroomd] another daemon binary, for A/B runs
+#   SETS                     more mailroomd --set KEY=VALUE, space-separated
 #   KEEP=1                   keep the temporary directory (logs, data)
 # Results are also saved to BUILD_DIR/bench-results/consume-<time>.txt.
 # Exit status: 0 when every case read every message it should.
@@ -57,14 +58,17 @@ BENCH_ARGS=(--repeat "$REPEAT" --count "$N" --size "$SIZE"
 
 bench_build
 start_kafka
-start_mailroomd "$WORK/mailroomd.log" consumer.journal=true
+# shellcheck disable=SC2086
+start_mailroomd "$WORK/mailroomd.log" consumer.journal=true ${SETS:-}
 results_begin consume
 
 run_bench "mailroomd defaults (consumer.journal=true)" --mode "$MODE" \
     --topic mrcbench-journal
 status_and_stop
 if [[ $REFERENCES == 1 ]]; then
-    start_mailroomd "$WORK/mailroomd-nojournal.log" consumer.journal=false
+    # shellcheck disable=SC2086
+    start_mailroomd "$WORK/mailroomd-nojournal.log" consumer.journal=false \
+        ${SETS:-}
     run_bench "reference: consumer.journal=false" --mode "$MODE" \
         --topic mrcbench-nojournal
     stop_mailroomd

@@ -239,6 +239,25 @@ group__fits(const struct group_part *p, size_t bound)
 	return n < 1 ? 1 : n > GROUP__BATCH ? GROUP__BATCH : n;
 }
 
+/* The partition's queue held \p before records before the group read
+ * from it, \p after after: at its prefetch bounds, librdkafka had stopped
+ * fetching it, and does not look again until its broker's thread wakes
+ * (group_wake.c); woken before the queue is under them, it would not
+ * fetch either. \p last, the last record read, tells the size of those
+ * queued. */
+static void
+group__wake(struct mri_group *g, const struct group_part *p, size_t before,
+	    size_t after, const rd_kafka_message_t *last)
+{
+	size_t each = last->len + last->key_len + 1;
+	size_t most = g->prefetch_bytes / each;
+
+	if (most > g->prefetch_msgs)
+		most = g->prefetch_msgs;
+	if (g->prefetch_msgs > 0 && before >= most && after < most)
+		group__waker_post(g, p->topic, p->partition);
+}
+
 /* Take records from the queues of the partitions that have room, trim
  * what was committed. Called on the group's thread, without the lock.
  * @returns the number of records and errors taken. */
@@ -248,7 +267,7 @@ group__read(struct mri_group *g)
 	rd_kafka_message_t *ms[GROUP__BATCH];
 	size_t              got = 0, used = 0, bound = SIZE_MAX;
 
-	// The buffers' half of the memory budget, shared by the partitions
+	// The buffers' quarter of the memory budget, shared by the partitions
 	// held now. A partition reads what fits in its share, judged by the
 	// size of its last record, and nothing while it is over until acks
 	// bring it back under; an empty one reads at least one record (a
@@ -256,11 +275,11 @@ group__read(struct mri_group *g)
 	for (size_t i = 0; i < g->nparts; i++)
 		used += g->parts[i].used;
 	if (g->c.memory_bytes > 0 && used > 0)
-		bound = g->c.memory_bytes / 2 / used;
+		bound = g->c.memory_bytes / 4 / used;
 	for (size_t i = 0; i < g->nparts; i++) {
 		struct group_part *p = &g->parts[i];
 		ssize_t            n;
-		size_t             want;
+		size_t             want, queued;
 		bool               full;
 
 		if (!p->used)
@@ -273,9 +292,12 @@ group__read(struct mri_group *g)
 		pthread_mutex_unlock(&g->lock);
 		if (p->q == NULL || full)
 			continue;
-		n = rd_kafka_consume_batch_queue(p->q, 0, ms, want);
+		queued = rd_kafka_queue_length(p->q);
+		n      = rd_kafka_consume_batch_queue(p->q, 0, ms, want);
 		if (n <= 0)
 			continue;
+		group__wake(g, p, queued, rd_kafka_queue_length(p->q),
+			    ms[n - 1]);
 		group__arrive(g, p, (int32_t)i, ms, (size_t)n);
 		got += (size_t)n;
 	}
@@ -337,8 +359,9 @@ group__thread(void *arg)
 
 /* ---- life ------------------------------------------------------------ */
 
-/* librdkafka's prefetch: half the memory budget, shared by the
- * partitions of the group's topics. With a queue per partition, librdkafka
+/* librdkafka's prefetch: three quarters of the memory budget, shared by
+ * the partitions of the group's topics (less, and librdkafka 2.0.2's
+ * fetcher runs dry: group_wake.c). With a queue per partition, librdkafka
  * 2.0.2 fetches a partition while its queue holds fewer than
  * queued.min.messages records and fewer than queued.max.messages.kbytes,
  * and a fetch adds up to max.partition.fetch.bytes: the kbytes alone do
@@ -346,21 +369,22 @@ group__thread(void *arg)
  * bytes), so the count is bounded too. */
 static int
 group__prefetch(rd_kafka_conf_t *conf, const struct mri_group_conf *c,
-		char *errstr, size_t errstr_size)
+		uint32_t *msgs, size_t *kb, char *errstr, size_t errstr_size)
 {
 	uint32_t parts = c->partitions_hint > 0 ? c->partitions_hint : 4;
-	size_t   share = c->memory_bytes / 2 / parts;
+	size_t   share = c->memory_bytes / 4 * 3 / parts;
 
+	*msgs = 0;
+	*kb   = 0;
 	if (c->memory_bytes == 0)
 		return mri_kafka_set(conf, "queued.max.messages.kbytes", "8192",
 				     errstr, errstr_size);
+	*kb   = group__clamp(share >> 10, 64, 1 << 20);
+	*msgs = (uint32_t)group__clamp(share / (GROUP__REC_OVERHEAD + 128), 100,
+				       100000);
 	if (mri_kafka_set_int(conf, "queued.max.messages.kbytes",
-			      (long long)group__clamp(share >> 10, 64, 1 << 20),
-			      errstr, errstr_size) ||
-	    mri_kafka_set_int(conf, "queued.min.messages",
-			      (long long)group__clamp(
-				      share / (GROUP__REC_OVERHEAD + 128), 100,
-				      100000),
+			      (long long)*kb, errstr, errstr_size) ||
+	    mri_kafka_set_int(conf, "queued.min.messages", (long long)*msgs,
 			      errstr, errstr_size) ||
 	    mri_kafka_set_int(conf, "max.partition.fetch.bytes",
 			      (long long)group__clamp(share / 2, 64 << 10,
@@ -376,6 +400,8 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	      const struct mri_group_hooks *hooks, char *errstr,
 	      size_t errstr_size)
 {
+	uint32_t                         pf_msgs;
+	size_t                           pf_kb;
 	struct mri_group                *g;
 	struct mri_engine_conf           ec = {c->order, c->max_buffered,
 						c->credit, c->ack_deadline_ms,
@@ -419,7 +445,8 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 			  errstr_size) ||
 	    mri_kafka_set(conf, "partition.assignment.strategy", "range", errstr,
 		       errstr_size) ||
-	    group__prefetch(conf, c, errstr, errstr_size) != MR_OK) {
+	    group__prefetch(conf, c, &pf_msgs, &pf_kb, errstr, errstr_size) !=
+		    MR_OK) {
 		mri_journal_free(j);
 		return MR_ECONFIG;
 	}
@@ -430,8 +457,10 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 		snprintf(errstr, errstr_size, "out of memory");
 		return MR_ENOMEM;
 	}
-	g->j        = j;
-	g->c        = *c;
+	g->j              = j;
+	g->prefetch_msgs  = pf_msgs;
+	g->prefetch_bytes = pf_kb << 10;
+	g->c              = *c;
 	g->c.group  = g->name;
 	g->c.topics = NULL;
 	if (hooks != NULL)
@@ -455,6 +484,10 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 				  errstr_size)) == NULL)
 		goto fail;
 	rd_kafka_poll_set_consumer(g->rk);
+	if (g->prefetch_msgs > 0 && group__waker_start(g) != MR_OK) {
+		snprintf(errstr, errstr_size, "cannot start a thread");
+		goto fail_rk;
+	}
 	topics = rd_kafka_topic_partition_list_new((int)c->ntopics);
 	for (size_t i = 0; i < c->ntopics; i++)
 		rd_kafka_topic_partition_list_add(topics, c->topics[i],
@@ -474,6 +507,7 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	*out       = g;
 	return MR_OK;
 fail_rk:
+	group__waker_stop(g);
 	rd_kafka_consumer_close(g->rk);
 	rd_kafka_destroy(g->rk);
 	mri_journal_free(g->j);
@@ -550,6 +584,7 @@ mri_group_free(struct mri_group *g)
 	atomic_store(&g->stop, 1);
 	if (g->started)
 		pthread_join(g->thread, NULL);
+	group__waker_stop(g);
 	pthread_mutex_lock(&g->lock);
 	group__serve(g, mri_mono_ms(), &done);
 	l = group__commit_list(g, true);

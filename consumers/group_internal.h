@@ -123,6 +123,11 @@ struct mri_group {
 	// the hook after (group__fails_fire).
 	struct group_fails     fails;
 	uint64_t               next_commit_ms;
+	// librdkafka's prefetch bounds (group__prefetch), per partition;
+	// 0: librdkafka's defaults.
+	uint32_t               prefetch_msgs;
+	size_t                 prefetch_bytes;
+	struct group_waker    *waker; /* group_wake.c; NULL: none */
 };
 
 
@@ -136,6 +141,21 @@ group__rec_bytes(const struct group_rec *r)
 {
 	return r->size + GROUP__REC_OVERHEAD;
 }
+
+/** @brief Start the waker of \p g's fetcher (group_wake.c): librdkafka
+ *         2.0.2 stops fetching a partition whose queue reached its
+ *         prefetch bounds, and looks at it again only when its broker's
+ *         thread next wakes (up to a second later): a request to that
+ *         broker wakes it. @returns MR_OK or MR_ENOMEM. */
+int group__waker_start(struct mri_group *g);
+
+/** @brief Wake the fetcher of \p topic / \p partition soon (any thread:
+ *         it does not wait). */
+void group__waker_post(struct mri_group *g, const char *topic,
+		       int32_t partition);
+
+/** @brief Stop and free the waker; before the consumer closes. */
+void group__waker_stop(struct mri_group *g);
 
 /** @brief Delivery \p d of record \p r, its headers into \p hdrs
  *         (MRI_GROUP_HDR_MAX); handle, attempt and size are left 0. */

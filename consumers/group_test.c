@@ -516,7 +516,7 @@ gt_mem_wait(struct gt_mem *t)
 	ck_assert_int_eq(t->err, MR_OK);
 }
 
-/* A group whose budget's buffer half holds about 130 records of 1 KB
+/* A group whose budget's buffer quarter holds about 130 records of 1 KB
  * (max_buffered alone would let it hold 1,000): it buffers that many at
  * most, and still delivers every record as they are acked. */
 START_TEST(test_group_memory_bound)
@@ -537,7 +537,7 @@ START_TEST(test_group_memory_bound)
 	    .max_buffered       = 1000,
 	    .revoke_wait_ms     = 100,
 	    .session_timeout_ms = 6000,
-	    .memory_bytes       = 400 << 10,
+	    .memory_bytes       = 800 << 10,
 	    .partitions_hint    = 1,
 	};
 	// A record costs its bytes (its value, topic and id) and 512.
