@@ -35,6 +35,7 @@ struct mri_publisher {
 	pthread_mutex_t      cfg_lock;
 	char                 ce_source[256];
 	char                 ce_type[256];
+	atomic_bool          lean; /* the lean envelope */
 	atomic_ullong        confirmed;
 	atomic_ullong        failed;
 	atomic_ullong        duplicates;
@@ -201,12 +202,17 @@ mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b)
 	const char                  *why;
 	int                          rc;
 
-	pthread_mutex_lock(&p->cfg_lock);
-	memcpy(src, p->ce_source, sizeof(src));
-	memcpy(type, p->ce_type, sizeof(type));
-	pthread_mutex_unlock(&p->cfg_lock);
-	mri_time_fmt(mri_wall_ms(), now);
-	d = (struct mri_envelope_defaults){src, type, NULL, now};
+	d = (struct mri_envelope_defaults){.lean = atomic_load(&p->lean)};
+	if (!d.lean) {
+		pthread_mutex_lock(&p->cfg_lock);
+		memcpy(src, p->ce_source, sizeof(src));
+		memcpy(type, p->ce_type, sizeof(type));
+		pthread_mutex_unlock(&p->cfg_lock);
+		mri_time_fmt(mri_wall_ms(), now);
+		d.source = src;
+		d.type   = type;
+		d.time   = now;
+	}
 
 	b->p        = p;
 	b->prepared = true;
@@ -475,6 +481,7 @@ mri_publisher_new(struct mri_publisher          **out,
 	mri_cond_init(&p->wcond);
 	p->dedupe_window_ms = conf->dedupe_window_ms;
 	mri_publisher_set_envelope(p, conf->ce_source, conf->ce_type);
+	atomic_store(&p->lean, conf->envelope_lean);
 	if (conf->dedupe_window_ms > 0 &&
 	    mri_dedupe_new(&p->dedupe, conf->dedupe_window_ms,
 			   conf->dedupe_max_entries) != MR_OK) {
@@ -558,6 +565,12 @@ mri_publisher_set_envelope(struct mri_publisher *p, const char *source,
 		 source ? source : "");
 	snprintf(p->ce_type, sizeof(p->ce_type), "%s", type ? type : "");
 	pthread_mutex_unlock(&p->cfg_lock);
+}
+
+void
+mri_publisher_set_lean(struct mri_publisher *p, bool lean)
+{
+	atomic_store(&p->lean, lean);
 }
 
 void

@@ -399,6 +399,7 @@ srv__publisher_new(struct mri_server *s, const struct mri_config *cfg,
 	    .dedupe_max_entries = (size_t)cfg->dedupe_max_entries,
 	    .ce_source          = cfg->ce_source,
 	    .ce_type            = cfg->ce_type,
+	    .envelope_lean      = strcmp(cfg->envelope, "lean") == 0,
 	};
 	int rc;
 
@@ -611,6 +612,7 @@ void
 mri_server_reload(struct mri_server *s, const struct mri_config *cfg)
 {
 	mri_publisher_set_envelope(s->pub, cfg->ce_source, cfg->ce_type);
+	mri_publisher_set_lean(s->pub, strcmp(cfg->envelope, "lean") == 0);
 	mri_lag_set_interval(s->lag, (uint32_t)cfg->lag_interval_ms);
 	srv__bp_reload(s, cfg);
 }
