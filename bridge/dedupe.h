@@ -33,7 +33,6 @@ enum mri_dedupe_state {
 };
 
 struct mri_dedupe_entry {
-	struct mri_dedupe_entry  *hnext;
 	struct mri_dedupe_entry  *fnext; /* FIFO of DONE entries, oldest first */
 	struct mri_dedupe_entry  *fprev;
 	struct mri_dedupe_waiter *waiters;
