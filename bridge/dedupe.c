@@ -18,7 +18,7 @@ struct dedupe__slot {
 
 struct mri_dedupe {
 	struct dedupe__slot     *slots;
-	size_t                   nslots; /* a power of two, at least 2 x count */
+	size_t                   nslots; /* a power of two, >= 2 x count */
 	size_t                   count;
 	size_t                   pending;
 	struct mri_dedupe_entry *fhead;
@@ -54,13 +54,20 @@ dedupe__bytes(uint64_t h, const char *p, size_t n)
 	return dedupe__mix(h, w ^ (uint64_t)n << 56);
 }
 
-static uint64_t
-dedupe__hash(const char *topic, size_t tl, const char *id, size_t il)
+uint64_t
+mri_dedupe_hash(const char *topic, size_t topic_len, const char *id,
+		size_t id_len)
 {
-	uint64_t h = dedupe__bytes(0xcbf29ce484222325ULL, topic, tl);
+	uint64_t h = dedupe__bytes(0xcbf29ce484222325ULL, topic, topic_len);
 
-	h = dedupe__bytes(h, id, il);
+	h = dedupe__bytes(h, id, id_len);
 	return h ^ (h >> 29);
+}
+
+void
+mri_dedupe_prefetch(const struct mri_dedupe *d, uint64_t hash)
+{
+	__builtin_prefetch(&d->slots[hash & (d->nslots - 1)]);
 }
 
 int
@@ -169,7 +176,18 @@ mri_dedupe_check(struct mri_dedupe *d, const char *topic, size_t topic_len,
 		 const char *id, size_t id_len, uint64_t now_ms,
 		 struct mri_dedupe_entry **out)
 {
-	uint64_t                 h = dedupe__hash(topic, topic_len, id, id_len);
+	return mri_dedupe_check_hashed(d,
+				       mri_dedupe_hash(topic, topic_len, id,
+						       id_len),
+				       topic, topic_len, id, id_len, now_ms,
+				       out);
+}
+
+int
+mri_dedupe_check_hashed(struct mri_dedupe *d, uint64_t h, const char *topic,
+			size_t topic_len, const char *id, size_t id_len,
+			uint64_t now_ms, struct mri_dedupe_entry **out)
+{
 	size_t                   mask = d->nslots - 1;
 	struct mri_dedupe_entry *e    = NULL;
 

@@ -18,6 +18,8 @@
 
 // Records handed to the producer per call, from the submitting stack.
 #define PUBLISH__CHUNK 128
+// Records whose dedupe slot is asked for ahead of their lookup.
+#define PUBLISH__PREFETCH 8
 // How long results of purged records are waited for.
 #define PUBLISH__PURGE_WAIT_MS 10000
 
@@ -259,6 +261,11 @@ mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b)
 			publish__set(r, rc, -1, -1, why);
 			continue;
 		}
+		// The dedupe window's hash now, on this thread, not under the
+		// window's lock.
+		if (pv->given_id && p->dedupe != NULL)
+			pv->dhash = mri_dedupe_hash(r->topic, strlen(r->topic),
+						    r->id, r->id_len);
 		pv->pm.topic         = r->topic;
 		pv->pm.key           = r->key;
 		pv->pm.key_len       = r->key_len;
@@ -306,6 +313,14 @@ mri_publish_cancel(struct mri_pub_batch *b)
 	b->prepared = false;
 }
 
+/* Whether \p r goes through the dedupe window: to be sent, with an id of
+ * the caller's. */
+static bool
+publish__deduped(const struct mri_pub_rec *r)
+{
+	return r->priv.state == PUBLISH__READY && r->priv.given_id;
+}
+
 /* Look the records of \p b with a caller's id up in the dedupe window:
  * new ones go on (and write the entry), the others are duplicates, done
  * or waiting. */
@@ -313,6 +328,7 @@ static void
 publish__dedupe(struct mri_publisher *p, struct mri_pub_batch *b)
 {
 	uint64_t now_ms = mri_mono_ms();
+	uint32_t ahead  = 0;
 
 	pthread_mutex_lock(&p->dlock);
 	mri_dedupe_expire(p->dedupe, now_ms);
@@ -322,10 +338,17 @@ publish__dedupe(struct mri_publisher *p, struct mri_pub_batch *b)
 		struct mri_dedupe_entry *e;
 		int                      st;
 
-		if (pv->state != PUBLISH__READY || !pv->given_id)
+		// Each lookup is a cache miss in a big window: ask for the
+		// slots of the next few records while this one is looked up.
+		for (; ahead < b->n && ahead <= i + PUBLISH__PREFETCH; ahead++)
+			if (publish__deduped(&b->recs[ahead]))
+				mri_dedupe_prefetch(p->dedupe,
+						    b->recs[ahead].priv.dhash);
+		if (!publish__deduped(r))
 			continue;
-		st = mri_dedupe_check(p->dedupe, r->topic, strlen(r->topic),
-				      r->id, r->id_len, now_ms, &e);
+		st = mri_dedupe_check_hashed(p->dedupe, pv->dhash, r->topic,
+					     strlen(r->topic), r->id,
+					     r->id_len, now_ms, &e);
 		switch (st) {
 		case MRI_DEDUPE_NEW:
 			pv->dentry = e;
