@@ -74,7 +74,9 @@ start_kafka() {
 # sets MRD_PID and MRD_URL.
 start_mailroomd() {
     local log_file=$1 port i
-    local -a sets=()
+    # No HTTP API unless asked (http.listen=...): its default port may be
+    # another mailroomd's on a shared machine.
+    local -a sets=(--set http.listen=)
     shift
     for kv in "$@"; do
         sets+=(--set "$kv")
