@@ -114,17 +114,21 @@ else
 fi
 
 # --- SIGHUP: full, then a word that is neither ------------------------------
-# reload SETTINGS N: write the file, SIGHUP, wait for the Nth reload logged.
+# reload SETTINGS SAYS: write the file, SIGHUP, and wait (up to 10 s) for
+# mailroomd to log SAYS once more than before: it has applied the file
+# ('msg="reloaded"') or refused it ('reload refused').
 reload() {
+    local before
+    before=$(grep -c -- "$2" "$log")
     echo "$1" >"$work/settings.json"
     kill -HUP "$dpid"
     for _ in $(seq 100); do
-        [[ $(grep -c 'SIGHUP: reloading' "$log") -ge $2 ]] && break
+        [[ $(grep -c -- "$2" "$log") -gt $before ]] && return 0
         sleep 0.1
     done
-    sleep 0.3
+    mrt_fail "SIGHUP with $1: mailroomd did not log '$2' within 10 s"
 }
-reload '{"producer.envelope": "full"}' 1
+reload '{"producer.envelope": "full"}' 'msg="reloaded"'
 id4="lean-id-4-$$"
 # ce_time is the time mailroomd took it: its shape, not its value.
 if capture k4 --id "$id4" && [[ $got =~ ^ce_specversion=1\.0,ce_id=$id4,ce_source=mailroomd,ce_type=mailroom\.message,ce_time=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{12}Z$ ]]; then
@@ -132,7 +136,7 @@ if capture k4 --id "$id4" && [[ $got =~ ^ce_specversion=1\.0,ce_id=$id4,ce_sourc
 else
     mrt_fail "reloaded full: headers '$got'"
 fi
-reload '{"producer.envelope": "thin"}' 2
+reload '{"producer.envelope": "thin"}' 'reload refused'
 grep -q "producer.envelope: 'thin' is neither full nor lean" "$log" ||
     mrt_fail "a reload with producer.envelope=thin is not refused in the log"
 id5="lean-id-5-$$"
