@@ -12,8 +12,18 @@
 # (the same build on both sides: bench/ab_publish.sh build-bench
 # build-bench).
 #
+# BASE_SET and NEW_SET give each side's mailroomd settings (KEY=VALUE,
+# space-separated): NEW_SET=producer.envelope=lean with the same build on
+# both sides measures the lean envelope against the full one. With RAW=1
+# each round also runs the new build's publish_bench raw producer (N
+# messages, mailroomd's producer settings) without headers and with
+# mailroomd's five, and prints its msgs/s and CPU µs per message: the
+# references of issue #13's targets, on the same machine in the same
+# minute.
+#
 # Usage: bench/ab_publish.sh BASE_BUILD_DIR NEW_BUILD_DIR
-# Environment: N [300000], BATCH [1000], ROUNDS [4], BOUND_NEW [0].
+# Environment: N [300000], BATCH [1000], ROUNDS [4], BOUND_NEW [0],
+#              BASE_SET [], NEW_SET [], RAW [0].
 # Build the base with e.g.
 #   git worktree add --detach /tmp/base REV &&
 #   cmake -S /tmp/base -B /tmp/base/b -DCMAKE_BUILD_TYPE=Release \
@@ -26,6 +36,8 @@ N=${N:-300000}
 BATCH=${BATCH:-1000}
 ROUNDS=${ROUNDS:-4}
 BOUND_NEW=${BOUND_NEW:-0}
+RAW=${RAW:-0}
+declare -A SETS=([base]=${BASE_SET:-} [new]=${NEW_SET:-})
 KS=$ROOT/tests/kafka/kafka.sh
 W=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-ab.XXXXXX")
 declare -A DIR=([base]=$1 [new]=$2) PID=()
@@ -45,8 +57,10 @@ n = int(sys.argv[1])
 sys.stdout.write(''.join('k%d\t%06d%s\n' % (i % 1000, i, 'x' * 94) for i in range(n)))
 " "$N" >"$W/lines.txt"
 for v in base new; do
+    sets=(--set http.listen=)
+    for kv in ${SETS[$v]}; do sets+=(--set "$kv"); done
     "${DIR[$v]}/mailroomd" --brokers "$brokers" --listen "ipc://$W/$v.sock" \
-        >"$W/$v.log" 2>&1 &
+        "${sets[@]}" >"$W/$v.log" 2>&1 &
     PID[$v]=$!
 done
 sleep 3
@@ -81,4 +95,16 @@ for round in $(seq "$ROUNDS"); do
 n, w, c = $N, $s1 - $s0, ($c1 - $c0) / $(getconf CLK_TCK)
 print('%-4s round %d: %8.0f msgs/s   mailroomd %5.2f us/msg' % ('$v', $round, n / w, c * 1e6 / n))"
     done
+    if [[ $RAW == 1 ]]; then
+        for h in none headers; do
+            args=(--brokers "$brokers" --mode raw --samples 0 --count "$N"
+                --topic "ab-raw-$h-$round")
+            [[ $h == headers ]] && args+=(--raw-headers)
+            "${DIR[new]}/bench/publish_bench" "${args[@]}" 2>/dev/null |
+                tail -n 1 | python3 -c "
+import json, sys
+r = json.load(sys.stdin)['raw']
+print('raw %-7s round %d: %8.0f msgs/s   producer  %5.2f us/msg' % ('$h', $round, r['msgs_per_s'], r['cpu_s'] * 1e6 / max(r['msgs'], 1)))"
+        done
+    fi
 done

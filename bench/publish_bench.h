@@ -41,6 +41,9 @@ struct bench_opts {
 	int         timeout_ms;
 	bool        raw_headers;
 	bool        throughput;
+	bool        unbatched; /* the pipelined and sync cases */
+	int         mrd_pid;   /* mailroomd's, for its CPU; 0: none */
+	double      target;    /* batched / raw, for the target line */
 };
 
 struct bench_latency {

@@ -5,9 +5,13 @@
 # mailroom against the same Kafka, in the same run) for 100-byte and 1 KiB
 # messages, then stops everything. Everything listens on 127.0.0.1.
 #
-# Two references follow the main runs: the raw producer writing mailroomd's
-# CloudEvents headers (what the envelope alone costs), and the latency
-# measured again with linger.ms 0 on both sides (a second mailroomd).
+# References follow the main runs: mailroom batched against the raw
+# producer writing mailroomd's CloudEvents headers (issue #13's target 1:
+# >= 0.9x), mailroom batched with a second mailroomd writing the lean
+# envelope (producer.envelope=lean) against the raw producer writing none
+# (target 2: >= 0.5x), and the latency measured again with linger.ms 0 on
+# both sides (a third mailroomd). Every mailroom run reports mailroomd's
+# CPU µs per message beside the raw producer's.
 #
 # Usage: bench/run_publish.sh [BUILD_DIR]   (default: build-bench at the
 #                                            repository root)
@@ -18,7 +22,7 @@
 #   REPEAT [3]                     throughput runs per size (median reported)
 #   SAMPLES [5000]                 latency samples per side
 #   TIMEOUT_MS [10000]             the client's request timeout
-#   REFERENCES [1]                 0: skip the two reference runs
+#   REFERENCES [1]                 0: skip the reference runs
 #   MAILROOMD [BUILD_DIR/mailroomd] another daemon binary, for A/B runs
 #   KEEP=1                         keep the temporary directory (logs, data)
 # Results are also saved to BUILD_DIR/bench-results/publish-<time>.txt.
@@ -47,15 +51,27 @@ start_mailroomd "$WORK/mailroomd.log" "producer.linger_ms=$LINGER"
 results_begin publish
 
 run_bench "100-byte messages" --mode both --linger-ms "$LINGER" \
-    --size 100 --count "$N100" --batch "$BATCH" --inflight "$INFLIGHT"
+    --size 100 --count "$N100" --batch "$BATCH" --inflight "$INFLIGHT" \
+    --mrd-pid "$MRD_PID"
 run_bench "1 KiB messages" --mode both --linger-ms "$LINGER" \
-    --size 1024 --count "$N1K" --batch "$BATCH" --inflight "$INFLIGHT"
+    --size 1024 --count "$N1K" --batch "$BATCH" --inflight "$INFLIGHT" \
+    --mrd-pid "$MRD_PID"
 if [[ $REFERENCES == 1 ]]; then
     run_bench "reference: 100-byte, raw producer with mailroomd's headers" \
-        --mode raw --raw-headers --linger-ms "$LINGER" --samples 0 \
-        --size 100 --count "$N100"
+        --mode both --raw-headers --no-unbatched --target 0.9 \
+        --linger-ms "$LINGER" --samples 0 --size 100 --count "$N100" \
+        --batch "$BATCH" --inflight "$INFLIGHT" --mrd-pid "$MRD_PID"
 fi
 status_and_stop
+if [[ $REFERENCES == 1 ]]; then
+    start_mailroomd "$WORK/mailroomd-lean.log" "producer.linger_ms=$LINGER" \
+        producer.envelope=lean
+    run_bench "lean envelope: 100-byte, raw producer without headers" \
+        --mode both --no-unbatched --target 0.5 --linger-ms "$LINGER" \
+        --samples 0 --size 100 --count "$N100" --batch "$BATCH" \
+        --inflight "$INFLIGHT" --mrd-pid "$MRD_PID"
+    stop_mailroomd
+fi
 if [[ $REFERENCES == 1 && $LINGER != 0 ]]; then
     start_mailroomd "$WORK/mailroomd-linger0.log" producer.linger_ms=0
     run_bench "reference: latency with linger.ms 0 on both sides" \
@@ -64,5 +80,5 @@ if [[ $REFERENCES == 1 && $LINGER != 0 ]]; then
 fi
 
 check_logs
-summary '^(target|added by|mailroom batched|raw librdkafka)'
+summary '^(target|added by|mailroom batched|raw librdkafka|raw producer|mailroomd )'
 exit "$FAILED"

@@ -33,7 +33,6 @@ enum mri_dedupe_state {
 };
 
 struct mri_dedupe_entry {
-	struct mri_dedupe_entry  *hnext;
 	struct mri_dedupe_entry  *fnext; /* FIFO of DONE entries, oldest first */
 	struct mri_dedupe_entry  *fprev;
 	struct mri_dedupe_waiter *waiters;
@@ -68,6 +67,23 @@ void mri_dedupe_free(struct mri_dedupe *d);
 int mri_dedupe_check(struct mri_dedupe *d, const char *topic,
 		     size_t topic_len, const char *id, size_t id_len,
 		     uint64_t now_ms, struct mri_dedupe_entry **e);
+
+/** @returns the hash of (topic, id) that mri_dedupe_check_hashed takes:
+ *           a pure function, for any thread, no lock needed. */
+uint64_t mri_dedupe_hash(const char *topic, size_t topic_len, const char *id,
+			 size_t id_len);
+
+/** @brief Start loading the index slot of \p hash into the cache (a lookup
+ *         is a cache miss in a big window): a caller that looks up many
+ *         ids asks for one a few lookups ahead. */
+void mri_dedupe_prefetch(const struct mri_dedupe *d, uint64_t hash);
+
+/** @brief mri_dedupe_check with the hash of (topic, id) already made by
+ *         mri_dedupe_hash. */
+int mri_dedupe_check_hashed(struct mri_dedupe *d, uint64_t hash,
+			    const char *topic, size_t topic_len,
+			    const char *id, size_t id_len, uint64_t now_ms,
+			    struct mri_dedupe_entry **e);
 
 /** @brief Wait on a pending entry. */
 void mri_dedupe_wait(struct mri_dedupe_entry *e, struct mri_dedupe_waiter *w);

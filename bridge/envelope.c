@@ -137,16 +137,22 @@ mri_envelope_make(const struct mri_hdr_view *hs, uint16_t n, const char *id,
 			}
 	}
 
-	hs_out = rd_kafka_headers_new((size_t)n + 6);
-	rd_kafka_header_add(hs_out, MRI_H_SPECVERSION, -1, MRI_CE_SPECVERSION,
-			    3);
-	rd_kafka_header_add(hs_out, MRI_H_ID, -1, id, (ssize_t)id_len);
+	// librdkafka allocates the list and each header: size the list
+	// exactly, so that it never grows.
+	hs_out = rd_kafka_headers_new((size_t)n + (d->lean ? 1 : 6));
+	if (!d->lean)
+		rd_kafka_header_add(hs_out, MRI_H_SPECVERSION,
+				    sizeof(MRI_H_SPECVERSION) - 1,
+				    MRI_CE_SPECVERSION,
+				    sizeof(MRI_CE_SPECVERSION) - 1);
+	rd_kafka_header_add(hs_out, MRI_H_ID, sizeof(MRI_H_ID) - 1, id,
+			    (ssize_t)id_len);
 	for (size_t k = 0; k < ENVELOPE__NPLACED; k++) {
 		if (at[k] >= 0)
 			rd_kafka_header_add(hs_out, hs[at[k]].name,
 					    hs[at[k]].name_len, hs[at[k]].value,
 					    (ssize_t)hs[at[k]].value_len);
-		else if (defs[k] != NULL && defs[k][0] != '\0')
+		else if (!d->lean && defs[k] != NULL && defs[k][0] != '\0')
 			rd_kafka_header_add(hs_out, envelope__placed[k], -1,
 					    defs[k], -1);
 	}

@@ -10,6 +10,7 @@
 #ifndef MRI_ENVELOPE_H
 #define MRI_ENVELOPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <librdkafka/rdkafka.h>
@@ -33,6 +34,10 @@ struct mri_envelope_defaults {
 	const char *type;         /* ce_type when the publisher gives none */
 	const char *content_type; /* content-type, likewise */
 	const char *time;         /* ce_time: now, formatted by mri_time_fmt */
+	/* The lean envelope (producer.envelope=lean): ce_id and what the
+	 * publisher set, nothing else; no ce_specversion, and none of the
+	 * defaults above is written. */
+	bool        lean;
 };
 
 /** @brief Format \p ms since the epoch as RFC 3339 UTC with milliseconds. */
@@ -52,7 +57,11 @@ int mri_envelope_id_valid(const char *id, size_t len);
 /**
  * @brief Build the headers of a record whose message id is \p id (the
  *        publisher's, or one assigned to it) from the publisher's \p n
- *        headers \p hs (borrowed, read during the call only).
+ *        headers \p hs (borrowed, read during the call only): in full
+ *        CloudEvents (ce_specversion, ce_id, then the placed headers, the
+ *        publisher's or \p d's defaults), or, when d->lean, ce_id and only
+ *        the headers the publisher gave (placed ones first, the same
+ *        order).
  * @returns MR_OK and *out (new: rd_kafka_headers_destroy it, or hand it to
  *          the producer), or MR_EINVAL with a static sentence in \p why when
  *          the publisher set a header that only mailroomd sets

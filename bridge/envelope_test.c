@@ -29,7 +29,12 @@ struct envelope_test__hdr {
 
 static const struct mri_envelope_defaults envelope_test__defaults = {
     "mailroomd", "mailroom.message", "application/json",
-    "2025-11-25T17:30:54.123Z"};
+    "2025-11-25T17:30:54.123Z", false};
+
+/* The same defaults, lean: none of them may be written. */
+static const struct mri_envelope_defaults envelope_test__lean = {
+    "mailroomd", "mailroom.message", "application/json",
+    "2025-11-25T17:30:54.123Z", true};
 
 static const uint8_t envelope_test__bin[] = {0x00, 'a', 0x00, 0xff, 0x00};
 
@@ -116,22 +121,29 @@ envelope_test__expect(const struct mri_hdr_view *hs, uint16_t n,
 }
 
 static void
-envelope_test__refused(const struct mri_hdr_view *hs, uint16_t n)
+envelope_test__refused_by(const struct mri_hdr_view *hs, uint16_t n,
+			  const struct mri_envelope_defaults *d)
 {
 	struct mri_wbuf      b;
 	struct mri_pub_view *v   = envelope_test__view(&b, hs, n);
 	rd_kafka_headers_t  *out = NULL;
 	const char          *why = NULL;
 
-	ck_assert_int_eq(envelope_test__headers(v, "id", 2,
-					      &envelope_test__defaults, &out,
-					      &why),
+	ck_assert_int_eq(envelope_test__headers(v, "id", 2, d, &out, &why),
 			 MR_EINVAL);
 	ck_assert_ptr_null(out);
 	ck_assert_ptr_nonnull(why);
 	ck_assert(why[0] != '\0');
 	free(v);
 	mri_wbuf_fini(&b);
+}
+
+/* Refused in both envelopes. */
+static void
+envelope_test__refused(const struct mri_hdr_view *hs, uint16_t n)
+{
+	envelope_test__refused_by(hs, n, &envelope_test__defaults);
+	envelope_test__refused_by(hs, n, &envelope_test__lean);
 }
 
 /* ---- times and ids ------------------------------------------------------
@@ -385,6 +397,69 @@ START_TEST(test_headers_refused)
 }
 END_TEST
 
+/* The lean envelope: ce_id and nothing the publisher did not give. */
+START_TEST(test_lean_bare)
+{
+	struct envelope_test__hdr want[] = {
+	    {"ce_id", ENVELOPE_TEST__ID, 36},
+	};
+
+	envelope_test__expect(NULL, 0, ENVELOPE_TEST__ID, 36,
+			      &envelope_test__lean, want, 1);
+}
+END_TEST
+
+/* Lean with what the publisher set: ce_id, the placed ones in their
+ * documented order, then the rest in the publisher's order; no default
+ * fills a placed header that was not given. */
+START_TEST(test_lean_publisher_given)
+{
+	struct mri_hdr_view hs[] = {
+	    {"x-bin", 5, envelope_test__bin, sizeof(envelope_test__bin)},
+	    {"mr_correlation_id", 17, "c-9", 3},
+	    {"ce_type", 7, "order.created", 13},
+	    {"empty", 5, "", 0},
+	    {"ce_time", 7, "2020-01-01T00:00:00.000Z", 24},
+	    {"x-bin", 5, "2", 1},
+	};
+	struct envelope_test__hdr want[] = {
+	    {"ce_id", "m-1", 3},
+	    {"ce_type", "order.created", 13},
+	    {"ce_time", "2020-01-01T00:00:00.000Z", 24},
+	    {"mr_correlation_id", "c-9", 3},
+	    {"x-bin", envelope_test__bin, sizeof(envelope_test__bin)},
+	    {"empty", "", 0},
+	    {"x-bin", "2", 1},
+	};
+
+	envelope_test__expect(hs, 6, "m-1", 3, &envelope_test__lean, want, 7);
+}
+END_TEST
+
+/* Lean with every placed header given: the same record as full, less
+ * ce_specversion. */
+START_TEST(test_lean_publisher_all)
+{
+	struct mri_hdr_view hs[] = {
+	    {"mr_reply_to", 11, "replies/7", 9},
+	    {"ce_time", 7, "2020-01-01T00:00:00.000Z", 24},
+	    {"ce_source", 9, "svc", 3},
+	    {"content-type", 12, "text/plain", 10},
+	    {"ce_type", 7, "t", 1},
+	};
+	struct envelope_test__hdr want[] = {
+	    {"ce_id", "m-2", 3},
+	    {"ce_source", "svc", 3},
+	    {"ce_type", "t", 1},
+	    {"ce_time", "2020-01-01T00:00:00.000Z", 24},
+	    {"content-type", "text/plain", 10},
+	    {"mr_reply_to", "replies/7", 9},
+	};
+
+	envelope_test__expect(hs, 5, "m-2", 3, &envelope_test__lean, want, 6);
+}
+END_TEST
+
 /* ---- UUIDv7 -------------------------------------------------------------
  */
 
@@ -546,6 +621,9 @@ envelope_test__suite(void)
 	tcase_add_test(tc, test_headers_publisher_all);
 	tcase_add_test(tc, test_headers_near_names);
 	tcase_add_test(tc, test_headers_refused);
+	tcase_add_test(tc, test_lean_bare);
+	tcase_add_test(tc, test_lean_publisher_given);
+	tcase_add_test(tc, test_lean_publisher_all);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("uuid7");

@@ -18,6 +18,8 @@
 
 // Records handed to the producer per call, from the submitting stack.
 #define PUBLISH__CHUNK 128
+// Records whose dedupe slot is asked for ahead of their lookup.
+#define PUBLISH__PREFETCH 8
 // How long results of purged records are waited for.
 #define PUBLISH__PURGE_WAIT_MS 10000
 
@@ -35,6 +37,7 @@ struct mri_publisher {
 	pthread_mutex_t      cfg_lock;
 	char                 ce_source[256];
 	char                 ce_type[256];
+	atomic_bool          lean; /* the lean envelope */
 	atomic_ullong        confirmed;
 	atomic_ullong        failed;
 	atomic_ullong        duplicates;
@@ -201,12 +204,17 @@ mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b)
 	const char                  *why;
 	int                          rc;
 
-	pthread_mutex_lock(&p->cfg_lock);
-	memcpy(src, p->ce_source, sizeof(src));
-	memcpy(type, p->ce_type, sizeof(type));
-	pthread_mutex_unlock(&p->cfg_lock);
-	mri_time_fmt(mri_wall_ms(), now);
-	d = (struct mri_envelope_defaults){src, type, NULL, now};
+	d = (struct mri_envelope_defaults){.lean = atomic_load(&p->lean)};
+	if (!d.lean) {
+		pthread_mutex_lock(&p->cfg_lock);
+		memcpy(src, p->ce_source, sizeof(src));
+		memcpy(type, p->ce_type, sizeof(type));
+		pthread_mutex_unlock(&p->cfg_lock);
+		mri_time_fmt(mri_wall_ms(), now);
+		d.source = src;
+		d.type   = type;
+		d.time   = now;
+	}
 
 	b->p        = p;
 	b->prepared = true;
@@ -253,6 +261,11 @@ mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b)
 			publish__set(r, rc, -1, -1, why);
 			continue;
 		}
+		// The dedupe window's hash now, on this thread, not under the
+		// window's lock.
+		if (pv->given_id && p->dedupe != NULL)
+			pv->dhash = mri_dedupe_hash(r->topic, strlen(r->topic),
+						    r->id, r->id_len);
 		pv->pm.topic         = r->topic;
 		pv->pm.key           = r->key;
 		pv->pm.key_len       = r->key_len;
@@ -300,6 +313,14 @@ mri_publish_cancel(struct mri_pub_batch *b)
 	b->prepared = false;
 }
 
+/* Whether \p r goes through the dedupe window: to be sent, with an id of
+ * the caller's. */
+static bool
+publish__deduped(const struct mri_pub_rec *r)
+{
+	return r->priv.state == PUBLISH__READY && r->priv.given_id;
+}
+
 /* Look the records of \p b with a caller's id up in the dedupe window:
  * new ones go on (and write the entry), the others are duplicates, done
  * or waiting. */
@@ -307,6 +328,7 @@ static void
 publish__dedupe(struct mri_publisher *p, struct mri_pub_batch *b)
 {
 	uint64_t now_ms = mri_mono_ms();
+	uint32_t ahead  = 0;
 
 	pthread_mutex_lock(&p->dlock);
 	mri_dedupe_expire(p->dedupe, now_ms);
@@ -316,10 +338,17 @@ publish__dedupe(struct mri_publisher *p, struct mri_pub_batch *b)
 		struct mri_dedupe_entry *e;
 		int                      st;
 
-		if (pv->state != PUBLISH__READY || !pv->given_id)
+		// Each lookup is a cache miss in a big window: ask for the
+		// slots of the next few records while this one is looked up.
+		for (; ahead < b->n && ahead <= i + PUBLISH__PREFETCH; ahead++)
+			if (publish__deduped(&b->recs[ahead]))
+				mri_dedupe_prefetch(p->dedupe,
+						    b->recs[ahead].priv.dhash);
+		if (!publish__deduped(r))
 			continue;
-		st = mri_dedupe_check(p->dedupe, r->topic, strlen(r->topic),
-				      r->id, r->id_len, now_ms, &e);
+		st = mri_dedupe_check_hashed(p->dedupe, pv->dhash, r->topic,
+					     strlen(r->topic), r->id,
+					     r->id_len, now_ms, &e);
 		switch (st) {
 		case MRI_DEDUPE_NEW:
 			pv->dentry = e;
@@ -475,6 +504,7 @@ mri_publisher_new(struct mri_publisher          **out,
 	mri_cond_init(&p->wcond);
 	p->dedupe_window_ms = conf->dedupe_window_ms;
 	mri_publisher_set_envelope(p, conf->ce_source, conf->ce_type);
+	atomic_store(&p->lean, conf->envelope_lean);
 	if (conf->dedupe_window_ms > 0 &&
 	    mri_dedupe_new(&p->dedupe, conf->dedupe_window_ms,
 			   conf->dedupe_max_entries) != MR_OK) {
@@ -558,6 +588,12 @@ mri_publisher_set_envelope(struct mri_publisher *p, const char *source,
 		 source ? source : "");
 	snprintf(p->ce_type, sizeof(p->ce_type), "%s", type ? type : "");
 	pthread_mutex_unlock(&p->cfg_lock);
+}
+
+void
+mri_publisher_set_lean(struct mri_publisher *p, bool lean)
+{
+	atomic_store(&p->lean, lean);
 }
 
 void

@@ -14,7 +14,9 @@
  *     is 1-255 bytes, none a control byte (else MR_EINVAL);
  *   - its headers get the envelope (bridge/envelope.h), with ce_source
  *     and ce_type from the publisher's settings when the caller gives
- *     none (mri_publisher_set_envelope changes them live); a raw record
+ *     none (mri_publisher_set_envelope changes them live), or the lean
+ *     envelope, ce_id and the caller's headers only, when the publisher
+ *     is set lean (mri_publisher_set_lean, also live); a raw record
  *     (a copy of another: see mri_pub_rec.raw) keeps its headers exactly
  *     as given instead, and must have an id of the caller's;
  *   - with the dedupe window on, a caller-given id already published to
@@ -83,6 +85,7 @@ struct mri_pub_rec_priv {
 	struct mri_pub_batch    *b;
 	struct mri_pmsg          pm;
 	struct mri_dedupe_entry *dentry; /* the entry it writes */
+	uint64_t                 dhash;  /* its (topic, id)'s, for dedupe */
 	uint8_t                  state;
 	bool                     given_id;
 	char                     idbuf[MRI_UUID_STRLEN + 1];
@@ -152,6 +155,7 @@ struct mri_publisher_conf {
 	size_t       dedupe_max_entries;
 	const char  *ce_source; /* envelope defaults (reloadable) */
 	const char  *ce_type;
+	bool         envelope_lean; /* the lean envelope (reloadable) */
 };
 
 struct mri_publisher_stats {
@@ -200,6 +204,11 @@ void mri_publisher_free(struct mri_publisher *p);
  *         batches prepared from now on. Any thread. */
 void mri_publisher_set_envelope(struct mri_publisher *p, const char *source,
 				const char *type);
+
+/** @brief Write the lean envelope (true: ce_id and the publisher's
+ *         headers only) or the full CloudEvents one (false) in batches
+ *         prepared from now on. Any thread. */
+void mri_publisher_set_lean(struct mri_publisher *p, bool lean);
 
 /** @brief A snapshot of the counters: atomics, and each of the producer's
  *         and the dedupe window's lock briefly. Any thread. */

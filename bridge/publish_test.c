@@ -549,6 +549,45 @@ t_read_all_headers(const char *bootstrap, const char *topic, int32_t part,
 	rd_kafka_destroy(rk);
 }
 
+/* mri_publisher_set_lean: batches prepared from then on get the lean
+ * envelope (ce_id only, with no header of the caller's), and back. */
+START_TEST(test_envelope_lean)
+{
+	struct mri_embedded  *e = t_cluster("lean");
+	struct mri_publisher *p = t_publisher(e);
+	static struct t_batch b;
+	struct t_hdrs         got;
+
+	mri_publisher_set_lean(p, true);
+	t_fill(&b, "lean", 1, 0, (const char *const[]){"lean-1"});
+	t_submit(p, &b);
+	ck_assert(mri_publisher_drain(p, 30000));
+	ck_assert_int_eq(b.recs[0].res.err, MR_OK);
+	t_read_all_headers(mri_embedded_bootstraps(e), "lean",
+			   b.recs[0].res.partition, b.recs[0].res.offset,
+			   &got);
+	ck_assert_uint_eq(got.n, 1);
+	ck_assert_str_eq(got.names[0], "ce_id");
+	ck_assert_uint_eq(got.val_lens[0], 6);
+	ck_assert_mem_eq(got.vals[0], "lean-1", 6);
+
+	mri_publisher_set_lean(p, false);
+	t_fill(&b, "lean", 1, 0, (const char *const[]){"full-1"});
+	t_submit(p, &b);
+	ck_assert(mri_publisher_drain(p, 30000));
+	ck_assert_int_eq(b.recs[0].res.err, MR_OK);
+	t_read_all_headers(mri_embedded_bootstraps(e), "lean",
+			   b.recs[0].res.partition, b.recs[0].res.offset,
+			   &got);
+	ck_assert_uint_eq(got.n, 5);
+	ck_assert_str_eq(got.names[0], "ce_specversion");
+	ck_assert_str_eq(got.names[1], "ce_id");
+	ck_assert_str_eq(got.names[4], "ce_time");
+	mri_publisher_free(p);
+	mri_embedded_stop(e);
+}
+END_TEST
+
 START_TEST(test_raw_records)
 {
 	struct mri_embedded       *e = t_cluster("raw");
@@ -658,6 +697,7 @@ main(void)
 	tcase_add_test(tc, test_drain_fails_the_rest);
 	tcase_add_test(tc, test_refusals_and_hints);
 	tcase_add_test(tc, test_envelope_reload);
+	tcase_add_test(tc, test_envelope_lean);
 	tcase_add_test(tc, test_raw_records);
 	suite_add_tcase(s, tc);
 	r = srunner_create(s);

@@ -60,6 +60,11 @@ static const struct config__entry config__table[] = {
      "16777216", 1000, 1000000000, false,
      "largest record the producer sends (the topic's max.message.bytes "
      "applies too)"},
+    {"producer.envelope", CFG_STR, CFG_OFF(envelope), "full", 0, 0, true,
+     "full: every record carries the CloudEvents headers (ce_specversion, "
+     "ce_id, ce_source, ce_type, ce_time); lean: ce_id and what the "
+     "publisher set only, for throughput (docs/PROTOCOL.md, \"The record "
+     "envelope\", says what a consumer then lacks)"},
     {"shutdown.timeout_ms", CFG_INT, CFG_OFF(shutdown_timeout_ms), "10000", 0,
      600000, false,
      "on SIGTERM, how long to wait for Kafka to confirm what is in flight"},
@@ -362,6 +367,13 @@ mri_config_check(const struct mri_config *c, char *errstr,
 			 "consumer.retry.backoff_initial_ms (%lld)",
 			 c->consumer_retry_backoff_max_ms,
 			 c->consumer_retry_backoff_initial_ms);
+		return MR_ECONFIG;
+	}
+	if (strcmp(c->envelope, "full") != 0 &&
+	    strcmp(c->envelope, "lean") != 0) {
+		snprintf(errstr, errstr_size,
+			 "producer.envelope: '%s' is neither full nor lean",
+			 c->envelope);
 		return MR_ECONFIG;
 	}
 	return MR_OK;

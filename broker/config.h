@@ -29,6 +29,7 @@ struct mri_config {
 	long long linger_ms;
 	long long message_timeout_ms;
 	long long message_max_bytes;
+	char     *envelope; /* producer.envelope: full or lean */
 	long long shutdown_timeout_ms;
 	char     *log_level;
 	char     *log_format;
@@ -88,7 +89,8 @@ int mri_config_set(struct mri_config *c, const char *name, const char *value,
 /**
  * @brief Check the rules between settings (each is checked alone when it
  *        is set): consumer.retry.backoff_max_ms not below
- *        consumer.retry.backoff_initial_ms. Call it once every source was
+ *        consumer.retry.backoff_initial_ms; producer.envelope full or
+ *        lean. Call it once every source was
  *        applied.
  * @returns MR_OK, or MR_ECONFIG with a sentence in errstr.
  */

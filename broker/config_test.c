@@ -278,6 +278,29 @@ START_TEST(test_check)
 }
 END_TEST
 
+/* producer.envelope: full by default, lean allowed, and reloadable; any
+ * other word is refused by the check (a reload with it is refused). */
+START_TEST(test_envelope)
+{
+	struct mri_config c;
+	char              errstr[256];
+
+	config_test__init(&c);
+	ck_assert_str_eq(c.envelope, "full");
+	config_test__set(&c, "producer.envelope", "lean", true);
+	ck_assert_str_eq(c.envelope, "lean");
+	ck_assert_int_eq(mri_config_check(&c, errstr, sizeof(errstr)), MR_OK);
+	config_test__set(&c, "producer.envelope", "Lean", false);
+	ck_assert_int_eq(mri_config_check(&c, errstr, sizeof(errstr)),
+			 MR_ECONFIG);
+	ck_assert_str_eq(errstr,
+			 "producer.envelope: 'Lean' is neither full nor lean");
+	config_test__set(&c, "producer.envelope", "full", false);
+	ck_assert_int_eq(mri_config_check(&c, errstr, sizeof(errstr)), MR_OK);
+	mri_config_fini(&c);
+}
+END_TEST
+
 START_TEST(test_set_bool)
 {
 	struct mri_config c;
@@ -763,6 +786,7 @@ config_test__suite(void)
 
 	tc = tcase_create("env");
 	tcase_add_test(tc, test_env);
+	tcase_add_test(tc, test_envelope);
 	tcase_add_test(tc, test_env_errors);
 	tcase_add_test(tc, test_file_then_env);
 	suite_add_tcase(s, tc);

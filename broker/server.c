@@ -38,6 +38,10 @@
 #define SRV__ADMIN_TIMEOUT_MS 15000
 // Frames up to this size are always read, and refused with a reply.
 #define SRV__RECV_FLOOR (64u << 20)
+// What a context keeps from one request to the next: the views of up to
+// this many messages (64 bytes each), and up to this many topic names.
+#define SRV__KEEP_VIEWS 16384
+#define SRV__KEEP_TOPICS 16
 // How long closing the nng socket may take at shutdown (nng 1.5.2 can
 // wedge there: see srv__close_bounded).
 #define SRV__CLOSE_WAIT_MS 5000
@@ -46,22 +50,50 @@ static void srv__recv(struct srv_ctx *c);
 static void srv__unbusy(struct mri_server *s);
 static int  srv__split_urls(struct mri_server *s, const char *list);
 
+/* A request is finished: its message goes; the views and topic names stay
+ * for the next one (a steady stream allocates nothing for them), unless
+ * there were many. */
 static void
 srv__request_free(struct srv_ctx *c)
 {
 	struct srv_topic *t, *n;
+	size_t            nt = 0;
 
-	free(c->views);
+	for (t = c->topics; t != NULL; t = t->next)
+		nt++;
+	if (nt > SRV__KEEP_TOPICS) {
+		for (t = c->topics; t != NULL; t = n) {
+			n = t->next;
+			free(t);
+		}
+		c->topics = NULL;
+	}
+	if (c->views_cap > SRV__KEEP_VIEWS) {
+		free(c->views);
+		c->views     = NULL;
+		c->views_cap = 0;
+	}
+	if (c->req)
+		nng_msg_free(c->req);
+	c->req   = NULL;
+	c->count = 0;
+}
+
+/* The context is going: what srv__request_free kept goes too. */
+static void
+srv__ctx_fini(struct srv_ctx *c)
+{
+	struct srv_topic *t, *n;
+
+	srv__request_free(c);
 	for (t = c->topics; t != NULL; t = n) {
 		n = t->next;
 		free(t);
 	}
-	if (c->req)
-		nng_msg_free(c->req);
-	c->views  = NULL;
-	c->topics = NULL;
-	c->req    = NULL;
-	c->count  = 0;
+	free(c->views);
+	c->topics    = NULL;
+	c->views     = NULL;
+	c->views_cap = 0;
 }
 
 /* Send \p m (taken) as the reply; the request is finished. ERROR replies
@@ -400,6 +432,7 @@ srv__publisher_new(struct mri_server *s, const struct mri_config *cfg,
 	    .dedupe_max_entries = (size_t)cfg->dedupe_max_entries,
 	    .ce_source          = cfg->ce_source,
 	    .ce_type            = cfg->ce_type,
+	    .envelope_lean      = strcmp(cfg->envelope, "lean") == 0,
 	};
 	int rc;
 
@@ -612,6 +645,7 @@ void
 mri_server_reload(struct mri_server *s, const struct mri_config *cfg)
 {
 	mri_publisher_set_envelope(s->pub, cfg->ce_source, cfg->ce_type);
+	mri_publisher_set_lean(s->pub, strcmp(cfg->envelope, "lean") == 0);
 	mri_lag_set_interval(s->lag, (uint32_t)cfg->lag_interval_ms);
 	srv__bp_reload(s, cfg);
 }
@@ -735,7 +769,7 @@ mri_server_free(struct mri_server *s)
 			nng_aio_stop(c->aio);
 			nng_aio_free(c->aio);
 		}
-		srv__request_free(c);
+		srv__ctx_fini(c);
 		mri_wbuf_fini(&c->out);
 		free(c->batch.recs);
 		free(c->hdrs);

@@ -49,7 +49,8 @@ struct srv_ctx {
 	nng_aio              *aio;
 	enum srv_state        state;
 	nng_msg              *req;
-	struct mri_pub_view  *views;
+	struct mri_pub_view  *views; /* kept: srv__request_free */
+	uint32_t              views_cap;
 	bool                  sequenced; /* oitem is in the order */
 	struct mri_order_item oitem;
 	/* A PUBLISH's records and their headers, kept from request to

@@ -266,7 +266,8 @@ srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len,
 		return;
 	}
 	msgs = mri_publish_messages(body, &len, flags);
-	rc   = mri_publish_decode(msgs, len, &c->views, &c->count, &why, &bad);
+	rc   = mri_publish_decode_into(msgs, len, &c->views, &c->views_cap,
+				       &c->count, &why, &bad);
 	if (rc != MR_OK) {
 		char msg[256];
 		if (bad >= 0)

@@ -239,14 +239,14 @@ mri_topic_valid(const char *t, size_t len)
 }
 
 int
-mri_publish_decode(const void *body, size_t len, struct mri_pub_view **out,
-		   uint32_t *count, const char **why, int64_t *bad_index)
+mri_publish_decode_into(const void *body, size_t len,
+			struct mri_pub_view **views, uint32_t *cap,
+			uint32_t *count, const char **why, int64_t *bad_index)
 {
 	struct rd            r = rd_init(body, len);
 	struct mri_pub_view *v;
 	uint32_t             n;
 
-	*out       = NULL;
 	*count     = 0;
 	*bad_index = -1;
 	n          = rd_u32(&r);
@@ -262,10 +262,15 @@ mri_publish_decode(const void *body, size_t len, struct mri_pub_view **out,
 		*why = "PUBLISH message count exceeds what the body can hold";
 		return MR_EPROTO;
 	}
-	if ((v = calloc(n, sizeof(*v))) == NULL) {
-		*why = "out of memory";
-		return MR_ENOMEM;
+	if (n > *cap) {
+		if ((v = realloc(*views, n * sizeof(*v))) == NULL) {
+			*why = "out of memory";
+			return MR_ENOMEM;
+		}
+		*views = v;
+		*cap   = n;
 	}
+	v = *views;
 	for (uint32_t i = 0; i < n; i++) {
 		struct mri_pub_view *m = &v[i];
 		uint8_t              flags;
@@ -285,6 +290,8 @@ mri_publish_decode(const void *body, size_t len, struct mri_pub_view **out,
 			goto invalid;
 		}
 		m->has_key = (flags & MRI_PUB_F_KEY) != 0;
+		m->key     = NULL;
+		m->key_len = 0;
 		if (m->has_key) {
 			m->key_len = rd_u32(&r);
 			m->key     = rd_bytes(&r, m->key_len);
@@ -319,21 +326,34 @@ mri_publish_decode(const void *body, size_t len, struct mri_pub_view **out,
 	if (r.p != r.end) {
 		*why       = "trailing bytes after the last message";
 		*bad_index = -1;
-		free(v);
 		return MR_EPROTO;
 	}
 	*bad_index = -1;
-	*out       = v;
 	*count     = n;
 	return MR_OK;
 
 truncated:
 	*why = "PUBLISH message truncated";
-	free(v);
 	return MR_EPROTO;
 invalid:
-	free(v);
 	return MR_EINVAL;
+}
+
+int
+mri_publish_decode(const void *body, size_t len, struct mri_pub_view **out,
+		   uint32_t *count, const char **why, int64_t *bad_index)
+{
+	uint32_t cap = 0;
+	int      rc;
+
+	*out = NULL;
+	rc   = mri_publish_decode_into(body, len, out, &cap, count, why,
+				       bad_index);
+	if (rc != MR_OK) {
+		free(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 void

@@ -149,6 +149,19 @@ int mri_publish_decode(const void *body, size_t len,
 		       const char **why, int64_t *bad_index);
 
 /**
+ * @brief mri_publish_decode into the caller's array \p *views of \p *cap
+ *        entries, grown (realloc) when the body has more messages: a
+ *        caller that keeps the array allocates nothing per body. The
+ *        array stays the caller's (free() it), whatever the result; on
+ *        failure its entries are unspecified and *count is 0.
+ * @returns as mri_publish_decode.
+ */
+int mri_publish_decode_into(const void *body, size_t len,
+			    struct mri_pub_view **views, uint32_t *cap,
+			    uint32_t *count, const char **why,
+			    int64_t *bad_index);
+
+/**
  * @brief Decode the sequence at the start of a PUBLISH body.
  * @returns MR_OK, or MR_EPROTO (short, stream 0, or a base after seq) with
  *          a static sentence in \p why.

@@ -17,8 +17,10 @@
 #include "proto/frame.h"
 
 /*
- * With glibc and no sanitizer, this calloc replaces libc's so that a test
- * can show that a frame was refused before the decoder allocated anything.
+ * With glibc and no sanitizer, this calloc (and realloc, which
+ * mri_publish_decode_into grows the caller's array with) replaces libc's so
+ * that a test can show that a frame was refused before the decoder
+ * allocated anything.
  * It calls glibc's own: written with malloc and memset, the compiler would
  * turn it back into a call to calloc, itself. Sanitizers interpose the
  * allocator themselves; there the counter stays unused.
@@ -46,6 +48,15 @@ calloc(size_t n, size_t size)
 {
 	frame_test__callocs++;
 	return __libc_calloc(n, size);
+}
+
+extern void *__libc_realloc(void *p, size_t size);
+
+void *
+realloc(void *p, size_t size)
+{
+	frame_test__callocs++;
+	return __libc_realloc(p, size);
 }
 #endif
 
@@ -749,6 +760,70 @@ START_TEST(test_publish_bad_count)
 }
 END_TEST
 
+/* A PUBLISH body of \p n messages to "t": keyed ("k") when \p keyed. */
+static void
+frame_test__body(struct mri_wbuf *b, uint32_t n, bool keyed)
+{
+	mri_wbuf_init(b);
+	mri_wbuf_u32(b, n);
+	for (uint32_t i = 0; i < n; i++)
+		mri_publish_encode_msg(b, "t", 1, "k", 1, keyed, "", 0, 0, NULL,
+				       "v", 1);
+}
+
+/* mri_publish_decode_into: the caller's array is grown only when a body
+ * has more messages than it holds, reused otherwise, and a reused view of
+ * a keyless message has no key left from the one before. */
+START_TEST(test_publish_decode_into)
+{
+	struct mri_wbuf      b;
+	struct mri_pub_view *v   = NULL, *first;
+	uint32_t             cap = 0, n = 9;
+	const char          *why = NULL;
+	int64_t              bad;
+
+	frame_test__body(&b, 3, true);
+	ck_assert_int_eq(mri_publish_decode_into(b.data, b.len, &v, &cap, &n,
+						 &why, &bad),
+			 MR_OK);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(cap, 3);
+	ck_assert(v[0].has_key && v[0].key_len == 1);
+	first = v;
+	mri_wbuf_fini(&b);
+
+	frame_test__body(&b, 2, false);
+	ck_assert_int_eq(mri_publish_decode_into(b.data, b.len, &v, &cap, &n,
+						 &why, &bad),
+			 MR_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(cap, 3);
+	ck_assert_ptr_eq(v, first);
+	ck_assert(!v[0].has_key && v[0].key == NULL && v[0].key_len == 0);
+	ck_assert(!v[1].has_key && v[1].key == NULL && v[1].key_len == 0);
+	mri_wbuf_fini(&b);
+
+	// Refused: the array stays the caller's, and the count is 0.
+	frame_test__body(&b, 2, false);
+	ck_assert_int_eq(mri_publish_decode_into(b.data, b.len - 1, &v, &cap,
+						 &n, &why, &bad),
+			 MR_EPROTO);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(cap, 3);
+	mri_wbuf_fini(&b);
+
+	frame_test__body(&b, 5, true);
+	ck_assert_int_eq(mri_publish_decode_into(b.data, b.len, &v, &cap, &n,
+						 &why, &bad),
+			 MR_OK);
+	ck_assert_uint_eq(n, 5);
+	ck_assert_uint_eq(cap, 5);
+	ck_assert(v[4].has_key && memcmp(v[4].key, "k", 1) == 0);
+	mri_wbuf_fini(&b);
+	free(v);
+}
+END_TEST
+
 START_TEST(test_publish_invalid_topic)
 {
 	char                   long_topic[MRI_TOPIC_MAX + 1];
@@ -1228,6 +1303,7 @@ frame_test__suite(void)
 	tcase_add_test(tc, test_publish_truncated);
 	tcase_add_test(tc, test_publish_trailing);
 	tcase_add_test(tc, test_publish_bad_count);
+	tcase_add_test(tc, test_publish_decode_into);
 	tcase_add_test(tc, test_publish_invalid_topic);
 	tcase_add_test(tc, test_publish_bad_flags);
 	tcase_add_test(tc, test_publish_bad_headers);

@@ -5,6 +5,9 @@
  *
  * mailroomd sets specversion and id; a publisher may set the others
  * (mr_message's type, source, content_type, reply_to, correlation_id).
+ * With mailroomd's producer.envelope=lean a record carries ce_id and only
+ * what its publisher set: no specversion, and no default source, type or
+ * time.
  *
  * Thread safety: constants only.
  */
