@@ -306,7 +306,29 @@ client__acks_decode(nng_msg *m, uint32_t want, mr_ack *acks, const char **why)
 	return MR_OK;
 }
 
+/* The acks of \p acks to the calls of \p r: one, or each of a coalesced
+ * frame's with its own messages' (\p n of them in all, 0 when there is
+ * nothing to report them in). */
 static void
+client__publish_report(const struct client_call *r, int status,
+		       const mr_ack *acks, uint32_t n)
+{
+	uint32_t off = 0;
+
+	if (r->parts == NULL) {
+		r->cb(r->arg, status, acks, n);
+		return;
+	}
+	for (uint32_t i = 0; i < r->nparts; i++) {
+		const struct client_part *p = &r->parts[i];
+
+		p->cb(p->arg, status, n > 0 ? acks + off : acks,
+		      n > 0 ? p->n : 0);
+		off += p->n;
+	}
+}
+
+void
 client__publish_done(const struct client_call *r, int status, const char *why,
 		     nng_msg *m)
 {
@@ -317,7 +339,7 @@ client__publish_done(const struct client_call *r, int status, const char *why,
 		// Nothing to report the acks in: report the request failed.
 		mr_ack one;
 		client__acks_fail(&one, 1, MR_ENOMEM, NULL);
-		r->cb(r->arg, MR_ENOMEM, &one, 0);
+		client__publish_report(r, MR_ENOMEM, &one, 0);
 		return;
 	}
 	if (status == MR_OK)
@@ -326,16 +348,35 @@ client__publish_done(const struct client_call *r, int status, const char *why,
 		client__acks_fail(acks, r->n, status, why);
 		client__acks_name(acks, r->n, r);
 	}
-	r->cb(r->arg, status, acks, r->n);
+	client__publish_report(r, status, acks, r->n);
 	if (acks != stack)
 		free(acks);
 }
 
-int
-mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
-		 mr_publish_cb cb, void *arg)
+/* Lay \p r into the client's stream: its seq, and the list of publishes
+ * awaiting their reply (the base). With c->lock held. */
+void
+client__pub_queue_locked(struct client_req *r)
 {
-	struct client_req *r;
+	mr_client *c = r->c;
+
+	r->seq      = c->seq_next++;
+	r->queued   = true;
+	r->pub_next = NULL;
+	r->pub_prev = c->pub_tail;
+	if (c->pub_tail)
+		c->pub_tail->pub_next = r;
+	else
+		c->pub_head = r;
+	c->pub_tail = r;
+}
+
+/* Encode \p msgs as one PUBLISH frame into \p b and hand it on: gathered
+ * with other calls unless \p direct (client/coalesce.c). */
+static int
+client__publish(mr_client *c, const mr_message *msgs, size_t n, bool direct,
+		mr_publish_cb cb, void *arg)
+{
 	struct mri_wbuf b;
 	int             rc;
 
@@ -343,6 +384,8 @@ mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
 	    cb == NULL)
 		return MR_EINVAL;
 	mri_wbuf_init(&b);
+	// Room for a message or two: most calls then allocate once.
+	(void)mri_wbuf_reserve(&b, 512);
 	mri_frame_begin(&b, MRI_OP_PUBLISH);
 	mri_publish_seq_reserve(&b);
 	mri_wbuf_u32(&b, (uint32_t)n);
@@ -356,28 +399,17 @@ mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
 		mri_wbuf_fini(&b);
 		return rc != MR_OK ? rc : MR_ETOOBIG;
 	}
-	if ((rc = client__acquire(c, &r)) != MR_OK) {
+	if ((rc = coalesce__submit(c, &b, (uint32_t)n, direct, cb, arg)) !=
+	    MR_OK)
 		mri_wbuf_fini(&b);
-		return rc;
-	}
-	// The request owns b's bytes from here (client__finish frees them).
-	r->op       = MRI_OP_PUBLISH;
-	r->call     = (struct client_call){client__publish_done, cb, arg,
-					(uint32_t)n, b.data, b.len, false};
-	r->deadline = nng_clock() + (nng_time)c->timeout_ms;
-	pthread_mutex_lock(&c->lock);
-	r->seq      = c->seq_next++;
-	r->queued   = true;
-	r->pub_next = NULL;
-	r->pub_prev = c->pub_tail;
-	if (c->pub_tail)
-		c->pub_tail->pub_next = r;
-	else
-		c->pub_head = r;
-	c->pub_tail = r;
-	pthread_mutex_unlock(&c->lock);
-	client__pub_send(r);
-	return MR_OK;
+	return rc;
+}
+
+int
+mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
+		 mr_publish_cb cb, void *arg)
+{
+	return client__publish(c, msgs, n, false, cb, arg);
 }
 
 static void
@@ -406,8 +438,9 @@ client__publish_wait(mr_client *c, const mr_message *msgs, size_t n,
 	client__set_last_error(NULL);
 	client__wait_init(&w);
 	w.acks = acks;
-	if ((rc = mr_publish_async(c, msgs, n, client__sync_publish_cb, &w)) !=
-	    MR_OK) {
+	// Sent on its own at once, after what this client has pending.
+	if ((rc = client__publish(c, msgs, n, true, client__sync_publish_cb,
+				  &w)) != MR_OK) {
 		pthread_mutex_destroy(&w.lock);
 		pthread_cond_destroy(&w.cv);
 		if (acks != NULL)

@@ -100,6 +100,13 @@ typedef struct mr_client_opts {
 	 *  retry_after_ms, until this many ms after the call; 0: never (an
 	 *  MR_EBUSY ack is returned). mr_publish_async never does. */
 	int busy_retry_ms;
+	/** Coalescing: how long an mr_publish_async call may wait, in
+	 *  microseconds, for others to share its frame; 0: 200; negative:
+	 *  never (every call is a frame of its own). */
+	int linger_us;
+	/** The most messages a coalesced frame gathers; 0: 1000 (and never
+	 *  more than 1 MiB of messages, nor max_frame). */
+	int linger_msgs;
 } mr_client_opts;
 
 /**
