@@ -307,7 +307,8 @@ coalesce__fini(mr_client *c)
 	// Calls still pending (mr_client_free's drain timed out while every
 	// request was out): nothing of them was sent.
 	if (c->pend_n > 0) {
-		mri_wbuf_patch_u32(&c->pend, MRI_FRAME_HDR_LEN + MRI_PUB_SEQ_LEN,
+		mri_wbuf_patch_u32(&c->pend,
+				   MRI_FRAME_HDR_LEN + MRI_PUB_SEQ_LEN,
 				   c->pend_n);
 		(void)mri_frame_end(&c->pend);
 		call = (struct client_call){.done      = client__publish_done,
