@@ -184,6 +184,7 @@ client__finish(struct client_req *r, int status, const char *why, nng_msg *m)
 	// publish again without waiting for itself; drain waits for the
 	// callback to return.
 	client__release(r, false);
+	call.c = c;
 	call.done(&call, status, why, m);
 	if (m && !call.keep_reply)
 		nng_msg_free(m);
@@ -586,6 +587,7 @@ mr_client_free(mr_client *c)
 	nng_close(c->sock);
 	nng_aio_free(c->watch);
 	free(c->url);
+	free(atomic_load(&c->acks_cache));
 	for (r = c->all; r != NULL; r = n) {
 		n = r->all_next;
 		nng_aio_free(r->timer);

@@ -101,6 +101,16 @@ struct client_call {
 	 * messages (n in all; freed after done); NULL: one call, cb's. */
 	struct client_part *parts;
 	uint32_t      nparts;
+	mr_client    *c; /* set by client__finish */
+};
+
+/* The acks of a completion: kept by the client for the next one
+ * (client__publish_done), since a frame's acks (800 bytes each) are too
+ * many for the stack and, malloc'd and freed each time, cost page faults
+ * when glibc gives a thread arena's top back to the kernel. */
+struct client_acks {
+	size_t cap;
+	mr_ack a[];
 };
 
 struct client_req {
@@ -177,6 +187,7 @@ struct mr_client {
 	pthread_t       linger;
 	pthread_cond_t  linger_cv;  /* monotonic; the linger thread waits */
 	atomic_ullong   frames;     /* PUBLISH frames made (tests) */
+	_Atomic(struct client_acks *) acks_cache;
 	atomic_ullong   coalesced;  /* mr_publish_async calls coalesced */
 };
 

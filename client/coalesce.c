@@ -184,9 +184,12 @@ coalesce__direct_locked(mr_client *c, struct mri_wbuf *b, uint32_t n,
 	}
 	// The request owns b's bytes from here (client__finish frees them).
 	r->op       = MRI_OP_PUBLISH;
-	r->call     = (struct client_call){client__publish_done, cb,   arg,
-					   n, b->data, b->len, false,
-					   NULL, 0};
+	r->call     = (struct client_call){.done      = client__publish_done,
+					   .cb        = cb,
+					   .arg       = arg,
+					   .n         = n,
+					   .frame     = b->data,
+					   .frame_len = b->len};
 	r->deadline = nng_clock() + (nng_time)c->timeout_ms;
 	client__pub_queue_locked(r);
 	atomic_fetch_add(&c->frames, 1);
@@ -316,7 +319,8 @@ coalesce__fini(mr_client *c)
 					    .frame     = c->pend.data,
 					    .frame_len = c->pend.len,
 					    .parts     = c->pend_parts,
-					    .nparts    = c->pend_nparts};
+					    .nparts    = c->pend_nparts,
+					    .c         = c};
 		client__publish_done(&call, MR_ECLOSED,
 				     "the client was closed before this "
 				     "publish was sent",

@@ -20,6 +20,8 @@
 #define CLIENT__RETRY_MAX_MS 1000
 // How often a publish held back from a draining mailroomd looks again.
 #define CLIENT__HOLD_MS 50
+// The most acks whose buffer a client keeps for the next completion.
+#define CLIENT__ACKS_KEEP 4096
 
 int
 client__remaining_ms(const struct client_req *r)
@@ -328,14 +330,45 @@ client__publish_report(const struct client_call *r, int status,
 	}
 }
 
+/* Room for \p n acks: the client's kept buffer if it is free and large
+ * enough, else a new one. */
+static struct client_acks *
+client__acks_take(mr_client *c, uint32_t n)
+{
+	struct client_acks *b = atomic_exchange(&c->acks_cache, NULL);
+
+	if (b != NULL && b->cap >= n)
+		return b;
+	free(b);
+	if ((b = malloc(sizeof(*b) + (size_t)n * sizeof(mr_ack))) != NULL)
+		b->cap = n;
+	return b;
+}
+
+/* Keep \p b for the next completion, unless another one was kept or it
+ * is larger than a coalesced frame's (a rare large call's is not held on
+ * to). */
+static void
+client__acks_keep(mr_client *c, struct client_acks *b)
+{
+	struct client_acks *none = NULL;
+
+	if (b->cap > CLIENT__ACKS_KEEP ||
+	    !atomic_compare_exchange_strong(&c->acks_cache, &none, b))
+		free(b);
+}
+
 void
 client__publish_done(const struct client_call *r, int status, const char *why,
 		     nng_msg *m)
 {
-	mr_ack  stack[16];
-	mr_ack *acks = r->n <= 16 ? stack : malloc(r->n * sizeof(*acks));
+	mr_ack              stack[16];
+	struct client_acks *kept = NULL;
+	mr_ack             *acks = stack;
 
-	if (acks == NULL) {
+	if (r->n > 16 && (kept = client__acks_take(r->c, r->n)) != NULL)
+		acks = kept->a;
+	if (r->n > 16 && kept == NULL) {
 		// Nothing to report the acks in: report the request failed.
 		mr_ack one;
 		client__acks_fail(&one, 1, MR_ENOMEM, NULL);
@@ -349,8 +382,8 @@ client__publish_done(const struct client_call *r, int status, const char *why,
 		client__acks_name(acks, r->n, r);
 	}
 	client__publish_report(r, status, acks, r->n);
-	if (acks != stack)
-		free(acks);
+	if (kept != NULL)
+		client__acks_keep(r->c, kept);
 }
 
 /* Lay \p r into the client's stream: its seq, and the list of publishes
