@@ -608,12 +608,12 @@ main(int argc, char **argv)
 			bench_row(name, BENCH_NAME_W, mr, o.size, raw_ref,
 				  "of raw async");
 			snprintf(name, sizeof(name),
-				 "mailroom one per call F=%d coalesced",
+				 "mailroom 1 per call F=%d coalesced",
 				 o.inflight);
 			bench_row(name, BENCH_NAME_W, &pipe, o.size, raw_ref,
 				  "of raw async");
 			snprintf(name, sizeof(name),
-				 "mailroom one per call F=%d, one frame each",
+				 "mailroom 1 per call F=%d one each",
 				 o.inflight);
 			bench_row(name, BENCH_NAME_W, &pipe_off, o.size,
 				  raw_ref, "of raw async");

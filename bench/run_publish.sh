@@ -71,5 +71,5 @@ if [[ $REFERENCES == 1 && $LINGER != 0 ]]; then
 fi
 
 check_logs
-summary '^(target|added by|mailroom batched|mailroom one per|raw librdkafka)'
+summary '^(target|added by|mailroom batched|mailroom 1 per|raw librdkafka)'
 exit "$FAILED"
