@@ -70,7 +70,8 @@ start_kafka() {
     log "Kafka ready on $BROKERS (pid $KAFKA_PID)"
 }
 
-# start_mailroomd LOG [KEY=VALUE...]: mailroomd with those --set options;
+# start_mailroomd LOG [KEY=VALUE...]: mailroomd with those --set options
+# (and no HTTP API unless HTTP_LISTEN says where);
 # sets MRD_PID and MRD_URL.
 start_mailroomd() {
     local log_file=$1 port i
@@ -81,7 +82,10 @@ start_mailroomd() {
     done
     port=$(free_port)
     MRD_URL=tcp://127.0.0.1:$port
-    "$MAILROOMD" --brokers "$BROKERS" --listen "$MRD_URL" "${sets[@]}" \
+    # No HTTP API unless asked (HTTP_LISTEN): its default port may be
+    # another mailroomd's.
+    "$MAILROOMD" --brokers "$BROKERS" --listen "$MRD_URL" \
+        --set "http.listen=${HTTP_LISTEN:-}" "${sets[@]}" \
         >"$log_file" 2>&1 &
     MRD_PID=$!
     for i in $(seq 300); do

@@ -81,6 +81,11 @@ static const struct config__entry config__table[] = {
      "10000", 16, 10000000, false,
      "records buffered and not yet acked per partition; fetching the "
      "partition pauses above"},
+    {"consumer.memory_mb", CFG_INT, CFG_OFF(consumer_memory_mb), "32", 1,
+     65536, false,
+     "the records one subscription holds at most, in MiB: half for "
+     "mailroomd's buffers (shared by the partitions it holds), half for "
+     "librdkafka's prefetch (shared by its topics' partitions)"},
     {"consumer.revoke_wait_ms", CFG_INT, CFG_OFF(consumer_revoke_wait_ms),
      "5000", 0, 600000, false,
      "on a rebalance, how long acks in flight may take before the commit"},

@@ -314,6 +314,7 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 	*code = mri_dlq_new(&s->sup, r->c.pub, &s->dlq, why, why_size);
 	if (*code == MR_OK) {
 		mri_dlq_hooks(s->sup, &hooks);
+		c.partitions_hint = consume__partitions(&r->c, gc);
 		*code = mri_group_new(&s->g, conf, &c, &hooks, why, why_size);
 	}
 	pthread_mutex_lock(&r->lock);

@@ -12,10 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge/producer.h"
+#include "bridge/publish.h"
 #include "broker/consume_reply.h"
 #include "core/clock.h"
 #include "mailroom/error.h"
 #include "proto/subscribe.h"
+
+/* The wait for the partitions of a subscription's topics. */
+#define CONSUME__METADATA_MS 2000
 
 #define CONSUME__TOPIC_MAX 249 /* bytes of a Kafka topic name */
 
@@ -142,6 +147,7 @@ consume__parse(const struct mri_consume_conf *c, const uint8_t *body,
 							: c->ack_deadline_ms;
 	gc->credit             = s.credit != 0 ? s.credit : c->credit;
 	gc->max_buffered       = c->max_buffered;
+	gc->memory_bytes       = c->memory_bytes;
 	gc->revoke_wait_ms     = c->revoke_wait_ms;
 	gc->session_timeout_ms = c->session_timeout_ms;
 	gc->journal            = c->journal && !s.no_journal;
@@ -153,6 +159,32 @@ consume__parse(const struct mri_consume_conf *c, const uint8_t *body,
 	if ((rc = consume__retry(c, &s, &gc->retry, why, why_size)) != MR_OK)
 		return rc;
 	return consume__dlq(c, &s, gc, dc, why, why_size);
+}
+
+uint32_t
+consume__partitions(const struct mri_consume_conf *c,
+		    const struct mri_group_conf *gc)
+{
+	struct mri_producer            *p;
+	const struct rd_kafka_metadata *md;
+	uint32_t                        n = 0;
+
+	if (c->pub == NULL || (p = mri_publisher_producer(c->pub)) == NULL)
+		return 0;
+	if (rd_kafka_metadata(mri_producer_lock_handle(p), 1, NULL, &md,
+			      CONSUME__METADATA_MS) !=
+	    RD_KAFKA_RESP_ERR_NO_ERROR) {
+		mri_producer_unlock_handle(p);
+		return 0;
+	}
+	mri_producer_unlock_handle(p);
+	for (int i = 0; i < md->topic_cnt; i++)
+		for (size_t t = 0; t < gc->ntopics; t++)
+			if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+			    strcmp(md->topics[i].topic, gc->topics[t]) == 0)
+				n += (uint32_t)md->topics[i].partition_cnt;
+	rd_kafka_metadata_destroy(md);
+	return n;
 }
 
 char *

@@ -41,6 +41,15 @@ int consume__parse(const struct mri_consume_conf *c, const uint8_t *body,
 		   size_t why_size);
 
 /**
+ * @returns the partitions that \p gc's topics have now, as the metadata
+ *          of \p c's producer gives them (waited for at most 2 s; topics
+ *          not there count none), or 0 when Kafka did not answer: the
+ *          share of the memory budget each partition's prefetch gets.
+ */
+uint32_t consume__partitions(const struct mri_consume_conf *c,
+			     const struct mri_group_conf *gc);
+
+/**
  * @returns the key that tells subscriptions apart, \p *len bytes (new,
  *          or NULL): "group" NUL "topic" NUL ... "settings" NUL
  *          "dead-letter topic or empty" NUL, where the settings are every

@@ -31,6 +31,12 @@
 #define GROUP__COMMIT_MS 500
 #define GROUP__LEAVE_POLL_MS 10
 
+static size_t
+group__clamp(size_t v, size_t lo, size_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
 struct group_part *
 group__part(struct mri_group *g, const char *topic, int32_t partition,
 	    int32_t *idx)
@@ -66,6 +72,8 @@ group__push(struct group_part *p, struct group_rec *m)
 	m->seq = p->base + p->count;
 	p->msgs[(p->head + p->count) % p->cap] = m;
 	p->count++;
+	p->last_bytes = group__rec_bytes(m);
+	p->bytes += p->last_bytes;
 	return MR_OK;
 }
 
@@ -92,6 +100,7 @@ group__unring(struct mri_group *g, struct group_rec *r)
 	if (p->msgs[i] != r)
 		return;
 	p->msgs[i] = NULL;
+	p->bytes -= group__rec_bytes(r);
 	group__rec_rele(r);
 	group__skip_holes(p);
 }
@@ -108,6 +117,7 @@ group__trim(struct group_part *p, int64_t below)
 
 		if (below >= 0 && r->m->offset >= below)
 			break;
+		p->bytes -= group__rec_bytes(r);
 		group__rec_rele(r);
 		p->msgs[p->head] = NULL;
 		group__skip_holes(p);
@@ -214,6 +224,21 @@ group__arrive(struct mri_group *g, struct group_part *p, int32_t idx,
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* @returns how many records to read into \p p, whose share is \p bound
+ *          bytes: 1 to GROUP__BATCH. */
+static size_t
+group__fits(const struct group_part *p, size_t bound)
+{
+	size_t n;
+
+	if (bound == SIZE_MAX)
+		return GROUP__BATCH;
+	if (p->bytes >= bound || p->last_bytes == 0)
+		return 1; // the first record tells the size of the next
+	n = (bound - p->bytes) / p->last_bytes;
+	return n < 1 ? 1 : n > GROUP__BATCH ? GROUP__BATCH : n;
+}
+
 /* Take records from the queues of the partitions that have room, trim
  * what was committed. Called on the group's thread, without the lock.
  * @returns the number of records and errors taken. */
@@ -221,22 +246,34 @@ static size_t
 group__read(struct mri_group *g)
 {
 	rd_kafka_message_t *ms[GROUP__BATCH];
-	size_t              got = 0;
+	size_t              got = 0, used = 0, bound = SIZE_MAX;
 
+	// The buffers' half of the memory budget, shared by the partitions
+	// held now. A partition reads what fits in its share, judged by the
+	// size of its last record, and nothing while it is over until acks
+	// bring it back under; an empty one reads at least one record (a
+	// share smaller than a record must not stop it for good).
+	for (size_t i = 0; i < g->nparts; i++)
+		used += g->parts[i].used;
+	if (g->c.memory_bytes > 0 && used > 0)
+		bound = g->c.memory_bytes / 2 / used;
 	for (size_t i = 0; i < g->nparts; i++) {
 		struct group_part *p = &g->parts[i];
 		ssize_t            n;
+		size_t             want;
 		bool               full;
 
 		if (!p->used)
 			continue;
 		pthread_mutex_lock(&g->lock);
 		group__trim(p, mri_engine_committable(g->e, (int32_t)i));
-		full = mri_engine_full(g->e, (int32_t)i);
+		full = mri_engine_full(g->e, (int32_t)i) ||
+		       (p->bytes >= bound && p->count > 0);
+		want = group__fits(p, bound);
 		pthread_mutex_unlock(&g->lock);
 		if (p->q == NULL || full)
 			continue;
-		n = rd_kafka_consume_batch_queue(p->q, 0, ms, GROUP__BATCH);
+		n = rd_kafka_consume_batch_queue(p->q, 0, ms, want);
 		if (n <= 0)
 			continue;
 		group__arrive(g, p, (int32_t)i, ms, (size_t)n);
@@ -300,6 +337,39 @@ group__thread(void *arg)
 
 /* ---- life ------------------------------------------------------------ */
 
+/* librdkafka's prefetch: half the memory budget, shared by the
+ * partitions of the group's topics. With a queue per partition, librdkafka
+ * 2.0.2 fetches a partition while its queue holds fewer than
+ * queued.min.messages records and fewer than queued.max.messages.kbytes,
+ * and a fetch adds up to max.partition.fetch.bytes: the kbytes alone do
+ * not bound small records (each costs its message and op besides its
+ * bytes), so the count is bounded too. */
+static int
+group__prefetch(rd_kafka_conf_t *conf, const struct mri_group_conf *c,
+		char *errstr, size_t errstr_size)
+{
+	uint32_t parts = c->partitions_hint > 0 ? c->partitions_hint : 4;
+	size_t   share = c->memory_bytes / 2 / parts;
+
+	if (c->memory_bytes == 0)
+		return mri_kafka_set(conf, "queued.max.messages.kbytes", "8192",
+				     errstr, errstr_size);
+	if (mri_kafka_set_int(conf, "queued.max.messages.kbytes",
+			      (long long)group__clamp(share >> 10, 64, 1 << 20),
+			      errstr, errstr_size) ||
+	    mri_kafka_set_int(conf, "queued.min.messages",
+			      (long long)group__clamp(
+				      share / (GROUP__REC_OVERHEAD + 128), 100,
+				      100000),
+			      errstr, errstr_size) ||
+	    mri_kafka_set_int(conf, "max.partition.fetch.bytes",
+			      (long long)group__clamp(share / 2, 64 << 10,
+						      1 << 20),
+			      errstr, errstr_size))
+		return MR_ECONFIG;
+	return MR_OK;
+}
+
 int
 mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	      const struct mri_group_conf *c,
@@ -349,8 +419,7 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 			  errstr_size) ||
 	    mri_kafka_set(conf, "partition.assignment.strategy", "range", errstr,
 		       errstr_size) ||
-	    mri_kafka_set(conf, "queued.max.messages.kbytes", "8192", errstr,
-		       errstr_size)) {
+	    group__prefetch(conf, c, errstr, errstr_size) != MR_OK) {
 		mri_journal_free(j);
 		return MR_ECONFIG;
 	}

@@ -148,6 +148,13 @@ struct mri_group_conf {
 	size_t             dedupe_max_entries;
 	bool               create_journal; /* false: Kafka auto-creates it */
 	bool               start_latest; /* no committed offset: the end */
+	/** The records the group holds at most, in bytes (0: no bound but
+	 *  max_buffered and librdkafka's defaults): half for its buffers,
+	 *  shared by the partitions it holds at the time, half for
+	 *  librdkafka's prefetch, shared by partitions_hint partitions (the
+	 *  prefetch's bounds are fixed when the group is made). */
+	size_t             memory_bytes;
+	uint32_t           partitions_hint; /* its topics' partitions; 0: 4 */
 	/** What a record costs against a fetch's max_size (its handle and
 	 *  attempt not yet set): mailroomd's is its FETCH_REPLY size. Called
 	 *  once per record on the group's thread; NULL: the bytes of its

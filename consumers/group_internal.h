@@ -58,6 +58,8 @@ struct group_part {
 	struct group_rec   **msgs;
 	size_t               head, count, cap;
 	uint64_t             base;
+	size_t               bytes; /* held by the ring: group__rec_bytes */
+	size_t               last_bytes; /* of the last record pushed */
 };
 
 /* A failed attempt, for the on_failure hook: its record held. */
@@ -123,6 +125,17 @@ struct mri_group {
 	uint64_t               next_commit_ms;
 };
 
+
+/* What a buffered record costs in memory beyond its size (conf's
+ * record_size): librdkafka's message and op, and the group's record. */
+#define GROUP__REC_OVERHEAD 512
+
+/** @brief What \p r costs the group's memory while it is buffered. */
+static inline size_t
+group__rec_bytes(const struct group_rec *r)
+{
+	return r->size + GROUP__REC_OVERHEAD;
+}
 
 /** @brief Delivery \p d of record \p r, its headers into \p hdrs
  *         (MRI_GROUP_HDR_MAX); handle, attempt and size are left 0. */

@@ -1,9 +1,9 @@
 /*
  * Tests for consumers/group.h on the embedded mock cluster: what a fetch's
  * batch carries, a settle's result, the hooks (a nack, an expired
- * deadline), the stats, and when a group has joined (an empty assignment
- * counts). The mock cluster delays a group's first join by 3 s; one group
- * serves each case.
+ * deadline), the stats, when a group has joined (an empty assignment
+ * counts), and the memory budget's bound on what it buffers. The mock
+ * cluster delays a group's first join by 3 s; one group serves each case.
  */
 #include <check.h>
 #include <pthread.h>
@@ -456,6 +456,173 @@ START_TEST(test_group_joined_empty)
 }
 END_TEST
 
+/* ---- the memory budget ---------------------------------------------- */
+
+#define GT_TOPIC_MEM "group_test_mem"
+#define GT_MEM_N 3000
+#define GT_MEM_VALUE 1000
+
+/* What the memory case's fetches handed out: every handle, to ack. */
+struct gt_mem {
+	pthread_mutex_t lock;
+	pthread_cond_t  cv;
+	bool            fetched;
+	int             err;
+	size_t          n;
+	uint64_t        handle[100];
+};
+
+static void
+gt_mem_fetched(void *arg, int err, const struct mri_group_batch *b)
+{
+	struct gt_mem *t = arg;
+
+	pthread_mutex_lock(&t->lock);
+	t->err = err;
+	t->n   = 0;
+	for (size_t i = 0; b != NULL && i < b->n && i < 100; i++)
+		t->handle[t->n++] = b->d[i].handle;
+	t->fetched = true;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void
+gt_mem_settled(void *arg, int err, const struct mri_group_settle_result *r)
+{
+	struct gt_mem *t = arg;
+
+	pthread_mutex_lock(&t->lock);
+	t->err     = err != MR_OK ? err : (int)r->nfailed;
+	t->fetched = true;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void
+gt_mem_wait(struct gt_mem *t)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	pthread_mutex_lock(&t->lock);
+	while (!t->fetched &&
+	       pthread_cond_timedwait(&t->cv, &t->lock, &ts) == 0)
+		;
+	ck_assert(t->fetched);
+	t->fetched = false;
+	pthread_mutex_unlock(&t->lock);
+	ck_assert_int_eq(t->err, MR_OK);
+}
+
+/* A group whose budget's buffer half holds about 130 records of 1 KB
+ * (max_buffered alone would let it hold 1,000): it buffers that many at
+ * most, and still delivers every record as they are acked. */
+START_TEST(test_group_memory_bound)
+{
+	struct mri_embedded        *e;
+	struct mri_group           *g;
+	struct gt_mem               t = {.n = 0};
+	struct mri_group_stats      st;
+	struct mri_group_part_stats ps[1];
+	const char                 *topics[] = {GT_TOPIC_MEM};
+	struct mri_group_conf       c        = {
+	    .group              = "group_test_mem",
+	    .topics             = topics,
+	    .ntopics            = 1,
+	    .order              = MRI_ORDER_UNORDERED,
+	    .credit             = 100,
+	    .ack_deadline_ms    = 30000,
+	    .max_buffered       = 1000,
+	    .revoke_wait_ms     = 100,
+	    .session_timeout_ms = 6000,
+	    .memory_bytes       = 400 << 10,
+	    .partitions_hint    = 1,
+	};
+	// A record costs its bytes (its value, topic and id) and 512.
+	size_t most = (200 << 10) / (GT_MEM_VALUE + 512) + 1;
+	rd_kafka_conf_t            *conf = rd_kafka_conf_new();
+	char                        err[256], value[GT_MEM_VALUE];
+	rd_kafka_t                 *rk;
+	size_t                      seen = 0, last = 0, got = 0;
+	uint32_t                    sid;
+
+	pthread_mutex_init(&t.lock, NULL);
+	pthread_cond_init(&t.cv, NULL);
+	memset(value, 'v', sizeof(value));
+	ck_assert_int_eq(mri_embedded_start(&e, 1, err, sizeof(err)), MR_OK);
+	ck_assert_int_eq(mri_embedded_topic_create(e, GT_TOPIC_MEM, 1, 1),
+			 MR_OK);
+	rd_kafka_conf_set(conf, "bootstrap.servers",
+			  mri_embedded_bootstraps(e), err, sizeof(err));
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_dup(conf), err,
+			  sizeof(err));
+	ck_assert_msg(rk != NULL, "%s", err);
+	for (int i = 0; i < GT_MEM_N; i++)
+		ck_assert_int_eq(
+			rd_kafka_producev(
+				rk, RD_KAFKA_V_TOPIC(GT_TOPIC_MEM),
+				RD_KAFKA_V_PARTITION(0),
+				RD_KAFKA_V_VALUE(value, sizeof(value)),
+				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				RD_KAFKA_V_END),
+			0);
+	ck_assert_int_eq(rd_kafka_flush(rk, 10000), 0);
+	rd_kafka_destroy(rk);
+	ck_assert_msg(mri_group_new(&g, conf, &c, NULL, err, sizeof(err)) ==
+			  MR_OK,
+		      "%s", err);
+
+	// Until the buffer stops growing (every 200 ms the same, 1 s in
+	// all), at most 30 s: nothing is fetched meanwhile.
+	for (int i = 0, same = 0; i < 150 && same < 5; i++) {
+		usleep(200 * 1000);
+		mri_group_stats(g, &st, ps, 1);
+		seen = st.nparts == 1 ? ps[0].buffered : 0;
+		same = seen > 0 && seen == last ? same + 1 : 0;
+		last = seen;
+	}
+	ck_assert_msg(seen > most / 2 && seen <= most,
+		      "buffered %zu records of 1 KB; the budget holds %zu",
+		      seen, most);
+
+	// Every record still comes, as acks make room.
+	ck_assert_int_eq(mri_group_session_open(g, &sid), MR_OK);
+	for (int i = 0; i < 1000 && got < GT_MEM_N; i++) {
+		struct mri_group_fetch_req  f = {100, 1 << 20, 1000};
+		struct mri_group_range      r[100];
+		struct mri_group_settle_req s = {.kind = MRI_GROUP_ACK};
+
+		ck_assert_int_eq(mri_group_fetch(g, sid, &f, gt_mem_fetched,
+						 &t),
+				 MR_OK);
+		gt_mem_wait(&t);
+		if (t.n == 0)
+			continue;
+		for (size_t k = 0; k < t.n; k++)
+			r[k] = (struct mri_group_range){t.handle[k], 1};
+		s.ranges  = r;
+		s.nranges = (uint32_t)t.n;
+		s.handles = t.n;
+		got += t.n;
+		ck_assert_int_eq(mri_group_settle(g, &s, gt_mem_settled, &t),
+				 MR_OK);
+		gt_mem_wait(&t);
+		mri_group_stats(g, &st, ps, 1);
+		ck_assert_msg(ps[0].buffered <= most,
+			      "buffered %zu records of 1 KB; the budget "
+			      "holds %zu",
+			      ps[0].buffered, most);
+	}
+	ck_assert_uint_eq(got, GT_MEM_N);
+	mri_group_free(g);
+	mri_embedded_stop(e);
+	pthread_mutex_destroy(&t.lock);
+	pthread_cond_destroy(&t.cv);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -466,6 +633,7 @@ main(void)
 
 	tcase_add_test(tc, test_group_hooks_and_stats);
 	tcase_add_test(tc, test_group_joined_empty);
+	tcase_add_test(tc, test_group_memory_bound);
 	tcase_set_timeout(tc, 90);
 	suite_add_tcase(s, tc);
 	r = srunner_create(s);
