@@ -46,8 +46,7 @@ BENCH_ARGS=(--samples "$SAMPLES" --repeat "$REPEAT" --timeout-ms "$TIMEOUT_MS")
 
 bench_build
 start_kafka
-# No HTTP API: its default port may be taken on a shared machine.
-start_mailroomd "$WORK/mailroomd.log" "producer.linger_ms=$LINGER" http.listen=
+start_mailroomd "$WORK/mailroomd.log" "producer.linger_ms=$LINGER"
 results_begin publish
 
 run_bench "100-byte messages" --mode both --linger-ms "$LINGER" \
@@ -63,8 +62,7 @@ if [[ $REFERENCES == 1 ]]; then
 fi
 status_and_stop
 if [[ $REFERENCES == 1 && $LINGER != 0 ]]; then
-    start_mailroomd "$WORK/mailroomd-linger0.log" producer.linger_ms=0 \
-        http.listen=
+    start_mailroomd "$WORK/mailroomd-linger0.log" producer.linger_ms=0
     run_bench "reference: latency with linger.ms 0 on both sides" \
         --mode both --no-throughput --linger-ms 0 --size 100
     stop_mailroomd
