@@ -15,8 +15,7 @@
 #
 # Usage: bench/ab_publish.sh BASE_BUILD_DIR NEW_BUILD_DIR
 # Environment: N [300000], BATCH [1000], ROUNDS [4], BOUND_NEW [0],
-# BATCH_NEW [BATCH] (the new side's -b: 1 sends one line per call, which
-# the client coalesces).
+# BATCH_NEW [BATCH] (the new side's -b).
 # Build the base with e.g.
 #   git worktree add --detach /tmp/base REV &&
 #   cmake -S /tmp/base -B /tmp/base/b -DCMAKE_BUILD_TYPE=Release \

@@ -501,6 +501,11 @@ cli_publish(const struct cli_common *co, int argc, char **argv)
 		free(topic);
 		return CLI_INPUT;
 	}
+	// Lines mode makes its requests itself, -b lines each: the client
+	// does not gather them into bigger ones. A bound's overshoot is one
+	// request, and the user said how large that is.
+	if (lines)
+		cco.linger_us = -1;
 	if (cli_connect(&cco, &c) != MR_OK) {
 		if (in != stdin)
 			fclose(in);

@@ -29,8 +29,11 @@
  * meanwhile. Each call keeps its own callback, called once with its own
  * acks; a request's failure (MR_EINDOUBT after the timeout, or an error
  * that says nothing was written) reaches every call of the frame. The
- * timeout counts from when the frame is sent. linger_us < 0 turns
- * coalescing off: every call is a request of its own, as before.
+ * timeout counts from when the frame is sent. A frame is one request to
+ * mailroomd's backpressure too: messages of one frame for one partition
+ * are admitted or refused together, so a bound may be passed by up to a
+ * frame (linger_msgs). linger_us < 0 turns coalescing off: every call is
+ * a request of its own, as before.
  *
  * Resends: every message gets its id (a UUIDv7 when mr_message.id is NULL)
  * when it is first encoded, and keeps it. When the connection is lost with
