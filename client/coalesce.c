@@ -12,9 +12,10 @@
  * calls reached the lock, and a caller's calls stay in its order.
  *
  * What flushes: the linger passing since the first pending call (the
- * linger thread), the caps (the call that reaches one), a request freed
- * while the pending frame waited for one (coalesce__kick), a call sent on
- * its own, mr_client_drain and mr_client_free.
+ * linger thread, or a call that finds it passed), the caps (the call that
+ * reaches one), a request freed while the pending frame waited for one
+ * (coalesce__kick), a call sent on its own, mr_client_drain and
+ * mr_client_free.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -265,8 +266,13 @@ coalesce__submit(mr_client *c, struct mri_wbuf *b, uint32_t n, bool direct,
 	}
 	if (rc == MR_OK)
 		rc = coalesce__append_locked(c, b, n, cb, arg);
-	if (rc == MR_OK && (c->pend_n >= c->cap_msgs ||
-			    c->pend.len - COALESCE__PREFIX >= c->cap_bytes))
+	// Full, or its linger has passed: the caller sends it rather than
+	// wait for the linger thread to be scheduled (on a busy machine,
+	// milliseconds later).
+	if (rc == MR_OK && !c->pend_due &&
+	    (c->pend_n >= c->cap_msgs ||
+	     c->pend.len - COALESCE__PREFIX >= c->cap_bytes ||
+	     mri_mono_us() - c->pend_since >= (uint64_t)c->linger_us))
 		rc = coalesce__try_flush_locked(c);
 	pthread_mutex_unlock(&c->lock);
 	if (rc == MR_OK)
