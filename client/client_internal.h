@@ -274,6 +274,12 @@ int client__remaining_ms(const struct client_req *r);
  *         now; held back while the connection is a draining mailroomd's. */
 void client__pub_send(struct client_req *r);
 
+/** @brief client__pub_send with c->lock held (a first send, in the same
+ *         hold as its seq: frames reach nng in their stream's order).
+ *  @returns MR_OK, or the error to give it up with (client__pub_give_up)
+ *           once the lock is released, *why saying why. */
+int client__pub_send_locked(struct client_req *r, const char **why);
+
 /**
  * @brief A publish whose request failed as a whole (\p nng_rv, or an ERROR
  *        reply's \p status): send it again if its deadline allows and its

@@ -100,9 +100,28 @@ coalesce__detach_locked(mr_client *c, struct client_req *r)
 	coalesce__begin(c);
 }
 
-/* Send what is pending if a request is free (with c->lock held, which is
- * released and taken again around the send); otherwise it is due, and
- * goes when a request comes back. @returns MR_ENOMEM, else MR_OK. */
+/* Send \p r's frame in the same hold of c->lock that gave it its seq (with
+ * it held; released and taken again only if the send fails): so frames
+ * reach nng in their stream's order. Sent after the lock was released, a
+ * frame could overtake an earlier one whose thread was preempted, and
+ * mailroomd would park it, or refuse it (MR_EORDER) and have it sent
+ * again after a pause: tails of 100 ms and more at 2,000 calls/s. */
+static void
+coalesce__send_locked(mr_client *c, struct client_req *r)
+{
+	const char *why = NULL;
+	int         rc  = client__pub_send_locked(r, &why);
+
+	if (rc != MR_OK) {
+		pthread_mutex_unlock(&c->lock);
+		client__pub_give_up(r, rc, why, NULL);
+		pthread_mutex_lock(&c->lock);
+	}
+}
+
+/* Send what is pending if a request is free (with c->lock held); otherwise
+ * it is due, and goes when a request comes back. @returns MR_ENOMEM, else
+ * MR_OK. */
 static int
 coalesce__try_flush_locked(mr_client *c)
 {
@@ -116,9 +135,7 @@ coalesce__try_flush_locked(mr_client *c)
 		return rc;
 	}
 	coalesce__detach_locked(c, r);
-	pthread_mutex_unlock(&c->lock);
-	client__pub_send(r);
-	pthread_mutex_lock(&c->lock);
+	coalesce__send_locked(c, r);
 	return MR_OK;
 }
 
@@ -179,9 +196,7 @@ coalesce__direct_locked(mr_client *c, struct mri_wbuf *b, uint32_t n,
 		if (c->pend_n == 0)
 			break;
 		coalesce__detach_locked(c, r);
-		pthread_mutex_unlock(&c->lock);
-		client__pub_send(r);
-		pthread_mutex_lock(&c->lock);
+		coalesce__send_locked(c, r);
 	}
 	// The request owns b's bytes from here (client__finish frees them).
 	r->op       = MRI_OP_PUBLISH;
@@ -194,8 +209,8 @@ coalesce__direct_locked(mr_client *c, struct mri_wbuf *b, uint32_t n,
 	r->deadline = nng_clock() + (nng_time)c->timeout_ms;
 	client__pub_queue_locked(r);
 	atomic_fetch_add(&c->frames, 1);
+	coalesce__send_locked(c, r);
 	pthread_mutex_unlock(&c->lock);
-	client__pub_send(r);
 	return MR_OK;
 }
 

@@ -113,9 +113,11 @@ client__pub_give_up(struct client_req *r, int status, const char *why,
 	client__finish(r, status, why, m);
 }
 
-/* Send (again) a publish's frame, with the stream's base as it is now. */
-void
-client__pub_send(struct client_req *r)
+/* Send (again) a publish's frame, with the stream's base as it is now;
+ * with c->lock held. @returns MR_OK, or the error to give it up with once
+ * the lock is released (*why says why). */
+int
+client__pub_send_locked(struct client_req *r, const char **why)
 {
 	mr_client         *c = r->c;
 	struct mri_pub_seq sq;
@@ -127,25 +129,21 @@ client__pub_send(struct client_req *r)
 	// and whatever of it is in flight when it stops is lost with it.
 	if (pipe != 0 && pipe == atomic_load(&c->draining_pipe)) {
 		if (left <= CLIENT__HOLD_MS) {
-			client__pub_give_up(r, MR_ESHUTDOWN,
-					    "mailroomd is draining and no "
-					    "other answered in time",
-					    NULL);
-			return;
+			*why = "mailroomd is draining and no other answered "
+			       "in time";
+			return MR_ESHUTDOWN;
 		}
 		r->last_err = MR_ESHUTDOWN;
 		nng_sleep_aio(CLIENT__HOLD_MS, r->timer);
-		return;
+		return MR_OK;
 	}
-	pthread_mutex_lock(&c->lock);
 	sq.stream = c->stream;
 	sq.seq    = r->seq;
 	sq.base   = c->pub_head != NULL ? c->pub_head->seq : r->seq;
-	pthread_mutex_unlock(&c->lock);
 	mri_publish_seq_put(r->call.frame, &sq);
 	if (nng_msg_alloc(&m, r->call.frame_len) != 0) {
-		client__pub_give_up(r, MR_ENOMEM, "out of memory", NULL);
-		return;
+		*why = "out of memory";
+		return MR_ENOMEM;
 	}
 	memcpy(nng_msg_body(m), r->call.frame, r->call.frame_len);
 	r->sends++;
@@ -156,7 +154,22 @@ client__pub_send(struct client_req *r)
 	r->sending = 1;
 	nng_aio_set_timeout(r->aio, left > 0 ? left : 1);
 	nng_aio_set_msg(r->aio, m);
+	// nng runs the aio's callback on its own threads, never in here.
 	nng_ctx_send(r->ctx, r->aio);
+	return MR_OK;
+}
+
+void
+client__pub_send(struct client_req *r)
+{
+	const char *why = NULL;
+	int         rc;
+
+	pthread_mutex_lock(&r->c->lock);
+	rc = client__pub_send_locked(r, &why);
+	pthread_mutex_unlock(&r->c->lock);
+	if (rc != MR_OK)
+		client__pub_give_up(r, rc, why, NULL);
 }
 
 static void
