@@ -3,7 +3,8 @@
 # mailroom CLI) on one real Kafka, interleaved so that both see the same
 # machine: ROUNDS times, the same N lines (100-byte payloads, 1000 keys)
 # through `mailroom publish --lines -b BATCH` into an 8-partition topic of
-# their own. Prints msgs/s and mailroomd's CPU µs per message per round.
+# their own. Prints msgs/s, and mailroomd's and the CLI's CPU µs per
+# message, per round.
 #
 # With BOUND_NEW=1 the new side's topics each get a backpressure bound
 # that is never reached (max_lag 10^12), counting a group (kcat -G) that
@@ -23,7 +24,8 @@
 #
 # Usage: bench/ab_publish.sh BASE_BUILD_DIR NEW_BUILD_DIR
 # Environment: N [300000], BATCH [1000], ROUNDS [4], BOUND_NEW [0],
-#              BASE_SET [], NEW_SET [], RAW [0].
+#              BASE_SET [], NEW_SET [], RAW [0], BATCH_NEW [BATCH] (the
+#              new side's -b).
 # Build the base with e.g.
 #   git worktree add --detach /tmp/base REV &&
 #   cmake -S /tmp/base -B /tmp/base/b -DCMAKE_BUILD_TYPE=Release \
@@ -38,6 +40,7 @@ ROUNDS=${ROUNDS:-4}
 BOUND_NEW=${BOUND_NEW:-0}
 RAW=${RAW:-0}
 declare -A SETS=([base]=${BASE_SET:-} [new]=${NEW_SET:-})
+BATCH_NEW=${BATCH_NEW:-$BATCH}
 KS=$ROOT/tests/kafka/kafka.sh
 W=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-ab.XXXXXX")
 declare -A DIR=([base]=$1 [new]=$2) PID=()
@@ -57,6 +60,7 @@ n = int(sys.argv[1])
 sys.stdout.write(''.join('k%d\t%06d%s\n' % (i % 1000, i, 'x' * 94) for i in range(n)))
 " "$N" >"$W/lines.txt"
 for v in base new; do
+    # No HTTP API: two mailroomds would both want its port.
     sets=(--set http.listen=)
     for kv in ${SETS[$v]}; do sets+=(--set "$kv"); done
     "${DIR[$v]}/mailroomd" --brokers "$brokers" --listen "ipc://$W/$v.sock" \
@@ -86,14 +90,19 @@ for round in $(seq "$ROUNDS"); do
             until "${mr[@]}" bounds --json "$t" |
                 grep -q '"partitions": *\[{'; do sleep 0.2; done
         fi
+        b=$BATCH
+        [[ $v == new ]] && b=$BATCH_NEW
         c0=$(cpu_ticks "${PID[$v]}")
         s0=$(date +%s.%N)
-        "${mr[@]}" publish --lines -K $'\t' -b "$BATCH" "$t" <"$W/lines.txt" >/dev/null
+        /usr/bin/time -f '%U %S' -o "$W/cli.time" \
+            "${mr[@]}" publish --lines -K $'\t' -b "$b" "$t" <"$W/lines.txt" >/dev/null
         s1=$(date +%s.%N)
         c1=$(cpu_ticks "${PID[$v]}")
+        read -r cu cs <"$W/cli.time"
         python3 -c "
 n, w, c = $N, $s1 - $s0, ($c1 - $c0) / $(getconf CLK_TCK)
-print('%-4s round %d: %8.0f msgs/s   mailroomd %5.2f us/msg' % ('$v', $round, n / w, c * 1e6 / n))"
+cli = $cu + $cs
+print('%-4s round %d: %8.0f msgs/s   mailroomd %5.2f us/msg   cli %5.2f us/msg (-b $b)' % ('$v', $round, n / w, c * 1e6 / n, cli * 1e6 / n))"
     done
     if [[ $RAW == 1 ]]; then
         for h in none headers; do

@@ -22,6 +22,7 @@ struct bench_result {
 	long   redelivered; /* consume: deliveries with attempt > 1 */
 	double secs;
 	double cpu_secs; /* this process's, user + system */
+	double mrd_cpu_secs; /* mailroomd's meanwhile; < 0: not known */
 	int    peak;     /* consume, slow: handlers running at once, at most */
 	long   fetches;  /* consume: FETCHes that returned messages */
 	long   empty;    /* consume: FETCHes that returned none */

@@ -11,7 +11,10 @@
  *              produce to the last report.
  *   batched    the C client, N messages in requests of K, F requests in
  *              flight (mr_publish_async); first send to the last ack.
- *   pipelined  the C client, one message per request, F in flight.
+ *   pipelined  the C client, one message per mr_publish_async call, F
+ *              requests in flight: the client coalesces the calls into
+ *              frames (its linger, --linger-us); again with coalescing off
+ *              (one frame per call, at most 10,000 messages).
  *   sync       mr_publish, one message at a time.
  *   latency    one message at a time: publish to ack through mailroom,
  *              produce to delivery report through raw librdkafka, with the
@@ -148,10 +151,11 @@ mrb__fill(mr_message *msgs, size_t k, long first, const char *topic,
 }
 
 static mr_client *
-mrb__connect(const struct bench_opts *o, int inflight)
+mrb__connect(const struct bench_opts *o, int inflight, int linger_us)
 {
 	mr_client_opts co = {.timeout_ms   = o->timeout_ms,
-			     .max_inflight = inflight};
+			     .max_inflight = inflight,
+			     .linger_us    = linger_us};
 	mr_client     *c;
 	char           errstr[512];
 	int            rc;
@@ -184,10 +188,18 @@ mrb__warmup(mr_client *c, const char *topic, size_t size)
 	return rc;
 }
 
-/* \p n messages in requests of \p k, \p inflight requests in flight. */
+/* mailroomd's CPU seconds so far; -1 when not known. */
+static double
+mrb__mrd_cpu(const struct bench_opts *o)
+{
+	return o->mrd_pid > 0 ? bench_proc_cpu(o->mrd_pid) : -1;
+}
+
+/* \p n messages in calls of \p k, \p inflight requests in flight, the
+ * client's linger \p linger_us. */
 static void
 bench__mr_async(const struct bench_opts *o, const char *name, long n, int k,
-		int inflight, struct bench_result *res)
+		int inflight, int linger_us, struct bench_result *res)
 {
 	struct mrb  m;
 	mr_client  *c;
@@ -195,7 +207,7 @@ bench__mr_async(const struct bench_opts *o, const char *name, long n, int k,
 	char        topic[300];
 	long        sent = 0, refused = 0;
 	int64_t     t0;
-	double      c0;
+	double      c0, m0;
 	int         rc;
 
 	memset(res, 0, sizeof(*res));
@@ -203,12 +215,13 @@ bench__mr_async(const struct bench_opts *o, const char *name, long n, int k,
 	bench__topic(o, name, topic, sizeof(topic));
 	if ((msgs = calloc((size_t)k, sizeof(*msgs))) == NULL)
 		return;
-	if ((c = mrb__connect(o, inflight)) == NULL) {
+	if ((c = mrb__connect(o, inflight, linger_us)) == NULL) {
 		free(msgs);
 		return;
 	}
 	if (mrb__warmup(c, topic, o->size) != MR_OK)
 		goto out;
+	m0 = mrb__mrd_cpu(o);
 	c0 = bench_cpu_secs();
 	t0 = bench_now_ns();
 	while (sent < n) {
@@ -244,6 +257,7 @@ bench__mr_async(const struct bench_opts *o, const char *name, long n, int k,
 	}
 	res->secs     = (double)(atomic_load(&m.last_ns) - t0) / 1e9;
 	res->cpu_secs = bench_cpu_secs() - c0;
+	res->mrd_cpu_secs = m0 >= 0 ? mrb__mrd_cpu(o) - m0 : -1;
 	res->msgs     = atomic_load(&m.ok);
 	res->failed   = n - res->msgs;
 	res->done     = true;
@@ -266,11 +280,11 @@ bench__mr_sync(const struct bench_opts *o, const char *name, long n,
 	char       topic[300];
 	long       failed = 0, k = 0;
 	int64_t    t0;
-	double     c0;
+	double     c0, m0;
 
 	memset(res, 0, sizeof(*res));
 	bench__topic(o, name, topic, sizeof(topic));
-	if ((c = mrb__connect(o, 1)) == NULL)
+	if ((c = mrb__connect(o, 1, o->linger_us)) == NULL)
 		return;
 	if (mrb__warmup(c, topic, o->size) != MR_OK)
 		goto out;
@@ -278,6 +292,7 @@ bench__mr_sync(const struct bench_opts *o, const char *name, long n,
 		mrb__fill(&msg, 1, i + warmup, topic, o->size);
 		mr_publish(c, &msg, &ack);
 	}
+	m0 = mrb__mrd_cpu(o);
 	c0 = bench_cpu_secs();
 	t0 = bench_now_ns();
 	for (long i = 0; i < n; i++) {
@@ -304,6 +319,7 @@ bench__mr_sync(const struct bench_opts *o, const char *name, long n,
 	}
 	res->secs     = (double)(bench_now_ns() - t0) / 1e9;
 	res->cpu_secs = bench_cpu_secs() - c0;
+	res->mrd_cpu_secs = m0 >= 0 ? mrb__mrd_cpu(o) - m0 : -1;
 	res->msgs     = k;
 	res->failed   = n - k;
 	res->done     = true;
@@ -321,6 +337,35 @@ bench__json_latency(const char *name, const struct bench_latency *l)
 	       "\"mean_ms\":%.4f}",
 	       name, l->n, l->failed, l->p50, l->p90, l->p99, l->max,
 	       l->mean);
+}
+
+/* One row of the CPU table: µs per acked message. */
+static void
+bench__cpu_row(const char *name, const struct bench_result *r)
+{
+	if (!r->done || r->msgs == 0)
+		return;
+	printf("%-34s %10.2f", name, r->cpu_secs * 1e6 / (double)r->msgs);
+	if (r->mrd_cpu_secs >= 0)
+		printf(" %10.2f\n", r->mrd_cpu_secs * 1e6 / (double)r->msgs);
+	else
+		printf(" %10s\n", "-");
+}
+
+/* What each mailroom case cost the client (this process) and mailroomd
+ * (--mailroomd-pid) per message. */
+static void
+bench__cpu_table(const struct bench_result *batched,
+		 const struct bench_result *pipe,
+		 const struct bench_result *pipe_off,
+		 const struct bench_result *sync)
+{
+	printf("\nCPU per message (us)               %10s %10s\n", "client",
+	       "mailroomd");
+	bench__cpu_row("batched (median run)", batched);
+	bench__cpu_row("one per call, coalesced", pipe);
+	bench__cpu_row("one per call, one frame each", pipe_off);
+	bench__cpu_row("sync", sync);
 }
 
 /* ---- main ------------------------------------------------------------- */
@@ -344,6 +389,8 @@ bench__usage(FILE *f)
 		"  --samples N      latency samples per side, 0: none (5000)\n"
 		"  --repeat R       throughput runs, median reported (1)\n"
 		"  --timeout-ms T   the client's request timeout (60000)\n"
+		"  --linger-us L    the client's linger_us (0: its default; "
+		"-1: off)\n"
 		"  --raw-headers    give raw records mailroomd's CloudEvents "
 		"headers\n"
 		"  --no-throughput  latency only\n"
@@ -371,6 +418,8 @@ bench__parse(int argc, char **argv, struct bench_opts *o)
 	    {"samples", required_argument, NULL, 'S'},
 	    {"repeat", required_argument, NULL, 'r'},
 	    {"timeout-ms", required_argument, NULL, 'W'},
+	    {"linger-us", required_argument, NULL, 'G'},
+	    {"mailroomd-pid", required_argument, NULL, 'P'}, // --mrd-pid
 	    {"raw-headers", no_argument, NULL, 'H'},
 	    {"no-throughput", no_argument, NULL, 'T'},
 	    {"no-unbatched", no_argument, NULL, 'U'},
@@ -431,6 +480,12 @@ bench__parse(int argc, char **argv, struct bench_opts *o)
 		case 'W':
 			o->timeout_ms = atoi(optarg);
 			break;
+		case 'G':
+			o->linger_us = atoi(optarg);
+			break;
+		case 'P':
+			o->mrd_pid = atoi(optarg);
+			break;
 		case 'H':
 			o->raw_headers = true;
 			break;
@@ -439,9 +494,6 @@ bench__parse(int argc, char **argv, struct bench_opts *o)
 			break;
 		case 'U':
 			o->unbatched = false;
-			break;
-		case 'P':
-			o->mrd_pid = atoi(optarg);
 			break;
 		case 'R':
 			o->target = atof(optarg);
@@ -516,14 +568,15 @@ main(int argc, char **argv)
 	struct bench_opts    o;
 	struct bench_result  raw_runs[BENCH_RUNS_MAX];
 	struct bench_result  mr_runs[BENCH_RUNS_MAX];
-	struct bench_result  none = {0}, pipe = {0}, sync = {0};
+	struct bench_result  none = {0}, pipe = {0}, pipe_off = {0};
+	struct bench_result  sync = {0};
 	double               mrd_cpu[BENCH_RUNS_MAX];
 	const struct bench_result *raw = &none, *mr = &none;
 	struct bench_latency lraw = {0}, lmr = {0};
 	struct bench_result  lres;
 	double              *lat;
 	double               raw_ref, sync_ref = 0;
-	long                 npipe, nsync;
+	long                 npipe, npipe_off, nsync;
 	bool                 ok = true;
 	char                 name[64];
 
@@ -538,6 +591,7 @@ main(int argc, char **argv)
 		return 1;
 	npipe = o.count < BENCH_PIPE_MAX ? o.count : BENCH_PIPE_MAX;
 	nsync = o.count < BENCH_SYNC_MAX ? o.count : BENCH_SYNC_MAX;
+	npipe_off = o.count < BENCH_PIPE_OFF_MAX ? o.count : BENCH_PIPE_OFF_MAX;
 
 	printf("publish_bench: %zu-byte payloads, %d keys, linger.ms %d, "
 	       "mode %s%s\n",
@@ -562,7 +616,7 @@ main(int argc, char **argv)
 			double m0 = bench_proc_cpu(o.mrd_pid);
 
 			bench__mr_async(&o, "batched", o.count, o.batch,
-					o.inflight, &mr_runs[r]);
+					o.inflight, o.linger_us, &mr_runs[r]);
 			mrd_cpu[r] =
 			    m0 < 0 ? -1 : bench_proc_cpu(o.mrd_pid) - m0;
 			fprintf(stderr, "  run %d mailroom batched: %.0f "
@@ -576,7 +630,10 @@ main(int argc, char **argv)
 		mr = bench_median(mr_runs, o.repeat);
 	}
 	if (o.throughput && (o.mode & BENCH_MAILROOM) && o.unbatched) {
-		bench__mr_async(&o, "pipelined", npipe, 1, o.inflight, &pipe);
+		bench__mr_async(&o, "pipelined", npipe, 1, o.inflight,
+				o.linger_us, &pipe);
+		bench__mr_async(&o, "pipelined-off", npipe_off, 1, o.inflight,
+				-1, &pipe_off);
 		bench__mr_sync(&o, "sync", nsync, 0, NULL, &sync);
 	}
 	if (o.samples > 0 && (o.mode & BENCH_RAW))
@@ -609,10 +666,15 @@ main(int argc, char **argv)
 		}
 		if ((o.mode & BENCH_MAILROOM) && o.unbatched) {
 			snprintf(name, sizeof(name),
-				 "mailroom unbatched pipelined F=%d",
+				 "mailroom 1 per call F=%d coalesced",
 				 o.inflight);
 			bench_row(name, BENCH_NAME_W, &pipe, o.size, raw_ref,
 				  "of raw async");
+			snprintf(name, sizeof(name),
+				 "mailroom 1 per call F=%d one each",
+				 o.inflight);
+			bench_row(name, BENCH_NAME_W, &pipe_off, o.size,
+				  raw_ref, "of raw async");
 			bench_row("mailroom unbatched sync", BENCH_NAME_W,
 				  &sync, o.size, sync_ref, "of raw sync");
 		}
@@ -621,6 +683,8 @@ main(int argc, char **argv)
 		       "msgs/s)\n",
 		       sync_ref);
 	}
+	if (o.throughput && (o.mode & BENCH_MAILROOM))
+		bench__cpu_table(mr, &pipe, &pipe_off, &sync);
 	if (lraw.n > 0 || lmr.n > 0) {
 		printf("\nlatency, one message at a time, %d samples, "
 		       "linger.ms %d (ms)\n",
@@ -643,6 +707,13 @@ main(int argc, char **argv)
 	}
 	if (o.throughput)
 		bench__cpu_rows(&o, raw_runs, mr_runs, mrd_cpu);
+	if (raw_ref > 0 && pipe.done) {
+		double ratio = bench_rate(&pipe) / raw_ref;
+
+		printf("\ntarget: one message per call (coalesced) >= 0.50x "
+		       "raw: %.3fx %s\n",
+		       ratio, ratio >= 0.5 ? "MET" : "NOT MET");
+	}
 	if (raw_ref > 0 && mr->done) {
 		double ratio = bench_rate(mr) / raw_ref;
 
@@ -680,6 +751,8 @@ main(int argc, char **argv)
 	if (o.throughput && (o.mode & BENCH_MAILROOM) && o.unbatched) {
 		bench_json_result("mailroom_pipelined", &pipe, o.size,
 				   raw_ref, "ratio", NULL, 0);
+		bench_json_result("mailroom_pipelined_off", &pipe_off,
+				   o.size, raw_ref, "ratio", NULL, 0);
 		bench_json_result("mailroom_sync", &sync, o.size, sync_ref,
 				   "ratio_vs_raw_sync", NULL, 0);
 	}
@@ -702,7 +775,8 @@ main(int argc, char **argv)
 			ok = false;
 	}
 	if (o.throughput && (o.mode & BENCH_MAILROOM) && o.unbatched &&
-	    (!pipe.done || pipe.failed || !sync.done || sync.failed))
+	    (!pipe.done || pipe.failed || !pipe_off.done || pipe_off.failed ||
+	     !sync.done || sync.failed))
 		ok = false;
 	if (o.samples > 0 && (o.mode & BENCH_RAW) && lraw.n < o.samples)
 		ok = false;

@@ -20,6 +20,9 @@
 #define BENCH_KEYS 1000
 #define BENCH_SYNC_MAX 20000 /* messages in the sync case */
 #define BENCH_PIPE_MAX 100000
+/* messages of the pipelined case with the client's coalescing off: one
+ * frame per message, about 2,000 msgs/s */
+#define BENCH_PIPE_OFF_MAX 10000
 #define BENCH_WARMUP 200 /* latency samples dropped before measuring */
 #define BENCH_WAIT_MS 300000
 #define BENCH_ERR_MAX 512
@@ -39,10 +42,11 @@ struct bench_opts {
 	int         samples;
 	int         repeat;
 	int         timeout_ms;
+	int         linger_us;  /* the client's linger_us (0: its default) */
+	int         mrd_pid;    /* mailroomd, for its CPU per case; 0: none */
 	bool        raw_headers;
 	bool        throughput;
 	bool        unbatched; /* the pipelined and sync cases */
-	int         mrd_pid;   /* mailroomd's, for its CPU; 0: none */
 	double      target;    /* batched / raw, for the target line */
 };
 

@@ -19,6 +19,8 @@
 #   N100 [1000000]  N1K [200000]   messages per throughput case
 #   BATCH [1000]  INFLIGHT [8]     messages per request, requests in flight
 #   LINGER [2]                     linger.ms of both producers
+#   LINGER_US [0]                  the client's linger_us (0: its default,
+#                                  -1: no coalescing)
 #   REPEAT [3]                     throughput runs per size (median reported)
 #   SAMPLES [5000]                 latency samples per side
 #   TIMEOUT_MS [10000]             the client's request timeout
@@ -36,6 +38,7 @@ N1K=${N1K:-200000}
 BATCH=${BATCH:-1000}
 INFLIGHT=${INFLIGHT:-8}
 LINGER=${LINGER:-2}
+LINGER_US=${LINGER_US:-0}
 REPEAT=${REPEAT:-3}
 SAMPLES=${SAMPLES:-5000}
 TIMEOUT_MS=${TIMEOUT_MS:-10000}
@@ -52,10 +55,10 @@ results_begin publish
 
 run_bench "100-byte messages" --mode both --linger-ms "$LINGER" \
     --size 100 --count "$N100" --batch "$BATCH" --inflight "$INFLIGHT" \
-    --mrd-pid "$MRD_PID"
+    --linger-us "$LINGER_US" --mrd-pid "$MRD_PID"
 run_bench "1 KiB messages" --mode both --linger-ms "$LINGER" \
     --size 1024 --count "$N1K" --batch "$BATCH" --inflight "$INFLIGHT" \
-    --mrd-pid "$MRD_PID"
+    --linger-us "$LINGER_US" --mrd-pid "$MRD_PID"
 if [[ $REFERENCES == 1 ]]; then
     run_bench "reference: 100-byte, raw producer with mailroomd's headers" \
         --mode both --raw-headers --no-unbatched --target 0.9 \
@@ -80,5 +83,5 @@ if [[ $REFERENCES == 1 && $LINGER != 0 ]]; then
 fi
 
 check_logs
-summary '^(target|added by|mailroom batched|raw librdkafka|raw producer|mailroomd )'
+summary '^(target|added by|mailroom batched|mailroom 1 per|raw librdkafka|raw producer|mailroomd )'
 exit "$FAILED"

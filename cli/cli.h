@@ -29,6 +29,7 @@ struct cli_common {
 	const char *url;
 	int         timeout_ms;
 	int         busy_retry_ms; /* mr_client_opts' */
+	int         linger_us;     /* mr_client_opts'; 0: the client's */
 };
 
 /** @returns an exit code. */

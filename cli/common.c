@@ -10,7 +10,8 @@ int
 cli_connect(const struct cli_common *co, mr_client **c)
 {
 	mr_client_opts opts = {.timeout_ms    = co->timeout_ms,
-			       .busy_retry_ms = co->busy_retry_ms};
+			       .busy_retry_ms = co->busy_retry_ms,
+			       .linger_us     = co->linger_us};
 	char           errstr[512];
 	int            rc;
 

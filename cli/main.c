@@ -43,7 +43,7 @@ main(int argc, char **argv)
 	// Longer than mailroomd's own wait for Kafka (its
 	// producer.message_timeout_ms, 30 s by default), so that a Kafka
 	// outage is reported as mailroomd's answer, not as its silence.
-	struct cli_common co = {NULL, 60000, 0};
+	struct cli_common co = {NULL, 60000, 0, 0};
 	const char       *cmd;
 	int               c;
 

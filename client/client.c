@@ -89,6 +89,8 @@ client__release(struct client_req *r, bool call_done)
 	c->pending -= call_done;
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->lock);
+	// Calls pending for a request (the window was full) go now.
+	coalesce__kick(c);
 }
 
 static void
@@ -109,33 +111,31 @@ client__req_reset(struct client_req *r)
 	r->last_err = MR_OK;
 }
 
-/* Take an idle request, making one if fewer than max_inflight exist;
- * blocks while all are in flight. */
-int
-client__acquire(mr_client *c, struct client_req **out)
+/* Take an idle request, or make one if fewer than max_inflight exist;
+ * with c->lock held. A new request is made under the lock, so that a
+ * publish is laid into the stream in the same hold as it got its
+ * request (client/coalesce.c): nothing that nng_ctx_open waits for takes
+ * the client's lock. */
+struct client_req *
+client__take_locked(mr_client *c, int *rc)
 {
 	struct client_req *r;
-	int             rv;
+	int                rv;
 
-	pthread_mutex_lock(&c->lock);
-	while (c->idle == NULL && c->nreqs >= c->max_inflight)
-		pthread_cond_wait(&c->cv, &c->lock);
+	*rc = MR_OK;
 	if ((r = c->idle) != NULL) {
 		c->idle = r->next;
 		c->inflight++;
 		c->pending++;
-		pthread_mutex_unlock(&c->lock);
 		client__req_reset(r);
-		*out = r;
-		return MR_OK;
+		return r;
 	}
-	c->nreqs++;
-	c->inflight++;
-	c->pending++;
-	pthread_mutex_unlock(&c->lock);
-
-	if ((r = calloc(1, sizeof(*r))) == NULL)
-		goto fail;
+	if (c->nreqs >= c->max_inflight)
+		return NULL;
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		*rc = MR_ENOMEM;
+		return NULL;
+	}
 	r->c = c;
 	// The pause before a resend has an aio of its own: in nng 1.5.2 an
 	// aio that slept takes a later timeout of its own for a success.
@@ -147,23 +147,31 @@ client__acquire(mr_client *c, struct client_req **out)
 		if (r->timer)
 			nng_aio_free(r->timer);
 		free(r);
-		goto fail;
+		*rc = MR_ENOMEM;
+		return NULL;
 	}
 	nng_aio_set_timeout(r->aio, c->timeout_ms);
-	pthread_mutex_lock(&c->lock);
 	r->all_next = c->all;
 	c->all      = r;
+	c->nreqs++;
+	c->inflight++;
+	c->pending++;
+	return r;
+}
+
+/* Take a request; blocks while all max_inflight are out. */
+int
+client__acquire(mr_client *c, struct client_req **out)
+{
+	struct client_req *r;
+	int                rc;
+
+	pthread_mutex_lock(&c->lock);
+	while ((r = client__take_locked(c, &rc)) == NULL && rc == MR_OK)
+		pthread_cond_wait(&c->cv, &c->lock);
 	pthread_mutex_unlock(&c->lock);
 	*out = r;
-	return MR_OK;
-fail:
-	pthread_mutex_lock(&c->lock);
-	c->nreqs--;
-	c->inflight--;
-	c->pending--;
-	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->lock);
-	return MR_ENOMEM;
+	return rc;
 }
 
 void
@@ -176,10 +184,12 @@ client__finish(struct client_req *r, int status, const char *why, nng_msg *m)
 	// publish again without waiting for itself; drain waits for the
 	// callback to return.
 	client__release(r, false);
+	call.c = c;
 	call.done(&call, status, why, m);
 	if (m && !call.keep_reply)
 		nng_msg_free(m);
 	free(call.frame);
+	free(call.parts);
 	client__call_done(c);
 }
 
@@ -461,6 +471,13 @@ mr_client_new(mr_client **out, const char *url, const mr_client_opts *opts,
 						   : CLIENT__MAX_FRAME;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	if (coalesce__init(c, opts) != MR_OK) {
+		snprintf(errstr, errstr_size, "out of memory");
+		pthread_mutex_destroy(&c->lock);
+		pthread_cond_destroy(&c->cv);
+		free(c);
+		return MR_ENOMEM;
+	}
 	if (getrandom(&c->stream, sizeof(c->stream), 0) !=
 	    (ssize_t)sizeof(c->stream))
 		c->stream = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
@@ -482,6 +499,7 @@ mr_client_new(mr_client **out, const char *url, const mr_client_opts *opts,
 		snprintf(errstr, errstr_size, "out of memory");
 		nng_close(c->sock);
 		free(c->url);
+		coalesce__fini(c);
 		pthread_mutex_destroy(&c->lock);
 		pthread_cond_destroy(&c->cv);
 		free(c);
@@ -495,6 +513,7 @@ mr_client_new(mr_client **out, const char *url, const mr_client_opts *opts,
 		nng_close(c->sock);
 		nng_aio_free(c->watch);
 		free(c->url);
+		coalesce__fini(c);
 		pthread_mutex_destroy(&c->lock);
 		pthread_cond_destroy(&c->cv);
 		free(c);
@@ -506,6 +525,7 @@ mr_client_new(mr_client **out, const char *url, const mr_client_opts *opts,
 	*out = c;
 	return MR_OK;
 fail:
+	coalesce__fini(c);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cv);
 	free(c);
@@ -525,8 +545,11 @@ mr_client_drain(mr_client *c, int timeout_ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
+	// Calls gathered for the next frame are sent now, not after their
+	// linger, and waited for like the rest.
+	coalesce__flush(c);
 	pthread_mutex_lock(&c->lock);
-	while (c->pending > 0 && rc == MR_OK)
+	while ((c->pending > 0 || c->pend_n > 0) && rc == MR_OK)
 		if (pthread_cond_timedwait(&c->cv, &c->lock, &ts) != 0)
 			rc = MR_ETIMEDOUT;
 	pthread_mutex_unlock(&c->lock);
@@ -541,6 +564,7 @@ mr_client_free(mr_client *c)
 	if (c == NULL)
 		return;
 	mr_client_drain(c, c->timeout_ms + 1000);
+	coalesce__fini(c);
 	// What is still in flight (a long poll) is cancelled first: a
 	// stopped aio is not started again by its callback, whereas closing
 	// the socket under a callback about to receive makes nng 1.5.2 panic.
@@ -563,6 +587,7 @@ mr_client_free(mr_client *c)
 	nng_close(c->sock);
 	nng_aio_free(c->watch);
 	free(c->url);
+	free(atomic_load(&c->acks_cache));
 	for (r = c->all; r != NULL; r = n) {
 		n = r->all_next;
 		nng_aio_free(r->timer);
@@ -652,8 +677,7 @@ client__json_call(mr_client *c, uint8_t op, const char *body, char **json)
 	}
 	client__wait_init(&w);
 	r->op   = op;
-	r->call = (struct client_call){client__json_done, NULL, &w, 0, NULL, 0,
-				    false};
+	r->call = (struct client_call){.done = client__json_done, .arg = &w};
 	rc      = client__send(r, &b);
 	mri_wbuf_fini(&b);
 	if (rc != MR_OK) {

@@ -78,6 +78,14 @@ struct client_call;
 typedef void (*client_done_cb)(const struct client_call *call, int status,
 			       const char *why, nng_msg *reply);
 
+/* One mr_publish_async call of a coalesced PUBLISH (client/coalesce.c):
+ * its callback gets the acks of its n messages. */
+struct client_part {
+	mr_publish_cb cb;
+	void         *arg;
+	uint32_t      n;
+};
+
 /* What a completion needs: copied out of the request before the request
  * goes back to the pool. */
 struct client_call {
@@ -89,6 +97,20 @@ struct client_call {
 				messages when it fails; freed after done */
 	size_t        frame_len;
 	bool          keep_reply; /* done owns the reply (any status) */
+	/* A PUBLISH of several calls: theirs, in the order of their
+	 * messages (n in all; freed after done); NULL: one call, cb's. */
+	struct client_part *parts;
+	uint32_t      nparts;
+	mr_client    *c; /* set by client__finish */
+};
+
+/* The acks of a completion: kept by the client for the next one
+ * (client__publish_done), since a frame's acks (800 bytes each) are too
+ * many for the stack and, malloc'd and freed each time, cost page faults
+ * when glibc gives a thread arena's top back to the kernel. */
+struct client_acks {
+	size_t cap;
+	mr_ack a[];
 };
 
 struct client_req {
@@ -149,6 +171,24 @@ struct mr_client {
 	atomic_uint     redials; /* dialers abandoned: the socket is wedged */
 	bool            trace;   /* $MAILROOM_CLIENT_TRACE: client__trace */
 	mr_client      *left_next; /* on the list of clients left behind */
+	/* Coalescing (client/coalesce.c), under lock: the mr_publish_async
+	 * calls gathered into the next PUBLISH frame, and what flushes it. */
+	int64_t         linger_us;  /* -1: off */
+	uint32_t        cap_msgs;   /* a frame's messages */
+	size_t          cap_bytes;  /* a frame's bytes */
+	struct mri_wbuf pend;       /* header, seq, count, then messages */
+	uint32_t        pend_n;     /* its messages; 0: nothing pending */
+	struct client_part *pend_parts;
+	uint32_t        pend_nparts, pend_cap;
+	uint64_t        pend_since; /* mri_mono_us of its first call */
+	bool            pend_due;   /* flush once a request is free */
+	bool            linger_run; /* the linger thread was started */
+	bool            linger_stop;
+	pthread_t       linger;
+	pthread_cond_t  linger_cv;  /* monotonic; the linger thread waits */
+	atomic_ullong   frames;     /* PUBLISH frames made (tests) */
+	_Atomic(struct client_acks *) acks_cache;
+	atomic_ullong   coalesced;  /* mr_publish_async calls coalesced */
 };
 
 struct client__wait {
@@ -165,6 +205,56 @@ struct client__wait {
 /** @brief Take an idle request (blocks while max_inflight are out).
  *  @returns MR_OK or MR_ENOMEM. */
 int client__acquire(mr_client *c, struct client_req **out);
+
+/** @brief With c->lock held: an idle request, or a new one while fewer
+ *         than max_inflight exist (counted out, as client__acquire's).
+ *  @returns it, or NULL when all are out (*rc MR_OK) or on no memory
+ *           (*rc MR_ENOMEM). */
+struct client_req *client__take_locked(mr_client *c, int *rc);
+
+/* ---- coalescing (client/coalesce.c) */
+
+/** @brief The client's coalescing settings from \p opts (NULL: defaults),
+ *         and its empty pending frame. @returns MR_OK or MR_ENOMEM. */
+int coalesce__init(mr_client *c, const mr_client_opts *opts);
+
+/** @brief Stop the linger thread and free the pending frame (nothing may
+ *         be pending: after a drain). */
+void coalesce__fini(mr_client *c);
+
+/**
+ * @brief Publish the frame in \p b (from mri_frame_begin, sequence
+ *        reserved, count and messages written; the request takes b's
+ *        bytes on MR_OK, else the caller still owns them) of \p n
+ *        messages, for \p cb: gathered with other calls into one frame
+ *        unless \p direct, then sent after whatever is pending.
+ * @returns MR_OK (cb will be called once) or an mr_err (it will not).
+ */
+int coalesce__submit(mr_client *c, struct mri_wbuf *b, uint32_t n,
+		     bool direct, mr_publish_cb cb, void *arg);
+
+/** @brief Flush what is pending now if a request is free, else as soon
+ *         as one is (mr_client_drain, mr_client_free). */
+void coalesce__flush(mr_client *c);
+
+/** @brief A request went back to the pool: send what is pending if its
+ *         linger passed or it waited for a request. */
+void coalesce__kick(mr_client *c);
+
+/** @brief A PUBLISH request's completion: its acks to its call's
+ *         callback, or to each of its calls' (a coalesced frame). */
+void client__publish_done(const struct client_call *call, int status,
+			  const char *why, nng_msg *m);
+
+/** @brief Lay a publish into the client's stream (seq, pub list); with
+ *         c->lock held. */
+void client__pub_queue_locked(struct client_req *r);
+
+/** @returns the PUBLISH frames this client made, and the
+ *           mr_publish_async calls that went into them coalesced with
+ *           others (for tests). */
+uint64_t client__publish_frames(mr_client *c);
+uint64_t client__publish_coalesced(mr_client *c);
 
 /** @brief The request is over: back to the pool, then its done callback
  *         with \p m (freed after it unless keep_reply). */
@@ -183,6 +273,12 @@ int client__remaining_ms(const struct client_req *r);
 /** @brief Send (again) a publish's frame, with the stream's base as it is
  *         now; held back while the connection is a draining mailroomd's. */
 void client__pub_send(struct client_req *r);
+
+/** @brief client__pub_send with c->lock held (a first send, in the same
+ *         hold as its seq: frames reach nng in their stream's order).
+ *  @returns MR_OK, or the error to give it up with (client__pub_give_up)
+ *           once the lock is released, *why saying why. */
+int client__pub_send_locked(struct client_req *r, const char **why);
 
 /**
  * @brief A publish whose request failed as a whole (\p nng_rv, or an ERROR

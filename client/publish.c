@@ -20,6 +20,8 @@
 #define CLIENT__RETRY_MAX_MS 1000
 // How often a publish held back from a draining mailroomd looks again.
 #define CLIENT__HOLD_MS 50
+// The most acks whose buffer a client keeps for the next completion.
+#define CLIENT__ACKS_KEEP 4096
 
 int
 client__remaining_ms(const struct client_req *r)
@@ -111,9 +113,11 @@ client__pub_give_up(struct client_req *r, int status, const char *why,
 	client__finish(r, status, why, m);
 }
 
-/* Send (again) a publish's frame, with the stream's base as it is now. */
-void
-client__pub_send(struct client_req *r)
+/* Send (again) a publish's frame, with the stream's base as it is now;
+ * with c->lock held. @returns MR_OK, or the error to give it up with once
+ * the lock is released (*why says why). */
+int
+client__pub_send_locked(struct client_req *r, const char **why)
 {
 	mr_client         *c = r->c;
 	struct mri_pub_seq sq;
@@ -125,25 +129,21 @@ client__pub_send(struct client_req *r)
 	// and whatever of it is in flight when it stops is lost with it.
 	if (pipe != 0 && pipe == atomic_load(&c->draining_pipe)) {
 		if (left <= CLIENT__HOLD_MS) {
-			client__pub_give_up(r, MR_ESHUTDOWN,
-					    "mailroomd is draining and no "
-					    "other answered in time",
-					    NULL);
-			return;
+			*why = "mailroomd is draining and no other answered "
+			       "in time";
+			return MR_ESHUTDOWN;
 		}
 		r->last_err = MR_ESHUTDOWN;
 		nng_sleep_aio(CLIENT__HOLD_MS, r->timer);
-		return;
+		return MR_OK;
 	}
-	pthread_mutex_lock(&c->lock);
 	sq.stream = c->stream;
 	sq.seq    = r->seq;
 	sq.base   = c->pub_head != NULL ? c->pub_head->seq : r->seq;
-	pthread_mutex_unlock(&c->lock);
 	mri_publish_seq_put(r->call.frame, &sq);
 	if (nng_msg_alloc(&m, r->call.frame_len) != 0) {
-		client__pub_give_up(r, MR_ENOMEM, "out of memory", NULL);
-		return;
+		*why = "out of memory";
+		return MR_ENOMEM;
 	}
 	memcpy(nng_msg_body(m), r->call.frame, r->call.frame_len);
 	r->sends++;
@@ -154,7 +154,22 @@ client__pub_send(struct client_req *r)
 	r->sending = 1;
 	nng_aio_set_timeout(r->aio, left > 0 ? left : 1);
 	nng_aio_set_msg(r->aio, m);
+	// nng runs the aio's callback on its own threads, never in here.
 	nng_ctx_send(r->ctx, r->aio);
+	return MR_OK;
+}
+
+void
+client__pub_send(struct client_req *r)
+{
+	const char *why = NULL;
+	int         rc;
+
+	pthread_mutex_lock(&r->c->lock);
+	rc = client__pub_send_locked(r, &why);
+	pthread_mutex_unlock(&r->c->lock);
+	if (rc != MR_OK)
+		client__pub_give_up(r, rc, why, NULL);
 }
 
 static void
@@ -306,18 +321,71 @@ client__acks_decode(nng_msg *m, uint32_t want, mr_ack *acks, const char **why)
 	return MR_OK;
 }
 
+/* The acks of \p acks to the calls of \p r: one, or each of a coalesced
+ * frame's with its own messages' (\p n of them in all, 0 when there is
+ * nothing to report them in). */
 static void
+client__publish_report(const struct client_call *r, int status,
+		       const mr_ack *acks, uint32_t n)
+{
+	uint32_t off = 0;
+
+	if (r->parts == NULL) {
+		r->cb(r->arg, status, acks, n);
+		return;
+	}
+	for (uint32_t i = 0; i < r->nparts; i++) {
+		const struct client_part *p = &r->parts[i];
+
+		p->cb(p->arg, status, n > 0 ? acks + off : acks,
+		      n > 0 ? p->n : 0);
+		off += p->n;
+	}
+}
+
+/* Room for \p n acks: the client's kept buffer if it is free and large
+ * enough, else a new one. */
+static struct client_acks *
+client__acks_take(mr_client *c, uint32_t n)
+{
+	struct client_acks *b = atomic_exchange(&c->acks_cache, NULL);
+
+	if (b != NULL && b->cap >= n)
+		return b;
+	free(b);
+	if ((b = malloc(sizeof(*b) + (size_t)n * sizeof(mr_ack))) != NULL)
+		b->cap = n;
+	return b;
+}
+
+/* Keep \p b for the next completion, unless another one was kept or it
+ * is larger than a coalesced frame's (a rare large call's is not held on
+ * to). */
+static void
+client__acks_keep(mr_client *c, struct client_acks *b)
+{
+	struct client_acks *none = NULL;
+
+	if (b->cap > CLIENT__ACKS_KEEP ||
+	    !atomic_compare_exchange_strong(&c->acks_cache, &none, b))
+		free(b);
+}
+
+void
 client__publish_done(const struct client_call *r, int status, const char *why,
 		     nng_msg *m)
 {
-	mr_ack  stack[16];
-	mr_ack *acks = r->n <= 16 ? stack : malloc(r->n * sizeof(*acks));
+	mr_ack              stack[16];
+	struct client_acks *kept = NULL;
+	mr_ack             *acks = stack;
 
-	if (acks == NULL) {
+	if (r->n > 16 && (kept = client__acks_take(r->c, r->n)) != NULL)
+		acks = kept->a;
+	if (r->n > 16 && kept == NULL) {
 		// Nothing to report the acks in: report the request failed.
 		mr_ack one;
 		client__acks_fail(&one, 1, MR_ENOMEM, NULL);
-		r->cb(r->arg, MR_ENOMEM, &one, 0);
+		client__publish_report(r, MR_ENOMEM, &one, 0);
 		return;
 	}
 	if (status == MR_OK)
@@ -326,16 +394,35 @@ client__publish_done(const struct client_call *r, int status, const char *why,
 		client__acks_fail(acks, r->n, status, why);
 		client__acks_name(acks, r->n, r);
 	}
-	r->cb(r->arg, status, acks, r->n);
-	if (acks != stack)
-		free(acks);
+	client__publish_report(r, status, acks, r->n);
+	if (kept != NULL)
+		client__acks_keep(r->c, kept);
 }
 
-int
-mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
-		 mr_publish_cb cb, void *arg)
+/* Lay \p r into the client's stream: its seq, and the list of publishes
+ * awaiting their reply (the base). With c->lock held. */
+void
+client__pub_queue_locked(struct client_req *r)
 {
-	struct client_req *r;
+	mr_client *c = r->c;
+
+	r->seq      = c->seq_next++;
+	r->queued   = true;
+	r->pub_next = NULL;
+	r->pub_prev = c->pub_tail;
+	if (c->pub_tail)
+		c->pub_tail->pub_next = r;
+	else
+		c->pub_head = r;
+	c->pub_tail = r;
+}
+
+/* Encode \p msgs as one PUBLISH frame into \p b and hand it on: gathered
+ * with other calls unless \p direct (client/coalesce.c). */
+static int
+client__publish(mr_client *c, const mr_message *msgs, size_t n, bool direct,
+		mr_publish_cb cb, void *arg)
+{
 	struct mri_wbuf b;
 	int             rc;
 
@@ -343,6 +430,8 @@ mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
 	    cb == NULL)
 		return MR_EINVAL;
 	mri_wbuf_init(&b);
+	// Room for a message or two: most calls then allocate once.
+	(void)mri_wbuf_reserve(&b, 512);
 	mri_frame_begin(&b, MRI_OP_PUBLISH);
 	mri_publish_seq_reserve(&b);
 	mri_wbuf_u32(&b, (uint32_t)n);
@@ -356,28 +445,17 @@ mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
 		mri_wbuf_fini(&b);
 		return rc != MR_OK ? rc : MR_ETOOBIG;
 	}
-	if ((rc = client__acquire(c, &r)) != MR_OK) {
+	if ((rc = coalesce__submit(c, &b, (uint32_t)n, direct, cb, arg)) !=
+	    MR_OK)
 		mri_wbuf_fini(&b);
-		return rc;
-	}
-	// The request owns b's bytes from here (client__finish frees them).
-	r->op       = MRI_OP_PUBLISH;
-	r->call     = (struct client_call){client__publish_done, cb, arg,
-					(uint32_t)n, b.data, b.len, false};
-	r->deadline = nng_clock() + (nng_time)c->timeout_ms;
-	pthread_mutex_lock(&c->lock);
-	r->seq      = c->seq_next++;
-	r->queued   = true;
-	r->pub_next = NULL;
-	r->pub_prev = c->pub_tail;
-	if (c->pub_tail)
-		c->pub_tail->pub_next = r;
-	else
-		c->pub_head = r;
-	c->pub_tail = r;
-	pthread_mutex_unlock(&c->lock);
-	client__pub_send(r);
-	return MR_OK;
+	return rc;
+}
+
+int
+mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
+		 mr_publish_cb cb, void *arg)
+{
+	return client__publish(c, msgs, n, false, cb, arg);
 }
 
 static void
@@ -406,8 +484,9 @@ client__publish_wait(mr_client *c, const mr_message *msgs, size_t n,
 	client__set_last_error(NULL);
 	client__wait_init(&w);
 	w.acks = acks;
-	if ((rc = mr_publish_async(c, msgs, n, client__sync_publish_cb, &w)) !=
-	    MR_OK) {
+	// Sent on its own at once, after what this client has pending.
+	if ((rc = client__publish(c, msgs, n, true, client__sync_publish_cb,
+				  &w)) != MR_OK) {
 		pthread_mutex_destroy(&w.lock);
 		pthread_cond_destroy(&w.cv);
 		if (acks != NULL)

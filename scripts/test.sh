@@ -75,7 +75,8 @@ run_tests build-san '^(fuzz|twin|docker)$' \
 # concurrent parts' own tests: the group, the journal, the subscription
 # registry, the front door, the publisher, admin, the actor runtime and
 # its test kit) but its two single-threaded simulations (the delivery
-# engine's, the order's), the three C API suites, mirrored actors
+# engine's, the order's), the four C API suites (coalesce_api: the
+# client's coalescing from four threads), mirrored actors
 # (durable, and reached by address) end to end, and the HTTP API with its
 # metrics (its threads: nng's callbacks, the session reaper, the front
 # door's). core/tsan_thrd.c and
@@ -88,4 +89,4 @@ export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp:halt_on_error=1:second_de
 (cd build-tsan && ctest --output-on-failure --no-tests=error -j"$jobs" \
 	-L '^unit$' -LE '^fuzz$' -E '^(engine_sim_test|order_sim_test)$')
 (cd build-tsan && ctest --output-on-failure --no-tests=error \
-	-R '^(publish_api|consume_api|order_api|mirror|mirror_durable|router|http|http_metrics)_embedded$')
+	-R '^(publish_api|consume_api|order_api|coalesce_api|mirror|mirror_durable|router|http|http_metrics)_embedded$')

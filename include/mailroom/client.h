@@ -14,6 +14,27 @@
  * racing on several threads have no order). Nothing is promised between
  * two clients.
  *
+ * Coalescing: mr_publish_async calls are gathered into one PUBLISH frame,
+ * since a frame costs the client and mailroomd far more than a message in
+ * it. A call is added to the pending frame and returns; the frame is sent
+ * when linger_us (mr_client_opts; 200 by default) has passed since its
+ * first call, when it holds linger_msgs messages (1000) or 1 MiB, and
+ * before anything else is published: mr_publish and mr_publish_batch send
+ * what is pending first, then their own request at once (they never
+ * linger), and mr_client_drain and mr_client_free send it at once. A call
+ * made while no publish of the client awaits its reply is sent at once,
+ * and so is a call of linger_msgs messages or 1 MiB or more (a frame of
+ * its own: a call is never split). While max_inflight requests are out,
+ * the pending frame waits for the next one free, and gathers calls
+ * meanwhile. Each call keeps its own callback, called once with its own
+ * acks; a request's failure (MR_EINDOUBT after the timeout, or an error
+ * that says nothing was written) reaches every call of the frame. The
+ * timeout counts from when the frame is sent. A frame is one request to
+ * mailroomd's backpressure too: messages of one frame for one partition
+ * are admitted or refused together, so a bound may be passed by up to a
+ * frame (linger_msgs). linger_us < 0 turns coalescing off: every call is
+ * a request of its own, as before.
+ *
  * Resends: every message gets its id (a UUIDv7 when mr_message.id is NULL)
  * when it is first encoded, and keeps it. When the connection is lost with
  * a publish in flight, or mailroomd refuses it for now (draining, or an
@@ -25,7 +46,9 @@
  * publish those again with the same ids.
  *
  * Thread safety: a client may be used from many threads at once. Callbacks
- * run on one of nng's threads; they must not block, and may publish again.
+ * run on one of nng's threads (or, for a send that fails at once, on the
+ * thread that sent it: a publishing call's, or the client's linger
+ * thread); they must not block, and may publish again.
  */
 #ifndef MAILROOM_CLIENT_H
 #define MAILROOM_CLIENT_H
@@ -100,6 +123,13 @@ typedef struct mr_client_opts {
 	 *  retry_after_ms, until this many ms after the call; 0: never (an
 	 *  MR_EBUSY ack is returned). mr_publish_async never does. */
 	int busy_retry_ms;
+	/** Coalescing: how long an mr_publish_async call may wait, in
+	 *  microseconds, for others to share its frame; 0: 200; negative:
+	 *  never (every call is a frame of its own). */
+	int linger_us;
+	/** The most messages a coalesced frame gathers; 0: 1000 (and never
+	 *  more than 1 MiB of messages, nor max_frame). */
+	int linger_msgs;
 } mr_client_opts;
 
 /**
@@ -121,7 +151,8 @@ MR_API int mr_client_new(mr_client **out, const char *url,
 MR_API void mr_client_free(mr_client *c);
 
 /**
- * @brief Publish one message and wait for its ack.
+ * @brief Publish one message and wait for its ack. Sent at once, after
+ *        whatever mr_publish_async calls are pending (Coalescing above).
  * @returns MR_OK when Kafka has it (ack filled), the message's own error
  *          (ack filled, ack->error says why), or a request error (the
  *          ack's status is the same).
@@ -129,7 +160,8 @@ MR_API void mr_client_free(mr_client *c);
 MR_API int mr_publish(mr_client *c, const mr_message *msg, mr_ack *ack);
 
 /**
- * @brief Publish \p n messages in one request and wait. acks[i] is the
+ * @brief Publish \p n messages in one request and wait (sent at once,
+ *        after what is pending, as mr_publish). acks[i] is the
  *        outcome of msgs[i]. With busy_retry_ms (mr_client_opts), the
  *        messages refused with MR_EBUSY are sent again, in their order,
  *        after the largest of their retry_after_ms, until that deadline;
@@ -155,14 +187,20 @@ typedef void (*mr_publish_cb)(void *arg, int status, const mr_ack *acks,
 			      size_t n);
 
 /**
- * @brief Send \p n messages as one request and return; \p cb gets the acks.
- *        Blocks while max_inflight requests are in flight.
+ * @brief Publish \p n messages and return; \p cb gets their acks. The
+ *        messages are encoded (and given their ids) before the call
+ *        returns, and go in one frame, with the calls before and after it
+ *        unless coalescing is off or the call is large (Coalescing above).
+ *        Blocks while max_inflight requests are in flight and the pending
+ *        frame has no room for the call (or with coalescing off, while
+ *        max_inflight requests are in flight).
  * @returns MR_OK (cb will be called once), or an error (cb will not be).
  */
 MR_API int mr_publish_async(mr_client *c, const mr_message *msgs, size_t n,
 			    mr_publish_cb cb, void *arg);
 
-/** @brief Wait until no asynchronous publish is in flight. */
+/** @brief Send what is pending (Coalescing above) at once, then wait until
+ *         no asynchronous publish is pending or in flight. */
 MR_API int mr_client_drain(mr_client *c, int timeout_ms);
 
 /**

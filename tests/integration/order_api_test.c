@@ -193,10 +193,10 @@ order_done(struct order_stream *s)
 	return done;
 }
 
-/* Waits until every request's callback ran, or \p timeout_ms passed;
+/* Waits until \p want requests' callbacks ran, or \p timeout_ms passed;
  * returns how many ran. */
 static int
-order_wait(struct order_stream *s, int timeout_ms)
+order_wait_for(struct order_stream *s, int want, int timeout_ms)
 {
 	struct timespec dl;
 	int             done;
@@ -209,12 +209,20 @@ order_wait(struct order_stream *s, int timeout_ms)
 		dl.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&s->mu);
-	while (s->done < s->nreq &&
+	while (s->done < want &&
 	       pthread_cond_timedwait(&s->cv, &s->mu, &dl) != ETIMEDOUT)
 		;
 	done = s->done;
 	pthread_mutex_unlock(&s->mu);
 	return done;
+}
+
+/* Waits until every request's callback ran, or \p timeout_ms passed;
+ * returns how many ran. */
+static int
+order_wait(struct order_stream *s, int timeout_ms)
+{
+	return order_wait_for(s, s->nreq, timeout_ms);
 }
 
 /* The figures of a case. */
@@ -437,8 +445,19 @@ order_run(const char *name, int per, int faults)
 
 		if (faults && next <= faults &&
 		    r == s.nreq * next / (faults + 1)) {
-			// Up to INFLIGHT requests are on their way: the fatal
-			// error lands among them (counted when some were).
+			// The calls before the previous fault are answered
+			// first: the client coalesces calls into frames and
+			// a call no longer waits for a request, so without
+			// this the faults would come within milliseconds,
+			// and a record on its way through all of them would
+			// pass mailroomd's resends (MRI_PRODUCER_RESENDS).
+			if (next > 1)
+				order_wait_for(&s,
+					       s.nreq * (next - 1) /
+						   (faults + 1),
+					       ACKS_MS);
+			// Requests are on their way: the fatal error lands
+			// among them (counted when some were).
 			mrt_ck_admin_ok(admin,
 					"{\"op\":\"fault.producer_fatal\"}");
 			f.faults++;
