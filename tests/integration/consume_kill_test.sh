@@ -3,16 +3,17 @@
 # acks on a thread of its own while it fetches and prints the next batch,
 # and must still ack nothing it has not written to stdout and flushed.
 # N messages over K keys are published; `mailroom consume -g G --json
-# --batch 5` (key mode) prints into a file and is killed with SIGKILL once
-# it has printed a third of them; the same command (same group) is started
-# again and runs until nothing came for a while.
+# --batch 5` (key mode) prints into a file and is killed with SIGKILL,
+# three times (0.02-0.12 s after the run has printed N/10 lines), each
+# time started again with the same group; the last run goes on until nothing
+# came for a while.
 #
-# Checks, on the two outputs: neither run prints an id twice; every id
-# acked to the publisher is in one of them (nothing acked unprinted is
-# lost); an id printed by both runs comes in the second as a redelivery
-# (redelivery true, attempt >= 2: the first run never acked it), and there
-# are at most K of them (key mode: one delivery per key in flight); within
-# each run a key's offsets only grow (its order).
+# Checks, on the four outputs: no run prints an id twice; every id acked
+# to the publisher is in one of them (nothing acked unprinted is lost); an
+# id that a later run prints again comes as a redelivery (redelivery true,
+# attempt >= 2: the earlier run never acked it), at most K of them per
+# kill (key mode: one delivery per key in flight); within each run a
+# key's offsets only grow (its order).
 #
 # Usage: consume_kill_test.sh [embedded|kafka]
 #   embedded (default): librdkafka's mock cluster in mailroom_mockd
@@ -68,7 +69,7 @@ give_up() {
 
 T="ckill-$mode-$$"
 G="ckill-$mode-$$-g"
-N=3000
+N=6000
 K=40
 url="ipc://$work/mailroomd.sock"
 cluster_start "$mode" "$work" "$T:4" || exit 1
@@ -99,36 +100,42 @@ consume() {
     cpid=$!
 }
 
-consume consume1
-for _ in $(seq 1200); do
-    (($(wc -l <"$work/consume1.jsonl") >= N / 3)) && break
-    kill -0 "$cpid" 2>/dev/null || give_up "the first consumer exited"
-    sleep 0.05
+# Three runs killed soon after each has printed N/10 lines, then one that
+# runs until nothing comes.
+total() { cat "$work"/consume*.jsonl | wc -l; }
+for run in 1 2 3; do
+    consume "consume$run"
+    for _ in $(seq 1200); do
+        (($(wc -l <"$work/consume$run.jsonl") >= N / 10)) && break
+        kill -0 "$cpid" 2>/dev/null || give_up "consumer $run exited"
+        sleep 0.05
+    done
+    # Lines show up a flush at a time: kill at some point after one.
+    sleep "$(printf '0.%02d' $((RANDOM % 10 + 2)))"
+    kill -KILL "$cpid"
+    { wait "$cpid"; } 2>/dev/null
+    cpid=""
+    echo "info: SIGKILL to consumer $run after $(total) lines in all"
 done
-kill -KILL "$cpid"
-{ wait "$cpid"; } 2>/dev/null
-cpid=""
-printed=$(wc -l <"$work/consume1.jsonl")
-echo "info: SIGKILL to the consumer after $printed lines"
-((printed < N)) || give_up "the first consumer printed all $N before the kill"
+(($(total) < N)) ||
+    echo "info: the killed consumers printed all $N (the kills came late)"
 
-consume consume2
+consume consume4
 for _ in $(seq 1200); do
     kill -0 "$cpid" 2>/dev/null || break
     sleep 0.1
 done
-kill -0 "$cpid" 2>/dev/null && give_up "the second consumer still runs after 120 s"
+kill -0 "$cpid" 2>/dev/null && give_up "the last consumer still runs after 120 s"
 wait "$cpid"
 rc=$?
 cpid=""
-((rc == 0)) || give_up "the second consumer exited $rc"
+((rc == 0)) || give_up "the last consumer exited $rc"
 
-python3 - "$work/acks.jsonl" "$work/consume1.jsonl" "$work/consume2.jsonl" \
-    "$K" <<'EOF'
+python3 - "$work/acks.jsonl" "$K" "$work"/consume{1,2,3,4}.jsonl <<'EOF'
 import collections, json, sys
 
 acks = [json.loads(l) for l in open(sys.argv[1])]
-keys = int(sys.argv[4])
+keys = int(sys.argv[2])
 bad = 0
 
 def lines(path):
@@ -140,7 +147,7 @@ def lines(path):
         print("info: %s ends in half a line" % path)
     return [json.loads(l) for l in whole[:-1]]
 
-runs = [lines(p) for p in sys.argv[2:4]]
+runs = [lines(p) for p in sys.argv[3:]]
 
 def check(ok, what):
     global bad
@@ -170,14 +177,21 @@ missing = want - got
 check(len(want) > 0 and not missing,
       "every id acked to the publisher was printed (%d of %d missing)" %
       (len(missing), len(want)))
-first = {d["id"] for d in runs[0]}
-again = [d for d in runs[1] if d["id"] in first]
-notre = [d for d in again if not d["redelivery"] or d["attempt"] < 2]
-check(not notre, "what both runs printed came again as a redelivery "
-      "(%d of %d were not)" % (len(notre), len(again)))
-check(len(again) <= keys, "at most one delivery per key was unacked at "
-      "the kill (%d printed twice, %d keys)" % (len(again), keys))
-print("info: %d printed by the first run, %d by the second, %d by both" %
-      (len(runs[0]), len(runs[1]), len(again)))
+# An id printed again by a later run was not acked by the earlier one:
+# it comes as a redelivery, and a kill leaves at most one per key so.
+seen = set()
+for i, run in enumerate(runs[1:], 2):
+    before = {d["id"] for r in runs[:i - 1] for d in r}
+    again = [d for d in run if d["id"] in before]
+    notre = [d for d in again if not d["redelivery"] or d["attempt"] < 2]
+    check(not notre, "run %d: what an earlier run printed came again as "
+          "a redelivery (%d of %d were not)" % (i, len(notre), len(again)))
+    fresh = {d["id"] for d in again} - seen
+    seen |= fresh
+    check(len(fresh) <= keys, "run %d: at most one delivery per key was "
+          "unacked at the kill before (%d printed again, %d keys)" %
+          (i, len(fresh), keys))
+print("info: lines per run %s, %d ids printed by more than one run" %
+      ([len(r) for r in runs], len(seen)))
 sys.exit(1 if bad else 0)
 EOF
