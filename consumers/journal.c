@@ -474,7 +474,11 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 	// (librdkafka's mock) gets a few seconds, then auto-creates it.
 	if (c->create)
 		journal__create_topic(j, timeout_ms < 5000 ? timeout_ms : 5000);
-	journal__know_topic(j, timeout_ms < 5000 ? timeout_ms : 5000);
+	// Not on librdkafka's mock, where a metadata request creates the
+	// topic: there backpressure_embedded saw a group's acks committed
+	// late (not understood yet).
+	if (c->create)
+		journal__know_topic(j, timeout_ms < 5000 ? timeout_ms : 5000);
 	l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, j->topic, 0)->offset =
 	    RD_KAFKA_OFFSET_BEGINNING;
