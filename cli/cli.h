@@ -80,6 +80,49 @@ void cli_watch_init(struct cli_watch *w, mr_client *c);
  */
 void cli_watch_check(struct cli_watch *w, long now_ms, bool idle);
 
+/* cli/consume_out.c: a delivery on stdout. On the command's thread. */
+/** @brief Before anything is printed: a large stdio buffer for stdout
+ *         when it is not a terminal (flushed by the caller per batch). */
+void cli_out_init(void);
+/** @brief Print \p d as a line of text, or of JSON; \p dup: the guard
+ *         had its id. @returns false: no memory, nothing printed. */
+bool cli_out_delivery(const mr_delivery *d, bool json, bool dup);
+/** @brief Free what cli_out_delivery kept. */
+void cli_out_fini(void);
+
+/* cli/consume_settle.c: a thread that settles what the command's thread
+ * printed, flushed and handed over, so that the next FETCH does not wait
+ * for the last SETTLE. The calls are the command's thread's. */
+enum cli_settle {
+	CLI_SETTLE_ACK,
+	CLI_SETTLE_NACK,
+	CLI_SETTLE_REJECT,
+};
+struct cli_settler;
+/** @brief Start settling on \p s (borrowed, as \p reason: NULL or the
+ *         nack's or reject's). @returns MR_OK and *out, or MR_ENOMEM. */
+int cli_settler_start(struct cli_settler **out, mr_consumer *s,
+		      enum cli_settle kind, const char *reason);
+/**
+ * @brief Settle \p n handles (\p h: malloc'd, taken in any case) after
+ *        those handed over before; waits while 4 batches are queued.
+ * @returns MR_OK, or the error of an earlier settle (then \p h is
+ *          dropped, and so is every batch queued after the error until
+ *          cli_settler_drain), its sentence in \p why.
+ */
+int cli_settler_put(struct cli_settler *t, uint64_t *h, size_t n,
+		    char *why, size_t why_size);
+/**
+ * @brief Wait until everything handed over is settled (or dropped after
+ *        an error): then no handle fetched so far is settled any more.
+ * @returns MR_OK, or the first error since the last drain (cleared), its
+ *          sentence in \p why.
+ */
+int cli_settler_drain(struct cli_settler *t, char *why, size_t why_size);
+/** @brief Drain, end the thread and free \p t (NULL: MR_OK).
+ *  @returns as cli_settler_drain. */
+int cli_settler_stop(struct cli_settler *t, char *why, size_t why_size);
+
 /* cli/dlq.c and cli/dlq_replay.c. */
 
 /** @brief mailroom dlq replay and purge (argv from the subcommand). */

@@ -6,16 +6,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
 
 #include "cli/cli.h"
-#include "core/base64.h"
 #include "proto/address.h"
 #include "proto/frame.h"
 
 #define CONSUME__WAIT_MS 1000
 #define CONSUME__BATCH 100
 #define CONSUME__TOPICS_MAX 64
+#define CONSUME__CREDIT_MIN 1000   /* mailroomd's consumer.credit default */
+#define CONSUME__CREDIT_MAX 100000 /* SUBSCRIBE's most */
 
 enum consume__settle {
 	CONSUME__ACK,
@@ -56,11 +56,14 @@ consume__usage(FILE *f)
 	fprintf(f,
 		"usage: mailroom consume [options] -g GROUP TOPIC...\n"
 		"Prints each delivery as topic/partition@offset key=K "
-		"attempt=N: payload,\nthen acks it. When mailroomd restarts "
-		"or cannot be reached, subscribes\nagain (saying so on "
-		"stderr) and goes on; deliveries not acked then come\n"
-		"again. While mailroomd says Kafka is unreachable, says so "
-		"once on stderr,\nand once when it is back.\n"
+		"attempt=N: payload,\nthen acks it (each batch once it is "
+		"written and flushed, while the next\nbatch is fetched; the "
+		"credit is twice --batch, or mailroomd's default if\nmore). "
+		"When mailroomd restarts or cannot be reached, subscribes "
+		"again\n(saying so on stderr) and goes on; deliveries not "
+		"acked then come again. While\nmailroomd says Kafka is "
+		"unreachable, says so once on stderr, and once when it\nis "
+		"back.\n"
 		"  -g, --group G        consumer group (required)\n"
 		"      --mode M         key (default), partition or "
 		"unordered\n"
@@ -262,136 +265,38 @@ consume__breaker(const char *arg, mr_subscribe_opts *o)
 	return NULL;
 }
 
-/* ---- output ----------------------------------------------------------- */
-
-/* @returns a new JSON string if \p p is valid UTF-8 without control
- *          characters (but tab, CR, LF), else NULL. */
-static json_t *
-consume__text(const void *p, size_t len)
-{
-	const unsigned char *s = p;
-
-	for (size_t i = 0; i < len; i++)
-		if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' &&
-		     s[i] != '\r') ||
-		    s[i] == 0x7f)
-			return NULL;
-	return json_stringn(len ? p : "", len); // NULL if not UTF-8
-}
-
-/* Set name to the text, or name_b64 to its base64. */
-static void
-consume__json_bytes(json_t *o, const char *name, const void *p, size_t len)
-{
-	json_t *t = consume__text(p, len);
-	char    key[32];
-	char   *b;
-
-	if (t != NULL) {
-		json_object_set_new(o, name, t);
-		return;
-	}
-	snprintf(key, sizeof(key), "%s_b64", name);
-	if ((b = mri_base64_encode(p, len)) != NULL)
-		json_object_set_new(o, key, json_string(b));
-	free(b);
-}
-
-static void
-consume__print_json(const mr_delivery *d, bool dup)
-{
-	json_t *o = json_object(), *hs = json_array();
-
-	json_object_set_new(o, "topic", json_string(d->topic));
-	json_object_set_new(o, "partition", json_integer(d->partition));
-	json_object_set_new(o, "offset", json_integer(d->offset));
-	if (d->has_key)
-		consume__json_bytes(o, "key", d->key, d->key_len);
-	else
-		json_object_set_new(o, "key", json_null());
-	consume__json_bytes(o, "payload", d->payload, d->payload_len);
-	for (size_t i = 0; i < d->header_count; i++) {
-		const mr_header *h = &d->headers[i];
-		json_t          *v = consume__text(h->value, h->value_len);
-		char            *b;
-
-		if (v == NULL && (b = mri_base64_encode(h->value, h->value_len))) {
-			v = json_pack("{s:s}", "b64", b);
-			free(b);
-		}
-		json_array_append_new(hs, json_pack("[s,o]", h->name,
-						    v ? v : json_null()));
-	}
-	json_object_set_new(o, "headers", hs);
-	json_object_set_new(o, "id", json_string(d->id));
-	json_object_set_new(o, "attempt", json_integer(d->attempt));
-	json_object_set_new(o, "redelivery", json_boolean(d->redelivery));
-	json_object_set_new(o, "timestamp_ms", json_integer(d->timestamp_ms));
-	json_object_set_new(o, "handle", json_integer((json_int_t)d->handle));
-	json_object_set_new(o, "duplicate", json_boolean(dup));
-	json_dumpf(o, stdout, JSON_COMPACT);
-	fputc('\n', stdout);
-	json_decref(o);
-}
-
-/* Bytes on one line: control characters and '\' escaped, the rest as is;
- * but every byte above 0x7f too when they are not UTF-8. */
-static void
-consume__print_bytes(const void *p, size_t len)
-{
-	const unsigned char *s    = p;
-	json_t              *utf8 = json_stringn(len ? p : "", len);
-	unsigned char        high = utf8 != NULL ? 0xff : 0x7f;
-
-	json_decref(utf8);
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '\\')
-			fputs("\\\\", stdout);
-		else if (s[i] == '\n')
-			fputs("\\n", stdout);
-		else if (s[i] == '\t')
-			fputs("\\t", stdout);
-		else if (s[i] < 0x20 || s[i] == 0x7f || s[i] > high)
-			printf("\\x%02x", s[i]);
-		else
-			fputc(s[i], stdout);
-	}
-}
-
-static void
-consume__print(const struct consume__opts *o, const mr_delivery *d,
-	       bool dup)
-{
-	if (o->json) {
-		consume__print_json(d, dup);
-		return;
-	}
-	printf("%s/%d@%lld key=", d->topic, d->partition,
-	       (long long)d->offset);
-	if (d->has_key)
-		consume__print_bytes(d->key, d->key_len);
-	else
-		fputs("(none)", stdout);
-	printf(" attempt=%u%s: ", d->attempt, dup ? " (duplicate)" : "");
-	consume__print_bytes(d->payload, d->payload_len);
-	fputc('\n', stdout);
-}
-
 /* ---- the loop ---------------------------------------------------------- */
 
-/* Print and settle one batch; *got counts the deliveries for -n. @returns
- * MR_OK, MR_EIO when stdout failed (nothing of the batch is settled then),
- * or a request error. */
-static int
-consume__batch(mr_consumer *s, const struct consume__opts *o, mr_batch *b,
-	       long *got)
-{
-	size_t    n = mr_batch_count(b), failed = 0;
-	uint64_t *h = malloc(n * sizeof(*h));
-	int       rc;
+/* What the loop works with; the error that ends it keeps its sentence in
+ * why, since it may come from the settler's thread. */
+struct consume__run {
+	mr_consumer                *s;
+	const struct consume__opts *o;
+	struct cli_settler         *t; /* NULL: --no-ack */
+	char                        why[512];
+};
 
-	if (h == NULL)
-		return MR_ENOMEM;
+/* @returns \p rc, its sentence (this thread's) kept in r->why. */
+static int
+consume__fail(struct consume__run *r, int rc)
+{
+	snprintf(r->why, sizeof(r->why), "%s", mr_client_last_error());
+	return rc;
+}
+
+/* Print one batch, flush it, and hand its handles to the settler; *got
+ * counts the deliveries for -n. @returns MR_OK, MR_EIO when stdout failed
+ * (nothing of the batch is settled then), or an error: the guard's, or an
+ * earlier settle's. */
+static int
+consume__batch(struct consume__run *r, mr_batch *b, long *got)
+{
+	const struct consume__opts *o = r->o;
+	size_t                      n = mr_batch_count(b);
+	uint64_t                   *h = NULL;
+
+	if (r->t != NULL && (h = malloc(n * sizeof(*h))) == NULL)
+		return consume__fail(r, MR_ENOMEM);
 	for (size_t i = 0; i < n; i++) {
 		const mr_delivery *d   = mr_batch_at(b, i);
 		int                grc = o->guard != NULL
@@ -399,102 +304,118 @@ consume__batch(mr_consumer *s, const struct consume__opts *o, mr_batch *b,
 					     : MR_OK;
 
 		if (grc != MR_OK && grc != MR_EEXIST) {
-			// Not recorded: nothing of the batch is acked.
+			// Not recorded: nothing of the batch is settled.
 			free(h);
-			return grc;
+			return consume__fail(r, grc);
 		}
-		consume__print(o, d, grc == MR_EEXIST);
+		if (!cli_out_delivery(d, o->json, grc == MR_EEXIST)) {
+			free(h);
+			return consume__fail(r, MR_ENOMEM);
+		}
 		*got += grc != MR_EEXIST;
-		h[i] = d->handle;
+		if (h != NULL)
+			h[i] = d->handle;
 	}
+	// Written and flushed before anything of it is settled: acked means
+	// printed, whatever happens to this process next.
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		free(h);
 		return MR_EIO;
 	}
-	switch (o->settle) {
-	case CONSUME__ACK:
-		rc = mr_consumer_ack(s, h, n, &failed);
-		break;
-	case CONSUME__NACK:
-		rc = mr_consumer_nack(s, h, n, o->reason, &failed);
-		break;
-	case CONSUME__REJECT:
-		rc = mr_consumer_reject(s, h, n, o->reason, &failed);
-		break;
-	default:
-		rc = MR_OK;
-		break;
-	}
-	free(h);
-	if (rc == MR_OK && failed > 0)
-		fprintf(stderr,
-			"mailroom: %zu of %zu deliveries were not settled "
-			"(expired, or their partition moved)\n",
-			failed, n);
-	return rc;
+	if (r->t == NULL)
+		return MR_OK;
+	return cli_settler_put(r->t, h, n, r->why, sizeof(r->why));
 }
 
-/* Subscribe again after \p lost, saying so on stderr. @returns MR_OK (also
- * when a signal stopped it), or the error that ends the command. */
+/* Subscribe again after \p lost (its sentence in r->why), saying so on
+ * stderr, once every handle of the lost session is settled or dropped.
+ * @returns MR_OK (also when a signal stopped it), or the error that ends
+ * the command. */
 static int
-consume__reconnect(mr_consumer *s, const struct consume__opts *o, int lost)
+consume__reconnect(struct consume__run *r, int lost)
 {
-	int rc;
+	const struct consume__opts *o = r->o;
+	char                        why[512];
+	int                         rc;
 
+	// A handle of the old session must never be settled on the new one.
+	if (r->t != NULL &&
+	    (rc = cli_settler_drain(r->t, why, sizeof(why))) != MR_OK &&
+	    !mr_consumer_lost(rc)) {
+		snprintf(r->why, sizeof(r->why), "%s", why);
+		return rc;
+	}
 	fprintf(stderr, "mailroom: consume: lost the session (%s: %s); "
 		"subscribing again to group %s\n", mr_err_name(lost),
-		mr_err_sentence(lost, mr_client_last_error()), o->group);
-	rc = mr_consumer_resubscribe(s, &consume__stop);
+		mr_err_sentence(lost, r->why), o->group);
+	rc = mr_consumer_resubscribe(r->s, &consume__stop);
 	if (rc == MR_OK)
 		fprintf(stderr, "mailroom: consume: subscribed again to group "
 			"%s (session %llu); deliveries not acked come "
 			"again\n", o->group,
-			(unsigned long long)mr_consumer_session(s));
+			(unsigned long long)mr_consumer_session(r->s));
+	else
+		consume__fail(r, rc);
 	return consume__stop ? MR_OK : rc;
 }
 
+/* Fetch the next batch while the settler acks the last one: the FETCH of
+ * batch k + 1 and the SETTLE of batch k are in flight together. In key
+ * mode mailroomd still hands out a key's next message only once its last
+ * one is acked, so what is printed keeps each key's order. */
 static int
-consume__loop(mr_client *c, mr_consumer *s, const struct consume__opts *o)
+consume__loop(mr_client *c, struct consume__run *r)
 {
-	long             last = consume__now_ms(), got = 0;
-	int              rc   = MR_OK;
-	struct cli_watch w;
+	const struct consume__opts *o    = r->o;
+	long                        last = consume__now_ms(), got = 0;
+	int                         rc   = MR_OK;
+	struct cli_watch            w;
 
 	cli_watch_init(&w, c);
-
-	while (!consume__stop && (o->count == 0 || got < o->count)) {
+	for (;;) {
 		long      want = o->batch, wait = o->wait_ms;
+		bool      done = consume__stop ||
+			    (o->count > 0 && got >= o->count);
 		mr_batch *b;
 
-		if (o->count > 0 && want > o->count - got)
+		if (!done && o->count > 0 && want > o->count - got)
 			want = o->count - got;
-		if (o->idle_ms > 0) {
+		if (!done && o->idle_ms > 0) {
 			long left = o->idle_ms - (consume__now_ms() - last);
 
-			if (left <= 0)
-				break;
+			done = left <= 0;
 			if (wait > left)
 				wait = left;
 		}
-		rc = mr_fetch(s, (size_t)want, 0, (int)wait, &b);
-		if (rc == MR_OK) {
-			size_t n = mr_batch_count(b);
+		if (done) {
+			// What was printed is settled before the end; a lost
+			// session is subscribed again as before, then done.
+			rc = r->t != NULL ? cli_settler_drain(r->t, r->why,
+							      sizeof(r->why))
+					  : MR_OK;
+		} else {
+			rc = mr_fetch(r->s, (size_t)want, 0, (int)wait, &b);
+			if (rc == MR_OK) {
+				size_t n = mr_batch_count(b);
 
-			if (n > 0) {
-				last = consume__now_ms();
-				rc   = consume__batch(s, o, b, &got);
+				if (n > 0) {
+					last = consume__now_ms();
+					rc   = consume__batch(r, b, &got);
+				}
+				mr_batch_free(b);
+				cli_watch_check(&w, consume__now_ms(), n == 0);
+			} else {
+				consume__fail(r, rc);
 			}
-			mr_batch_free(b);
-			cli_watch_check(&w, consume__now_ms(), n == 0);
 		}
 		// The handles of the lost session are all gone with its
-		// batch: nothing of it is settled after this.
+		// batches: nothing of it is settled after this.
 		if (rc != MR_OK && o->sub.reconnect_timeout_ms >= 0 &&
 		    mr_consumer_lost(rc)) {
-			rc   = consume__reconnect(s, o, rc);
+			rc   = consume__reconnect(r, rc);
 			last = consume__now_ms();
 		}
-		if (rc != MR_OK)
+		if (rc != MR_OK || done)
 			break;
 	}
 	return rc;
@@ -646,19 +567,41 @@ consume__parse(struct consume__opts *o, int argc, char **argv, int *code)
 	return true;
 }
 
+static enum cli_settle
+consume__kind(enum consume__settle settle)
+{
+	switch (settle) {
+	case CONSUME__NACK:
+		return CLI_SETTLE_NACK;
+	case CONSUME__REJECT:
+		return CLI_SETTLE_REJECT;
+	default:
+		return CLI_SETTLE_ACK;
+	}
+}
+
 int
 cli_consume(const struct cli_common *co, int argc, char **argv)
 {
 	struct consume__opts o = {.wait_ms = CONSUME__WAIT_MS,
 				  .batch   = CONSUME__BATCH,
 				  .reason  = NULL};
+	struct consume__run  r = {.o = &o};
 	struct sigaction     sa;
 	mr_client           *c;
 	mr_consumer         *s;
-	int                  rc, code;
+	char                 why[512];
+	int                  rc, src, code;
 
 	if (!consume__parse(&o, argc, argv, &code))
 		return code;
+	// Room for two batches unsettled at once, the one being printed and
+	// the one being acked, or the next FETCH waits for the last SETTLE;
+	// never less than mailroomd's default credit.
+	if (o.settle != CONSUME__NONE && 2L * o.batch > CONSUME__CREDIT_MIN)
+		o.sub.credit = 2 * o.batch > CONSUME__CREDIT_MAX
+				   ? CONSUME__CREDIT_MAX
+				   : 2 * o.batch;
 	if (o.settle == CONSUME__NACK && o.reason == NULL)
 		o.reason = "nacked by mailroom consume";
 	if (o.settle == CONSUME__REJECT && o.reason == NULL)
@@ -691,16 +634,33 @@ cli_consume(const struct cli_common *co, int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	// A closed stdout is seen by ferror(), before the batch is acked.
 	signal(SIGPIPE, SIG_IGN);
+	cli_out_init();
 
-	rc = consume__loop(c, s, &o);
+	r.s = s;
+	rc  = MR_OK;
+	if (o.settle != CONSUME__NONE)
+		rc = cli_settler_start(&r.t, s, consume__kind(o.settle),
+				       o.reason);
+	if (rc == MR_OK)
+		rc = consume__loop(c, &r);
+	else
+		consume__fail(&r, rc);
+	// Whatever ended the loop, what was handed over is settled first.
+	src = cli_settler_stop(r.t, why, sizeof(why));
+	if (rc == MR_OK && src != MR_OK) {
+		rc = src;
+		snprintf(r.why, sizeof(r.why), "%s", why);
+	}
 	if (rc == MR_EIO)
 		code = CLI_REFUSED; // stdout went away: nothing to report to
 	else if (rc != MR_OK) {
-		cli_report("consume", rc);
+		fprintf(stderr, "mailroom: consume: %s: %s\n", mr_err_name(rc),
+			mr_err_sentence(rc, r.why));
 		code = cli_exit_refused(rc);
 	} else {
 		code = CLI_OK;
 	}
+	cli_out_fini();
 	mr_consumer_free(s);
 	mr_client_free(c);
 	mr_guard_free(o.guard);
