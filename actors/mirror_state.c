@@ -319,9 +319,18 @@ mri_mirror_state_new(struct mri_mirror_state **out, mr_client *c,
 		if (rc == MR_OK) {
 			json_decref(rep);
 			sparts = parts;
-		} else if (rc == MR_EEXIST) { // made elsewhere meanwhile
-			rc = state__partitions(c, state_topic, &sparts, why,
-					       n);
+		} else if (rc == MR_EEXIST) {
+			// Made elsewhere meanwhile (another process of the
+			// type starting at once), and maybe not yet in the
+			// metadata mailroomd reads.
+			for (int t = 0; t < STATE__TOPIC_TRIES; t++) {
+				rc = state__partitions(c, state_topic, &sparts,
+						       why, n);
+				if (rc != MR_ENOENT)
+					break;
+				nanosleep(&(struct timespec){0, 200 * 1000000L},
+					  NULL);
+			}
 		}
 	}
 	if (rc != MR_OK)

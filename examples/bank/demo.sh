@@ -100,6 +100,7 @@ say "bank a killed -9 after: $(grep "applied here" "$work/a.log" | tail -1 | sed
 for _ in $(seq 600); do
     grep "from their snapshot" "$work/b.log" | tail -1 |
         grep -qv '(0 from' && break
+    kill -0 "$pid_b" 2>/dev/null || break # gone: the checks below say so
     sleep 0.1
 done
 serve c
