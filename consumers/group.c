@@ -184,7 +184,8 @@ group__arrive(struct mri_group *g, struct group_part *p, int32_t idx,
 	      rd_kafka_message_t **ms, size_t n)
 {
 	struct group_rec *rs[GROUP__BATCH];
-	uint64_t          pos[GROUP__BATCH], ids[GROUP__BATCH];
+	uint64_t          ids[GROUP__BATCH];
+	int64_t           offs[GROUP__BATCH];
 	uint32_t          attempts[GROUP__BATCH] = {0};
 	bool              acked[GROUP__BATCH]    = {false};
 	size_t            k                      = 0;
@@ -193,16 +194,18 @@ group__arrive(struct mri_group *g, struct group_part *p, int32_t idx,
 		if (ms[i]->err) {
 			group__error(g, ms[i]);
 			rd_kafka_message_destroy(ms[i]);
-		} else if ((rs[k] = group__rec_new(g, ms[i])) == NULL) {
+		} else if ((rs[k] = group__rec_new(g, ms[i], p->jkey)) ==
+			   NULL) {
 			group__lost(g, ms[i], MR_ENOMEM);
 		} else {
-			pos[k] = rs[k]->pos;
+			offs[k] = ms[i]->offset;
 			ids[k] = rs[k]->id;
 			k++;
 		}
 	}
 	if (g->j != NULL && k > 0)
-		mri_journal_lookup(g->j, k, pos, attempts, ids, acked);
+		mri_journal_lookup(g->j, k, p->jkey, offs, attempts, ids,
+				   acked);
 	pthread_mutex_lock(&g->lock);
 	for (size_t i = 0; i < k; i++) {
 		struct group_rec *r  = rs[i];

@@ -33,7 +33,7 @@
 struct group_rec {
 	rd_kafka_message_t *m;
 	uint64_t            id;    /* of its message id: the dedupe key */
-	uint64_t            pos;   /* of topic/partition/offset: attempts */
+	uint64_t            part;  /* its partition's mri_journal_part_key */
 	uint64_t            key;   /* hash of the key */
 	size_t              size;  /* conf.record_size's */
 	const char         *idp;   /* its ce_id, or pid */
@@ -51,6 +51,7 @@ struct group_part {
 	rd_kafka_queue_t    *q; /* its own queue: read only while not full */
 	char                *topic;
 	int32_t              partition;
+	uint64_t             jkey; /* mri_journal_part_key */
 	int64_t              committed; /* last offset committed */
 	// Buffered, in offset order: a ring, of which msgs[head] is the
 	// base-th record pushed; a record acked is let go at once and leaves
@@ -92,8 +93,8 @@ struct group_waiter {
 	struct mri_group_batch     batch;
 	int                        err;
 	// What the batch hands out, for the journal.
-	struct mri_journal_entry *ents;
-	size_t                    nents;
+	struct mri_journal_run *runs;
+	size_t                  nruns;
 };
 
 struct mri_group {
@@ -165,7 +166,8 @@ void group__deliv(const struct group_rec *r, struct mri_group_delivery *d,
 /** @brief A record of message \p m (taken on success), held once (for
  *         the ring). Called on the group's thread, without the lock.
  *  @returns the record, or NULL (out of memory). */
-struct group_rec *group__rec_new(struct mri_group *g, rd_kafka_message_t *m);
+struct group_rec *group__rec_new(struct mri_group *g, rd_kafka_message_t *m,
+				 uint64_t part);
 
 /** @brief Drop a hold on \p r; the last destroys it. Called with the lock
  *         held. */

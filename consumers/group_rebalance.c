@@ -161,6 +161,7 @@ group__part_new(struct mri_group *g, const char *topic, int32_t partition,
 		return NULL;
 	p->used      = true;
 	p->partition = partition;
+	p->jkey      = mri_journal_part_key(topic, partition);
 	p->committed = -1;
 	*idx         = (int32_t)i;
 	return p;

@@ -125,7 +125,7 @@ group__bytes(const struct mri_group_delivery *d)
 }
 
 struct group_rec *
-group__rec_new(struct mri_group *g, rd_kafka_message_t *m)
+group__rec_new(struct mri_group *g, rd_kafka_message_t *m, uint64_t part)
 {
 	struct mri_group_hdr      hdrs[MRI_GROUP_HDR_MAX];
 	struct mri_group_delivery d;
@@ -142,7 +142,7 @@ group__rec_new(struct mri_group *g, rd_kafka_message_t *m)
 	r->m     = m;
 	r->refs  = 1;
 	r->nhdrs = (uint32_t)nh;
-	r->pos   = mri_journal_pos_hash(topic, m->partition, m->offset);
+	r->part  = part;
 	r->key   = mri_journal_hash(MRI_JOURNAL_HASH_INIT, m->key, m->key_len);
 	if (ceid != NULL) {
 		r->idp   = ceid;
@@ -153,7 +153,7 @@ group__rec_new(struct mri_group *g, rd_kafka_message_t *m)
 		memcpy(r->pid, pid, plen + 1);
 		r->idp   = r->pid;
 		r->idlen = plen;
-		r->id    = r->pos;
+		r->id    = mri_journal_pos_of(part, m->offset);
 	}
 	group__deliv(r, &d, hdrs);
 	r->size = g->c.record_size ? g->c.record_size(&d) : group__bytes(&d);

@@ -21,6 +21,9 @@
 #include "core/log.h"
 #include "mailroom/error.h"
 
+/* Runs of a batch a record may extend, looking back from the last. */
+#define GROUP__RUNS_BACK 8
+
 /* ---- fetches --------------------------------------------------------- */
 
 /* Take what waiter \p w may have: the deliveries only, each record held;
@@ -95,7 +98,7 @@ group__waiter_end(struct group_waiter *w)
 	free(w->ds);
 	free(w->out);
 	free(w->hdrs);
-	free(w->ents);
+	free(w->runs);
 	free(w);
 }
 
@@ -110,6 +113,29 @@ group__dispatched(void *arg, int err)
 	if (err != MR_OK)
 		w->err = MR_EUNAVAIL;
 	group__waiter_end(w);
+}
+
+/* Record in \p w's runs that \p r goes out at \p attempt: it extends
+ * the run it follows (among the last few: a batch takes from a few
+ * partitions in turn), or starts one. */
+static void
+group__run_add(struct group_waiter *w, const struct group_rec *r,
+	       uint32_t attempt)
+{
+	int64_t o = r->m->offset;
+
+	for (size_t i = w->nruns; i > 0 && i + GROUP__RUNS_BACK > w->nruns;
+	     i--) {
+		struct mri_journal_run *x = &w->runs[i - 1];
+
+		if (x->part == r->part && x->attempt == attempt &&
+		    x->first + x->count == o) {
+			x->count++;
+			return;
+		}
+	}
+	w->runs[w->nruns++] =
+	    (struct mri_journal_run){r->part, o, 1, attempt};
 }
 
 /* Make waiter \p w's batch outside the lock. A record whose id was acked
@@ -127,11 +153,11 @@ group__batch(struct mri_group *g, struct group_waiter *w)
 		uint64_t *ids = malloc(w->nds * sizeof(*ids));
 
 		acked = w->nds <= 256 ? stack : malloc(w->nds * sizeof(*acked));
-		w->ents = malloc(w->nds * sizeof(*w->ents));
+		w->runs = malloc(w->nds * sizeof(*w->runs));
 		if (ids != NULL && acked != NULL) {
 			for (size_t i = 0; i < w->nds; i++)
 				ids[i] = ((struct group_rec *)w->ds[i].opaque)->id;
-			mri_journal_lookup(g->j, w->nds, NULL, NULL, ids,
+			mri_journal_lookup(g->j, w->nds, 0, NULL, NULL, ids,
 					   acked);
 		} else if (acked != NULL) {
 			memset(acked, 0, w->nds * sizeof(*acked));
@@ -160,15 +186,13 @@ group__batch(struct mri_group *g, struct group_waiter *w)
 		o->size    = r->size;
 		w->batch.size += r->size;
 		n++;
-		if (w->ents != NULL) {
-			w->ents[w->nents].hash      = r->pos;
-			w->ents[w->nents++].attempt = d->attempt;
-		}
+		if (w->runs != NULL)
+			group__run_add(w, r, d->attempt);
 	}
 	w->batch.d = w->out;
 	w->batch.n = n;
 	if (w->err != MR_OK)
-		w->nents = 0;
+		w->nruns = 0;
 	if (acked != NULL && (any || w->err != MR_OK)) {
 		void *m;
 
@@ -191,12 +215,11 @@ group__complete(struct mri_group *g, struct group_waiter *done)
 	while ((w = done) != NULL) {
 		done = w->next;
 		group__batch(g, w);
-		if (w->nents > 0 &&
-		    mri_journal_write(g->j, MRI_JOURNAL_DISPATCH, w->ents,
-				      w->nents, group__dispatched,
-				      w) == MR_OK)
+		if (w->nruns > 0 &&
+		    mri_journal_write_runs(g->j, w->runs, w->nruns,
+					   group__dispatched, w) == MR_OK)
 			continue;
-		if (w->nents > 0)
+		if (w->nruns > 0)
 			group__dispatched(w, MR_EUNAVAIL);
 		else
 			group__waiter_end(w);
@@ -304,14 +327,16 @@ int
 mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
 		 mri_group_settle_cb cb, void *arg)
 {
-	struct mri_journal_entry *acked = NULL;
-	uint32_t                  cap   = 0;
-	size_t                    na    = 0;
-	struct group_waiter      *done  = NULL;
+	struct mri_journal_entry *acked  = NULL;
+	struct mri_journal_run   *reject = NULL;
+	uint32_t                  cap    = 0;
+	size_t                    na     = 0;
+	struct group_waiter      *done   = NULL;
 	struct group_fails        fails;
 	struct group_settle      *st   = calloc(1, sizeof(*st));
 	uint64_t                  now  = mri_mono_ms();
 	int64_t                   wall = 0;
+	int                       jrc  = MR_OK;
 
 	if (st == NULL)
 		return MR_ENOMEM;
@@ -363,23 +388,27 @@ mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
 	// answered once the journal has them, as acks are.
 	if (s->kind == MRI_GROUP_REJECT && g->j != NULL &&
 	    g->hooks.on_exhausted != NULL && fails.n > 0 &&
-	    (acked = malloc(fails.n * sizeof(*acked))) != NULL)
+	    (reject = malloc(fails.n * sizeof(*reject))) != NULL)
 		for (size_t i = 0; i < fails.n; i++) {
+			const struct group_rec *r = fails.v[i].d.opaque;
+
 			if (fails.v[i].why != MRI_ENGINE_REJECTED)
 				continue;
-			acked[na].hash = ((struct group_rec *)
-					      fails.v[i].d.opaque)->pos;
-			acked[na++].attempt =
-			    fails.v[i].d.attempt | MRI_ENGINE_REJECTED_BIT;
+			reject[na++] = (struct mri_journal_run){
+			    r->part, r->m->offset, 1,
+			    fails.v[i].d.attempt | MRI_ENGINE_REJECTED_BIT};
 		}
 	group__fails_fire(g, &fails, s->reason, s->reason_len);
-	if (na == 0 ||
-	    mri_journal_write(g->j,
-			      s->kind == MRI_GROUP_ACK ? MRI_JOURNAL_ACK
-						       : MRI_JOURNAL_DISPATCH,
-			      acked, na, group__settled, st) != MR_OK)
+	if (na > 0 && reject != NULL)
+		jrc = mri_journal_write_runs(g->j, reject, na,
+					     group__settled, st);
+	else if (na > 0)
+		jrc = mri_journal_write(g->j, MRI_JOURNAL_ACK, acked, na,
+					group__settled, st);
+	if (na == 0 || jrc != MR_OK)
 		group__settled(st, na == 0 ? MR_OK : MR_EUNAVAIL);
 	free(acked);
+	free(reject);
 	return MR_OK;
 }
 

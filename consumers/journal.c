@@ -13,24 +13,30 @@
 #include <unistd.h>
 
 #include "consumers/idmap.h"
+#include "consumers/runs.h"
 #include "core/clock.h"
 #include "core/kafka.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 
 /* A record, little-endian (journal.h), at byte:
- *   0  kind ('D' or 'A')       1  version (1)
+ *   0  kind ('D' or 'A')       1  version (1 or 2)
  *   2  reserved (2 bytes, 0)   4  time written, ms since the epoch (8)
  *   12 number of entries (4)
- * then the entries, 12 bytes each: hash (8), attempt (4; 0 in acks), then
- * the writer's id (8). A reader takes the entries its count says and
- * ignores what follows, so records without the writer (the first
- * mailroomd's) and with it are read alike by either. */
+ * then the entries: in version 1, 12 bytes each: hash (8), attempt (4; 0
+ * in acks); in version 2 (dispatches only), runs of 24 bytes: partition
+ * key (8), first offset (8), count (4), attempt (4). Then the writer's id
+ * (8). A reader takes the entries its count says and ignores what
+ * follows, so records without the writer (the first mailroomd's) and with
+ * it are read alike by either. */
 #define JOURNAL__PREFIX "__mailroom.journal."
-#define JOURNAL__VERSION 1
+#define JOURNAL__V1 1
+#define JOURNAL__V2 2
 #define JOURNAL__HDR 16
 #define JOURNAL__WRITER 8 /* the trailer */
 #define JOURNAL__ENTRY 12
+#define JOURNAL__RUN 24
+#define JOURNAL__EXPIRE_MS 1000 /* runs expire at most this often */
 #define JOURNAL__POLL_MS 100
 #define JOURNAL__LOOKUP_BATCH 16 /* lookups prefetched at once */
 #define JOURNAL__AHEAD 8         /* puts prefetched ahead */
@@ -47,8 +53,11 @@ struct mri_journal {
 	uint64_t          window_ms;
 	pthread_mutex_t   lock;
 	pthread_cond_t    cv;
-	struct mri_idmap *attempts;
+	struct mri_runs  *runs;     /* attempts, by runs of offsets */
+	struct mri_idmap *attempts; /* by position: version 1's, or NULL */
 	struct mri_idmap *acked;
+	size_t            max_entries;
+	int64_t           expired_at; /* when runs last expired */
 	uint64_t          writer;    /* this instance's id in its records */
 	int64_t           read_next; /* offset of the next record to read */
 	pthread_t         thread, dr_thread;
@@ -71,15 +80,30 @@ mri_journal_hash(uint64_t h, const void *p, size_t len)
 }
 
 uint64_t
-mri_journal_pos_hash(const char *topic, int32_t partition, int64_t offset)
+mri_journal_part_key(const char *topic, int32_t partition)
 {
-	uint8_t  b[12];
+	uint8_t  b[4];
 	uint64_t h = mri_journal_hash(MRI_JOURNAL_HASH_INIT, topic,
 				      strlen(topic));
 
 	journal__le(b, (uint32_t)partition, 4);
-	journal__le(b + 4, (uint64_t)offset, 8);
 	return mri_journal_hash(h, b, sizeof(b));
+}
+
+uint64_t
+mri_journal_pos_of(uint64_t part, int64_t offset)
+{
+	uint8_t b[8];
+
+	journal__le(b, (uint64_t)offset, 8);
+	return mri_journal_hash(part, b, sizeof(b));
+}
+
+uint64_t
+mri_journal_pos_hash(const char *topic, int32_t partition, int64_t offset)
+{
+	return mri_journal_pos_of(mri_journal_part_key(topic, partition),
+				  offset);
 }
 
 /* ---- records ---------------------------------------------------------- */
@@ -101,6 +125,39 @@ journal__rd(const uint8_t *p, int n)
 	return v;
 }
 
+/* The map of version 1's dispatch entries (by position), made when the
+ * first is read: mailroomd writes runs since version 2. */
+static struct mri_idmap *
+journal__v1_attempts(struct mri_journal *j)
+{
+	if (j->attempts == NULL &&
+	    mri_idmap_new(&j->attempts, j->max_entries) != MR_OK)
+		mri_warn("component=journal topic=%s msg=\"out of memory for "
+			 "the attempts of version 1 records: they are not "
+			 "counted\"",
+			 j->topic);
+	return j->attempts;
+}
+
+static void
+journal__apply_runs(struct mri_journal *j, const uint8_t *p, uint32_t n,
+		    int64_t ts)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *e = p + (size_t)i * JOURNAL__RUN;
+
+		if (mri_runs_put(j->runs, journal__rd(e, 8),
+				 (int64_t)journal__rd(e + 8, 8),
+				 (uint32_t)journal__rd(e + 16, 4),
+				 (uint32_t)journal__rd(e + 20, 4),
+				 ts) != MR_OK)
+			mri_warn("component=journal topic=%s msg=\"out of "
+				 "memory for a run of attempts: it is not "
+				 "counted\"",
+				 j->topic);
+	}
+}
+
 /* Apply a record at time \p now, with the lock held. A record that is not
  * one of ours (by its kind and version) is skipped, and so is one that
  * \p self wrote when \p skip_self: what this instance writes it applies
@@ -110,27 +167,34 @@ journal__apply(struct mri_journal *j, const uint8_t *p, size_t len,
 	       int64_t now, bool skip_self)
 {
 	const size_t      hdr = JOURNAL__HDR;
+	size_t            esz;
 	int64_t           ts;
 	uint32_t          n;
 	struct mri_idmap *m;
 
-	if (len < JOURNAL__HDR || p[1] != JOURNAL__VERSION)
+	if (len < JOURNAL__HDR)
+		return;
+	if (p[1] == JOURNAL__V1 &&
+	    (p[0] == MRI_JOURNAL_DISPATCH || p[0] == MRI_JOURNAL_ACK))
+		esz = JOURNAL__ENTRY;
+	else if (p[1] == JOURNAL__V2 && p[0] == MRI_JOURNAL_DISPATCH)
+		esz = JOURNAL__RUN;
+	else
 		return;
 	ts = (int64_t)journal__rd(p + 4, 8);
 	n  = (uint32_t)journal__rd(p + 12, 4);
-	if ((len - hdr) / JOURNAL__ENTRY < n ||
-	    ts < now - (int64_t)j->window_ms)
+	if ((len - hdr) / esz < n || ts < now - (int64_t)j->window_ms)
 		return;
-	if (skip_self &&
-	    len - hdr - (size_t)n * JOURNAL__ENTRY >= JOURNAL__WRITER &&
-	    journal__rd(p + hdr + (size_t)n * JOURNAL__ENTRY,
-			JOURNAL__WRITER) == j->writer)
+	if (skip_self && len - hdr - (size_t)n * esz >= JOURNAL__WRITER &&
+	    journal__rd(p + hdr + (size_t)n * esz, JOURNAL__WRITER) ==
+		j->writer)
 		return;
-	if (p[0] == MRI_JOURNAL_DISPATCH)
-		m = j->attempts;
-	else if (p[0] == MRI_JOURNAL_ACK)
-		m = j->acked;
-	else
+	if (esz == JOURNAL__RUN) {
+		journal__apply_runs(j, p + hdr, n, ts);
+		return;
+	}
+	m = p[0] == MRI_JOURNAL_ACK ? j->acked : journal__v1_attempts(j);
+	if (m == NULL)
 		return;
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = p + hdr + (size_t)i * JOURNAL__ENTRY;
@@ -145,40 +209,39 @@ journal__apply(struct mri_journal *j, const uint8_t *p, size_t len,
 	}
 }
 
-int
-mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
-		  const struct mri_journal_entry *e, size_t n,
-		  mri_journal_cb cb, void *arg)
+/* A record of \p n entries of \p esz bytes: its header and trailer
+ * written, its entries to fill at buf + JOURNAL__HDR. */
+static uint8_t *
+journal__record(const struct mri_journal *j, int kind, int version,
+		size_t n, size_t esz, int64_t now, size_t *len)
 {
-	size_t                len;
-	uint8_t              *buf;
-	struct journal_write *w;
-	int64_t               now = mri_wall_ms();
-	rd_kafka_resp_err_t   err;
+	uint8_t *buf;
 
-	if (n > UINT32_MAX)
-		return MR_EINVAL;
-	len = JOURNAL__HDR + n * JOURNAL__ENTRY + JOURNAL__WRITER;
-	buf = malloc(len);
-	w   = malloc(sizeof(*w));
-	if (buf == NULL || w == NULL) {
-		free(buf);
-		free(w);
-		return MR_ENOMEM;
-	}
+	*len = JOURNAL__HDR + n * esz + JOURNAL__WRITER;
+	if ((buf = malloc(*len)) == NULL)
+		return NULL;
 	buf[0] = (uint8_t)kind;
-	buf[1] = JOURNAL__VERSION;
+	buf[1] = (uint8_t)version;
 	buf[2] = buf[3] = 0;
 	journal__le(buf + 4, (uint64_t)now, 8);
 	journal__le(buf + 12, n, 4);
-	for (size_t i = 0; i < n; i++) {
-		uint8_t *p = buf + JOURNAL__HDR + i * JOURNAL__ENTRY;
+	journal__le(buf + JOURNAL__HDR + n * esz, j->writer, JOURNAL__WRITER);
+	return buf;
+}
 
-		journal__le(p, e[i].hash, 8);
-		journal__le(p + 8, e[i].attempt, 4);
+/* Apply record \p buf (taken) and send it; \p cb is called once Kafka
+ * has it. */
+static int
+journal__send(struct mri_journal *j, uint8_t *buf, size_t len, int64_t now,
+	      mri_journal_cb cb, void *arg)
+{
+	struct journal_write *w = malloc(sizeof(*w));
+	rd_kafka_resp_err_t   err;
+
+	if (w == NULL) {
+		free(buf);
+		return MR_ENOMEM;
 	}
-	journal__le(buf + JOURNAL__HDR + n * JOURNAL__ENTRY, j->writer,
-		    JOURNAL__WRITER);
 	pthread_mutex_lock(&j->lock);
 	journal__apply(j, buf, len, now, false);
 	pthread_mutex_unlock(&j->lock);
@@ -197,34 +260,84 @@ mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 	return MR_OK;
 }
 
+int
+mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
+		  const struct mri_journal_entry *e, size_t n,
+		  mri_journal_cb cb, void *arg)
+{
+	int64_t  now = mri_wall_ms();
+	size_t   len;
+	uint8_t *buf;
+
+	if (n > UINT32_MAX)
+		return MR_EINVAL;
+	buf = journal__record(j, kind, JOURNAL__V1, n, JOURNAL__ENTRY, now,
+			      &len);
+	if (buf == NULL)
+		return MR_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *p = buf + JOURNAL__HDR + i * JOURNAL__ENTRY;
+
+		journal__le(p, e[i].hash, 8);
+		journal__le(p + 8, e[i].attempt, 4);
+	}
+	return journal__send(j, buf, len, now, cb, arg);
+}
+
+int
+mri_journal_write_runs(struct mri_journal *j, const struct mri_journal_run *r,
+		       size_t n, mri_journal_cb cb, void *arg)
+{
+	int64_t  now = mri_wall_ms();
+	size_t   len;
+	uint8_t *buf;
+
+	if (n > UINT32_MAX)
+		return MR_EINVAL;
+	buf = journal__record(j, MRI_JOURNAL_DISPATCH, JOURNAL__V2, n,
+			      JOURNAL__RUN, now, &len);
+	if (buf == NULL)
+		return MR_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *p = buf + JOURNAL__HDR + i * JOURNAL__RUN;
+
+		journal__le(p, r[i].part, 8);
+		journal__le(p + 8, (uint64_t)r[i].first, 8);
+		journal__le(p + 16, r[i].count, 4);
+		journal__le(p + 20, r[i].attempt, 4);
+	}
+	return journal__send(j, buf, len, now, cb, arg);
+}
+
 void
-mri_journal_lookup(struct mri_journal *j, size_t n, const uint64_t *pos,
-		   uint32_t *attempts, const uint64_t *id, bool *acked)
+mri_journal_lookup(struct mri_journal *j, size_t n, uint64_t part,
+		   const int64_t *offsets, uint32_t *attempts,
+		   const uint64_t *id, bool *acked)
 {
 	pthread_mutex_lock(&j->lock);
+	if (offsets != NULL) {
+		mri_runs_find(j->runs, part, n, offsets, attempts);
+		for (size_t i = 0; j->attempts != NULL && i < n; i++) {
+			uint32_t a = 0;
+
+			mri_idmap_find(j->attempts,
+				       mri_journal_pos_of(part, offsets[i]),
+				       &a);
+			if (a > attempts[i])
+				attempts[i] = a;
+		}
+	}
 	// A batch's table lines are fetched together, not one miss after
 	// another.
-	for (size_t b = 0; b < n; b += JOURNAL__LOOKUP_BATCH) {
+	for (size_t b = 0; id != NULL && b < n; b += JOURNAL__LOOKUP_BATCH) {
 		size_t end = n - b < JOURNAL__LOOKUP_BATCH
 				 ? n
 				 : b + JOURNAL__LOOKUP_BATCH;
 
-		for (size_t i = b; i < end; i++) {
-			if (pos != NULL)
-				mri_idmap_prefetch(j->attempts, pos[i]);
-			if (id != NULL)
-				mri_idmap_prefetch(j->acked, id[i]);
-		}
-		for (size_t i = b; i < end; i++) {
-			if (pos != NULL) {
-				attempts[i] = 0;
-				mri_idmap_find(j->attempts, pos[i],
-					       &attempts[i]);
-			}
-			if (id != NULL)
-				acked[i] = mri_idmap_find(j->acked, id[i],
-							  NULL);
-		}
+		for (size_t i = b; i < end; i++)
+			mri_idmap_prefetch(j->acked, id[i]);
+		for (size_t i = b; i < end; i++)
+			acked[i] = mri_idmap_find(j->acked, id[i], NULL);
 	}
 	pthread_mutex_unlock(&j->lock);
 }
@@ -281,8 +394,14 @@ journal__thread(void *arg)
 			mri_warn("component=journal topic=%s msg=\"%s\"",
 				 j->topic, rd_kafka_message_errstr(m));
 		}
-		mri_idmap_expire(j->attempts, now - (int64_t)j->window_ms);
+		if (j->attempts != NULL)
+			mri_idmap_expire(j->attempts,
+					 now - (int64_t)j->window_ms);
 		mri_idmap_expire(j->acked, now - (int64_t)j->window_ms);
+		if (now - j->expired_at >= JOURNAL__EXPIRE_MS) {
+			mri_runs_expire(j->runs, now - (int64_t)j->window_ms);
+			j->expired_at = now;
+		}
 		pthread_cond_broadcast(&j->cv);
 		pthread_mutex_unlock(&j->lock);
 		rd_kafka_message_destroy(m);
@@ -398,9 +517,9 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 		snprintf(errstr, errstr_size, "out of memory");
 		return MR_ENOMEM;
 	}
-	if ((err = mri_idmap_new(&j->attempts, c->max_entries)) != MR_OK ||
+	if ((err = mri_runs_new(&j->runs, c->max_entries)) != MR_OK ||
 	    (err = mri_idmap_new(&j->acked, c->max_entries)) != MR_OK) {
-		mri_idmap_free(j->attempts);
+		mri_runs_free(j->runs);
 		free(j);
 		if (err == MR_ENOMEM)
 			snprintf(errstr, errstr_size, "out of memory");
@@ -411,7 +530,8 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 				 c->max_entries);
 		return err;
 	}
-	j->writer    = journal__writer_id();
+	j->writer      = journal__writer_id();
+	j->max_entries = c->max_entries;
 	j->window_ms = c->window_ms;
 	journal__topic_name(j->topic, sizeof(j->topic), c->group);
 	pthread_mutex_init(&j->lock, NULL);
@@ -510,6 +630,7 @@ mri_journal_free(struct mri_journal *j)
 		rd_kafka_consumer_close(j->reader);
 		rd_kafka_destroy(j->reader);
 	}
+	mri_runs_free(j->runs);
 	mri_idmap_free(j->attempts);
 	mri_idmap_free(j->acked);
 	pthread_mutex_destroy(&j->lock);

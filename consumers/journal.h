@@ -5,7 +5,8 @@
  * of the dedupe window), read back into memory.
  *
  *  - dispatch records: before a fetch is answered, the attempt number of
- *    every record it hands out, so that a record whose consumer (or
+ *    every record it hands out, as runs of consecutive offsets of one
+ *    partition at one attempt, so that a record whose consumer (or
  *    mailroomd) died holding it counts that attempt; and before a reject
  *    is answered, the record's attempt with the high bit set
  *    (MRI_ENGINE_REJECTED_BIT), so that it is quarantined, not retried,
@@ -14,20 +15,30 @@
  *    delivered to the group again (the group's dedupe store), even when
  *    its offset was never committed.
  *
- * Entries are 64-bit hashes (of the id; of topic, partition and offset),
- * bounded in number and age in memory (oldest first out, consumers/idmap.h);
- * the topic's retention bounds them on disk. Every mailroomd of the group
+ * Acks are 64-bit hashes of the id, bounded in number and age in memory
+ * (oldest first out, consumers/idmap.h); attempts are runs of offsets per
+ * partition (consumers/runs.h: a partition handed out in order is one
+ * run), bounded in number and age. The topic's retention bounds both on
+ * disk. Every mailroomd of the group
  * follows the journal, and catches up to its end before it hands out a
  * partition it was just assigned.
  *
- * A record (version 1) is a 16-byte header, little-endian: kind, version,
- * 2 reserved bytes, the time written (ms since the epoch, 8) and the number
- * of entries (4); then its entries, 12 bytes each: hash (8) and attempt
- * (4; 0 in acks); then the writer's id (8), which readers that know no
- * writer ignore. The writer's id is drawn at random for each journal
- * instance: an instance applies its records as it writes them and skips
- * them when it reads them back, and applies every other (another
- * mailroomd's, its own from before a restart, or one without a writer).
+ * A record is a 16-byte header, little-endian: kind, version, 2 reserved
+ * bytes, the time written (ms since the epoch, 8) and the number of entries
+ * (4); then its entries; then the writer's id (8), which readers that know
+ * no writer ignore. Version 1 entries are 12 bytes: hash (8) and attempt
+ * (4; 0 in acks); acks are written so. Version 2 is for dispatches: runs
+ * of 24 bytes, the partition's key (8, mri_journal_part_key), the first
+ * offset (8), the count (4) and the attempt (4). Dispatches of version 1
+ * (by position hash, as earlier mailroomds wrote them) are still read,
+ * into a map of their own made when the first comes; a mailroomd that
+ * knows only version 1 skips version 2 records (it would count the
+ * attempts of a mixed group low until every member is upgraded).
+ *
+ * The writer's id is drawn at random for each journal instance: an
+ * instance applies its records as it writes them and skips them when it
+ * reads them back, and applies every other (another mailroomd's, its own
+ * from before a restart, or one without a writer).
  *
  * Thread safety: every function may be called from any thread. Write
  * callbacks run on the journal's own thread, except those of writes that
@@ -52,9 +63,19 @@ struct mri_journal_conf {
 	bool        create;      /* create the topic (CreateTopics) */
 };
 
-/** @brief An entry of a record: a hash and, for dispatches, the attempt. */
+/** @brief An entry of a version 1 record: a hash and, for dispatches,
+ *         the attempt. */
 struct mri_journal_entry {
 	uint64_t hash;
+	uint32_t attempt;
+};
+
+/** @brief A run of a dispatch record: offsets [first, first + count) of
+ *         partition \p part (mri_journal_part_key), at \p attempt. */
+struct mri_journal_run {
+	uint64_t part;
+	int64_t  first;
+	uint32_t count;
 	uint32_t attempt;
 };
 
@@ -86,23 +107,33 @@ void mri_journal_free(struct mri_journal *j);
 int mri_journal_catch_up(struct mri_journal *j, int timeout_ms);
 
 /**
- * @brief Write a record of \p n entries of \p kind; they count in memory at
- *        once. \p cb is called when Kafka confirmed or refused it.
+ * @brief Write a version 1 record of \p n entries of \p kind (acks; and
+ *        dispatches by position, as earlier mailroomds wrote them); they
+ *        count in memory at once. \p cb is called when Kafka confirmed or
+ *        refused it.
  * @returns MR_OK (cb will be called), or an error (it will not).
  */
 int mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 		      const struct mri_journal_entry *e, size_t n,
 		      mri_journal_cb cb, void *arg);
 
+/** @brief Write a dispatch record of \p n runs (version 2), as
+ *         mri_journal_write. */
+int mri_journal_write_runs(struct mri_journal *j,
+			   const struct mri_journal_run *r, size_t n,
+			   mri_journal_cb cb, void *arg);
+
 /**
- * @brief Under one lock: attempts[i] = the attempts recorded for pos[i] (0
- *        if none) and acked[i] = whether id[i] was acked, for i < n.
+ * @brief Under one lock: attempts[i] = the attempts recorded for offsets[i]
+ *        of partition \p part (0 if none) and acked[i] = whether id[i] was
+ *        acked, for i < n.
  *
- * \p pos and \p attempts may be NULL together (only acks wanted), and so
- * may \p id and \p acked. Every array (borrowed) holds \p n elements.
+ * \p offsets and \p attempts may be NULL together (only acks wanted), and
+ * so may \p id and \p acked. Every array (borrowed) holds \p n elements.
+ * Offsets in ascending order cost one search for the batch.
  */
-void mri_journal_lookup(struct mri_journal *j, size_t n,
-			const uint64_t *pos, uint32_t *attempts,
+void mri_journal_lookup(struct mri_journal *j, size_t n, uint64_t part,
+			const int64_t *offsets, uint32_t *attempts,
 			const uint64_t *id, bool *acked);
 
 /** @returns a 64-bit hash of \p len bytes (FNV-1a), chained from \p h
@@ -111,8 +142,14 @@ uint64_t mri_journal_hash(uint64_t h, const void *p, size_t len);
 
 #define MRI_JOURNAL_HASH_INIT 14695981039346656037ULL
 
-/** @returns the hash that names a record by its position. */
+/** @returns the key that names a partition in dispatch runs. */
+uint64_t mri_journal_part_key(const char *topic, int32_t partition);
+
+/** @returns the hash that names a record by its position: the same as
+ *           mri_journal_pos_of(mri_journal_part_key(topic, partition),
+ *           offset), which saves hashing the topic's name. */
 uint64_t mri_journal_pos_hash(const char *topic, int32_t partition,
 			      int64_t offset);
+uint64_t mri_journal_pos_of(uint64_t part, int64_t offset);
 
 #endif

@@ -3,8 +3,10 @@
  * writes from several threads at once, each callback called exactly once
  * and on the journal's thread; what a write records counts at once; a
  * second journal on the same group (open beside the first, or after it was
- * freed) knows what the first wrote; free with writes in flight calls every
- * callback exactly once, OK or with an error, before it returns.
+ * freed) knows what the first wrote, dispatches as runs (version 2) or by
+ * position (version 1, as earlier mailroomds wrote them), the larger
+ * attempt winning; free with writes in flight calls every callback exactly
+ * once, OK or with an error, before it returns.
  *
  * Each test starts its own cluster (Check forks a process per test, and
  * librdkafka's threads do not survive a fork). Waits are bounded by a
@@ -139,6 +141,28 @@ t_attempt(int t, int i)
 	return (uint32_t)(1 + (t * 7 + i) % 13);
 }
 
+/* Thread t's partition; write i's entries are offsets i * 8 + k of it. */
+static uint64_t
+t_part(int t)
+{
+	return mri_journal_part_key("jt-topic", t);
+}
+
+static void
+t_offsets(int i, int64_t *o)
+{
+	for (int k = 0; k < T_ENTRIES; k++)
+		o[k] = (int64_t)i * 8 + k;
+}
+
+/* Write i of a thread: 0 dispatches as a run, 1 acks, 2 dispatches by
+ * position (version 1). */
+static int
+t_kind(int i)
+{
+	return i % 3;
+}
+
 struct t_writer {
 	struct mri_journal *j;
 	int                 t;
@@ -146,45 +170,74 @@ struct t_writer {
 	int                 misses; /* lookups right after a write that missed */
 };
 
-/* Even writes dispatch, odd writes ack; each is looked up at once. */
+/* Write i of thread t: t_kind(i) says what. */
+static int
+t_write_one(struct mri_journal *j, int t, int i, struct t_write *w)
+{
+	struct mri_journal_entry e[T_ENTRIES];
+	struct mri_journal_run   run = {t_part(t), (int64_t)i * 8, T_ENTRIES,
+					t_attempt(t, i)};
+
+	if (t_kind(i) == 0)
+		return mri_journal_write_runs(j, &run, 1, t_cb, w);
+	for (int k = 0; k < T_ENTRIES; k++) {
+		e[k].hash = t_kind(i) == 1
+				? t_hash(t, i, k)
+				: mri_journal_pos_of(t_part(t), run.first + k);
+		e[k].attempt = t_kind(i) == 1 ? 0 : t_attempt(t, i);
+	}
+	return mri_journal_write(j,
+				 t_kind(i) == 1 ? MRI_JOURNAL_ACK
+						: MRI_JOURNAL_DISPATCH,
+				 e, T_ENTRIES, t_cb, w);
+}
+
+/* What \p j knows of write i of thread t, against what it wrote.
+ * @returns the number of entries that differ. */
+static int
+t_differs(struct mri_journal *j, int t, int i, bool quiet)
+{
+	uint64_t h[T_ENTRIES];
+	int64_t  o[T_ENTRIES];
+	uint32_t att[T_ENTRIES];
+	bool     acked[T_ENTRIES];
+	bool     ack = t_kind(i) == 1;
+	int      bad = 0;
+
+	for (int k = 0; k < T_ENTRIES; k++)
+		h[k] = t_hash(t, i, k);
+	t_offsets(i, o);
+	mri_journal_lookup(j, T_ENTRIES, t_part(t), o, att, h, acked);
+	for (int k = 0; k < T_ENTRIES; k++) {
+		uint32_t want = ack ? 0 : t_attempt(t, i);
+
+		if (acked[k] == ack && att[k] == want)
+			continue;
+		bad++;
+		if (!quiet)
+			ck_abort_msg("t%d w%d e%d (kind %d): acked %d, "
+				     "attempts %u, not %u",
+				     t, i, k, t_kind(i), acked[k], att[k],
+				     want);
+	}
+	return bad;
+}
+
+/* Each write is looked up at once. */
 static void *
 t_writer_main(void *arg)
 {
 	struct t_writer *tw = arg;
 
 	for (int i = 0; i < T_WRITES; i++) {
-		struct mri_journal_entry e[T_ENTRIES];
-		uint64_t                 h[T_ENTRIES];
-		uint32_t                 att[T_ENTRIES];
-		bool                     acked[T_ENTRIES];
-		bool                     ack = (i % 2) == 1;
-
-		for (int k = 0; k < T_ENTRIES; k++) {
-			h[k]         = t_hash(tw->t, i, k);
-			e[k].hash    = h[k];
-			e[k].attempt = ack ? 0 : t_attempt(tw->t, i);
-		}
 		tw->w[i].caller = pthread_self();
-		if (mri_journal_write(tw->j,
-				      ack ? MRI_JOURNAL_ACK
-					  : MRI_JOURNAL_DISPATCH,
-				      e, T_ENTRIES, t_cb, &tw->w[i]) != MR_OK) {
+		if (t_write_one(tw->j, tw->t, i, &tw->w[i]) != MR_OK) {
 			tw->misses += 1000; // fails the test below
 			atomic_fetch_add(&tw->w[i].calls, 1000);
 			continue;
 		}
 		// "they count in memory at once"
-		if (ack) {
-			mri_journal_lookup(tw->j, T_ENTRIES, NULL, NULL, h,
-					   acked);
-			for (int k = 0; k < T_ENTRIES; k++)
-				tw->misses += !acked[k];
-		} else {
-			mri_journal_lookup(tw->j, T_ENTRIES, h, att, NULL,
-					   NULL);
-			for (int k = 0; k < T_ENTRIES; k++)
-				tw->misses += att[k] != t_attempt(tw->t, i);
-		}
+		tw->misses += t_differs(tw->j, tw->t, i, true);
 	}
 	return NULL;
 }
@@ -218,25 +271,8 @@ static void
 t_check_known(struct mri_journal *j)
 {
 	for (int t = 0; t < T_THREADS; t++)
-		for (int i = 0; i < T_WRITES; i++) {
-			uint64_t h[T_ENTRIES];
-			uint32_t att[T_ENTRIES];
-			bool     acked[T_ENTRIES];
-			bool     ack = (i % 2) == 1;
-
-			for (int k = 0; k < T_ENTRIES; k++)
-				h[k] = t_hash(t, i, k);
-			mri_journal_lookup(j, T_ENTRIES, h, att, h, acked);
-			for (int k = 0; k < T_ENTRIES; k++) {
-				ck_assert_msg(acked[k] == ack,
-					      "t%d w%d e%d: acked %d", t, i,
-					      k, acked[k]);
-				ck_assert_msg(att[k] ==
-						  (ack ? 0 : t_attempt(t, i)),
-					      "t%d w%d e%d: attempts %u", t,
-					      i, k, att[k]);
-			}
-		}
+		for (int i = 0; i < T_WRITES; i++)
+			t_differs(j, t, i, false);
 }
 
 START_TEST(test_concurrent_writes_called_once)
@@ -287,7 +323,7 @@ START_TEST(test_reopen_catches_up)
 			 MR_OK);
 	t_wait_calls(T_THREADS * T_WRITES + 1);
 	ck_assert_int_eq(mri_journal_catch_up(b, 30000), MR_OK);
-	mri_journal_lookup(b, 1, NULL, NULL, &h, &acked);
+	mri_journal_lookup(b, 1, 0, NULL, NULL, &h, &acked);
 	ck_assert(acked);
 	// After the first is gone: a new instance knows it all.
 	mri_journal_free(a);
@@ -295,7 +331,7 @@ START_TEST(test_reopen_catches_up)
 	c = t_journal(emb, "jt-reopen");
 	t_check_known(c);
 	acked = false;
-	mri_journal_lookup(c, 1, NULL, NULL, &h, &acked);
+	mri_journal_lookup(c, 1, 0, NULL, NULL, &h, &acked);
 	ck_assert(acked);
 	// Another group's journal knows nothing of it.
 	mri_journal_free(c);
@@ -306,12 +342,59 @@ START_TEST(test_reopen_catches_up)
 				 MR_OK);
 		c     = t_journal(emb, "jt-other");
 		acked = true;
-		mri_journal_lookup(c, 1, NULL, NULL, &h, &acked);
+		mri_journal_lookup(c, 1, 0, NULL, NULL, &h, &acked);
 		ck_assert(!acked);
 		mri_journal_free(c);
 	}
 	mri_embedded_stop(emb);
 	free(w);
+}
+END_TEST
+
+/* A partition's attempts from a run and from version 1 positions: each
+ * offset has the larger; a redelivery inside the run splits it; a new
+ * instance reads the same from Kafka. */
+START_TEST(test_runs_and_positions)
+{
+	struct mri_embedded *emb  = t_cluster("jt-runs");
+	struct mri_journal  *a    = t_journal(emb, "jt-runs"), *b;
+	uint64_t             part = mri_journal_part_key("jt-runs-data", 3);
+	struct mri_journal_run   r[] = {{part, 0, 10, 3}, {part, 4, 2, 5}};
+	struct mri_journal_entry e[] = {{mri_journal_pos_of(part, 2), 7},
+					{mri_journal_pos_of(part, 12), 2},
+					{mri_journal_pos_of(part, 5), 4}};
+	int64_t  o[14];
+	uint32_t want[14] = {3, 3, 7, 3, 5, 5, 3, 3, 3, 3, 0, 0, 2, 0};
+	uint32_t att[14];
+	struct t_write w[2] = {{0}};
+
+	for (int i = 0; i < 14; i++)
+		o[i] = i;
+	ck_assert_uint_eq(mri_journal_pos_of(part, 12),
+			  mri_journal_pos_hash("jt-runs-data", 3, 12));
+	ck_assert_int_eq(mri_journal_write_runs(a, r, 2, t_cb, &w[0]), MR_OK);
+	ck_assert_int_eq(mri_journal_write(a, MRI_JOURNAL_DISPATCH, e, 3,
+					   t_cb, &w[1]),
+			 MR_OK);
+	t_wait_calls(2);
+	b = t_journal(emb, "jt-runs");
+	for (int n = 0; n < 2; n++) {
+		mri_journal_lookup(n == 0 ? a : b, 14, part, o, att, NULL,
+				   NULL);
+		for (int i = 0; i < 14; i++)
+			ck_assert_msg(att[i] == want[i],
+				      "%s: offset %d: %u, not %u",
+				      n == 0 ? "writer" : "reader", i, att[i],
+				      want[i]);
+	}
+	// Another partition of the topic has none.
+	mri_journal_lookup(b, 14, mri_journal_part_key("jt-runs-data", 4), o,
+			   att, NULL, NULL);
+	for (int i = 0; i < 14; i++)
+		ck_assert_uint_eq(att[i], 0);
+	mri_journal_free(a);
+	mri_journal_free(b);
+	mri_embedded_stop(emb);
 }
 END_TEST
 
@@ -378,6 +461,7 @@ main(void)
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_concurrent_writes_called_once);
 	tcase_add_test(tc, test_reopen_catches_up);
+	tcase_add_test(tc, test_runs_and_positions);
 	tcase_add_test(tc, test_free_in_flight_delivers);
 	tcase_add_test(tc, test_free_in_flight_broker_down);
 	suite_add_tcase(s, tc);
