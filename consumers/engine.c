@@ -242,11 +242,22 @@ engine__advance(struct part *pt)
 	int64_t below = pt->head != NULL ? pt->head->offset : INT64_MAX;
 
 	while (pt->beyond_pos < pt->n_beyond &&
-	       pt->beyond[pt->beyond_pos] < below)
-		pt->next_commit = pt->beyond[pt->beyond_pos++] + 1;
+	       pt->beyond[pt->beyond_pos].first < below) {
+		struct beyond_run *r = &pt->beyond[pt->beyond_pos];
+
+		if (r->end > below) { // the part below goes
+			pt->beyond_offs -= (size_t)(below - r->first);
+			r->first         = below;
+			pt->next_commit  = below;
+			break;
+		}
+		pt->beyond_offs -= (size_t)(r->end - r->first);
+		pt->next_commit = r->end;
+		pt->beyond_pos++;
+	}
 	if (pt->beyond_pos == pt->n_beyond) {
 		pt->beyond_pos = pt->n_beyond = 0;
-	} else if (pt->beyond_pos >= 4096 &&
+	} else if (pt->beyond_pos >= 256 &&
 		   pt->beyond_pos >= pt->n_beyond / 2) {
 		pt->n_beyond -= pt->beyond_pos;
 		memmove(pt->beyond, pt->beyond + pt->beyond_pos,
@@ -255,29 +266,45 @@ engine__advance(struct part *pt)
 	}
 }
 
-/* Keep acked offset \p offset (beyond the acked prefix), in order: acks
- * come mostly in offset order, so the search starts from the end.
+/* Keep acked offset \p offset (beyond the acked prefix), in its run:
+ * acks come mostly in offset order, so the search starts from the end,
+ * and a run grows at either side (two that meet become one).
  * @returns MR_OK or MR_ENOMEM. */
 static int
 engine__keep_acked(struct part *pt, int64_t offset)
 {
-	size_t i = pt->n_beyond;
+	struct beyond_run *v = pt->beyond;
+	size_t             i = pt->n_beyond;
+	bool               left, right;
 
-	if (pt->n_beyond == pt->beyond_cap) {
-		size_t   n = pt->beyond_cap ? pt->beyond_cap * 2 : 256;
-		int64_t *a = realloc(pt->beyond, n * sizeof(*a));
-
-		if (a == NULL)
-			return MR_ENOMEM;
-		pt->beyond     = a;
-		pt->beyond_cap = n;
-	}
-	while (i > pt->beyond_pos && pt->beyond[i - 1] > offset)
+	while (i > pt->beyond_pos && v[i - 1].first > offset)
 		i--;
-	memmove(pt->beyond + i + 1, pt->beyond + i,
-		(pt->n_beyond - i) * sizeof(*pt->beyond));
-	pt->beyond[i] = offset;
-	pt->n_beyond++;
+	if (i > pt->beyond_pos && v[i - 1].end > offset)
+		return MR_OK; // kept already
+	left  = i > pt->beyond_pos && v[i - 1].end == offset;
+	right = i < pt->n_beyond && v[i].first == offset + 1;
+	if (left && right) {
+		v[i - 1].end = v[i].end;
+		memmove(v + i, v + i + 1, (pt->n_beyond - i - 1) * sizeof(*v));
+		pt->n_beyond--;
+	} else if (left) {
+		v[i - 1].end++;
+	} else if (right) {
+		v[i].first--;
+	} else {
+		if (pt->n_beyond == pt->beyond_cap) {
+			size_t n = pt->beyond_cap ? pt->beyond_cap * 2 : 64;
+
+			if ((v = realloc(v, n * sizeof(*v))) == NULL)
+				return MR_ENOMEM;
+			pt->beyond     = v;
+			pt->beyond_cap = n;
+		}
+		memmove(v + i + 1, v + i, (pt->n_beyond - i) * sizeof(*v));
+		v[i] = (struct beyond_run){offset, offset + 1};
+		pt->n_beyond++;
+	}
+	pt->beyond_offs++;
 	return MR_OK;
 }
 
@@ -644,10 +671,12 @@ mri_engine_acked_beyond(const struct mri_engine *e, int32_t p, int64_t *out,
 
 	if (pt == NULL)
 		return 0;
-	n = pt->n_beyond - pt->beyond_pos;
-	if (n > 0 && max > 0)
-		memcpy(out, pt->beyond + pt->beyond_pos,
-		       (n < max ? n : max) * sizeof(*out));
+	n = 0;
+	for (size_t r = pt->beyond_pos; r < pt->n_beyond && n < max; r++)
+		for (int64_t o = pt->beyond[r].first;
+		     o < pt->beyond[r].end && n < max; o++)
+			out[n++] = o;
+	n = pt->beyond_offs;
 	// Acks given to assign for records that have not arrived yet: the
 	// caller keeps this list in place of that one.
 	for (size_t i = pt->acked_pos; i < pt->n_acked; i++) {
@@ -668,7 +697,7 @@ mri_engine_full(const struct mri_engine *e, int32_t p)
 
 	return pt != NULL &&
 	       (pt->count >= e->conf.max_buffered ||
-		pt->n_beyond - pt->beyond_pos >= ENGINE__BEYOND_MAX);
+		pt->beyond_offs >= ENGINE__BEYOND_MAX);
 }
 
 void

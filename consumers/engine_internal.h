@@ -21,9 +21,10 @@
  * its attempts are spent, EXHAUSTED (on the exhausted list) ->
  * QUARANTINE (the caller's) -> ACKED, or BACKOFF if the quarantine failed.
  * Until ACKED it stays the head of its key. An acked record is freed at
- * once: beyond its partition's acked prefix only its offset is kept
- * (part.beyond), so that records acked behind one that waits (a poisoned
- * key backing off) do not count against max_buffered.
+ * once: beyond its partition's acked prefix only its offset is kept, in
+ * a run of consecutive ones (part.beyond), so that records acked behind
+ * one that waits (a poisoned key backing off) do not count against
+ * max_buffered.
  */
 enum rec_state {
 	REC_WAITING,
@@ -63,6 +64,8 @@ struct keyq {
 	size_t       count;
 };
 
+struct beyond_run;
+
 struct part {
 	int32_t     id;
 	struct rec *head, *tail; /* the records not acked */
@@ -74,13 +77,20 @@ struct part {
 	size_t      n_acked;
 	size_t      acked_pos;
 	// The offsets that arrived and were acked beyond the acked prefix,
-	// ascending, from beyond[beyond_pos] to beyond[n_beyond - 1].
-	int64_t    *beyond;
-	size_t      beyond_pos, n_beyond, beyond_cap;
+	// as runs [first, end), ascending, not touching, from
+	// beyond[beyond_pos] to beyond[n_beyond - 1]; beyond_offs offsets
+	// in all.
+	struct beyond_run *beyond;
+	size_t             beyond_pos, n_beyond, beyond_cap, beyond_offs;
+};
+
+struct beyond_run {
+	int64_t first, end;
 };
 
 /* Acked offsets kept beyond a partition's acked prefix, at most: past it
- * the partition is full (8 bytes each; max_buffered is the other bound). */
+ * the partition is full (in runs of consecutive offsets, 16 bytes each;
+ * max_buffered is the other bound). */
 #define ENGINE__BEYOND_MAX ((size_t)1 << 20)
 
 struct list {
