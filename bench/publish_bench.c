@@ -528,11 +528,12 @@ bench__parse(int argc, char **argv, struct bench_opts *o)
 	return 0;
 }
 
-/* CPU µs per message of each throughput run, in its order: the raw
- * producer (this process), the client (this process) and mailroomd. */
+/* CPU µs per message of each batched throughput run, in its order: the
+ * raw producer (this process), the client (this process) and mailroomd
+ * (the median run's are in bench__cpu_table, beside the other cases). */
 static void
 bench__cpu_rows(const struct bench_opts *o, const struct bench_result *raw,
-		const struct bench_result *mr, const double *mrd)
+		const struct bench_result *mr)
 {
 	static const char *const what[] = {"raw producer", "client",
 					   "mailroomd"};
@@ -551,7 +552,7 @@ bench__cpu_rows(const struct bench_opts *o, const struct bench_result *raw,
 			double                     cpu;
 
 			x   = w == 0 ? &raw[r] : &mr[r];
-			cpu = w < 2 ? x->cpu_secs : mrd[r];
+			cpu = w < 2 ? x->cpu_secs : x->mrd_cpu_secs;
 
 			if (!x->done || x->msgs <= 0 || cpu < 0)
 				continue;
@@ -570,7 +571,6 @@ main(int argc, char **argv)
 	struct bench_result  mr_runs[BENCH_RUNS_MAX];
 	struct bench_result  none = {0}, pipe = {0}, pipe_off = {0};
 	struct bench_result  sync = {0};
-	double               mrd_cpu[BENCH_RUNS_MAX];
 	const struct bench_result *raw = &none, *mr = &none;
 	struct bench_latency lraw = {0}, lmr = {0};
 	struct bench_result  lres;
@@ -613,12 +613,8 @@ main(int argc, char **argv)
 				bench_rate(&raw_runs[r]));
 		}
 		if (o.mode & BENCH_MAILROOM) {
-			double m0 = bench_proc_cpu(o.mrd_pid);
-
 			bench__mr_async(&o, "batched", o.count, o.batch,
 					o.inflight, o.linger_us, &mr_runs[r]);
-			mrd_cpu[r] =
-			    m0 < 0 ? -1 : bench_proc_cpu(o.mrd_pid) - m0;
 			fprintf(stderr, "  run %d mailroom batched: %.0f "
 					"msgs/s\n",
 				r + 1, bench_rate(&mr_runs[r]));
@@ -706,7 +702,7 @@ main(int argc, char **argv)
 			       lmr.p99 - lraw.p99);
 	}
 	if (o.throughput)
-		bench__cpu_rows(&o, raw_runs, mr_runs, mrd_cpu);
+		bench__cpu_rows(&o, raw_runs, mr_runs);
 	if (raw_ref > 0 && pipe.done) {
 		double ratio = bench_rate(&pipe) / raw_ref;
 
@@ -741,8 +737,9 @@ main(int argc, char **argv)
 			printf(",\"mailroomd_cpu_us_per_msg\":[");
 			for (int r = 0; r < o.repeat; r++)
 				printf("%s%.3f", r ? "," : "",
-				       mr_runs[r].msgs > 0 && mrd_cpu[r] >= 0
-					   ? mrd_cpu[r] * 1e6 /
+				       mr_runs[r].msgs > 0 &&
+						   mr_runs[r].mrd_cpu_secs >= 0
+					   ? mr_runs[r].mrd_cpu_secs * 1e6 /
 						 (double)mr_runs[r].msgs
 					   : -1.0);
 			printf("]");

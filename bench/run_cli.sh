@@ -66,6 +66,7 @@ if [[ -z ${OUT_DIR:-} && -d /dev/shm && -w /dev/shm ]]; then
     OUT_DIR=/dev/shm
 fi
 OUT=$(mktemp "${OUT_DIR:-$WORK}/mailroom-cli-bench-out.XXXXXX")
+trap 'rm -f "$OUT"; bench_cleanup' EXIT # OUT_DIR may be outside WORK
 
 start_kafka
 start_mailroomd "$WORK/mailroomd.log"
