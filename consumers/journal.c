@@ -48,6 +48,7 @@ struct journal_write {
 
 struct mri_journal {
 	rd_kafka_t       *prod;
+	rd_kafka_topic_t *prod_topic; /* held so that its metadata stays */
 	rd_kafka_t       *reader;
 	char              topic[256];
 	uint64_t          window_ms;
@@ -435,6 +436,24 @@ mri_journal_catch_up(struct mri_journal *j, int timeout_ms)
 
 /* ---- life ------------------------------------------------------------- */
 
+/* Have the producer know the journal's partition before the first write.
+ * librdkafka 2.0.2 asks for the metadata of a topic first produced to
+ * only on its once-a-second topic scan: the first journal write of a new
+ * group, and so its first FETCH, waited 0.73 s for it. Best effort: the
+ * first write asks by itself when this did not answer. */
+static void
+journal__know_topic(struct mri_journal *j, int timeout_ms)
+{
+	const struct rd_kafka_metadata *md = NULL;
+
+	if ((j->prod_topic = rd_kafka_topic_new(j->prod, j->topic, NULL)) ==
+	    NULL)
+		return;
+	if (rd_kafka_metadata(j->prod, 0, j->prod_topic, &md, timeout_ms) ==
+	    RD_KAFKA_RESP_ERR_NO_ERROR)
+		rd_kafka_metadata_destroy(md);
+}
+
 /* A new id for each instance, so that a restarted mailroomd applies what
  * it wrote before. */
 static uint64_t
@@ -575,6 +594,7 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 	// (librdkafka's mock) gets a few seconds, then auto-creates it.
 	if (c->create)
 		journal__create_topic(j, timeout_ms < 5000 ? timeout_ms : 5000);
+	journal__know_topic(j, timeout_ms < 5000 ? timeout_ms : 5000);
 	l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, j->topic, 0)->offset =
 	    RD_KAFKA_OFFSET_BEGINNING;
@@ -624,6 +644,8 @@ mri_journal_free(struct mri_journal *j)
 		rd_kafka_purge(j->prod, RD_KAFKA_PURGE_F_QUEUE |
 					    RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(j->prod, 0);
+		if (j->prod_topic)
+			rd_kafka_topic_destroy(j->prod_topic);
 		rd_kafka_destroy(j->prod);
 	}
 	if (j->reader) {

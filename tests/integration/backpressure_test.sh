@@ -69,6 +69,23 @@ wait_state() {
     echo "$s"
     return 1
 }
+# wait_lag GROUP PARTITION LAG: until the monitor shows that lag (20 s).
+wait_lag() {
+    local s=""
+    for _ in $(seq 100); do
+        s=$(lag_of "$1" "$2") && [[ $(cut -d' ' -f1 <<<"$s") == "$3" ]] && return 0
+        sleep 0.2
+    done
+    echo "$s"
+    return 1
+}
+
+# The group commits what it acked every 500 ms: the bounds below count
+# from a lag of 0, so wait until the monitor has seen those commits.
+for p in 0 1; do
+    s=$(wait_lag "$G" $p 0) ||
+        mrt_fail "partition $p: the group's 8 acks never showed as a lag of 0 (lag, throttle, committed: $s)"
+done
 
 # ---- bad bounds: refused, nothing set -------------------------------------
 expect() { # CODE PATTERN CMD...
