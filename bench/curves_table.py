@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""The tables of docs/BENCHMARKS.md's "Cost curves" from the .jsonl that
+bench/run_curves.sh writes: one Markdown table per curve, one row per
+point. Throughput and the ratio (run by run: mailroom's run r over raw's
+run r) as median (min-max); CPU µs per message as medians; mailroomd's
+peak RSS as the largest VmHWM of the point.
+
+Usage: bench/curves_table.py CURVES.jsonl
+"""
+import json
+import statistics
+import sys
+
+TITLES = {
+    "keys": ("distinct keys", "consume, key mode"),
+    "parts": ("partitions", "consume, key mode"),
+    "groups": ("groups at once", "consume, key mode, aggregate of all groups"),
+    "cpayload": ("payload bytes", "consume, key mode"),
+    "ppayload": ("payload bytes", "publish, batched, raw with the same headers"),
+}
+
+
+def fmt_rate(v):
+    if v >= 1e6:
+        return f"{v / 1e6:.2f} M"
+    if v >= 1e3:
+        return f"{v / 1e3:.0f} k"
+    return f"{v:.0f}"
+
+
+def span(vals, f):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "—"
+    med = statistics.median(vals)
+    if len(vals) == 1:
+        return f(med)
+    return f"{f(med)} ({f(min(vals))}–{f(max(vals))})"
+
+
+def med(vals):
+    vals = [v for v in vals if v is not None and v >= 0]
+    return statistics.median(vals) if vals else None
+
+
+def cpu(side, i):
+    return med([r[i] for r in side.get("runs_cpu_us", [])])
+
+
+def fx(v, d=2):
+    return "—" if v is None else f"{v:.{d}f}"
+
+
+def row(p):
+    mr_name = "mailroom_key" if p.get("bench") == "consume" else \
+        "mailroom_batched"
+    raw, mr = p.get("raw", {}), p.get(mr_name, {})
+    size = p.get("size", 100)
+    rr = raw.get("runs_msgs_per_s", [])
+    mm = mr.get("runs_msgs_per_s", [])
+    ratios = [m / r for m, r in zip(mm, rr) if r > 0 and m > 0]
+    hwm = max([p.get("mrd_vmhwm_kb", 0)] + mr.get("runs_mrd_hwm_kb", []))
+    mr_tot = [cpu(mr, i) for i in range(3)]
+    raw_tot = [cpu(raw, 0), cpu(raw, 2)]
+    tot = lambda xs: sum(x for x in xs if x is not None) \
+        if any(x is not None for x in xs) else None
+    notes = []
+    if p.get("exit", 0) != 0:
+        notes.append(f"exit {p['exit']}")
+    for name, side in (("raw", raw), ("mailroom", mr)):
+        if side.get("failed"):
+            notes.append(f"{name}: {side['failed']} of "
+                         f"{side['failed'] + side.get('msgs', 0)} missing")
+        if side and not side.get("done", True):
+            notes.append(f"{name}: not measured")
+    if not mr:
+        notes.append("no result")
+    mbs = lambda v: f"{v * size / 1e6:.0f}" if v * size >= 1e7 else \
+        f"{v * size / 1e6:.1f}"
+    return (f"| {p['value']:,} | {span(mm, fmt_rate)} | {span(mm, mbs)} | "
+            f"{span(rr, fmt_rate)} | {span(rr, mbs)} | "
+            f"{span(ratios, lambda v: f'{v:.2f}')} | "
+            f"{fx(mr_tot[0])} / {fx(mr_tot[1])} / {fx(mr_tot[2])} | "
+            f"{fx(tot(mr_tot))} | {fx(raw_tot[0])} / {fx(raw_tot[1])} | "
+            f"{fx(tot(raw_tot))} | {hwm / 1024:.0f} | "
+            f"{p.get('count', 0):,} | {'; '.join(notes)} |")
+
+
+def main():
+    points = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    for curve in TITLES:
+        ps = [p for p in points if p["curve"] == curve]
+        if not ps:
+            continue
+        what, how = TITLES[curve]
+        print(f"\n{curve}: {how}; commit {ps[0].get('git', '?')}, "
+              f"repeat {ps[0].get('repeat', '?')}\n")
+        print(f"| {what} | mailroom msgs/s | MB/s | raw msgs/s | MB/s | "
+              "ratio | mailroom CPU µs/msg: client / mailroomd / Kafka | "
+              "total | raw CPU µs/msg: client / Kafka | total | "
+              "mailroomd peak RSS MiB | msgs per run | notes |")
+        print("|" + "---:|" * 12 + "---|")
+        for p in ps:
+            print(row(p))
+
+
+if __name__ == "__main__":
+    main()
