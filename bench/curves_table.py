@@ -3,7 +3,8 @@
 bench/run_curves.sh writes: one Markdown table per curve, one row per
 point. Throughput and the ratio (run by run: mailroom's run r over raw's
 run r) as median (min-max); CPU µs per message as medians; mailroomd's
-peak RSS as the largest VmHWM of the point.
+peak RSS (VmHWM) over its first mailroom run (a fresh mailroomd) and over
+the whole point (what earlier runs left adds to later ones).
 
 Usage: bench/curves_table.py CURVES.jsonl
 """
@@ -59,7 +60,9 @@ def row(p):
     rr = raw.get("runs_msgs_per_s", [])
     mm = mr.get("runs_msgs_per_s", [])
     ratios = [m / r for m, r in zip(mm, rr) if r > 0 and m > 0]
-    hwm = max([p.get("mrd_vmhwm_kb", 0)] + mr.get("runs_mrd_hwm_kb", []))
+    hwms = mr.get("runs_mrd_hwm_kb", [])
+    hwm = max([p.get("mrd_vmhwm_kb", 0)] + hwms)
+    hwm1 = hwms[0] if hwms else 0
     mr_tot = [cpu(mr, i) for i in range(3)]
     raw_tot = [cpu(raw, 0), cpu(raw, 2)]
     tot = lambda xs: sum(x for x in xs if x is not None) \
@@ -82,7 +85,7 @@ def row(p):
             f"{span(ratios, lambda v: f'{v:.2f}')} | "
             f"{fx(mr_tot[0])} / {fx(mr_tot[1])} / {fx(mr_tot[2])} | "
             f"{fx(tot(mr_tot))} | {fx(raw_tot[0])} / {fx(raw_tot[1])} | "
-            f"{fx(tot(raw_tot))} | {hwm / 1024:.0f} | "
+            f"{fx(tot(raw_tot))} | {hwm1 / 1024:.0f} / {hwm / 1024:.0f} | "
             f"{p.get('count', 0):,} | {'; '.join(notes)} |")
 
 
@@ -98,7 +101,7 @@ def main():
         print(f"| {what} | mailroom msgs/s | MB/s | raw msgs/s | MB/s | "
               "ratio | mailroom CPU µs/msg: client / mailroomd / Kafka | "
               "total | raw CPU µs/msg: client / Kafka | total | "
-              "mailroomd peak RSS MiB | msgs per run | notes |")
+              "mailroomd peak RSS MiB: run 1 / point | msgs per run | notes |")
         print("|" + "---:|" * 12 + "---|")
         for p in ps:
             print(row(p))
