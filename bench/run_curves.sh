@@ -33,8 +33,10 @@
 #   KEYS_LIST [1000 100000 1000000]   PARTS_LIST [4 64 256]
 #   GROUPS_LIST [1 10 50]     GROUP_N [100000] messages, read by each group
 #   SIZES [100 1024 10240 102400 1048576]
-#   BYTES [200000000]         payload bytes per payload point: N =
-#                             min(N, BYTES / size)
+#   CBYTES [1000000000]  PBYTES [400000000]   payload bytes per consume
+#                             and publish payload point: N = min(N,
+#                             BYTES / size); Kafka keeps them all in the
+#                             temporary directory (about 14 GB in all)
 #   PARTITIONS [4]  KEYS [1000]   where the curve does not set them
 #   BATCH [1000]  FETCHERS [4]    messages per fetch, fetch threads (per
 #                             group); publish: BATCH messages per request,
@@ -60,7 +62,8 @@ PARTS_LIST=${PARTS_LIST:-4 64 256}
 GROUPS_LIST=${GROUPS_LIST:-1 10 50}
 GROUP_N=${GROUP_N:-100000}
 SIZES=${SIZES:-100 1024 10240 102400 1048576}
-BYTES=${BYTES:-200000000}
+CBYTES=${CBYTES:-1000000000}
+PBYTES=${PBYTES:-400000000}
 PARTITIONS=${PARTITIONS:-4}
 KEYS=${KEYS:-1000}
 BATCH=${BATCH:-1000}
@@ -77,7 +80,8 @@ BENCH_ARGS=()
 # benchmark with args, mailroomd's peak RSS, mailroomd stopped; the JSON
 # line goes to JSONL. A failure is recorded and the sweep goes on.
 point() {
-    local curve=$1 value=$2 name=$3 rc=0 hwm json mlog
+    local curve=$1 value=$2 name=$3 rc=0 hwm json mlog c_mrd c_kafka c_all
+    local t0 bench_cpu
     shift 3
     mlog=$WORK/mailroomd-$curve-$value.log
     # shellcheck disable=SC2086
@@ -87,10 +91,27 @@ point() {
         tee -a "$RESULTS"
     printf '# %s --brokers %s --url %s %s\n' "$name" "$BROKERS" "$MRD_URL" \
         "$* --mrd-pid $MRD_PID --kafka-pid $KAFKA_PID" >>"$RESULTS"
+    c_mrd=$(cpu_secs "$MRD_PID")
+    c_kafka=$(cpu_secs "$KAFKA_PID")
+    c_all=$(cpu_all)
+    t0=$(date +%s.%N)
     timeout -k 10 "$CASE_TIMEOUT" "$BUILD/bench/$name" --brokers "$BROKERS" \
         --url "$MRD_URL" "$@" --mrd-pid "$MRD_PID" \
         --kafka-pid "$KAFKA_PID" 2>&1 | tee "$WORK/point.txt" |
         tee -a "$RESULTS" || rc=$?
+    # On a shared machine "other processes" is everything that is not
+    # the benchmark: it says how far to trust the point.
+    bench_cpu=$(sed -n 's/.*"cpu_total_s":\([0-9.]*\).*/\1/p' \
+        "$WORK/point.txt" | tail -n 1)
+    awk -v wall="$(echo "$(date +%s.%N) - $t0" | bc)" \
+        -v mrd="$(echo "$(cpu_secs "$MRD_PID") - $c_mrd" | bc)" \
+        -v kafka="$(echo "$(cpu_secs "$KAFKA_PID") - $c_kafka" | bc)" \
+        -v all="$(echo "$(cpu_all) - $c_all" | bc)" \
+        -v bench="${bench_cpu:-0}" -v name="$name" 'BEGIN {
+        printf "cpu seconds over %.0f s of wall time: %s %.1f, " \
+            "mailroomd %.1f, kafka %.1f, other processes %.1f\n",
+            wall, name, bench, mrd, kafka, all - bench - mrd - kafka }' |
+        tee -a "$RESULTS"
     if kill -0 "$MRD_PID" 2>/dev/null; then
         hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$MRD_PID/status")
         stop_mailroomd
@@ -125,9 +146,9 @@ consume() {
         "${@:3}"
 }
 
-# Messages for payloads of $1 bytes: BYTES of payload, at most N.
+# count_for SIZE BYTES: messages for payloads of SIZE bytes, at most N.
 count_for() {
-    local n=$((BYTES / $1))
+    local n=$(($2 / $1))
     echo $((n < N ? n : N))
 }
 
@@ -164,8 +185,8 @@ for curve in $CURVES; do
         done ;;
     cpayload)
         for s in $SIZES; do
-            consume cpayload "$s" --count "$(count_for "$s")" --size "$s" \
-                --partitions "$PARTITIONS" --keys "$KEYS"
+            consume cpayload "$s" --count "$(count_for "$s" "$CBYTES")" \
+                --size "$s" --partitions "$PARTITIONS" --keys "$KEYS"
         done ;;
     ppayload)
         for s in $SIZES; do
@@ -174,7 +195,7 @@ for curve in $CURVES; do
             point ppayload "$s" publish_bench --mode both --raw-headers \
                 --no-unbatched --samples 0 --repeat "$REPEAT" \
                 --linger-ms "$LINGER" --size "$s" \
-                --count "$(count_for "$s")" --batch "$b" \
+                --count "$(count_for "$s" "$PBYTES")" --batch "$b" \
                 --inflight "$INFLIGHT" --partitions "$PARTITIONS" \
                 --topic mrcurve-ppayload
         done ;;
