@@ -52,7 +52,7 @@ def fx(v, d=2):
     return "—" if v is None else f"{v:.{d}f}"
 
 
-def row(p):
+def row(p, payload):
     mr_name = "mailroom_key" if p.get("bench") == "consume" else \
         "mailroom_batched"
     raw, mr = p.get("raw", {}), p.get(mr_name, {})
@@ -80,8 +80,12 @@ def row(p):
         notes.append("no result")
     mbs = lambda v: f"{v * size / 1e6:.0f}" if v * size >= 1e7 else \
         f"{v * size / 1e6:.1f}"
-    return (f"| {p['value']:,} | {span(mm, fmt_rate)} | {span(mm, mbs)} | "
-            f"{span(rr, fmt_rate)} | {span(rr, mbs)} | "
+    if not payload:
+        mbs = None
+    return (f"| {p['value']:,} | {span(mm, fmt_rate)} | "
+            + (f"{span(mm, mbs)} | " if mbs else "")
+            + f"{span(rr, fmt_rate)} | "
+            + (f"{span(rr, mbs)} | " if mbs else "") +
             f"{span(ratios, lambda v: f'{v:.2f}')} | "
             f"{fx(mr_tot[0])} / {fx(mr_tot[1])} / {fx(mr_tot[2])} | "
             f"{fx(tot(mr_tot))} | {fx(raw_tot[0])} / {fx(raw_tot[1])} | "
@@ -98,13 +102,15 @@ def main():
         what, how = TITLES[curve]
         print(f"\n{curve}: {how}; commit {ps[0].get('git', '?')}, "
               f"repeat {ps[0].get('repeat', '?')}\n")
-        print(f"| {what} | mailroom msgs/s | MB/s | raw msgs/s | MB/s | "
+        payload = curve.endswith("payload")
+        mb = " MB/s |" if payload else ""
+        print(f"| {what} | mailroom msgs/s |{mb} raw msgs/s |{mb} "
               "ratio | mailroom CPU µs/msg: client / mailroomd / Kafka | "
               "total | raw CPU µs/msg: client / Kafka | total | "
               "mailroomd peak RSS MiB: run 1 / point | msgs per run | notes |")
-        print("|" + "---:|" * 12 + "---|")
+        print("|" + "---:|" * (12 if payload else 10) + "---|")
         for p in ps:
-            print(row(p))
+            print(row(p, payload))
 
 
 if __name__ == "__main__":
