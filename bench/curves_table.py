@@ -6,7 +6,9 @@ run r) as median (min-max); CPU µs per message as medians; mailroomd's
 peak RSS (VmHWM) over its first mailroom run (a fresh mailroomd) and over
 the whole point (what earlier runs left adds to later ones).
 
-Usage: bench/curves_table.py CURVES.jsonl
+Usage: bench/curves_table.py CURVES.jsonl...
+Several files (sweeps of the same points) are merged point by point: the
+ranges and medians are then over the runs of all of them.
 """
 import json
 import statistics
@@ -93,15 +95,50 @@ def row(p, payload):
             f"{p.get('count', 0):,} | {'; '.join(notes)} |")
 
 
+def merge(a, b):
+    """Point b's runs added to point a's."""
+    for side in ("raw", "mailroom_key", "mailroom_batched"):
+        if side not in b:
+            continue
+        if side not in a:
+            a[side] = b[side]
+            continue
+        for k in ("runs_msgs_per_s", "runs_cpu_us"):
+            a[side][k] = a[side].get(k, []) + b[side].get(k, [])
+        a[side]["failed"] = a[side].get("failed", 0) + b[side].get("failed", 0)
+        a[side]["done"] = a[side].get("done", True) and b[side].get("done", True)
+        h = a[side].get("runs_mrd_hwm_kb", [0])[:1] or [0]
+        hb = b[side].get("runs_mrd_hwm_kb", [0])[:1] or [0]
+        a[side]["runs_mrd_hwm_kb"] = [max(h[0], hb[0])] + \
+            a[side].get("runs_mrd_hwm_kb", [])[1:] + \
+            b[side].get("runs_mrd_hwm_kb", [])[1:]
+    a["mrd_vmhwm_kb"] = max(a.get("mrd_vmhwm_kb", 0), b.get("mrd_vmhwm_kb", 0))
+    a["exit"] = a.get("exit", 0) or b.get("exit", 0)
+    if b.get("git") not in a["git"].split(", "):
+        a["git"] += ", " + b.get("git", "?")
+    a["repeat"] = a.get("repeat", 0) + b.get("repeat", 0)
+
+
 def main():
-    points = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    points = []
+    for f in sys.argv[1:]:
+        for line in open(f):
+            if not line.strip():
+                continue
+            p = json.loads(line)
+            same = [q for q in points
+                    if (q["curve"], q["value"]) == (p["curve"], p["value"])]
+            if same:
+                merge(same[0], p)
+            else:
+                points.append(p)
     for curve in TITLES:
         ps = [p for p in points if p["curve"] == curve]
         if not ps:
             continue
         what, how = TITLES[curve]
         print(f"\n{curve}: {how}; commit {ps[0].get('git', '?')}, "
-              f"repeat {ps[0].get('repeat', '?')}\n")
+              f"runs {ps[0].get('repeat', '?')}\n")
         payload = curve.endswith("payload")
         mb = " MB/s |" if payload else ""
         print(f"| {what} | mailroom msgs/s |{mb} raw msgs/s |{mb} "
