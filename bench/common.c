@@ -111,6 +111,23 @@ bench_json_result(const char *name, const struct bench_result *r,
 		printf(",\"runs_msgs_per_s\":[");
 		for (int i = 0; i < nruns; i++)
 			printf("%s%.1f", i ? "," : "", bench_rate(&runs[i]));
+		printf("],\"runs_cpu_us\":[");
+		for (int i = 0; i < nruns; i++) {
+			const struct bench_result *x = &runs[i];
+			double n = x->msgs > 0 ? (double)x->msgs : 0;
+
+			printf("%s[%.3f,%.3f,%.3f]", i ? "," : "",
+			       n > 0 ? x->cpu_secs * 1e6 / n : -1.0,
+			       n > 0 && x->mrd_cpu_secs >= 0
+				   ? x->mrd_cpu_secs * 1e6 / n
+				   : -1.0,
+			       n > 0 && x->kafka_cpu_secs >= 0
+				   ? x->kafka_cpu_secs * 1e6 / n
+				   : -1.0);
+		}
+		printf("],\"runs_mrd_hwm_kb\":[");
+		for (int i = 0; i < nruns; i++)
+			printf("%s%ld", i ? "," : "", runs[i].mrd_hwm_kb);
 		printf("]");
 	}
 	printf("}");
@@ -157,6 +174,41 @@ bench_proc_cpu(int pid)
 		   &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+void
+bench_proc_hwm_reset(int pid)
+{
+	char  path[64];
+	FILE *f;
+
+	if (pid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/clear_refs", pid);
+	// "5" resets the peak RSS only (proc(5)); the process does not notice.
+	if ((f = fopen(path, "w")) == NULL)
+		return;
+	fputs("5", f);
+	fclose(f);
+}
+
+long
+bench_proc_hwm_kb(int pid)
+{
+	char  path[64], line[256];
+	long  kb = 0;
+	FILE *f;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmHWM: %ld", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
 }
 
 int

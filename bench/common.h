@@ -23,6 +23,8 @@ struct bench_result {
 	double secs;
 	double cpu_secs; /* this process's, user + system */
 	double mrd_cpu_secs; /* mailroomd's meanwhile; < 0: not known */
+	double kafka_cpu_secs; /* Kafka's meanwhile; < 0: not known */
+	long   mrd_hwm_kb; /* mailroomd's peak RSS over the run; 0: not known */
 	int    peak;     /* consume, slow: handlers running at once, at most */
 	long   fetches;  /* consume: FETCHes that returned messages */
 	long   empty;    /* consume: FETCHes that returned none */
@@ -38,6 +40,14 @@ double bench_cpu_secs(void);
 /** @returns process \p pid's CPU seconds (user + system, /proc/PID/stat),
  *           or -1 when it cannot be read (or \p pid is not positive). */
 double bench_proc_cpu(int pid);
+
+/** @brief Reset process \p pid's peak RSS (VmHWM) to its RSS now
+ *         (/proc/PID/clear_refs); nothing when \p pid is not positive. */
+void bench_proc_hwm_reset(int pid);
+
+/** @returns process \p pid's peak RSS in KiB (VmHWM in /proc/PID/status),
+ *           or 0 when it cannot be read. */
+long bench_proc_hwm_kb(int pid);
 
 /** @brief qsort's comparison of doubles, ascending. */
 int bench_cmp_double(const void *a, const void *b);
@@ -66,7 +76,9 @@ void bench_row(const char *name, int width, const struct bench_result *r,
 	       size_t size, double ref, const char *refname);
 
 /** @brief `,"name":{...}` for the last line's JSON object; \p runs (or
- *         NULL) adds every run's rate. */
+ *         NULL) adds every run's rate, and its CPU µs per message of this
+ *         process, mailroomd and Kafka (-1: not known) and mailroomd's
+ *         peak RSS where known. */
 void bench_json_result(const char *name, const struct bench_result *r,
 		       size_t size, double ref, const char *refname,
 		       const struct bench_result *runs, int nruns);

@@ -86,183 +86,6 @@ bench__wait_count(atomic_long *v, long target, atomic_int *stop)
 	return atomic_load(v);
 }
 
-/* ---- mailroom, zero-cost handler ------------------------------------- */
-
-struct mrc {
-	mr_consumer *s;
-	long         target;
-	int          batch;
-	atomic_long  acked;
-	atomic_long  redelivered;
-	atomic_long  ack_failed;
-	atomic_long  fetches;
-	atomic_long  empty;
-	atomic_llong first_ns;
-	atomic_llong last_ns;
-	atomic_int   stop;
-	atomic_int   have_err;
-	char         err[BENCH_ERR_MAX];
-};
-
-static void
-mrc__error(struct mrc *m, const char *what, int rc)
-{
-	if (atomic_exchange(&m->have_err, 1) == 0)
-		snprintf(m->err, sizeof(m->err), "%s: %s: %s", what,
-			 mr_err_name(rc), mr_client_last_error());
-	atomic_store(&m->stop, 1);
-}
-
-static void
-bench__max_ns(atomic_llong *v, long long now)
-{
-	long long last = atomic_load(v);
-
-	while (now > last && !atomic_compare_exchange_weak(v, &last, now))
-		;
-}
-
-static void *
-mrc__fetcher(void *arg)
-{
-	struct mrc *m = arg;
-	uint64_t   *h = malloc((size_t)m->batch * sizeof(*h));
-	size_t      sum = 0;
-
-	if (h == NULL) {
-		mrc__error(m, "out of memory", MR_ENOMEM);
-		return NULL;
-	}
-	while (!atomic_load(&m->stop)) {
-		mr_batch *b;
-		size_t    n, failed = 0;
-		long long zero = 0;
-		int       rc;
-
-		rc = mr_fetch(m->s, (size_t)m->batch, 0, BENCH_FETCH_WAIT_MS,
-			      &b);
-		if (rc != MR_OK) {
-			mrc__error(m, "mr_fetch", rc);
-			break;
-		}
-		if ((n = mr_batch_count(b)) == 0) {
-			mr_batch_free(b);
-			atomic_fetch_add(&m->empty, 1);
-			continue;
-		}
-		atomic_fetch_add(&m->fetches, 1);
-		atomic_compare_exchange_strong(&m->first_ns, &zero,
-					       bench_now_ns());
-		for (size_t i = 0; i < n; i++) {
-			const mr_delivery *d = mr_batch_at(b, i);
-
-			h[i] = d->handle;
-			sum += d->payload_len;
-			if (d->attempt > 1)
-				atomic_fetch_add(&m->redelivered, 1);
-		}
-		rc = mr_consumer_ack(m->s, h, n, &failed);
-		mr_batch_free(b);
-		if (rc != MR_OK) {
-			mrc__error(m, "mr_consumer_ack", rc);
-			break;
-		}
-		bench__max_ns(&m->last_ns, bench_now_ns());
-		atomic_fetch_add(&m->ack_failed, (long)failed);
-		if (atomic_fetch_add(&m->acked, (long)(n - failed)) +
-			(long)(n - failed) >=
-		    m->target)
-			atomic_store(&m->stop, 1);
-	}
-	free(h);
-	(void)sum;
-	return NULL;
-}
-
-static mr_client *
-bench__connect(const struct bench_opts *o)
-{
-	mr_client_opts co = {.timeout_ms = o->timeout_ms};
-	mr_client     *c;
-	char           errstr[512];
-	int            rc;
-
-	rc = mr_client_new(&c, o->url, &co, errstr, sizeof(errstr));
-	if (rc != MR_OK) {
-		fprintf(stderr, "consume_bench: mr_client_new(%s): %s: %s\n",
-			o->url, mr_err_name(rc), errstr);
-		return NULL;
-	}
-	return c;
-}
-
-mr_consumer *
-bench__subscribe(mr_client *c, const char *group, const char *topic,
-		 mr_order order, int credit)
-{
-	mr_subscribe_opts so = {.order = order, .credit = credit};
-	mr_consumer      *s;
-	int               rc;
-
-	rc = mr_subscribe(c, group, &topic, 1, &so, &s);
-	if (rc != MR_OK) {
-		fprintf(stderr, "consume_bench: mr_subscribe(%s): %s: %s\n",
-			group, mr_err_name(rc), mr_client_last_error());
-		return NULL;
-	}
-	return s;
-}
-
-/* The first \p n messages of the data topic in \p order, F fetchers. */
-static void
-bench__mr(const struct bench_opts *o, mr_client *c, const char *name,
-	  mr_order order, long n, char *group, size_t group_size,
-	  struct bench_result *res)
-{
-	pthread_t  t[BENCH_FETCHERS_MAX];
-	struct mrc m;
-	int        started = 0;
-	int        credit  = o->fetchers * o->batch;
-	double     c0;
-
-	memset(res, 0, sizeof(*res));
-	memset(&m, 0, sizeof(m));
-	bench__group(o, name, group, group_size);
-	if (credit > 100000)
-		credit = 100000;
-	if ((m.s = bench__subscribe(c, group, bench__data_topic, order,
-				    credit)) == NULL)
-		return;
-	m.target = n;
-	m.batch  = o->batch;
-	c0       = bench_cpu_secs();
-	while (started < o->fetchers &&
-	       pthread_create(&t[started], NULL, mrc__fetcher, &m) == 0)
-		started++;
-	bench__wait_count(&m.acked, n, &m.stop);
-	atomic_store(&m.stop, 1);
-	for (int i = 0; i < started; i++)
-		pthread_join(t[i], NULL);
-	res->msgs        = atomic_load(&m.acked);
-	res->failed      = n > res->msgs ? n - res->msgs : 0;
-	res->redelivered = atomic_load(&m.redelivered);
-	res->fetches     = atomic_load(&m.fetches);
-	res->empty       = atomic_load(&m.empty);
-	res->secs = (double)(atomic_load(&m.last_ns) - atomic_load(&m.first_ns)) /
-		    1e9;
-	res->cpu_secs = bench_cpu_secs() - c0;
-	res->done     = res->msgs > 0;
-	if (m.have_err)
-		fprintf(stderr, "consume_bench: %s: %s\n", name, m.err);
-	if (res->failed)
-		fprintf(stderr, "consume_bench: %s: %ld of %ld acked\n", name,
-			res->msgs, n);
-	if (atomic_load(&m.ack_failed))
-		fprintf(stderr, "consume_bench: %s: %ld acks refused\n", name,
-			atomic_load(&m.ack_failed));
-	mr_consumer_free(m.s);
-}
-
 /* @returns 1 if mailroomd keeps a journal for \p group, 0 if not, -1 if it
  * cannot tell. */
 static int
@@ -298,6 +121,24 @@ bench__target(const char *what, double ratio, double want)
 	return ratio >= want;
 }
 
+/* CPU µs per message of this process, mailroomd and Kafka, and mailroomd's
+ * peak RSS, run by run. */
+static void
+bench__cpu_line(const char *name, const struct bench_result *runs, int n)
+{
+	printf("  %-14s", name);
+	for (int r = 0; r < n; r++) {
+		const struct bench_result *x = &runs[r];
+		double                     k = x->msgs > 0 ? 1e6 / x->msgs : 0;
+
+		printf(" | %.2f %.2f %.2f %.1f", x->cpu_secs * k,
+		       x->mrd_cpu_secs >= 0 ? x->mrd_cpu_secs * k : -1,
+		       x->kafka_cpu_secs >= 0 ? x->kafka_cpu_secs * k : -1,
+		       (double)x->mrd_hwm_kb / 1024);
+	}
+	printf("\n");
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static void
@@ -318,6 +159,13 @@ bench__usage(FILE *f)
 		"  --repeat R       throughput runs, median reported (1)\n"
 		"  --batch B        messages per fetch (1000)\n"
 		"  --fetchers F     fetch threads, one subscription (4)\n"
+		"  --groups G       groups reading the data topic at once, "
+		"each with\n"
+		"                   F fetchers (mailroom) or a consumer (raw) "
+		"(1)\n"
+		"  --mrd-pid P      mailroomd's pid: its CPU per message and "
+		"peak RSS\n"
+		"  --kafka-pid P    Kafka's pid: its CPU per message\n"
 		"  --partition-count N  messages read in partition mode "
 		"(20000)\n"
 		"  --slow-count N   messages of the slow case (2000)\n"
@@ -372,6 +220,9 @@ bench__parse(int argc, char **argv, struct bench_opts *o)
 	    {"repeat", required_argument, NULL, 'r'},
 	    {"batch", required_argument, NULL, 'B'},
 	    {"fetchers", required_argument, NULL, 'F'},
+	    {"groups", required_argument, NULL, 'g'},
+	    {"mrd-pid", required_argument, NULL, 'M'},
+	    {"kafka-pid", required_argument, NULL, 'A'},
 	    {"partition-count", required_argument, NULL, 'P'},
 	    {"slow-count", required_argument, NULL, 'N'},
 	    {"slow-keys", required_argument, NULL, 'k'},
@@ -395,6 +246,7 @@ bench__parse(int argc, char **argv, struct bench_opts *o)
 	    .repeat          = 1,
 	    .batch           = 1000,
 	    .fetchers        = 4,
+	    .groups          = 1,
 	    .timeout_ms      = 60000,
 	    .slow_count      = 2000,
 	    .slow_keys       = 50,
@@ -434,6 +286,15 @@ bench__parse(int argc, char **argv, struct bench_opts *o)
 			break;
 		case 'F':
 			o->fetchers = atoi(optarg);
+			break;
+		case 'g':
+			o->groups = atoi(optarg);
+			break;
+		case 'M':
+			o->mrd_pid = atoi(optarg);
+			break;
+		case 'A':
+			o->kafka_pid = atoi(optarg);
 			break;
 		case 'P':
 			o->partition_count = atol(optarg);
@@ -477,7 +338,8 @@ bench__parse(int argc, char **argv, struct bench_opts *o)
 	    o->size > 1024 * 1024 || o->partitions < 1 || o->keys < 1 ||
 	    o->repeat < 1 || o->repeat > BENCH_RUNS_MAX || o->batch < 1 ||
 	    o->batch > 100000 || o->fetchers < 1 ||
-	    o->fetchers > BENCH_FETCHERS_MAX || o->slow_count < 1 ||
+	    o->fetchers > BENCH_FETCHERS_MAX || o->groups < 1 ||
+	    o->groups > BENCH_GROUPS_MAX || o->slow_count < 1 ||
 	    o->slow_keys < 1 || o->slow_inflight < 1 ||
 	    o->slow_inflight > 1024 || o->slow_min_us < 0 ||
 	    o->slow_max_us < o->slow_min_us || o->timeout_ms < 1)
@@ -538,8 +400,10 @@ main(int argc, char **argv)
 		return 1;
 
 	printf("consume_bench: %zu-byte payloads, %ld messages, %d "
-	       "partitions, %d keys; fetch %d x %d threads\n",
-	       o.size, o.count, o.partitions, o.keys, o.batch, o.fetchers);
+	       "partitions, %d keys; fetch %d x %d threads; %d group%s at "
+	       "once\n",
+	       o.size, o.count, o.partitions, o.keys, o.batch, o.fetchers,
+	       o.groups, o.groups > 1 ? "s" : "");
 	printf("consume_bench: slow: %ld messages, 1 partition, %d keys, %d "
 	       "workers and credit, %d-%d us of %s (mean %.3f ms)\n",
 	       o.slow_count, o.slow_keys, o.slow_inflight, o.slow_min_us,
@@ -587,6 +451,8 @@ main(int argc, char **argv)
 			if (!(o.cases & (i ? CASE_MIRROR : CASE_RUN)))
 				continue;
 			bench__actors(&o, c, i == 1, &act_runs[i][r]);
+			act_runs[i][r].mrd_cpu_secs   = -1;
+			act_runs[i][r].kafka_cpu_secs = -1;
 			fprintf(stderr, "  run %d %s: %.0f msgs/s\n", r + 1,
 				i ? "mirror" : "consume_run",
 				bench_rate(&act_runs[i][r]));
@@ -650,8 +516,16 @@ main(int argc, char **argv)
 		bench_row("mirrored actors, zero-cost", BENCH_NAME_W, act[1],
 			  o.size, bench_rate(act[0]), "of run");
 	printf("(MB/s counts payload bytes only; cpu s is this process's; "
-	       "partition mode reads the first %ld messages)\n\n",
+	       "partition mode reads the first %ld messages)\n",
 	       o.partition_count);
+	printf("cpu us per message, run by run: client, mailroomd, Kafka; "
+	       "mailroomd peak RSS (MiB)\n");
+	if (o.cases & CASE_RAW)
+		bench__cpu_line("raw", raw_runs, o.repeat);
+	for (int i = 0; i < 3; i++)
+		if (o.cases & modes[i].bit)
+			bench__cpu_line(modes[i].name, mr_runs[i], o.repeat);
+	printf("\n");
 	if ((o.cases & CASE_RAW) && (o.cases & CASE_UNORDERED))
 		bench__target("unordered / raw", bench_rate(mr[0]) / raw_ref,
 			      0.5);
@@ -672,10 +546,10 @@ main(int argc, char **argv)
 
 	printf("\n{\"bench\":\"consume\",\"size\":%zu,\"count\":%ld,"
 	       "\"partitions\":%d,\"keys\":%d,\"batch\":%d,\"fetchers\":%d,"
-	       "\"partition_count\":%ld,\"repeat\":%d,\"journal\":%s,"
-	       "\"cpu_total_s\":%.2f",
+	       "\"partition_count\":%ld,\"repeat\":%d,\"groups\":%d,"
+	       "\"journal\":%s,\"cpu_total_s\":%.2f",
 	       o.size, o.count, o.partitions, o.keys, o.batch, o.fetchers,
-	       o.partition_count, o.repeat,
+	       o.partition_count, o.repeat, o.groups,
 	       journal == 1   ? "true"
 	       : journal == 0 ? "false"
 			      : "null",

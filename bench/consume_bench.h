@@ -1,8 +1,8 @@
 /*
  * What the parts of consume_bench share (private to bench/): the options,
  * the cases, the topics and the helpers that more than one case uses.
- * consume_bench.c has the options, the mailroom cases and main;
- * consume_raw.c the preload and the raw librdkafka consumer; consume_slow.c
+ * consume_bench.c has the options, the report and main; consume_mr.c the
+ * mailroom cases (unordered, key, partition); consume_raw.c the preload and the raw librdkafka consumer; consume_slow.c
  * the slow handler's case; consume_actors.c mr_consume_run against mirrored
  * actors.
  *
@@ -27,6 +27,7 @@
 #define BENCH_FETCH_WAIT_MS 200
 #define BENCH_COMMIT_MS 500
 #define BENCH_FETCHERS_MAX 64
+#define BENCH_GROUPS_MAX 64
 #define BENCH_ERR_MAX 512
 #define BENCH_SLOW_SEED 0x5eedc0ffeeULL
 
@@ -55,6 +56,9 @@ struct bench_opts {
 	int         repeat;
 	int         batch;
 	int         fetchers;
+	int         groups;    /* groups reading the data topic at once */
+	int         mrd_pid;   /* mailroomd, for its CPU and RSS; 0: none */
+	int         kafka_pid; /* Kafka, for its CPU; 0: none */
 	int         timeout_ms;
 	long        slow_count;
 	int         slow_keys;
@@ -77,6 +81,20 @@ void bench__group(const struct bench_opts *o, const char *name, char *out,
  *  @returns *v. */
 long bench__wait_count(atomic_long *v, long target, atomic_int *stop);
 
+/* consume_mr.c */
+
+/** @returns a new client of mailroomd at o->url, or NULL having said why
+ *           on stderr. */
+mr_client *bench__connect(const struct bench_opts *o);
+
+/** @brief The first \p n messages of the data topic in \p order, with
+ *         o->fetchers fetchers per group and o->groups groups at once
+ *         (each with a client of its own when more than one; \p c
+ *         otherwise); \p group gets the last group's name. */
+void bench__mr(const struct bench_opts *o, mr_client *c, const char *name,
+	       mr_order order, long n, char *group, size_t group_size,
+	       struct bench_result *res);
+
 /** @returns a new subscription (mr_consumer_free it), or NULL having said
  *           why on stderr. */
 mr_consumer *bench__subscribe(mr_client *c, const char *group,
@@ -88,7 +106,17 @@ mr_consumer *bench__subscribe(mr_client *c, const char *group,
  *         and flush it. @returns 0, or -1 having said why on stderr. */
 int bench__preload(const struct bench_opts *o, mr_client *c);
 
-/** @brief The raw case: a librdkafka consumer doing mailroomd's work. */
+/** @brief Start \p r's measures of mailroomd's and Kafka's CPU (and reset
+ *         mailroomd's peak RSS); bench__procs_end ends them. Thread-safe. */
+void bench__procs_start(const struct bench_opts *o, struct bench_result *r);
+
+/** @brief Set \p r's mailroomd and Kafka CPU seconds since
+ *         bench__procs_start (-1 when not known), and mailroomd's peak RSS. */
+void bench__procs_end(const struct bench_opts *o, struct bench_result *r);
+
+/** @brief The raw case: a librdkafka consumer doing mailroomd's work, one
+ *         per group (o->groups, each on a thread of its own when more than
+ *         one), all reading the data topic at once. */
 void bench__raw(const struct bench_opts *o, struct bench_result *res);
 
 /* consume_slow.c */

@@ -114,6 +114,7 @@ bench__preload(const struct bench_opts *o, mr_client *c)
 	    {"acks", "all"},
 	    {"partitioner", "murmur2_random"},
 	    {"linger.ms", "5"},
+	    {"message.max.bytes", "16777216"}, /* payloads up to 1 MiB */
 	    {"queue.buffering.max.messages", "0"},
 	    {"queue.buffering.max.kbytes", "2097151"},
 	    {"topic.metadata.propagation.max.ms", "5000"},
@@ -151,6 +152,31 @@ fail:
 	rd_kafka_conf_destroy(conf);
 	fprintf(stderr, "consume_bench: preload producer: %s\n", errstr);
 	return -1;
+}
+
+/* ---- the other processes ---------------------------------------------- */
+
+void
+bench__procs_start(const struct bench_opts *o, struct bench_result *r)
+{
+	// The readings at the start, until bench__procs_end subtracts them.
+	bench_proc_hwm_reset(o->mrd_pid);
+	r->mrd_cpu_secs   = bench_proc_cpu(o->mrd_pid);
+	r->kafka_cpu_secs = bench_proc_cpu(o->kafka_pid);
+}
+
+void
+bench__procs_end(const struct bench_opts *o, struct bench_result *r)
+{
+	double m = bench_proc_cpu(o->mrd_pid), k = bench_proc_cpu(o->kafka_pid);
+
+	r->mrd_cpu_secs   = m >= 0 && r->mrd_cpu_secs >= 0
+				? m - r->mrd_cpu_secs
+				: -1;
+	r->kafka_cpu_secs = k >= 0 && r->kafka_cpu_secs >= 0
+				? k - r->kafka_cpu_secs
+				: -1;
+	r->mrd_hwm_kb     = bench_proc_hwm_kb(o->mrd_pid);
 }
 
 /* ---- raw librdkafka --------------------------------------------------- */
@@ -204,21 +230,29 @@ fail:
 	return NULL;
 }
 
-void
-bench__raw(const struct bench_opts *o, struct bench_result *res)
-{
-	rd_kafka_t *rk;
-	char        group[300];
-	long        got = 0, errs = 0;
-	size_t      sum = 0; /* the zero-cost handler: payload bytes */
-	int64_t     t0 = 0, t1 = 0, now, next_commit = 0;
-	int64_t     deadline;
-	double      c0 = 0;
+/* One raw consumer (one group) of the raw case. */
+struct raw_group {
+	const struct bench_opts *o;
+	struct bench_result     *res; /* the case's: CPU from the first message */
+	atomic_int              *started;
+	long                     got;
+	int64_t                  t0, t1;
+	double                   c1; /* this process's CPU at the end */
+	char                     group[300];
+};
 
-	memset(res, 0, sizeof(*res));
-	bench__group(o, "raw", group, sizeof(group));
-	if ((rk = raw__open(o, group)) == NULL)
-		return;
+static void *
+raw__group(void *arg)
+{
+	struct raw_group        *rg = arg;
+	const struct bench_opts *o  = rg->o;
+	rd_kafka_t              *rk;
+	long                     got = 0, errs = 0;
+	size_t  sum = 0; /* the zero-cost handler: payload bytes */
+	int64_t now, next_commit = 0, deadline;
+
+	if ((rk = raw__open(o, rg->group)) == NULL)
+		return NULL;
 	deadline = bench_now_ns() + (int64_t)BENCH_FIRST_MS * 1000000;
 	while (got < o->count) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
@@ -237,8 +271,13 @@ bench__raw(const struct bench_opts *o, struct bench_result *res)
 			continue;
 		}
 		if (got++ == 0) {
-			c0 = bench_cpu_secs();
-			t0 = bench_now_ns();
+			// The case's clocks start at the first message of
+			// any group.
+			if (atomic_exchange(rg->started, 1) == 0) {
+				rg->res->cpu_secs = bench_cpu_secs();
+				bench__procs_start(o, rg->res);
+			}
+			rg->t0 = bench_now_ns();
 		}
 		sum += m->len;
 		rd_kafka_offset_store(m->rkt, m->partition, m->offset);
@@ -246,8 +285,8 @@ bench__raw(const struct bench_opts *o, struct bench_result *res)
 		// The clock, every 256 messages: a commit every 500 ms and
 		// the idle limit.
 		if ((got & 255) == 0 || got == o->count) {
-			now = bench_now_ns();
-			t1  = now;
+			now    = bench_now_ns();
+			rg->t1 = now;
 			if (now >= next_commit) {
 				rd_kafka_commit(rk, NULL, 1);
 				next_commit = now + BENCH_COMMIT_MS * 1000000LL;
@@ -255,13 +294,10 @@ bench__raw(const struct bench_opts *o, struct bench_result *res)
 			deadline = now + (int64_t)BENCH_IDLE_MS * 1000000;
 		}
 	}
-	if (got > 0 && t1 == 0)
-		t1 = bench_now_ns();
-	res->secs     = got > 0 ? (double)(t1 - t0) / 1e9 : 0;
-	res->cpu_secs = got > 0 ? bench_cpu_secs() - c0 : 0;
-	res->msgs     = got;
-	res->failed   = o->count - got;
-	res->done     = got > 0;
+	if (got > 0 && rg->t1 == 0)
+		rg->t1 = bench_now_ns();
+	rg->c1  = bench_cpu_secs();
+	rg->got = got;
 	if (got < o->count)
 		fprintf(stderr,
 			"consume_bench: raw: %ld of %ld messages, then "
@@ -273,5 +309,53 @@ bench__raw(const struct bench_opts *o, struct bench_result *res)
 	rd_kafka_commit(rk, NULL, 0);
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
+	return NULL;
 }
 
+void
+bench__raw(const struct bench_opts *o, struct bench_result *res)
+{
+	struct raw_group g[BENCH_GROUPS_MAX];
+	pthread_t        t[BENCH_GROUPS_MAX];
+	atomic_int       started = 0;
+	int              ng      = 0;
+	int64_t          t0 = 0, t1 = 0;
+	double           c1 = 0;
+
+	memset(res, 0, sizeof(*res));
+	memset(g, 0, sizeof(g));
+	for (int i = 0; i < o->groups; i++) {
+		g[i] = (struct raw_group){.o = o, .res = res,
+					  .started = &started};
+		bench__group(o, "raw", g[i].group, sizeof(g[i].group));
+	}
+	if (o->groups == 1) {
+		raw__group(&g[0]);
+		ng = 1;
+	} else {
+		while (ng < o->groups &&
+		       pthread_create(&t[ng], NULL, raw__group, &g[ng]) == 0)
+			ng++;
+		for (int i = 0; i < ng; i++)
+			pthread_join(t[i], NULL);
+	}
+	// Every group's first message to the last group's last; the CPU of
+	// this process up to the last group's end (the CPU is read before
+	// the consumers close).
+	for (int i = 0; i < ng; i++) {
+		res->msgs += g[i].got;
+		if (g[i].got > 0 && (t0 == 0 || g[i].t0 < t0))
+			t0 = g[i].t0;
+		if (g[i].t1 > t1)
+			t1 = g[i].t1;
+		if (g[i].c1 > c1)
+			c1 = g[i].c1;
+	}
+	if (!atomic_load(&started))
+		return;
+	bench__procs_end(o, res);
+	res->secs     = (double)(t1 - t0) / 1e9;
+	res->cpu_secs = c1 - res->cpu_secs;
+	res->failed   = o->count * o->groups - res->msgs;
+	res->done     = res->msgs > 0;
+}

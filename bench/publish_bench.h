@@ -1,8 +1,9 @@
 /*
  * What the parts of publish_bench share (private to bench/): the options,
  * the keys and the time stamp of the run, topic names and the latency
- * summary. publish_bench.c has the options, the mailroom cases and main;
- * publish_raw.c the raw librdkafka producer's cases.
+ * summary. publish_bench.c has the options, the report and main;
+ * publish_mr.c the mailroom cases; publish_raw.c the raw librdkafka
+ * producer's cases.
  *
  * Thread safety: called from the main thread; the keys are written once,
  * before any case starts.
@@ -44,6 +45,8 @@ struct bench_opts {
 	int         timeout_ms;
 	int         linger_us;  /* the client's linger_us (0: its default) */
 	int         mrd_pid;    /* mailroomd, for its CPU per case; 0: none */
+	int         kafka_pid;  /* Kafka, for its CPU per case; 0: none */
+	int         partitions; /* > 0: topics made through mailroomd */
 	bool        raw_headers;
 	bool        throughput;
 	bool        unbatched; /* the pipelined and sync cases */
@@ -69,6 +72,33 @@ void bench__topic(const struct bench_opts *o, const char *name, char *out,
 
 /** @brief Sort the \p n latencies in \p lat and summarise them in \p l. */
 void bench__summarise(double *lat, int n, struct bench_latency *l);
+
+/* publish_mr.c */
+
+/** @brief \p n messages in calls of \p k (mr_publish_async), \p inflight
+ *         requests in flight, the client's linger \p linger_us. */
+void bench__mr_async(const struct bench_opts *o, const char *name, long n,
+		     int k, int inflight, int linger_us,
+		     struct bench_result *res);
+
+/** @brief mr_publish, one message at a time, after \p warmup dropped;
+ *         with \p lat, each one's latency in ms. */
+void bench__mr_sync(const struct bench_opts *o, const char *name, long n,
+		    int warmup, double *lat, struct bench_result *res);
+
+/** @brief With o->partitions > 0, make \p topic with mailroomd's
+ *         topics.create (which gives it a max.message.bytes that holds
+ *         the producer's largest record). @returns 0, or -1 having said
+ *         why on stderr. */
+int bench__make_topic(const struct bench_opts *o, const char *topic);
+
+/** @brief Start \p r's measures of mailroomd's and Kafka's CPU and
+ *         mailroomd's peak RSS; bench__procs_end ends them. */
+void bench__procs_start(const struct bench_opts *o, struct bench_result *r);
+
+/** @brief Set \p r's mailroomd and Kafka CPU seconds since
+ *         bench__procs_start (-1: not known) and mailroomd's peak RSS. */
+void bench__procs_end(const struct bench_opts *o, struct bench_result *r);
 
 /* publish_raw.c */
 

@@ -191,7 +191,7 @@ bench__raw_throughput(const struct bench_opts *o, struct bench_result *res)
 
 	memset(res, 0, sizeof(*res));
 	bench__topic(o, "raw", topic, sizeof(topic));
-	if (raw__open(&r, o, true) != 0)
+	if (bench__make_topic(o, topic) != 0 || raw__open(&r, o, true) != 0)
 		return;
 	if (raw__produce(&r, topic, 0, o->size, o->raw_headers) != 0 ||
 	    !raw__wait(&r, 1, 60000) || atomic_load(&r.ok) != 1) {
@@ -203,6 +203,7 @@ bench__raw_throughput(const struct bench_opts *o, struct bench_result *res)
 	}
 	ok0     = atomic_load(&r.ok);
 	failed0 = atomic_load(&r.failed);
+	bench__procs_start(o, res);
 	c0      = bench_cpu_secs();
 	t0      = bench_now_ns();
 	for (long i = 0; i < o->count; i++) {
@@ -225,6 +226,7 @@ bench__raw_throughput(const struct bench_opts *o, struct bench_result *res)
 			o->count - refused, BENCH_WAIT_MS / 1000);
 	res->secs     = (double)(atomic_load(&r.last_ns) - t0) / 1e9;
 	res->cpu_secs = bench_cpu_secs() - c0;
+	bench__procs_end(o, res);
 	res->msgs     = atomic_load(&r.ok) - ok0;
 	res->failed   = o->count - res->msgs;
 	res->done     = true;
@@ -244,7 +246,7 @@ bench__raw_latency(const struct bench_opts *o, double *lat,
 
 	memset(l, 0, sizeof(*l));
 	bench__topic(o, "raw-latency", topic, sizeof(topic));
-	if (raw__open(&r, o, false) != 0)
+	if (bench__make_topic(o, topic) != 0 || raw__open(&r, o, false) != 0)
 		return;
 	for (int i = -BENCH_WARMUP; i < o->samples; i++) {
 		long    failed = atomic_load(&r.failed);
