@@ -517,6 +517,8 @@ mri_engine_fetch(struct mri_engine *e, uint32_t sid, uint64_t now_ms,
 		r->state    = REC_INFLIGHT;
 		r->sid      = sid;
 		r->deadline = now_ms + e->conf.ack_deadline_ms;
+		if (r->deadline < e->due)
+			e->due = r->deadline;
 		r->attempt++;
 		engine__list_push(&s->inflight, r);
 		e->inflight++;
@@ -605,6 +607,8 @@ mri_engine_extend(struct mri_engine *e, uint64_t handle, uint64_t now_ms,
 	if (r == NULL)
 		return MR_ENOENT;
 	r->deadline = now_ms + ms;
+	if (r->deadline < e->due)
+		e->due = r->deadline;
 	return MR_OK;
 }
 
@@ -623,9 +627,12 @@ mri_engine_peek(const struct mri_engine *e, uint64_t handle,
 size_t
 mri_engine_tick(struct mri_engine *e, uint64_t now_ms)
 {
-	size_t expired = 0;
+	size_t   expired = 0;
+	uint64_t due     = UINT64_MAX;
 
-	for (size_t i = 0; i < e->nsessions; i++) {
+	// Each pass of a group's loop ticks: walk what is in flight only
+	// once a deadline may have passed, and learn the next one.
+	for (size_t i = 0; now_ms >= e->due && i < e->nsessions; i++) {
 		struct rec *r = e->sessions[i].inflight.head, *next;
 
 		for (; r != NULL; r = next) {
@@ -634,9 +641,13 @@ mri_engine_tick(struct mri_engine *e, uint64_t now_ms)
 				engine__requeue(e, r, now_ms,
 						MRI_ENGINE_EXPIRED);
 				expired++;
+			} else if (r->deadline < due) {
+				due = r->deadline;
 			}
 		}
 	}
+	if (now_ms >= e->due)
+		e->due = due;
 	engine__backoff_end(e, now_ms);
 	return expired;
 }

@@ -123,6 +123,9 @@ struct mri_engine {
 	size_t                 open;      /* sessions open: the one count */
 	size_t                 buffered;
 	size_t                 inflight;
+	// No ack deadline in flight is before it (a bound, lowered as
+	// deadlines are set): a tick before it has nothing to expire.
+	uint64_t               due;
 	size_t                 limit; /* in flight over all sessions */
 	size_t                 quarantining;
 	uint64_t               acked, failed, expired;
