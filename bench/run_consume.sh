@@ -63,17 +63,18 @@ start_mailroomd "$WORK/mailroomd.log" consumer.journal=true ${SETS:-}
 results_begin consume
 
 run_bench "mailroomd defaults (consumer.journal=true)" --mode "$MODE" \
-    --topic mrcbench-journal
+    --topic mrcbench-journal --mrd-pid "$MRD_PID" --kafka-pid "$KAFKA_PID"
 status_and_stop
 if [[ $REFERENCES == 1 ]]; then
     # shellcheck disable=SC2086
     start_mailroomd "$WORK/mailroomd-nojournal.log" consumer.journal=false \
         ${SETS:-}
     run_bench "reference: consumer.journal=false" --mode "$MODE" \
-        --topic mrcbench-nojournal
+        --topic mrcbench-nojournal --mrd-pid "$MRD_PID" \
+        --kafka-pid "$KAFKA_PID"
     stop_mailroomd
 fi
 
 check_logs
-summary '^(## |target|mailroomd consumer.journal|raw librdkafka|mailroom |slow handler|mr_consume_run|mirrored actors|cpu seconds)'
+summary '^(## |target|mailroomd consumer.journal|raw librdkafka|mailroom |slow handler|mr_consume_run|mirrored actors|cpu seconds|cpu us per message|  (raw|unordered|key|partition) )'
 exit "$FAILED"
