@@ -1,6 +1,6 @@
 /*
- * actor_bench: the local actor runtime's costs (docs/BENCHMARKS.md,
- * "Actors"). Not run by CTest; needs quiet cores.
+ * actor_bench: the local actor runtime's costs (docs/benchmarks/actors.md).
+ * Not run by CTest; needs quiet cores.
  *
  *   ring      tokens passed from actor to actor around rings of actors:
  *             local messages per second, every send from inside an actor

@@ -1,7 +1,7 @@
 /*
  * consume_bench: mailroom's consume path against a raw librdkafka consumer
  * doing the same at-least-once work, on the same Kafka, in one run
- * (docs/BENCHMARKS.md).
+ * (docs/benchmarks/consume.md).
  *
  * Before any clock starts, a raw producer (murmur2_random, idempotent,
  * acks=all) preloads two fresh topics and is flushed: the data topic, N

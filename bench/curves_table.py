@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The tables of docs/BENCHMARKS.md's "Cost curves" from the .jsonl that
+"""The tables of docs/benchmarks/curves.md from the .jsonl that
 bench/run_curves.sh writes: one Markdown table per curve, one row per
 point. Throughput and the ratio (run by run: mailroom's run r over raw's
 run r) as median (min-max); CPU µs per message as medians; mailroomd's

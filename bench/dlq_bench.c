@@ -1,6 +1,6 @@
 /*
  * dlq_bench: what one poisoned key costs the healthy keys in key mode
- * (issue #9, docs/BENCHMARKS.md), on real Kafka.
+ * (issue #9, docs/benchmarks/dlq.md), on real Kafka.
  *
  * Before any clock starts, consume_raw.c's preload fills a fresh data topic
  * (N S-byte messages keyed "key-<i % K>" over P partitions). Each run reads

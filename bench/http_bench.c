@@ -1,6 +1,6 @@
 /*
  * http_bench: mailroomd's HTTP publish path (docs/HTTP.md, "Publishing";
- * docs/BENCHMARKS.md, "HTTP publish").
+ * docs/benchmarks/http.md).
  *
  * N messages of S bytes in JSON batches of B (`POST /v1/topics/{topic}/
  * messages` with `{"messages":[{"key":"k<i % 1000>","value":"..."}]}`),

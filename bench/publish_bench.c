@@ -1,7 +1,7 @@
 /*
  * publish_bench: mailroom's publish path against a raw librdkafka producer
  * that has mailroomd's own settings, to the same Kafka, in one run
- * (docs/BENCHMARKS.md).
+ * (docs/benchmarks/publish.md).
  *
  * Cases, each on a topic of its own (the --topic prefix, the start time, a
  * sequence number and the case's name):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CLI benchmark (docs/BENCHMARKS.md, "The CLI"): `mailroom publish
+# The CLI benchmark (docs/benchmarks/cli.md): `mailroom publish
 # --lines` and `mailroom consume` against kcat, the raw tool a new user
 # would reach for, on one real single-node Kafka (tests/kafka/kafka.sh)
 # and one mailroomd, in interleaved rounds. Everything listens on

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The consume benchmark (docs/BENCHMARKS.md): builds what is missing, starts
-# a real single-node Kafka (tests/kafka/kafka.sh) and a mailroomd on it in a
-# temporary directory, runs consume_bench (a raw librdkafka consumer and
-# mailroom's unordered, key and partition modes on the same preloaded topic,
-# then the slow-handler case), then stops everything. Everything listens on
-# 127.0.0.1.
+# The consume benchmark (docs/benchmarks/consume.md): builds what is
+# missing, starts a real single-node Kafka (tests/kafka/kafka.sh) and a
+# mailroomd on it in a temporary directory, runs consume_bench (a raw
+# librdkafka consumer and mailroom's unordered, key and partition modes on
+# the same preloaded topic, then the slow-handler case), then stops
+# everything. Everything listens on 127.0.0.1.
 #
 # mailroomd runs twice: with its defaults (consumer.journal=true: each FETCH
 # and each SETTLE of acks waits for one journal record written to Kafka),

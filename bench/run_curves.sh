@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cost curves (issue #13, target 6; docs/BENCHMARKS.md, "Cost curves"): how
+# Cost curves (issue #13, target 6; docs/benchmarks/curves.md): how
 # mailroom's cost grows with the work, each point against raw librdkafka
 # doing the same work on the same Kafka in the same run. Builds what is
 # missing, starts a real single-node Kafka (tests/kafka/kafka.sh) in a
@@ -48,7 +48,7 @@
 # Results: BUILD_DIR/bench-results/curves-<time>.txt (every run's output)
 # and .jsonl beside it (one line per point: the benchmark's JSON with the
 # curve, the point and mailroomd's VmHWM); bench/curves_table.py makes the
-# tables of docs/BENCHMARKS.md from the .jsonl.
+# tables of docs/benchmarks/curves.md from the .jsonl.
 # Exit status: 0 when every point read or wrote every message.
 set -euo pipefail
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The dead-letter benchmark (docs/BENCHMARKS.md): builds what is missing,
+# The dead-letter benchmark (docs/benchmarks/dlq.md): builds what is missing,
 # starts a real single-node Kafka (tests/kafka/kafka.sh) and a mailroomd on
 # it in a temporary directory, runs dlq_bench (key mode: no poison against
 # one key poisoned, rounds alternating), then stops everything. Everything

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The HTTP publish benchmark (docs/BENCHMARKS.md, "HTTP publish"): builds
+# The HTTP publish benchmark (docs/benchmarks/http.md): builds
 # what is missing, starts a real single-node Kafka (tests/kafka/kafka.sh)
 # and one mailroomd on it with its HTTP API, and publishes the same
 # 100-byte messages (1,000 keys) in batches of 1, 10, 100 and 1,000 two

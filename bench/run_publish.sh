@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The publish benchmark (docs/BENCHMARKS.md): builds what is missing, starts
-# a real single-node Kafka (tests/kafka/kafka.sh) and a mailroomd on it in a
-# temporary directory, runs publish_bench in mode both (raw librdkafka and
-# mailroom against the same Kafka, in the same run) for 100-byte and 1 KiB
-# messages, then stops everything. Everything listens on 127.0.0.1.
+# The publish benchmark (docs/benchmarks/publish.md): builds what is
+# missing, starts a real single-node Kafka (tests/kafka/kafka.sh) and a
+# mailroomd on it in a temporary directory, runs publish_bench in mode
+# both (raw librdkafka and mailroom against the same Kafka, in the same
+# run) for 100-byte and 1 KiB messages, then stops everything. Everything
+# listens on 127.0.0.1.
 #
 # References follow the main runs: mailroom batched against the raw
 # producer writing mailroomd's CloudEvents headers (issue #13's target 1:
