@@ -211,6 +211,29 @@ bench_proc_hwm_kb(int pid)
 	return kb;
 }
 
+void
+bench_procs_start(int mrd_pid, int kafka_pid, struct bench_result *r)
+{
+	// The readings at the start, until bench_procs_end subtracts them.
+	bench_proc_hwm_reset(mrd_pid);
+	r->mrd_cpu_secs   = bench_proc_cpu(mrd_pid);
+	r->kafka_cpu_secs = bench_proc_cpu(kafka_pid);
+}
+
+void
+bench_procs_end(int mrd_pid, int kafka_pid, struct bench_result *r)
+{
+	double m = bench_proc_cpu(mrd_pid), k = bench_proc_cpu(kafka_pid);
+
+	r->mrd_cpu_secs   = m >= 0 && r->mrd_cpu_secs >= 0
+				? m - r->mrd_cpu_secs
+				: -1;
+	r->kafka_cpu_secs = k >= 0 && r->kafka_cpu_secs >= 0
+				? k - r->kafka_cpu_secs
+				: -1;
+	r->mrd_hwm_kb     = bench_proc_hwm_kb(mrd_pid);
+}
+
 int
 bench_cmp_double(const void *a, const void *b)
 {

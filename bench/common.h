@@ -49,6 +49,15 @@ void bench_proc_hwm_reset(int pid);
  *           or 0 when it cannot be read. */
 long bench_proc_hwm_kb(int pid);
 
+/** @brief Start \p r's measures of mailroomd's and Kafka's CPU (by their
+ *         pids; not positive: not measured) and reset mailroomd's peak
+ *         RSS; bench_procs_end ends them. Thread-safe. */
+void bench_procs_start(int mrd_pid, int kafka_pid, struct bench_result *r);
+
+/** @brief Set \p r's mailroomd and Kafka CPU seconds since
+ *         bench_procs_start (-1 when not known), and mailroomd's peak RSS. */
+void bench_procs_end(int mrd_pid, int kafka_pid, struct bench_result *r);
+
 /** @brief qsort's comparison of doubles, ascending. */
 int bench_cmp_double(const void *a, const void *b);
 

@@ -106,14 +106,6 @@ mr_consumer *bench__subscribe(mr_client *c, const char *group,
  *         and flush it. @returns 0, or -1 having said why on stderr. */
 int bench__preload(const struct bench_opts *o, mr_client *c);
 
-/** @brief Start \p r's measures of mailroomd's and Kafka's CPU (and reset
- *         mailroomd's peak RSS); bench__procs_end ends them. Thread-safe. */
-void bench__procs_start(const struct bench_opts *o, struct bench_result *r);
-
-/** @brief Set \p r's mailroomd and Kafka CPU seconds since
- *         bench__procs_start (-1 when not known), and mailroomd's peak RSS. */
-void bench__procs_end(const struct bench_opts *o, struct bench_result *r);
-
 /** @brief The raw case: a librdkafka consumer doing mailroomd's work, one
  *         per group (o->groups, each on a thread of its own when more than
  *         one), all reading the data topic at once. */

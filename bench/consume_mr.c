@@ -162,7 +162,7 @@ bench__mr(const struct bench_opts *o, mr_client *c, const char *name,
 		return;
 	if (credit > 100000)
 		credit = 100000;
-	bench__procs_start(o, res);
+	bench_procs_start(o->mrd_pid, o->kafka_pid, res);
 	c0 = bench_cpu_secs();
 	for (; ng < o->groups; ng++) {
 		cs[ng] = o->groups == 1 ? c : bench__connect(o);
@@ -187,7 +187,7 @@ bench__mr(const struct bench_opts *o, mr_client *c, const char *name,
 		for (int i = 0; i < started[g]; i++)
 			pthread_join(t[g][i], NULL);
 	res->cpu_secs = bench_cpu_secs() - c0;
-	bench__procs_end(o, res);
+	bench_procs_end(o->mrd_pid, o->kafka_pid, res);
 	for (int g = 0; g < ng; g++) {
 		long long f = atomic_load(&m[g].first_ns);
 		long long l = atomic_load(&m[g].last_ns);

@@ -154,31 +154,6 @@ fail:
 	return -1;
 }
 
-/* ---- the other processes ---------------------------------------------- */
-
-void
-bench__procs_start(const struct bench_opts *o, struct bench_result *r)
-{
-	// The readings at the start, until bench__procs_end subtracts them.
-	bench_proc_hwm_reset(o->mrd_pid);
-	r->mrd_cpu_secs   = bench_proc_cpu(o->mrd_pid);
-	r->kafka_cpu_secs = bench_proc_cpu(o->kafka_pid);
-}
-
-void
-bench__procs_end(const struct bench_opts *o, struct bench_result *r)
-{
-	double m = bench_proc_cpu(o->mrd_pid), k = bench_proc_cpu(o->kafka_pid);
-
-	r->mrd_cpu_secs   = m >= 0 && r->mrd_cpu_secs >= 0
-				? m - r->mrd_cpu_secs
-				: -1;
-	r->kafka_cpu_secs = k >= 0 && r->kafka_cpu_secs >= 0
-				? k - r->kafka_cpu_secs
-				: -1;
-	r->mrd_hwm_kb     = bench_proc_hwm_kb(o->mrd_pid);
-}
-
 /* ---- raw librdkafka --------------------------------------------------- */
 
 /* A consumer with mailroomd's group settings (consumers/group.c). */
@@ -275,7 +250,8 @@ raw__group(void *arg)
 			// any group.
 			if (atomic_exchange(rg->started, 1) == 0) {
 				rg->res->cpu_secs = bench_cpu_secs();
-				bench__procs_start(o, rg->res);
+				bench_procs_start(o->mrd_pid, o->kafka_pid,
+						  rg->res);
 			}
 			rg->t0 = bench_now_ns();
 		}
@@ -353,7 +329,7 @@ bench__raw(const struct bench_opts *o, struct bench_result *res)
 	}
 	if (!atomic_load(&started))
 		return;
-	bench__procs_end(o, res);
+	bench_procs_end(o->mrd_pid, o->kafka_pid, res);
 	res->secs     = (double)(t1 - t0) / 1e9;
 	res->cpu_secs = c1 - res->cpu_secs;
 	res->failed   = o->count * o->groups - res->msgs;

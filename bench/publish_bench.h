@@ -92,14 +92,6 @@ void bench__mr_sync(const struct bench_opts *o, const char *name, long n,
  *         why on stderr. */
 int bench__make_topic(const struct bench_opts *o, const char *topic);
 
-/** @brief Start \p r's measures of mailroomd's and Kafka's CPU and
- *         mailroomd's peak RSS; bench__procs_end ends them. */
-void bench__procs_start(const struct bench_opts *o, struct bench_result *r);
-
-/** @brief Set \p r's mailroomd and Kafka CPU seconds since
- *         bench__procs_start (-1: not known) and mailroomd's peak RSS. */
-void bench__procs_end(const struct bench_opts *o, struct bench_result *r);
-
 /* publish_raw.c */
 
 /** @brief The raw case: o->count messages produced as fast as librdkafka

@@ -119,28 +119,6 @@ mrb__mrd_cpu(const struct bench_opts *o)
 	return o->mrd_pid > 0 ? bench_proc_cpu(o->mrd_pid) : -1;
 }
 
-void
-bench__procs_start(const struct bench_opts *o, struct bench_result *r)
-{
-	// The readings at the start, until bench__procs_end subtracts them.
-	bench_proc_hwm_reset(o->mrd_pid);
-	r->mrd_cpu_secs   = bench_proc_cpu(o->mrd_pid);
-	r->kafka_cpu_secs = bench_proc_cpu(o->kafka_pid);
-}
-
-void
-bench__procs_end(const struct bench_opts *o, struct bench_result *r)
-{
-	double m = bench_proc_cpu(o->mrd_pid), k = bench_proc_cpu(o->kafka_pid);
-
-	r->mrd_cpu_secs   = m >= 0 && r->mrd_cpu_secs >= 0
-				? m - r->mrd_cpu_secs
-				: -1;
-	r->kafka_cpu_secs = k >= 0 && r->kafka_cpu_secs >= 0
-				? k - r->kafka_cpu_secs
-				: -1;
-	r->mrd_hwm_kb     = bench_proc_hwm_kb(o->mrd_pid);
-}
 
 int
 bench__make_topic(const struct bench_opts *o, const char *topic)
@@ -195,7 +173,7 @@ bench__mr_async(const struct bench_opts *o, const char *name, long n, int k,
 	if (bench__make_topic(o, topic) != 0 ||
 	    mrb__warmup(c, topic, o->size) != MR_OK)
 		goto out;
-	bench__procs_start(o, res);
+	bench_procs_start(o->mrd_pid, o->kafka_pid, res);
 	c0 = bench_cpu_secs();
 	t0 = bench_now_ns();
 	while (sent < n) {
@@ -231,7 +209,7 @@ bench__mr_async(const struct bench_opts *o, const char *name, long n, int k,
 	}
 	res->secs     = (double)(atomic_load(&m.last_ns) - t0) / 1e9;
 	res->cpu_secs = bench_cpu_secs() - c0;
-	bench__procs_end(o, res);
+	bench_procs_end(o->mrd_pid, o->kafka_pid, res);
 	res->msgs     = atomic_load(&m.ok);
 	res->failed   = n - res->msgs;
 	res->done     = true;

@@ -203,7 +203,7 @@ bench__raw_throughput(const struct bench_opts *o, struct bench_result *res)
 	}
 	ok0     = atomic_load(&r.ok);
 	failed0 = atomic_load(&r.failed);
-	bench__procs_start(o, res);
+	bench_procs_start(o->mrd_pid, o->kafka_pid, res);
 	c0      = bench_cpu_secs();
 	t0      = bench_now_ns();
 	for (long i = 0; i < o->count; i++) {
@@ -226,7 +226,7 @@ bench__raw_throughput(const struct bench_opts *o, struct bench_result *res)
 			o->count - refused, BENCH_WAIT_MS / 1000);
 	res->secs     = (double)(atomic_load(&r.last_ns) - t0) / 1e9;
 	res->cpu_secs = bench_cpu_secs() - c0;
-	bench__procs_end(o, res);
+	bench_procs_end(o->mrd_pid, o->kafka_pid, res);
 	res->msgs     = atomic_load(&r.ok) - ok0;
 	res->failed   = o->count - res->msgs;
 	res->done     = true;
