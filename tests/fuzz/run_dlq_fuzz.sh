@@ -8,5 +8,5 @@
 MR_FUZZ_SECONDS=${MR_DLQ_FUZZ_SECONDS:-20} \
 exec bash "$(dirname "${BASH_SOURCE[0]}")/run_fuzz.sh" dlq_record_fuzz \
     tests/fuzz/corpus/dlq dlq/record_fuzz.c dlq/record.c dlq/fingerprint.c \
-    bridge/envelope.c consumers/journal.c consumers/idmap.c core/clock.c \
-    core/kafka.c core/log.c core/error.c -- -lrdkafka -lpthread
+    bridge/envelope.c consumers/journal.c consumers/idmap.c consumers/runs.c \
+    core/clock.c core/kafka.c core/log.c core/error.c -- -lrdkafka -lpthread
