@@ -159,33 +159,46 @@ results_begin() {
     } | tee "$RESULTS"
 }
 
+# cpu_mark: note the CPU of mailroomd, Kafka and the whole machine, and the
+# time, for cpu_report.
+cpu_mark() {
+    CPU_MRD0=0
+    [[ -n $MRD_PID ]] && CPU_MRD0=$(cpu_secs "$MRD_PID")
+    CPU_KAFKA0=$(cpu_secs "$KAFKA_PID")
+    CPU_ALL0=$(cpu_all)
+    CPU_T0=$(date +%s.%N)
+}
+
+# cpu_report NAME BENCH_CPU: the CPU each party used since cpu_mark (NAME,
+# the benchmark process, used BENCH_CPU seconds) into RESULTS. On a shared
+# machine "other processes" is everything that is not the benchmark: it
+# says how far to trust the run.
+cpu_report() {
+    awk -v wall="$(echo "$(date +%s.%N) - $CPU_T0" | bc)" \
+        -v mrd="$(echo "$(cpu_secs "$MRD_PID") - $CPU_MRD0" | bc)" \
+        -v kafka="$(echo "$(cpu_secs "$KAFKA_PID") - $CPU_KAFKA0" | bc)" \
+        -v all="$(echo "$(cpu_all) - $CPU_ALL0" | bc)" \
+        -v bench="${2:-0}" -v name="$1" 'BEGIN {
+        printf "cpu seconds over %.0f s of wall time: %s %.1f, " \
+            "mailroomd %.1f, kafka %.1f, other processes %.1f\n",
+            wall, name, bench, mrd, kafka, all - bench - mrd - kafka }' |
+        tee -a "$RESULTS"
+}
+
 # run_bench LABEL args...: one run of $BENCH with BENCH_ARGS and args, and
 # the CPU that each party used meanwhile.
 run_bench() {
-    local label=$1 c_mrd=0 c_kafka c_all t0 bench_cpu rc=0
+    local label=$1 bench_cpu rc=0
     shift
-    [[ -n $MRD_PID ]] && c_mrd=$(cpu_secs "$MRD_PID")
-    c_kafka=$(cpu_secs "$KAFKA_PID")
-    c_all=$(cpu_all)
-    t0=$(date +%s.%N)
+    cpu_mark
     printf '\n## %s\n' "$label" | tee -a "$RESULTS"
     printf '# load average before: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" |
         tee -a "$RESULTS"
     "$BENCH" --brokers "$BROKERS" --url "$MRD_URL" "${BENCH_ARGS[@]}" "$@" \
         2>&1 | tee -a "$RESULTS" || rc=$?
-    # On a shared machine "other processes" is everything that is not the
-    # benchmark: it says how far to trust the run.
     bench_cpu=$(sed -n 's/.*"cpu_total_s":\([0-9.]*\).*/\1/p' "$RESULTS" |
         tail -n 1)
-    awk -v wall="$(echo "$(date +%s.%N) - $t0" | bc)" \
-        -v mrd="$(echo "$(cpu_secs "$MRD_PID") - $c_mrd" | bc)" \
-        -v kafka="$(echo "$(cpu_secs "$KAFKA_PID") - $c_kafka" | bc)" \
-        -v all="$(echo "$(cpu_all) - $c_all" | bc)" \
-        -v bench="${bench_cpu:-0}" -v name="$BENCH_NAME" 'BEGIN {
-        printf "cpu seconds over %.0f s of wall time: %s %.1f, " \
-            "mailroomd %.1f, kafka %.1f, other processes %.1f\n",
-            wall, name, bench, mrd, kafka, all - bench - mrd - kafka }' |
-        tee -a "$RESULTS"
+    cpu_report "$BENCH_NAME" "$bench_cpu"
     if [[ $rc -ne 0 ]]; then
         log "$BENCH_NAME exited $rc for $label"
         FAILED=1

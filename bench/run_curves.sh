@@ -80,8 +80,8 @@ BENCH_ARGS=()
 # benchmark with args, mailroomd's peak RSS, mailroomd stopped; the JSON
 # line goes to JSONL. A failure is recorded and the sweep goes on.
 point() {
-    local curve=$1 value=$2 name=$3 rc=0 hwm json mlog c_mrd c_kafka c_all
-    local t0 bench_cpu
+    local curve=$1 value=$2 name=$3 rc=0 hwm json mlog
+    local bench_cpu
     shift 3
     mlog=$WORK/mailroomd-$curve-$value.log
     # shellcheck disable=SC2086
@@ -91,27 +91,14 @@ point() {
         tee -a "$RESULTS"
     printf '# %s --brokers %s --url %s %s\n' "$name" "$BROKERS" "$MRD_URL" \
         "$* --mrd-pid $MRD_PID --kafka-pid $KAFKA_PID" >>"$RESULTS"
-    c_mrd=$(cpu_secs "$MRD_PID")
-    c_kafka=$(cpu_secs "$KAFKA_PID")
-    c_all=$(cpu_all)
-    t0=$(date +%s.%N)
+    cpu_mark
     timeout -k 10 "$CASE_TIMEOUT" "$BUILD/bench/$name" --brokers "$BROKERS" \
         --url "$MRD_URL" "$@" --mrd-pid "$MRD_PID" \
         --kafka-pid "$KAFKA_PID" 2>&1 | tee "$WORK/point.txt" |
         tee -a "$RESULTS" || rc=$?
-    # On a shared machine "other processes" is everything that is not
-    # the benchmark: it says how far to trust the point.
     bench_cpu=$(sed -n 's/.*"cpu_total_s":\([0-9.]*\).*/\1/p' \
         "$WORK/point.txt" | tail -n 1)
-    awk -v wall="$(echo "$(date +%s.%N) - $t0" | bc)" \
-        -v mrd="$(echo "$(cpu_secs "$MRD_PID") - $c_mrd" | bc)" \
-        -v kafka="$(echo "$(cpu_secs "$KAFKA_PID") - $c_kafka" | bc)" \
-        -v all="$(echo "$(cpu_all) - $c_all" | bc)" \
-        -v bench="${bench_cpu:-0}" -v name="$name" 'BEGIN {
-        printf "cpu seconds over %.0f s of wall time: %s %.1f, " \
-            "mailroomd %.1f, kafka %.1f, other processes %.1f\n",
-            wall, name, bench, mrd, kafka, all - bench - mrd - kafka }' |
-        tee -a "$RESULTS"
+    cpu_report "$name" "$bench_cpu"
     if kill -0 "$MRD_PID" 2>/dev/null; then
         hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$MRD_PID/status")
         stop_mailroomd
