@@ -17,11 +17,12 @@ bash tests/kafka/kafka.sh fetch || echo "test: cannot fetch Kafka's jars;" \
 	"the real-Kafka tests will be skipped" >&2
 
 jobs=$(nproc)
-# Bounded fuzzing: the frame decoder and the dead-letter headers, fuzzed
-# since their first sessions from their corpora, 10 s each; the HTTP API's
-# parsing, newer, 20 s.
+# Bounded fuzzing: the frame decoder, the dead-letter headers and the
+# journal's records (a small reader, fuzzed for minutes when it came), from
+# their corpora, 10 s each; the HTTP API's parsing, newer, 20 s.
 export MR_FUZZ_SECONDS=${MR_FUZZ_SECONDS:-10}
 export MR_DLQ_FUZZ_SECONDS=${MR_DLQ_FUZZ_SECONDS:-10}
+export MR_JOURNAL_FUZZ_SECONDS=${MR_JOURNAL_FUZZ_SECONDS:-10}
 export MR_HTTP_FUZZ_SECONDS=${MR_HTTP_FUZZ_SECONDS:-20}
 
 # Run the tests of build directory $1 but those with a label matching $2
