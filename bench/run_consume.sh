@@ -6,8 +6,9 @@
 # the same preloaded topic, then the slow-handler case), then stops
 # everything. Everything listens on 127.0.0.1.
 #
-# mailroomd runs twice: with its defaults (consumer.journal=true: each FETCH
-# and each SETTLE of acks waits for one journal record written to Kafka),
+# mailroomd runs twice: with its defaults (consumer.journal=true: each
+# SETTLE of acks waits for one journal record written to Kafka, which also
+# carries the FETCH's record of attempts),
 # then, as a reference, a second mailroomd with consumer.journal=false.
 #
 # Usage: bench/run_consume.sh [BUILD_DIR]   (default: build-bench at the

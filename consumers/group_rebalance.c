@@ -24,6 +24,7 @@
 // Kafka's offset.metadata.max.bytes is 4096 by default.
 #define GROUP__META_MAX 4000
 #define GROUP__META_PREFIX "mr1:"
+#define GROUP__FLUSH_BEHIND_MS 2000 /* at a revoke */
 
 /* ---- commits --------------------------------------------------------- */
 
@@ -316,6 +317,15 @@ group__revoke(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 	}
 	g->revoking = false;
 	pthread_mutex_unlock(&g->lock);
+	// The next owner catches up to the journal's end: the attempts
+	// handed out here are there before the commit (bounded: Kafka may be
+	// down, and the commit fails then too).
+	if (g->j != NULL &&
+	    mri_journal_flush_behind(g->j, GROUP__FLUSH_BEHIND_MS) != MR_OK)
+		mri_warn("component=consumer group=%s msg=\"the journal did not "
+			 "take the last attempts in %d ms: the partitions' next "
+			 "owner may count them one low\"",
+			 g->name, GROUP__FLUSH_BEHIND_MS);
 	group__commit(g, l, true);
 	rd_kafka_assign(g->rk, NULL);
 }

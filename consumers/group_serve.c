@@ -102,19 +102,6 @@ group__waiter_end(struct group_waiter *w)
 	free(w);
 }
 
-/* The journal has the attempts of a batch's records (or could not take
- * them): the batch goes out, or an error does and the records come back
- * after their deadline. */
-static void
-group__dispatched(void *arg, int err)
-{
-	struct group_waiter *w = arg;
-
-	if (err != MR_OK)
-		w->err = MR_EUNAVAIL;
-	group__waiter_end(w);
-}
-
 /* Record in \p w's runs that \p r goes out at \p attempt: it extends
  * the run it follows (among the last few: a batch takes from a few
  * partitions in turn), or starts one. */
@@ -215,14 +202,15 @@ group__complete(struct mri_group *g, struct group_waiter *done)
 	while ((w = done) != NULL) {
 		done = w->next;
 		group__batch(g, w);
+		// Behind: the batch goes now, its record with the next write
+		// (a settle's, as a rule) in one request.
 		if (w->nruns > 0 &&
-		    mri_journal_write_runs(g->j, w->runs, w->nruns,
-					   group__dispatched, w) == MR_OK)
-			continue;
-		if (w->nruns > 0)
-			group__dispatched(w, MR_EUNAVAIL);
-		else
-			group__waiter_end(w);
+		    mri_journal_write_behind(g->j, w->runs, w->nruns) != MR_OK)
+			mri_warn("component=consumer group=%s msg=\"out of "
+				 "memory for a dispatch record: its attempts "
+				 "count here, not after a restart\"",
+				 g->name);
+		group__waiter_end(w);
 	}
 }
 

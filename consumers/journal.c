@@ -20,10 +20,21 @@
 
 #define JOURNAL__PREFIX "__mailroom.journal."
 #define JOURNAL__POLL_MS 100
+#define JOURNAL__BEHIND_MS 20  /* a record behind waits at most this for a
+				  write to go with (then the report thread's
+				  next turn sends it) */
+#define JOURNAL__BEHIND_MAX 64 /* records held behind */
 
 struct journal_write {
 	mri_journal_cb cb;
 	void          *arg;
+};
+
+/* A record to send: its bytes and, for a write, its report. */
+struct journal_rec {
+	uint8_t              *buf;
+	size_t                len;
+	struct journal_write *w; /* NULL: a record written behind */
 };
 
 struct mri_journal {
@@ -34,20 +45,62 @@ struct mri_journal {
 	pthread_mutex_t        lock;
 	pthread_cond_t         cv;
 	struct mri_journal_mem mem;       /* under lock */
+	pthread_mutex_t        wlock;     /* sends, and what is behind */
+	struct journal_rec     behind[JOURNAL__BEHIND_MAX + 1]; /* + a write */
+	size_t                 nbehind;
+	uint64_t               behind_at; /* mono ms the first was held */
 	int64_t                read_next; /* the next record's offset */
 	pthread_t              thread, dr_thread;
 	bool                   started, dr_started;
 	atomic_int             stop;
 };
 
-/* Apply record \p buf (taken) and send it; \p cb is called once Kafka
- * has it. */
+/* Send what is behind and then record \p buf (taken; NULL: none) of
+ * \p len bytes, its report to \p w (taken), with wlock held. One producev
+ * each, back to back: the broker thread takes what is queued when it
+ * wakes, as a rule all of them in one request. */
+static int
+journal__send_locked(struct mri_journal *j, uint8_t *buf, size_t len,
+		     struct journal_write *w)
+{
+	struct journal_rec *m  = j->behind;
+	size_t              n  = j->nbehind;
+	int                 rc = MR_OK;
+
+	if (buf != NULL)
+		m[n++] = (struct journal_rec){buf, len, w};
+	j->nbehind = 0;
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_resp_err_t err = rd_kafka_producev(
+		    j->prod, RD_KAFKA_V_TOPIC(j->topic),
+		    RD_KAFKA_V_PARTITION(0),
+		    RD_KAFKA_V_VALUE(m[i].buf, m[i].len),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+		    RD_KAFKA_V_OPAQUE(m[i].w), RD_KAFKA_V_END);
+
+		if (err == 0)
+			continue;
+		free(m[i].buf);
+		if (m[i].w != NULL) {
+			free(m[i].w);
+			rc = MR_EUNAVAIL;
+		} else {
+			mri_warn("component=journal topic=%s msg=\"a dispatch "
+				 "record was not written: %s\"",
+				 j->topic, rd_kafka_err2str(err));
+		}
+	}
+	return rc;
+}
+
+/* Apply record \p buf (taken) and send it, with what is behind; \p cb is
+ * called once Kafka has it. */
 static int
 journal__send(struct mri_journal *j, uint8_t *buf, size_t len, int64_t now,
 	      mri_journal_cb cb, void *arg)
 {
 	struct journal_write *w = malloc(sizeof(*w));
-	rd_kafka_resp_err_t   err;
+	int                   rc;
 
 	if (w == NULL) {
 		free(buf);
@@ -58,17 +111,20 @@ journal__send(struct mri_journal *j, uint8_t *buf, size_t len, int64_t now,
 	pthread_mutex_unlock(&j->lock);
 	w->cb  = cb;
 	w->arg = arg;
-	err    = rd_kafka_producev(j->prod, RD_KAFKA_V_TOPIC(j->topic),
-				   RD_KAFKA_V_PARTITION(0),
-				   RD_KAFKA_V_VALUE(buf, len),
-				   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-				   RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
-	if (err) {
-		free(buf);
-		free(w);
-		return MR_EUNAVAIL;
-	}
-	return MR_OK;
+	pthread_mutex_lock(&j->wlock);
+	rc = journal__send_locked(j, buf, len, w);
+	pthread_mutex_unlock(&j->wlock);
+	return rc;
+}
+
+/* Send what has been behind since before \p at (0: all of it). */
+static void
+journal__send_behind(struct mri_journal *j, uint64_t at)
+{
+	pthread_mutex_lock(&j->wlock);
+	if (j->nbehind > 0 && (at == 0 || j->behind_at <= at))
+		journal__send_locked(j, NULL, 0, NULL);
+	pthread_mutex_unlock(&j->wlock);
 }
 
 int
@@ -103,6 +159,50 @@ mri_journal_write_runs(struct mri_journal *j, const struct mri_journal_run *r,
 	return journal__send(j, buf, len, now, cb, arg);
 }
 
+int
+mri_journal_write_behind(struct mri_journal *j,
+			 const struct mri_journal_run *r, size_t n)
+{
+	int64_t  now = mri_wall_ms();
+	uint64_t mono;
+	size_t   len;
+	uint8_t *buf;
+
+	if (n > UINT32_MAX)
+		return MR_EINVAL;
+	if ((buf = mri_journal_rec_runs(&j->mem, r, n, now, &len)) == NULL)
+		return MR_ENOMEM;
+	pthread_mutex_lock(&j->lock);
+	mri_journal_mem_apply(&j->mem, buf, len, now, false);
+	pthread_mutex_unlock(&j->lock);
+	mono = mri_mono_ms();
+	pthread_mutex_lock(&j->wlock);
+	if (j->nbehind == 0)
+		j->behind_at = mono;
+	j->behind[j->nbehind++] = (struct journal_rec){buf, len, NULL};
+	if (j->nbehind == JOURNAL__BEHIND_MAX ||
+	    mono - j->behind_at >= JOURNAL__BEHIND_MS)
+		journal__send_locked(j, NULL, 0, NULL);
+	pthread_mutex_unlock(&j->wlock);
+	return MR_OK;
+}
+
+int
+mri_journal_flush_behind(struct mri_journal *j, int timeout_ms)
+{
+	uint64_t deadline = mri_deadline_in((uint64_t)timeout_ms);
+
+	journal__send_behind(j, 0);
+	// Not rd_kafka_flush: it would serve reports on this thread. The
+	// journal's report thread serves them; this only waits.
+	while (rd_kafka_outq_len(j->prod) > 0) {
+		if (mri_deadline_left(deadline) == 0)
+			return MR_ETIMEDOUT;
+		usleep(1000);
+	}
+	return MR_OK;
+}
+
 void
 mri_journal_lookup(struct mri_journal *j, size_t n, uint64_t part,
 		   const int64_t *offsets, uint32_t *attempts,
@@ -124,6 +224,8 @@ journal__dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		mri_warn("component=journal msg=\"a journal record was not "
 			 "written: %s\"",
 			 rd_kafka_err2str(m->err));
+	if (w == NULL) // a dispatch record written behind
+		return;
 	w->cb(w->arg, m->err ? MR_EUNAVAIL : MR_OK);
 	free(w);
 }
@@ -136,8 +238,15 @@ journal__dr_thread(void *arg)
 	struct mri_journal *j = arg;
 
 	pthread_setname_np(pthread_self(), "mr:journal-dr");
-	while (!atomic_load(&j->stop))
+	while (!atomic_load(&j->stop)) {
+		uint64_t now;
+
 		rd_kafka_poll(j->prod, 100);
+		// What no write took along in time goes by itself.
+		now = mri_mono_ms();
+		if (now > JOURNAL__BEHIND_MS)
+			journal__send_behind(j, now - JOURNAL__BEHIND_MS);
+	}
 	return NULL;
 }
 
@@ -315,10 +424,17 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 		return err;
 	}
 	pthread_mutex_init(&j->lock, NULL);
+	pthread_mutex_init(&j->wlock, NULL);
 	mri_cond_init(&j->cv);
 	pc = rd_kafka_conf_dup(conf);
 	rc = rd_kafka_conf_dup(conf);
-	if (mri_kafka_set(pc, "enable.idempotence", "true", errstr,
+	// Not idempotent: a record applies the same in any order and twice
+	// (the larger attempt wins, acked ids are a set), and librdkafka
+	// 2.0.2's idempotent producer holds queue.buffering.backpressure.
+	// threshold at 1, which kept its broker thread polling while a
+	// request waited to go (a quarter of mailroomd's CPU in the consume
+	// benchmark with records written behind).
+	if (mri_kafka_set(pc, "enable.idempotence", "false", errstr,
 			  errstr_size) ||
 	    mri_kafka_set(pc, "acks", "all", errstr, errstr_size) ||
 	    mri_kafka_set(pc, "linger.ms", "0", errstr, errstr_size) ||
@@ -393,8 +509,10 @@ mri_journal_free(struct mri_journal *j)
 {
 	if (j == NULL)
 		return;
-	if (j->prod)
+	if (j->prod) {
+		journal__send_behind(j, 0);
 		rd_kafka_flush(j->prod, 5000);
+	}
 	atomic_store(&j->stop, 1);
 	if (j->started)
 		pthread_join(j->thread, NULL);
@@ -415,6 +533,7 @@ mri_journal_free(struct mri_journal *j)
 	}
 	mri_journal_mem_fini(&j->mem);
 	pthread_mutex_destroy(&j->lock);
+	pthread_mutex_destroy(&j->wlock);
 	pthread_cond_destroy(&j->cv);
 	free(j);
 }

@@ -4,10 +4,13 @@
  * topic per group, `__mailroom.journal.<group>`, one partition, retention
  * of the dedupe window), read back into memory.
  *
- *  - dispatch records: before a fetch is answered, the attempt number of
- *    every record it hands out, as runs of consecutive offsets of one
- *    partition at one attempt, so that a record whose consumer (or
- *    mailroomd) died holding it counts that attempt; and before a reject
+ *  - dispatch records: the attempt number of every record a fetch hands
+ *    out, as runs of consecutive offsets of one partition at one attempt,
+ *    so that a record whose consumer (or mailroomd) died holding it counts
+ *    that attempt. Written behind: the fetch is answered at once, and the
+ *    record goes with the next write (a settle's, as a rule) in one
+ *    request, or by itself within about 20 ms; a crash of mailroomd in
+ *    between counts those attempts one low. And before a reject
  *    is answered, the record's attempt with the high bit set
  *    (MRI_ENGINE_REJECTED_BIT), so that it is quarantined, not retried,
  *    after a restart (the larger value wins, as for any attempt);
@@ -122,6 +125,25 @@ int mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 int mri_journal_write_runs(struct mri_journal *j,
 			   const struct mri_journal_run *r, size_t n,
 			   mri_journal_cb cb, void *arg);
+
+/**
+ * @brief Write a dispatch record of \p n runs behind: it counts in memory
+ *        at once, and goes to Kafka with the next write (in one request),
+ *        or by itself within about JOURNAL__BEHIND_MS when none comes.
+ *        Nothing waits for it; a record Kafka refused is logged.
+ * @returns MR_OK, MR_EINVAL or MR_ENOMEM (nothing was written).
+ */
+int mri_journal_write_behind(struct mri_journal *j,
+			     const struct mri_journal_run *r, size_t n);
+
+/**
+ * @brief Send what is behind now and wait (at most \p timeout_ms) until
+ *        Kafka has taken or refused every record sent: a partition is
+ *        going, and its next owner reads the journal to its end before it
+ *        hands it out.
+ * @returns MR_OK, or MR_ETIMEDOUT with records still on their way.
+ */
+int mri_journal_flush_behind(struct mri_journal *j, int timeout_ms);
 
 /**
  * @brief Under one lock: attempts[i] = the attempts recorded for offsets[i]

@@ -5,8 +5,9 @@
  * second journal on the same group (open beside the first, or after it was
  * freed) knows what the first wrote, dispatches as runs (version 2) or by
  * position (version 1, as earlier mailroomds wrote them), the larger
- * attempt winning; free with writes in flight calls every callback exactly
- * once, OK or with an error, before it returns.
+ * attempt winning; dispatches written behind reach Kafka with the next
+ * write, by themselves, or at free; free with writes in flight calls every
+ * callback exactly once, OK or with an error, before it returns.
  *
  * Each test starts its own cluster (Check forks a process per test, and
  * librdkafka's threads do not survive a fork). Waits are bounded by a
@@ -398,6 +399,71 @@ START_TEST(test_runs_and_positions)
 }
 END_TEST
 
+/* Dispatches written behind count at once where they were written, and
+ * reach Kafka with the next write (confirmed with it), by themselves when
+ * no write follows, once flushed (a revoke's), and at free. */
+START_TEST(test_behind)
+{
+	struct mri_embedded     *emb  = t_cluster("jt-behind");
+	struct mri_journal      *a    = t_journal(emb, "jt-behind"), *b;
+	uint64_t                 part = mri_journal_part_key("jt-data", 0);
+	struct mri_journal_run   r[4] = {{part, 0, 10, 1},
+					 {part, 10, 10, 2},
+					 {part, 20, 10, 3},
+					 {part, 30, 10, 4}};
+	struct mri_journal_entry e    = {t_hash(9, 9, 9), 0};
+	struct t_write           w    = {.caller = pthread_self()};
+	int64_t                  o[4] = {5, 15, 25, 35};
+	uint32_t                 att[4];
+	int                      tries = 0;
+
+	ck_assert_int_eq(mri_journal_write_behind(a, &r[0], 1), MR_OK);
+	mri_journal_lookup(a, 1, part, o, att, NULL, NULL);
+	ck_assert_uint_eq(att[0], 1);
+	ck_assert_int_eq(
+	    mri_journal_write(a, MRI_JOURNAL_ACK, &e, 1, t_cb, &w), MR_OK);
+	t_wait_calls(1);
+	ck_assert_int_eq(atomic_load(&w.err), MR_OK);
+	// Opened after the write was confirmed, b reads up to it.
+	b = t_journal(emb, "jt-behind");
+	mri_journal_lookup(b, 1, part, o, att, NULL, NULL);
+	ck_assert_msg(att[0] == 1, "went with the write: attempt %u", att[0]);
+
+	// No write follows: the report thread sends it (polled, bounded).
+	ck_assert_int_eq(mri_journal_write_behind(a, &r[1], 1), MR_OK);
+	do {
+		struct timespec ts = {0, 100 * 1000000};
+
+		ck_assert_int_eq(mri_journal_catch_up(b, 30000), MR_OK);
+		mri_journal_lookup(b, 1, part, o + 1, att + 1, NULL, NULL);
+		if (att[1] == 0)
+			nanosleep(&ts, NULL);
+	} while (att[1] == 0 && ++tries < T_WAIT_S * 10);
+	ck_assert_msg(att[1] == 2, "went by itself: attempt %u", att[1]);
+
+	// A flush returns once Kafka has it: not while the broker is down.
+	mri_embedded_broker_set_down(emb, 1, true);
+	ck_assert_int_eq(mri_journal_write_behind(a, &r[2], 1), MR_OK);
+	ck_assert_int_eq(mri_journal_flush_behind(a, 200), MR_ETIMEDOUT);
+	mri_embedded_broker_set_down(emb, 1, false);
+	ck_assert_int_eq(mri_journal_flush_behind(a, 60000), MR_OK);
+	ck_assert_int_eq(mri_journal_catch_up(b, 30000), MR_OK);
+	mri_journal_lookup(b, 1, part, o + 2, att + 2, NULL, NULL);
+	ck_assert_msg(att[2] == 3, "flushed: attempt %u", att[2]);
+
+	// Free sends what is behind before its flush.
+	ck_assert_int_eq(mri_journal_write_behind(a, &r[3], 1), MR_OK);
+	mri_journal_free(a);
+	ck_assert_int_eq(mri_journal_catch_up(b, 30000), MR_OK);
+	mri_journal_lookup(b, 4, part, o, att, NULL, NULL);
+	ck_assert_msg(att[0] == 1 && att[1] == 2 && att[2] == 3 && att[3] == 4,
+		      "after free: attempts %u %u %u %u", att[0], att[1],
+		      att[2], att[3]);
+	mri_journal_free(b);
+	mri_embedded_stop(emb);
+}
+END_TEST
+
 /* Free right after many writes, with the cluster up: flush delivers. */
 START_TEST(test_free_in_flight_delivers)
 {
@@ -462,6 +528,7 @@ main(void)
 	tcase_add_test(tc, test_concurrent_writes_called_once);
 	tcase_add_test(tc, test_reopen_catches_up);
 	tcase_add_test(tc, test_runs_and_positions);
+	tcase_add_test(tc, test_behind);
 	tcase_add_test(tc, test_free_in_flight_delivers);
 	tcase_add_test(tc, test_free_in_flight_broker_down);
 	suite_add_tcase(s, tc);
