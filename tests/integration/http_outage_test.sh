@@ -25,7 +25,9 @@
 #    answered once the group's journal has it, and docs/ARCHITECTURE.md:
 #    a record read again from the committed offset is found acked there);
 #    what is delivered again was delivered and not acked at the kill, with
-#    attempt >= 2 (the journal counted the first).
+#    attempt >= 2 (the journal counted the first: the kill comes a second
+#    after the held batch was fetched, once its record, written behind the
+#    FETCH's answer, is in Kafka).
 # 3. A mailroomd with producer.message_timeout_ms=3000 serves one HTTP
 #    publisher (10 messages a request, one request after another), a
 #    second connection polling GET /v1/status, /healthz and /readyz, and a
