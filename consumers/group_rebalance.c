@@ -322,9 +322,9 @@ group__revoke(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 	// down, and the commit fails then too).
 	if (g->j != NULL &&
 	    mri_journal_flush_behind(g->j, GROUP__FLUSH_BEHIND_MS) != MR_OK)
-		mri_warn("component=consumer group=%s msg=\"the journal did not "
-			 "take the last attempts in %d ms: the partitions' next "
-			 "owner may count them one low\"",
+		mri_warn("component=consumer group=%s msg=\"the journal did "
+			 "not take the last attempts in %d ms: the "
+			 "partitions' next owner may count them one low\"",
 			 g->name, GROUP__FLUSH_BEHIND_MS);
 	group__commit(g, l, true);
 	rd_kafka_assign(g->rk, NULL);

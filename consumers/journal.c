@@ -138,8 +138,8 @@ mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 
 	if (n > UINT32_MAX)
 		return MR_EINVAL;
-	if ((buf = mri_journal_rec_entries(&j->mem, kind, e, n, now, &len)) ==
-	    NULL)
+	buf = mri_journal_rec_entries(j->mem.writer, kind, e, n, now, &len);
+	if (buf == NULL)
 		return MR_ENOMEM;
 	return journal__send(j, buf, len, now, cb, arg);
 }
@@ -154,7 +154,8 @@ mri_journal_write_runs(struct mri_journal *j, const struct mri_journal_run *r,
 
 	if (n > UINT32_MAX)
 		return MR_EINVAL;
-	if ((buf = mri_journal_rec_runs(&j->mem, r, n, now, &len)) == NULL)
+	buf = mri_journal_rec_runs(j->mem.writer, r, n, now, &len);
+	if (buf == NULL)
 		return MR_ENOMEM;
 	return journal__send(j, buf, len, now, cb, arg);
 }
@@ -170,7 +171,8 @@ mri_journal_write_behind(struct mri_journal *j,
 
 	if (n > UINT32_MAX)
 		return MR_EINVAL;
-	if ((buf = mri_journal_rec_runs(&j->mem, r, n, now, &len)) == NULL)
+	buf = mri_journal_rec_runs(j->mem.writer, r, n, now, &len);
+	if (buf == NULL)
 		return MR_ENOMEM;
 	pthread_mutex_lock(&j->lock);
 	mri_journal_mem_apply(&j->mem, buf, len, now, false);

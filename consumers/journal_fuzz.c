@@ -60,9 +60,8 @@ journal_fuzz__touch(const uint8_t *p, size_t n, const uint8_t *lo,
 static void
 journal_fuzz__round_trip(const struct mri_journal_rec *r)
 {
-	struct mri_journal_mem   w = {.writer = r->writer};
-	struct mri_journal_rec   back;
-	struct mri_journal_entry *e = NULL;
+	struct mri_journal_rec    back;
+	struct mri_journal_entry *e    = NULL;
 	struct mri_journal_run   *runs = NULL;
 	uint8_t                  *buf;
 	size_t                    len;
@@ -72,16 +71,16 @@ journal_fuzz__round_trip(const struct mri_journal_rec *r)
 		for (uint32_t i = 0; runs != NULL && i < r->n; i++)
 			runs[i] = mri_journal_rec_run(r, i);
 		buf = runs == NULL ? NULL
-				   : mri_journal_rec_runs(&w, runs, r->n, r->ts,
-							  &len);
+				   : mri_journal_rec_runs(r->writer, runs, r->n,
+							  r->ts, &len);
 	} else {
 		e = calloc(r->n + 1, sizeof(*e));
 		for (uint32_t i = 0; e != NULL && i < r->n; i++)
 			e[i] = mri_journal_rec_entry(r, i);
 		buf = e == NULL ? NULL
 				: mri_journal_rec_entries(
-				      &w, (enum mri_journal_kind)r->kind, e,
-				      r->n, r->ts, &len);
+				      r->writer, (enum mri_journal_kind)r->kind,
+				      e, r->n, r->ts, &len);
 	}
 	if (buf == NULL)
 		abort(); // small inputs: never out of memory

@@ -133,8 +133,8 @@ mri_journal_rec_run(const struct mri_journal_rec *r, uint32_t i)
 /* A record of \p n entries of \p esz bytes: its header and trailer
  * written, its entries to fill at buf + MRI_JOURNAL_HDR. */
 static uint8_t *
-journal__record(const struct mri_journal_mem *m, int kind, int version,
-		size_t n, size_t esz, int64_t now, size_t *len)
+journal__record(uint64_t writer, int kind, int version, size_t n,
+		size_t esz, int64_t now, size_t *len)
 {
 	uint8_t *buf;
 
@@ -148,18 +148,17 @@ journal__record(const struct mri_journal_mem *m, int kind, int version,
 	buf[2] = buf[3] = 0;
 	journal__le(buf + 4, (uint64_t)now, 8);
 	journal__le(buf + 12, n, 4);
-	journal__le(buf + MRI_JOURNAL_HDR + n * esz, m->writer,
+	journal__le(buf + MRI_JOURNAL_HDR + n * esz, writer,
 		    MRI_JOURNAL_WRITER);
 	return buf;
 }
 
 uint8_t *
-mri_journal_rec_entries(const struct mri_journal_mem *m,
-			enum mri_journal_kind kind,
+mri_journal_rec_entries(uint64_t writer, enum mri_journal_kind kind,
 			const struct mri_journal_entry *e, size_t n,
 			int64_t now, size_t *len)
 {
-	uint8_t *buf = journal__record(m, kind, MRI_JOURNAL_V1, n,
+	uint8_t *buf = journal__record(writer, kind, MRI_JOURNAL_V1, n,
 				       MRI_JOURNAL_ENTRY, now, len);
 
 	for (size_t i = 0; buf != NULL && i < n; i++) {
@@ -172,12 +171,12 @@ mri_journal_rec_entries(const struct mri_journal_mem *m,
 }
 
 uint8_t *
-mri_journal_rec_runs(const struct mri_journal_mem *m,
-		     const struct mri_journal_run *r, size_t n, int64_t now,
-		     size_t *len)
+mri_journal_rec_runs(uint64_t writer, const struct mri_journal_run *r,
+		     size_t n, int64_t now, size_t *len)
 {
-	uint8_t *buf = journal__record(m, MRI_JOURNAL_DISPATCH, MRI_JOURNAL_V2,
-				       n, MRI_JOURNAL_RUN, now, len);
+	uint8_t *buf = journal__record(writer, MRI_JOURNAL_DISPATCH,
+				       MRI_JOURNAL_V2, n, MRI_JOURNAL_RUN, now,
+				       len);
 
 	for (size_t i = 0; buf != NULL && i < n; i++) {
 		uint8_t *p = buf + MRI_JOURNAL_HDR + i * MRI_JOURNAL_RUN;

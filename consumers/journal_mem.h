@@ -104,16 +104,14 @@ void mri_journal_mem_lookup(const struct mri_journal_mem *m, size_t n,
 /**
  * @brief A version 1 record of \p kind with entries \p e, or (for
  *        mri_journal_rec_runs) a version 2 dispatch record of runs \p r,
- *        written at \p now by this memory's writer.
+ *        written at \p now by \p writer (an instance's id).
  * @returns the record (free it) of *len bytes, or NULL: out of memory, or
  *          \p n over UINT32_MAX.
  */
-uint8_t *mri_journal_rec_entries(const struct mri_journal_mem *m,
-				 enum mri_journal_kind kind,
+uint8_t *mri_journal_rec_entries(uint64_t writer, enum mri_journal_kind kind,
 				 const struct mri_journal_entry *e, size_t n,
 				 int64_t now, size_t *len);
-uint8_t *mri_journal_rec_runs(const struct mri_journal_mem *m,
-			      const struct mri_journal_run *r, size_t n,
-			      int64_t now, size_t *len);
+uint8_t *mri_journal_rec_runs(uint64_t writer, const struct mri_journal_run *r,
+			      size_t n, int64_t now, size_t *len);
 
 #endif

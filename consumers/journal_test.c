@@ -167,8 +167,8 @@ t_kind(int i)
 struct t_writer {
 	struct mri_journal *j;
 	int                 t;
-	struct t_write     *w; /* T_WRITES of this thread */
-	int                 misses; /* lookups right after a write that missed */
+	struct t_write     *w;      /* T_WRITES of this thread */
+	int                 misses; /* lookups just after a write that missed */
 };
 
 /* Write i of thread t: t_kind(i) says what. */
