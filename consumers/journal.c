@@ -144,6 +144,17 @@ mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 	return journal__send(j, buf, len, now, cb, arg);
 }
 
+/* A dispatch record of runs \p r, written at \p now, in *buf (free it). */
+static int
+journal__rec_runs(struct mri_journal *j, const struct mri_journal_run *r,
+		  size_t n, int64_t now, uint8_t **buf, size_t *len)
+{
+	if (n > UINT32_MAX)
+		return MR_EINVAL;
+	*buf = mri_journal_rec_runs(j->mem.writer, r, n, now, len);
+	return *buf == NULL ? MR_ENOMEM : MR_OK;
+}
+
 int
 mri_journal_write_runs(struct mri_journal *j, const struct mri_journal_run *r,
 		       size_t n, mri_journal_cb cb, void *arg)
@@ -151,12 +162,10 @@ mri_journal_write_runs(struct mri_journal *j, const struct mri_journal_run *r,
 	int64_t  now = mri_wall_ms();
 	size_t   len;
 	uint8_t *buf;
+	int      err;
 
-	if (n > UINT32_MAX)
-		return MR_EINVAL;
-	buf = mri_journal_rec_runs(j->mem.writer, r, n, now, &len);
-	if (buf == NULL)
-		return MR_ENOMEM;
+	if ((err = journal__rec_runs(j, r, n, now, &buf, &len)) != MR_OK)
+		return err;
 	return journal__send(j, buf, len, now, cb, arg);
 }
 
@@ -168,12 +177,10 @@ mri_journal_write_behind(struct mri_journal *j,
 	uint64_t mono;
 	size_t   len;
 	uint8_t *buf;
+	int      err;
 
-	if (n > UINT32_MAX)
-		return MR_EINVAL;
-	buf = mri_journal_rec_runs(j->mem.writer, r, n, now, &len);
-	if (buf == NULL)
-		return MR_ENOMEM;
+	if ((err = journal__rec_runs(j, r, n, now, &buf, &len)) != MR_OK)
+		return err;
 	pthread_mutex_lock(&j->lock);
 	mri_journal_mem_apply(&j->mem, buf, len, now, false);
 	pthread_mutex_unlock(&j->lock);
