@@ -187,13 +187,16 @@ main(int argc, char **argv)
 	char                 errstr[512];
 	int                  c, rc = 1;
 
+	// With glibc's malloc (a sanitizer build, or MR_ALLOCATOR=system):
 	// librdkafka's fetch buffers and the FETCH replies are megabytes,
 	// freed as soon as used: keep that memory in the process rather than
 	// give it back to the kernel and take it again, zeroed, page by page
 	// (a fifth of mailroomd's CPU when consuming). It stays bounded by
-	// the peak.
-	mallopt(M_MMAP_THRESHOLD, 64 << 20);
-	mallopt(M_TRIM_THRESHOLD, 256 << 20);
+	// the peak. jemalloc reuses such extents by itself.
+	if (strcmp(MRD_ALLOCATOR, "system") == 0) {
+		mallopt(M_MMAP_THRESHOLD, 64 << 20);
+		mallopt(M_TRIM_THRESHOLD, 256 << 20);
+	}
 
 	if (mri_config_init(&cfg) != MR_OK)
 		return 1;
@@ -286,8 +289,9 @@ main(int argc, char **argv)
 	    main__http(&http, &cfg, srv) != MR_OK)
 		goto out;
 	mri_notice("component=mailroomd version=%s bootstrap=%s embedded=%s "
-		   "msg=\"ready\"",
-		   MR_VERSION_STRING, bootstrap, emb ? "true" : "false");
+		   "allocator=%s msg=\"ready\"",
+		   MR_VERSION_STRING, bootstrap, emb ? "true" : "false",
+		   MRD_ALLOCATOR);
 
 	while (!main__stop) {
 		if (main__reload) {

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 want=(build-essential cmake pkg-config librdkafka-dev libnng-dev
-      libjansson-dev check)
+      libjansson-dev libjemalloc-dev check)
 if [ "${1:-run}" = test ]; then
 	want+=(kcat python3 curl clang libclang-rt-14-dev chromium)
 	command -v java >/dev/null || want+=(openjdk-17-jre-headless)
