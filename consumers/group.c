@@ -326,8 +326,9 @@ group__thread(void *arg)
 		uint64_t                         now;
 
 		// The consumer's own queue: rebalances and errors (and the
-		// records of a partition not yet given a queue of its own).
-		// It waits only when the last round found nothing to read.
+		// records of a partition librdkafka gave no queue of its
+		// own: none should come, see group__part_queue). It waits
+		// only when the last round found nothing to read.
 		m = rd_kafka_consumer_poll(g->rk, got > 0 ? 0 : GROUP__POLL_MS);
 		if (m != NULL && m->err) {
 			group__error(g, m);
@@ -335,6 +336,7 @@ group__thread(void *arg)
 		} else if (m != NULL &&
 			   (p = group__part(g, rd_kafka_topic_name(m->rkt),
 					    m->partition, &idx)) != NULL) {
+			atomic_fetch_add(&g->stray, 1);
 			group__arrive(g, p, idx, &m, 1);
 		} else if (m != NULL) {
 			rd_kafka_message_destroy(m);

@@ -129,6 +129,10 @@ struct mri_group_hooks {
 	 *  group's thread. Required when retry.max_attempts is set; without
 	 *  it a reject is a nack. */
 	void (*on_exhausted)(void *arg, const struct mri_group_delivery *d);
+	/** A rebalance gave the group \p n partitions (0 too), fetched
+	 *  from now on; their records are read after it returns. On the
+	 *  group's thread. */
+	void (*on_assigned)(void *arg, size_t n);
 	void *arg;
 };
 
@@ -253,6 +257,7 @@ struct mri_group_stats {
 	size_t inflight;
 	size_t ready;    /* could be handed out now */
 	size_t dropped;  /* positions found dropped by Kafka */
+	size_t stray;    /* records read off the consumer's own queue */
 	size_t backoff;  /* waiting for their retry */
 	size_t quarantining; /* attempts spent, not yet quarantined */
 	uint64_t acked;  /* acked, ever (quarantined included) */

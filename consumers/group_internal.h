@@ -110,6 +110,7 @@ struct mri_group {
 	bool                   started;
 	atomic_int             stop;
 	atomic_int             dropped; /* positions found dropped */
+	atomic_size_t          stray;   /* records off the consumer's queue */
 	// Assigned once (even nothing: more members than partitions): read
 	// without the lock (mri_group_joined).
 	atomic_bool            joined;

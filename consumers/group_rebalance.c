@@ -168,6 +168,25 @@ group__part_new(struct mri_group *g, const char *topic, int32_t partition,
 	return p;
 }
 
+/* Each partition gets a queue of its own, read only while the engine has
+ * room for it: a full partition's records wait in librdkafka, which stops
+ * fetching it at queued.max.messages.kbytes (per partition with separate
+ * queues). No pause: librdkafka 2.0.2 drops what it had prefetched for a
+ * paused partition. The queue is taken off the consumer's before
+ * rd_kafka_assign starts the fetch (an application's forward is kept by
+ * it): once fetched, records went to the consumer's queue, read one a
+ * round, while later ones came in batches from the partition's, so a
+ * partition's records arrived out of order, and the engine refused those
+ * below the last it had, never to read them again in that assignment. */
+static void
+group__part_queue(struct mri_group *g, struct group_part *p,
+		  const rd_kafka_topic_partition_t *tp)
+{
+	if ((p->q = rd_kafka_queue_get_partition(g->rk, tp->topic,
+						 tp->partition)) != NULL)
+		rd_kafka_queue_forward(p->q, NULL);
+}
+
 static void
 group__assign(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 {
@@ -239,6 +258,7 @@ group__assign(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 			group__meta_parse(tp->metadata, tp->metadata_size,
 					  start, &acked, &nacked);
 		p->committed = tp->offset;
+		group__part_queue(g, p, tp);
 		if (mri_engine_assign(g->e, idx, start, acked, nacked) !=
 		    MR_OK)
 			mri_err("component=consumer group=%s msg=\"cannot "
@@ -253,26 +273,8 @@ group__assign(struct mri_group *g, rd_kafka_topic_partition_list_t *parts)
 	}
 	pthread_mutex_unlock(&g->lock);
 	rd_kafka_assign(g->rk, parts);
-	// Each partition gets a queue of its own, read only while the
-	// engine has room for it: a full partition's records wait in
-	// librdkafka, which stops fetching it at queued.max.messages.kbytes
-	// (per partition with separate queues). No pause: librdkafka 2.0.2
-	// drops what it had prefetched for a paused partition.
-	pthread_mutex_lock(&g->lock);
-	for (int i = 0; i < parts->cnt; i++) {
-		rd_kafka_topic_partition_t *tp = &parts->elems[i];
-		struct group_part          *p;
-		int32_t                     idx;
-
-		if ((p = group__part(g, tp->topic, tp->partition, &idx)) ==
-			NULL ||
-		    p->q != NULL)
-			continue;
-		if ((p->q = rd_kafka_queue_get_partition(g->rk, tp->topic,
-							 tp->partition)) != NULL)
-			rd_kafka_queue_forward(p->q, NULL);
-	}
-	pthread_mutex_unlock(&g->lock);
+	if (g->hooks.on_assigned != NULL)
+		g->hooks.on_assigned(g->hooks.arg, (size_t)parts->cnt);
 	atomic_store(&g->joined, true);
 }
 

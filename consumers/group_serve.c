@@ -538,6 +538,7 @@ mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
 	pthread_mutex_unlock(&g->lock);
 	out->nparts  = n;
 	out->dropped = (size_t)atomic_load(&g->dropped);
+	out->stray   = atomic_load(&g->stray);
 	out->joined  = atomic_load(&g->joined);
 	// librdkafka's cached high watermarks, outside the group's lock:
 	// this takes librdkafka's own locks and never waits on Kafka.
