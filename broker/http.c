@@ -22,14 +22,6 @@ static void http__aio_cb(void *arg);
 
 /* ---- the token ---- */
 
-bool
-mri_http_loopback(const char *host)
-{
-	return strncmp(host, "127.", 4) == 0 ||
-	       strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
-	       strcmp(host, "[::1]") == 0;
-}
-
 static int
 http__token_make(const char *file, char **out, char *errstr, size_t size)
 {
@@ -303,24 +295,8 @@ static bool
 http__host_loopback(const struct http_op *op)
 {
 	const char *host = http__header(op, "Host");
-	char        name[256];
-	size_t      n;
 
-	if (host == NULL)
-		return false;
-	if (host[0] == '[') {
-		n = strcspn(host, "]");
-		if (host[n] != ']' || n > sizeof(name) - 2)
-			return false;
-		n++;
-	} else {
-		n = strcspn(host, ":");
-	}
-	if (n >= sizeof(name))
-		return false;
-	memcpy(name, host, n);
-	name[n] = '\0';
-	return mri_http_loopback(name);
+	return host != NULL && mri_http_host_loopback(host);
 }
 
 static bool

@@ -67,7 +67,4 @@ void mri_http_free(struct mri_http *h);
 int mri_http_token(const char *token, const char *file, char **out,
 		   char *errstr, size_t errstr_size);
 
-/** @returns whether \p host (a URL's host name) is a loopback address. */
-bool mri_http_loopback(const char *host);
-
 #endif

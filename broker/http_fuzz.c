@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "broker/http_parse.h"
 #include "mailroom/error.h"
@@ -120,6 +121,17 @@ fuzz__head(const uint8_t *data, size_t size)
 			    strlen(h.hdr[i].value) >= len)
 				abort();
 		(void)mri_http_head_get(&h, "content-length");
+		// A loopback Host is made of digits, dots, colons, brackets
+		// and "localhost" alone.
+		for (size_t i = 0; i < h.nhdr; i++) {
+			const char *v = h.hdr[i].value;
+
+			if (mri_http_host_loopback(v) &&
+			    v[strspn(v, "0123456789.:[]abcdefABCDEF")] !=
+				'\0' &&
+			    strncasecmp(v, "localhost", 9) != 0)
+				abort();
+		}
 	} else if (st != 0 && st != 400 && st != 431 && st != 505) {
 		abort();
 	}

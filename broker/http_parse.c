@@ -1,6 +1,8 @@
 #include "http_parse.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,59 @@
 #include "mailroom/error.h"
 #include "proto/consume.h"
 #include "proto/header.h"
+
+/* ---- loopback names ---- */
+
+bool
+mri_http_loopback(const char *host)
+{
+	struct in_addr  a4;
+	struct in6_addr a6;
+	char            v6[INET6_ADDRSTRLEN];
+	size_t          n = strlen(host);
+
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		if (n - 2 >= sizeof(v6))
+			return false;
+		memcpy(v6, host + 1, n - 2);
+		v6[n - 2] = '\0';
+		host      = v6;
+	}
+	if (inet_pton(AF_INET6, host, &a6) != 1)
+		return false;
+	if (IN6_IS_ADDR_V4MAPPED(&a6))
+		return a6.s6_addr[12] == 127;
+	return IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+bool
+mri_http_host_loopback(const char *value)
+{
+	char   name[INET6_ADDRSTRLEN + 2];
+	size_t n;
+
+	if (value[0] == '[') {
+		n = strcspn(value, "]");
+		if (value[n] != ']')
+			return false;
+		n++;
+	} else {
+		n = strcspn(value, ":");
+	}
+	// Nothing after the name, or a port.
+	if (n >= sizeof(name) ||
+	    (value[n] != '\0' &&
+	     (value[n] != ':' || value[n + 1] == '\0' ||
+	      value[n + 1 + strspn(value + n + 1, "0123456789")] != '\0')))
+		return false;
+	memcpy(name, value, n);
+	name[n] = '\0';
+	return mri_http_loopback(name);
+}
 
 /* ---- the request head ---- */
 

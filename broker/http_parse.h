@@ -33,6 +33,19 @@ struct mri_http_head {
 };
 
 /**
+ * @returns whether \p host (a URL's host name: a name, an IPv4 address
+ *          or an IPv6 one, bracketed or not) is a loopback address:
+ *          127.0.0.0/8 in dotted decimal, ::1 (or ::ffff:127.x.y.z), or
+ *          "localhost". Nothing else, so that a name made to look like
+ *          one ("127.0.0.1.example.com") is not taken for it.
+ */
+bool mri_http_loopback(const char *host);
+
+/** @returns whether a Host header's value (host, then :port or not) names
+ *           a loopback address (mri_http_loopback). */
+bool mri_http_host_loopback(const char *value);
+
+/**
  * @brief Parse the request head at the start of \p buf (\p len bytes; it
  *        is written to: NULs end each part).
  * @returns 0 when the head is not complete yet (no blank line); else its

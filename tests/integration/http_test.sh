@@ -579,6 +579,7 @@ routes=(
     "POST|/v1/dlq/$Z.dlq/replay|{\"dry_run\": true}|200"
     "POST|/v1/dlq/$Z.dlq/purge|{\"dry_run\": true}|200"
     "POST|/v1/admin|{\"op\": \"topics.list\"}|200"
+    "POST|/v1/actors|{\"process\": \"http-test\", \"instance\": \"1\", \"supervisors\": [{\"name\": \"root\", \"restarts\": 0}]}|200"
 )
 # send METHOD PATH BODY [CURL_ARGS...]: the request with BODY as its body
 # (none for an empty DELETE; JSON, or text/plain for a raw-mode post).
@@ -784,6 +785,19 @@ if wait_healthz "$H"; then
         [[ $s == 200 ]] && mrt_pass "no token configured: GET $p is 200" ||
             mrt_fail "no token configured: GET $p $s $(head -c 300 "$work/body")"
     done
+    # DNS rebinding: a page on a name that points here sends that name.
+    for host in 127.0.0.1.rebind.example 127.0.0.1.rebind.example:$PORT \
+        localhost.rebind.example "127.0.0.1:$PORT@rebind.example"; do
+        s=$(req GET /v1/status -H "Host: $host")
+        e=$(err_body 'loopback Host' 2>&1 | tail -1)
+        [[ $s == 403 && -z $e ]] && mrt_pass "no token configured: GET /v1/status with Host $host is 403" ||
+            mrt_fail "no token configured: GET /v1/status with Host $host: $s $e $(head -c 300 "$work/body")"
+    done
+    for host in "localhost:$PORT" "[::1]:$PORT" 127.0.0.2; do
+        s=$(req GET /v1/status -H "Host: $host")
+        [[ $s == 200 ]] && mrt_pass "no token configured: GET /v1/status with Host $host is 200" ||
+            mrt_fail "no token configured: GET /v1/status with Host $host: $s $(head -c 300 "$work/body")"
+    done
 else
     mrt_fail "mailroomd with no token: /healthz never answered on $H"
 fi
@@ -847,17 +861,21 @@ fi
 mrt_stop_daemon
 
 # --- beyond loopback without a token: refused --------------------------------
-PORT=$(free_port)
-"$MRD" --listen "ipc://$work/open.sock" ${brokers:+--brokers "$brokers"} \
-    --set "http.listen=http://0.0.0.0:$PORT" >"$work/open.log" 2>&1 &
-opid=$!
-mrt_track "$opid"
-rc=0
-mrt_wait_exit "$opid" 30 || rc=$?
-if [[ $rc -ne 0 && $rc -ne 255 ]] && grep -q 'http\.token' "$work/open.log"; then
-    mrt_pass "http.listen on 0.0.0.0 without a token: exits $rc, naming http.token: $(grep -m1 'http\.token' "$work/open.log")"
-else
-    mrt_fail "http.listen on 0.0.0.0 without a token: exit $rc (255: still running), log: $(tail -5 "$work/open.log")"
-fi
+# 0.0.0.0, and a name that only starts like a loopback address.
+for lhost in 0.0.0.0 127.0.0.1.rebind.example; do
+    PORT=$(free_port)
+    : >"$work/open.log"
+    "$MRD" --listen "ipc://$work/open.sock" ${brokers:+--brokers "$brokers"} \
+        --set "http.listen=http://$lhost:$PORT" >"$work/open.log" 2>&1 &
+    opid=$!
+    mrt_track "$opid"
+    rc=0
+    mrt_wait_exit "$opid" 30 || rc=$?
+    if [[ $rc -ne 0 && $rc -ne 255 ]] && grep -q 'http\.token' "$work/open.log"; then
+        mrt_pass "http.listen on $lhost without a token: exits $rc, naming http.token: $(grep -m1 'http\.token' "$work/open.log")"
+    else
+        mrt_fail "http.listen on $lhost without a token: exit $rc (255: still running), log: $(tail -5 "$work/open.log")"
+    fi
+done
 
 mrt_finish 30 "$log1" "$log2" "$log3"
