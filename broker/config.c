@@ -178,10 +178,10 @@ static const struct config__entry config__table[] = {
      "an HTTP connection idle between requests this long is closed"},
     {"http.max_connections", CFG_INT, CFG_OFF(http_max_connections), "256",
      1, 65536, false,
-     "HTTP connections open at once; one more is answered 503 and closed"},
+     "HTTP connections open at once; one more is answered 429 and closed"},
     {"http.max_sessions", CFG_INT, CFG_OFF(http_max_sessions), "1024", 1,
      65536, false,
-     "HTTP consumer sessions open at once; one more is refused (503)"},
+     "HTTP consumer sessions open at once; one more is refused (429)"},
     {"http.session_idle_ms", CFG_INT, CFG_OFF(http_session_idle_ms),
      "60000", 1000, 3600000, false,
      "an HTTP consumer session with no request for this long ends; what it "

@@ -2,7 +2,7 @@
  * The HTTP API's server (broker/http.h): HTTP/1.1 over nng's TCP streams,
  * with what nng's own HTTP server lacks: a deadline for a request's head
  * and for each read of its body (a slow client gets 408 and is closed), a
- * keep-alive idle limit, a cap on connections (the one over it gets 503
+ * keep-alive idle limit, a cap on connections (the one over it gets 429
  * and is closed), a bound on a head's size (431), and every refusal as
  * JSON. The head's parsing is http_parse.c's (fuzzed); what a request
  * means is http.c's.
@@ -458,7 +458,7 @@ http__accept_cb(void *arg)
 	pthread_mutex_unlock(&h->lock);
 	nng_stream_listener_accept(h->listener, h->accept);
 	if (over) {
-		conn__refuse(c, 503, MR_EBUSY,
+		conn__refuse(c, 429, MR_EBUSY,
 			     "too many connections (http.max_connections): "
 			     "try again, or keep fewer open");
 		return;

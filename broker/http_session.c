@@ -284,7 +284,7 @@ http__subscribe(struct http_op *op)
 			http__reply_error(op, 503, MR_ESHUTDOWN,
 					  "mailroomd is stopping");
 		else
-			http__reply_error(op, 503, MR_EBUSY,
+			http__reply_error(op, 429, MR_EBUSY,
 					  "%zu HTTP sessions are open "
 					  "(http.max_sessions): close one, or "
 					  "try again",

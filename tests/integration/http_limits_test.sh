@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The HTTP server's limits (issue #12: slow clients, too many connections,
 # malformed heads), with raw sockets: mailroomd with http.read_timeout_ms
-# 1000, http.idle_timeout_ms 5000 and http.max_connections 4. Then:
+# 1000, http.idle_timeout_ms 5000, http.max_connections 4 and
+# http.max_sessions 2. Then:
 #   - a head that stops halfway, and a body that stops halfway, are each
 #     answered 408 (JSON) and closed;
 #   - a connection idle between requests is closed, unanswered;
-#   - with 4 connections open, a fifth is answered 503 (JSON) and closed,
-#     and the 4 still serve; once they close, new ones are served;
+#   - with 4 connections open, a fifth is answered 429 (JSON, MR_EBUSY)
+#     and closed, and the 4 still serve; once they close, new ones are
+#     served;
+#   - with 2 consumer sessions open, a third subscribe is 429 (MR_EBUSY);
+#     once one is deleted, a new one opens;
 #   - a head over 16 KiB is 431; a malformed request line is 400;
 #     HTTP/2.0 is 505; two requests in one write get two answers, in order;
 #   - meanwhile mailroomd's nng front door serves (`mailroom status`), and
@@ -28,7 +32,8 @@ unset MAILROOM_HTTP_LISTEN
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mrt_start_daemon mailroomd --set "http.listen=http://127.0.0.1:$port" \
     --set "http.token_file=$work/token" --set http.read_timeout_ms=1000 \
-    --set http.idle_timeout_ms=5000 --set http.max_connections=4
+    --set http.idle_timeout_ms=5000 --set http.max_connections=4 \
+    --set http.max_sessions=2
 
 MRT_PORT=$port MRT_TOKEN=$(cat "$work/token") MR="$MR" MRT_URL="$url" \
     timeout 300 python3 - >"$work/driver.out" 2>&1 <<'PY'
@@ -110,7 +115,7 @@ for c in held:
     assert answer(c)[0] == 200
 fifth = conn()
 st, h, body, _ = answer(fifth)
-assert st == 503 and h.get("connection") == "close", (st, h)
+assert st == 429 and h.get("connection") == "close", (st, h)
 json_error(body, "MR_EBUSY")
 assert closed(fifth)
 for c in held:
@@ -119,7 +124,7 @@ for c in held:
 out = subprocess.run([os.environ["MR"], "--url", os.environ["MRT_URL"],
                       "--timeout", "5000", "status"], capture_output=True)
 assert out.returncode == 0, out
-ok("4 connections open: a fifth gets 503 and is closed, the four serve, "
+ok("4 connections open: a fifth gets 429 and is closed, the four serve, "
    "and the nng front door too")
 for c in held:
     c.close()
@@ -134,6 +139,40 @@ while True:
     assert time.time() < deadline, "no connection served after the four closed"
     time.sleep(0.2)
 ok("once they close, a new connection is served")
+
+# Sessions beyond http.max_sessions (2): the third subscribe is 429.
+def call(method, path, doc=None):
+    s = conn()
+    body = json.dumps(doc).encode() if doc is not None else b""
+    s.sendall(method.encode() + b" " + path.encode() + b" HTTP/1.1\r\n"
+              b"Host: x\r\nAuthorization: Bearer " + TOKEN.encode() +
+              b"\r\nContent-Type: application/json\r\nContent-Length: " +
+              str(len(body)).encode() + b"\r\n\r\n" + body)
+    st, _, b, _ = answer(s)
+    s.close()
+    return st, b
+
+sub = {"group": "limits-g", "topics": ["limits-s"]}
+st, b = call("POST", "/v1/topics", {"topic": "limits-s", "partitions": 1})
+assert st == 200, (st, b)
+sids = []
+for _ in range(2):
+    st, b = call("POST", "/v1/sessions", sub)
+    assert st == 200, (st, b)
+    sids.append(json.loads(b)["session"])
+st, b = call("POST", "/v1/sessions", sub)
+assert st == 429, (st, b)
+json_error(b, "MR_EBUSY")
+assert "http.max_sessions" in json.loads(b)["message"], b
+st, b = call("DELETE", "/v1/sessions/" + sids.pop())
+assert st == 200, (st, b)
+st, b = call("POST", "/v1/sessions", sub)
+assert st == 200, (st, b)
+sids.append(json.loads(b)["session"])
+for sid in sids:
+    assert call("DELETE", "/v1/sessions/" + sid)[0] == 200
+ok("2 sessions open: a third subscribe gets 429 naming http.max_sessions; "
+   "once one is deleted, a new one opens")
 
 # Malformed heads.
 for raw, want, code in ((b"GET / HTTP/1.1\r\nX: " + b"a" * 17000 + b"\r\n\r\n", 431, "MR_ETOOBIG"),
