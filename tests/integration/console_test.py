@@ -8,10 +8,13 @@ console, opened with the token in its address: it loads with no console
 error and no page error; its lag table shows the lagging group with the
 lag the API reports; its dead-letter table lists the quarantined message
 (count 1, its reason); Show opens the record; Replay moves it back to T
-(T's records go from 10 to 11). A process reports restarts (as
-mr_actors_report does: 2, then 5, of supervisor "accounts"): the
-supervision panel shows 5 and the process. A screenshot is kept in
-ARTIFACTS.
+(T's records go from 10 to 11). A second quarantined message (another
+reason) is purged from a console opened without the token: its reads are
+refused, so it asks for the token; once it is entered, Purge purges (the
+API then lists none open). A
+process reports restarts (as mr_actors_report does: 2, then 5, of
+supervisor "accounts"): the supervision panel shows 5 and the process.
+Screenshots are kept in ARTIFACTS, console-failed.png when a check fails.
 
 Environment: MRT_URL (the HTTP API), MRT_TOKEN, MRT_TOPIC, ARTIFACTS.
 Exit: 0 passed, 1 failed (an assertion), 77 skipped (no Playwright).
@@ -80,16 +83,18 @@ got = []
 wait("the poison group's messages", lambda: got.extend(
     call("POST", "/v1/sessions/%s/fetch" % poison_s,
          {"max_messages": 100, "wait_ms": 1000})["messages"]) or len(got) >= 10)
-bad = got[0]
+bad, old = got[0], got[1]
 call("POST", "/v1/sessions/%s/reject" % poison_s,
      {"handles": [bad["handle"]], "reason": "bad schema: no total"})
-call("POST", "/v1/sessions/%s/ack" % poison_s, {"handles": [m["handle"] for m in got[1:]]})
-wait("the quarantined record in " + D,
-     lambda: call("GET", "/v1/dlq/%s" % D)["matched"] == 1)
+call("POST", "/v1/sessions/%s/reject" % poison_s,
+     {"handles": [old["handle"]], "reason": "too old: expired"})
+call("POST", "/v1/sessions/%s/ack" % poison_s, {"handles": [m["handle"] for m in got[2:]]})
+wait("the quarantined records in " + D,
+     lambda: call("GET", "/v1/dlq/%s" % D)["matched"] == 2)
 want_lag = wait("the lagging group's lag", lambda: sum(
     p["lag"] for p in call("GET", "/v1/lag?group=%s&refresh=true" % LAGGING)["partitions"]
     if p["topic"] == T and p["lag"] >= 0) == 10 and 10)
-print("workload: 10 published, %s lags by %d, one message quarantined in %s"
+print("workload: 10 published, %s lags by %d, two messages quarantined in %s"
       % (LAGGING, want_lag, D))
 for n in (2, 5):
     call("POST", "/v1/actors", {"process": "bank/4242", "instance": "c0ffee",
@@ -97,20 +102,9 @@ for n in (2, 5):
 
 # ---- the console ----
 errors = []
-with sync_playwright() as pw:
-    browser = pw.chromium.launch(
-        executable_path=CHROMIUM, headless=True,
-        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update",
-              "--disable-sync"])
-    page = browser.new_page(viewport={"width": 1280, "height": 1400})
-    page.on("console", lambda m: m.type == "error" and errors.append("console: " + m.text))
-    page.on("pageerror", lambda e: errors.append("page: %s" % e))
-    page.on("dialog", lambda d: d.accept())
-    page.goto(U + "/#token=" + TOKEN)
-    assert "#token" not in page.url, "the token stays in the address: " + page.url
-    page.wait_for_selector("#kafka.ok", timeout=20000)
 
+
+def lag_and_supervision(page):
     # The lagging group's rows, and their sum as the API reports it.
     lag_rows = page.locator("#lag-table tbody tr", has_text=LAGGING)
     lag_rows.first.wait_for(timeout=20000)
@@ -132,11 +126,18 @@ with sync_playwright() as pw:
     assert "accounts 5" in proc.locator("td").all_inner_texts()[2]
     print("ok: the console shows the supervisor's 5 restarts and its process")
 
+
+def dlq_row(page, reason):
     # The dead-letter queue: the console picks the first *.dlq topic.
     page.fill("#dlq-topic", D)
     page.click("#dlq-form button")
-    row = page.locator("#dlq-table tbody tr", has_text="bad schema")
+    row = page.locator("#dlq-table tbody tr", has_text=reason)
     row.wait_for(timeout=20000)
+    return row
+
+
+def show_and_replay(page):
+    row = dlq_row(page, "bad schema")
     cells = row.locator("td").all_inner_texts()
     assert cells[1] == "1" and "bad schema: no total" in cells[2] and T in cells[3], cells
     row.locator("button", has_text="Show").click()
@@ -153,7 +154,62 @@ with sync_playwright() as pw:
     print("ok: Replay moved the message back to %s (%d records, was %d)"
           % (T, before + 1, before))
     page.screenshot(path=os.path.join(ARTIFACTS, "console-replayed.png"), full_page=True)
-    browser.close()
+
+
+def purge_asking_for_the_token(page):
+    # Every read needs the token too (one is set): the console asks.
+    page.wait_for_selector("#token-form.want", timeout=20000)
+    page.wait_for_selector("#notice:has-text('needs the token')", timeout=20000)
+    page.fill("#token", TOKEN)
+    page.press("#token", "Enter")
+    page.wait_for_selector("#token-form:not(.want)", timeout=20000)
+    page.wait_for_selector("#kafka.ok", timeout=20000)
+    row = dlq_row(page, "too old")
+    row.locator("button", has_text="Purge").click()
+    page.wait_for_selector("#notice:has-text('Purged 1 of 1')", timeout=30000)
+    wait("the purged record gone from the open ones",
+         lambda: call("GET", "/v1/dlq/%s" % D)["matched"] == 0)
+    print("ok: opened without the token, the console asks for it; given, "
+          "Purge purges")
+
+
+with sync_playwright() as pw:
+    browser = pw.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update",
+              "--disable-sync"])
+    page = None
+    try:
+        for with_token in (True, False):
+            ctx = browser.new_context(viewport={"width": 1280, "height": 1400})
+            page = ctx.new_page()
+            # Without the token its first reads are refused (401), on
+            # purpose: Chromium logs each as a failed load.
+            page.on("console",
+                    lambda m, t=with_token: m.type == "error" and
+                    (t or "401" not in m.text) and errors.append("console: " + m.text))
+            page.on("pageerror", lambda e: errors.append("page: %s" % e))
+            page.on("dialog", lambda d: d.accept())
+            if with_token:
+                page.goto(U + "/#token=" + TOKEN)
+                assert "#token" not in page.url, "the token stays in the address: " + page.url
+                page.wait_for_selector("#kafka.ok", timeout=20000)
+                lag_and_supervision(page)
+                show_and_replay(page)
+            else:
+                page.goto(U + "/")
+                purge_asking_for_the_token(page)
+            ctx.close()
+    except BaseException:
+        if page is not None:
+            page.screenshot(path=os.path.join(ARTIFACTS, "console-failed.png"),
+                            full_page=True)
+            print("the console when the check failed: %s"
+                  % os.path.join(ARTIFACTS, "console-failed.png"))
+        raise
+    finally:
+        browser.close()
 
 assert not errors, errors
 print("ok: no console or page errors")
