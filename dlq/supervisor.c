@@ -203,6 +203,21 @@ dlq__count(struct mri_dlq *d, int64_t now, const char *reason, size_t len)
 
 /* ---- the hooks --------------------------------------------------------- */
 
+/* \p n bytes of message id \p s as a logfmt quoted value into \p buf: a
+ * quote or backslash escaped, a control character as '?', cut to fit. */
+static void
+dlq__log_id(char *buf, size_t size, const char *s, size_t n)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < n && j + 3 < size; i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			buf[j++] = '\\';
+		buf[j++] = (unsigned char)s[i] < 0x20 ? '?' : s[i];
+	}
+	buf[j] = '\0';
+}
+
 static void
 dlq__on_failure(void *arg, const struct mri_group_record_id *r,
 		uint32_t attempt, enum mri_group_fail why, const char *reason,
@@ -218,12 +233,14 @@ dlq__on_failure(void *arg, const struct mri_group_record_id *r,
 		reason_len = strlen(reason);
 	}
 	bool     dirty;
+	char     id[2 * 255 + 1];
 
+	dlq__log_id(id, sizeof(id), r->id, r->id_len);
 	mri_debug("component=dlq group=%s topic=%s partition=%" PRId32
-		  " offset=%" PRId64 " attempt=%" PRIu32 " why=%d msg=\"failed "
-		  "attempt: %.*s\"",
-		  d->group, r->topic, r->partition, r->offset, attempt, (int)why,
-		  (int)(reason_len > 200 ? 200 : reason_len), reason);
+		  " offset=%" PRId64 " id=\"%s\" attempt=%" PRIu32
+		  " why=%d msg=\"failed attempt: %.*s\"",
+		  d->group, r->topic, r->partition, r->offset, id, attempt,
+		  (int)why, (int)(reason_len > 200 ? 200 : reason_len), reason);
 	pthread_mutex_lock(&d->lock);
 	d->st.failures++;
 	mri_dlq_failures_note(d->failures, pos, now, reason, reason_len);
@@ -432,21 +449,6 @@ dlq__write(struct mri_dlq *d, struct dlq_job *j)
 		j->why = "the dead-letter write was refused";
 		dlq__written(j, NULL);
 	}
-}
-
-/* \p n bytes of message id \p s as a logfmt quoted value into \p buf: a
- * quote or backslash escaped, a control character as '?', cut to fit. */
-static void
-dlq__log_id(char *buf, size_t size, const char *s, size_t n)
-{
-	size_t j = 0;
-
-	for (size_t i = 0; i < n && j + 3 < size; i++) {
-		if (s[i] == '"' || s[i] == '\\')
-			buf[j++] = '\\';
-		buf[j++] = (unsigned char)s[i] < 0x20 ? '?' : s[i];
-	}
-	buf[j] = '\0';
 }
 
 /* Job \p j's write is over: settle the original (without the lock). */
