@@ -353,6 +353,11 @@ group__thread(void *arg)
 		group__fails_take(g, &fails);
 		pthread_mutex_unlock(&g->lock);
 		group__complete(g, done);
+		// Dispatch records written behind that no write took along
+		// go by themselves (this thread turns at least every
+		// GROUP__POLL_MS).
+		if (g->j != NULL)
+			mri_journal_tick(g->j, now);
 		group__fails_fire(g, &fails, NULL, 0);
 		if (hdrs != NULL)
 			group__exhausted_fire(g, hdrs);

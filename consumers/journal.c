@@ -21,8 +21,8 @@
 #define JOURNAL__PREFIX "__mailroom.journal."
 #define JOURNAL__POLL_MS 100
 #define JOURNAL__BEHIND_MS 20  /* a record behind waits at most this for a
-				  write to go with (then the report thread's
-				  next turn sends it) */
+				  write to go with (then the group's next
+				  tick sends it) */
 #define JOURNAL__BEHIND_MAX 64 /* records held behind */
 
 struct journal_write {
@@ -48,7 +48,9 @@ struct mri_journal {
 	pthread_mutex_t        wlock;     /* sends, and what is behind */
 	struct journal_rec     behind[JOURNAL__BEHIND_MAX + 1]; /* + a write */
 	size_t                 nbehind;
-	uint64_t               behind_at; /* mono ms the first was held */
+	// Mono ms the first record behind was held, 0 when none is (set
+	// under wlock, read without it by mri_journal_tick).
+	_Atomic uint64_t       behind_at;
 	int64_t                read_next; /* the next record's offset */
 	pthread_t              thread, dr_thread;
 	bool                   started, dr_started;
@@ -70,6 +72,7 @@ journal__send_locked(struct mri_journal *j, uint8_t *buf, size_t len,
 	if (buf != NULL)
 		m[n++] = (struct journal_rec){buf, len, w};
 	j->nbehind = 0;
+	atomic_store_explicit(&j->behind_at, 0, memory_order_relaxed);
 	for (size_t i = 0; i < n; i++) {
 		rd_kafka_resp_err_t err = rd_kafka_producev(
 		    j->prod, RD_KAFKA_V_TOPIC(j->topic),
@@ -122,7 +125,7 @@ static void
 journal__send_behind(struct mri_journal *j, uint64_t at)
 {
 	pthread_mutex_lock(&j->wlock);
-	if (j->nbehind > 0 && (at == 0 || j->behind_at <= at))
+	if (j->nbehind > 0 && (at == 0 || atomic_load(&j->behind_at) <= at))
 		journal__send_locked(j, NULL, 0, NULL);
 	pthread_mutex_unlock(&j->wlock);
 }
@@ -187,13 +190,26 @@ mri_journal_write_behind(struct mri_journal *j,
 	mono = mri_mono_ms();
 	pthread_mutex_lock(&j->wlock);
 	if (j->nbehind == 0)
-		j->behind_at = mono;
+		atomic_store_explicit(&j->behind_at, mono > 0 ? mono : 1,
+				      memory_order_relaxed);
 	j->behind[j->nbehind++] = (struct journal_rec){buf, len, NULL};
 	if (j->nbehind == JOURNAL__BEHIND_MAX ||
-	    mono - j->behind_at >= JOURNAL__BEHIND_MS)
+	    mono - atomic_load(&j->behind_at) >= JOURNAL__BEHIND_MS)
 		journal__send_locked(j, NULL, 0, NULL);
 	pthread_mutex_unlock(&j->wlock);
 	return MR_OK;
+}
+
+bool
+mri_journal_tick(struct mri_journal *j, uint64_t mono_ms)
+{
+	uint64_t at =
+	    atomic_load_explicit(&j->behind_at, memory_order_relaxed);
+
+	if (at == 0 || mono_ms < at + JOURNAL__BEHIND_MS)
+		return false;
+	journal__send_behind(j, mono_ms - JOURNAL__BEHIND_MS);
+	return true;
 }
 
 int
@@ -251,10 +267,11 @@ journal__dr_thread(void *arg)
 		uint64_t now;
 
 		rd_kafka_poll(j->prod, 100);
-		// What no write took along in time goes by itself.
+		// What no write took along in time goes by itself (the
+		// group's tick sends it sooner; this is for a journal without
+		// a group that ticks).
 		now = mri_mono_ms();
-		if (now > JOURNAL__BEHIND_MS)
-			journal__send_behind(j, now - JOURNAL__BEHIND_MS);
+		mri_journal_tick(j, now);
 	}
 	return NULL;
 }

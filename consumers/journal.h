@@ -129,12 +129,21 @@ int mri_journal_write_runs(struct mri_journal *j,
 /**
  * @brief Write a dispatch record of \p n runs behind: it counts in memory
  *        at once, and goes to Kafka with the next write (in one request),
- *        or by itself within about JOURNAL__BEHIND_MS when none comes.
+ *        or by itself at the first mri_journal_tick JOURNAL__BEHIND_MS
+ *        (20 ms) after it when none comes (else within about 100 ms).
  *        Nothing waits for it; a record Kafka refused is logged.
  * @returns MR_OK, MR_EINVAL or MR_ENOMEM (nothing was written).
  */
 int mri_journal_write_behind(struct mri_journal *j,
 			     const struct mri_journal_run *r, size_t n);
+
+/**
+ * @brief Send what has been behind for JOURNAL__BEHIND_MS or more at
+ *        \p mono_ms (mri_mono_ms). Cheap when nothing is (an atomic
+ *        read): the group calls it each turn of its thread. Any thread.
+ * @returns whether something was due (and sent).
+ */
+bool mri_journal_tick(struct mri_journal *j, uint64_t mono_ms);
 
 /**
  * @brief Send what is behind now and wait (at most \p timeout_ms) until

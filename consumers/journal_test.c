@@ -25,6 +25,7 @@
 
 #include "bridge/embedded.h"
 #include "consumers/journal.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 
@@ -416,6 +417,8 @@ START_TEST(test_behind)
 	int64_t                  o[4] = {5, 15, 25, 35};
 	uint32_t                 att[4];
 	int                      tries = 0;
+	uint64_t                 t0;
+	bool                     sent;
 
 	ck_assert_int_eq(mri_journal_write_behind(a, &r[0], 1), MR_OK);
 	mri_journal_lookup(a, 1, part, o, att, NULL, NULL);
@@ -429,8 +432,15 @@ START_TEST(test_behind)
 	mri_journal_lookup(b, 1, part, o, att, NULL, NULL);
 	ck_assert_msg(att[0] == 1, "went with the write: attempt %u", att[0]);
 
-	// No write follows: the report thread sends it (polled, bounded).
+	// No write follows: a tick 20 ms on sends it (the group ticks every
+	// turn), not one before. The report thread ticks too, at its own
+	// time: when this took 20 ms or more, it may have come first.
+	t0 = mri_mono_ms();
 	ck_assert_int_eq(mri_journal_write_behind(a, &r[1], 1), MR_OK);
+	ck_assert(!mri_journal_tick(a, t0 - 1000));
+	sent = mri_journal_tick(a, mri_mono_ms() + 20);
+	ck_assert(sent || mri_mono_ms() >= t0 + 20);
+	ck_assert(!mri_journal_tick(a, mri_mono_ms() + 20));
 	do {
 		struct timespec ts = {0, 100 * 1000000};
 
