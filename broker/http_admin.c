@@ -6,7 +6,6 @@
  */
 #include "http_internal.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,93 +278,16 @@ http__admin_send(struct http_op *op, json_t *req)
 	mri_wbuf_fini(&w);
 }
 
-/* \p s as an integer into *out. @returns false when it is not one. */
-static bool
-http__integer(const char *s, json_int_t *out)
+/* Answer \p rc, a refusal of mri_http_params or mri_http_path_fields
+ * (\p why), and drop \p req. */
+static void
+http__admin_refuse(struct http_op *op, json_t *req, int rc, const char *why)
 {
-	char *end;
-
-	errno = 0;
-	*out  = strtoll(s, &end, 10);
-	return errno == 0 && end != s && *end == '\0';
-}
-
-/* Set \p name of \p req from the query's \p text, typed by \p t.
- * @returns false after answering 400. */
-static bool
-http__param_set(struct http_op *op, json_t *req, const char *name,
-		char t, const char *text)
-{
-	json_int_t i;
-
-	if (t == 'i') {
-		if (!http__integer(text, &i)) {
-			http__reply_error(op, 400, MR_EINVAL,
-					  "%s=%s: an integer is wanted", name,
-					  text);
-			return false;
-		}
-		json_object_set_new(req, name, json_integer(i));
-	} else if (t == 'b') {
-		if (strcmp(text, "true") != 0 && strcmp(text, "false") != 0) {
-			http__reply_error(op, 400, MR_EINVAL,
-					  "%s=%s: true or false is wanted",
-					  name, text);
-			return false;
-		}
-		json_object_set_new(req, name,
-				    json_boolean(strcmp(text, "true") == 0));
-	} else if (json_object_set_new(req, name, json_string(text)) != 0) {
-		http__reply_error(op, 400, MR_EINVAL,
-				  "%s is not UTF-8 text (for bytes, use the "
-				  "_b64 form where there is one)",
-				  name);
-		return false;
-	}
-	return true;
-}
-
-/* The query's parameters into \p req: each must be one of the route's.
- * @returns false after answering 400. */
-static bool
-http__params(struct http_op *op, json_t *req)
-{
-	const char *p = op->query;
-
-	while (p != NULL && *p != '\0') {
-		const char *end = strchr(p, '&');
-		size_t      len = end != NULL ? (size_t)(end - p) : strlen(p);
-		const char *eq  = memchr(p, '=', len);
-		size_t      n   = eq != NULL ? (size_t)(eq - p) : len;
-		const char *const *q;
-		char        name[64], *text;
-		bool        ok;
-
-		for (q = op->route->params; *q != NULL; q++)
-			if (strlen(*q) == n + 2 && memcmp(*q, p, n) == 0)
-				break;
-		if (*q == NULL || n >= sizeof(name)) {
-			http__reply_error(op, 400, MR_EINVAL,
-					  "unknown query parameter \"%.*s\" "
-					  "(docs/HTTP.md lists the route's)",
-					  (int)(n < 64 ? n : 64), p);
-			return false;
-		}
-		memcpy(name, p, n);
-		name[n] = '\0';
-		if ((text = http__query(op, name)) == NULL) {
-			http__reply_error(op, 400, MR_EINVAL,
-					  "query parameter %s is malformed",
-					  name);
-			return false;
-		}
-		ok = http__param_set(op, req, name, (*q)[n + 1], text);
-		free(text);
-		if (!ok)
-			return false;
-		p = end != NULL ? end + 1 : NULL;
-	}
-	return true;
+	json_decref(req);
+	if (rc == MR_EINVAL)
+		http__reply_error(op, 400, rc, "%s", why);
+	else
+		http__reply_error(op, 500, rc, "out of memory");
 }
 
 void
@@ -373,6 +295,8 @@ http__admin_route(struct http_op *op)
 {
 	const struct http_route *r = op->route;
 	json_t                  *req;
+	char                     why[1024];
+	int                      rc;
 
 	if (strcmp(r->method, "GET") == 0 ||
 	    strcmp(r->method, "DELETE") == 0) {
@@ -383,8 +307,10 @@ http__admin_route(struct http_op *op)
 			return;
 		}
 		req = json_object();
-		if (!http__params(op, req)) {
-			json_decref(req);
+		rc  = mri_http_params(op->query, r->params, req, why,
+				      sizeof(why));
+		if (rc != MR_OK) {
+			http__admin_refuse(op, req, rc, why);
 			return;
 		}
 	} else {
@@ -407,39 +333,11 @@ http__admin_route(struct http_op *op)
 			return;
 		}
 	}
-	for (size_t i = 0; i < op->nseg; i++) {
-		const char *f = r->seg_field[i];
-		json_int_t  v;
-
-		if (f == NULL)
-			continue;
-		if (json_object_get(req, f) != NULL) {
-			json_decref(req);
-			http__reply_error(op, 400, MR_EINVAL,
-					  "%s comes from the path: leave it "
-					  "out of the body",
-					  f);
-			return;
-		}
-		if (strcmp(f, "partition") == 0 || strcmp(f, "offset") == 0) {
-			if (!http__integer(op->seg[i], &v) || v < 0) {
-				json_decref(req);
-				http__reply_error(op, 400, MR_EINVAL,
-						  "the %s in the path, \"%s\", "
-						  "is not a number from 0",
-						  f, op->seg[i]);
-				return;
-			}
-			json_object_set_new(req, f, json_integer(v));
-		} else if (json_object_set_new(req, f,
-					       json_string(op->seg[i])) != 0) {
-			json_decref(req);
-			http__reply_error(op, 400, MR_EINVAL,
-					  "the %s in the path is not UTF-8 "
-					  "text",
-					  f);
-			return;
-		}
+	rc = mri_http_path_fields(req, r->seg_field, op->seg, op->nseg, why,
+				  sizeof(why));
+	if (rc != MR_OK) {
+		http__admin_refuse(op, req, rc, why);
+		return;
 	}
 	json_object_set_new(req, "op", json_string(r->admin_op));
 	http__admin_send(op, req);

@@ -1,6 +1,7 @@
 #include "http_parse.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -265,6 +266,148 @@ mri_http_query_get(const char *query, const char *name, bool *bad)
 	return NULL;
 }
 
+/* ---- admin routes ---- */
+
+/* \p s as an integer into *out. @returns false when it is not one. */
+static bool
+http__integer(const char *s, json_int_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out  = strtoll(s, &end, 10);
+	return errno == 0 && end != s && *end == '\0';
+}
+
+/* Set \p name of \p req from the query's \p text, typed by \p t. */
+static int
+http__param_set(json_t *req, const char *name, char t, const char *text,
+		char *why, size_t why_size)
+{
+	json_int_t i;
+
+	if (t == 'i') {
+		if (!http__integer(text, &i)) {
+			snprintf(why, why_size, "%s=%s: an integer is wanted",
+				 name, text);
+			return MR_EINVAL;
+		}
+		json_object_set_new(req, name, json_integer(i));
+	} else if (t == 'b') {
+		if (strcmp(text, "true") != 0 && strcmp(text, "false") != 0) {
+			snprintf(why, why_size,
+				 "%s=%s: true or false is wanted", name, text);
+			return MR_EINVAL;
+		}
+		json_object_set_new(req, name,
+				    json_boolean(strcmp(text, "true") == 0));
+	} else if (json_object_set_new(req, name, json_string(text)) != 0) {
+		snprintf(why, why_size,
+			 "%s is not UTF-8 text (for bytes, use the _b64 form "
+			 "where there is one)",
+			 name);
+		return MR_EINVAL;
+	}
+	return MR_OK;
+}
+
+int
+mri_http_params(const char *query, const char *const *params, json_t *req,
+		char *why, size_t why_size)
+{
+	const char *p   = query;
+	json_t     *got = json_object();
+	int         rc  = got != NULL ? MR_OK : MR_ENOMEM;
+
+	while (rc == MR_OK && p != NULL && *p != '\0') {
+		const char *end = strchr(p, '&');
+		size_t      len = end != NULL ? (size_t)(end - p) : strlen(p);
+		const char *eq  = memchr(p, '=', len);
+		size_t      n   = eq != NULL ? (size_t)(eq - p) : len;
+		const char *const *q;
+		char        name[64], *text;
+
+		for (q = params; *q != NULL; q++)
+			if (strlen(*q) == n + 2 && memcmp(*q, p, n) == 0 &&
+			    (*q)[n] == ':')
+				break;
+		if (*q == NULL || n >= sizeof(name)) {
+			snprintf(why, why_size,
+				 "unknown query parameter \"%.*s\" "
+				 "(docs/HTTP.md lists the route's)",
+				 (int)(n < 64 ? n : 64), p);
+			rc = MR_EINVAL;
+			break;
+		}
+		memcpy(name, p, n);
+		name[n] = '\0';
+		text    = eq != NULL ? mri_http_pct_decode(eq + 1, len - n - 1,
+							   true)
+				     : strdup("");
+		rc      = MR_EINVAL;
+		if (json_object_get(got, name) != NULL)
+			snprintf(why, why_size,
+				 "query parameter %s is given twice", name);
+		else if (text == NULL)
+			snprintf(why, why_size,
+				 "query parameter %s is malformed", name);
+		else
+			rc = http__param_set(got, name, (*q)[n + 1], text, why,
+					     why_size);
+		free(text);
+		p = end != NULL ? end + 1 : NULL;
+	}
+	if (rc == MR_OK && json_object_update(req, got) != 0)
+		rc = MR_ENOMEM;
+	json_decref(got);
+	return rc;
+}
+
+int
+mri_http_path_fields(json_t *req, const char *const *field,
+		     char *const *seg, size_t nseg, char *why,
+		     size_t why_size)
+{
+	json_t *got = json_object();
+	int     rc  = got != NULL ? MR_OK : MR_ENOMEM;
+
+	for (size_t i = 0; rc == MR_OK && i < nseg; i++) {
+		const char *f = field[i];
+		json_int_t  v = 0;
+		bool        number;
+
+		if (f == NULL)
+			continue;
+		number = strcmp(f, "partition") == 0 ||
+			 strcmp(f, "offset") == 0;
+		if (json_object_get(req, f) != NULL) {
+			snprintf(why, why_size,
+				 "%s comes from the path: leave it out of the "
+				 "body",
+				 f);
+			rc = MR_EINVAL;
+		} else if (number && (!http__integer(seg[i], &v) || v < 0)) {
+			snprintf(why, why_size,
+				 "the %s in the path, \"%s\", is not a number "
+				 "from 0",
+				 f, seg[i]);
+			rc = MR_EINVAL;
+		} else if (number) {
+			if (json_object_set_new(got, f, json_integer(v)) != 0)
+				rc = MR_ENOMEM;
+		} else if (json_object_set_new(got, f, json_string(seg[i])) !=
+			   0) {
+			snprintf(why, why_size,
+				 "the %s in the path is not UTF-8 text", f);
+			rc = MR_EINVAL;
+		}
+	}
+	if (rc == MR_OK && json_object_update(req, got) != 0)
+		rc = MR_ENOMEM;
+	json_decref(got);
+	return rc;
+}
+
 /* ---- publish ---- */
 
 /* A message's bytes: borrowed from the JSON, or decoded (owned). */
@@ -329,6 +472,24 @@ http__bytes_get(size_t i, json_t *m, const char *name, bool any_json,
 	return MR_OK;
 }
 
+/* The name of \p b's first member not in \p known, or NULL. */
+static const char *
+http__unknown(json_t *b, const char *const *known)
+{
+	const char *name;
+	json_t     *v;
+
+	json_object_foreach(b, name, v) {
+		size_t k = 0;
+
+		while (known[k] != NULL && strcmp(known[k], name) != 0)
+			k++;
+		if (known[k] == NULL)
+			return name;
+	}
+	return NULL;
+}
+
 /* Refuse a member of message \p i that is not one a message has. */
 static int
 http__msg_members(size_t i, json_t *m, char *why, size_t why_size)
@@ -337,24 +498,15 @@ http__msg_members(size_t i, json_t *m, char *why, size_t why_size)
 					    "value",	   "value_base64",
 					    "headers",	   "id",
 					    NULL};
-	const char              *name;
-	json_t                  *v;
+	const char              *name    = http__unknown(m, known);
 
-	json_object_foreach(m, name, v) {
-		size_t k = 0;
-
-		while (known[k] != NULL && strcmp(known[k], name) != 0)
-			k++;
-		if (known[k] == NULL) {
-			snprintf(why, why_size,
-				 "message %zu: unknown member \"%.64s\" (key, "
-				 "key_base64, value, value_base64, headers, "
-				 "id)",
-				 i, name);
-			return MR_EINVAL;
-		}
-	}
-	return MR_OK;
+	if (name == NULL)
+		return MR_OK;
+	snprintf(why, why_size,
+		 "message %zu: unknown member \"%.64s\" (key, key_base64, "
+		 "value, value_base64, headers, id)",
+		 i, name);
+	return MR_EINVAL;
 }
 
 /* Message \p i's headers into \p hdrs (borrowing \p m's strings). */
@@ -449,6 +601,25 @@ http__msg_encode(struct mri_wbuf *w, const char *topic, size_t i, json_t *m,
 	return rc;
 }
 
+const char *
+mri_http_raw_name(const char *name, char *buf, size_t size)
+{
+	size_t n = strlen(name);
+
+	if (strcasecmp(name, "Content-Type") == 0)
+		return MR_HEADER_CONTENT_TYPE;
+	if (n < 4 || n >= size ||
+	    (strncasecmp(name, "ce-", 3) != 0 &&
+	     strncasecmp(name, "mr-", 3) != 0) ||
+	    strcasecmp(name, "ce-id") == 0 ||
+	    strcasecmp(name, "ce-specversion") == 0)
+		return NULL;
+	for (size_t i = 0; i <= n; i++)
+		buf[i] = name[i] == '-' ? '_'
+					: (char)tolower((unsigned char)name[i]);
+	return buf;
+}
+
 int
 mri_http_publish_encode(struct mri_wbuf *w, const char *topic, json_t *body,
 			char *why, size_t why_size)
@@ -492,6 +663,39 @@ mri_http_publish_encode(struct mri_wbuf *w, const char *topic, json_t *body,
 	if ((rc = mri_frame_end(w)) == MR_ETOOBIG)
 		snprintf(why, why_size, "the batch is too large for a frame");
 	return rc;
+}
+
+/* ---- fetch and settle members ---- */
+
+int
+mri_http_int_member(json_t *b, const char *name, long long lo, long long hi,
+		    long long *out, char *why, size_t why_size)
+{
+	json_t *v = json_object_get(b, name);
+
+	if (v == NULL)
+		return MR_OK;
+	if (!json_is_integer(v) || json_integer_value(v) < lo ||
+	    json_integer_value(v) > hi) {
+		snprintf(why, why_size,
+			 "%s must be an integer from %lld to %lld", name, lo,
+			 hi);
+		return MR_EINVAL;
+	}
+	*out = json_integer_value(v);
+	return MR_OK;
+}
+
+int
+mri_http_only(json_t *b, const char *const *known, char *why,
+	      size_t why_size)
+{
+	const char *name = http__unknown(b, known);
+
+	if (name == NULL)
+		return MR_OK;
+	snprintf(why, why_size, "unknown member \"%s\"", name);
+	return MR_EINVAL;
 }
 
 /* ---- settle ---- */

@@ -1,9 +1,11 @@
 /*
  * The HTTP API's own parsing (docs/HTTP.md), apart from nng so that it can
- * be fuzzed (broker/http_fuzz.c): a request's path and query, a publish's
- * JSON made into a PUBLISH frame, and a settle's handles. Each refuses
- * what it cannot take with an mr_err and a sentence naming the problem,
- * and nothing of a refused input is used.
+ * be fuzzed (broker/http_fuzz.c): a request's path and query, an admin
+ * route's typed path fields and query parameters, a raw publish's header
+ * names, a publish's JSON made into a PUBLISH frame, a fetch's or a
+ * settle's members, and a settle's handles. Each refuses what it cannot
+ * take with an mr_err and a sentence naming the problem, and nothing of a
+ * refused input is used.
  *
  * Thread safety: no shared state.
  */
@@ -81,6 +83,62 @@ int mri_http_uri_split(const char *uri, char **seg, size_t max, size_t *n,
  *           it; "" for a name without '='), or NULL when absent or
  *           malformed (*bad set then). */
 char *mri_http_query_get(const char *query, const char *name, bool *bad);
+
+/**
+ * @brief The query parameters of an admin route into \p req (a JSON
+ *        object). Each of \p query's (undecoded, as mri_http_uri_split
+ *        gives it; NULL or "" for none) must be one of \p params, each
+ *        "name:t" (NULL-terminated), and come once; its value is
+ *        percent-decoded and typed by t: 'i' an integer (decimal, as
+ *        strtoll reads it), 'b' true or false, 's' UTF-8 text.
+ * @returns MR_OK; MR_EINVAL with a sentence in \p why (a parameter
+ *          unknown, given twice or malformed, a value not of its type,
+ *          text not UTF-8); MR_ENOMEM. On failure \p req is as it was.
+ */
+int mri_http_params(const char *query, const char *const *params,
+		    json_t *req, char *why, size_t why_size);
+
+/**
+ * @brief The fields an admin route's path names into \p req (a JSON
+ *        object, maybe the request's body): segment \p seg[i]
+ *        (percent-decoded, \p nseg of them) is field \p field[i], or
+ *        none when that is NULL. "partition" and "offset" are integers
+ *        from 0 (decimal, as strtoll reads them), the others UTF-8 text.
+ * @returns MR_OK; MR_EINVAL with a sentence in \p why (a field \p req
+ *          has already, a number that is not one from 0, text not
+ *          UTF-8); MR_ENOMEM. On failure \p req is as it was.
+ */
+int mri_http_path_fields(json_t *req, const char *const *field,
+			 char *const *seg, size_t nseg, char *why,
+			 size_t why_size);
+
+/**
+ * @brief The record header that HTTP header \p name of a raw publish
+ *        becomes (CloudEvents' Kafka binding: ce-type is ce_type): every
+ *        ce-* but ce-id (the message id) and ce-specversion (mailroomd's)
+ *        and every mr-*, lower-cased with '-' made '_', into \p buf
+ *        (\p size bytes); Content-Type is MR_HEADER_CONTENT_TYPE.
+ * @returns the record header's name (\p buf, or a constant); NULL for
+ *          any other header, or one too long for \p buf.
+ */
+const char *mri_http_raw_name(const char *name, char *buf, size_t size);
+
+/**
+ * @brief Member \p name of \p b (a JSON object), an integer from \p lo to
+ *        \p hi, into *out; *out is left alone when \p b has no such
+ *        member.
+ * @returns MR_OK, or MR_EINVAL with a sentence in \p why (*out left
+ *          alone).
+ */
+int mri_http_int_member(json_t *b, const char *name, long long lo,
+			long long hi, long long *out, char *why,
+			size_t why_size);
+
+/** @returns MR_OK when every member of \p b (a JSON object) is named in
+ *           \p known (NULL-terminated); else MR_EINVAL with a sentence
+ *           naming the first that is not in \p why. */
+int mri_http_only(json_t *b, const char *const *known, char *why,
+		  size_t why_size);
 
 /**
  * @brief A whole PUBLISH frame into \p w for \p body, a message object or

@@ -10,7 +10,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -137,28 +136,6 @@ http__publish(struct http_op *op)
 	mri_wbuf_fini(&w);
 }
 
-/* The record header an HTTP header of a raw publish becomes, into \p buf
- * (CloudEvents' Kafka binding: ce-type is ce_type): every ce-* but ce-id
- * (the message id) and ce-specversion (mailroomd's), every mr-*, and
- * Content-Type; NULL for the others. */
-static const char *
-http__raw_name(const char *name, char *buf, size_t size)
-{
-	size_t n = strlen(name);
-
-	if (strcasecmp(name, "Content-Type") == 0)
-		return MR_HEADER_CONTENT_TYPE;
-	if (n < 4 || n >= size ||
-	    (strncasecmp(name, "ce-", 3) != 0 &&
-	     strncasecmp(name, "mr-", 3) != 0) ||
-	    strcasecmp(name, "ce-id") == 0 ||
-	    strcasecmp(name, "ce-specversion") == 0)
-		return NULL;
-	for (size_t i = 0; i <= n; i++)
-		buf[i] = name[i] == '-' ? '_' : (char)tolower(name[i]);
-	return buf;
-}
-
 void
 http__publish_raw(struct http_op *op)
 {
@@ -182,8 +159,8 @@ http__publish_raw(struct http_op *op)
 		return;
 	}
 	for (size_t i = 0; i < op->head.nhdr; i++) {
-		const char *name = http__raw_name(op->head.hdr[i].name,
-						  names[nh], sizeof(names[nh]));
+		const char *name = mri_http_raw_name(
+		    op->head.hdr[i].name, names[nh], sizeof(names[nh]));
 		const char *v    = op->head.hdr[i].value;
 
 		if (name == NULL)

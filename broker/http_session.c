@@ -316,48 +316,6 @@ http__subscribe(struct http_op *op)
 
 /* ---- FETCH ---- */
 
-/* Member \p name of \p b, an integer in [lo, hi], into *out (left alone
- * when absent). @returns false after answering 400. */
-static bool
-http__int_member(struct http_op *op, json_t *b, const char *name,
-		 long long lo, long long hi, long long *out)
-{
-	json_t *v = json_object_get(b, name);
-
-	if (v == NULL)
-		return true;
-	if (!json_is_integer(v) || json_integer_value(v) < lo ||
-	    json_integer_value(v) > hi) {
-		http__reply_error(op, 400, MR_EINVAL,
-				  "%s must be an integer from %lld to %lld",
-				  name, lo, hi);
-		return false;
-	}
-	*out = json_integer_value(v);
-	return true;
-}
-
-/* Refuse a member of \p b not in \p known. @returns false after 400. */
-static bool
-http__only(struct http_op *op, json_t *b, const char *const *known)
-{
-	const char *name;
-	json_t     *v;
-
-	json_object_foreach(b, name, v) {
-		size_t k = 0;
-
-		while (known[k] != NULL && strcmp(known[k], name) != 0)
-			k++;
-		if (known[k] == NULL) {
-			http__reply_error(op, 400, MR_EINVAL,
-					  "unknown member \"%s\"", name);
-			return false;
-		}
-	}
-	return true;
-}
-
 static json_t *
 http__message_json(const struct mri_msg_view *m)
 {
@@ -436,15 +394,20 @@ http__fetch(struct http_op *op)
 	struct mri_fetch         f;
 	struct mri_wbuf          w;
 	json_t                  *b;
+	char                     why[1024];
 
-	if ((b = http__body_object(op, true)) == NULL ||
-	    !http__only(op, b, known) ||
-	    !http__int_member(op, b, "max_messages", 1, MRI_FETCH_MAX_MSGS,
-			      &max) ||
-	    !http__int_member(op, b, "max_bytes", 0, UINT32_MAX, &bytes) ||
-	    !http__int_member(op, b, "wait_ms", 0, MRI_FETCH_MAX_WAIT_MS,
-			      &wait))
+	if ((b = http__body_object(op, true)) == NULL)
 		return;
+	if (mri_http_only(b, known, why, sizeof(why)) != MR_OK ||
+	    mri_http_int_member(b, "max_messages", 1, MRI_FETCH_MAX_MSGS,
+				&max, why, sizeof(why)) != MR_OK ||
+	    mri_http_int_member(b, "max_bytes", 0, UINT32_MAX, &bytes, why,
+				sizeof(why)) != MR_OK ||
+	    mri_http_int_member(b, "wait_ms", 0, MRI_FETCH_MAX_WAIT_MS, &wait,
+				why, sizeof(why)) != MR_OK) {
+		http__reply_error(op, 400, MR_EINVAL, "%s", why);
+		return;
+	}
 	if ((x = http__session_find(op, op->seg[2])) == NULL)
 		return;
 	f = (struct mri_fetch){.session     = x->session,
@@ -508,7 +471,7 @@ http__settle(struct http_op *op)
 	size_t                   n;
 	struct mri_wbuf          w;
 	json_t                  *b, *reason;
-	char                     why[256];
+	char                     why[1024];
 	int                      rc;
 
 	if (strcmp(verb, "ack") == 0)
@@ -519,10 +482,14 @@ http__settle(struct http_op *op)
 		s.kind = MRI_SETTLE_REJECT;
 	else
 		s.kind = MRI_SETTLE_EXTEND;
-	if ((b = http__body_object(op, false)) == NULL ||
-	    !http__only(op, b, known) ||
-	    !http__int_member(op, b, "extend_ms", 1, UINT32_MAX, &extend))
+	if ((b = http__body_object(op, false)) == NULL)
 		return;
+	if (mri_http_only(b, known, why, sizeof(why)) != MR_OK ||
+	    mri_http_int_member(b, "extend_ms", 1, UINT32_MAX, &extend, why,
+				sizeof(why)) != MR_OK) {
+		http__reply_error(op, 400, MR_EINVAL, "%s", why);
+		return;
+	}
 	reason = json_object_get(b, "reason");
 	if ((reason != NULL &&
 	     (s.kind == MRI_SETTLE_ACK || s.kind == MRI_SETTLE_EXTEND ||
