@@ -299,6 +299,7 @@ metrics__groups(struct mri_consume *r, size_t *n)
 			g->g.buffered += s->g.buffered;
 			g->g.acked += s->g.acked;
 			g->g.failed += s->g.failed;
+			g->g.expired += s->g.expired;
 			g->dlq.quarantined += s->dlq.quarantined;
 			g->dlq.dlq_errors += s->dlq.dlq_errors;
 			g->dlq.trips += s->dlq.trips;
