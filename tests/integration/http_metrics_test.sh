@@ -20,9 +20,23 @@
 #     at the end once the group committed;
 #   - a second group that acked nothing lags by every record: its lag on
 #     each partition is kcat's end;
+#   - a third group rejects 3 records: mailroom_dlq_quarantined_total 3,
+#     and mailroom_dlq_records of its dead-letter topic is what kcat reads;
+#   - on a topic X of 8 records, three groups of their own: one holding 5
+#     fetched: inflight 5, buffered 8; acked: inflight 0, buffered 3, acks
+#     5. One whose 8 outlive a 5 s ack deadline: expiries 8, then fetched
+#     again (attempt 2) and acked: deliveries 16, redeliveries 8, failed 8,
+#     acks 8; while it lags, lag_seconds > 0 and at most the oldest
+#     record's age plus 2 s. One with a breaker of 2 that nacks 2: breaker
+#     trips 1, state open (2). And on a topic Y, a bound (max_lag 5,
+#     reject) naming a fourth group, that never consumes: the
+#     backpressure refused counter and publish result=refused equal the
+#     acks that said MR_EBUSY, result=ok those that had an offset, nothing
+#     held, 1 partition throttled;
 #   - without the token /metrics is 401; every family has HELP and TYPE;
 #   - mailroomd logs JSON lines (log.format=json): every line is an object
-#     with ts, level and component, and the group is a field of its lines.
+#     with ts, level and component, and the group is a field of its lines;
+#     a quarantine's line has the group and the message's id as fields.
 #
 # Usage: http_metrics_test.sh embedded|kafka
 # Environment: MR_BINARY_DIR (mailroomd, mailroom), MR_KAFKA_DIR.
@@ -312,6 +326,237 @@ else
 fi
 # ---- end of the dead-letter depth -------------------------------------------
 
+# ---- in flight, expiries, the breaker, backpressure, time lag --------------
+# Topics X (1 partition, 8 records) and Y (1 partition, empty) and four new
+# groups, each on its own, so that no figure above moves:
+#   - G4 (default deadline) fetches K=5 of X's 8 and holds them: inflight 5,
+#     buffered 8 (the mailbox: in flight included); it acks them: inflight
+#     0, buffered 3, acks 5;
+#   - G5 (ack deadline 5 s, back-off 0) fetches all 8 and acks none: once
+#     the deadline passed, expiries 8 exactly (only 8 were ever out); its
+#     time lag on X is above 0 and at most the age of X's oldest record
+#     (the fetch's own timestamp_ms) plus 2 s; it fetches the 8 again
+#     (attempt 2) and acks them: deliveries 16, redeliveries 8, failed
+#     attempts 8, expiries 8, acks 8;
+#   - G7 (breaker 2 failures in 600 s, cool-down 600 s) fetches 2 and
+#     nacks them: one trip, the breaker open (2), nacks 2;
+#   - G6 stops on Y (it never fetches); with a bound on Y of max_lag 5,
+#     policy reject, naming G6, batches of 3 messages are published until
+#     two are refused: mailroom_backpressure_refused_messages_total and
+#     mailroom_publish_messages_total{topic=Y,result=refused} equal the
+#     acks that said MR_EBUSY, result=ok those with an offset, nothing
+#     held; nothing was refused before 5 were accepted.
+# Each is its own line below; the figures are in the failure message.
+X="$T-x" Y="$T-bp" G4="mg4-$$" G5="mg5-$$" G6="mg6-$$" G7="mg7-$$"
+mr topics create "$X" --partitions 1 >/dev/null || mrt_fail "topics create $X"
+mr topics create "$Y" --partitions 1 >/dev/null || mrt_fail "topics create $Y"
+: >"$work/more.results"
+MRT_URL=$U MRT_TOKEN=$TOKEN MRT_X=$X MRT_Y=$Y MRT_G4=$G4 MRT_G5=$G5 MRT_G6=$G6 \
+    MRT_G7=$G7 MRT_RESULTS=$work/more.results \
+    timeout 240 python3 - >"$work/more.out" 2>&1 <<'PY'
+import json, os, time, urllib.error, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+
+U, TOKEN = os.environ["MRT_URL"], os.environ["MRT_TOKEN"]
+X, Y = os.environ["MRT_X"], os.environ["MRT_Y"]
+G4, G5, G6, G7 = (os.environ["MRT_G" + c] for c in "4567")
+results = open(os.environ["MRT_RESULTS"], "w", buffering=1)
+# The workload's numbers, and what /metrics must show for them.
+ON_X, HELD, DEADLINE_MS, TRIP_AT, MAX_LAG, BATCH = 8, 5, 5000, 2, 5, 3
+LAG_MARGIN_S = 2.0
+
+def verdict(ok, what):
+    results.write("%s\t%s\n" % ("ok" if ok else "FAIL", what))
+
+def call_any(method, path, body=None):
+    """(status, JSON answer), errors included."""
+    req = urllib.request.Request(U + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": "Bearer " + TOKEN})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+def call(method, path, body=None):
+    code, r = call_any(method, path, body)
+    assert code == 200, (method, path, code, r)
+    return r
+
+def scrape():
+    req = urllib.request.Request(U + "/metrics", headers={"Authorization": "Bearer " + TOKEN})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+
+def value(fams, family, sample=None, **labels):
+    """The sample's value (the family's name, or _total for a counter)."""
+    if sample is None:
+        counter = family in fams and fams[family].type == "counter"
+        sample = family + "_total" if counter else family
+    for s in fams[family].samples if family in fams else []:
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    return None
+
+def until(pred, secs=30):
+    """Scrapes until pred(scrape) holds or secs pass; the last scrape."""
+    deadline = time.time() + secs
+    while True:
+        f = scrape()
+        if pred(f) or time.time() > deadline:
+            return f
+        time.sleep(0.2)
+
+def session(group, topic, **kw):
+    body = {"group": group, "topics": [topic], "mode": "unordered"}
+    body.update(kw)
+    return call("POST", "/v1/sessions", body)["session"]
+
+def fetch(s, n, secs=60):
+    got, deadline = [], time.time() + secs
+    while len(got) < n and time.time() < deadline:
+        got += call("POST", "/v1/sessions/%s/fetch" % s,
+                    {"max_messages": n - len(got), "wait_ms": 1000})["messages"]
+    return got
+
+def settle(s, how, msgs, **kw):
+    body = {"handles": [m["handle"] for m in msgs]}
+    body.update(kw)
+    return call("POST", "/v1/sessions/%s/%s" % (s, how), body)["settled"]
+
+def buffered(f, group, topic):
+    return value(f, "mailroom_consumer_buffered_messages", group=group, topic=topic,
+                 partition="0")
+
+msgs = [{"key": "x%d" % i, "value": "x%d" % i, "id": "%s-%d" % (X, i)} for i in range(ON_X)]
+r = call("POST", "/v1/topics/%s/messages" % X, {"messages": msgs})
+assert r["published"] == ON_X, r
+# The four groups join at once (each first join waits ~3 s).
+s4 = session(G4, X)
+s5 = session(G5, X, ack_deadline_ms=DEADLINE_MS,
+             retry={"max_attempts": 5, "backoff_initial_ms": 0})
+s6 = session(G6, Y)
+s7 = session(G7, X, retry={"max_attempts": 0, "backoff_initial_ms": 0},
+             dead_letter={"breaker_max": TRIP_AT, "breaker_period_ms": 600000,
+                          "breaker_cooldown_ms": 600000})
+
+# G5 takes all of X in one fetch once its mailbox has them (its deadline
+# runs from there), and acks none.
+f = until(lambda f: buffered(f, G5, X) == ON_X, 60)
+assert buffered(f, G5, X) == ON_X, ("G5 buffered", buffered(f, G5, X))
+got5 = fetch(s5, ON_X)
+assert len(got5) == ON_X and all(m["attempt"] == 1 for m in got5), got5
+oldest_ms = min(m["timestamp_ms"] for m in got5)
+
+# G4 holds HELD of X's records: in flight, and in the mailbox with the rest.
+until(lambda f: buffered(f, G4, X) == ON_X, 60)
+got4 = fetch(s4, HELD)
+assert len(got4) == HELD, got4
+want = (HELD, ON_X)
+f = until(lambda f: (value(f, "mailroom_consumer_inflight_messages", group=G4),
+                     buffered(f, G4, X)) == want, 10)
+v = (value(f, "mailroom_consumer_inflight_messages", group=G4), buffered(f, G4, X))
+verdict(v == want, "%s holds %d of %d fetched: inflight, buffered %s (want %s)"
+        % (G4, HELD, ON_X, v, want))
+assert settle(s4, "ack", got4) == HELD
+want = (0, ON_X - HELD, HELD)
+f = until(lambda f: (value(f, "mailroom_consumer_inflight_messages", group=G4),
+                     buffered(f, G4, X),
+                     value(f, "mailroom_consumer_acks", group=G4)) == want, 10)
+v = (value(f, "mailroom_consumer_inflight_messages", group=G4), buffered(f, G4, X),
+     value(f, "mailroom_consumer_acks", group=G4))
+verdict(v == want, "%s acked its %d: inflight, buffered, acks %s (want %s)"
+        % (G4, HELD, v, want))
+
+# G7 nacks TRIP_AT records: its breaker trips, once.
+got7 = fetch(s7, TRIP_AT)
+assert len(got7) == TRIP_AT, got7
+assert settle(s7, "nack", got7, reason="trip") == TRIP_AT
+fams = ("mailroom_breaker_trips", "mailroom_breaker_state", "mailroom_consumer_nacks",
+        "mailroom_consumer_failed_attempts")
+want = (1, 2, TRIP_AT, TRIP_AT)
+f = until(lambda f: tuple(value(f, n, group=G7) for n in fams) == want, 10)
+v = tuple(value(f, n, group=G7) for n in fams)
+verdict(v == want, "%s nacked %d (breaker_max %d): trips, state, nacks, failed %s (want %s)"
+        % (G7, TRIP_AT, TRIP_AT, v, want))
+
+# Backpressure: a bound on Y naming G6, which never consumes.
+bound = {"max_lag": MAX_LAG, "resume_lag": 2, "policy": "reject", "groups": [G6]}
+deadline = time.time() + 30
+while True:  # until the lag monitor knows G6 serves Y
+    code, r = call_any("PUT", "/v1/bounds/%s" % Y, bound)
+    if code == 200 or time.time() > deadline:
+        break
+    time.sleep(0.3)
+assert code == 200, ("bounds.set", code, r)
+ok = refused = other = n = 0
+deadline = time.time() + 60
+while refused < 2 * BATCH and time.time() < deadline:
+    batch = [{"key": "b", "value": "b%d" % (n + i), "id": "%s-%d" % (Y, n + i)}
+             for i in range(BATCH)]
+    n += BATCH
+    code, r = call_any("POST", "/v1/topics/%s/messages" % Y, {"messages": batch})
+    for a in r["acks"]:
+        if "offset" in a:
+            ok += 1
+        elif a.get("error") == "MR_EBUSY":
+            refused += 1
+        else:
+            other += 1
+    time.sleep(0.05)
+assert refused >= 2 * BATCH and other == 0, (ok, refused, other)
+P = "mailroom_publish_messages"
+figures = lambda f: (value(f, "mailroom_backpressure_refused_messages"),
+                     value(f, P, P + "_total", topic=Y, result="refused"),
+                     value(f, P, P + "_total", topic=Y, result="ok"),
+                     value(f, "mailroom_backpressure_held_messages"),
+                     value(f, "mailroom_backpressure_throttled_partitions"))
+want = (refused, refused, ok, 0, 1)
+f = until(lambda f: figures(f) == want, 10)
+verdict(figures(f) == want and ok >= MAX_LAG,
+        "bound max_lag %d on %s: %d accepted, %d refused (MR_EBUSY) in batches of %d: "
+        "refused, publish refused, publish ok, held, throttled partitions %s (want %s)"
+        % (MAX_LAG, Y, ok, refused, BATCH, figures(f), want))
+call("DELETE", "/v1/bounds/%s" % Y)
+
+# G5's deadline passes: its ON_X come back, each expired once.
+lagging = lambda f: (value(f, "mailroom_consumer_expiries", group=G5),
+                     value(f, "mailroom_consumer_lag_seconds", group=G5, topic=X,
+                           partition="0"),
+                     value(f, "mailroom_consumer_lag_messages", group=G5, topic=X,
+                           partition="0"))
+f = until(lambda f: lagging(f)[0] == ON_X and (lagging(f)[1] or 0) > 0
+          and lagging(f)[2] == ON_X, 60)
+age = time.time() - oldest_ms / 1000.0
+v = lagging(f)
+verdict(v[0] == ON_X, "%s held %d past its %d ms deadline: expiries %s (want %d)"
+        % (G5, ON_X, DEADLINE_MS, v[0], ON_X))
+verdict(v[1] is not None and 0 < v[1] <= age + LAG_MARGIN_S and v[2] == ON_X,
+        "%s lags on %s: lag_seconds %s (want > 0 and <= %.3f, the oldest record's age"
+        " plus %.0f s), lag_messages %s (want %d)"
+        % (G5, X, v[1], age + LAG_MARGIN_S, LAG_MARGIN_S, v[2], ON_X))
+again = fetch(s5, ON_X)
+assert len(again) == ON_X and all(m["attempt"] == 2 for m in again), again
+assert settle(s5, "ack", again) == ON_X
+fams = ("mailroom_consumer_deliveries", "mailroom_consumer_redeliveries",
+        "mailroom_consumer_failed_attempts", "mailroom_consumer_expiries",
+        "mailroom_consumer_acks", "mailroom_consumer_inflight_messages")
+want = (2 * ON_X, ON_X, ON_X, ON_X, ON_X, 0)
+f = until(lambda f: tuple(value(f, n, group=G5) for n in fams) == want, 10)
+v = tuple(value(f, n, group=G5) for n in fams)
+verdict(v == want, "%s fetched the %d again (attempt 2) and acked them: deliveries, "
+        "redeliveries, failed, expiries, acks, inflight %s (want %s)" % (G5, ON_X, v, want))
+print("done")
+PY
+rc=$?
+while IFS=$'\t' read -r how what; do
+    if [[ $how == ok ]]; then mrt_pass "/metrics: $what"; else mrt_fail "/metrics: $what"; fi
+done <"$work/more.results"
+[[ $rc -eq 0 && $(wc -l <"$work/more.results") -eq 7 ]] ||
+    mrt_fail "/metrics, in flight to time lag (exit $rc): $(tail -8 "$work/more.out")"
+# ---- end of in flight, expiries, the breaker, backpressure, time lag -------
+
 mrt_stop_daemon
 if python3 - "$log" "$G" <<'PY'
 import json, sys
@@ -321,10 +566,14 @@ assert all({"ts", "level", "component"} <= o.keys() for o in objs), \
     [o for o in objs if not {"ts", "level", "component"} <= o.keys()][:3]
 assert any(o.get("group") == sys.argv[2] for o in objs), "no line with the group"
 assert any(o.get("msg") == "stopped" for o in objs), "no stopped line"
+q = [o for o in objs if o.get("msg") == "quarantined"]
+assert q and all(o.get("id") and o.get("group") for o in q), ("quarantine lines", q[:3])
 PY
 then
-    mrt_pass "the log: $(wc -l <"$log") JSON lines with ts, level, component, group"
+    mrt_pass "the log: $(wc -l <"$log") JSON lines with ts, level, component, group;" \
+        "a quarantine's line names its group and the message's id"
 else
-    mrt_fail "the log is not JSON lines with ts, level, component and group"
+    mrt_fail "the log is not JSON lines with ts, level, component and group," \
+        "or a quarantine's line lacks the group or the message's id"
 fi
 mrt_finish 40 "$log"
