@@ -91,3 +91,4 @@ export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp:halt_on_error=1:second_de
 	-L '^unit$' -LE '^fuzz$' -E '^(engine_sim_test|order_sim_test)$')
 (cd build-tsan && ctest --output-on-failure --no-tests=error \
 	-R '^(publish_api|consume_api|order_api|coalesce_api|mirror|mirror_durable|router|http|http_metrics)_embedded$')
+echo "== passed; artifacts: $PWD/build-ci/artifacts (the console's screenshots) ==" >&2
