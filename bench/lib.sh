@@ -30,6 +30,13 @@ bench_build() {
         cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
             -DMR_TESTS=OFF -DMR_BENCH=ON >&2
     fi
+    # An A/B's other daemon must not live in BUILD: it is rebuilt here,
+    # from the tree as it is now.
+    if [[ -n ${MAILROOMD:-} && $(realpath -m "$MAILROOMD") == \
+          "$(realpath -m "$BUILD")"/* ]]; then
+        log "warning: MAILROOMD=$MAILROOMD is in $BUILD, which is" \
+            "rebuilt now: for an A/B, copy it out of $BUILD first"
+    fi
     log "building mailroomd, mailroom and $BENCH_NAME in $BUILD"
     cmake --build "$BUILD" -j"$(nproc)" \
         --target mailroomd mailroom-cli "$BENCH_NAME" >&2
