@@ -44,14 +44,15 @@ consume__tally(struct mri_consume *r, const char *group)
 }
 
 /* \p s leaves the registry's list: its counts go to its group's tally
- * (with the lock held, so that a reader sees them in one place or the
- * other). */
+ * (with the lock held), inside an odd count of r->retired, so that a
+ * reader of both (mri_consume_retired) can tell it read in between. */
 static void
-consume__retire(struct consume_sub *s)
+consume__retire(struct mri_consume *r, struct consume_sub *s)
 {
 	struct mri_group_stats gs;
 	struct mri_dlq_stats   ds;
 
+	atomic_fetch_add(&r->retired, 1);
 	mri_group_stats(s->g, &gs, NULL, 0);
 	mri_dlq_stats(s->sup, &ds);
 	atomic_fetch_add(&s->tally->failed, gs.failed);
@@ -59,6 +60,7 @@ consume__retire(struct consume_sub *s)
 	atomic_fetch_add(&s->tally->quarantined, ds.quarantined);
 	atomic_fetch_add(&s->tally->dlq_errors, ds.dlq_errors);
 	atomic_fetch_add(&s->tally->trips, ds.trips);
+	atomic_fetch_add(&r->retired, 1);
 }
 
 static void
@@ -151,7 +153,7 @@ consume__reaper(void *arg)
 			     (r->c.idle_close_ms > 0 &&
 			      now - s->idle_since >= r->c.idle_close_ms))) {
 				*pp = s->next;
-				consume__retire(s);
+				consume__retire(r, s);
 				mri_notice("component=consumer group=%s "
 					   "msg=\"%s: leaving the group\"",
 					   s->key,

@@ -166,6 +166,11 @@ struct mri_consume_tally_view {
 /**
  * @brief Call \p fn(arg, t) for each group seen (strings borrowed for the
  *        call; no lock held). @returns how many groups by name.
+ *
+ * A subscription that leaves moves its counts from its stats to its
+ * tally: a reader of both (/metrics) reads mri_consume_retired before and
+ * after, and reads again when it was odd or changed (else it could count
+ * them twice, or not at all, and a counter would go down).
  */
 size_t mri_consume_each_tally(
     struct mri_consume *r,
@@ -178,6 +183,10 @@ size_t mri_consume_each_tally(
  */
 size_t mri_consume_sub_stats(struct mri_consume *r,
 			     struct mri_consume_sub_stats *out, size_t max);
+
+/** @returns the count of subscriptions' counts moved to their tallies,
+ *           times two, plus one while one moves. */
+uint64_t mri_consume_retired(struct mri_consume *r);
 
 /**
  * @brief Call \p fn(arg, group, part) for each partition each

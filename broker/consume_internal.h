@@ -101,6 +101,9 @@ struct mri_consume {
 	pthread_cond_t          cv;
 	struct consume_tally   *tallies; /* CONSUME__TALLY_MAX + 1 */
 	size_t                  ntallies; /* lock */
+	// A sequence count: odd while a leaving subscription's counts move
+	// to its group's tally (mri_consume_retired).
+	atomic_uint_fast64_t    retired;
 };
 
 /* The names of enum mri_order's modes. */

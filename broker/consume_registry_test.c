@@ -363,6 +363,9 @@ START_TEST(test_exclusive)
 	ck_assert_uint_eq(sessions, 0);
 	ck_assert_msg(subs == 1, "%zu subscriptions without a session, want "
 		      "the shared one alone (idle_close_ms is long)", subs);
+	// The two that left moved their counts to the group's tally, each
+	// inside an odd count (what /metrics reads around its two reads).
+	ck_assert_uint_eq(mri_consume_retired(rt_reg), 4);
 	mri_consume_free(rt_reg);
 	nng_close(pull);
 	mri_embedded_stop(e);

@@ -111,6 +111,12 @@ mri_consume_sub_stats(struct mri_consume *r, struct mri_consume_sub_stats *out,
 	return n;
 }
 
+uint64_t
+mri_consume_retired(struct mri_consume *r)
+{
+	return atomic_load(&r->retired);
+}
+
 size_t
 mri_consume_each_part(struct mri_consume *r,
 		      void (*fn)(void *arg, const char *group,

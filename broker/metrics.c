@@ -427,10 +427,24 @@ metrics__consume(struct mri_consume *r, struct mri_wbuf *b)
 {
 	struct metrics__tallies       ts = {0};
 	size_t                        n  = 0;
-	struct mri_consume_sub_stats *v  = metrics__groups(r, &n);
+	struct mri_consume_sub_stats *v  = NULL;
 	char                          esc[2 * MRI_SUBSCRIBE_GROUP_MAX + 3];
 
-	mri_consume_each_tally(r, metrics__tally_add, &ts);
+	// The live subscriptions' stats and the groups' tallies, read with
+	// no subscription leaving in between (a few tries; rare).
+	for (int tries = 0; tries < 8; tries++) {
+		uint64_t seq = mri_consume_retired(r);
+
+		free(v);
+		free(ts.v);
+		free(ts.names);
+		ts = (struct metrics__tallies){0};
+		n  = 0;
+		v  = metrics__groups(r, &n);
+		mri_consume_each_tally(r, metrics__tally_add, &ts);
+		if (seq % 2 == 0 && mri_consume_retired(r) == seq)
+			break;
+	}
 	for (size_t i = 0; i < ts.n; i++)
 		ts.v[i].group = ts.names + i * (MRI_SUBSCRIBE_GROUP_MAX + 1);
 	for (int c = 0; c < MC_N; c++) {
