@@ -278,7 +278,7 @@ mri_dedupe_fail(struct mri_dedupe *d, struct mri_dedupe_entry *e)
 void
 mri_dedupe_expire(struct mri_dedupe *d, uint64_t now_ms)
 {
-	struct mri_dedupe_entry *e;
+	struct mri_dedupe_entry *e, *n;
 
 	while ((e = d->fhead) != NULL) {
 		int old  = dedupe__age(e, now_ms) > d->window_ms;
@@ -288,6 +288,16 @@ mri_dedupe_expire(struct mri_dedupe *d, uint64_t now_ms)
 			break;
 		if (!old)
 			d->evicted_early++;
+		// Entries and slots expired in turn were last touched long
+		// ago: each is a cache miss. The next entry's slot and the
+		// one after it are fetched while this one goes (the next
+		// entry itself was, a turn ago).
+		if ((n = e->fnext) != NULL) {
+			if (n->fnext != NULL)
+				__builtin_prefetch(n->fnext, 1);
+			__builtin_prefetch(
+			    &d->slots[n->hash & (d->nslots - 1)], 1);
+		}
 		dedupe__unlink_fifo(d, e);
 		dedupe__unlink_hash(d, e);
 		free(e);
