@@ -198,6 +198,7 @@ void
 group__complete(struct mri_group *g, struct group_waiter *done)
 {
 	struct group_waiter *w;
+	int                  rc;
 
 	while ((w = done) != NULL) {
 		done = w->next;
@@ -205,11 +206,12 @@ group__complete(struct mri_group *g, struct group_waiter *done)
 		// Behind: the batch goes now, its record with the next write
 		// (a settle's, as a rule) in one request.
 		if (w->nruns > 0 &&
-		    mri_journal_write_behind(g->j, w->runs, w->nruns) != MR_OK)
-			mri_warn("component=consumer group=%s msg=\"out of "
-				 "memory for a dispatch record: its attempts "
-				 "count here, not after a restart\"",
-				 g->name);
+		    (rc = mri_journal_write_behind(g->j, w->runs, w->nruns)) !=
+			MR_OK)
+			mri_warn("component=consumer group=%s error=%s "
+				 "msg=\"a dispatch record was not made: its "
+				 "attempts count here, not after a restart\"",
+				 g->name, mr_err_name(rc));
 		group__waiter_end(w);
 	}
 }
