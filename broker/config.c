@@ -86,12 +86,18 @@ static const struct config__entry config__table[] = {
      "10000", 16, 10000000, false,
      "records buffered and not yet acked per partition; fetching the "
      "partition pauses above"},
-    {"consumer.memory_mb", CFG_INT, CFG_OFF(consumer_memory_mb), "64", 1,
+    {"consumer.memory_mb", CFG_INT, CFG_OFF(consumer_memory_mb), "32", 1,
      65536, false,
-     "the records one subscription holds at most, in MiB: a quarter for "
-     "mailroomd's buffers (shared by the partitions it holds), three "
-     "quarters for librdkafka's prefetch (shared by its topics' "
-     "partitions)"},
+     "what one subscription holds at most, in MiB: a quarter for "
+     "mailroomd's buffers (shared by the partitions it holds), half for "
+     "librdkafka's prefetch (shared by its topics' partitions), a quarter "
+     "for its group's acked ids (unless consumer.dedupe_max_entries is "
+     "set)"},
+    {"consumer.fetch_wait_ms", CFG_INT, CFG_OFF(consumer_fetch_wait_ms),
+     "100", 1, 10000, false,
+     "how long a fetch waits at most for records of partitions that have "
+     "none (librdkafka's fetch.wait.max.ms): one fetch at a time goes to "
+     "a broker, so a long wait holds back the refill of the others"},
     {"consumer.revoke_wait_ms", CFG_INT, CFG_OFF(consumer_revoke_wait_ms),
      "5000", 0, 600000, false,
      "on a rebalance, how long acks in flight may take before the commit"},
@@ -112,8 +118,9 @@ static const struct config__entry config__table[] = {
      "how long a group remembers acked ids and attempts (its journal's "
      "retention)"},
     {"consumer.dedupe_max_entries", CFG_INT,
-     CFG_OFF(consumer_dedupe_max_entries), "500000", 1000, 100000000, false,
-     "acked ids (and attempt counts) a group keeps in memory at most"},
+     CFG_OFF(consumer_dedupe_max_entries), "0", 0, 100000000, false,
+     "acked ids (and attempt counts) a group keeps in memory at most; 0: "
+     "what a quarter of consumer.memory_mb pays for (56 bytes an id)"},
     {"consumer.retry.max_attempts", CFG_INT,
      CFG_OFF(consumer_retry_max_attempts), "5", 0,
      MRI_SUBSCRIBE_ATTEMPTS_MAX, false,

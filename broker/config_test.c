@@ -113,6 +113,10 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(c.ce_type, "mailroom.message");
 	ck_assert(!c.fault_injection);
 	ck_assert_int_eq(c.lag_interval_ms, 1000);
+	// One budget bounds a subscription, acked ids included (issue #13).
+	ck_assert_int_eq(c.consumer_memory_mb, 32);
+	ck_assert_int_eq(c.consumer_dedupe_max_entries, 0);
+	ck_assert_int_eq(c.consumer_fetch_wait_ms, 100);
 	ck_assert_int_eq(c.consumer_retry_max_attempts, 5);
 	ck_assert_int_eq(c.consumer_retry_backoff_initial_ms, 1000);
 	ck_assert_int_eq(c.consumer_retry_backoff_max_ms, 60000);

@@ -148,6 +148,7 @@ consume__parse(const struct mri_consume_conf *c, const uint8_t *body,
 	gc->credit             = s.credit != 0 ? s.credit : c->credit;
 	gc->max_buffered       = c->max_buffered;
 	gc->memory_bytes       = c->memory_bytes;
+	gc->fetch_wait_ms      = c->fetch_wait_ms;
 	gc->revoke_wait_ms     = c->revoke_wait_ms;
 	gc->session_timeout_ms = c->session_timeout_ms;
 	gc->journal            = c->journal && !s.no_journal;

@@ -27,6 +27,7 @@
 #include "mailroom/error.h"
 
 #define GROUP__POLL_MS 5
+#define GROUP__ACKED_IDS 500000 /* without a memory budget */
 #define GROUP__BATCH 1000
 #define GROUP__COMMIT_MS 500
 #define GROUP__LEAVE_POLL_MS 10
@@ -270,15 +271,16 @@ group__read(struct mri_group *g)
 	rd_kafka_message_t *ms[GROUP__BATCH];
 	size_t              got = 0, used = 0, bound = SIZE_MAX;
 
-	// The buffers' quarter of the memory budget, shared by the partitions
-	// held now. A partition reads what fits in its share, judged by the
-	// size of its last record, and nothing while it is over until acks
-	// bring it back under; an empty one reads at least one record (a
-	// share smaller than a record must not stop it for good).
+	// The buffers' quarter of the memory budget (mri_group_budget),
+	// shared by the partitions held now. A partition reads what fits in
+	// its share, judged by the size of its last record, and nothing while
+	// it is over until acks bring it back under; an empty one reads at
+	// least one record (a share smaller than a record must not stop it
+	// for good).
 	for (size_t i = 0; i < g->nparts; i++)
 		used += g->parts[i].used;
-	if (g->c.memory_bytes > 0 && used > 0)
-		bound = g->c.memory_bytes / 4 / used;
+	if (g->buffers_bytes > 0 && used > 0)
+		bound = g->buffers_bytes / used;
 	for (size_t i = 0; i < g->nparts; i++) {
 		struct group_part *p = &g->parts[i];
 		ssize_t            n;
@@ -369,37 +371,61 @@ group__thread(void *arg)
 
 /* ---- life ------------------------------------------------------------ */
 
-/* librdkafka's prefetch: three quarters of the memory budget, shared by
- * the partitions of the group's topics (less, and librdkafka 2.0.2's
- * fetcher runs dry: group_wake.c). With a queue per partition, librdkafka
- * 2.0.2 fetches a partition while its queue holds fewer than
- * queued.min.messages records and fewer than queued.max.messages.kbytes,
- * and a fetch adds up to max.partition.fetch.bytes: the kbytes alone do
- * not bound small records (each costs its message and op besides its
- * bytes), so the count is bounded too. */
+/* How long a fetch may wait: librdkafka 2.0.2 sends one fetch at a time
+ * to a broker, and while Kafka holds it for partitions at their end (up
+ * to fetch.wait.max.ms, 500 ms by default), the queues of the others run
+ * dry and are not refilled (bench/run_consume.sh, unordered, 40 MiB:
+ * 272 k msgs/s at 500 ms, 570-630 k at 20-100).
+ *
+ * librdkafka's prefetch is half the memory budget, shared by the
+ * partitions of the group's topics (less, and librdkafka 2.0.2's fetcher
+ * runs dry: group_wake.c). With a queue per partition, librdkafka 2.0.2
+ * fetches a partition while its queue holds fewer than queued.min.messages
+ * records and fewer than queued.max.messages.kbytes, and a fetch adds up
+ * to max.partition.fetch.bytes: the kbytes alone do not bound small
+ * records (each costs its message and op besides its bytes), so the count
+ * is bounded too. The journal's acked ids were outside the budget (500 000
+ * of them, up to 28 MB), and kept a slow consumer's mailroomd growing past
+ * it: they take a quarter now. */
+void
+mri_group_budget(size_t memory_bytes, uint32_t partitions,
+		 struct mri_group_budget *b)
+{
+	size_t share = memory_bytes / 2 / (partitions > 0 ? partitions : 4);
+
+	b->buffers       = memory_bytes / 4;
+	b->prefetch_kb   = group__clamp(share >> 10, 64, 1 << 20);
+	b->prefetch_msgs = (uint32_t)group__clamp(
+	    share / (GROUP__REC_OVERHEAD + 128), 100, 100000);
+	b->fetch_bytes = group__clamp(share / 2, 64 << 10, 1 << 20);
+	b->acked_ids   = group__clamp(memory_bytes / 4 / MRI_GROUP_ID_BYTES,
+				      1000, 100000000);
+}
+
 static int
 group__prefetch(rd_kafka_conf_t *conf, const struct mri_group_conf *c,
 		uint32_t *msgs, size_t *kb, char *errstr, size_t errstr_size)
 {
-	uint32_t parts = c->partitions_hint > 0 ? c->partitions_hint : 4;
-	size_t   share = c->memory_bytes / 4 * 3 / parts;
+	struct mri_group_budget b;
 
 	*msgs = 0;
 	*kb   = 0;
+	if (c->fetch_wait_ms > 0 &&
+	    mri_kafka_set_int(conf, "fetch.wait.max.ms",
+			      (long long)c->fetch_wait_ms, errstr, errstr_size))
+		return MR_ECONFIG;
 	if (c->memory_bytes == 0)
 		return mri_kafka_set(conf, "queued.max.messages.kbytes", "8192",
 				     errstr, errstr_size);
-	*kb   = group__clamp(share >> 10, 64, 1 << 20);
-	*msgs = (uint32_t)group__clamp(share / (GROUP__REC_OVERHEAD + 128), 100,
-				       100000);
+	mri_group_budget(c->memory_bytes, c->partitions_hint, &b);
+	*kb   = b.prefetch_kb;
+	*msgs = b.prefetch_msgs;
 	if (mri_kafka_set_int(conf, "queued.max.messages.kbytes",
 			      (long long)*kb, errstr, errstr_size) ||
 	    mri_kafka_set_int(conf, "queued.min.messages", (long long)*msgs,
 			      errstr, errstr_size) ||
 	    mri_kafka_set_int(conf, "max.partition.fetch.bytes",
-			      (long long)group__clamp(share / 2, 64 << 10,
-						      1 << 20),
-			      errstr, errstr_size))
+			      (long long)b.fetch_bytes, errstr, errstr_size))
 		return MR_ECONFIG;
 	return MR_OK;
 }
@@ -426,8 +452,16 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 		struct mri_journal_conf jc = {c->group, c->dedupe_window_ms,
 					      c->dedupe_max_entries,
 					      c->create_journal};
+		struct mri_group_budget b;
 		int                     rc;
 
+		if (jc.max_entries == 0 && c->memory_bytes > 0) {
+			mri_group_budget(c->memory_bytes, c->partitions_hint,
+					 &b);
+			jc.max_entries = b.acked_ids;
+		} else if (jc.max_entries == 0) {
+			jc.max_entries = GROUP__ACKED_IDS;
+		}
 		// From the template as it came: none of the group's settings.
 		if ((rc = mri_journal_new(&j, conf, &jc,
 					  GROUP__JOURNAL_WAIT_MS, errstr,
@@ -471,6 +505,12 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	g->prefetch_msgs  = pf_msgs;
 	g->prefetch_bytes = pf_kb << 10;
 	g->c              = *c;
+	if (c->memory_bytes > 0) {
+		struct mri_group_budget b;
+
+		mri_group_budget(c->memory_bytes, c->partitions_hint, &b);
+		g->buffers_bytes = b.buffers;
+	}
 	g->c.group  = g->name;
 	g->c.topics = NULL;
 	if (hooks != NULL)

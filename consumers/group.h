@@ -149,17 +149,21 @@ struct mri_group_conf {
 	struct mri_retry   retry;           /* backoff, attempts limit */
 	bool               journal;         /* journal.h: dedupe, attempts */
 	uint64_t           dedupe_window_ms;
+	/** Acked ids the journal keeps at most; 0: what the memory budget
+	 *  pays for (mri_group_budget), 500 000 without a budget. */
 	size_t             dedupe_max_entries;
 	bool               create_journal; /* false: Kafka auto-creates it */
 	bool               start_latest; /* no committed offset: the end */
-	/** The records the group holds at most, in bytes (0: no bound but
-	 *  max_buffered and librdkafka's defaults): a quarter for its
-	 *  buffers, shared by the partitions it holds at the time, three
-	 *  quarters for librdkafka's prefetch, shared by partitions_hint
-	 *  partitions (the prefetch's bounds are fixed when the group is
-	 *  made). */
+	/** What the group holds at most, in bytes (0: no bound but
+	 *  max_buffered and librdkafka's defaults), split as
+	 *  mri_group_budget says (the prefetch's bounds and the acked ids
+	 *  are fixed when the group is made). */
 	size_t             memory_bytes;
 	uint32_t           partitions_hint; /* its topics' partitions; 0: 4 */
+	/** librdkafka's fetch.wait.max.ms; 0: its default (500). One fetch
+	 *  at a time goes to a broker: while it waits on partitions that
+	 *  are at their end, the others' queues are not refilled. */
+	uint32_t           fetch_wait_ms;
 	/** What a record costs against a fetch's max_size (its handle and
 	 *  attempt not yet set): mailroomd's is its FETCH_REPLY size. Called
 	 *  once per record on the group's thread; NULL: the bytes of its
@@ -170,6 +174,29 @@ struct mri_group_conf {
 	 *  here (borrowed: it outlives the group; NULL: not measured). */
 	struct mri_hist *ack_latency;
 };
+
+/** What one group's memory budget pays for. */
+struct mri_group_budget {
+	/** mailroomd's buffers: a quarter, shared by the partitions the
+	 *  group holds at the time. */
+	size_t   buffers;
+	/** librdkafka's prefetch: half, shared by partitions_hint partitions
+	 *  (queued.max.messages.kbytes, queued.min.messages and
+	 *  max.partition.fetch.bytes for each). */
+	size_t   prefetch_kb;
+	uint32_t prefetch_msgs;
+	size_t   fetch_bytes;
+	/** The journal's acked ids: a quarter, at MRI_GROUP_ID_BYTES each. */
+	size_t   acked_ids;
+};
+
+/* What an acked id costs in the journal's store, at most: its ring entry
+ * (24 bytes) and its index's slots (16 to 32). */
+#define MRI_GROUP_ID_BYTES 56
+
+/** @brief Split \p memory_bytes (> 0) over \p partitions (0: 4). */
+void mri_group_budget(size_t memory_bytes, uint32_t partitions,
+		      struct mri_group_budget *b);
 
 /** @brief A fetch: up to max_msgs records whose sizes add up to less
  *         than max_size before the last (so at least one when max_size >
@@ -263,6 +290,7 @@ struct mri_group_stats {
 	uint64_t acked;  /* acked, ever (quarantined included) */
 	uint64_t failed; /* failed attempts, ever */
 	uint64_t expired; /* of them, ack deadlines that passed */
+	size_t   acked_ids_max; /* the journal's bound; 0: no journal */
 };
 
 /**

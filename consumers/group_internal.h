@@ -129,6 +129,7 @@ struct mri_group {
 	// 0: librdkafka's defaults.
 	uint32_t               prefetch_msgs;
 	size_t                 prefetch_bytes;
+	size_t                 buffers_bytes; /* the budget's; 0: none */
 	struct group_waker    *waker; /* group_wake.c; NULL: none */
 };
 

@@ -542,6 +542,7 @@ mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
 	out->dropped = (size_t)atomic_load(&g->dropped);
 	out->stray   = atomic_load(&g->stray);
 	out->joined  = atomic_load(&g->joined);
+	out->acked_ids_max = g->j != NULL ? mri_journal_max_entries(g->j) : 0;
 	// librdkafka's cached high watermarks, outside the group's lock:
 	// this takes librdkafka's own locks and never waits on Kafka.
 	for (size_t i = 0; i < n && i < max; i++) {

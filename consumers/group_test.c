@@ -19,6 +19,7 @@
 
 #include "bridge/embedded.h"
 #include "consumers/group.h"
+#include "consumers/group_internal.h"
 #include "core/hist.h"
 #include "mailroom/error.h"
 
@@ -533,16 +534,13 @@ gt_mem_bounded(struct mri_group *g, void *arg)
 		      ps[0].buffered, most);
 }
 
-/* A cluster with \p topic (one partition) holding \p n records of \p size
- * bytes, and a group named as the topic reading it with a budget of
- * 800 KiB. */
-static struct mri_group *
-gt_budget_group(struct mri_embedded **e, const char *topic, int n,
-		size_t size, const struct mri_group_hooks *hooks)
+/* An unordered group named as its one topic (*topics, one partition),
+ * with a budget of \p memory bytes. */
+static struct mri_group_conf
+gt_one_topic(const char *const *topics, size_t memory)
 {
-	const char           *topics[] = {topic};
-	struct mri_group_conf c        = {
-	    .group              = topic,
+	return (struct mri_group_conf){
+	    .group              = topics[0],
 	    .topics             = topics,
 	    .ntopics            = 1,
 	    .order              = MRI_ORDER_UNORDERED,
@@ -551,9 +549,20 @@ gt_budget_group(struct mri_embedded **e, const char *topic, int n,
 	    .max_buffered       = 1000,
 	    .revoke_wait_ms     = 100,
 	    .session_timeout_ms = 6000,
-	    .memory_bytes       = 800 << 10,
+	    .memory_bytes       = memory,
 	    .partitions_hint    = 1,
 	};
+}
+
+/* A cluster with \p topic (one partition) holding \p n records of \p size
+ * bytes, and a group named as the topic reading it with a budget of
+ * 800 KiB. */
+static struct mri_group *
+gt_budget_group(struct mri_embedded **e, const char *topic, int n,
+		size_t size, const struct mri_group_hooks *hooks)
+{
+	const char           *topics[] = {topic};
+	struct mri_group_conf c        = gt_one_topic(topics, 800 << 10);
 	rd_kafka_conf_t      *conf  = rd_kafka_conf_new();
 	char                 *value = malloc(size);
 	char                  err[256];
@@ -725,11 +734,94 @@ START_TEST(test_group_assign_order)
 }
 END_TEST
 
+/* The budget's split: a quarter for the buffers, half for the prefetch
+ * (per partition), a quarter for the acked ids; each bounded. */
+START_TEST(test_group_budget)
+{
+	struct mri_group_budget b;
+
+	mri_group_budget((size_t)64 << 20, 4, &b);
+	ck_assert_uint_eq(b.buffers, (size_t)16 << 20);
+	ck_assert_uint_eq(b.prefetch_kb, 8192); // 32 MiB over 4
+	ck_assert_uint_eq(b.fetch_bytes, 1 << 20);
+	ck_assert_uint_eq(b.prefetch_msgs, 13107);
+	ck_assert_uint_eq(b.acked_ids, ((size_t)16 << 20) / MRI_GROUP_ID_BYTES);
+	// 0 partitions: 4.
+	mri_group_budget((size_t)64 << 20, 0, &b);
+	ck_assert_uint_eq(b.prefetch_kb, 8192);
+	// Small: each part at its floor.
+	mri_group_budget(1 << 20, 256, &b);
+	ck_assert_uint_eq(b.buffers, 1 << 18);
+	ck_assert_uint_eq(b.prefetch_kb, 64);
+	ck_assert_uint_eq(b.prefetch_msgs, 100);
+	ck_assert_uint_eq(b.fetch_bytes, 64 << 10);
+	ck_assert_uint_eq(b.acked_ids, ((size_t)1 << 18) / MRI_GROUP_ID_BYTES);
+	mri_group_budget(1 << 10, 1, &b);
+	ck_assert_uint_eq(b.acked_ids, 1000);
+}
+END_TEST
+
+/* The journal's acked ids come from the budget unless a number is set,
+ * and 500 000 without either; the consumer waits fetch_wait_ms at most
+ * for a fetch. */
+#define GT_TOPIC_IDS "group_test_ids"
+
+static size_t
+gt_acked_ids_max(struct mri_embedded *e, size_t memory, size_t entries,
+		 uint32_t wait, long long *fetch_wait)
+{
+	const char           *topics[] = {GT_TOPIC_IDS};
+	struct mri_group_conf c        = gt_one_topic(topics, memory);
+	rd_kafka_conf_t      *conf = rd_kafka_conf_new();
+	struct mri_group     *g;
+	struct mri_group_stats st;
+	char                  err[256], v[32];
+	size_t                vn = sizeof(v);
+
+	c.journal            = true;
+	c.dedupe_window_ms   = 60000;
+	c.dedupe_max_entries = entries;
+	c.fetch_wait_ms      = wait;
+
+	rd_kafka_conf_set(conf, "bootstrap.servers", mri_embedded_bootstraps(e),
+			  err, sizeof(err));
+	ck_assert_msg(mri_group_new(&g, conf, &c, NULL, err, sizeof(err)) ==
+			      MR_OK,
+		      "%s", err);
+	mri_group_stats(g, &st, NULL, 0);
+	ck_assert_int_eq(rd_kafka_conf_get(rd_kafka_conf(g->rk),
+					   "fetch.wait.max.ms", v, &vn),
+			 RD_KAFKA_CONF_OK);
+	*fetch_wait = atoll(v);
+	mri_group_free(g);
+	return st.acked_ids_max;
+}
+
+START_TEST(test_group_settings)
+{
+	struct mri_embedded *e;
+	char                 err[256];
+	long long            wait;
+
+	ck_assert_int_eq(mri_embedded_start(&e, 1, err, sizeof(err)), MR_OK);
+	ck_assert_int_eq(mri_embedded_topic_create(e, GT_TOPIC_IDS, 1, 1),
+			 MR_OK);
+	ck_assert_uint_eq(gt_acked_ids_max(e, 1 << 20, 0, 40, &wait),
+			  (1 << 20) / 4 / MRI_GROUP_ID_BYTES);
+	ck_assert_int_eq(wait, 40);
+	ck_assert_uint_eq(gt_acked_ids_max(e, 1 << 20, 5000, 0, &wait), 5000);
+	ck_assert_int_eq(wait, 500); // librdkafka's own
+	ck_assert_uint_eq(gt_acked_ids_max(e, 0, 0, 0, &wait), 500000);
+	mri_embedded_stop(e);
+}
+END_TEST
+
 int
 main(void)
 {
 	Suite   *s  = suite_create("group");
 	TCase   *tc = tcase_create("embedded");
+	TCase   *tb = tcase_create("budget");
 	SRunner *r;
 	int      failed;
 
@@ -737,8 +829,11 @@ main(void)
 	tcase_add_test(tc, test_group_joined_empty);
 	tcase_add_test(tc, test_group_memory_bound);
 	tcase_add_test(tc, test_group_assign_order);
+	tcase_add_test(tc, test_group_settings);
 	tcase_set_timeout(tc, 90);
 	suite_add_tcase(s, tc);
+	tcase_add_test(tb, test_group_budget);
+	suite_add_tcase(s, tb);
 	r = srunner_create(s);
 	srunner_run_all(r, CK_ENV);
 	failed = srunner_ntests_failed(r);

@@ -530,6 +530,12 @@ fail:
 	return MR_ECONFIG;
 }
 
+size_t
+mri_journal_max_entries(const struct mri_journal *j)
+{
+	return j->mem.max_entries; // set when made, never changed
+}
+
 void
 mri_journal_free(struct mri_journal *j)
 {

@@ -105,6 +105,10 @@ int mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
  *         failed (MR_EUNAVAIL) on this thread. NULL is a no-op. */
 void mri_journal_free(struct mri_journal *j);
 
+/** @brief The acked ids it keeps in memory at most (its conf's
+ *         max_entries). */
+size_t mri_journal_max_entries(const struct mri_journal *j);
+
 /** @brief Read up to the journal's current end (bounded by timeout_ms).
  *  @returns MR_OK or MR_ETIMEDOUT. */
 int mri_journal_catch_up(struct mri_journal *j, int timeout_ms);
