@@ -20,7 +20,6 @@
 #define BENCH_NAME_W 34 /* the table's first column */
 #define BENCH_KEYS 1000
 #define BENCH_SYNC_MAX 20000 /* messages in the sync case */
-#define BENCH_PIPE_MAX 100000
 /* messages of the pipelined case with the client's coalescing off: one
  * frame per message, about 2,000 msgs/s */
 #define BENCH_PIPE_OFF_MAX 10000
