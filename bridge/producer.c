@@ -12,8 +12,10 @@
 #include "core/kafka.h"
 #include "core/log.h"
 #include "mailroom/error.h"
+#include "topics.h"
 
 #define PRODUCER__BATCH 1024
+#define PRODUCER__TOPICS 4096 /* handles kept; more topics go by name */
 #define PRODUCER__DRAIN_MS 10000
 
 struct mri_producer {
@@ -48,6 +50,7 @@ struct mri_producer {
 	uint64_t               down_ms;
 	char                   down_why[256];
 	uint64_t               probe_ms; /* the next look while down */
+	struct mri_topics      topics;   /* of rk; cleared before it goes */
 };
 
 // While Kafka is unreachable, how often the producer's thread asks it for
@@ -319,21 +322,29 @@ producer__serve(struct mri_producer *p, int timeout_ms, bool all_unconfirmed)
 	rd_kafka_event_destroy(ev);
 }
 
+/* What a record is, after its topic (rd_kafka_producev's arguments). */
+#define PRODUCER__RECORD(m)                                                    \
+	RD_KAFKA_V_PARTITION((m)->has_partition ? (m)->partition               \
+						: RD_KAFKA_PARTITION_UA),      \
+	    RD_KAFKA_V_KEY((m)->has_key ? ((m)->key ? (m)->key : "") : NULL,   \
+			   (m)->has_key ? (m)->key_len : 0),                   \
+	    RD_KAFKA_V_VALUE((void *)((m)->payload ? (m)->payload : ""),       \
+			     (m)->payload_len),                                \
+	    RD_KAFKA_V_HEADERS((m)->hdrs), RD_KAFKA_V_OPAQUE(m)
+
+/* \p rkt: m's topic's handle (bridge/topics.h), or NULL: by name. */
 static int
-producer__produce(struct mri_producer *p, struct mri_pmsg *m)
+producer__produce(struct mri_producer *p, struct mri_pmsg *m,
+		  rd_kafka_topic_t *rkt)
 {
 	rd_kafka_resp_err_t err;
 
-	err = rd_kafka_producev(
-	    p->rk, RD_KAFKA_V_TOPIC(m->topic),
-	    RD_KAFKA_V_PARTITION(m->has_partition ? m->partition
-						  : RD_KAFKA_PARTITION_UA),
-	    RD_KAFKA_V_KEY(m->has_key ? (m->key ? m->key : "") : NULL,
-			   m->has_key ? m->key_len : 0),
-	    RD_KAFKA_V_VALUE((void *)(m->payload ? m->payload : ""),
-			     m->payload_len),
-	    RD_KAFKA_V_HEADERS(m->hdrs), RD_KAFKA_V_OPAQUE(m),
-	    RD_KAFKA_V_END);
+	if (rkt != NULL)
+		err = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(rkt),
+					PRODUCER__RECORD(m), RD_KAFKA_V_END);
+	else
+		err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(m->topic),
+					PRODUCER__RECORD(m), RD_KAFKA_V_END);
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		m->hdrs = NULL;
 	return err;
@@ -409,6 +420,7 @@ producer__recreate(struct mri_producer *p)
 			producer__on_dr(p, ev, true);
 		rd_kafka_event_destroy(ev);
 	}
+	mri_topics_clear(&p->topics);
 	rd_kafka_queue_destroy(p->q);
 	rd_kafka_destroy(p->rk);
 	atomic_fetch_add(&p->recreations, 1);
@@ -438,7 +450,10 @@ producer__recreate(struct mri_producer *p)
 			r.why = "the Kafka producer failed fatally on every "
 				"attempt; the record may or may not have been "
 				"written";
-		} else if ((err = producer__produce(p, m)) == 0) {
+		} else if ((err = producer__produce(
+				    p, m,
+				    mri_topics_get(&p->topics, p->rk,
+						   m->topic))) == 0) {
 			atomic_fetch_add(&p->resent, 1);
 			continue;
 		} else {
@@ -505,10 +520,16 @@ mri_producer_new(struct mri_producer **out, rd_kafka_conf_t *conf,
 	p->cb   = cb;
 	p->arg  = arg;
 	p->tmpl = conf;
+	if (mri_topics_init(&p->topics, PRODUCER__TOPICS) != MR_OK) {
+		free(p);
+		snprintf(errstr, errstr_size, "out of memory");
+		return MR_ENOMEM;
+	}
 	pthread_rwlock_init(&p->lock, NULL);
 	pthread_mutex_init(&p->flock, NULL);
 	pthread_mutex_init(&p->dlock, NULL);
 	if ((rc = producer__make(p, errstr, errstr_size)) != MR_OK) {
+		mri_topics_fini(&p->topics);
 		pthread_mutex_destroy(&p->dlock);
 		pthread_mutex_destroy(&p->flock);
 		pthread_rwlock_destroy(&p->lock);
@@ -518,6 +539,7 @@ mri_producer_new(struct mri_producer **out, rd_kafka_conf_t *conf,
 	if (pthread_create(&p->thread, NULL, producer__thread, p) != 0) {
 		rd_kafka_queue_destroy(p->q);
 		rd_kafka_destroy(p->rk);
+		mri_topics_fini(&p->topics);
 		pthread_mutex_destroy(&p->dlock);
 		pthread_mutex_destroy(&p->flock);
 		pthread_rwlock_destroy(&p->lock);
@@ -533,16 +555,22 @@ size_t
 mri_producer_send(struct mri_producer *p, struct mri_pmsg **msgs, size_t n,
 		  int *rcs, const char **whys)
 {
-	size_t accepted = 0;
+	size_t            accepted = 0;
+	rd_kafka_topic_t *rkt      = NULL;
 
 	pthread_rwlock_rdlock(&p->lock);
 	atomic_fetch_add(&p->unreported, (long)n);
 	for (size_t i = 0; i < n; i++) {
 		int err;
 
+		// A request's records mostly share a topic: one look-up a run.
+		if (i == 0 || (msgs[i]->topic != msgs[i - 1]->topic &&
+			       strcmp(msgs[i]->topic, msgs[i - 1]->topic)))
+			rkt = mri_topics_get(&p->topics, p->rk,
+					     msgs[i]->topic);
 		msgs[i]->resends = 0;
 		msgs[i]->order   = atomic_fetch_add(&p->sent, 1);
-		err              = producer__produce(p, msgs[i]);
+		err              = producer__produce(p, msgs[i], rkt);
 		if (err == 0) {
 			rcs[i] = MR_OK;
 			accepted++;
@@ -610,6 +638,7 @@ mri_producer_free(struct mri_producer *p)
 	}
 	atomic_store(&p->stop, 1);
 	pthread_join(p->thread, NULL);
+	mri_topics_fini(&p->topics);
 	rd_kafka_queue_destroy(p->q);
 	rd_kafka_destroy(p->rk);
 	rd_kafka_conf_destroy(p->tmpl);

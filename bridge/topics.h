@@ -1,0 +1,48 @@
+/*
+ * The producer's topic handles (bridge/producer.c), one per topic name.
+ *
+ * librdkafka 2.0.2 asks Kafka for a topic's partitions when the
+ * application makes its handle (rd_kafka_topic_new), but not when a
+ * record names a topic it has not seen (rd_kafka_producev with
+ * RD_KAFKA_V_TOPIC): then its main thread notices the unknown topic on its
+ * next one-second scan, and the first publish to each topic waited ~0.9 s.
+ * A handle kept here also spares librdkafka its look-up by name for every
+ * record.
+ */
+#ifndef MAILROOM_BRIDGE_TOPICS_H
+#define MAILROOM_BRIDGE_TOPICS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+struct mri_topics {
+	pthread_mutex_t    lock;
+	struct topics_slot *slots; /* open addressing, cap slots */
+	size_t             cap, n, max; /* max <= cap / 2 */
+};
+
+/** @brief An empty cache of up to \p max handles (each a name and a
+ *         librdkafka topic). @returns MR_OK or MR_ENOMEM. */
+int mri_topics_init(struct mri_topics *t, size_t max);
+
+/**
+ * @brief The handle of \p topic on \p rk, made (and its partitions asked
+ *        for) the first time. Any thread.
+ * @returns a handle owned by the cache, valid until mri_topics_clear; NULL
+ *          when the cache is full or the handle cannot be made (the
+ *          record then names its topic, and librdkafka was asked anyway).
+ */
+rd_kafka_topic_t *mri_topics_get(struct mri_topics *t, rd_kafka_t *rk,
+				 const char *topic);
+
+/** @brief Destroy every handle (before their rd_kafka_t): no thread may
+ *         hold one. */
+void mri_topics_clear(struct mri_topics *t);
+
+/** @brief Clear and free the cache. */
+void mri_topics_fini(struct mri_topics *t);
+
+#endif
