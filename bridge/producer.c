@@ -265,7 +265,11 @@ producer__on_dr(struct mri_producer *p, rd_kafka_event_t *ev,
 				RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED)
 				res[k].err = MR_EINDOUBT;
 			res[k].partition = rkm->partition;
-			res[k].offset    = rkm->offset;
+			// Written, offset unknown (-1): librdkafka 2.0.2 acks
+			// a batch that failed "possibly persisted" when a
+			// later batch of its partition succeeds, without the
+			// offset it never learnt (RD_KAFKA_OFFSET_INVALID).
+			res[k].offset    = rkm->offset >= 0 ? rkm->offset : -1;
 			res[k].why = rkm->err ? producer__why(rkm->err) : NULL;
 			any_ok |= rkm->err == 0;
 			// Timed out, never sent: not written. Because Kafka
