@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge/dedupe.h"
 #include "mailroom/error.h"
 
 struct topics_slot {
@@ -15,14 +16,12 @@ struct topics_slot {
 	rd_kafka_topic_t *rkt;
 };
 
-/* FNV-1a, never 0 (0 marks an empty slot). */
+/* The publish window's hash of a name, never 0 (0 marks an empty slot). */
 static uint64_t
 topics__hash(const char *s)
 {
-	uint64_t h = 14695981039346656037ULL;
+	uint64_t h = mri_dedupe_hash(s, strlen(s), "", 0);
 
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
 	return h != 0 ? h : 1;
 }
 

@@ -402,30 +402,29 @@ mri_group_budget(size_t memory_bytes, uint32_t partitions,
 				      1000, 100000000);
 }
 
+/* librdkafka's prefetch from the budget \p b (NULL: none). */
 static int
 group__prefetch(rd_kafka_conf_t *conf, const struct mri_group_conf *c,
-		uint32_t *msgs, size_t *kb, char *errstr, size_t errstr_size)
+		const struct mri_group_budget *b, uint32_t *msgs, size_t *kb,
+		char *errstr, size_t errstr_size)
 {
-	struct mri_group_budget b;
-
 	*msgs = 0;
 	*kb   = 0;
 	if (c->fetch_wait_ms > 0 &&
 	    mri_kafka_set_int(conf, "fetch.wait.max.ms",
 			      (long long)c->fetch_wait_ms, errstr, errstr_size))
 		return MR_ECONFIG;
-	if (c->memory_bytes == 0)
+	if (b == NULL)
 		return mri_kafka_set(conf, "queued.max.messages.kbytes", "8192",
 				     errstr, errstr_size);
-	mri_group_budget(c->memory_bytes, c->partitions_hint, &b);
-	*kb   = b.prefetch_kb;
-	*msgs = b.prefetch_msgs;
+	*kb   = b->prefetch_kb;
+	*msgs = b->prefetch_msgs;
 	if (mri_kafka_set_int(conf, "queued.max.messages.kbytes",
 			      (long long)*kb, errstr, errstr_size) ||
 	    mri_kafka_set_int(conf, "queued.min.messages", (long long)*msgs,
 			      errstr, errstr_size) ||
 	    mri_kafka_set_int(conf, "max.partition.fetch.bytes",
-			      (long long)b.fetch_bytes, errstr, errstr_size))
+			      (long long)b->fetch_bytes, errstr, errstr_size))
 		return MR_ECONFIG;
 	return MR_OK;
 }
@@ -445,23 +444,21 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_resp_err_t              err;
 	struct mri_journal              *j = NULL;
+	struct mri_group_budget          b = {0};
 	char                             buf[32];
 	char instance[sizeof("mailroomd-") + MRI_UUID_STRLEN];
 
+	if (c->memory_bytes > 0)
+		mri_group_budget(c->memory_bytes, c->partitions_hint, &b);
 	if (c->journal) {
 		struct mri_journal_conf jc = {c->group, c->dedupe_window_ms,
 					      c->dedupe_max_entries,
 					      c->create_journal};
-		struct mri_group_budget b;
-		int                     rc;
+		int rc;
 
-		if (jc.max_entries == 0 && c->memory_bytes > 0) {
-			mri_group_budget(c->memory_bytes, c->partitions_hint,
-					 &b);
-			jc.max_entries = b.acked_ids;
-		} else if (jc.max_entries == 0) {
-			jc.max_entries = GROUP__ACKED_IDS;
-		}
+		if (jc.max_entries == 0)
+			jc.max_entries =
+			    b.acked_ids > 0 ? b.acked_ids : GROUP__ACKED_IDS;
 		// From the template as it came: none of the group's settings.
 		if ((rc = mri_journal_new(&j, conf, &jc,
 					  GROUP__JOURNAL_WAIT_MS, errstr,
@@ -489,8 +486,8 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 			  errstr_size) ||
 	    mri_kafka_set(conf, "partition.assignment.strategy", "range", errstr,
 		       errstr_size) ||
-	    group__prefetch(conf, c, &pf_msgs, &pf_kb, errstr, errstr_size) !=
-		    MR_OK) {
+	    group__prefetch(conf, c, c->memory_bytes > 0 ? &b : NULL, &pf_msgs,
+			    &pf_kb, errstr, errstr_size) != MR_OK) {
 		mri_journal_free(j);
 		return MR_ECONFIG;
 	}
@@ -504,13 +501,8 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	g->j              = j;
 	g->prefetch_msgs  = pf_msgs;
 	g->prefetch_bytes = pf_kb << 10;
+	g->buffers_bytes  = b.buffers;
 	g->c              = *c;
-	if (c->memory_bytes > 0) {
-		struct mri_group_budget b;
-
-		mri_group_budget(c->memory_bytes, c->partitions_hint, &b);
-		g->buffers_bytes = b.buffers;
-	}
 	g->c.group  = g->name;
 	g->c.topics = NULL;
 	if (hooks != NULL)
