@@ -102,6 +102,15 @@ mri_embedded_produce_errors(struct mri_embedded *e, size_t n, int err)
 }
 
 void
+mri_embedded_produce_error_late(struct mri_embedded *e, int broker, int err,
+				int rtt_ms)
+{
+	rd_kafka_mock_broker_push_request_error_rtts(
+	    e->mc, broker, 0 /* Produce */, 1, (rd_kafka_resp_err_t)err,
+	    rtt_ms);
+}
+
+void
 mri_embedded_offset_fetch_errors(struct mri_embedded *e, size_t n, int err)
 {
 	for (size_t i = 0; i < n; i++)

@@ -31,6 +31,11 @@ void mri_embedded_broker_set_rtt(struct mri_embedded *e, int broker,
 /** @brief Fault injection: the next \p n Produce requests (any producer's)
  *         fail with Kafka error \p err (an rd_kafka_resp_err_t). */
 void mri_embedded_produce_errors(struct mri_embedded *e, size_t n, int err);
+/** @brief Fault injection: broker \p broker answers the next Produce
+ *         request with Kafka error \p err after \p rtt_ms (the answers
+ *         after it wait behind it). */
+void mri_embedded_produce_error_late(struct mri_embedded *e, int broker,
+				     int err, int rtt_ms);
 /** @brief Fault injection: the next \p n OffsetFetch requests (also
  *         ListConsumerGroupOffsets') fail with Kafka error \p err. */
 void mri_embedded_offset_fetch_errors(struct mri_embedded *e, size_t n,

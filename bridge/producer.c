@@ -228,15 +228,22 @@ producer__timed_out(struct mri_producer *p, const rd_kafka_message_t *rkm,
 
 /* Report a delivery batch. Records that failed because the handle failed
  * fatally, or everything unconfirmed when \p all_unconfirmed, are kept for
- * resending instead. */
+ * resending instead; and so are records delivered without an offset.
+ *
+ * Those librdkafka 2.0.2 acks when a later request of their partition
+ * succeeds after theirs failed (rd_kafka_dr_implicit_ack), even when the
+ * failure said they were not written (NOT_LEADER); and Kafka takes a
+ * producer's first batch on a partition at any sequence, so the first
+ * requests to a topic made a moment ago can be lost that way. They are
+ * sent again by a new handle, after what followed them. */
 static void
 producer__on_dr(struct mri_producer *p, rd_kafka_event_t *ev,
 		bool all_unconfirmed)
 {
 	const rd_kafka_message_t *rkms[PRODUCER__BATCH];
 	struct mri_presult        res[PRODUCER__BATCH];
-	size_t                    n, k;
-	bool fatal = rd_kafka_fatal_error(p->rk, NULL, 0) != 0;
+	size_t                    n, k, implicit = 0;
+	bool fatal  = rd_kafka_fatal_error(p->rk, NULL, 0) != 0;
 	bool any_ok = false;
 	int  down   = -1; /* not asked yet */
 
@@ -248,10 +255,13 @@ producer__on_dr(struct mri_producer *p, rd_kafka_event_t *ev,
 		for (size_t i = 0; i < n; i++) {
 			const rd_kafka_message_t *rkm = rkms[i];
 			struct mri_pmsg          *m   = rkm->_private;
+			bool no_offset = rkm->err == 0 && rkm->offset < 0;
 
-			if (rkm->err != 0 &&
-			    (all_unconfirmed || fatal ||
-			     rkm->err == RD_KAFKA_RESP_ERR__FATAL)) {
+			if (no_offset ||
+			    (rkm->err != 0 &&
+			     (all_unconfirmed || fatal ||
+			      rkm->err == RD_KAFKA_RESP_ERR__FATAL))) {
+				implicit += no_offset;
 				rd_kafka_message_detach_headers(
 				    (rd_kafka_message_t *)rkm, &m->hdrs);
 				producer__resend_push(p, m);
@@ -265,11 +275,7 @@ producer__on_dr(struct mri_producer *p, rd_kafka_event_t *ev,
 				RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED)
 				res[k].err = MR_EINDOUBT;
 			res[k].partition = rkm->partition;
-			// Written, offset unknown (-1): librdkafka 2.0.2 acks
-			// a batch that failed "possibly persisted" when a
-			// later batch of its partition succeeds, without the
-			// offset it never learnt (RD_KAFKA_OFFSET_INVALID).
-			res[k].offset    = rkm->offset >= 0 ? rkm->offset : -1;
+			res[k].offset    = rkm->offset;
 			res[k].why = rkm->err ? producer__why(rkm->err) : NULL;
 			any_ok |= rkm->err == 0;
 			// Timed out, never sent: not written. Because Kafka
@@ -281,6 +287,12 @@ producer__on_dr(struct mri_producer *p, rd_kafka_event_t *ev,
 		}
 		producer__report(p, res, k);
 	}
+	if (implicit > 0)
+		mri_warn("component=producer records=%zu msg=\"librdkafka "
+			 "reported records delivered without an offset (a "
+			 "failed request acked by a later one): not trusted; "
+			 "recreating the producer to send them again\"",
+			 implicit);
 	// The mutex only when the state changes: this runs per batch.
 	if (any_ok && atomic_load(&p->down))
 		producer__set_down(p, false, NULL);
@@ -439,9 +451,13 @@ producer__recreate(struct mri_producer *p)
 	producer__resend_sort(p);
 	for (m = p->resend_head; m != NULL; m = m->next)
 		nresend++;
-	mri_warn("component=producer msg=\"producer recreated after a fatal "
-		 "error; resending %zu unconfirmed records\" reason=\"%s\"",
-		 nresend, p->fatal_why);
+	mri_warn("component=producer msg=\"producer recreated; resending %zu "
+		 "unconfirmed records\" reason=\"%s\"",
+		 nresend,
+		 p->fatal_why[0] != '\0'
+		     ? p->fatal_why
+		     : "records delivered without an offset, not trusted");
+	p->fatal_why[0] = '\0';
 
 	m              = p->resend_head;
 	p->resend_head = p->resend_tail = NULL;

@@ -101,8 +101,7 @@ typedef struct mr_ack {
 	int      status;    /**< MR_OK, or why this message failed */
 	bool     duplicate; /**< an earlier publish of this id was acked */
 	int32_t  partition;
-	int64_t  offset; /**< -1: failed, or written at an offset Kafka did
-			      not report (docs/PROTOCOL.md, PUBLISH_ACK) */
+	int64_t  offset;
 	char     topic[250];
 	char     id[MR_ID_MAX + 1];
 	char     error[256]; /**< mailroomd's sentence when status != MR_OK */
