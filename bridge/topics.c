@@ -4,11 +4,18 @@
  */
 #include "topics.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bridge/dedupe.h"
+#include "core/clock.h"
+#include "core/log.h"
 #include "mailroom/error.h"
+
+// How long the first publish to a topic waits for its partitions.
+#define TOPICS__READY_MS 2000
 
 struct topics_slot {
 	uint64_t          hash; /* 0: empty */
@@ -41,6 +48,66 @@ mri_topics_init(struct mri_topics *t, size_t max)
 	return MR_OK;
 }
 
+/* Not made yet where its leader is, or that leader not known yet. */
+static bool
+topics__unready(rd_kafka_resp_err_t err)
+{
+	return err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+	       err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+	       err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
+}
+
+/* Wait, up to TOPICS__READY_MS, until every partition of \p rkt answers a
+ * ListOffsets: Kafka makes a new topic's partitions one by one after it
+ * says the topic exists, and a producer's first request to a partition
+ * not made yet fails while its next one, already in flight, is taken,
+ * which librdkafka 2.0.2 then reports as delivering the first
+ * (bridge/producer.c, producer__on_dr). A topic that does not exist, or a
+ * Kafka that does not answer, is not waited for. */
+static void
+topics__ready(rd_kafka_t *rk, rd_kafka_topic_t *rkt)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	uint64_t start = mri_mono_ms(), deadline = start + TOPICS__READY_MS;
+	int      parts;
+	bool     waited = false;
+
+	if (rd_kafka_metadata(rk, 0, rkt, &md, TOPICS__READY_MS / 4) !=
+		RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	parts = md->topic_cnt == 1 && md->topics[0].err == 0
+		    ? md->topics[0].partition_cnt
+		    : 0;
+	rd_kafka_metadata_destroy(md);
+	while (parts > 0 && mri_mono_ms() < deadline) {
+		rd_kafka_topic_partition_list_t *l =
+		    rd_kafka_topic_partition_list_new(parts);
+		rd_kafka_resp_err_t err;
+		bool                unready;
+
+		for (int i = 0; i < parts; i++)
+			rd_kafka_topic_partition_list_add(
+			    l, rd_kafka_topic_name(rkt), i)
+			    ->offset = RD_KAFKA_OFFSET_END;
+		// A partition not made yet fails the call, or only itself.
+		err = rd_kafka_offsets_for_times(rk, l, TOPICS__READY_MS / 4);
+		unready = topics__unready(err) ||
+			  err == RD_KAFKA_RESP_ERR__TIMED_OUT;
+		for (int i = 0; i < l->cnt && err == 0; i++)
+			unready |= topics__unready(l->elems[i].err);
+		rd_kafka_topic_partition_list_destroy(l);
+		if (!unready)
+			break;
+		waited = true;
+		usleep(10000);
+	}
+	if (waited)
+		mri_debug("component=producer topic=%s waited_ms=%llu "
+			  "msg=\"waited for the topic's partitions\"",
+			  rd_kafka_topic_name(rkt),
+			  (unsigned long long)(mri_mono_ms() - start));
+}
+
 rd_kafka_topic_t *
 mri_topics_get(struct mri_topics *t, rd_kafka_t *rk, const char *topic)
 {
@@ -60,8 +127,11 @@ mri_topics_get(struct mri_topics *t, rd_kafka_t *rk, const char *topic)
 			return rkt;
 		}
 	}
-	// New: its handle asks Kafka for its partitions now.
+	// New: its handle asks Kafka for its partitions now; the lock is
+	// held while they are made, so that no record goes before.
 	rkt = rd_kafka_topic_new(rk, topic, NULL);
+	if (rkt != NULL)
+		topics__ready(rk, rkt);
 	if (rkt != NULL && t->n < t->max &&
 	    (name = strdup(topic)) != NULL) {
 		*s = (struct topics_slot){h, name, rkt};

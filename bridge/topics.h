@@ -7,7 +7,8 @@
  * RD_KAFKA_V_TOPIC): then its main thread notices the unknown topic on its
  * next one-second scan, and the first publish to each topic waited ~0.9 s.
  * A handle kept here also spares librdkafka its look-up by name for every
- * record.
+ * record. Making one waits until the topic's partitions exist on their
+ * leaders (docs/ARCHITECTURE.md, "Records delivered without an offset").
  */
 #ifndef MAILROOM_BRIDGE_TOPICS_H
 #define MAILROOM_BRIDGE_TOPICS_H
@@ -30,7 +31,7 @@ int mri_topics_init(struct mri_topics *t, size_t max);
 
 /**
  * @brief The handle of \p topic on \p rk, made (and its partitions asked
- *        for) the first time. Any thread.
+ *        for, and waited for: up to 2 s) the first time. Any thread.
  * @returns a handle owned by the cache, valid until mri_topics_clear; NULL
  *          when the cache is full or the handle cannot be made (the
  *          record then names its topic, and librdkafka was asked anyway).
