@@ -61,7 +61,7 @@ struct mri_http {
 	pthread_mutex_t   lock;
 	pthread_cond_t    cv;
 	struct http_session *sessions;
-	size_t            nsessions, max_sessions; /* lock */
+	size_t            nsessions, max_sessions; /* lock; not ended ones */
 	bool              stopping;
 	bool              reaper_started;
 	pthread_t         reaper;

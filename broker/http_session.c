@@ -76,13 +76,25 @@ http__session_release(struct http_session *x)
 	pthread_mutex_unlock(&h->lock);
 }
 
+/* \p x ends: it no longer counts against http.max_sessions, at once (a
+ * DELETE answered frees its place), though the reaper closes it later.
+ * h->lock held. */
+static void
+http__session_gone(struct mri_http *h, struct http_session *x)
+{
+	if (!x->gone) {
+		x->gone = true;
+		h->nsessions--;
+	}
+}
+
 static void
 http__session_end(struct http_session *x)
 {
 	struct mri_http *h = x->h;
 
 	pthread_mutex_lock(&h->lock);
-	x->gone = true;
+	http__session_gone(h, x);
 	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->lock);
 }
@@ -98,7 +110,6 @@ http__reaper(void *arg)
 	for (;;) {
 		struct http_session **pp = &h->sessions, *dead = NULL, *x;
 		uint64_t              now = mri_mono_ms();
-		size_t                nd  = 0;
 
 		while ((x = *pp) != NULL) {
 			if (x->refs == 0 && !x->gone &&
@@ -106,13 +117,12 @@ http__reaper(void *arg)
 				mri_info("component=http session=%s msg=\"idle "
 					 "for %u ms: ended\"",
 					 x->id, h->idle_ms);
-				x->gone = true;
+				http__session_gone(h, x);
 			}
 			if (x->refs == 0 && x->gone) {
 				*pp     = x->next;
 				x->next = dead;
 				dead    = x;
-				nd++;
 			} else {
 				pp = &x->next;
 			}
@@ -125,7 +135,6 @@ http__reaper(void *arg)
 				free(x);
 			}
 			pthread_mutex_lock(&h->lock);
-			h->nsessions -= nd;
 			continue;
 		}
 		if (h->stopping && h->sessions == NULL)
@@ -163,7 +172,7 @@ http__sessions_stop(struct mri_http *h)
 	all         = h->sessions;
 	h->sessions = NULL;
 	for (x = all; x != NULL; x = x->next)
-		x->gone = true;
+		http__session_gone(h, x);
 	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->lock);
 	pthread_join(h->reaper, NULL);
