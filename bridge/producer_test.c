@@ -244,17 +244,27 @@ t_check(const char *bootstrap, struct t_rec *recs, int n, bool order)
 	}
 }
 
-START_TEST(test_every_record_reported_once)
+/* A one-broker embedded cluster, and the reports' count reset. */
+static struct mri_embedded *
+t_cluster(void)
 {
 	struct mri_embedded *e;
-	struct mri_producer *p;
 	char                 errstr[256];
-	const int            n    = 5000;
-	struct t_rec        *recs = t_records(n);
 
 	t_st.reports = 0;
 	ck_assert_int_eq(mri_embedded_start(&e, 1, errstr, sizeof(errstr)),
 			 MR_OK);
+	return e;
+}
+
+START_TEST(test_every_record_reported_once)
+{
+	struct mri_embedded *e;
+	struct mri_producer *p;
+	const int            n    = 5000;
+	struct t_rec        *recs = t_records(n);
+
+	e = t_cluster();
 	p = t_producer(mri_embedded_bootstraps(e));
 	t_send(p, recs, 0, n);
 	ck_assert(mri_producer_flush(p, 60000));
@@ -273,14 +283,11 @@ START_TEST(test_fatal_error_recreates_and_resends)
 	struct mri_embedded      *e;
 	struct mri_producer      *p;
 	struct mri_producer_stats st;
-	char                      errstr[256];
 	const int                 n    = 20000;
 	struct t_rec             *recs = t_records(n);
 	int                       failed = 0;
 
-	t_st.reports = 0;
-	ck_assert_int_eq(mri_embedded_start(&e, 1, errstr, sizeof(errstr)),
-			 MR_OK);
+	e = t_cluster();
 	// Slow the broker so that records are in flight at the fatal error.
 	mri_embedded_broker_set_rtt(e, 1, 20);
 	p = t_producer(mri_embedded_bootstraps(e));
@@ -333,13 +340,10 @@ START_TEST(test_implicit_ack_is_not_trusted)
 	struct mri_embedded      *e;
 	struct mri_producer      *p;
 	struct mri_producer_stats st;
-	char                      errstr[256];
 	const int                 n    = 1000;
 	struct t_rec             *recs = t_records(n);
 
-	t_st.reports = 0;
-	ck_assert_int_eq(mri_embedded_start(&e, 1, errstr, sizeof(errstr)),
-			 MR_OK);
+	e = t_cluster();
 	p = t_producer(mri_embedded_bootstraps(e));
 	// The topic and its partitions first; then a refusal that comes
 	// after the requests sent behind it.
@@ -371,13 +375,10 @@ START_TEST(test_free_fails_what_is_unconfirmed)
 {
 	struct mri_embedded *e;
 	struct mri_producer *p;
-	char                 errstr[256];
 	const int            n    = 1000;
 	struct t_rec        *recs = t_records(n);
 
-	t_st.reports = 0;
-	ck_assert_int_eq(mri_embedded_start(&e, 1, errstr, sizeof(errstr)),
-			 MR_OK);
+	e = t_cluster();
 	p = t_producer(mri_embedded_bootstraps(e));
 	mri_embedded_broker_set_down(e, 1, true);
 	t_send(p, recs, 0, n);
