@@ -13,21 +13,25 @@
 
 #define PUBLISH__HDRS_MAX 64
 
-/* A request of lines mode; its acks are printed in the order of the lines. */
+/* A request of lines mode; its acks are printed in the order of the lines.
+ * One answered before its turn is printed into text kept until then. */
 struct publish__batch {
 	struct publish__out   *out;
 	struct publish__batch *next;
 	bool                   done;
 	int                    status;
-	size_t                 n;
-	mr_ack                *acks; // new: copied from the callback
+	long                   first; // the index of its first line
+	char                  *text;  // stdout's lines, when answered early
+	size_t                 text_len;
+	char                  *etext; // stderr's
+	size_t                 etext_len;
 };
 
 struct publish__out {
 	pthread_mutex_t        lock;
 	struct publish__batch *head, *tail; // in the order of the lines
 	bool            json;
-	long            index;
+	long            queued; // lines handed to requests so far
 	long            ok;
 	long            refused;
 	long            unknown;
@@ -69,11 +73,57 @@ publish__usage(FILE *f)
 		"send it again (exit 1).\n");
 }
 
-static void
-publish__print(struct publish__out *o, const mr_ack *a)
+/* Append \p v in decimal at \p p; @returns the end. */
+static char *
+publish__dec(char *p, long long v)
 {
-	long i = o->index++;
+	char               tmp[24];
+	size_t             n = 0;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v
+				     : (unsigned long long)v;
 
+	if (v < 0)
+		*p++ = '-';
+	do
+		tmp[n++] = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* "TOPIC/PARTITION@OFFSET id=ID\n", the line of each message acked: made by
+ * hand, as printf's was most of the CLI's cost per line. */
+static void
+publish__print_ok(const mr_ack *a, FILE *out)
+{
+	char   line[sizeof(a->topic) + sizeof(a->id) + 64], *p = line;
+	size_t n = strlen(a->topic);
+
+	memcpy(p, a->topic, n);
+	p    += n;
+	*p++  = '/';
+	p     = publish__dec(p, a->partition);
+	*p++  = '@';
+	p     = publish__dec(p, a->offset);
+	memcpy(p, " id=", 4);
+	p += 4;
+	n  = strlen(a->id);
+	memcpy(p, a->id, n);
+	p += n;
+	if (a->duplicate) {
+		memcpy(p, " (duplicate)", 12);
+		p += 12;
+	}
+	*p++ = '\n';
+	fwrite(line, 1, (size_t)(p - line), out);
+}
+
+/* Print the ack of message \p i to \p out (or \p err) and count it. */
+static void
+publish__print(struct publish__out *o, const mr_ack *a, long i, FILE *out,
+	       FILE *err)
+{
 	if (a->held_ms > 0)
 		o->held++;
 	if (a->status == MR_EBUSY)
@@ -106,25 +156,24 @@ publish__print(struct publish__out *o, const mr_ack *a)
 					 (json_int_t)a->bound, "bound_kind",
 					 a->time_bound ? "time_lag_ms"
 						       : "records"));
-		json_dumpf(j, stdout, JSON_COMPACT);
-		fputc('\n', stdout);
+		json_dumpf(j, out, JSON_COMPACT);
+		fputc('\n', out);
 		json_decref(j);
 		return;
 	}
 	if (a->status == MR_OK && a->held_ms > 0)
-		printf("%s/%d@%lld id=%s%s (held %d ms by backpressure)\n",
-		       a->topic, a->partition, (long long)a->offset, a->id,
-		       a->duplicate ? " (duplicate)" : "", a->held_ms);
+		fprintf(out,
+			"%s/%d@%lld id=%s%s (held %d ms by backpressure)\n",
+			a->topic, a->partition, (long long)a->offset, a->id,
+			a->duplicate ? " (duplicate)" : "", a->held_ms);
 	else if (a->status == MR_OK)
-		printf("%s/%d@%lld id=%s%s\n", a->topic, a->partition,
-		       (long long)a->offset, a->id,
-		       a->duplicate ? " (duplicate)" : "");
+		publish__print_ok(a, out);
 	else if (a->status == MR_EINDOUBT)
-		fprintf(stderr,
+		fprintf(err,
 			"mailroom: message %ld id=%s: outcome unknown: %s\n", i,
 			a->id, a->error);
 	else
-		fprintf(stderr, "mailroom: message %ld refused: %s: %s\n", i,
+		fprintf(err, "mailroom: message %ld refused: %s: %s\n", i,
 			mr_err_name(a->status),
 			mr_err_sentence(a->status, a->error));
 }
@@ -139,11 +188,14 @@ publish__flush_done(struct publish__out *o)
 	while ((b = o->head) != NULL && b->done) {
 		if (b->status != MR_OK && o->request_err == MR_OK)
 			o->request_err = b->status;
-		for (size_t i = 0; i < b->n; i++)
-			publish__print(o, &b->acks[i]);
+		if (b->text_len > 0)
+			fwrite(b->text, 1, b->text_len, stdout);
+		if (b->etext_len > 0)
+			fwrite(b->etext, 1, b->etext_len, stderr);
 		if ((o->head = b->next) == NULL)
 			o->tail = NULL;
-		free(b->acks);
+		free(b->text);
+		free(b->etext);
 		free(b);
 	}
 }
@@ -162,35 +214,42 @@ publish__on_acks(void *arg, int status, const mr_ack *acks, size_t n)
 	     cli_exit_for(status) == CLI_UNREACHABLE))
 		o->stop_err = status;
 	if (b == o->head) {
-		// Its turn: printed from the callback's acks, not a copy
-		// (a thousand acks are 800 KB to copy).
+		// Its turn: printed at once.
 		if (status != MR_OK && o->request_err == MR_OK)
 			o->request_err = status;
 		for (size_t i = 0; i < n; i++)
-			publish__print(o, &acks[i]);
+			publish__print(o, &acks[i], b->first + (long)i, stdout,
+				       stderr);
 		if ((o->head = b->next) == NULL)
 			o->tail = NULL;
 		free(b);
-	} else if ((b->acks = malloc(n * sizeof(*acks))) != NULL) {
-		memcpy(b->acks, acks, n * sizeof(*acks));
-		b->n = n;
 	} else {
-		// Out of memory: the outcome still counts, unprinted.
+		// Printed now into text that waits for its turn (not a copy
+		// of the acks: a thousand are 800 KB).
+		FILE *out = open_memstream(&b->text, &b->text_len);
+		FILE *err = open_memstream(&b->etext, &b->etext_len);
+
 		for (size_t i = 0; i < n; i++)
-			if (acks[i].status == MR_OK)
-				o->ok++;
+			if (out != NULL && err != NULL)
+				publish__print(o, &acks[i],
+					       b->first + (long)i, out, err);
+			else if (acks[i].status == MR_OK)
+				o->ok++; // out of memory: counted, unprinted
 			else
 				o->refused++;
-		o->index += (long)n;
+		if (out != NULL)
+			fclose(out);
+		if (err != NULL)
+			fclose(err);
 	}
 	publish__flush_done(o);
 	fflush(stdout);
 	pthread_mutex_unlock(&o->lock);
 }
 
-/* @returns a new batch queued after the others, or NULL. */
+/* @returns a new batch of \p n lines queued after the others, or NULL. */
 static struct publish__batch *
-publish__batch_new(struct publish__out *o)
+publish__batch_new(struct publish__out *o, int n)
 {
 	struct publish__batch *b = calloc(1, sizeof(*b));
 
@@ -198,6 +257,8 @@ publish__batch_new(struct publish__out *o)
 		return NULL;
 	b->out = o;
 	pthread_mutex_lock(&o->lock);
+	b->first   = o->queued;
+	o->queued += n;
 	if (o->tail != NULL)
 		o->tail->next = b;
 	else
@@ -214,6 +275,7 @@ publish__batch_drop(struct publish__out *o, struct publish__batch *b)
 	struct publish__batch **pp;
 
 	pthread_mutex_lock(&o->lock);
+	o->queued = b->first;
 	for (pp = &o->head; *pp != b; pp = &(*pp)->next)
 		o->tail = *pp;
 	*pp = NULL;
@@ -307,7 +369,7 @@ publish__lines(mr_client *c, FILE *in, const mr_message *tmpl,
 					sent, mr_strerror(rc));
 				break;
 			}
-			b = publish__batch_new(o);
+			b = publish__batch_new(o, n);
 
 			// The client copies the messages into its frame.
 			rc = b == NULL ? MR_ENOMEM
@@ -530,7 +592,7 @@ cli_publish(const struct cli_common *co, int argc, char **argv)
 		if (rc == MR_OK) {
 			// mr_publish fills the ack whatever happens.
 			mr_publish(c, &m, &ack);
-			publish__print(&o, &ack);
+			publish__print(&o, &ack, 0, stdout, stderr);
 			if (cli_exit_for(ack.status) == CLI_UNREACHABLE)
 				o.request_err = ack.status;
 		}

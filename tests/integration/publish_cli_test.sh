@@ -227,6 +227,34 @@ EOF
     fi
 fi
 
+# Many requests in flight answer out of turn (mailroomd acks a request when
+# all its partitions have): their lines are printed when their turn comes.
+# Line i's ack names its key's partition, ids (UUIDv7, made in line order)
+# rise, and each partition's offsets rise.
+python3 -c '
+for i in range(3000):
+    print("k%d:line-%d" % (i % 10, i))' >"$work/many.txt"
+if expect_rc 0 "publish --lines --batch 20 of 3000 lines" mr publish "$T" --lines --key-delim : --batch 20 -f "$work/many.txt"; then
+    for k in 0 1 2 3 4 5 6 7 8 9; do
+        echo "k$k $(partition_of "k$k" 3)"
+    done >"$work/many.parts"
+    python3 - "$work/out" "$T" "$work/many.parts" <<'EOF' || mrt_fail "--lines --batch 20: the acks are not the lines' in their order"
+import re, sys
+part = dict(l.split() for l in open(sys.argv[3]))
+acks = [l.rstrip("\n") for l in open(sys.argv[1])]
+assert len(acks) == 3000, "3000 lines, %d ack lines" % len(acks)
+last_id, last_off = "", {}
+for i, a in enumerate(acks):
+    m = re.fullmatch(re.escape(sys.argv[2]) + r"/(\d+)@(\d+) id=(\S+)", a)
+    assert m, "ack line %d: %r" % (i, a)
+    p, o, id = m.group(1), int(m.group(2)), m.group(3)
+    assert p == part["k%d" % (i % 10)], "ack line %d: partition %s: %r" % (i, p, a)
+    assert id > last_id, "ack line %d: id %s after %s" % (i, id, last_id)
+    assert o > last_off.get(p, -1), "ack line %d: offset %d after %d" % (i, o, last_off[p])
+    last_id, last_off[p] = id, o
+EOF
+fi
+
 # Headers, envelope options and --id; the same id again is a duplicate.
 if expect_rc 0 "publish with -H, --id and the envelope options" \
     mr publish "$T/h" "with headers" -H x-a=1 -H 'x-b=two=2' --id "cli-id-$$" \
