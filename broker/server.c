@@ -38,9 +38,14 @@
 #define SRV__ADMIN_TIMEOUT_MS 15000
 // Frames up to this size are always read, and refused with a reply.
 #define SRV__RECV_FLOOR (64u << 20)
-// What a context keeps from one request to the next: the views of up to
-// this many messages (64 bytes each), and up to this many topic names.
-#define SRV__KEEP_VIEWS 16384
+// What a context keeps from one request to the next: room for up to this
+// many records (their views, records, headers and backpressure entries,
+// about 450 bytes a record), a reply buffer up to this size, and up to
+// this many topic names. A larger request's room is freed when it is
+// answered: kept in each of max_inflight contexts, 1,000-record requests
+// held about 100 MB whatever the number of requests in flight.
+#define SRV__KEEP_RECS 128
+#define SRV__KEEP_OUT (16u << 10)
 #define SRV__KEEP_TOPICS 16
 // How long closing the nng socket may take at shutdown (nng 1.5.2 can
 // wedge there: see srv__close_bounded).
@@ -68,10 +73,29 @@ srv__request_free(struct srv_ctx *c)
 		}
 		c->topics = NULL;
 	}
-	if (c->views_cap > SRV__KEEP_VIEWS) {
+	if (c->views_cap > SRV__KEEP_RECS) {
 		free(c->views);
 		c->views     = NULL;
 		c->views_cap = 0;
+	}
+	if (c->recs_cap > SRV__KEEP_RECS) {
+		free(c->batch.recs);
+		c->batch.recs = NULL;
+		c->recs_cap   = 0;
+	}
+	if (c->hdrs_cap > SRV__KEEP_RECS * 4) {
+		free(c->hdrs);
+		c->hdrs     = NULL;
+		c->hdrs_cap = 0;
+	}
+	if (c->bpr_cap > SRV__KEEP_RECS) {
+		free(c->bpr);
+		c->bpr     = NULL;
+		c->bpr_cap = 0;
+	}
+	if (c->out.cap > SRV__KEEP_OUT) {
+		mri_wbuf_fini(&c->out);
+		mri_wbuf_init(&c->out);
 	}
 	if (c->req)
 		nng_msg_free(c->req);
