@@ -14,7 +14,8 @@
 #include "core/log.h"
 #include "mailroom/error.h"
 
-// How long the first publish to a topic waits for its partitions.
+// How long the first publish to a topic, or a topic's creation, waits for
+// its partitions.
 #define TOPICS__READY_MS 2000
 
 struct topics_slot {
@@ -57,15 +58,8 @@ topics__unready(rd_kafka_resp_err_t err)
 	       err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
 }
 
-/* Wait, up to TOPICS__READY_MS, until every partition of \p rkt answers a
- * ListOffsets: Kafka makes a new topic's partitions one by one after it
- * says the topic exists, and a producer's first request to a partition
- * not made yet fails while its next one, already in flight, is taken,
- * which librdkafka 2.0.2 then reports as delivering the first
- * (bridge/producer.c, producer__on_dr). A topic that does not exist, or a
- * Kafka that does not answer, is not waited for. */
-static void
-topics__ready(rd_kafka_t *rk, rd_kafka_topic_t *rkt)
+void
+mri_topics_wait_ready(rd_kafka_t *rk, rd_kafka_topic_t *rkt)
 {
 	const struct rd_kafka_metadata *md = NULL;
 	uint64_t start = mri_mono_ms(), deadline = start + TOPICS__READY_MS;
@@ -102,7 +96,7 @@ topics__ready(rd_kafka_t *rk, rd_kafka_topic_t *rkt)
 		usleep(10000);
 	}
 	if (waited)
-		mri_debug("component=producer topic=%s waited_ms=%llu "
+		mri_debug("component=kafka topic=%s waited_ms=%llu "
 			  "msg=\"waited for the topic's partitions\"",
 			  rd_kafka_topic_name(rkt),
 			  (unsigned long long)(mri_mono_ms() - start));
@@ -131,7 +125,7 @@ mri_topics_get(struct mri_topics *t, rd_kafka_t *rk, const char *topic)
 	// held while they are made, so that no record goes before.
 	rkt = rd_kafka_topic_new(rk, topic, NULL);
 	if (rkt != NULL)
-		topics__ready(rk, rkt);
+		mri_topics_wait_ready(rk, rkt);
 	if (rkt != NULL && t->n < t->max &&
 	    (name = strdup(topic)) != NULL) {
 		*s = (struct topics_slot){h, name, rkt};

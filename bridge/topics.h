@@ -39,6 +39,18 @@ int mri_topics_init(struct mri_topics *t, size_t max);
 rd_kafka_topic_t *mri_topics_get(struct mri_topics *t, rd_kafka_t *rk,
 				 const char *topic);
 
+/**
+ * @brief Wait, up to 2 s, until every partition of \p rkt answers a
+ *        ListOffsets on \p rk. Kafka makes a new topic's partitions one by
+ *        one after it says the topic exists, and a producer's first
+ *        request to a partition not made yet fails while its next one,
+ *        already in flight, is taken, which librdkafka 2.0.2 then reports
+ *        as delivering the first (bridge/producer.c, producer__on_dr). A
+ *        topic that does not exist, or a Kafka that does not answer, is
+ *        not waited for. Blocks; any thread.
+ */
+void mri_topics_wait_ready(rd_kafka_t *rk, rd_kafka_topic_t *rkt);
+
 /** @brief Destroy every handle (before their rd_kafka_t): no thread may
  *         hold one. */
 void mri_topics_clear(struct mri_topics *t);

@@ -16,6 +16,7 @@
 
 #include "bridge/embedded.h"
 #include "bridge/producer.h"
+#include "bridge/topics.h"
 #include "core/clock.h"
 #include "core/kafka.h"
 #include "core/log.h"
@@ -272,6 +273,7 @@ admin__topics_create_kafka(struct mri_admin *a, const char *name,
 	rd_kafka_NewTopic_t           *nt;
 	rd_kafka_AdminOptions_t       *opts;
 	rd_kafka_event_t              *ev;
+	rd_kafka_topic_t              *rkt;
 	const rd_kafka_topic_result_t **tr;
 	size_t                         ntr = 0;
 	const char                    *k;
@@ -325,6 +327,12 @@ admin__topics_create_kafka(struct mri_admin *a, const char *name,
 	rd_kafka_AdminOptions_destroy(opts);
 	rd_kafka_queue_destroy(q);
 	rd_kafka_NewTopic_destroy(nt);
+	// Answered once its partitions are made, so that a publish right
+	// after meets none that is not.
+	if (rep == NULL && (rkt = rd_kafka_topic_new(rk, name, NULL)) != NULL) {
+		mri_topics_wait_ready(rk, rkt);
+		rd_kafka_topic_destroy(rkt);
+	}
 	return rep;
 }
 
