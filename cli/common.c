@@ -53,3 +53,27 @@ cli_report(const char *what, int err)
 	fprintf(stderr, "mailroom: %s: %s: %s\n", what, mr_err_name(err),
 		mr_err_sentence(err, mr_client_last_error()));
 }
+
+char *
+cli_dec(char *p, uint64_t v, bool neg)
+{
+	char   tmp[24];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	if (neg)
+		*p++ = '-';
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+char *
+cli_int(char *p, int64_t v)
+{
+	return v < 0 ? cli_dec(p, -(uint64_t)v, true)
+		     : cli_dec(p, (uint64_t)v, false);
+}

@@ -105,29 +105,16 @@ out__str(size_t at, const char *s, size_t len)
 	return at + len;
 }
 
-/* Decimal of \p v (with '-' when \p neg). */
 static size_t
 out__num(size_t at, uint64_t v, bool neg)
 {
-	char   tmp[24];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v > 0);
-	if (neg)
-		out__line[at++] = '-';
-	while (n > 0)
-		out__line[at++] = tmp[--n];
-	return at;
+	return (size_t)(cli_dec(out__line + at, v, neg) - out__line);
 }
 
 static size_t
 out__int(size_t at, int64_t v)
 {
-	return v < 0 ? out__num(at, -(uint64_t)v, true)
-		     : out__num(at, (uint64_t)v, false);
+	return (size_t)(cli_int(out__line + at, v) - out__line);
 }
 
 /* Bytes on one line: control characters and '\' escaped, the rest as is;

@@ -73,25 +73,6 @@ publish__usage(FILE *f)
 		"send it again (exit 1).\n");
 }
 
-/* Append \p v in decimal at \p p; @returns the end. */
-static char *
-publish__dec(char *p, long long v)
-{
-	char               tmp[24];
-	size_t             n = 0;
-	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v
-				     : (unsigned long long)v;
-
-	if (v < 0)
-		*p++ = '-';
-	do
-		tmp[n++] = (char)('0' + u % 10);
-	while ((u /= 10) != 0);
-	while (n > 0)
-		*p++ = tmp[--n];
-	return p;
-}
-
 /* "TOPIC/PARTITION@OFFSET id=ID\n", the line of each message acked: made by
  * hand, as printf's was most of the CLI's cost per line. */
 static void
@@ -103,9 +84,9 @@ publish__print_ok(const mr_ack *a, FILE *out)
 	memcpy(p, a->topic, n);
 	p    += n;
 	*p++  = '/';
-	p     = publish__dec(p, a->partition);
+	p     = cli_int(p, a->partition);
 	*p++  = '@';
-	p     = publish__dec(p, a->offset);
+	p     = cli_int(p, a->offset);
 	memcpy(p, " id=", 4);
 	p += 4;
 	n  = strlen(a->id);
