@@ -243,22 +243,18 @@ group__fits(const struct group_part *p, size_t bound)
 	return n < 1 ? 1 : n > GROUP__BATCH ? GROUP__BATCH : n;
 }
 
-/* The partition's queue held \p before records before the group read
- * from it, \p after after: at its prefetch bounds, librdkafka had stopped
- * fetching it, and does not look again until its broker's thread wakes
- * (group_wake.c); woken before the queue is under them, it would not
- * fetch either. \p last, the last record read, tells the size of those
- * queued. */
+/* Ask for a wake of \p p's fetcher if reading \p ms[0..n) took its queue
+ * from \p before records to \p after under the bounds (group__wake_due),
+ * judging the size of those queued by those read. */
 static void
 group__wake(struct mri_group *g, const struct group_part *p, size_t before,
-	    size_t after, const rd_kafka_message_t *last)
+	    size_t after, rd_kafka_message_t **ms, size_t n)
 {
-	size_t each = last->len + last->key_len + 1;
-	size_t most = g->prefetch_bytes / each;
+	size_t bytes = 0;
 
-	if (most > g->prefetch_msgs)
-		most = g->prefetch_msgs;
-	if (g->prefetch_msgs > 0 && before >= most && after < most)
+	for (size_t i = 0; i < n; i++)
+		bytes += ms[i]->len;
+	if (group__wake_due(g, before, after, bytes / n))
 		group__waker_post(g, p->topic, p->partition);
 }
 
@@ -277,6 +273,7 @@ group__read(struct mri_group *g)
 	// it is over until acks bring it back under; an empty one reads at
 	// least one record (a share smaller than a record must not stop it
 	// for good).
+	atomic_store(&g->held, false);
 	for (size_t i = 0; i < g->nparts; i++)
 		used += g->parts[i].used;
 	if (g->buffers_bytes > 0 && used > 0)
@@ -295,18 +292,27 @@ group__read(struct mri_group *g)
 		       (p->bytes >= bound && p->count > 0);
 		want = group__fits(p, bound);
 		pthread_mutex_unlock(&g->lock);
+		if (full)
+			atomic_store(&g->held, true); // group__nudge
 		if (p->q == NULL || full)
 			continue;
 		queued = rd_kafka_queue_length(p->q);
 		n      = rd_kafka_consume_batch_queue(p->q, 0, ms, want);
 		if (n <= 0)
 			continue;
-		group__wake(g, p, queued, rd_kafka_queue_length(p->q),
-			    ms[n - 1]);
+		group__wake(g, p, queued, rd_kafka_queue_length(p->q), ms,
+			    (size_t)n);
 		group__arrive(g, p, (int32_t)i, ms, (size_t)n);
 		got += (size_t)n;
 	}
 	return got;
+}
+
+void
+group__nudge(struct mri_group *g)
+{
+	if (atomic_load(&g->held) && atomic_exchange(&g->held, false))
+		rd_kafka_queue_yield(g->cq);
 }
 
 static void *
@@ -500,7 +506,7 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	}
 	g->j              = j;
 	g->prefetch_msgs  = pf_msgs;
-	g->prefetch_bytes = pf_kb << 10;
+	g->prefetch_kb    = pf_kb;
 	g->buffers_bytes  = b.buffers;
 	g->c              = *c;
 	g->c.group  = g->name;
@@ -526,6 +532,7 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 				  errstr_size)) == NULL)
 		goto fail;
 	rd_kafka_poll_set_consumer(g->rk);
+	g->cq = rd_kafka_queue_get_consumer(g->rk);
 	if (g->prefetch_msgs > 0 && group__waker_start(g) != MR_OK) {
 		snprintf(errstr, errstr_size, "cannot start a thread");
 		goto fail_rk;
@@ -551,6 +558,7 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 fail_rk:
 	group__waker_stop(g);
 	rd_kafka_consumer_close(g->rk);
+	rd_kafka_queue_destroy(g->cq);
 	rd_kafka_destroy(g->rk);
 	mri_journal_free(g->j);
 	mri_engine_free(g->e);
@@ -649,6 +657,7 @@ mri_group_free(struct mri_group *g)
 	while (g->batches > 0)
 		pthread_cond_wait(&g->cv, &g->lock);
 	pthread_mutex_unlock(&g->lock);
+	rd_kafka_queue_destroy(g->cq);
 	rd_kafka_destroy(g->rk);
 	mri_engine_free(g->e);
 	pthread_mutex_destroy(&g->lock);

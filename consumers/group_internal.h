@@ -128,9 +128,14 @@ struct mri_group {
 	// librdkafka's prefetch bounds (group__prefetch), per partition;
 	// 0: librdkafka's defaults.
 	uint32_t               prefetch_msgs;
-	size_t                 prefetch_bytes;
+	size_t                 prefetch_kb;
 	size_t                 buffers_bytes; /* the budget's; 0: none */
 	struct group_waker    *waker; /* group_wake.c; NULL: none */
+	// The consumer's queue, where the group's thread waits when it
+	// found nothing to read: a settle that frees room in a partition the
+	// thread left at its bound (held) wakes it (group__nudge).
+	rd_kafka_queue_t      *cq;
+	atomic_bool            held;
 };
 
 
@@ -157,8 +162,24 @@ int group__waker_start(struct mri_group *g);
 void group__waker_post(struct mri_group *g, const char *topic,
 		       int32_t partition);
 
+/** @brief Whether \p g's fetcher of a partition needs a wake: its queue
+ *         held \p before records before a read and \p after after, of
+ *         about \p each payload bytes. librdkafka 2.0.2 stops fetching a
+ *         partition whose queue holds queued.min.messages records or whose
+ *         payloads (not keys) reach queued.max.messages.kbytes times 1000,
+ *         not 1024 (rd_kafka_new); woken before the queue is under them,
+ *         it would not fetch either. It is asked for an eighth early, as
+ *         records differ in size, and a wake too many costs one small
+ *         request. */
+bool group__wake_due(const struct mri_group *g, size_t before, size_t after,
+		     size_t each);
+
 /** @brief Stop and free the waker; before the consumer closes. */
 void group__waker_stop(struct mri_group *g);
+
+/** @brief Wake \p g's thread if it left a partition at its bound: acks
+ *         made room (any thread, without the lock). */
+void group__nudge(struct mri_group *g);
 
 /** @brief Delivery \p d of record \p r, its headers into \p hdrs
  *         (MRI_GROUP_HDR_MAX); handle, attempt and size are left 0. */

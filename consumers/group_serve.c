@@ -221,7 +221,7 @@ mri_group_fetch(struct mri_group *g, uint32_t sid,
 		const struct mri_group_fetch_req *f, mri_group_fetch_cb cb,
 		void *arg)
 {
-	struct group_waiter *w = calloc(1, sizeof(*w)), *done = NULL;
+	struct group_waiter *w = calloc(1, sizeof(*w)), *done = NULL, **pp;
 	uint64_t             now = mri_mono_ms();
 
 	if (w == NULL)
@@ -232,9 +232,12 @@ mri_group_fetch(struct mri_group *g, uint32_t sid,
 	w->deadline = now + f->max_wait_ms;
 	w->cb       = cb;
 	w->arg      = arg;
+	// Last in line: the first to ask is the first served, so that one
+	// fetcher asking again at once does not take all from the others.
 	pthread_mutex_lock(&g->lock);
-	w->next    = g->waiters;
-	g->waiters = w;
+	for (pp = &g->waiters; *pp != NULL; pp = &(*pp)->next)
+		;
+	*pp = w;
 	group__serve(g, now, &done);
 	pthread_mutex_unlock(&g->lock);
 	group__complete(g, done);
@@ -372,6 +375,8 @@ mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
 		group__serve(g, now, &done);
 	group__fails_take(g, &fails);
 	pthread_mutex_unlock(&g->lock);
+	if (s->kind == MRI_GROUP_ACK && st->res.settled > 0)
+		group__nudge(g);
 	group__complete(g, done);
 	// Rejects go to the journal as attempts with MRI_ENGINE_REJECTED,
 	// so that after a restart the record is not retried; the settle is
@@ -439,6 +444,8 @@ mri_group_quarantined(struct mri_group *g, uint64_t handle, int err)
 		group__serve(g, now, &done);
 	}
 	pthread_mutex_unlock(&g->lock);
+	if (acked)
+		group__nudge(g);
 	group__complete(g, done);
 	if (acked && g->j != NULL)
 		mri_journal_write(g->j, MRI_JOURNAL_ACK, &e, 1,

@@ -97,6 +97,21 @@ group__waker_start(struct mri_group *g)
 	return MR_OK;
 }
 
+bool
+group__wake_due(const struct mri_group *g, size_t before, size_t after,
+		size_t each)
+{
+	size_t most;
+
+	if (g->prefetch_msgs == 0)
+		return false;
+	// librdkafka's bytes are kbytes times 1000 (rd_kafka_new).
+	most = g->prefetch_kb * 1000 / (each > 0 ? each : 1);
+	if (most > g->prefetch_msgs)
+		most = g->prefetch_msgs;
+	return before >= most - most / 8 && after < most;
+}
+
 void
 group__waker_post(struct mri_group *g, const char *topic, int32_t partition)
 {
