@@ -5,34 +5,45 @@
 
 #include "mailroom/error.h"
 
-/* The index: open addressing with linear probing, each slot an entry's
- * hash and the entry. A lookup reads slots (four to a cache line) and
- * follows an entry only when its whole hash matches; growing reads the
- * slots alone. A chained table followed every entry of the chain and, to
- * grow, every entry of the window: cache misses in a window of up to a
- * million entries. */
-struct dedupe__slot {
-	uint64_t                 hash;
-	struct mri_dedupe_entry *e; /* NULL: free */
-};
+/* Entries are of one size and live in blocks that never move (a pending
+ * entry's address is held by its publish), numbered from 0; a free one is
+ * on a list through its link (a pending one's link is its number, a DONE
+ * one's its place in the ring). DONE entries are in a ring of their numbers
+ * in the order they were confirmed; an entry that leaves from the middle
+ * (expired on a lookup) leaves a hole there, skipped when it comes out.
+ *
+ * The index: open addressing with linear probing, a slot an entry's number
+ * (high half) and the low half of its hash with its lowest bit set (0 is a
+ * free slot). The home of a slot is the hash shifted right by one, so the
+ * slot alone gives it: growing, and the moves of a deletion, read slots
+ * only. A lookup reads slots (eight to a cache line) and follows an entry
+ * only when those 32 bits match. */
+#define DEDUPE__MIN_SLOTS 1024
+#define DEDUPE__BLOCK_BITS 12
+#define DEDUPE__BLOCK (1u << DEDUPE__BLOCK_BITS)
+#define DEDUPE__NONE UINT32_MAX /* no entry: the free list's end, a hole */
+#define DEDUPE__MAX_ENTRIES (UINT32_MAX - 1)
 
 struct mri_dedupe {
-	struct dedupe__slot     *slots;
-	size_t                   nslots; /* a power of two, >= 2 x count */
-	size_t                   count;
-	size_t                   pending;
-	struct mri_dedupe_entry *fhead;
-	struct mri_dedupe_entry *ftail;
-	uint64_t                 window_ms;
-	size_t                   max_entries;
-	uint64_t                 hits;
-	uint64_t                 evicted_early;
+	uint64_t                 *slots;
+	size_t                    nslots; /* a power of two, >= 2 x count */
+	size_t                    count;
+	size_t                    pending;
+	struct mri_dedupe_entry **blocks;
+	uint32_t                  nblocks;
+	uint32_t                  free; /* the first free entry, or NONE */
+	uint32_t                 *fifo; /* DONE entries' numbers, or NONE */
+	size_t                    fcap; /* a power of two */
+	uint64_t                  fhead, ftail;
+	uint64_t                  window_ms;
+	size_t                    max_entries;
+	uint64_t                  hits;
+	uint64_t                  evicted_early;
 };
 
-#define DEDUPE__MIN_SLOTS 1024
-
 /* 64-bit multiply-xorshift over eight bytes at a time: a publish hashes a
- * topic and a 36-byte id per record. */
+ * topic and a 36-byte id per record. The second hash mixes the same words
+ * with another constant and shift, from another seed. */
 static uint64_t
 dedupe__mix(uint64_t h, uint64_t w)
 {
@@ -41,33 +52,72 @@ dedupe__mix(uint64_t h, uint64_t w)
 }
 
 static uint64_t
-dedupe__bytes(uint64_t h, const char *p, size_t n)
+dedupe__mix2(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * 0xff51afd7ed558ccdULL;
+	return h ^ (h >> 29);
+}
+
+static void
+dedupe__bytes(struct mri_dedupe_key *k, const char *p, size_t n)
 {
 	uint64_t w;
 
 	for (; n >= 8; p += 8, n -= 8) {
 		memcpy(&w, p, 8);
-		h = dedupe__mix(h, w);
+		k->hash  = dedupe__mix(k->hash, w);
+		k->check = dedupe__mix2(k->check, w);
 	}
 	w = 0;
 	memcpy(&w, p, n);
-	return dedupe__mix(h, w ^ (uint64_t)n << 56);
+	w ^= (uint64_t)n << 56;
+	k->hash  = dedupe__mix(k->hash, w);
+	k->check = dedupe__mix2(k->check, w);
+}
+
+struct mri_dedupe_key
+mri_dedupe_key(const char *topic, size_t topic_len, const char *id,
+	       size_t id_len)
+{
+	struct mri_dedupe_key k = {0xcbf29ce484222325ULL,
+				   0x84222325cbf29ce4ULL};
+
+	dedupe__bytes(&k, topic, topic_len);
+	dedupe__bytes(&k, id, id_len);
+	k.hash ^= k.hash >> 29;
+	k.check ^= k.check >> 31;
+	return k;
 }
 
 uint64_t
 mri_dedupe_hash(const char *topic, size_t topic_len, const char *id,
 		size_t id_len)
 {
-	uint64_t h = dedupe__bytes(0xcbf29ce484222325ULL, topic, topic_len);
+	return mri_dedupe_key(topic, topic_len, id, id_len).hash;
+}
 
-	h = dedupe__bytes(h, id, id_len);
-	return h ^ (h >> 29);
+static size_t
+dedupe__home(uint64_t hash, size_t mask)
+{
+	return (size_t)(hash >> 1) & mask;
+}
+
+static uint64_t
+dedupe__slot(uint32_t n, uint64_t hash)
+{
+	return (uint64_t)n << 32 | (uint32_t)hash | 1u;
+}
+
+static struct mri_dedupe_entry *
+dedupe__at(const struct mri_dedupe *d, uint32_t n)
+{
+	return &d->blocks[n >> DEDUPE__BLOCK_BITS][n & (DEDUPE__BLOCK - 1)];
 }
 
 void
 mri_dedupe_prefetch(const struct mri_dedupe *d, uint64_t hash)
 {
-	__builtin_prefetch(&d->slots[hash & (d->nslots - 1)]);
+	__builtin_prefetch(&d->slots[dedupe__home(hash, d->nslots - 1)]);
 }
 
 int
@@ -78,10 +128,16 @@ mri_dedupe_new(struct mri_dedupe **out, uint64_t window_ms, size_t max_entries)
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return MR_ENOMEM;
 	d->nslots = DEDUPE__MIN_SLOTS;
-	if ((d->slots = calloc(d->nslots, sizeof(*d->slots))) == NULL) {
+	d->fcap   = DEDUPE__MIN_SLOTS;
+	d->slots  = calloc(d->nslots, sizeof(*d->slots));
+	d->fifo   = malloc(d->fcap * sizeof(*d->fifo));
+	if (d->slots == NULL || d->fifo == NULL) {
+		free(d->slots);
+		free(d->fifo);
 		free(d);
 		return MR_ENOMEM;
 	}
+	d->free        = DEDUPE__NONE;
 	d->window_ms   = window_ms;
 	d->max_entries = max_entries;
 	*out           = d;
@@ -93,8 +149,10 @@ mri_dedupe_free(struct mri_dedupe *d)
 {
 	if (d == NULL)
 		return;
-	for (size_t i = 0; i < d->nslots; i++)
-		free(d->slots[i].e);
+	for (uint32_t i = 0; i < d->nblocks; i++)
+		free(d->blocks[i]);
+	free(d->blocks);
+	free(d->fifo);
 	free(d->slots);
 	free(d);
 }
@@ -108,12 +166,12 @@ dedupe__age(const struct mri_dedupe_entry *e, uint64_t now_ms)
 }
 
 /* The free slot at or after \p hash's home in \p slots of \p n. */
-static struct dedupe__slot *
-dedupe__free_slot(struct dedupe__slot *slots, size_t n, uint64_t hash)
+static uint64_t *
+dedupe__free_slot(uint64_t *slots, size_t n, uint64_t hash)
 {
-	size_t i = hash & (n - 1);
+	size_t i = dedupe__home(hash, n - 1);
 
-	while (slots[i].e != NULL)
+	while (slots[i] != 0)
 		i = (i + 1) & (n - 1);
 	return &slots[i];
 }
@@ -121,54 +179,84 @@ dedupe__free_slot(struct dedupe__slot *slots, size_t n, uint64_t hash)
 static void
 dedupe__grow(struct mri_dedupe *d)
 {
-	size_t               nn = d->nslots * 2;
-	struct dedupe__slot *ns = calloc(nn, sizeof(*ns));
+	size_t    nn = d->nslots * 2;
+	uint64_t *ns = calloc(nn, sizeof(*ns));
 
 	if (ns == NULL)
 		return; // fuller, longer probes; the caller checks for room
 	for (size_t i = 0; i < d->nslots; i++)
-		if (d->slots[i].e != NULL)
-			*dedupe__free_slot(ns, nn, d->slots[i].hash) =
-			    d->slots[i];
+		if (d->slots[i] != 0)
+			*dedupe__free_slot(ns, nn, d->slots[i]) = d->slots[i];
 	free(d->slots);
 	d->slots  = ns;
 	d->nslots = nn;
 }
 
-/* Take \p e out of the index: find its slot, then move back each later
- * slot of the run that may live there (linear probing's deletion, no
- * tombstones). */
-static void
-dedupe__unlink_hash(struct mri_dedupe *d, struct mri_dedupe_entry *e)
+/* A free entry, its number in *n: from the free list, or a new block.
+ * @returns NULL when out of memory or numbers. */
+static struct mri_dedupe_entry *
+dedupe__alloc(struct mri_dedupe *d, uint32_t *n)
 {
-	size_t mask = d->nslots - 1, i = e->hash & mask, j, home;
+	struct mri_dedupe_entry  *b, **nb;
+	struct mri_dedupe_entry *e;
 
-	while (d->slots[i].e != e)
+	if (d->free == DEDUPE__NONE) {
+		if (d->nblocks >= DEDUPE__MAX_ENTRIES / DEDUPE__BLOCK ||
+		    (nb = realloc(d->blocks,
+				  (d->nblocks + 1) * sizeof(*nb))) == NULL)
+			return NULL;
+		d->blocks = nb;
+		if ((b = malloc(DEDUPE__BLOCK * sizeof(*b))) == NULL)
+			return NULL;
+		// Chained from its first: taken in order, as they lie.
+		for (uint32_t i = 0; i < DEDUPE__BLOCK; i++)
+			b[i].link = i + 1 < DEDUPE__BLOCK
+					? d->nblocks * DEDUPE__BLOCK + i + 1
+					: DEDUPE__NONE;
+		d->free                = d->nblocks * DEDUPE__BLOCK;
+		d->blocks[d->nblocks++] = b;
+	}
+	*n      = d->free;
+	e       = dedupe__at(d, *n);
+	d->free = e->link;
+	return e;
+}
+
+static void
+dedupe__release(struct mri_dedupe *d, struct mri_dedupe_entry *e, uint32_t n)
+{
+	e->link = d->free;
+	d->free = n;
+}
+
+/* Take entry number \p n (of hash \p hash) out of the index: find its
+ * slot, then move back each later slot of the run that may live there
+ * (linear probing's deletion, no tombstones). */
+static void
+dedupe__unindex(struct mri_dedupe *d, uint32_t n, uint64_t hash)
+{
+	size_t   mask = d->nslots - 1, i = dedupe__home(hash, mask), j, home;
+	uint64_t want = dedupe__slot(n, hash);
+
+	while (d->slots[i] != want)
 		i = (i + 1) & mask;
-	for (j = (i + 1) & mask; d->slots[j].e != NULL; j = (j + 1) & mask) {
-		home = d->slots[j].hash & mask;
+	for (j = (i + 1) & mask; d->slots[j] != 0; j = (j + 1) & mask) {
+		home = dedupe__home(d->slots[j], mask);
 		// Slot j may move to i unless its home lies after i, up to j.
 		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
 			continue;
 		d->slots[i] = d->slots[j];
 		i           = j;
 	}
-	d->slots[i].e    = NULL;
-	d->slots[i].hash = 0;
+	d->slots[i] = 0;
 	d->count--;
 }
 
-static void
-dedupe__unlink_fifo(struct mri_dedupe *d, struct mri_dedupe_entry *e)
+/* The number of the entry of slot \p s. */
+static uint32_t
+dedupe__num(uint64_t s)
 {
-	if (e->fprev)
-		e->fprev->fnext = e->fnext;
-	else
-		d->fhead = e->fnext;
-	if (e->fnext)
-		e->fnext->fprev = e->fprev;
-	else
-		d->ftail = e->fprev;
+	return (uint32_t)(s >> 32);
 }
 
 int
@@ -176,41 +264,38 @@ mri_dedupe_check(struct mri_dedupe *d, const char *topic, size_t topic_len,
 		 const char *id, size_t id_len, uint64_t now_ms,
 		 struct mri_dedupe_entry **out)
 {
-	return mri_dedupe_check_hashed(d,
-				       mri_dedupe_hash(topic, topic_len, id,
-						       id_len),
-				       topic, topic_len, id, id_len, now_ms,
-				       out);
+	return mri_dedupe_check_key(
+	    d, mri_dedupe_key(topic, topic_len, id, id_len), now_ms, out);
 }
 
 int
-mri_dedupe_check_hashed(struct mri_dedupe *d, uint64_t h, const char *topic,
-			size_t topic_len, const char *id, size_t id_len,
-			uint64_t now_ms, struct mri_dedupe_entry **out)
+mri_dedupe_check_key(struct mri_dedupe *d, struct mri_dedupe_key k,
+		     uint64_t now_ms, struct mri_dedupe_entry **out)
 {
 	size_t                   mask = d->nslots - 1;
-	struct mri_dedupe_entry *e    = NULL;
+	uint32_t                 tag  = (uint32_t)k.hash | 1u, n;
+	struct mri_dedupe_entry *e;
 
-	for (size_t i = h & mask; d->slots[i].e != NULL; i = (i + 1) & mask) {
-		struct mri_dedupe_entry *c = d->slots[i].e;
-
-		if (d->slots[i].hash != h || c->topic_len != topic_len ||
-		    c->id_len != id_len || memcmp(c->key, topic, topic_len) ||
-		    memcmp(c->key + topic_len, id, id_len))
+	for (size_t i = dedupe__home(k.hash, mask); d->slots[i] != 0;
+	     i = (i + 1) & mask) {
+		if ((uint32_t)d->slots[i] != tag)
 			continue;
-		if (c->state == MRI_DEDUPE_DONE &&
-		    dedupe__age(c, now_ms) > d->window_ms) {
-			e = c; // expired: treat as new below
+		n = dedupe__num(d->slots[i]);
+		e = dedupe__at(d, n);
+		if (e->hash != k.hash || e->check != k.check)
+			continue;
+		if (e->state == MRI_DEDUPE_DONE &&
+		    dedupe__age(e, now_ms) > d->window_ms) {
+			// Expired: it leaves a hole in the ring, and is new
+			// again below.
+			d->fifo[e->link & (d->fcap - 1)] = DEDUPE__NONE;
+			dedupe__unindex(d, n, e->hash);
+			dedupe__release(d, e, n);
 			break;
 		}
 		d->hits++;
-		*out = c;
-		return c->state;
-	}
-	if (e != NULL) {
-		dedupe__unlink_fifo(d, e);
-		dedupe__unlink_hash(d, e);
-		free(e);
+		*out = e;
+		return e->state;
 	}
 	// At most half full, so that probes stay short (and one is free).
 	if ((d->count + 1) * 2 > d->nslots) {
@@ -218,17 +303,15 @@ mri_dedupe_check_hashed(struct mri_dedupe *d, uint64_t h, const char *topic,
 		if ((d->count + 1) * 2 > d->nslots)
 			return -1;
 	}
-	if ((e = malloc(sizeof(*e) + topic_len + id_len)) == NULL)
+	if ((e = dedupe__alloc(d, &n)) == NULL)
 		return -1;
-	memset(e, 0, sizeof(*e));
-	e->hash      = h;
-	e->state     = MRI_DEDUPE_PENDING;
-	e->topic_len = (uint16_t)topic_len;
-	e->id_len    = (uint8_t)id_len;
-	memcpy(e->key, topic, topic_len);
-	memcpy(e->key + topic_len, id, id_len);
-	*dedupe__free_slot(d->slots, d->nslots, h) =
-	    (struct dedupe__slot){h, e};
+	e->waiters = NULL;
+	e->hash    = k.hash;
+	e->check   = k.check;
+	e->state   = MRI_DEDUPE_PENDING;
+	e->link    = n;
+	*dedupe__free_slot(d->slots, d->nslots, k.hash) =
+	    dedupe__slot(n, k.hash);
 	d->count++;
 	d->pending++;
 	*out = e;
@@ -242,25 +325,48 @@ mri_dedupe_wait(struct mri_dedupe_entry *e, struct mri_dedupe_waiter *w)
 	e->waiters = w;
 }
 
+/* Room in the ring for one more: it doubles when full (the numbers keep
+ * their places modulo the new size). @returns false when out of memory. */
+static int
+dedupe__fifo_room(struct mri_dedupe *d)
+{
+	size_t    nc = d->fcap * 2;
+	uint32_t *nf;
+
+	if (d->ftail - d->fhead < d->fcap)
+		return 1;
+	if ((nf = malloc(nc * sizeof(*nf))) == NULL)
+		return 0;
+	for (uint64_t p = d->fhead; p < d->ftail; p++)
+		nf[p & (nc - 1)] = d->fifo[p & (d->fcap - 1)];
+	free(d->fifo);
+	d->fifo = nf;
+	d->fcap = nc;
+	return 1;
+}
+
 struct mri_dedupe_waiter *
 mri_dedupe_complete(struct mri_dedupe *d, struct mri_dedupe_entry *e,
 		    int32_t partition, int64_t offset, uint64_t now_ms)
 {
 	struct mri_dedupe_waiter *w = e->waiters;
+	uint32_t                  n = e->link; // pending: its number
 
 	e->waiters   = NULL;
-	e->state     = MRI_DEDUPE_DONE;
 	e->partition = partition;
 	e->offset    = offset;
 	e->done_ms   = now_ms;
-	e->fnext     = NULL;
-	e->fprev     = d->ftail;
-	if (d->ftail)
-		d->ftail->fnext = e;
-	else
-		d->fhead = e;
-	d->ftail = e;
 	d->pending--;
+	if (!dedupe__fifo_room(d)) {
+		// Without a place in the ring it could never go: forgotten
+		// at once, as a refused one (a retry writes it again).
+		dedupe__unindex(d, n, e->hash);
+		dedupe__release(d, e, n);
+		return w;
+	}
+	e->state                           = MRI_DEDUPE_DONE;
+	e->link                            = (uint32_t)d->ftail;
+	d->fifo[d->ftail++ & (d->fcap - 1)] = n;
 	return w;
 }
 
@@ -268,39 +374,58 @@ struct mri_dedupe_waiter *
 mri_dedupe_fail(struct mri_dedupe *d, struct mri_dedupe_entry *e)
 {
 	struct mri_dedupe_waiter *w = e->waiters;
+	uint32_t                  n = e->link; // pending: its number
 
-	dedupe__unlink_hash(d, e);
+	dedupe__unindex(d, n, e->hash);
 	d->pending--;
-	free(e);
+	dedupe__release(d, e, n);
 	return w;
+}
+
+/* Start loading the slot of the entry at ring place \p next and the
+ * entry at \p after. */
+static void
+dedupe__prefetch_fifo(const struct mri_dedupe *d, uint64_t next,
+		      uint64_t after)
+{
+	size_t   fmask = d->fcap - 1;
+	uint32_t n;
+
+	if (next < d->ftail && (n = d->fifo[next & fmask]) != DEDUPE__NONE)
+		mri_dedupe_prefetch(d, dedupe__at(d, n)->hash);
+	if (after < d->ftail && (n = d->fifo[after & fmask]) != DEDUPE__NONE)
+		__builtin_prefetch(dedupe__at(d, n), 1);
 }
 
 void
 mri_dedupe_expire(struct mri_dedupe *d, uint64_t now_ms)
 {
-	struct mri_dedupe_entry *e, *n;
+	size_t fmask = d->fcap - 1;
 
-	while ((e = d->fhead) != NULL) {
-		int old  = dedupe__age(e, now_ms) > d->window_ms;
-		int full = d->count - d->pending > d->max_entries;
+	while (d->fhead < d->ftail) {
+		uint32_t                 n = d->fifo[d->fhead & fmask];
+		struct mri_dedupe_entry *e;
+		int                      old, full;
 
+		if (n == DEDUPE__NONE) {
+			d->fhead++;
+			continue;
+		}
+		e    = dedupe__at(d, n);
+		old  = dedupe__age(e, now_ms) > d->window_ms;
+		full = d->count - d->pending > d->max_entries;
 		if (!old && !full)
 			break;
 		if (!old)
 			d->evicted_early++;
 		// Entries and slots expired in turn were last touched long
-		// ago: each is a cache miss. The next entry's slot and the
-		// one after it are fetched while this one goes (the next
-		// entry itself was, a turn ago).
-		if ((n = e->fnext) != NULL) {
-			if (n->fnext != NULL)
-				__builtin_prefetch(n->fnext, 1);
-			__builtin_prefetch(
-			    &d->slots[n->hash & (d->nslots - 1)], 1);
-		}
-		dedupe__unlink_fifo(d, e);
-		dedupe__unlink_hash(d, e);
-		free(e);
+		// ago: each is a cache miss. The entry two ahead and the slot
+		// of the next (its entry fetched a turn ago) are fetched while
+		// this one goes.
+		dedupe__prefetch_fifo(d, d->fhead + 1, d->fhead + 2);
+		d->fhead++;
+		dedupe__unindex(d, n, e->hash);
+		dedupe__release(d, e, n);
 	}
 }
 

@@ -11,6 +11,12 @@
  * the window (counted in evicted_early). Pending entries are never evicted;
  * they are bounded by what mailroomd has in flight.
  *
+ * An id is known by two 64-bit hashes of (topic, id), 128 bits, not by its
+ * bytes: entries are then of one size, kept in blocks (no malloc per id),
+ * about 90 bytes an id with the index, where a copy of the bytes took
+ * about 200. Two different ids of a window of a million share both hashes
+ * with a probability of about 10^-27.
+ *
  * Thread safety: not thread-safe; the caller serialises every call.
  */
 #ifndef MRI_DEDUPE_H
@@ -33,17 +39,20 @@ enum mri_dedupe_state {
 };
 
 struct mri_dedupe_entry {
-	struct mri_dedupe_entry  *fnext; /* FIFO of DONE entries, oldest first */
-	struct mri_dedupe_entry  *fprev;
 	struct mri_dedupe_waiter *waiters;
-	uint64_t                  hash;
+	uint64_t                  hash;  /* mri_dedupe_key's */
+	uint64_t                  check; /* the second hash */
 	uint64_t                  done_ms;
 	int64_t                   offset;
 	int32_t                   partition;
+	uint32_t                  link; /* dedupe.c's: number, place, next */
 	uint8_t                   state;
-	uint16_t                  topic_len;
-	uint8_t                   id_len;
-	char                      key[]; /* topic, then id */
+};
+
+/* What knows (topic, id): mri_dedupe_key's two hashes. */
+struct mri_dedupe_key {
+	uint64_t hash;
+	uint64_t check;
 };
 
 struct mri_dedupe_stats {
@@ -68,22 +77,24 @@ int mri_dedupe_check(struct mri_dedupe *d, const char *topic,
 		     size_t topic_len, const char *id, size_t id_len,
 		     uint64_t now_ms, struct mri_dedupe_entry **e);
 
-/** @returns the hash of (topic, id) that mri_dedupe_check_hashed takes:
- *           a pure function, for any thread, no lock needed. */
+/** @returns the first hash of (topic, id): a pure function, for any
+ *           thread, no lock needed. */
 uint64_t mri_dedupe_hash(const char *topic, size_t topic_len, const char *id,
 			 size_t id_len);
+
+/** @returns what knows (topic, id) in the window (its hash is
+ *           mri_dedupe_hash's): a pure function, for any thread. */
+struct mri_dedupe_key mri_dedupe_key(const char *topic, size_t topic_len,
+				     const char *id, size_t id_len);
 
 /** @brief Start loading the index slot of \p hash into the cache (a lookup
  *         is a cache miss in a big window): a caller that looks up many
  *         ids asks for one a few lookups ahead. */
 void mri_dedupe_prefetch(const struct mri_dedupe *d, uint64_t hash);
 
-/** @brief mri_dedupe_check with the hash of (topic, id) already made by
- *         mri_dedupe_hash. */
-int mri_dedupe_check_hashed(struct mri_dedupe *d, uint64_t hash,
-			    const char *topic, size_t topic_len,
-			    const char *id, size_t id_len, uint64_t now_ms,
-			    struct mri_dedupe_entry **e);
+/** @brief mri_dedupe_check with the key already made by mri_dedupe_key. */
+int mri_dedupe_check_key(struct mri_dedupe *d, struct mri_dedupe_key k,
+			 uint64_t now_ms, struct mri_dedupe_entry **e);
 
 /** @brief Wait on a pending entry. */
 void mri_dedupe_wait(struct mri_dedupe_entry *e, struct mri_dedupe_waiter *w);

@@ -205,11 +205,27 @@ START_TEST(test_topic_and_id_distinct)
 						 &e) == MRI_DEDUPE_NEW,
 			      "(%s, %s) seen before", keys[i][0], keys[i][1]);
 	for (size_t i = 0; i < n; i++) {
+		struct mri_dedupe_key k = mri_dedupe_key(
+		    keys[i][0], strlen(keys[i][0]), keys[i][1],
+		    strlen(keys[i][1]));
+
 		ck_assert_int_eq(dedupe_test__check(d, keys[i][0], keys[i][1],
 						    0, &e),
 				 MRI_DEDUPE_PENDING);
-		ck_assert_uint_eq(e->topic_len, strlen(keys[i][0]));
-		ck_assert(memcmp(e->key, keys[i][0], e->topic_len) == 0);
+		ck_assert(e->hash == k.hash && e->check == k.check);
+		ck_assert(k.hash ==
+			  mri_dedupe_hash(keys[i][0], strlen(keys[i][0]),
+					  keys[i][1], strlen(keys[i][1])));
+		// The two hashes differ in their bits (not one the other's
+		// copy): each pair of keys differs in both.
+		for (size_t j = 0; j < i; j++) {
+			struct mri_dedupe_key o = mri_dedupe_key(
+			    keys[j][0], strlen(keys[j][0]), keys[j][1],
+			    strlen(keys[j][1]));
+
+			ck_assert(o.hash != k.hash && o.check != k.check);
+		}
+		ck_assert(k.hash != k.check);
 	}
 	ck_assert_uint_eq(dedupe_test__stats(d).entries, n);
 	mri_dedupe_free(d);
@@ -381,6 +397,54 @@ START_TEST(test_many_entries)
 	ck_assert_uint_eq(s.pending, 0);
 	ck_assert_uint_eq(s.evicted_early, 0);
 	free(es);
+	mri_dedupe_free(d);
+}
+END_TEST
+
+/* The ring of confirmed entries wraps, then grows with its head far from
+ * its start: each keeps its place, and they still go oldest first. */
+START_TEST(test_ring_wraps_and_grows)
+{
+	struct mri_dedupe       *d;
+	struct mri_dedupe_entry *e;
+	char                     id[32];
+	int                      i;
+
+	d = dedupe_test__new(DEDUPE_TEST__WINDOW, 1u << 20);
+
+	// 1 500 confirmed at 0 .. 1 499 ms; those of 0 .. 999 expire at
+	// 2 000: the ring's head is at 1 000.
+	for (i = 0; i < 1500; i++) {
+		snprintf(id, sizeof(id), "%d", i);
+		dedupe_test__done(d, "t", id, (uint64_t)i, i % 3, i);
+	}
+	mri_dedupe_expire(d, 999 + DEDUPE_TEST__WINDOW + 1);
+	ck_assert_uint_eq(dedupe_test__stats(d).entries, 500);
+	// 3 000 more at 1 500 ms: the ring (1 024 at first) wraps and grows.
+	for (; i < 4500; i++) {
+		snprintf(id, sizeof(id), "%d", i);
+		dedupe_test__done(d, "t", id, 1500, i % 3, i);
+	}
+	ck_assert_uint_eq(dedupe_test__stats(d).entries, 3500);
+	for (i = 0; i < 4500; i++) {
+		int st;
+
+		snprintf(id, sizeof(id), "%d", i);
+		st = dedupe_test__check(d, "t", id, 1500, &e);
+		if (i < 1000 ? st != MRI_DEDUPE_NEW
+			     : st != MRI_DEDUPE_DONE || e->offset != i ||
+				   e->partition != i % 3)
+			ck_abort_msg("%s: state %d, or not its ack", id, st);
+		if (i < 1000)
+			ck_assert_ptr_null(mri_dedupe_fail(d, e));
+	}
+	// Oldest first: those of 1 000 .. 1 499 go at 2 500, the rest after.
+	mri_dedupe_expire(d, 1499 + DEDUPE_TEST__WINDOW + 1);
+	ck_assert_uint_eq(dedupe_test__stats(d).entries, 3000);
+	ck_assert_int_eq(dedupe_test__check(d, "t", "1499", 2500, &e),
+			 MRI_DEDUPE_NEW);
+	ck_assert_int_eq(dedupe_test__check(d, "t", "1500", 2500, &e),
+			 MRI_DEDUPE_DONE);
 	mri_dedupe_free(d);
 }
 END_TEST
@@ -712,6 +776,7 @@ dedupe_test__suite(void)
 	tcase_add_test(tc, test_expire);
 	tcase_add_test(tc, test_max_entries);
 	tcase_add_test(tc, test_many_entries);
+	tcase_add_test(tc, test_ring_wraps_and_grows);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("model");

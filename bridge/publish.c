@@ -264,8 +264,8 @@ mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b)
 		// The dedupe window's hash now, on this thread, not under the
 		// window's lock.
 		if (pv->given_id && p->dedupe != NULL)
-			pv->dhash = mri_dedupe_hash(r->topic, strlen(r->topic),
-						    r->id, r->id_len);
+			pv->dkey = mri_dedupe_key(r->topic, strlen(r->topic),
+						  r->id, r->id_len);
 		pv->pm.topic         = r->topic;
 		pv->pm.key           = r->key;
 		pv->pm.key_len       = r->key_len;
@@ -342,13 +342,11 @@ publish__dedupe(struct mri_publisher *p, struct mri_pub_batch *b)
 		// slots of the next few records while this one is looked up.
 		for (; ahead < b->n && ahead <= i + PUBLISH__PREFETCH; ahead++)
 			if (publish__deduped(&b->recs[ahead]))
-				mri_dedupe_prefetch(p->dedupe,
-						    b->recs[ahead].priv.dhash);
+				mri_dedupe_prefetch(
+				    p->dedupe, b->recs[ahead].priv.dkey.hash);
 		if (!publish__deduped(r))
 			continue;
-		st = mri_dedupe_check_hashed(p->dedupe, pv->dhash, r->topic,
-					     strlen(r->topic), r->id,
-					     r->id_len, now_ms, &e);
+		st = mri_dedupe_check_key(p->dedupe, pv->dkey, now_ms, &e);
 		switch (st) {
 		case MRI_DEDUPE_NEW:
 			pv->dentry = e;

@@ -85,7 +85,7 @@ struct mri_pub_rec_priv {
 	struct mri_pub_batch    *b;
 	struct mri_pmsg          pm;
 	struct mri_dedupe_entry *dentry; /* the entry it writes */
-	uint64_t                 dhash;  /* its (topic, id)'s, for dedupe */
+	struct mri_dedupe_key    dkey;   /* its (topic, id)'s, for dedupe */
 	uint8_t                  state;
 	bool                     given_id;
 	char                     idbuf[MRI_UUID_STRLEN + 1];
