@@ -180,10 +180,15 @@ static void
 dedupe__grow(struct mri_dedupe *d)
 {
 	size_t    nn = d->nslots * 2;
-	uint64_t *ns = calloc(nn, sizeof(*ns));
+	uint64_t *ns = malloc(nn * sizeof(*ns));
 
 	if (ns == NULL)
 		return; // fuller, longer probes; the caller checks for room
+	// Written now, not calloc'd: the kernel's zero pages, read by the
+	// lookups first, then written, cost a second fault each and a TLB
+	// flush on every core (a tenth of a publish's kernel time while the
+	// window grew).
+	memset(ns, 0, nn * sizeof(*ns));
 	for (size_t i = 0; i < d->nslots; i++)
 		if (d->slots[i] != 0)
 			*dedupe__free_slot(ns, nn, d->slots[i]) = d->slots[i];

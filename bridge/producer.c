@@ -346,7 +346,8 @@ producer__serve(struct mri_producer *p, int timeout_ms, bool all_unconfirmed)
 			   (m)->has_key ? (m)->key_len : 0),                   \
 	    RD_KAFKA_V_VALUE((void *)((m)->payload ? (m)->payload : ""),       \
 			     (m)->payload_len),                                \
-	    RD_KAFKA_V_HEADERS((m)->hdrs), RD_KAFKA_V_OPAQUE(m)
+	    RD_KAFKA_V_HEADERS((m)->hdrs), RD_KAFKA_V_OPAQUE(m),              \
+	    RD_KAFKA_V_TIMESTAMP((m)->timestamp_ms)
 
 /* \p rkt: m's topic's handle (bridge/topics.h), or NULL: by name. */
 static int

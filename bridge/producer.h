@@ -42,6 +42,7 @@ struct mri_pmsg {
 	void               *opaque;
 	bool                has_partition; /* else by key (partitioner) */
 	int32_t             partition;
+	int64_t             timestamp_ms; /* CreateTime; 0: the produce's */
 	/* producer-owned */
 	int                 resends;
 	uint64_t            order; /* when it was sent: resends keep it */

@@ -203,6 +203,9 @@ mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b)
 	char                         now[MRI_TIME_STRLEN + 1];
 	const char                  *why;
 	int                          rc;
+	// One clock read for the batch: its envelopes' time and its
+	// records' timestamps (librdkafka would read the clock for each).
+	int64_t                      wall = mri_wall_ms();
 
 	d = (struct mri_envelope_defaults){.lean = atomic_load(&p->lean)};
 	if (!d.lean) {
@@ -210,7 +213,7 @@ mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b)
 		memcpy(src, p->ce_source, sizeof(src));
 		memcpy(type, p->ce_type, sizeof(type));
 		pthread_mutex_unlock(&p->cfg_lock);
-		mri_time_fmt(mri_wall_ms(), now);
+		mri_time_fmt(wall, now);
 		d.source = src;
 		d.type   = type;
 		d.time   = now;
@@ -274,6 +277,7 @@ mri_publish_prepare(struct mri_publisher *p, struct mri_pub_batch *b)
 		pv->pm.payload_len   = r->value_len;
 		pv->pm.has_partition = r->partition >= 0;
 		pv->pm.partition     = r->partition;
+		pv->pm.timestamp_ms  = wall;
 		pv->state            = PUBLISH__READY;
 	}
 }
