@@ -8,9 +8,10 @@
 /* Entries are of one size and live in blocks that never move (a pending
  * entry's address is held by its publish), numbered from 0; a free one is
  * on a list through its link (a pending one's link is its number, a DONE
- * one's its place in the ring). DONE entries are in a ring of their numbers
- * in the order they were confirmed; an entry that leaves from the middle
- * (expired on a lookup) leaves a hole there, skipped when it comes out.
+ * one's its place in the ring). DONE entries are in a ring, in the order
+ * they were confirmed, each as its index slot; an entry that leaves from
+ * the middle (expired on a lookup) leaves a hole there (0), skipped when
+ * it comes out.
  *
  * The index: open addressing with linear probing, a slot an entry's number
  * (high half) and the low half of its hash with its lowest bit set (0 is a
@@ -21,7 +22,7 @@
 #define DEDUPE__MIN_SLOTS 1024
 #define DEDUPE__BLOCK_BITS 12
 #define DEDUPE__BLOCK (1u << DEDUPE__BLOCK_BITS)
-#define DEDUPE__NONE UINT32_MAX /* no entry: the free list's end, a hole */
+#define DEDUPE__NONE UINT32_MAX /* no entry: the free list's end */
 #define DEDUPE__MAX_ENTRIES (UINT32_MAX - 1)
 
 struct mri_dedupe {
@@ -32,7 +33,7 @@ struct mri_dedupe {
 	struct mri_dedupe_entry **blocks;
 	uint32_t                  nblocks;
 	uint32_t                  free; /* the first free entry, or NONE */
-	uint32_t                 *fifo; /* DONE entries' numbers, or NONE */
+	uint64_t                 *fifo; /* DONE entries' slots, or 0 */
 	size_t                    fcap; /* a power of two */
 	uint64_t                  fhead, ftail;
 	uint64_t                  window_ms;
@@ -293,7 +294,7 @@ mri_dedupe_check_key(struct mri_dedupe *d, struct mri_dedupe_key k,
 		    dedupe__age(e, now_ms) > d->window_ms) {
 			// Expired: it leaves a hole in the ring, and is new
 			// again below.
-			d->fifo[e->link & (d->fcap - 1)] = DEDUPE__NONE;
+			d->fifo[e->link & (d->fcap - 1)] = 0;
 			dedupe__unindex(d, n, e->hash);
 			dedupe__release(d, e, n);
 			break;
@@ -336,7 +337,7 @@ static int
 dedupe__fifo_room(struct mri_dedupe *d)
 {
 	size_t    nc = d->fcap * 2;
-	uint32_t *nf;
+	uint64_t *nf;
 
 	if (d->ftail - d->fhead < d->fcap)
 		return 1;
@@ -371,7 +372,7 @@ mri_dedupe_complete(struct mri_dedupe *d, struct mri_dedupe_entry *e,
 	}
 	e->state                           = MRI_DEDUPE_DONE;
 	e->link                            = (uint32_t)d->ftail;
-	d->fifo[d->ftail++ & (d->fcap - 1)] = n;
+	d->fifo[d->ftail++ & (d->fcap - 1)] = dedupe__slot(n, e->hash);
 	return w;
 }
 
@@ -387,50 +388,47 @@ mri_dedupe_fail(struct mri_dedupe *d, struct mri_dedupe_entry *e)
 	return w;
 }
 
-/* Start loading the slot of the entry at ring place \p next and the
- * entry at \p after. */
-static void
-dedupe__prefetch_fifo(const struct mri_dedupe *d, uint64_t next,
-		      uint64_t after)
-{
-	size_t   fmask = d->fcap - 1;
-	uint32_t n;
-
-	if (next < d->ftail && (n = d->fifo[next & fmask]) != DEDUPE__NONE)
-		mri_dedupe_prefetch(d, dedupe__at(d, n)->hash);
-	if (after < d->ftail && (n = d->fifo[after & fmask]) != DEDUPE__NONE)
-		__builtin_prefetch(dedupe__at(d, n), 1);
-}
+/* Ring places ahead of the one going whose index slot, and whose entry,
+ * are fetched meanwhile: those that go in turn were last touched long
+ * ago, and each is a cache miss. The ring holds each entry's slot, so the
+ * slot's place is known without its entry. */
+#define DEDUPE__SLOT_AHEAD 8
+#define DEDUPE__ENTRY_AHEAD 4
 
 void
 mri_dedupe_expire(struct mri_dedupe *d, uint64_t now_ms)
 {
-	size_t fmask = d->fcap - 1;
+	size_t fmask = d->fcap - 1, mask = d->nslots - 1;
 
 	while (d->fhead < d->ftail) {
-		uint32_t                 n = d->fifo[d->fhead & fmask];
+		uint64_t                 s = d->fifo[d->fhead & fmask], x;
 		struct mri_dedupe_entry *e;
 		int                      old, full;
 
-		if (n == DEDUPE__NONE) {
+		if (s == 0) { // a hole: expired on a lookup
 			d->fhead++;
 			continue;
 		}
-		e    = dedupe__at(d, n);
+		e    = dedupe__at(d, dedupe__num(s));
 		old  = dedupe__age(e, now_ms) > d->window_ms;
 		full = d->count - d->pending > d->max_entries;
 		if (!old && !full)
 			break;
 		if (!old)
 			d->evicted_early++;
-		// Entries and slots expired in turn were last touched long
-		// ago: each is a cache miss. The entry two ahead and the slot
-		// of the next (its entry fetched a turn ago) are fetched while
-		// this one goes.
-		dedupe__prefetch_fifo(d, d->fhead + 1, d->fhead + 2);
+		x = d->fhead + DEDUPE__SLOT_AHEAD < d->ftail
+			? d->fifo[(d->fhead + DEDUPE__SLOT_AHEAD) & fmask]
+			: 0;
+		if (x != 0)
+			__builtin_prefetch(&d->slots[dedupe__home(x, mask)], 1);
+		x = d->fhead + DEDUPE__ENTRY_AHEAD < d->ftail
+			? d->fifo[(d->fhead + DEDUPE__ENTRY_AHEAD) & fmask]
+			: 0;
+		if (x != 0)
+			__builtin_prefetch(dedupe__at(d, dedupe__num(x)), 1);
 		d->fhead++;
-		dedupe__unindex(d, n, e->hash);
-		dedupe__release(d, e, n);
+		dedupe__unindex(d, dedupe__num(s), e->hash);
+		dedupe__release(d, e, dedupe__num(s));
 	}
 }
 
