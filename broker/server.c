@@ -34,15 +34,6 @@
 
 // How long replies already handed to nng get to reach the wire at shutdown.
 #define SRV__LINGER_MS 200
-// What a context keeps from one request to the next: room for up to this
-// many records (their views, records, headers and backpressure entries,
-// about 450 bytes a record), a reply buffer up to this size, and up to
-// this many topic names. A larger request's room is freed when it is
-// answered: kept in each of max_inflight contexts, 1,000-record requests
-// held about 100 MB whatever the number of requests in flight.
-#define SRV__KEEP_RECS 128
-#define SRV__KEEP_OUT (16u << 10)
-#define SRV__KEEP_TOPICS 16
 // How long closing the nng socket may take at shutdown (nng 1.5.2 can
 // wedge there: see srv__close_bounded).
 #define SRV__CLOSE_WAIT_MS 5000

@@ -43,6 +43,17 @@ struct srv_topic {
 	char              name[];
 };
 
+// What a context keeps from one request to the next (srv__request_free):
+// room for up to this many records (their views, records, headers and
+// backpressure entries, about 450 bytes a record), a reply buffer up to
+// this size, and up to this many topic names. A larger request's room is
+// freed when it is answered: kept in each of max_inflight contexts,
+// 1,000-record requests held about 100 MB whatever the number of requests
+// in flight (server_drain_test.c checks the bound).
+#define SRV__KEEP_RECS 128
+#define SRV__KEEP_OUT (16u << 10)
+#define SRV__KEEP_TOPICS 16
+
 struct srv_ctx {
 	struct mri_server    *s;
 	nng_ctx               ctx;
