@@ -59,6 +59,26 @@ dedupe__mix2(uint64_t h, uint64_t w)
 	return h ^ (h >> 29);
 }
 
+/* The last \p n (< 8) bytes at \p p as a little-endian word, in
+ * registers: copied byte by byte to the stack and read back as a word,
+ * they stalled the load on its stores (most of the hash's time). */
+static uint64_t
+dedupe__tail(const char *p, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	uint32_t             a, b;
+
+	if (n >= 4) {
+		memcpy(&a, p, 4);
+		memcpy(&b, p + n - 4, 4); // overlapping: the same bytes
+		return a | (uint64_t)b << (8 * (n - 4));
+	}
+	if (n == 0)
+		return 0;
+	return u[0] | (uint64_t)u[n / 2] << (8 * (n / 2)) |
+	       (uint64_t)u[n - 1] << (8 * (n - 1));
+}
+
 static void
 dedupe__bytes(struct mri_dedupe_key *k, const char *p, size_t n)
 {
@@ -69,9 +89,7 @@ dedupe__bytes(struct mri_dedupe_key *k, const char *p, size_t n)
 		k->hash  = dedupe__mix(k->hash, w);
 		k->check = dedupe__mix2(k->check, w);
 	}
-	w = 0;
-	memcpy(&w, p, n);
-	w ^= (uint64_t)n << 56;
+	w = dedupe__tail(p, n) ^ (uint64_t)n << 56;
 	k->hash  = dedupe__mix(k->hash, w);
 	k->check = dedupe__mix2(k->check, w);
 }
