@@ -311,7 +311,8 @@ group__read(struct mri_group *g)
 void
 group__nudge(struct mri_group *g)
 {
-	if (atomic_load(&g->held) && atomic_exchange(&g->held, false))
+	if (g->cq != NULL && atomic_load(&g->held) &&
+	    atomic_exchange(&g->held, false))
 		rd_kafka_queue_yield(g->cq);
 }
 
@@ -558,7 +559,8 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 fail_rk:
 	group__waker_stop(g);
 	rd_kafka_consumer_close(g->rk);
-	rd_kafka_queue_destroy(g->cq);
+	if (g->cq != NULL)
+		rd_kafka_queue_destroy(g->cq);
 	rd_kafka_destroy(g->rk);
 	mri_journal_free(g->j);
 	mri_engine_free(g->e);
@@ -657,7 +659,8 @@ mri_group_free(struct mri_group *g)
 	while (g->batches > 0)
 		pthread_cond_wait(&g->cv, &g->lock);
 	pthread_mutex_unlock(&g->lock);
-	rd_kafka_queue_destroy(g->cq);
+	if (g->cq != NULL)
+		rd_kafka_queue_destroy(g->cq);
 	rd_kafka_destroy(g->rk);
 	mri_engine_free(g->e);
 	pthread_mutex_destroy(&g->lock);
