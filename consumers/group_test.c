@@ -734,33 +734,6 @@ START_TEST(test_group_assign_order)
 }
 END_TEST
 
-/* The budget's split: a quarter for the buffers, half for the prefetch
- * (per partition), a quarter for the acked ids; each bounded. */
-START_TEST(test_group_budget)
-{
-	struct mri_group_budget b;
-
-	mri_group_budget((size_t)64 << 20, 4, &b);
-	ck_assert_uint_eq(b.buffers, (size_t)16 << 20);
-	ck_assert_uint_eq(b.prefetch_kb, 8192); // 32 MiB over 4
-	ck_assert_uint_eq(b.fetch_bytes, 1 << 20);
-	ck_assert_uint_eq(b.prefetch_msgs, 13107);
-	ck_assert_uint_eq(b.acked_ids, ((size_t)16 << 20) / MRI_GROUP_ID_BYTES);
-	// 0 partitions: 4.
-	mri_group_budget((size_t)64 << 20, 0, &b);
-	ck_assert_uint_eq(b.prefetch_kb, 8192);
-	// Small: each part at its floor.
-	mri_group_budget(1 << 20, 256, &b);
-	ck_assert_uint_eq(b.buffers, 1 << 18);
-	ck_assert_uint_eq(b.prefetch_kb, 64);
-	ck_assert_uint_eq(b.prefetch_msgs, 100);
-	ck_assert_uint_eq(b.fetch_bytes, 64 << 10);
-	ck_assert_uint_eq(b.acked_ids, ((size_t)1 << 18) / MRI_GROUP_ID_BYTES);
-	mri_group_budget(1 << 10, 1, &b);
-	ck_assert_uint_eq(b.acked_ids, 1000);
-}
-END_TEST
-
 /* The journal's acked ids come from the budget unless a number is set,
  * and 500 000 without either; the consumer waits fetch_wait_ms at most
  * for a fetch. */
@@ -821,7 +794,6 @@ main(void)
 {
 	Suite   *s  = suite_create("group");
 	TCase   *tc = tcase_create("embedded");
-	TCase   *tb = tcase_create("budget");
 	SRunner *r;
 	int      failed;
 
@@ -832,8 +804,6 @@ main(void)
 	tcase_add_test(tc, test_group_settings);
 	tcase_set_timeout(tc, 90);
 	suite_add_tcase(s, tc);
-	tcase_add_test(tb, test_group_budget);
-	suite_add_tcase(s, tb);
 	r = srunner_create(s);
 	srunner_run_all(r, CK_ENV);
 	failed = srunner_ntests_failed(r);
