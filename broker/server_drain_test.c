@@ -1,6 +1,6 @@
 /*
  * The front door (broker/server.h) on the embedded cluster, as
- * server_test.c (broker/server_test_util.h), on its way down and between
+ * server_test.c (broker/server_harness_test.h), on its way down and between
  * requests:
  *
  *  - drain with requests in flight (Kafka slow, or down): every request is
@@ -38,7 +38,7 @@
 #include "broker/config.h"
 #include "broker/server.h"
 #include "broker/server_internal.h"
-#include "broker/server_test_util.h"
+#include "broker/server_harness_test.h"
 #include "core/log.h"
 #include "mailroom/client.h"
 #include "mailroom/consumer.h"

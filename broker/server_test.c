@@ -1,7 +1,7 @@
 /*
  * The front door (broker/server.h), in-process on the embedded cluster,
  * spoken to over ipc:// in a private directory with the public client
- * library and with raw nng req0 sockets (broker/server_test_util.h):
+ * library and with raw nng req0 sockets (broker/server_harness_test.h):
  *
  *  - a storm: publishers with requests in flight, STATUS, a consumer
  *    (SUBSCRIBE, FETCH, SETTLE) and malformed frames, all at once; every
@@ -40,7 +40,7 @@
 #include "bridge/embedded.h"
 #include "broker/config.h"
 #include "broker/server.h"
-#include "broker/server_test_util.h"
+#include "broker/server_harness_test.h"
 #include "core/log.h"
 #include "mailroom/client.h"
 #include "mailroom/consumer.h"

@@ -4,8 +4,8 @@
  * directory; clients of the public library; raw frames on req0 sockets.
  * Every helper fails the running Check test when a step fails.
  */
-#ifndef MRI_SERVER_TEST_UTIL_H
-#define MRI_SERVER_TEST_UTIL_H
+#ifndef MRI_SERVER_HARNESS_TEST_H
+#define MRI_SERVER_HARNESS_TEST_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,13 +1,13 @@
 /*
  * dedupe_bench: the publish dedupe window's cost per id, alone, no Kafka
- * (docs/benchmarks/publish.md, "The dedupe window"). Not run by CTest;
- * needs a quiet core.
+ * (docs/benchmarks/publish.md, "The dedupe window"). Built with the
+ * benchmarks (MR_BENCH), not run by CTest; needs a quiet core.
  *
  * Publishes as mailroomd's publisher does, in batches of 1 000 UUIDv7-like
  * ids of one topic: the batch's expiry, the lookups (the slots of the
  * records eight ahead prefetched), then every id confirmed. The window is
  * at its defaults (2 minutes, 1 000 000 ids), so after a million ids each
- * new one evicts the oldest. Prints the microseconds, as nanoseconds per id, over all ids
+ * new one evicts the oldest. Prints the nanoseconds per id over all ids
  * and after the first two million (the full window), with the ids' making
  * and hashing alone measured apart and taken off, and the resident memory
  * at the end.

@@ -1,9 +1,9 @@
 /*
- * What the server's tests share (broker/server_test_util.h): a server on
+ * What the server's tests share (broker/server_harness_test.h): a server on
  * the embedded cluster over ipc:// in a private directory, clients, and
  * raw frames on req0 sockets.
  */
-#include "broker/server_test_util.h"
+#include "broker/server_harness_test.h"
 
 #include <check.h>
 #include <jansson.h>
