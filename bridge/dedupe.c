@@ -221,8 +221,7 @@ dedupe__grow(struct mri_dedupe *d)
 static struct mri_dedupe_entry *
 dedupe__alloc(struct mri_dedupe *d, uint32_t *n)
 {
-	struct mri_dedupe_entry  *b, **nb;
-	struct mri_dedupe_entry *e;
+	struct mri_dedupe_entry *b, **nb, *e;
 
 	if (d->free == DEDUPE__NONE) {
 		if (d->nblocks >= DEDUPE__MAX_ENTRIES / DEDUPE__BLOCK ||

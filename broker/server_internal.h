@@ -132,6 +132,15 @@ void srv__reply_error(struct srv_ctx *c, int code, const char *why);
  * thread is left behind, and nothing of nng may be touched any more). */
 bool srv__close_bounded(nng_socket sock, int timeout_ms);
 
+/* ---- broker/server_new.c ---- */
+
+/* A librdkafka configuration of \p bootstrap and \p client_id with the
+ * configuration's pass-through settings (librdkafka.*).
+ * @returns it (the caller's), or NULL with a sentence in errstr. */
+rd_kafka_conf_t *srv__kafka_conf(const struct mri_config *cfg,
+				 const char *bootstrap, const char *client_id,
+				 char *errstr, size_t errstr_size);
+
 /* ---- broker/server_lag.c ---- */
 
 /* Start the lag monitor (s->lag): its own handle, from the bootstrap and

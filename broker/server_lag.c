@@ -101,14 +101,9 @@ srv__lag_new(struct mri_server *s, const struct mri_config *cfg,
 	rd_kafka_conf_t *conf;
 	int              rc;
 
-	if ((conf = mri_kafka_conf_new(bootstrap, "mailroomd-lag", errstr,
-				       errstr_size)) == NULL)
+	if ((conf = srv__kafka_conf(cfg, bootstrap, "mailroomd-lag", errstr,
+				    errstr_size)) == NULL)
 		return MR_ECONFIG;
-	if (mri_kafka_set_all(conf, cfg->rdk_names, cfg->rdk_values,
-			      cfg->rdk_count, errstr, errstr_size) != MR_OK) {
-		rd_kafka_conf_destroy(conf);
-		return MR_ECONFIG;
-	}
 	rc = mri_lag_new(&s->lag, conf, &lc, errstr, errstr_size);
 	rd_kafka_conf_destroy(conf);
 	return rc;

@@ -31,6 +31,23 @@
 
 static int srv__split_urls(struct mri_server *s, const char *list);
 
+rd_kafka_conf_t *
+srv__kafka_conf(const struct mri_config *cfg, const char *bootstrap,
+		const char *client_id, char *errstr, size_t errstr_size)
+{
+	rd_kafka_conf_t *conf;
+
+	if ((conf = mri_kafka_conf_new(bootstrap, client_id, errstr,
+				       errstr_size)) == NULL)
+		return NULL;
+	if (mri_kafka_set_all(conf, cfg->rdk_names, cfg->rdk_values,
+			      cfg->rdk_count, errstr, errstr_size) != MR_OK) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	return conf;
+}
+
 /* The consume side: a template of the consumers' librdkafka settings. */
 static int
 srv__consume_new(struct mri_server *s, const struct mri_config *cfg,
@@ -78,14 +95,9 @@ srv__consume_new(struct mri_server *s, const struct mri_config *cfg,
 	snprintf(cc.dlq_suffix, sizeof(cc.dlq_suffix), "%s",
 		 cfg->consumer_dlq_topic_suffix);
 
-	if ((conf = mri_kafka_conf_new(bootstrap, "mailroomd", errstr,
-				       errstr_size)) == NULL)
+	if ((conf = srv__kafka_conf(cfg, bootstrap, "mailroomd", errstr,
+				    errstr_size)) == NULL)
 		return MR_ECONFIG;
-	if (mri_kafka_set_all(conf, cfg->rdk_names, cfg->rdk_values,
-			      cfg->rdk_count, errstr, errstr_size) != MR_OK) {
-		rd_kafka_conf_destroy(conf);
-		return MR_ECONFIG;
-	}
 	rc = mri_consume_new(&s->consume, conf, &cc);
 	rd_kafka_conf_destroy(conf);
 	if (rc != MR_OK)
