@@ -1,0 +1,8 @@
+#ifndef MAILROOM_BROKER_ALLOC_H
+#define MAILROOM_BROKER_ALLOC_H
+
+/* The sizes mailroomd's calloc zeroes itself (broker/alloc.c). */
+#define MRD_CALLOC_MEMSET_MIN ((size_t)16 << 10)
+#define MRD_CALLOC_MEMSET_MAX ((size_t)4 << 20)
+
+#endif
