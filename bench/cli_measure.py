@@ -11,6 +11,12 @@ the time of the first byte on stdout (its size polled every 5 ms), the
 lines written, the command's own CPU (user + system, from wait4), and the
 CPU each process of WATCH_PIDS (name=pid,name=pid) used meanwhile, from
 /proc/PID/stat.
+
+Before starting COMMAND it waits until the watched processes are quiet
+(together under 5 % of a core over two 200 ms windows in a row, at most
+QUIET_MAX_S, 15 s): what the previous command left them doing (a
+consumer group's leaving, Kafka's flushes) is not charged to this one.
+The wait is reported as "quiet_s" (null when they never went quiet).
 """
 import json
 import os
@@ -30,6 +36,21 @@ def cpu(pid):
         return 0.0
 
 
+def quiet(pids, limit):
+    """Wait until pids use under 5 % of a core for two windows running."""
+    t0 = time.monotonic()
+    calm = 0
+    last = sum(cpu(p) for p in pids.values())
+    while time.monotonic() - t0 < limit:
+        time.sleep(0.2)
+        now = sum(cpu(p) for p in pids.values())
+        calm = calm + 1 if now - last < 0.2 * 0.05 + 1e-9 else 0
+        last = now
+        if calm == 2:
+            return round(time.monotonic() - t0, 2)
+    return None
+
+
 def lines(path):
     n = 0
     with open(path, "rb") as f:
@@ -42,6 +63,7 @@ def main():
     label, n, stdin, stdout, watch = sys.argv[1:6]
     cmd = sys.argv[sys.argv.index("--") + 1:]
     pids = dict(kv.split("=") for kv in watch.split(",") if kv)
+    quiet_s = quiet(pids, float(os.environ.get("QUIET_MAX_S", "15")))
     before = {k: cpu(p) for k, p in pids.items()}
     fin = open(stdin, "rb") if stdin != "-" else subprocess.DEVNULL
     t0 = time.monotonic()
@@ -63,6 +85,7 @@ def main():
         "rc": rc,
         "wall_s": round(t1 - t0, 3),
         "first_write_s": round(first - t0, 3) if first else None,
+        "quiet_s": quiet_s,
         "lines": lines(stdout),
         "cpu_s": {"cmd": round(ru.ru_utime + ru.ru_stime, 3)},
     }

@@ -32,6 +32,8 @@
 #   BASE_CLI [none]        another build's `mailroom`: its consume runs too,
 #                          each round, on the same topic ("consume base")
 #   OUT_DIR [/dev/shm if there, else the temporary directory]
+#   WARMUP [1]             0: no uncounted round 0 (both sides publishing
+#                          once, to warm Kafka up)
 #   KEEP=1                 keep the temporary directory (logs, data)
 # Results are also saved to BUILD_DIR/bench-results/cli-<time>.txt.
 # Exit status: 0 when every command exited 0.
@@ -105,6 +107,18 @@ measure() { # measure LABEL STDIN COMMAND...
         FAILED=1
     fi
 }
+
+# Round 0, not counted: both sides publish once, so that Kafka's JIT has
+# compiled the produce path before either side is measured (the first
+# publish of a fresh Kafka paid it alone).
+if (( ${WARMUP:-1} )); then
+    for t in warm-mr warm-raw; do
+        "${MR[@]}" topics create "$t" --partitions "$PARTITIONS" >/dev/null
+    done
+    "${MR[@]}" publish --lines -K $'\t' -b "$BATCH" warm-mr \
+        <"$WORK/lines.txt" >/dev/null
+    "${RAWP[@]}" -t warm-raw <"$WORK/lines.txt"
+fi
 
 for r in $(seq "$ROUNDS"); do
     printf '\n## round %d\n' "$r" | tee -a "$RESULTS"
