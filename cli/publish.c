@@ -294,46 +294,86 @@ publish__read_all(FILE *f, char **out, size_t *len)
 	return 0;
 }
 
+/* A batch's lines, one after another, each NUL-terminated: one buffer
+ * for the batch instead of one allocation per line. */
+struct publish__text {
+	char  *buf;
+	size_t len, cap;
+};
+
+/* Appends \p n bytes of \p line to \p t; @returns its offset, or -1. */
+static ssize_t
+publish__text_add(struct publish__text *t, const char *line, size_t n)
+{
+	size_t off = t->len;
+
+	if (t->cap - t->len < n + 1) {
+		size_t cap = t->cap > 0 ? t->cap : 65536;
+		char  *nb;
+
+		while (cap - t->len < n + 1)
+			cap *= 2;
+		if ((nb = realloc(t->buf, cap)) == NULL)
+			return -1;
+		t->buf = nb;
+		t->cap = cap;
+	}
+	memcpy(t->buf + off, line, n);
+	t->buf[off + n] = '\0';
+	t->len += n + 1;
+	return (ssize_t)off;
+}
+
+/* \p m: the template with \p line (\p len bytes) as its payload, or as
+ * its key and payload when \p key_delim is in it. */
+static void
+publish__line_msg(mr_message *m, const mr_message *tmpl, const char *line,
+		  size_t len, int key_delim)
+{
+	const char *sep;
+
+	*m             = *tmpl;
+	m->payload     = line;
+	m->payload_len = len;
+	if (key_delim >= 0 && (sep = memchr(line, key_delim, len)) != NULL) {
+		m->key         = line;
+		m->key_len     = (size_t)(sep - line);
+		m->payload     = sep + 1;
+		m->payload_len = len - m->key_len - 1;
+	}
+}
+
 /* Lines mode: batches of messages, many requests in flight. */
 static int
 publish__lines(mr_client *c, FILE *in, const mr_message *tmpl,
 	       int key_delim, int batch, struct publish__out *o)
 {
-	mr_message *msgs  = calloc((size_t)batch, sizeof(*msgs));
-	char      **lines = calloc((size_t)batch, sizeof(*lines));
-	char       *line  = NULL;
-	size_t      cap   = 0;
-	ssize_t     len;
-	long        sent = 0;
-	int         n = 0, rc = MR_OK;
+	mr_message          *msgs = calloc((size_t)batch, sizeof(*msgs));
+	size_t              *offs = calloc((size_t)batch, sizeof(*offs));
+	size_t              *lens = calloc((size_t)batch, sizeof(*lens));
+	struct publish__text text = {0};
+	char                *line = NULL;
+	size_t               cap  = 0;
+	ssize_t              len, off;
+	long                 sent = 0;
+	int                  n = 0, rc = MR_OK;
 
-	if (msgs == NULL || lines == NULL) {
-		free(msgs);
-		free(lines);
-		return MR_ENOMEM;
+	if (msgs == NULL || offs == NULL || lens == NULL) {
+		rc = MR_ENOMEM;
+		goto out;
 	}
 	for (;;) {
 		len = getline(&line, &cap, in);
 		if (len >= 0) {
-			char *sep;
-
 			if (len > 0 && line[len - 1] == '\n')
-				line[--len] = '\0';
-			msgs[n]       = *tmpl;
-			lines[n]      = line; // the message borrows the line
-			line          = NULL;
-			cap           = 0;
-			msgs[n].payload     = lines[n];
-			msgs[n].payload_len = (size_t)len;
-			if (key_delim >= 0 &&
-			    (sep = memchr(lines[n], key_delim, (size_t)len))) {
-				msgs[n].key         = lines[n];
-				msgs[n].key_len     = (size_t)(sep - lines[n]);
-				msgs[n].payload     = sep + 1;
-				msgs[n].payload_len =
-				    (size_t)len - msgs[n].key_len - 1;
+				len--;
+			if ((off = publish__text_add(&text, line,
+						     (size_t)len)) < 0) {
+				rc = MR_ENOMEM;
+				break;
 			}
-			n++;
+			offs[n]   = (size_t)off;
+			lens[n++] = (size_t)len;
 		}
 		if (n > 0 && (n == batch || len < 0)) {
 			struct publish__batch *b;
@@ -350,6 +390,11 @@ publish__lines(mr_client *c, FILE *in, const mr_message *tmpl,
 					sent, mr_strerror(rc));
 				break;
 			}
+			// The text no longer moves: the messages borrow it.
+			for (int i = 0; i < n; i++)
+				publish__line_msg(&msgs[i], tmpl,
+						  text.buf + offs[i], lens[i],
+						  key_delim);
 			b = publish__batch_new(o, n);
 
 			// The client copies the messages into its frame.
@@ -358,24 +403,24 @@ publish__lines(mr_client *c, FILE *in, const mr_message *tmpl,
 							  publish__on_acks, b);
 			if (rc != MR_OK && b != NULL)
 				publish__batch_drop(o, b);
-			for (int i = 0; i < n; i++)
-				free(lines[i]);
 			if (rc == MR_OK)
 				sent += n;
-			n = 0;
+			n        = 0;
+			text.len = 0;
 			if (rc != MR_OK)
 				break;
 		}
 		if (len < 0)
 			break;
 	}
-	for (int i = 0; i < n; i++)
-		free(lines[i]);
-	free(line);
-	free(msgs);
-	free(lines);
 	if (rc == MR_OK && ferror(in))
 		rc = MR_EIO;
+out:
+	free(line);
+	free(text.buf);
+	free(msgs);
+	free(offs);
+	free(lens);
 	return rc;
 }
 
