@@ -3,6 +3,6 @@
 
 /* The sizes mailroomd's calloc zeroes itself (broker/alloc.c). */
 #define MRD_CALLOC_MEMSET_MIN ((size_t)16 << 10)
-#define MRD_CALLOC_MEMSET_MAX ((size_t)4 << 20)
+#define MRD_CALLOC_MEMSET_MAX ((size_t)512 << 10)
 
 #endif
