@@ -455,8 +455,16 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	char                             buf[32];
 	char instance[sizeof("mailroomd-") + MRI_UUID_STRLEN];
 
-	if (c->memory_bytes > 0)
+	if (c->memory_bytes > 0) {
 		mri_group_budget(c->memory_bytes, c->partitions_hint, &b);
+		mri_info("component=consumer group=%s partitions=%" PRIu32
+			 " memory_bytes=%zu buffers_bytes=%zu prefetch_kb=%zu "
+			 "prefetch_msgs=%" PRIu32 " fetch_bytes=%zu "
+			 "acked_ids=%zu msg=\"memory budget\"",
+			 c->group, c->partitions_hint, c->memory_bytes,
+			 b.buffers, b.prefetch_kb, b.prefetch_msgs,
+			 b.fetch_bytes, b.acked_ids);
+	}
 	if (c->journal) {
 		struct mri_journal_conf jc = {c->group, c->dedupe_window_ms,
 					      c->dedupe_max_entries,
