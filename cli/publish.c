@@ -294,36 +294,6 @@ publish__read_all(FILE *f, char **out, size_t *len)
 	return 0;
 }
 
-/* A batch's lines, one after another, each NUL-terminated: one buffer
- * for the batch instead of one allocation per line. */
-struct publish__text {
-	char  *buf;
-	size_t len, cap;
-};
-
-/* Appends \p n bytes of \p line to \p t; @returns its offset, or -1. */
-static ssize_t
-publish__text_add(struct publish__text *t, const char *line, size_t n)
-{
-	size_t off = t->len;
-
-	if (t->cap - t->len < n + 1) {
-		size_t cap = t->cap > 0 ? t->cap : 65536;
-		char  *nb;
-
-		while (cap - t->len < n + 1)
-			cap *= 2;
-		if ((nb = realloc(t->buf, cap)) == NULL)
-			return -1;
-		t->buf = nb;
-		t->cap = cap;
-	}
-	memcpy(t->buf + off, line, n);
-	t->buf[off + n] = '\0';
-	t->len += n + 1;
-	return (ssize_t)off;
-}
-
 /* \p m: the template with \p line (\p len bytes) as its payload, or as
  * its key and payload when \p key_delim is in it. */
 static void
@@ -343,22 +313,27 @@ publish__line_msg(mr_message *m, const mr_message *tmpl, const char *line,
 	}
 }
 
-/* Lines mode: batches of messages, many requests in flight. */
+/* Lines mode: batches of messages, many requests in flight. A batch's
+ * lines are kept one after another in one buffer (line i from offs[i] to
+ * offs[i + 1]), not one allocation each. */
 static int
 publish__lines(mr_client *c, FILE *in, const mr_message *tmpl,
 	       int key_delim, int batch, struct publish__out *o)
 {
-	mr_message          *msgs = calloc((size_t)batch, sizeof(*msgs));
-	size_t              *offs = calloc((size_t)batch, sizeof(*offs));
-	size_t              *lens = calloc((size_t)batch, sizeof(*lens));
-	struct publish__text text = {0};
-	char                *line = NULL;
-	size_t               cap  = 0;
-	ssize_t              len, off;
-	long                 sent = 0;
-	int                  n = 0, rc = MR_OK;
+	mr_message     *msgs = calloc((size_t)batch, sizeof(*msgs));
+	size_t         *offs = calloc((size_t)batch + 1, sizeof(*offs));
+	struct mri_wbuf text;
+	char           *line = NULL;
+	size_t          cap  = 0;
+	ssize_t         len;
+	long            sent = 0;
+	int             n = 0, rc = MR_OK;
 
-	if (msgs == NULL || offs == NULL || lens == NULL) {
+	mri_wbuf_init(&text);
+	// Never NULL, even for a batch of empty lines: the messages point
+	// into it.
+	if (msgs == NULL || offs == NULL ||
+	    mri_wbuf_reserve(&text, 65536) != MR_OK) {
 		rc = MR_ENOMEM;
 		goto out;
 	}
@@ -367,13 +342,10 @@ publish__lines(mr_client *c, FILE *in, const mr_message *tmpl,
 		if (len >= 0) {
 			if (len > 0 && line[len - 1] == '\n')
 				len--;
-			if ((off = publish__text_add(&text, line,
-						     (size_t)len)) < 0) {
-				rc = MR_ENOMEM;
+			offs[n++] = text.len;
+			mri_wbuf_put(&text, line, (size_t)len);
+			if ((rc = text.err) != MR_OK)
 				break;
-			}
-			offs[n]   = (size_t)off;
-			lens[n++] = (size_t)len;
 		}
 		if (n > 0 && (n == batch || len < 0)) {
 			struct publish__batch *b;
@@ -391,9 +363,11 @@ publish__lines(mr_client *c, FILE *in, const mr_message *tmpl,
 				break;
 			}
 			// The text no longer moves: the messages borrow it.
+			offs[n] = text.len;
 			for (int i = 0; i < n; i++)
 				publish__line_msg(&msgs[i], tmpl,
-						  text.buf + offs[i], lens[i],
+						  (char *)text.data + offs[i],
+						  offs[i + 1] - offs[i],
 						  key_delim);
 			b = publish__batch_new(o, n);
 
@@ -417,10 +391,9 @@ publish__lines(mr_client *c, FILE *in, const mr_message *tmpl,
 		rc = MR_EIO;
 out:
 	free(line);
-	free(text.buf);
+	mri_wbuf_fini(&text);
 	free(msgs);
 	free(offs);
-	free(lens);
 	return rc;
 }
 
