@@ -116,7 +116,7 @@ group__trim(struct group_part *p, int64_t below)
 	while (p->count > 0) {
 		struct group_rec *r = p->msgs[p->head];
 
-		if (below >= 0 && r->m->offset >= below)
+		if (below >= 0 && r->offset >= below)
 			break;
 		p->bytes -= group__rec_bytes(r);
 		group__rec_rele(r);
@@ -153,13 +153,12 @@ group__dropped(struct mri_group *g, const char *topic, int32_t partition,
 /* A record that could not be buffered: it is read again after the next
  * assign. */
 static void
-group__lost(struct mri_group *g, rd_kafka_message_t *m, int rc)
+group__lost(struct mri_group *g, const char *topic, int32_t partition,
+	    int64_t offset, int rc)
 {
 	mri_warn("component=consumer group=%s topic=%s partition=%" PRId32
 		 " offset=%" PRId64 " msg=\"record not buffered: %s\"",
-		 g->name, rd_kafka_topic_name(m->rkt), m->partition, m->offset,
-		 mr_err_name(rc));
-	rd_kafka_message_destroy(m);
+		 g->name, topic, partition, offset, mr_err_name(rc));
 }
 
 static void
@@ -197,10 +196,13 @@ group__arrive(struct mri_group *g, struct group_part *p, int32_t idx,
 			rd_kafka_message_destroy(ms[i]);
 		} else if ((rs[k] = group__rec_new(g, ms[i], p->jkey)) ==
 			   NULL) {
-			group__lost(g, ms[i], MR_ENOMEM);
+			group__lost(g, p->topic, ms[i]->partition,
+				    ms[i]->offset, MR_ENOMEM);
+			rd_kafka_message_destroy(ms[i]);
 		} else {
-			offs[k] = ms[i]->offset;
-			ids[k] = rs[k]->id;
+			rd_kafka_message_destroy(ms[i]);
+			offs[k] = rs[k]->offset;
+			ids[k]  = rs[k]->id;
 			k++;
 		}
 	}
@@ -214,14 +216,14 @@ group__arrive(struct mri_group *g, struct group_part *p, int32_t idx,
 
 		r->idx = idx;
 		if (rc == MR_OK &&
-		    (rc = mri_engine_arrive(g->e, idx, r->m->offset, r->key,
-					    r->m->key == NULL, attempts[i],
+		    (rc = mri_engine_arrive(g->e, idx, r->offset, r->key,
+					    r->keyp == NULL, attempts[i],
 					    acked[i], r)) != MR_OK)
 			p->count--; // the record just pushed
 		if (rc == MRI_ENGINE_NOT_HELD) {
 			group__rec_rele(r); // acked before: not buffered
 		} else if (rc != MR_OK) {
-			group__lost(g, r->m, rc);
+			group__lost(g, r->topic, r->partition, r->offset, rc);
 			free(r);
 		}
 	}
@@ -321,8 +323,7 @@ group__thread(void *arg)
 {
 	struct mri_group *g = arg;
 
-	size_t                got = 0;
-	struct mri_group_hdr *hdrs = malloc(MRI_GROUP_HDR_MAX * sizeof(*hdrs));
+	size_t            got = 0;
 
 	pthread_setname_np(pthread_self(), "mr:group");
 	while (!atomic_load(&g->stop)) {
@@ -368,11 +369,9 @@ group__thread(void *arg)
 		if (g->j != NULL)
 			mri_journal_tick(g->j, now);
 		group__fails_fire(g, &fails, NULL, 0);
-		if (hdrs != NULL)
-			group__exhausted_fire(g, hdrs);
+		group__exhausted_fire(g);
 		group__commit(g, l, false);
 	}
-	free(hdrs);
 	return NULL;
 }
 
@@ -403,7 +402,7 @@ mri_group_budget(size_t memory_bytes, uint32_t partitions,
 	b->buffers       = memory_bytes / 4;
 	b->prefetch_kb   = group__clamp(share >> 10, 64, 1 << 20);
 	b->prefetch_msgs = (uint32_t)group__clamp(
-	    share / (GROUP__REC_OVERHEAD + 128), 100, 100000);
+	    share / (GROUP__RKMSG_BYTES + 128), 100, 100000);
 	b->fetch_bytes = group__clamp(share / 2, 64 << 10, 1 << 20);
 	b->acked_ids   = group__clamp(memory_bytes / 4 / MRI_GROUP_ID_BYTES,
 				      1000, 100000000);

@@ -52,7 +52,7 @@ struct mri_hist;
 #define MRI_GROUP_HDR_NAME_MAX 255 /* a header with a longer name is left
 				      out */
 
-/** @brief A header of a record (borrowed from librdkafka's message). */
+/** @brief A header of a record (the group's copy). */
 struct mri_group_hdr {
 	const char *name;
 	size_t      name_len;

@@ -25,24 +25,36 @@
 /* The journal's catch-up (at assign) and its making, at most. */
 #define GROUP__JOURNAL_WAIT_MS 10000
 
-/* A buffered record, the engine's opaque: its hashes, id and size are
- * worked out once, on the group's thread, before the lock is taken. It is
- * counted (refs, under the lock): one for the partition's ring while it is
- * buffered, one for each batch or hook call that holds it; the last
- * release destroys it, whichever thread that is. */
+/* A buffered record, the engine's opaque: the group's own copy of
+ * librdkafka's message, made on arrival so that the message (896 bytes of
+ * op in librdkafka 2.0.2) and the fetch response it pins are let go at
+ * once (docs/ARCHITECTURE.md, "The memory budget"). Its hashes, id and
+ * size are worked out once, on the group's thread, before the lock is
+ * taken. It is counted (refs, under the lock): one for the partition's
+ * ring while it is buffered, one for each batch or hook call that holds
+ * it; the last release frees it, whichever thread that is. */
 struct group_rec {
-	rd_kafka_message_t *m;
-	uint64_t            id;    /* of its message id: the dedupe key */
-	uint64_t            part;  /* its partition's mri_journal_part_key */
-	uint64_t            key;   /* hash of the key */
-	size_t              size;  /* conf.record_size's */
-	const char         *idp;   /* its ce_id, or pid */
-	size_t              idlen;
-	uint32_t            nhdrs; /* headers handed out */
-	uint32_t            refs;
-	int32_t             idx;   /* its partition's, in g->parts */
-	uint64_t            seq;   /* its place in that partition's ring */
-	char                pid[]; /* "topic/partition/offset", if no ce_id */
+	uint64_t    id;    /* of its message id: the dedupe key */
+	uint64_t    part;  /* its partition's mri_journal_part_key */
+	uint64_t    key;   /* hash of the key */
+	size_t      size;  /* conf.record_size's */
+	size_t      mem;   /* this block's bytes */
+	const char *idp;   /* its ce_id, or "topic/partition/offset" */
+	size_t      idlen;
+	const char *topic; /* the strings below point into hdr[nhdrs] on */
+	size_t      topic_len;
+	const void *keyp; /* NULL: no key */
+	size_t      key_len;
+	const void *value; /* never NULL */
+	size_t      value_len;
+	int64_t     offset;
+	int64_t     ts; /* Kafka's timestamp, ms; -1 if none */
+	int32_t     partition;
+	uint32_t    nhdrs; /* headers handed out */
+	uint32_t    refs;
+	int32_t     idx; /* its partition's, in g->parts */
+	uint64_t    seq; /* its place in that partition's ring */
+	struct mri_group_hdr hdr[]; /* then the bytes */
 };
 
 /* A partition of ours: the engine knows it by its index in g->parts. */
@@ -89,7 +101,6 @@ struct group_waiter {
 	size_t               nds, ds_cap;
 	size_t               size; /* of what was taken */
 	struct mri_group_delivery *out;
-	struct mri_group_hdr      *hdrs;
 	struct mri_group_batch     batch;
 	int                        err;
 	// What the batch hands out, for the journal.
@@ -139,15 +150,19 @@ struct mri_group {
 };
 
 
-/* What a buffered record costs in memory beyond its size (conf's
- * record_size): librdkafka's message and op, and the group's record. */
-#define GROUP__REC_OVERHEAD 512
+/* What a buffered record costs in memory beyond its block: its ring slot
+ * and the engine's entry. */
+#define GROUP__REC_OVERHEAD 64
+
+/* What a record costs while it waits in librdkafka 2.0.2's queue beyond
+ * its bytes: its op (rd_kafka_op_t, 896 bytes, holding the message). */
+#define GROUP__RKMSG_BYTES 896
 
 /** @brief What \p r costs the group's memory while it is buffered. */
 static inline size_t
 group__rec_bytes(const struct group_rec *r)
 {
-	return r->size + GROUP__REC_OVERHEAD;
+	return r->mem + GROUP__REC_OVERHEAD;
 }
 
 /** @brief Start the waker of \p g's fetcher (group_wake.c): librdkafka
@@ -181,13 +196,13 @@ void group__waker_stop(struct mri_group *g);
  *         made room (any thread, without the lock). */
 void group__nudge(struct mri_group *g);
 
-/** @brief Delivery \p d of record \p r, its headers into \p hdrs
- *         (MRI_GROUP_HDR_MAX); handle, attempt and size are left 0. */
-void group__deliv(const struct group_rec *r, struct mri_group_delivery *d,
-		  struct mri_group_hdr *hdrs);
+/** @brief Delivery \p d of record \p r (borrowing it); handle, attempt
+ *         and size are left 0. */
+void group__deliv(const struct group_rec *r, struct mri_group_delivery *d);
 
-/** @brief A record of message \p m (taken on success), held once (for
- *         the ring). Called on the group's thread, without the lock.
+/** @brief A record copied from message \p m (left to the caller), held
+ *         once (for the ring). Called on the group's thread, without the
+ *         lock.
  *  @returns the record, or NULL (out of memory). */
 struct group_rec *group__rec_new(struct mri_group *g, rd_kafka_message_t *m,
 				 uint64_t part);
@@ -232,10 +247,9 @@ void group__fails_fire(struct mri_group *g, struct group_fails *f,
 		       const char *reason, size_t reason_len);
 
 /** @brief Hand the records whose attempts are spent to the on_exhausted
- *         hook, up to a bounded number each call. \p hdrs: room for
- *         MRI_GROUP_HDR_MAX headers. Called on the group's thread, without
- *         the lock. */
-void group__exhausted_fire(struct mri_group *g, struct mri_group_hdr *hdrs);
+ *         hook, up to a bounded number each call. Called on the group's
+ *         thread, without the lock. */
+void group__exhausted_fire(struct mri_group *g);
 
 /** @brief Partition \p partition of \p topic if it is ours, its index in
  *         *idx. Called with the lock held, or on the group's thread

@@ -89,26 +89,21 @@ group__hdrs(rd_kafka_message_t *m, struct mri_group_hdr *hdrs,
 }
 
 void
-group__deliv(const struct group_rec *r, struct mri_group_delivery *d,
-	     struct mri_group_hdr *hdrs)
+group__deliv(const struct group_rec *r, struct mri_group_delivery *d)
 {
-	rd_kafka_message_t *m = r->m;
-	const char         *ceid;
-	size_t              ceid_len;
-
 	memset(d, 0, sizeof(*d));
-	d->topic        = rd_kafka_topic_name(m->rkt);
-	d->topic_len    = strlen(d->topic);
-	d->partition    = m->partition;
-	d->offset       = m->offset;
-	d->timestamp_ms = rd_kafka_message_timestamp(m, NULL);
-	d->has_key      = m->key != NULL;
-	d->key          = m->key ? m->key : "";
-	d->key_len      = m->key_len;
-	d->value        = m->payload ? m->payload : "";
-	d->value_len    = m->len;
-	d->hdrs         = hdrs;
-	d->nhdrs        = group__hdrs(m, hdrs, &ceid, &ceid_len);
+	d->topic        = r->topic;
+	d->topic_len    = r->topic_len;
+	d->partition    = r->partition;
+	d->offset       = r->offset;
+	d->timestamp_ms = r->ts;
+	d->has_key      = r->keyp != NULL;
+	d->key          = r->keyp ? r->keyp : "";
+	d->key_len      = r->key_len;
+	d->value        = r->value;
+	d->value_len    = r->value_len;
+	d->hdrs         = r->hdr;
+	d->nhdrs        = r->nhdrs;
 	d->id           = r->idp;
 	d->id_len       = r->idlen;
 }
@@ -124,6 +119,19 @@ group__bytes(const struct mri_group_delivery *d)
 	return n;
 }
 
+/* Copy \p n bytes of \p src to *at (moved on past them).
+ * @returns where they went. */
+static const void *
+group__put(char **at, const void *src, size_t n)
+{
+	char *to = *at;
+
+	if (n > 0)
+		memcpy(to, src, n);
+	*at += n;
+	return to;
+}
+
 struct group_rec *
 group__rec_new(struct mri_group *g, rd_kafka_message_t *m, uint64_t part)
 {
@@ -131,31 +139,53 @@ group__rec_new(struct mri_group *g, rd_kafka_message_t *m, uint64_t part)
 	struct mri_group_delivery d;
 	struct group_rec         *r;
 	const char               *ceid, *topic = rd_kafka_topic_name(m->rkt);
-	char                      pid[MRI_GROUP_ID_MAX + 1];
-	size_t                    ceid_len, plen = 0, nh;
+	char                      pid[MRI_GROUP_ID_MAX + 1], *at;
+	size_t ceid_len, plen = 0, nh, tlen = strlen(topic), bytes;
 
 	nh = group__hdrs(m, hdrs, &ceid, &ceid_len);
 	if (ceid == NULL)
 		plen = group__pos_id(pid, topic, m->partition, m->offset);
-	if ((r = malloc(sizeof(*r) + (ceid ? 0 : plen + 1))) == NULL)
+	bytes = sizeof(*r) + nh * sizeof(r->hdr[0]) + tlen + 1 + m->key_len +
+		m->len + plen + 1;
+	for (size_t i = 0; i < nh; i++)
+		bytes += hdrs[i].name_len + 1 + hdrs[i].value_len;
+	if ((r = malloc(bytes)) == NULL)
 		return NULL;
-	r->m     = m;
-	r->refs  = 1;
-	r->nhdrs = (uint32_t)nh;
-	r->part  = part;
-	r->key   = mri_journal_hash(MRI_JOURNAL_HASH_INIT, m->key, m->key_len);
+	at           = (char *)&r->hdr[nh];
+	r->mem       = bytes;
+	r->refs      = 1;
+	r->nhdrs     = (uint32_t)nh;
+	r->part      = part;
+	r->partition = m->partition;
+	r->offset    = m->offset;
+	r->ts        = rd_kafka_message_timestamp(m, NULL);
+	r->key = mri_journal_hash(MRI_JOURNAL_HASH_INIT, m->key, m->key_len);
+	r->topic     = group__put(&at, topic, tlen + 1);
+	r->topic_len = tlen;
+	r->keyp      = m->key ? group__put(&at, m->key, m->key_len) : NULL;
+	r->key_len   = m->key_len;
+	r->value     = group__put(&at, m->payload ? m->payload : "", m->len);
+	r->value_len = m->len;
+	r->idp       = NULL;
+	for (size_t i = 0; i < nh; i++) {
+		r->hdr[i].name = group__put(&at, hdrs[i].name,
+					    hdrs[i].name_len + 1);
+		r->hdr[i].name_len  = hdrs[i].name_len;
+		r->hdr[i].value     = group__put(&at, hdrs[i].value,
+						 hdrs[i].value_len);
+		r->hdr[i].value_len = hdrs[i].value_len;
+		if (hdrs[i].value == ceid && r->idp == NULL)
+			r->idp = r->hdr[i].value;
+	}
 	if (ceid != NULL) {
-		r->idp   = ceid;
 		r->idlen = ceid_len;
-		r->id    = mri_journal_hash(MRI_JOURNAL_HASH_INIT, ceid,
-					    ceid_len);
+		r->id = mri_journal_hash(MRI_JOURNAL_HASH_INIT, ceid, ceid_len);
 	} else {
-		memcpy(r->pid, pid, plen + 1);
-		r->idp   = r->pid;
+		r->idp   = group__put(&at, pid, plen + 1);
 		r->idlen = plen;
 		r->id    = mri_journal_pos_of(part, m->offset);
 	}
-	group__deliv(r, &d, hdrs);
+	group__deliv(r, &d);
 	r->size = g->c.record_size ? g->c.record_size(&d) : group__bytes(&d);
 	return r;
 }
@@ -165,7 +195,6 @@ group__rec_rele(struct group_rec *r)
 {
 	if (--r->refs > 0)
 		return;
-	rd_kafka_message_destroy(r->m);
 	free(r);
 }
 
@@ -217,9 +246,9 @@ group__fails_fire(struct mri_group *g, struct group_fails *f,
 		bool                       nk = f->v[i].why == MRI_ENGINE_NACKED ||
 				 f->v[i].why == MRI_ENGINE_REJECTED;
 		struct mri_group_record_id id = {
-		    .topic     = rd_kafka_topic_name(r->m->rkt),
-		    .partition = r->m->partition,
-		    .offset    = r->m->offset,
+		    .topic     = r->topic,
+		    .partition = r->partition,
+		    .offset    = r->offset,
 		    .id        = r->idp,
 		    .id_len    = r->idlen,
 		};
@@ -238,7 +267,7 @@ group__fails_fire(struct mri_group *g, struct group_fails *f,
 #define GROUP__EXHAUSTED_MAX 64
 
 void
-group__exhausted_fire(struct mri_group *g, struct mri_group_hdr *hdrs)
+group__exhausted_fire(struct mri_group *g)
 {
 	struct mri_delivery ds[GROUP__EXHAUSTED_MAX];
 	size_t              n;
@@ -255,7 +284,7 @@ group__exhausted_fire(struct mri_group *g, struct mri_group_hdr *hdrs)
 	for (size_t i = 0; i < n; i++) {
 		struct mri_group_delivery d;
 
-		group__deliv(ds[i].opaque, &d, hdrs);
+		group__deliv(ds[i].opaque, &d);
 		d.handle  = ds[i].handle;
 		d.attempt = ds[i].attempt;
 		d.size    = ((const struct group_rec *)ds[i].opaque)->size;

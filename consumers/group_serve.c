@@ -97,7 +97,6 @@ group__waiter_end(struct group_waiter *w)
 	}
 	free(w->ds);
 	free(w->out);
-	free(w->hdrs);
 	free(w->runs);
 	free(w);
 }
@@ -109,7 +108,7 @@ static void
 group__run_add(struct group_waiter *w, const struct group_rec *r,
 	       uint32_t attempt)
 {
-	int64_t o = r->m->offset;
+	int64_t o = r->offset;
 
 	for (size_t i = w->nruns; i > 0 && i + GROUP__RUNS_BACK > w->nruns;
 	     i--) {
@@ -132,7 +131,7 @@ static void
 group__batch(struct mri_group *g, struct group_waiter *w)
 {
 	bool   stack[256], *acked = NULL, any = false;
-	size_t n = 0, nh = 0;
+	size_t n = 0;
 
 	if (w->nds == 0)
 		return;
@@ -151,12 +150,8 @@ group__batch(struct mri_group *g, struct group_waiter *w)
 		}
 		free(ids);
 	}
-	for (size_t i = 0; i < w->nds; i++)
-		nh += ((struct group_rec *)w->ds[i].opaque)->nhdrs;
-	if ((w->out = malloc(w->nds * sizeof(*w->out))) == NULL ||
-	    (nh > 0 && (w->hdrs = malloc(nh * sizeof(*w->hdrs))) == NULL))
+	if ((w->out = malloc(w->nds * sizeof(*w->out))) == NULL)
 		w->err = MR_ENOMEM;
-	nh = 0;
 	for (size_t i = 0; i < w->nds && w->err == MR_OK; i++) {
 		struct mri_delivery       *d = &w->ds[i];
 		struct group_rec          *r = d->opaque;
@@ -166,8 +161,7 @@ group__batch(struct mri_group *g, struct group_waiter *w)
 			any = true;
 			continue; // acked below, under the lock
 		}
-		group__deliv(r, o, w->hdrs + nh);
-		nh += o->nhdrs;
+		group__deliv(r, o);
 		o->handle  = d->handle;
 		o->attempt = d->attempt;
 		o->size    = r->size;
@@ -271,11 +265,9 @@ static void
 group__ack_latency(struct mri_group *g, const struct group_rec *r,
 		   int64_t wall)
 {
-	rd_kafka_timestamp_type_t type;
-	int64_t                   ts;
+	int64_t ts = r->ts;
 
-	ts = rd_kafka_message_timestamp(r->m, &type);
-	if (ts < 0 || type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+	if (ts < 0)
 		return;
 	mri_hist_add(g->c.ack_latency, wall > ts ? (uint64_t)(wall - ts) : 0,
 		     1);
@@ -390,7 +382,7 @@ mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
 			if (fails.v[i].why != MRI_ENGINE_REJECTED)
 				continue;
 			reject[na++] = (struct mri_journal_run){
-			    r->part, r->m->offset, 1,
+			    r->part, r->offset, 1,
 			    fails.v[i].d.attempt | MRI_ENGINE_REJECTED_BIT};
 		}
 	group__fails_fire(g, &fails, s->reason, s->reason_len);

@@ -647,8 +647,9 @@ START_TEST(test_group_memory_bound)
 	struct gt_mem               t = {.n = 0};
 	struct mri_group_stats      st;
 	struct mri_group_part_stats ps[1];
-	// A record costs its bytes (its value, topic and id) and 512.
-	size_t most = (200 << 10) / (GT_MEM_VALUE + 512) + 1;
+	// A record costs its copy (its value, topic and id) and its slots.
+	size_t most = (200 << 10) / (GT_MEM_VALUE + sizeof(struct group_rec) +
+				     GROUP__REC_OVERHEAD) + 1;
 	size_t                      seen = 0, last = 0, got = 0;
 	uint32_t                    sid;
 	bool                        order;
