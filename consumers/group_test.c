@@ -40,6 +40,9 @@ struct gt {
 	char     id[8][64];
 	bool     has_key[8];
 	size_t   nhdrs[8];
+	char     hdr0[8][32]; /* "name=value" of the first header */
+	char     key[8][16];
+	char     topic[8][32];
 	char     value[8][16];
 	size_t   size, size_sum;
 	// The last settle.
@@ -75,6 +78,16 @@ gt_fetched(void *arg, int err, const struct mri_group_batch *b)
 			t->nhdrs[i]   = d->nhdrs;
 			snprintf(t->id[i], sizeof(t->id[i]), "%.*s",
 				 (int)d->id_len, d->id);
+			snprintf(t->hdr0[i], sizeof(t->hdr0[i]), "%.*s=%.*s",
+				 d->nhdrs ? (int)d->hdrs[0].name_len : 0,
+				 d->nhdrs ? d->hdrs[0].name : "",
+				 d->nhdrs ? (int)d->hdrs[0].value_len : 0,
+				 d->nhdrs ? (const char *)d->hdrs[0].value
+					  : "");
+			snprintf(t->key[i], sizeof(t->key[i]), "%.*s",
+				 (int)d->key_len, (const char *)d->key);
+			snprintf(t->topic[i], sizeof(t->topic[i]), "%.*s",
+				 (int)d->topic_len, d->topic);
 			snprintf(t->value[i], sizeof(t->value[i]), "%.*s",
 				 (int)d->value_len, (const char *)d->value);
 			t->size_sum += d->size;
@@ -289,6 +302,14 @@ START_TEST(test_group_hooks_and_stats)
 	ck_assert_uint_eq(t.nhdrs[1], 0);
 	ck_assert_uint_eq(t.nhdrs[2], 1); // the empty name is left out
 	ck_assert_str_eq(t.value[2], "v2");
+	// The group's copy of each, librdkafka's message long destroyed.
+	ck_assert_str_eq(t.hdr0[0], "ce_id=id-0");
+	ck_assert_str_eq(t.hdr0[2], "h=x");
+	ck_assert_str_eq(t.key[0], "k0");
+	ck_assert_str_eq(t.key[1], "");
+	ck_assert_str_eq(t.key[2], "k2");
+	ck_assert_str_eq(t.topic[1], GT_TOPIC);
+	ck_assert_str_eq(t.value[0], "v0");
 	ck_assert_uint_eq(t.size, t.size_sum);
 	// topic, id, key, value, headers
 	ck_assert_uint_eq(t.size, (10 + 4 + 2 + 2 + 5 + 4) +
