@@ -218,8 +218,10 @@ group__arrive(struct mri_group *g, struct group_part *p, int32_t idx,
 		if (rc == MR_OK &&
 		    (rc = mri_engine_arrive(g->e, idx, r->offset, r->key,
 					    r->keyp == NULL, attempts[i],
-					    acked[i], r)) != MR_OK)
+					    acked[i], r)) != MR_OK) {
 			p->count--; // the record just pushed
+			p->bytes -= group__rec_bytes(r);
+		}
 		if (rc == MRI_ENGINE_NOT_HELD) {
 			group__rec_rele(r); // acked before: not buffered
 		} else if (rc != MR_OK) {

@@ -273,6 +273,7 @@ struct mri_group_part_stats {
 	int64_t  committed;  /* last committed (or found at assign); -1 none */
 	size_t   buffered;   /* records held, in flight included */
 	size_t   inflight;   /* handed out, not acked */
+	size_t   bytes;      /* what its buffer costs, by the budget's count */
 };
 
 /** @brief The group's totals, for mri_group_stats. */

@@ -535,6 +535,7 @@ mri_group_stats(struct mri_group *g, struct mri_group_stats *out,
 		ps->end_offset = -1;
 		mri_engine_part_stats(g->e, (int32_t)i, &ps->buffered,
 				      &ps->inflight);
+		ps->bytes = p->bytes;
 	}
 	pthread_mutex_unlock(&g->lock);
 	out->nparts  = n;

@@ -483,6 +483,8 @@ END_TEST
 #define GT_TOPIC_MEM "group_test_mem"
 #define GT_MEM_N 3000
 #define GT_MEM_VALUE 1000
+#define GT_TOPIC_BEYOND "group_test_beyond"
+#define GT_BEYOND_N 20
 
 /* What the memory case's fetches handed out: every handle, to ack. */
 struct gt_mem {
@@ -658,6 +660,90 @@ gt_drain(struct mri_group *g, uint32_t sid, struct gt_mem *t, size_t n,
 	return got;
 }
 
+/* A group named as \p topic reading it with a budget of 800 KiB. */
+static struct mri_group *
+gt_budget_member(struct mri_embedded *e, const char *topic)
+{
+	const char           *topics[] = {topic};
+	struct mri_group_conf c        = gt_one_topic(topics, 800 << 10);
+	rd_kafka_conf_t      *conf     = rd_kafka_conf_new();
+	struct mri_group     *g;
+	char                  err[256];
+
+	rd_kafka_conf_set(conf, "bootstrap.servers",
+			  mri_embedded_bootstraps(e), err, sizeof(err));
+	ck_assert_msg(mri_group_new(&g, conf, &c, NULL, err, sizeof(err)) ==
+			  MR_OK,
+		      "%s", err);
+	return g;
+}
+
+/* Records acked beyond the committed offset before a rebalance come
+ * again to the next member, which lets them go (acked before) and counts
+ * none of them against its buffers: it used to count them all, for good,
+ * and a partition that saw many looked full. */
+START_TEST(test_group_acked_before_bytes)
+{
+	struct mri_embedded        *e;
+	struct mri_group           *g;
+	struct gt_mem               t = {.n = 0};
+	struct mri_group_stats      st;
+	struct mri_group_part_stats ps[1];
+	struct mri_group_fetch_req  f = {100, 1 << 20, 5000};
+	struct mri_group_range      r[GT_BEYOND_N];
+	struct mri_group_settle_req s = {.kind = MRI_GROUP_ACK};
+	uint32_t                    sid;
+	size_t                      n = 0, one;
+
+	pthread_mutex_init(&t.lock, NULL);
+	pthread_cond_init(&t.cv, NULL);
+	g = gt_budget_group(&e, GT_TOPIC_BEYOND, GT_BEYOND_N, GT_MEM_VALUE,
+			    NULL);
+	ck_assert_int_eq(mri_group_session_open(g, &sid), MR_OK);
+	for (int i = 0; i < 50 && t.n < GT_BEYOND_N; i++) {
+		ck_assert_int_eq(mri_group_fetch(g, sid, &f, gt_mem_fetched,
+						 &t),
+				 MR_OK);
+		gt_mem_wait(&t);
+		// Every record but the first, acked.
+		for (size_t k = 0; k < t.n; k++)
+			if (t.offset[k] > 0)
+				r[n++] = (struct mri_group_range){t.handle[k],
+								  1};
+		if (n + 1 >= GT_BEYOND_N)
+			break;
+	}
+	ck_assert_uint_eq(n, GT_BEYOND_N - 1);
+	s.ranges  = r;
+	s.nranges = (uint32_t)n;
+	s.handles = n;
+	ck_assert_int_eq(mri_group_settle(g, &s, gt_mem_settled, &t), MR_OK);
+	gt_mem_wait(&t);
+	ck_assert_int_eq(t.err, MR_OK);
+	mri_group_free(g); // commits offset 0, the rest acked beyond it
+
+	g = gt_budget_member(e, GT_TOPIC_BEYOND);
+	for (int i = 0; i < 150; i++) {
+		mri_group_stats(g, &st, ps, 1);
+		if (st.nparts == 1 && ps[0].buffered == 1)
+			break;
+		usleep(200 * 1000);
+	}
+	ck_assert_uint_eq(st.nparts, 1);
+	ck_assert_uint_eq(ps[0].buffered, 1);
+	one = GT_MEM_VALUE + sizeof(struct group_rec) + GROUP__REC_OVERHEAD +
+	      64;
+	ck_assert_msg(ps[0].bytes > GT_MEM_VALUE && ps[0].bytes < one,
+		      "1 record buffered, %zu bytes counted (one costs less "
+		      "than %zu)",
+		      ps[0].bytes, one);
+	mri_group_free(g);
+	mri_embedded_stop(e);
+	pthread_mutex_destroy(&t.lock);
+	pthread_cond_destroy(&t.cv);
+}
+END_TEST
+
 /* A group whose budget's buffer quarter holds about 130 records of 1 KB
  * (max_buffered alone would let it hold 1,000): it buffers that many at
  * most, and still delivers every record as they are acked. */
@@ -822,6 +908,7 @@ main(void)
 	tcase_add_test(tc, test_group_hooks_and_stats);
 	tcase_add_test(tc, test_group_joined_empty);
 	tcase_add_test(tc, test_group_memory_bound);
+	tcase_add_test(tc, test_group_acked_before_bytes);
 	tcase_add_test(tc, test_group_assign_order);
 	tcase_add_test(tc, test_group_settings);
 	tcase_set_timeout(tc, 90);
