@@ -404,6 +404,22 @@ START_TEST(test_group_hooks_and_stats)
 }
 END_TEST
 
+/* A group as \p c says, on \p e's cluster. */
+static struct mri_group *
+gt_group(struct mri_embedded *e, const struct mri_group_conf *c)
+{
+	rd_kafka_conf_t  *conf = rd_kafka_conf_new();
+	struct mri_group *g;
+	char              err[256];
+
+	rd_kafka_conf_set(conf, "bootstrap.servers",
+			  mri_embedded_bootstraps(e), err, sizeof(err));
+	ck_assert_msg(mri_group_new(&g, conf, c, NULL, err, sizeof(err)) ==
+			  MR_OK,
+		      "%s", err);
+	return g;
+}
+
 /* A member of group "group_test_two" on GT_TOPIC_TWO. */
 static struct mri_group *
 gt_member(struct mri_embedded *e)
@@ -420,16 +436,8 @@ gt_member(struct mri_embedded *e)
 	    .revoke_wait_ms     = 100,
 	    .session_timeout_ms = 6000,
 	};
-	rd_kafka_conf_t  *conf = rd_kafka_conf_new();
-	struct mri_group *g;
-	char              err[256];
 
-	rd_kafka_conf_set(conf, "bootstrap.servers",
-			  mri_embedded_bootstraps(e), err, sizeof(err));
-	ck_assert_msg(mri_group_new(&g, conf, &c, NULL, err, sizeof(err)) ==
-			  MR_OK,
-		      "%s", err);
-	return g;
+	return gt_group(e, &c);
 }
 
 /* Two members, one partition: the member left without one has joined
@@ -666,16 +674,8 @@ gt_budget_member(struct mri_embedded *e, const char *topic)
 {
 	const char           *topics[] = {topic};
 	struct mri_group_conf c        = gt_one_topic(topics, 800 << 10);
-	rd_kafka_conf_t      *conf     = rd_kafka_conf_new();
-	struct mri_group     *g;
-	char                  err[256];
 
-	rd_kafka_conf_set(conf, "bootstrap.servers",
-			  mri_embedded_bootstraps(e), err, sizeof(err));
-	ck_assert_msg(mri_group_new(&g, conf, &c, NULL, err, sizeof(err)) ==
-			  MR_OK,
-		      "%s", err);
-	return g;
+	return gt_group(e, &c);
 }
 
 /* Records acked beyond the committed offset before a rebalance come
