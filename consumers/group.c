@@ -323,8 +323,7 @@ group__nudge(struct mri_group *g)
 static void *
 group__thread(void *arg)
 {
-	struct mri_group *g = arg;
-
+	struct mri_group *g   = arg;
 	size_t            got = 0;
 
 	pthread_setname_np(pthread_self(), "mr:group");

@@ -28,7 +28,7 @@
 /* A buffered record, the engine's opaque: the group's own copy of
  * librdkafka's message, made on arrival so that the message (896 bytes of
  * op in librdkafka 2.0.2) and the fetch response it pins are let go at
- * once (docs/ARCHITECTURE.md, "The memory budget"). Its hashes, id and
+ * once (docs/ARCHITECTURE.md, "One memory budget"). Its hashes, id and
  * size are worked out once, on the group's thread, before the lock is
  * taken. It is counted (refs, under the lock): one for the partition's
  * ring while it is buffered, one for each batch or hook call that holds
@@ -151,8 +151,9 @@ struct mri_group {
 
 
 /* What a buffered record costs in memory beyond its block: its ring slot
- * and the engine's entry. */
-#define GROUP__REC_OVERHEAD 64
+ * (8 bytes), the engine's entry (struct rec, 112 in jemalloc's size
+ * class) and its slot (8). */
+#define GROUP__REC_OVERHEAD 128
 
 /* What a record costs while it waits in librdkafka 2.0.2's queue beyond
  * its bytes: its op (rd_kafka_op_t, 896 bytes, holding the message). */
