@@ -7,6 +7,7 @@
  */
 #include "group.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,19 +52,18 @@ group__pos_id(char *out, const char *topic, int32_t partition,
 }
 
 /* The headers of \p m that are handed out into \p hdrs
- * (MRI_GROUP_HDR_MAX), and its ce_id among them (NULL if none).
+ * (MRI_GROUP_HDR_MAX), and which of them is its ce_id (*ceid; SIZE_MAX if
+ * none).
  * @returns how many. */
 static size_t
-group__hdrs(rd_kafka_message_t *m, struct mri_group_hdr *hdrs,
-	    const char **ceid, size_t *ceid_len)
+group__hdrs(rd_kafka_message_t *m, struct mri_group_hdr *hdrs, size_t *ceid)
 {
 	rd_kafka_headers_t *hs = NULL;
 	const void         *val;
 	const char         *name;
 	size_t              vlen, nh = 0;
 
-	*ceid     = NULL;
-	*ceid_len = 0;
+	*ceid = SIZE_MAX;
 	if (rd_kafka_message_headers(m, &hs) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return 0;
 	for (size_t i = 0;
@@ -79,10 +79,8 @@ group__hdrs(rd_kafka_message_t *m, struct mri_group_hdr *hdrs,
 		hdrs[nh].value     = val ? val : "";
 		hdrs[nh].value_len = vlen;
 		if (strcmp(name, "ce_id") == 0 && vlen > 0 &&
-		    vlen <= MRI_GROUP_ID_MAX) {
-			*ceid     = val;
-			*ceid_len = vlen;
-		}
+		    vlen <= MRI_GROUP_ID_MAX)
+			*ceid = nh;
 		nh++;
 	}
 	return nh;
@@ -138,12 +136,12 @@ group__rec_new(struct mri_group *g, rd_kafka_message_t *m, uint64_t part)
 	struct mri_group_hdr      hdrs[MRI_GROUP_HDR_MAX];
 	struct mri_group_delivery d;
 	struct group_rec         *r;
-	const char               *ceid, *topic = rd_kafka_topic_name(m->rkt);
+	const char               *topic = rd_kafka_topic_name(m->rkt);
 	char                      pid[MRI_GROUP_ID_MAX + 1], *at;
-	size_t ceid_len, plen = 0, nh, tlen = strlen(topic), bytes;
+	size_t ceid, plen = 0, nh, tlen = strlen(topic), bytes;
 
-	nh = group__hdrs(m, hdrs, &ceid, &ceid_len);
-	if (ceid == NULL)
+	nh = group__hdrs(m, hdrs, &ceid);
+	if (ceid == SIZE_MAX)
 		plen = group__pos_id(pid, topic, m->partition, m->offset);
 	bytes = sizeof(*r) + nh * sizeof(r->hdr[0]) + tlen + 1 + m->key_len +
 		m->len + plen + 1;
@@ -166,7 +164,6 @@ group__rec_new(struct mri_group *g, rd_kafka_message_t *m, uint64_t part)
 	r->key_len   = m->key_len;
 	r->value     = group__put(&at, m->payload ? m->payload : "", m->len);
 	r->value_len = m->len;
-	r->idp       = NULL;
 	for (size_t i = 0; i < nh; i++) {
 		r->hdr[i].name = group__put(&at, hdrs[i].name,
 					    hdrs[i].name_len + 1);
@@ -174,12 +171,12 @@ group__rec_new(struct mri_group *g, rd_kafka_message_t *m, uint64_t part)
 		r->hdr[i].value     = group__put(&at, hdrs[i].value,
 						 hdrs[i].value_len);
 		r->hdr[i].value_len = hdrs[i].value_len;
-		if (hdrs[i].value == ceid && r->idp == NULL)
-			r->idp = r->hdr[i].value;
 	}
-	if (ceid != NULL) {
-		r->idlen = ceid_len;
-		r->id = mri_journal_hash(MRI_JOURNAL_HASH_INIT, ceid, ceid_len);
+	if (ceid != SIZE_MAX) {
+		r->idp   = r->hdr[ceid].value;
+		r->idlen = r->hdr[ceid].value_len;
+		r->id    = mri_journal_hash(MRI_JOURNAL_HASH_INIT, r->idp,
+					    r->idlen);
 	} else {
 		r->idp   = group__put(&at, pid, plen + 1);
 		r->idlen = plen;
