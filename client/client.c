@@ -204,7 +204,11 @@ client__finish(struct client_req *r, int status, const char *why, nng_msg *m)
  * then waited its whole timeout for nothing. So once a connection was
  * lost and nothing came back for CLIENT__WEDGE_MS while the dialer still
  * counts the lost connection as its own, the client dials anew with a
- * dialer of its own and leaves the old one behind.
+ * dialer of its own and leaves the old one behind. Should the old one
+ * dial again after all, its connections are refused (client__pipe_cb):
+ * with two, nng's REQ socket sends requests on both in turn, and a
+ * consumer's session, which is its connection's, was told MR_ENOENT on
+ * every other request.
  *
  * A dialer that counts no connection can have stopped too: nng 1.5.2's
  * dialer gives up for good when a dial ends in NNG_ECLOSED, which is what
@@ -252,6 +256,25 @@ client__trace(const mr_client *c, const char *fmt, ...)
 		(unsigned long long)mri_mono_ms(), line);
 }
 
+/* Dial c->url with a new dialer (*out), made the current one before it
+ * starts: its first connection is one client__pipe_cb takes. */
+static int
+client__dial(mr_client *c, nng_dialer *out, int flags)
+{
+	nng_dialer d;
+	int        rv;
+
+	if ((rv = nng_dialer_create(&d, c->sock, c->url)) != 0)
+		return rv;
+	atomic_store(&c->dialer_id, nng_dialer_id(d));
+	if ((rv = nng_dialer_start(d, flags)) != 0) {
+		nng_dialer_close(d);
+		return rv;
+	}
+	*out = d;
+	return 0;
+}
+
 /* Watch a lost connection until one comes back (on nng's threads). */
 static void
 client__lost(mr_client *c)
@@ -293,7 +316,7 @@ client__watch_cb(void *arg)
 				      "counts %lld",
 				      for_s, (long long)pipes);
 		if (pipes >= 0 &&
-		    nng_dial(c->sock, c->url, &nd, NNG_FLAG_NONBLOCK) == 0) {
+		    client__dial(c, &nd, NNG_FLAG_NONBLOCK) == 0) {
 			if (pipes > 0)
 				atomic_fetch_add(&c->redials, 1);
 			else
@@ -315,7 +338,16 @@ client__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	mr_client *c  = arg;
 	unsigned   id = (unsigned)nng_pipe_id(p);
 
-	if (ev == NNG_PIPE_EV_ADD_POST) {
+	if (ev == NNG_PIPE_EV_ADD_PRE) {
+		int from = nng_dialer_id(nng_pipe_dialer(p));
+
+		if (from != atomic_load(&c->dialer_id)) {
+			nng_pipe_close(p);
+			atomic_fetch_add(&c->refused_pipes, 1);
+			client__trace(c, "pipe %u of dialer %d, one left "
+				      "behind, refused", id, from);
+		}
+	} else if (ev == NNG_PIPE_EV_ADD_POST) {
 		atomic_store(&c->pipe, id);
 		atomic_store(&c->lost_ms, 0);
 		client__trace(c, "connected (pipe %u)", id);
@@ -505,9 +537,11 @@ mr_client_new(mr_client **out, const char *url, const mr_client_opts *opts,
 		free(c);
 		return MR_ENOMEM;
 	}
+	atomic_init(&c->dialer_id, -1);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_PRE, client__pipe_cb, c);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, client__pipe_cb, c);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, client__pipe_cb, c);
-	if ((rv = nng_dial(c->sock, url, &c->dialer, 0)) != 0) {
+	if ((rv = client__dial(c, &c->dialer, 0)) != 0) {
 		snprintf(errstr, errstr_size, "cannot reach mailroomd at %s: %s",
 			 url, nng_strerror(rv));
 		nng_close(c->sock);

@@ -164,6 +164,12 @@ struct mr_client {
 	 * for lost_ms, closing and redials. */
 	char           *url;
 	nng_dialer      dialer;
+	/* The current dialer's id: a connection of any other (one left
+	 * behind, that came back after all) is refused, so that requests
+	 * never go out on two connections (a session is its connection's:
+	 * one request on the other would be told MR_ENOENT). */
+	atomic_int      dialer_id;
+	atomic_uint     refused_pipes;
 	nng_aio        *watch;
 	atomic_ullong   lost_ms;
 	atomic_int      watching;

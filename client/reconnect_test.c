@@ -19,6 +19,9 @@
  * again. What happens when a dying mailroomd drops a connection it had
  * just taken into its listen queue. The client must come back all the
  * same, within its timeout.
+ *
+ * The third: a dialer left behind that connects again is refused, so
+ * that requests go out on one connection only.
  */
 #include <check.h>
 #include <dlfcn.h>
@@ -37,6 +40,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "client/client_internal.h"
 #include "mailroom/client.h"
 #include "mailroom/error.h"
 #include "proto/frame.h"
@@ -303,6 +307,117 @@ START_TEST(test_back_after_a_dial_closed)
 }
 END_TEST
 
+/* ---- one connection at a time ------------------------------------------ */
+
+/* A stand-in in this process: answers each request, noting the pipe it
+ * came on, and counts the connections made to it. */
+struct t_one {
+	nng_socket  s;
+	pthread_t   th;
+	atomic_int  added;
+	atomic_uint last_pipe;
+	atomic_int  pipes_seen; /* distinct pipes since the count was reset */
+	atomic_int  answered;
+};
+
+static void
+t_one_added(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct t_one *o = arg;
+
+	(void)p;
+	(void)ev;
+	atomic_fetch_add(&o->added, 1);
+}
+
+static void *
+t_one_serve(void *arg)
+{
+	struct t_one   *o = arg;
+	struct mri_wbuf b;
+	nng_msg        *m;
+
+	mri_wbuf_init(&b);
+	mri_frame_begin(&b, MRI_OP_STATUS_REPLY);
+	mri_wbuf_put(&b, "{\"stand_in\": true}", 18);
+	if (mri_frame_end(&b) != MR_OK)
+		return NULL;
+	while (nng_recvmsg(o->s, &m, 0) == 0) {
+		unsigned p = (unsigned)nng_pipe_id(nng_msg_get_pipe(m));
+
+		if (atomic_exchange(&o->last_pipe, p) != p)
+			atomic_fetch_add(&o->pipes_seen, 1);
+		nng_msg_clear(m);
+		nng_msg_append(m, b.data, b.len);
+		if (nng_sendmsg(o->s, m, 0) != 0)
+			nng_msg_free(m);
+		atomic_fetch_add(&o->answered, 1);
+	}
+	mri_wbuf_fini(&b);
+	return NULL;
+}
+
+/*
+ * A dialer left behind that dials again after all (nng 1.5.2 takes its
+ * lost connection apart late) must not give the client a second
+ * connection: nng's REQ socket would send requests on both in turn, and a
+ * consumer's session, which is its connection's, was told MR_ENOENT on
+ * every other request (crash_embedded, CI, 2026-12-07). A second dialer on
+ * the client's socket stands in for it: its connection is refused, and
+ * every request goes on the first.
+ */
+START_TEST(test_one_connection)
+{
+	char           dir[] = "/tmp/mailroom-reconnect-XXXXXX";
+	char           url[256];
+	mr_client_opts o = {.timeout_ms = 20000};
+	char           err[256];
+	struct t_one   one = {0};
+	mr_client     *c;
+	int            added;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(url, sizeof(url), "ipc://%s/s.sock", dir);
+	ck_assert_int_eq(nng_rep0_open(&one.s), 0);
+	nng_pipe_notify(one.s, NNG_PIPE_EV_ADD_POST, t_one_added, &one);
+	ck_assert_int_eq(nng_listen(one.s, url, NULL, 0), 0);
+	ck_assert_int_eq(pthread_create(&one.th, NULL, t_one_serve, &one), 0);
+	ck_assert_int_eq(mr_client_new(&c, url, &o, err, sizeof(err)), MR_OK);
+	for (int k = 0; k < 4; k++) {
+		char *json = NULL;
+
+		ck_assert_int_eq(mr_status(c, &json), MR_OK);
+		free(json);
+	}
+	added = atomic_load(&one.added);
+	ck_assert_int_eq(added, 1);
+	ck_assert_int_eq(nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK), 0);
+	for (int k = 0; k < 100 && atomic_load(&one.added) == added; k++)
+		usleep(50000);
+	ck_assert_msg(atomic_load(&one.added) > added,
+		      "the second dialer did not connect within 5 s");
+	atomic_store(&one.pipes_seen, 1);
+	for (int k = 0; k < 40; k++) {
+		char *json = NULL;
+		int   rc   = mr_status(c, &json);
+
+		ck_assert_msg(rc == MR_OK, "request %d: %s: %s", k,
+			      mr_err_name(rc), mr_client_last_error());
+		free(json);
+	}
+	ck_assert_msg(atomic_load(&one.pipes_seen) == 1,
+		      "40 requests went out on %d connections in turn",
+		      atomic_load(&one.pipes_seen));
+	ck_assert_uint_ge(atomic_load(&c->refused_pipes), 1);
+	mr_client_free(c);
+	nng_close(one.s);
+	pthread_join(one.th, NULL);
+	snprintf(url, sizeof(url), "%s/s.sock", dir);
+	unlink(url);
+	rmdir(dir);
+}
+END_TEST
+
 int
 main(int argc, char **argv)
 {
@@ -319,6 +434,7 @@ main(int argc, char **argv)
 	t_self[n] = '\0';
 	tcase_add_test(tc, test_back_after_a_death_mid_reply);
 	tcase_add_test(tc, test_back_after_a_dial_closed);
+	tcase_add_test(tc, test_one_connection);
 	tcase_set_timeout(tc, 600);
 	suite_add_tcase(s, tc);
 	r = srunner_create(s);
