@@ -122,6 +122,11 @@ struct mri_group_hooks {
 	void (*on_failure)(void *arg, const struct mri_group_record_id *r,
 			   uint32_t attempt, enum mri_group_fail why,
 			   const char *reason, size_t reason_len);
+	/** A session closed holding \p held records (> 0), each told to
+	 *  on_failure as MRI_GROUP_ABANDONED just before: one consumer
+	 *  that went away, however much it held. On the thread that closed
+	 *  the session. */
+	void (*on_abandoned)(void *arg, size_t held);
 	/** A record's attempts are spent (retry.max_attempts, or a reject):
 	 *  quarantine it, then call mri_group_quarantined with d->handle
 	 *  (d->attempt: the attempts made). Until then it stays the head of

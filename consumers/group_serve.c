@@ -476,6 +476,7 @@ mri_group_session_close(struct mri_group *g, uint32_t sid)
 	struct group_waiter **pp, *w, *done = NULL;
 	uint64_t              now = mri_mono_ms();
 	struct group_fails    fails;
+	size_t                held = 0;
 
 	pthread_mutex_lock(&g->lock);
 	for (pp = &g->waiters; (w = *pp) != NULL;) {
@@ -495,7 +496,11 @@ mri_group_session_close(struct mri_group *g, uint32_t sid)
 	group__fails_take(g, &fails);
 	pthread_mutex_unlock(&g->lock);
 	group__complete(g, done);
+	for (size_t i = 0; i < fails.n; i++)
+		held += fails.v[i].why == MRI_ENGINE_ABANDONED;
 	group__fails_fire(g, &fails, NULL, 0);
+	if (held > 0 && g->hooks.on_abandoned != NULL)
+		g->hooks.on_abandoned(g->hooks.arg, held);
 }
 
 /* ---- stats ----------------------------------------------------------- */

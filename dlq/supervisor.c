@@ -193,7 +193,7 @@ dlq__count(struct mri_dlq *d, int64_t now, const char *reason, size_t len)
 	    now - d->ring[d->ring_head % d->breaker_max] <=
 		(int64_t)d->period_ms) {
 		snprintf(why, sizeof(why),
-			 "%" PRIu32 " failed attempts within %" PRIu64
+			 "%" PRIu32 " failures within %" PRIu64
 			 " ms, the last: %.*s",
 			 d->breaker_max, d->period_ms,
 			 (int)(len > 100 ? 100 : len), reason);
@@ -244,7 +244,28 @@ dlq__on_failure(void *arg, const struct mri_group_record_id *r,
 	pthread_mutex_lock(&d->lock);
 	d->st.failures++;
 	mri_dlq_failures_note(d->failures, pos, now, reason, reason_len);
-	dlq__count(d, now, reason, reason_len);
+	// A consumer that went away is one failure for the breaker, however
+	// many records it held (dlq__on_abandoned).
+	if (why != MRI_GROUP_ABANDONED)
+		dlq__count(d, now, reason, reason_len);
+	dirty = d->limit_dirty;
+	pthread_mutex_unlock(&d->lock);
+	if (dirty)
+		dlq__apply(d);
+}
+
+static void
+dlq__on_abandoned(void *arg, size_t held)
+{
+	struct mri_dlq *d   = arg;
+	int64_t         now = mri_wall_ms();
+	char            why[80];
+	bool            dirty;
+
+	snprintf(why, sizeof(why), "a consumer went away holding %zu "
+		 "record%s", held, held == 1 ? "" : "s");
+	pthread_mutex_lock(&d->lock);
+	dlq__count(d, now, why, strlen(why));
 	dirty = d->limit_dirty;
 	pthread_mutex_unlock(&d->lock);
 	if (dirty)
@@ -630,6 +651,7 @@ mri_dlq_hooks(struct mri_dlq *d, struct mri_group_hooks *h)
 {
 	memset(h, 0, sizeof(*h));
 	h->on_failure   = dlq__on_failure;
+	h->on_abandoned = dlq__on_abandoned;
 	h->on_exhausted = dlq__on_exhausted;
 	h->arg          = d;
 }

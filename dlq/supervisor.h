@@ -15,8 +15,10 @@
  *    settled as acked (mri_group_quarantined); a dead-letter write that
  *    fails leaves the original unacked, to be quarantined again after a
  *    delay, never lost;
- *  - it trips the subscription's breaker when breaker_max failed attempts
- *    come within breaker_period_ms (OTP's restart intensity): nothing more
+ *  - it trips the subscription's breaker when breaker_max failures come
+ *    within breaker_period_ms (OTP's restart intensity; a failed attempt
+ *    is one, and so is a consumer that went away, however many records
+ *    it held: each of those is a failed attempt of its own): nothing more
  *    is handed out (the source is not drained into the dead-letter topic),
  *    the state and the reason show in mri_dlq_stats; after
  *    breaker_cooldown_ms, or at an operator's mri_dlq_resume, it goes

@@ -5,7 +5,8 @@
  * next waits and other keys flow; a dead-letter write that fails leaves
  * the original unacked until a later write succeeds, written once; the
  * breaker trips under a storm of failures, stops handing out, goes
- * half-open after its cool-down and by command, and closes on an ack.
+ * half-open after its cool-down and by command, and closes on an ack; a
+ * consumer that goes away holding records is one failure for it.
  */
 #include <check.h>
 #include <pthread.h>
@@ -490,7 +491,7 @@ START_TEST(test_breaker)
 	mri_dlq_stats(t.d, &ds);
 	ck_assert_int_eq(ds.breaker, MRI_DLQ_OPEN);
 	ck_assert_uint_eq(ds.trips, 1);
-	ck_assert_msg(strstr(ds.reason, "3 failed attempts") != NULL, "%s",
+	ck_assert_msg(strstr(ds.reason, "3 failures within") != NULL, "%s",
 		      ds.reason);
 	ck_assert_int_ge(ds.retry_ms, ds.opened_ms + 300);
 	// Open: nothing is handed out, though v0 is ready.
@@ -535,6 +536,58 @@ START_TEST(test_breaker)
 }
 END_TEST
 
+/*
+ * A session that closes holding records is one failure for the breaker,
+ * however many it held (each record still counts an attempt): three
+ * consumers that go away holding five records each trip a breaker of
+ * three, the first two do not.
+ */
+START_TEST(test_breaker_abandoned)
+{
+	struct mri_retry     retry = {.max_attempts = 0};
+	struct st            t;
+	struct st_call       c;
+	struct mri_dlq_stats ds;
+	char                 key[4];
+
+	st_start(&t, &retry, 3, 60000);
+	for (int i = 0; i < 5; i++) {
+		snprintf(key, sizeof(key), "K%d", i);
+		st_produce(&t, key, key);
+	}
+	for (int round = 1; round <= 3; round++) {
+		size_t held = 0;
+
+		for (int i = 0; i < 100 && held < 5; i++) {
+			st_fetch(&t, &c, 15000);
+			for (size_t k = 0; k < c.n; k++)
+				ck_assert_uint_eq(c.attempt[k],
+						  (uint32_t)round);
+			held += c.n;
+		}
+		ck_assert_uint_eq(held, 5);
+		mri_group_session_close(t.g, t.sid);
+		mri_dlq_stats(t.d, &ds);
+		ck_assert_uint_eq(ds.failures, 5 * (uint64_t)round);
+		if (round < 3) {
+			ck_assert_msg(ds.breaker == MRI_DLQ_CLOSED,
+				      "round %d: the breaker is %s: %s", round,
+				      mri_dlq_breaker_name(ds.breaker),
+				      ds.reason);
+			ck_assert_int_eq(
+			    mri_group_session_open(t.g, &t.sid), MR_OK);
+		}
+	}
+	ck_assert_int_eq(ds.breaker, MRI_DLQ_OPEN);
+	ck_assert_uint_eq(ds.trips, 1);
+	ck_assert_msg(strstr(ds.reason, "3 failures within") != NULL &&
+			  strstr(ds.reason, "a consumer went away holding 5 "
+					    "records") != NULL,
+		      "%s", ds.reason);
+	st_stop(&t);
+}
+END_TEST
+
 static Suite *
 supervisor_suite(void)
 {
@@ -544,6 +597,7 @@ supervisor_suite(void)
 	tcase_add_test(tc, test_poison_quarantined);
 	tcase_add_test(tc, test_dlq_write_fails);
 	tcase_add_test(tc, test_breaker);
+	tcase_add_test(tc, test_breaker_abandoned);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;

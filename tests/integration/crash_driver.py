@@ -195,7 +195,8 @@ class Consumer:
             if not daemon.up.wait(min(5, max(0.1, left()))):
                 continue
             inc, start, n0 = len(self.runs) + 1, now(), len(self.dl)
-            self.p = spawn(cmd, stdout=subprocess.PIPE, stderr=errf)
+            self.p = spawn(cmd, stdout=subprocess.PIPE, stderr=errf,
+                           env=dict(os.environ, MAILROOM_CLIENT_TRACE="1"))
             for raw in self.p.stdout:
                 outf.write(raw)
                 try:
@@ -442,6 +443,30 @@ check(len(again) <= N // 20, "duplicate deliveries %d <= 5%% of the stream "
       "before any kill: %d; unparsable lines %d" %
       (len(again), same, len(again) - same, "/".join(map(str, d_dup[1:]))
        or "-", d_dup[0], cons.bad_lines))
+
+# Nothing here is poisoned: the kills must not burn a record's attempts down
+# to the dead-letter topic, nor trip the group's breaker (a session lost in
+# a kill is one failure for it, however many records it held).
+try:
+    with open(os.path.join(WORK, "status-final.json"), "rb") as f:
+        groups = json.loads(f.read())["consume"]["groups"]
+    dead = [g.get("dead_letter", {}) for g in groups]
+    trips = sum(d.get("trips", 0) for d in dead)
+    quarantined = sum(d.get("quarantined", 0) for d in dead)
+    check(trips == 0 and quarantined == 0,
+          "the last mailroomd's group: breaker never opened, nothing "
+          "quarantined (trips %d, quarantined %d%s)" %
+          (trips, quarantined, "".join(
+              ", reason: %s" % d.get("reason") for d in dead if
+              d.get("trips"))))
+except (OSError, ValueError, KeyError, TypeError) as e:
+    check(False, "the last mailroomd's status: %r" % e)
+dlq_lines, why = read_topic(TOPIC + ".dlq", "%o\n")
+if why and "nknown topic" in why:
+    dlq_lines, why = [], ""
+check(dlq_lines is not None and not why and not dlq_lines,
+      "the dead-letter topic %s.dlq is empty (%s records%s)" %
+      (TOPIC, "?" if dlq_lines is None else len(dlq_lines), why))
 
 nfail = results.count(False)
 print("SUMMARY mode=%s consumer=%s lines=%d acked=%d kafka_records=%d "

@@ -27,7 +27,10 @@
 # bounded (<= 5 % of the stream). On delivery: every acked message is
 # delivered; the guard applies each id once (printed once without
 # "duplicate": true); per key, first deliveries in sequence order;
-# duplicate deliveries counted per kill and bounded (<= 5 %). A SUMMARY line
+# duplicate deliveries counted per kill and bounded (<= 5 %). Nothing is
+# poisoned, so the dead-letter topic stays empty and the last mailroomd's
+# breaker never opened (a session lost in a kill is one failure for it,
+# however many records it held). A SUMMARY line
 # gives the figures, then "N passed, N failed". The driver is
 # crash_driver.py, beside this file.
 #
