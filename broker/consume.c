@@ -15,6 +15,7 @@
 #include "broker/consume_conf.h"
 #include "broker/consume_internal.h"
 #include "broker/consume_reply.h"
+#include "consumers/journal.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "mailroom/error.h"
@@ -257,6 +258,8 @@ mri_consume_free(struct mri_consume *r)
 	}
 	consume__reap(r);
 	pthread_mutex_unlock(&r->lock);
+	// Every group is gone, and its journal with it.
+	mri_journal_hub_free(r->hub);
 	rd_kafka_conf_destroy(r->tmpl);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cv);
@@ -312,6 +315,17 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 	s->tally                   = consume__tally(r, gc->group);
 	c                          = *gc;
 	c.ack_latency              = &s->tally->ack_latency;
+	if (c.journal && r->hub == NULL &&
+	    (*code = mri_journal_hub_new(&r->hub, r->tmpl, why, why_size)) !=
+		MR_OK) {
+		r->hub = NULL;
+		rd_kafka_conf_destroy(conf);
+		free((char *)s->dlq.topic);
+		free(s);
+		free(key);
+		return NULL;
+	}
+	c.journal_hub = r->hub;
 	pthread_mutex_unlock(&r->lock);
 	*code = mri_dlq_new(&s->sup, r->c.pub, &s->dlq, why, why_size);
 	if (*code == MR_OK) {

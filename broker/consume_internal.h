@@ -99,6 +99,9 @@ struct mri_consume {
 	bool                    reaper_started;
 	bool                    stop;
 	pthread_cond_t          cv;
+	/* The journals' Kafka clients, shared by every group's (made with
+	 * the first group that keeps a journal; freed last). */
+	struct mri_journal_hub *hub;
 	struct consume_tally   *tallies; /* CONSUME__TALLY_MAX + 1 */
 	size_t                  ntallies; /* lock */
 	// A sequence count: odd while a leaving subscription's counts move

@@ -468,7 +468,8 @@ mri_group_new(struct mri_group **out, rd_kafka_conf_t *conf,
 	if (c->journal) {
 		struct mri_journal_conf jc = {c->group, c->dedupe_window_ms,
 					      c->dedupe_max_entries,
-					      c->create_journal};
+					      c->create_journal,
+					      c->journal_hub};
 		int rc;
 
 		if (jc.max_entries == 0)

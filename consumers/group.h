@@ -44,6 +44,7 @@
 
 struct mri_group;
 struct mri_hist;
+struct mri_journal_hub;
 
 /* What the group hands out of a record, at most (longer is not handed
  * out as such; the wire's limits, checked against proto/ by mailroomd). */
@@ -158,6 +159,10 @@ struct mri_group_conf {
 	 *  pays for (mri_group_budget), 500 000 without a budget. */
 	size_t             dedupe_max_entries;
 	bool               create_journal; /* false: Kafka auto-creates it */
+	/** The journal's Kafka clients, shared with other groups (made
+	 *  with mri_journal_hub_new; it outlives the group); NULL: the
+	 *  journal's own. */
+	struct mri_journal_hub *journal_hub;
 	bool               start_latest; /* no committed offset: the end */
 	/** What the group holds at most, in bytes (0: no bound but
 	 *  max_buffered and librdkafka's defaults), split as

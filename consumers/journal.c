@@ -1,7 +1,5 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 
-#include "journal.h"
-
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -12,50 +10,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "consumers/journal_mem.h"
+#include "consumers/journal_internal.h"
 #include "core/clock.h"
 #include "core/kafka.h"
 #include "core/log.h"
 #include "mailroom/error.h"
 
 #define JOURNAL__PREFIX "__mailroom.journal."
-#define JOURNAL__POLL_MS 100
 #define JOURNAL__BEHIND_MS 20  /* a record behind waits at most this for a
 				  write to go with (then the group's next
 				  tick sends it) */
-#define JOURNAL__BEHIND_MAX 64 /* records held behind */
-
-struct journal_write {
-	mri_journal_cb cb;
-	void          *arg;
-};
-
-/* A record to send: its bytes and, for a write, its report. */
-struct journal_rec {
-	uint8_t              *buf;
-	size_t                len;
-	struct journal_write *w; /* NULL: a record written behind */
-};
-
-struct mri_journal {
-	rd_kafka_t            *prod;
-	rd_kafka_topic_t      *prod_topic; /* held so that its metadata stays */
-	rd_kafka_t            *reader;
-	char                   topic[256];
-	pthread_mutex_t        lock;
-	pthread_cond_t         cv;
-	struct mri_journal_mem mem;       /* under lock */
-	pthread_mutex_t        wlock;     /* sends, and what is behind */
-	struct journal_rec     behind[JOURNAL__BEHIND_MAX + 1]; /* + a write */
-	size_t                 nbehind;
-	// Mono ms the first record behind was held, 0 when none is (set
-	// under wlock, read without it by mri_journal_tick).
-	_Atomic uint64_t       behind_at;
-	int64_t                read_next; /* the next record's offset */
-	pthread_t              thread, dr_thread;
-	bool                   started, dr_started;
-	atomic_int             stop;
-};
+#define JOURNAL__FREE_MS 5000  /* what free waits for records in flight */
 
 /* Send what is behind and then record \p buf (taken; NULL: none) of
  * \p len bytes, its report to \p w (taken), with wlock held. One producev
@@ -75,7 +40,7 @@ journal__send_locked(struct mri_journal *j, uint8_t *buf, size_t len,
 	atomic_store_explicit(&j->behind_at, 0, memory_order_relaxed);
 	for (size_t i = 0; i < n; i++) {
 		rd_kafka_resp_err_t err = rd_kafka_producev(
-		    j->prod, RD_KAFKA_V_TOPIC(j->topic),
+		    j->hub->prod, RD_KAFKA_V_TOPIC(j->topic),
 		    RD_KAFKA_V_PARTITION(0),
 		    RD_KAFKA_V_VALUE(m[i].buf, m[i].len),
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
@@ -84,14 +49,14 @@ journal__send_locked(struct mri_journal *j, uint8_t *buf, size_t len,
 		if (err == 0)
 			continue;
 		free(m[i].buf);
-		if (m[i].w != NULL) {
-			free(m[i].w);
+		if (m[i].w->cb != NULL) {
 			rc = MR_EUNAVAIL;
 		} else {
 			mri_warn("component=journal topic=%s msg=\"a dispatch "
 				 "record was not written: %s\"",
 				 j->topic, rd_kafka_err2str(err));
 		}
+		journal__write_drop(m[i].w);
 	}
 	return rc;
 }
@@ -102,7 +67,7 @@ static int
 journal__send(struct mri_journal *j, uint8_t *buf, size_t len, int64_t now,
 	      mri_journal_cb cb, void *arg)
 {
-	struct journal_write *w = malloc(sizeof(*w));
+	struct journal_write *w = journal__write_new(j, cb, arg);
 	int                   rc;
 
 	if (w == NULL) {
@@ -112,8 +77,6 @@ journal__send(struct mri_journal *j, uint8_t *buf, size_t len, int64_t now,
 	pthread_mutex_lock(&j->lock);
 	mri_journal_mem_apply(&j->mem, buf, len, now, false);
 	pthread_mutex_unlock(&j->lock);
-	w->cb  = cb;
-	w->arg = arg;
 	pthread_mutex_lock(&j->wlock);
 	rc = journal__send_locked(j, buf, len, w);
 	pthread_mutex_unlock(&j->wlock);
@@ -176,14 +139,19 @@ int
 mri_journal_write_behind(struct mri_journal *j,
 			 const struct mri_journal_run *r, size_t n)
 {
-	int64_t  now = mri_wall_ms();
-	uint64_t mono;
-	size_t   len;
-	uint8_t *buf;
-	int      err;
+	int64_t               now = mri_wall_ms();
+	uint64_t              mono;
+	size_t                len;
+	uint8_t              *buf;
+	struct journal_write *w;
+	int                   err;
 
 	if ((err = journal__rec_runs(j, r, n, now, &buf, &len)) != MR_OK)
 		return err;
+	if ((w = journal__write_new(j, NULL, NULL)) == NULL) {
+		free(buf);
+		return MR_ENOMEM;
+	}
 	pthread_mutex_lock(&j->lock);
 	mri_journal_mem_apply(&j->mem, buf, len, now, false);
 	pthread_mutex_unlock(&j->lock);
@@ -192,7 +160,7 @@ mri_journal_write_behind(struct mri_journal *j,
 	if (j->nbehind == 0)
 		atomic_store_explicit(&j->behind_at, mono > 0 ? mono : 1,
 				      memory_order_relaxed);
-	j->behind[j->nbehind++] = (struct journal_rec){buf, len, NULL};
+	j->behind[j->nbehind++] = (struct journal_rec){buf, len, w};
 	if (j->nbehind == JOURNAL__BEHIND_MAX ||
 	    mono - atomic_load(&j->behind_at) >= JOURNAL__BEHIND_MS)
 		journal__send_locked(j, NULL, 0, NULL);
@@ -215,17 +183,10 @@ mri_journal_tick(struct mri_journal *j, uint64_t mono_ms)
 int
 mri_journal_flush_behind(struct mri_journal *j, int timeout_ms)
 {
-	uint64_t deadline = mri_deadline_in((uint64_t)timeout_ms);
-
 	journal__send_behind(j, 0);
-	// Not rd_kafka_flush: it would serve reports on this thread. The
-	// journal's report thread serves them; this only waits.
-	while (rd_kafka_outq_len(j->prod) > 0) {
-		if (mri_deadline_left(deadline) == 0)
-			return MR_ETIMEDOUT;
-		usleep(1000);
-	}
-	return MR_OK;
+	// Not rd_kafka_flush: the producer may be other groups' too, and
+	// the hub's report thread serves the reports; this only waits.
+	return journal__wait_sent(j, timeout_ms) ? MR_OK : MR_ETIMEDOUT;
 }
 
 void
@@ -238,75 +199,25 @@ mri_journal_lookup(struct mri_journal *j, size_t n, uint64_t part,
 	pthread_mutex_unlock(&j->lock);
 }
 
-/* ---- the journal's thread --------------------------------------------- */
+/* ---- what the hub's reader reads ---------------------------------------- */
 
-static void
-journal__dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+void
+journal__read(struct mri_journal *j, const rd_kafka_message_t *m)
 {
-	struct journal_write *w = m->_private;
+	int64_t now = mri_wall_ms();
 
-	if (m->err)
-		mri_warn("component=journal msg=\"a journal record was not "
-			 "written: %s\"",
-			 rd_kafka_err2str(m->err));
-	if (w == NULL) // a dispatch record written behind
-		return;
-	w->cb(w->arg, m->err ? MR_EUNAVAIL : MR_OK);
-	free(w);
-}
-
-/* Delivery reports answer fetches and acks: on a thread of their own, so
- * that none waits for the reader's poll. */
-static void *
-journal__dr_thread(void *arg)
-{
-	struct mri_journal *j = arg;
-
-	pthread_setname_np(pthread_self(), "mr:journal-dr");
-	while (!atomic_load(&j->stop)) {
-		uint64_t now;
-
-		rd_kafka_poll(j->prod, 100);
-		// What no write took along in time goes by itself (the
-		// group's tick sends it sooner; this is for a journal without
-		// a group that ticks).
-		now = mri_mono_ms();
-		mri_journal_tick(j, now);
+	pthread_mutex_lock(&j->lock);
+	// Below read_next: the reader started the topic again for a second
+	// journal of it (journal_hub.c); this one has it already.
+	if (m->err == 0 && m->offset >= j->read_next) {
+		// Our own records were applied when written: only the offset
+		// moves for them.
+		mri_journal_mem_apply(&j->mem, m->payload, m->len, now, true);
+		j->read_next = m->offset + 1;
 	}
-	return NULL;
-}
-
-static void *
-journal__thread(void *arg)
-{
-	struct mri_journal *j = arg;
-
-	pthread_setname_np(pthread_self(), "mr:journal");
-	while (!atomic_load(&j->stop)) {
-		rd_kafka_message_t *m;
-		int64_t             now;
-
-		m = rd_kafka_consumer_poll(j->reader, JOURNAL__POLL_MS);
-		if (m == NULL)
-			continue;
-		now = mri_wall_ms();
-		pthread_mutex_lock(&j->lock);
-		if (m->err == 0) {
-			// Our own records were applied when written: only
-			// the offset moves for them.
-			mri_journal_mem_apply(&j->mem, m->payload, m->len,
-					      now, true);
-			j->read_next = m->offset + 1;
-		} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			mri_warn("component=journal topic=%s msg=\"%s\"",
-				 j->topic, rd_kafka_message_errstr(m));
-		}
-		mri_journal_mem_expire(&j->mem, now);
-		pthread_cond_broadcast(&j->cv);
-		pthread_mutex_unlock(&j->lock);
-		rd_kafka_message_destroy(m);
-	}
-	return NULL;
+	mri_journal_mem_expire(&j->mem, now);
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->lock);
 }
 
 int
@@ -317,7 +228,8 @@ mri_journal_catch_up(struct mri_journal *j, int timeout_ms)
 	uint64_t deadline = mri_deadline_in((uint64_t)timeout_ms);
 
 	// A topic just made has no leader for a moment: ask again.
-	while (rd_kafka_query_watermark_offsets(j->reader, j->topic, 0, &lo,
+	while (rd_kafka_query_watermark_offsets(j->hub->reader, j->topic, 0,
+						&lo,
 						&hi, 1000) != 0) {
 		if (mri_deadline_left(deadline) == 0)
 			return MR_ETIMEDOUT;
@@ -345,10 +257,11 @@ journal__know_topic(struct mri_journal *j, int timeout_ms)
 {
 	const struct rd_kafka_metadata *md = NULL;
 
-	if ((j->prod_topic = rd_kafka_topic_new(j->prod, j->topic, NULL)) ==
-	    NULL)
+	if ((j->prod_topic = rd_kafka_topic_new(j->hub->prod, j->topic,
+						NULL)) == NULL)
 		return;
-	if (rd_kafka_metadata(j->prod, 0, j->prod_topic, &md, timeout_ms) ==
+	if (rd_kafka_metadata(j->hub->prod, 0, j->prod_topic, &md,
+			      timeout_ms) ==
 	    RD_KAFKA_RESP_ERR_NO_ERROR)
 		rd_kafka_metadata_destroy(md);
 }
@@ -374,7 +287,7 @@ static void
 journal__create_topic(struct mri_journal *j, int timeout_ms)
 {
 	rd_kafka_NewTopic_t      *nt;
-	rd_kafka_queue_t         *q = rd_kafka_queue_new(j->prod);
+	rd_kafka_queue_t         *q = rd_kafka_queue_new(j->hub->prod);
 	rd_kafka_event_t         *ev;
 	char                      retention[32], err[256];
 
@@ -386,7 +299,7 @@ journal__create_topic(struct mri_journal *j, int timeout_ms)
 	snprintf(retention, sizeof(retention), "%" PRIu64, j->mem.window_ms);
 	rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "delete");
 	rd_kafka_NewTopic_set_config(nt, "retention.ms", retention);
-	rd_kafka_CreateTopics(j->prod, &nt, 1, NULL, q);
+	rd_kafka_CreateTopics(j->hub->prod, &nt, 1, NULL, q);
 	if ((ev = rd_kafka_queue_poll(q, timeout_ms)) != NULL) {
 		const rd_kafka_CreateTopics_result_t *res =
 		    rd_kafka_event_CreateTopics_result(ev);
@@ -426,10 +339,8 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 		const struct mri_journal_conf *c, int timeout_ms, char *errstr,
 		size_t errstr_size)
 {
-	struct mri_journal              *j = calloc(1, sizeof(*j));
-	rd_kafka_conf_t                 *pc = NULL, *rc = NULL;
-	rd_kafka_topic_partition_list_t *l;
-	int                              err;
+	struct mri_journal *j = calloc(1, sizeof(*j));
+	int                 err;
 
 	if (j == NULL) {
 		snprintf(errstr, errstr_size, "out of memory");
@@ -452,67 +363,29 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_mutex_init(&j->wlock, NULL);
 	mri_cond_init(&j->cv);
-	pc = rd_kafka_conf_dup(conf);
-	rc = rd_kafka_conf_dup(conf);
-	// Not idempotent: a record applies the same in any order and twice
-	// (the larger attempt wins, acked ids are a set), and librdkafka
-	// 2.0.2's idempotent producer holds queue.buffering.backpressure.
-	// threshold at 1, which kept its broker thread polling while a
-	// request waited to go (a quarter of mailroomd's CPU in the consume
-	// benchmark with records written behind).
-	if (mri_kafka_set(pc, "enable.idempotence", "false", errstr,
-			  errstr_size) ||
-	    mri_kafka_set(pc, "acks", "all", errstr, errstr_size) ||
-	    mri_kafka_set(pc, "linger.ms", "0", errstr, errstr_size) ||
-	    mri_kafka_set(rc, "enable.partition.eof", "false", errstr,
-			  errstr_size) ||
-	    // The reader only assigns: it never joins nor commits, but
-	    // librdkafka's consumer queue wants a group.id all the same.
-	    mri_kafka_set(rc, "group.id", "__mailroom.journal-reader",
-			  errstr, errstr_size) ||
-	    mri_kafka_set(rc, "enable.auto.commit", "false", errstr,
-			  errstr_size) ||
-	    mri_kafka_set(rc, "auto.offset.reset", "earliest", errstr,
-			  errstr_size) ||
-	    // Records come a few per millisecond: fetch them 50 ms at a time
-	    // rather than one request each (catch-up waits no longer).
-	    mri_kafka_set(rc, "fetch.min.bytes", "1048576", errstr,
-			  errstr_size) ||
-	    mri_kafka_set(rc, "fetch.wait.max.ms", "50", errstr,
-			  errstr_size))
-		goto fail;
-	rd_kafka_conf_set_dr_msg_cb(pc, journal__dr_cb);
-	rd_kafka_conf_set_log_cb(pc, mri_kafka_log_cb);
-	rd_kafka_conf_set_log_cb(rc, mri_kafka_log_cb);
-	if ((j->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr,
-				    errstr_size)) == NULL)
-		goto fail;
-	pc = NULL;
-	if ((j->reader = rd_kafka_new(RD_KAFKA_CONSUMER, rc, errstr,
-				      errstr_size)) == NULL)
-		goto fail;
-	rc = NULL;
-	rd_kafka_poll_set_consumer(j->reader);
+	j->hub = c->hub;
+	if (j->hub == NULL) {
+		if ((err = mri_journal_hub_new(&j->hub, conf, errstr,
+					       errstr_size)) != MR_OK) {
+			j->hub = NULL;
+			mri_journal_free(j);
+			return err;
+		}
+		j->own_hub = true;
+	}
 	// Kafka answers CreateTopics at once; a cluster that never does
 	// (librdkafka's mock) gets a few seconds, then auto-creates it.
 	if (c->create)
 		journal__create_topic(j, timeout_ms < 5000 ? timeout_ms : 5000);
 	journal__know_topic(j, timeout_ms < 5000 ? timeout_ms : 5000);
-	l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, j->topic, 0)->offset =
-	    RD_KAFKA_OFFSET_BEGINNING;
-	rd_kafka_assign(j->reader, l);
-	rd_kafka_topic_partition_list_destroy(l);
-	if (pthread_create(&j->thread, NULL, journal__thread, j) != 0) {
-		snprintf(errstr, errstr_size, "cannot start a thread");
-		goto fail;
+	if ((err = journal__hub_add(j->hub, j)) != MR_OK) {
+		snprintf(errstr, errstr_size, "%s",
+			 err == MR_ENOMEM ? "out of memory"
+					  : "the journal's reader could not "
+					    "assign its topic");
+		mri_journal_free(j);
+		return err;
 	}
-	j->started = true;
-	if (pthread_create(&j->dr_thread, NULL, journal__dr_thread, j) != 0) {
-		snprintf(errstr, errstr_size, "cannot start a thread");
-		goto fail;
-	}
-	j->dr_started = true;
 	if (mri_journal_catch_up(j, timeout_ms) != MR_OK)
 		mri_warn("component=journal topic=%s msg=\"could not read the "
 			 "group's journal to its end in %d ms: records acked "
@@ -521,13 +394,6 @@ mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 			 j->topic, timeout_ms);
 	*out = j;
 	return MR_OK;
-fail:
-	if (pc)
-		rd_kafka_conf_destroy(pc);
-	if (rc)
-		rd_kafka_conf_destroy(rc);
-	mri_journal_free(j);
-	return MR_ECONFIG;
 }
 
 size_t
@@ -541,27 +407,17 @@ mri_journal_free(struct mri_journal *j)
 {
 	if (j == NULL)
 		return;
-	if (j->prod) {
+	if (j->hub != NULL) {
 		journal__send_behind(j, 0);
-		rd_kafka_flush(j->prod, 5000);
-	}
-	atomic_store(&j->stop, 1);
-	if (j->started)
-		pthread_join(j->thread, NULL);
-	if (j->dr_started)
-		pthread_join(j->dr_thread, NULL);
-	if (j->prod) {
-		// What was not confirmed in time is reported as failed.
-		rd_kafka_purge(j->prod, RD_KAFKA_PURGE_F_QUEUE |
-					    RD_KAFKA_PURGE_F_INFLIGHT);
-		rd_kafka_poll(j->prod, 0);
+		journal__wait_sent(j, JOURNAL__FREE_MS);
+		// Nothing read is applied after this; what was not confirmed
+		// in time is reported as failed, here.
+		journal__hub_remove(j->hub, j);
+		journal__fail_sent(j);
 		if (j->prod_topic)
 			rd_kafka_topic_destroy(j->prod_topic);
-		rd_kafka_destroy(j->prod);
-	}
-	if (j->reader) {
-		rd_kafka_consumer_close(j->reader);
-		rd_kafka_destroy(j->reader);
+		if (j->own_hub)
+			mri_journal_hub_free(j->hub);
 	}
 	mri_journal_mem_fini(&j->mem);
 	pthread_mutex_destroy(&j->lock);

@@ -43,8 +43,12 @@
  * reads them back, and applies every other (another mailroomd's, its own
  * from before a restart, or one without a writer).
  *
+ * The Kafka clients are its hub's (mri_journal_hub_new): one producer and
+ * one reader, shared by the journals of every group of a mailroomd, or a
+ * journal's own.
+ *
  * Thread safety: every function may be called from any thread. Write
- * callbacks run on the journal's own thread, except those of writes that
+ * callbacks run on the hub's report thread, except those of writes that
  * mri_journal_free fails (what its bounded flush left): on the thread
  * calling it, before it returns.
  */
@@ -58,12 +62,14 @@
 #include <librdkafka/rdkafka.h>
 
 struct mri_journal;
+struct mri_journal_hub;
 
 struct mri_journal_conf {
-	const char *group;
-	uint64_t    window_ms;   /* how long entries are kept */
-	size_t      max_entries; /* of each kind, in memory */
-	bool        create;      /* create the topic (CreateTopics) */
+	const char             *group;
+	uint64_t                window_ms;   /* how long entries are kept */
+	size_t                  max_entries; /* of each kind, in memory */
+	bool                    create;      /* create the topic */
+	struct mri_journal_hub *hub; /* shared clients; NULL: its own */
 };
 
 /** @brief An entry of a version 1 record: a hash and, for dispatches,
@@ -87,22 +93,42 @@ enum mri_journal_kind {
 	MRI_JOURNAL_ACK      = 'A',
 };
 
-/** @brief Called once per write, on the journal's thread: \p err is MR_OK
+/** @brief Called once per write, on its hub's report thread: \p err is MR_OK
  *         when Kafka has the record. */
 typedef void (*mri_journal_cb)(void *arg, int err);
 
 /**
- * @brief Create the journal's producer and reader (from the template
- *        \p conf, borrowed), create its topic if it is missing, and read it
- *        to its end (bounded by \p timeout_ms).
+ * @brief The Kafka clients that journals share: one producer (its reports
+ *        served on a thread of its own, where write callbacks run) and
+ *        one reader (on a second thread) for every journal made with it,
+ *        whatever their groups, from the template \p conf (borrowed).
+ *        A group's journal writes then share the producer's requests with
+ *        the other groups', and a group costs no clients or threads of
+ *        its own for its journal.
+ * @returns MR_OK, or an mr_err with a sentence in errstr.
+ */
+int mri_journal_hub_new(struct mri_journal_hub **out,
+			const rd_kafka_conf_t *conf, char *errstr,
+			size_t errstr_size);
+
+/** @brief Stop and free, after every journal made with it was freed.
+ *         NULL is a no-op. */
+void mri_journal_hub_free(struct mri_journal_hub *h);
+
+/**
+ * @brief Make a journal on c->hub, or on a hub of its own (from the
+ *        template \p conf, borrowed) when that is NULL; create its topic
+ *        if it is missing, and read it to its end (bounded by
+ *        \p timeout_ms).
  * @returns MR_OK, or an mr_err with a sentence in errstr.
  */
 int mri_journal_new(struct mri_journal **out, const rd_kafka_conf_t *conf,
 		    const struct mri_journal_conf *c, int timeout_ms,
 		    char *errstr, size_t errstr_size);
 
-/** @brief Flush (bounded), stop and free; the writes not flushed are
- *         failed (MR_EUNAVAIL) on this thread. NULL is a no-op. */
+/** @brief Flush (bounded: 5 s), stop and free; the writes not flushed
+ *         are failed (MR_EUNAVAIL) on this thread, and no callback of
+ *         its runs after it returns. NULL is a no-op. */
 void mri_journal_free(struct mri_journal *j);
 
 /** @brief The acked ids it keeps in memory at most (its conf's

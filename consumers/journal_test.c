@@ -1,13 +1,15 @@
 /*
  * The group's journal (consumers/journal.h) on the embedded cluster:
  * writes from several threads at once, each callback called exactly once
- * and on the journal's thread; what a write records counts at once; a
+ * and on the hub's report thread; what a write records counts at once; a
  * second journal on the same group (open beside the first, or after it was
  * freed) knows what the first wrote, dispatches as runs (version 2) or by
  * position (version 1, as earlier mailroomds wrote them), the larger
  * attempt winning; dispatches written behind reach Kafka with the next
  * write, by themselves, or at free; free with writes in flight calls every
- * callback exactly once, OK or with an error, before it returns.
+ * callback exactly once, OK or with an error, before it returns; journals
+ * of two groups share one hub (its producer, its reader, its threads),
+ * each reading its own group's records only.
  *
  * Each test starts its own cluster (Check forks a process per test, and
  * librdkafka's threads do not survive a fork). Waits are bounded by a
@@ -109,23 +111,40 @@ t_cluster(const char *group)
 	return emb;
 }
 
-static struct mri_journal *
-t_journal(struct mri_embedded *emb, const char *group)
+static rd_kafka_conf_t *
+t_conf(struct mri_embedded *emb)
 {
-	rd_kafka_conf_t        *conf = rd_kafka_conf_new();
-	struct mri_journal     *j;
-	struct mri_journal_conf c = {group, 3600 * 1000, 100000, false};
-	char                    errstr[256];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char             errstr[256];
 
 	ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers",
 					   mri_embedded_bootstraps(emb),
 					   errstr, sizeof(errstr)),
 			 RD_KAFKA_CONF_OK);
+	return conf;
+}
+
+/* A journal of \p group on \p hub (NULL: its own). */
+static struct mri_journal *
+t_journal_on(struct mri_embedded *emb, const char *group,
+	     struct mri_journal_hub *hub)
+{
+	rd_kafka_conf_t        *conf = t_conf(emb);
+	struct mri_journal     *j;
+	struct mri_journal_conf c = {group, 3600 * 1000, 100000, false, hub};
+	char                    errstr[256];
+
 	ck_assert_msg(mri_journal_new(&j, conf, &c, 30000, errstr,
 				      sizeof(errstr)) == MR_OK,
 		      "%s", errstr);
 	rd_kafka_conf_destroy(conf);
 	return j;
+}
+
+static struct mri_journal *
+t_journal(struct mri_embedded *emb, const char *group)
+{
+	return t_journal_on(emb, group, NULL);
 }
 
 /* Entry k of write i of thread t: positions and ids never repeat. */
@@ -289,7 +308,7 @@ START_TEST(test_concurrent_writes_called_once)
 		ck_assert_int_eq(atomic_load(&w[i].err), MR_OK);
 		ck_assert_int_eq(atomic_load(&w[i].cb_on_caller), 0);
 	}
-	// "Write callbacks run on the journal's own thread": one thread,
+	// "Write callbacks run on the hub's report thread": one thread,
 	// none of the writers.
 	ck_assert(!t_st.cb_threads_differ);
 	t_check_known(j);
@@ -506,7 +525,7 @@ START_TEST(test_free_in_flight_broker_down)
 	mri_embedded_broker_set_down(emb, 1, true);
 	w = t_write_all(j);
 	// These callbacks run on this thread, in free's purge, not on the
-	// journal's thread as journal.h says of write callbacks (the group
+	// hub's report thread as journal.h says of write callbacks (the group
 	// knows: it frees the journal without its lock held).
 	mri_journal_free(j);
 	ck_assert_int_eq(t_st.calls, T_THREADS * T_WRITES);
@@ -520,6 +539,84 @@ START_TEST(test_free_in_flight_broker_down)
 	}
 	// The broker was down before the first write: none got through.
 	ck_assert_int_eq(failed, T_THREADS * T_WRITES);
+	mri_embedded_stop(emb);
+	free(w);
+}
+END_TEST
+
+/* Journals of two groups on one hub, the first group's twice (and a third
+ * time after its writes): each reads its own group's records and no
+ * other's; the writes' callbacks
+ * run on one thread, the hub's; one journal freed, the hub goes on for
+ * the others. */
+START_TEST(test_shared_hub)
+{
+	struct mri_embedded    *emb = t_cluster("jt-hub-a");
+	rd_kafka_conf_t        *conf = t_conf(emb);
+	struct mri_journal_hub *hub;
+	struct mri_journal     *a, *a2, *b;
+	struct t_write         *w, wb[2] = {{0}};
+	char                    errstr[256];
+	uint64_t                hb = t_hash(77, 1, 1), hb2 = t_hash(77, 2, 1);
+	bool                    acked;
+
+	ck_assert_int_eq(mri_embedded_topic_create(
+			     emb, "__mailroom.journal.jt-hub-b", 1, 1),
+			 MR_OK);
+	ck_assert_msg(mri_journal_hub_new(&hub, conf, errstr,
+					  sizeof(errstr)) == MR_OK,
+		      "%s", errstr);
+	rd_kafka_conf_destroy(conf);
+	a  = t_journal_on(emb, "jt-hub-a", hub);
+	b  = t_journal_on(emb, "jt-hub-b", hub);
+	a2 = t_journal_on(emb, "jt-hub-a", hub);
+	w  = t_write_all(a);
+	wb[0].caller = pthread_self();
+	ck_assert_int_eq(mri_journal_write(b, MRI_JOURNAL_ACK,
+					   &(struct mri_journal_entry){hb, 0},
+					   1, t_cb, &wb[0]),
+			 MR_OK);
+	t_wait_calls(T_THREADS * T_WRITES + 1);
+	ck_assert(!t_st.cb_threads_differ);
+	for (int i = 0; i < T_THREADS * T_WRITES; i++)
+		ck_assert_int_eq(atomic_load(&w[i].err), MR_OK);
+	// The second instance of a's group reads what a wrote, through the
+	// reader it shares with b.
+	ck_assert_int_eq(mri_journal_catch_up(a2, 30000), MR_OK);
+	t_check_known(a2);
+	// A third, made now, reads the topic from its start: the reader
+	// starts it again for that one.
+	{
+		struct mri_journal *a3 = t_journal_on(emb, "jt-hub-a", hub);
+
+		t_check_known(a3);
+		mri_journal_free(a3);
+	}
+	// Neither group sees the other's.
+	acked = true;
+	mri_journal_lookup(a2, 1, 0, NULL, NULL, &hb, &acked);
+	ck_assert(!acked);
+	ck_assert_int_eq(mri_journal_catch_up(b, 30000), MR_OK);
+	ck_assert_int_eq(t_differs(b, 0, 1, true), T_ENTRIES);
+	// a goes; b writes and reads on.
+	mri_journal_free(a);
+	wb[1].caller = pthread_self();
+	ck_assert_int_eq(mri_journal_write(b, MRI_JOURNAL_ACK,
+					   &(struct mri_journal_entry){hb2, 0},
+					   1, t_cb, &wb[1]),
+			 MR_OK);
+	t_wait_calls(T_THREADS * T_WRITES + 2);
+	ck_assert_int_eq(atomic_load(&wb[1].err), MR_OK);
+	ck_assert(!t_st.cb_threads_differ);
+	mri_journal_free(b);
+	b     = t_journal_on(emb, "jt-hub-b", hub);
+	acked = false;
+	mri_journal_lookup(b, 1, 0, NULL, NULL, &hb2, &acked);
+	ck_assert(acked);
+	mri_journal_free(b);
+	mri_journal_free(a2);
+	mri_journal_hub_free(hub);
+	ck_assert_int_eq(t_st.calls, T_THREADS * T_WRITES + 2);
 	mri_embedded_stop(emb);
 	free(w);
 }
@@ -541,6 +638,7 @@ main(void)
 	tcase_add_test(tc, test_behind);
 	tcase_add_test(tc, test_free_in_flight_delivers);
 	tcase_add_test(tc, test_free_in_flight_broker_down);
+	tcase_add_test(tc, test_shared_hub);
 	suite_add_tcase(s, tc);
 	r = srunner_create(s);
 	srunner_run_all(r, CK_ENV);
