@@ -62,13 +62,19 @@ static atomic_int t_failed;      /* headers failed */
 /* nng's sendmsg: the next SP header of a REQ socket (00 'S' 'P' 00 00 30
  * 00 00) fails with EPIPE when t_fail_header is set; all else goes on to
  * the C library's (or a sanitizer's) sendmsg. */
+typedef ssize_t t_sendmsg_fn(int, const struct msghdr *, int);
+
+/* The C library's (or a sanitizer's) sendmsg: found in main, before any
+ * thread sends (found lazily, two of nng's threads raced on it). */
+static t_sendmsg_fn *_Atomic t_next_sendmsg;
+
 __attribute__((visibility("default"))) ssize_t
 sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	static ssize_t (*next)(int, const struct msghdr *, int);
 	static const unsigned char req_head[8] = {0, 'S', 'P', 0,
 						  0, 0x30, 0, 0};
-	int one = 1;
+	t_sendmsg_fn *next = atomic_load(&t_next_sendmsg);
+	int           one  = 1;
 
 	if (msg->msg_iovlen == 1 && msg->msg_iov[0].iov_len == 8 &&
 	    memcmp(msg->msg_iov[0].iov_base, req_head, 8) == 0 &&
@@ -77,8 +83,10 @@ sendmsg(int fd, const struct msghdr *msg, int flags)
 		errno = EPIPE;
 		return -1;
 	}
-	if (next == NULL)
+	if (next == NULL) {
 		*(void **)&next = dlsym(RTLD_NEXT, "sendmsg");
+		atomic_store(&t_next_sendmsg, next);
+	}
 	return next(fd, msg, flags);
 }
 
@@ -427,6 +435,12 @@ main(int argc, char **argv)
 	ssize_t  n;
 	int      failed;
 
+	{
+		t_sendmsg_fn *next;
+
+		*(void **)&next = dlsym(RTLD_NEXT, "sendmsg");
+		atomic_store(&t_next_sendmsg, next);
+	}
 	if (argc == 4 && strcmp(argv[1], "serve") == 0)
 		return t_serve(argv[2], strcmp(argv[3], "big") == 0);
 	if ((n = readlink("/proc/self/exe", t_self, sizeof(t_self) - 1)) < 0)
