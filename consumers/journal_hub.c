@@ -250,10 +250,11 @@ hub__thread(void *arg)
 static int
 hub__assign(struct mri_journal_hub *h, const char *topic, bool add)
 {
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_t *l;
 	rd_kafka_error_t                *err;
 	int                              rc = MR_OK;
 
+	l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, topic, 0)->offset =
 	    RD_KAFKA_OFFSET_BEGINNING;
 	err = add ? rd_kafka_incremental_assign(h->reader, l)
