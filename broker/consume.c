@@ -292,6 +292,17 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 			free(key);
 			return s;
 		}
+	// The journals' clients, made with the first group that keeps one.
+	if (gc->journal && r->hub == NULL) {
+		int rc = mri_journal_hub_new(&r->hub, r->tmpl, why, why_size);
+
+		if (rc != MR_OK) {
+			r->hub = NULL;
+			*code  = rc;
+			free(key);
+			return NULL;
+		}
+	}
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
 	    (dc->topic != NULL &&
 	     (s->dlq.topic = strdup(dc->topic)) == NULL) ||
@@ -315,16 +326,6 @@ consume__sub(struct mri_consume *r, const struct mri_group_conf *gc,
 	s->tally                   = consume__tally(r, gc->group);
 	c                          = *gc;
 	c.ack_latency              = &s->tally->ack_latency;
-	if (c.journal && r->hub == NULL &&
-	    (*code = mri_journal_hub_new(&r->hub, r->tmpl, why, why_size)) !=
-		MR_OK) {
-		r->hub = NULL;
-		rd_kafka_conf_destroy(conf);
-		free((char *)s->dlq.topic);
-		free(s);
-		free(key);
-		return NULL;
-	}
 	c.journal_hub = r->hub;
 	pthread_mutex_unlock(&r->lock);
 	*code = mri_dlq_new(&s->sup, r->c.pub, &s->dlq, why, why_size);
