@@ -51,6 +51,7 @@ struct mri_config {
 	long long consumer_max_buffered;
 	long long consumer_memory_mb;
 	long long consumer_fetch_wait_ms;
+	long long consumer_journal_linger_ms;
 	long long consumer_revoke_wait_ms;
 	bool      consumer_journal;
 	long long consumer_idle_close_ms;

@@ -630,6 +630,7 @@ mri_consume_settle(struct mri_consume *r, uint32_t pipe, const uint8_t *body,
 		gs.ranges     = ranges;
 		gs.nranges    = s.range_count;
 		gs.handles    = s.handles;
+		gs.linger     = s.linger;
 		q->cb         = cb;
 		q->arg        = arg;
 		q->sub        = x->sub;

@@ -46,6 +46,7 @@ struct mri_consume_conf {
 	uint32_t max_buffered;    /* per partition */
 	size_t   memory_bytes;    /* per subscription: mri_group_conf's */
 	uint32_t fetch_wait_ms;   /* mri_group_conf's */
+	uint32_t journal_linger_ms; /* mri_group_conf's */
 	uint32_t revoke_wait_ms;
 	uint32_t session_timeout_ms;
 	size_t   max_frame;       /* of a FETCH_REPLY, soft */

@@ -149,6 +149,7 @@ consume__parse(const struct mri_consume_conf *c, const uint8_t *body,
 	gc->max_buffered       = c->max_buffered;
 	gc->memory_bytes       = c->memory_bytes;
 	gc->fetch_wait_ms      = c->fetch_wait_ms;
+	gc->journal_linger_ms  = c->journal_linger_ms;
 	gc->revoke_wait_ms     = c->revoke_wait_ms;
 	gc->session_timeout_ms = c->session_timeout_ms;
 	gc->journal            = c->journal && !s.no_journal;

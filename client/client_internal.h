@@ -63,7 +63,10 @@ uint64_t consumer__batch_session(const mr_batch *b);
  *        the consumer's current one: a handle is only ever settled on the
  *        session that fetched it, which mailroomd refuses (MR_ENOENT) once
  *        it is gone, rather than on a new session where its number may
- *        name another delivery. \p reason is not sent with an ack.
+ *        name another delivery. \p reason is not sent with an ack. An
+ *        ack may carry MRI_SETTLE_F_LINGER (its reply may wait for others
+ *        to share the journal's write); it is sent without the flag to a
+ *        mailroomd that refused it once.
  */
 int consumer__settle_on(mr_consumer *s, uint64_t session, uint8_t kind,
 			const uint64_t *handles, size_t n, const char *reason,

@@ -16,19 +16,22 @@
 				     at *stop while idle */
 #define CONSUMER__RUN_INFLIGHT 1024
 #define CONSUMER__WORKERS_MAX 1024
+#define CONSUMER__SETTLERS 4 /* settles in flight at once, at most */
 
 /* ---- the handler helper ----------------------------------------------------
- * The caller's thread fetches, workers run the handler, one settler acks
- * and nacks (or rejects) whatever results are there whenever its previous
- * request is done, so that acks go out as ranges without waiting for a
- * batch to fill.
- * At most `cap` deliveries are fetched and not yet settled.
+ * The caller's thread fetches, workers run the handler, and settlers
+ * (CONSUMER__SETTLERS) ack and nack (or reject) whatever results are there
+ * whenever one of them is free, so that acks go out as ranges without
+ * waiting for a batch to fill. Since the next SETTLE does not wait for
+ * this one's reply, acks carry MRI_SETTLE_F_LINGER: mailroomd may hold the
+ * reply a few ms for other acks to share the journal's write.
+ * At most `cap` deliveries are fetched and not yet handed to a settler.
  *
  * A lost session: the fetcher subscribes again and makes the new session
  * run.session; from then on, deliveries of another session are dropped
  * before the handler and their results after it, and the results waiting
- * are dropped at the switch, so that the settler only ever holds results of
- * run.session, and settles them on that session. The fetcher fetches on
+ * are dropped at the switch, so that the settlers only ever hold results of
+ * run.session, and settle them on that session. The fetcher fetches on
  * the new session once the handlers of the old one have returned.
  *
  * mr_consume_run_async has no workers: the fetcher hands each delivery to
@@ -66,7 +69,7 @@ struct run {
 	size_t              cap;
 	pthread_mutex_t     lock;
 	pthread_cond_t      work_cv;   /* workers: items, or closing */
-	pthread_cond_t      settle_cv; /* settler: results, or done */
+	pthread_cond_t      settle_cv; /* settlers: results, or done */
 	pthread_cond_t      room_cv;   /* fetcher: outstanding < cap */
 	struct run__item   *q;         /* a ring of cap items */
 	size_t              qhead, qlen;
@@ -257,7 +260,9 @@ run__settler(void *arg)
 		session          = r->session;
 		pthread_mutex_unlock(&r->lock);
 
-		rc = na > 0 ? consumer__settle_on(r->s, session, MRI_SETTLE_ACK,
+		rc = na > 0 ? consumer__settle_on(r->s, session,
+						  MRI_SETTLE_ACK |
+						      MRI_SETTLE_F_LINGER,
 						  acks, na, NULL, NULL)
 			    : MR_OK;
 		if (nn > 0 && rc == MR_OK)
@@ -387,8 +392,8 @@ run__main(struct run *rr, int workers, const volatile int *stop,
 	  size_t max_messages)
 {
 	struct run r = *rr;
-	pthread_t *threads, settler;
-	int        started = 0, rc;
+	pthread_t *threads, settlers[CONSUMER__SETTLERS];
+	int        started = 0, nsettlers = 0, rc;
 
 	r.session   = mr_consumer_session(r.s);
 	r.reconnect = consumer__reconnects(r.s);
@@ -410,7 +415,11 @@ run__main(struct run *rr, int workers, const volatile int *stop,
 	pthread_cond_init(&r.work_cv, NULL);
 	pthread_cond_init(&r.settle_cv, NULL);
 	pthread_cond_init(&r.room_cv, NULL);
-	if (pthread_create(&settler, NULL, run__settler, &r) != 0) {
+	while (nsettlers < CONSUMER__SETTLERS &&
+	       pthread_create(&settlers[nsettlers], NULL, run__settler,
+			      &r) == 0)
+		nsettlers++;
+	if (nsettlers == 0) {
 		client__set_last_error("cannot start a thread");
 		rc = MR_ENOMEM;
 		goto destroy;
@@ -438,9 +447,10 @@ run__main(struct run *rr, int workers, const volatile int *stop,
 	while (r.running > 0)
 		pthread_cond_wait(&r.room_cv, &r.lock);
 	r.workers_done = true;
-	pthread_cond_signal(&r.settle_cv);
+	pthread_cond_broadcast(&r.settle_cv);
 	pthread_mutex_unlock(&r.lock);
-	pthread_join(settler, NULL);
+	for (int i = 0; i < nsettlers; i++)
+		pthread_join(settlers[i], NULL);
 	rc = r.err;
 	// The sentence of the error that ended the run, on the caller's
 	// thread, wherever it happened.

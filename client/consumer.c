@@ -33,6 +33,7 @@ struct mr_consumer {
 	_Atomic uint64_t  session;
 	_Atomic int       credit; /* the SUBSCRIBE reply's, else opts'; 0:
 				     unknown */
+	atomic_bool       no_linger; /* mailroomd refused the linger flag */
 };
 
 struct mr_batch {
@@ -632,6 +633,17 @@ consumer__settle_one(mr_consumer *s, const struct mri_settle *st,
 	mri_settle_encode(&b, st, r, nr);
 	rc = client__frame_call(s->c, &b, 0, &m);
 	mri_wbuf_fini(&b);
+	if (rc == MR_EINVAL && st->linger) {
+		// A mailroomd older than the flag refuses the whole SETTLE:
+		// send it without, from now on.
+		struct mri_settle plain = *st;
+
+		plain.linger = false;
+		if ((rc = consumer__settle_one(s, &plain, r, nr, failed)) !=
+		    MR_EINVAL)
+			atomic_store(&s->no_linger, true);
+		return rc;
+	}
 	if (rc != MR_OK)
 		return rc;
 	rc = mri_settle_reply_decode((uint8_t *)nng_msg_body(m) +
@@ -669,7 +681,9 @@ consumer__settle(mr_consumer *s, uint64_t session, uint8_t kind,
 	if ((r = consumer__ranges(handles, n, &nr)) == NULL)
 		return MR_ENOMEM;
 	st.session   = session;
-	st.kind      = kind;
+	st.kind      = kind & (uint8_t)~MRI_SETTLE_F_LINGER;
+	st.linger    = (kind & MRI_SETTLE_F_LINGER) != 0 &&
+		    !atomic_load(&s->no_linger);
 	st.extend_ms = extend_ms;
 	if (reason != NULL) {
 		size_t len = strlen(reason);
@@ -707,7 +721,10 @@ consumer__settle_on(mr_consumer *s, uint64_t session, uint8_t kind,
 		    size_t *failed)
 {
 	return consumer__settle(s, session, kind, handles, n, 0,
-				kind == MRI_SETTLE_ACK ? NULL : reason,
+				(kind & (uint8_t)~MRI_SETTLE_F_LINGER) ==
+					MRI_SETTLE_ACK
+				    ? NULL
+				    : reason,
 				failed);
 }
 

@@ -174,6 +174,9 @@ struct mri_group_conf {
 	 *  at a time goes to a broker: while it waits on partitions that
 	 *  are at their end, the others' queues are not refilled. */
 	uint32_t           fetch_wait_ms;
+	/** How long an ack that may linger (mri_group_settle_req) waits at
+	 *  most for others to share its journal write; 0: none waits. */
+	uint32_t           journal_linger_ms;
 	/** What a record costs against a fetch's max_size (its handle and
 	 *  attempt not yet set): mailroomd's is its FETCH_REPLY size. Called
 	 *  once per record on the group's thread; NULL: the bytes of its
@@ -250,6 +253,9 @@ struct mri_group_settle_req {
 	const struct mri_group_range *ranges;
 	uint32_t                      nranges;
 	uint64_t                      handles; /* the sum of the counts */
+	/** ACK: the answer may wait up to the conf's journal_linger_ms for
+	 *  other acks to share the journal's write. */
+	bool                          linger;
 };
 
 /** @brief A handle not settled, and why (MR_ENOENT: unknown, stale or of

@@ -390,8 +390,10 @@ mri_group_settle(struct mri_group *g, const struct mri_group_settle_req *s,
 		jrc = mri_journal_write_runs(g->j, reject, na,
 					     group__settled, st);
 	else if (na > 0)
-		jrc = mri_journal_write(g->j, MRI_JOURNAL_ACK, acked, na,
-					group__settled, st);
+		jrc = mri_journal_write_linger(
+		    g->j, MRI_JOURNAL_ACK, acked, na,
+		    s->linger ? g->c.journal_linger_ms : 0, group__settled,
+		    st);
 	if (na == 0 || jrc != MR_OK)
 		group__settled(st, na == 0 ? MR_OK : MR_EUNAVAIL);
 	free(acked);

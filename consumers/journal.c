@@ -22,13 +22,23 @@
 				  tick sends it) */
 #define JOURNAL__FREE_MS 5000  /* what free waits for records in flight */
 
+/* A held write that Kafka's producer refused: its callback, called once
+ * no lock is held. */
+struct journal_fail {
+	mri_journal_cb cb;
+	void          *arg;
+};
+
 /* Send what is behind and then record \p buf (taken; NULL: none) of
  * \p len bytes, its report to \p w (taken), with wlock held. One producev
  * each, back to back: the broker thread takes what is queued when it
- * wakes, as a rule all of them in one request. */
+ * wakes, as a rule all of them in one request. A held record the producer
+ * refuses goes to \p fails (JOURNAL__BEHIND_MAX at most), for
+ * journal__fire. @returns MR_OK, or why \p buf was not sent. */
 static int
 journal__send_locked(struct mri_journal *j, uint8_t *buf, size_t len,
-		     struct journal_write *w)
+		     struct journal_write *w, struct journal_fail *fails,
+		     size_t *nfails)
 {
 	struct journal_rec *m  = j->behind;
 	size_t              n  = j->nbehind;
@@ -37,7 +47,8 @@ journal__send_locked(struct mri_journal *j, uint8_t *buf, size_t len,
 	if (buf != NULL)
 		m[n++] = (struct journal_rec){buf, len, w};
 	j->nbehind = 0;
-	atomic_store_explicit(&j->behind_at, 0, memory_order_relaxed);
+	j->sent_at = mri_mono_ms();
+	atomic_store_explicit(&j->behind_due, 0, memory_order_relaxed);
 	for (size_t i = 0; i < n; i++) {
 		rd_kafka_resp_err_t err = rd_kafka_producev(
 		    j->hub->prod, RD_KAFKA_V_TOPIC(j->topic),
@@ -49,8 +60,11 @@ journal__send_locked(struct mri_journal *j, uint8_t *buf, size_t len,
 		if (err == 0)
 			continue;
 		free(m[i].buf);
-		if (m[i].w->cb != NULL) {
+		if (buf != NULL && i == n - 1) { // the caller's own
 			rc = MR_EUNAVAIL;
+		} else if (m[i].w->cb != NULL) {
+			fails[(*nfails)++] =
+			    (struct journal_fail){m[i].w->cb, m[i].w->arg};
 		} else {
 			mri_warn("component=journal topic=%s msg=\"a dispatch "
 				 "record was not written: %s\"",
@@ -61,6 +75,35 @@ journal__send_locked(struct mri_journal *j, uint8_t *buf, size_t len,
 	return rc;
 }
 
+/* Call the callbacks of \p n held writes that were not sent. */
+static void
+journal__fire(const struct journal_fail *fails, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fails[i].cb(fails[i].arg, MR_EUNAVAIL);
+}
+
+/* Hold record \p buf (taken) of \p len bytes, its report to \p w
+ * (taken), until \p due (mono ms) at the latest, with wlock held; what is
+ * behind goes now when it is full, or its first is overdue at \p now. */
+static void
+journal__hold_locked(struct mri_journal *j, uint8_t *buf, size_t len,
+		     struct journal_write *w, uint64_t due, uint64_t now,
+		     struct journal_fail *fails, size_t *nfails)
+{
+	uint64_t first =
+	    atomic_load_explicit(&j->behind_due, memory_order_relaxed);
+
+	j->behind[j->nbehind++] = (struct journal_rec){buf, len, w};
+	if (first == 0 || due < first)
+		atomic_store_explicit(&j->behind_due, due > 0 ? due : 1,
+				      memory_order_relaxed);
+	else
+		due = first;
+	if (j->nbehind == JOURNAL__BEHIND_MAX || due <= now)
+		journal__send_locked(j, NULL, 0, NULL, fails, nfails);
+}
+
 /* Apply record \p buf (taken) and send it, with what is behind; \p cb is
  * called once Kafka has it. */
 static int
@@ -68,6 +111,8 @@ journal__send(struct mri_journal *j, uint8_t *buf, size_t len, int64_t now,
 	      mri_journal_cb cb, void *arg)
 {
 	struct journal_write *w = journal__write_new(j, cb, arg);
+	struct journal_fail   fails[JOURNAL__BEHIND_MAX];
+	size_t                nfails = 0;
 	int                   rc;
 
 	if (w == NULL) {
@@ -78,19 +123,25 @@ journal__send(struct mri_journal *j, uint8_t *buf, size_t len, int64_t now,
 	mri_journal_mem_apply(&j->mem, buf, len, now, false);
 	pthread_mutex_unlock(&j->lock);
 	pthread_mutex_lock(&j->wlock);
-	rc = journal__send_locked(j, buf, len, w);
+	rc = journal__send_locked(j, buf, len, w, fails, &nfails);
 	pthread_mutex_unlock(&j->wlock);
+	journal__fire(fails, nfails);
 	return rc;
 }
 
-/* Send what has been behind since before \p at (0: all of it). */
+/* Send what is behind if it is due at \p now (0: all of it). */
 static void
-journal__send_behind(struct mri_journal *j, uint64_t at)
+journal__send_behind(struct mri_journal *j, uint64_t now)
 {
+	struct journal_fail fails[JOURNAL__BEHIND_MAX];
+	size_t              nfails = 0;
+
 	pthread_mutex_lock(&j->wlock);
-	if (j->nbehind > 0 && (at == 0 || atomic_load(&j->behind_at) <= at))
-		journal__send_locked(j, NULL, 0, NULL);
+	if (j->nbehind > 0 &&
+	    (now == 0 || atomic_load(&j->behind_due) <= now))
+		journal__send_locked(j, NULL, 0, NULL, fails, &nfails);
 	pthread_mutex_unlock(&j->wlock);
+	journal__fire(fails, nfails);
 }
 
 int
@@ -108,6 +159,50 @@ mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 	if (buf == NULL)
 		return MR_ENOMEM;
 	return journal__send(j, buf, len, now, cb, arg);
+}
+
+int
+mri_journal_write_linger(struct mri_journal *j, enum mri_journal_kind kind,
+			 const struct mri_journal_entry *e, size_t n,
+			 uint32_t linger_ms, mri_journal_cb cb, void *arg)
+{
+	int64_t               now = mri_wall_ms();
+	struct journal_fail   fails[JOURNAL__BEHIND_MAX];
+	size_t                nfails = 0, len;
+	struct journal_write *w;
+	uint64_t              mono;
+	uint8_t              *buf;
+
+	if (linger_ms == 0)
+		return mri_journal_write(j, kind, e, n, cb, arg);
+	if (n > UINT32_MAX)
+		return MR_EINVAL;
+	buf = mri_journal_rec_entries(j->mem.writer, kind, e, n, now, &len);
+	if (buf == NULL)
+		return MR_ENOMEM;
+	if ((w = journal__write_new(j, cb, arg)) == NULL) {
+		free(buf);
+		return MR_ENOMEM;
+	}
+	pthread_mutex_lock(&j->lock);
+	mri_journal_mem_apply(&j->mem, buf, len, now, false);
+	pthread_mutex_unlock(&j->lock);
+	mono = mri_mono_ms();
+	pthread_mutex_lock(&j->wlock);
+	// After a quiet spell it goes at once: a lone ack waits for nothing.
+	// Under load, the acks of linger_ms share one request.
+	if (mono >= j->sent_at + linger_ms) {
+		int rc = journal__send_locked(j, buf, len, w, fails, &nfails);
+
+		pthread_mutex_unlock(&j->wlock);
+		journal__fire(fails, nfails);
+		return rc;
+	}
+	journal__hold_locked(j, buf, len, w, j->sent_at + linger_ms, mono,
+			     fails, &nfails);
+	pthread_mutex_unlock(&j->wlock);
+	journal__fire(fails, nfails);
+	return MR_OK;
 }
 
 /* A dispatch record of runs \p r, written at \p now, in *buf (free it). */
@@ -140,8 +235,9 @@ mri_journal_write_behind(struct mri_journal *j,
 			 const struct mri_journal_run *r, size_t n)
 {
 	int64_t               now = mri_wall_ms();
+	struct journal_fail   fails[JOURNAL__BEHIND_MAX];
+	size_t                nfails = 0, len;
 	uint64_t              mono;
-	size_t                len;
 	uint8_t              *buf;
 	struct journal_write *w;
 	int                   err;
@@ -157,26 +253,22 @@ mri_journal_write_behind(struct mri_journal *j,
 	pthread_mutex_unlock(&j->lock);
 	mono = mri_mono_ms();
 	pthread_mutex_lock(&j->wlock);
-	if (j->nbehind == 0)
-		atomic_store_explicit(&j->behind_at, mono > 0 ? mono : 1,
-				      memory_order_relaxed);
-	j->behind[j->nbehind++] = (struct journal_rec){buf, len, w};
-	if (j->nbehind == JOURNAL__BEHIND_MAX ||
-	    mono - atomic_load(&j->behind_at) >= JOURNAL__BEHIND_MS)
-		journal__send_locked(j, NULL, 0, NULL);
+	journal__hold_locked(j, buf, len, w, mono + JOURNAL__BEHIND_MS, mono,
+			     fails, &nfails);
 	pthread_mutex_unlock(&j->wlock);
+	journal__fire(fails, nfails);
 	return MR_OK;
 }
 
 bool
 mri_journal_tick(struct mri_journal *j, uint64_t mono_ms)
 {
-	uint64_t at =
-	    atomic_load_explicit(&j->behind_at, memory_order_relaxed);
+	uint64_t due =
+	    atomic_load_explicit(&j->behind_due, memory_order_relaxed);
 
-	if (at == 0 || mono_ms < at + JOURNAL__BEHIND_MS)
+	if (due == 0 || mono_ms < due)
 		return false;
-	journal__send_behind(j, mono_ms - JOURNAL__BEHIND_MS);
+	journal__send_behind(j, mono_ms);
 	return true;
 }
 

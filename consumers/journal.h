@@ -150,6 +150,19 @@ int mri_journal_write(struct mri_journal *j, enum mri_journal_kind kind,
 		      const struct mri_journal_entry *e, size_t n,
 		      mri_journal_cb cb, void *arg);
 
+/**
+ * @brief As mri_journal_write, but the record may wait up to \p linger_ms
+ *        for others to share its request (group commit): it goes at once
+ *        when nothing was sent in the last \p linger_ms, else with the
+ *        next write that goes, or at the first mri_journal_tick after its
+ *        \p linger_ms. 0: at once, as mri_journal_write.
+ * @returns as mri_journal_write.
+ */
+int mri_journal_write_linger(struct mri_journal *j,
+			     enum mri_journal_kind kind,
+			     const struct mri_journal_entry *e, size_t n,
+			     uint32_t linger_ms, mri_journal_cb cb, void *arg);
+
 /** @brief Write a dispatch record of \p n runs (version 2), as
  *         mri_journal_write. */
 int mri_journal_write_runs(struct mri_journal *j,
@@ -168,9 +181,10 @@ int mri_journal_write_behind(struct mri_journal *j,
 			     const struct mri_journal_run *r, size_t n);
 
 /**
- * @brief Send what has been behind for JOURNAL__BEHIND_MS or more at
- *        \p mono_ms (mri_mono_ms). Cheap when nothing is (an atomic
- *        read): the group calls it each turn of its thread. Any thread.
+ * @brief Send what is behind (written behind, or lingering) once the
+ *        first of it is due at \p mono_ms (mri_mono_ms). Cheap when nothing
+ *        is (an atomic read): the group calls it each turn of its thread.
+ *        Any thread.
  * @returns whether something was due (and sent).
  */
 bool mri_journal_tick(struct mri_journal *j, uint64_t mono_ms);

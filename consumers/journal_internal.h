@@ -84,9 +84,10 @@ struct mri_journal {
 	pthread_mutex_t         wlock; /* sends, and what is behind */
 	struct journal_rec      behind[JOURNAL__BEHIND_MAX + 1]; /* + one */
 	size_t                  nbehind;
-	// Mono ms the first record behind was held, 0 when none is (set
+	// Mono ms by which what is behind must go, 0 when nothing is (set
 	// under wlock, read without it by mri_journal_tick).
-	_Atomic uint64_t        behind_at;
+	_Atomic uint64_t        behind_due;
+	uint64_t                sent_at; /* mono ms of the last send */
 	int64_t                 read_next; /* the next record's offset */
 	struct journal_write   *pend;      /* in flight, under hub->pend */
 };

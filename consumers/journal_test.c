@@ -6,8 +6,10 @@
  * freed) knows what the first wrote, dispatches as runs (version 2) or by
  * position (version 1, as earlier mailroomds wrote them), the larger
  * attempt winning; dispatches written behind reach Kafka with the next
- * write, by themselves, or at free; free with writes in flight calls every
- * callback exactly once, OK or with an error, before it returns; journals
+ * write, by themselves, or at free; acks that may linger wait for a
+ * tick or a write that goes, but not after a quiet spell; free with
+ * writes in flight calls every callback exactly once, OK or with an
+ * error, before it returns; journals
  * of two groups share one hub (its producer, its reader, its threads),
  * each reading its own group's records only.
  *
@@ -493,6 +495,95 @@ START_TEST(test_behind)
 }
 END_TEST
 
+/* Whether a callback beyond the first \p n runs within \p ms: a record
+ * said to wait must not be confirmed meanwhile (on the embedded cluster a
+ * record sent is confirmed within milliseconds, so a record that did not
+ * wait fails this). */
+static bool
+t_called_within(long n, int ms)
+{
+	struct timespec ts;
+	bool            more;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&t_st.lock);
+	while (t_st.calls <= n)
+		if (pthread_cond_timedwait(&t_st.cv, &t_st.lock, &ts) != 0)
+			break;
+	more = t_st.calls > n;
+	pthread_mutex_unlock(&t_st.lock);
+	return more;
+}
+
+/* Acks that may linger: after a quiet spell one goes at once; within the
+ * linger the next waits until a tick at its due time, or until a write
+ * that goes takes it along; free sends what lingers. A second journal
+ * then knows every id. */
+START_TEST(test_linger)
+{
+	struct mri_embedded     *emb = t_cluster("jt-linger");
+	struct mri_journal      *a   = t_journal(emb, "jt-linger"), *b;
+	struct mri_journal_entry e[5];
+	struct t_write           w[5];
+	uint64_t                 id[5];
+	bool                     acked[5];
+	const uint32_t           linger = 60000; // no tick of the hub's
+	uint64_t                 t0;
+
+	for (int i = 0; i < 5; i++) {
+		id[i] = t_hash(7, i, 0);
+		e[i]  = (struct mri_journal_entry){id[i], 0};
+		w[i]  = (struct t_write){.caller = pthread_self()};
+	}
+	ck_assert_int_eq(mri_journal_write_linger(a, MRI_JOURNAL_ACK, &e[0],
+						  1, linger, t_cb, &w[0]),
+			 MR_OK);
+	t_wait_calls(1); // nothing was sent before it: at once
+
+	t0 = mri_mono_ms();
+	ck_assert_int_eq(mri_journal_write_linger(a, MRI_JOURNAL_ACK, &e[1],
+						  1, linger, t_cb, &w[1]),
+			 MR_OK);
+	ck_assert(!mri_journal_tick(a, t0 + 1000));
+	ck_assert_msg(!t_called_within(1, 1000), "an ack did not linger");
+	ck_assert(mri_journal_tick(a, t0 + linger + 1000));
+	t_wait_calls(2);
+
+	// A write that goes takes what lingers along.
+	ck_assert_int_eq(mri_journal_write_linger(a, MRI_JOURNAL_ACK, &e[2],
+						  1, linger, t_cb, &w[2]),
+			 MR_OK);
+	ck_assert_msg(!t_called_within(2, 500), "an ack did not linger");
+	ck_assert_int_eq(
+	    mri_journal_write(a, MRI_JOURNAL_ACK, &e[3], 1, t_cb, &w[3]),
+	    MR_OK);
+	t_wait_calls(4);
+
+	// Free sends it, and its callback runs before free returns.
+	ck_assert_int_eq(mri_journal_write_linger(a, MRI_JOURNAL_ACK, &e[4],
+						  1, linger, t_cb, &w[4]),
+			 MR_OK);
+	mri_journal_free(a);
+	ck_assert_int_eq(atomic_load(&w[4].calls), 1);
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(atomic_load(&w[i].calls), 1);
+		ck_assert_int_eq(atomic_load(&w[i].err), MR_OK);
+	}
+	b = t_journal(emb, "jt-linger");
+	mri_journal_lookup(b, 5, 0, NULL, NULL, id, acked);
+	for (int i = 0; i < 5; i++)
+		ck_assert_msg(acked[i], "ack %d not in the journal", i);
+	mri_journal_free(b);
+	mri_embedded_stop(emb);
+}
+END_TEST
+
 /* Free right after many writes, with the cluster up: flush delivers. */
 START_TEST(test_free_in_flight_delivers)
 {
@@ -636,6 +727,7 @@ main(void)
 	tcase_add_test(tc, test_reopen_catches_up);
 	tcase_add_test(tc, test_runs_and_positions);
 	tcase_add_test(tc, test_behind);
+	tcase_add_test(tc, test_linger);
 	tcase_add_test(tc, test_free_in_flight_delivers);
 	tcase_add_test(tc, test_free_in_flight_broker_down);
 	tcase_add_test(tc, test_shared_hub);

@@ -305,7 +305,8 @@ mri_settle_encode(struct mri_wbuf *b, const struct mri_settle *s,
 {
 	mri_frame_begin(b, MRI_OP_SETTLE);
 	mri_wbuf_u64(b, s->session);
-	mri_wbuf_u8(b, s->kind);
+	mri_wbuf_u8(b, (uint8_t)(s->kind | (s->linger ? MRI_SETTLE_F_LINGER
+						      : 0)));
 	mri_wbuf_u32(b, s->extend_ms);
 	mri_wbuf_u16(b, s->reason_len);
 	mri_wbuf_put(b, s->reason, s->reason_len);
@@ -324,6 +325,10 @@ consume__settle_check(const struct mri_settle *s, const char **why)
 	if (s->kind > MRI_SETTLE_REJECT) {
 		*why = "SETTLE kind must be 0 (ack), 1 (nack), 2 (extend) or 3 "
 		       "(reject)";
+		return MR_EINVAL;
+	}
+	if (s->linger && s->kind != MRI_SETTLE_ACK) {
+		*why = "SETTLE linger flag (0x80) is for an ack only";
 		return MR_EINVAL;
 	}
 	if ((s->kind == MRI_SETTLE_EXTEND) != (s->extend_ms > 0)) {
@@ -359,6 +364,8 @@ mri_settle_decode(const void *body, size_t len, struct mri_settle *out,
 	memset(&s, 0, sizeof(s));
 	s.session     = rd_u64(&r);
 	s.kind        = rd_u8(&r);
+	s.linger      = (s.kind & MRI_SETTLE_F_LINGER) != 0;
+	s.kind &= (uint8_t)~MRI_SETTLE_F_LINGER;
 	s.extend_ms   = rd_u32(&r);
 	s.reason_len  = rd_u16(&r);
 	s.reason      = rd_bytes(&r, s.reason_len);

@@ -147,6 +147,12 @@ enum mri_settle_kind {
 				  the dead-letter topic at once */
 };
 
+/* In SETTLE's kind byte, with MRI_SETTLE_ACK: the reply may wait a little
+ * (mailroomd's consumer.journal_linger_ms) for other acks to share the
+ * journal's write. A client that sends its next SETTLE without waiting for
+ * this one's reply sets it; one that waits does not. */
+#define MRI_SETTLE_F_LINGER 0x80
+
 /* A run of consecutive delivery handles. */
 struct mri_range {
 	uint64_t first;
@@ -154,14 +160,16 @@ struct mri_range {
 };
 
 /*
- * SETTLE: u64 session, u8 kind, u32 extend_ms (EXTEND: > 0; otherwise 0),
- * u16 reason_len, reason (NACK and REJECT only; UTF-8 text), u32 range_count
- * (1..MRI_SETTLE_RANGES_MAX), ranges (u64 first, u32 count); the handles
- * add up to at most MRI_SETTLE_MAX and no range wraps past UINT64_MAX.
+ * SETTLE: u64 session, u8 kind (| MRI_SETTLE_F_LINGER), u32 extend_ms
+ * (EXTEND: > 0; otherwise 0), u16 reason_len, reason (NACK and REJECT only;
+ * UTF-8 text), u32 range_count (1..MRI_SETTLE_RANGES_MAX), ranges (u64
+ * first, u32 count); the handles add up to at most MRI_SETTLE_MAX and no
+ * range wraps past UINT64_MAX.
  */
 struct mri_settle {
 	uint64_t       session;
-	uint8_t        kind;
+	uint8_t        kind;   /* without MRI_SETTLE_F_LINGER */
+	bool           linger; /* MRI_SETTLE_F_LINGER: ack only */
 	uint32_t       extend_ms;
 	const char    *reason;
 	uint16_t       reason_len;

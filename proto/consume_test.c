@@ -892,8 +892,8 @@ consume_test__settle_refused(const void *body, size_t len, int rc)
 
 	memset(&s, 0xa5, sizeof(s));
 	ck_assert_int_eq(mri_settle_decode(body, len, &s, &why), rc);
-	ck_assert(s.session == 0 && s.kind == 0 && s.extend_ms == 0 &&
-		  s.reason == NULL && s.reason_len == 0 &&
+	ck_assert(s.session == 0 && s.kind == 0 && !s.linger &&
+		  s.extend_ms == 0 && s.reason == NULL && s.reason_len == 0 &&
 		  s.range_count == 0 && s.handles == 0 && s.ranges == NULL);
 	consume_test__why(why);
 }
@@ -967,6 +967,32 @@ START_TEST(test_settle_roundtrip)
 				       6);
 	consume_test__settle_roundtrip(MRI_SETTLE_REJECT, 0, NULL, 0, r + 1,
 				       1);
+	// An ack that may linger: the flag in the kind's byte.
+	mri_wbuf_init(&b);
+	{
+		struct mri_settle s = {.session = 7,
+				       .kind    = MRI_SETTLE_ACK,
+				       .linger  = true};
+		struct mri_settle d;
+		const char       *why = NULL;
+
+		mri_settle_encode(&b, &s, r, 2);
+		ck_assert_uint_eq(CONSUME_TEST__BODY(&b)[8], 0x80);
+		ck_assert_msg(mri_settle_decode(CONSUME_TEST__BODY(&b),
+						CONSUME_TEST__LEN(&b), &d,
+						&why) == MR_OK,
+			      "%s", why);
+		ck_assert(d.kind == MRI_SETTLE_ACK && d.linger &&
+			  d.range_count == 2);
+		s.linger = false;
+		mri_settle_encode(&b, &s, r, 2);
+		ck_assert_int_eq(mri_settle_decode(CONSUME_TEST__BODY(&b),
+						   CONSUME_TEST__LEN(&b), &d,
+						   &why),
+				 MR_OK);
+		ck_assert(d.kind == MRI_SETTLE_ACK && !d.linger);
+	}
+	mri_wbuf_fini(&b);
 	// The layout, byte by byte.
 	mri_wbuf_init(&b);
 	mri_wbuf_put(&b, "garbage", 7);
@@ -1096,6 +1122,11 @@ START_TEST(test_settle_invalid)
 	    {MRI_SETTLE_NACK, 1000, NULL, 0},
 	    {MRI_SETTLE_ACK, 0, "r", 1},
 	    {MRI_SETTLE_EXTEND, 10, "r", 1},
+	    // The linger flag is for an ack only.
+	    {MRI_SETTLE_F_LINGER | MRI_SETTLE_NACK, 0, NULL, 0},
+	    {MRI_SETTLE_F_LINGER | MRI_SETTLE_EXTEND, 5, NULL, 0},
+	    {MRI_SETTLE_F_LINGER | MRI_SETTLE_REJECT, 0, "r", 1},
+	    {MRI_SETTLE_F_LINGER | 4, 0, NULL, 0},
 	};
 
 	mri_wbuf_init(&b);

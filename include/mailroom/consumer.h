@@ -338,7 +338,10 @@ typedef int (*mr_handler)(void *arg, const mr_delivery *d);
 /**
  * @brief Consume with \p workers threads: fetch on the calling thread, run
  *        \p h on the workers, and ack (or nack) the results in ranges from
- *        one more thread, as they come back.
+ *        a few more threads, as they come back: an ack does not wait for
+ *        the last one's answer, so mailroomd may hold its answer up to its
+ *        consumer.journal_linger_ms (5 ms) for other acks to share the
+ *        journal's write (docs/PROTOCOL.md, SETTLE).
  *
  *        When the session is lost (mailroomd restarted, drained or went
  *        away: see mr_consumer_lost), it subscribes again with
@@ -390,7 +393,7 @@ typedef void (*mr_async_handler)(void *arg, const mr_delivery *d,
  * @brief As mr_consume_run, without worker threads: \p h gets each
  *        delivery at once and mr_pending_done settles it (its result as
  *        mr_handler's return: MR_OK acks, MR_EREJECT rejects, anything
- *        else nacks), in ranges, from one more thread. At most the
+ *        else nacks), in ranges, from a few more threads. At most the
  *        subscription's credit is pending at a time. A lost session is
  *        handled as mr_consume_run does: results of the old session are
  *        dropped, and nothing is fetched on the new one before every
