@@ -99,10 +99,11 @@ static const struct config__entry config__table[] = {
      "none (librdkafka's fetch.wait.max.ms): one fetch at a time goes to "
      "a broker, so a long wait holds back the refill of the others"},
     {"consumer.journal_linger_ms", CFG_INT,
-     CFG_OFF(consumer_journal_linger_ms), "5", 0, 1000, false,
+     CFG_OFF(consumer_journal_linger_ms), "0", 0, 1000, false,
      "how long an ack of a client that does not wait for its answer "
      "(mr_consume_run) may wait for others to share the journal's write "
-     "to Kafka; the first after a quiet spell goes at once; 0: none waits"},
+     "to Kafka (fewer requests, later answers); the first after a quiet "
+     "spell goes at once; 0: none waits"},
     {"consumer.revoke_wait_ms", CFG_INT, CFG_OFF(consumer_revoke_wait_ms),
      "5000", 0, 600000, false,
      "on a rebalance, how long acks in flight may take before the commit"},

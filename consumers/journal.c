@@ -104,24 +104,38 @@ journal__hold_locked(struct mri_journal *j, uint8_t *buf, size_t len,
 		journal__send_locked(j, NULL, 0, NULL, fails, nfails);
 }
 
+/* The write of record \p buf of \p len bytes, its report to \p cb, once
+ * the record counts in memory (at \p now, wall ms). @returns the write, or
+ * NULL when out of memory (\p buf freed). */
+static struct journal_write *
+journal__apply_new(struct mri_journal *j, uint8_t *buf, size_t len,
+		   int64_t now, mri_journal_cb cb, void *arg)
+{
+	struct journal_write *w = journal__write_new(j, cb, arg);
+
+	if (w == NULL) {
+		free(buf);
+		return NULL;
+	}
+	pthread_mutex_lock(&j->lock);
+	mri_journal_mem_apply(&j->mem, buf, len, now, false);
+	pthread_mutex_unlock(&j->lock);
+	return w;
+}
+
 /* Apply record \p buf (taken) and send it, with what is behind; \p cb is
  * called once Kafka has it. */
 static int
 journal__send(struct mri_journal *j, uint8_t *buf, size_t len, int64_t now,
 	      mri_journal_cb cb, void *arg)
 {
-	struct journal_write *w = journal__write_new(j, cb, arg);
+	struct journal_write *w = journal__apply_new(j, buf, len, now, cb, arg);
 	struct journal_fail   fails[JOURNAL__BEHIND_MAX];
 	size_t                nfails = 0;
 	int                   rc;
 
-	if (w == NULL) {
-		free(buf);
+	if (w == NULL)
 		return MR_ENOMEM;
-	}
-	pthread_mutex_lock(&j->lock);
-	mri_journal_mem_apply(&j->mem, buf, len, now, false);
-	pthread_mutex_unlock(&j->lock);
 	pthread_mutex_lock(&j->wlock);
 	rc = journal__send_locked(j, buf, len, w, fails, &nfails);
 	pthread_mutex_unlock(&j->wlock);
@@ -180,13 +194,8 @@ mri_journal_write_linger(struct mri_journal *j, enum mri_journal_kind kind,
 	buf = mri_journal_rec_entries(j->mem.writer, kind, e, n, now, &len);
 	if (buf == NULL)
 		return MR_ENOMEM;
-	if ((w = journal__write_new(j, cb, arg)) == NULL) {
-		free(buf);
+	if ((w = journal__apply_new(j, buf, len, now, cb, arg)) == NULL)
 		return MR_ENOMEM;
-	}
-	pthread_mutex_lock(&j->lock);
-	mri_journal_mem_apply(&j->mem, buf, len, now, false);
-	pthread_mutex_unlock(&j->lock);
 	mono = mri_mono_ms();
 	pthread_mutex_lock(&j->wlock);
 	// After a quiet spell it goes at once: a lone ack waits for nothing.
@@ -244,13 +253,8 @@ mri_journal_write_behind(struct mri_journal *j,
 
 	if ((err = journal__rec_runs(j, r, n, now, &buf, &len)) != MR_OK)
 		return err;
-	if ((w = journal__write_new(j, NULL, NULL)) == NULL) {
-		free(buf);
+	if ((w = journal__apply_new(j, buf, len, now, NULL, NULL)) == NULL)
 		return MR_ENOMEM;
-	}
-	pthread_mutex_lock(&j->lock);
-	mri_journal_mem_apply(&j->mem, buf, len, now, false);
-	pthread_mutex_unlock(&j->lock);
 	mono = mri_mono_ms();
 	pthread_mutex_lock(&j->wlock);
 	journal__hold_locked(j, buf, len, w, mono + JOURNAL__BEHIND_MS, mono,

@@ -340,8 +340,8 @@ typedef int (*mr_handler)(void *arg, const mr_delivery *d);
  *        \p h on the workers, and ack (or nack) the results in ranges from
  *        a few more threads, as they come back: an ack does not wait for
  *        the last one's answer, so mailroomd may hold its answer up to its
- *        consumer.journal_linger_ms (5 ms) for other acks to share the
- *        journal's write (docs/PROTOCOL.md, SETTLE).
+ *        consumer.journal_linger_ms (0 by default) for other acks to share
+ *        the journal's write (docs/PROTOCOL.md, SETTLE).
  *
  *        When the session is lost (mailroomd restarted, drained or went
  *        away: see mr_consumer_lost), it subscribes again with
