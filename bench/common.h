@@ -24,6 +24,7 @@ struct bench_result {
 	double cpu_secs; /* this process's, user + system */
 	double mrd_cpu_secs; /* mailroomd's meanwhile; < 0: not known */
 	double kafka_cpu_secs; /* Kafka's meanwhile; < 0: not known */
+	double kafka_jit_secs; /* of which its JIT compilers'; < 0: not known */
 	long   mrd_hwm_kb; /* mailroomd's peak RSS over the run; 0: not known */
 	int    peak;     /* consume, slow: handlers running at once, at most */
 	long   fetches;  /* consume: FETCHes that returned messages */
@@ -41,6 +42,11 @@ double bench_cpu_secs(void);
  *           or -1 when it cannot be read (or \p pid is not positive). */
 double bench_proc_cpu(int pid);
 
+/** @returns the CPU seconds of process \p pid's JIT compiler threads (a
+ *           JVM's "C1 CompilerThread" and "C2 CompilerThread"), or -1 when
+ *           they cannot be read. */
+double bench_proc_jit_cpu(int pid);
+
 /** @brief Reset process \p pid's peak RSS (VmHWM) to its RSS now
  *         (/proc/PID/clear_refs); nothing when \p pid is not positive. */
 void bench_proc_hwm_reset(int pid);
@@ -55,7 +61,8 @@ long bench_proc_hwm_kb(int pid);
 void bench_procs_start(int mrd_pid, int kafka_pid, struct bench_result *r);
 
 /** @brief Set \p r's mailroomd and Kafka CPU seconds since
- *         bench_procs_start (-1 when not known), and mailroomd's peak RSS. */
+ *         bench_procs_start (-1 when not known), the part of Kafka's that
+ *         its JIT compilers used, and mailroomd's peak RSS. */
 void bench_procs_end(int mrd_pid, int kafka_pid, struct bench_result *r);
 
 /** @brief qsort's comparison of doubles, ascending. */

@@ -19,7 +19,9 @@
  *   partition  fetches again; zero-cost handler. From the first delivery to
  *              the return of the ack that completes the count. partition
  *              reads only the first --partition-count messages: it has at
- *              most P in flight.
+ *              most P in flight. With --client async, one
+ *              mr_consume_run_async (credit F * B) instead, whose handler
+ *              is done at once: its settles do not wait for each other.
  *   slow       the slow topic, in partition mode and then in key mode:
  *              mr_consume_run with W workers and credit W, a handler that
  *              sleeps (or spins) 1-5 ms, the same for a given offset in
@@ -121,8 +123,9 @@ bench__target(const char *what, double ratio, double want)
 	return ratio >= want;
 }
 
-/* CPU µs per message of this process, mailroomd and Kafka, and mailroomd's
- * peak RSS, run by run. */
+/* CPU µs per message of this process, mailroomd and Kafka (and, in
+ * brackets, the part of Kafka's that its JIT compilers used), and
+ * mailroomd's peak RSS, run by run. */
 static void
 bench__cpu_line(const char *name, const struct bench_result *runs, int n)
 {
@@ -131,9 +134,10 @@ bench__cpu_line(const char *name, const struct bench_result *runs, int n)
 		const struct bench_result *x = &runs[r];
 		double                     k = x->msgs > 0 ? 1e6 / x->msgs : 0;
 
-		printf(" | %.2f %.2f %.2f %.1f", x->cpu_secs * k,
+		printf(" | %.2f %.2f %.2f (%.2f) %.1f", x->cpu_secs * k,
 		       x->mrd_cpu_secs >= 0 ? x->mrd_cpu_secs * k : -1,
 		       x->kafka_cpu_secs >= 0 ? x->kafka_cpu_secs * k : -1,
+		       x->kafka_jit_secs >= 0 ? x->kafka_jit_secs * k : -1,
 		       (double)x->mrd_hwm_kb / 1024);
 	}
 	printf("\n");
@@ -159,6 +163,10 @@ bench__usage(FILE *f)
 		"  --repeat R       throughput runs, median reported (1)\n"
 		"  --batch B        messages per fetch (1000)\n"
 		"  --fetchers F     fetch threads, one subscription (4)\n"
+		"  --client C       sync (F threads fetch and ack in turn) or "
+		"async\n"
+		"                   (mr_consume_run_async, credit F x B) "
+		"(sync)\n"
 		"  --groups G       groups reading the data topic at once, "
 		"each with\n"
 		"                   F fetchers (mailroom) or a consumer (raw) "
@@ -231,6 +239,7 @@ bench__parse(int argc, char **argv, struct bench_opts *o)
 	    {"slow-work", required_argument, NULL, 'W'},
 	    {"topic", required_argument, NULL, 't'},
 	    {"timeout-ms", required_argument, NULL, 'T'},
+	    {"client", required_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	int c;
@@ -327,6 +336,12 @@ bench__parse(int argc, char **argv, struct bench_opts *o)
 		case 'T':
 			o->timeout_ms = atoi(optarg);
 			break;
+		case 'C':
+			if (strcmp(optarg, "sync") != 0 &&
+			    strcmp(optarg, "async") != 0)
+				return -1;
+			o->async = strcmp(optarg, "async") == 0;
+			break;
 		case 'h':
 			bench__usage(stdout);
 			exit(0);
@@ -399,11 +414,19 @@ main(int argc, char **argv)
 	if ((c = bench__connect(&o)) == NULL)
 		return 1;
 
-	printf("consume_bench: %zu-byte payloads, %ld messages, %d "
-	       "partitions, %d keys; fetch %d x %d threads; %d group%s at "
-	       "once\n",
-	       o.size, o.count, o.partitions, o.keys, o.batch, o.fetchers,
-	       o.groups, o.groups > 1 ? "s" : "");
+	if (o.async)
+		printf("consume_bench: %zu-byte payloads, %ld messages, %d "
+		       "partitions, %d keys; mr_consume_run_async, credit "
+		       "%d; %d group%s at once\n",
+		       o.size, o.count, o.partitions, o.keys,
+		       o.batch * o.fetchers, o.groups,
+		       o.groups > 1 ? "s" : "");
+	else
+		printf("consume_bench: %zu-byte payloads, %ld messages, %d "
+		       "partitions, %d keys; fetch %d x %d threads; %d "
+		       "group%s at once\n",
+		       o.size, o.count, o.partitions, o.keys, o.batch,
+		       o.fetchers, o.groups, o.groups > 1 ? "s" : "");
 	printf("consume_bench: slow: %ld messages, 1 partition, %d keys, %d "
 	       "workers and credit, %d-%d us of %s (mean %.3f ms)\n",
 	       o.slow_count, o.slow_keys, o.slow_inflight, o.slow_min_us,
@@ -453,6 +476,7 @@ main(int argc, char **argv)
 			bench__actors(&o, c, i == 1, &act_runs[i][r]);
 			act_runs[i][r].mrd_cpu_secs   = -1;
 			act_runs[i][r].kafka_cpu_secs = -1;
+			act_runs[i][r].kafka_jit_secs = -1;
 			fprintf(stderr, "  run %d %s: %.0f msgs/s\n", r + 1,
 				i ? "mirror" : "consume_run",
 				bench_rate(&act_runs[i][r]));
@@ -518,8 +542,8 @@ main(int argc, char **argv)
 	printf("(MB/s counts payload bytes only; cpu s is this process's; "
 	       "partition mode reads the first %ld messages)\n",
 	       o.partition_count);
-	printf("cpu us per message, run by run: client, mailroomd, Kafka; "
-	       "mailroomd peak RSS (MiB)\n");
+	printf("cpu us per message, run by run: client, mailroomd, Kafka "
+	       "(of which its JIT compilers); mailroomd peak RSS (MiB)\n");
 	if (o.cases & CASE_RAW)
 		bench__cpu_line("raw", raw_runs, o.repeat);
 	for (int i = 0; i < 3; i++)

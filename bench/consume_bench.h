@@ -66,6 +66,7 @@ struct bench_opts {
 	int         slow_min_us;
 	int         slow_max_us;
 	bool        slow_spin;
+	bool        async; /* --client async: mr_consume_run_async */
 };
 
 /* The two topics of the run, named by consume_bench.c's main. */

@@ -106,6 +106,36 @@ mrc__fetcher(void *arg)
 	return NULL;
 }
 
+/* ---- the same through mr_consume_run_async (--client async) ---------- */
+
+static void
+mrc__async_handler(void *arg, const mr_delivery *d, mr_pending *p)
+{
+	struct mrc *m    = arg;
+	long long   zero = 0;
+
+	atomic_compare_exchange_strong(&m->first_ns, &zero, bench_now_ns());
+	if (d->attempt > 1)
+		atomic_fetch_add(&m->redelivered, 1);
+	atomic_fetch_add(&m->acked, 1);
+	mr_pending_done(p, MR_OK);
+}
+
+/* The fetcher, settlers and the handler of mr_consume_run_async, until
+ * m->target deliveries are handled and settled. */
+static void *
+mrc__async(void *arg)
+{
+	struct mrc *m  = arg;
+	int         rc = mr_consume_run_async(m->s, mrc__async_handler, m,
+					      NULL, (size_t)m->target);
+
+	if (rc != MR_OK)
+		mrc__error(m, "mr_consume_run_async", rc);
+	bench__max_ns(&m->last_ns, bench_now_ns());
+	return NULL;
+}
+
 mr_client *
 bench__connect(const struct bench_opts *o)
 {
@@ -174,8 +204,9 @@ bench__mr(const struct bench_opts *o, mr_client *c, const char *name,
 			break;
 		m[ng].target = n;
 		m[ng].batch  = o->batch;
-		while (started[ng] < o->fetchers &&
-		       pthread_create(&t[ng][started[ng]], NULL, mrc__fetcher,
+		while (started[ng] < (o->async ? 1 : o->fetchers) &&
+		       pthread_create(&t[ng][started[ng]], NULL,
+				      o->async ? mrc__async : mrc__fetcher,
 				      &m[ng]) == 0)
 			started[ng]++;
 	}
@@ -183,6 +214,7 @@ bench__mr(const struct bench_opts *o, mr_client *c, const char *name,
 		bench__wait_count(&m[g].acked, n, &m[g].stop);
 		atomic_store(&m[g].stop, 1);
 	}
+	// mr_consume_run_async returns once what it handled is settled.
 	for (int g = 0; g < ng; g++)
 		for (int i = 0; i < started[g]; i++)
 			pthread_join(t[g][i], NULL);

@@ -18,6 +18,8 @@
 #   SIZE [100]               payload bytes
 #   PARTITIONS [4]  KEYS [1000]   the data topic
 #   BATCH [1000]  FETCHERS [4]    messages per fetch, fetch threads
+#   CLIENT [sync]               sync: FETCHERS threads fetch and ack in turn;
+#                               async: one mr_consume_run_async
 #   PARTITION_N [20000]      messages read in partition mode
 #   SLOW_N [2000]  SLOW_KEYS [50]  SLOW_INFLIGHT [100]  SLOW_WORK [sleep]
 #   REPEAT [3]               throughput runs (median reported)
@@ -40,6 +42,7 @@ PARTITIONS=${PARTITIONS:-4}
 KEYS=${KEYS:-1000}
 BATCH=${BATCH:-1000}
 FETCHERS=${FETCHERS:-4}
+CLIENT=${CLIENT:-sync}
 PARTITION_N=${PARTITION_N:-20000}
 SLOW_N=${SLOW_N:-2000}
 SLOW_KEYS=${SLOW_KEYS:-50}
@@ -51,7 +54,8 @@ REFERENCES=${REFERENCES:-1}
 BENCH_NAME=consume_bench
 BENCH_ARGS=(--repeat "$REPEAT" --count "$N" --size "$SIZE"
     --partitions "$PARTITIONS" --keys "$KEYS" --batch "$BATCH"
-    --fetchers "$FETCHERS" --partition-count "$PARTITION_N"
+    --fetchers "$FETCHERS" --client "$CLIENT"
+    --partition-count "$PARTITION_N"
     --slow-count "$SLOW_N" --slow-keys "$SLOW_KEYS"
     --slow-inflight "$SLOW_INFLIGHT" --slow-work "$SLOW_WORK")
 # shellcheck source=bench/lib.sh
