@@ -12,10 +12,10 @@
  * of 340 k). librdkafka 2.2 made the wait a setting
  * (fetch.queue.backoff.ms); here, once the group has drained a queue that
  * was at its bounds, this thread asks the partition's leader for its
- * offsets (ListOffsets, on that broker's thread), which wakes the thread,
- * and the partition is fetched again at once. At most one request per
- * partition is pending, so a wake costs one small request per drained
- * queue, whatever the rate.
+ * latest offset (one ListOffsets, on that broker's thread), which wakes
+ * the thread, and the partition is fetched again at once. At most one
+ * request per partition is pending, so a wake costs one small request per
+ * drained queue, whatever the rate.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 
@@ -56,8 +56,8 @@ wake__thread(void *arg)
 	pthread_setname_np(pthread_self(), "mr:group-wake");
 	pthread_mutex_lock(&w->lock);
 	while (!w->stop) {
-		struct wake_item it;
-		int64_t          lo, hi;
+		struct wake_item                 it;
+		rd_kafka_topic_partition_list_t *l;
 
 		if (w->n == 0) {
 			pthread_cond_wait(&w->cv, &w->lock);
@@ -67,9 +67,17 @@ wake__thread(void *arg)
 		memmove(w->q, w->q + 1, --w->n * sizeof(w->q[0]));
 		pthread_mutex_unlock(&w->lock);
 		// Its answer does not matter: the request woke the broker.
-		rd_kafka_query_watermark_offsets(w->g->rk, it.topic,
-						 it.partition, &lo, &hi,
-						 WAKE__TIMEOUT_MS);
+		// One ListOffsets (the latest offset), not the two of
+		// rd_kafka_query_watermark_offsets: Kafka's CPU is per
+		// request.
+		if ((l = rd_kafka_topic_partition_list_new(1)) != NULL) {
+			rd_kafka_topic_partition_list_add(l, it.topic,
+							  it.partition)
+			    ->offset = RD_KAFKA_OFFSET_END;
+			rd_kafka_offsets_for_times(w->g->rk, l,
+						   WAKE__TIMEOUT_MS);
+			rd_kafka_topic_partition_list_destroy(l);
+		}
 		free(it.topic);
 		pthread_mutex_lock(&w->lock);
 	}
