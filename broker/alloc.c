@@ -9,12 +9,12 @@
  * system call, a TLB shootdown on the other core, and then a page fault
  * for each 4 KiB page as the frame is read in: about 40 faults for every
  * request. memset of the same block costs a few microseconds and no
- * fault. So blocks from 16 KiB to 512 KiB (a FETCH reply of 1 000 small
- * records is about 400 KiB) are taken without zeroing and zeroed here;
- * smaller and larger ones are left to jemalloc. Above 512 KiB the
- * blocks are few and mostly tables allocated once (librdkafka's, nng's),
- * which jemalloc maps fresh and leaves untouched until used: zeroed
- * here, 1.6 MB more of mailroomd's memory was resident from its start.
+ * fault. So blocks from 16 KiB to 64 MiB (a FETCH reply of 1 000 small
+ * records is about 400 KiB, of 40 records of 100 KiB 4 MiB) are taken
+ * without zeroing and zeroed here; smaller ones are left to jemalloc,
+ * and so are larger ones. The tables that librdkafka and nng allocate
+ * once and use in part are zeroed here too, pages jemalloc would have
+ * left unmapped until touched: mailroomd starts about 1 MB larger.
  */
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
