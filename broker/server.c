@@ -406,7 +406,11 @@ mri_server_start(struct mri_server *s, char *errstr, size_t errstr_size)
 		return rv;
 	for (size_t i = 0; i < s->nctx; i++)
 		srv__recv(&s->ctxs[i]);
-	nng_sleep_aio(SRV__SWEEP_MS, s->sweep);
+	if (srv__sweeper_start(s) != MR_OK) {
+		snprintf(errstr, errstr_size,
+			 "out of memory: no sweeper thread");
+		return MR_ENOMEM;
+	}
 	return MR_OK;
 }
 
@@ -510,8 +514,7 @@ mri_server_free(struct mri_server *s)
 	mri_consume_free(s->consume);
 	s->consume = NULL;
 	atomic_store(&s->stopping, 1);
-	if (s->sweep != NULL)
-		nng_aio_stop(s->sweep);
+	srv__sweeper_stop(s);
 	if (s->bp != NULL)
 		srv__bp_recheck(s, MR_ESHUTDOWN, "mailroomd stopped");
 	if (s->order != NULL)
@@ -554,8 +557,6 @@ mri_server_free(struct mri_server *s)
 		mri_bp_free(s->bp);
 		pthread_mutex_destroy(&s->held_lock);
 	}
-	if (s->sweep != NULL)
-		nng_aio_free(s->sweep);
 	mri_order_free(s->order);
 	mri_metrics_free(s->metrics);
 	for (size_t i = 0; i < s->nurls; i++)
@@ -566,6 +567,8 @@ mri_server_free(struct mri_server *s)
 	free(s->bootstrap);
 	pthread_cond_destroy(&s->idle_cv);
 	pthread_mutex_destroy(&s->idle_lock);
+	pthread_cond_destroy(&s->sweep_cv);
+	pthread_mutex_destroy(&s->sweep_lock);
 	free(s);
 	return true;
 }

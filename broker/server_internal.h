@@ -23,6 +23,10 @@
 #include "proto/frame.h"
 
 // How often requests waiting for their turn are checked for expiry.
+// On a thread of mailroomd's own, not an nng timer: nng 1.5.2's expiry
+// thread spins on the clock for up to a millisecond each time a timer of
+// its comes due (it expires what is strictly past), which at ten sweeps a
+// second was 1 % of a core while idle (docs/ARCHITECTURE.md).
 #define SRV__SWEEP_MS 100
 #define SRV__DRAINING_WHY                                                     \
 	"mailroomd is draining; nothing of this request was written: send it " \
@@ -102,7 +106,11 @@ struct mri_server {
 	char                   *bootstrap;
 	struct mri_order_table *order;
 	uint64_t                order_wait_ms;
-	nng_aio                *sweep;
+	pthread_t               sweeper;     /* srv__sweeper_main */
+	bool                    sweeper_run; /* it was started */
+	bool                    sweep_stop;  /* under sweep_lock */
+	pthread_mutex_t         sweep_lock;  /* with sweep_cv */
+	pthread_cond_t          sweep_cv;
 	atomic_int              stopping;
 	size_t                  max_frame;
 	struct mri_admin       *admin;
@@ -180,8 +188,12 @@ void srv__go(struct srv_ctx *c);
 /* A PUBLISH request: decode, prepare, wait for its turn, submit. */
 void srv__publish(struct srv_ctx *c, const uint8_t *body, size_t len,
 		  uint16_t flags);
-/* The sweep aio's callback: refuses requests that waited in vain. */
-void srv__sweep_cb(void *arg);
+/* Start the sweeper: every SRV__SWEEP_MS it refuses requests that waited
+ * for their turn in vain and rechecks backpressure's held requests.
+ * @returns MR_OK or MR_ENOMEM. */
+int srv__sweeper_start(struct mri_server *s);
+/* Stop it and wait for it; any sweep under way ends first. */
+void srv__sweeper_stop(struct mri_server *s);
 /* Refuse requests taken back from the order: nothing of them was handed
  * off. */
 void srv__refuse_parked(struct mri_order_item *list, int code,

@@ -193,6 +193,8 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 		return MR_ENOMEM;
 	pthread_mutex_init(&s->idle_lock, NULL);
 	mri_cond_init(&s->idle_cv);
+	pthread_mutex_init(&s->sweep_lock, NULL);
+	mri_cond_init(&s->sweep_cv);
 	s->emb              = emb;
 	s->bootstrap        = strdup(bootstrap);
 	s->max_frame        = (size_t)cfg->max_frame_bytes;
@@ -206,8 +208,7 @@ mri_server_new(struct mri_server **out, const struct mri_config *cfg,
 	s->order_wait_ms = (uint64_t)cfg->order_wait_ms;
 	if (mri_order_new(&s->order, SRV__MAX_STREAMS, SRV__STREAM_IDLE_MS) !=
 		MR_OK ||
-	    mri_metrics_new(&s->metrics) != MR_OK ||
-	    nng_aio_alloc(&s->sweep, srv__sweep_cb, s) != 0) {
+	    mri_metrics_new(&s->metrics) != MR_OK) {
 		mri_server_free(s);
 		return MR_ENOMEM;
 	}

@@ -1,9 +1,11 @@
+#define _GNU_SOURCE /* pthread_setname_np */
 /*
  * The front door's PUBLISH requests (docs/ARCHITECTURE.md, "The publish
  * path"): decode the frame into a batch of the publisher
  * (bridge/publish.h), keep the order of a publisher's requests, submit
  * the batch, and encode the reply from its results.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,21 +209,19 @@ srv__refuse_parked(struct mri_order_item *list, int code, const char *why)
 	}
 }
 
-void
-srv__sweep_cb(void *arg)
+static void
+srv__sweep(struct mri_server *s)
 {
-	struct mri_server     *s = arg;
 	struct mri_order_item *late;
 	char                   why[200];
 
-	if (nng_aio_result(s->sweep) != 0 || atomic_load(&s->stopping))
+	if (atomic_load(&s->stopping))
 		return;
 	if (atomic_load(&s->draining)) {
 		// Parked after the drain began: what they wait for is refused.
 		srv__bp_recheck(s, MR_ESHUTDOWN, SRV__DRAINING_WHY);
 		srv__refuse_parked(mri_order_expire(s->order, mri_mono_ms(), 0),
 				   MR_ESHUTDOWN, SRV__DRAINING_WHY);
-		nng_sleep_aio(SRV__SWEEP_MS, s->sweep);
 		return;
 	}
 	srv__bp_recheck(s, MR_OK, NULL);
@@ -234,7 +234,49 @@ srv__sweep_cb(void *arg)
 			 (unsigned long long)s->order_wait_ms);
 		srv__refuse_parked(late, MR_EORDER, why);
 	}
-	nng_sleep_aio(SRV__SWEEP_MS, s->sweep);
+}
+
+static void *
+srv__sweeper_main(void *arg)
+{
+	struct mri_server *s   = arg;
+	uint64_t           due = mri_deadline_in(SRV__SWEEP_MS);
+
+	pthread_setname_np(pthread_self(), "mr:sweep");
+	pthread_mutex_lock(&s->sweep_lock);
+	while (!s->sweep_stop) {
+		if (mri_cond_wait_until(&s->sweep_cv, &s->sweep_lock, due) !=
+		    ETIMEDOUT)
+			continue;
+		pthread_mutex_unlock(&s->sweep_lock);
+		srv__sweep(s);
+		due = mri_deadline_in(SRV__SWEEP_MS);
+		pthread_mutex_lock(&s->sweep_lock);
+	}
+	pthread_mutex_unlock(&s->sweep_lock);
+	return NULL;
+}
+
+int
+srv__sweeper_start(struct mri_server *s)
+{
+	if (pthread_create(&s->sweeper, NULL, srv__sweeper_main, s) != 0)
+		return MR_ENOMEM;
+	s->sweeper_run = true;
+	return MR_OK;
+}
+
+void
+srv__sweeper_stop(struct mri_server *s)
+{
+	if (!s->sweeper_run)
+		return;
+	pthread_mutex_lock(&s->sweep_lock);
+	s->sweep_stop = true;
+	pthread_cond_signal(&s->sweep_cv);
+	pthread_mutex_unlock(&s->sweep_lock);
+	pthread_join(s->sweeper, NULL);
+	s->sweeper_run = false;
 }
 
 void

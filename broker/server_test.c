@@ -11,7 +11,10 @@
  *  - connections that vanish with requests in flight: none is counted in
  *    flight afterwards, but nng wedges (a known bug, run only with
  *    T_KNOWN_BUGS=1: see test_dropped_mid_request); the same drops, then
- *    shutdown: drain and free return even when nng is wedged.
+ *    shutdown: drain and free return even when nng is wedged;
+ *  - an idle server keeps no nng timer: nng 1.5.2's expiry thread spins
+ *    on the clock each time one comes due, so the server's sweep is a
+ *    thread of its own.
  *
  * Drain, reload and what a context keeps are in server_drain_test.c.
  * Seeds are fixed; waits are bounded by a count of tries or by a generous
@@ -21,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -561,6 +565,63 @@ START_TEST(test_dropped_then_shutdown)
 }
 END_TEST
 
+/* The voluntary context switches of this process's nng expiry threads. */
+static long
+t_expire_wakes(void)
+{
+	char  path[300], line[128];
+	long  sum = 0;
+	DIR  *d   = opendir("/proc/self/task");
+	FILE *f;
+
+	ck_assert_ptr_nonnull(d);
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+			 e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue; // the thread has gone
+		line[0] = '\0';
+		if (fgets(line, sizeof(line), f) == NULL)
+			line[0] = '\0';
+		fclose(f);
+		if (strncmp(line, "nng:aio:expire", 14) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status",
+			 e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+				sum += atol(line + 24);
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
+/* An idle server wakes nng's expiry threads for nothing: with the sweep
+ * as an nng timer (ten a second) they woke, and spun, at each. */
+START_TEST(test_idle_no_nng_timers)
+{
+	struct t_srv    t;
+	struct timespec second = {1, 500000000};
+	long            before, wakes;
+
+	t_srv_start(&t);
+	before = t_expire_wakes();
+	while (nanosleep(&second, &second) != 0 && errno == EINTR)
+		;
+	wakes = t_expire_wakes() - before;
+	t_srv_stop(&t, false);
+	ck_assert_msg(wakes < 5,
+		      "nng's expiry threads woke %ld times in 1.5 s of an "
+		      "idle server: something schedules nng timers",
+		      wakes);
+}
+END_TEST
+
 int
 main(int argc, char **argv)
 {
@@ -572,6 +633,7 @@ main(int argc, char **argv)
 	    {"storm", test_storm},
 	    {"dropped", test_dropped_mid_request},
 	    {"dropped_shutdown", test_dropped_then_shutdown},
+	    {"idle", test_idle_no_nng_timers},
 	};
 	Suite   *s = suite_create("server");
 	SRunner *r;
